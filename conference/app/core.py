@@ -1,0 +1,287 @@
+# -*- test-case-name: tests.app.test_core -*-
+"""
+The UAS core of RFC 3261 section 8.2: the checks every request passes
+before an application handler sees it, and the answers the server gives by
+itself (OPTIONS, 405, 501, 416, 404, 420, 415, 481 for BYE).
+
+Keeping these in one place means every handler can assume a well-formed,
+in-domain, authenticated request of a method it registered for.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Sequence, Union
+
+from twisted.internet.defer import Deferred
+
+from conference.interfaces import IRequestHandler, ISIPIdentity
+from conference.sip.errors import RemoteProtocolError, SIPProtocolError
+from conference.sip.message import Request, Response, make_response
+from conference.sip.transaction import Peer
+
+# Methods this stack knows the meaning of (RFC 3261, 3262, 3265/6665, 3428,
+# 3515, 3903, 3311, 6086, and the BIND draft).  A known method nobody
+# handles is 405; an unknown one is 501.
+KNOWN_METHODS = frozenset(
+    [
+        "INVITE",
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "OPTIONS",
+        "REGISTER",
+        "PRACK",
+        "SUBSCRIBE",
+        "NOTIFY",
+        "PUBLISH",
+        "INFO",
+        "REFER",
+        "MESSAGE",
+        "UPDATE",
+        "BIND",
+    ]
+)
+
+# Methods the core always answers itself, whatever handlers exist.
+CORE_METHODS = frozenset(["OPTIONS", "ACK", "CANCEL", "BYE"])
+
+SIP_SCHEMES = frozenset(["sip", "sips"])
+
+
+@dataclass
+class RequestContext:
+    """
+    What a handler may know about a request besides the request itself.
+
+    @ivar peer: where it came from (transport, address, connection).
+    @ivar identity: the authenticated caller, or L{None} when the request
+        did not need authentication; never derived from From.
+    @ivar now: POSIX time at which it was received.
+    @ivar transaction: the server transaction (opaque to handlers, used to
+        send provisional responses through L{send_provisional}).
+    """
+
+    peer: Peer
+    now: float
+    identity: Optional[ISIPIdentity] = None
+    transaction: Any = None
+    send_provisional: Optional[Callable[[Response], None]] = None
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+Answer = Union[Response, "Deferred[Response]"]
+
+
+def error_response(request: Request, error: SIPProtocolError, to_tag: str) -> Response:
+    """
+    Turn a protocol error into the response that tells the peer about it.
+    """
+    return make_response(
+        request, error.status, error.reason, to_tag=to_tag, headers=error.headers
+    )
+
+
+class CoreRouter:
+    """
+    Checks requests against the UAS rules and dispatches them to handlers.
+
+    @ivar domains: the SIP domains served (lower case).
+    @ivar local_hosts: hosts that also name this server (its listening
+        addresses, C{localhost}); requests to them count as in-domain.
+    @ivar accept_ip_literals: whether any IP address in a Request-URI counts
+        as this server: a UAS reached at an address owns it, and behind NAT
+        or on a wildcard socket it cannot list them all.
+    """
+
+    def __init__(
+        self,
+        domains: Iterable[str],
+        local_hosts: Iterable[str] = (),
+        *,
+        supported: Iterable[str] = (),
+        tag_factory: Callable[[], str],
+        accept_ip_literals: bool = False,
+    ) -> None:
+        self.domains = {d.lower() for d in domains}
+        self.local_hosts = {h.lower().strip("[]") for h in local_hosts}
+        self.supported: FrozenSet[str] = frozenset(supported)
+        self._handlers: Dict[str, IRequestHandler] = {}
+        self._tag_factory = tag_factory
+        self.accept_ip_literals = accept_ip_literals
+
+    # Configuration -------------------------------------------------------
+
+    def add_handler(self, handler: IRequestHandler) -> None:
+        """
+        Route the methods C{handler} declares to it (a later one wins).
+        """
+        for method in handler.methods:
+            self._handlers[method.upper()] = handler
+
+    def handler_for(self, method: str) -> Optional[IRequestHandler]:
+        """
+        The handler registered for C{method}, if any.
+        """
+        return self._handlers.get(method)
+
+    @property
+    def allow(self) -> List[str]:
+        """
+        The methods this server answers, for Allow headers.
+        """
+        methods = set(CORE_METHODS) | set(self._handlers)
+        return sorted(methods, key=_method_order)
+
+    @property
+    def accept(self) -> List[str]:
+        """
+        Every body type some handler reads, for Accept headers.
+        """
+        types: List[str] = []
+        for handler in self._handlers.values():
+            for mimes in dict(handler.accepts).values():
+                types.extend(m for m in mimes if m not in types)
+        return types
+
+    def is_local(self, host: str) -> bool:
+        """
+        Whether C{host} names a served domain or this server itself.
+        """
+        host = host.lower().strip("[]")
+        if host in self.domains or host in self.local_hosts:
+            return True
+        return self.accept_ip_literals and is_ip_literal(host)
+
+    # Checks ----------------------------------------------------------------
+
+    def check(self, request: Request) -> None:
+        """
+        Apply RFC 3261 section 8.2.1-8.2.3 to C{request}.
+
+        @raise RemoteProtocolError: carrying the status (405, 501, 416, 404,
+            420, 415) and the headers (Allow, Unsupported, Accept,
+            Accept-Encoding) the answer needs.
+        """
+        method = request.method
+        if method not in CORE_METHODS and method not in self._handlers:
+            allow = [("Allow", ", ".join(self.allow))]
+            if method in KNOWN_METHODS:
+                raise RemoteProtocolError("Method Not Allowed", 405, allow)
+            raise RemoteProtocolError("Not Implemented", 501, allow)
+        scheme = getattr(request.uri, "scheme", "")
+        if scheme not in SIP_SCHEMES:
+            raise RemoteProtocolError(
+                f"Unsupported URI Scheme {scheme or '(none)'}", 416
+            )
+        if not self.is_local(getattr(request.uri, "host", "") or ""):
+            raise RemoteProtocolError("Not Found (domain not served here)", 404)
+        if method not in ("ACK", "CANCEL"):
+            unsupported = [
+                tag
+                for tag in (t.strip() for t in request.header_values("require"))
+                if tag and tag.lower() not in self.supported
+            ]
+            if unsupported:
+                raise RemoteProtocolError(
+                    "Bad Extension", 420, [("Unsupported", ", ".join(unsupported))]
+                )
+        self._check_body(request)
+
+    def _check_body(self, request: Request) -> None:
+        if not request.body:
+            return
+        encodings = [e.strip().lower() for e in request.header_values("content-encoding")]
+        if any(e not in ("", "identity") for e in encodings):
+            raise RemoteProtocolError(
+                "Unsupported Content-Encoding", 415, [("Accept-Encoding", "identity")]
+            )
+        if request.has_header("content-transfer-encoding"):
+            # iSIP section 2.5: SIP is 8-bit clean, so no transfer encodings.
+            raise RemoteProtocolError(
+                "Content-Transfer-Encoding not accepted", 415, self._accept_headers(request)
+            )
+        handler = self._handlers.get(request.method)
+        accepted: Sequence[str] = ()
+        if handler is not None:
+            accepted = dict(handler.accepts).get(request.method, ())
+        elif request.method not in ("BYE", "CANCEL", "ACK", "OPTIONS"):
+            return
+        ctype = request.content_type
+        if ctype is None:
+            raise RemoteProtocolError("Body without Content-Type", 400)
+        if ctype.mime not in accepted:
+            raise RemoteProtocolError(
+                f"Unsupported Media Type {ctype.mime}", 415, self._accept_headers(request)
+            )
+
+    def _accept_headers(self, request: Request) -> List[tuple[str, str]]:
+        handler = self._handlers.get(request.method)
+        accepted: Sequence[str] = ()
+        if handler is not None:
+            accepted = dict(handler.accepts).get(request.method, ())
+        return [("Accept", ", ".join(accepted))]
+
+    # Answers the core gives itself ----------------------------------------
+
+    def options(self, request: Request) -> Response:
+        """
+        Answer OPTIONS with what this server can do (RFC 3261 section 11.2).
+        """
+        headers = [
+            ("Allow", ", ".join(self.allow)),
+            ("Accept", ", ".join(["application/sdp", *(m for m in self.accept if m != "application/sdp")])),
+            ("Accept-Encoding", "identity"),
+            ("Accept-Language", "en"),
+            ("Supported", ", ".join(sorted(self.supported))),
+        ]
+        return make_response(request, 200, to_tag=self._tag_factory(), headers=headers)
+
+    def dispatch(self, request: Request, context: RequestContext) -> Answer:
+        """
+        Check C{request} and produce its answer: from the core, or from the
+        handler of its method.  Never raises for a bad request: protocol
+        errors become their responses.
+        """
+        tag = self._tag_factory()
+        try:
+            self.check(request)
+            if request.method == "OPTIONS" and "OPTIONS" not in self._handlers:
+                return self.options(request)
+            handler = self._handlers.get(request.method)
+            if handler is None:
+                # BYE or CANCEL outside any dialog or transaction we know.
+                raise RemoteProtocolError("Call/Transaction Does Not Exist", 481)
+            answer = handler.handle_request(request, context)
+        except SIPProtocolError as e:
+            return error_response(request, e, tag)
+        if isinstance(answer, Deferred):
+
+            def failed(failure: Any) -> Response:
+                error = failure.trap(SIPProtocolError) and failure.value
+                return error_response(request, error, tag)
+
+            answer.addErrback(failed)
+        return answer  # type: ignore[no-any-return]
+
+
+_ORDER = ["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "MESSAGE", "BIND"]
+
+
+def _method_order(method: str) -> tuple[int, str]:
+    try:
+        return (_ORDER.index(method), method)
+    except ValueError:
+        return (len(_ORDER), method)
+
+
+def is_ip_literal(host: str) -> bool:
+    """
+    Whether C{host} is an IPv4 or IPv6 address (brackets allowed).
+    """
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,277 @@
+# -*- test-case-name: tests.app.test_registrar -*-
+"""
+The registrar of RFC 3261 section 10.3: binds an address of record to the
+contacts its owner registers, for the location lookups the focus and the
+busy path need.
+
+Registration state lives behind L{IRegistrationStore}; the in-memory one
+here is what runs until a durable store is configured.  It also answers
+Twisted's L{ILocator}, so code written for C{twisted.protocols.sip} can
+ask it where a user is.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from email.utils import formatdate
+from typing import Any, Dict, Iterable, List, Optional, Sequence
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.protocols import sip
+from zope.interface import implementer
+
+from conference.app.core import RequestContext
+from conference.interfaces import IRegistrationStore, IRequestHandler
+from conference.sip.errors import RemoteProtocolError
+from conference.sip.headers import Address, parse_address
+from conference.sip.message import Request, Response, make_response
+from conference.sip.uri import parse_uri
+
+DEFAULT_EXPIRES = 3600
+MIN_EXPIRES = 60
+MAX_EXPIRES = 86400
+MAX_CONTACTS = 16
+
+
+@dataclass(frozen=True)
+class Binding:
+    """
+    One registered contact of an address of record.
+
+    @ivar contact: the Contact URI as registered (wire form).
+    @ivar expires_at: POSIX time at which it lapses.
+    @ivar q: its preference, 0.0 to 1.0 (L{None} if not given).
+    @ivar call_id: and C{cseq}: of the REGISTER that last set it, to refuse
+        out-of-order updates (RFC 3261 section 10.3 step 7).
+    """
+
+    contact: str
+    expires_at: float
+    q: Optional[float]
+    call_id: str
+    cseq: int
+
+
+def aor_of(address: Address) -> str:
+    """
+    The canonical address of record of a To header: C{scheme:user@host},
+    without parameters or port (RFC 3261 section 10.3 step 5).
+    """
+    uri = address.uri
+    scheme = getattr(uri, "scheme", "sip")
+    user = getattr(uri, "username", None)
+    host = (getattr(uri, "host", "") or "").lower()
+    if not user or not host:
+        raise RemoteProtocolError("To is not an address of record", 404)
+    return f"{'sip' if scheme == 'sips' else scheme}:{user}@{host}"
+
+
+@implementer(IRegistrationStore)
+class MemoryRegistrationStore:
+    """
+    Registrations in a dictionary: fast, and lost on restart.
+    """
+
+    def __init__(self) -> None:
+        self._bindings: Dict[str, Dict[str, Binding]] = {}
+
+    def get_bindings(self, aor: str, now: float) -> "Deferred[List[Binding]]":
+        """
+        See L{IRegistrationStore.get_bindings}.
+        """
+        current = self._bindings.get(aor, {})
+        return succeed(sorted((b for b in current.values() if b.expires_at > now), key=_order))
+
+    def set_bindings(
+        self, aor: str, bindings: Sequence[Binding], removed: Sequence[str], now: float
+    ) -> "Deferred[List[Binding]]":
+        """
+        See L{IRegistrationStore.set_bindings}.
+        """
+        current = self._bindings.setdefault(aor, {})
+        for contact in removed:
+            current.pop(contact, None)
+        for binding in bindings:
+            current[binding.contact] = binding
+        live = {c: b for c, b in current.items() if b.expires_at > now}
+        if live:
+            self._bindings[aor] = live
+        else:
+            self._bindings.pop(aor, None)
+        return self.get_bindings(aor, now)
+
+    def purge(self, now: float) -> "Deferred[int]":
+        """
+        See L{IRegistrationStore.purge}.
+        """
+        gone = 0
+        for aor in list(self._bindings):
+            live = {c: b for c, b in self._bindings[aor].items() if b.expires_at > now}
+            gone += len(self._bindings[aor]) - len(live)
+            if live:
+                self._bindings[aor] = live
+            else:
+                del self._bindings[aor]
+        return succeed(gone)
+
+
+def _order(binding: Binding) -> tuple[float, str]:
+    return (-(binding.q if binding.q is not None else 1.0), binding.contact)
+
+
+@implementer(IRequestHandler)
+class Registrar:
+    """
+    Answers REGISTER for the served domains.
+    """
+
+    methods = ("REGISTER",)
+    accepts: Dict[str, Sequence[str]] = {}
+
+    def __init__(
+        self,
+        store: IRegistrationStore,
+        *,
+        min_expires: int = MIN_EXPIRES,
+        max_expires: int = MAX_EXPIRES,
+        default_expires: int = DEFAULT_EXPIRES,
+        max_contacts: int = MAX_CONTACTS,
+        tag_factory: Any = None,
+    ) -> None:
+        self.store = store
+        self.min_expires = min_expires
+        self.max_expires = max_expires
+        self.default_expires = default_expires
+        self.max_contacts = max_contacts
+        self._tag_factory = tag_factory or (lambda: "reg")
+
+    def handle_request(self, request: Request, context: RequestContext) -> "Deferred[Response]":
+        """
+        Apply RFC 3261 section 10.3 steps 4-8 (the core did 1-3).
+        """
+        try:
+            aor = aor_of(request.to)
+            identity = context.identity
+            if identity is not None and getattr(identity, "aor", None) != aor:
+                raise RemoteProtocolError(f"{identity.aor} may not register {aor}", 403)
+            update = self._parse(request, context.now)
+        except RemoteProtocolError as e:
+            return fail(e)
+        call_id, cseq = request.call_id, request.cseq.number
+        d = self.store.get_bindings(aor, context.now)
+
+        def apply(existing: List[Binding]) -> "Deferred[List[Binding]]":
+            by_contact = {b.contact: b for b in existing}
+            targets = [b.contact for b in existing] if update is None else list(update)
+            for contact in targets:
+                old = by_contact.get(contact)
+                if old is not None and old.call_id == call_id and old.cseq >= cseq:
+                    raise RemoteProtocolError("Out of order REGISTER (CSeq not higher)", 500)
+            if update is None:
+                return self.store.set_bindings(aor, [], targets, context.now)
+            keep = [b for b in update.values() if b.expires_at > context.now]
+            drop = [c for c, b in update.items() if b.expires_at <= context.now]
+            if len({*by_contact, *(b.contact for b in keep)} - set(drop)) > self.max_contacts:
+                raise RemoteProtocolError(f"More than {self.max_contacts} contacts", 403)
+            stamped = [replace(b, call_id=call_id, cseq=cseq) for b in keep]
+            return self.store.set_bindings(aor, stamped, drop, context.now)
+
+        d.addCallback(apply)
+        d.addCallback(lambda bindings: self._ok(request, bindings, context.now))
+        return d
+
+    def _parse(self, request: Request, now: float) -> Optional[Dict[str, Binding]]:
+        """
+        The contacts a REGISTER sets, or L{None} for a C{*} removal.
+        """
+        values = request.header_values("contact")
+        expires_header = request.header("expires")
+        header_expires: Optional[int] = None
+        if expires_header is not None:
+            header_expires = _delta_seconds(expires_header)
+        if any(v.strip() == "*" for v in values):
+            if len(values) != 1 or header_expires != 0:
+                raise RemoteProtocolError("Contact * needs Expires: 0 and no other Contact")
+            return None
+        out: Dict[str, Binding] = {}
+        for value in values:
+            address = parse_address(value)
+            param = address.params.get("expires")
+            expires = header_expires if param is None else _delta_seconds(param)
+            if expires is None:
+                expires = self.default_expires
+            if 0 < expires < self.min_expires:
+                raise RemoteProtocolError(
+                    "Interval Too Brief", 423, [("Min-Expires", str(self.min_expires))]
+                )
+            expires = min(expires, self.max_expires)
+            q = _q_value(address.params.get("q"))
+            contact = str(address.uri)
+            out[contact] = Binding(contact, now + expires, q, "", 0)
+        return out
+
+    def _ok(self, request: Request, bindings: Iterable[Binding], now: float) -> Response:
+        headers = []
+        for b in bindings:
+            params = f";expires={max(0, int(round(b.expires_at - now)))}"
+            if b.q is not None:
+                params += f";q={b.q:g}"
+            headers.append(("Contact", f"<{b.contact}>{params}"))
+        headers.append(("Date", formatdate(time.time(), usegmt=True)))
+        return make_response(request, 200, to_tag=self._tag_factory(), headers=headers)
+
+    # ILocator-style lookup -------------------------------------------
+
+    def locate(self, aor: str, now: float) -> "Deferred[List[Binding]]":
+        """
+        The live contacts of C{aor}, most preferred first.
+        """
+        return self.store.get_bindings(aor, now)
+
+
+def _delta_seconds(text: str) -> int:
+    text = text.strip()
+    if not text.isdigit():
+        raise RemoteProtocolError(f"Bad expires value {text!r}")
+    # RFC 3261 section 20.19: values over 2**32-1 mean that maximum.
+    return min(int(text), 2**32 - 1)
+
+
+def _q_value(text: Optional[str]) -> Optional[float]:
+    if text is None:
+        return None
+    try:
+        q = float(text)
+    except ValueError:
+        raise RemoteProtocolError(f"Bad q value {text!r}") from None
+    if not 0.0 <= q <= 1.0 or len(text) > 5:
+        raise RemoteProtocolError(f"Bad q value {text!r}")
+    return q
+
+
+@implementer(sip.ILocator)
+class Locator:
+    """
+    Twisted's L{sip.ILocator} over a registration store: the first live
+    contact of a user, as a C{twisted.protocols.sip.URL}.
+    """
+
+    def __init__(self, store: IRegistrationStore, clock: Any) -> None:
+        self.store = store
+        self._clock = clock
+
+    def getAddress(self, logicalURL: Any) -> "Deferred[Any]":
+        """
+        Where C{logicalURL} (user@host) is registered now.
+
+        @raise LookupError: (as a failed Deferred) if nowhere.
+        """
+        aor = f"sip:{logicalURL.username}@{logicalURL.host}"
+
+        def first(bindings: List[Binding]) -> Any:
+            if not bindings:
+                raise LookupError(f"{aor} is not registered")
+            return parse_uri(bindings[0].contact)
+
+        return self.store.get_bindings(aor, self._clock.seconds()).addCallback(first)

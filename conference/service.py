@@ -1,0 +1,190 @@
+# -*- test-case-name: tests.test_service -*-
+"""
+The conference server as one Twisted service.
+
+L{ConferenceService} is what C{twistd conference} runs and what any Twisted
+application adds to its own service tree: it owns the SIP core, its
+transports and the stores, starts them in order and stops them gracefully.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any, List, Optional, Sequence
+
+from twisted.application.service import MultiService, Service
+from twisted.cred.checkers import ICredentialsChecker
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort, IReactorCore
+from twisted.logger import Logger, globalLogPublisher, jsonFileLogObserver
+
+from conference.app.core import CoreRouter
+from conference.transport.server import SIPServer, new_tag
+from conference.transport.stream import SIPStreamFactory
+from conference.transport.udp import UDPListenerService, parse_udp_description
+
+log = Logger()
+
+DEFAULT_LISTEN = ("udp:5060:interface=127.0.0.1", "tcp:5060:interface=127.0.0.1")
+
+
+@dataclass
+class ServerConfig:
+    """
+    Everything C{twistd conference} options can set; see docs/options.
+    """
+
+    listen: List[str] = field(default_factory=lambda: list(DEFAULT_LISTEN))
+    domains: List[str] = field(default_factory=list)
+    store: str = "sqlite:conference.sqlite"
+    checkers: List[ICredentialsChecker] = field(default_factory=list)
+    log_format: str = "text"
+    max_message_size: int = 65536
+    max_connections: int = 1024
+    idle_timeout: float = 300.0
+    stop_timeout: float = 5.0
+    auth_invite: bool = False
+    nonce_lifetime: float = 300.0
+
+
+def listen_hosts(descriptions: Sequence[str]) -> List[str]:
+    """
+    The interface addresses named in listen descriptions, plus loopback
+    names: requests addressed to them are addressed to us.
+    """
+    hosts = ["localhost", "127.0.0.1", "::1"]
+    for description in descriptions:
+        for part in description.replace("\\:", "\0").split(":"):
+            if part.startswith("interface="):
+                hosts.append(part[len("interface=") :].replace("\0", ":"))
+    return hosts
+
+
+class _StreamListenerService(Service):
+    """
+    Listens on one Twisted stream server endpoint while running.
+    """
+
+    def __init__(self, reactor: Any, description: str, factory: SIPStreamFactory) -> None:
+        self._reactor = reactor
+        self.description = description
+        self.factory = factory
+        self.port: Optional[IListeningPort] = None
+
+    def startService(self) -> None:
+        super().startService()
+        endpoint = serverFromString(self._reactor, self.description)
+
+        def listening(port: IListeningPort) -> None:
+            self.port = port
+
+        def failed(failure: Any) -> None:
+            log.failure("Could not listen on {desc}", failure, desc=self.description)
+            if IReactorCore.providedBy(self._reactor):
+                self._reactor.stop()
+
+        endpoint.listen(self.factory).addCallbacks(listening, failed)
+
+    def stopService(self) -> Any:
+        super().stopService()
+        port, self.port = self.port, None
+        return port.stopListening() if port is not None else None
+
+
+class ConferenceService(MultiService):
+    """
+    The whole server: SIP core, transports, stores.
+
+    @ivar sip: the L{SIPServer} (transaction layer and dispatch).
+    @ivar router: the UAS core, where applications register handlers.
+    """
+
+    def __init__(self, config: ServerConfig, reactor: Any = None) -> None:
+        super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor as _reactor
+
+            reactor = _reactor
+        self._reactor = reactor
+        self.config = config
+        hosts = listen_hosts(config.listen)
+        domains = config.domains or ["localhost"]
+        self.router = CoreRouter(domains, hosts, tag_factory=new_tag, accept_ip_literals=True)
+        self.authenticator = self._make_authenticator(domains)
+        self.sip = SIPServer(
+            self.router,
+            reactor=reactor,
+            authenticator=self.authenticator,
+            max_message_size=config.max_message_size,
+        )
+        self.stream_factory = SIPStreamFactory(
+            self.sip,
+            reactor,
+            max_connections=config.max_connections,
+            idle_timeout=config.idle_timeout,
+        )
+        for description in config.listen:
+            self._add_listener(description)
+
+    def _make_authenticator(self, domains: Sequence[str]) -> Any:
+        from conference.auth import make_authenticator
+
+        return make_authenticator(
+            self.config.checkers,
+            domains,
+            auth_invite=self.config.auth_invite,
+            nonce_lifetime=self.config.nonce_lifetime,
+        )
+
+    def _add_listener(self, description: str) -> None:
+        if description.lower().startswith("udp:"):
+            port, interface = parse_udp_description(description)
+            service: Service = UDPListenerService(
+                self._reactor, self.sip, port, interface, self.config.max_message_size
+            )
+        else:
+            service = _StreamListenerService(self._reactor, description, self.stream_factory)
+        service.setServiceParent(self)
+
+    @property
+    def udp_ports(self) -> List[IListeningPort]:
+        """
+        The UDP ports listening now (tests read the ephemeral numbers).
+        """
+        return [
+            s.listening
+            for s in self
+            if isinstance(s, UDPListenerService) and s.listening is not None
+        ]
+
+    @property
+    def stream_ports(self) -> List[IListeningPort]:
+        """
+        The stream ports listening now.
+        """
+        return [
+            s.port for s in self if isinstance(s, _StreamListenerService) and s.port is not None
+        ]
+
+    def startService(self) -> None:
+        if self.config.log_format == "json":
+            globalLogPublisher.addObserver(jsonFileLogObserver(sys.stdout))
+        log.info(
+            "Conference server starting: listen={listen} domains={domains} store={store}",
+            listen=self.config.listen,
+            domains=self.config.domains or ["localhost"],
+            store=self.config.store,
+        )
+        super().startService()
+
+    def stopService(self) -> "Deferred[Any]":
+        """
+        Stop listening, let transactions in progress end (within
+        C{stop_timeout}), then close the rest.
+        """
+        d = self.sip.stop(self.config.stop_timeout)
+        d.addCallback(lambda _: super(ConferenceService, self).stopService())
+        return d
+

@@ -1,0 +1,141 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+The C{twistd conference} command line: options in Twisted's conventions and
+L{makeService}, which any Twisted application may call for the same service.
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Optional
+
+from twisted.application.service import IService
+from twisted.cred import credentials, strcred
+from twisted.python import usage
+
+from conference.service import DEFAULT_LISTEN, ConferenceService, ServerConfig
+from conference.transport.udp import parse_udp_description
+
+STORE_KINDS = ("memory", "sqlite", "postgresql")
+
+
+def check_store(description: str) -> str:
+    """
+    Validate a C{--store} description: C{memory}, C{sqlite:PATH} or
+    C{postgresql:CONNINFO}.
+
+    @raise usage.UsageError: naming what is wrong.
+    """
+    kind, _, rest = description.partition(":")
+    if kind not in STORE_KINDS:
+        raise usage.UsageError(
+            f"--store {description!r}: kind must be one of {', '.join(STORE_KINDS)}"
+        )
+    if kind == "memory" and rest:
+        raise usage.UsageError("--store memory takes no argument")
+    if kind != "memory" and not rest:
+        raise usage.UsageError(f"--store {kind}: needs {kind}:PATH-OR-CONNINFO")
+    return description
+
+
+def _positive(kind: type, name: str) -> Any:
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise usage.UsageError(f"--{name} must be a number, got {text!r}") from None
+        if value <= 0:
+            raise usage.UsageError(f"--{name} must be positive, got {text!r}")
+        return value
+
+    return convert
+
+
+class Options(usage.Options, strcred.AuthOptionMixin):
+    """
+    Options of C{twistd conference}; docs/options.rst describes each.
+    """
+
+    synopsis = "[options]"
+    longdesc = (
+        "Run a SIP conferencing application server (iCalendar over SIP and BIND). "
+        "With no options it listens on UDP and TCP 127.0.0.1:5060 and keeps its "
+        "data in conference.sqlite in the working directory."
+    )
+    supportedInterfaces = (credentials.IUsernamePassword, credentials.IUsernameHashedPassword)
+
+    optFlags = [
+        ["auth-invite", None, "Require digest authentication for INVITE too."],
+    ]
+    optParameters: List[List[Any]] = [
+        ["store", None, "sqlite:conference.sqlite", "Where data lives: sqlite:PATH, memory, "
+         "postgresql:CONNINFO.", check_store],
+        ["log-format", None, "text", "Log as text (twistd's log) or json (one JSON event "
+         "per line on stdout)."],
+        ["max-message-size", None, 65536, "Largest SIP message accepted, in bytes.",
+         _positive(int, "max-message-size")],
+        ["max-connections", None, 1024, "Most TCP/TLS connections open at once.",
+         _positive(int, "max-connections")],
+        ["idle-timeout", None, 300.0, "Seconds before an idle TCP/TLS connection is closed.",
+         _positive(float, "idle-timeout")],
+        ["stop-timeout", None, 5.0, "Seconds a stop waits for transactions in progress.",
+         _positive(float, "stop-timeout")],
+        ["nonce-lifetime", None, 300.0, "Seconds a digest nonce stays fresh.",
+         _positive(float, "nonce-lifetime")],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+        self["domain"] = []
+
+    def opt_listen(self, description: str) -> None:
+        """
+        Where to listen, repeatable: udp:PORT[:interface=ADDR] or any Twisted
+        stream server endpoint (tcp:5060:interface=\\:\\:, ssl:5061:privateKey=
+        key.pem:certKey=cert.pem). Default: UDP and TCP on 127.0.0.1:5060.
+        """
+        if description.lower().startswith("udp:"):
+            try:
+                parse_udp_description(description)
+            except ValueError as e:
+                raise usage.UsageError(f"--listen: {e}") from None
+        self["listen"].append(description)
+
+    def opt_domain(self, name: str) -> None:
+        """
+        A SIP domain this server serves (repeatable). Default: localhost.
+        """
+        name = name.strip().lower()
+        if not name or any(c in name for c in " ;:@/<>"):
+            raise usage.UsageError(f"--domain: not a domain name: {name!r}")
+        self["domain"].append(name)
+
+    def postOptions(self) -> None:
+        if self["log-format"] not in ("text", "json"):
+            raise usage.UsageError("--log-format must be text or json")
+
+
+def config_from_options(options: Options) -> ServerConfig:
+    """
+    Turn parsed options into a L{ServerConfig}.
+    """
+    return ServerConfig(
+        listen=list(options["listen"]) or list(DEFAULT_LISTEN),
+        domains=list(options["domain"]),
+        store=options["store"],
+        checkers=list(options.get("credCheckers", [])),
+        log_format=options["log-format"],
+        max_message_size=options["max-message-size"],
+        max_connections=options["max-connections"],
+        idle_timeout=options["idle-timeout"],
+        stop_timeout=options["stop-timeout"],
+        auth_invite=bool(options["auth-invite"]),
+        nonce_lifetime=options["nonce-lifetime"],
+    )
+
+
+def makeService(options: Options, reactor: Optional[Any] = None) -> IService:
+    """
+    Build the conference server service from parsed options.
+    """
+    return ConferenceService(config_from_options(options), reactor=reactor)

@@ -1,0 +1,438 @@
+# -*- test-case-name: tests.transport.test_server -*-
+"""
+The glue between the Twisted transports and the sans-I/O SIP core.
+
+Transports hand bytes here; this module parses them, applies RFC 3581, feeds
+the transaction layer, runs the actions it returns (send, deliver to the
+application, log) and keeps one reactor timer at the layer's next deadline.
+It is the only place where the core meets the reactor.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, Dict, List, Optional, Protocol, Sequence
+
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from conference.app.core import CoreRouter, RequestContext, error_response
+from conference.sip import transaction as txn
+from conference.sip.errors import LocalProtocolError, RemoteProtocolError, SIPProtocolError
+from conference.sip.headers import format_via, parse_via
+from conference.sip.message import Message, Request, Response, make_response
+from conference.sip.parser import parse_datagram, validate
+
+log = Logger()
+
+
+class Sender(Protocol):
+    """
+    What a transport offers the server for sending bytes.
+    """
+
+    def send_bytes(self, data: bytes, host: str, port: int) -> None:
+        """
+        Send C{data} to (host, port), or on this connection for streams.
+        """
+
+
+class Authenticator(Protocol):
+    """
+    The authentication policy as the server sees it (see L{conference.auth}).
+    """
+
+    def requires_auth(self, request: Request) -> bool:
+        """Whether C{request} must be authenticated."""
+
+    def authenticate(self, request: Request, now: float) -> "Deferred[Any]":
+        """
+        Fire with the identity, or fail with a L{SIPProtocolError} (401
+        carrying the challenge headers).
+        """
+
+
+def new_tag() -> str:
+    """
+    A To/From tag with 64 bits of randomness (RFC 3261 section 19.3).
+    """
+    return secrets.token_hex(8)
+
+
+def new_branch() -> str:
+    """
+    A Via branch with the RFC 3261 magic cookie.
+    """
+    return "z9hG4bK" + secrets.token_hex(10)
+
+
+class SIPServer:
+    """
+    Runs the SIP core for a set of transports.
+
+    @ivar layer: the sans-I/O transaction layer.
+    @ivar router: the UAS core and application dispatch.
+    @ivar senders: the live transports by peer connection key.
+    """
+
+    def __init__(
+        self,
+        router: CoreRouter,
+        *,
+        reactor: Optional[IReactorTime] = None,
+        authenticator: Optional[Authenticator] = None,
+        max_message_size: int = 65536,
+        layer: Optional[txn.TransactionLayer] = None,
+    ) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as _reactor
+
+            reactor = _reactor  # type: ignore[assignment]
+        assert reactor is not None
+        self._reactor: IReactorTime = reactor
+        self.router = router
+        self.authenticator = authenticator
+        self.max_message_size = max_message_size
+        self.layer = layer if layer is not None else txn.TransactionLayer(
+            branch_factory=new_branch
+        )
+        self.senders: Dict[Any, Sender] = {}
+        self._timer: Optional[IDelayedCall] = None
+        self._started: Dict[Any, float] = {}
+        self._stopping: Optional[Deferred[None]] = None
+        self._stop_waiters: List["Deferred[None]"] = []
+        self.stats: Dict[str, int] = {"received": 0, "sent": 0, "refused": 0, "dropped": 0}
+        self._pending_clients: Dict[int, Deferred[Response]] = {}
+
+    def now(self) -> float:
+        """
+        The injected reactor's time.
+        """
+        return self._reactor.seconds()
+
+    # Transports -----------------------------------------------------------
+
+    def add_sender(self, key: Any, sender: Sender) -> None:
+        """
+        Register a transport (a UDP port or a stream connection) under
+        C{key}, the value it puts in L{txn.Peer.connection}.
+        """
+        self.senders[key] = sender
+
+    def remove_sender(self, key: Any) -> None:
+        """
+        Forget a transport (a closed connection or a stopped port).
+        """
+        self.senders.pop(key, None)
+
+    # Receiving ------------------------------------------------------------
+
+    def datagram_received(self, data: bytes, peer: txn.Peer) -> None:
+        """
+        Take one UDP datagram; bad ones are answered or dropped, never raise.
+        """
+        if not data.strip(b"\r\n"):
+            return  # RFC 5626 keep-alive
+        try:
+            message = parse_datagram(data, max_size=self.max_message_size)
+        except RemoteProtocolError as e:
+            self.refuse(e, peer)
+            return
+        self.message_received(message, peer)
+
+    def message_received(self, message: Message, peer: txn.Peer) -> None:
+        """
+        Take one framed message from any transport.
+        """
+        self.stats["received"] += 1
+        try:
+            validate(message)
+            if isinstance(message, Request):
+                self._fix_via(message, peer)
+            actions = self.layer.receive(message, peer, self.now())
+        except RemoteProtocolError as e:
+            if getattr(e, "message", None) is None:
+                e.message = message  # type: ignore[attr-defined]
+            self.refuse(e, peer)
+            return
+        except Exception:
+            self.stats["dropped"] += 1
+            log.failure("Unexpected error receiving {message!r}", message=message)
+            return
+        self.run(actions)
+
+    def refuse(self, error: RemoteProtocolError, peer: txn.Peer) -> None:
+        """
+        Answer a request we cannot parse or accept, statelessly; drop a bad
+        response.  Logged once, at info.
+        """
+        self.stats["refused"] += 1
+        message = getattr(error, "message", None)
+        log.info(
+            "Refused message from {peer.host}:{peer.port}/{peer.transport}: "
+            "{status} {reason}",
+            peer=peer,
+            status=error.status,
+            reason=error.reason,
+        )
+        if not isinstance(message, Request) or message.method == "ACK":
+            return
+        try:
+            response = error_response(message, error, new_tag())
+            self.send(response, peer)
+        except Exception:
+            # Too broken to answer (no usable Via, To, ...): drop it.
+            self.stats["dropped"] += 1
+
+    def _fix_via(self, request: Request, peer: txn.Peer) -> None:
+        """
+        Add received/rport to the top Via (RFC 3261 section 18.2.1, RFC 3581).
+        """
+        fields = request.headers.get("via")
+        if not fields:
+            return
+        vias = parse_via(fields[0])
+        top = vias[0]
+        changed = False
+        if top.rportRequested:
+            top.rport = peer.port
+            top.received = peer.host
+            changed = True
+        elif top.host.strip("[]") != peer.host:
+            top.received = peer.host
+            changed = True
+        if changed:
+            fields[0] = ", ".join(format_via(v) for v in vias)
+
+    # Running actions ------------------------------------------------------
+
+    def run(self, actions: Sequence[Any]) -> None:
+        """
+        Carry out the transaction layer's actions, then re-arm the timer.
+        """
+        for action in actions:
+            try:
+                self._run_one(action)
+            except Exception:
+                log.failure("Error running {action!r}", action=action)
+        self._rearm()
+
+    def _run_one(self, action: Any) -> None:
+        if isinstance(action, txn.SendMessage):
+            self.send(action.message, action.peer)
+        elif isinstance(action, txn.RequestReceived):
+            self._started[id(action.transaction)] = self.now()
+            self._dispatch(action.request, action.transaction)
+        elif isinstance(action, txn.AckReceived):
+            self._notify("handle_ack", action.request, action.peer)
+        elif isinstance(action, txn.CancelReceived):
+            self._notify("handle_cancel", action.transaction.request, action.transaction.peer)
+        elif isinstance(action, txn.ResponseReceived):
+            self._client_response(action.response, action.transaction)
+        elif isinstance(action, txn.TransactionTimedOut):
+            log.info(
+                "Transaction {method} timed out: {reason}",
+                method=action.transaction.request.method,
+                reason=action.reason,
+            )
+            self._client_timeout(action.transaction)
+        elif isinstance(action, txn.TransactionTerminated):
+            self._log_transaction(action.transaction)
+            if self._stopping is not None and self.layer.pending() == 0:
+                self._stopped()
+
+    def _log_transaction(self, transaction: Any) -> None:
+        started = self._started.pop(id(transaction), None)
+        request = transaction.request
+        response = getattr(transaction, "last_response", None)
+        log.info(
+            "{method} {uri} from {peer.host}:{peer.port}/{peer.transport} -> "
+            "{status} ({duration_ms:.1f} ms) call-id={call_id}",
+            method=request.method,
+            uri=str(request.uri),
+            peer=transaction.peer,
+            status=response.code if response is not None else "-",
+            duration_ms=(self.now() - started) * 1000 if started is not None else 0.0,
+            call_id=request.header("call-id"),
+        )
+
+    def _rearm(self) -> None:
+        deadline = self.layer.next_deadline()
+        if deadline is None:
+            if self._timer is not None and self._timer.active():
+                self._timer.cancel()
+            self._timer = None
+            return
+        delay = max(0.0, deadline - self.now())
+        if self._timer is not None and self._timer.active():
+            if abs(self._timer.getTime() - deadline) < 1e-6:
+                return
+            self._timer.reset(delay)
+            return
+        self._timer = self._reactor.callLater(delay, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self.run(self.layer.advance(self.now()))
+
+    # Application ----------------------------------------------------------
+
+    def _dispatch(self, request: Request, transaction: Any) -> None:
+        peer = transaction.peer
+        context = RequestContext(
+            peer=peer,
+            now=self.now(),
+            transaction=transaction,
+            send_provisional=lambda r: self.respond(transaction, r),
+        )
+        d: Deferred[Any]
+        if self.authenticator is not None and self.authenticator.requires_auth(request):
+            d = self.authenticator.authenticate(request, context.now)
+        else:
+            d = succeed(None)
+
+        def authenticated(identity: Any) -> Any:
+            context.identity = identity
+            if self._stopping is not None:
+                return make_response(
+                    request, 503, "Shutting Down", to_tag=new_tag(), headers=[("Retry-After", "30")]
+                )
+            return self.router.dispatch(request, context)
+
+        def refused(failure: Failure) -> Response:
+            failure.trap(SIPProtocolError)
+            error: SIPProtocolError = failure.value  # type: ignore[assignment]
+            return error_response(request, error, new_tag())
+
+        def crashed(failure: Failure) -> Response:
+            log.failure("Handler failed on {method}", failure, method=request.method)
+            return make_response(request, 500, "Server Internal Error", to_tag=new_tag())
+
+        d.addCallback(authenticated)
+        d.addErrback(refused)
+        d.addErrback(crashed)
+        d.addCallback(lambda response: self.respond(transaction, response))
+        d.addErrback(lambda f: log.failure("Could not answer", f))
+
+    def respond(self, transaction: Any, response: Response) -> None:
+        """
+        Send C{response} through C{transaction}; late answers to a
+        transaction that already ended (cancelled, timed out) are dropped.
+        """
+        try:
+            actions = self.layer.respond(transaction, response, self.now())
+        except LocalProtocolError as e:
+            log.debug("Late response {code} dropped: {why}", code=response.code, why=e.reason)
+            return
+        self.run(actions)
+
+    def _notify(self, hook: str, request: Request, peer: txn.Peer) -> None:
+        handler = self.router.handler_for(request.method if hook == "handle_ack" else "INVITE")
+        if handler is None:
+            return
+        context = RequestContext(peer=peer, now=self.now())
+        maybeDeferred(getattr(handler, hook), request, context).addErrback(
+            lambda f: log.failure("{hook} failed", f, hook=hook)
+        )
+
+    # Client transactions -------------------------------------------------
+
+    def send_request(self, request: Request, peer: txn.Peer) -> "Deferred[Response]":
+        """
+        Send a request the server originates (NOTIFY, MESSAGE, BYE) and fire
+        with its final response; fail with L{TimeoutError} on Timer B/F.
+        """
+        transaction, actions = self.layer.send_request(request, peer, self.now())
+        d: Deferred[Response] = Deferred()
+        self._pending_clients[id(transaction)] = d
+        self.run(actions)
+        return d
+
+    def _client_response(self, response: Response, transaction: Any) -> None:
+        if response.code < 200:
+            return
+        d = self._pending_clients.pop(id(transaction), None)
+        if d is not None:
+            d.callback(response)
+
+    def _client_timeout(self, transaction: Any) -> None:
+        d = self._pending_clients.pop(id(transaction), None)
+        if d is not None:
+            d.errback(TimeoutError(f"no answer to {transaction.request.method}"))
+
+    # Sending --------------------------------------------------------------
+
+    def send(self, message: Message, peer: txn.Peer) -> None:
+        """
+        Serialize and send C{message}: requests to C{peer}, responses per
+        RFC 3261 section 18.2.2 and RFC 3581.
+        """
+        data = message.to_bytes()
+        if isinstance(message, Response):
+            host, port = response_destination(message, peer)
+        else:
+            host, port = peer.host, peer.port
+        sender = self.senders.get(peer.connection)
+        if sender is None:
+            self.stats["dropped"] += 1
+            log.info(
+                "No transport left to send {what} to {host}:{port}",
+                what=message,
+                host=host,
+                port=port,
+            )
+            return
+        self.stats["sent"] += 1
+        sender.send_bytes(data, host, port)
+
+    # Stopping -------------------------------------------------------------
+
+    def stop(self, timeout: float = 5.0) -> "Deferred[None]":
+        """
+        Let transactions in progress finish, up to C{timeout} seconds, then
+        cancel the timer.  Fires when done.
+        """
+        d: Deferred[None] = Deferred()
+        self._stop_waiters.append(d)
+        if self._stopping is None:
+            self._stopping = Deferred()
+            if self.layer.pending() == 0:
+                self._stopped()
+            else:
+                self._reactor.callLater(timeout, self._stopped)
+        elif self._stopping.called:
+            d.callback(None)
+        return d
+
+    def _stopped(self) -> None:
+        if self._stopping is None or self._stopping.called:
+            return
+        self._stopping.callback(None)
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        waiters, self._stop_waiters = self._stop_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+
+def response_destination(response: Response, peer: txn.Peer) -> tuple[str, int]:
+    """
+    Where a response goes (RFC 3261 section 18.2.2, RFC 3581 section 4):
+    the connection it came on for streams, else received/rport, else the
+    Via's sent-by.
+    """
+    try:
+        via = response.top_via
+    except (SIPProtocolError, ValueError):
+        return peer.host, peer.port
+    if peer.reliable:
+        return peer.host, peer.port
+    if via.maddr:
+        return via.maddr, via.port or 5060
+    host = via.received or via.host
+    port = via.rportValue if via.rportValue else (via.port or 5060)
+    return host.strip("[]"), int(port)
+

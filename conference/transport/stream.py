@@ -1,0 +1,124 @@
+# -*- test-case-name: tests.transport.test_stream -*-
+"""
+The stream transports, TCP and TLS: framing by Content-Length, a cap on
+connections, and idle connections closed after a timeout.
+
+Any Twisted stream server endpoint works (C{tcp:}, C{ssl:} through
+pyOpenSSL, C{unix:}), so TLS is just C{ssl:5061:privateKey=...}.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime, ISSLTransport
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
+
+from conference.sip.errors import RemoteProtocolError
+from conference.sip.parser import StreamParser
+from conference.sip.transaction import Peer
+from conference.transport.server import SIPServer
+
+log = Logger()
+
+
+class SIPStreamProtocol(Protocol, TimeoutMixin):
+    """
+    One TCP or TLS connection.
+    """
+
+    factory: "SIPStreamFactory"
+    peer: Peer
+    parser: StreamParser
+    _open = False
+
+    def connectionMade(self) -> None:
+        factory = self.factory
+        address = self.transport.getPeer()  # type: ignore[union-attr]
+        host = getattr(address, "host", "") or ""
+        port = int(getattr(address, "port", 0) or 0)
+        name = "TLS" if ISSLTransport.providedBy(self.transport) else "TCP"
+        self.peer = Peer(name, host, port, self)
+        if factory.active >= factory.max_connections:
+            log.warn(
+                "Refusing {transport} connection from {host}:{port}: {limit} connections open",
+                transport=name,
+                host=host,
+                port=port,
+                limit=factory.max_connections,
+            )
+            self.transport.abortConnection()  # type: ignore[union-attr]
+            return
+        self._open = True
+        factory.active += 1
+        self.parser = StreamParser(max_size=factory.server.max_message_size)
+        factory.server.add_sender(self, self)
+        self.setTimeout(factory.idle_timeout)
+
+    def dataReceived(self, data: bytes) -> None:
+        if not self._open:
+            return
+        self.resetTimeout()
+        try:
+            messages = self.parser.feed(data)
+        except RemoteProtocolError as e:
+            # The framing is lost: answer if we can, then close.
+            self.factory.server.refuse(e, self.peer)
+            self._open = False
+            self.transport.loseConnection()  # type: ignore[union-attr]
+            return
+        for message in messages:
+            self.factory.server.message_received(message, self.peer)
+
+    def send_bytes(self, data: bytes, host: str, port: int) -> None:
+        """
+        Write on this connection (responses go back where requests came).
+        """
+        if self.transport is not None:
+            self.transport.write(data)
+            self.resetTimeout()
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.setTimeout(None)
+        if self._open:
+            self._open = False
+            self.factory.active -= 1
+            self.factory.server.remove_sender(self)
+
+    def timeoutConnection(self) -> None:
+        log.info(
+            "Closing idle {peer.transport} connection from {peer.host}:{peer.port}",
+            peer=self.peer,
+        )
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def callLater(self, period: float, func: Callable[[], Any]) -> IDelayedCall:
+        """
+        TimeoutMixin's timer, on the injected reactor.
+        """
+        return self.factory.reactor.callLater(period, func)
+
+
+class SIPStreamFactory(Factory):
+    """
+    Makes L{SIPStreamProtocol}s and counts them against C{max_connections}.
+    """
+
+    protocol = SIPStreamProtocol
+
+    def __init__(
+        self,
+        server: SIPServer,
+        reactor: IReactorTime,
+        *,
+        max_connections: int = 1024,
+        idle_timeout: Optional[float] = 300.0,
+    ) -> None:
+        self.server = server
+        self.reactor = reactor
+        self.max_connections = max_connections
+        self.idle_timeout = idle_timeout
+        self.active = 0

@@ -1,0 +1,113 @@
+# -*- test-case-name: tests.transport.test_udp -*-
+"""
+The UDP transport: one datagram is one message (RFC 3261 section 18.3).
+
+Twisted's UDP ports read at most 8 KiB by default; SIP allows up to 64 KiB
+over UDP, so the port's limit follows the configured message size.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Tuple
+
+from twisted.application.service import Service
+from twisted.internet.interfaces import IListeningPort, IReactorUDP
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
+
+from conference.sip.transaction import Peer
+from conference.transport.server import SIPServer
+
+log = Logger()
+
+
+class SIPDatagramProtocol(DatagramProtocol):
+    """
+    Hands datagrams to the L{SIPServer} and sends what it asks, from the
+    same socket (so NATs see replies come from where requests went).
+    """
+
+    def __init__(self, server: SIPServer) -> None:
+        self.server = server
+
+    def startProtocol(self) -> None:
+        self.server.add_sender(self, self)
+
+    def stopProtocol(self) -> None:
+        self.server.remove_sender(self)
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        host, port = addr[0], addr[1]
+        self.server.datagram_received(datagram, Peer("UDP", host, port, self))
+
+    def send_bytes(self, data: bytes, host: str, port: int) -> None:
+        """
+        Send one datagram; socket errors are logged, not raised.
+        """
+        if self.transport is None:
+            return
+        try:
+            self.transport.write(data, (host, port))
+        except OSError as e:
+            log.info("UDP send to {host}:{port} failed: {error}", host=host, port=port, error=e)
+
+
+def parse_udp_description(description: str) -> Tuple[int, str]:
+    """
+    Parse C{udp:PORT[:interface=ADDR]} into (port, interface).
+
+    @raise ValueError: naming what is wrong.
+    """
+    parts = description.split(":", 2)
+    if parts[0].lower() != "udp" or len(parts) < 2:
+        raise ValueError(f"not a UDP listen description: {description!r}")
+    rest = description[len(parts[0]) + 1 :]
+    port_text, _, options = rest.partition(":")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"bad UDP port in {description!r}") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"UDP port out of range in {description!r}")
+    interface = ""
+    if options:
+        key, _, value = options.partition("=")
+        if key != "interface" or not value:
+            raise ValueError(f"unknown UDP option in {description!r} (only interface=ADDR)")
+        interface = value.replace("\\:", ":")
+    return port, interface
+
+
+class UDPListenerService(Service):
+    """
+    Listens on one UDP port while running.
+    """
+
+    def __init__(
+        self,
+        reactor: IReactorUDP,
+        server: SIPServer,
+        port: int,
+        interface: str = "",
+        max_size: int = 65536,
+    ) -> None:
+        self._reactor = reactor
+        self.server = server
+        self.port = port
+        self.interface = interface
+        self.max_size = max_size
+        self.listening: Optional[IListeningPort] = None
+        self.protocol = SIPDatagramProtocol(server)
+
+    def startService(self) -> None:
+        super().startService()
+        self.listening = self._reactor.listenUDP(
+            self.port, self.protocol, interface=self.interface, maxPacketSize=self.max_size + 1
+        )
+
+    def stopService(self) -> Any:
+        super().stopService()
+        listening, self.listening = self.listening, None
+        if listening is not None:
+            return listening.stopListening()
+        return None
