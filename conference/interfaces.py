@@ -7,7 +7,16 @@ plug in its own and every backend is held to one contract.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, List, Sequence, Union
+
 from zope.interface import Attribute, Interface
+
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+
+    from conference.app.core import RequestContext
+    from conference.app.registrar import Binding
+    from conference.sip.message import Request, Response
 
 
 class ISIPIdentity(Interface):
@@ -18,14 +27,10 @@ class ISIPIdentity(Interface):
     header, to decide what a request may do.
     """
 
-    aor = Attribute(
-        "The caller's address of record as a string, C{sip:user@domain}."
-    )
+    aor = Attribute("The caller's address of record as a string, C{sip:user@domain}.")
     username = Attribute("The user part that authenticated, as a string.")
     domain = Attribute("The realm / served domain it authenticated in.")
-    mechanism = Attribute(
-        "How the identity was proven: C{'digest'}, C{'tls'} or C{'smime'}."
-    )
+    mechanism = Attribute("How the identity was proven: C{'digest'}, C{'tls'} or C{'smime'}.")
 
 
 class IDelegationPolicy(Interface):
@@ -54,15 +59,15 @@ class IRequestHandler(Interface):
     Require and authentication first, then hands the request here.
     """
 
-    methods = Attribute(
-        "A collection of the method names (upper case) this handler answers."
-    )
+    methods = Attribute("A collection of the method names (upper case) this handler answers.")
     accepts = Attribute(
         "A mapping of method name to the MIME types (C{type/subtype}) its "
         "bodies may have; a method absent here takes no body type check."
     )
 
-    def handle_request(request: object, context: object) -> object:
+    def handle_request(
+        request: Request, context: RequestContext
+    ) -> Union[Response, Deferred[Response]]:
         """
         Answer a request.
 
@@ -75,12 +80,12 @@ class IRequestHandler(Interface):
             anything else becomes 500 and is logged once.
         """
 
-    def handle_ack(request: object, context: object) -> None:
+    def handle_ack(request: Request, context: RequestContext) -> None:
         """
         Take an ACK for a 2xx this handler sent (it has no response).
         """
 
-    def handle_cancel(request: object, context: object) -> None:
+    def handle_cancel(request: Request, context: RequestContext) -> None:
         """
         Learn that the INVITE C{request} was cancelled (487 already sent).
         """
@@ -93,7 +98,7 @@ class IRegistrationStore(Interface):
     backends can do I/O; expiry is judged against the C{now} passed in.
     """
 
-    def get_bindings(aor: str, now: float) -> object:
+    def get_bindings(aor: str, now: float) -> Deferred[List[Binding]]:
         """
         The live bindings of C{aor}.
 
@@ -102,7 +107,9 @@ class IRegistrationStore(Interface):
             first; empty if none.
         """
 
-    def set_bindings(aor: str, bindings: object, removed: object, now: float) -> object:
+    def set_bindings(
+        aor: str, bindings: Sequence[Binding], removed: Sequence[str], now: float
+    ) -> Deferred[List[Binding]]:
         """
         Atomically remove the contacts in C{removed} and add or replace
         C{bindings}, then drop whatever has expired by C{now}.
@@ -111,7 +118,7 @@ class IRegistrationStore(Interface):
             L{get_bindings} would.
         """
 
-    def purge(now: float) -> object:
+    def purge(now: float) -> Deferred[int]:
         """
         Forget every binding expired by C{now}.
 

@@ -15,12 +15,19 @@ from typing import Any, List, Optional, Sequence
 
 from twisted.application.service import MultiService, Service
 from twisted.cred.checkers import ICredentialsChecker
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IReactorCore
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger, globalLogPublisher, jsonFileLogObserver
 
 from conference.app.core import CoreRouter
+from conference.app.registrar import MemoryRegistrationStore, Registrar
+from conference.auth import Authenticator, AuthPolicy, make_portal
+from conference.interfaces import ISIPIdentity
+from conference.sip.digest import DigestServer
+from conference.sip.errors import SIPProtocolError
+from conference.sip.message import Request
 from conference.transport.server import SIPServer, new_tag
 from conference.transport.stream import SIPStreamFactory
 from conference.transport.udp import UDPListenerService, parse_udp_description
@@ -112,11 +119,15 @@ class ConferenceService(MultiService):
         hosts = listen_hosts(config.listen)
         domains = config.domains or ["localhost"]
         self.router = CoreRouter(domains, hosts, tag_factory=new_tag, accept_ip_literals=True)
-        self.authenticator = self._make_authenticator(domains)
+        self.authenticator = Authenticator(
+            make_portal(config.checkers),
+            DigestServer(lifetime=config.nonce_lifetime),
+            AuthPolicy(invite=config.auth_invite),
+        )
         self.sip = SIPServer(
             self.router,
             reactor=reactor,
-            authenticator=self.authenticator,
+            authenticate=self.authenticate,
             max_message_size=config.max_message_size,
         )
         self.stream_factory = SIPStreamFactory(
@@ -125,18 +136,30 @@ class ConferenceService(MultiService):
             max_connections=config.max_connections,
             idle_timeout=config.idle_timeout,
         )
+        self.registrations = MemoryRegistrationStore()
+        self.registrar = Registrar(self.registrations, tag_factory=new_tag)
+        self.router.add_handler(self.registrar)
         for description in config.listen:
             self._add_listener(description)
+        self._purge = LoopingCall(self._purge_expired)
+        self._purge.clock = reactor
 
-    def _make_authenticator(self, domains: Sequence[str]) -> Any:
-        from conference.auth import make_authenticator
+    def _purge_expired(self) -> "Deferred[int]":
+        return self.registrations.purge(self.sip.now())
 
-        return make_authenticator(
-            self.config.checkers,
-            domains,
-            auth_invite=self.config.auth_invite,
-            nonce_lifetime=self.config.nonce_lifetime,
-        )
+    def authenticate(self, request: Request, now: float) -> Deferred[Optional[ISIPIdentity]]:
+        """
+        Authenticate C{request} in the realm of the domain it is for; with
+        no credential checkers configured, refuse what needs authentication.
+        """
+        if not self.config.checkers:
+            if self.authenticator.policy.requires(request.method):
+                return fail(
+                    SIPProtocolError("No credentials configured on this server (--auth)", 403)
+                )
+            return succeed(None)
+        realm = self.router.realm_for(request)
+        return self.authenticator.authenticate_request(request, realm, now)
 
     def _add_listener(self, description: str) -> None:
         if description.lower().startswith("udp:"):
@@ -178,13 +201,15 @@ class ConferenceService(MultiService):
             store=self.config.store,
         )
         super().startService()
+        self._purge.start(60.0, now=False)
 
-    def stopService(self) -> "Deferred[Any]":
+    def stopService(self) -> Deferred[Any]:
         """
         Stop listening, let transactions in progress end (within
         C{stop_timeout}), then close the rest.
         """
+        if self._purge.running:
+            self._purge.stop()
         d = self.sip.stop(self.config.stop_timeout)
         d.addCallback(lambda _: super(ConferenceService, self).stopService())
         return d
-

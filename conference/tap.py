@@ -67,20 +67,54 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         ["auth-invite", None, "Require digest authentication for INVITE too."],
     ]
     optParameters: List[List[Any]] = [
-        ["store", None, "sqlite:conference.sqlite", "Where data lives: sqlite:PATH, memory, "
-         "postgresql:CONNINFO.", check_store],
-        ["log-format", None, "text", "Log as text (twistd's log) or json (one JSON event "
-         "per line on stdout)."],
-        ["max-message-size", None, 65536, "Largest SIP message accepted, in bytes.",
-         _positive(int, "max-message-size")],
-        ["max-connections", None, 1024, "Most TCP/TLS connections open at once.",
-         _positive(int, "max-connections")],
-        ["idle-timeout", None, 300.0, "Seconds before an idle TCP/TLS connection is closed.",
-         _positive(float, "idle-timeout")],
-        ["stop-timeout", None, 5.0, "Seconds a stop waits for transactions in progress.",
-         _positive(float, "stop-timeout")],
-        ["nonce-lifetime", None, 300.0, "Seconds a digest nonce stays fresh.",
-         _positive(float, "nonce-lifetime")],
+        [
+            "store",
+            None,
+            "sqlite:conference.sqlite",
+            "Where data lives: sqlite:PATH, memory, postgresql:CONNINFO.",
+            check_store,
+        ],
+        [
+            "log-format",
+            None,
+            "text",
+            "Log as text (twistd's log) or json (one JSON event per line on stdout).",
+        ],
+        [
+            "max-message-size",
+            None,
+            65536,
+            "Largest SIP message accepted, in bytes.",
+            _positive(int, "max-message-size"),
+        ],
+        [
+            "max-connections",
+            None,
+            1024,
+            "Most TCP/TLS connections open at once.",
+            _positive(int, "max-connections"),
+        ],
+        [
+            "idle-timeout",
+            None,
+            300.0,
+            "Seconds before an idle TCP/TLS connection is closed.",
+            _positive(float, "idle-timeout"),
+        ],
+        [
+            "stop-timeout",
+            None,
+            5.0,
+            "Seconds a stop waits for transactions in progress.",
+            _positive(float, "stop-timeout"),
+        ],
+        [
+            "nonce-lifetime",
+            None,
+            300.0,
+            "Seconds a digest nonce stays fresh.",
+            _positive(float, "nonce-lifetime"),
+        ],
     ]
 
     def __init__(self) -> None:

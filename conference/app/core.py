@@ -78,9 +78,7 @@ def error_response(request: Request, error: SIPProtocolError, to_tag: str) -> Re
     """
     Turn a protocol error into the response that tells the peer about it.
     """
-    return make_response(
-        request, error.status, error.reason, to_tag=to_tag, headers=error.headers
-    )
+    return make_response(request, error.status, error.reason, to_tag=to_tag, headers=error.headers)
 
 
 class CoreRouter:
@@ -154,6 +152,16 @@ class CoreRouter:
             return True
         return self.accept_ip_literals and is_ip_literal(host)
 
+    def realm_for(self, request: Request) -> str:
+        """
+        The served domain a request is for, which is its digest realm: the
+        Request-URI's host, else the To host, else the first domain served.
+        """
+        for host in (getattr(request.uri, "host", None), _to_host(request)):
+            if host and host.lower() in self.domains:
+                return str(host).lower()
+        return sorted(self.domains)[0] if self.domains else "localhost"
+
     # Checks ----------------------------------------------------------------
 
     def check(self, request: Request) -> None:
@@ -172,9 +180,7 @@ class CoreRouter:
             raise RemoteProtocolError("Not Implemented", 501, allow)
         scheme = getattr(request.uri, "scheme", "")
         if scheme not in SIP_SCHEMES:
-            raise RemoteProtocolError(
-                f"Unsupported URI Scheme {scheme or '(none)'}", 416
-            )
+            raise RemoteProtocolError(f"Unsupported URI Scheme {scheme or '(none)'}", 416)
         if not self.is_local(getattr(request.uri, "host", "") or ""):
             raise RemoteProtocolError("Not Found (domain not served here)", 404)
         if method not in ("ACK", "CANCEL"):
@@ -231,11 +237,15 @@ class CoreRouter:
         """
         headers = [
             ("Allow", ", ".join(self.allow)),
-            ("Accept", ", ".join(["application/sdp", *(m for m in self.accept if m != "application/sdp")])),
+            (
+                "Accept",
+                ", ".join(["application/sdp", *(m for m in self.accept if m != "application/sdp")]),
+            ),
             ("Accept-Encoding", "identity"),
             ("Accept-Language", "en"),
-            ("Supported", ", ".join(sorted(self.supported))),
         ]
+        if self.supported:
+            headers.append(("Supported", ", ".join(sorted(self.supported))))
         return make_response(request, 200, to_tag=self._tag_factory(), headers=headers)
 
     def dispatch(self, request: Request, context: RequestContext) -> Answer:
@@ -285,3 +295,10 @@ def is_ip_literal(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _to_host(request: Request) -> Optional[str]:
+    try:
+        return getattr(request.to.uri, "host", None)
+    except SIPProtocolError:
+        return None

@@ -76,7 +76,7 @@ class MemoryRegistrationStore:
     def __init__(self) -> None:
         self._bindings: Dict[str, Dict[str, Binding]] = {}
 
-    def get_bindings(self, aor: str, now: float) -> "Deferred[List[Binding]]":
+    def get_bindings(self, aor: str, now: float) -> Deferred[List[Binding]]:
         """
         See L{IRegistrationStore.get_bindings}.
         """
@@ -85,7 +85,7 @@ class MemoryRegistrationStore:
 
     def set_bindings(
         self, aor: str, bindings: Sequence[Binding], removed: Sequence[str], now: float
-    ) -> "Deferred[List[Binding]]":
+    ) -> Deferred[List[Binding]]:
         """
         See L{IRegistrationStore.set_bindings}.
         """
@@ -101,7 +101,7 @@ class MemoryRegistrationStore:
             self._bindings.pop(aor, None)
         return self.get_bindings(aor, now)
 
-    def purge(self, now: float) -> "Deferred[int]":
+    def purge(self, now: float) -> Deferred[int]:
         """
         See L{IRegistrationStore.purge}.
         """
@@ -146,7 +146,7 @@ class Registrar:
         self.max_contacts = max_contacts
         self._tag_factory = tag_factory or (lambda: "reg")
 
-    def handle_request(self, request: Request, context: RequestContext) -> "Deferred[Response]":
+    def handle_request(self, request: Request, context: RequestContext) -> Deferred[Response]:
         """
         Apply RFC 3261 section 10.3 steps 4-8 (the core did 1-3).
         """
@@ -161,7 +161,7 @@ class Registrar:
         call_id, cseq = request.call_id, request.cseq.number
         d = self.store.get_bindings(aor, context.now)
 
-        def apply(existing: List[Binding]) -> "Deferred[List[Binding]]":
+        def apply(existing: List[Binding]) -> Deferred[List[Binding]]:
             by_contact = {b.contact: b for b in existing}
             targets = [b.contact for b in existing] if update is None else list(update)
             for contact in targets:
@@ -177,9 +177,8 @@ class Registrar:
             stamped = [replace(b, call_id=call_id, cseq=cseq) for b in keep]
             return self.store.set_bindings(aor, stamped, drop, context.now)
 
-        d.addCallback(apply)
-        d.addCallback(lambda bindings: self._ok(request, bindings, context.now))
-        return d
+        applied: Deferred[List[Binding]] = d.addCallback(apply)
+        return applied.addCallback(lambda bindings: self._ok(request, bindings, context.now))
 
     def _parse(self, request: Request, now: float) -> Optional[Dict[str, Binding]]:
         """
@@ -214,16 +213,26 @@ class Registrar:
     def _ok(self, request: Request, bindings: Iterable[Binding], now: float) -> Response:
         headers = []
         for b in bindings:
-            params = f";expires={max(0, int(round(b.expires_at - now)))}"
+            params = f";expires={max(0, round(b.expires_at - now))}"
             if b.q is not None:
                 params += f";q={b.q:g}"
             headers.append(("Contact", f"<{b.contact}>{params}"))
         headers.append(("Date", formatdate(time.time(), usegmt=True)))
         return make_response(request, 200, to_tag=self._tag_factory(), headers=headers)
 
+    def handle_ack(self, request: Request, context: RequestContext) -> None:
+        """
+        REGISTER has no ACK; nothing to do.
+        """
+
+    def handle_cancel(self, request: Request, context: RequestContext) -> None:
+        """
+        REGISTER is answered at once; nothing to cancel.
+        """
+
     # ILocator-style lookup -------------------------------------------
 
-    def locate(self, aor: str, now: float) -> "Deferred[List[Binding]]":
+    def locate(self, aor: str, now: float) -> Deferred[List[Binding]]:
         """
         The live contacts of C{aor}, most preferred first.
         """
@@ -261,7 +270,7 @@ class Locator:
         self.store = store
         self._clock = clock
 
-    def getAddress(self, logicalURL: Any) -> "Deferred[Any]":
+    def getAddress(self, logicalURL: Any) -> Deferred[Any]:
         """
         Where C{logicalURL} (user@host) is registered now.
 

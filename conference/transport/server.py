@@ -11,7 +11,7 @@ It is the only place where the core meets the reactor.
 from __future__ import annotations
 
 import secrets
-from typing import Any, Dict, List, Optional, Protocol, Sequence
+from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence
 
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -39,19 +39,11 @@ class Sender(Protocol):
         """
 
 
-class Authenticator(Protocol):
-    """
-    The authentication policy as the server sees it (see L{conference.auth}).
-    """
-
-    def requires_auth(self, request: Request) -> bool:
-        """Whether C{request} must be authenticated."""
-
-    def authenticate(self, request: Request, now: float) -> "Deferred[Any]":
-        """
-        Fire with the identity, or fail with a L{SIPProtocolError} (401
-        carrying the challenge headers).
-        """
+Authenticate = Callable[[Request, float], "Deferred[Any]"]
+"""
+Fires with the caller's identity (or L{None} when the request needs none and
+brought none), or fails with a L{SIPProtocolError} such as a 401 challenge.
+"""
 
 
 def new_tag() -> str:
@@ -82,7 +74,7 @@ class SIPServer:
         router: CoreRouter,
         *,
         reactor: Optional[IReactorTime] = None,
-        authenticator: Optional[Authenticator] = None,
+        authenticate: Optional[Authenticate] = None,
         max_message_size: int = 65536,
         layer: Optional[txn.TransactionLayer] = None,
     ) -> None:
@@ -93,16 +85,14 @@ class SIPServer:
         assert reactor is not None
         self._reactor: IReactorTime = reactor
         self.router = router
-        self.authenticator = authenticator
+        self.authenticate = authenticate
         self.max_message_size = max_message_size
-        self.layer = layer if layer is not None else txn.TransactionLayer(
-            branch_factory=new_branch
-        )
+        self.layer = layer if layer is not None else txn.TransactionLayer(branch_factory=new_branch)
         self.senders: Dict[Any, Sender] = {}
         self._timer: Optional[IDelayedCall] = None
         self._started: Dict[Any, float] = {}
         self._stopping: Optional[Deferred[None]] = None
-        self._stop_waiters: List["Deferred[None]"] = []
+        self._stop_waiters: List[Deferred[None]] = []
         self.stats: Dict[str, int] = {"received": 0, "sent": 0, "refused": 0, "dropped": 0}
         self._pending_clients: Dict[int, Deferred[Response]] = {}
 
@@ -140,6 +130,8 @@ class SIPServer:
         except RemoteProtocolError as e:
             self.refuse(e, peer)
             return
+        if message is None:
+            return
         self.message_received(message, peer)
 
     def message_received(self, message: Message, peer: txn.Peer) -> None:
@@ -171,8 +163,7 @@ class SIPServer:
         self.stats["refused"] += 1
         message = getattr(error, "message", None)
         log.info(
-            "Refused message from {peer.host}:{peer.port}/{peer.transport}: "
-            "{status} {reason}",
+            "Refused message from {peer.host}:{peer.port}/{peer.transport}: {status} {reason}",
             peer=peer,
             status=error.status,
             reason=error.reason,
@@ -288,8 +279,8 @@ class SIPServer:
             send_provisional=lambda r: self.respond(transaction, r),
         )
         d: Deferred[Any]
-        if self.authenticator is not None and self.authenticator.requires_auth(request):
-            d = self.authenticator.authenticate(request, context.now)
+        if self.authenticate is not None and request.method not in ("ACK", "CANCEL"):
+            d = self.authenticate(request, context.now)
         else:
             d = succeed(None)
 
@@ -339,7 +330,7 @@ class SIPServer:
 
     # Client transactions -------------------------------------------------
 
-    def send_request(self, request: Request, peer: txn.Peer) -> "Deferred[Response]":
+    def send_request(self, request: Request, peer: txn.Peer) -> Deferred[Response]:
         """
         Send a request the server originates (NOTIFY, MESSAGE, BYE) and fire
         with its final response; fail with L{TimeoutError} on Timer B/F.
@@ -389,7 +380,7 @@ class SIPServer:
 
     # Stopping -------------------------------------------------------------
 
-    def stop(self, timeout: float = 5.0) -> "Deferred[None]":
+    def stop(self, timeout: float = 5.0) -> Deferred[None]:
         """
         Let transactions in progress finish, up to C{timeout} seconds, then
         cancel the timer.  Fires when done.
@@ -435,4 +426,3 @@ def response_destination(response: Response, peer: txn.Peer) -> tuple[str, int]:
     host = via.received or via.host
     port = via.rportValue if via.rportValue else (via.port or 5060)
     return host.strip("[]"), int(port)
-

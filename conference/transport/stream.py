@@ -30,7 +30,7 @@ class SIPStreamProtocol(Protocol, TimeoutMixin):
     One TCP or TLS connection.
     """
 
-    factory: "SIPStreamFactory"
+    factory: SIPStreamFactory
     peer: Peer
     parser: StreamParser
     _open = False
@@ -107,7 +107,7 @@ class SIPStreamFactory(Factory):
     Makes L{SIPStreamProtocol}s and counts them against C{max_connections}.
     """
 
-    protocol = SIPStreamProtocol
+    protocol = SIPStreamProtocol  # type: ignore[assignment]
 
     def __init__(
         self,

@@ -1,0 +1,4 @@
+"""
+Storage backends behind the interfaces of L{conference.interfaces}:
+memory, SQLite and PostgreSQL.
+"""

@@ -1,0 +1,242 @@
+# -*- test-case-name: tests.transport.test_server -*-
+"""
+Tests for L{conference.transport.server}: the glue between transports and
+the sans-I/O core, driven by a fake clock and a recording transport.
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Optional, Tuple
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+
+from conference.app.core import CoreRouter, RequestContext
+from conference.interfaces import IRequestHandler
+from conference.sip.errors import SIPProtocolError
+from conference.sip.message import Request, Response, make_response
+from conference.sip.transaction import Peer
+from conference.transport.server import SIPServer, new_branch, new_tag, response_destination
+from tests.builders import make_request, parse_response, request_bytes
+
+
+class RecordingSender:
+    """
+    A transport that keeps what it was asked to send.
+    """
+
+    def __init__(self) -> None:
+        self.sent: List[Tuple[bytes, str, int]] = []
+
+    def send_bytes(self, data: bytes, host: str, port: int) -> None:
+        self.sent.append((data, host, port))
+
+    def responses(self) -> List[Response]:
+        return [parse_response(data) for data, _, _ in self.sent if data.startswith(b"SIP/2.0")]
+
+
+@implementer(IRequestHandler)
+class SlowHandler:
+    """
+    Answers INVITE only when the test fires its Deferred.
+    """
+
+    methods = ("INVITE",)
+    accepts: dict[str, Any] = {"INVITE": ("application/sdp",)}
+
+    def __init__(self) -> None:
+        self.pending: List[Tuple[Request, Deferred[Response]]] = []
+        self.cancelled: List[Request] = []
+        self.acked: List[Request] = []
+
+    def handle_request(self, request: Request, context: RequestContext) -> Deferred[Response]:
+        d: Deferred[Response] = Deferred()
+        self.pending.append((request, d))
+        return d
+
+    def handle_ack(self, request: Request, context: RequestContext) -> None:
+        self.acked.append(request)
+
+    def handle_cancel(self, request: Request, context: RequestContext) -> None:
+        self.cancelled.append(request)
+
+
+class ServerTests(SynchronousTestCase):
+    """
+    Receiving, answering, timers and stopping.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.router = CoreRouter(["example.com"], tag_factory=new_tag, accept_ip_literals=True)
+        self.handler = SlowHandler()
+        self.router.add_handler(self.handler)
+        self.server = SIPServer(self.router, reactor=self.clock)
+        self.sender = RecordingSender()
+        self.server.add_sender("udp", self.sender)
+        self.peer = Peer("UDP", "192.0.2.1", 5060, "udp")
+
+    def receive(self, data: bytes, peer: Optional[Peer] = None) -> None:
+        self.server.datagram_received(data, peer or self.peer)
+
+    def test_options_answered(self) -> None:
+        """An OPTIONS datagram is answered 200 to the Via's sent-by."""
+        self.receive(request_bytes("OPTIONS", "sip:example.com"))
+        [(data, host, port)] = self.sender.sent
+        self.assertEqual((host, port), ("192.0.2.1", 5060))
+        self.assertEqual(parse_response(data).code, 200)
+
+    def test_rport(self) -> None:
+        """With rport the response goes to the source address and port (RFC 3581)."""
+        peer = Peer("UDP", "198.51.100.7", 40000, "udp")
+        self.receive(request_bytes("OPTIONS", "sip:example.com", rport=True), peer)
+        [(data, host, port)] = self.sender.sent
+        self.assertEqual((host, port), ("198.51.100.7", 40000))
+        via = parse_response(data).top_via
+        self.assertEqual((via.received, via.rport), ("198.51.100.7", 40000))
+
+    def test_received_without_rport(self) -> None:
+        """Without rport the response goes to received and the Via port."""
+        peer = Peer("UDP", "198.51.100.7", 40000, "udp")
+        self.receive(request_bytes("OPTIONS", "sip:example.com"), peer)
+        [(data, host, port)] = self.sender.sent
+        self.assertEqual((host, port), ("198.51.100.7", 5060))
+        self.assertEqual(parse_response(data).top_via.received, "198.51.100.7")
+
+    def test_garbage_dropped(self) -> None:
+        """Bytes that are no SIP message are dropped without an answer or error."""
+        self.receive(b"\x00\xff garbage\r\n\r\n")
+        self.receive(b"\r\n\r\n")
+        self.assertEqual(self.sender.sent, [])
+
+    def test_malformed_request_answered_400(self) -> None:
+        """A request with a bad header is answered 400 with a reason naming it."""
+        data = request_bytes("OPTIONS", "sip:example.com", headers=[("Max-Forwards", "x")])
+        self.receive(data.replace(b"Max-Forwards: 70\r\n", b""))
+        [response] = self.sender.responses()
+        self.assertEqual(response.code, 400)
+        self.assertIn("Max-Forwards", response.phrase)
+
+    def test_bad_response_dropped(self) -> None:
+        """A response with no transaction is dropped silently."""
+        self.receive(
+            b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKx\r\n"
+            b"From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>;tag=2\r\nCall-ID: c\r\n"
+            b"CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        )
+        self.assertEqual(self.sender.sent, [])
+
+    def test_trying_after_200ms(self) -> None:
+        """An INVITE not answered within 200 ms gets 100 Trying from the layer."""
+        self.receive(request_bytes("INVITE", "sip:conf@example.com"))
+        self.assertEqual(self.sender.sent, [])
+        self.clock.advance(0.2)
+        self.assertEqual([r.code for r in self.sender.responses()], [100])
+
+    def test_cancel(self) -> None:
+        """CANCEL gets 200, the INVITE 487, and the handler learns of it."""
+        self.receive(request_bytes("INVITE", "sip:conf@example.com"))
+        self.receive(request_bytes("CANCEL", "sip:conf@example.com"))
+        codes = sorted(r.code for r in self.sender.responses())
+        self.assertEqual(codes, [200, 487])
+        self.assertEqual(len(self.handler.cancelled), 1)
+        # The application's late answer is dropped, not sent.
+        request, d = self.handler.pending[0]
+        d.callback(make_response(request, 200, to_tag="x"))
+        self.assertEqual(len(self.sender.responses()), 2)
+
+    def test_timers_run_on_clock(self) -> None:
+        """A 486 is retransmitted on Timer G until the transaction ends."""
+        self.receive(request_bytes("INVITE", "sip:conf@example.com"))
+        request, d = self.handler.pending[0]
+        d.callback(make_response(request, 486, to_tag="x"))
+        self.clock.advance(0.5)
+        self.clock.advance(1.0)
+        self.assertEqual([r.code for r in self.sender.responses()], [486, 486, 486])
+        self.clock.pump([4.0] * 10)
+        self.assertEqual(self.server.layer.pending(), 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_auth_refusal(self) -> None:
+        """A request the authenticator refuses gets its status and headers."""
+        challenge = SIPProtocolError(
+            "Unauthorized", 401, [("WWW-Authenticate", 'Digest realm="x"')]
+        )
+        self.server.authenticate = lambda request, now: fail(challenge)
+        self.receive(request_bytes("OPTIONS", "sip:example.com"))
+        [response] = self.sender.responses()
+        self.assertEqual(response.code, 401)
+        self.assertEqual(response.header("www-authenticate"), 'Digest realm="x"')
+
+    def test_identity_reaches_handler(self) -> None:
+        """The authenticated identity is in the handler's context."""
+        seen: List[Any] = []
+        original = self.handler.handle_request
+
+        def spy(request: Request, context: RequestContext) -> Deferred[Response]:
+            seen.append(context.identity)
+            return original(request, context)
+
+        self.handler.handle_request = spy  # type: ignore[method-assign]
+        self.server.authenticate = lambda request, now: succeed("alice")
+        self.receive(request_bytes("INVITE", "sip:conf@example.com"))
+        self.assertEqual(seen, ["alice"])
+
+    def test_handler_crash_is_500(self) -> None:
+        """An unexpected handler exception becomes 500 and is logged once."""
+
+        def crash(request: Request, context: RequestContext) -> Response:
+            raise ZeroDivisionError()
+
+        self.handler.handle_request = crash  # type: ignore[method-assign,assignment]
+        self.receive(request_bytes("INVITE", "sip:conf@example.com"))
+        self.assertEqual([r.code for r in self.sender.responses()], [500])
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+    def test_graceful_stop(self) -> None:
+        """Stop waits for transactions in progress and answers new requests 503."""
+        self.receive(request_bytes("INVITE", "sip:conf@example.com"))
+        stopped = self.server.stop(timeout=5.0)
+        self.assertNoResult(stopped)
+        self.receive(request_bytes("OPTIONS", "sip:example.com", branch="z9hG4bKother"))
+        self.assertIn(503, [r.code for r in self.sender.responses()])
+        request, d = self.handler.pending[0]
+        d.callback(make_response(request, 486, to_tag="x"))
+        self.clock.pump([1.0] * 40)
+        self.successResultOf(stopped)
+
+    def test_stop_bounded(self) -> None:
+        """Stop fires after its timeout even if a transaction never ends."""
+        self.receive(request_bytes("INVITE", "sip:conf@example.com"))
+        stopped = self.server.stop(timeout=2.0)
+        self.clock.advance(2.0)
+        self.successResultOf(stopped)
+
+    def test_no_sender(self) -> None:
+        """A response whose transport is gone is dropped and counted."""
+        self.server.remove_sender("udp")
+        self.receive(request_bytes("OPTIONS", "sip:example.com"))
+        self.assertEqual(self.server.stats["dropped"], 1)
+
+    def test_ids(self) -> None:
+        """Tags are random; branches carry the RFC 3261 magic cookie."""
+        self.assertNotEqual(new_tag(), new_tag())
+        self.assertTrue(new_branch().startswith("z9hG4bK"))
+
+    def test_destination_maddr(self) -> None:
+        """A Via maddr sends the response there (RFC 3261 section 18.2.2)."""
+        request = make_request(
+            "OPTIONS", "sip:example.com", via_host="192.0.2.1:5070;maddr=239.1.1.1"
+        )
+        response = make_response(request, 200)
+        self.assertEqual(response_destination(response, self.peer), ("239.1.1.1", 5070))
+
+    def test_destination_stream(self) -> None:
+        """Over a stream the response goes back on the connection."""
+        request = make_request("OPTIONS", "sip:example.com", transport="TCP")
+        peer = Peer("TCP", "198.51.100.1", 33333, "conn")
+        self.assertEqual(
+            response_destination(make_response(request, 200), peer), ("198.51.100.1", 33333)
+        )
