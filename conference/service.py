@@ -54,6 +54,9 @@ class ServerConfig:
     stop_timeout: float = 5.0
     auth_invite: bool = False
     nonce_lifetime: float = 300.0
+    # MD5 first: SIPp 3.6 and sipsak 0.9 answer only the first challenge and
+    # know only MD5; clients that read every challenge still pick SHA-256.
+    digest_algorithms: List[str] = field(default_factory=lambda: ["MD5", "SHA-256"])
 
 
 def listen_hosts(descriptions: Sequence[str]) -> List[str]:
@@ -121,7 +124,7 @@ class ConferenceService(MultiService):
         self.router = CoreRouter(domains, hosts, tag_factory=new_tag, accept_ip_literals=True)
         self.authenticator = Authenticator(
             make_portal(config.checkers),
-            DigestServer(lifetime=config.nonce_lifetime),
+            DigestServer(lifetime=config.nonce_lifetime, algorithms=config.digest_algorithms),
             AuthPolicy(invite=config.auth_invite),
         )
         self.sip = SIPServer(
@@ -137,14 +140,16 @@ class ConferenceService(MultiService):
             idle_timeout=config.idle_timeout,
         )
         self.registrations = MemoryRegistrationStore()
-        self.registrar = Registrar(self.registrations, tag_factory=new_tag)
+        self.registrar = Registrar(
+            self.registrations, tag_factory=new_tag, domain_of=self.router.domain_of
+        )
         self.router.add_handler(self.registrar)
         for description in config.listen:
             self._add_listener(description)
         self._purge = LoopingCall(self._purge_expired)
         self._purge.clock = reactor
 
-    def _purge_expired(self) -> "Deferred[int]":
+    def _purge_expired(self) -> Deferred[int]:
         return self.registrations.purge(self.sip.now())
 
     def authenticate(self, request: Request, now: float) -> Deferred[Optional[ISIPIdentity]]:

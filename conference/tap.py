@@ -13,6 +13,7 @@ from twisted.cred import credentials, strcred
 from twisted.python import usage
 
 from conference.service import DEFAULT_LISTEN, ConferenceService, ServerConfig
+from conference.sip.digest import HASHES
 from conference.transport.udp import parse_udp_description
 
 STORE_KINDS = ("memory", "sqlite", "postgresql")
@@ -35,6 +36,16 @@ def check_store(description: str) -> str:
     if kind != "memory" and not rest:
         raise usage.UsageError(f"--store {kind}: needs {kind}:PATH-OR-CONNINFO")
     return description
+
+
+def _algorithms(text: str) -> List[str]:
+    names = [name.strip().upper() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in HASHES]
+    if unknown or not names:
+        raise usage.UsageError(
+            f"--digest-algorithms: {', '.join(unknown) or 'none given'}; use MD5 and/or SHA-256"
+        )
+    return names
 
 
 def _positive(kind: type, name: str) -> Any:
@@ -115,6 +126,13 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "Seconds a digest nonce stays fresh.",
             _positive(float, "nonce-lifetime"),
         ],
+        [
+            "digest-algorithms",
+            None,
+            "MD5,SHA-256",
+            "Digest algorithms offered, most preferred first (MD5, SHA-256).",
+            _algorithms,
+        ],
     ]
 
     def __init__(self) -> None:
@@ -145,6 +163,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         self["domain"].append(name)
 
     def postOptions(self) -> None:
+        if isinstance(self["digest-algorithms"], str):  # the default is not coerced
+            self["digest-algorithms"] = _algorithms(self["digest-algorithms"])
         if self["log-format"] not in ("text", "json"):
             raise usage.UsageError("--log-format must be text or json")
 
@@ -165,6 +185,7 @@ def config_from_options(options: Options) -> ServerConfig:
         stop_timeout=options["stop-timeout"],
         auth_invite=bool(options["auth-invite"]),
         nonce_lifetime=options["nonce-lifetime"],
+        digest_algorithms=options["digest-algorithms"],
     )
 
 

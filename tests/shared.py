@@ -36,11 +36,12 @@ def shared_dir() -> Path:
 
 def corpus(*parts: str) -> Path:
     """
-    Return a path inside the shared folder.
+    Return a path inside the shared corpora, C{shared/corpora/<parts>}: for
+    example C{corpus("rfc4475", "wsinv.dat")}.
 
     @raise SkipTest: if the shared folder or that path is absent.
     """
-    path = shared_dir().joinpath(*parts)
+    path = shared_dir().joinpath("corpora", *parts)
     if not path.exists():
         raise SkipTest(f"shared corpus {path} is absent")
     return path

@@ -72,6 +72,13 @@ class OptionsTests(SynchronousTestCase):
         self.assertRaises(usage.UsageError, self.parse, "--max-message-size", "0")
         self.assertRaises(usage.UsageError, self.parse, "--idle-timeout", "soon")
 
+    def test_digest_algorithms(self) -> None:
+        """MD5 then SHA-256 by default; the order can be set; unknown names are refused."""
+        self.assertEqual(config_from_options(self.parse()).digest_algorithms, ["MD5", "SHA-256"])
+        options = self.parse("--digest-algorithms", "sha-256")
+        self.assertEqual(config_from_options(options).digest_algorithms, ["SHA-256"])
+        self.assertRaises(usage.UsageError, self.parse, "--digest-algorithms", "SHA-1")
+
     def test_log_format(self) -> None:
         """--log-format takes text or json only."""
         self.assertEqual(self.parse("--log-format", "json")["log-format"], "json")

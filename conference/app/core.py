@@ -102,7 +102,9 @@ class CoreRouter:
         tag_factory: Callable[[], str],
         accept_ip_literals: bool = False,
     ) -> None:
-        self.domains = {d.lower() for d in domains}
+        ordered = [d.lower() for d in domains]
+        self.domains = set(ordered)
+        self._default_domain = ordered[0] if ordered else "localhost"
         self.local_hosts = {h.lower().strip("[]") for h in local_hosts}
         self.supported: FrozenSet[str] = frozenset(supported)
         self._handlers: Dict[str, IRequestHandler] = {}
@@ -152,6 +154,25 @@ class CoreRouter:
             return True
         return self.accept_ip_literals and is_ip_literal(host)
 
+    @property
+    def default_domain(self) -> str:
+        """
+        The domain that addresses naming the server itself belong to.
+        """
+        return self._default_domain
+
+    def domain_of(self, host: str) -> Optional[str]:
+        """
+        The served domain C{host} names: itself if served, the default
+        domain if it is one of the server's own addresses, else L{None}.
+        """
+        host = host.lower().strip("[]")
+        if host in self.domains:
+            return host
+        if self.is_local(host):
+            return self.default_domain
+        return None
+
     def realm_for(self, request: Request) -> str:
         """
         The served domain a request is for, which is its digest realm: the
@@ -160,7 +181,7 @@ class CoreRouter:
         for host in (getattr(request.uri, "host", None), _to_host(request)):
             if host and host.lower() in self.domains:
                 return str(host).lower()
-        return sorted(self.domains)[0] if self.domains else "localhost"
+        return self.default_domain
 
     # Checks ----------------------------------------------------------------
 

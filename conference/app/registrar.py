@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from email.utils import formatdate
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.protocols import sip
@@ -53,18 +53,27 @@ class Binding:
     cseq: int
 
 
-def aor_of(address: Address) -> str:
+def aor_of(address: Address, domain_of: Optional[Callable[[str], Optional[str]]] = None) -> str:
     """
-    The canonical address of record of a To header: C{scheme:user@host},
+    The canonical address of record of a To header: C{sip:user@domain},
     without parameters or port (RFC 3261 section 10.3 step 5).
+
+    @param domain_of: maps the To host to the served domain it names (an
+        address of the server itself names the default domain), or to
+        L{None} if it is not served, which is a 404.
     """
     uri = address.uri
     scheme = getattr(uri, "scheme", "sip")
     user = getattr(uri, "username", None)
     host = (getattr(uri, "host", "") or "").lower()
-    if not user or not host:
+    if not user or not host or scheme not in ("sip", "sips"):
         raise RemoteProtocolError("To is not an address of record", 404)
-    return f"{'sip' if scheme == 'sips' else scheme}:{user}@{host}"
+    if domain_of is not None:
+        domain = domain_of(host)
+        if domain is None:
+            raise RemoteProtocolError(f"Domain {host} not served here", 404)
+        host = domain
+    return f"sip:{user}@{host}"
 
 
 @implementer(IRegistrationStore)
@@ -138,8 +147,10 @@ class Registrar:
         default_expires: int = DEFAULT_EXPIRES,
         max_contacts: int = MAX_CONTACTS,
         tag_factory: Any = None,
+        domain_of: Optional[Callable[[str], Optional[str]]] = None,
     ) -> None:
         self.store = store
+        self.domain_of = domain_of
         self.min_expires = min_expires
         self.max_expires = max_expires
         self.default_expires = default_expires
@@ -151,7 +162,7 @@ class Registrar:
         Apply RFC 3261 section 10.3 steps 4-8 (the core did 1-3).
         """
         try:
-            aor = aor_of(request.to)
+            aor = aor_of(request.to, self.domain_of)
             identity = context.identity
             if identity is not None and getattr(identity, "aor", None) != aor:
                 raise RemoteProtocolError(f"{identity.aor} may not register {aor}", 403)

@@ -9,9 +9,12 @@ L{LocalProtocolError} says our own code tried to send something invalid.
 
 from __future__ import annotations
 
-from typing import Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Mapping, Optional, Sequence, Tuple, Union
 
 from twisted.protocols.sip import statusCodes
+
+if TYPE_CHECKING:
+    from conference.sip.message import Request, Response
 
 
 class SIPProtocolError(Exception):
@@ -23,7 +26,11 @@ class SIPProtocolError(Exception):
         status line, so it never holds CR or LF.
     @ivar headers: extra header fields the answer should carry (for example
         C{Unsupported} with a 420, C{Accept} with a 415).
+    @ivar message: the message at fault, as far as it could be parsed, so a
+        request can still be answered; L{None} if nothing usable was read.
     """
+
+    message: Optional[Union[Request, Response]] = None
 
     def __init__(
         self,

@@ -11,6 +11,7 @@ works) and add byte bodies, compact-form aware access and parsed views.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Iterable, Iterator, List, Optional, Tuple, Union
 
 from twisted.protocols import sip
@@ -108,7 +109,7 @@ class _MessageMixin:
     What requests and responses share: headers, body, typed accessors.
     """
 
-    headers: "sip.OrderedDict[str, List[str]]"
+    headers: OrderedDict[str, List[str]]
     body: bytes
 
     # Header access -------------------------------------------------------
@@ -197,7 +198,7 @@ class _MessageMixin:
         return value.strip()
 
     @property
-    def cseq(self) -> "CSeq":
+    def cseq(self) -> CSeq:
         """
         The parsed CSeq.
         """
@@ -231,20 +232,20 @@ class _MessageMixin:
         return vias[0]
 
     @property
-    def from_(self) -> "Address":
+    def from_(self) -> Address:
         """
         The parsed From header.
         """
         return self._address("from")
 
     @property
-    def to(self) -> "Address":
+    def to(self) -> Address:
         """
         The parsed To header.
         """
         return self._address("to")
 
-    def _address(self, name: str) -> "Address":
+    def _address(self, name: str) -> Address:
         from conference.sip.headers import parse_address
 
         value = self.header(name)
@@ -253,7 +254,7 @@ class _MessageMixin:
         return parse_address(value)
 
     @property
-    def contacts(self) -> List["Address"]:
+    def contacts(self) -> List[Address]:
         """
         Every Contact as an address (a C{*} Contact raises; check first).
         """
@@ -262,7 +263,7 @@ class _MessageMixin:
         return [parse_address(v) for v in self.header_values("contact")]
 
     @property
-    def content_type(self) -> Optional["MediaType"]:
+    def content_type(self) -> Optional[MediaType]:
         """
         The parsed Content-Type, or L{None} if absent.
         """
@@ -301,7 +302,7 @@ class _MessageMixin:
         self.body += data.encode("utf-8") if isinstance(data, str) else data
 
 
-class Request(_MessageMixin, sip.Request):
+class Request(_MessageMixin, sip.Request):  # type: ignore[misc]
     """
     A SIP request.
 
@@ -309,10 +310,10 @@ class Request(_MessageMixin, sip.Request):
     @ivar uri: the Request-URI, a L{conference.sip.uri.URI}.
     """
 
-    def __init__(self, method: str, uri: "URI", body: bytes = b"") -> None:
-        sip.Message.__init__(self)
+    def __init__(self, method: str, uri: URI, body: bytes = b"") -> None:
+        sip.Message.__init__(self)  # type: ignore[no-untyped-call]
         self.method = method
-        self.uri = uri
+        self.uri = uri  # type: ignore[assignment]
         self.body = body
 
     def __repr__(self) -> str:
@@ -324,13 +325,13 @@ class Request(_MessageMixin, sip.Request):
     _getHeaderLine = _start_line
 
 
-class Response(_MessageMixin, sip.Response):
+class Response(_MessageMixin, sip.Response):  # type: ignore[misc]
     """
     A SIP response.
     """
 
     def __init__(self, code: int, phrase: Optional[str] = None, body: bytes = b"") -> None:
-        sip.Message.__init__(self)
+        sip.Message.__init__(self)  # type: ignore[no-untyped-call]
         if not 100 <= code <= 699:
             raise LocalProtocolError(f"status code {code} out of range")
         self.code = code

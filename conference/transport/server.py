@@ -145,8 +145,8 @@ class SIPServer:
                 self._fix_via(message, peer)
             actions = self.layer.receive(message, peer, self.now())
         except RemoteProtocolError as e:
-            if getattr(e, "message", None) is None:
-                e.message = message  # type: ignore[attr-defined]
+            if e.message is None:
+                e.message = message
             self.refuse(e, peer)
             return
         except Exception:
@@ -161,7 +161,7 @@ class SIPServer:
         response.  Logged once, at info.
         """
         self.stats["refused"] += 1
-        message = getattr(error, "message", None)
+        message = error.message
         log.info(
             "Refused message from {peer.host}:{peer.port}/{peer.transport}: {status} {reason}",
             peer=peer,
@@ -171,6 +171,7 @@ class SIPServer:
         if not isinstance(message, Request) or message.method == "ACK":
             return
         try:
+            self._fix_via(message, peer)
             response = error_response(message, error, new_tag())
             self.send(response, peer)
         except Exception:

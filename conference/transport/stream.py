@@ -62,16 +62,22 @@ class SIPStreamProtocol(Protocol, TimeoutMixin):
         if not self._open:
             return
         self.resetTimeout()
-        try:
-            messages = self.parser.feed(data)
-        except RemoteProtocolError as e:
-            # The framing is lost: answer if we can, then close.
-            self.factory.server.refuse(e, self.peer)
-            self._open = False
-            self.transport.loseConnection()  # type: ignore[union-attr]
-            return
-        for message in messages:
-            self.factory.server.message_received(message, self.peer)
+        while self._open:
+            try:
+                messages = self.parser.feed(data)
+            except RemoteProtocolError as e:
+                self.factory.server.refuse(e, self.peer)
+                if self.parser.broken:
+                    # The framing is lost: we answered if we could; close.
+                    self._open = False
+                    self.transport.loseConnection()  # type: ignore[union-attr]
+                    return
+                messages = []
+            for message in messages:
+                self.factory.server.message_received(message, self.peer)
+            if not self.parser.pending:
+                return
+            data = b""
 
     def send_bytes(self, data: bytes, host: str, port: int) -> None:
         """

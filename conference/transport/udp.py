@@ -8,6 +8,7 @@ over UDP, so the port's limit follows the configured message size.
 
 from __future__ import annotations
 
+import socket
 from typing import Any, Optional, Tuple
 
 from twisted.application.service import Service
@@ -19,6 +20,8 @@ from conference.sip.transaction import Peer
 from conference.transport.server import SIPServer
 
 log = Logger()
+
+RECEIVE_BUFFER = 4 * 1024 * 1024
 
 
 class SIPDatagramProtocol(DatagramProtocol):
@@ -32,6 +35,14 @@ class SIPDatagramProtocol(DatagramProtocol):
 
     def startProtocol(self) -> None:
         self.server.add_sender(self, self)
+        sock = getattr(self.transport, "socket", None)
+        if sock is not None:
+            # A burst of datagrams should queue, not be dropped by the kernel
+            # (the kernel caps this at net.core.rmem_max).
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+            except OSError as e:
+                log.info("Could not enlarge the UDP receive buffer: {error}", error=e)
 
     def stopProtocol(self) -> None:
         self.server.remove_sender(self)
@@ -48,7 +59,7 @@ class SIPDatagramProtocol(DatagramProtocol):
             return
         try:
             self.transport.write(data, (host, port))
-        except OSError as e:
+        except (OSError, ValueError) as e:  # ValueError: InvalidAddressError
             log.info("UDP send to {host}:{port} failed: {error}", host=host, port=port, error=e)
 
 

@@ -166,6 +166,16 @@ class RegistrarTests(SynchronousTestCase):
         )
         self.assertEqual(aor_of(request.to), "sip:Alice@example.com")
 
+    def test_aor_domain_mapping(self) -> None:
+        """An address of the server itself maps to the default domain; others are 404."""
+        domains = {"example.com": "example.com", "127.0.0.1": "example.com"}
+        request = make_request("REGISTER", "sip:127.0.0.1", to="<sip:alice@127.0.0.1:5070>")
+        self.assertEqual(aor_of(request.to, domains.get), "sip:alice@example.com")
+        request = make_request("REGISTER", "sip:127.0.0.1", to="<sip:alice@elsewhere.org>")
+        with self.assertRaises(RemoteProtocolError) as caught:
+            aor_of(request.to, domains.get)
+        self.assertEqual(caught.exception.status, 404)
+
     def test_locator(self) -> None:
         """The ILocator view gives the preferred contact, or fails if none."""
         clock = Clock()

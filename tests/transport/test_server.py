@@ -119,6 +119,15 @@ class ServerTests(SynchronousTestCase):
         self.assertEqual(response.code, 400)
         self.assertIn("Max-Forwards", response.phrase)
 
+    def test_refusal_goes_to_source(self) -> None:
+        """A stateless 400 goes to the source address, not to the Via's host (RFC 3261 18.2.1)."""
+        data = request_bytes("OPTIONS", "sip:example.com", via_host="203.0.113.9:5070")
+        data = data.replace(b"CSeq: 1 OPTIONS", b"CSeq: 1 INVITE")
+        self.receive(data, Peer("UDP", "192.0.2.44", 6000, "udp"))
+        [(raw, host, port)] = self.sender.sent
+        self.assertEqual((host, port), ("192.0.2.44", 5070))
+        self.assertEqual(parse_response(raw).code, 400)
+
     def test_bad_response_dropped(self) -> None:
         """A response with no transaction is dropped silently."""
         self.receive(

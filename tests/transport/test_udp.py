@@ -95,8 +95,8 @@ class UDPTests(SynchronousTestCase):
         """The service listens with room for the largest message and stops."""
         reactor = FakeUDPReactor()
         service = UDPListenerService(
-            reactor,
-            self.server,  # type: ignore[arg-type]
+            reactor,  # type: ignore[arg-type]
+            self.server,
             5062,
             "127.0.0.1",
             max_size=65536,

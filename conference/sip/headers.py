@@ -1,0 +1,694 @@
+# -*- test-case-name: tests.sip.test_headers -*-
+"""
+Typed parsers for SIP header field values (RFC 3261 section 25.1).
+
+Twisted's C{parseViaHeader} and C{parseAddress} split on characters without
+regard to quoting, LWS or the name-addr/addr-spec rules and fail with
+random exceptions; these parsers follow the grammar, keep quoted strings and
+escapes intact and raise L{RemoteProtocolError} naming the fault.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import datetime, timezone
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+from twisted.protocols import sip
+
+from conference.sip.errors import RemoteProtocolError
+from conference.sip.uri import URI, parse_host, parse_uri
+
+_TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
+_QUOTED_BODY = r'(?:[^"\\]|\\.)*'
+TOKEN_RE = re.compile(_TOKEN)
+_QUOTED_RE = re.compile(rf'"({_QUOTED_BODY})"', re.DOTALL)
+_PAIR_RE = re.compile(r"\\(.)", re.DOTALL)
+_PARAM_RE = re.compile(
+    rf"[ \t]*;[ \t]*({_TOKEN})"
+    rf'(?:[ \t]*=[ \t]*(?:({_TOKEN}|\[[0-9A-Fa-f:.]+\])|"({_QUOTED_BODY})"))?[ \t]*',
+    re.DOTALL,
+)
+_DISPLAY_RE = re.compile(rf"{_TOKEN}(?:[ \t]+{_TOKEN})*")
+_VIA_RE = re.compile(
+    rf"[ \t]*({_TOKEN})[ \t]*/[ \t]*({_TOKEN})[ \t]*/[ \t]*({_TOKEN})[ \t]+"
+    r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?:[ \t]*:[ \t]*([0-9]+))?"
+)
+_CSEQ_RE = re.compile(rf"[ \t]*([0-9]+)[ \t]+({_TOKEN})[ \t]*")
+_MEDIA_RE = re.compile(rf"[ \t]*({_TOKEN})[ \t]*/[ \t]*({_TOKEN})")
+_QVALUE_RE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
+_INT_RE = re.compile(r"[ \t]*([0-9]+)[ \t]*")
+_WARNING_RE = re.compile(rf'([0-9]{{3}})[ \t]+([^ \t"]+)[ \t]+"({_QUOTED_BODY})"', re.DOTALL)
+_RETRY_RE = re.compile(r"[ \t]*([0-9]+)[ \t]*(?:\(([^()]*)\))?")
+_WORD = r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+"
+_CALL_ID_RE = re.compile(rf"{_WORD}(?:@{_WORD})?")
+_DATE_RE = re.compile(
+    r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), ([0-9]{2}) "
+    r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) ([0-9]{4}) "
+    r"([0-9]{2}):([0-9]{2}):([0-9]{2}) GMT"
+)
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+MAX_DELTA_SECONDS = 2**32 - 1
+MAX_CSEQ = 2**31 - 1
+
+
+def _bad(what: str, why: str) -> RemoteProtocolError:
+    return RemoteProtocolError(f"Bad {what}: {why}")
+
+
+def _unquote(body: str) -> str:
+    return _PAIR_RE.sub(r"\1", body) if "\\" in body else body
+
+
+def quote_string(text: str) -> str:
+    """
+    Return C{text} as a quoted-string, escaping backslashes and quotes.
+    """
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# Lists and parameters -------------------------------------------------------
+
+
+def split_list(value: str) -> List[str]:
+    """
+    Split a comma-separated header value into its elements, keeping quoted
+    strings and C{<...>} whole; elements are stripped and empty ones dropped.
+    """
+    if '"' not in value and "<" not in value:
+        return [p for p in (part.strip() for part in value.split(",")) if p]
+    out: List[str] = []
+    start = 0
+    quoted = False
+    angle = False
+    i = 0
+    n = len(value)
+    while i < n:
+        c = value[i]
+        if quoted:
+            if c == "\\":
+                i += 1
+            elif c == '"':
+                quoted = False
+        elif c == '"':
+            quoted = True
+        elif c == "<":
+            angle = True
+        elif c == ">":
+            angle = False
+        elif c == "," and not angle:
+            out.append(value[start:i])
+            start = i + 1
+        i += 1
+    out.append(value[start:])
+    return [p for p in (part.strip() for part in out) if p]
+
+
+def _scan_params(text: str, pos: int, what: str) -> Tuple[Dict[str, Optional[str]], int]:
+    params: Dict[str, Optional[str]] = {}
+    match = _PARAM_RE.match
+    while True:
+        m = match(text, pos)
+        if m is None:
+            return params, pos
+        name = m.group(1).lower()
+        if name in params:
+            raise _bad(what, f"parameter {name!r} repeated")
+        token, quoted = m.group(2), m.group(3)
+        params[name] = (
+            token if token is not None else (_unquote(quoted) if quoted is not None else None)
+        )
+        pos = m.end()
+
+
+def parse_params(text: str, what: str = "header") -> Dict[str, Optional[str]]:
+    """
+    Parse C{;name=value;name;name="quoted"} (LWS allowed around C{;} and
+    C{=}) into an ordered dict; names are lower-cased, quoted values
+    unquoted, a parameter without value maps to L{None}.
+
+    @raise RemoteProtocolError: on anything else (naming C{what}).
+    """
+    params, pos = _scan_params(text, 0, what)
+    if text[pos:].strip(" \t"):
+        raise _bad(what, f"malformed parameters {text[pos:][:40]!r}")
+    return params
+
+
+def format_params(params: Dict[str, Optional[str]]) -> str:
+    """
+    Serialize parameters as C{;name=value}, quoting values that are not
+    tokens or hosts.
+    """
+    out = []
+    for name, value in params.items():
+        if value is None:
+            out.append(f";{name}")
+        elif TOKEN_RE.fullmatch(value) or (value.startswith("[") and value.endswith("]")):
+            out.append(f";{name}={value}")
+        else:
+            out.append(f";{name}={quote_string(value)}")
+    return "".join(out)
+
+
+# Addresses ------------------------------------------------------------------
+
+
+class Address:
+    """
+    A name-addr or addr-spec with header parameters (From, To, Contact,
+    Route, Reply-To, ...).
+
+    @ivar display_name: the display name, unquoted; L{None} if absent.
+    @ivar uri: the URI.
+    @ivar params: header parameters (C{tag}, C{expires}, C{q}, ...).
+    """
+
+    __slots__ = ("display_name", "params", "uri")
+
+    def __init__(
+        self,
+        uri: URI,
+        display_name: Optional[str] = None,
+        params: Optional[Dict[str, Optional[str]]] = None,
+    ) -> None:
+        self.uri = uri
+        self.display_name = display_name
+        self.params: Dict[str, Optional[str]] = dict(params) if params else {}
+
+    @property
+    def tag(self) -> Optional[str]:
+        """
+        The C{tag} parameter, or L{None}.
+        """
+        return self.params.get("tag")
+
+    def with_tag(self, tag: str) -> Address:
+        """
+        Return a copy whose C{tag} parameter is C{tag}.
+        """
+        params = dict(self.params)
+        params["tag"] = tag
+        return Address(self.uri, self.display_name, params)
+
+    def to_string(self) -> str:
+        """
+        The name-addr form (the URI always in C{<>}, so its parameters
+        cannot be mistaken for header parameters).
+        """
+        name = quote_string(self.display_name) + " " if self.display_name else ""
+        return f"{name}<{self.uri}>{format_params(self.params)}"
+
+    __str__ = to_string
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Address):
+            return NotImplemented
+        return (self.uri, self.display_name, self.params) == (
+            other.uri,
+            other.display_name,
+            other.params,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.uri, self.display_name))
+
+    def __repr__(self) -> str:
+        return f"Address({self.to_string()!r})"
+
+
+def _parse_uri_in(text: str, what: str) -> URI:
+    try:
+        return parse_uri(text)
+    except RemoteProtocolError as e:
+        raise _bad(what, e.reason) from None
+
+
+def parse_address(value: str, what: str = "address") -> Address:
+    """
+    Parse a name-addr (C{"Name" <uri>;params} or C{Name <uri>;params}) or an
+    addr-spec (C{uri;params}).  In an addr-spec everything after the first
+    C{;} is a header parameter, and a URI holding C{?} or C{,} must be in
+    C{<>} (RFC 3261 section 20.10).
+
+    @raise RemoteProtocolError: naming the fault (unterminated quote,
+        non-token display name, whitespace inside C{<>}, bad URI, bad
+        parameters, C{*}).
+    """
+    v = value.strip(" \t")
+    if not v:
+        raise _bad(what, "empty")
+    display: Optional[str] = None
+    if v[0] == '"':
+        m = _QUOTED_RE.match(v)
+        if m is None:
+            raise _bad(what, "unterminated quoted string in display name")
+        display = _unquote(m.group(1))
+        lt = m.end()
+        while lt < len(v) and v[lt] in " \t":
+            lt += 1
+        if lt >= len(v) or v[lt] != "<":
+            raise _bad(what, "quoted display name not followed by <URI>")
+    else:
+        lt = v.find("<")
+        if lt > 0:
+            before = v[:lt].strip(" \t")
+            if before:
+                if not _DISPLAY_RE.fullmatch(before):
+                    raise _bad(what, "display name holds non-token characters; quote it")
+                display = before
+    if lt >= 0:
+        gt = v.find(">", lt + 1)
+        if gt < 0:
+            raise _bad(what, "missing '>'")
+        inner = v[lt + 1 : gt]
+        if inner != inner.strip() or " " in inner or "\t" in inner:
+            raise _bad(what, "whitespace inside <>")
+        uri = _parse_uri_in(inner, what)
+        params, pos = _scan_params(v, gt + 1, what)
+    else:
+        if v == "*":
+            raise _bad(what, "'*' where an address is needed")
+        semi = v.find(";")
+        spec = (v if semi < 0 else v[:semi]).rstrip(" \t")
+        if "?" in spec or "," in spec:
+            raise _bad(what, "an addr-spec holding '?' or ',' must be enclosed in <>")
+        if " " in spec or "\t" in spec:
+            raise _bad(what, "whitespace inside addr-spec")
+        uri = _parse_uri_in(spec, what)
+        params, pos = _scan_params(v, len(spec), what)
+    if pos != len(v):
+        raise _bad(what, f"malformed parameters {v[pos:][:40]!r}")
+    return Address(uri, display, params)
+
+
+def contact_is_star(values: Sequence[str]) -> bool:
+    """
+    Whether Contact elements (from L{split_list}) are the wildcard C{*}.
+
+    @raise RemoteProtocolError: if C{*} is mixed with other elements.
+    """
+    stars = sum(1 for v in values if v.strip() == "*")
+    if stars and len(values) > 1:
+        raise _bad("Contact", "'*' mixed with other contacts")
+    return stars == 1
+
+
+# Via ------------------------------------------------------------------------
+
+
+def _valid_address(text: str) -> bool:
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _make_via(
+    transport: str, host: str, port: Optional[int], params: Dict[str, Optional[str]]
+) -> sip.Via:
+    via = sip.Via(host, port, transport)  # type: ignore[no-untyped-call]
+    other: Dict[str, Optional[str]] = {}
+    for name, value in params.items():
+        if name == "branch":
+            if value is None or not TOKEN_RE.fullmatch(value):
+                raise _bad("Via", "branch is not a token")
+            via.branch = value
+        elif name == "received":
+            if value is None or not _valid_address(value):
+                raise _bad("Via", "received is not an IP address")
+            via.received = value
+        elif name == "rport":
+            if value is None:
+                via.rportRequested = True
+            elif value.isdigit() and len(value) <= 5 and 0 < int(value) <= 65535:
+                via.rportValue = int(value)
+            else:
+                raise _bad("Via", "rport is not a port")
+        elif name == "maddr":
+            if value is None:
+                raise _bad("Via", "maddr without a value")
+            try:
+                parse_host(value)
+            except RemoteProtocolError:
+                raise _bad("Via", "maddr is not a host") from None
+            via.maddr = value
+        elif name == "ttl":
+            if value is None or not (value.isdigit() and len(value) <= 3 and int(value) <= 255):
+                raise _bad("Via", "ttl is not 0..255")
+            via.ttl = int(value)
+        elif name == "hidden":
+            via.hidden = True
+        else:
+            other[name] = value
+    via.otherParams = other
+    return via
+
+
+def parse_via(value: str) -> List[sip.Via]:
+    """
+    Parse one Via field value, which may hold several comma-separated vias.
+
+    Each is a L{twisted.protocols.sip.Via} whose C{port} is L{None} when the
+    sent-by has none (Twisted would assume 5060), whose C{transport} is
+    upper-cased and whose C{host} keeps IPv6 brackets; C{branch},
+    C{received}, C{rport}, C{maddr} and C{ttl} are checked and unknown
+    parameters go to C{otherParams} in order.
+
+    @raise RemoteProtocolError: naming the fault.
+    """
+    vias: List[sip.Via] = []
+    pos = 0
+    n = len(value)
+    while True:
+        m = _VIA_RE.match(value, pos)
+        if m is None:
+            raise _bad("Via", f"malformed sent-protocol or sent-by {value[pos:][:40]!r}")
+        name, version, transport, host, port_text = m.groups()
+        if name.upper() != "SIP" or version != "2.0":
+            raise _bad("Via", f"sent-protocol {name}/{version} is not SIP/2.0")
+        try:
+            parse_host(host)
+        except RemoteProtocolError:
+            raise _bad("Via", f"bad sent-by host {host!r}") from None
+        port: Optional[int] = None
+        if port_text is not None:
+            if len(port_text) > 5 or int(port_text) > 65535:
+                raise _bad("Via", "sent-by port out of range")
+            port = int(port_text)
+        params, pos = _scan_params(value, m.end(), "Via")
+        vias.append(_make_via(transport.upper(), host, port, params))
+        while pos < n and value[pos] in " \t":
+            pos += 1
+        if pos == n:
+            return vias
+        if value[pos] != ",":
+            raise _bad("Via", f"junk after via {value[pos:][:40]!r}")
+        pos += 1
+
+
+def format_via(via: sip.Via) -> str:
+    """
+    Serialize a Via: unlike Twisted's C{toString} this omits an absent port
+    and keeps unknown parameters in order and quoted where needed.
+    """
+    out = f"SIP/2.0/{via.transport} {via.host}"
+    if via.port is not None:
+        out += f":{via.port}"
+    params: Dict[str, Optional[str]] = {}
+    if via.branch is not None:
+        params["branch"] = str(via.branch)
+    if via.received is not None:
+        params["received"] = str(via.received)
+    if via.rportRequested:
+        params["rport"] = None
+    elif via.rportValue is not None:
+        params["rport"] = str(via.rportValue)
+    if via.maddr is not None:
+        params["maddr"] = str(via.maddr)
+    if via.ttl is not None:
+        params["ttl"] = str(via.ttl)
+    if via.hidden:
+        params["hidden"] = None
+    for name, value in via.otherParams.items():
+        params[str(name)] = None if value is None else str(value)
+    return out + format_params(params)
+
+
+# Scalars --------------------------------------------------------------------
+
+
+class CSeq(NamedTuple):
+    """
+    A parsed CSeq: sequence number and method.
+    """
+
+    number: int
+    method: str
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.method}"
+
+
+def parse_cseq(value: str) -> CSeq:
+    """
+    Parse C{number method}; the number must fit in 31 bits (RFC 3261
+    section 8.1.1.5).
+
+    @raise RemoteProtocolError: naming the fault.
+    """
+    m = _CSEQ_RE.fullmatch(value)
+    if m is None:
+        raise _bad("CSeq", "not 'number method'")
+    digits = m.group(1).lstrip("0") or "0"
+    if len(digits) > 10 or int(digits) > MAX_CSEQ:
+        raise _bad("CSeq", "sequence number larger than 2**31-1")
+    return CSeq(int(digits), m.group(2))
+
+
+def parse_int_header(value: str, name: str, maximum: int = MAX_DELTA_SECONDS) -> int:
+    """
+    Parse a decimal header value (Max-Forwards with C{maximum=255},
+    Expires, Min-Expires, Content-Length, ...) without risking huge integer
+    conversions.
+
+    @raise RemoteProtocolError: if it is not 0..C{maximum}.
+    """
+    m = _INT_RE.fullmatch(value)
+    if m is None:
+        raise _bad(name, "not a non-negative integer")
+    digits = m.group(1).lstrip("0") or "0"
+    if len(digits) > len(str(maximum)) or int(digits) > maximum:
+        raise _bad(name, f"larger than {maximum}")
+    return int(digits)
+
+
+def parse_call_id(value: str) -> str:
+    """
+    Check a Call-ID (C{word ["@" word]}) and return it stripped.
+
+    @raise RemoteProtocolError: if it is not one.
+    """
+    text = value.strip(" \t")
+    if not _CALL_ID_RE.fullmatch(text):
+        raise _bad("Call-ID", "not word[@word]")
+    return text
+
+
+def parse_date(value: str) -> datetime:
+    """
+    Parse an RFC 1123 date, which SIP allows only in GMT (RFC 3261 section
+    20.17).
+
+    @raise RemoteProtocolError: if it is not one.
+    """
+    m = _DATE_RE.fullmatch(value.strip(" \t"))
+    if m is None:
+        raise _bad("Date", "not an RFC 1123 date in GMT")
+    _, day, month, year, hh, mm, ss = m.groups()
+    try:
+        return datetime(
+            int(year),
+            _MONTHS.index(month) + 1,
+            int(day),
+            int(hh),
+            int(mm),
+            int(ss),
+            tzinfo=timezone.utc,
+        )
+    except ValueError:
+        raise _bad("Date", "no such date or time") from None
+
+
+# Media types ----------------------------------------------------------------
+
+
+class MediaType(NamedTuple):
+    """
+    A Content-Type: type and subtype lower-cased, parameters with names
+    lower-cased and quoted values unquoted.
+    """
+
+    type: str
+    subtype: str
+    params: Dict[str, str]
+
+    @property
+    def mime(self) -> str:
+        """
+        C{type/subtype}.
+        """
+        return f"{self.type}/{self.subtype}"
+
+    def __str__(self) -> str:
+        return self.mime + format_params(dict(self.params))
+
+
+def _media(value: str, what: str) -> Tuple[str, str, Dict[str, Optional[str]]]:
+    m = _MEDIA_RE.match(value)
+    if m is None:
+        raise _bad(what, "not type/subtype")
+    params, pos = _scan_params(value, m.end(), what)
+    if value[pos:].strip(" \t"):
+        raise _bad(what, f"malformed parameters {value[pos:][:40]!r}")
+    return m.group(1).lower(), m.group(2).lower(), params
+
+
+def parse_media_type(value: str) -> MediaType:
+    """
+    Parse a Content-Type value.
+
+    @raise RemoteProtocolError: naming the fault.
+    """
+    type_, subtype, params = _media(value, "Content-Type")
+    out: Dict[str, str] = {}
+    for name, pvalue in params.items():
+        if pvalue is None:
+            raise _bad("Content-Type", f"parameter {name!r} without a value")
+        out[name] = pvalue
+    return MediaType(type_, subtype, out)
+
+
+class MediaRange(NamedTuple):
+    """
+    One Accept element: C{type}/C{subtype} (either may be C{*}), its
+    q-value and other parameters.
+    """
+
+    type: str
+    subtype: str
+    q: float
+    params: Dict[str, Optional[str]]
+
+    @property
+    def mime(self) -> str:
+        """
+        C{type/subtype}.
+        """
+        return f"{self.type}/{self.subtype}"
+
+    def matches(self, mime: str) -> bool:
+        """
+        Whether this range covers C{mime} (C{type/subtype}, lower-case).
+        """
+        type_, _, subtype = mime.partition("/")
+        return self.type in ("*", type_) and self.subtype in ("*", subtype)
+
+
+def parse_qvalue(text: str) -> float:
+    """
+    Parse a q-value (0 to 1, up to three decimals).
+
+    @raise RemoteProtocolError: if it is not one.
+    """
+    if not _QVALUE_RE.fullmatch(text):
+        raise _bad("q-value", f"{text[:20]!r} is not 0..1")
+    return float(text)
+
+
+def parse_accept(value: str) -> List[MediaRange]:
+    """
+    Parse an Accept value (possibly empty: nothing acceptable).
+
+    @raise RemoteProtocolError: naming the fault.
+    """
+    out: List[MediaRange] = []
+    for element in split_list(value):
+        type_, subtype, params = _media(element, "Accept")
+        q = 1.0
+        if "q" in params:
+            qtext = params.pop("q")
+            q = parse_qvalue(qtext or "")
+        out.append(MediaRange(type_, subtype, q, params))
+    return out
+
+
+def media_acceptable(ranges: Sequence[MediaRange], mime: str) -> bool:
+    """
+    Whether C{mime} is acceptable under C{ranges}: the most specific range
+    that covers it (C{type/subtype}, then C{type/*}, then C{*/*}) has a
+    q-value above 0.
+    """
+    mime = mime.lower()
+    best: Optional[MediaRange] = None
+    for r in ranges:
+        if r.matches(mime) and (best is None or _specificity(r) > _specificity(best)):
+            best = r
+    return best is not None and best.q > 0
+
+
+def _specificity(r: MediaRange) -> int:
+    return (r.type != "*") + (r.subtype != "*")
+
+
+# Lists of tokens and response helpers ----------------------------------------
+
+
+def parse_option_tags(value: str, what: str = "Require") -> List[str]:
+    """
+    Parse option tags (Require, Proxy-Require, Supported, Unsupported);
+    tags keep their case.
+
+    @raise RemoteProtocolError: if an element is not a token.
+    """
+    tags = split_list(value)
+    for tag in tags:
+        if not TOKEN_RE.fullmatch(tag):
+            raise _bad(what, f"{tag[:40]!r} is not an option tag")
+    return tags
+
+
+class WarningValue(NamedTuple):
+    """
+    One Warning element.
+    """
+
+    code: int
+    agent: str
+    text: str
+
+
+def parse_warning(value: str) -> List[WarningValue]:
+    """
+    Parse a Warning value (C{code agent "text"}, code three digits).
+
+    @raise RemoteProtocolError: naming the fault.
+    """
+    out: List[WarningValue] = []
+    for element in split_list(value):
+        m = _WARNING_RE.fullmatch(element)
+        if m is None:
+            raise _bad("Warning", 'not 3-digit-code agent "text"')
+        out.append(WarningValue(int(m.group(1)), m.group(2), _unquote(m.group(3))))
+    return out
+
+
+class RetryAfter(NamedTuple):
+    """
+    A parsed Retry-After.
+    """
+
+    seconds: int
+    comment: Optional[str]
+    params: Dict[str, Optional[str]]
+
+
+def parse_retry_after(value: str) -> RetryAfter:
+    """
+    Parse C{delta-seconds [(comment)] *(;param)}; seconds up to 2**32-1.
+
+    @raise RemoteProtocolError: naming the fault.
+    """
+    m = _RETRY_RE.match(value)
+    if m is None:
+        raise _bad("Retry-After", "not delta-seconds")
+    seconds = parse_int_header(m.group(1), "Retry-After")
+    params = parse_params(value[m.end() :], "Retry-After")
+    if "duration" in params:
+        parse_int_header(params["duration"] or "", "Retry-After duration")
+    return RetryAfter(seconds, m.group(2), params)

@@ -1,0 +1,531 @@
+# -*- test-case-name: tests.sip.test_transaction,tests.sip.test_transaction_client -*-
+"""
+The RFC 3261 section 17 transaction layer as a sans-I/O state machine.
+
+Retransmissions, response absorption and the timers that end transactions
+are what make SIP work over UDP; keeping them here, driven by an injected
+clock and returning actions instead of sending, lets the Twisted adapter
+stay thin and lets tests run every timer path without waiting.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import secrets
+from typing import Callable, Dict, Hashable, List, Optional, Tuple
+
+from conference.sip.errors import LocalProtocolError, RemoteProtocolError, SIPProtocolError
+from conference.sip.message import Message, Request, Response, make_response
+from conference.sip.transaction_model import (
+    MAGIC_COOKIE,
+    AckReceived,
+    Action,
+    CancelReceived,
+    ClientTransaction,
+    Peer,
+    RequestReceived,
+    ResponseReceived,
+    SendMessage,
+    ServerTransaction,
+    Transaction,
+    TransactionState,
+    TransactionTerminated,
+    TransactionTimedOut,
+    build_ack,
+    has_cookie,
+    merge_key,
+    server_key,
+)
+
+__all__ = [
+    "MAGIC_COOKIE",
+    "AckReceived",
+    "Action",
+    "CancelReceived",
+    "ClientTransaction",
+    "Peer",
+    "RequestReceived",
+    "ResponseReceived",
+    "SendMessage",
+    "ServerTransaction",
+    "Transaction",
+    "TransactionLayer",
+    "TransactionState",
+    "TransactionTerminated",
+    "TransactionTimedOut",
+]
+
+S = TransactionState
+
+# How long an INVITE client transaction waits in Proceeding for a final
+# response before giving up (the value of RFC 3261 Timer C), so a peer
+# that sends 180 and then nothing cannot pin the transaction forever.
+PROCEEDING_GUARD = 180.0
+
+_TimerEntry = Tuple[float, int, Transaction, str]
+
+
+def _random_token() -> str:
+    return secrets.token_hex(8)
+
+
+def _default_branch() -> str:
+    return MAGIC_COOKIE + secrets.token_hex(10)
+
+
+class TransactionLayer:
+    """
+    Server and client transactions of one SIP element.
+
+    Feed it what arrives with L{receive}, what the application answers with
+    L{respond}, what the element originates with L{send_request}, and the
+    clock with L{advance} (at L{next_deadline}); do what the returned
+    actions say.
+
+    @ivar t1: RTT estimate (RFC 3261 T1), seconds.
+    @ivar t2: longest retransmit interval for non-INVITE requests and
+        INVITE responses (T2).
+    @ivar t4: longest time a message stays in the network (T4).
+    @ivar trying_delay: how long an INVITE may wait for the application's
+        first response before the layer sends 100 Trying itself.
+    """
+
+    def __init__(
+        self,
+        *,
+        t1: float = 0.5,
+        t2: float = 4.0,
+        t4: float = 5.0,
+        trying_delay: float = 0.2,
+        branch_factory: Callable[[], str] = _default_branch,
+        tag_factory: Callable[[], str] = _random_token,
+    ) -> None:
+        self.t1 = t1
+        self.t2 = t2
+        self.t4 = t4
+        self.trying_delay = trying_delay
+        self.branch_factory = branch_factory
+        self.tag_factory = tag_factory
+        self._server: Dict[Hashable, ServerTransaction] = {}
+        self._client: Dict[Hashable, ClientTransaction] = {}
+        self._merge: Dict[Hashable, ServerTransaction] = {}
+        self._accepted: Dict[Hashable, ServerTransaction] = {}
+        self._heap: List[_TimerEntry] = []
+        self._live_timers = 0
+        self._seq = itertools.count()
+
+    # Introspection ---------------------------------------------------------
+
+    def pending(self) -> int:
+        """
+        How many transactions are not terminated yet.
+        """
+        return len(self._server) + len(self._client)
+
+    def __len__(self) -> int:
+        return self.pending()
+
+    def sizes(self) -> Dict[str, int]:
+        """
+        The size of every internal table, for leak checks and metrics.
+        """
+        return {
+            "server": len(self._server),
+            "client": len(self._client),
+            "merge": len(self._merge),
+            "accepted": len(self._accepted),
+            "timers": len(self._heap),
+        }
+
+    # Timers ----------------------------------------------------------------
+
+    def next_deadline(self) -> Optional[float]:
+        """
+        The earliest time at which L{advance} has something to do.
+        """
+        heap = self._heap
+        while heap and not self._is_live(heap[0]):
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def advance(self, now: float) -> List[Action]:
+        """
+        Fire every timer due at or before C{now}, earliest first.
+
+        A timer that fires reschedules from its own deadline, not from
+        C{now}, so a late call replays the exact schedule.
+        """
+        actions: List[Action] = []
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            entry = heapq.heappop(heap)
+            if not self._is_live(entry):
+                continue
+            at, _, txn, name = entry
+            del txn.timers[name]
+            self._live_timers -= 1
+            if self._live_timers == 0:
+                heap.clear()
+            if isinstance(txn, ServerTransaction):
+                self._fire_server(txn, name, at, actions)
+            else:
+                self._fire_client(txn, name, at, actions)
+        return actions
+
+    @staticmethod
+    def _is_live(entry: _TimerEntry) -> bool:
+        return entry[2].timers.get(entry[3]) == entry[1]
+
+    def _schedule(self, txn: Transaction, name: str, at: float) -> None:
+        self._cancel(txn, name)
+        seq = next(self._seq)
+        txn.timers[name] = seq
+        heapq.heappush(self._heap, (at, seq, txn, name))
+        self._live_timers += 1
+
+    def _cancel(self, txn: Transaction, name: str) -> None:
+        if txn.timers.pop(name, None) is None:
+            return
+        self._live_timers -= 1
+        heap = self._heap
+        if self._live_timers == 0:
+            heap.clear()
+        elif len(heap) > 64 and len(heap) > 4 * self._live_timers:
+            self._heap = [e for e in heap if self._is_live(e)]
+            heapq.heapify(self._heap)
+
+    def _terminate(self, txn: Transaction, now: float, actions: List[Action]) -> None:
+        for name in list(txn.timers):
+            self._cancel(txn, name)
+        txn.state = S.TERMINATED
+        txn.ended = now
+        if isinstance(txn, ServerTransaction):
+            if self._server.get(txn.key) is txn:
+                del self._server[txn.key]
+            for table, key in ((self._merge, txn.merge_key), (self._accepted, txn.accept_key)):
+                if key is not None and table.get(key) is txn:
+                    del table[key]
+        elif self._client.get(txn.key) is txn:
+            del self._client[txn.key]
+        actions.append(TransactionTerminated(txn))
+
+    # Server side -----------------------------------------------------------
+
+    def receive(self, message: Message, peer: Peer, now: float) -> List[Action]:
+        """
+        Take a parsed message that arrived from C{peer}.
+
+        @raise RemoteProtocolError: (400) if a request lacks or garbles a
+            header the matching rules need; the adapter answers it
+            statelessly (or drops it if it is an ACK).  Broken responses
+            are dropped instead.
+        """
+        if isinstance(message, Response):
+            try:
+                return self._receive_response(message, now)
+            except SIPProtocolError:
+                return []
+        try:
+            return self._receive_request(message, peer, now)
+        except RemoteProtocolError:
+            raise
+        except SIPProtocolError as e:
+            raise RemoteProtocolError(e.reason, 400) from e
+
+    def _receive_request(self, message: Request, peer: Peer, now: float) -> List[Action]:
+        key = server_key(message, "INVITE" if message.method == "ACK" else message.method)
+        if message.method == "ACK":
+            return self._receive_ack(message, key, peer, now)
+        txn = self._match(key, message)
+        if txn is not None:
+            return self._retransmitted(txn, peer)
+        if message.method == "CANCEL":
+            return self._receive_cancel(message, key, peer, now)
+        to_tag = message.to.tag
+        mkey = merge_key(message)
+        txn = self._new_server(message, key, peer, now)
+        if to_tag is None and mkey in self._merge:
+            return self._respond(txn, self._answer(message, 482, "Loop Detected (merged)"), now)
+        txn.merge_key = mkey
+        self._merge[mkey] = txn
+        return [RequestReceived(message, txn)]
+
+    def _match(self, key: Hashable, request: Request) -> Optional[ServerTransaction]:
+        txn = self._server.get(key)
+        if txn is None or txn.rfc3261:
+            return txn
+        # RFC 2543 matching also needs the To tag of the original request.
+        return txn if request.to.tag == txn.request.to.tag else None
+
+    def _new_server(
+        self, request: Request, key: Hashable, peer: Peer, now: float
+    ) -> ServerTransaction:
+        txn = ServerTransaction(request, peer, key, now, has_cookie(request.top_via.branch))
+        self._server[key] = txn
+        if txn.is_invite:
+            self._schedule(txn, "100", now + self.trying_delay)
+        return txn
+
+    def _retransmitted(self, txn: ServerTransaction, peer: Peer) -> List[Action]:
+        txn.peer = peer
+        if txn.state is S.CONFIRMED or txn.last_response is None:
+            return []
+        return [SendMessage(txn.last_response, peer)]
+
+    def _answer(self, request: Request, code: int, phrase: Optional[str] = None) -> Response:
+        return make_response(request, code, phrase, to_tag=self.tag_factory())
+
+    def _receive_ack(self, ack: Request, key: Hashable, peer: Peer, now: float) -> List[Action]:
+        txn = self._server.get(key)
+        if txn is not None and not txn.rfc3261 and ack.to.tag != txn.to_tag:
+            txn = None
+        if txn is not None and txn.state in (S.COMPLETED, S.CONFIRMED):
+            # ACK for a non-2xx final: absorbed (section 17.2.1).
+            if txn.state is S.COMPLETED:
+                txn.state = S.CONFIRMED
+                txn.acked = True
+                self._cancel(txn, "G")
+                self._cancel(txn, "H")
+                actions: List[Action] = []
+                self._later(txn, "I", now, 0.0 if txn.peer.reliable else self.t4, actions)
+                return actions
+            return []
+        if txn is None or txn.state is not S.ACCEPTED:
+            try:
+                akey = (ack.call_id, ack.cseq.number, ack.from_.tag)
+            except SIPProtocolError:
+                return []
+            txn = self._accepted.get(akey)
+            if txn is not None and txn.to_tag is not None and ack.to.tag != txn.to_tag:
+                txn = None
+        if txn is not None:
+            txn.acked = True
+            self._cancel(txn, "2xx")
+        return [AckReceived(ack, peer)]
+
+    def _receive_cancel(
+        self, cancel: Request, key: Hashable, peer: Peer, now: float
+    ) -> List[Action]:
+        invite = self._match(server_key(cancel, "INVITE"), cancel)
+        txn = self._new_server(cancel, key, peer, now)
+        if invite is None or not invite.is_invite:
+            return self._respond(txn, self._answer(cancel, 481), now)
+        tag = invite.to_tag or self.tag_factory()
+        actions = self._respond(txn, make_response(cancel, 200, to_tag=tag), now)
+        if invite.final_response is None:
+            terminated = make_response(invite.request, 487, to_tag=tag)
+            actions.extend(self._respond(invite, terminated, now))
+        actions.append(CancelReceived(cancel, invite))
+        return actions
+
+    def respond(
+        self, transaction: ServerTransaction, response: Response, now: float
+    ) -> List[Action]:
+        """
+        Send the application's response through its server transaction.
+
+        @raise LocalProtocolError: if the transaction is terminated or
+            already sent a final response.
+        """
+        if transaction.state is S.TERMINATED:
+            raise LocalProtocolError("cannot respond: transaction terminated")
+        if transaction.final_response is not None:
+            raise LocalProtocolError(
+                f"cannot respond: final response {transaction.final_response.code} already sent"
+            )
+        return self._respond(transaction, response, now)
+
+    def _respond(self, txn: ServerTransaction, response: Response, now: float) -> List[Action]:
+        actions: List[Action] = [SendMessage(response, txn.peer)]
+        txn.last_response = response
+        self._cancel(txn, "100")
+        tag = _to_tag(response)
+        if tag is not None:
+            txn.to_tag = tag
+        if response.code < 200:
+            if txn.state is S.TRYING:
+                txn.state = S.PROCEEDING
+            return actions
+        txn.final_response = response
+        txn.completed_at = now
+        if txn.is_invite and response.code < 300:
+            txn.state = S.ACCEPTED
+            txn.interval = self.t1
+            try:
+                req = txn.request
+                txn.accept_key = (req.call_id, req.cseq.number, req.from_.tag)
+                self._accepted[txn.accept_key] = txn
+            except SIPProtocolError:
+                pass
+            self._schedule(txn, "2xx", now + self.t1)
+            self._schedule(txn, "L", now + 64 * self.t1)
+        elif txn.is_invite:
+            txn.state = S.COMPLETED
+            if not txn.peer.reliable:
+                txn.interval = self.t1
+                self._schedule(txn, "G", now + self.t1)
+            self._schedule(txn, "H", now + 64 * self.t1)
+        else:
+            txn.state = S.COMPLETED
+            self._later(txn, "J", now, 0.0 if txn.peer.reliable else 64 * self.t1, actions)
+        return actions
+
+    def _later(
+        self, txn: Transaction, name: str, now: float, delay: float, actions: List[Action]
+    ) -> None:
+        """
+        Schedule a terminating timer, or terminate at once if it is zero.
+        """
+        if delay <= 0:
+            self._terminate(txn, now, actions)
+        else:
+            self._schedule(txn, name, now + delay)
+
+    def _fire_server(
+        self, txn: ServerTransaction, name: str, at: float, actions: List[Action]
+    ) -> None:
+        if name == "100":
+            if txn.last_response is None and txn.state is S.PROCEEDING:
+                trying = make_response(txn.request, 100)
+                timestamp = txn.request.header("timestamp")
+                if timestamp is not None:
+                    trying.add_header("timestamp", timestamp)
+                txn.last_response = trying
+                actions.append(SendMessage(trying, txn.peer))
+        elif name in ("G", "2xx"):
+            assert txn.final_response is not None
+            actions.append(SendMessage(txn.final_response, txn.peer))
+            txn.interval = min(2 * txn.interval, self.t2)
+            self._schedule(txn, name, at + txn.interval)
+        elif name == "H":
+            actions.append(TransactionTimedOut(txn, "Timer H: no ACK for the final response"))
+            self._terminate(txn, at, actions)
+        elif name == "L" and not txn.acked:
+            actions.append(TransactionTimedOut(txn, "no ACK for the 2xx response within 64*T1"))
+            self._terminate(txn, at, actions)
+        else:  # I, J, L after an ACK
+            self._terminate(txn, at, actions)
+
+    # Client side -----------------------------------------------------------
+
+    def new_branch(self) -> str:
+        """
+        A fresh branch parameter with the RFC 3261 magic cookie.
+        """
+        return self.branch_factory()
+
+    def send_request(
+        self, request: Request, peer: Peer, now: float
+    ) -> Tuple[ClientTransaction, List[Action]]:
+        """
+        Start a client transaction for a request this element originates.
+
+        The caller supplies the top Via (it knows its sent-by); its branch
+        must carry the magic cookie and be unique.
+
+        @raise LocalProtocolError: for ACK (it has no transaction), a Via
+            without a usable branch, or a branch already in use.
+        """
+        if request.method == "ACK":
+            raise LocalProtocolError("ACK is sent without a client transaction")
+        branch = request.top_via.branch
+        if not has_cookie(branch):
+            raise LocalProtocolError(f"top Via branch {branch!r} lacks the z9hG4bK cookie")
+        key = (branch, request.method)
+        if key in self._client:
+            raise LocalProtocolError(f"branch {branch} is already in use")
+        txn = ClientTransaction(request, peer, key, now)
+        self._client[key] = txn
+        txn.interval = self.t1
+        if txn.is_invite:
+            if not peer.reliable:
+                self._schedule(txn, "A", now + self.t1)
+            self._schedule(txn, "B", now + 64 * self.t1)
+        else:
+            if not peer.reliable:
+                self._schedule(txn, "E", now + self.t1)
+            self._schedule(txn, "F", now + 64 * self.t1)
+        return txn, [SendMessage(request, peer)]
+
+    def _receive_response(self, response: Response, now: float) -> List[Action]:
+        key = (response.top_via.branch, response.cseq.method)
+        txn = self._client.get(key)
+        if txn is None:
+            return []  # stray response (section 17.1.3): dropped
+        code = response.code
+        state = txn.state
+        actions: List[Action] = []
+        if txn.is_invite:
+            if state in (S.CALLING, S.PROCEEDING):
+                self._cancel(txn, "A")
+                self._cancel(txn, "B")
+                txn.last_response = response
+                if code < 200:
+                    txn.state = S.PROCEEDING
+                    self._schedule(txn, "C", now + PROCEEDING_GUARD)
+                    return [ResponseReceived(response, txn)]
+                self._cancel(txn, "C")
+                txn.final_response = response
+                txn.completed_at = now
+                actions.append(ResponseReceived(response, txn))
+                if code < 300:
+                    txn.state = S.ACCEPTED
+                    self._schedule(txn, "M", now + 64 * self.t1)
+                else:
+                    txn.state = S.COMPLETED
+                    txn.ack = build_ack(txn.request, response)
+                    actions.insert(0, SendMessage(txn.ack, txn.peer))
+                    delay = 0.0 if txn.peer.reliable else max(32.0, 64 * self.t1)
+                    self._later(txn, "D", now, delay, actions)
+            elif state is S.ACCEPTED and 200 <= code < 300:
+                actions.append(ResponseReceived(response, txn))
+            elif state is S.COMPLETED and code >= 300 and txn.ack is not None:
+                actions.append(SendMessage(txn.ack, txn.peer))
+            return actions
+        if state in (S.TRYING, S.PROCEEDING):
+            txn.last_response = response
+            actions.append(ResponseReceived(response, txn))
+            if code < 200:
+                txn.state = S.PROCEEDING
+            else:
+                txn.state = S.COMPLETED
+                txn.final_response = response
+                txn.completed_at = now
+                self._cancel(txn, "E")
+                self._cancel(txn, "F")
+                self._later(txn, "K", now, 0.0 if txn.peer.reliable else self.t4, actions)
+        return actions
+
+    def _fire_client(
+        self, txn: ClientTransaction, name: str, at: float, actions: List[Action]
+    ) -> None:
+        if name == "A":
+            actions.append(SendMessage(txn.request, txn.peer))
+            txn.interval *= 2
+            self._schedule(txn, "A", at + txn.interval)
+        elif name == "E":
+            actions.append(SendMessage(txn.request, txn.peer))
+            if txn.state is S.PROCEEDING:
+                txn.interval = self.t2
+            else:
+                txn.interval = min(2 * txn.interval, self.t2)
+            self._schedule(txn, "E", at + txn.interval)
+        elif name in ("B", "C", "F"):
+            reason = {
+                "B": "Timer B: no response to the INVITE",
+                "C": "no final response to the INVITE within 3 minutes",
+                "F": "Timer F: no final response",
+            }[name]
+            actions.append(TransactionTimedOut(txn, reason))
+            self._terminate(txn, at, actions)
+        else:  # D, K, M
+            self._terminate(txn, at, actions)
+
+
+def _to_tag(response: Response) -> Optional[str]:
+    try:
+        tag: Optional[str] = response.to.tag
+    except SIPProtocolError:
+        return None
+    return tag

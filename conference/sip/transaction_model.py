@@ -1,0 +1,347 @@
+# -*- test-case-name: tests.sip.test_transaction_model -*-
+"""
+The values the transaction layer works with: where a message goes
+(L{Peer}), what the adapter must do (the actions), the transactions
+themselves and the RFC 3261 section 17 matching keys.
+
+They live apart from the state machine in L{conference.sip.transaction} so
+the adapter and the tests can name them without the machinery, and so each
+module stays one responsibility.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Dict, Hashable, Optional, Tuple, Union
+
+from conference.sip.message import Request, Response
+
+# RFC 3261 section 8.1.1.7: branches of RFC 3261 elements start with it.
+MAGIC_COOKIE = "z9hG4bK"
+
+
+@dataclass(frozen=True)
+class Peer:
+    """
+    The far end of a message: where a request came from, where a message
+    goes.
+
+    @ivar transport: C{"UDP"}, C{"TCP"} or C{"TLS"} (upper case).
+    @ivar host: the IP address (no brackets for IPv6).
+    @ivar port: the port.
+    @ivar connection: for streams, an id of the connection, so responses go
+        back over the one the request came on; L{None} for UDP.
+    """
+
+    transport: str
+    host: str
+    port: int
+    connection: Optional[Hashable] = None
+
+    @property
+    def reliable(self) -> bool:
+        """
+        Whether the transport retransmits by itself (anything but UDP).
+        """
+        return self.transport.upper() != "UDP"
+
+
+class TransactionState(enum.Enum):
+    """
+    The states of RFC 3261 figures 5 to 8, plus RFC 6026's Accepted.
+    """
+
+    CALLING = "Calling"
+    TRYING = "Trying"
+    PROCEEDING = "Proceeding"
+    ACCEPTED = "Accepted"
+    COMPLETED = "Completed"
+    CONFIRMED = "Confirmed"
+    TERMINATED = "Terminated"
+
+
+class _TransactionBase:
+    """
+    What client and server transactions share.
+
+    @ivar request: the request that created the transaction.
+    @ivar peer: where its messages go.
+    @ivar method: the request's method.
+    @ivar state: a L{TransactionState}.
+    @ivar key: the matching key it is filed under.
+    @ivar created: the time it was created.
+    @ivar last_response: the latest response sent (server) or received
+        (client), or L{None}.
+    @ivar final_response: the final response, once there is one.
+    @ivar completed_at: when the final response was sent or received.
+    @ivar ended: when the transaction terminated.
+    @ivar timers: running timers by name, each with its heap sequence
+        number (the layer's bookkeeping).
+    @ivar interval: the current retransmission interval.
+    """
+
+    def __init__(
+        self,
+        request: Request,
+        peer: Peer,
+        key: Hashable,
+        created: float,
+        state: TransactionState,
+    ) -> None:
+        self.request = request
+        self.peer = peer
+        self.method: str = request.method
+        self.key = key
+        self.created = created
+        self.state = state
+        self.last_response: Optional[Response] = None
+        self.final_response: Optional[Response] = None
+        self.completed_at: Optional[float] = None
+        self.ended: Optional[float] = None
+        self.timers: Dict[str, int] = {}
+        self.interval = 0.0
+
+    @property
+    def is_invite(self) -> bool:
+        """
+        Whether this is an INVITE transaction (figures 5 and 7).
+        """
+        return self.method == "INVITE"
+
+    @property
+    def status(self) -> Optional[int]:
+        """
+        The status code of the final response, else of the last provisional,
+        else L{None}.
+        """
+        response = self.final_response or self.last_response
+        return response.code if response is not None else None
+
+    @property
+    def duration(self) -> Optional[float]:
+        """
+        Seconds from creation to the final response (or to termination
+        when there was none); L{None} while neither happened.
+        """
+        end = self.completed_at if self.completed_at is not None else self.ended
+        return None if end is None else end - self.created
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} {self.method} {self.state.value}"
+            f" status={self.status} peer={self.peer.transport}:{self.peer.host}:{self.peer.port}>"
+        )
+
+
+class ServerTransaction(_TransactionBase):
+    """
+    A server transaction (RFC 3261 section 17.2).
+
+    @ivar rfc3261: whether it is matched by branch (L{False}: by the RFC
+        2543 rules).
+    @ivar to_tag: the To tag of the latest response sent with one.
+    @ivar acked: whether the ACK for its final response arrived.
+    @ivar merge_key: the section 8.2.2.2 key it is filed under, if any.
+    @ivar accept_key: the key a 2xx ACK finds it by while Accepted.
+    """
+
+    def __init__(
+        self, request: Request, peer: Peer, key: Hashable, created: float, rfc3261: bool
+    ) -> None:
+        state = (
+            TransactionState.PROCEEDING if request.method == "INVITE" else TransactionState.TRYING
+        )
+        super().__init__(request, peer, key, created, state)
+        self.rfc3261 = rfc3261
+        self.to_tag: Optional[str] = None
+        self.acked = False
+        self.merge_key: Optional[Hashable] = None
+        self.accept_key: Optional[Hashable] = None
+
+
+class ClientTransaction(_TransactionBase):
+    """
+    A client transaction (RFC 3261 section 17.1).
+
+    @ivar ack: the ACK the layer built for a non-2xx final response.
+    """
+
+    def __init__(self, request: Request, peer: Peer, key: Hashable, created: float) -> None:
+        state = TransactionState.CALLING if request.method == "INVITE" else TransactionState.TRYING
+        super().__init__(request, peer, key, created, state)
+        self.ack: Optional[Request] = None
+
+
+Transaction = Union[ServerTransaction, ClientTransaction]
+
+
+# Actions ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendMessage:
+    """
+    Serialize C{message} and send it to C{peer}.
+    """
+
+    message: Union[Request, Response]
+    peer: Peer
+
+
+@dataclass(frozen=True)
+class RequestReceived:
+    """
+    A new request for the application (never a retransmission nor an ACK);
+    answer it with L{TransactionLayer.respond}.
+    """
+
+    request: Request
+    transaction: ServerTransaction
+
+
+@dataclass(frozen=True)
+class AckReceived:
+    """
+    An ACK for a 2xx (or one matching no transaction): dialog business.
+    """
+
+    request: Request
+    peer: Peer
+
+
+@dataclass(frozen=True)
+class CancelReceived:
+    """
+    A CANCEL matched C{transaction}; 200 (to the CANCEL) and 487 (to the
+    INVITE, when it had no final response) are already among the actions.
+    """
+
+    cancel: Request
+    transaction: ServerTransaction
+
+
+@dataclass(frozen=True)
+class ResponseReceived:
+    """
+    A response for a client transaction, for the application (never an
+    absorbed retransmission).
+    """
+
+    response: Response
+    transaction: ClientTransaction
+
+
+@dataclass(frozen=True)
+class TransactionTimedOut:
+    """
+    A transaction gave up: C{reason} names the timer.
+    """
+
+    transaction: Transaction
+    reason: str
+
+
+@dataclass(frozen=True)
+class TransactionTerminated:
+    """
+    A transaction ended (for the one log line per transaction).
+    """
+
+    transaction: Transaction
+
+
+Action = Union[
+    SendMessage,
+    RequestReceived,
+    AckReceived,
+    CancelReceived,
+    ResponseReceived,
+    TransactionTimedOut,
+    TransactionTerminated,
+]
+
+
+# Matching -----------------------------------------------------------------
+
+
+def has_cookie(branch: object) -> bool:
+    """
+    Whether C{branch} is an RFC 3261 branch: the magic cookie followed by
+    at least one character (a bare cookie, as in RFC 4475 section 3.2.1,
+    identifies nothing and falls back to RFC 2543 matching).
+    """
+    return (
+        isinstance(branch, str)
+        and branch.startswith(MAGIC_COOKIE)
+        and len(branch) > len(MAGIC_COOKIE)
+    )
+
+
+def sent_by(via: Any) -> Tuple[str, int]:
+    """
+    The sent-by of a Via as (lower-case host, port with its default).
+    """
+    transport = str(via.transport or "UDP").upper()
+    port = via.port
+    if port in (None, ""):
+        port = 5061 if transport == "TLS" else 5060
+    return (str(via.host).lower(), int(port))
+
+
+def server_key(request: Request, method: str) -> Hashable:
+    """
+    The key a server transaction for C{request} is filed under, with
+    C{method} in place of the request's own (INVITE for ACK and for the
+    INVITE a CANCEL targets).
+
+    With an RFC 3261 branch: branch, sent-by and method (section 17.2.3).
+    Otherwise the RFC 2543 rules: Request-URI, From tag, Call-ID, CSeq
+    number, method and top Via; the To tag is compared apart, since an ACK
+    carries the tag of the response rather than of the request.
+    """
+    via = request.top_via
+    if has_cookie(via.branch):
+        return ("3261", via.branch, sent_by(via), method)
+    transport = str(via.transport or "").upper()
+    via_id = (transport, *sent_by(via), via.branch)
+    return (
+        "2543",
+        str(request.uri),
+        request.from_.tag,
+        request.call_id,
+        request.cseq.number,
+        method,
+        via_id,
+    )
+
+
+def merge_key(request: Request) -> Hashable:
+    """
+    The section 8.2.2.2 key: From tag, Call-ID and CSeq.
+    """
+    cseq = request.cseq
+    return (request.from_.tag, request.call_id, cseq.number, cseq.method)
+
+
+def build_ack(request: Request, response: Response) -> Request:
+    """
+    The ACK for a non-2xx final response to C{request} (section 17.1.1.3):
+    same Request-URI, top Via, From, Call-ID, CSeq number and Route; the
+    To of the response.
+    """
+    ack = Request("ACK", request.uri)  # type: ignore[arg-type]
+    vias = request.header_values("via")
+    if vias:
+        ack.add_header("via", vias[0])
+    ack.add_header("max-forwards", "70")
+    for route in request.header_fields("route"):
+        ack.add_header("route", route)
+    for name in ("from",):
+        for value in request.header_fields(name):
+            ack.add_header(name, value)
+    for value in response.header_fields("to"):
+        ack.add_header("to", value)
+    ack.add_header("call-id", request.call_id)
+    ack.add_header("cseq", f"{request.cseq.number} ACK")
+    return ack

@@ -1,0 +1,205 @@
+# -*- test-case-name: tests.interop.test_plugin -*-
+"""
+Runs the real C{twistd conference} plugin as a subprocess on loopback
+ephemeral ports, and real peers (SIPp, sipsak) against it.
+
+The plugin file is placed in a temporary C{twisted/plugins} folder on
+C{PYTHONPATH}, so the tests need no install step and always run this
+checkout's code.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from twisted.trial.unittest import SkipTest
+
+from tests.shared import PROJECT_ROOT
+
+
+def require_tool(name: str) -> str:
+    """
+    The path of an external peer program.
+
+    @raise SkipTest: where it is not installed (outside CI; C{.ci/run}
+        installs it, and fails if it cannot).
+    """
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI"):
+            raise AssertionError(f"{name} is not installed; .ci/run should have installed it")
+        raise SkipTest(f"{name} not installed (Debian: apt-get install sip-tester sipsak)")
+    return path
+
+
+def free_port() -> int:
+    """
+    A port number free for both UDP and TCP on 127.0.0.1 right now.
+    """
+    for _ in range(50):
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        tcp.bind(("127.0.0.1", 0))
+        port = int(tcp.getsockname()[1])
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            udp.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            tcp.close()
+            udp.close()
+        return port
+    raise RuntimeError("no free port pair found")
+
+
+def make_certificate(folder: Path) -> tuple[Path, Path]:
+    """
+    A self-signed certificate and key for 127.0.0.1, made with pyOpenSSL.
+    """
+    from OpenSSL import crypto
+
+    key = crypto.PKey()
+    key.generate_key(crypto.TYPE_RSA, 2048)
+    cert = crypto.X509()
+    cert.get_subject().CN = "127.0.0.1"
+    cert.set_serial_number(1)
+    cert.gmtime_adj_notBefore(0)
+    cert.gmtime_adj_notAfter(3600)
+    cert.set_issuer(cert.get_subject())
+    cert.set_pubkey(key)
+    cert.sign(key, "sha256")
+    key_path, cert_path = folder / "key.pem", folder / "cert.pem"
+    key_path.write_bytes(crypto.dump_privatekey(crypto.FILETYPE_PEM, key))
+    cert_path.write_bytes(crypto.dump_certificate(crypto.FILETYPE_PEM, cert))
+    return key_path, cert_path
+
+
+class ServerProcess:
+    """
+    One running C{twistd -n conference}.
+
+    @ivar port: the UDP and TCP port; C{tls_port}: the TLS one.
+    """
+
+    def __init__(self, extra_args: Sequence[str] = (), *, tls: bool = False) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="conference-interop-"))
+        plugins = self.folder / "pluginpath" / "twisted" / "plugins"
+        plugins.mkdir(parents=True)
+        shutil.copy(PROJECT_ROOT / "twisted_plugins" / "conference_plugin.py", plugins)
+        self.port = free_port()
+        self.tls_port: Optional[int] = None
+        args = [
+            sys.executable,
+            "-c",
+            "from twisted.scripts.twistd import run; run()",
+            "--nodaemon",
+            "--pidfile=",
+            "conference",
+            "--listen",
+            f"udp:{self.port}:interface=127.0.0.1",
+            "--listen",
+            f"tcp:{self.port}:interface=127.0.0.1",
+            "--store",
+            "memory",
+        ]
+        if tls:
+            key, cert = make_certificate(self.folder)
+            self.tls_port = free_port()
+            args += [
+                "--listen",
+                f"ssl:{self.tls_port}:interface=127.0.0.1:privateKey={key}:certKey={cert}",
+            ]
+        args += list(extra_args)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(PROJECT_ROOT), str(self.folder / "pluginpath"), env.get("PYTHONPATH", "")]
+        )
+        self.log_path = self.folder / "server.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            args, cwd=self.folder, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log()}")
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not start listening:\n{self.log()}")
+
+    def log(self) -> str:
+        """
+        Everything the server logged so far.
+        """
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def tracebacks(self) -> List[str]:
+        """
+        The log lines that start a Python traceback.
+        """
+        return [line for line in self.log().splitlines() if "Traceback" in line]
+
+    def stop(self) -> int:
+        """
+        Stop the server with SIGTERM (a graceful stop) and return its status.
+        """
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+    def cleanup(self) -> None:
+        """
+        Stop and remove the temporary folder.
+        """
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def run(
+    args: Sequence[str], timeout: float = 60, cwd: Optional[Path] = None
+) -> subprocess.CompletedProcess[str]:
+    """
+    Run a peer program, capturing its output as text.
+    """
+    return subprocess.run(
+        list(args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def udp_exchange(port: int, data: bytes, timeout: float = 2.0) -> Optional[bytes]:
+    """
+    Send one datagram to the server and return the first answer, if any.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        sock.sendto(data, ("127.0.0.1", port))
+        try:
+            return sock.recv(65536)
+        except socket.timeout:
+            return None
