@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
 
     from conference.app.core import RequestContext
-    from conference.app.registrar import Binding
+    from conference.store.records import RegistrationBinding as Binding
     from conference.sip.message import Request, Response
 
 
@@ -123,4 +123,58 @@ class IRegistrationStore(Interface):
         Forget every binding expired by C{now}.
 
         @return: a Deferred firing with how many were removed.
+        """
+
+
+class IMediaSession(Interface):
+    """
+    The media of one participant in one conference, as the media service
+    keeps it (ports, codecs); opaque to the focus.
+    """
+
+    participant = Attribute("The participant's identity or address, as a string.")
+    conference = Attribute("The conference URI, as a string.")
+    local_sdp = Attribute("The SDP this side last sent (bytes).")
+
+
+class IMediaService(Interface):
+    """
+    The media seam of the focus: SDP offer in, answer and a media session
+    out (RFC 3264).  The null service answers and drops the media; a mixer
+    replaces it behind the same interface.
+    """
+
+    def answer(conference: str, participant: str, offer: bytes) -> Deferred[IMediaSession]:
+        """
+        Answer an SDP offer for a participant joining C{conference}.
+
+        @return: a Deferred firing with the session, whose C{local_sdp} is
+            the answer; it fails with
+            L{conference.sip.errors.RemoteProtocolError} (488 Not Acceptable
+            Here with a Warning) when no offered stream can be accepted, or
+            400 when the SDP is malformed.
+        """
+
+    def offer(conference: str, participant: str) -> Deferred[IMediaSession]:
+        """
+        Make an offer for an INVITE that carried none (the answer then comes
+        in the ACK, see L{complete}).
+        """
+
+    def complete(session: IMediaSession, answer: bytes) -> None:
+        """
+        Take the answer to an offer made by L{offer}.
+
+        @raise conference.sip.errors.RemoteProtocolError: if it does not
+            answer the offer (then the focus ends the call with BYE).
+        """
+
+    def update(session: IMediaSession, offer: bytes) -> Deferred[bytes]:
+        """
+        Answer a new offer within the session (re-INVITE, UPDATE).
+        """
+
+    def close(session: IMediaSession) -> None:
+        """
+        Release what the session holds (ports); idempotent.
         """

@@ -13,7 +13,7 @@ ask it where a user is.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from email.utils import formatdate
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
@@ -27,6 +27,7 @@ from conference.sip.errors import RemoteProtocolError
 from conference.sip.headers import Address, parse_address
 from conference.sip.message import Request, Response, make_response
 from conference.sip.uri import parse_uri
+from conference.store.records import RegistrationBinding
 
 DEFAULT_EXPIRES = 3600
 MIN_EXPIRES = 60
@@ -34,23 +35,7 @@ MAX_EXPIRES = 86400
 MAX_CONTACTS = 16
 
 
-@dataclass(frozen=True)
-class Binding:
-    """
-    One registered contact of an address of record.
-
-    @ivar contact: the Contact URI as registered (wire form).
-    @ivar expires_at: POSIX time at which it lapses.
-    @ivar q: its preference, 0.0 to 1.0 (L{None} if not given).
-    @ivar call_id: and C{cseq}: of the REGISTER that last set it, to refuse
-        out-of-order updates (RFC 3261 section 10.3 step 7).
-    """
-
-    contact: str
-    expires_at: float
-    q: Optional[float]
-    call_id: str
-    cseq: int
+Binding = RegistrationBinding
 
 
 def aor_of(address: Address, domain_of: Optional[Callable[[str], Optional[str]]] = None) -> str:
