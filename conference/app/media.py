@@ -1,0 +1,287 @@
+# -*- test-case-name: tests.app.test_media -*-
+"""
+The null media service: the focus's media seam with no mixer behind it.
+
+It negotiates PCMU, PCMA and telephone-event like a real media server,
+opens an RTP/RTCP port pair per participant so peers have somewhere to
+send, counts what arrives and drops it.  A mixer replaces it behind the
+same L{IMediaService} interface.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, cast
+
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IListeningPort, IReactorUDP
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from conference.interfaces import IMediaService, IMediaSession
+from conference.offeranswer import SUPPORTED_CODECS, Codec, OfferAnswer, Stream, select_stream
+from conference.sdp import parse_sdp
+from conference.sip.errors import RemoteProtocolError
+
+log = Logger()
+
+DEFAULT_ADDRESS = "127.0.0.1"
+DEFAULT_PORT_RANGE = (20000, 29999)
+DEFAULT_MAX_SESSIONS = 1000
+# The smallest RTCP packet; RTP needs 12.  Both start with version 2.
+MIN_PACKET_SIZE = 8
+MAX_PACKET_SIZE = 8192
+
+
+class RTPSink(DatagramProtocol):
+    """
+    Counts the datagrams that reach one port and drops them.
+
+    @ivar packets: datagrams received; C{octets} their total size.
+    @ivar malformed: those too short or not RTP/RTCP version 2.
+    @ivar on_datagram: called with each datagram and its source, if set
+        (a hook for tests and, later, for symmetric RTP).
+    """
+
+    def __init__(self) -> None:
+        self.packets = 0
+        self.octets = 0
+        self.malformed = 0
+        self.on_datagram: Optional[Callable[[bytes, Tuple[str, int]], None]] = None
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        self.packets += 1
+        self.octets += len(datagram)
+        if len(datagram) < MIN_PACKET_SIZE or datagram[0] >> 6 != 2:
+            self.malformed += 1
+        if self.on_datagram is not None:
+            self.on_datagram(datagram, (addr[0], addr[1]))
+
+
+@implementer(IMediaSession)
+class NullMediaSession:
+    """
+    One participant's media: the offer/answer state and the port pair.
+
+    @ivar port: the RTP port (RTCP on C{port + 1}).
+    @ivar rtp: the L{RTPSink} of the RTP port; C{rtcp} that of RTCP.
+    @ivar negotiation: the L{OfferAnswer} state.
+    @ivar closed: whether L{NullMediaService.close} released it.
+    """
+
+    def __init__(
+        self,
+        conference: str,
+        participant: str,
+        negotiation: OfferAnswer,
+        listeners: Tuple[IListeningPort, IListeningPort],
+        sinks: Tuple[RTPSink, RTPSink],
+    ) -> None:
+        self.conference = conference
+        self.participant = participant
+        self.negotiation = negotiation
+        self.port = negotiation.port
+        self.listeners = listeners
+        self.rtp, self.rtcp = sinks
+        self.closed = False
+
+    @property
+    def local_sdp(self) -> bytes:
+        """The SDP this side last sent (offer or answer)."""
+        return self.negotiation.local_sdp
+
+    @property
+    def stream(self) -> Optional[Stream]:
+        """The stream negotiated, or L{None} while an offer awaits its answer."""
+        return self.negotiation.stream
+
+    def __repr__(self) -> str:
+        return f"<NullMediaSession {self.participant} in {self.conference} on port {self.port}>"
+
+
+def _random_session_id() -> str:
+    return str(random.SystemRandom().getrandbits(62))
+
+
+@implementer(IMediaService)
+class NullMediaService:
+    """
+    Answers offers with PCMU, PCMA and telephone-event, opens an RTP port
+    per participant and drops the media.
+
+    @ivar sessions: the open sessions, by RTP port.
+    """
+
+    def __init__(
+        self,
+        reactor: Optional[IReactorUDP] = None,
+        *,
+        address: str = DEFAULT_ADDRESS,
+        port_range: Tuple[int, int] = DEFAULT_PORT_RANGE,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+        warn_agent: Optional[str] = None,
+        codecs: Sequence[Codec] = SUPPORTED_CODECS,
+        session_ids: Callable[[], str] = _random_session_id,
+    ) -> None:
+        """
+        @param reactor: where ports are opened; the global reactor if
+            L{None} (looked up here, once).
+        @param address: the interface to listen on, also put in the SDP.
+        @param port_range: the lowest and highest port (inclusive) to use;
+            RTP takes the even ones, RTCP the odd one above.
+        @param max_sessions: how many sessions may be open; beyond, 503.
+        @param warn_agent: the host named in Warning headers (the address
+            if L{None}).
+        @param session_ids: makes the C{o=} session id of a new session.
+        """
+        if reactor is None:
+            from twisted.internet import reactor as global_reactor
+
+            reactor = cast(IReactorUDP, global_reactor)
+        low, high = port_range
+        low += low % 2
+        if not (low > 0 and high <= 65535 and low + 1 <= high):
+            raise ValueError(f"port range {port_range!r} holds no RTP/RTCP port pair")
+        if max_sessions < 1:
+            raise ValueError("max_sessions must be at least 1")
+        self.reactor = reactor
+        self.address = address
+        self.low, self.high = low, high
+        self.max_sessions = max_sessions
+        self.warn_agent = warn_agent or address
+        self.codecs = tuple(codecs)
+        self.session_ids = session_ids
+        self.sessions: Dict[int, NullMediaSession] = {}
+        self._next_port = low
+
+    def _pairs(self) -> int:
+        return (self.high - self.low + 1) // 2
+
+    def _take_port(self) -> int:
+        port = self._next_port
+        self._next_port += 2
+        if self._next_port + 1 > self.high:
+            self._next_port = self.low
+        return port
+
+    def _listen(self) -> Tuple[int, Tuple[IListeningPort, IListeningPort], Tuple[RTPSink, RTPSink]]:
+        """
+        Open the next free RTP/RTCP pair, going round the range once; a
+        pair something else holds is skipped.
+
+        @raise RemoteProtocolError: 503 if no pair could be opened.
+        """
+        for _ in range(self._pairs()):
+            port = self._take_port()
+            if port in self.sessions:
+                continue
+            rtp, rtcp = RTPSink(), RTPSink()
+            try:
+                rtp_listener = self.reactor.listenUDP(
+                    port, rtp, interface=self.address, maxPacketSize=MAX_PACKET_SIZE
+                )
+            except CannotListenError:
+                continue
+            try:
+                rtcp_listener = self.reactor.listenUDP(
+                    port + 1, rtcp, interface=self.address, maxPacketSize=MAX_PACKET_SIZE
+                )
+            except CannotListenError:
+                rtp_listener.stopListening()
+                continue
+            return port, (rtp_listener, rtcp_listener), (rtp, rtcp)
+        log.warn("No free RTP port pair in {low}-{high}", low=self.low, high=self.high)
+        raise RemoteProtocolError("No media ports available", 503)
+
+    def _open(self, conference: str, participant: str) -> NullMediaSession:
+        if len(self.sessions) >= self.max_sessions:
+            raise RemoteProtocolError("Media sessions exhausted", 503)
+        port, listeners, sinks = self._listen()
+        negotiation = OfferAnswer(
+            address=self.address,
+            port=port,
+            session_id=self.session_ids(),
+            warn_agent=self.warn_agent,
+            codecs=self.codecs,
+        )
+        session = NullMediaSession(conference, participant, negotiation, listeners, sinks)
+        self.sessions[port] = session
+        return session
+
+    def _answer(self, conference: str, participant: str, offer: bytes) -> NullMediaSession:
+        if len(self.sessions) >= self.max_sessions:
+            raise RemoteProtocolError("Media sessions exhausted", 503)
+        # Refuse what cannot be answered before taking any port.
+        parsed = parse_sdp(offer)
+        select_stream(parsed, self.codecs, self.warn_agent)
+        session = self._open(conference, participant)
+        try:
+            session.negotiation.receive_offer(parsed)
+        except BaseException:
+            self.close(session)
+            raise
+        return session
+
+    def answer(self, conference: str, participant: str, offer: bytes) -> Deferred[IMediaSession]:
+        """
+        Answer C{offer}; see L{IMediaService.answer}.  Fails with
+        L{RemoteProtocolError}: 400 (malformed SDP), 488 with a Warning
+        (nothing acceptable) or 503 (no session or port left).
+        """
+        return maybeDeferred(self._answer, conference, participant, offer)
+
+    def _offer(self, conference: str, participant: str) -> NullMediaSession:
+        session = self._open(conference, participant)
+        session.negotiation.create_offer()
+        return session
+
+    def offer(self, conference: str, participant: str) -> Deferred[IMediaSession]:
+        """
+        Open a session and make its offer (PCMU, PCMA, telephone-event);
+        fails with 503 like L{answer}.
+        """
+        return maybeDeferred(self._offer, conference, participant)
+
+    def _session(self, session: IMediaSession) -> NullMediaSession:
+        if not isinstance(session, NullMediaSession) or session.closed:
+            raise RemoteProtocolError("Call/Transaction Does Not Exist", 481)
+        return session
+
+    def complete(self, session: IMediaSession, answer: bytes) -> None:
+        """
+        Take the answer to L{offer}; raises L{RemoteProtocolError} (400 or
+        488, see L{OfferAnswer.receive_answer}; 481 for a closed session).
+        """
+        self._session(session).negotiation.receive_answer(answer)
+
+    def _update(self, session: IMediaSession, offer: bytes) -> bytes:
+        return self._session(session).negotiation.receive_offer(offer)
+
+    def update(self, session: IMediaSession, offer: bytes) -> Deferred[bytes]:
+        """
+        Answer a new offer in the session (re-INVITE, UPDATE); fails with
+        400, 488, 491 (glare) or 481 (closed), leaving the session as it was.
+        """
+        return maybeDeferred(self._update, session, offer)
+
+    def close(self, session: IMediaSession) -> None:
+        """Stop listening on the session's ports; idempotent."""
+        if not isinstance(session, NullMediaSession) or session.closed:
+            return
+        session.closed = True
+        if self.sessions.get(session.port) is session:
+            del self.sessions[session.port]
+        for listener in session.listeners:
+            listener.stopListening()
+        log.debug(
+            "Closed media of {participant}: {packets} RTP packets dropped",
+            participant=session.participant,
+            packets=session.rtp.packets,
+        )
+
+    def close_all(self) -> None:
+        """Close every open session (at shutdown)."""
+        for session in list(self.sessions.values()):
+            self.close(session)

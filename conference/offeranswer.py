@@ -1,0 +1,467 @@
+# -*- test-case-name: tests.test_offeranswer -*-
+"""
+The offer/answer model of RFC 3264 for the focus's audio, sans-I/O.
+
+A media service holds one L{OfferAnswer} per participant: it answers their
+offers (choosing among the codecs we speak, rejecting with port 0 what we
+cannot do), makes an offer when an INVITE carried none, checks the answer
+that comes back in the ACK, and keeps the C{o=} version counting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence, Tuple, Union
+
+from conference.sdp import (
+    Attribute,
+    Connection,
+    Media,
+    Origin,
+    SDPError,
+    SessionDescription,
+    Timing,
+    addrtype_of,
+    direction_of,
+    fmtp_of,
+    parse_sdp,
+    rtpmap_of,
+    serialize_sdp,
+)
+from conference.sip.errors import RemoteProtocolError
+
+AUDIO_PROTO = "RTP/AVP"
+DEFAULT_TELEPHONE_EVENT_PT = 101
+DEFAULT_TELEPHONE_EVENT_FMTP = "0-16"
+
+# The state of an OfferAnswer (RFC 3264 section 4; RFC 6337 section 3).
+IDLE = "idle"
+OFFER_SENT = "offer-sent"
+STABLE = "stable"
+
+# Warning codes of RFC 3261 section 20.43.
+WARN_TRANSPORT = (302, "Incompatible transport protocol")
+WARN_MEDIA_TYPE = (304, "Media type not available")
+WARN_FORMAT = (305, "Incompatible media format")
+WARN_MISC = (399, "Miscellaneous warning")
+
+
+@dataclass(frozen=True)
+class Codec:
+    """An RTP payload format we speak: encoding name, clock rate, static type."""
+
+    name: str
+    clock: int
+    static_pt: Optional[int] = None
+    channels: int = 1
+
+    @property
+    def is_event(self) -> bool:
+        """Whether this is RFC 4733 telephone-event (not a voice codec)."""
+        return self.name.lower() == "telephone-event"
+
+    def matches(self, name: str, clock: int, channels: int) -> bool:
+        """Whether an C{a=rtpmap} of C{name/clock/channels} names this codec."""
+        return (
+            name.lower() == self.name.lower() and clock == self.clock and channels == self.channels
+        )
+
+
+PCMU = Codec("PCMU", 8000, 0)
+PCMA = Codec("PCMA", 8000, 8)
+TELEPHONE_EVENT = Codec("telephone-event", 8000)
+SUPPORTED_CODECS: Tuple[Codec, ...] = (PCMU, PCMA, TELEPHONE_EVENT)
+
+
+@dataclass
+class Stream:
+    """
+    The audio stream an exchange settled on.
+
+    @ivar index: which m-line (from 0).
+    @ivar address: the peer's RTP address; C{port} its RTP port.
+    @ivar codecs: (payload type, codec) the peer accepted, preferred
+        first, telephone-event excluded; send with the first.
+    @ivar telephone_event: the telephone-event payload type, or L{None}.
+    @ivar direction: what this side does (C{sendrecv}, C{sendonly},
+        C{recvonly}, C{inactive}).
+    """
+
+    index: int
+    address: str
+    port: int
+    codecs: List[Tuple[int, Codec]] = field(default_factory=list)
+    telephone_event: Optional[int] = None
+    direction: str = "sendrecv"
+
+
+def not_acceptable(warning: Tuple[int, str], agent: str) -> RemoteProtocolError:
+    """A 488 Not Acceptable Here carrying C{Warning: code agent "text"}."""
+    code, text = warning
+    return RemoteProtocolError(
+        "Not Acceptable Here", 488, [("Warning", f'{code} {agent} "{text}"')]
+    )
+
+
+def codec_of(media: Media, fmt: str, codecs: Sequence[Codec]) -> Optional[Codec]:
+    """
+    Which of C{codecs} payload type C{fmt} of C{media} carries: by its
+    C{a=rtpmap}, else by the static assignments of RFC 3551.
+    """
+    rtpmap = rtpmap_of(media, fmt)
+    if rtpmap is not None:
+        for codec in codecs:
+            if codec.matches(*rtpmap):
+                return codec
+        return None
+    if fmt.isdigit():
+        for codec in codecs:
+            if codec.static_pt is not None and codec.static_pt == int(fmt):
+                return codec
+    return None
+
+
+def answer_direction(offered: str, ours: str) -> str:
+    """
+    The direction to answer C{offered} with, when this side is able to do
+    C{ours} (RFC 3264 section 6.1).
+    """
+    can_send = ours in ("sendrecv", "sendonly")
+    can_receive = ours in ("sendrecv", "recvonly")
+    if offered == "sendrecv":
+        return ours
+    if offered == "sendonly":
+        return "recvonly" if can_receive else "inactive"
+    if offered == "recvonly":
+        return "sendonly" if can_send else "inactive"
+    return "inactive"
+
+
+_REVERSE = {
+    "sendrecv": "sendrecv",
+    "sendonly": "recvonly",
+    "recvonly": "sendonly",
+    "inactive": "inactive",
+}
+# For each direction offered, the directions an answer may take.
+_ALLOWED_ANSWERS = {
+    "sendrecv": ("sendrecv", "sendonly", "recvonly", "inactive"),
+    "sendonly": ("recvonly", "inactive"),
+    "recvonly": ("sendonly", "inactive"),
+    "inactive": ("inactive",),
+}
+
+
+def _choose(media: Media, codecs: Sequence[Codec]) -> List[Tuple[str, Codec]]:
+    """The offered formats we speak, in the offer's order; one telephone-event at most."""
+    chosen: List[Tuple[str, Codec]] = []
+    have_event = False
+    for fmt in media.formats:
+        codec = codec_of(media, fmt, codecs)
+        if codec is None or (codec.is_event and have_event):
+            continue
+        have_event = have_event or codec.is_event
+        chosen.append((fmt, codec))
+    if not any(not codec.is_event for _, codec in chosen):
+        return []
+    return chosen
+
+
+def _acceptable(media: Media, codecs: Sequence[Codec]) -> bool:
+    return (
+        media.media == "audio"
+        and media.port != 0
+        and media.proto.upper() == AUDIO_PROTO
+        and bool(_choose(media, codecs))
+    )
+
+
+def select_stream(
+    offer: SessionDescription,
+    codecs: Sequence[Codec],
+    warn_agent: str,
+    prefer: Optional[int] = None,
+) -> int:
+    """
+    The index of the m-line to accept: C{prefer} if acceptable, else the
+    first audio RTP/AVP stream offering a voice codec we speak.
+
+    @raise RemoteProtocolError: 488 with a Warning of code 305 (audio
+        offered, no common codec), 302 (audio over a profile we lack, such
+        as SAVP) or 304 (no audio) when none fits.
+    """
+    if (
+        prefer is not None
+        and prefer < len(offer.media)
+        and _acceptable(offer.media[prefer], codecs)
+    ):
+        return prefer
+    for index, media in enumerate(offer.media):
+        if _acceptable(media, codecs):
+            return index
+    live_audio = [m for m in offer.media if m.media == "audio" and m.port != 0]
+    if any(m.proto.upper() == AUDIO_PROTO for m in live_audio):
+        raise not_acceptable(WARN_FORMAT, warn_agent)
+    if live_audio:
+        raise not_acceptable(WARN_TRANSPORT, warn_agent)
+    raise not_acceptable(WARN_MEDIA_TYPE, warn_agent)
+
+
+def _rejected(media: Media) -> Media:
+    return Media(media.media, 0, media.proto, list(media.formats))
+
+
+def _rtpmap_value(fmt: str, codec: Codec) -> str:
+    suffix = f"/{codec.channels}" if codec.channels != 1 else ""
+    return f"{fmt} {codec.name}/{codec.clock}{suffix}"
+
+
+def _as_sdp(data: Union[bytes, SessionDescription]) -> SessionDescription:
+    return data if isinstance(data, SessionDescription) else parse_sdp(data)
+
+
+class OfferAnswer:
+    """
+    The offer/answer state of one media session (one participant).
+
+    @ivar state: L{IDLE} before any exchange, L{OFFER_SENT} while our
+        offer awaits its answer, L{STABLE} after a completed exchange.
+    @ivar local: the description we last sent, or L{None}.
+    @ivar remote: the peer's description of the last completed exchange.
+    @ivar stream: the audio stream settled on, or L{None}.
+    @ivar version: the C{o=} session version of C{local}.
+    """
+
+    def __init__(
+        self,
+        *,
+        address: str,
+        port: int,
+        session_id: str,
+        warn_agent: str,
+        codecs: Sequence[Codec] = SUPPORTED_CODECS,
+        direction: str = "sendrecv",
+        username: str = "-",
+        session_name: str = "-",
+        initial_version: int = 1,
+        telephone_event_pt: int = DEFAULT_TELEPHONE_EVENT_PT,
+    ) -> None:
+        """
+        @param address: our media address (for C{o=} and C{c=}).
+        @param port: our RTP port (RTCP is on C{port + 1}).
+        @param session_id: the C{o=} session id, digits.
+        @param warn_agent: the host named in Warning headers.
+        @param direction: what this side is able to do.
+        @param initial_version: the C{o=} version of our first description.
+        """
+        if not session_id.isdigit():
+            raise ValueError(f"session id {session_id!r} is not digits")
+        self.address = address
+        self.port = port
+        self.session_id = session_id
+        self.warn_agent = warn_agent
+        self.codecs = tuple(codecs)
+        self.direction = direction
+        self.username = username
+        self.session_name = session_name
+        self.telephone_event_pt = telephone_event_pt
+        self.state = IDLE
+        self.version = initial_version - 1
+        self.local: Optional[SessionDescription] = None
+        self.remote: Optional[SessionDescription] = None
+        self.stream: Optional[Stream] = None
+
+    @property
+    def local_sdp(self) -> bytes:
+        """The serialized L{local}, or C{b""} before we sent any."""
+        return serialize_sdp(self.local) if self.local is not None else b""
+
+    def _skeleton(self, timings: Optional[SessionDescription] = None) -> SessionDescription:
+        addrtype = addrtype_of(self.address)
+        sdp = SessionDescription(
+            origin=Origin(self.username, self.session_id, 0, "IN", addrtype, self.address),
+            name=self.session_name,
+            connection=Connection("IN", addrtype, self.address),
+        )
+        if timings is not None:
+            # The answer's t= must equal the offer's (RFC 3264 section 6).
+            sdp.timings = [Timing(t.start, t.stop, list(t.repeats)) for t in timings.timings]
+        return sdp
+
+    def _publish(self, sdp: SessionDescription) -> bytes:
+        """
+        Stamp C{sdp} with the version and keep it as L{local}.  The
+        version goes up only when the description changed: an unchanged
+        one must keep its version (RFC 3264 section 8), as session refresh
+        re-INVITEs expect.
+        """
+        if self.local is not None:
+            sdp.origin.session_version = self.local.origin.session_version
+            if sdp == self.local:
+                return serialize_sdp(sdp)
+        self.version += 1
+        sdp.origin.session_version = self.version
+        self.local = sdp
+        return serialize_sdp(sdp)
+
+    def check_offer(self, offer: Union[bytes, SessionDescription]) -> SessionDescription:
+        """
+        Parse C{offer} and check that it can be answered, changing nothing.
+
+        @raise RemoteProtocolError: 400 (malformed), 491 (our own offer is
+            pending: glare, RFC 3261 section 14.2) or 488 with a Warning.
+        """
+        if self.state == OFFER_SENT:
+            raise RemoteProtocolError("Request Pending", 491)
+        sdp = _as_sdp(offer)
+        if self.local is not None and len(sdp.media) < len(self.local.media):
+            # RFC 3264 section 8: m-lines are never removed, only disabled.
+            raise not_acceptable(WARN_MISC, self.warn_agent)
+        select_stream(sdp, self.codecs, self.warn_agent, self._preferred())
+        return sdp
+
+    def _preferred(self) -> Optional[int]:
+        return self.stream.index if self.stream is not None else None
+
+    def receive_offer(self, offer: Union[bytes, SessionDescription]) -> bytes:
+        """
+        Answer C{offer} (the first or a new one in the session) and settle
+        on its stream.
+
+        @return: the answer, serialized.
+        @raise RemoteProtocolError: as L{check_offer}; the state is then
+            unchanged.
+        """
+        sdp = self.check_offer(offer)
+        index = select_stream(sdp, self.codecs, self.warn_agent, self._preferred())
+        answer = self._skeleton(sdp)
+        offered = sdp.media[index]
+        chosen = _choose(offered, self.codecs)
+        ours = answer_direction(direction_of(sdp, offered), self.direction)
+        for i, media in enumerate(sdp.media):
+            if i != index:
+                answer.media.append(_rejected(media))
+                continue
+            m = Media("audio", self.port, offered.proto, [fmt for fmt, _ in chosen])
+            for fmt, codec in chosen:
+                m.attributes.append(Attribute("rtpmap", _rtpmap_value(fmt, codec)))
+                fmtp = fmtp_of(offered, fmt)
+                if fmtp is not None:
+                    m.attributes.append(Attribute("fmtp", f"{fmt} {fmtp}"))
+            m.attributes.append(Attribute(ours))
+            answer.media.append(m)
+        connection = sdp.connection_for(offered)
+        assert connection is not None  # parse_sdp insists on one for a live stream
+        self.stream = Stream(
+            index,
+            connection.address,
+            offered.port,
+            [(int(fmt), codec) for fmt, codec in chosen if not codec.is_event],
+            next((int(fmt) for fmt, codec in chosen if codec.is_event), None),
+            ours,
+        )
+        self.remote = sdp
+        self.state = STABLE
+        return self._publish(answer)
+
+    def create_offer(self, direction: Optional[str] = None) -> bytes:
+        """
+        Make an offer: one audio stream with every codec we speak for a new
+        session; for a later one, the same m-lines with our stream offered
+        again (in C{direction} if given, to hold or resume) and the rest
+        disabled.
+
+        @raise RemoteProtocolError: 491 if an offer of ours is pending.
+        """
+        if self.state == OFFER_SENT:
+            raise RemoteProtocolError("Request Pending", 491)
+        if direction is not None:
+            self.direction = direction
+        offer = self._skeleton()
+        audio = self._audio_media()
+        index = self.stream.index if self.stream is not None else 0
+        if self.local is not None:
+            offer.media = [_rejected(m) for m in self.local.media]
+        if index < len(offer.media):
+            offer.media[index] = audio
+        else:
+            offer.media.append(audio)
+        self.state = OFFER_SENT
+        return self._publish(offer)
+
+    def _audio_media(self) -> Media:
+        m = Media("audio", self.port, AUDIO_PROTO)
+        for codec in self.codecs:
+            if codec.static_pt is not None:
+                fmt = str(codec.static_pt)
+            elif codec.is_event:
+                fmt = str(self.telephone_event_pt)
+            else:
+                continue
+            m.formats.append(fmt)
+            m.attributes.append(Attribute("rtpmap", _rtpmap_value(fmt, codec)))
+            if codec.is_event:
+                m.attributes.append(Attribute("fmtp", f"{fmt} {DEFAULT_TELEPHONE_EVENT_FMTP}"))
+        m.attributes.append(Attribute(self.direction))
+        return m
+
+    def receive_answer(self, answer: Union[bytes, SessionDescription]) -> Stream:
+        """
+        Take the answer to our pending offer (for example from an ACK).
+
+        @return: the stream settled on.
+        @raise RemoteProtocolError: 400 when no offer is pending, the SDP
+            is malformed or does not answer the offer (m-line count, media
+            types, profile, direction), 488 when it accepts no codec we
+            offered or rejects our audio stream.  The offer stays pending.
+        """
+        if self.state != OFFER_SENT or self.local is None:
+            raise RemoteProtocolError("Bad SDP: no offer of ours awaits an answer")
+        sdp = _as_sdp(answer)
+        offer = self.local
+        if len(sdp.media) != len(offer.media):
+            raise SDPError(f"the answer has {len(sdp.media)} m-lines, the offer {len(offer.media)}")
+        stream: Optional[Stream] = None
+        for index, (ours, theirs) in enumerate(zip(offer.media, sdp.media)):
+            n = index + 1
+            if theirs.media != ours.media:
+                raise SDPError(f"m-line {n} answers {ours.media} with {theirs.media}")
+            if theirs.port == 0:
+                continue
+            if ours.port == 0:
+                raise SDPError(f"m-line {n} accepts a stream the offer disabled")
+            if theirs.proto != ours.proto:
+                raise SDPError(f"m-line {n} answers {ours.proto} with {theirs.proto}")
+            offered_dir = direction_of(offer, ours)
+            their_dir = direction_of(sdp, theirs)
+            if their_dir not in _ALLOWED_ANSWERS[offered_dir]:
+                raise SDPError(f"m-line {n} answers {offered_dir} with {their_dir}")
+            stream = self._answered_stream(index, sdp, ours, theirs, _REVERSE[their_dir])
+        if stream is None:
+            raise not_acceptable(WARN_MEDIA_TYPE, self.warn_agent)
+        self.stream = stream
+        self.remote = sdp
+        self.state = STABLE
+        return stream
+
+    def _answered_stream(
+        self, index: int, sdp: SessionDescription, ours: Media, theirs: Media, direction: str
+    ) -> Stream:
+        codecs: List[Tuple[int, Codec]] = []
+        event: Optional[int] = None
+        for fmt in theirs.formats:
+            # A dynamic type the answer does not map keeps the offer's map.
+            codec = codec_of(theirs, fmt, self.codecs)
+            if codec is None and rtpmap_of(theirs, fmt) is None:
+                codec = codec_of(ours, fmt, self.codecs)
+            if codec is None or fmt not in ours.formats:
+                continue
+            if codec.is_event:
+                event = int(fmt) if event is None else event
+            else:
+                codecs.append((int(fmt), codec))
+        if not codecs:
+            raise not_acceptable(WARN_FORMAT, self.warn_agent)
+        connection = sdp.connection_for(theirs)
+        assert connection is not None  # parse_sdp insists on one for a live stream
+        return Stream(index, connection.address, theirs.port, codecs, event, direction)
