@@ -15,8 +15,8 @@ if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
 
     from conference.app.core import RequestContext
-    from conference.store.records import RegistrationBinding as Binding
     from conference.sip.message import Request, Response
+    from conference.store.records import RegistrationBinding as Binding
 
 
 class ISIPIdentity(Interface):
@@ -177,4 +177,209 @@ class IMediaService(Interface):
     def close(session: IMediaSession) -> None:
         """
         Release what the session holds (ports); idempotent.
+        """
+
+
+# Stores of the focus (conferences, calendars) and of BIND ------------------
+
+if TYPE_CHECKING:
+    from typing import Collection, FrozenSet, Mapping, Optional, Tuple
+
+    from conference.store.records import BindingRecord, CalendarEntry, ConferenceRecord
+
+
+class IConferenceStore(Interface):
+    """
+    Where scheduled conferences live, keyed by their URI and, uniquely, by
+    the UID of their VEVENT.  Writes use optimistic concurrency: every
+    stored record carries a C{version} the store bumps on each write.
+    Every method returns a Deferred; failures are
+    L{conference.store.records.StoreError} subclasses.
+    """
+
+    def get(uri: str) -> Deferred[Optional[ConferenceRecord]]:
+        """
+        The conference stored under C{uri}.
+
+        @return: a Deferred firing with the L{ConferenceRecord}, or L{None}
+            if there is none.
+        """
+
+    def get_by_uid(uid: str) -> Deferred[Optional[ConferenceRecord]]:
+        """
+        The conference whose VEVENT has the UID C{uid}.
+
+        @return: a Deferred firing with the record or L{None}.
+        """
+
+    def put(
+        record: ConferenceRecord,
+        expected_version: Optional[int],
+        *,
+        max_per_organizer: Optional[int] = None,
+    ) -> Deferred[ConferenceRecord]:
+        """
+        Create or replace the conference C{record.uri}; C{record.version} is
+        ignored.
+
+        @param expected_version: C{0} to create only (the URI must be new);
+            a positive number to replace only the record at exactly that
+            version; L{None} to create or replace whatever is there.
+        @param max_per_organizer: when given, refuse to make
+            C{record.organizer} own more than this many stored conferences
+            (only a new record, or one changing organizer, is counted).
+        @return: a Deferred firing with the stored copy, whose C{version}
+            is the previous version plus one (1 for a new record).
+        @raise conference.store.records.ConflictError: (as a failure) if
+            C{expected_version} does not match what is stored, or another
+            conference already has C{record.uid}.  Nothing is changed.
+        @raise conference.store.records.LimitExceededError: (as a failure)
+            if C{max_per_organizer} would be exceeded.  Nothing is changed.
+        """
+
+    def list(
+        organizer: Optional[str] = None, state: Optional[str] = None
+    ) -> Deferred[List[ConferenceRecord]]:
+        """
+        The stored conferences, optionally only those of one organizer
+        and/or in one state.
+
+        @return: a Deferred firing with a list ordered by URI.
+        """
+
+    def count_by_organizer(organizer: str) -> Deferred[int]:
+        """
+        How many conferences (of any state) C{organizer} has stored.
+
+        @return: a Deferred firing with the count.
+        """
+
+    def delete(uri: str) -> Deferred[bool]:
+        """
+        Forget the conference C{uri}.
+
+        @return: a Deferred firing with whether there was one.
+        """
+
+
+class ICalendarStore(Interface):
+    """
+    The calendar objects of users (accepted conferences, published busy
+    time) from which their free/busy is computed, keyed by owner and UID.
+    Every method returns a Deferred.
+    """
+
+    def entries(owner: str) -> Deferred[List[CalendarEntry]]:
+        """
+        All entries of C{owner}.
+
+        @return: a Deferred firing with a list ordered by UID (empty if
+            none).
+        """
+
+    def put_entry(entry: CalendarEntry) -> Deferred[None]:
+        """
+        Store C{entry}, replacing any entry with the same owner and UID.
+
+        @return: a Deferred firing with L{None} once it is stored.
+        """
+
+    def remove_entry(owner: str, uid: str) -> Deferred[bool]:
+        """
+        Forget the entry C{uid} of C{owner}.
+
+        @return: a Deferred firing with whether there was one.
+        """
+
+
+class IBindingStore(Interface):
+    """
+    The BIND bindings of owners (draft-schulzrinne-sip-bind-00), keyed by
+    owner, disposition and URI, and the dispositions each owner accepts.
+    Expiry is judged against the C{now} passed in: a binding is live while
+    C{expires_at > now}.  Every method returns a Deferred; failures are
+    L{conference.store.records.StoreError} subclasses.
+    """
+
+    def bindings(
+        owner: str, now: float, dispositions: Optional[Collection[str]] = None
+    ) -> Deferred[List[BindingRecord]]:
+        """
+        The live bindings of C{owner}, optionally only those whose
+        disposition is in C{dispositions}.
+
+        @return: a Deferred firing with a list ordered by disposition then
+            URI (empty if none).  One-time bindings are included; hand them
+            out only after L{take_one_time} succeeds.
+        """
+
+    def apply(
+        owner: str,
+        removals: Sequence[Tuple[str, Optional[str]]],
+        upserts: Sequence[BindingRecord],
+        now: float,
+        *,
+        max_bindings: int,
+        expected_etags: Optional[Mapping[Tuple[str, str], str]] = None,
+    ) -> Deferred[List[BindingRecord]]:
+        """
+        Atomically (one transaction, all or nothing) update the bindings of
+        C{owner}: drop its expired bindings, apply C{removals}, then add or
+        replace C{upserts} (keyed by disposition and URI).
+
+        @param removals: C{(disposition, uri)} pairs; C{uri} L{None} removes
+            every binding of that disposition.  Removing what is absent is
+            not an error.
+        @param upserts: records whose C{owner} must be C{owner}.
+        @param max_bindings: the most live bindings the owner may have
+            afterwards; an update that leaves the owner over the limit and
+            with more bindings than before is refused.
+        @param expected_etags: C{(disposition, uri) -> etag}: each of these
+            bindings must be live with that etag, else the update is
+            refused.
+        @return: a Deferred firing with the live bindings afterwards, as
+            L{bindings} would return them.
+        @raise conference.store.records.LimitExceededError: (as a failure)
+            if C{max_bindings} would be exceeded; nothing changed.
+        @raise conference.store.records.ConflictError: (as a failure) if an
+            expected etag does not match; nothing changed.
+        @raise conference.store.records.StoreError: (as a failure) if an
+            upsert names another owner; nothing changed.
+        """
+
+    def take_one_time(
+        owner: str, disposition: str, uri: str, now: Optional[float] = None
+    ) -> Deferred[bool]:
+        """
+        Consume the one-time binding C{(disposition, uri)} of C{owner}:
+        exactly one caller ever gets L{True} for it, even when several
+        servers race.
+
+        @param now: when given, an expired binding is not taken.
+        @return: a Deferred firing with whether this caller took it (L{False}
+            if it is absent, already taken, expired or not one-time).
+        """
+
+    def purge(now: float) -> Deferred[int]:
+        """
+        Forget every binding expired by C{now}, of every owner.
+
+        @return: a Deferred firing with how many were removed.
+        """
+
+    def owner_dispositions(owner: str) -> Deferred[Optional[FrozenSet[str]]]:
+        """
+        The dispositions C{owner} accepts.
+
+        @return: a Deferred firing with the set, or L{None} when the owner
+            has no setting of its own (the server default applies).
+        """
+
+    def set_owner_dispositions(
+        owner: str, dispositions: Optional[Collection[str]]
+    ) -> Deferred[None]:
+        """
+        Set (or, with L{None}, clear) the dispositions C{owner} accepts.
+
+        @return: a Deferred firing with L{None} once stored.
         """

@@ -20,14 +20,16 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IReactorCore
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger, globalLogPublisher, jsonFileLogObserver
+from twisted.python.failure import Failure
 
 from conference.app.core import CoreRouter
-from conference.app.registrar import MemoryRegistrationStore, Registrar
+from conference.app.registrar import Registrar
 from conference.auth import Authenticator, AuthPolicy, make_portal
 from conference.interfaces import ISIPIdentity
 from conference.sip.digest import DigestServer
 from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request
+from conference.store import Stores, open_stores
 from conference.transport.server import SIPServer, new_tag
 from conference.transport.stream import SIPStreamFactory
 from conference.transport.udp import UDPListenerService, parse_udp_description
@@ -111,7 +113,14 @@ class ConferenceService(MultiService):
     @ivar router: the UAS core, where applications register handlers.
     """
 
-    def __init__(self, config: ServerConfig, reactor: Any = None) -> None:
+    def __init__(
+        self, config: ServerConfig, reactor: Any = None, stores: Optional[Stores] = None
+    ) -> None:
+        """
+        @param stores: stores to use instead of opening C{config.store}
+            (an embedding application may share its own); they are then
+            the caller's to close.
+        """
         super().__init__()
         if reactor is None:
             from twisted.internet import reactor as _reactor
@@ -139,18 +148,27 @@ class ConferenceService(MultiService):
             max_connections=config.max_connections,
             idle_timeout=config.idle_timeout,
         )
-        self.registrations = MemoryRegistrationStore()
-        self.registrar = Registrar(
-            self.registrations, tag_factory=new_tag, domain_of=self.router.domain_of
-        )
-        self.router.add_handler(self.registrar)
+        self.stores: Optional[Stores] = stores
+        self._own_stores = stores is None
+        self.ready: Deferred[None] = Deferred()
         for description in config.listen:
             self._add_listener(description)
         self._purge = LoopingCall(self._purge_expired)
         self._purge.clock = reactor
 
-    def _purge_expired(self) -> Deferred[int]:
-        return self.registrations.purge(self.sip.now())
+    def _applications(self, stores: Stores) -> None:
+        """
+        Build the request handlers over C{stores}.
+        """
+        self.registrar = Registrar(
+            stores.registrations, tag_factory=new_tag, domain_of=self.router.domain_of
+        )
+        self.router.add_handler(self.registrar)
+
+    def _purge_expired(self) -> Deferred[Any]:
+        if self.stores is None:
+            return succeed(0)
+        return self.stores.registrations.purge(self.sip.now())
 
     def authenticate(self, request: Request, now: float) -> Deferred[Optional[ISIPIdentity]]:
         """
@@ -205,8 +223,29 @@ class ConferenceService(MultiService):
             domains=self.config.domains or ["localhost"],
             store=self.config.store,
         )
-        super().startService()
+        Service.startService(self)
+        if self.stores is not None:
+            opened: Deferred[Stores] = succeed(self.stores)
+        else:
+            opened = open_stores(self.config.store, self._reactor)
+        opened.addCallbacks(self._start_serving, self._store_failed)
+
+    def _start_serving(self, stores: Stores) -> None:
+        """
+        The stores are open: build the applications, then listen.
+        """
+        self.stores = stores
+        self._applications(stores)
+        for service in self:
+            service.startService()
         self._purge.start(60.0, now=False)
+        self.ready.callback(None)
+
+    def _store_failed(self, failure: Failure) -> None:
+        log.failure("Could not open the store {store}", failure, store=self.config.store)
+        self.ready.errback(failure)
+        if IReactorCore.providedBy(self._reactor) and self._reactor.running:
+            self._reactor.stop()
 
     def stopService(self) -> Deferred[Any]:
         """
@@ -217,4 +256,11 @@ class ConferenceService(MultiService):
             self._purge.stop()
         d = self.sip.stop(self.config.stop_timeout)
         d.addCallback(lambda _: super(ConferenceService, self).stopService())
+        d.addCallback(lambda _: self._close_stores())
         return d
+
+    def _close_stores(self) -> Any:
+        if self.stores is not None and self._own_stores:
+            stores, self.stores = self.stores, None
+            return stores.close()
+        return None

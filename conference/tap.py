@@ -14,27 +14,21 @@ from twisted.python import usage
 
 from conference.service import DEFAULT_LISTEN, ConferenceService, ServerConfig
 from conference.sip.digest import HASHES
+from conference.store import parse_store
+from conference.store.records import StoreError
 from conference.transport.udp import parse_udp_description
-
-STORE_KINDS = ("memory", "sqlite", "postgresql")
 
 
 def check_store(description: str) -> str:
     """
-    Validate a C{--store} description: C{memory}, C{sqlite:PATH} or
-    C{postgresql:CONNINFO}.
+    Validate a C{--store} description (see L{parse_store}).
 
     @raise usage.UsageError: naming what is wrong.
     """
-    kind, _, rest = description.partition(":")
-    if kind not in STORE_KINDS:
-        raise usage.UsageError(
-            f"--store {description!r}: kind must be one of {', '.join(STORE_KINDS)}"
-        )
-    if kind == "memory" and rest:
-        raise usage.UsageError("--store memory takes no argument")
-    if kind != "memory" and not rest:
-        raise usage.UsageError(f"--store {kind}: needs {kind}:PATH-OR-CONNINFO")
+    try:
+        parse_store(description)
+    except StoreError as e:
+        raise usage.UsageError(f"--store: {e}") from None
     return description
 
 

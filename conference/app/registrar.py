@@ -5,7 +5,8 @@ contacts its owner registers, for the location lookups the focus and the
 busy path need.
 
 Registration state lives behind L{IRegistrationStore}; the in-memory one
-here is what runs until a durable store is configured.  It also answers
+(L{conference.store.memory}, re-exported here) is what runs until a
+durable store is configured.  It also answers
 Twisted's L{ILocator}, so code written for C{twisted.protocols.sip} can
 ask it where a user is.
 """
@@ -17,7 +18,7 @@ from dataclasses import replace
 from email.utils import formatdate
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail
 from twisted.protocols import sip
 from zope.interface import implementer
 
@@ -27,6 +28,9 @@ from conference.sip.errors import RemoteProtocolError
 from conference.sip.headers import Address, parse_address
 from conference.sip.message import Request, Response, make_response
 from conference.sip.uri import parse_uri
+
+# Re-exported: service.py and older callers import it from here.
+from conference.store.memory import MemoryRegistrationStore as MemoryRegistrationStore  # noqa: PLC0414
 from conference.store.records import RegistrationBinding
 
 DEFAULT_EXPIRES = 3600
@@ -59,59 +63,6 @@ def aor_of(address: Address, domain_of: Optional[Callable[[str], Optional[str]]]
             raise RemoteProtocolError(f"Domain {host} not served here", 404)
         host = domain
     return f"sip:{user}@{host}"
-
-
-@implementer(IRegistrationStore)
-class MemoryRegistrationStore:
-    """
-    Registrations in a dictionary: fast, and lost on restart.
-    """
-
-    def __init__(self) -> None:
-        self._bindings: Dict[str, Dict[str, Binding]] = {}
-
-    def get_bindings(self, aor: str, now: float) -> Deferred[List[Binding]]:
-        """
-        See L{IRegistrationStore.get_bindings}.
-        """
-        current = self._bindings.get(aor, {})
-        return succeed(sorted((b for b in current.values() if b.expires_at > now), key=_order))
-
-    def set_bindings(
-        self, aor: str, bindings: Sequence[Binding], removed: Sequence[str], now: float
-    ) -> Deferred[List[Binding]]:
-        """
-        See L{IRegistrationStore.set_bindings}.
-        """
-        current = self._bindings.setdefault(aor, {})
-        for contact in removed:
-            current.pop(contact, None)
-        for binding in bindings:
-            current[binding.contact] = binding
-        live = {c: b for c, b in current.items() if b.expires_at > now}
-        if live:
-            self._bindings[aor] = live
-        else:
-            self._bindings.pop(aor, None)
-        return self.get_bindings(aor, now)
-
-    def purge(self, now: float) -> Deferred[int]:
-        """
-        See L{IRegistrationStore.purge}.
-        """
-        gone = 0
-        for aor in list(self._bindings):
-            live = {c: b for c, b in self._bindings[aor].items() if b.expires_at > now}
-            gone += len(self._bindings[aor]) - len(live)
-            if live:
-                self._bindings[aor] = live
-            else:
-                del self._bindings[aor]
-        return succeed(gone)
-
-
-def _order(binding: Binding) -> tuple[float, str]:
-    return (-(binding.q if binding.q is not None else 1.0), binding.contact)
 
 
 @implementer(IRequestHandler)

@@ -1,0 +1,188 @@
+# -*- test-case-name: tests.store.test_postgresql -*-
+"""
+Tests for L{conference.store.postgresql} (and the SQL stores over it):
+every store contract against a real PostgreSQL server, each test in a
+schema of its own, plus what is particular to PostgreSQL.
+
+The server is named by C{$CONFERENCE_TEST_POSTGRES} (a libpq URI or
+conninfo; C{.ci/postgres.sh} starts a throwaway one and prints it).
+Without it the tests skip, except under CI (C{$CI} set), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.trial.unittest import SkipTest, TestCase
+
+from conference.store.database import SchemaVersionError
+from conference.store.records import StoreError
+from conference.store.stores import Stores, open_stores
+from tests.store.contracts import (
+    BindingStoreContract,
+    CalendarStoreContract,
+    ConferenceStoreContract,
+    RegistrationStoreContract,
+    StoreBackend,
+)
+
+ENVIRONMENT = "CONFERENCE_TEST_POSTGRES"
+
+
+def server(test: TestCase) -> str:
+    """
+    The conninfo of the test server.
+
+    @raise SkipTest: if none is configured (or psycopg is missing), unless
+        C{$CI} is set, in which case the test fails.
+    """
+    conninfo = os.environ.get(ENVIRONMENT, "")
+    problem = ""
+    if not conninfo:
+        problem = (
+            f'${ENVIRONMENT} is not set; run `eval "$(.ci/postgres.sh)"` to start a '
+            "throwaway PostgreSQL server for these tests"
+        )
+    else:
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            problem = "psycopg is not installed: pip install 'psycopg[binary]'"
+    if problem:
+        if os.environ.get("CI"):
+            test.fail(f"PostgreSQL store tests cannot run under CI: {problem}")
+        raise SkipTest(problem)
+    return conninfo
+
+
+def fresh_schema(test: TestCase) -> str:
+    """
+    Create an empty schema for C{test} (dropped at cleanup) and return a
+    conninfo whose search_path is that schema.
+    """
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    base = server(test)
+    schema = "test_" + secrets.token_hex(6)
+    with psycopg.connect(base, autocommit=True) as connection:
+        connection.execute(f"CREATE SCHEMA {schema}")
+
+    def drop() -> None:
+        with psycopg.connect(base, autocommit=True) as connection:
+            connection.execute(f"DROP SCHEMA {schema} CASCADE")
+
+    test.addCleanup(drop)
+    return make_conninfo(base, options=f"-c search_path={schema}")
+
+
+class PostgreSQLBackend(StoreBackend):
+    """
+    PostgreSQL stores in a fresh schema; a second handle is a second pool of
+    connections on the same schema, as a second server would have.
+    """
+
+    durable = True
+    conninfo = ""
+
+    async def open_stores(self) -> Stores:
+        """
+        Stores in a new schema.
+        """
+        self.conninfo = fresh_schema(self)
+        return await self.open_again()
+
+    async def open_again(self) -> Stores:
+        """
+        Stores on the same schema.
+        """
+        stores = await open_stores(f"postgresql:{self.conninfo}", reactor)
+        self.addCleanup(stores.close)
+        return stores
+
+
+class PostgreSQLConferenceStoreTests(PostgreSQLBackend, ConferenceStoreContract, TestCase):
+    """
+    L{conference.store.sql.SQLConferenceStore} on PostgreSQL.
+    """
+
+
+class PostgreSQLCalendarStoreTests(PostgreSQLBackend, CalendarStoreContract, TestCase):
+    """
+    L{conference.store.sql.SQLCalendarStore} on PostgreSQL.
+    """
+
+
+class PostgreSQLRegistrationStoreTests(PostgreSQLBackend, RegistrationStoreContract, TestCase):
+    """
+    L{conference.store.sql.SQLRegistrationStore} on PostgreSQL.
+    """
+
+
+class PostgreSQLBindingStoreTests(PostgreSQLBackend, BindingStoreContract, TestCase):
+    """
+    L{conference.store.sql.SQLBindingStore} on PostgreSQL.
+    """
+
+
+class PostgreSQLTests(TestCase):
+    """
+    What only the PostgreSQL backend does.
+    """
+
+    def execute(self, conninfo: str, statement: str) -> Any:
+        """
+        Run one statement on a connection of its own; return its rows.
+        """
+        import psycopg
+
+        with psycopg.connect(conninfo, autocommit=True) as connection:
+            cursor = connection.execute(statement)
+            return cursor.fetchall() if cursor.description else None
+
+    async def test_schema(self) -> None:
+        """
+        Opening creates the version-1 schema; opening again leaves it so.
+        """
+        conninfo = fresh_schema(self)
+        for _ in range(2):
+            stores = await open_stores(f"postgresql:{conninfo}", reactor)
+            await stores.close()
+        self.assertEqual(self.execute(conninfo, "SELECT version FROM schema_version"), [(1,)])
+
+    async def test_newer_refused(self) -> None:
+        """
+        A database claiming a newer schema version is refused, unchanged.
+        """
+        conninfo = fresh_schema(self)
+        stores = await open_stores(f"postgresql:{conninfo}", reactor)
+        await stores.close()
+        self.execute(conninfo, "UPDATE schema_version SET version = 999")
+        opening = open_stores(f"postgresql:{conninfo}", reactor)
+        failure = await self.assertFailure(opening, SchemaVersionError)
+        self.assertIn("999", str(failure))
+        self.assertEqual(self.execute(conninfo, "SELECT version FROM schema_version"), [(999,)])
+
+    async def test_uri_description(self) -> None:
+        """
+        C{--store postgresql://...} (a bare URI) is accepted as well.
+        """
+        conninfo = server(self)
+        if not conninfo.startswith("postgresql://"):
+            raise SkipTest(f"${ENVIRONMENT} is not a postgresql:// URI")
+        fresh_schema(self)
+        stores = await open_stores(conninfo, reactor)
+        self.addCleanup(stores.close)
+        self.assertEqual(stores.description, "postgresql")
+
+    async def test_unreachable(self) -> None:
+        """
+        A server that is not there is a StoreError, not a driver exception.
+        """
+        server(self)
+        opening = open_stores("postgresql:host=127.0.0.1 port=1 connect_timeout=5", reactor)
+        failure = await self.assertFailure(opening, StoreError)
+        self.assertIn("PostgreSQL", str(failure))
