@@ -12,7 +12,6 @@ from conference.calendar.errors import (
     CalendarValueError,
     FreeBusyError,
     ICalendarError,
-    ITIPError,
     RequestStatus,
     XCalError,
 )
@@ -26,6 +25,7 @@ from conference.calendar.values import Period, Recur
 from conference.calendar.xcal import dumps as to_xcal
 from conference.calendar.xcal import load_calendar as parse_xcal_calendar
 from conference.calendar.xcal import loads as parse_xcal
+from conference.calendar.xcard import loads as parse_xcard
 
 __all__ = [
     "CalendarError",
@@ -33,7 +33,6 @@ __all__ = [
     "Component",
     "FreeBusyError",
     "ICalendarError",
-    "ITIPError",
     "ITipResult",
     "Outgoing",
     "Period",
@@ -49,6 +48,7 @@ __all__ = [
     "parse_ical_calendar",
     "parse_xcal",
     "parse_xcal_calendar",
+    "parse_xcard",
     "process",
     "to_ical",
     "to_xcal",

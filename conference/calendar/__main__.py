@@ -6,7 +6,7 @@ the events in a file.  This is the only module of the package that touches
 files; the library itself stays sans-I/O.
 
   python -m conference.calendar xcal FILE.ics
-  python -m conference.calendar ical FILE.xml
+  python -m conference.calendar ical FILE.xml      (xCard gives vCard text)
   python -m conference.calendar freebusy FILE --start 2024-01-01T00:00Z --end 2024-01-08T00:00Z
 """
 
@@ -17,7 +17,7 @@ import sys
 from datetime import datetime, timezone
 from typing import List, Optional, Sequence, TextIO
 
-from conference.calendar import freebusy, ical, xcal
+from conference.calendar import freebusy, ical, xcal, xcard
 from conference.calendar.errors import CalendarError
 from conference.calendar.model import Component, new_calendar
 
@@ -29,9 +29,12 @@ def _read(path: str) -> bytes:
         return handle.read(max(xcal.MAX_BYTES, ical.MAX_CHARS) + 1)
 
 
-def _load_any(data: bytes) -> List[Component]:
-    # xCal (either form) if it looks like XML, else iCalendar text.
+def _load_any(data: bytes, cards: bool = False) -> List[Component]:
+    # xCal (either form) if it looks like XML, else iCalendar text; with
+    # cards, xCard too.
     if data.lstrip()[:1] == b"<":
+        if cards and xcal.parse_xml(data).tag == "{" + xcard.NS + "}vcards":
+            return xcard.loads(data)
         return xcal.loads(data)
     return ical.loads(data)
 
@@ -60,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     to_xcal = sub.add_parser("xcal", help="iCalendar text (or legacy xCal) -> RFC 6321 xCal")
     to_xcal.add_argument("file", help="input file, '-' for standard input")
-    to_ical = sub.add_parser("ical", help="xCal (RFC 6321 or legacy) -> iCalendar text")
+    to_ical = sub.add_parser(
+        "ical", help="xCal (RFC 6321 or legacy) -> iCalendar text (xCard -> vCard text)"
+    )
     to_ical.add_argument("file", help="input file, '-' for standard input")
     fb = sub.add_parser("freebusy", help="VFREEBUSY for the events of a file")
     fb.add_argument("file", help="iCalendar or xCal input, '-' for standard input")
@@ -96,7 +101,7 @@ def main(
         if args.command == "xcal":
             out.write(xcal.dumps(_load_any(data), pretty=True).decode("utf-8"))
         elif args.command == "ical":
-            out.write(ical.dumps(_load_any(data)).replace("\r\n", "\n"))
+            out.write(ical.dumps(_load_any(data, cards=True)).replace("\r\n", "\n"))
         else:
             now = args.now or datetime.now(timezone.utc)
             fb = freebusy.build_freebusy(

@@ -46,14 +46,6 @@ class ICalendarError(CalendarError):
     """
 
 
-class ITIPError(CalendarError):
-    """
-    An iTIP message cannot even be examined (for example its METHOD is
-    missing).  Rule violations are not raised: L{conference.calendar.itip}
-    reports them as refused results with a REQUEST-STATUS.
-    """
-
-
 class FreeBusyError(CalendarError):
     """
     Free/busy could not be computed (bad window, unusable event data).
@@ -139,7 +131,6 @@ __all__ = [
     "CalendarValueError",
     "FreeBusyError",
     "ICalendarError",
-    "ITIPError",
     "RequestStatus",
     "XCalError",
     "parse_request_status",

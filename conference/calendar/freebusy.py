@@ -197,8 +197,6 @@ def expand(
         inst_utc = utc(local)
         if inst_utc in seen or inst_utc in exdates:
             continue
-        if is_date and date(inst_utc.year, inst_utc.month, inst_utc.day) in exdates:
-            continue
         seen.add(inst_utc)
         override = by_rid.pop(inst_utc, None)
         if override is not None:

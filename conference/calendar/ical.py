@@ -12,9 +12,9 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Any, List, Sequence, Union
+from typing import Any, List, Sequence, Tuple, Union
 
-from icalendar.parser import Contentlines
+from icalendar.parser import Contentlines, Parameters
 
 from conference.calendar import values as cv
 from conference.calendar.errors import CalendarError, ICalendarError
@@ -33,6 +33,12 @@ except ImportError:  # pragma: no cover - older icalendar
     from icalendar.parser import foldline as _fold
 
 _NAME = re.compile(r"^[A-Za-z0-9-]+$")
+# A property name may carry a vCard group prefix (C{contact.TEL}).
+_PROPERTY_NAME = re.compile(r"^(?:[A-Za-z0-9-]+\.)?[A-Za-z0-9-]+$")
+
+#: Properties whose VALUE parameter is required even for their default
+#: type (RFC 7986 sections 5.10 and 5.11).
+VALUE_REQUIRED = frozenset(["CONFERENCE", "IMAGE"])
 
 #: Largest iCalendar text accepted, in characters.
 MAX_CHARS = 1 << 20
@@ -66,7 +72,7 @@ def loads(text: Union[str, bytes], max_chars: int = MAX_CHARS) -> List[Component
         number += 1
         where = f"line {number}"
         try:
-            name, params, raw = line.raw_parts()
+            name, params, raw = raw_parts_of(line)
         except ValueError:
             raise ICalendarError(f"malformed content line {str(line)[:60]!r}", where) from None
         name = name.upper()
@@ -91,6 +97,38 @@ def loads(text: Union[str, bytes], max_chars: int = MAX_CHARS) -> List[Component
     if stack:
         raise ICalendarError(f"{stack[-1].name} is never ended", "end of text")
     return result
+
+
+def raw_parts_of(line: Any) -> Tuple[str, Any, str]:
+    """
+    Split a content line into name, parameters and the value still
+    escaped.  icalendar 7 has C{raw_parts}; icalendar 6 (the newest for
+    Python 3.9, hence PyPy) only has C{parts}, which unescapes the value,
+    so the split is done here with the same rule: the first C{;} or C{:}
+    outside quotes ends the name, the first C{:} outside quotes the
+    parameters.
+
+    @raise ValueError: if the line has no name or no value separator.
+    """
+    raw_parts = getattr(line, "raw_parts", None)
+    if raw_parts is not None:
+        return raw_parts()  # type: ignore[no-any-return]
+    name_end = value_start = -1
+    quoted = False
+    for i, ch in enumerate(line):
+        if ch == '"':
+            quoted = not quoted
+        elif not quoted and ch in ";:":
+            if name_end < 0:
+                name_end = i
+            if ch == ":":
+                value_start = i
+                break
+    if name_end <= 0 or value_start < 0:
+        raise ValueError("malformed content line")
+    params_text = line[name_end + 1 : value_start]
+    params = Parameters.from_ical(params_text, strict=False) if params_text else Parameters()
+    return str(line[:name_end]), params, str(line[value_start + 1 :])
 
 
 def load_calendar(text: Union[str, bytes], max_chars: int = MAX_CHARS) -> Component:
@@ -193,7 +231,7 @@ def property_line(prop: Property) -> str:
     is not the property's default (RFC 6321 section 3.5.1) and
     ENCODING=BASE64 for BINARY.
     """
-    if not _NAME.match(prop.name):
+    if not _PROPERTY_NAME.match(prop.name):
         raise ICalendarError(f"property name {prop.name!r} is not an iCalendar name")
     pieces = [prop.name]
     for pname, pvals in prop.params.items():
@@ -201,7 +239,9 @@ def property_line(prop: Property) -> str:
             raise ICalendarError(f"parameter name {pname!r} is not an iCalendar name", prop.name)
         pieces.append(f"{pname}={','.join(_param_value(v) for v in pvals)}")
     vtype = prop.value_type
-    if vtype != cv.UNKNOWN and vtype != DEFAULT_TYPES.get(prop.name):
+    if vtype != cv.UNKNOWN and (
+        vtype != DEFAULT_TYPES.get(prop.name) or prop.name in VALUE_REQUIRED
+    ):
         pieces.append(f"VALUE={vtype}")
     if vtype == cv.BINARY:
         pieces.append("ENCODING=BASE64")
@@ -215,11 +255,12 @@ def property_line(prop: Property) -> str:
 
 
 def _param_value(value: str) -> str:
-    # RFC 6868 caret escapes, then RFC 5545 quoting when needed (always
-    # for a backslash, which icalendar's reader treats as an escape).
+    # RFC 6868 caret escapes, then RFC 5545 quoting when needed: always for
+    # a backslash (icalendar's reader treats it as an escape) and for
+    # blanks and '=' (its lenient reader strips blanks around ';' and '=').
     text = value.replace("^", "^^").replace("\r\n", "^n").replace("\n", "^n")
     text = text.replace('"', "^'")
-    if not text or text != text.strip() or any(c in text for c in ":;,\\"):
+    if not text or any(c in text for c in ":;,=\\ \t"):
         return f'"{text}"'
     return text
 

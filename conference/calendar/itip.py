@@ -512,6 +512,10 @@ def process(
         _content_type_check(method, (c.name for c in incoming.components), content_type)
         if not comps:
             raise _refuse("missing", "no scheduling component")
+        if method == "REQUEST" and any(c.name == "VFREEBUSY" for c in comps):
+            # A free/busy request is answered, not stored: the caller
+            # builds the REPLY with conference.calendar.freebusy.
+            raise _refuse("unsupported-capability", "VFREEBUSY REQUEST (answer with freebusy)")
         engine = _Engine(
             stored, identity, policy=policy, now=now, server_addresses=server_addresses
         )
@@ -536,7 +540,10 @@ def process(
                 handler(method, comp)
             except _Refused as e:
                 details.append((key[0], key[1], e.status))
-                return ITipResult(False, e.status, refused_state, [], details)
+                # A refusal sends nothing, except the REFRESH that RFC 5546
+                # prescribes when an ADD names an unknown event.
+                refresh = [o for o in engine.outgoing if o.method == "REFRESH"]
+                return ITipResult(False, e.status, refused_state, refresh, details)
             details.append((key[0], key[1], status("success")))
         new_state = (
             engine.work if method not in ("REFRESH", "COUNTER", "DECLINECOUNTER") else stored

@@ -60,6 +60,9 @@ COMPONENT_NAMES = frozenset(
         "valarm",
     ]
 )
+#: Properties whose TEXT value is an enumeration; the iSIP examples write
+#: them in lower case (C{confirmed}), RFC 6321's schema wants upper case.
+ENUMERATED = frozenset(["STATUS", "TRANSP", "CLASS", "ACTION", "METHOD", "CALSCALE"])
 CALENDAR_ATTRIBUTES = ("method", "version", "prodid", "calscale")
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 _VCAL1_ADDRESS = re.compile(r"^((?:[A-Za-z-]+=[^:;=]*;)*[A-Za-z-]+=[^:;=]*):(.+)$")
@@ -111,7 +114,8 @@ def _read_component(elem: Any, depth: int, max_depth: int) -> Component:
         for key, value in elem.attrib.items():
             attr = etree.QName(key).localname.lower()
             if attr in CALENDAR_ATTRIBUTES:
-                comp.properties.append(Property(attr, value.strip(), None, cv.TEXT))
+                text = value.strip().upper() if attr.upper() in ENUMERATED else value.strip()
+                comp.properties.append(Property(attr, text, None, cv.TEXT))
     for child in elem:
         clocal = _local(child)
         if clocal is None:
@@ -161,6 +165,8 @@ def _read_property(elem: Any, local: str) -> Property:
     prop.name = name
     prop.params = {k: normalize_param(k, v) for k, v in params.items()}
     prop.value_type = vtype
+    if name in ENUMERATED and vtype == cv.TEXT:
+        text = text.upper()
     prop.values = _parse_values(name, vtype, text)
     return prop
 

@@ -14,7 +14,7 @@ import math
 import re
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Union
 
 from conference.calendar.errors import CalendarValueError
 
@@ -58,70 +58,6 @@ class Period(NamedTuple):
             return self.end
         assert self.duration is not None
         return self.start + self.duration
-
-
-RECUR_BY_PARTS = (
-    "BYSECOND",
-    "BYMINUTE",
-    "BYHOUR",
-    "BYDAY",
-    "BYMONTHDAY",
-    "BYYEARDAY",
-    "BYWEEKNO",
-    "BYMONTH",
-    "BYSETPOS",
-)
-FREQS = frozenset(["SECONDLY", "MINUTELY", "HOURLY", "DAILY", "WEEKLY", "MONTHLY", "YEARLY"])
-WEEKDAYS = frozenset(["SU", "MO", "TU", "WE", "TH", "FR", "SA"])
-_BYDAY = re.compile(r"^([+-]?)(\d{0,2})(SU|MO|TU|WE|TH|FR|SA)$")
-
-
-class Recur:
-    """
-    An RFC 5545 RECUR value.  C{by} maps the BYxxx rule parts to their
-    values as strings (C{"-1SU"}, C{"10"}); UNTIL is a typed date or
-    date-time.  Equality ignores the order of rule parts.
-    """
-
-    __slots__ = ("by", "count", "freq", "interval", "until", "wkst")
-
-    def __init__(
-        self,
-        freq: str,
-        until: Optional[DateOrDateTime] = None,
-        count: Optional[int] = None,
-        *,
-        interval: Optional[int] = None,
-        by: Optional[Dict[str, Tuple[str, ...]]] = None,
-        wkst: Optional[str] = None,
-    ) -> None:
-        self.freq = freq
-        self.until = until
-        self.count = count
-        self.interval = interval
-        self.by: Dict[str, Tuple[str, ...]] = dict(by or {})
-        self.wkst = wkst
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Recur):
-            return NotImplemented
-        return self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(repr(self._key()))
-
-    def _key(self) -> Tuple[Any, ...]:
-        return (
-            self.freq,
-            self.until,
-            self.count,
-            self.interval,
-            sorted(self.by.items()),
-            self.wkst,
-        )
-
-    def __repr__(self) -> str:
-        return f"Recur({format_recur(self)!r})"
 
 
 def _fail(vtype: str, text: str, why: str = "") -> CalendarValueError:
@@ -205,7 +141,26 @@ def parse_xml_date_time(text: str) -> datetime:
     """
     Parse an xCal date-time (C{2011-05-17T12:00:00} or with C{Z}).
     """
+    size = len(text)
+    if (
+        ((size == 20 and text[19] == "Z") or size == 19)
+        and text[10] == "T"
+        and text[4] == "-"
+        and text[13] == ":"
+        and text[16] == ":"
+    ):
+        # Fast path through the C parser; anything it refuses (a leap
+        # second, odd digits) takes the strict path below.
+        try:
+            value = _fromisoformat(text[:19])
+        except ValueError:
+            pass
+        else:
+            return value.replace(tzinfo=UTC) if size == 20 else value
     return _make_date_time(DATE_TIME, text, _XML_DATE_TIME.match(text))
+
+
+_fromisoformat = datetime.fromisoformat
 
 
 def format_ical_date(value: date) -> str:
@@ -420,119 +375,6 @@ def split_unescaped(value: str, sep: str) -> List[str]:
     return parts
 
 
-# --- recurrence rules -------------------------------------------------------
-
-
-def parse_recur(text: str, xml: bool = False) -> Recur:
-    """
-    Parse an iCalendar RECUR (C{FREQ=WEEKLY;COUNT=3}).  UNTIL uses the
-    iCalendar form unless C{xml} (then the xCal form).
-    """
-    parts: Dict[str, str] = {}
-    for piece in text.split(";"):
-        if not piece:
-            continue
-        key, eq, val = piece.partition("=")
-        if not eq or not val:
-            raise _fail(RECUR, text, f"rule part {piece!r} has no value")
-        key = key.upper()
-        if key in parts:
-            raise _fail(RECUR, text, f"rule part {key} repeated")
-        parts[key] = val
-    return recur_from_parts(
-        [(k, v) for k, vals in parts.items() for v in vals.split(",")], text, xml
-    )
-
-
-def recur_from_parts(items: List[Tuple[str, str]], text: str, xml: bool) -> Recur:
-    """
-    Build a L{Recur} from C{(PART, value)} pairs (BYxxx parts may repeat).
-
-    @raise CalendarValueError: on a missing FREQ, bad numbers or weekdays.
-    """
-    freq: Optional[str] = None
-    recur = Recur("")
-    by: Dict[str, List[str]] = {}
-    for key, raw in items:
-        val = raw.strip().upper() if key != "UNTIL" else raw.strip()
-        if key == "FREQ":
-            if val not in FREQS:
-                raise _fail(RECUR, text, f"FREQ {val!r} unknown")
-            freq = val
-        elif key == "UNTIL":
-            if xml:
-                recur.until = parse_xml_date(val) if len(val) == 10 else parse_xml_date_time(val)
-            else:
-                recur.until = (
-                    parse_ical_date(val) if len(val) == 8 else parse_ical_date_time(val.upper())
-                )
-        elif key in ("COUNT", "INTERVAL"):
-            if not val.isdigit() or int(val) < 1:
-                raise _fail(RECUR, text, f"{key} must be a positive integer")
-            setattr(recur, key.lower(), int(val))
-        elif key == "WKST":
-            if val not in WEEKDAYS:
-                raise _fail(RECUR, text, f"WKST {val!r} is not a weekday")
-            recur.wkst = val
-        elif key == "BYDAY":
-            if not _BYDAY.match(val):
-                raise _fail(RECUR, text, f"BYDAY {val!r} malformed")
-            by.setdefault(key, []).append(val)
-        elif key in RECUR_BY_PARTS:
-            sign = val[1:] if val[:1] in "+-" else val
-            if not sign.isdigit():
-                raise _fail(RECUR, text, f"{key} {val!r} is not an integer")
-            by.setdefault(key, []).append(val)
-        else:
-            raise _fail(RECUR, text, f"unknown rule part {key!r}")
-    if freq is None:
-        raise _fail(RECUR, text, "FREQ is required")
-    if recur.until is not None and recur.count is not None:
-        raise _fail(RECUR, text, "UNTIL and COUNT are exclusive")
-    recur.freq = freq
-    recur.by = {k: tuple(v) for k, v in by.items()}
-    return recur
-
-
-def recur_items(value: Recur, xml: bool = False) -> List[Tuple[str, str]]:
-    """
-    The rule parts of C{value} as C{(PART, value)} pairs in the order the
-    RFC 6321 schema requires (FREQ, UNTIL/COUNT, INTERVAL, BYxxx, WKST).
-    """
-    items: List[Tuple[str, str]] = [("FREQ", value.freq)]
-    if value.until is not None:
-        u = value.until
-        if isinstance(u, datetime):
-            items.append(("UNTIL", format_xml_date_time(u) if xml else format_ical_date_time(u)))
-        else:
-            items.append(("UNTIL", format_xml_date(u) if xml else format_ical_date(u)))
-    if value.count is not None:
-        items.append(("COUNT", str(value.count)))
-    if value.interval is not None:
-        items.append(("INTERVAL", str(value.interval)))
-    for part in RECUR_BY_PARTS:
-        for v in value.by.get(part, ()):
-            items.append((part, v))
-    if value.wkst is not None:
-        items.append(("WKST", value.wkst))
-    return items
-
-
-def format_recur(value: Recur) -> str:
-    """
-    Format a L{Recur} as iCalendar text (BYxxx values comma-joined).
-    """
-    out: List[str] = []
-    seen: Dict[str, int] = {}
-    for key, val in recur_items(value):
-        if key in seen:
-            out[seen[key]] += "," + val
-        else:
-            seen[key] = len(out)
-            out.append(f"{key}={val}")
-    return ";".join(out)
-
-
 # --- periods ---------------------------------------------------------------
 
 
@@ -559,6 +401,19 @@ def format_ical_period(value: Period) -> str:
     assert value.duration is not None
     return f"{start}/{format_duration(value.duration)}"
 
+
+# Recurrence rules live in their own module, which uses the date functions
+# above; importing it here, after them, keeps the pair free of a cycle.
+from conference.calendar.recur import (  # noqa: E402
+    FREQS,
+    RECUR_BY_PARTS,
+    WEEKDAYS,
+    Recur,
+    format_recur,
+    parse_recur,
+    recur_from_parts,
+    recur_items,
+)
 
 # --- dispatch tables ----------------------------------------------------------
 
@@ -712,3 +567,57 @@ def format_ical_value(vtype: str, value: Any) -> str:
     Format one value of type C{vtype} as iCalendar text (escaped if TEXT).
     """
     return ICAL_FORMATTERS[vtype](value)
+
+
+__all__ = [
+    "BINARY",
+    "BOOLEAN",
+    "CAL_ADDRESS",
+    "DATE",
+    "DATE_TIME",
+    "DURATION",
+    "DateOrDateTime",
+    "FLOAT",
+    "FREQS",
+    "ICAL_FORMATTERS",
+    "ICAL_PARSERS",
+    "INTEGER",
+    "PERIOD",
+    "Period",
+    "RECUR",
+    "RECUR_BY_PARTS",
+    "Recur",
+    "TEXT",
+    "TIME",
+    "UNKNOWN",
+    "URI",
+    "UTC",
+    "UTC_OFFSET",
+    "VALUE_TYPES",
+    "WEEKDAYS",
+    "XML_FORMATTERS",
+    "XML_PARSERS",
+    "escape_text",
+    "format_duration",
+    "format_float",
+    "format_ical_date",
+    "format_ical_date_time",
+    "format_ical_period",
+    "format_ical_value",
+    "format_recur",
+    "format_xml_date",
+    "format_xml_date_time",
+    "format_xml_duration",
+    "parse_duration",
+    "parse_ical_date",
+    "parse_ical_date_time",
+    "parse_ical_period",
+    "parse_ical_value",
+    "parse_recur",
+    "parse_xml_date",
+    "parse_xml_date_time",
+    "recur_from_parts",
+    "recur_items",
+    "split_unescaped",
+    "unescape_text",
+]

@@ -35,6 +35,9 @@ MAX_BYTES = 1 << 20
 #: Deepest element nesting accepted (xCal itself needs about 12 levels).
 MAX_DEPTH = 48
 
+_INTERNAL_SUBSET = re.compile(rb"<!DOCTYPE[^\[>]*\[(.*?)\]\s*>", re.S)
+_ENTITY_DECL = re.compile(rb"<!ENTITY\s+(?:%\s+)?([^\s>]+)")
+
 _PARSER = etree.XMLParser(
     resolve_entities=False,
     no_network=True,
@@ -43,7 +46,6 @@ _PARSER = etree.XMLParser(
     huge_tree=False,
     remove_comments=True,
     remove_pis=True,
-    collect_ids=False,
 )
 
 # Value element tag -> (value type, parser of its text content).
@@ -102,18 +104,29 @@ def parse_xml(data: Union[bytes, str], max_bytes: int = MAX_BYTES) -> Any:
         raise XCalError(f"not parseable XML: {e}", "/") from None
     if root is None:
         raise XCalError("empty document", "/")
-    dtd = root.getroottree().docinfo.internalDTD
-    if dtd is not None:
-        for entity in dtd.iterentities():
-            raise XCalError(
-                f"entity declaration {entity.name!r} refused (no entities allowed)",
-                "<!DOCTYPE>",
-            )
+    if root.getroottree().docinfo.internalDTD is not None:
+        # The parser resolves no entities, but a declaration is refused
+        # outright.  The internal subset is read from the bytes: lxml's
+        # DTD.iterentities() is a Cython generator, and PyPy's cpyext
+        # aborts the process when it finalizes one.
+        subset = _INTERNAL_SUBSET.search(data)
+        if subset is not None:
+            declared = _ENTITY_DECL.search(subset.group(1))
+            if declared is not None:
+                name = declared.group(1).decode("utf-8", "replace")
+                raise XCalError(
+                    f"entity declaration {name!r} refused (no entities allowed)", "<!DOCTYPE>"
+                )
     return root
 
 
-def _check_depth(elem: Any, base: int, max_depth: int) -> None:
-    # Iterative depth check of a subtree whose root sits at depth `base`.
+def check_depth(elem: Any, base: int, max_depth: int) -> None:
+    """
+    Refuse a subtree nested deeper than C{max_depth}, its root being at
+    depth C{base} (iteratively, so a deep tree cannot exhaust the stack).
+
+    @raise XCalError: naming the first element too deep.
+    """
     stack = [(elem, base)]
     while stack:
         node, depth = stack.pop()
@@ -160,7 +173,10 @@ def loads(
 
         return legacy.read_root(root, max_depth)
     if qname.namespace == VCARD_NS:
-        raise XCalError("this is xCard (RFC 6351), not a calendar", "/" + qname.localname)
+        raise XCalError(
+            "this is xCard (RFC 6351), not a calendar: read it with conference.calendar.xcard",
+            "/" + qname.localname,
+        )
     raise XCalError(f"root element {tag!r} is neither RFC 6321 xCal nor legacy xCal", "/")
 
 
@@ -231,7 +247,7 @@ def _read_property(elem: Any, depth: int, max_depth: int) -> Optional[Property]:
     if not tag.startswith(_P):
         # RFC 6321 section 4.1: a foreign element directly inside
         # <properties> becomes the XML property.
-        _check_depth(elem, depth, max_depth)
+        check_depth(elem, depth, max_depth)
         xml = etree.tostring(elem, encoding="unicode", with_tail=False)
         return Property("XML", xml, None, cv.TEXT)
     name = _NAMES.get(tag)
@@ -363,22 +379,30 @@ def _read_parameters(elem: Any, params: Dict[str, Tuple[str, ...]]) -> None:
             params[pname] = tuple(p.upper() for p in pvals)
 
 
+_START = _P + "start"
+_END = _P + "end"
+_DURATION = _P + "duration"
+
+
 def _read_period(elem: Any) -> cv.Period:
     start = end = duration = None
     try:
         for child in elem:
             tag = child.tag
-            if tag == _P + "start":
-                start = cv.parse_xml_date_time(_text(child))
-            elif tag == _P + "end":
-                end = cv.parse_xml_date_time(_text(child))
-            elif tag == _P + "duration":
-                duration = cv.parse_duration(_text(child))
+            if len(child):
+                raise XCalError("value element must hold only text", element_path(child))
+            text = child.text or ""
+            if tag == _START:
+                start = cv.parse_xml_date_time(text)
+            elif tag == _END:
+                end = cv.parse_xml_date_time(text)
+            elif tag == _DURATION:
+                duration = cv.parse_duration(text)
             elif isinstance(tag, str):
                 raise XCalError("unexpected element in period", element_path(child))
-    except XCalError:
-        raise
     except CalendarError as e:
+        if isinstance(e, XCalError):
+            raise
         raise XCalError(e.fault, element_path(elem)) from None
     if start is None or (end is None) == (duration is None):
         raise XCalError("period needs start and exactly one of end/duration", element_path(elem))
@@ -661,6 +685,7 @@ __all__ = [
     "MAX_DEPTH",
     "NS",
     "dumps",
+    "check_depth",
     "element_path",
     "load_calendar",
     "loads",
