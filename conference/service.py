@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import Any, List, Optional, Sequence
+from datetime import timedelta
+from typing import Any, List, Optional, Sequence, Tuple
 
 from twisted.application.service import MultiService, Service
 from twisted.cred.checkers import ICredentialsChecker
@@ -30,7 +31,7 @@ from conference.sip.digest import DigestServer
 from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request
 from conference.store import Stores, open_stores
-from conference.transport.server import SIPServer, new_tag
+from conference.transport.server import SIPServer, new_branch, new_tag
 from conference.transport.stream import SIPStreamFactory
 from conference.transport.udp import UDPListenerService, parse_udp_description
 
@@ -59,6 +60,17 @@ class ServerConfig:
     # MD5 first: SIPp 3.6 and sipsak 0.9 answer only the first challenge and
     # know only MD5; clients that read every challenge still pick SHA-256.
     digest_algorithms: List[str] = field(default_factory=lambda: ["MD5", "SHA-256"])
+    # BIND (docs/bind.rst): accepted dispositions (None: the documented
+    # default set; ["*"]: any), server admins, limits.
+    binding_dispositions: Optional[List[str]] = None
+    admins: List[str] = field(default_factory=list)
+    max_bindings: int = 32
+    max_binding_data: int = 8192
+    # The focus (docs/focus.rst).
+    media_address: str = "127.0.0.1"
+    rtp_ports: Tuple[int, int] = (20000, 29999)
+    max_participants: int = 100
+    early_join: float = 600.0
 
 
 def listen_hosts(descriptions: Sequence[str]) -> List[str]:
@@ -160,10 +172,79 @@ class ConferenceService(MultiService):
         """
         Build the request handlers over C{stores}.
         """
+        from conference.app.bind import BindHandler, OwnerResolver
+        from conference.app.subscriptions import BindingSubscriptions
+        from conference.bindings.logic import DEFAULT_DISPOSITIONS, BindingPolicy
+
+        config = self.config
+        dispositions = config.binding_dispositions
+        policy = BindingPolicy(
+            dispositions=(
+                DEFAULT_DISPOSITIONS
+                if dispositions is None
+                else None
+                if "*" in dispositions
+                else frozenset(d.lower() for d in dispositions)
+            ),
+            max_bindings=config.max_bindings,
+            max_data_size=config.max_binding_data,
+        )
+        owners = OwnerResolver(stores.conferences, self.router.domain_of)
+        self.binder = BindHandler(
+            stores.bindings,
+            owners,
+            policy=policy,
+            admins=config.admins,
+            challenge=self.challenge,
+            tag_factory=new_tag,
+        )
+        self.subscriptions = BindingSubscriptions(
+            stores.bindings,
+            owners,
+            self.sip,
+            self._reactor,
+            admins=config.admins,
+            challenge=self.challenge,
+            tag_factory=new_tag,
+        )
+        self.binder.listeners.append(self.subscriptions.changed)
         self.registrar = Registrar(
-            stores.registrations, tag_factory=new_tag, domain_of=self.router.domain_of
+            stores.registrations,
+            tag_factory=new_tag,
+            domain_of=self.router.domain_of,
+            bindings=self.binder.register_hook,
         )
         self.router.add_handler(self.registrar)
+        self.router.add_handler(self.binder)
+        self.router.add_handler(self.subscriptions)
+        self.router.options_hooks.append(self.binder.options_hook)
+        self._install_focus(stores)
+
+    def _install_focus(self, stores: Stores) -> None:
+        """
+        The conference focus (INVITE, UPDATE, BYE) with the null media
+        service (a mixer replaces it behind L{IMediaService}).
+        """
+        from conference.app.focus import Focus
+        from conference.app.media import NullMediaService
+
+        config = self.config
+        self.media = NullMediaService(
+            self._reactor, address=config.media_address, port_range=config.rtp_ports
+        )
+        self.focus = Focus(
+            stores=stores,
+            media=self.media,
+            router=self.router,
+            reactor=self._reactor,
+            send_request=self.sip.send_request,
+            local_address=self.sip.local_address,
+            tag_factory=new_tag,
+            branch_factory=new_branch,
+            early_join=timedelta(seconds=config.early_join),
+            max_participants=config.max_participants,
+        )
+        self.router.add_handler(self.focus)
 
     def _purge_expired(self) -> Deferred[Any]:
         if self.stores is None:
@@ -183,6 +264,16 @@ class ConferenceService(MultiService):
             return succeed(None)
         realm = self.router.realm_for(request)
         return self.authenticator.authenticate_request(request, realm, now)
+
+    def challenge(self, request: Request, now: float) -> SIPProtocolError:
+        """
+        The answer to a request that needs an identity it did not prove:
+        a 401 digest challenge in the realm it is for (403 when no
+        credentials are configured, as L{authenticate} answers).
+        """
+        if not self.config.checkers:
+            return SIPProtocolError("No credentials configured on this server (--auth)", 403)
+        return self.authenticator.challenge(self.router.realm_for(request), now)
 
     def _add_listener(self, description: str) -> None:
         if description.lower().startswith("udp:"):
@@ -254,6 +345,10 @@ class ConferenceService(MultiService):
         """
         if self._purge.running:
             self._purge.stop()
+        for name in ("subscriptions", "focus"):
+            part = getattr(self, name, None)
+            if part is not None:
+                part.stop()
         d = self.sip.stop(self.config.stop_timeout)
         d.addCallback(lambda _: super(ConferenceService, self).stopService())
         d.addCallback(lambda _: self._close_stores())

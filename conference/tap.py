@@ -6,7 +6,7 @@ L{makeService}, which any Twisted application may call for the same service.
 
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Tuple
 
 from twisted.application.service import IService
 from twisted.cred import credentials, strcred
@@ -42,6 +42,32 @@ def _algorithms(text: str) -> List[str]:
     return names
 
 
+def _port_range(text: Any) -> Tuple[int, int]:
+    if isinstance(text, tuple):
+        return text  # already converted
+    low, sep, high = str(text).partition("-")
+    try:
+        first, last = int(low), int(high if sep else low)
+    except ValueError:
+        raise usage.UsageError(f"--rtp-ports must be LOW-HIGH, got {text!r}") from None
+    if not 1024 <= first < last <= 65535 or (last - first) < 1:
+        raise usage.UsageError(f"--rtp-ports {text!r}: need 1024 <= LOW < HIGH <= 65535")
+    return first, last
+
+
+def _non_negative(kind: type, name: str) -> Any:
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise usage.UsageError(f"--{name} must be a number, got {text!r}") from None
+        if value < 0:
+            raise usage.UsageError(f"--{name} must not be negative, got {text!r}")
+        return value
+
+    return convert
+
+
 def _positive(kind: type, name: str) -> Any:
     def convert(text: str) -> Any:
         try:
@@ -53,6 +79,29 @@ def _positive(kind: type, name: str) -> Any:
         return value
 
     return convert
+
+
+def _dispositions(text: str) -> List[str]:
+    """
+    Parse C{--binding-dispositions}: comma-separated tokens, or C{*}.
+    """
+    from conference.sip.headers import TOKEN_RE
+
+    names = [name.strip().lower() for name in text.split(",") if name.strip()]
+    if "*" in names:
+        if len(names) > 1:
+            raise usage.UsageError("--binding-dispositions: '*' cannot be mixed with names")
+        return names
+    bad = [name for name in names if not TOKEN_RE.fullmatch(name)]
+    if bad:
+        raise usage.UsageError(f"--binding-dispositions: not a token: {', '.join(bad)}")
+    return names
+
+
+def _default_dispositions() -> str:
+    from conference.bindings.logic import DEFAULT_DISPOSITIONS
+
+    return ",".join(sorted(DEFAULT_DISPOSITIONS))
 
 
 class Options(usage.Options, strcred.AuthOptionMixin):
@@ -127,12 +176,55 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "Digest algorithms offered, most preferred first (MD5, SHA-256).",
             _algorithms,
         ],
+        [
+            "binding-dispositions",
+            None,
+            _default_dispositions(),
+            "BIND dispositions accepted, comma-separated ('*': any; empty: none).",
+            _dispositions,
+        ],
+        [
+            "max-bindings",
+            None,
+            32,
+            "Most live BIND bindings per conference or user.",
+            _positive(int, "max-bindings"),
+        ],
+        [
+            "max-binding-data",
+            None,
+            8192,
+            "Most bytes of inline data (data: or cid: URI) per binding.",
+            _positive(int, "max-binding-data"),
+        ],
+        [
+            "media-address",
+            None,
+            "127.0.0.1",
+            "The address RTP ports are opened on and announced in SDP.",
+        ],
+        ["rtp-ports", None, "20000-29999", "The RTP port range, LOW-HIGH.", _port_range],
+        [
+            "max-participants",
+            None,
+            100,
+            "Default most participants per conference (a conference's own setting wins).",
+            _positive(int, "max-participants"),
+        ],
+        [
+            "early-join",
+            None,
+            10.0,
+            "Minutes before an instance starts that its conference opens.",
+            _non_negative(float, "early-join"),
+        ],
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self["listen"] = []
         self["domain"] = []
+        self["admin"] = []
 
     def opt_listen(self, description: str) -> None:
         """
@@ -156,9 +248,28 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             raise usage.UsageError(f"--domain: not a domain name: {name!r}")
         self["domain"].append(name)
 
+    def opt_admin(self, aor: str) -> None:
+        """
+        An address of record (sip:user@domain) that administers BIND
+        bindings of every conference and user (repeatable).
+        """
+        from conference.sip.errors import RemoteProtocolError
+        from conference.sip.uri import SIPURI, parse_uri
+
+        text = aor.strip().strip("<>")
+        try:
+            uri = parse_uri(text)
+        except RemoteProtocolError as e:
+            raise usage.UsageError(f"--admin: {e.reason}") from None
+        if not isinstance(uri, SIPURI) or not uri.username:
+            raise usage.UsageError(f"--admin: not an address of record: {aor!r}")
+        self["admin"].append(f"sip:{uri.username}@{uri.host.lower()}")
+
     def postOptions(self) -> None:
         if isinstance(self["digest-algorithms"], str):  # the default is not coerced
             self["digest-algorithms"] = _algorithms(self["digest-algorithms"])
+        if isinstance(self["binding-dispositions"], str):
+            self["binding-dispositions"] = _dispositions(self["binding-dispositions"])
         if self["log-format"] not in ("text", "json"):
             raise usage.UsageError("--log-format must be text or json")
 
@@ -180,6 +291,14 @@ def config_from_options(options: Options) -> ServerConfig:
         auth_invite=bool(options["auth-invite"]),
         nonce_lifetime=options["nonce-lifetime"],
         digest_algorithms=options["digest-algorithms"],
+        binding_dispositions=list(options["binding-dispositions"]),
+        admins=list(options["admin"]),
+        max_bindings=options["max-bindings"],
+        max_binding_data=options["max-binding-data"],
+        media_address=options["media-address"],
+        rtp_ports=_port_range(options["rtp-ports"]),
+        max_participants=options["max-participants"],
+        early_join=float(options["early-join"]) * 60.0,
     )
 
 

@@ -226,10 +226,10 @@ def join_calendar(
     SEQUENCE, STATUS and a CONFERENCE property (RFC 7986) with the
     conference URI (iSIP section 4.4).
 
-    @param roster: addresses of the participants in the conference now;
-        an attendee among them is shown ACCEPTED, and participants who are
-        no attendee are added as OPT-PARTICIPANT, ACCEPTED, so everyone
-        sees who is in.
+    @param roster: addresses of the attendees who are in the conference
+        now; they are shown ACCEPTED.  (Participants who are no attendee
+        are not listed, so the rendering depends only on which attendees
+        are in, and the focus can cache it.)
     """
     source = instance.event
     event = Component("VEVENT")
@@ -247,22 +247,11 @@ def join_calendar(
         if prop is not None:
             add(prop.copy())
     in_now = {normalize_address(a) for a in roster}
-    listed = set()
     for prop in source.get_all("ATTENDEE"):
         copy = prop.copy()
-        address = normalize_address(str(prop.values[0])) if prop.values else ""
-        listed.add(address)
-        if address in in_now:
+        if prop.values and normalize_address(str(prop.values[0])) in in_now:
             copy.params["PARTSTAT"] = ("ACCEPTED",)
         add(copy)
-    for address in sorted(in_now - listed):
-        add(
-            Property(
-                "ATTENDEE",
-                address,
-                {"ROLE": "OPT-PARTICIPANT", "PARTSTAT": "ACCEPTED", "CUTYPE": "INDIVIDUAL"},
-            )
-        )
     add(
         Property(
             "CONFERENCE",

@@ -12,9 +12,20 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Sequence, Union
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    FrozenSet,
+    Iterable,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, maybeDeferred
 
 from conference.interfaces import IRequestHandler, ISIPIdentity
 from conference.sip.errors import RemoteProtocolError, SIPProtocolError
@@ -73,6 +84,16 @@ class RequestContext:
 
 Answer = Union[Response, "Deferred[Response]"]
 
+OptionsHook = Callable[
+    [Request, RequestContext],
+    Union[Sequence[Tuple[str, str]], "Deferred[Sequence[Tuple[str, str]]]"],
+]
+"""
+Adds header fields to the core's answer to OPTIONS (for example the
+Binding headers of the user it is addressed to); may fail with a
+L{SIPProtocolError}, which becomes the answer.
+"""
+
 
 def error_response(request: Request, error: SIPProtocolError, to_tag: str) -> Response:
     """
@@ -110,6 +131,8 @@ class CoreRouter:
         self._handlers: Dict[str, IRequestHandler] = {}
         self._tag_factory = tag_factory
         self.accept_ip_literals = accept_ip_literals
+        #: Callables whose headers the core's OPTIONS answer carries, in order.
+        self.options_hooks: List[OptionsHook] = []
 
     # Configuration -------------------------------------------------------
 
@@ -279,12 +302,15 @@ class CoreRouter:
         try:
             self.check(request)
             if request.method == "OPTIONS" and "OPTIONS" not in self._handlers:
-                return self.options(request)
-            handler = self._handlers.get(request.method)
-            if handler is None:
-                # BYE or CANCEL outside any dialog or transaction we know.
-                raise RemoteProtocolError("Call/Transaction Does Not Exist", 481)
-            answer = handler.handle_request(request, context)
+                if not self.options_hooks:
+                    return self.options(request)
+                answer: Answer = self._hooked_options(request, context)
+            else:
+                handler = self._handlers.get(request.method)
+                if handler is None:
+                    # BYE or CANCEL outside any dialog or transaction we know.
+                    raise RemoteProtocolError("Call/Transaction Does Not Exist", 481)
+                answer = handler.handle_request(request, context)
         except SIPProtocolError as e:
             return error_response(request, e, tag)
         if isinstance(answer, Deferred):
@@ -295,6 +321,28 @@ class CoreRouter:
 
             answer.addErrback(failed)
         return answer  # type: ignore[no-any-return]
+
+    def _hooked_options(self, request: Request, context: RequestContext) -> Deferred[Response]:
+        """
+        L{options}, with the headers of every L{options_hooks} entry added.
+        """
+        response = self.options(request)
+        d: Deferred[Any] = Deferred()
+        for hook in self.options_hooks:
+
+            def run(_: object, hook: OptionsHook = hook) -> Deferred[Any]:
+                result: Deferred[Any] = maybeDeferred(hook, request, context)
+                return result.addCallback(add)
+
+            d.addCallback(run)
+
+        def add(headers: Sequence[Tuple[str, str]]) -> None:
+            for name, value in headers:
+                response.add_header(name, value)
+
+        d.addCallback(lambda _: response)
+        d.callback(None)
+        return d
 
 
 _ORDER = ["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "MESSAGE", "BIND"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from email.utils import formatdate
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from twisted.internet.defer import Deferred, fail
 from twisted.protocols import sip
@@ -40,6 +40,9 @@ MAX_CONTACTS = 16
 
 
 Binding = RegistrationBinding
+
+#: C{(aor, identity, now)} to the extra header fields of a REGISTER's 200.
+BindingsHook = Callable[[str, Optional[str], float], "Deferred[Sequence[Tuple[str, str]]]"]
 
 
 def aor_of(address: Address, domain_of: Optional[Callable[[str], Optional[str]]] = None) -> str:
@@ -84,8 +87,16 @@ class Registrar:
         max_contacts: int = MAX_CONTACTS,
         tag_factory: Any = None,
         domain_of: Optional[Callable[[str], Optional[str]]] = None,
+        bindings: Optional[BindingsHook] = None,
     ) -> None:
+        """
+        @param bindings: called with C{(aor, identity AOR or None, now)}
+            for a successful REGISTER; the header fields it fires with
+            (the AOR's Binding headers, draft-schulzrinne-sip-bind-00
+            section 5) are added to the 200.
+        """
         self.store = store
+        self.bindings = bindings
         self.domain_of = domain_of
         self.min_expires = min_expires
         self.max_expires = max_expires
@@ -125,7 +136,25 @@ class Registrar:
             return self.store.set_bindings(aor, stamped, drop, context.now)
 
         applied: Deferred[List[Binding]] = d.addCallback(apply)
-        return applied.addCallback(lambda bindings: self._ok(request, bindings, context.now))
+        answer: Deferred[Response] = applied.addCallback(
+            lambda bindings: self._ok(request, bindings, context.now)
+        )
+        if self.bindings is not None:
+            hook = self.bindings
+            who = getattr(context.identity, "aor", None)
+
+            def extra(response: Response) -> Deferred[Response]:
+                more = hook(aor, who, context.now)
+
+                def add(headers: Sequence[Tuple[str, str]]) -> Response:
+                    for name, value in headers:
+                        response.add_header(name, value)
+                    return response
+
+                return more.addCallback(add)
+
+            answer.addCallback(extra)
+        return answer
 
     def _parse(self, request: Request, now: float) -> Optional[Dict[str, Binding]]:
         """

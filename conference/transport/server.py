@@ -11,7 +11,7 @@ It is the only place where the core meets the reactor.
 from __future__ import annotations
 
 import secrets
-from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence
+from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple
 
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -36,6 +36,12 @@ class Sender(Protocol):
     def send_bytes(self, data: bytes, host: str, port: int) -> None:
         """
         Send C{data} to (host, port), or on this connection for streams.
+        """
+
+    def local_address(self) -> Tuple[str, int]:
+        """
+        The address and port this transport sends from (for Contact and
+        Via of what the server originates).
         """
 
 
@@ -230,6 +236,13 @@ class SIPServer:
                 reason=action.reason,
             )
             self._client_timeout(action.transaction)
+            if action.transaction.request.method == "INVITE" and isinstance(
+                action.transaction, txn.ServerTransaction
+            ):
+                handler = self.router.handler_for("INVITE")
+                hook = getattr(handler, "handle_timeout", None)
+                if hook is not None:
+                    hook(action.transaction.request)
         elif isinstance(action, txn.TransactionTerminated):
             self._log_transaction(action.transaction)
             if self._stopping is not None and self.layer.pending() == 0:
@@ -378,6 +391,14 @@ class SIPServer:
             return
         self.stats["sent"] += 1
         sender.send_bytes(data, host, port)
+
+    def local_address(self, peer: txn.Peer) -> Tuple[str, int]:
+        """
+        The local address of the transport C{peer} is reached through.
+
+        @raise KeyError: if that transport is gone.
+        """
+        return self.senders[peer.connection].local_address()
 
     # Stopping -------------------------------------------------------------
 

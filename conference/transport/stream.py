@@ -79,6 +79,13 @@ class SIPStreamProtocol(Protocol, TimeoutMixin):
                 return
             data = b""
 
+    def local_address(self) -> tuple[str, int]:
+        """
+        The local end of this connection.
+        """
+        host = self.transport.getHost()  # type: ignore[union-attr]
+        return str(getattr(host, "host", "")), int(getattr(host, "port", 0) or 0)
+
     def send_bytes(self, data: bytes, host: str, port: int) -> None:
         """
         Write on this connection (responses go back where requests came).

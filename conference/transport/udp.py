@@ -51,6 +51,13 @@ class SIPDatagramProtocol(DatagramProtocol):
         host, port = addr[0], addr[1]
         self.server.datagram_received(datagram, Peer("UDP", host, port, self))
 
+    def local_address(self) -> Tuple[str, int]:
+        """
+        The address and port this socket is bound to.
+        """
+        host = self.transport.getHost()  # type: ignore[union-attr]
+        return str(host.host), int(host.port)
+
     def send_bytes(self, data: bytes, host: str, port: int) -> None:
         """
         Send one datagram; socket errors are logged, not raised.

@@ -1,0 +1,511 @@
+# -*- test-case-name: tests.app.test_bind -*-
+"""
+The BIND method (draft-schulzrinne-sip-bind-00) wired to the binding store:
+who owns the To URI, who may query or update, the atomic update, and the
+Binding headers that REGISTER and OPTIONS answers carry for discovery.
+
+The rules themselves live in L{conference.bindings}; this module only reads
+the stores, applies the plan, and answers once the store has committed, so a
+200 always describes bindings that survive a crash.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import (
+    AbstractSet,
+    Any,
+    Callable,
+    Dict,
+    FrozenSet,
+    Iterable,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+)
+
+from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from conference.app.core import RequestContext
+from conference.bindings.access import (
+    CONFERENCE,
+    USER,
+    Owner,
+    check_update,
+    normalize_aor,
+    visible_records,
+)
+from conference.bindings.data import body_multipart
+from conference.bindings.headers import BindingValue, format_accept_binding, parse_bindings
+from conference.bindings.logic import (
+    BindingPolicy,
+    BindPlan,
+    accepted_dispositions,
+    binding_headers,
+    limit_refusal,
+    plan_bind,
+    plan_query,
+)
+from conference.interfaces import IBindingStore, IConferenceStore, IRequestHandler
+from conference.sip.errors import RemoteProtocolError, SIPProtocolError
+from conference.sip.message import Request, Response, make_response
+from conference.sip.uri import SIPURI
+from conference.store.records import (
+    BindingRecord,
+    ConferenceRecord,
+    LimitExceededError,
+    StoreError,
+)
+
+__all__ = [
+    "BODY_TYPES",
+    "BindHandler",
+    "Headers",
+    "OwnerResolver",
+    "conference_owner",
+    "identity_of",
+    "store_failure",
+]
+
+log = Logger()
+
+#: Body types a BIND may carry: multipart bodies whose parts C{cid:} URIs name.
+BODY_TYPES = ("multipart/mixed", "multipart/related", "multipart/alternative")
+
+Headers = List[Tuple[str, str]]
+DomainOf = Callable[[str], Optional[str]]
+Challenge = Callable[[Request, float], Exception]
+
+
+def identity_of(context: RequestContext) -> Optional[str]:
+    """
+    The authenticated caller's address of record, or L{None}.
+    """
+    identity = context.identity
+    aor = getattr(identity, "aor", None) if identity is not None else None
+    return str(aor) if aor else None
+
+
+def store_failure(failure: Failure, max_bindings: int = 0) -> Failure:
+    """
+    Turn a store failure into the SIP answer: the binding limit is the
+    403 of L{limit_refusal}; any other store fault is a 503 with
+    Retry-After (nothing was committed); protocol errors pass through.
+    """
+    error = failure.value
+    if isinstance(error, SIPProtocolError):
+        return failure
+    if isinstance(error, LimitExceededError):
+        raise limit_refusal(max_bindings)
+    if isinstance(error, StoreError):
+        log.error("Binding store failed: {error}", error=error)
+        raise SIPProtocolError("Binding store unavailable", 503, [("Retry-After", "5")])
+    return failure
+
+
+def _calendar_addresses(record: ConferenceRecord) -> Tuple[Optional[str], FrozenSet[str]]:
+    """
+    The ORGANIZER and ATTENDEE addresses of a stored conference's calendar
+    (its master and overridden VEVENTs); the record's organizer when the
+    calendar cannot be read.
+    """
+    from conference.calendar import CalendarError, parse_xcal_calendar
+
+    organizer: Optional[str] = record.organizer or None
+    attendees = set()
+    try:
+        calendar = parse_xcal_calendar(record.calendar)
+    except (CalendarError, ValueError) as e:
+        log.warn("Conference {uri} has an unreadable calendar: {error}", uri=record.uri, error=e)
+        return organizer, frozenset()
+    for event in calendar.walk("VEVENT"):
+        prop = event.get("ORGANIZER")
+        if organizer is None and prop is not None and prop.value:
+            organizer = str(prop.value)
+        for attendee in event.get_all("ATTENDEE"):
+            if attendee.value and (attendee.param("CUTYPE") or "").upper() != "ROOM":
+                attendees.add(str(attendee.value))
+    return organizer, frozenset(attendees)
+
+
+def conference_owner(record: ConferenceRecord, uri: Optional[str] = None) -> Owner:
+    """
+    The binding owner a stored conference is: its organizer and attendees
+    (the room itself excepted) have rights over its bindings.
+    """
+    organizer, attendees = _calendar_addresses(record)
+    return Owner(uri or record.uri, CONFERENCE, organizer, attendees)
+
+
+class OwnerResolver:
+    """
+    Finds whose bindings a URI names: a stored conference, else the address
+    of record C{sip:user@domain} of a served domain.
+
+    @ivar conferences: where conferences are looked up.
+    @ivar domain_of: maps a host to the served domain it names, or L{None}.
+    """
+
+    def __init__(self, conferences: IConferenceStore, domain_of: DomainOf) -> None:
+        self.conferences = conferences
+        self.domain_of = domain_of
+
+    def key(self, uri: Any) -> Optional[Tuple[str, str]]:
+        """
+        C{(owner URI, as written normalised)} for a URI with a user part in
+        a served domain; L{None} if it has no user part.
+
+        @raise RemoteProtocolError: 404 if its domain is not served here.
+        """
+        if not isinstance(uri, SIPURI) or not uri.username or not uri.host:
+            return None
+        domain = self.domain_of(uri.host)
+        if domain is None:
+            raise RemoteProtocolError(f"Domain {uri.host.lower()} not served here", 404)
+        return f"sip:{uri.username}@{domain}", normalize_aor(f"sip:{uri.username}@{uri.host}")
+
+    def find(self, uri: Any) -> Deferred[Optional[Owner]]:
+        """
+        The owner C{uri} names, or L{None} when it names none (no user
+        part: the server or a domain itself).
+
+        @return: a Deferred; it fails with a 404 L{RemoteProtocolError}
+            for a domain not served here, or as L{store_failure}.
+        """
+        try:
+            key = self.key(uri)
+        except RemoteProtocolError as e:
+            return _failed(e)
+        return self._find(key)
+
+    def _find(self, key: Optional[Tuple[str, str]]) -> Deferred[Optional[Owner]]:
+        if key is None:
+            return succeed(None)
+        canonical, written = key
+        candidates = [canonical] + ([written] if written != canonical else [])
+
+        def look(_: object, index: int = 0) -> Any:
+            if index >= len(candidates):
+                return Owner(canonical, USER)
+            d = self.conferences.get(candidates[index])
+
+            def found(record: Optional[ConferenceRecord]) -> Any:
+                if record is not None:
+                    return conference_owner(record, canonical)
+                return look(None, index + 1)
+
+            return d.addCallback(found)
+
+        d: Deferred[Optional[Owner]] = succeed(None).addCallback(look)
+        return d.addErrback(store_failure)
+
+    def resolve(self, uri: Any) -> Deferred[Owner]:
+        """
+        The owner C{uri} names.
+
+        @return: a Deferred failing with a 404 L{RemoteProtocolError} when
+            it names no conference nor address of record of a served domain.
+        """
+        try:
+            key = self.key(uri)
+        except RemoteProtocolError as e:
+            return _failed(e)
+        if key is None:
+            return _failed(
+                RemoteProtocolError(f"{uri} is not a conference nor an address of record", 404)
+            )
+
+        def present(owner: Optional[Owner]) -> Owner:
+            assert owner is not None
+            return owner
+
+        return self._find(key).addCallback(present)
+
+
+def _failed(error: Exception) -> Deferred[Any]:
+    d: Deferred[Any] = Deferred()
+    d.errback(Failure(error))
+    return d
+
+
+@implementer(IRequestHandler)
+class BindHandler:
+    """
+    Answers BIND: a query without Binding headers, else an atomic update by
+    the owner, the organizer of a conference or an admin.
+
+    @ivar store: the L{IBindingStore}.
+    @ivar owners: the L{OwnerResolver}.
+    @ivar policy: the L{BindingPolicy} (accepted dispositions, lifetimes,
+        limits).
+    @ivar admins: normalised addresses of server admins.
+    @ivar listeners: callables told the owner URI after every committed
+        change (the subscription notifier).
+    """
+
+    methods = ("BIND",)
+    accepts: Dict[str, Sequence[str]] = {"BIND": BODY_TYPES}
+
+    def __init__(
+        self,
+        store: IBindingStore,
+        owners: OwnerResolver,
+        *,
+        policy: Optional[BindingPolicy] = None,
+        admins: Iterable[str] = (),
+        challenge: Optional[Challenge] = None,
+        tag_factory: Callable[[], str] = lambda: secrets.token_hex(8),
+    ) -> None:
+        """
+        @param challenge: builds the 401 for C{(request, now)} when a BIND
+            arrives without an identity (the core normally challenges
+            first); without it such a BIND gets a plain 401.
+        """
+        self.store = store
+        self.owners = owners
+        self.policy = policy if policy is not None else BindingPolicy()
+        self.admins: FrozenSet[str] = frozenset(normalize_aor(a) for a in admins)
+        self.listeners: List[Callable[[str], None]] = []
+        self._challenge = challenge
+        self._tag_factory = tag_factory
+
+    # IRequestHandler -------------------------------------------------------
+
+    def handle_request(self, request: Request, context: RequestContext) -> Deferred[Response]:
+        """
+        Answer a BIND; every fault becomes its 4xx (or a 503 when the store
+        fails), never an exception.
+        """
+        try:
+            values = parse_bindings(request.header_fields("binding"))
+            identity = identity_of(context)
+            if identity is None:
+                raise self._unauthenticated(request, context.now)
+            target = request.to.uri
+        except SIPProtocolError as e:
+            return _failed(e)
+        d: Deferred[Any] = self.owners.resolve(target)
+        if values:
+            d.addCallback(self._update, request, values, identity, context.now)
+        else:
+            d.addCallback(self._query_answer, request, identity, context.now)
+        return d
+
+    def handle_ack(self, request: Request, context: RequestContext) -> None:
+        """
+        BIND has no ACK; nothing to do.
+        """
+
+    def handle_cancel(self, request: Request, context: RequestContext) -> None:
+        """
+        BIND is not INVITE; nothing to cancel.
+        """
+
+    # Queries ---------------------------------------------------------------
+
+    def accept_binding(self, owner: Owner, identity: Optional[str]) -> Deferred[str]:
+        """
+        The Accept-Binding value for C{owner} as seen by C{identity}: the
+        owner's own set from the store, else the configured one.
+        """
+        d: Deferred[Any] = self.store.owner_dispositions(owner.uri)
+        d.addCallback(
+            lambda own: format_accept_binding(
+                accepted_dispositions(self.policy, owner, identity, own)
+            )
+        )
+        return d.addErrback(store_failure, self.policy.max_bindings)
+
+    def query(
+        self,
+        owner: Owner,
+        identity: Optional[str],
+        now: float,
+        dispositions: Optional[AbstractSet[str]] = None,
+    ) -> Deferred[List[BindingRecord]]:
+        """
+        The live bindings of C{owner} that C{identity} may see, handing out
+        (consuming) the one-time ones this caller claims first.
+
+        @return: a Deferred firing with the records, ordered by disposition
+            then URI.
+        """
+        d = self.store.bindings(owner.uri, now)
+
+        def claim(records: List[BindingRecord]) -> Deferred[List[BindingRecord]]:
+            result = plan_query(
+                records, identity, owner, now, admins=self.admins, dispositions=dispositions
+            )
+            claims = [
+                self.store.take_one_time(owner.uri, r.disposition, r.uri, now)
+                for r in result.one_time
+            ]
+
+            def merge(taken: List[bool]) -> List[BindingRecord]:
+                out = list(result.shown)
+                out.extend(r for r, ok in zip(result.one_time, taken) if ok)
+                return sorted(out, key=lambda r: (r.disposition, r.uri))
+
+            gathered: Deferred[List[bool]] = gatherResults(claims, consumeErrors=True)
+            return gathered.addCallback(merge)
+
+        d.addCallback(claim)
+        return d.addErrback(_first_error).addErrback(store_failure, self.policy.max_bindings)
+
+    def discovery_headers(
+        self, owner: Owner, identity: Optional[str], now: float
+    ) -> Deferred[Headers]:
+        """
+        What a REGISTER or OPTIONS answer about C{owner} carries (draft
+        section 5): its Binding headers as a query by C{identity} shows
+        them, then its Accept-Binding.
+        """
+        d = self.query(owner, identity, now)
+
+        def with_accept(records: List[BindingRecord]) -> Deferred[Headers]:
+            headers = binding_headers(records, now)
+            accept = self.accept_binding(owner, identity)
+            return accept.addCallback(lambda value: [*headers, ("Accept-Binding", value)])
+
+        return d.addCallback(with_accept)
+
+    def _query_answer(
+        self, owner: Owner, request: Request, identity: Optional[str], now: float
+    ) -> Deferred[Response]:
+        d = self.discovery_headers(owner, identity, now)
+        return d.addCallback(lambda headers: self._ok(request, headers))
+
+    # Updates ---------------------------------------------------------------
+
+    def _update(
+        self,
+        owner: Owner,
+        request: Request,
+        values: Sequence[BindingValue],
+        identity: str,
+        now: float,
+    ) -> Deferred[Response]:
+        check_update(identity, owner, self.admins)
+        body = body_multipart(
+            request.content_type, request.body, max_size=4 * self.policy.max_data_size + 4096
+        )
+        current = self.store.bindings(owner.uri, now)
+        own = self.store.owner_dispositions(owner.uri)
+        read: Deferred[List[Any]] = gatherResults([current, own], consumeErrors=True)
+        read.addErrback(_first_error)
+        read.addErrback(store_failure, self.policy.max_bindings)
+
+        def plan(results: List[Any]) -> Tuple[BindPlan, Optional[FrozenSet[str]]]:
+            records, dispositions = results
+            return (
+                plan_bind(
+                    values,
+                    records,
+                    owner=owner,
+                    issuer=identity,
+                    now=now,
+                    policy=self.policy,
+                    owner_dispositions=dispositions,
+                    body=body,
+                ),
+                dispositions,
+            )
+
+        def apply(planned: Tuple[BindPlan, Optional[FrozenSet[str]]]) -> Deferred[Response]:
+            bind_plan, dispositions = planned
+            accept = format_accept_binding(
+                accepted_dispositions(self.policy, owner, identity, dispositions)
+            )
+            if bind_plan.changes:
+                applied = self.store.apply(
+                    owner.uri,
+                    bind_plan.removals,
+                    bind_plan.upserts,
+                    now,
+                    max_bindings=self.policy.max_bindings,
+                )
+                applied.addErrback(store_failure, self.policy.max_bindings)
+                applied.addCallback(self._committed, owner)
+            else:
+                applied = succeed(list(bind_plan.bindings))
+
+            def answer(records: List[BindingRecord]) -> Response:
+                shown = visible_records(records, identity, owner, self.admins)
+                headers = binding_headers(shown, now)
+                headers.append(("Accept-Binding", accept))
+                return self._ok(request, headers)
+
+            return applied.addCallback(answer)
+
+        return read.addCallback(plan).addCallback(apply)
+
+    def _committed(self, records: List[BindingRecord], owner: Owner) -> List[BindingRecord]:
+        for listener in list(self.listeners):
+            try:
+                listener(owner.uri)
+            except Exception:
+                log.failure("Binding change listener failed for {owner}", owner=owner.uri)
+        return records
+
+    # Helpers ---------------------------------------------------------------
+
+    def _ok(self, request: Request, headers: Headers) -> Response:
+        return make_response(request, 200, to_tag=self._tag_factory(), headers=headers)
+
+    def _unauthenticated(self, request: Request, now: float) -> Exception:
+        if self._challenge is not None:
+            return self._challenge(request, now)
+        return RemoteProtocolError("Binding updates need authentication", 401)
+
+    # Discovery hooks -------------------------------------------------------
+
+    def options_hook(
+        self, request: Request, context: RequestContext
+    ) -> Deferred[Sequence[Tuple[str, str]]]:
+        """
+        For L{conference.app.core.CoreRouter.options_hooks}: the Binding
+        and Accept-Binding headers of the conference or user an OPTIONS is
+        addressed to (as a query by its caller would show them); nothing
+        for an OPTIONS to the server itself.
+        """
+        d: Deferred[Any] = self.owners.find(request.uri)
+
+        def found(owner: Optional[Owner]) -> Any:
+            if owner is None:
+                return []
+            return self.discovery_headers(owner, identity_of(context), context.now)
+
+        return d.addCallback(found)
+
+    def register_hook(
+        self, aor: str, identity: Optional[str], now: float
+    ) -> Deferred[Sequence[Tuple[str, str]]]:
+        """
+        For L{conference.app.registrar.Registrar}'s C{bindings} hook: the
+        Binding and Accept-Binding headers of C{aor} for its 200.  A store
+        fault gives no headers rather than failing the registration.
+        """
+        owner = Owner(aor, USER)
+        d: Deferred[Any] = self.discovery_headers(owner, identity, now)
+
+        def quiet(failure: Failure) -> Headers:
+            log.failure("Bindings of {aor} not added to REGISTER", failure, aor=aor)
+            return []
+
+        return d.addErrback(quiet)
+
+
+def _first_error(failure: Failure) -> Failure:
+    """
+    Unwrap the FirstError of a gatherResults.
+    """
+    from twisted.internet.defer import FirstError
+
+    if isinstance(failure.value, FirstError):
+        sub: Failure = failure.value.subFailure
+        return sub
+    return failure

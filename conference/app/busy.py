@@ -1,0 +1,372 @@
+# -*- test-case-name: tests.app.test_busy -*-
+"""
+The busy path of iSIP section 4.5: a caller who cannot get through learns
+from a VFREEBUSY when to try again.
+
+For a conference that is full, locked or not yet open, the VFREEBUSY is the
+conference's unavailable time; for a user of a served domain, their merged
+busy time (conferences they are in, accepted conferences, published
+events) over the coming days.  The answer is 486 with the VFREEBUSY and a
+Retry-After (RFC 3261 section 20.33), 302 to a free registered user's
+contacts, or 480 with the VFREEBUSY when they are not registered.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Iterable, List, Optional, Sequence, Tuple
+
+from twisted.internet.defer import Deferred, gatherResults
+
+from conference.app.conferences import UTC, calendar_of, current_instance, utc_datetime
+from conference.app.roster import Roster
+from conference.calendar import (
+    Component,
+    build_freebusy,
+    new_calendar,
+    next_free_slot,
+    to_ical,
+    to_xcal,
+)
+from conference.calendar import values as cv
+from conference.calendar.errors import CalendarError
+from conference.calendar.freebusy import busy_intervals, merge
+from conference.calendar.model import Property
+from conference.interfaces import ICalendarStore, IConferenceStore, IRegistrationStore
+from conference.sip.errors import RemoteProtocolError
+from conference.sip.headers import media_acceptable, parse_accept
+from conference.sip.message import Request, Response, make_response
+from conference.store.records import CalendarEntry, ConferenceRecord, RegistrationBinding
+
+XCAL = "application/calendar+xml"
+ICAL = "text/calendar"
+SDP = "application/sdp"
+PRODID = "-//conference//iSIP busy//EN"
+DEFAULT_WINDOW = timedelta(days=7)
+# Retry-After is never shorter than this, so callers do not hammer.
+MIN_RETRY = 30
+# The slot a caller needs: Retry-After points at the first free minute.
+SLOT = timedelta(minutes=1)
+
+Interval = Tuple[datetime, datetime]
+
+
+@dataclass(frozen=True)
+class BodyFormats:
+    """
+    What a request's Accept allows in the answer (RFC 3261 section 20.1:
+    no Accept means C{application/sdp} only).
+
+    @ivar sdp: whether SDP is acceptable.
+    @ivar calendar: the calendar type to send (C{application/calendar+xml}
+        when listed, else C{text/calendar} when listed), or L{None}.
+    """
+
+    sdp: bool
+    calendar: Optional[str]
+
+
+def body_formats(request: Request) -> BodyFormats:
+    """
+    Read the Accept header fields of C{request}.
+
+    @raise RemoteProtocolError: 400 for a malformed Accept.
+    """
+    fields = request.header_fields("accept")
+    if not fields:
+        return BodyFormats(True, None)
+    ranges = []
+    for value in fields:
+        ranges.extend(parse_accept(value))
+    listed = {r.mime for r in ranges if r.q > 0}
+    calendar = XCAL if XCAL in listed else ICAL if ICAL in listed else None
+    return BodyFormats(media_acceptable(ranges, SDP), calendar)
+
+
+def freebusy_body(freebusy: Component, fmt: str) -> Tuple[str, bytes]:
+    """
+    A VFREEBUSY wrapped in a VCALENDAR with METHOD PUBLISH, as
+    (Content-Type, body) in C{fmt}.
+    """
+    calendar = new_calendar(PRODID, "PUBLISH", [freebusy])
+    params = ";method=PUBLISH;component=VFREEBUSY"
+    if fmt == XCAL:
+        return XCAL + params + ';charset="utf-8"', to_xcal(calendar)
+    return ICAL + params + ";charset=utf-8", to_ical([calendar]).encode("utf-8")
+
+
+def publish_freebusy(
+    owner: str, start: datetime, end: datetime, now: datetime, busy: Iterable[Tuple[str, Interval]]
+) -> Component:
+    """
+    A VFREEBUSY of C{owner} (the ORGANIZER, as RFC 5546 PUBLISH wants) over
+    C{[start, end)} with the given C{(FBTYPE, interval)} busy time, merged
+    per FBTYPE and clipped to the window.
+    """
+    fb = build_freebusy([], start, end, now, organizer=owner)
+    by_type: dict[str, List[Interval]] = {}
+    for kind, (first, last) in busy:
+        s, e = max(first, start), min(last, end)
+        if s < e:
+            by_type.setdefault(kind, []).append((s, e))
+    for kind in ("BUSY", "BUSY-UNAVAILABLE", "BUSY-TENTATIVE"):
+        if kind in by_type:
+            periods = [
+                cv.Period(s.replace(microsecond=0), e.replace(microsecond=0))
+                for s, e in merge(by_type[kind])
+            ]
+            fb.properties.append(Property("FREEBUSY", periods, {"FBTYPE": kind}, cv.PERIOD))
+    return fb
+
+
+def retry_after(now: datetime, free_at: Optional[datetime]) -> int:
+    """
+    Seconds until C{free_at} (rounded up, at least L{MIN_RETRY}); with no
+    known free time, a day.
+    """
+    if free_at is None:
+        return 86400
+    return max(MIN_RETRY, math.ceil((free_at - now).total_seconds()))
+
+
+def busy_response(
+    request: Request,
+    code: int,
+    *,
+    reason: str,
+    freebusy: Component,
+    retry: Optional[int],
+    formats: BodyFormats,
+    to_tag: str,
+) -> Response:
+    """
+    The 486 (or 480) answer: Retry-After and, when the caller accepts a
+    calendar type, the VFREEBUSY.
+    """
+    headers: List[Tuple[str, str]] = []
+    if retry is not None:
+        headers.append(("Retry-After", str(retry)))
+    body = b""
+    if formats.calendar is not None:
+        content_type, body = freebusy_body(freebusy, formats.calendar)
+        headers.append(("Content-Type", content_type))
+    return make_response(request, code, reason, to_tag=to_tag, headers=headers, body=body)
+
+
+class InConference:
+    """
+    Which conferences a user is in now, and until when (their current
+    instances' ends), from the roster and the conference store.
+    """
+
+    def __init__(self, roster: Roster, conferences: IConferenceStore) -> None:
+        self.roster = roster
+        self.conferences = conferences
+
+    def busy_until(self, aor: str, now: float) -> Deferred[List[datetime]]:
+        """
+        For each conference C{aor} is in, the end of its current instance
+        (or an hour from now if it has none, e.g. an open-ended room).
+        """
+        uris: Sequence[str] = self.roster.conferences_of(aor)
+        at = utc_datetime(now)
+        if not uris:
+            d: Deferred[List[datetime]] = Deferred()
+            d.callback([])
+            return d
+
+        def ends(records: List[Optional[ConferenceRecord]]) -> List[datetime]:
+            out = []
+            for record in records:
+                end = at + timedelta(hours=1)
+                if record is not None:
+                    try:
+                        instance = current_instance(calendar_of(record), at)
+                    except CalendarError:
+                        instance = None
+                    if instance is not None:
+                        end = instance.end
+                out.append(end)
+            return out
+
+        return gatherResults([self.conferences.get(u) for u in uris]).addCallback(ends)
+
+
+class UserAvailability:
+    """
+    Answers INVITEs to users of served domains: the focus is not a proxy,
+    so a free user is redirected (302), a busy one gets 486 with their
+    free/busy, an unregistered one 480.
+
+    @ivar window: how far ahead the VFREEBUSY looks.
+    """
+
+    def __init__(
+        self,
+        *,
+        conferences: IConferenceStore,
+        calendars: ICalendarStore,
+        registrations: IRegistrationStore,
+        in_conference: InConference,
+        window: timedelta = DEFAULT_WINDOW,
+    ) -> None:
+        self.conferences = conferences
+        self.calendars = calendars
+        self.registrations = registrations
+        self.in_conference = in_conference
+        self.window = window
+
+    def busy_time(self, aor: str, now: float) -> Deferred[List[Tuple[str, Interval]]]:
+        """
+        C{aor}'s busy time over the window from C{now}: the conferences
+        they are in now (until their instance ends) and their calendar
+        entries (accepted conferences, published events).
+        """
+        start = utc_datetime(now)
+        end = start + self.window
+        d_entries: Deferred[List[CalendarEntry]] = self.calendars.entries(aor)
+        d_current = self.in_conference.busy_until(aor, now)
+
+        def combine(results: List[Any]) -> List[Tuple[str, Interval]]:
+            entries: List[CalendarEntry] = results[0]
+            current: List[datetime] = results[1]
+            out: List[Tuple[str, Interval]] = [("BUSY", (start, until)) for until in current]
+            sources = []
+            for entry in entries:
+                try:
+                    sources.append(_entry_calendar(entry))
+                except CalendarError:
+                    continue
+            if sources:
+                try:
+                    found = busy_intervals(sources, start, end, user=aor)
+                except CalendarError:
+                    found = {}
+                for kind, intervals in found.items():
+                    out.extend((kind, i) for i in intervals)
+            return out
+
+        both: List[Deferred[Any]] = [d_entries, d_current]
+        return gatherResults(both).addCallback(combine)
+
+    def answer(
+        self, request: Request, aor: str, now: float, formats: BodyFormats, to_tag: str
+    ) -> Deferred[Response]:
+        """
+        486 with VFREEBUSY when busy now, 302 to the contacts when free and
+        registered, 480 with VFREEBUSY otherwise.
+        """
+        start = utc_datetime(now)
+        end = start + self.window
+
+        def decide(results: List[Any]) -> Response:
+            busy_list: List[Tuple[str, Interval]] = results[0]
+            contacts: List[RegistrationBinding] = results[1]
+            hard = merge(i for kind, i in busy_list if kind in ("BUSY", "BUSY-UNAVAILABLE"))
+            fb = publish_freebusy(aor, start, end, start, busy_list)
+            if any(s <= start < e for s, e in hard):
+                free_at = next_free_slot(hard, SLOT, start, end)
+                return busy_response(
+                    request,
+                    486,
+                    reason="Busy Here",
+                    freebusy=fb,
+                    retry=retry_after(start, free_at),
+                    formats=formats,
+                    to_tag=to_tag,
+                )
+            if contacts:
+                headers = [
+                    ("Contact", f"<{b.contact}>" + (f";q={b.q:g}" if b.q is not None else ""))
+                    for b in contacts
+                ]
+                return make_response(
+                    request, 302, "Moved Temporarily", to_tag=to_tag, headers=headers
+                )
+            return busy_response(
+                request,
+                480,
+                reason="Temporarily Unavailable",
+                freebusy=fb,
+                retry=None,
+                formats=formats,
+                to_tag=to_tag,
+            )
+
+        d_reg = self.registrations.get_bindings(aor, now)
+        both: List[Deferred[Any]] = [self.busy_time(aor, now), d_reg]
+        return gatherResults(both).addCallback(decide)
+
+
+def _entry_calendar(entry: CalendarEntry) -> Component:
+    from conference.calendar import parse_xcal_calendar
+
+    return parse_xcal_calendar(entry.calendar)
+
+
+def conference_unavailable(
+    uri: str, now: datetime, until: datetime, kind: str = "BUSY-UNAVAILABLE"
+) -> Component:
+    """
+    The VFREEBUSY of a conference that cannot be joined until C{until}.
+    """
+    return publish_freebusy(
+        uri, now, max(until, now + timedelta(minutes=1)), now, [(kind, (now, until))]
+    )
+
+
+def refuse_conference(
+    request: Request,
+    uri: str,
+    now: float,
+    until: datetime,
+    *,
+    formats: BodyFormats,
+    to_tag: str,
+    reason: str,
+    kind: str = "BUSY-UNAVAILABLE",
+) -> Response:
+    """
+    486 for a conference that is full, locked or not yet open, with its
+    unavailable time and a Retry-After at C{until}.
+    """
+    at = utc_datetime(now)
+    fb = conference_unavailable(uri, at, until, kind)
+    return busy_response(
+        request,
+        486,
+        reason=reason,
+        freebusy=fb,
+        retry=retry_after(at, until),
+        formats=formats,
+        to_tag=to_tag,
+    )
+
+
+def check_formats(formats: BodyFormats) -> None:
+    """
+    Refuse an INVITE whose Accept allows no SDP at all (406).
+    """
+    if not formats.sdp:
+        raise RemoteProtocolError("Not Acceptable (Accept allows no application/sdp)", 406)
+
+
+__all__ = [
+    "ICAL",
+    "SDP",
+    "UTC",
+    "XCAL",
+    "BodyFormats",
+    "InConference",
+    "UserAvailability",
+    "body_formats",
+    "busy_response",
+    "check_formats",
+    "conference_unavailable",
+    "freebusy_body",
+    "publish_freebusy",
+    "refuse_conference",
+    "retry_after",
+]

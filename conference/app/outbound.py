@@ -1,0 +1,319 @@
+# -*- test-case-name: tests.app.test_outbound -*-
+"""
+The iTIP messages the server itself originates (a conference's REPLY, the
+REQUEST a REFRESH asks for, a forwarded COUNTER) travel in their own SIP
+MESSAGE client transactions, as iSIP section 2.1 says.  This module finds
+where each calendar user address is registered and sends them there, so
+the scheduler never waits for them before answering.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
+
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from conference.app.calendarbody import render_calendar
+from conference.app.core import is_ip_literal
+from conference.calendar import Outgoing, normalize_address
+from conference.interfaces import IRegistrationStore
+from conference.sip.errors import SIPProtocolError
+from conference.sip.message import Request, Response
+from conference.sip.transaction import Peer
+from conference.sip.uri import SIPURI, parse_uri
+
+log = Logger()
+
+#: Where UDP requests go out: the key of the UDP sender in
+#: C{SIPServer.senders} (the datagram protocol) and the host and port it
+#: listens on, for Via; L{None} while no UDP port listens.
+UDPEndpoint = Tuple[Any, str, int]
+
+
+class RequestSender(Protocol):
+    """
+    What sends a client transaction (L{conference.transport.server.SIPServer}).
+    """
+
+    def send_request(self, request: Request, peer: Peer) -> Deferred[Response]:
+        """
+        Send C{request} to C{peer}; fire with its final response.
+        """
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """
+    What became of one iTIP message for one recipient and contact.
+
+    @ivar recipient: the calendar user address (normalised).
+    @ivar contact: the registered contact it went to, or L{None}.
+    @ivar status: the final SIP status, or L{None} if nothing was sent or no
+        answer came.
+    @ivar note: why it was not sent or what failed (empty when answered).
+    """
+
+    recipient: str
+    contact: Optional[str]
+    status: Optional[int]
+    note: str = ""
+
+
+def udp_endpoint_of(service: Any) -> Callable[[], Optional[UDPEndpoint]]:
+    """
+    A lookup of the first UDP port of a L{conference.service.ConferenceService}
+    (made lazily: the ports listen only after the handlers are built).
+    """
+
+    def lookup() -> Optional[UDPEndpoint]:
+        ports = list(service.udp_ports)
+        if not ports:
+            return None
+        port = ports[0]
+        protocol = getattr(port, "protocol", None)
+        address = port.getHost()
+        host = str(getattr(address, "host", "") or "")
+        if not host or host in ("0.0.0.0", "::"):
+            host = service.router.default_domain
+        return protocol, host, int(getattr(address, "port", 5060))
+
+    return lookup
+
+
+class Messenger:
+    """
+    Sends iTIP messages to calendar user addresses as SIP MESSAGEs.
+
+    @ivar registrations: where the contacts of served users are looked up.
+    @ivar domain_of: maps a host to the served domain it names, or L{None}.
+    """
+
+    def __init__(
+        self,
+        sender: RequestSender,
+        registrations: IRegistrationStore,
+        *,
+        domain_of: Callable[[str], Optional[str]],
+        endpoint: Callable[[], Optional[UDPEndpoint]],
+        clock: IReactorTime,
+        default_domain: str = "localhost",
+        tag_factory: Callable[[], str] = lambda: secrets.token_hex(8),
+        branch_factory: Callable[[], str] = lambda: "z9hG4bK" + secrets.token_hex(10),
+    ) -> None:
+        self.sender = sender
+        self.registrations = registrations
+        self.domain_of = domain_of
+        self.endpoint = endpoint
+        self.clock = clock
+        self.default_domain = default_domain
+        self.tag_factory = tag_factory
+        self.branch_factory = branch_factory
+
+    # Public ----------------------------------------------------------------
+
+    def send(
+        self, outgoing: Outgoing, originator: Optional[str] = None, *, as_xcal: bool = True
+    ) -> Deferred[List[Delivery]]:
+        """
+        Send C{outgoing} to each of its recipients.
+
+        @param originator: the From address (the conference URI);
+            C{sip:conference@<default domain>} when L{None}.
+        @return: a Deferred firing with one L{Delivery} per recipient and
+            contact once every transaction ended; it never fails.
+        """
+        content_type, body = render_calendar(outgoing.calendar, as_xcal=as_xcal)
+        sender = originator or f"sip:conference@{self.default_domain}"
+        seen: List[str] = []
+        waits: List[Deferred[List[Delivery]]] = []
+        for recipient in outgoing.recipients:
+            address = normalize_address(recipient)
+            if address in seen:
+                continue
+            seen.append(address)
+            waits.append(self._to_recipient(address, sender, content_type, body, outgoing.method))
+        return _gather(waits)
+
+    def send_later(
+        self, outgoing: List[Outgoing], originator: Optional[str] = None, *, as_xcal: bool = True
+    ) -> Deferred[List[Delivery]]:
+        """
+        L{send} each of C{outgoing} on the next turn of the reactor, after
+        the response now being built has gone out (a peer then sees the 200
+        before the iTIP answer).
+        """
+        result: Deferred[List[Delivery]] = Deferred()
+
+        def go() -> None:
+            waits = [self.send(o, originator, as_xcal=as_xcal) for o in outgoing]
+            _gather(waits).chainDeferred(result)
+
+        self.clock.callLater(0, go)
+        return result
+
+    # Per recipient ----------------------------------------------------------
+
+    def _to_recipient(
+        self, address: str, originator: str, content_type: str, body: bytes, method: str
+    ) -> Deferred[List[Delivery]]:
+        aor = self._served_aor(address)
+        if aor is None:
+            return succeed([self._undeliverable(address, None, "not in a served domain", method)])
+        d = self.registrations.get_bindings(aor, self.clock.seconds())
+
+        def located(bindings: List[Any]) -> Deferred[List[Delivery]]:
+            if not bindings:
+                return succeed([self._undeliverable(aor, None, "not registered", method)])
+            waits = [
+                self._to_contact(aor, str(b.contact), originator, content_type, body, method)
+                for b in bindings
+            ]
+            return _gather(waits)
+
+        def lookup_failed(failure: Failure) -> List[Delivery]:
+            log.failure("Could not look up {aor}", failure, aor=aor)
+            return [Delivery(aor, None, None, "registration lookup failed")]
+
+        d.addCallbacks(located, lookup_failed)
+        return d
+
+    def _served_aor(self, address: str) -> Optional[str]:
+        scheme, _, rest = address.partition(":")
+        if scheme != "sip":
+            return None
+        user, at, host = rest.rpartition("@")
+        if not at or not user:
+            return None
+        domain = self.domain_of(host.split(":", 1)[0])
+        return f"sip:{user}@{domain}" if domain is not None else None
+
+    def _undeliverable(
+        self, recipient: str, contact: Optional[str], why: str, method: str
+    ) -> Delivery:
+        log.info(
+            "iTIP {method} to {recipient} undeliverable: {why}",
+            method=method,
+            recipient=recipient,
+            why=why,
+        )
+        return Delivery(recipient, contact, None, why)
+
+    def _to_contact(
+        self,
+        aor: str,
+        contact: str,
+        originator: str,
+        content_type: str,
+        body: bytes,
+        method: str,
+    ) -> Deferred[List[Delivery]]:
+        try:
+            uri = parse_uri(contact)
+        except SIPProtocolError:
+            return succeed([self._undeliverable(aor, contact, "contact is not a URI", method)])
+        if not isinstance(uri, SIPURI) or uri.scheme != "sip":
+            return succeed([self._undeliverable(aor, contact, "contact is not sip:", method)])
+        transport = (uri.params.get("transport") or "udp").lower()
+        host = uri.params.get("maddr") or uri.host
+        if transport != "udp":
+            why = f"contact transport {transport} (only UDP is used for iTIP MESSAGEs)"
+            return succeed([self._undeliverable(aor, contact, why, method)])
+        if not is_ip_literal(host):
+            why = "contact host is not an IP address"
+            return succeed([self._undeliverable(aor, contact, why, method)])
+        endpoint = self.endpoint()
+        if endpoint is None:
+            return succeed([self._undeliverable(aor, contact, "no UDP port listening", method)])
+        key, local_host, local_port = endpoint
+        request = self.build_request(
+            uri, aor, originator, content_type, body, local=(local_host, local_port)
+        )
+        peer = Peer("UDP", host.strip("[]"), uri.port or 5060, key)
+        d = self.sender.send_request(request, peer)
+
+        def answered(response: Response) -> List[Delivery]:
+            log.info(
+                "iTIP {method} MESSAGE to {contact} answered {code}",
+                method=method,
+                contact=contact,
+                code=response.code,
+            )
+            return [Delivery(aor, contact, response.code)]
+
+        def failed(failure: Failure) -> List[Delivery]:
+            log.info(
+                "iTIP {method} MESSAGE to {contact} failed: {why}",
+                method=method,
+                contact=contact,
+                why=failure.getErrorMessage(),
+            )
+            return [Delivery(aor, contact, None, failure.getErrorMessage())]
+
+        d.addCallbacks(answered, failed)
+        return d
+
+    def build_request(
+        self,
+        target: SIPURI,
+        to: str,
+        originator: str,
+        content_type: str,
+        body: bytes,
+        *,
+        local: Tuple[str, int],
+    ) -> Request:
+        """
+        A MESSAGE (RFC 3428) to C{target}, To C{to}, From C{originator},
+        with a Via sent-by C{local} (host, port) asking for rport.
+        """
+        host, port = local
+        shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+        request = Request("MESSAGE", target, body)
+        request.add_header("Via", f"SIP/2.0/UDP {shown}:{port};branch={self.branch_factory()};rport")
+        request.add_header("Max-Forwards", "70")
+        request.add_header("From", f"<{originator}>;tag={self.tag_factory()}")
+        request.add_header("To", f"<{to}>")
+        domain = originator.rpartition("@")[2] or self.default_domain
+        request.add_header("Call-ID", f"{secrets.token_hex(12)}@{domain}")
+        request.add_header("CSeq", "1 MESSAGE")
+        request.add_header("Content-Type", content_type)
+        return request
+
+
+def _gather(waits: List[Deferred[List[Delivery]]]) -> Deferred[List[Delivery]]:
+    if not waits:
+        return succeed([])
+
+    def flatten(results: List[Tuple[bool, Any]]) -> List[Delivery]:
+        out: List[Delivery] = []
+        for ok, value in results:
+            if ok:
+                out.extend(value)
+        return out
+
+    return DeferredList(waits, consumeErrors=True).addCallback(flatten)
+
+
+def by_recipient(deliveries: List[Delivery]) -> Dict[str, List[Delivery]]:
+    """
+    Deliveries grouped by recipient (for logs and tests).
+    """
+    out: Dict[str, List[Delivery]] = {}
+    for delivery in deliveries:
+        out.setdefault(delivery.recipient, []).append(delivery)
+    return out
+
+
+__all__ = [
+    "Delivery",
+    "Messenger",
+    "RequestSender",
+    "UDPEndpoint",
+    "by_recipient",
+    "udp_endpoint_of",
+]
