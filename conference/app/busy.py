@@ -256,7 +256,8 @@ class UserAvailability:
     ) -> Deferred[Response]:
         """
         486 with VFREEBUSY when busy now, 302 to the contacts when free and
-        registered, 480 with VFREEBUSY otherwise.
+        registered, 480 with VFREEBUSY when known but not registered, 404
+        for an address nobody registered, published or accepted anything as.
         """
         start = utc_datetime(now)
         end = start + self.window
@@ -264,6 +265,11 @@ class UserAvailability:
         def decide(results: List[Any]) -> Response:
             busy_list: List[Tuple[str, Interval]] = results[0]
             contacts: List[RegistrationBinding] = results[1]
+            known: bool = results[2] or bool(busy_list) or bool(contacts)
+            if not known:
+                # Nobody registered, published or accepted anything as
+                # this address: as far as this server knows it is no one.
+                raise RemoteProtocolError("Not Found (no such conference or user)", 404)
             hard = merge(i for kind, i in busy_list if kind in ("BUSY", "BUSY-UNAVAILABLE"))
             fb = publish_freebusy(aor, start, end, start, busy_list)
             if any(s <= start < e for s, e in hard):
@@ -296,7 +302,12 @@ class UserAvailability:
             )
 
         d_reg = self.registrations.get_bindings(aor, now)
-        both: List[Deferred[Any]] = [self.busy_time(aor, now), d_reg]
+        d_known: Deferred[List[CalendarEntry]] = self.calendars.entries(aor)
+        both: List[Deferred[Any]] = [
+            self.busy_time(aor, now),
+            d_reg,
+            d_known.addCallback(bool),
+        ]
         return gatherResults(both).addCallback(decide)
 
 
