@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from twisted.application.service import MultiService, Service
 from twisted.cred.checkers import ICredentialsChecker
@@ -27,6 +27,7 @@ from conference.app.core import CoreRouter
 from conference.app.registrar import Registrar
 from conference.auth import Authenticator, AuthPolicy, make_portal
 from conference.interfaces import ISIPIdentity
+from conference.limits import DEFAULT_BODY_LIMITS, DEFAULT_EXEMPT, BodyLimits, Rate, RateLimiter
 from conference.sip.digest import DigestServer
 from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request
@@ -66,11 +67,22 @@ class ServerConfig:
     admins: List[str] = field(default_factory=list)
     max_bindings: int = 32
     max_binding_data: int = 8192
+    # Most conferences one organizer may have scheduled (None: no cap).
+    max_conferences_per_organizer: Optional[int] = 100
     # The focus (docs/focus.rst).
     media_address: str = "127.0.0.1"
     rtp_ports: Tuple[int, int] = (20000, 29999)
     max_participants: int = 100
     early_join: float = 600.0
+    # Abuse limits and TLS (issue 6; docs/limits.rst): None turns a rate
+    # limit off; burst replaces both buckets' sizes when set.
+    rate_limit: Optional[Rate] = field(default_factory=lambda: Rate(200, 10))
+    identity_rate_limit: Optional[Rate] = field(default_factory=lambda: Rate(120, 60))
+    burst: Optional[float] = None
+    rate_limit_exempt: List[str] = field(default_factory=lambda: list(DEFAULT_EXEMPT))
+    body_limits: Dict[str, int] = field(default_factory=lambda: dict(DEFAULT_BODY_LIMITS))
+    tls_ca: Optional[str] = None
+    tls_client_cert: str = "optional"
 
 
 def listen_hosts(descriptions: Sequence[str]) -> List[str]:
@@ -86,30 +98,59 @@ def listen_hosts(descriptions: Sequence[str]) -> List[str]:
     return hosts
 
 
+def limiter_from_config(config: ServerConfig) -> RateLimiter:
+    """
+    The rate limiter C{config} describes (see docs/limits.rst).
+    """
+    source = config.rate_limit.with_burst(config.burst) if config.rate_limit else None
+    identity = (
+        config.identity_rate_limit.with_burst(config.burst) if config.identity_rate_limit else None
+    )
+    return RateLimiter(source, identity, exempt=config.rate_limit_exempt)
+
+
 class _StreamListenerService(Service):
     """
     Listens on one Twisted stream server endpoint while running.
     """
 
-    def __init__(self, reactor: Any, description: str, factory: SIPStreamFactory) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        description: str,
+        factory: SIPStreamFactory,
+        make_endpoint: Optional[Callable[[], Any]] = None,
+    ) -> None:
+        """
+        @param make_endpoint: builds the endpoint (the C{tls:} form)
+            instead of L{serverFromString}; may raise C{ValueError}.
+        """
         self._reactor = reactor
         self.description = description
         self.factory = factory
         self.port: Optional[IListeningPort] = None
+        self._make_endpoint = make_endpoint
 
     def startService(self) -> None:
         super().startService()
-        endpoint = serverFromString(self._reactor, self.description)
+        try:
+            if self._make_endpoint is not None:
+                endpoint = self._make_endpoint()
+            else:
+                endpoint = serverFromString(self._reactor, self.description)
+        except ValueError:
+            self._failed(Failure())
+            return
 
         def listening(port: IListeningPort) -> None:
             self.port = port
 
-        def failed(failure: Any) -> None:
-            log.failure("Could not listen on {desc}", failure, desc=self.description)
-            if IReactorCore.providedBy(self._reactor):
-                self._reactor.stop()
+        endpoint.listen(self.factory).addCallbacks(listening, self._failed)
 
-        endpoint.listen(self.factory).addCallbacks(listening, failed)
+    def _failed(self, failure: Any) -> None:
+        log.failure("Could not listen on {desc}", failure, desc=self.description)
+        if IReactorCore.providedBy(self._reactor):
+            self._reactor.stop()
 
     def stopService(self) -> Any:
         super().stopService()
@@ -148,17 +189,21 @@ class ConferenceService(MultiService):
             DigestServer(lifetime=config.nonce_lifetime, algorithms=config.digest_algorithms),
             AuthPolicy(invite=config.auth_invite),
         )
+        self.limiter = limiter_from_config(config)
         self.sip = SIPServer(
             self.router,
             reactor=reactor,
             authenticate=self.authenticate,
             max_message_size=config.max_message_size,
+            limiter=self.limiter if self.limiter.active else None,
+            body_limits=BodyLimits(config.body_limits) if config.body_limits else None,
         )
         self.stream_factory = SIPStreamFactory(
             self.sip,
             reactor,
             max_connections=config.max_connections,
             idle_timeout=config.idle_timeout,
+            client_identities=bool(config.tls_ca) and config.tls_client_cert != "none",
         )
         self.stores: Optional[Stores] = stores
         self._own_stores = stores is None
@@ -219,6 +264,9 @@ class ConferenceService(MultiService):
         self.router.add_handler(self.subscriptions)
         self.router.options_hooks.append(self.binder.options_hook)
         self._install_focus(stores)
+        from conference.app.scheduler import install_scheduler
+
+        install_scheduler(self, stores)
 
     def _install_focus(self, stores: Stores) -> None:
         """
@@ -251,11 +299,24 @@ class ConferenceService(MultiService):
             return succeed(0)
         return self.stores.registrations.purge(self.sip.now())
 
-    def authenticate(self, request: Request, now: float) -> Deferred[Optional[ISIPIdentity]]:
+    def authenticate(
+        self, request: Request, now: float, tls_identity: Optional[ISIPIdentity] = None
+    ) -> Deferred[Optional[ISIPIdentity]]:
         """
         Authenticate C{request} in the realm of the domain it is for; with
         no credential checkers configured, refuse what needs authentication.
+
+        @param tls_identity: the identity of the connection's verified TLS
+            client certificate: it authenticates the request when that
+            names a served domain and the request brings no digest
+            credentials (which are checked as usual when present).
         """
+        if (
+            tls_identity is not None
+            and str(tls_identity.domain).lower() in self.router.domains
+            and not request.has_header(self.authenticator.credentials_header.lower())
+        ):
+            return succeed(tls_identity)
         if not self.config.checkers:
             if self.authenticator.policy.requires(request.method):
                 return fail(
@@ -281,6 +342,20 @@ class ConferenceService(MultiService):
             service: Service = UDPListenerService(
                 self._reactor, self.sip, port, interface, self.config.max_message_size
             )
+        elif description.lower().startswith("tls:"):
+            from conference.tls import tls_endpoint
+
+            config = self.config
+
+            def make() -> Any:
+                return tls_endpoint(
+                    self._reactor,
+                    description,
+                    ca_file=config.tls_ca,
+                    client_cert=config.tls_client_cert if config.tls_ca else "none",
+                )
+
+            service = _StreamListenerService(self._reactor, description, self.stream_factory, make)
         else:
             service = _StreamListenerService(self._reactor, description, self.stream_factory)
         service.setServiceParent(self)

@@ -12,6 +12,13 @@ from twisted.application.service import IService
 from twisted.cred import credentials, strcred
 from twisted.python import usage
 
+from conference.limits import (
+    DEFAULT_BODY_LIMITS,
+    DEFAULT_EXEMPT,
+    LimitError,
+    Rate,
+    parse_body_limit,
+)
 from conference.service import DEFAULT_LISTEN, ConferenceService, ServerConfig
 from conference.sip.digest import HASHES
 from conference.store import parse_store
@@ -79,6 +86,44 @@ def _positive(kind: type, name: str) -> Any:
         return value
 
     return convert
+
+
+def _rate(name: str) -> Any:
+    """
+    Parse a rate option: C{N/SECONDS}, C{N} (per second), or C{off}.
+    """
+
+    def convert(text: Any) -> Optional[Rate]:
+        if text is None or isinstance(text, Rate):
+            return text  # already converted
+        if str(text).strip().lower() in ("off", "none", "0"):
+            return None
+        try:
+            return Rate.parse(str(text))
+        except LimitError as e:
+            raise usage.UsageError(f"--{name}: {e}") from None
+
+    return convert
+
+
+def _networks(text: Any) -> List[str]:
+    """
+    Parse C{--rate-limit-exempt}: comma-separated addresses or networks,
+    or C{none}.
+    """
+    if isinstance(text, list):
+        return text
+    import ipaddress
+
+    names = [n.strip() for n in str(text).split(",") if n.strip()]
+    if [n.lower() for n in names] == ["none"]:
+        return []
+    for name in names:
+        try:
+            ipaddress.ip_network(name, strict=False)
+        except ValueError:
+            raise usage.UsageError(f"--rate-limit-exempt: not a network: {name!r}") from None
+    return names
 
 
 def _dispositions(text: str) -> List[str]:
@@ -198,6 +243,13 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             _positive(int, "max-binding-data"),
         ],
         [
+            "max-conferences",
+            None,
+            100,
+            "Most conferences one organizer may have scheduled.",
+            _positive(int, "max-conferences"),
+        ],
+        [
             "media-address",
             None,
             "127.0.0.1",
@@ -218,6 +270,41 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "Minutes before an instance starts that its conference opens.",
             _non_negative(float, "early-join"),
         ],
+        [
+            "rate-limit",
+            None,
+            "200/10",
+            "Requests per source address: N/SECONDS (a token bucket of N), or off.",
+            _rate("rate-limit"),
+        ],
+        [
+            "identity-rate-limit",
+            None,
+            "120/60",
+            "Requests per authenticated identity: N/SECONDS, or off.",
+            _rate("identity-rate-limit"),
+        ],
+        [
+            "burst",
+            None,
+            None,
+            "Bucket size (requests at once) of both rate limits; default: their N.",
+            _positive(float, "burst"),
+        ],
+        [
+            "rate-limit-exempt",
+            None,
+            ",".join(DEFAULT_EXEMPT),
+            "Sources never rate limited: comma-separated networks, or none.",
+            _networks,
+        ],
+        ["tls-ca", None, None, "PEM bundle of the CAs TLS client certificates must chain to."],
+        [
+            "tls-client-cert",
+            None,
+            "optional",
+            "With --tls-ca: none, optional (verified if sent) or required.",
+        ],
     ]
 
     def __init__(self) -> None:
@@ -225,6 +312,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         self["listen"] = []
         self["domain"] = []
         self["admin"] = []
+        self["max-body-size"] = dict(DEFAULT_BODY_LIMITS)
 
     def opt_listen(self, description: str) -> None:
         """
@@ -237,7 +325,26 @@ class Options(usage.Options, strcred.AuthOptionMixin):
                 parse_udp_description(description)
             except ValueError as e:
                 raise usage.UsageError(f"--listen: {e}") from None
+        elif description.lower().startswith("tls:"):
+            from conference.tls import TLSConfigError, parse_tls_description
+
+            try:
+                parse_tls_description(description)
+            except TLSConfigError as e:
+                raise usage.UsageError(f"--listen: {e}") from None
         self["listen"].append(description)
+
+    def opt_max_body_size(self, text: str) -> None:
+        """
+        Cap on the body of a content type, TYPE=BYTES (repeatable; TYPE may
+        be major/* or *). Larger bodies are answered 413. Default:
+        application/sdp=16384.
+        """
+        try:
+            mime, size = parse_body_limit(text)
+        except LimitError as e:
+            raise usage.UsageError(f"--max-body-size: {e}") from None
+        self["max-body-size"][mime] = size
 
     def opt_domain(self, name: str) -> None:
         """
@@ -272,6 +379,30 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             self["binding-dispositions"] = _dispositions(self["binding-dispositions"])
         if self["log-format"] not in ("text", "json"):
             raise usage.UsageError("--log-format must be text or json")
+        self._post_limits()
+
+    def _post_limits(self) -> None:
+        """
+        Coerce the defaults of the abuse limit and TLS options and check
+        that they fit together (issue 6).
+        """
+        for name in ("rate-limit", "identity-rate-limit"):
+            self[name] = _rate(name)(self[name])
+        self["rate-limit-exempt"] = _networks(self["rate-limit-exempt"])
+        if self["burst"] is not None and self["burst"] < 1:
+            raise usage.UsageError(f"--burst must be at least 1, got {self['burst']:g}")
+        mode = self["tls-client-cert"]
+        if mode not in ("none", "optional", "required"):
+            raise usage.UsageError("--tls-client-cert must be none, optional or required")
+        if mode == "required" and not self["tls-ca"]:
+            raise usage.UsageError("--tls-client-cert required needs --tls-ca")
+        if self["tls-ca"]:
+            from conference.tls import TLSConfigError, load_certificates
+
+            try:
+                load_certificates(self["tls-ca"], "CA file")
+            except TLSConfigError as e:
+                raise usage.UsageError(f"--tls-ca: {e}") from None
 
 
 def config_from_options(options: Options) -> ServerConfig:
@@ -295,10 +426,18 @@ def config_from_options(options: Options) -> ServerConfig:
         admins=list(options["admin"]),
         max_bindings=options["max-bindings"],
         max_binding_data=options["max-binding-data"],
+        max_conferences_per_organizer=options["max-conferences"],
         media_address=options["media-address"],
         rtp_ports=_port_range(options["rtp-ports"]),
         max_participants=options["max-participants"],
         early_join=float(options["early-join"]) * 60.0,
+        rate_limit=options["rate-limit"],
+        identity_rate_limit=options["identity-rate-limit"],
+        burst=options["burst"],
+        rate_limit_exempt=list(options["rate-limit-exempt"]),
+        body_limits=dict(options["max-body-size"]),
+        tls_ca=options["tls-ca"],
+        tls_client_cert=options["tls-client-cert"],
     )
 
 

@@ -165,9 +165,7 @@ def parse_calendar_body(
     if content_type is None:
         raise bad_body(agent, "body without Content-Type")
     try:
-        media = (
-            parse_media_type(content_type) if isinstance(content_type, str) else content_type
-        )
+        media = parse_media_type(content_type) if isinstance(content_type, str) else content_type
     except RemoteProtocolError as e:
         raise bad_body(agent, e.reason) from None
     if media.mime in CALENDAR_TYPES:

@@ -12,9 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
-from conference.calendar import Component, Property, new_calendar, parse_xcal_calendar, to_xcal
+from conference.calendar import (
+    Component,
+    Outgoing,
+    Property,
+    new_calendar,
+    parse_xcal_calendar,
+    to_xcal,
+)
 from conference.calendar import values as cv
 from conference.calendar.freebusy import expand
 from conference.calendar.itip import normalize_address
@@ -262,3 +269,155 @@ def join_calendar(
     )
     # Every time is in UTC, so the calendar needs no VTIMEZONE.
     return new_calendar(PRODID, "REQUEST", [event])
+
+
+# Bookings (for the scheduler) ---------------------------------------------
+
+SCHEDULER_PRODID = "-//conference//iSIP scheduler//EN"
+BUSY_STATUS = ("4.0", "Event conflict. Date-time is busy.")
+CONFERENCE_CUTYPES = frozenset(["ROOM", "RESOURCE"])
+
+
+def scheduling_components(calendar: Component) -> List[Component]:
+    """
+    The components of C{calendar} other than VTIMEZONE.
+    """
+    return [c for c in calendar.components if c.name != "VTIMEZONE"]
+
+
+def uids_of(calendar: Component) -> List[str]:
+    """
+    The distinct UIDs of the scheduling components, in order.
+    """
+    out: List[str] = []
+    for comp in scheduling_components(calendar):
+        uid = comp.value("UID")
+        if isinstance(uid, str) and uid not in out:
+            out.append(uid)
+    return out
+
+
+def subset(
+    calendar: Component, keep: Callable[[str], bool], method: Optional[str] = None
+) -> Component:
+    """
+    A VCALENDAR with the VTIMEZONEs of C{calendar} and copies of its
+    scheduling components whose UID C{keep} accepts.
+    """
+    zones = [c.copy() for c in calendar.components if c.name == "VTIMEZONE"]
+    comps = [c.copy() for c in scheduling_components(calendar) if keep(str(c.value("UID", "")))]
+    return new_calendar(SCHEDULER_PRODID, method, zones + comps)
+
+
+def is_conference_attendee(prop: Property, uri: str) -> bool:
+    """
+    Whether ATTENDEE C{prop} is the conference C{uri} (CUTYPE ROOM or
+    RESOURCE).
+    """
+    return (
+        isinstance(prop.value, str)
+        and normalize_address(prop.value) == uri
+        and (prop.param("CUTYPE") or "").upper() in CONFERENCE_CUTYPES
+    )
+
+
+def lists_conference(calendar: Component, uri: str) -> bool:
+    """
+    Whether every master component (or, without masters, every component)
+    invites C{uri} as a ROOM or RESOURCE attendee.
+    """
+    comps = [c for c in scheduling_components(calendar) if c.get("RECURRENCE-ID") is None]
+    comps = comps or scheduling_components(calendar)
+    return bool(comps) and all(
+        any(is_conference_attendee(a, uri) for a in c.get_all("ATTENDEE")) for c in comps
+    )
+
+
+def decline(calendar: Component, uri: str, now: float) -> Outgoing:
+    """
+    The conference's REPLY DECLINED (REQUEST-STATUS 4.0) to a REQUEST
+    that would double-book it, addressed to the ORGANIZER.
+    """
+    stamp = datetime.fromtimestamp(int(now), UTC)
+    replies: List[Component] = []
+    organizer: Optional[str] = None
+    for comp in scheduling_components(calendar):
+        reply = Component(
+            comp.name,
+            [
+                p.copy()
+                for p in comp.properties
+                if p.name not in ("ATTENDEE", "DTSTAMP", "REQUEST-STATUS")
+            ],
+        )
+        reply.add("DTSTAMP", stamp)
+        reply.add("ATTENDEE", uri, {"CUTYPE": "ROOM", "PARTSTAT": "DECLINED"})
+        reply.add("REQUEST-STATUS", list(BUSY_STATUS))
+        replies.append(reply)
+        value = comp.value("ORGANIZER")
+        if organizer is None and isinstance(value, str):
+            organizer = value
+    zones = [c.copy() for c in calendar.components if c.name == "VTIMEZONE"]
+    reply_calendar = new_calendar(SCHEDULER_PRODID, "REPLY", zones + replies)
+    return Outgoing("REPLY", (organizer,) if organizer else (), reply_calendar)
+
+
+def all_cancelled(calendar: Component) -> bool:
+    masters = master_events(calendar) or scheduling_components(calendar)
+    return bool(masters) and all(str(c.value("STATUS", "")).upper() == "CANCELLED" for c in masters)
+
+
+def prune(calendar: Component, keep_uid: str, now: float) -> Component:
+    """
+    Drop from a conference's calendar the other bookings (UIDs) that are
+    cancelled or over, so a reused conference URI does not accumulate
+    them.
+    """
+    from conference.app.conferences import is_over
+
+    now_dt = utc_datetime(now)
+    gone: Set[str] = set()
+    for uid in uids_of(calendar):
+        if uid == keep_uid:
+            continue
+        alone = subset(calendar, lambda u, uid=uid: u == uid)  # type: ignore[misc]
+        if all_cancelled(alone) or is_over(alone, now_dt):
+            gone.add(uid)
+    if not gone:
+        return calendar
+    kept = calendar.copy()
+    kept.components = [
+        c for c in kept.components if c.name == "VTIMEZONE" or c.value("UID") not in gone
+    ]
+    return kept
+
+
+def record_for(
+    uri: str, state: Component, previous: Optional[ConferenceRecord], now: float
+) -> ConferenceRecord:
+    """
+    The conference record holding C{state}: its UID, ORGANIZER and SEQUENCE
+    are those of the first booking (the previous record's when it is still
+    there), its state C{cancelled} when every booking is.
+    """
+    masters = master_events(state) or scheduling_components(state)
+    primary = masters[0]
+    if previous is not None:
+        for master in masters:
+            if master.value("UID") == previous.uid:
+                primary = master
+                break
+    organizer = primary.value("ORGANIZER")
+    sequence = primary.value("SEQUENCE", 0)
+    return ConferenceRecord(
+        uri=uri,
+        uid=str(primary.value("UID")),
+        organizer=normalize_address(organizer) if isinstance(organizer, str) else "",
+        calendar=to_xcal(state),
+        sequence=sequence if isinstance(sequence, int) else 0,
+        state=CANCELLED if all_cancelled(state) else SCHEDULED,
+        settings=dict(previous.settings) if previous is not None else {},
+        version=previous.version if previous is not None else 0,
+        created=previous.created if previous is not None else now,
+        updated=now,
+    )

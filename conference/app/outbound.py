@@ -16,7 +16,6 @@ from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from conference.app.calendarbody import render_calendar
 from conference.app.core import is_ip_literal
@@ -161,26 +160,28 @@ class Messenger:
     def _to_recipient(
         self, address: str, originator: str, content_type: str, body: bytes, method: str
     ) -> Deferred[List[Delivery]]:
+        return Deferred.fromCoroutine(
+            self._deliver(address, originator, content_type, body, method)
+        )
+
+    async def _deliver(
+        self, address: str, originator: str, content_type: str, body: bytes, method: str
+    ) -> List[Delivery]:
         aor = self._served_aor(address)
         if aor is None:
-            return succeed([self._undeliverable(address, None, "not in a served domain", method)])
-        d = self.registrations.get_bindings(aor, self.clock.seconds())
-
-        def located(bindings: List[Any]) -> Deferred[List[Delivery]]:
-            if not bindings:
-                return succeed([self._undeliverable(aor, None, "not registered", method)])
-            waits = [
-                self._to_contact(aor, str(b.contact), originator, content_type, body, method)
-                for b in bindings
-            ]
-            return _gather(waits)
-
-        def lookup_failed(failure: Failure) -> List[Delivery]:
-            log.failure("Could not look up {aor}", failure, aor=aor)
+            return [self._undeliverable(address, None, "not in a served domain", method)]
+        try:
+            bindings = await self.registrations.get_bindings(aor, self.clock.seconds())
+        except Exception:
+            log.failure("Could not look up {aor}", aor=aor)
             return [Delivery(aor, None, None, "registration lookup failed")]
-
-        d.addCallbacks(located, lookup_failed)
-        return d
+        if not bindings:
+            return [self._undeliverable(aor, None, "not registered", method)]
+        message = _Message(aor, originator, content_type, body, method)
+        waits = [
+            Deferred.fromCoroutine(self._to_contact(message, str(b.contact))) for b in bindings
+        ]
+        return await _gather(waits)
 
     def _served_aor(self, address: str) -> Optional[str]:
         scheme, _, rest = address.partition(":")
@@ -203,59 +204,51 @@ class Messenger:
         )
         return Delivery(recipient, contact, None, why)
 
-    def _to_contact(
-        self,
-        aor: str,
-        contact: str,
-        originator: str,
-        content_type: str,
-        body: bytes,
-        method: str,
-    ) -> Deferred[List[Delivery]]:
+    async def _to_contact(self, message: _Message, contact: str) -> List[Delivery]:
+        aor, method = message.aor, message.method
         try:
             uri = parse_uri(contact)
         except SIPProtocolError:
-            return succeed([self._undeliverable(aor, contact, "contact is not a URI", method)])
+            return [self._undeliverable(aor, contact, "contact is not a URI", method)]
         if not isinstance(uri, SIPURI) or uri.scheme != "sip":
-            return succeed([self._undeliverable(aor, contact, "contact is not sip:", method)])
+            return [self._undeliverable(aor, contact, "contact is not sip:", method)]
         transport = (uri.params.get("transport") or "udp").lower()
         host = uri.params.get("maddr") or uri.host
         if transport != "udp":
             why = f"contact transport {transport} (only UDP is used for iTIP MESSAGEs)"
-            return succeed([self._undeliverable(aor, contact, why, method)])
+            return [self._undeliverable(aor, contact, why, method)]
         if not is_ip_literal(host):
-            why = "contact host is not an IP address"
-            return succeed([self._undeliverable(aor, contact, why, method)])
+            return [self._undeliverable(aor, contact, "contact host is not an IP address", method)]
         endpoint = self.endpoint()
         if endpoint is None:
-            return succeed([self._undeliverable(aor, contact, "no UDP port listening", method)])
+            return [self._undeliverable(aor, contact, "no UDP port listening", method)]
         key, local_host, local_port = endpoint
         request = self.build_request(
-            uri, aor, originator, content_type, body, local=(local_host, local_port)
+            uri,
+            aor,
+            message.originator,
+            message.content_type,
+            message.body,
+            local=(local_host, local_port),
         )
         peer = Peer("UDP", host.strip("[]"), uri.port or 5060, key)
-        d = self.sender.send_request(request, peer)
-
-        def answered(response: Response) -> List[Delivery]:
-            log.info(
-                "iTIP {method} MESSAGE to {contact} answered {code}",
-                method=method,
-                contact=contact,
-                code=response.code,
-            )
-            return [Delivery(aor, contact, response.code)]
-
-        def failed(failure: Failure) -> List[Delivery]:
+        try:
+            response = await self.sender.send_request(request, peer)
+        except Exception as e:
             log.info(
                 "iTIP {method} MESSAGE to {contact} failed: {why}",
                 method=method,
                 contact=contact,
-                why=failure.getErrorMessage(),
+                why=str(e) or type(e).__name__,
             )
-            return [Delivery(aor, contact, None, failure.getErrorMessage())]
-
-        d.addCallbacks(answered, failed)
-        return d
+            return [Delivery(aor, contact, None, str(e) or type(e).__name__)]
+        log.info(
+            "iTIP {method} MESSAGE to {contact} answered {code}",
+            method=method,
+            contact=contact,
+            code=response.code,
+        )
+        return [Delivery(aor, contact, response.code)]
 
     def build_request(
         self,
@@ -274,7 +267,9 @@ class Messenger:
         host, port = local
         shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
         request = Request("MESSAGE", target, body)
-        request.add_header("Via", f"SIP/2.0/UDP {shown}:{port};branch={self.branch_factory()};rport")
+        request.add_header(
+            "Via", f"SIP/2.0/UDP {shown}:{port};branch={self.branch_factory()};rport"
+        )
         request.add_header("Max-Forwards", "70")
         request.add_header("From", f"<{originator}>;tag={self.tag_factory()}")
         request.add_header("To", f"<{to}>")
@@ -283,6 +278,15 @@ class Messenger:
         request.add_header("CSeq", "1 MESSAGE")
         request.add_header("Content-Type", content_type)
         return request
+
+
+@dataclass(frozen=True)
+class _Message:
+    aor: str
+    originator: str
+    content_type: str
+    body: bytes
+    method: str
 
 
 def _gather(waits: List[Deferred[List[Delivery]]]) -> Deferred[List[Delivery]]:

@@ -33,6 +33,9 @@ class RecordingSender:
     def send_bytes(self, data: bytes, host: str, port: int) -> None:
         self.sent.append((data, host, port))
 
+    def local_address(self) -> Tuple[str, int]:
+        return ("127.0.0.1", 5060)
+
     def responses(self) -> List[Response]:
         return [parse_response(data) for data, _, _ in self.sent if data.startswith(b"SIP/2.0")]
 
