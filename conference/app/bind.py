@@ -329,7 +329,10 @@ class BindHandler:
     ) -> Deferred[List[BindingRecord]]:
         """
         The live bindings of C{owner} that C{identity} may see, handing out
-        (consuming) the one-time ones this caller claims first.
+        (consuming) the one-time ones this caller claims first.  An
+        unauthenticated caller is never handed one-time bindings: taking
+        one deletes it, and nothing an anonymous peer sends may change the
+        store.
 
         @return: a Deferred firing with the records, ordered by disposition
             then URI.
@@ -340,14 +343,14 @@ class BindHandler:
             result = plan_query(
                 records, identity, owner, now, admins=self.admins, dispositions=dispositions
             )
+            one_time = result.one_time if identity is not None else []
             claims = [
-                self.store.take_one_time(owner.uri, r.disposition, r.uri, now)
-                for r in result.one_time
+                self.store.take_one_time(owner.uri, r.disposition, r.uri, now) for r in one_time
             ]
 
             def merge(taken: List[bool]) -> List[BindingRecord]:
                 out = list(result.shown)
-                out.extend(r for r, ok in zip(result.one_time, taken) if ok)
+                out.extend(r for r, ok in zip(one_time, taken) if ok)
                 return sorted(out, key=lambda r: (r.disposition, r.uri))
 
             gathered: Deferred[List[bool]] = gatherResults(claims, consumeErrors=True)

@@ -19,6 +19,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from conference.app.core import CoreRouter, RequestContext, error_response
+from conference.limits import BodyLimits, RateLimiter
 from conference.sip import transaction as txn
 from conference.sip.errors import LocalProtocolError, RemoteProtocolError, SIPProtocolError
 from conference.sip.headers import format_via, parse_via
@@ -45,9 +46,11 @@ class Sender(Protocol):
         """
 
 
-Authenticate = Callable[[Request, float], "Deferred[Any]"]
+Authenticate = Callable[..., "Deferred[Any]"]
 """
-Fires with the caller's identity (or L{None} when the request needs none and
+Called as C{(request, now)}, or C{(request, now, tls_identity)} when the
+request came over a TLS connection with a verified client certificate;
+fires with the caller's identity (or L{None} when the request needs none and
 brought none), or fails with a L{SIPProtocolError} such as a 401 challenge.
 """
 
@@ -83,7 +86,13 @@ class SIPServer:
         authenticate: Optional[Authenticate] = None,
         max_message_size: int = 65536,
         layer: Optional[txn.TransactionLayer] = None,
+        limiter: Optional[RateLimiter] = None,
+        body_limits: Optional[BodyLimits] = None,
     ) -> None:
+        """
+        @param limiter: per-source and per-identity rate limits (issue 6).
+        @param body_limits: body size caps by content type (issue 6).
+        """
         if reactor is None:
             from twisted.internet import reactor as _reactor
 
@@ -93,13 +102,21 @@ class SIPServer:
         self.router = router
         self.authenticate = authenticate
         self.max_message_size = max_message_size
+        self.limiter = limiter
+        self.body_limits = body_limits
         self.layer = layer if layer is not None else txn.TransactionLayer(branch_factory=new_branch)
         self.senders: Dict[Any, Sender] = {}
         self._timer: Optional[IDelayedCall] = None
         self._started: Dict[Any, float] = {}
         self._stopping: Optional[Deferred[None]] = None
         self._stop_waiters: List[Deferred[None]] = []
-        self.stats: Dict[str, int] = {"received": 0, "sent": 0, "refused": 0, "dropped": 0}
+        self.stats: Dict[str, int] = {
+            "received": 0,
+            "sent": 0,
+            "refused": 0,
+            "dropped": 0,
+            "limited": 0,
+        }
         self._pending_clients: Dict[int, Deferred[Response]] = {}
 
     def now(self) -> float:
@@ -149,6 +166,8 @@ class SIPServer:
             validate(message)
             if isinstance(message, Request):
                 self._fix_via(message, peer)
+                if self._over_limits(message, peer):
+                    return
             actions = self.layer.receive(message, peer, self.now())
         except RemoteProtocolError as e:
             if e.message is None:
@@ -183,6 +202,46 @@ class SIPServer:
         except Exception:
             # Too broken to answer (no usable Via, To, ...): drop it.
             self.stats["dropped"] += 1
+
+    # --- issue 6: abuse limits -------------------------------------------
+
+    def _over_limits(self, request: Request, peer: txn.Peer) -> bool:
+        """
+        Apply the per-source rate limit and the body caps before the
+        transaction layer sees C{request}, so a refused request costs no
+        transaction: answered 503 with Retry-After (logged at most once a
+        minute per source), or 413 (raised, so refused like a bad request).
+        """
+        limiter = self.limiter
+        if limiter is not None:
+            retry = limiter.check_source(peer.host, request.method, self.now())
+            if retry is not None:
+                self.stats["limited"] += 1
+                if limiter.should_log_source(peer.host, self.now()):
+                    log.warn(
+                        "Rate limiting {peer.host} ({peer.transport}): answering 503 "
+                        "(Retry-After {retry}); further refusals of it not logged for a minute",
+                        peer=peer,
+                        retry=retry,
+                    )
+                if request.method != "ACK":
+                    self.send(self._limited(request, retry), peer)
+                return True
+        if self.body_limits is not None and request.body:
+            ctype = request.content_type
+            self.body_limits.check(ctype.mime if ctype is not None else None, len(request.body))
+        return False
+
+    def _limited(self, request: Request, retry: int) -> Response:
+        return make_response(
+            request,
+            503,
+            "Service Unavailable (rate limited)",
+            to_tag=new_tag(),
+            headers=[("Retry-After", str(retry))],
+        )
+
+    # --- end issue 6 -----------------------------------------------------
 
     def _fix_via(self, request: Request, peer: txn.Peer) -> None:
         """
@@ -294,12 +353,30 @@ class SIPServer:
         )
         d: Deferred[Any]
         if self.authenticate is not None and request.method not in ("ACK", "CANCEL"):
-            d = self.authenticate(request, context.now)
+            # issue 6: a verified TLS client certificate names the caller.
+            tls_identity = getattr(peer.connection, "tls_identity", None)
+            if tls_identity is not None:
+                d = self.authenticate(request, context.now, tls_identity)
+            else:
+                d = self.authenticate(request, context.now)
         else:
             d = succeed(None)
 
         def authenticated(identity: Any) -> Any:
             context.identity = identity
+            # issue 6: per-identity rate limit.
+            if self.limiter is not None and identity is not None:
+                aor = str(getattr(identity, "aor", identity))
+                retry = self.limiter.check_identity(aor, request.method, context.now)
+                if retry is not None:
+                    self.stats["limited"] += 1
+                    if self.limiter.should_log_identity(aor, context.now):
+                        log.warn(
+                            "Rate limiting {aor}: answering 503 (Retry-After {retry})",
+                            aor=aor,
+                            retry=retry,
+                        )
+                    return self._limited(request, retry)
             if self._stopping is not None:
                 return make_response(
                     request, 503, "Shutting Down", to_tag=new_tag(), headers=[("Retry-After", "30")]

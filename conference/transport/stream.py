@@ -11,12 +11,19 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime, ISSLTransport
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IHandshakeListener,
+    IReactorTime,
+    ISSLTransport,
+)
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
+from conference.interfaces import ISIPIdentity
 from conference.sip.errors import RemoteProtocolError
 from conference.sip.parser import StreamParser
 from conference.sip.transaction import Peer
@@ -25,15 +32,21 @@ from conference.transport.server import SIPServer
 log = Logger()
 
 
+@implementer(IHandshakeListener)
 class SIPStreamProtocol(Protocol, TimeoutMixin):
     """
     One TCP or TLS connection.
+
+    @ivar tls_identity: the identity of the peer's verified TLS client
+        certificate (issue 6), set when the handshake completes on a
+        factory with C{client_identities}; L{None} otherwise.
     """
 
     factory: SIPStreamFactory
     peer: Peer
     parser: StreamParser
     _open = False
+    tls_identity: Optional[ISIPIdentity] = None
 
     def connectionMade(self) -> None:
         factory = self.factory
@@ -57,6 +70,15 @@ class SIPStreamProtocol(Protocol, TimeoutMixin):
         self.parser = StreamParser(max_size=factory.server.max_message_size)
         factory.server.add_sender(self, self)
         self.setTimeout(factory.idle_timeout)
+
+    def handshakeCompleted(self) -> None:
+        """
+        TLS is up: note the identity of a verified client certificate.
+        """
+        if self.factory.client_identities and self.transport is not None:
+            from conference.tls import peer_identity
+
+            self.tls_identity = peer_identity(self.transport)
 
     def dataReceived(self, data: bytes) -> None:
         if not self._open:
@@ -129,8 +151,14 @@ class SIPStreamFactory(Factory):
         *,
         max_connections: int = 1024,
         idle_timeout: Optional[float] = 300.0,
+        client_identities: bool = False,
     ) -> None:
+        """
+        @param client_identities: whether TLS listeners verify client
+            certificates, so that one a peer presents names who it is.
+        """
         self.server = server
+        self.client_identities = client_identities
         self.reactor = reactor
         self.max_connections = max_connections
         self.idle_timeout = idle_timeout
