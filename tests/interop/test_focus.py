@@ -161,7 +161,7 @@ class FocusInteropTests(TestCase):
         atexit.register(server.cleanup)
         return server
 
-    def sipp(self, scenario: str, field: str) -> None:
+    def sipp(self, scenario: str, field: str, *extra: str) -> None:
         sipp = require_tool("sipp")
         inf = self.proc.folder / f"{scenario}.csv"
         inf.write_text(f"SEQUENTIAL\n{field};\n")
@@ -174,6 +174,7 @@ class FocusInteropTests(TestCase):
                 str(SCENARIOS / scenario),
                 "-inf",
                 str(inf),
+                *extra,
                 "-t",
                 "u1",
                 "-m",
@@ -260,6 +261,12 @@ class FocusInteropTests(TestCase):
         """An unknown address is 404; an Accept without SDP is 406."""
         self.assertEqual(self.invite("nobody").code, 404)
         self.assertEqual(self.invite("conf-now", accept="text/plain").code, 406)
+
+    def test_schedule_then_join(self) -> None:
+        """README's flow: schedule a room by MESSAGE with SIPp, then join it with SIPp."""
+        self.sipp("schedule_room.xml", "-", "-auth_uri", "weekly@example.com")
+        self.sipp("join.xml", "weekly")
+        self.assertIn("joined sip:weekly@example.com", self.proc.log())
 
     def test_restart_keeps_conference(self) -> None:
         """After a restart the conference is still there (SQLite store)."""
