@@ -10,6 +10,7 @@ transports and the stores, starts them in order and stops them gracefully.
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -25,6 +26,7 @@ from twisted.python.failure import Failure
 
 from conference.app.core import CoreRouter
 from conference.app.registrar import Registrar
+from conference.app.trust import TrustSettings, load_trust_settings
 from conference.auth import Authenticator, AuthPolicy, make_portal
 from conference.interfaces import ISIPIdentity
 from conference.limits import DEFAULT_BODY_LIMITS, DEFAULT_EXEMPT, BodyLimits, Rate, RateLimiter
@@ -83,6 +85,13 @@ class ServerConfig:
     body_limits: Dict[str, int] = field(default_factory=lambda: dict(DEFAULT_BODY_LIMITS))
     tls_ca: Optional[str] = None
     tls_client_cert: str = "optional"
+    # S/MIME (issue 6; docs/trust.rst): PEM files, the key's password, and
+    # whether unsigned iTIP is refused.
+    smime_ca: Optional[str] = None
+    smime_cert: Optional[str] = None
+    smime_key: Optional[str] = None
+    smime_key_password: Optional[str] = None
+    require_signature: bool = False
 
 
 def listen_hosts(descriptions: Sequence[str]) -> List[str]:
@@ -107,6 +116,26 @@ def limiter_from_config(config: ServerConfig) -> RateLimiter:
         config.identity_rate_limit.with_burst(config.burst) if config.identity_rate_limit else None
     )
     return RateLimiter(source, identity, exempt=config.rate_limit_exempt)
+
+
+def trust_from_config(config: ServerConfig) -> TrustSettings:
+    """
+    The S/MIME settings C{config} names, files read now (docs/trust.rst).
+
+    @raise conference.smime.SMIMEConfigError: naming the option, the file
+        and the fault.
+    """
+    settings = load_trust_settings(
+        config.smime_ca,
+        config.smime_cert,
+        config.smime_key,
+        config.smime_key_password,
+        require_signature=config.require_signature,
+    )
+    creds = settings.credentials
+    if creds is not None and not creds.valid_at(time.time()):
+        log.warn("The --smime-cert certificate is not valid now; peers will refuse its signatures")
+    return settings
 
 
 class _StreamListenerService(Service):
@@ -190,6 +219,7 @@ class ConferenceService(MultiService):
             AuthPolicy(invite=config.auth_invite),
         )
         self.limiter = limiter_from_config(config)
+        self.trust = trust_from_config(config)
         self.sip = SIPServer(
             self.router,
             reactor=reactor,
@@ -291,6 +321,7 @@ class ConferenceService(MultiService):
             branch_factory=new_branch,
             early_join=timedelta(seconds=config.early_join),
             max_participants=config.max_participants,
+            sign=self.trust.signer,
         )
         self.router.add_handler(self.focus)
 

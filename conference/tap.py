@@ -164,6 +164,11 @@ class Options(usage.Options, strcred.AuthOptionMixin):
 
     optFlags = [
         ["auth-invite", None, "Require digest authentication for INVITE too."],
+        [
+            "require-signature",
+            None,
+            "Refuse iTIP MESSAGEs that are not S/MIME-signed (needs --smime-ca).",
+        ],
     ]
     optParameters: List[List[Any]] = [
         [
@@ -305,6 +310,11 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "optional",
             "With --tls-ca: none, optional (verified if sent) or required.",
         ],
+        ["smime-ca", None, None, "PEM bundle of the CAs S/MIME signer certificates chain to."],
+        ["smime-cert", None, None, "PEM certificate (and intermediates) the server signs with."],
+        ["smime-key", None, None, "PEM private key of --smime-cert (RSA to decrypt)."],
+        ["smime-key-password", None, None, "Password of --smime-key (prefer the -file form)."],
+        ["smime-key-password-file", None, None, "File whose first line is --smime-key's password."],
     ]
 
     def __init__(self) -> None:
@@ -380,6 +390,37 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         if self["log-format"] not in ("text", "json"):
             raise usage.UsageError("--log-format must be text or json")
         self._post_limits()
+        self._post_smime()
+
+    def _post_smime(self) -> None:
+        """
+        Read the S/MIME files now, so a bad one is a usage error naming it
+        rather than a server that refuses every signed request.
+        """
+        from conference.app.trust import load_trust_settings
+        from conference.smime import SMIMEConfigError
+
+        path = self["smime-key-password-file"]
+        if path is not None:
+            if self["smime-key-password"] is not None:
+                raise usage.UsageError(
+                    "give --smime-key-password or --smime-key-password-file, not both"
+                )
+            try:
+                with open(path, encoding="utf-8") as f:
+                    self["smime-key-password"] = f.readline().rstrip("\r\n")
+            except (OSError, UnicodeDecodeError) as e:
+                raise usage.UsageError(f"--smime-key-password-file {path}: {e}") from None
+        try:
+            load_trust_settings(
+                self["smime-ca"],
+                self["smime-cert"],
+                self["smime-key"],
+                self["smime-key-password"],
+                require_signature=bool(self["require-signature"]),
+            )
+        except SMIMEConfigError as e:
+            raise usage.UsageError(str(e)) from None
 
     def _post_limits(self) -> None:
         """
@@ -438,6 +479,11 @@ def config_from_options(options: Options) -> ServerConfig:
         body_limits=dict(options["max-body-size"]),
         tls_ca=options["tls-ca"],
         tls_client_cert=options["tls-client-cert"],
+        smime_ca=options["smime-ca"],
+        smime_cert=options["smime-cert"],
+        smime_key=options["smime-key"],
+        smime_key_password=options["smime-key-password"],
+        require_signature=bool(options["require-signature"]),
     )
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
 
 from twisted.internet.defer import Deferred, gatherResults
 
@@ -51,6 +51,8 @@ MIN_RETRY = 30
 SLOT = timedelta(minutes=1)
 
 Interval = Tuple[datetime, datetime]
+#: Signs a calendar part: (Content-Type, body) -> multipart/signed ones.
+Signer = Callable[[str, bytes], Tuple[str, bytes]]
 
 
 @dataclass(frozen=True)
@@ -140,10 +142,12 @@ def busy_response(
     retry: Optional[int],
     formats: BodyFormats,
     to_tag: str,
+    sign: Optional[Signer] = None,
 ) -> Response:
     """
     The 486 (or 480) answer: Retry-After and, when the caller accepts a
-    calendar type, the VFREEBUSY.
+    calendar type, the VFREEBUSY (wrapped by C{sign} as
+    C{multipart/signed} when the server has S/MIME credentials).
     """
     headers: List[Tuple[str, str]] = []
     if retry is not None:
@@ -151,6 +155,8 @@ def busy_response(
     body = b""
     if formats.calendar is not None:
         content_type, body = freebusy_body(freebusy, formats.calendar)
+        if sign is not None:
+            content_type, body = sign(content_type, body)
         headers.append(("Content-Type", content_type))
     return make_response(request, code, reason, to_tag=to_tag, headers=headers, body=body)
 
@@ -211,7 +217,9 @@ class UserAvailability:
         registrations: IRegistrationStore,
         in_conference: InConference,
         window: timedelta = DEFAULT_WINDOW,
+        sign: Optional[Signer] = None,
     ) -> None:
+        self.sign = sign
         self.conferences = conferences
         self.calendars = calendars
         self.registrations = registrations
@@ -282,6 +290,7 @@ class UserAvailability:
                     retry=retry_after(start, free_at),
                     formats=formats,
                     to_tag=to_tag,
+                    sign=self.sign,
                 )
             if contacts:
                 headers = [
@@ -299,6 +308,7 @@ class UserAvailability:
                 retry=None,
                 formats=formats,
                 to_tag=to_tag,
+                sign=self.sign,
             )
 
         d_reg = self.registrations.get_bindings(aor, now)
@@ -338,6 +348,7 @@ def refuse_conference(
     to_tag: str,
     reason: str,
     kind: str = "BUSY-UNAVAILABLE",
+    sign: Optional[Signer] = None,
 ) -> Response:
     """
     486 for a conference that is full, locked or not yet open, with its
@@ -353,6 +364,7 @@ def refuse_conference(
         retry=retry_after(at, until),
         formats=formats,
         to_tag=to_tag,
+        sign=sign,
     )
 
 
@@ -368,6 +380,7 @@ __all__ = [
     "ICAL",
     "SDP",
     "UTC",
+    "Signer",
     "XCAL",
     "BodyFormats",
     "InConference",

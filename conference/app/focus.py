@@ -26,6 +26,7 @@ from conference.app.busy import (
     XCAL,
     BodyFormats,
     InConference,
+    Signer,
     UserAvailability,
     body_formats,
     check_formats,
@@ -126,7 +127,14 @@ class Focus:
         max_participants: int = DEFAULT_MAX_PARTICIPANTS,
         min_se: int = DEFAULT_MIN_SE,
         roster: Optional[Roster] = None,
+        sign: Optional[Signer] = None,
     ) -> None:
+        """
+        @param sign: wraps the calendar parts of 200 and 486 answers as
+            C{multipart/signed} (L{conference.smime.Credentials.sign});
+            L{None} sends them bare.
+        """
+        self.sign = sign
         self.stores = stores
         self.media = media
         self.router = router
@@ -146,6 +154,7 @@ class Focus:
             calendars=stores.calendars,
             registrations=stores.registrations,
             in_conference=InConference(self.roster, stores.conferences),
+            sign=sign,
         )
         self._cancelled: Dict[int, bool] = {}
         self._calendar_cache: Dict[Tuple[Any, ...], Tuple[str, bytes]] = {}
@@ -255,6 +264,7 @@ class Focus:
                 upcoming.start - self.early_join,
                 formats=formats,
                 to_tag=tag,
+                sign=self.sign,
                 reason="Busy Here (conference not open yet)",
             )
         maximum = _int_setting(record, "max_participants", self.max_participants)
@@ -266,6 +276,7 @@ class Focus:
                 instance.end,
                 formats=formats,
                 to_tag=tag,
+                sign=self.sign,
                 reason="Busy Here (conference locked)",
                 kind="BUSY",
             )
@@ -277,6 +288,7 @@ class Focus:
                 instance.end,
                 formats=formats,
                 to_tag=tag,
+                sign=self.sign,
                 reason="Busy Here (conference full)",
                 kind="BUSY",
             )
@@ -353,6 +365,7 @@ class Focus:
                 instance.end,
                 formats=formats,
                 to_tag=tag,
+                sign=self.sign,
                 reason="Busy Here (conference full)",
                 kind="BUSY",
             )
@@ -409,7 +422,7 @@ class Focus:
         """
         The serialized VEVENT for this instance, cached per conference
         version, instance and which attendees are in, so a join does no XML
-        work in the common case.
+        (or signing) work in the common case.
         """
         attendees = {a for a, _, _ in attendees_of(calendar)}
         present = frozenset(
@@ -429,6 +442,8 @@ class Focus:
                     "text/calendar" + params + ";charset=utf-8",
                     to_ical([vcal]).encode("utf-8"),
                 )
+            if self.sign is not None:  # signed once per cache entry
+                cached = self.sign(*cached)
             if len(self._calendar_cache) > 4096:
                 self._calendar_cache.clear()
             self._calendar_cache[key] = cached

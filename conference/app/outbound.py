@@ -90,6 +90,7 @@ class Messenger:
 
     @ivar registrations: where the contacts of served users are looked up.
     @ivar domain_of: maps a host to the served domain it names, or L{None}.
+    @ivar sign: signs each calendar body once per message, or L{None}.
     """
 
     def __init__(
@@ -103,7 +104,14 @@ class Messenger:
         default_domain: str = "localhost",
         tag_factory: Callable[[], str] = lambda: secrets.token_hex(8),
         branch_factory: Callable[[], str] = lambda: "z9hG4bK" + secrets.token_hex(10),
+        sign: Optional[Callable[[str, bytes], Tuple[str, bytes]]] = None,
     ) -> None:
+        """
+        @param sign: wraps each calendar body (Content-Type, body) as
+            C{multipart/signed} with the server's S/MIME credentials
+            (L{conference.smime.Credentials.sign}); L{None} sends it bare.
+        """
+        self.sign = sign
         self.sender = sender
         self.registrations = registrations
         self.domain_of = domain_of
@@ -127,6 +135,8 @@ class Messenger:
             contact once every transaction ended; it never fails.
         """
         content_type, body = render_calendar(outgoing.calendar, as_xcal=as_xcal)
+        if self.sign is not None:
+            content_type, body = self.sign(content_type, body)
         sender = originator or f"sip:conference@{self.default_domain}"
         seen: List[str] = []
         waits: List[Deferred[List[Delivery]]] = []

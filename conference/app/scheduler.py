@@ -47,6 +47,7 @@ from conference.app.conferences import (
 )
 from conference.app.core import RequestContext
 from conference.app.outbound import Messenger, udp_endpoint_of
+from conference.app.trust import SMIME_TYPES, TrustSettings, authority, open_body
 from conference.calendar import (
     CalendarError,
     Component,
@@ -276,7 +277,15 @@ class SchedulingHandler:
         tag_factory: Callable[[], str] = lambda: secrets.token_hex(8),
         uri_factory: Callable[[str], str] = new_conference_uri,
         max_per_organizer: Optional[int] = None,
+        trust: Optional[TrustSettings] = None,
     ) -> None:
+        """
+        @param trust: the S/MIME settings (docs/trust.rst); by default none:
+            S/MIME bodies are 415 and the digest or TLS identity counts.
+        """
+        self.trust = trust if trust is not None else TrustSettings()
+        if self.trust.enabled:
+            self.accepts = {"MESSAGE": ACCEPTED_TYPES + SMIME_TYPES}
         self.conferences = conferences
         self.calendars = calendars
         self.bindings = bindings
@@ -339,8 +348,15 @@ class SchedulingHandler:
         target, domain = self.target_of(request)
         if identity is None:
             raise _forbidden(domain, "scheduling needs an authenticated identity")
-        who = normalize_address(str(identity.aor))
-        body = parse_calendar_body(request.body, request.header("content-type"), agent=domain)
+        authenticated = normalize_address(str(identity.aor))
+        ctype, now, peer = request.header("content-type"), context.now, context.peer.host
+        if self.trust.enabled:  # docs/trust.rst: the signer, not the SIP sender, counts
+            opened = open_body(self.trust, request.body, ctype, agent=domain, now=now, source=peer)
+            body = parse_calendar_body(opened.body, opened.content_type or ctype, agent=domain)
+            who = authority(self.trust, body, opened.signer, authenticated, agent=domain)
+        else:
+            body = parse_calendar_body(request.body, ctype, agent=domain)
+            who = authenticated
         for attempt in range(MAX_ATTEMPTS):
             try:
                 outcome = await self._schedule(target, domain, body, who, context.now)
@@ -630,6 +646,7 @@ def install_scheduler(
     assert clock is not None
     if max_per_organizer is None:
         max_per_organizer = getattr(service.config, "max_conferences_per_organizer", None)
+    trust = getattr(service, "trust", None)
     messenger = Messenger(
         service.sip,
         stores.registrations,
@@ -639,6 +656,7 @@ def install_scheduler(
         default_domain=router.default_domain,
         tag_factory=new_tag,
         branch_factory=new_branch,
+        sign=trust.signer if trust is not None else None,
     )
     handler = SchedulingHandler(
         stores.conferences,
@@ -650,6 +668,7 @@ def install_scheduler(
         default_domain=router.default_domain,
         tag_factory=new_tag,
         max_per_organizer=max_per_organizer,
+        trust=trust,
     )
     router.add_handler(handler)
     service.scheduler = handler
