@@ -2,7 +2,7 @@
 """
 The PostgreSQL backend (C{--store postgresql:CONNINFO}): psycopg 3 through
 C{twisted.enterprise.adbapi}, so several server processes can share one
-database.
+database.  CPython only (see L{postgresql_driver}).
 
 Connections run in autocommit mode: a read is one statement and one round
 trip; a write opens C{BEGIN} (READ COMMITTED) itself and first takes a
@@ -16,7 +16,10 @@ violation, which the stores report as L{ConflictError}.
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+import platform
+from typing import Any, Tuple
+from urllib.parse import quote, urlencode
 
 from twisted.enterprise import adbapi
 from twisted.internet.defer import Deferred, fail
@@ -28,26 +31,75 @@ from conference.store.records import StoreError
 MAX_CONNECTIONS = 8
 
 
+def postgresql_driver() -> Tuple[str, Any]:
+    """
+    The DB-API module to reach PostgreSQL with, as (import name, module):
+    psycopg 3.
+
+    Not on PyPy: psycopg 3's pure-Python libpq binding fails on PyPy 7.3's
+    ctypes at connect, and psycopg2cffi deadlocks the adbapi pool when one
+    connection waits on another's lock.  PyPy deployments use SQLite.
+
+    @raise StoreError: on PyPy, or if psycopg is not installed.
+    """
+    if platform.python_implementation() == "PyPy":
+        raise StoreError(
+            "the PostgreSQL store is not available on PyPy (no working driver); "
+            "use --store sqlite:PATH, or run under CPython"
+        )
+    try:
+        return "psycopg", importlib.import_module("psycopg")
+    except ImportError:
+        raise StoreError(
+            "the PostgreSQL store needs psycopg 3: pip install 'psycopg[binary]'"
+        ) from None
+
+
+def _autocommit(connection: Any) -> None:
+    connection.autocommit = True
+
+
+def connect(conninfo: str) -> Any:
+    """
+    A DB-API connection in autocommit mode, with the driver the store uses
+    (for tools and tests; the store itself goes through adbapi).
+    """
+    _, module = postgresql_driver()
+    connection = module.connect(conninfo)
+    _autocommit(connection)
+    return connection
+
+
+def conninfo_with(conninfo: str, **params: str) -> str:
+    """
+    C{conninfo} (key=value string or URI) with more parameters, for
+    example C{options="-c search_path=x"}.
+    """
+    if conninfo.startswith(("postgresql://", "postgres://")):
+        joiner = "&" if "?" in conninfo else "?"
+        return conninfo + joiner + urlencode(params, quote_via=quote)
+    quoted = (
+        "{}='{}'".format(key, value.replace("\\", "\\\\").replace("'", "\\'"))
+        for key, value in params.items()
+    )
+    return " ".join([conninfo, *quoted]).strip()
+
+
 def postgresql_dialect() -> Dialect:
     """
     The PostgreSQL L{Dialect}.
 
-    @raise StoreError: if psycopg 3 is not installed.
+    @raise StoreError: if no driver is installed.
     """
-    try:
-        import psycopg
-    except ImportError as e:
-        raise StoreError(
-            "the PostgreSQL store needs psycopg 3: pip install 'psycopg[binary]'"
-        ) from e
+    _, module = postgresql_driver()
     return Dialect(
         name="postgresql",
         begin="BEGIN",
         qmark=False,
         for_update=" FOR UPDATE",
         advisory_locks=True,
-        errors=(psycopg.Error,),
-        integrity_errors=(psycopg.errors.IntegrityError,),
+        errors=(module.Error,),
+        integrity_errors=(module.IntegrityError,),
         schema_version_exists="SELECT to_regclass('schema_version') WHERE "
         "to_regclass('schema_version') IS NOT NULL",
     )
@@ -72,10 +124,11 @@ def open_postgresql(
         dialect = postgresql_dialect()
     except StoreError as e:
         return fail(e)
+    name, _ = postgresql_driver()
     pool = adbapi.ConnectionPool(
-        "psycopg",
+        name,
         conninfo,
-        autocommit=True,
+        cp_openfun=_autocommit,
         cp_min=1,
         cp_max=max_connections,
         cp_reconnect=True,

@@ -12,6 +12,7 @@ Without it the tests skip, except under CI (C{$CI} set), where they fail.
 from __future__ import annotations
 
 import os
+import platform
 import secrets
 from typing import Any
 
@@ -19,6 +20,7 @@ from twisted.internet import reactor
 from twisted.trial.unittest import SkipTest, TestCase
 
 from conference.store.database import SchemaVersionError
+from conference.store.postgresql import connect, conninfo_with, postgresql_driver
 from conference.store.records import StoreError
 from conference.store.stores import Stores, open_stores
 from tests.store.contracts import (
@@ -39,6 +41,9 @@ def server(test: TestCase) -> str:
     @raise SkipTest: if none is configured (or psycopg is missing), unless
         C{$CI} is set, in which case the test fails.
     """
+    if platform.python_implementation() == "PyPy":
+        # Documented: the backend is CPython only (conference.store.postgresql).
+        raise SkipTest("the PostgreSQL store is not available on PyPy")
     conninfo = os.environ.get(ENVIRONMENT, "")
     problem = ""
     if not conninfo:
@@ -48,9 +53,9 @@ def server(test: TestCase) -> str:
         )
     else:
         try:
-            import psycopg  # noqa: F401
-        except ImportError:
-            problem = "psycopg is not installed: pip install 'psycopg[binary]'"
+            postgresql_driver()
+        except StoreError as e:
+            problem = str(e)
     if problem:
         if os.environ.get("CI"):
             test.fail(f"PostgreSQL store tests cannot run under CI: {problem}")
@@ -63,20 +68,24 @@ def fresh_schema(test: TestCase) -> str:
     Create an empty schema for C{test} (dropped at cleanup) and return a
     conninfo whose search_path is that schema.
     """
-    import psycopg
-    from psycopg.conninfo import make_conninfo
-
     base = server(test)
     schema = "test_" + secrets.token_hex(6)
-    with psycopg.connect(base, autocommit=True) as connection:
-        connection.execute(f"CREATE SCHEMA {schema}")
+    run_statement(base, f"CREATE SCHEMA {schema}")
+    test.addCleanup(run_statement, base, f"DROP SCHEMA {schema} CASCADE")
+    return conninfo_with(base, options=f"-c search_path={schema}")
 
-    def drop() -> None:
-        with psycopg.connect(base, autocommit=True) as connection:
-            connection.execute(f"DROP SCHEMA {schema} CASCADE")
 
-    test.addCleanup(drop)
-    return make_conninfo(base, options=f"-c search_path={schema}")
+def run_statement(conninfo: str, statement: str) -> Any:
+    """
+    Run one statement on a connection of its own; return its rows.
+    """
+    connection = connect(conninfo)
+    try:
+        cursor = connection.cursor()
+        cursor.execute(statement)
+        return [tuple(row) for row in cursor.fetchall()] if cursor.description else None
+    finally:
+        connection.close()
 
 
 class PostgreSQLBackend(StoreBackend):
@@ -137,11 +146,7 @@ class PostgreSQLTests(TestCase):
         """
         Run one statement on a connection of its own; return its rows.
         """
-        import psycopg
-
-        with psycopg.connect(conninfo, autocommit=True) as connection:
-            cursor = connection.execute(statement)
-            return cursor.fetchall() if cursor.description else None
+        return run_statement(conninfo, statement)
 
     async def test_schema(self) -> None:
         """
