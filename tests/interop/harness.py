@@ -203,3 +203,58 @@ def udp_exchange(port: int, data: bytes, timeout: float = 2.0) -> Optional[bytes
             return sock.recv(65536)
         except socket.timeout:
             return None
+
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+
+
+def run_sipp(
+    server: ServerProcess,
+    scenario: str,
+    *extra: str,
+    transport: str = "u1",
+    timeout: int = 15,
+    label: Optional[str] = None,
+) -> str:
+    """
+    Run one SIPp call of C{scenarios/<scenario>} against C{server}.
+
+    @param extra: more SIPp arguments (-inf, -auth_uri, -oocsf, ...).
+    @param label: names the error file (default: scenario and transport).
+    @return: "" when the call succeeded, else what went wrong: SIPp's
+        output, its error file and the tail of the server log.
+    """
+    sipp = require_tool("sipp")
+    label = label or f"{scenario}-{transport}"
+    errors = server.folder / f"sipp-{label}.err"
+    result = run(
+        [
+            sipp,
+            f"127.0.0.1:{server.port}",
+            "-sf",
+            str(SCENARIOS / scenario),
+            "-t",
+            transport,
+            "-m",
+            "1",
+            "-i",
+            "127.0.0.1",
+            "-nostdin",
+            "-timeout",
+            f"{timeout}s",
+            "-timeout_error",
+            "-trace_err",
+            "-error_file",
+            str(errors),
+            *extra,
+        ],
+        cwd=server.folder,
+        timeout=timeout + 15,
+    )
+    if result.returncode == 0:
+        return ""
+    detail = errors.read_text(errors="replace") if errors.exists() else ""
+    return (
+        f"sipp {scenario} over {transport} failed:\n{result.stdout[-2000:]}\n"
+        f"{result.stderr[-1500:]}\n{detail[-3000:]}\nserver log:\n{server.log()[-3000:]}"
+    )

@@ -31,7 +31,7 @@ from conference.sip.message import Response
 from conference.sip.parser import parse_datagram
 from conference.store import open_stores
 from conference.store.records import ConferenceRecord
-from tests.interop.harness import ServerProcess, require_tool, run
+from tests.interop.harness import ServerProcess, require_tool, run, run_sipp
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 USERS = "memory:alice:secret:bob:secret:carol:secret"
@@ -210,44 +210,10 @@ class BindInteropTests(TestCase):
         self.addCleanup(self.client.close)
 
     def sipp(self, scenario: str, user: str, auth_uri: str = "example.com") -> None:
-        sipp = require_tool("sipp")
-        errors = self.proc.folder / f"sipp-{scenario}.err"
-        result = run(
-            [
-                sipp,
-                f"127.0.0.1:{self.proc.port}",
-                "-sf",
-                str(SCENARIOS / scenario),
-                "-t",
-                "u1",
-                "-m",
-                "1",
-                "-i",
-                "127.0.0.1",
-                "-nostdin",
-                "-timeout",
-                "10s",
-                "-timeout_error",
-                "-trace_err",
-                "-error_file",
-                str(errors),
-                "-au",
-                user,
-                "-ap",
-                "secret",
-                "-auth_uri",
-                auth_uri,
-            ],
-            cwd=self.proc.folder,
-            timeout=20,
+        failure = run_sipp(
+            self.proc, scenario, "-au", user, "-ap", "secret", "-auth_uri", auth_uri, timeout=10
         )
-        detail = errors.read_text(errors="replace") if errors.exists() else ""
-        self.assertEqual(
-            result.returncode,
-            0,
-            f"sipp {scenario} failed:\n{result.stdout[-1500:]}\n{result.stderr[-1500:]}"
-            f"\n{detail[-3000:]}\nserver log:\n{self.proc.log()[-3000:]}",
-        )
+        self.assertFalse(failure, failure)
         self.assertEqual(self.proc.tracebacks(), [], self.proc.log()[-3000:])
 
     def query(self, owner: str = CONF) -> List[str]:

@@ -27,7 +27,7 @@ from conference.sip.multipart import parse_multipart
 from conference.store import open_stores
 from conference.store.records import CalendarEntry, ConferenceRecord
 from tests.builders import parse_response, request_bytes
-from tests.interop.harness import ServerProcess, require_tool, run
+from tests.interop.harness import ServerProcess, run_sipp
 from tests.shared import corpus
 
 SCENARIOS = Path(__file__).parent / "scenarios"
@@ -162,42 +162,10 @@ class FocusInteropTests(TestCase):
         return server
 
     def sipp(self, scenario: str, field: str, *extra: str) -> None:
-        sipp = require_tool("sipp")
         inf = self.proc.folder / f"{scenario}.csv"
         inf.write_text(f"SEQUENTIAL\n{field};\n")
-        errors = self.proc.folder / f"sipp-{scenario}.err"
-        result = run(
-            [
-                sipp,
-                f"127.0.0.1:{self.proc.port}",
-                "-sf",
-                str(SCENARIOS / scenario),
-                "-inf",
-                str(inf),
-                *extra,
-                "-t",
-                "u1",
-                "-m",
-                "1",
-                "-i",
-                "127.0.0.1",
-                "-nostdin",
-                "-timeout",
-                "15s",
-                "-timeout_error",
-                "-trace_err",
-                "-error_file",
-                str(errors),
-            ],
-            cwd=self.proc.folder,
-        )
-        detail = errors.read_text(errors="replace") if errors.exists() else ""
-        self.assertEqual(
-            result.returncode,
-            0,
-            f"sipp {scenario} failed:\n{result.stdout[-1500:]}\n{detail[-3000:]}\n"
-            f"server log:\n{self.proc.log()[-3000:]}",
-        )
+        failure = run_sipp(self.proc, scenario, "-inf", str(inf), *extra)
+        self.assertFalse(failure, failure)
 
     def invite(self, user: str, accept: str = "application/sdp, application/calendar+xml") -> Any:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:

@@ -18,7 +18,7 @@ from typing import Optional
 
 from twisted.trial.unittest import TestCase
 
-from tests.interop.harness import ServerProcess, require_tool, run, udp_exchange
+from tests.interop.harness import ServerProcess, require_tool, run, run_sipp, udp_exchange
 from tests.shared import corpus
 
 SCENARIOS = Path(__file__).parent / "scenarios"
@@ -58,38 +58,8 @@ class PluginInteropTests(TestCase):
         return shared_server()
 
     def sipp(self, scenario: str, transport: str = "u1", *extra: str) -> None:
-        sipp = require_tool("sipp")
-        result = run(
-            [
-                sipp,
-                f"127.0.0.1:{self.proc.port}",
-                "-sf",
-                str(SCENARIOS / scenario),
-                "-t",
-                transport,
-                "-m",
-                "1",
-                "-i",
-                "127.0.0.1",
-                "-nostdin",
-                "-timeout",
-                "20s",
-                "-timeout_error",
-                "-trace_err",
-                "-error_file",
-                str(self.proc.folder / f"sipp-{scenario}-{transport}.err"),
-                *extra,
-            ],
-            cwd=self.proc.folder,
-        )
-        errors = self.proc.folder / f"sipp-{scenario}-{transport}.err"
-        detail = errors.read_text(errors="replace") if errors.exists() else ""
-        self.assertEqual(
-            result.returncode,
-            0,
-            f"sipp {scenario} over {transport} failed:\n{result.stdout[-2000:]}"
-            f"\n{result.stderr[-2000:]}\n{detail[-3000:]}\nserver log:\n{self.proc.log()[-3000:]}",
-        )
+        failure = run_sipp(self.proc, scenario, *extra, transport=transport, timeout=20)
+        self.assertFalse(failure, failure)
 
     def assert_alive(self) -> None:
         answer = udp_exchange(self.proc.port, OPTIONS.format(n=random.randrange(10**9)).encode())
