@@ -20,10 +20,10 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Generator, List, Optional, Sequence, Set, Tuple, Union
 
 from twisted.internet import reactor
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.trial.unittest import TestCase
 
 from conference.sip.digest import compute_ha1, compute_response, parse_auth_header
@@ -54,13 +54,15 @@ END:VCALENDAR
 
 
 @inlineCallbacks
-def make_database(path: Path):  # type: ignore[no-untyped-def]
+def make_database(path: Union[Path, str]) -> Generator[Deferred[Any], Any, None]:
     """
-    Create the SQLite store at C{path} with the test conference in it.
+    Create the store C{path} names (a SQLite file, or a full C{--store}
+    description) with the test conference in it.
     """
     from conference.calendar import parse_ical_calendar, to_xcal
 
-    stores = yield open_stores(f"sqlite:{path}", reactor)
+    description = path if isinstance(path, str) else f"sqlite:{path}"
+    stores = yield open_stores(description, reactor)
     try:
         record = ConferenceRecord(
             uri=CONF,
@@ -294,20 +296,32 @@ class CrashTests(TestCase):
     Every binding acknowledged with a 200 survives C{kill -9}.
     """
 
-    @inlineCallbacks
-    def test_kill_during_burst(self):  # type: ignore[no-untyped-def]
+    def test_kill_during_burst(self) -> Deferred[None]:
         """kill -9 during a burst of BINDs: every binding that got a 200 is there after restart."""
         folder = Path(tempfile.mkdtemp(prefix="conference-crash-"))
         self.addCleanup(shutil.rmtree, str(folder), True)
-        database = folder / "crash.sqlite"
-        yield make_database(database)
+        return self.kill_during_burst(f"sqlite:{folder / 'crash.sqlite'}")
+
+    def test_kill_during_burst_postgresql(self) -> Deferred[None]:
+        """The same with --store postgresql: (a fresh schema on the test server)."""
+        from tests.store.test_postgresql import fresh_schema
+
+        return self.kill_during_burst(f"postgresql:{fresh_schema(self)}")
+
+    @inlineCallbacks
+    def kill_during_burst(self, store: str) -> Generator[Deferred[Any], Any, None]:
+        """
+        Start the server on C{store}, BIND in a burst, kill -9, restart and
+        check every acknowledged binding is stored.
+        """
+        yield make_database(store)
         args = [
             "--auth",
             USERS,
             "--domain",
             "example.com",
             "--store",
-            f"sqlite:{database}",
+            store,
             "--max-bindings",
             "1000",
         ]
