@@ -1,138 +1,39 @@
 # -*- test-case-name: tests.calendar.test_xcal -*-
 """
 RFC 6321 xCal, read and written with lxml.  This is the server's wire
-format for iSIP bodies, so the reader is hardened (no entities, no DTD or
-network access, bounded size and depth) and every fault becomes an
-L{XCalError} naming the element; the writer builds the tree directly with
-C{etree.SubElement}, which keeps serialization cheap.
+format for iSIP bodies, so the reader (L{conference.calendar.xcal_reader})
+is hardened (no entities, no DTD or network access, bounded size and
+depth) and every fault becomes an L{XCalError} naming the element; the
+writer emits the document text directly, which keeps serialization cheap.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Sequence, Tuple, Union
 
 from lxml import etree
 
 from conference.calendar import values as cv
 from conference.calendar.errors import CalendarError, XCalError
-from conference.calendar.model import (
-    DEFAULT_TYPES,
-    ENUM_PARAMS,
-    PARAM_TYPES,
-    Component,
-    Property,
-    normalize_param,
+from conference.calendar.model import PARAM_TYPES, Component, Property
+from conference.calendar.xcal_reader import (
+    MAX_BYTES,
+    MAX_DEPTH,
+    NS,
+    check_depth,
+    element_path,
+    parse_xml,
+    read_root,
 )
 
-NS = "urn:ietf:params:xml:ns:icalendar-2.0"
 VCARD_NS = "urn:ietf:params:xml:ns:vcard-4.0"
 _P = "{" + NS + "}"
-
-#: Largest document accepted, in bytes (an iSIP body; a SIP message over
-#: UDP is far smaller, TCP bodies rarely exceed this).
-MAX_BYTES = 1 << 20
-#: Deepest element nesting accepted (xCal itself needs about 12 levels).
-MAX_DEPTH = 48
-
-_INTERNAL_SUBSET = re.compile(rb"<!DOCTYPE[^\[>]*\[(.*?)\]\s*>", re.S)
-_ENTITY_DECL = re.compile(rb"<!ENTITY\s+(?:%\s+)?([^\s>]+)")
-
-_PARSER = etree.XMLParser(
-    resolve_entities=False,
-    no_network=True,
-    load_dtd=False,
-    dtd_validation=False,
-    huge_tree=False,
-    remove_comments=True,
-    remove_pis=True,
-)
-
-# Value element tag -> (value type, parser of its text content).
-_SCALARS: Dict[str, Tuple[str, Callable[[str], Any]]] = {
-    _P + name.lower(): (name, parser) for name, parser in cv.XML_PARSERS.items()
-}
 _PROPERTIES = _P + "properties"
 _COMPONENTS = _P + "components"
 _PARAMETERS = _P + "parameters"
 _PERIOD = _P + "period"
-_NAMES: Dict[str, str] = {}
 _RECUR = _P + "recur"
-
-
-def element_path(elem: Any) -> str:
-    """
-    A readable path of C{elem} (local names, 1-based index among siblings
-    of the same name), for error messages.
-    """
-    parts: List[str] = []
-    node = elem
-    while node is not None:
-        tag = node.tag if isinstance(node.tag, str) else "?"
-        local = etree.QName(tag).localname
-        parent = node.getparent()
-        if parent is not None:
-            same = [c for c in parent if c.tag == node.tag]
-            if len(same) > 1:
-                local += f"[{same.index(node) + 1}]"
-        parts.append(local)
-        node = parent
-    return "/" + "/".join(reversed(parts))
-
-
-def parse_xml(data: Union[bytes, str], max_bytes: int = MAX_BYTES) -> Any:
-    """
-    Parse untrusted XML with the hardened parser and return the root.
-
-    Entity declarations (internal or external) and entity references are
-    refused outright; an external DTD is never fetched; documents larger
-    than C{max_bytes} are refused before parsing.
-
-    @raise XCalError: naming the fault.
-    """
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    if not isinstance(data, bytes):
-        raise XCalError("document must be bytes or str", "/")
-    if len(data) > max_bytes:
-        raise XCalError(f"document is {len(data)} bytes, the limit is {max_bytes}", "/")
-    try:
-        root = etree.fromstring(data, _PARSER)
-    except etree.XMLSyntaxError as e:
-        raise XCalError(f"not well-formed XML: {e.msg}", f"/ (line {e.lineno})") from None
-    except ValueError as e:
-        raise XCalError(f"not parseable XML: {e}", "/") from None
-    if root is None:
-        raise XCalError("empty document", "/")
-    if root.getroottree().docinfo.internalDTD is not None:
-        # The parser resolves no entities, but a declaration is refused
-        # outright.  The internal subset is read from the bytes: lxml's
-        # DTD.iterentities() is a Cython generator, and PyPy's cpyext
-        # aborts the process when it finalizes one.
-        subset = _INTERNAL_SUBSET.search(data)
-        if subset is not None:
-            declared = _ENTITY_DECL.search(subset.group(1))
-            if declared is not None:
-                name = declared.group(1).decode("utf-8", "replace")
-                raise XCalError(
-                    f"entity declaration {name!r} refused (no entities allowed)", "<!DOCTYPE>"
-                )
-    return root
-
-
-def check_depth(elem: Any, base: int, max_depth: int) -> None:
-    """
-    Refuse a subtree nested deeper than C{max_depth}, its root being at
-    depth C{base} (iteratively, so a deep tree cannot exhaust the stack).
-
-    @raise XCalError: naming the first element too deep.
-    """
-    stack = [(elem, base)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > max_depth:
-            raise XCalError(f"nesting deeper than {max_depth} elements", element_path(node))
-        stack.extend((child, depth + 1) for child in node)
 
 
 def loads(
@@ -156,18 +57,9 @@ def loads(
     tag = root.tag
     if not isinstance(tag, str):
         raise XCalError("root is not an element", "/")
+    if tag.startswith(_P):
+        return read_root(root, max_depth)
     qname = etree.QName(tag)
-    if qname.namespace == NS:
-        try:
-            if qname.localname == "icalendar":
-                return [_read_component(child, 2, max_depth) for child in _elements(root)]
-            if qname.localname == "vcalendar":
-                return [_read_component(root, 1, max_depth)]
-        except XCalError:
-            raise
-        except CalendarError as e:
-            raise XCalError(e.fault, e.where) from None
-        raise XCalError(f"root element {qname.localname!r} is not icalendar", "/")
     if qname.namespace is None and qname.localname.lower() in ("icalendar", "vcalendar"):
         from conference.calendar import legacy
 
@@ -193,233 +85,6 @@ def load_calendar(
     if len(cals) != 1:
         raise XCalError(f"expected one vcalendar, found {len(cals)}", "/icalendar")
     return cals[0]
-
-
-def _elements(parent: Any) -> List[Any]:
-    # Children that are elements (comments/PIs are removed by the parser).
-    return [c for c in parent if isinstance(c.tag, str)]
-
-
-def _read_component(elem: Any, depth: int, max_depth: int) -> Component:
-    if depth > max_depth:
-        raise XCalError(f"nesting deeper than {max_depth} elements", element_path(elem))
-    qname = etree.QName(elem.tag)
-    if qname.namespace != NS:
-        raise XCalError("component element is not in the xCal namespace", element_path(elem))
-    comp = Component(qname.localname)
-    seen_props = seen_comps = False
-    for child in elem:
-        tag = child.tag
-        if tag == _PROPERTIES:
-            if seen_props:
-                raise XCalError("second <properties> element", element_path(child))
-            seen_props = True
-            for prop_elem in child:
-                prop = _read_property(prop_elem, depth + 2, max_depth)
-                if prop is not None:
-                    comp.properties.append(prop)
-        elif tag == _COMPONENTS:
-            if seen_comps:
-                raise XCalError("second <components> element", element_path(child))
-            seen_comps = True
-            for sub in child:
-                if isinstance(sub.tag, str):
-                    comp.components.append(_read_component(sub, depth + 2, max_depth))
-        elif isinstance(tag, str) and tag.startswith(_P):
-            raise XCalError(
-                "unexpected element (a component holds only properties and components)",
-                element_path(child),
-            )
-    return comp
-
-
-def _text(elem: Any) -> str:
-    if len(elem):
-        raise XCalError("value element must hold only text", element_path(elem))
-    text = elem.text
-    return text if text is not None else ""
-
-
-def _read_property(elem: Any, depth: int, max_depth: int) -> Optional[Property]:
-    tag = elem.tag
-    if not isinstance(tag, str):
-        return None
-    if not tag.startswith(_P):
-        # RFC 6321 section 4.1: a foreign element directly inside
-        # <properties> becomes the XML property.
-        check_depth(elem, depth, max_depth)
-        xml = etree.tostring(elem, encoding="unicode", with_tail=False)
-        return Property("XML", xml, None, cv.TEXT)
-    name = _NAMES.get(tag)
-    if name is None:
-        name = tag[len(_P) :].upper()
-        if len(_NAMES) < 4096:
-            _NAMES[tag] = name
-    prop = Property.__new__(Property)
-    prop.name = name
-    prop.params = {}
-    vals: List[Any] = []
-    vtype: Optional[str] = None
-    for child in elem:
-        ctag = child.tag
-        scalar = _SCALARS.get(ctag)
-        if scalar is not None:
-            kind, parser = scalar
-            if len(child):
-                raise XCalError("value element must hold only text", element_path(child))
-            text = child.text
-            try:
-                vals.append(parser(text if text is not None else ""))
-            except CalendarError as e:
-                raise XCalError(e.fault, element_path(child)) from None
-        elif ctag == _PARAMETERS:
-            _read_parameters(child, prop.params)
-            continue
-        elif ctag == _PERIOD:
-            kind = cv.PERIOD
-            vals.append(_read_period(child))
-        elif ctag == _RECUR:
-            kind = cv.RECUR
-            vals.append(_read_recur(child))
-        elif name == "GEO" and ctag in (_P + "latitude", _P + "longitude"):
-            kind = cv.FLOAT
-            try:
-                vals.append(cv.XML_PARSERS[cv.FLOAT](_text(child)))
-            except CalendarError as e:
-                raise XCalError(e.fault, element_path(child)) from None
-        elif name == "REQUEST-STATUS" and ctag in (
-            _P + "code",
-            _P + "description",
-            _P + "data",
-        ):
-            kind = cv.TEXT
-            vals.append(_text(child))
-        elif isinstance(ctag, str) and ctag.startswith(_P):
-            raise XCalError("unknown value type element", element_path(child))
-        else:
-            continue  # foreign elements below a property are ignored (§4.1)
-        if vtype is None:
-            vtype = kind
-        elif vtype != kind:
-            raise XCalError(
-                f"mixes value types {vtype.lower()} and {kind.lower()}", element_path(child)
-            )
-    if vtype is None:
-        text = (elem.text or "").strip()
-        default = DEFAULT_TYPES.get(name, cv.UNKNOWN)
-        if not text or default not in cv.XML_PARSERS:
-            raise XCalError("property has no value element", element_path(elem))
-        # Leniency for RFC 6321 B.2.2's erratum (<tzid>US/Eastern</tzid>):
-        # bare text is a value of the property's default type.
-        try:
-            vals.append(cv.XML_PARSERS[default](text))
-        except CalendarError as e:
-            raise XCalError(e.fault, element_path(elem)) from None
-        vtype = default
-    if name == "GEO" and [etree.QName(c).localname for c in _elements(elem)][-2:] != [
-        "latitude",
-        "longitude",
-    ]:
-        raise XCalError("geo needs latitude then longitude", element_path(elem))
-    if name == "REQUEST-STATUS":
-        locals_ = [etree.QName(c).localname for c in _elements(elem) if c.tag != _PARAMETERS]
-        if locals_ not in (["code", "description"], ["code", "description", "data"]):
-            raise XCalError("request-status needs code, description[, data]", element_path(elem))
-    prop.value_type = vtype
-    prop.values = vals
-    if vtype == cv.BINARY and prop.params.get("ENCODING") == ("BASE64",):
-        del prop.params["ENCODING"]
-    return prop
-
-
-# Parameter element tag -> (NAME, enumerated?) for the known parameters.
-_PARAM_INFO: Dict[str, Tuple[str, bool]] = {
-    _P + name.lower(): (name, name in ENUM_PARAMS) for name in PARAM_TYPES
-}
-_PLAIN_VALUE_TAGS = frozenset(_P + t for t in ("text", "unknown", "uri", "cal-address"))
-
-
-def _read_parameters(elem: Any, params: Dict[str, Tuple[str, ...]]) -> None:
-    for param in elem:
-        ptag = param.tag
-        info = _PARAM_INFO.get(ptag)
-        if info is None:
-            if not isinstance(ptag, str) or not ptag.startswith(_P):
-                continue
-            info = (ptag[len(_P) :].upper(), False)
-        pname, enum = info
-        if pname == "VALUE":
-            continue
-        pvals: List[str] = []
-        for val_elem in param:
-            vtag = val_elem.tag
-            if vtag in _PLAIN_VALUE_TAGS and not len(val_elem):
-                text = val_elem.text
-                pvals.append(text if text is not None else "")
-                continue
-            scalar = _SCALARS.get(vtag)
-            if scalar is None:
-                if not isinstance(vtag, str) or not vtag.startswith(_P):
-                    continue
-                raise XCalError("unknown parameter value element", element_path(val_elem))
-            kind, parser = scalar
-            try:
-                pvals.append(cv.format_ical_value(kind, parser(_text(val_elem))))
-            except CalendarError as e:
-                raise XCalError(e.fault, element_path(val_elem)) from None
-        if not pvals:
-            raise XCalError("parameter has no value element", element_path(param))
-        if not enum:
-            params[pname] = tuple(pvals)
-        elif pname == "RSVP":
-            params[pname] = normalize_param(pname, pvals)
-        elif len(pvals) == 1:
-            params[pname] = (pvals[0].upper(),)
-        else:
-            params[pname] = tuple(p.upper() for p in pvals)
-
-
-_START = _P + "start"
-_END = _P + "end"
-_DURATION = _P + "duration"
-
-
-def _read_period(elem: Any) -> cv.Period:
-    start = end = duration = None
-    try:
-        for child in elem:
-            tag = child.tag
-            if len(child):
-                raise XCalError("value element must hold only text", element_path(child))
-            text = child.text or ""
-            if tag == _START:
-                start = cv.parse_xml_date_time(text)
-            elif tag == _END:
-                end = cv.parse_xml_date_time(text)
-            elif tag == _DURATION:
-                duration = cv.parse_duration(text)
-            elif isinstance(tag, str):
-                raise XCalError("unexpected element in period", element_path(child))
-    except CalendarError as e:
-        if isinstance(e, XCalError):
-            raise
-        raise XCalError(e.fault, element_path(elem)) from None
-    if start is None or (end is None) == (duration is None):
-        raise XCalError("period needs start and exactly one of end/duration", element_path(elem))
-    return cv.Period(start, end, duration)
-
-
-def _read_recur(elem: Any) -> cv.Recur:
-    items: List[Tuple[str, str]] = []
-    for child in _elements(elem):
-        qn = etree.QName(child)
-        if qn.namespace != NS:
-            continue
-        items.append((qn.localname.upper(), _text(child)))
-    try:
-        return cv.recur_from_parts(items, "<recur>", xml=True)
-    except CalendarError as e:
-        raise XCalError(e.fault, element_path(elem)) from None
 
 
 # --- writer -------------------------------------------------------------------
