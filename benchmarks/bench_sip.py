@@ -319,10 +319,12 @@ def run_sipp(
     folder: Path,
     rtt: bool = False,
     during: Optional[Callable[[], None]] = None,
+    extra: Sequence[str] = (),
 ) -> RunResult:
     """
     One SIPp run of C{rate * duration} calls; counts from its C{-trace_stat}.
-    C{during} runs here while SIPp does.
+    C{during} runs here while SIPp does; C{extra} are more SIPp arguments
+    (C{-inf FILE}, C{-auth_uri URI}, ...).
     """
     calls = max(int(rate * duration), 20)
     work = Path(tempfile.mkdtemp(prefix="sipp-", dir=folder))
@@ -334,6 +336,7 @@ def run_sipp(
     args += ["-trace_stat", "-stf", str(stat), "-fd", "3600"]
     if rtt:
         args += ["-trace_rtt", "-rtt_freq", "1"]
+    args += list(extra)
     cpu_before = server.cpu_seconds()
     started = time.monotonic()
     process = subprocess.Popen(
@@ -403,7 +406,13 @@ def say(text: str) -> None:
 
 
 def find_max_rate(
-    sipp: str, scenario: Path, server: Server, plan: Plan, folder: Path
+    sipp: str,
+    scenario: Path,
+    server: Server,
+    plan: Plan,
+    folder: Path,
+    *,
+    extra: Sequence[str] = (),
 ) -> Tuple[int, int, float]:
     """
     The highest passing rate (0 when even the lowest tried fails), the
@@ -422,7 +431,13 @@ def find_max_rate(
             runs += 1
             server.settle(plan.settle_cap)
             result = run_sipp(
-                sipp, scenario, server=server, rate=rate, duration=plan.duration, folder=folder
+                sipp,
+                scenario,
+                server=server,
+                rate=rate,
+                duration=plan.duration,
+                folder=folder,
+                extra=extra,
             )
             verdict = "pass" if result.passed else "FAIL"
             say(
