@@ -62,6 +62,9 @@ _DECODE_ERRORS = (
     OverflowError,
     RecursionError,
     UnicodeError,
+    # cryptography reports a certificate's unknown version with its own
+    # exception, which is no ValueError.
+    x509.InvalidVersion,
 )
 
 
