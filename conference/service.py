@@ -9,6 +9,7 @@ transports and the stores, starts them in order and stops them gracefully.
 
 from __future__ import annotations
 
+import gc
 import sys
 import time
 from dataclasses import dataclass, field
@@ -92,6 +93,9 @@ class ServerConfig:
     smime_key: Optional[str] = None
     smime_key_password: Optional[str] = None
     require_signature: bool = False
+    # Whether the server may tune this process's garbage collector once it
+    # is serving (see tune_gc); on for twistd, off for embedding.
+    tune_gc: bool = False
 
 
 def listen_hosts(descriptions: Sequence[str]) -> List[str]:
@@ -105,6 +109,34 @@ def listen_hosts(descriptions: Sequence[str]) -> List[str]:
             if part.startswith("interface="):
                 hosts.append(part[len("interface=") :].replace("\0", ":"))
     return hosts
+
+
+# Young-generation threshold when tune_gc is on (CPython's default: 700).
+GC_THRESHOLD = 50_000
+
+
+def tune_gc() -> None:
+    """
+    Tune CPython's garbage collector for a long-running server: freeze what
+    start-up created (modules, handlers, caches) so collections no longer
+    visit it, and raise the young-generation threshold.  A loaded server
+    keeps tens of thousands of transactions alive for their timers (Timer
+    J: 32 s); with the default threshold, small swings in the number of
+    live objects keep triggering collections that promote those objects
+    and then visit them again in full collections, which costs more CPU
+    than answering the requests.  The request path makes no reference
+    cycles, so the rare cyclic garbage waits for GC_THRESHOLD objects.
+    Does nothing where the interpreter has no such knobs (PyPy).
+    """
+    freeze = getattr(gc, "freeze", None)
+    set_threshold = getattr(gc, "set_threshold", None)
+    get_threshold = getattr(gc, "get_threshold", None)
+    if freeze is None or set_threshold is None or get_threshold is None:
+        return
+    gc.collect()
+    freeze()
+    _, older, oldest = get_threshold()
+    set_threshold(GC_THRESHOLD, older, oldest)
 
 
 def limiter_from_config(config: ServerConfig) -> RateLimiter:
@@ -436,6 +468,8 @@ class ConferenceService(MultiService):
         for service in self:
             service.startService()
         self._purge.start(60.0, now=False)
+        if self.config.tune_gc:
+            tune_gc()
         self.ready.callback(None)
 
     def _store_failed(self, failure: Failure) -> None:

@@ -451,6 +451,7 @@ def config_from_options(options: Options) -> ServerConfig:
     Turn parsed options into a L{ServerConfig}.
     """
     return ServerConfig(
+        tune_gc=True,
         listen=list(options["listen"]) or list(DEFAULT_LISTEN),
         domains=list(options["domain"]),
         store=options["store"],

@@ -23,6 +23,8 @@ from typing import (
     Optional,
     Sequence,
     Tuple,
+    TypeVar,
+    Union,
 )
 
 from twisted.internet.defer import Deferred, gatherResults, succeed
@@ -30,7 +32,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from conference.app.core import RequestContext
+from conference.app.core import PENDING, RequestContext, as_deferred, fired_result, then
 from conference.bindings.access import (
     CONFERENCE,
     USER,
@@ -77,6 +79,8 @@ log = Logger()
 BODY_TYPES = ("multipart/mixed", "multipart/related", "multipart/alternative")
 
 Headers = List[Tuple[str, str]]
+_V = TypeVar("_V")
+MaybeDeferred = Union[_V, "Deferred[_V]"]
 DomainOf = Callable[[str], Optional[str]]
 Challenge = Callable[[Request, float], Exception]
 
@@ -183,25 +187,49 @@ class OwnerResolver:
         return self._find(key)
 
     def _find(self, key: Optional[Tuple[str, str]]) -> Deferred[Optional[Owner]]:
+        d: Deferred[Optional[Owner]] = as_deferred(lambda: self.find_now(key))
+        return d.addErrback(store_failure)
+
+    def find_now(self, key: Optional[Tuple[str, str]]) -> MaybeDeferred[Optional[Owner]]:
+        """
+        The owner for a L{key}: the owner itself when the conference store
+        answers at once (the memory store does), else a Deferred.  Store
+        faults are not translated (see L{store_failure}).
+        """
         if key is None:
-            return succeed(None)
+            return None
         canonical, written = key
         candidates = [canonical] + ([written] if written != canonical else [])
+        for index, candidate in enumerate(candidates):
+            d = self.conferences.get(candidate)
+            record = fired_result(d)
+            if record is PENDING:
+                return self._look_later(d, candidates, index, canonical)
+            if record is not None:
+                return conference_owner(record, canonical)
+        return Owner(canonical, USER)
 
-        def look(_: object, index: int = 0) -> Any:
-            if index >= len(candidates):
+    def _look_later(
+        self,
+        d: Deferred[Optional[ConferenceRecord]],
+        candidates: List[str],
+        index: int,
+        canonical: str,
+    ) -> Deferred[Optional[Owner]]:
+        """
+        L{find_now} from C{candidates[index]} on, whose lookup C{d} has not
+        answered yet.
+        """
+
+        def found(record: Optional[ConferenceRecord]) -> Any:
+            if record is not None:
+                return conference_owner(record, canonical)
+            if index + 1 >= len(candidates):
                 return Owner(canonical, USER)
-            d = self.conferences.get(candidates[index])
+            following = self.conferences.get(candidates[index + 1])
+            return self._look_later(following, candidates, index + 1, canonical)
 
-            def found(record: Optional[ConferenceRecord]) -> Any:
-                if record is not None:
-                    return conference_owner(record, canonical)
-                return look(None, index + 1)
-
-            return d.addCallback(found)
-
-        d: Deferred[Optional[Owner]] = succeed(None).addCallback(look)
-        return d.addErrback(store_failure)
+        return d.addCallback(found)
 
     def resolve(self, uri: Any) -> Deferred[Owner]:
         """
@@ -312,13 +340,14 @@ class BindHandler:
         The Accept-Binding value for C{owner} as seen by C{identity}: the
         owner's own set from the store, else the configured one.
         """
-        d: Deferred[Any] = self.store.owner_dispositions(owner.uri)
-        d.addCallback(
-            lambda own: format_accept_binding(
-                accepted_dispositions(self.policy, owner, identity, own)
-            )
-        )
+        d: Deferred[str] = as_deferred(lambda: self._accept_binding_now(owner, identity))
         return d.addErrback(store_failure, self.policy.max_bindings)
+
+    def _accept_binding_now(self, owner: Owner, identity: Optional[str]) -> MaybeDeferred[str]:
+        def value(own: Optional[FrozenSet[str]]) -> str:
+            return format_accept_binding(accepted_dispositions(self.policy, owner, identity, own))
+
+        return then(self.store.owner_dispositions(owner.uri), value)
 
     def query(
         self,
@@ -337,13 +366,30 @@ class BindHandler:
         @return: a Deferred firing with the records, ordered by disposition
             then URI.
         """
-        d = self.store.bindings(owner.uri, now)
+        d: Deferred[List[BindingRecord]] = as_deferred(
+            lambda: self._query_now(owner, identity, now, dispositions)
+        )
+        return d.addErrback(_first_error).addErrback(store_failure, self.policy.max_bindings)
 
-        def claim(records: List[BindingRecord]) -> Deferred[List[BindingRecord]]:
+    def _query_now(
+        self,
+        owner: Owner,
+        identity: Optional[str],
+        now: float,
+        dispositions: Optional[AbstractSet[str]] = None,
+    ) -> MaybeDeferred[List[BindingRecord]]:
+        """
+        L{query}, answered at once when the store answers at once and there
+        is no one-time binding to claim; store faults not translated.
+        """
+
+        def claim(records: List[BindingRecord]) -> MaybeDeferred[List[BindingRecord]]:
             result = plan_query(
                 records, identity, owner, now, admins=self.admins, dispositions=dispositions
             )
             one_time = result.one_time if identity is not None else []
+            if not one_time:
+                return sorted(result.shown, key=_record_order)
             claims = [
                 self.store.take_one_time(owner.uri, r.disposition, r.uri, now) for r in one_time
             ]
@@ -351,13 +397,12 @@ class BindHandler:
             def merge(taken: List[bool]) -> List[BindingRecord]:
                 out = list(result.shown)
                 out.extend(r for r, ok in zip(one_time, taken) if ok)
-                return sorted(out, key=lambda r: (r.disposition, r.uri))
+                return sorted(out, key=_record_order)
 
             gathered: Deferred[List[bool]] = gatherResults(claims, consumeErrors=True)
             return gathered.addCallback(merge)
 
-        d.addCallback(claim)
-        return d.addErrback(_first_error).addErrback(store_failure, self.policy.max_bindings)
+        return then(self.store.bindings(owner.uri, now), claim)
 
     def discovery_headers(
         self, owner: Owner, identity: Optional[str], now: float
@@ -375,6 +420,37 @@ class BindHandler:
             return accept.addCallback(lambda value: [*headers, ("Accept-Binding", value)])
 
         return d.addCallback(with_accept)
+
+    def _discovery_now(
+        self, owner: Owner, identity: Optional[str], now: float
+    ) -> MaybeDeferred[Headers]:
+        """
+        L{discovery_headers}, answered at once when the stores answer at
+        once (see L{_query_now}); otherwise L{discovery_headers} itself,
+        and store faults raised when they come at once, as the 503 (or 403)
+        L{store_failure} makes of them.
+        """
+        max_bindings = self.policy.max_bindings
+        try:
+            records = self._query_now(owner, identity, now)
+            if isinstance(records, Deferred):
+                d = records.addErrback(_first_error).addErrback(store_failure, max_bindings)
+                return d.addCallback(lambda found: self._with_accept(found, owner, identity, now))
+            return self._with_accept(records, owner, identity, now)
+        except Exception:
+            store_failure(Failure(), max_bindings)  # raises a store fault's SIP answer
+            raise
+
+    def _with_accept(
+        self, records: List[BindingRecord], owner: Owner, identity: Optional[str], now: float
+    ) -> MaybeDeferred[Headers]:
+        headers = binding_headers(records, now)
+        accept = self._accept_binding_now(owner, identity)
+        if isinstance(accept, Deferred):
+            later = accept.addErrback(store_failure, self.policy.max_bindings)
+            return later.addCallback(lambda value: [*headers, ("Accept-Binding", value)])
+        headers.append(("Accept-Binding", accept))
+        return headers
 
     def _query_answer(
         self, owner: Owner, request: Request, identity: Optional[str], now: float
@@ -466,23 +542,39 @@ class BindHandler:
 
     # Discovery hooks -------------------------------------------------------
 
-    def options_hook(
-        self, request: Request, context: RequestContext
-    ) -> Deferred[Sequence[Tuple[str, str]]]:
+    def options_hook(self, request: Request, context: RequestContext) -> Any:
         """
         For L{conference.app.core.CoreRouter.options_hooks}: the Binding
         and Accept-Binding headers of the conference or user an OPTIONS is
         addressed to (as a query by its caller would show them); nothing
-        for an OPTIONS to the server itself.
+        for an OPTIONS to the server itself.  The headers come at once
+        when the stores answer at once, else through a Deferred.
         """
-        d: Deferred[Any] = self.owners.find(request.uri)
+        try:
+            key = self.owners.key(request.uri)
+        except RemoteProtocolError as e:
+            return _failed(e)
+        if key is None:
+            # The server or a domain itself: no owner, nothing to look up.
+            return []
+        identity = identity_of(context)
+        try:
+            owner = self.owners.find_now(key)
+        except Exception:
+            store_failure(Failure())  # raises a store fault's SIP answer
+            raise
+        if isinstance(owner, Deferred):
+            d: Deferred[Any] = owner.addErrback(store_failure)
+            return d.addCallback(lambda found: self._hook_headers(found, identity, context.now))
+        return self._hook_headers(owner, identity, context.now)
 
-        def found(owner: Optional[Owner]) -> Any:
-            if owner is None:
-                return []
-            return self.discovery_headers(owner, identity_of(context), context.now)
-
-        return d.addCallback(found)
+    def _hook_headers(self, owner: Optional[Owner], identity: Optional[str], now: float) -> Any:
+        """
+        The headers (or a Deferred of them) for an OPTIONS to C{owner}.
+        """
+        if owner is None:
+            return []
+        return self._discovery_now(owner, identity, now)
 
     def register_hook(
         self, aor: str, identity: Optional[str], now: float
@@ -500,6 +592,10 @@ class BindHandler:
             return []
 
         return d.addErrback(quiet)
+
+
+def _record_order(record: BindingRecord) -> Tuple[str, str]:
+    return (record.disposition, record.uri)
 
 
 def _first_error(failure: Failure) -> Failure:

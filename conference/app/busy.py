@@ -16,11 +16,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 from twisted.internet.defer import Deferred, gatherResults
 
 from conference.app.conferences import UTC, calendar_of, current_instance, utc_datetime
+from conference.app.core import PENDING, as_deferred, fired_result
 from conference.app.roster import Roster
 from conference.calendar import (
     Component,
@@ -232,32 +233,39 @@ class UserAvailability:
         they are in now (until their instance ends) and their calendar
         entries (accepted conferences, published events).
         """
-        start = utc_datetime(now)
-        end = start + self.window
         d_entries: Deferred[List[CalendarEntry]] = self.calendars.entries(aor)
         d_current = self.in_conference.busy_until(aor, now)
 
         def combine(results: List[Any]) -> List[Tuple[str, Interval]]:
-            entries: List[CalendarEntry] = results[0]
-            current: List[datetime] = results[1]
-            out: List[Tuple[str, Interval]] = [("BUSY", (start, until)) for until in current]
-            sources = []
-            for entry in entries:
-                try:
-                    sources.append(_entry_calendar(entry))
-                except CalendarError:
-                    continue
-            if sources:
-                try:
-                    found = busy_intervals(sources, start, end, user=aor)
-                except CalendarError:
-                    found = {}
-                for kind, intervals in found.items():
-                    out.extend((kind, i) for i in intervals)
-            return out
+            return self._busy_list(aor, now, results[0], results[1])
 
         both: List[Deferred[Any]] = [d_entries, d_current]
         return gatherResults(both).addCallback(combine)
+
+    def _busy_list(
+        self, aor: str, now: float, entries: List[CalendarEntry], current: List[datetime]
+    ) -> List[Tuple[str, Interval]]:
+        """
+        L{busy_time} from what the stores gave: C{aor}'s calendar entries
+        and the ends of the conferences they are in now.
+        """
+        start = utc_datetime(now)
+        end = start + self.window
+        out: List[Tuple[str, Interval]] = [("BUSY", (start, until)) for until in current]
+        sources = []
+        for entry in entries:
+            try:
+                sources.append(_entry_calendar(entry))
+            except CalendarError:
+                continue
+        if sources:
+            try:
+                found = busy_intervals(sources, start, end, user=aor)
+            except CalendarError:
+                found = {}
+            for kind, intervals in found.items():
+                out.extend((kind, i) for i in intervals)
+        return out
 
     def answer(
         self, request: Request, aor: str, now: float, formats: BodyFormats, to_tag: str
@@ -267,58 +275,85 @@ class UserAvailability:
         registered, 480 with VFREEBUSY when known but not registered, 404
         for an address nobody registered, published or accepted anything as.
         """
+        return as_deferred(lambda: self.answer_now(request, aor, now, formats, to_tag))
+
+    def answer_now(
+        self, request: Request, aor: str, now: float, formats: BodyFormats, to_tag: str
+    ) -> Union[Response, Deferred[Response]]:
+        """
+        L{answer}, given at once when the stores answer at once (else a
+        Deferred); the 404 is then raised as a L{RemoteProtocolError}.
+        """
+        reads: List[Deferred[Any]] = [
+            self.calendars.entries(aor),
+            self.in_conference.busy_until(aor, now),
+            self.registrations.get_bindings(aor, now),
+        ]
+        results = [fired_result(d) for d in reads]
+        if any(result is PENDING for result in results):
+
+            def decide(found: List[Any]) -> Response:
+                return self._decide(request, aor, now, found, formats=formats, to_tag=to_tag)
+
+            return gatherResults(reads).addCallback(decide)
+        return self._decide(request, aor, now, results, formats=formats, to_tag=to_tag)
+
+    def _decide(
+        self,
+        request: Request,
+        aor: str,
+        now: float,
+        found: List[Any],
+        *,
+        formats: BodyFormats,
+        to_tag: str,
+    ) -> Response:
+        """
+        L{answer} from what the stores gave: C{aor}'s calendar entries, the
+        ends of the conferences they are in now, their registrations.
+        """
+        entries: List[CalendarEntry] = found[0]
+        current: List[datetime] = found[1]
+        contacts: List[RegistrationBinding] = found[2]
+        if not entries and not current and not contacts:
+            # Nobody registered, published or accepted anything as this
+            # address (so it has no busy time either): as far as this
+            # server knows it is no one.  Checked before the busy time is
+            # worked out, which needs none of it here.
+            raise RemoteProtocolError("Not Found (no such conference or user)", 404)
+        busy_list = self._busy_list(aor, now, entries, current)
         start = utc_datetime(now)
         end = start + self.window
-
-        def decide(results: List[Any]) -> Response:
-            busy_list: List[Tuple[str, Interval]] = results[0]
-            contacts: List[RegistrationBinding] = results[1]
-            known: bool = results[2] or bool(busy_list) or bool(contacts)
-            if not known:
-                # Nobody registered, published or accepted anything as
-                # this address: as far as this server knows it is no one.
-                raise RemoteProtocolError("Not Found (no such conference or user)", 404)
-            hard = merge(i for kind, i in busy_list if kind in ("BUSY", "BUSY-UNAVAILABLE"))
-            fb = publish_freebusy(aor, start, end, start, busy_list)
-            if any(s <= start < e for s, e in hard):
-                free_at = next_free_slot(hard, SLOT, start, end)
-                return busy_response(
-                    request,
-                    486,
-                    reason="Busy Here",
-                    freebusy=fb,
-                    retry=retry_after(start, free_at),
-                    formats=formats,
-                    to_tag=to_tag,
-                    sign=self.sign,
-                )
-            if contacts:
-                headers = [
-                    ("Contact", f"<{b.contact}>" + (f";q={b.q:g}" if b.q is not None else ""))
-                    for b in contacts
-                ]
-                return make_response(
-                    request, 302, "Moved Temporarily", to_tag=to_tag, headers=headers
-                )
+        hard = merge(i for kind, i in busy_list if kind in ("BUSY", "BUSY-UNAVAILABLE"))
+        fb = publish_freebusy(aor, start, end, start, busy_list)
+        if any(s <= start < e for s, e in hard):
+            free_at = next_free_slot(hard, SLOT, start, end)
             return busy_response(
                 request,
-                480,
-                reason="Temporarily Unavailable",
+                486,
+                reason="Busy Here",
                 freebusy=fb,
-                retry=None,
+                retry=retry_after(start, free_at),
                 formats=formats,
                 to_tag=to_tag,
                 sign=self.sign,
             )
-
-        d_reg = self.registrations.get_bindings(aor, now)
-        d_known: Deferred[List[CalendarEntry]] = self.calendars.entries(aor)
-        both: List[Deferred[Any]] = [
-            self.busy_time(aor, now),
-            d_reg,
-            d_known.addCallback(bool),
-        ]
-        return gatherResults(both).addCallback(decide)
+        if contacts:
+            headers = [
+                ("Contact", f"<{b.contact}>" + (f";q={b.q:g}" if b.q is not None else ""))
+                for b in contacts
+            ]
+            return make_response(request, 302, "Moved Temporarily", to_tag=to_tag, headers=headers)
+        return busy_response(
+            request,
+            480,
+            reason="Temporarily Unavailable",
+            freebusy=fb,
+            retry=None,
+            formats=formats,
+            to_tag=to_tag,
+            sign=self.sign,
+        )
 
 
 def _entry_calendar(entry: CalendarEntry) -> Component:

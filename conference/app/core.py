@@ -22,10 +22,12 @@ from typing import (
     Optional,
     Sequence,
     Tuple,
+    TypeVar,
     Union,
 )
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 
 from conference.interfaces import IRequestHandler, ISIPIdentity
 from conference.sip.errors import RemoteProtocolError, SIPProtocolError
@@ -59,6 +61,72 @@ KNOWN_METHODS = frozenset(
 CORE_METHODS = frozenset(["OPTIONS", "ACK", "CANCEL", "BYE"])
 
 SIP_SCHEMES = frozenset(["sip", "sips"])
+
+_T = TypeVar("_T")
+_U = TypeVar("_U")
+
+PENDING: Any = object()
+"""
+What L{fired_result} returns for a Deferred whose value is not there yet.
+"""
+
+
+def fired_result(d: Deferred[_T]) -> _T:
+    """
+    The value C{d} already fired with; else the L{PENDING} marker (not
+    fired yet, waiting on another Deferred, or failed: the caller then goes
+    on through callbacks as usual).
+
+    Stores and handlers answer through Deferreds, but the memory store and
+    most core answers fire them at once; reading the value directly lets
+    the request path skip building callback chains for them.  It reads the
+    documented C{called} and C{paused} and the C{result} attributes of
+    L{Deferred}, so C{d} must not be running its own callbacks (never read
+    a Deferred from inside one of its callbacks), and once read it must not
+    be used again.
+    """
+    if d.called and not d.paused:
+        result: Any = d.result
+        if not isinstance(result, (Failure, Deferred)):
+            return result  # type: ignore[no-any-return]
+    pending: _T = PENDING
+    return pending
+
+
+def then(
+    value: Union[_T, Deferred[_T]], fn: Callable[[_T], Union[_U, Deferred[_U]]]
+) -> Union[_U, Deferred[_U]]:
+    """
+    C{fn(value)}, at once when C{value} is a plain value or a Deferred that
+    already fired (L{fired_result}), else as a callback.  So that code
+    written this way behaves the same either way, C{fn}'s exceptions
+    propagate when it runs at once: callers that return a Deferred must
+    catch them (see L{as_deferred}).
+    """
+    if isinstance(value, Deferred):
+        result = fired_result(value)
+        if result is PENDING:
+            return value.addCallback(fn)  # type: ignore[arg-type]
+        return fn(result)
+    return fn(value)
+
+
+def as_deferred(call: Callable[[], Union[_T, Deferred[_T]]]) -> Deferred[_T]:
+    """
+    The result of C{call()} as a Deferred (its exception as a failed one),
+    like L{twisted.internet.defer.maybeDeferred}.
+    """
+    try:
+        result = call()
+    except BaseException:
+        d: Deferred[_T] = Deferred()
+        d.errback(Failure())
+        return d
+    if isinstance(result, Deferred):
+        return result
+    d = Deferred()
+    d.callback(result)
+    return d
 
 
 @dataclass
@@ -123,6 +191,9 @@ class CoreRouter:
         tag_factory: Callable[[], str],
         accept_ip_literals: bool = False,
     ) -> None:
+        # The Allow and Accept values of OPTIONS answers, worked out again
+        # when a handler is added (see add_handler).
+        self._capabilities: Optional[Tuple[str, str]] = None
         ordered = [d.lower() for d in domains]
         self.domains = set(ordered)
         self._default_domain = ordered[0] if ordered else "localhost"
@@ -139,7 +210,10 @@ class CoreRouter:
     def add_handler(self, handler: IRequestHandler) -> None:
         """
         Route the methods C{handler} declares to it (a later one wins).
+        Its C{methods} and C{accepts} are read now and when the next
+        handler is added.
         """
+        self._capabilities = None
         for method in handler.methods:
             self._handlers[method.upper()] = handler
 
@@ -286,12 +360,15 @@ class CoreRouter:
         """
         Answer OPTIONS with what this server can do (RFC 3261 section 11.2).
         """
-        headers = [
-            ("Allow", ", ".join(self.allow)),
-            (
-                "Accept",
+        if self._capabilities is None:
+            self._capabilities = (
+                ", ".join(self.allow),
                 ", ".join(["application/sdp", *(m for m in self.accept if m != "application/sdp")]),
-            ),
+            )
+        allow, accept = self._capabilities
+        headers = [
+            ("Allow", allow),
+            ("Accept", accept),
             ("Accept-Encoding", "identity"),
             ("Accept-Language", "en"),
         ]
@@ -329,27 +406,53 @@ class CoreRouter:
             answer.addErrback(failed)
         return answer  # type: ignore[no-any-return]
 
-    def _hooked_options(self, request: Request, context: RequestContext) -> Deferred[Response]:
+    def _hooked_options(self, request: Request, context: RequestContext) -> Answer:
         """
-        L{options}, with the headers of every L{options_hooks} entry added.
+        L{options}, with the headers of every L{options_hooks} entry added,
+        at once when every hook answers at once (a plain value or a fired
+        Deferred), else through a Deferred.
         """
         response = self.options(request)
-        d: Deferred[Any] = Deferred()
-        for hook in self.options_hooks:
+        hooks = self.options_hooks
+        for index, hook in enumerate(hooks):
+            headers = hook(request, context)
+            if isinstance(headers, Deferred):
+                result = fired_result(headers)
+                if result is PENDING:
+                    rest = hooks[index + 1 :]
+                    return _options_later(headers, rest, response, request, context)
+                headers = result
+            _add_headers(response, headers)
+        return response
 
-            def run(_: object, hook: OptionsHook = hook) -> Deferred[Any]:
-                result: Deferred[Any] = maybeDeferred(hook, request, context)
-                return result.addCallback(add)
 
-            d.addCallback(run)
+def _add_headers(response: Response, headers: Sequence[Tuple[str, str]]) -> Response:
+    for name, value in headers:
+        response.add_header(name, value)
+    return response
 
-        def add(headers: Sequence[Tuple[str, str]]) -> None:
-            for name, value in headers:
-                response.add_header(name, value)
 
-        d.addCallback(lambda _: response)
-        d.callback(None)
-        return d
+def _options_later(
+    pending: Deferred[Sequence[Tuple[str, str]]],
+    rest: Sequence[OptionsHook],
+    response: Response,
+    request: Request,
+    context: RequestContext,
+) -> Deferred[Response]:
+    """
+    The rest of L{CoreRouter._hooked_options} once a hook answered with a
+    Deferred that has not fired: the remaining hooks run in turn, each
+    after the previous one's headers are added.
+    """
+    d: Deferred[Any] = pending.addCallback(lambda headers: _add_headers(response, headers))
+    for hook in rest:
+
+        def run(_: object, hook: OptionsHook = hook) -> Deferred[Any]:
+            later = as_deferred(lambda: hook(request, context))
+            return later.addCallback(lambda headers: _add_headers(response, headers))
+
+        d.addCallback(run)
+    return d.addCallback(lambda _: response)
 
 
 _ORDER = ["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "MESSAGE", "BIND"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence, Tuple
 
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -44,7 +44,7 @@ from conference.app.conferences import (
     next_instance,
     utc_datetime,
 )
-from conference.app.core import CoreRouter, RequestContext
+from conference.app.core import CoreRouter, RequestContext, then
 from conference.app.roster import (
     DEFAULT_MIN_SE,
     ConferenceFullError,
@@ -224,22 +224,28 @@ class Focus:
             raise RemoteProtocolError("Not Found (no conference or user named)", 404)
         return f"sip:{user}@{domain}"
 
-    def _initial_invite(self, request: Request, context: RequestContext) -> Deferred[Response]:
-        try:
-            formats = body_formats(request)
-            check_formats(formats)
-            target = self._target(request)
-            timer = negotiate_session_timer(request, min_se=self.min_se)
-        except SIPProtocolError as e:
-            return fail(e)
+    def _initial_invite(
+        self, request: Request, context: RequestContext
+    ) -> Response | Deferred[Response]:
+        """
+        Join the conference the INVITE names, else answer for the user it
+        names.  The answer comes at once when the stores answer at once
+        (the memory store does), and refusals are raised then rather than
+        sent through failed Deferreds, which are costly for the common
+        404 to an unknown address.
+        """
+        formats = body_formats(request)
+        check_formats(formats)
+        target = self._target(request)
+        timer = negotiate_session_timer(request, min_se=self.min_se)
         tag = self._tag()
 
         def found(record: Optional[ConferenceRecord]) -> Response | Deferred[Response]:
             if record is None:
-                return self.users.answer(request, target, context.now, formats, tag)
+                return self.users.answer_now(request, target, context.now, formats, tag)
             return self._join(_Join(request, context, record, formats, timer, tag))
 
-        return self.stores.conferences.get(target).addCallback(found)
+        return then(self.stores.conferences.get(target), found)
 
     def _join(self, join: _Join) -> Response | Deferred[Response]:
         request, context, record = join.request, join.context, join.record

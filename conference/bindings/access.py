@@ -12,6 +12,7 @@ BIND, OPTIONS, REGISTER and SUBSCRIBE apply the very same ones.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import AbstractSet, FrozenSet, List, Optional, Sequence
 
 from conference.sip.errors import RemoteProtocolError
@@ -48,6 +49,11 @@ class AuthenticationRequired(RemoteProtocolError):
         super().__init__("Binding updates need authentication", 401)
 
 
+@lru_cache(maxsize=1024)
+def _normalize_short(text: str) -> str:
+    return _normalize(text)
+
+
 def normalize_aor(text: str) -> str:
     """
     Reduce an address to what identifies it: C{scheme:user@host[:port]}
@@ -55,6 +61,14 @@ def normalize_aor(text: str) -> str:
     section 19.1.4), URI parameters and C{<>} dropped; a non-SIP URI is only
     lower-cased in its scheme; unparsable text is returned stripped.
     """
+    # Remembered for short texts: access checks normalise the same few
+    # addresses (owner, caller, admins) on every request.
+    if len(text) <= 256:
+        return _normalize_short(text)
+    return _normalize(text)
+
+
+def _normalize(text: str) -> str:
     text = text.strip()
     if text.startswith("<") and text.endswith(">"):
         text = text[1:-1]

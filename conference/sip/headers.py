@@ -30,6 +30,9 @@ _PARAM_RE = re.compile(
     rf'(?:[ \t]*=[ \t]*(?:({_TOKEN}|\[[0-9A-Fa-f:.]+\])|"({_QUOTED_BODY})"))?[ \t]*',
     re.DOTALL,
 )
+# An IPv6 reference, the one unquoted parameter value that is not a token
+# (received=[2001:db8::1]); anything else in brackets must be quoted.
+_BRACKETED_RE = re.compile(r"\[[0-9A-Fa-f:.]+\]")
 _DISPLAY_RE = re.compile(rf"{_TOKEN}(?:[ \t]+{_TOKEN})*")
 _VIA_RE = re.compile(
     rf"[ \t]*({_TOKEN})[ \t]*/[ \t]*({_TOKEN})[ \t]*/[ \t]*({_TOKEN})[ \t]+"
@@ -77,6 +80,10 @@ def split_list(value: str) -> List[str]:
     Split a comma-separated header value into its elements, keeping quoted
     strings and C{<...>} whole; elements are stripped and empty ones dropped.
     """
+    if "," not in value:
+        # The common case (one element): nothing to split.
+        element = value.strip()
+        return [element] if element else []
     if '"' not in value and "<" not in value:
         return [p for p in (part.strip() for part in value.split(",")) if p]
     out: List[str] = []
@@ -146,7 +153,7 @@ def format_params(params: Dict[str, Optional[str]]) -> str:
     for name, value in params.items():
         if value is None:
             out.append(f";{name}")
-        elif TOKEN_RE.fullmatch(value) or (value.startswith("[") and value.endswith("]")):
+        elif TOKEN_RE.fullmatch(value) or _BRACKETED_RE.fullmatch(value):
             out.append(f";{name}={value}")
         else:
             out.append(f";{name}={quote_string(value)}")

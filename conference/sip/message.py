@@ -11,16 +11,38 @@ works) and add byte bodies, compact-form aware access and parsed views.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from typing import TYPE_CHECKING, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Tuple,
+    TypeVar,
+    Union,
+)
 
 from twisted.protocols import sip
 
 from conference.sip.errors import LocalProtocolError
+from conference.sip.headers import (
+    Address,
+    CSeq,
+    MediaType,
+    parse_address,
+    parse_cseq,
+    parse_media_type,
+    parse_via,
+    split_list,
+)
 
 if TYPE_CHECKING:
-    from conference.sip.headers import Address, CSeq, MediaType
     from conference.sip.uri import URI
+
+_T = TypeVar("_T")
 
 # RFC 3261 section 7.3.3 plus the compact forms registered since (IANA
 # "Header Fields" registry).
@@ -97,20 +119,40 @@ def canonical_name(name: str) -> str:
     return COMPACT_FORMS.get(name, name)
 
 
+_DISPLAY_NAMES: Dict[str, str] = {}
+_MAX_DISPLAY_NAMES = 512
+
+
 def display_name(name: str) -> str:
     """
     Return the conventional capitalisation of a canonical header name.
     """
-    return _SPECIAL_CASES.get(name) or "-".join(p.capitalize() for p in name.split("-"))
+    # Remembered (boundedly: names come from peers), since every header
+    # line of every message sent is named through here.
+    shown = _DISPLAY_NAMES.get(name)
+    if shown is None:
+        shown = _SPECIAL_CASES.get(name) or "-".join(p.capitalize() for p in name.split("-"))
+        if len(_DISPLAY_NAMES) < _MAX_DISPLAY_NAMES:
+            _DISPLAY_NAMES[name] = shown
+    return shown
 
 
 class _MessageMixin:
     """
     What requests and responses share: headers, body, typed accessors.
+
+    The typed views (L{vias}, L{to}, L{from_}, L{cseq}, L{contacts},
+    L{content_type}) parse a header on first use and keep the result with
+    the field values it came from; a later access returns the same object
+    for as long as the fields are unchanged, and parses again once they
+    changed, however they were changed (the header methods or direct
+    edits of L{headers}).  Treat what they return as read-only: copy
+    before changing it.
     """
 
-    headers: OrderedDict[str, List[str]]
+    headers: Dict[str, List[str]]
     body: bytes
+    _views: Dict[str, Tuple[Any, Any]]
 
     # Header access -------------------------------------------------------
 
@@ -164,7 +206,6 @@ class _MessageMixin:
         lines or comma-separated in one (quoted strings and C{<...>} kept
         whole).
         """
-        from conference.sip.headers import split_list
 
         out: List[str] = []
         for field in self.header_fields(name):
@@ -187,6 +228,94 @@ class _MessageMixin:
 
     # Typed views ---------------------------------------------------------
 
+    def _remembered(self, name: str) -> Any:
+        """
+        The remembered view of header C{name}'s first field, or L{None}
+        when there is none or that field changed since.
+        """
+        values = self.headers.get(name)
+        try:
+            cached = self._views.get(name)
+        except AttributeError:  # built without __init__ (copy, unpickling)
+            return None
+        if cached is not None and values and cached[0] == values[0]:
+            return cached[1]
+        return None
+
+    def _first_view(self, name: str, parse: Callable[[str], _T]) -> _T:
+        """
+        C{parse} of the first field of header C{name}, remembered with that
+        field's text (the same text always parses the same way).
+
+        @raise LocalProtocolError: if there is no such field.
+        """
+        values = self.headers.get(name)
+        if not values:
+            raise LocalProtocolError(f"message has no {display_name(name)}")
+        value = values[0]
+        views = self._view_cache()
+        cached = views.get(name)
+        if cached is not None and cached[0] == value:
+            result: _T = cached[1]
+            return result
+        result = parse(value)
+        views[name] = (value, result)
+        return result
+
+    def _list_view(self, name: str, parse: Callable[[List[str]], _T]) -> _T:
+        """
+        C{parse} of every field of header C{name}, remembered with a copy of
+        the field list.
+        """
+        fields = self.headers.get(name) or []
+        views = self._view_cache()
+        cached = views.get(name)
+        if cached is not None and cached[0] == fields:
+            result: _T = cached[1]
+            return result
+        result = parse(fields)
+        views[name] = (list(fields), result)
+        return result
+
+    def _view_cache(self) -> Dict[str, Tuple[Any, Any]]:
+        try:
+            return self._views
+        except AttributeError:  # built without __init__ (copy, unpickling)
+            self._views = {}
+            return self._views
+
+    def forget_views(self) -> None:
+        """
+        Drop every remembered view (they are parsed again when asked for).
+        For messages kept long after they were handled, such as those of
+        a completed transaction waiting for its timer: the views are some
+        thirty small objects per message that the garbage collector would
+        otherwise visit again and again.
+        """
+        self._views = {}
+
+    def remember_view(self, name: str, value: str, parsed: Any) -> None:
+        """
+        Record that the field text C{value} of header C{name} parses to
+        C{parsed} (for code that just built that text from C{parsed}), so
+        the typed view need not parse it again.  Only the first field of a
+        single-valued header (To, From, CSeq, Content-Type) can be recorded.
+        """
+        self._view_cache()[canonical_name(name)] = (value, parsed)
+
+    def copy_views(self, other: _MessageMixin, names: Iterable[str]) -> None:
+        """
+        Take over C{other}'s parsed views of the headers C{names} (for a
+        message whose fields were copied from C{other}); each still applies
+        only while the fields are unchanged.
+        """
+        theirs = other._view_cache()
+        mine = self._view_cache()
+        for name in names:
+            cached = theirs.get(name)
+            if cached is not None:
+                mine[name] = cached
+
     @property
     def call_id(self) -> str:
         """
@@ -202,31 +331,39 @@ class _MessageMixin:
         """
         The parsed CSeq.
         """
-        from conference.sip.headers import parse_cseq
 
-        value = self.header("cseq")
-        if value is None:
-            raise LocalProtocolError("message has no CSeq")
-        return parse_cseq(value)
+        cached: Optional[CSeq] = self._remembered("cseq")
+        if cached is not None:
+            return cached
+        return self._first_view("cseq", parse_cseq)
+
+    def parsed_vias(self) -> List[sip.Via]:
+        """
+        Every Via, topmost first: the remembered list itself (read-only).
+        """
+
+        def parse(fields: List[str]) -> List[sip.Via]:
+            out: List[sip.Via] = []
+            for field in fields:
+                out.extend(parse_via(field))
+            return out
+
+        return self._list_view("via", parse)
 
     @property
     def vias(self) -> List[sip.Via]:
         """
-        Every Via, topmost first.
+        Every Via, topmost first (a new list; the Via objects are shared
+        with later calls while the Via fields are unchanged).
         """
-        from conference.sip.headers import parse_via
-
-        out: List[sip.Via] = []
-        for field in self.header_fields("via"):
-            out.extend(parse_via(field))
-        return out
+        return list(self.parsed_vias())
 
     @property
     def top_via(self) -> sip.Via:
         """
         The topmost Via.
         """
-        vias = self.vias
+        vias = self.parsed_vias()
         if not vias:
             raise LocalProtocolError("message has no Via")
         return vias[0]
@@ -236,41 +373,56 @@ class _MessageMixin:
         """
         The parsed From header.
         """
-        return self._address("from")
+        return self.parsed_address("from")
 
     @property
     def to(self) -> Address:
         """
         The parsed To header.
         """
-        return self._address("to")
+        return self.parsed_address("to")
 
-    def _address(self, name: str) -> Address:
-        from conference.sip.headers import parse_address
+    def parsed_address(self, name: str, what: str = "address") -> Address:
+        """
+        The parsed first field of an address header (To, From, Reply-To,
+        ...), remembered like the other views.
 
-        value = self.header(name)
-        if value is None:
-            raise LocalProtocolError(f"message has no {display_name(name)}")
-        return parse_address(value)
+        @param what: names the header in a parse error's reason.
+        """
+        cached: Optional[Address] = self._remembered(name)
+        if cached is not None:
+            return cached
+
+        return self._first_view(name, lambda value: parse_address(value, what))
 
     @property
     def contacts(self) -> List[Address]:
         """
         Every Contact as an address (a C{*} Contact raises; check first).
         """
-        from conference.sip.headers import parse_address
+        return list(self.parsed_contacts())
 
-        return [parse_address(v) for v in self.header_values("contact")]
+    def parsed_contacts(self, what: str = "address") -> List[Address]:
+        """
+        Every Contact: the remembered list itself (read-only).
+
+        @param what: names the header in a parse error's reason.
+        """
+
+        def parse(fields: List[str]) -> List[Address]:
+            return [parse_address(v, what) for field in fields for v in split_list(field)]
+
+        return self._list_view("contact", parse)
 
     @property
     def content_type(self) -> Optional[MediaType]:
         """
         The parsed Content-Type, or L{None} if absent.
         """
-        from conference.sip.headers import parse_media_type
 
-        value = self.header("content-type")
-        return parse_media_type(value) if value is not None else None
+        if not self.headers.get("content-type"):
+            return None
+        return self._first_view("content-type", parse_media_type)
 
     # Serialization -------------------------------------------------------
 
@@ -284,8 +436,10 @@ class _MessageMixin:
         self.headers.pop("content-length", None)
         self.headers["content-length"] = [str(len(self.body))]
         lines = [self._start_line()]
-        for name, value in self.iter_headers():
-            lines.append(f"{display_name(name)}: {value}")
+        for name, values in self.headers.items():
+            shown = display_name(name)
+            for value in values:
+                lines.append(f"{shown}: {value}")
         head = "\r\n".join(lines) + "\r\n\r\n"
         return head.encode("utf-8") + self.body
 
@@ -302,6 +456,20 @@ class _MessageMixin:
         self.body += data.encode("utf-8") if isinstance(data, str) else data
 
 
+def _init_message(message: _MessageMixin) -> None:
+    """
+    What L{twisted.protocols.sip.Message.__init__} sets, except that headers
+    go in a plain dict (ordered too, since Python 3.7) rather than an
+    C{OrderedDict}: the garbage collector visits an C{OrderedDict} several
+    times slower, and a busy server keeps tens of thousands of messages
+    alive in transactions waiting for their timers.
+    """
+    message.headers = {}
+    message.body = b""
+    message.finished = 0  # type: ignore[attr-defined]
+    message._views = {}
+
+
 class Request(_MessageMixin, sip.Request):  # type: ignore[misc]
     """
     A SIP request.
@@ -311,7 +479,7 @@ class Request(_MessageMixin, sip.Request):  # type: ignore[misc]
     """
 
     def __init__(self, method: str, uri: URI, body: bytes = b"") -> None:
-        sip.Message.__init__(self)  # type: ignore[no-untyped-call]
+        _init_message(self)
         self.method = method
         self.uri = uri  # type: ignore[assignment]
         self.body = body
@@ -331,7 +499,7 @@ class Response(_MessageMixin, sip.Response):  # type: ignore[misc]
     """
 
     def __init__(self, code: int, phrase: Optional[str] = None, body: bytes = b"") -> None:
-        sip.Message.__init__(self)  # type: ignore[no-untyped-call]
+        _init_message(self)
         if not 100 <= code <= 699:
             raise LocalProtocolError(f"status code {code} out of range")
         self.code = code
@@ -373,13 +541,24 @@ def make_response(
     when it has no tag yet (a 100 never gets one).
     """
     response = Response(code, phrase, body)
+    copied = response.headers
     for name in _COPIED:
-        for value in request.header_fields(name):
-            response.add_header(name, value)
+        values = request.headers.get(name)
+        if values:
+            # What add_header checks, without its name lookups.
+            for value in values:
+                if "\r" in value or "\n" in value:
+                    raise LocalProtocolError(f"header {name} holds a line break")
+            copied[name] = list(values)
+    # The response parses its Vias and To exactly as the request did.
+    response.copy_views(request, ("via", "to"))
     if to_tag is not None and code != 100 and request.has_header("to"):
         to = request.to
         if to.tag is None:
-            response.set_header("to", to.with_tag(to_tag).to_string())
+            tagged = to.with_tag(to_tag)
+            value = tagged.to_string()
+            response.set_header("to", value)
+            response.remember_view("to", value, tagged)
     for name, value in headers:
         response.add_header(name, value)
     return response

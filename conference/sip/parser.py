@@ -14,21 +14,16 @@ attribute) so the transport can build that answer.
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
-from typing import List, Optional, Tuple, TypeVar
+from typing import Dict, List, Optional, Tuple, TypeVar
 
 from conference.sip.errors import MessageTooLarge, RemoteProtocolError, SIPProtocolError
 from conference.sip.headers import (
     TOKEN_RE,
     contact_is_star,
-    parse_address,
     parse_call_id,
-    parse_cseq,
     parse_date,
     parse_int_header,
-    parse_media_type,
     parse_retry_after,
-    parse_via,
     parse_warning,
 )
 from conference.sip.message import (
@@ -135,9 +130,16 @@ def _status_line(line: str) -> Tuple[Optional[Message], Optional[RemoteProtocolE
     return response, _check_version(version, response)
 
 
+# Header names as written (before the colon) that were checked already,
+# with their canonical keys: peers use the same few spellings in every
+# message.  Bounded, since the names come from peers.
+_HEADER_KEYS: Dict[str, str] = {}
+_MAX_HEADER_KEYS = 1024
+
+
 def _parse_head(
     raw: bytes,
-) -> Tuple[Optional[Message], OrderedDict[str, List[str]], Optional[RemoteProtocolError]]:
+) -> Tuple[Optional[Message], Dict[str, List[str]], Optional[RemoteProtocolError]]:
     """
     Parse a start line and header fields (without the final CRLF CRLF).
 
@@ -153,7 +155,8 @@ def _parse_head(
     if "\r\n " in text or "\r\n\t" in text:
         text = _FOLD_RE.sub(" ", text)
     lines = text.split("\r\n")
-    if "\r" in text.replace("\r\n", "") or "\n" in text.replace("\r\n", ""):
+    crlf = text.count("\r\n")
+    if text.count("\r") != crlf or text.count("\n") != crlf:
         error = error or RemoteProtocolError("Bare CR or LF in header section")
         lines = [ln.replace("\r", " ").replace("\n", " ") for ln in lines]
     start = lines[0]
@@ -162,16 +165,21 @@ def _parse_head(
     else:
         message, start_error = _request_line(start)
     error = start_error or error
-    headers: OrderedDict[str, List[str]] = OrderedDict()
+    headers: Dict[str, List[str]] = {}
     compact = COMPACT_FORMS
+    known = _HEADER_KEYS
     for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        name = name.rstrip(" \t")
-        if not sep or not TOKEN_RE.fullmatch(name):
-            error = error or RemoteProtocolError(f"Malformed header line {line[:40]!r}")
-            continue
-        key = name.lower()
-        key = compact.get(key, key)
+        written, sep, value = line.partition(":")
+        key = known.get(written) if sep else None
+        if key is None:
+            name = written.rstrip(" \t")
+            if not sep or not TOKEN_RE.fullmatch(name):
+                error = error or RemoteProtocolError(f"Malformed header line {line[:40]!r}")
+                continue
+            key = name.lower()
+            key = compact.get(key, key)
+            if len(known) < _MAX_HEADER_KEYS:
+                known[written] = key
         values = headers.get(key)
         if values is None:
             headers[key] = [value.strip(" \t")]
@@ -182,7 +190,7 @@ def _parse_head(
     return message, headers, error
 
 
-def _content_length(headers: OrderedDict[str, List[str]]) -> Optional[int]:
+def _content_length(headers: Dict[str, List[str]]) -> Optional[int]:
     values = headers.get("content-length")
     if values is None:
         return None
@@ -432,42 +440,45 @@ def validate(message: Message) -> None:
     elif not 100 <= message.code <= 699:
         raise RemoteProtocolError("Status code is not 100..699")
     parse_call_id(headers["call-id"][0])
-    cseq = parse_cseq(headers["cseq"][0])
+    # The typed views parse (and remember) what they are asked for, so the
+    # layers above do not parse these headers again.
+    cseq = message.cseq
     if isinstance(message, Request) and cseq.method != message.method:
         raise RemoteProtocolError("CSeq method does not match the Request-Line")
-    for value in headers["via"]:
-        parse_via(value)
-    parse_address(headers["to"][0], "To")
-    parse_address(headers["from"][0], "From")
+    message.parsed_vias()
+    message.parsed_address("to", "To")
+    message.parsed_address("from", "From")
     if "contact" in headers:
         contacts = message.header_values("contact")
         if not contact_is_star(contacts):
-            for contact in contacts:
-                parse_address(contact, "Contact")
+            message.parsed_contacts("Contact")
     _optional(message, is_request)
+
+
+def _first(headers: Dict[str, List[str]], name: str) -> Optional[str]:
+    values = headers.get(name)
+    return values[0] if values else None
 
 
 def _optional(message: Message, is_request: bool) -> None:
     headers = message.headers
-    value = message.header("max-forwards")
+    value = _first(headers, "max-forwards")
     if value is not None:
         parse_int_header(value, "Max-Forwards", 255)
     for name in ("expires", "min-expires"):
-        value = message.header(name)
+        value = _first(headers, name)
         if value is not None:
             parse_int_header(value, display_name(name))
-    value = message.header("date")
+    value = _first(headers, "date")
     if value is not None:
         parse_date(value)
-    value = message.header("content-type")
-    if value is not None:
-        parse_media_type(value)
-    value = message.header("content-length")
+    _ = message.content_type  # parsed (and remembered) to check it
+    value = _first(headers, "content-length")
     if value is not None and parse_int_header(value, "Content-Length") != len(message.body):
         raise RemoteProtocolError("Content-Length does not match the body")
     if not is_request:
         for value in headers.get("warning", ()):
             parse_warning(value)
-        value = message.header("retry-after")
+        value = _first(headers, "retry-after")
         if value is not None:
             parse_retry_after(value)

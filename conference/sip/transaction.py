@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import secrets
 from typing import Callable, Dict, Hashable, List, Optional, Tuple
 
 from conference.sip.errors import LocalProtocolError, RemoteProtocolError, SIPProtocolError
@@ -35,6 +34,7 @@ from conference.sip.transaction_model import (
     build_ack,
     has_cookie,
     merge_key,
+    random_hex,
     server_key,
 )
 
@@ -63,15 +63,20 @@ S = TransactionState
 # that sends 180 and then nothing cannot pin the transaction forever.
 PROCEEDING_GUARD = 180.0
 
-_TimerEntry = Tuple[float, int, Transaction, str]
+# Heap entries are (deadline, sequence number); the layer maps live sequence
+# numbers to their transaction and timer name.  A cancelled timer's entry
+# stays in the heap until it comes up (or the heap is compacted), and holding
+# only two numbers it keeps no ended transaction alive meanwhile (nor gives
+# the garbage collector anything to visit).
+_TimerEntry = Tuple[float, int]
 
 
 def _random_token() -> str:
-    return secrets.token_hex(8)
+    return random_hex(8)
 
 
 def _default_branch() -> str:
-    return MAGIC_COOKIE + secrets.token_hex(10)
+    return MAGIC_COOKIE + random_hex(10)
 
 
 class TransactionLayer:
@@ -112,7 +117,7 @@ class TransactionLayer:
         self._merge: Dict[Hashable, ServerTransaction] = {}
         self._accepted: Dict[Hashable, ServerTransaction] = {}
         self._heap: List[_TimerEntry] = []
-        self._live_timers = 0
+        self._timers: Dict[int, Tuple[Transaction, str]] = {}
         self._seq = itertools.count()
 
     # Introspection ---------------------------------------------------------
@@ -145,7 +150,8 @@ class TransactionLayer:
         The earliest time at which L{advance} has something to do.
         """
         heap = self._heap
-        while heap and not self._is_live(heap[0]):
+        timers = self._timers
+        while heap and heap[0][1] not in timers:
             heapq.heappop(heap)
         return heap[0][0] if heap else None
 
@@ -158,14 +164,15 @@ class TransactionLayer:
         """
         actions: List[Action] = []
         heap = self._heap
+        timers = self._timers
         while heap and heap[0][0] <= now:
-            entry = heapq.heappop(heap)
-            if not self._is_live(entry):
+            at, seq = heapq.heappop(heap)
+            owner = timers.pop(seq, None)
+            if owner is None:
                 continue
-            at, _, txn, name = entry
+            txn, name = owner
             del txn.timers[name]
-            self._live_timers -= 1
-            if self._live_timers == 0:
+            if not timers:
                 heap.clear()
             if isinstance(txn, ServerTransaction):
                 self._fire_server(txn, name, at, actions)
@@ -173,26 +180,25 @@ class TransactionLayer:
                 self._fire_client(txn, name, at, actions)
         return actions
 
-    @staticmethod
-    def _is_live(entry: _TimerEntry) -> bool:
-        return entry[2].timers.get(entry[3]) == entry[1]
-
     def _schedule(self, txn: Transaction, name: str, at: float) -> None:
         self._cancel(txn, name)
         seq = next(self._seq)
         txn.timers[name] = seq
-        heapq.heappush(self._heap, (at, seq, txn, name))
-        self._live_timers += 1
+        self._timers[seq] = (txn, name)
+        heapq.heappush(self._heap, (at, seq))
 
     def _cancel(self, txn: Transaction, name: str) -> None:
-        if txn.timers.pop(name, None) is None:
+        seq = txn.timers.pop(name, None)
+        if seq is None:
             return
-        self._live_timers -= 1
+        timers = self._timers
+        del timers[seq]
         heap = self._heap
-        if self._live_timers == 0:
+        if not timers:
             heap.clear()
-        elif len(heap) > 64 and len(heap) > 4 * self._live_timers:
-            self._heap = [e for e in heap if self._is_live(e)]
+        elif len(heap) > 64 and len(heap) > 4 * len(timers):
+            # Mostly cancelled entries: rebuild (amortised O(1) a cancel).
+            self._heap = [e for e in heap if e[1] in timers]
             heapq.heapify(self._heap)
 
     def _terminate(self, txn: Transaction, now: float, actions: List[Action]) -> None:
@@ -349,6 +355,10 @@ class TransactionLayer:
             return actions
         txn.final_response = response
         txn.completed_at = now
+        # From here on the transaction only waits (for retransmissions, an
+        # ACK, its timer): the request's parsed header views are not needed
+        # any more.  (The response's go once it is sent: see the adapter.)
+        txn.request.forget_views()
         if txn.is_invite and response.code < 300:
             txn.state = S.ACCEPTED
             txn.interval = self.t1

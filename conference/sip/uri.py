@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from functools import lru_cache
 from typing import Dict, List, Optional, Tuple, Union
 from urllib.parse import quote, unquote
 
@@ -31,6 +32,9 @@ _PARAMCHARS_RE = re.compile(rf"(?:[{_UNRESERVED}\[\]/:&+$]|{_HEX})+")
 _HNAME_RE = re.compile(rf"(?:[{_UNRESERVED}\[\]/?:+$]|{_HEX})+")
 _HVALUE_RE = re.compile(rf"(?:[{_UNRESERVED}\[\]/?:+$]|{_HEX})*")
 _HOSTNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]*")
+# Four dot-separated groups of one to three digits (with the trailing dot a
+# fully qualified name may have); each is range-checked after a match.
+_IPV4_RE = re.compile(r"([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.?")
 _PORT_RE = re.compile(r"[0-9]{1,5}")
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
 # RFC 3986 characters (reserved, unreserved, escapes) for other schemes.
@@ -66,7 +70,18 @@ def unescape(text: str) -> str:
     return unquote(text, encoding="utf-8", errors="surrogateescape")
 
 
+# For each set of characters left unescaped: a pattern matching text that
+# needs no escaping at all (what quote() never escapes, plus the set), so
+# the common plain user names and parameters skip quote() altogether.
+_PLAIN_RES: Dict[str, re.Pattern[str]] = {}
+
+
 def _escape(text: str, safe: str) -> str:
+    plain = _PLAIN_RES.get(safe)
+    if plain is None:
+        plain = _PLAIN_RES[safe] = re.compile(f"[A-Za-z0-9_.\\-~{re.escape(safe)}]*")
+    if plain.fullmatch(text):
+        return text
     return quote(text, safe=safe, encoding="utf-8", errors="surrogateescape")
 
 
@@ -92,13 +107,17 @@ def parse_host(text: str, uri: str = "") -> str:
         return text
     if not _HOSTNAME_RE.fullmatch(text):
         raise _fail(uri or text, "bad host")
-    labels = text[:-1].split(".") if text.endswith(".") else text.split(".")
-    if labels[-1][:1].isdigit():
-        if len(labels) != 4 or not all(
-            lbl.isdigit() and len(lbl) <= 3 and int(lbl) <= 255 for lbl in labels
-        ):
+    # A host whose last label starts with a digit must be an IPv4 address
+    # (top labels of host names start with a letter, RFC 3261 section 25.1).
+    # One precompiled match replaces splitting and converting every label:
+    # this check runs for every URI and Via of every message.
+    last = (text[:-1] if text.endswith(".") else text).rpartition(".")[2]
+    if last[:1].isdigit():
+        m = _IPV4_RE.fullmatch(text)
+        if m is None or max(map(int, m.groups())) > 255:
             raise _fail(uri or text, "bad IPv4 address")
         return text
+    labels = text[:-1].split(".") if text.endswith(".") else text.split(".")
     for label in labels:
         if not label or label[0] == "-" or label[-1] == "-":
             raise _fail(uri or text, "bad host name")
@@ -465,7 +484,26 @@ def _parse_headers(text: str, uri: str) -> Dict[str, str]:
     return headers
 
 
-def _parse_sip(text: str, scheme: str, rest: str) -> SIPURI:
+_SIPParts = Tuple[
+    str,
+    Optional[str],
+    Optional[str],
+    str,
+    Optional[int],
+    Tuple[Tuple[str, Optional[str]], ...],
+    Tuple[Tuple[str, str], ...],
+]
+
+# URIs longer than this are parsed every time rather than cached, so that
+# the cache's memory stays bounded (at most _CACHE_SIZE * _CACHE_MAX_LEN).
+_CACHE_MAX_LEN = 256
+_CACHE_SIZE = 2048
+
+
+def _sip_parts(text: str, scheme: str, rest: str) -> _SIPParts:
+    """
+    Check a sip/sips URI and return its components as immutable values.
+    """
     username: Optional[str] = None
     password: Optional[str] = None
     at = rest.find("@")
@@ -484,9 +522,37 @@ def _parse_sip(text: str, scheme: str, rest: str) -> SIPURI:
     if not hostport:
         raise _fail(text, "no host")
     host, port = _split_hostport(hostport, text)
-    params = _parse_params(param_text, text) if semi else {}
-    headers = _parse_headers(header_text, text) if qmark else {}
-    return SIPURI(host, username, password, port, scheme=scheme, params=params, headers=headers)
+    params = tuple(_parse_params(param_text, text).items()) if semi else ()
+    headers = tuple(_parse_headers(header_text, text).items()) if qmark else ()
+    return scheme, username, password, host, port, params, headers
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _cached_sip_parts(text: str, scheme: str, rest: str) -> _SIPParts:
+    """
+    L{_sip_parts}, remembered: peers send the same few URIs (their own
+    contact, ours) in message after message.  Only the immutable components
+    are cached; every call still builds a new, independent L{SIPURI}.
+    Faults raise every time (exceptions are not cached).
+    """
+    return _sip_parts(text, scheme, rest)
+
+
+def _parse_sip(text: str, scheme: str, rest: str) -> SIPURI:
+    if len(text) <= _CACHE_MAX_LEN:
+        parts = _cached_sip_parts(text, scheme, rest)
+    else:
+        parts = _sip_parts(text, scheme, rest)
+    scheme, username, password, host, port, params, headers = parts
+    return SIPURI(
+        host,
+        username,
+        password,
+        port,
+        scheme=scheme,
+        params=dict(params) if params else None,
+        headers=dict(headers) if headers else None,
+    )
 
 
 def parse_uri(text: str) -> URI:

@@ -10,21 +10,21 @@ It is the only place where the core meets the reactor.
 
 from __future__ import annotations
 
-import secrets
 from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple
 
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from conference.app.core import CoreRouter, RequestContext, error_response
+from conference.app.core import PENDING, CoreRouter, RequestContext, error_response, fired_result
 from conference.limits import BodyLimits, RateLimiter
 from conference.sip import transaction as txn
 from conference.sip.errors import LocalProtocolError, RemoteProtocolError, SIPProtocolError
 from conference.sip.headers import format_via, parse_via
 from conference.sip.message import Message, Request, Response, make_response
 from conference.sip.parser import parse_datagram, validate
+from conference.sip.transaction_model import random_hex
 
 log = Logger()
 
@@ -59,14 +59,14 @@ def new_tag() -> str:
     """
     A To/From tag with 64 bits of randomness (RFC 3261 section 19.3).
     """
-    return secrets.token_hex(8)
+    return random_hex(8)
 
 
 def new_branch() -> str:
     """
     A Via branch with the RFC 3261 magic cookie.
     """
-    return "z9hG4bK" + secrets.token_hex(10)
+    return "z9hG4bK" + random_hex(10)
 
 
 class SIPServer:
@@ -155,15 +155,22 @@ class SIPServer:
             return
         if message is None:
             return
-        self.message_received(message, peer)
+        self.message_received(message, peer, validated=True)
 
-    def message_received(self, message: Message, peer: txn.Peer) -> None:
+    def message_received(
+        self, message: Message, peer: txn.Peer, *, validated: bool = False
+    ) -> None:
         """
         Take one framed message from any transport.
+
+        @param validated: whether the message comes straight from
+            L{parse_datagram} or L{StreamParser}, which already
+            L{validate}d it (so it is not checked twice).
         """
         self.stats["received"] += 1
         try:
-            validate(message)
+            if not validated:
+                validate(message)
             if isinstance(message, Request):
                 self._fix_via(message, peer)
                 if self._over_limits(message, peer):
@@ -250,18 +257,23 @@ class SIPServer:
         fields = request.headers.get("via")
         if not fields:
             return
+        try:
+            # Usually parsed (and remembered) by validation already.
+            top = request.top_via
+        except SIPProtocolError:
+            # A message being refused may have a bad Via further down: only
+            # the first field matters here.
+            top = parse_via(fields[0])[0]
+        if not top.rportRequested and top.host.strip("[]") == peer.host:
+            return
+        # Change a fresh parse, never the message's remembered Via objects;
+        # the new field text makes the message parse its Vias anew.
         vias = parse_via(fields[0])
         top = vias[0]
-        changed = False
         if top.rportRequested:
             top.rport = peer.port
-            top.received = peer.host
-            changed = True
-        elif top.host.strip("[]") != peer.host:
-            top.received = peer.host
-            changed = True
-        if changed:
-            fields[0] = ", ".join(format_via(v) for v in vias)
+        top.received = peer.host
+        fields[0] = ", ".join(format_via(v) for v in vias)
 
     # Running actions ------------------------------------------------------
 
@@ -311,15 +323,29 @@ class SIPServer:
         started = self._started.pop(id(transaction), None)
         request = transaction.request
         response = getattr(transaction, "last_response", None)
+        peer = transaction.peer
+        method = request.method
+        uri = str(request.uri)
+        status = response.code if response is not None else "-"
+        duration_ms = (self.now() - started) * 1000 if started is not None else 0.0
+        call_id = request.header("call-id")
+        # One event per transaction, so it must be cheap: the text is
+        # formatted here in one step and the format only names it, since
+        # the log formatter's per-field lookups ({peer.host}, {x:.1f}) cost
+        # more than the rest of the event.  The fields stay in the event
+        # for JSON logs and observers that read them.
         log.info(
-            "{method} {uri} from {peer.host}:{peer.port}/{peer.transport} -> "
-            "{status} ({duration_ms:.1f} ms) call-id={call_id}",
-            method=request.method,
-            uri=str(request.uri),
-            peer=transaction.peer,
-            status=response.code if response is not None else "-",
-            duration_ms=(self.now() - started) * 1000 if started is not None else 0.0,
-            call_id=request.header("call-id"),
+            "{transaction_summary}",
+            transaction_summary=(
+                f"{method} {uri} from {peer.host}:{peer.port}/{peer.transport} -> "
+                f"{status} ({duration_ms:.1f} ms) call-id={call_id}"
+            ),
+            method=method,
+            uri=uri,
+            peer=peer,
+            status=status,
+            duration_ms=duration_ms,
+            call_id=call_id,
         )
 
     def _rearm(self) -> None:
@@ -344,6 +370,15 @@ class SIPServer:
     # Application ----------------------------------------------------------
 
     def _dispatch(self, request: Request, transaction: Any) -> None:
+        """
+        Authenticate C{request}, let the router answer it, and send the
+        answer through C{transaction}.
+
+        Each step that answers at once (a plain value or a Deferred that
+        already fired) is followed at once; the Deferred chain is only built
+        from the first step that really has to wait.  Both ways give the
+        same answers and the same logs.
+        """
         peer = transaction.peer
         context = RequestContext(
             peer=peer,
@@ -351,7 +386,8 @@ class SIPServer:
             transaction=transaction,
             send_provisional=lambda r: self.respond(transaction, r),
         )
-        d: Deferred[Any]
+        d: Optional[Deferred[Any]] = None
+        identity: Any = None
         if self.authenticate is not None and request.method not in ("ACK", "CANCEL"):
             # issue 6: a verified TLS client certificate names the caller.
             tls_identity = getattr(peer.connection, "tls_identity", None)
@@ -359,42 +395,73 @@ class SIPServer:
                 d = self.authenticate(request, context.now, tls_identity)
             else:
                 d = self.authenticate(request, context.now)
-        else:
-            d = succeed(None)
+            identity = fired_result(d)
+            if identity is not PENDING:
+                d = None
+        if d is None:
+            try:
+                answer = self._authenticated(request, context, identity)
+            except SIPProtocolError as e:
+                answer = error_response(request, e, new_tag())
+            except Exception:
+                answer = self._crashed(Failure(), request)
+            if isinstance(answer, Deferred):
+                result = fired_result(answer)
+                if result is PENDING:
+                    self._answer_later(answer, request, transaction)
+                    return
+                answer = result
+            try:
+                self.respond(transaction, answer)
+            except Exception:
+                log.failure("Could not answer")
+            return
+        d.addCallback(lambda identity: self._authenticated(request, context, identity))
+        self._answer_later(d, request, transaction)
 
-        def authenticated(identity: Any) -> Any:
-            context.identity = identity
-            # issue 6: per-identity rate limit.
-            if self.limiter is not None and identity is not None:
-                aor = str(getattr(identity, "aor", identity))
-                retry = self.limiter.check_identity(aor, request.method, context.now)
-                if retry is not None:
-                    self.stats["limited"] += 1
-                    if self.limiter.should_log_identity(aor, context.now):
-                        log.warn(
-                            "Rate limiting {aor}: answering 503 (Retry-After {retry})",
-                            aor=aor,
-                            retry=retry,
-                        )
-                    return self._limited(request, retry)
-            if self._stopping is not None:
-                return make_response(
-                    request, 503, "Shutting Down", to_tag=new_tag(), headers=[("Retry-After", "30")]
-                )
-            return self.router.dispatch(request, context)
+    def _authenticated(self, request: Request, context: RequestContext, identity: Any) -> Any:
+        """
+        The answer to C{request} once its caller is known: a Response or a
+        Deferred firing with one.
+        """
+        context.identity = identity
+        # issue 6: per-identity rate limit.
+        if self.limiter is not None and identity is not None:
+            aor = str(getattr(identity, "aor", identity))
+            retry = self.limiter.check_identity(aor, request.method, context.now)
+            if retry is not None:
+                self.stats["limited"] += 1
+                if self.limiter.should_log_identity(aor, context.now):
+                    log.warn(
+                        "Rate limiting {aor}: answering 503 (Retry-After {retry})",
+                        aor=aor,
+                        retry=retry,
+                    )
+                return self._limited(request, retry)
+        if self._stopping is not None:
+            return make_response(
+                request, 503, "Shutting Down", to_tag=new_tag(), headers=[("Retry-After", "30")]
+            )
+        return self.router.dispatch(request, context)
+
+    @staticmethod
+    def _crashed(failure: Failure, request: Request) -> Response:
+        log.failure("Handler failed on {method}", failure, method=request.method)
+        return make_response(request, 500, "Server Internal Error", to_tag=new_tag())
+
+    def _answer_later(self, d: Deferred[Any], request: Request, transaction: Any) -> None:
+        """
+        Send what C{d} fires with through C{transaction}: protocol errors
+        become their responses, anything else a 500.
+        """
 
         def refused(failure: Failure) -> Response:
             failure.trap(SIPProtocolError)
             error: SIPProtocolError = failure.value  # type: ignore[assignment]
             return error_response(request, error, new_tag())
 
-        def crashed(failure: Failure) -> Response:
-            log.failure("Handler failed on {method}", failure, method=request.method)
-            return make_response(request, 500, "Server Internal Error", to_tag=new_tag())
-
-        d.addCallback(authenticated)
         d.addErrback(refused)
-        d.addErrback(crashed)
+        d.addErrback(self._crashed, request)
         d.addCallback(lambda response: self.respond(transaction, response))
         d.addErrback(lambda f: log.failure("Could not answer", f))
 
@@ -454,6 +521,11 @@ class SIPServer:
         data = message.to_bytes()
         if isinstance(message, Response):
             host, port = response_destination(message, peer)
+            # A final response stays with its transaction (for
+            # retransmissions) long after this; its parsed views are not
+            # needed by then, and would only give the garbage collector more
+            # to visit.  They are parsed again if ever needed.
+            message.forget_views()
         else:
             host, port = peer.host, peer.port
         sender = self.senders.get(peer.connection)

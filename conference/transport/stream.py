@@ -96,7 +96,7 @@ class SIPStreamProtocol(Protocol, TimeoutMixin):
                     return
                 messages = []
             for message in messages:
-                self.factory.server.message_received(message, self.peer)
+                self.factory.server.message_received(message, self.peer, validated=True)
             if not self.parser.pending:
                 return
             data = b""

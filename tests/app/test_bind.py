@@ -639,3 +639,89 @@ class WiringTests(SynchronousTestCase):
         self.assertIsNone(service.binder.policy.dispositions)
         challenge = service.challenge(make_request("BIND"), 0.0)
         self.assertEqual(challenge.status, 403)
+
+
+class SlowStore:
+    """
+    A binding store whose reads wait until the test releases them.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.waiting: List[Tuple[Deferred[Any], Any]] = []
+
+    def _later(self, d: Deferred[Any]) -> Deferred[Any]:
+        held: Deferred[Any] = Deferred()
+        self.waiting.append((held, d))
+        return held
+
+    def bindings(self, *args: Any, **kwargs: Any) -> Deferred[Any]:
+        return self._later(self.inner.bindings(*args, **kwargs))
+
+    def owner_dispositions(self, *args: Any, **kwargs: Any) -> Deferred[Any]:
+        return self._later(self.inner.owner_dispositions(*args, **kwargs))
+
+    def release(self) -> None:
+        while self.waiting:
+            held, d = self.waiting.pop(0)
+            held.callback(result_of(d))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class SynchronousOptionsTests(SynchronousTestCase):
+    """
+    OPTIONS is answered at once when the stores answer at once, and the
+    same way through Deferreds when they do not.
+    """
+
+    def options(self, h: Harness, identity: Optional[SIPIdentity] = None) -> Any:
+        request = make_request("OPTIONS", "sip:alice@example.com", to="<sip:alice@example.com>")
+        return h.router.dispatch(request, RequestContext(PEER, h.clock.seconds(), identity))
+
+    def test_memory_store_answers_at_once(self) -> None:
+        """With the memory store the answer is a Response, not a Deferred."""
+        h = Harness()
+        h.send("BIND", "sip:alice@example.com", bindings=["<http://public>;disposition=web;public"])
+        answer = self.options(h)
+        self.assertIsInstance(answer, Response)
+        self.assertEqual(uris(answer), ["http://public"])
+        self.assertTrue(answer.header("accept-binding"))
+
+    def test_no_user_part_needs_no_store(self) -> None:
+        """OPTIONS to the server itself gives no headers without touching any store."""
+        h = Harness(store=object())
+        self.assertEqual(h.bind.options_hook(make_request("OPTIONS", "sip:example.com"), None), [])  # type: ignore[arg-type]
+
+    def test_slow_store_same_answer(self) -> None:
+        """A store that answers later gives the same headers, once it answers."""
+        fast = Harness()
+        fast.send(
+            "BIND", "sip:alice@example.com", bindings=["<http://public>;disposition=web;public"]
+        )
+        slow_store = SlowStore(fast.stores.bindings)
+        slow = Harness(store=slow_store)
+        answer = self.options(slow)
+        self.assertIsInstance(answer, Deferred)
+        self.assertNoResult(answer)
+        slow_store.release()
+        slow_store.release()
+        response = self.successResultOf(answer)
+        expected = self.options(fast)
+        self.assertEqual(
+            [(n, v) for n, v in response.iter_headers() if n in ("binding", "accept-binding")],
+            [(n, v) for n, v in expected.iter_headers() if n in ("binding", "accept-binding")],
+        )
+
+    def test_store_failure_is_503(self) -> None:
+        """A store that fails at once still makes the OPTIONS a 503 with Retry-After."""
+
+        class Broken:
+            def bindings(self, *a: Any, **k: Any) -> Deferred[Any]:
+                return fail(StoreError("down"))
+
+        h = Harness(store=Broken())
+        answer = result_of(self.options(h))
+        self.assertEqual((answer.code, answer.header("retry-after")), (503, "5"))
+        self.flushLoggedErrors()

@@ -5,7 +5,7 @@ Tests for L{conference.app.core}: the UAS checks and the core answers.
 
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+from typing import Any, Dict, List, Sequence, Tuple
 
 from twisted.internet.defer import Deferred, fail
 from twisted.trial.unittest import SynchronousTestCase
@@ -219,3 +219,74 @@ class CoreRouterTests(SynchronousTestCase):
     def test_accept_lists_handler_types(self) -> None:
         """Accept is the union of what handlers read."""
         self.assertEqual(self.router.accept, ["text/plain", "application/calendar+xml"])
+
+
+class FiredResultTests(SynchronousTestCase):
+    """
+    fired_result and then: following Deferreds that already fired at once.
+    """
+
+    def test_fired(self) -> None:
+        """A Deferred that fired with a value gives it; others give PENDING."""
+        from twisted.internet.defer import succeed
+
+        from conference.app.core import PENDING, fired_result
+
+        self.assertEqual(fired_result(succeed(3)), 3)
+        self.assertIs(fired_result(Deferred()), PENDING)
+        failed: Deferred[int] = fail(RemoteProtocolError("no", 404))
+        self.assertIs(fired_result(failed), PENDING)
+        self.failureResultOf(failed, RemoteProtocolError)
+
+    def test_then(self) -> None:
+        """then() runs at once for values and fired Deferreds, later otherwise."""
+        from twisted.internet.defer import succeed
+
+        from conference.app.core import then
+
+        self.assertEqual(then(2, lambda x: x + 1), 3)
+        fired: Any = succeed(2)
+        self.assertEqual(then(fired, lambda x: x + 1), 3)
+        d: Deferred[Any] = Deferred()
+        waiting: Any = d
+        later = then(waiting, lambda x: x + 1)
+        assert isinstance(later, Deferred)
+        self.assertNoResult(later)
+        d.callback(5)
+        self.assertEqual(self.successResultOf(later), 6)
+
+    def test_hooks_at_once_and_later(self) -> None:
+        """OPTIONS hooks that answer at once give a Response; a waiting one a Deferred."""
+        router = CoreRouter(["example.com"], tag_factory=lambda: "t")
+        router.options_hooks.append(lambda request, context: [("X-A", "1")])
+        request = make_request("OPTIONS", "sip:example.com")
+        answer = router.dispatch(request, RequestContext(peer=PEER, now=0.0))
+        assert isinstance(answer, Response)
+        self.assertEqual(answer.header("x-a"), "1")
+        waiting: Deferred[Sequence[Tuple[str, str]]] = Deferred()
+        router.options_hooks.append(lambda request, context: waiting)
+        router.options_hooks.append(lambda request, context: [("X-C", "3")])
+        later = router.dispatch(
+            make_request("OPTIONS", "sip:example.com"), RequestContext(peer=PEER, now=0.0)
+        )
+        assert isinstance(later, Deferred)
+        self.assertNoResult(later)
+        waiting.callback([("X-B", "2")])
+        response = self.successResultOf(later)
+        self.assertEqual(
+            [v for n, v in response.iter_headers() if n.startswith("x-")], ["1", "2", "3"]
+        )
+
+    def test_hook_error_at_once(self) -> None:
+        """A hook raising a protocol error at once makes that error the answer."""
+        router = CoreRouter(["example.com"], tag_factory=lambda: "t")
+
+        def hook(request: Request, context: RequestContext) -> List[tuple[str, str]]:
+            raise RemoteProtocolError("Domain x not served here", 404)
+
+        router.options_hooks.append(hook)
+        answer = router.dispatch(
+            make_request("OPTIONS", "sip:example.com"), RequestContext(peer=PEER, now=0.0)
+        )
+        assert isinstance(answer, Response)
+        self.assertEqual((answer.code, answer.phrase), (404, "Domain x not served here"))

@@ -169,3 +169,91 @@ class MakeResponseTests(SynchronousTestCase):
         self.assertIsNone(make_response(r, 100, to_tag="x").to.tag)
         r.set_header("to", "<sip:bob@example.com>;tag=old")
         self.assertEqual(make_response(r, 200, to_tag="new").to.tag, "old")
+
+
+class ViewCacheTests(SynchronousTestCase):
+    """
+    The typed views are remembered, and parsed again whenever the fields
+    they came from change, however they were changed.
+    """
+
+    def test_same_object_while_unchanged(self) -> None:
+        """Two reads of an unchanged header give the same parsed object."""
+        r = invite()
+        self.assertIs(r.to, r.to)
+        self.assertIs(r.top_via, r.top_via)
+        self.assertIs(r.cseq, r.cseq)
+
+    def test_set_header_refreshes(self) -> None:
+        """After set_header the view describes the new value."""
+        r = invite()
+        self.assertIsNone(r.to.tag)
+        r.set_header("to", "<sip:carol@example.com>;tag=z")
+        self.assertEqual((r.to.tag, str(r.to.uri)), ("z", "sip:carol@example.com"))
+        r.set_header("cseq", "8 INVITE")
+        self.assertEqual(r.cseq.number, 8)
+
+    def test_direct_edit_refreshes(self) -> None:
+        """Editing the header lists directly (as received/rport does) refreshes the views."""
+        r = invite()
+        self.assertEqual(r.top_via.host, "h")
+        r.headers["via"][0] = "SIP/2.0/UDP h;branch=z9hG4bK1;received=192.0.2.9"
+        self.assertEqual(r.top_via.received, "192.0.2.9")
+        r.headers["via"].append("SIP/2.0/UDP e")
+        self.assertEqual([v.host for v in r.vias], ["h", "g", "f", "e"])
+        r.headers["contact"] = ["<sip:dave@h3>"]
+        self.assertEqual([str(c.uri) for c in r.contacts], ["sip:dave@h3"])
+        del r.headers["to"]
+        self.assertRaises(LocalProtocolError, lambda: r.to)
+
+    def test_add_and_remove_refresh(self) -> None:
+        """add_header and remove_header refresh list views and single ones."""
+        r = invite()
+        self.assertEqual(len(r.vias), 3)
+        r.add_header("via", "SIP/2.0/UDP d")
+        self.assertEqual(len(r.vias), 4)
+        r.remove_header("content-type")
+        self.assertIsNone(r.content_type)
+        r.add_header("content-type", "text/plain")
+        ctype = r.content_type
+        assert ctype is not None
+        self.assertEqual(ctype.mime, "text/plain")
+
+    def test_vias_list_is_a_copy(self) -> None:
+        """Changing the list vias returns does not change the message's view."""
+        r = invite()
+        r.vias.clear()
+        self.assertEqual(len(r.vias), 3)
+
+    def test_forget_views(self) -> None:
+        """Forgotten views are parsed again, to equal values."""
+        r = invite()
+        before = r.to
+        r.forget_views()
+        self.assertIsNot(r.to, before)
+        self.assertEqual(r.to, before)
+
+    def test_make_response_remembers_to(self) -> None:
+        """A response's tagged To view is the address it was built from, and survives edits."""
+        r = invite()
+        resp = make_response(r, 404, to_tag="b3")
+        self.assertEqual(resp.to.tag, "b3")
+        self.assertEqual(resp.header("to"), "<sip:bob@example.com>;tag=b3")
+        self.assertEqual(resp.top_via.branch, "z9hG4bK1")
+        resp.set_header("to", "<sip:bob@example.com>;tag=other")
+        self.assertEqual(resp.to.tag, "other")
+        self.assertIsNone(r.to.tag)
+
+    def test_make_response_header_order(self) -> None:
+        """The copied fields come in the same order as before: To (tagged) after CSeq."""
+        resp = make_response(invite(), 486, to_tag="b2")
+        self.assertEqual(
+            [name for name, _ in resp.iter_headers()][:6],
+            ["via", "via", "from", "call-id", "cseq", "to"],
+        )
+
+    def test_make_response_refuses_line_breaks(self) -> None:
+        """A request field holding a line break (set directly) is still refused."""
+        r = invite()
+        r.headers["call-id"] = ["a\r\nX: y"]
+        self.assertRaises(LocalProtocolError, make_response, r, 200)

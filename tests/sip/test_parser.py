@@ -364,3 +364,33 @@ class RoundTripTests(SynchronousTestCase):
         back = parse_datagram(m.to_bytes())
         assert isinstance(back, Response)
         self.assertEqual((back.code, back.phrase), (code, phrase))
+
+
+class HeaderNameCacheTests(SynchronousTestCase):
+    """
+    Header names already seen are remembered, and still checked per spelling.
+    """
+
+    def test_spellings(self) -> None:
+        """Compact, long and spaced spellings map to the same key; bad names are refused."""
+        for _ in range(2):
+            message = parse_datagram(
+                b"OPTIONS sip:a@b SIP/2.0\r\nv : SIP/2.0/UDP h;branch=z9hG4bKx\r\n"
+                b"f: <sip:a@b>;tag=1\r\nTO:<sip:a@b>\r\ni:c\r\nCSeq: 1 OPTIONS\r\n\r\n"
+            )
+            assert message is not None
+            self.assertEqual(message.header("to"), "<sip:a@b>")
+            self.assertEqual(message.top_via.host, "h")
+        data = b"OPTIONS sip:a@b SIP/2.0\r\nBad Name: x\r\n\r\n"
+        for _ in range(2):
+            with self.assertRaises(RemoteProtocolError) as caught:
+                parse_datagram(data)
+            self.assertIn("Malformed header line", caught.exception.reason)
+
+    def test_bare_line_breaks(self) -> None:
+        """A bare CR or LF inside the header section is refused."""
+        for junk in (b"X: a\rb", b"X: a\nb"):
+            data = b"OPTIONS sip:a@b SIP/2.0\r\n" + junk + b"\r\n\r\n"
+            with self.assertRaises(RemoteProtocolError) as caught:
+                parse_datagram(data)
+            self.assertIn("Bare CR or LF", caught.exception.reason)

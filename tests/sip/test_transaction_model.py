@@ -155,3 +155,18 @@ class SummaryTests(SynchronousTestCase):
         self.assertEqual(
             ClientTransaction(request(), UDP, "k", 0.0).state, TransactionState.CALLING
         )
+
+
+class RandomHexTests(SynchronousTestCase):
+    """
+    random_hex: batched cryptographic randomness for tags and branches.
+    """
+
+    def test_length_and_uniqueness(self) -> None:
+        """Each call gives fresh hex of the asked length, across batch refills."""
+        from conference.sip.transaction_model import random_hex
+
+        tokens = [random_hex(8) for _ in range(2000)]
+        self.assertTrue(all(len(t) == 16 and int(t, 16) >= 0 for t in tokens))
+        self.assertEqual(len(set(tokens)), len(tokens))
+        self.assertEqual(len(random_hex(5000)), 10000)

@@ -252,3 +252,52 @@ class RoundTripTests(SynchronousTestCase):
         )
         self.assertEqual((back.params, back.headers), (uri.params, uri.headers))
         self.assertEqual(back, uri)
+
+
+class CacheTests(SynchronousTestCase):
+    """
+    parse_uri remembers what it checked, never the objects it returns.
+    """
+
+    def test_independent_objects(self) -> None:
+        """Parsing the same text twice gives equal but independent URIs."""
+        a = parse_uri("sip:alice@example.com;transport=tcp?subject=x")
+        b = parse_uri("sip:alice@example.com;transport=tcp?subject=x")
+        assert isinstance(a, SIPURI) and isinstance(b, SIPURI)
+        self.assertIsNot(a, b)
+        a.params["lr"] = None
+        a.headers.clear()
+        a.port = 5070
+        c = parse_uri("sip:alice@example.com;transport=tcp?subject=x")
+        assert isinstance(c, SIPURI)
+        self.assertEqual(
+            (c.params, c.headers, c.port), ({"transport": "tcp"}, {"subject": "x"}, None)
+        )
+
+    def test_errors_every_time(self) -> None:
+        """A bad URI is refused on every parse, with the same reason."""
+        for _ in range(2):
+            with self.assertRaises(RemoteProtocolError) as caught:
+                parse_uri("sip:alice@300.1.2.3")
+            self.assertIn("bad IPv4 address", caught.exception.reason)
+
+    def test_ipv4_checks(self) -> None:
+        """IPv4 hosts: four groups of at most 255, a trailing dot allowed."""
+        self.assertEqual(parse_uri("sip:1.2.3.4.").host, "1.2.3.4.")  # type: ignore[union-attr]
+        self.assertEqual(parse_uri("sip:a@255.0.0.1:5060").host, "255.0.0.1")  # type: ignore[union-attr]
+        for bad in (
+            "sip:1.2.3",
+            "sip:1.2.3.4.5",
+            "sip:1.2.3.256",
+            "sip:1.2.3.4..",
+            "sip:1234.1.1.1",
+        ):
+            self.assertRaises(RemoteProtocolError, parse_uri, bad)
+        self.assertEqual(parse_uri("sip:host1.example.com").host, "host1.example.com")  # type: ignore[union-attr]
+
+    def test_long_uris_not_cached(self) -> None:
+        """A URI over the cache's length limit parses the same way."""
+        user = "u" * 300
+        uri = parse_uri(f"sip:{user}@example.com")
+        assert isinstance(uri, SIPURI)
+        self.assertEqual(uri.username, user)

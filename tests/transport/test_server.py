@@ -207,6 +207,57 @@ class ServerTests(SynchronousTestCase):
         self.assertEqual([r.code for r in self.sender.responses()], [500])
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 
+    def test_answer_at_once(self) -> None:
+        """A handler answering with a plain Response is answered at once, and 500 on a crash."""
+
+        def plain(request: Request, context: RequestContext) -> Response:
+            return make_response(request, 486, to_tag="x")
+
+        self.handler.handle_request = plain  # type: ignore[method-assign,assignment]
+        self.receive(request_bytes("INVITE", "sip:conf@example.com"))
+        self.assertEqual([r.code for r in self.sender.responses()], [486])
+
+    def test_refusal_at_once(self) -> None:
+        """A protocol error raised at once by a handler becomes its response."""
+
+        def refuse(request: Request, context: RequestContext) -> Response:
+            raise SIPProtocolError("Gone", 410)
+
+        self.handler.handle_request = refuse  # type: ignore[method-assign,assignment]
+        self.receive(request_bytes("INVITE", "sip:conf@example.com"))
+        [response] = self.sender.responses()
+        self.assertEqual((response.code, response.phrase), (410, "Gone"))
+        self.assertIsNotNone(response.to.tag)
+
+    def test_transaction_log_line(self) -> None:
+        """Each transaction logs one info line with its summary and fields."""
+        from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
+
+        events: List[Any] = []
+
+        @implementer(ILogObserver)
+        def observe(event: Any) -> None:
+            events.append(event)
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        self.receive(request_bytes("OPTIONS", "sip:example.com", call_id="log-1"))
+        self.clock.pump([1.0] * 40)
+        [event] = [e for e in events if e.get("call_id") == "log-1"]
+        self.assertEqual(
+            formatEvent(event),
+            "OPTIONS sip:example.com from 192.0.2.1:5060/UDP -> 200 (32000.0 ms) call-id=log-1",
+        )
+        self.assertEqual((event["method"], event["status"]), ("OPTIONS", 200))
+
+    def test_unvalidated_message(self) -> None:
+        """message_received validates what it is given unless told it was validated."""
+        request = make_request("OPTIONS", "sip:example.com")
+        request.headers["cseq"] = ["1 INVITE"]
+        self.server.message_received(request, self.peer)
+        [response] = self.sender.responses()
+        self.assertEqual(response.code, 400)
+
     def test_graceful_stop(self) -> None:
         """Stop waits for transactions in progress and answers new requests 503."""
         self.receive(request_bytes("INVITE", "sip:conf@example.com"))
