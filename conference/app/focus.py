@@ -249,7 +249,6 @@ class Focus:
 
     def _join(self, join: _Join) -> Response | Deferred[Response]:
         request, context, record = join.request, join.context, join.record
-        formats, tag = join.formats, join.tag
         now = utc_datetime(context.now)
         try:
             calendar = calendar_of(record)
@@ -263,41 +262,14 @@ class Focus:
             upcoming = next_instance(calendar, now)
             if upcoming is None or is_over(calendar, now):
                 raise RemoteProtocolError("Gone (conference ended)", 410)
-            return refuse_conference(
-                request,
-                record.uri,
-                context.now,
-                upcoming.start - self.early_join,
-                formats=formats,
-                to_tag=tag,
-                sign=self.sign,
-                reason="Busy Here (conference not open yet)",
+            return self._refuse(
+                join, upcoming.start - self.early_join, "not open yet", "BUSY-UNAVAILABLE"
             )
         maximum = _int_setting(record, "max_participants", self.max_participants)
         if record.settings.get("locked", "").lower() in ("1", "true", "yes"):
-            return refuse_conference(
-                request,
-                record.uri,
-                context.now,
-                instance.end,
-                formats=formats,
-                to_tag=tag,
-                sign=self.sign,
-                reason="Busy Here (conference locked)",
-                kind="BUSY",
-            )
+            return self._refuse(join, instance.end, "locked")
         if self.roster.count(record.uri) >= maximum:
-            return refuse_conference(
-                request,
-                record.uri,
-                context.now,
-                instance.end,
-                formats=formats,
-                to_tag=tag,
-                sign=self.sign,
-                reason="Busy Here (conference full)",
-                kind="BUSY",
-            )
+            return self._refuse(join, instance.end, "full")
         join.calendar, join.instance = calendar, instance
         who = _participant_identity(request, context)
         offered = bool(request.body)
@@ -314,6 +286,23 @@ class Focus:
             return self._accept(join, session, who, awaiting_answer=not offered)
 
         return session_d.addCallback(answered)
+
+    def _refuse(self, join: _Join, until: Any, why: str, kind: str = "BUSY") -> Response:
+        """
+        486 for a conference that cannot be joined now ("not open yet",
+        "locked", "full"), with its unavailable time until C{until}.
+        """
+        return refuse_conference(
+            join.request,
+            join.record.uri,
+            join.context.now,
+            until,
+            formats=join.formats,
+            to_tag=join.tag,
+            sign=self.sign,
+            reason=f"Busy Here (conference {why})",
+            kind=kind,
+        )
 
     def _accept(
         self, join: _Join, session: IMediaSession, who: str, *, awaiting_answer: bool
@@ -364,17 +353,7 @@ class Focus:
             )
         except ConferenceFullError:
             self.media.close(session)
-            return refuse_conference(
-                request,
-                record.uri,
-                context.now,
-                instance.end,
-                formats=formats,
-                to_tag=tag,
-                sign=self.sign,
-                reason="Busy Here (conference full)",
-                kind="BUSY",
-            )
+            return self._refuse(join, instance.end, "full")
         self.dialogs.add(dialog)
         self.calls[dialog.key] = _Call(participant, dialog, context.peer, awaiting_answer)
         self._rearm()
