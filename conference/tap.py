@@ -62,30 +62,31 @@ def _port_range(text: Any) -> Tuple[int, int]:
     return first, last
 
 
-def _non_negative(kind: type, name: str) -> Any:
+def _number(kind: type, name: str, *, allow_zero: bool = False) -> Any:
+    """
+    A converter for a numeric option: positive, or with C{allow_zero}
+    not negative; anything else is a usage error naming the option.
+    """
+
     def convert(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
             raise usage.UsageError(f"--{name} must be a number, got {text!r}") from None
-        if value < 0:
-            raise usage.UsageError(f"--{name} must not be negative, got {text!r}")
+        if value < 0 or (value == 0 and not allow_zero):
+            rule = "must not be negative" if allow_zero else "must be positive"
+            raise usage.UsageError(f"--{name} {rule}, got {text!r}")
         return value
 
     return convert
 
 
 def _positive(kind: type, name: str) -> Any:
-    def convert(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise usage.UsageError(f"--{name} must be a number, got {text!r}") from None
-        if value <= 0:
-            raise usage.UsageError(f"--{name} must be positive, got {text!r}")
-        return value
+    return _number(kind, name)
 
-    return convert
+
+def _non_negative(kind: type, name: str) -> Any:
+    return _number(kind, name, allow_zero=True)
 
 
 def _rate(name: str) -> Any:
