@@ -7,7 +7,7 @@ plug in its own and every backend is held to one contract.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, List, Sequence, Union
+from typing import TYPE_CHECKING, List, Optional, Sequence, Union
 
 from zope.interface import Attribute, Interface
 
@@ -49,6 +49,25 @@ class IDelegationPolicy(Interface):
         @param delegate: the address of who is acting.
         @param now: POSIX time.
         @return: L{True} only if an unexpired approval exists.
+        """
+
+
+class IAccounts(Interface):
+    """
+    Which users this server has accounts for (the users the C{--auth}
+    credential checkers know), so that a user's address is never taken
+    for something else, such as a conference (docs/scheduling.rst).
+    """
+
+    def is_account(address: str) -> Optional[bool]:
+        """
+        Whether the address of record C{address} (C{sip:user@domain} of a
+        served domain, normalised) is an account's.
+
+        @return: L{True} if it is, L{False} if it is known not to be,
+            L{None} when that cannot be told (a checker that cannot be
+            asked, or identities that come from elsewhere, such as TLS
+            client certificates).
         """
 
 
@@ -183,7 +202,7 @@ class IMediaService(Interface):
 # Stores of the focus (conferences, calendars) and of BIND ------------------
 
 if TYPE_CHECKING:
-    from typing import Collection, FrozenSet, Mapping, Optional, Tuple
+    from typing import Collection, FrozenSet, Mapping, Tuple
 
     from conference.store.records import BindingRecord, CalendarEntry, ConferenceRecord
 

@@ -28,7 +28,7 @@ from twisted.python.failure import Failure
 from conference.app.core import CoreRouter
 from conference.app.registrar import Registrar
 from conference.app.trust import TrustSettings, load_trust_settings
-from conference.auth import Authenticator, AuthPolicy, make_portal
+from conference.auth import Authenticator, AuthPolicy, CheckerAccounts, make_portal
 from conference.interfaces import ISIPIdentity
 from conference.limits import DEFAULT_BODY_LIMITS, DEFAULT_EXEMPT, BodyLimits, Rate, RateLimiter
 from conference.sip.digest import DigestServer
@@ -250,6 +250,9 @@ class ConferenceService(MultiService):
             DigestServer(lifetime=config.nonce_lifetime, algorithms=config.digest_algorithms),
             AuthPolicy(invite=config.auth_invite),
         )
+        client_identities = bool(config.tls_ca) and config.tls_client_cert != "none"
+        # Who has an account: their addresses never become conferences.
+        self.accounts = CheckerAccounts(config.checkers, complete=not client_identities)
         self.limiter = limiter_from_config(config)
         self.trust = trust_from_config(config)
         self.sip = SIPServer(
@@ -265,7 +268,7 @@ class ConferenceService(MultiService):
             reactor,
             max_connections=config.max_connections,
             idle_timeout=config.idle_timeout,
-            client_identities=bool(config.tls_ca) and config.tls_client_cert != "none",
+            client_identities=client_identities,
         )
         self.stores: Optional[Stores] = stores
         self._own_stores = stores is None
@@ -296,7 +299,7 @@ class ConferenceService(MultiService):
             max_bindings=config.max_bindings,
             max_data_size=config.max_binding_data,
         )
-        owners = OwnerResolver(stores.conferences, self.router.domain_of)
+        owners = OwnerResolver(stores.conferences, self.router.domain_of, self.accounts)
         self.binder = BindHandler(
             stores.bindings,
             owners,

@@ -10,6 +10,7 @@ from typing import Any, List, Tuple
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
+from conference.app.scheduler import SchedulingHandler
 from conference.service import ConferenceService, ServerConfig, listen_hosts
 from conference.testing import memory_stores
 
@@ -95,3 +96,25 @@ class ServiceTests(SynchronousTestCase):
         self.assertIn("192.0.2.1", hosts)
         self.assertIn("::1", hosts)
         self.assertIn("localhost", hosts)
+
+    def test_accounts_wired(self) -> None:
+        """The --auth checkers' users are the accounts the scheduler and BIND owners ask."""
+        from twisted.cred import strcred
+
+        service, _ = self.make(checkers=[strcred.makeChecker("memory:alice:secret")])
+        service.startService()
+        self.successResultOf(service.ready)
+        self.assertTrue(service.accounts.is_account("sip:alice@localhost"))
+        self.assertFalse(service.accounts.is_account("sip:room@localhost"))
+        scheduler = service.router.handler_for("MESSAGE")
+        assert isinstance(scheduler, SchedulingHandler)
+        self.assertIs(scheduler.users.accounts, service.accounts)
+        self.assertIs(service.binder.owners.accounts, service.accounts)
+        self.assertEqual(scheduler.listeners, [service.subscriptions.changed])
+
+    def test_accounts_with_client_certificates(self) -> None:
+        """With TLS client identities, an address no checker knows cannot be judged."""
+        service, _ = self.make(tls_ca="ca.pem")
+        self.assertIsNone(service.accounts.is_account("sip:room@localhost"))
+        service, _ = self.make(tls_ca="ca.pem", tls_client_cert="none")
+        self.assertFalse(service.accounts.is_account("sip:room@localhost"))

@@ -47,6 +47,7 @@ from conference.app.conferences import (
 )
 from conference.app.core import RequestContext
 from conference.app.outbound import Messenger, udp_endpoint_of
+from conference.app.ownership import UserDirectory, release_when_cancelled
 from conference.app.trust import SMIME_TYPES, TrustSettings, authority, open_body
 from conference.calendar import (
     CalendarError,
@@ -61,6 +62,7 @@ from conference.calendar import (
 )
 from conference.calendar import values as cv
 from conference.interfaces import (
+    IAccounts,
     IBindingStore,
     ICalendarStore,
     IConferenceStore,
@@ -278,10 +280,12 @@ class SchedulingHandler:
         uri_factory: Callable[[str], str] = new_conference_uri,
         max_per_organizer: Optional[int] = None,
         trust: Optional[TrustSettings] = None,
+        accounts: Optional[IAccounts] = None,
     ) -> None:
         """
         @param trust: the S/MIME settings (docs/trust.rst); by default none:
             S/MIME bodies are 415 and the digest or TLS identity counts.
+        @param accounts: the L{IAccounts} whose addresses never become conferences.
         """
         self.trust = trust if trust is not None else TrustSettings()
         if self.trust.enabled:
@@ -296,6 +300,8 @@ class SchedulingHandler:
         self.tag_factory = tag_factory
         self.uri_factory = uri_factory
         self.max_per_organizer = max_per_organizer
+        self.users = UserDirectory(registrations, bindings, calendars, accounts)
+        self.listeners: List[Callable[[str], None]] = []  # told of released bindings
 
     # IRequestHandler --------------------------------------------------------
 
@@ -443,12 +449,13 @@ class SchedulingHandler:
     ) -> None:
         """
         Refuse to create a conference at a named URI that is a user's:
-        the sender's own address or one with registered contacts.
+        the sender's own address or any L{UserDirectory.why_user} names.
         """
         if uri == who:
             raise _forbidden(domain, f"{uri} is your own address, not a conference")
-        if await self.registrations.get_bindings(uri, now):
-            raise _forbidden(domain, f"{uri} is a registered user, not a conference")
+        reason = await self.users.why_user(uri, now)
+        if reason is not None:
+            raise _forbidden(domain, f"{uri} {reason}, not a conference")
         if len(uids) != 1:
             raise _bad(domain, f"a conference is one event (UID), not {len(uids)}")
         other = await self.conferences.get_by_uid(uids[0])
@@ -516,6 +523,7 @@ class SchedulingHandler:
             max_per_organizer=self.max_per_organizer,
         )
         log.info("iTIP {method} applied to {uri} by {who}", method=method, uri=uri, who=who)
+        await release_when_cancelled(self.bindings, record, new, now, self.listeners)
         only: Optional[str] = None
         if method == "REPLY":
             attendees = [c.get("ATTENDEE") for c in scheduling_components(incoming)]
@@ -633,6 +641,7 @@ def install_scheduler(
         default).
     @param max_per_organizer: the per-organizer conference cap; by default
         the service config's C{max_conferences_per_organizer}, if it has one.
+        The service's C{accounts} and binding C{subscriptions} are used if set.
     """
     from conference.transport.server import new_branch, new_tag
 
@@ -669,7 +678,11 @@ def install_scheduler(
         tag_factory=new_tag,
         max_per_organizer=max_per_organizer,
         trust=trust,
+        accounts=getattr(service, "accounts", None),
     )
+    subscriptions = getattr(service, "subscriptions", None)
+    if subscriptions is not None:
+        handler.listeners.append(subscriptions.changed)
     router.add_handler(handler)
     service.scheduler = handler
     return handler

@@ -69,6 +69,9 @@ class ConferenceRecord:
         C{max_participants}, C{early_join}, C{locked}).
     @ivar version: bumped by the store on every write, for optimistic
         concurrency (see L{ConflictError}); 0 for a record never stored.
+    @ivar owner: whose the conference URI and its bindings are: the
+        organizer who created it, kept while later bookings come and go
+        (C{""} in records stored before owners were recorded).
     """
 
     uri: str
@@ -81,6 +84,7 @@ class ConferenceRecord:
     version: int = 0
     created: float = 0.0
     updated: float = 0.0
+    owner: str = ""
 
 
 @dataclass(frozen=True)

@@ -481,6 +481,70 @@ class UserPathTests(FocusFixture):
         self.assertEqual(response.code, 480)
         self.assertIsNone(response.header("retry-after"))
 
+    def schedule_message(self, body: str, identity: str) -> Response:
+        """
+        A scheduling MESSAGE (xCal) by C{identity} (a user name), answered by
+        a scheduler over this focus's stores.
+        """
+        from conference.app.scheduler import SchedulingHandler
+        from conference.auth import SIPIdentity
+
+        router = CoreRouter(["example.com"], tag_factory=lambda: "tag")
+        scheduler = SchedulingHandler(
+            self.stores.conferences,
+            self.stores.calendars,
+            self.stores.bindings,
+            self.stores.registrations,
+            None,
+            domain_of=router.domain_of,
+            default_domain="example.com",
+        )
+        request = make_request(
+            "MESSAGE",
+            "sip:conf-2@example.com",
+            body=_xcal(body),
+            headers=[("Content-Type", "application/calendar+xml")],
+        )
+        who = SIPIdentity(identity, "example.com")
+        context = RequestContext(PEER, self.clock.seconds(), identity=who)
+        response = self.successResultOf(scheduler.handle_request(request, context))
+        self.assertEqual(response.code, 200)
+        return response
+
+    def test_organizer_cannot_make_attendee_busy(self) -> None:
+        """Alice writing Bob ACCEPTED leaves Bob reachable; only his own REPLY makes him busy."""
+        binding = RegistrationBinding(
+            "sip:bob@192.0.2.20:5070", self.clock.seconds() + 7200, None, "r", 1
+        )
+        now = self.clock.seconds()
+        self.successResultOf(self.stores.registrations.set_bindings(self.USER, [binding], [], now))
+        request = conference_ical(
+            uid="mtg-2", room="sip:conf-2@example.com", attendees=(self.USER,)
+        ).replace(f"PARTSTAT=NEEDS-ACTION;RSVP=TRUE:{self.USER}", f"PARTSTAT=ACCEPTED:{self.USER}")
+        self.assertIn(f"PARTSTAT=ACCEPTED:{self.USER}", request)
+        self.schedule_message(request, "alice")
+        invite = self.invite(self.USER, call_id="u5", from_="<sip:carol@example.com>;tag=c")
+        self.assertEqual(self.answer(invite).code, 302)
+        reply = "\r\n".join(
+            [
+                "BEGIN:VCALENDAR",
+                "VERSION:2.0",
+                "PRODID:-//tests//EN",
+                "METHOD:REPLY",
+                "BEGIN:VEVENT",
+                "UID:mtg-2",
+                "DTSTAMP:20261201T090000Z",
+                "ORGANIZER:sip:alice@example.com",
+                f"ATTENDEE;PARTSTAT=ACCEPTED:{self.USER}",
+                "END:VEVENT",
+                "END:VCALENDAR",
+                "",
+            ]
+        )
+        self.schedule_message(reply, "bob")
+        invite = self.invite(self.USER, call_id="u6", from_="<sip:carol@example.com>;tag=c")
+        self.assertEqual(self.answer(invite).code, 486)
+
 
 def _xcal(text: str) -> bytes:
     from conference.calendar import to_xcal
