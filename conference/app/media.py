@@ -300,6 +300,7 @@ class NullMediaService:
             del self.sessions[session.port]
         for listener in session.listeners:
             listener.stopListening()
+        session.rtp.on_activity = session.rtcp.on_activity = None  # no cycle left
         log.debug(
             "Closed media of {participant}: {packets} RTP packets dropped",
             participant=session.participant,
