@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_focus -*-
+# -*- test-case-name: tests.app.test_focus,tests.app.test_admission -*-
 """
 The conference focus (iSIP section 4.4, RFC 4579): joining a conference by
 INVITE returns the SDP answer together with the conference's VEVENT; a
