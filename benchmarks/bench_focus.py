@@ -450,6 +450,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         options = ["--domain", DOMAIN, "--store", f"sqlite:{store}", "--rtp-ports", RTP_PORTS]
         options += ["--max-participants", "1000000", "--rate-limit", "off"]
         options += ["--identity-rate-limit", "off"]
+        # Every SIPp call has the same anonymous From.
+        options += ["--max-media-per-caller", "0"]
         env = conference_env(folder)
         full = CommandServer(
             "full", conference_command(folder, port, options), folder, port=port, env=env

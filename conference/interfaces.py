@@ -154,6 +154,10 @@ class IMediaSession(Interface):
     participant = Attribute("The participant's identity or address, as a string.")
     conference = Attribute("The conference URI, as a string.")
     local_sdp = Attribute("The SDP this side last sent (bytes).")
+    last_activity = Attribute(
+        "When media last arrived (reactor seconds; the session's start until"
+        " then): the media plane's inactivity timeout counts from it (issue 15)."
+    )
 
 
 class IMediaService(Interface):
@@ -162,6 +166,8 @@ class IMediaService(Interface):
     out (RFC 3264).  The null service answers and drops the media; a mixer
     replaces it behind the same interface.
     """
+
+    capacity = Attribute("How many sessions it can hold at once (an int).")
 
     def answer(conference: str, participant: str, offer: bytes) -> Deferred[IMediaSession]:
         """
@@ -196,6 +202,13 @@ class IMediaService(Interface):
     def close(session: IMediaSession) -> None:
         """
         Release what the session holds (ports); idempotent.
+        """
+
+    def touch(session: IMediaSession) -> None:
+        """
+        Note that media arrived for the session now (sets its
+        C{last_activity}); the media plane calls this for each packet, so
+        it must be cheap.
         """
 
 

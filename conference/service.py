@@ -86,6 +86,15 @@ class ServerConfig:
     body_limits: Dict[str, int] = field(default_factory=lambda: dict(DEFAULT_BODY_LIMITS))
     tls_ca: Optional[str] = None
     tls_client_cert: str = "optional"
+    # Exhaustion (issue 15; docs/limits.rst): None turns a cap or timeout off.
+    max_connections_per_source: Optional[int] = 64
+    message_timeout: float = 10.0
+    handshake_timeout: float = 10.0
+    max_transactions: Optional[int] = 100_000
+    max_media_per_source: Optional[int] = 32
+    max_media_per_caller: Optional[int] = 4
+    media_reserve_percent: float = 20.0
+    media_timeout: Optional[float] = 60.0
     # S/MIME (issue 6; docs/trust.rst): PEM files, the key's password, and
     # whether unsigned iTIP is refused.
     smime_ca: Optional[str] = None
@@ -262,6 +271,7 @@ class ConferenceService(MultiService):
             max_message_size=config.max_message_size,
             limiter=self.limiter if self.limiter.active else None,
             body_limits=BodyLimits(config.body_limits) if config.body_limits else None,
+            max_transactions=config.max_transactions,
         )
         self.stream_factory = SIPStreamFactory(
             self.sip,
@@ -269,6 +279,9 @@ class ConferenceService(MultiService):
             max_connections=config.max_connections,
             idle_timeout=config.idle_timeout,
             client_identities=client_identities,
+            max_per_source=config.max_connections_per_source,
+            message_timeout=config.message_timeout,
+            handshake_timeout=config.handshake_timeout,
         )
         self.stores: Optional[Stores] = stores
         self._own_stores = stores is None
@@ -338,12 +351,21 @@ class ConferenceService(MultiService):
         The conference focus (INVITE, UPDATE, BYE) with the null media
         service (a mixer replaces it behind L{IMediaService}).
         """
+        from conference.app.admission import MediaAdmission
         from conference.app.focus import Focus
         from conference.app.media import NullMediaService
 
         config = self.config
         self.media = NullMediaService(
             self._reactor, address=config.media_address, port_range=config.rtp_ports
+        )
+        admission = MediaAdmission(
+            self.media.capacity,
+            reserve=config.media_reserve_percent / 100.0,
+            per_source=config.max_media_per_source,
+            per_caller=config.max_media_per_caller,
+            timeout=config.media_timeout,
+            source_key=self.limiter.source_key,
         )
         self.focus = Focus(
             stores=stores,
@@ -357,6 +379,8 @@ class ConferenceService(MultiService):
             early_join=timedelta(seconds=config.early_join),
             max_participants=config.max_participants,
             sign=self.trust.signer,
+            admission=admission,
+            challenge=self.challenge if config.checkers else None,
         )
         self.router.add_handler(self.focus)
 

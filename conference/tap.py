@@ -207,6 +207,34 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             _positive(float, "idle-timeout"),
         ],
         [
+            "max-connections-per-source",
+            None,
+            64,
+            "Most TCP/TLS connections from one address (IPv6: /64); 0: no cap.",
+            _non_negative(int, "max-connections-per-source"),
+        ],
+        [
+            "message-timeout",
+            None,
+            10.0,
+            "Seconds a TCP/TLS peer has to finish a message it started (or its first).",
+            _positive(float, "message-timeout"),
+        ],
+        [
+            "handshake-timeout",
+            None,
+            10.0,
+            "Seconds a TLS peer has to finish its handshake.",
+            _positive(float, "handshake-timeout"),
+        ],
+        [
+            "max-transactions",
+            None,
+            100000,
+            "Most live server transactions; new requests past it get 503. 0: no cap.",
+            _non_negative(int, "max-transactions"),
+        ],
+        [
             "stop-timeout",
             None,
             5.0,
@@ -268,6 +296,34 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             100,
             "Default most participants per conference (a conference's own setting wins).",
             _positive(int, "max-participants"),
+        ],
+        [
+            "max-media-per-source",
+            None,
+            32,
+            "Most media sessions of callers (not attendees) from one address; 0: no cap.",
+            _non_negative(int, "max-media-per-source"),
+        ],
+        [
+            "max-media-per-caller",
+            None,
+            4,
+            "Most media sessions of one caller; 0: no cap.",
+            _non_negative(int, "max-media-per-caller"),
+        ],
+        [
+            "media-reserve",
+            None,
+            20.0,
+            "Percent of the media sessions kept for authenticated attendees.",
+            _non_negative(float, "media-reserve"),
+        ],
+        [
+            "media-timeout",
+            None,
+            60.0,
+            "Seconds without RTP/RTCP after which a call is ended; 0: never.",
+            _non_negative(float, "media-timeout"),
         ],
         [
             "early-join",
@@ -433,6 +489,10 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         self["rate-limit-exempt"] = _networks(self["rate-limit-exempt"])
         if self["burst"] is not None and self["burst"] < 1:
             raise usage.UsageError(f"--burst must be at least 1, got {self['burst']:g}")
+        if self["media-reserve"] > 100:
+            raise usage.UsageError(
+                f"--media-reserve is a percentage, got {self['media-reserve']:g}"
+            )
         mode = self["tls-client-cert"]
         if mode not in ("none", "optional", "required"):
             raise usage.UsageError("--tls-client-cert must be none, optional or required")
@@ -481,6 +541,14 @@ def config_from_options(options: Options) -> ServerConfig:
         body_limits=dict(options["max-body-size"]),
         tls_ca=options["tls-ca"],
         tls_client_cert=options["tls-client-cert"],
+        max_connections_per_source=options["max-connections-per-source"] or None,
+        message_timeout=options["message-timeout"],
+        handshake_timeout=options["handshake-timeout"],
+        max_transactions=options["max-transactions"] or None,
+        max_media_per_source=options["max-media-per-source"] or None,
+        max_media_per_caller=options["max-media-per-caller"] or None,
+        media_reserve_percent=float(options["media-reserve"]),
+        media_timeout=options["media-timeout"] or None,
         smime_ca=options["smime-ca"],
         smime_cert=options["smime-cert"],
         smime_key=options["smime-key"],

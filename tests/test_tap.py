@@ -119,3 +119,106 @@ class PluginTests(SynchronousTestCase):
         self.assertTrue(verifyObject(IServiceMaker, maker))
         self.assertEqual(maker.tapname, "conference")
         self.assertIsInstance(maker.options(), Options)
+
+
+class ExhaustionOptionsTests(SynchronousTestCase):
+    """
+    The issue 15 options: caps and deadlines against exhaustion, and how
+    they reach the transports, the transaction layer and the focus.
+    """
+
+    def parse(self, *argv: str) -> Options:
+        options = Options()
+        options.parseOptions(list(argv))
+        return options
+
+    def test_defaults(self) -> None:
+        """Every cap and deadline is on by default."""
+        config = config_from_options(self.parse())
+        self.assertEqual(
+            (config.max_connections_per_source, config.message_timeout, config.handshake_timeout),
+            (64, 10.0, 10.0),
+        )
+        self.assertEqual(config.max_transactions, 100000)
+        self.assertEqual(
+            (config.max_media_per_source, config.max_media_per_caller, config.media_timeout),
+            (32, 4, 60.0),
+        )
+        self.assertEqual(config.media_reserve_percent, 20.0)
+
+    def test_zero_turns_off(self) -> None:
+        """0 turns a cap or the media timeout off."""
+        names = (
+            "max-connections-per-source",
+            "max-transactions",
+            "max-media-per-source",
+            "max-media-per-caller",
+            "media-timeout",
+        )
+        argv = [word for name in names for word in (f"--{name}", "0")]
+        config = config_from_options(self.parse(*argv, "--media-reserve", "0"))
+        self.assertEqual(
+            (
+                config.max_connections_per_source,
+                config.max_transactions,
+                config.max_media_per_source,
+                config.max_media_per_caller,
+                config.media_timeout,
+                config.media_reserve_percent,
+            ),
+            (None, None, None, None, None, 0.0),
+        )
+
+    def test_bad_values(self) -> None:
+        """Negative caps, zero deadlines and a share over 100% are usage errors."""
+        for argv in (
+            ("--max-transactions", "-1"),
+            ("--message-timeout", "0"),
+            ("--handshake-timeout", "x"),
+            ("--media-reserve", "101"),
+            ("--max-media-per-caller", "2.5"),
+        ):
+            self.assertRaises(usage.UsageError, self.parse, *argv)
+
+    def test_reach_the_service(self) -> None:
+        """The options configure the stream factory, the layer and the focus's admission."""
+        from tests.test_service import UDPMemoryReactor
+
+        options = self.parse(
+            "--listen",
+            "tcp:0",
+            "--store",
+            "memory",
+            "--rtp-ports",
+            "20000-20199",
+            "--max-connections-per-source",
+            "5",
+            "--message-timeout",
+            "3",
+            "--handshake-timeout",
+            "2",
+            "--max-transactions",
+            "7",
+            "--max-media-per-source",
+            "6",
+            "--media-reserve",
+            "50",
+            "--media-timeout",
+            "30",
+        )
+        service = makeService(options, reactor=UDPMemoryReactor())
+        assert isinstance(service, ConferenceService)
+        factory = service.stream_factory
+        self.assertEqual(
+            (factory.max_per_source, factory.message_timeout, factory.handshake_timeout),
+            (5, 3.0, 2.0),
+        )
+        self.assertEqual(service.sip.layer.max_server, 7)
+        service.startService()
+        self.addCleanup(service.stopService)
+        admission = service.focus.admission
+        assert admission is not None
+        self.assertEqual((admission.capacity, admission.reserved), (100, 50))
+        self.assertEqual((admission.per_source, admission.per_caller), (6, 4))
+        self.assertEqual(admission.timeout, 30.0)
+        self.assertEqual(admission.source_key("127.0.0.1"), "")  # exempt, as for rate limits

@@ -54,6 +54,7 @@ __all__ = [
     "TransactionState",
     "TransactionTerminated",
     "TransactionTimedOut",
+    "TransactionsExhausted",
 ]
 
 S = TransactionState
@@ -69,6 +70,22 @@ PROCEEDING_GUARD = 180.0
 # only two numbers it keeps no ended transaction alive meanwhile (nor gives
 # the garbage collector anything to visit).
 _TimerEntry = Tuple[float, int]
+
+
+class TransactionsExhausted(RemoteProtocolError):
+    """
+    A new request arrived while C{max_server} server transactions are
+    live: answer it statelessly with this 503 and its Retry-After (issue
+    15), without a transaction, whoever sent it.
+    """
+
+    def __init__(self, limit: int, retry_after: int) -> None:
+        super().__init__(
+            "Service Unavailable (too many transactions)",
+            503,
+            [("Retry-After", str(retry_after))],
+        )
+        self.limit = limit
 
 
 def _random_token() -> str:
@@ -94,6 +111,10 @@ class TransactionLayer:
     @ivar t4: longest time a message stays in the network (T4).
     @ivar trying_delay: how long an INVITE may wait for the application's
         first response before the layer sends 100 Trying itself.
+    @ivar max_server: the most live server transactions; a new request
+        beyond them raises L{TransactionsExhausted} (L{None}: no cap).
+        Retransmissions, ACKs and responses are never refused.
+    @ivar retry_after: the Retry-After of that 503, in seconds.
     """
 
     def __init__(
@@ -105,6 +126,8 @@ class TransactionLayer:
         trying_delay: float = 0.2,
         branch_factory: Callable[[], str] = _default_branch,
         tag_factory: Callable[[], str] = _random_token,
+        max_server: Optional[int] = None,
+        retry_after: int = 10,
     ) -> None:
         self.t1 = t1
         self.t2 = t2
@@ -112,6 +135,8 @@ class TransactionLayer:
         self.trying_delay = trying_delay
         self.branch_factory = branch_factory
         self.tag_factory = tag_factory
+        self.max_server = max_server
+        self.retry_after = retry_after
         self._server: Dict[Hashable, ServerTransaction] = {}
         self._client: Dict[Hashable, ClientTransaction] = {}
         self._merge: Dict[Hashable, ServerTransaction] = {}
@@ -226,6 +251,8 @@ class TransactionLayer:
             header the matching rules need; the adapter answers it
             statelessly (or drops it if it is an ACK).  Broken responses
             are dropped instead.
+        @raise TransactionsExhausted: (503) for a new request while
+            C{max_server} server transactions are live.
         """
         if isinstance(message, Response):
             try:
@@ -246,6 +273,8 @@ class TransactionLayer:
         txn = self._match(key, message)
         if txn is not None:
             return self._retransmitted(txn, peer)
+        if self.max_server is not None and len(self._server) >= self.max_server:
+            raise TransactionsExhausted(self.max_server, self.retry_after)
         if message.method == "CANCEL":
             return self._receive_cancel(message, key, peer, now)
         to_tag = message.to.tag

@@ -88,10 +88,14 @@ class SIPServer:
         layer: Optional[txn.TransactionLayer] = None,
         limiter: Optional[RateLimiter] = None,
         body_limits: Optional[BodyLimits] = None,
+        max_transactions: Optional[int] = None,
     ) -> None:
         """
         @param limiter: per-source and per-identity rate limits (issue 6).
         @param body_limits: body size caps by content type (issue 6).
+        @param max_transactions: the most live server transactions of the
+            layer made here (issue 15); new requests past it are answered
+            503 statelessly.
         """
         if reactor is None:
             from twisted.internet import reactor as _reactor
@@ -104,7 +108,11 @@ class SIPServer:
         self.max_message_size = max_message_size
         self.limiter = limiter
         self.body_limits = body_limits
-        self.layer = layer if layer is not None else txn.TransactionLayer(branch_factory=new_branch)
+        self.layer = (
+            layer
+            if layer is not None
+            else txn.TransactionLayer(branch_factory=new_branch, max_server=max_transactions)
+        )
         self.senders: Dict[Any, Sender] = {}
         self._timer: Optional[IDelayedCall] = None
         self._started: Dict[Any, float] = {}
@@ -116,7 +124,9 @@ class SIPServer:
             "refused": 0,
             "dropped": 0,
             "limited": 0,
+            "shed": 0,
         }
+        self._shed_noted = -60.0
         self._pending_clients: Dict[int, Deferred[Response]] = {}
 
     def now(self) -> float:
@@ -176,6 +186,9 @@ class SIPServer:
                 if self._over_limits(message, peer):
                     return
             actions = self.layer.receive(message, peer, self.now())
+        except txn.TransactionsExhausted as e:
+            self._shed(message, e, peer)
+            return
         except RemoteProtocolError as e:
             if e.message is None:
                 e.message = message
@@ -249,6 +262,23 @@ class SIPServer:
         )
 
     # --- end issue 6 -----------------------------------------------------
+
+    def _shed(self, request: Any, error: txn.TransactionsExhausted, peer: txn.Peer) -> None:
+        """
+        Answer a request past the transaction cap statelessly (issue 15):
+        503 with Retry-After, counted in C{stats["shed"]}, logged at most
+        once a minute.  Exempt sources are shed like any other.
+        """
+        self.stats["shed"] += 1
+        now = self.now()
+        if now - self._shed_noted >= 60.0:
+            self._shed_noted = now
+            log.warn(
+                "{limit} transactions live: answering new requests 503 (Retry-After); "
+                "further ones not logged for a minute",
+                limit=error.limit,
+            )
+        self.send(error_response(request, error, new_tag()), peer)
 
     def _fix_via(self, request: Request, peer: txn.Peer) -> None:
         """

@@ -48,6 +48,7 @@ class FakeSession:
         self.local_sdp = ANSWER
         self.closed = False
         self.answer: Optional[bytes] = None
+        self.last_activity = 0.0
 
 
 @implementer(IMediaService)
@@ -56,7 +57,10 @@ class FakeMedia:
     Answers at once (or when the test fires C{pending}) and records closes.
     """
 
-    def __init__(self) -> None:
+    capacity = 1000
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
         self.sessions: List[FakeSession] = []
         self.hold: Optional[Deferred[IMediaSession]] = None
 
@@ -66,6 +70,7 @@ class FakeMedia:
             d.errback(RemoteProtocolError("Not Acceptable Here", 488))
             return d
         session = FakeSession(conference, participant)
+        session.last_activity = self.clock.seconds()
         self.sessions.append(session)
         if self.hold is not None:
             held = self.hold
@@ -75,6 +80,7 @@ class FakeMedia:
 
     def offer(self, conference: str, participant: str) -> Deferred[IMediaSession]:
         session = FakeSession(conference, participant)
+        session.last_activity = self.clock.seconds()
         self.sessions.append(session)
         return succeed(session)
 
@@ -89,6 +95,9 @@ class FakeMedia:
     def close(self, session: IMediaSession) -> None:
         session.closed = True  # type: ignore[attr-defined]
 
+    def touch(self, session: IMediaSession) -> None:
+        session.last_activity = self.clock.seconds()  # type: ignore[attr-defined]
+
 
 class FocusFixture(SynchronousTestCase):
     """
@@ -99,7 +108,7 @@ class FocusFixture(SynchronousTestCase):
         self.clock = Clock()
         self.clock.advance(T0.timestamp() + 60)  # one minute into the conference
         self.stores = memory_stores()
-        self.media = FakeMedia()
+        self.media = FakeMedia(self.clock)
         self.sent: List[Tuple[Request, Peer]] = []
         router = CoreRouter(["example.com"], tag_factory=lambda: "tag", accept_ip_literals=True)
         self.focus = Focus(

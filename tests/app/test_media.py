@@ -14,6 +14,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IAddress, IListeningPort, IReactorUDP
 from twisted.internet.protocol import DatagramProtocol
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
@@ -259,6 +260,52 @@ class NullMediaServiceTests(SynchronousTestCase):
         self.failure(self.service.update(session, SIPP_OFFER), 481)
         e = self.assertRaises(RemoteProtocolError, self.service.complete, session, SIPP_OFFER)
         self.assertEqual(e.status, 481)
+
+
+class ActivityTests(SynchronousTestCase):
+    """
+    Issue 15: what the inactivity timeout reads, C{last_activity}, and
+    the capacity the admission policy shares out.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(1000)
+        self.service = NullMediaService(
+            FakeUDPReactor(), port_range=(20000, 20199), max_sessions=500, clock=self.clock
+        )
+
+    def test_capacity(self) -> None:
+        """The capacity is the port pairs of the range or max_sessions, whichever is fewer."""
+        self.assertEqual(self.service.capacity, 100)
+        small = NullMediaService(FakeUDPReactor(), max_sessions=7, clock=self.clock)
+        self.assertEqual(small.capacity, 7)
+
+    def test_start_is_activity(self) -> None:
+        """A new session counts as active when it opens."""
+        session = result(self.service.offer("sip:conf@example.com", "sip:a@example.com"), self)
+        self.assertEqual(session.last_activity, 1000)
+
+    def test_packets_refresh(self) -> None:
+        """Well-formed RTP and RTCP refresh last_activity; malformed datagrams do not."""
+        session = result(self.service.offer("sip:conf@example.com", "sip:a@example.com"), self)
+        assert isinstance(session, NullMediaSession)
+        self.clock.advance(5)
+        session.rtp.datagramReceived(RTP_PACKET, ("192.0.2.1", 4000))
+        self.assertEqual(session.last_activity, 1005)
+        self.clock.advance(5)
+        session.rtcp.datagramReceived(RTP_PACKET[:8], ("192.0.2.1", 4001))
+        self.assertEqual(session.last_activity, 1010)
+        self.clock.advance(5)
+        session.rtp.datagramReceived(b"\x00" * 20, ("192.0.2.1", 4000))
+        self.assertEqual(session.last_activity, 1010)
+
+    def test_touch(self) -> None:
+        """touch, the media plane's hook, sets last_activity to now."""
+        session = result(self.service.offer("sip:conf@example.com", "sip:a@example.com"), self)
+        self.clock.advance(42)
+        self.service.touch(session)
+        self.assertEqual(session.last_activity, 1042)
 
 
 class RTPSinkTests(SynchronousTestCase):

@@ -24,6 +24,7 @@ from conference.sip.transaction import (
     SendMessage,
     ServerTransaction,
     TransactionLayer,
+    TransactionsExhausted,
     TransactionState,
     TransactionTerminated,
     TransactionTimedOut,
@@ -129,7 +130,7 @@ def run_timers(layer: TransactionLayer, until: float) -> List[tuple[float, Actio
         out.extend((deadline, a) for a in layer.advance(deadline))
 
 
-def new_layer(**kwargs: float) -> TransactionLayer:
+def new_layer(**kwargs: Optional[float]) -> TransactionLayer:
     """
     A layer with deterministic tags and branches.
     """
@@ -138,7 +139,7 @@ def new_layer(**kwargs: float) -> TransactionLayer:
     return TransactionLayer(
         tag_factory=lambda: f"tag{next(tags)}",
         branch_factory=lambda: f"z9hG4bKb{next(branches)}",
-        **kwargs,
+        **kwargs,  # type: ignore[arg-type]
     )
 
 
@@ -586,3 +587,61 @@ class MatchingTests(SynchronousTestCase):
         response = response_to(request(), 200)
         response.remove_header("via")
         self.assertEqual(layer.receive(response, UDP, 0.0), [])
+
+
+class TransactionCapTests(SynchronousTestCase):
+    """
+    Issue 15 item 12: the number of live server transactions is bounded;
+    new requests past the cap are refused statelessly, whoever sends them.
+    """
+
+    def fill(self, layer: TransactionLayer, count: int) -> List[ServerTransaction]:
+        return [
+            start(layer, request("OPTIONS", branch=f"z9hG4bKfill{n}", call_id=f"c{n}"))
+            for n in range(count)
+        ]
+
+    def test_new_request_past_cap_refused(self) -> None:
+        """Past the cap a new request raises 503 with Retry-After and creates nothing."""
+        layer = new_layer(max_server=3)
+        self.fill(layer, 3)
+        with self.assertRaises(TransactionsExhausted) as caught:
+            layer.receive(request("INVITE", branch="z9hG4bKnew"), UDP, 0.0)
+        self.assertEqual(caught.exception.status, 503)
+        self.assertEqual(caught.exception.headers, [("Retry-After", "10")])
+        self.assertEqual(layer.sizes()["server"], 3)
+        self.assertEqual(layer.sizes()["merge"], 3)
+
+    def test_cancel_past_cap_refused(self) -> None:
+        """A CANCEL, which would make a transaction too, is refused like any new request."""
+        layer = new_layer(max_server=1)
+        start(layer, request("INVITE"))
+        with self.assertRaises(TransactionsExhausted):
+            layer.receive(request("CANCEL"), UDP, 0.0)
+
+    def test_retransmission_and_ack_pass(self) -> None:
+        """Retransmissions of live transactions and ACKs are handled as usual at the cap."""
+        layer = new_layer(max_server=1, retry_after=3)
+        invite = request("INVITE")
+        txn = start(layer, invite)
+        layer.respond(txn, make_response(invite, 486, to_tag="tt1"), 0.0)
+        self.assertEqual(sent_codes(layer.receive(request("INVITE"), UDP, 0.1)), [486])
+        ack = request("ACK", to_tag="tt1")
+        self.assertEqual(layer.receive(ack, UDP, 0.2), [])
+        self.assertIs(txn.state, TransactionState.CONFIRMED)
+
+    def test_room_again_when_transactions_end(self) -> None:
+        """Once transactions end their timers, new requests are taken again."""
+        layer = new_layer(max_server=2)
+        for txn in self.fill(layer, 2):
+            layer.respond(txn, make_response(txn.request, 200, to_tag="t"), 0.0)
+        with self.assertRaises(TransactionsExhausted):
+            layer.receive(request("OPTIONS", branch="z9hG4bKlate"), UDP, 1.0)
+        run_timers(layer, 64 * layer.t1)
+        start(layer, request("OPTIONS", branch="z9hG4bKlate"))
+        self.assertEqual(layer.sizes()["server"], 1)
+
+    def test_no_cap_by_default(self) -> None:
+        """Without max_server the layer takes any number of transactions."""
+        layer = new_layer()
+        self.assertEqual(len(self.fill(layer, 50)), 50)

@@ -6,10 +6,11 @@ the sans-I/O core, driven by a fake clock and a recording transport.
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple, cast
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
+from twisted.logger import ILogObserver, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
@@ -303,3 +304,64 @@ class ServerTests(SynchronousTestCase):
         self.assertEqual(
             response_destination(make_response(request, 200), peer), ("198.51.100.1", 33333)
         )
+
+
+class TransactionCapTests(SynchronousTestCase):
+    """
+    Issue 15 item 12: a flood from a source exempt from rate limits
+    (loopback) meets the transaction cap like any other source.
+    """
+
+    def setUp(self) -> None:
+        from conference.limits import Rate, RateLimiter
+
+        self.clock = Clock()
+        router = CoreRouter(["example.com"], tag_factory=new_tag, accept_ip_literals=True)
+        self.server = SIPServer(
+            router,
+            reactor=self.clock,
+            limiter=RateLimiter(Rate(1, 60)),  # 127.0.0.1 is exempt by default
+            max_transactions=5,
+        )
+        self.sender = RecordingSender()
+        self.server.add_sender("udp", self.sender)
+        self.peer = Peer("UDP", "127.0.0.1", 5070, "udp")
+
+    def flood(self, count: int, first: int = 0) -> List[int]:
+        for n in range(first, first + count):
+            data = request_bytes(
+                "OPTIONS",
+                "sip:example.com",
+                branch=f"z9hG4bKflood{n}",
+                call_id=f"flood-{n}",
+                via_host="127.0.0.1:5070",
+            )
+            self.server.datagram_received(data, self.peer)
+        return [r.code for r in self.sender.responses()]
+
+    def test_exempt_flood_shed_past_cap(self) -> None:
+        """Past the cap, new requests get a stateless 503 with Retry-After; none is unanswered."""
+        codes = self.flood(12)
+        self.assertEqual(codes, [200] * 5 + [503] * 7)
+        shed = self.sender.responses()[-1]
+        self.assertEqual(shed.header("retry-after"), "10")
+        self.assertEqual(self.server.layer.pending(), 5)
+        self.assertEqual(self.server.stats["shed"], 7)
+        self.assertEqual(self.server.stats["limited"], 0)
+
+    def test_shed_logged_once_a_minute(self) -> None:
+        """A flood past the cap logs one warning a minute, not one per request."""
+        events: List[Any] = []
+        observer = cast(ILogObserver, events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        self.flood(20)
+        warned = [e for e in events if "transactions live" in e.get("log_format", "")]
+        self.assertEqual(len(warned), 1)
+
+    def test_served_again_after_timer_j(self) -> None:
+        """When the live transactions end (Timer J), new requests are answered again."""
+        self.flood(6)
+        self.clock.advance(64 * self.server.layer.t1)
+        self.assertEqual(self.server.layer.pending(), 0)
+        self.assertEqual(self.flood(1, first=100)[-1], 200)
