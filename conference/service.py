@@ -31,7 +31,7 @@ from conference.app.trust import TrustSettings, load_trust_settings
 from conference.auth import Authenticator, AuthPolicy, CheckerAccounts, make_portal
 from conference.interfaces import ISIPIdentity
 from conference.limits import DEFAULT_BODY_LIMITS, DEFAULT_EXEMPT, BodyLimits, Rate, RateLimiter
-from conference.sip.digest import DigestServer
+from conference.sip.digest import DEFAULT_ALGORITHMS, DigestServer
 from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request
 from conference.store import Stores, open_stores
@@ -61,9 +61,8 @@ class ServerConfig:
     stop_timeout: float = 5.0
     auth_invite: bool = False
     nonce_lifetime: float = 300.0
-    # MD5 first: SIPp 3.6 and sipsak 0.9 answer only the first challenge and
-    # know only MD5; clients that read every challenge still pick SHA-256.
-    digest_algorithms: List[str] = field(default_factory=lambda: ["MD5", "SHA-256"])
+    # MD5 alone: some clients abort on any SHA-256 challenge (docs/auth.rst).
+    digest_algorithms: List[str] = field(default_factory=lambda: list(DEFAULT_ALGORITHMS))
     # BIND (docs/bind.rst): accepted dispositions (None: the documented
     # default set; ["*"]: any), server admins, limits.
     binding_dispositions: Optional[List[str]] = None

@@ -20,7 +20,7 @@ from conference.limits import (
     parse_body_limit,
 )
 from conference.service import DEFAULT_LISTEN, ConferenceService, ServerConfig
-from conference.sip.digest import HASHES
+from conference.sip.digest import DEFAULT_ALGORITHMS, HASHES
 from conference.store import parse_store
 from conference.store.records import StoreError
 from conference.transport.udp import parse_udp_description
@@ -251,8 +251,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         [
             "digest-algorithms",
             None,
-            "MD5,SHA-256",
-            "Digest algorithms offered, most preferred first (MD5, SHA-256).",
+            ",".join(DEFAULT_ALGORITHMS),
+            "Digest algorithms offered, most preferred first: MD5 and/or SHA-256.",
             _algorithms,
         ],
         [
@@ -376,6 +376,9 @@ class Options(usage.Options, strcred.AuthOptionMixin):
 
     def __init__(self) -> None:
         super().__init__()
+        # usage.Options keeps an opt_ method's docstring as written, so its
+        # line breaks and indentation would show as runs of spaces in --help.
+        self.docs = {name: " ".join(doc.split()) if doc else doc for name, doc in self.docs.items()}
         self["listen"] = []
         self["domain"] = []
         self["admin"] = []
@@ -384,8 +387,9 @@ class Options(usage.Options, strcred.AuthOptionMixin):
     def opt_listen(self, description: str) -> None:
         """
         Where to listen, repeatable: udp:PORT[:interface=ADDR] or any Twisted
-        stream server endpoint (tcp:5060:interface=\\:\\:, ssl:5061:privateKey=
-        key.pem:certKey=cert.pem). Default: UDP and TCP on 127.0.0.1:5060.
+        stream server endpoint (tcp:5060:interface=\\:\\:,
+        ssl:5061:privateKey=key.pem:certKey=cert.pem). Default: UDP and TCP on
+        127.0.0.1:5060.
         """
         if description.lower().startswith("udp:"):
             try:

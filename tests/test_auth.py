@@ -33,6 +33,7 @@ from conference.auth import (
 )
 from conference.interfaces import IAccounts, ISIPIdentity
 from conference.sip.digest import (
+    RFC8760_ALGORITHMS,
     DigestParseError,
     DigestServer,
     compute_ha1,
@@ -68,8 +69,10 @@ class AuthenticatorTestsMixin:
     def makeAuthenticator(
         self, checker: Any, policy: Optional[AuthPolicy] = None, proxy: bool = False
     ) -> Authenticator:
-        """An authenticator over one checker, with a deterministic server."""
-        server = DigestServer(SECRET, lifetime=60, random=counting_random())
+        """An authenticator over one checker, with a deterministic server offering both."""
+        server = DigestServer(
+            SECRET, lifetime=60, algorithms=RFC8760_ALGORITHMS, random=counting_random()
+        )
         return Authenticator(make_portal([checker]), server, policy, proxy=proxy)
 
 
@@ -103,7 +106,7 @@ class FlowTests(AuthenticatorTestsMixin, SynchronousTestCase):
         raise AssertionError(f"no {algorithm} challenge")
 
     def test_no_credentials_challenged(self) -> None:
-        """A REGISTER without credentials gets 401 with SHA-256 and MD5."""
+        """A REGISTER without credentials gets 401 with one challenge per algorithm."""
         error = self.refuse(self.login([]))
         self.assertEqual(error.status, 401)
         self.assertEqual(error.reason, "Unauthorized (credentials required)")
@@ -352,7 +355,7 @@ class RealmAndCredentialsTests(SynchronousTestCase):
 
     def credentials(self, algorithm: str = "MD5") -> SIPDigestCredentials:
         """Credentials answering a fresh challenge for C{algorithm}."""
-        server = DigestServer(SECRET)
+        server = DigestServer(SECRET, algorithms=RFC8760_ALGORITHMS)
         challenge = next(
             v for v in server.challenges(DOMAIN, 0.0) if f"algorithm={algorithm}," in v
         )

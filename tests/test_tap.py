@@ -6,6 +6,7 @@ Tests for L{conference.tap} and the twistd plugin.
 from __future__ import annotations
 
 import importlib.util
+import re
 
 from twisted.application.service import IService
 from twisted.internet.testing import MemoryReactorClock
@@ -14,7 +15,7 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from conference.service import ConferenceService
+from conference.service import ConferenceService, ServerConfig
 from conference.tap import Options, config_from_options, makeService
 from tests.shared import PROJECT_ROOT
 
@@ -73,11 +74,24 @@ class OptionsTests(SynchronousTestCase):
         self.assertRaises(usage.UsageError, self.parse, "--idle-timeout", "soon")
 
     def test_digest_algorithms(self) -> None:
-        """MD5 then SHA-256 by default; the order can be set; unknown names are refused."""
-        self.assertEqual(config_from_options(self.parse()).digest_algorithms, ["MD5", "SHA-256"])
+        """MD5 alone by default (as ServerConfig); the order can be set; unknown names refused."""
+        self.assertEqual(config_from_options(self.parse()).digest_algorithms, ["MD5"])
+        self.assertEqual(ServerConfig().digest_algorithms, ["MD5"])
         options = self.parse("--digest-algorithms", "sha-256")
         self.assertEqual(config_from_options(options).digest_algorithms, ["SHA-256"])
+        options = self.parse("--digest-algorithms", "SHA-256,md5")
+        self.assertEqual(config_from_options(options).digest_algorithms, ["SHA-256", "MD5"])
         self.assertRaises(usage.UsageError, self.parse, "--digest-algorithms", "SHA-1")
+
+    def test_help_has_no_runs_of_spaces(self) -> None:
+        """--help reads as sentences: no runs of spaces inside an option's text."""
+        text = str(Options())
+        self.assertIn("administers BIND bindings of every", " ".join(text.split()))
+        for line in text.splitlines():
+            # The option column is padded to the description column; the
+            # description itself must have single spaces only.
+            description = re.sub(r"^\s*(-\w, )?--[\w-]+=?\s+", "", line).strip()
+            self.assertNotRegex(description, r"\S {2,}\S", line)
 
     def test_log_format(self) -> None:
         """--log-format takes text or json only."""

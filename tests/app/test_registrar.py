@@ -89,6 +89,20 @@ class RegistrarTests(SynchronousTestCase):
         self.assertEqual(caught.exception.status, 423)
         self.assertEqual(caught.exception.headers, [("Min-Expires", "60")])
 
+    def test_too_brief_applies_nothing(self) -> None:
+        """One contact under the minimum refuses the whole REGISTER; nothing is bound."""
+        with self.assertRaises(RemoteProtocolError) as caught:
+            self.register(["<sip:a@192.0.2.1>;expires=3600", "<sip:a@192.0.2.2>;expires=15"])
+        self.assertEqual(caught.exception.status, 423)
+        self.assertEqual(
+            self.successResultOf(self.store.get_bindings("sip:alice@example.com", 1000.0)), []
+        )
+
+    def test_minimum_granted_as_asked(self) -> None:
+        """The minimum itself is granted as asked: lifetimes are never lengthened."""
+        response = self.register(["<sip:a@192.0.2.1>"], expires=60)
+        self.assertEqual(response.header_values("contact"), ["<sip:a@192.0.2.1>;expires=60"])
+
     def test_clamped(self) -> None:
         """A very long expiry is clamped to the maximum."""
         response = self.register(["<sip:a@192.0.2.1>"], expires=10**9)
