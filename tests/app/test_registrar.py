@@ -7,13 +7,11 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Tuple
 
-from twisted.internet.task import Clock
-from twisted.protocols import sip
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from conference.app.core import RequestContext
-from conference.app.registrar import Locator, MemoryRegistrationStore, Registrar, aor_of
+from conference.app.registrar import MemoryRegistrationStore, Registrar, aor_of
 from conference.auth import SIPIdentity
 from conference.interfaces import IRegistrationStore, IRequestHandler
 from conference.sip.errors import RemoteProtocolError
@@ -175,15 +173,3 @@ class RegistrarTests(SynchronousTestCase):
         with self.assertRaises(RemoteProtocolError) as caught:
             aor_of(request.to, domains.get)
         self.assertEqual(caught.exception.status, 404)
-
-    def test_locator(self) -> None:
-        """The ILocator view gives the preferred contact, or fails if none."""
-        clock = Clock()
-        clock.advance(1000)
-        self.register(["<sip:alice@192.0.2.9:5070>"])
-        locator = Locator(self.store, clock)
-        self.assertTrue(verifyObject(sip.ILocator, locator))
-        url = sip.URL("example.com", "alice")
-        found = self.successResultOf(locator.getAddress(url))
-        self.assertEqual((found.host, found.port), ("192.0.2.9", 5070))
-        self.failureResultOf(locator.getAddress(sip.URL("example.com", "nobody")), LookupError)
