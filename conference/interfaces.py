@@ -15,8 +15,8 @@ if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
 
     from conference.app.core import RequestContext
+    from conference.records import RegistrationBinding as Binding
     from conference.sip.message import Request, Response
-    from conference.store.records import RegistrationBinding as Binding
 
 
 class ISIPIdentity(Interface):
@@ -185,7 +185,7 @@ class IMediaService(Interface):
 if TYPE_CHECKING:
     from typing import Collection, FrozenSet, Mapping, Optional, Tuple
 
-    from conference.store.records import BindingRecord, CalendarEntry, ConferenceRecord
+    from conference.records import BindingRecord, CalendarEntry, ConferenceRecord
 
 
 class IConferenceStore(Interface):
@@ -194,7 +194,7 @@ class IConferenceStore(Interface):
     the UID of their VEVENT.  Writes use optimistic concurrency: every
     stored record carries a C{version} the store bumps on each write.
     Every method returns a Deferred; failures are
-    L{conference.store.records.StoreError} subclasses.
+    L{conference.records.StoreError} subclasses.
     """
 
     def get(uri: str) -> Deferred[Optional[ConferenceRecord]]:
@@ -230,10 +230,10 @@ class IConferenceStore(Interface):
             (only a new record, or one changing organizer, is counted).
         @return: a Deferred firing with the stored copy, whose C{version}
             is the previous version plus one (1 for a new record).
-        @raise conference.store.records.ConflictError: (as a failure) if
+        @raise conference.records.ConflictError: (as a failure) if
             C{expected_version} does not match what is stored, or another
             conference already has C{record.uid}.  Nothing is changed.
-        @raise conference.store.records.LimitExceededError: (as a failure)
+        @raise conference.records.LimitExceededError: (as a failure)
             if C{max_per_organizer} would be exceeded.  Nothing is changed.
         """
 
@@ -298,7 +298,7 @@ class IBindingStore(Interface):
     owner, disposition and URI, and the dispositions each owner accepts.
     Expiry is judged against the C{now} passed in: a binding is live while
     C{expires_at > now}.  Every method returns a Deferred; failures are
-    L{conference.store.records.StoreError} subclasses.
+    L{conference.records.StoreError} subclasses.
     """
 
     def bindings(
@@ -339,11 +339,11 @@ class IBindingStore(Interface):
             refused.
         @return: a Deferred firing with the live bindings afterwards, as
             L{bindings} would return them.
-        @raise conference.store.records.LimitExceededError: (as a failure)
+        @raise conference.records.LimitExceededError: (as a failure)
             if C{max_bindings} would be exceeded; nothing changed.
-        @raise conference.store.records.ConflictError: (as a failure) if an
+        @raise conference.records.ConflictError: (as a failure) if an
             expected etag does not match; nothing changed.
-        @raise conference.store.records.StoreError: (as a failure) if an
+        @raise conference.records.StoreError: (as a failure) if an
             upsert names another owner; nothing changed.
         """
 

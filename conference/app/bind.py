@@ -53,15 +53,15 @@ from conference.bindings.logic import (
     plan_query,
 )
 from conference.interfaces import IBindingStore, IConferenceStore, IRequestHandler
-from conference.sip.errors import RemoteProtocolError, SIPProtocolError
-from conference.sip.message import Request, Response, make_response
-from conference.sip.uri import SIPURI
-from conference.store.records import (
+from conference.records import (
     BindingRecord,
     ConferenceRecord,
     LimitExceededError,
     StoreError,
 )
+from conference.sip.errors import RemoteProtocolError, SIPProtocolError
+from conference.sip.message import Request, Response, make_response
+from conference.sip.uri import SIPURI
 
 __all__ = [
     "BODY_TYPES",

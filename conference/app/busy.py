@@ -36,10 +36,10 @@ from conference.calendar.errors import CalendarError
 from conference.calendar.freebusy import busy_intervals, merge
 from conference.calendar.model import Property
 from conference.interfaces import ICalendarStore, IConferenceStore, IRegistrationStore
+from conference.records import CalendarEntry, ConferenceRecord, RegistrationBinding
 from conference.sip.errors import RemoteProtocolError
 from conference.sip.headers import media_acceptable, parse_accept
 from conference.sip.message import Request, Response, make_response
-from conference.store.records import CalendarEntry, ConferenceRecord, RegistrationBinding
 
 XCAL = "application/calendar+xml"
 ICAL = "text/calendar"

@@ -57,12 +57,12 @@ from conference.calendar import to_ical, to_xcal
 from conference.calendar.errors import CalendarError
 from conference.calendar.itip import normalize_address
 from conference.interfaces import IMediaService, IMediaSession, IRequestHandler
+from conference.records import ConferenceRecord
 from conference.sip.dialog import Dialog, DialogTable
 from conference.sip.errors import RemoteProtocolError, SIPProtocolError
 from conference.sip.message import Request, Response, make_response
 from conference.sip.multipart import BodyPart, build_multipart
 from conference.sip.transaction import Peer
-from conference.store.records import ConferenceRecord
 from conference.store.stores import Stores
 
 log = Logger()

@@ -21,8 +21,8 @@ from twisted.protocols import sip
 from zope.interface import implementer
 
 from conference.interfaces import IRegistrationStore
+from conference.records import RegistrationBinding
 from conference.sip.uri import SIPURI, parse_uri
-from conference.store.records import RegistrationBinding
 
 
 def twisted_url(uri: SIPURI) -> sip.URL:

@@ -22,13 +22,13 @@ from zope.interface import implementer
 
 from conference.app.core import RequestContext
 from conference.interfaces import IRegistrationStore, IRequestHandler
+from conference.records import RegistrationBinding
 from conference.sip.errors import RemoteProtocolError
 from conference.sip.headers import Address, parse_address
 from conference.sip.message import Request, Response, make_response
 
 # Re-exported: service.py and older callers import it from here.
 from conference.store.memory import MemoryRegistrationStore as MemoryRegistrationStore  # noqa: PLC0414
-from conference.store.records import RegistrationBinding
 
 DEFAULT_EXPIRES = 3600
 MIN_EXPIRES = 60

@@ -68,15 +68,15 @@ from conference.interfaces import (
     IRegistrationStore,
     IRequestHandler,
 )
-from conference.sip.errors import RemoteProtocolError, SIPProtocolError
-from conference.sip.message import Request, Response, make_response
-from conference.store.records import (
+from conference.records import (
     CalendarEntry,
     ConferenceRecord,
     ConflictError,
     LimitExceededError,
     StoreError,
 )
+from conference.sip.errors import RemoteProtocolError, SIPProtocolError
+from conference.sip.message import Request, Response, make_response
 
 log = Logger()
 

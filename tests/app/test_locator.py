@@ -12,9 +12,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from conference.app.locator import Locator, twisted_url
+from conference.records import RegistrationBinding
 from conference.sip.uri import SIPURI, AbsoluteURI, parse_uri
 from conference.store.memory import MemoryRegistrationStore
-from conference.store.records import RegistrationBinding
 
 
 class LocatorTests(SynchronousTestCase):

@@ -26,18 +26,18 @@ from conference.app.scheduler import (
 )
 from conference.auth import SIPIdentity
 from conference.calendar import Component, parse_ical_calendar, to_xcal
-from conference.sip.headers import parse_warning
-from conference.sip.message import Request, Response, make_response
-from conference.sip.multipart import BodyPart, build_multipart
-from conference.sip.transaction import Peer
-from conference.store.memory import MemoryConferenceStore
-from conference.store.records import (
+from conference.records import (
     BindingRecord,
     CalendarEntry,
     ConferenceRecord,
     ConflictError,
     RegistrationBinding,
 )
+from conference.sip.headers import parse_warning
+from conference.sip.message import Request, Response, make_response
+from conference.sip.multipart import BodyPart, build_multipart
+from conference.sip.transaction import Peer
+from conference.store.memory import MemoryConferenceStore
 from conference.testing import memory_stores
 from tests.app.calendars import T0, conference_ical, stamp
 from tests.builders import make_request

@@ -16,7 +16,7 @@ import sys
 from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
-from conference.store.records import StoreError
+from conference.records import StoreError
 from conference.store.sqlite import open_sqlite
 from conference.store.stores import Stores, open_stores
 from tests.shared import PROJECT_ROOT
