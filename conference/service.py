@@ -34,8 +34,9 @@ from conference.limits import DEFAULT_BODY_LIMITS, DEFAULT_EXEMPT, BodyLimits, R
 from conference.sip.digest import DigestServer
 from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request
+from conference.sip.transaction_model import new_branch, new_tag
 from conference.store import Stores, open_stores
-from conference.transport.server import SIPServer, new_branch, new_tag
+from conference.transport.server import SIPServer
 from conference.transport.stream import SIPStreamFactory
 from conference.transport.udp import UDPListenerService, parse_udp_description
 

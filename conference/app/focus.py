@@ -44,7 +44,7 @@ from conference.app.conferences import (
     next_instance,
     utc_datetime,
 )
-from conference.app.core import CoreRouter, RequestContext, then
+from conference.app.core import CoreRouter, RequestContext
 from conference.app.roster import (
     DEFAULT_MIN_SE,
     ConferenceFullError,
@@ -56,6 +56,7 @@ from conference.app.roster import (
 from conference.calendar import to_ical, to_xcal
 from conference.calendar.errors import CalendarError
 from conference.calendar.itip import normalize_address
+from conference.deferreds import then
 from conference.interfaces import IMediaService, IMediaSession, IRequestHandler
 from conference.records import ConferenceRecord
 from conference.sip.dialog import Dialog, DialogTable

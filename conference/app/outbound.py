@@ -24,6 +24,7 @@ from conference.interfaces import IRegistrationStore
 from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request, Response
 from conference.sip.transaction import Peer
+from conference.sip.transaction_model import new_branch, new_tag
 from conference.sip.uri import SIPURI, parse_uri
 
 log = Logger()
@@ -102,8 +103,8 @@ class Messenger:
         endpoint: Callable[[], Optional[UDPEndpoint]],
         clock: IReactorTime,
         default_domain: str = "localhost",
-        tag_factory: Callable[[], str] = lambda: secrets.token_hex(8),
-        branch_factory: Callable[[], str] = lambda: "z9hG4bK" + secrets.token_hex(10),
+        tag_factory: Callable[[], str] = new_tag,
+        branch_factory: Callable[[], str] = new_branch,
         sign: Optional[Callable[[str, bytes], Tuple[str, bytes]]] = None,
     ) -> None:
         """

@@ -203,6 +203,11 @@ class Registrar:
         REGISTER is answered at once; nothing to cancel.
         """
 
+    def handle_timeout(self, request: Request) -> None:
+        """
+        REGISTER is not INVITE; nothing awaits an ACK.
+        """
+
     # ILocator-style lookup -------------------------------------------
 
     def locate(self, aor: str, now: float) -> Deferred[List[Binding]]:

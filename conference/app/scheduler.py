@@ -77,6 +77,7 @@ from conference.records import (
 )
 from conference.sip.errors import RemoteProtocolError, SIPProtocolError
 from conference.sip.message import Request, Response, make_response
+from conference.sip.transaction_model import new_branch, new_tag
 
 log = Logger()
 
@@ -274,7 +275,7 @@ class SchedulingHandler:
         *,
         domain_of: Callable[[str], Optional[str]],
         default_domain: str,
-        tag_factory: Callable[[], str] = lambda: secrets.token_hex(8),
+        tag_factory: Callable[[], str] = new_tag,
         uri_factory: Callable[[str], str] = new_conference_uri,
         max_per_organizer: Optional[int] = None,
         trust: Optional[TrustSettings] = None,
@@ -314,6 +315,11 @@ class SchedulingHandler:
     def handle_cancel(self, request: Request, context: RequestContext) -> None:
         """
         MESSAGE is not cancelled (it is answered at once).
+        """
+
+    def handle_timeout(self, request: Request) -> None:
+        """
+        MESSAGE is not INVITE; nothing awaits an ACK.
         """
 
     # Steps ---------------------------------------------------------------------
@@ -634,8 +640,6 @@ def install_scheduler(
     @param max_per_organizer: the per-organizer conference cap; by default
         the service config's C{max_conferences_per_organizer}, if it has one.
     """
-    from conference.transport.server import new_branch, new_tag
-
     router = service.router
     if clock is None:
         clock = getattr(service, "_reactor", None)

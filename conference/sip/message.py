@@ -28,7 +28,7 @@ from typing import (
     Union,
 )
 
-from conference.sip.errors import LocalProtocolError, reason_phrase
+from conference.sip.errors import LocalProtocolError, SIPProtocolError, reason_phrase
 from conference.sip.headers import (
     Address,
     CSeq,
@@ -563,3 +563,11 @@ def make_response(
     for name, value in headers:
         response.add_header(name, value)
     return response
+
+
+def error_response(request: Request, error: SIPProtocolError, to_tag: str) -> Response:
+    """
+    Turn a protocol error into the response that tells the peer about it:
+    its status, reason and extra header fields.
+    """
+    return make_response(request, error.status, error.reason, to_tag=to_tag, headers=error.headers)

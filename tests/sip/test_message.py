@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from conference.sip.errors import LocalProtocolError
+from conference.sip.errors import LocalProtocolError, RemoteProtocolError
 from conference.sip.message import (
     Request,
     Response,
     canonical_name,
     display_name,
+    error_response,
     make_response,
 )
 from conference.sip.uri import SIPURI, parse_uri
@@ -184,6 +185,16 @@ class MakeResponseTests(SynchronousTestCase):
         self.assertIsNone(make_response(r, 100, to_tag="x").to.tag)
         r.set_header("to", "<sip:bob@example.com>;tag=old")
         self.assertEqual(make_response(r, 200, to_tag="new").to.tag, "old")
+
+    def test_errorResponse(self) -> None:
+        """
+        error_response answers with the error's status, reason and headers.
+        """
+        error = RemoteProtocolError("Bad Extension", 420, [("Unsupported", "foo")])
+        resp = error_response(invite(), error, "t9")
+        self.assertEqual((resp.code, resp.phrase, resp.to.tag), (420, "Bad Extension", "t9"))
+        self.assertEqual(resp.header("unsupported"), "foo")
+        self.assertEqual(resp.call_id, "call-1")
 
 
 class ViewCacheTests(SynchronousTestCase):
