@@ -31,6 +31,7 @@ from conference.app.trust import TrustSettings, load_trust_settings
 from conference.auth import Authenticator, AuthPolicy, make_portal
 from conference.interfaces import ISIPIdentity
 from conference.limits import DEFAULT_BODY_LIMITS, DEFAULT_EXEMPT, BodyLimits, Rate, RateLimiter
+from conference.reactors import default_reactor
 from conference.sip.digest import DigestServer
 from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request
@@ -237,11 +238,7 @@ class ConferenceService(MultiService):
             the caller's to close.
         """
         super().__init__()
-        if reactor is None:
-            from twisted.internet import reactor as _reactor
-
-            reactor = _reactor
-        self._reactor = reactor
+        reactor = self._reactor = default_reactor(reactor)
         self.config = config
         hosts = listen_hosts(config.listen)
         domains = config.domains or ["localhost"]
@@ -327,9 +324,18 @@ class ConferenceService(MultiService):
         self.router.add_handler(self.subscriptions)
         self.router.options_hooks.append(self.binder.options_hook)
         self._install_focus(stores)
+        from conference.app.outbound import udp_endpoint_of
         from conference.app.scheduler import install_scheduler
 
-        install_scheduler(self, stores)
+        self.scheduler = install_scheduler(
+            self.router,
+            self.sip,
+            stores,
+            reactor=self._reactor,
+            endpoint=udp_endpoint_of(self),
+            max_per_organizer=config.max_conferences_per_organizer,
+            trust=self.trust,
+        )
 
     def _install_focus(self, stores: Stores) -> None:
         """

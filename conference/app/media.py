@@ -11,7 +11,7 @@ same L{IMediaService} interface.
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple, cast
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.error import CannotListenError
@@ -22,6 +22,7 @@ from zope.interface import implementer
 
 from conference.interfaces import IMediaService, IMediaSession
 from conference.offeranswer import SUPPORTED_CODECS, Codec, OfferAnswer, Stream, select_stream
+from conference.reactors import default_reactor
 from conference.sdp import parse_sdp
 from conference.sip.errors import RemoteProtocolError
 
@@ -136,10 +137,7 @@ class NullMediaService:
             if L{None}).
         @param session_ids: makes the C{o=} session id of a new session.
         """
-        if reactor is None:
-            from twisted.internet import reactor as global_reactor
-
-            reactor = cast(IReactorUDP, global_reactor)
+        reactor = default_reactor(reactor)
         low, high = port_range
         low += low % 2
         if not (low > 0 and high <= 65535 and low + 1 <= high):

@@ -101,7 +101,7 @@ class Messenger:
         *,
         domain_of: Callable[[str], Optional[str]],
         endpoint: Callable[[], Optional[UDPEndpoint]],
-        clock: IReactorTime,
+        reactor: IReactorTime,
         default_domain: str = "localhost",
         tag_factory: Callable[[], str] = new_tag,
         branch_factory: Callable[[], str] = new_branch,
@@ -117,7 +117,7 @@ class Messenger:
         self.registrations = registrations
         self.domain_of = domain_of
         self.endpoint = endpoint
-        self.clock = clock
+        self._reactor = reactor
         self.default_domain = default_domain
         self.tag_factory = tag_factory
         self.branch_factory = branch_factory
@@ -163,7 +163,7 @@ class Messenger:
             waits = [self.send(o, originator, as_xcal=as_xcal) for o in outgoing]
             _gather(waits).chainDeferred(result)
 
-        self.clock.callLater(0, go)
+        self._reactor.callLater(0, go)
         return result
 
     # Per recipient ----------------------------------------------------------
@@ -182,7 +182,7 @@ class Messenger:
         if aor is None:
             return [self._undeliverable(address, None, "not in a served domain", method)]
         try:
-            bindings = await self.registrations.get_bindings(aor, self.clock.seconds())
+            bindings = await self.registrations.get_bindings(aor, self._reactor.seconds())
         except Exception:
             log.failure("Could not look up {aor}", aor=aor)
             return [Delivery(aor, None, None, "registration lookup failed")]

@@ -12,7 +12,6 @@ C{ILocator} over the same store.
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from email.utils import formatdate
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -190,7 +189,7 @@ class Registrar:
             if b.q is not None:
                 params += f";q={b.q:g}"
             headers.append(("Contact", f"<{b.contact}>{params}"))
-        headers.append(("Date", formatdate(time.time(), usegmt=True)))
+        headers.append(("Date", formatdate(now, usegmt=True)))
         return make_response(request, 200, to_tag=self._tag_factory(), headers=headers)
 
     def handle_ack(self, request: Request, context: RequestContext) -> None:

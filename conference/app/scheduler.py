@@ -45,8 +45,8 @@ from conference.app.conferences import (
     uids_of,
     utc_datetime,
 )
-from conference.app.core import RequestContext
-from conference.app.outbound import Messenger, udp_endpoint_of
+from conference.app.core import CoreRouter, RequestContext
+from conference.app.outbound import Messenger, RequestSender, UDPEndpoint
 from conference.app.trust import SMIME_TYPES, TrustSettings, authority, open_body
 from conference.calendar import (
     CalendarError,
@@ -78,6 +78,7 @@ from conference.records import (
 from conference.sip.errors import RemoteProtocolError, SIPProtocolError
 from conference.sip.message import Request, Response, make_response
 from conference.sip.transaction_model import new_branch, new_tag
+from conference.store.stores import Stores
 
 log = Logger()
 
@@ -625,38 +626,32 @@ class SchedulingHandler:
 
 
 def install_scheduler(
-    service: Any,
-    stores: Any,
+    router: CoreRouter,
+    sender: RequestSender,
+    stores: Stores,
     *,
-    clock: Optional[IReactorTime] = None,
+    reactor: IReactorTime,
+    endpoint: Callable[[], Optional[UDPEndpoint]],
     max_per_organizer: Optional[int] = None,
+    trust: Optional[TrustSettings] = None,
 ) -> SchedulingHandler:
     """
-    Build the scheduler of a L{conference.service.ConferenceService} over
-    C{stores} and register it with the service's router.
+    Build the scheduler over C{stores}, with a L{Messenger} that sends
+    through C{sender}, and register it with C{router}.
 
-    @param clock: the reactor for the outgoing MESSAGEs (the service's by
-        default).
-    @param max_per_organizer: the per-organizer conference cap; by default
-        the service config's C{max_conferences_per_organizer}, if it has one.
+    @param reactor: the reactor of the outgoing MESSAGEs.
+    @param endpoint: where outgoing UDP requests leave from
+        (L{conference.app.outbound.udp_endpoint_of}).
+    @param max_per_organizer: the per-organizer conference cap.
+    @param trust: the S/MIME settings, if any: outgoing bodies are signed
+        with their credentials.
     """
-    router = service.router
-    if clock is None:
-        clock = getattr(service, "_reactor", None)
-    if clock is None:
-        from twisted.internet import reactor
-
-        clock = reactor  # type: ignore[assignment]
-    assert clock is not None
-    if max_per_organizer is None:
-        max_per_organizer = getattr(service.config, "max_conferences_per_organizer", None)
-    trust = getattr(service, "trust", None)
     messenger = Messenger(
-        service.sip,
+        sender,
         stores.registrations,
         domain_of=router.domain_of,
-        endpoint=udp_endpoint_of(service),
-        clock=clock,
+        endpoint=endpoint,
+        reactor=reactor,
         default_domain=router.default_domain,
         tag_factory=new_tag,
         branch_factory=new_branch,
@@ -675,7 +670,6 @@ def install_scheduler(
         trust=trust,
     )
     router.add_handler(handler)
-    service.scheduler = handler
     return handler
 
 

@@ -20,6 +20,7 @@ from twisted.python.failure import Failure
 from conference.deferreds import PENDING, fired_result
 from conference.interfaces import IRouter, RequestContext
 from conference.limits import BodyLimits, RateLimiter
+from conference.reactors import default_reactor
 from conference.sip import transaction as txn
 from conference.sip.errors import LocalProtocolError, RemoteProtocolError, SIPProtocolError
 from conference.sip.headers import format_via, parse_via
@@ -80,12 +81,7 @@ class SIPServer:
         @param limiter: per-source and per-identity rate limits (issue 6).
         @param body_limits: body size caps by content type (issue 6).
         """
-        if reactor is None:
-            from twisted.internet import reactor as _reactor
-
-            reactor = _reactor  # type: ignore[assignment]
-        assert reactor is not None
-        self._reactor: IReactorTime = reactor
+        self._reactor: IReactorTime = default_reactor(reactor)
         self.router = router
         self.authenticate = authenticate
         self.max_message_size = max_message_size

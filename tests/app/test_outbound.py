@@ -65,7 +65,7 @@ class MessengerTests(SynchronousTestCase):
             self.stores.registrations,
             domain_of=self.router.domain_of,
             endpoint=lambda: ("key", "192.0.2.100", 5070),
-            clock=self.clock,
+            reactor=self.clock,
             default_domain="example.com",
             tag_factory=lambda: "tag1",
             branch_factory=lambda: "z9hG4bKb1",

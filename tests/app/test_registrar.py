@@ -72,6 +72,11 @@ class RegistrarTests(SynchronousTestCase):
         self.assertEqual(contacts[1], "<sip:alice@192.0.2.1:5060>;expires=3600;q=0.5")
         self.assertTrue(response.has_header("date"))
 
+    def test_date_from_request_time(self) -> None:
+        """The 200's Date is the time the request was received, not the host's clock."""
+        response = self.register(["<sip:alice@192.0.2.1>"], now=86400.0)
+        self.assertEqual(response.header("date"), "Fri, 02 Jan 1970 00:00:00 GMT")
+
     def test_expires_header_and_param(self) -> None:
         """A contact's expires parameter wins over the Expires header."""
         response = self.register(

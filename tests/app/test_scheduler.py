@@ -8,7 +8,7 @@ the iTIP answers the server sends as MESSAGEs of their own.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Tuple
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
@@ -120,7 +120,7 @@ class Harness:
             self.stores.registrations,
             domain_of=self.router.domain_of,
             endpoint=lambda: ("udp-key", "192.0.2.100", 5060),
-            clock=self.clock,
+            reactor=self.clock,
             default_domain="example.com",
         )
         self.handler = SchedulingHandler(
@@ -815,19 +815,19 @@ class InstallTests(SynchronousTestCase):
     def test_install(self) -> None:
         """install_scheduler registers a MESSAGE handler with the router."""
 
-        class Config:
-            max_conferences_per_organizer = 3
-
-        class FakeService:
-            router = CoreRouter(["example.com"], tag_factory=lambda: "t")
-            sip = RecordingSender()
-            config = Config()
-            udp_ports: Sequence[Any] = ()
-            _reactor = Clock()
-
-        service = FakeService()
-        handler = install_scheduler(service, memory_stores())
-        self.assertIs(service.router.handler_for("MESSAGE"), handler)
+        router = CoreRouter(["example.com"], tag_factory=lambda: "t")
+        sender = RecordingSender()
+        handler = install_scheduler(
+            router,
+            sender,
+            memory_stores(),
+            reactor=Clock(),
+            endpoint=lambda: None,
+            max_per_organizer=3,
+        )
+        self.assertIs(router.handler_for("MESSAGE"), handler)
         self.assertEqual(handler.max_per_organizer, 3)
         assert handler.messenger is not None
+        self.assertIs(handler.messenger.sender, sender)
         self.assertIsNone(handler.messenger.endpoint())
+        self.assertIsNone(handler.messenger.sign)
