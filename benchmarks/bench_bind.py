@@ -123,8 +123,8 @@ def load_store(description: str, total: int) -> None:
     from twisted.internet.defer import inlineCallbacks
     from twisted.internet.task import react
 
+    from conference.records import BindingRecord
     from conference.store import open_stores
-    from conference.store.records import BindingRecord
 
     wanted = max(total - 10 - USERS, 0)
 

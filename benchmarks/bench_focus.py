@@ -125,8 +125,8 @@ def seed(path: str) -> None:
     from twisted.internet.defer import inlineCallbacks
     from twisted.internet.task import react
 
+    from conference.records import ConferenceRecord
     from conference.store import open_stores
-    from conference.store.records import ConferenceRecord
 
     @inlineCallbacks
     def run(reactor: Any) -> Generator[Any, Any, None]:

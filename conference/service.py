@@ -31,11 +31,13 @@ from conference.app.trust import TrustSettings, load_trust_settings
 from conference.auth import Authenticator, AuthPolicy, CheckerAccounts, make_portal
 from conference.interfaces import ISIPIdentity
 from conference.limits import DEFAULT_BODY_LIMITS, DEFAULT_EXEMPT, BodyLimits, Rate, RateLimiter
+from conference.reactors import default_reactor
 from conference.sip.digest import DEFAULT_ALGORITHMS, DigestServer
 from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request
+from conference.sip.transaction_model import new_branch, new_tag
 from conference.store import Stores, open_stores
-from conference.transport.server import SIPServer, new_branch, new_tag
+from conference.transport.server import SIPServer
 from conference.transport.stream import SIPStreamFactory
 from conference.transport.udp import UDPListenerService, parse_udp_description
 
@@ -244,11 +246,7 @@ class ConferenceService(MultiService):
             the caller's to close.
         """
         super().__init__()
-        if reactor is None:
-            from twisted.internet import reactor as _reactor
-
-            reactor = _reactor
-        self._reactor = reactor
+        reactor = self._reactor = default_reactor(reactor)
         self.config = config
         hosts = listen_hosts(config.listen)
         domains = config.domains or ["localhost"]
@@ -341,9 +339,20 @@ class ConferenceService(MultiService):
         self.router.add_handler(self.subscriptions)
         self.router.options_hooks.append(self.binder.options_hook)
         self._install_focus(stores)
+        from conference.app.outbound import udp_endpoint_of
         from conference.app.scheduler import install_scheduler
 
-        install_scheduler(self, stores)
+        self.scheduler = install_scheduler(
+            self.router,
+            self.sip,
+            stores,
+            reactor=self._reactor,
+            endpoint=udp_endpoint_of(self),
+            max_per_organizer=config.max_conferences_per_organizer,
+            trust=self.trust,
+            accounts=self.accounts,
+            listeners=[self.subscriptions.changed],
+        )
 
     def _install_focus(self, stores: Stores) -> None:
         """

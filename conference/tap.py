@@ -19,10 +19,10 @@ from conference.limits import (
     Rate,
     parse_body_limit,
 )
+from conference.records import StoreError
 from conference.service import DEFAULT_LISTEN, ConferenceService, ServerConfig
 from conference.sip.digest import DEFAULT_ALGORITHMS, HASHES
 from conference.store import parse_store
-from conference.store.records import StoreError
 from conference.transport.udp import parse_udp_description
 
 

@@ -30,6 +30,7 @@ from conference.interfaces import IRequestHandler, ISIPIdentity
 from conference.service import ConferenceService, ServerConfig
 from conference.sip.message import Request, Response, make_response
 from conference.sip.transaction import Peer
+from conference.sip.transaction_model import new_tag
 from conference.testing import memory_stores
 from conference.tls import (
     TLSConfigError,
@@ -38,7 +39,7 @@ from conference.tls import (
     server_options,
     tls_endpoint,
 )
-from conference.transport.server import SIPServer, new_tag
+from conference.transport.server import SIPServer
 from conference.transport.stream import SIPStreamFactory
 from tests.builders import parse_response, request_bytes
 
@@ -194,6 +195,9 @@ class IdentityHandler:
         """Nothing to do."""
 
     def handle_cancel(self, request: Request, context: RequestContext) -> None:
+        """Nothing to do."""
+
+    def handle_timeout(self, request: Request) -> None:
         """Nothing to do."""
 
 

@@ -11,7 +11,6 @@ the stores, applies the plan, and answers once the store has committed, so a
 
 from __future__ import annotations
 
-import secrets
 from typing import (
     AbstractSet,
     Any,
@@ -33,7 +32,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from conference.app.conferences import owner_of
-from conference.app.core import PENDING, RequestContext, as_deferred, fired_result, then
+from conference.app.core import RequestContext
 from conference.bindings.access import (
     CONFERENCE,
     USER,
@@ -53,16 +52,18 @@ from conference.bindings.logic import (
     plan_bind,
     plan_query,
 )
+from conference.deferreds import PENDING, as_deferred, fired_result, then
 from conference.interfaces import IAccounts, IBindingStore, IConferenceStore, IRequestHandler
-from conference.sip.errors import RemoteProtocolError, SIPProtocolError
-from conference.sip.message import Request, Response, make_response
-from conference.sip.uri import SIPURI
-from conference.store.records import (
+from conference.records import (
     BindingRecord,
     ConferenceRecord,
     LimitExceededError,
     StoreError,
 )
+from conference.sip.errors import RemoteProtocolError, SIPProtocolError
+from conference.sip.message import Request, Response, make_response
+from conference.sip.transaction_model import new_tag
+from conference.sip.uri import SIPURI
 
 __all__ = [
     "BODY_TYPES",
@@ -310,7 +311,7 @@ class BindHandler:
         policy: Optional[BindingPolicy] = None,
         admins: Iterable[str] = (),
         challenge: Optional[Challenge] = None,
-        tag_factory: Callable[[], str] = lambda: secrets.token_hex(8),
+        tag_factory: Callable[[], str] = new_tag,
     ) -> None:
         """
         @param challenge: builds the 401 for C{(request, now)} when a BIND
@@ -355,6 +356,11 @@ class BindHandler:
     def handle_cancel(self, request: Request, context: RequestContext) -> None:
         """
         BIND is not INVITE; nothing to cancel.
+        """
+
+    def handle_timeout(self, request: Request) -> None:
+        """
+        BIND is not INVITE; nothing awaits an ACK.
         """
 
     # Queries ---------------------------------------------------------------

@@ -26,7 +26,7 @@ from conference.calendar import values as cv
 from conference.calendar.freebusy import expand
 from conference.calendar.itip import normalize_address
 from conference.calendar.timezones import TimezoneResolver
-from conference.store.records import ConferenceRecord
+from conference.records import ConferenceRecord
 
 UTC = timezone.utc
 PRODID = "-//conference//iSIP focus//EN"

@@ -52,7 +52,7 @@ from conference.app.conferences import (
     organizer_of,
     utc_datetime,
 )
-from conference.app.core import CoreRouter, RequestContext, then
+from conference.app.core import CoreRouter, RequestContext
 from conference.app.roster import (
     DEFAULT_MIN_SE,
     ConferenceFullError,
@@ -64,13 +64,14 @@ from conference.app.roster import (
 from conference.calendar import to_ical, to_xcal
 from conference.calendar.errors import CalendarError
 from conference.calendar.itip import normalize_address
+from conference.deferreds import then
 from conference.interfaces import IMediaService, IMediaSession, IRequestHandler
+from conference.records import ConferenceRecord
 from conference.sip.dialog import Dialog, DialogTable
 from conference.sip.errors import RemoteProtocolError, SIPProtocolError
 from conference.sip.message import Request, Response, make_response
 from conference.sip.multipart import BodyPart, build_multipart
 from conference.sip.transaction import Peer
-from conference.store.records import ConferenceRecord
 from conference.store.stores import Stores
 
 log = Logger()

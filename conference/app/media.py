@@ -23,6 +23,7 @@ from zope.interface import implementer
 
 from conference.interfaces import IMediaService, IMediaSession
 from conference.offeranswer import SUPPORTED_CODECS, Codec, OfferAnswer, Stream, select_stream
+from conference.reactors import default_reactor
 from conference.sdp import parse_sdp
 from conference.sip.errors import RemoteProtocolError
 
@@ -152,13 +153,7 @@ class NullMediaService:
         @param clock: what C{last_activity} times are read from; the
             reactor if L{None} and it tells the time (real ones do).
         """
-        if reactor is None or (clock is None and not IReactorTime.providedBy(reactor)):
-            from twisted.internet import reactor as global_reactor
-
-            if reactor is None:
-                reactor = cast(IReactorUDP, global_reactor)
-            if clock is None and not IReactorTime.providedBy(reactor):
-                clock = cast(IReactorTime, global_reactor)
+        reactor = default_reactor(reactor)
         low, high = port_range
         low += low % 2
         if not (low > 0 and high <= 65535 and low + 1 <= high):

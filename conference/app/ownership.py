@@ -18,7 +18,7 @@ from twisted.logger import Logger
 
 from conference.app.conferences import CANCELLED
 from conference.interfaces import IAccounts, IBindingStore, ICalendarStore, IRegistrationStore
-from conference.store.records import ConferenceRecord, StoreError
+from conference.records import ConferenceRecord, StoreError
 
 __all__ = [
     "CONFERENCE_PREFIX",

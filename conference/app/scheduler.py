@@ -45,8 +45,8 @@ from conference.app.conferences import (
     uids_of,
     utc_datetime,
 )
-from conference.app.core import RequestContext
-from conference.app.outbound import Messenger, udp_endpoint_of
+from conference.app.core import CoreRouter, RequestContext
+from conference.app.outbound import Messenger, RequestSender, UDPEndpoint
 from conference.app.ownership import UserDirectory, release_when_cancelled
 from conference.app.trust import SMIME_TYPES, TrustSettings, authority, open_body
 from conference.calendar import (
@@ -70,15 +70,17 @@ from conference.interfaces import (
     IRegistrationStore,
     IRequestHandler,
 )
-from conference.sip.errors import RemoteProtocolError, SIPProtocolError
-from conference.sip.message import Request, Response, make_response
-from conference.store.records import (
+from conference.records import (
     CalendarEntry,
     ConferenceRecord,
     ConflictError,
     LimitExceededError,
     StoreError,
 )
+from conference.sip.errors import RemoteProtocolError, SIPProtocolError
+from conference.sip.message import Request, Response, make_response
+from conference.sip.transaction_model import new_branch, new_tag
+from conference.store.stores import Stores
 
 log = Logger()
 
@@ -276,7 +278,7 @@ class SchedulingHandler:
         *,
         domain_of: Callable[[str], Optional[str]],
         default_domain: str,
-        tag_factory: Callable[[], str] = lambda: secrets.token_hex(8),
+        tag_factory: Callable[[], str] = new_tag,
         uri_factory: Callable[[str], str] = new_conference_uri,
         max_per_organizer: Optional[int] = None,
         trust: Optional[TrustSettings] = None,
@@ -320,6 +322,11 @@ class SchedulingHandler:
     def handle_cancel(self, request: Request, context: RequestContext) -> None:
         """
         MESSAGE is not cancelled (it is answered at once).
+        """
+
+    def handle_timeout(self, request: Request) -> None:
+        """
+        MESSAGE is not INVITE; nothing awaits an ACK.
         """
 
     # Steps ---------------------------------------------------------------------
@@ -627,41 +634,38 @@ class SchedulingHandler:
 
 
 def install_scheduler(
-    service: Any,
-    stores: Any,
+    router: CoreRouter,
+    sender: RequestSender,
+    stores: Stores,
     *,
-    clock: Optional[IReactorTime] = None,
+    reactor: IReactorTime,
+    endpoint: Callable[[], Optional[UDPEndpoint]],
     max_per_organizer: Optional[int] = None,
+    trust: Optional[TrustSettings] = None,
+    accounts: Optional[IAccounts] = None,
+    listeners: Sequence[Callable[[str], None]] = (),
 ) -> SchedulingHandler:
     """
-    Build the scheduler of a L{conference.service.ConferenceService} over
-    C{stores} and register it with the service's router.
+    Build the scheduler over C{stores}, with a L{Messenger} that sends
+    through C{sender}, and register it with C{router}.
 
-    @param clock: the reactor for the outgoing MESSAGEs (the service's by
-        default).
-    @param max_per_organizer: the per-organizer conference cap; by default
-        the service config's C{max_conferences_per_organizer}, if it has one.
-        The service's C{accounts} and binding C{subscriptions} are used if set.
+    @param reactor: the reactor of the outgoing MESSAGEs.
+    @param endpoint: where outgoing UDP requests leave from
+        (L{conference.app.outbound.udp_endpoint_of}).
+    @param max_per_organizer: the per-organizer conference cap.
+    @param trust: the S/MIME settings, if any: outgoing bodies are signed
+        with their credentials.
+    @param accounts: the server's accounts, whose addresses no conference
+        may take (docs/scheduling.rst).
+    @param listeners: told the address of each conference whose bindings a
+        cancellation released (the binding subscriptions).
     """
-    from conference.transport.server import new_branch, new_tag
-
-    router = service.router
-    if clock is None:
-        clock = getattr(service, "_reactor", None)
-    if clock is None:
-        from twisted.internet import reactor
-
-        clock = reactor  # type: ignore[assignment]
-    assert clock is not None
-    if max_per_organizer is None:
-        max_per_organizer = getattr(service.config, "max_conferences_per_organizer", None)
-    trust = getattr(service, "trust", None)
     messenger = Messenger(
-        service.sip,
+        sender,
         stores.registrations,
         domain_of=router.domain_of,
-        endpoint=udp_endpoint_of(service),
-        clock=clock,
+        endpoint=endpoint,
+        reactor=reactor,
         default_domain=router.default_domain,
         tag_factory=new_tag,
         branch_factory=new_branch,
@@ -678,13 +682,10 @@ def install_scheduler(
         tag_factory=new_tag,
         max_per_organizer=max_per_organizer,
         trust=trust,
-        accounts=getattr(service, "accounts", None),
+        accounts=accounts,
     )
-    subscriptions = getattr(service, "subscriptions", None)
-    if subscriptions is not None:
-        handler.listeners.append(subscriptions.changed)
+    handler.listeners.extend(listeners)
     router.add_handler(handler)
-    service.scheduler = handler
     return handler
 
 

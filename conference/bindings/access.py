@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import AbstractSet, FrozenSet, List, Optional, Sequence
 
+from conference.records import BindingRecord
 from conference.sip.errors import RemoteProtocolError
 from conference.sip.uri import SIPURI, parse_uri
-from conference.store.records import BindingRecord
 
 __all__ = [
     "CONFERENCE",

@@ -34,7 +34,8 @@ from conference.sip.transaction_model import (
     build_ack,
     has_cookie,
     merge_key,
-    random_hex,
+    new_branch,
+    new_tag,
     server_key,
 )
 
@@ -88,14 +89,6 @@ class TransactionsExhausted(RemoteProtocolError):
         self.limit = limit
 
 
-def _random_token() -> str:
-    return random_hex(8)
-
-
-def _default_branch() -> str:
-    return MAGIC_COOKIE + random_hex(10)
-
-
 class TransactionLayer:
     """
     Server and client transactions of one SIP element.
@@ -124,8 +117,8 @@ class TransactionLayer:
         t2: float = 4.0,
         t4: float = 5.0,
         trying_delay: float = 0.2,
-        branch_factory: Callable[[], str] = _default_branch,
-        tag_factory: Callable[[], str] = _random_token,
+        branch_factory: Callable[[], str] = new_branch,
+        tag_factory: Callable[[], str] = new_tag,
         max_server: Optional[int] = None,
         retry_after: int = 10,
     ) -> None:

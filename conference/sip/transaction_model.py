@@ -62,6 +62,21 @@ def random_hex(nbytes: int) -> str:
     return _POOL.hex(nbytes)
 
 
+def new_tag() -> str:
+    """
+    A To/From tag with 64 bits of randomness (RFC 3261 section 19.3).
+    """
+    return random_hex(8)
+
+
+def new_branch() -> str:
+    """
+    A Via branch: the RFC 3261 magic cookie and 80 bits of randomness
+    (section 8.1.1.7).
+    """
+    return MAGIC_COOKIE + random_hex(10)
+
+
 @dataclass(frozen=True)
 class Peer:
     """

@@ -34,9 +34,7 @@ from conference.interfaces import (
     IConferenceStore,
     IRegistrationStore,
 )
-from conference.store.database import Cursor, Database
-from conference.store.memory import check_upserts, over_limit, registration_order
-from conference.store.records import (
+from conference.records import (
     BindingRecord,
     CalendarEntry,
     ConferenceRecord,
@@ -45,6 +43,8 @@ from conference.store.records import (
     RegistrationBinding,
     StoreError,
 )
+from conference.store.database import Cursor, Database
+from conference.store.memory import check_upserts, over_limit, registration_order
 
 _CONFERENCE_COLUMNS = (
     "uri, uid, organizer, calendar, sequence, state, settings, version, created, updated, owner"

@@ -17,14 +17,16 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from conference.app.core import PENDING, CoreRouter, RequestContext, error_response, fired_result
+from conference.deferreds import PENDING, fired_result
+from conference.interfaces import IRouter, RequestContext
 from conference.limits import BodyLimits, RateLimiter
+from conference.reactors import default_reactor
 from conference.sip import transaction as txn
 from conference.sip.errors import LocalProtocolError, RemoteProtocolError, SIPProtocolError
 from conference.sip.headers import format_via, parse_via
-from conference.sip.message import Message, Request, Response, make_response
+from conference.sip.message import Message, Request, Response, error_response, make_response
 from conference.sip.parser import parse_datagram, validate
-from conference.sip.transaction_model import random_hex
+from conference.sip.transaction_model import new_branch, new_tag
 
 log = Logger()
 
@@ -55,20 +57,6 @@ brought none), or fails with a L{SIPProtocolError} such as a 401 challenge.
 """
 
 
-def new_tag() -> str:
-    """
-    A To/From tag with 64 bits of randomness (RFC 3261 section 19.3).
-    """
-    return random_hex(8)
-
-
-def new_branch() -> str:
-    """
-    A Via branch with the RFC 3261 magic cookie.
-    """
-    return "z9hG4bK" + random_hex(10)
-
-
 class SIPServer:
     """
     Runs the SIP core for a set of transports.
@@ -80,7 +68,7 @@ class SIPServer:
 
     def __init__(
         self,
-        router: CoreRouter,
+        router: IRouter,
         *,
         reactor: Optional[IReactorTime] = None,
         authenticate: Optional[Authenticate] = None,
@@ -97,12 +85,7 @@ class SIPServer:
             layer made here (issue 15); new requests past it are answered
             503 statelessly.
         """
-        if reactor is None:
-            from twisted.internet import reactor as _reactor
-
-            reactor = _reactor  # type: ignore[assignment]
-        assert reactor is not None
-        self._reactor: IReactorTime = reactor
+        self._reactor: IReactorTime = default_reactor(reactor)
         self.router = router
         self.authenticate = authenticate
         self.max_message_size = max_message_size
@@ -341,9 +324,8 @@ class SIPServer:
                 action.transaction, txn.ServerTransaction
             ):
                 handler = self.router.handler_for("INVITE")
-                hook = getattr(handler, "handle_timeout", None)
-                if hook is not None:
-                    hook(action.transaction.request)
+                if handler is not None:
+                    handler.handle_timeout(action.transaction.request)
         elif isinstance(action, txn.TransactionTerminated):
             self._log_transaction(action.transaction)
             if self._stopping is not None and self.layer.pending() == 0:

@@ -13,15 +13,15 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from conference.app.admission import DEFAULT_RETRY_AFTER, MediaAdmission, MediaRefused
-from conference.app.core import CoreRouter, RequestContext, error_response
+from conference.app.core import CoreRouter, RequestContext
 from conference.app.focus import Focus
 from conference.app.media import NullMediaService
 from conference.auth import SIPIdentity, UnauthorizedError
 from conference.limits import RateLimiter
+from conference.records import ConferenceRecord
 from conference.sip.errors import SIPProtocolError
-from conference.sip.message import Request, Response
+from conference.sip.message import Request, Response, error_response
 from conference.sip.transaction import Peer
-from conference.store.records import ConferenceRecord
 from conference.testing import memory_stores
 from tests.app.calendars import T0, conference_calendar, conference_record
 from tests.app.test_focus import CONF, OFFER

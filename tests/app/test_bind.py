@@ -24,12 +24,12 @@ from conference.bindings.access import CONFERENCE, USER
 from conference.bindings.headers import parse_binding
 from conference.bindings.logic import BindingPolicy
 from conference.calendar import parse_ical_calendar, to_xcal
+from conference.records import ConferenceRecord, LimitExceededError, StoreError
 from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request, Response
 from conference.sip.multipart import BodyPart, build_multipart
 from conference.sip.transaction import Peer
 from conference.sip.uri import parse_uri
-from conference.store.records import ConferenceRecord, LimitExceededError, StoreError
 from conference.testing import memory_stores
 from tests.builders import make_request
 

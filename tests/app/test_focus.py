@@ -19,11 +19,11 @@ from conference.app.core import CoreRouter, RequestContext
 from conference.app.focus import Focus
 from conference.calendar import parse_ical_calendar, parse_xcal_calendar
 from conference.interfaces import IMediaService, IMediaSession, IRequestHandler
+from conference.records import CalendarEntry, ConferenceRecord, RegistrationBinding
 from conference.sip.errors import RemoteProtocolError
 from conference.sip.message import Request, Response
 from conference.sip.multipart import parse_multipart
 from conference.sip.transaction import Peer
-from conference.store.records import CalendarEntry, ConferenceRecord, RegistrationBinding
 from conference.testing import memory_stores
 from tests.app.calendars import T0, conference_calendar, conference_ical, conference_record
 from tests.builders import make_request

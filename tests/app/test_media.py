@@ -52,13 +52,14 @@ class FakePort:
 
 
 @implementer(IReactorUDP)
-class FakeUDPReactor:
+class FakeUDPReactor(Clock):
     """
-    Just enough of a UDP reactor: records ports, refuses busy ones.
-    (MemoryReactor has no listenUDP.)
+    Just enough of a UDP reactor with a fake clock: records ports, refuses
+    busy ones.  (MemoryReactor has no listenUDP.)
     """
 
     def __init__(self, busy: Optional[Set[int]] = None) -> None:
+        super().__init__()
         self.busy: Set[int] = busy or set()
         self.open: Dict[int, FakePort] = {}
         self.calls: List[Tuple[int, str]] = []

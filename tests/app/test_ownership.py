@@ -23,7 +23,7 @@ from conference.app.ownership import (
     release_when_cancelled,
 )
 from conference.auth import CheckerAccounts
-from conference.store.records import (
+from conference.records import (
     BindingRecord,
     CalendarEntry,
     ConferenceRecord,

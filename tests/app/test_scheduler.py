@@ -30,18 +30,18 @@ from conference.auth import CheckerAccounts, SIPIdentity
 from conference.bindings.headers import parse_binding
 from conference.calendar import Component, parse_ical_calendar, to_xcal
 from conference.interfaces import IAccounts
-from conference.sip.headers import parse_warning
-from conference.sip.message import Request, Response, make_response
-from conference.sip.multipart import BodyPart, build_multipart
-from conference.sip.transaction import Peer
-from conference.store.memory import MemoryConferenceStore
-from conference.store.records import (
+from conference.records import (
     BindingRecord,
     CalendarEntry,
     ConferenceRecord,
     ConflictError,
     RegistrationBinding,
 )
+from conference.sip.headers import parse_warning
+from conference.sip.message import Request, Response, make_response
+from conference.sip.multipart import BodyPart, build_multipart
+from conference.sip.transaction import Peer
+from conference.store.memory import MemoryConferenceStore
 from conference.testing import memory_stores
 from tests.app.calendars import T0, conference_ical, stamp
 from tests.builders import make_request
@@ -130,7 +130,7 @@ class Harness:
             self.stores.registrations,
             domain_of=self.router.domain_of,
             endpoint=lambda: ("udp-key", "192.0.2.100", 5060),
-            clock=self.clock,
+            reactor=self.clock,
             default_domain="example.com",
         )
         self.handler = SchedulingHandler(
@@ -997,19 +997,19 @@ class InstallTests(SynchronousTestCase):
     def test_install(self) -> None:
         """install_scheduler registers a MESSAGE handler with the router."""
 
-        class Config:
-            max_conferences_per_organizer = 3
-
-        class FakeService:
-            router = CoreRouter(["example.com"], tag_factory=lambda: "t")
-            sip = RecordingSender()
-            config = Config()
-            udp_ports: Sequence[Any] = ()
-            _reactor = Clock()
-
-        service = FakeService()
-        handler = install_scheduler(service, memory_stores())
-        self.assertIs(service.router.handler_for("MESSAGE"), handler)
+        router = CoreRouter(["example.com"], tag_factory=lambda: "t")
+        sender = RecordingSender()
+        handler = install_scheduler(
+            router,
+            sender,
+            memory_stores(),
+            reactor=Clock(),
+            endpoint=lambda: None,
+            max_per_organizer=3,
+        )
+        self.assertIs(router.handler_for("MESSAGE"), handler)
         self.assertEqual(handler.max_per_organizer, 3)
         assert handler.messenger is not None
+        self.assertIs(handler.messenger.sender, sender)
         self.assertIsNone(handler.messenger.endpoint())
+        self.assertIsNone(handler.messenger.sign)

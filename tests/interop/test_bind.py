@@ -26,11 +26,11 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.trial.unittest import TestCase
 
+from conference.records import ConferenceRecord
 from conference.sip.digest import compute_ha1, compute_response, parse_auth_header
 from conference.sip.message import Response
 from conference.sip.parser import parse_datagram
 from conference.store import open_stores
-from conference.store.records import ConferenceRecord
 from tests.interop.harness import ServerProcess, require_tool, run, run_sipp
 
 SCENARIOS = Path(__file__).parent / "scenarios"

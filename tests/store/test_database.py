@@ -12,13 +12,13 @@ import sqlite3
 from twisted.internet import reactor
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from conference.records import StoreError
 from conference.store.database import (
     Cursor,
     SchemaVersionError,
     schema_files,
     statements,
 )
-from conference.store.records import StoreError
 from conference.store.sqlite import open_sqlite
 from conference.store.stores import open_stores
 

@@ -19,9 +19,9 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.trial.unittest import SkipTest, TestCase
 
+from conference.records import StoreError
 from conference.store.database import SchemaVersionError, schema_files, statements
 from conference.store.postgresql import connect, conninfo_with, postgresql_driver
-from conference.store.records import StoreError
 from conference.store.stores import Stores, open_stores
 from tests.store.contracts import (
     BindingStoreContract,

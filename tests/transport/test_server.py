@@ -19,7 +19,8 @@ from conference.interfaces import IRequestHandler
 from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request, Response, make_response
 from conference.sip.transaction import Peer
-from conference.transport.server import SIPServer, new_branch, new_tag, response_destination
+from conference.sip.transaction_model import new_tag
+from conference.transport.server import SIPServer, response_destination
 from tests.builders import make_request, parse_response, request_bytes
 
 
@@ -54,6 +55,7 @@ class SlowHandler:
         self.pending: List[Tuple[Request, Deferred[Response]]] = []
         self.cancelled: List[Request] = []
         self.acked: List[Request] = []
+        self.timed_out: List[Request] = []
 
     def handle_request(self, request: Request, context: RequestContext) -> Deferred[Response]:
         d: Deferred[Response] = Deferred()
@@ -65,6 +67,9 @@ class SlowHandler:
 
     def handle_cancel(self, request: Request, context: RequestContext) -> None:
         self.cancelled.append(request)
+
+    def handle_timeout(self, request: Request) -> None:
+        self.timed_out.append(request)
 
 
 class ServerTests(SynchronousTestCase):
@@ -171,6 +176,16 @@ class ServerTests(SynchronousTestCase):
         self.clock.pump([4.0] * 10)
         self.assertEqual(self.server.layer.pending(), 0)
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_unacknowledged_answer_reported(self) -> None:
+        """A final answer to an INVITE never acknowledged (Timer H) is reported to its handler."""
+        self.receive(request_bytes("INVITE", "sip:conf@example.com"))
+        request, d = self.handler.pending[0]
+        d.callback(make_response(request, 486, to_tag="x"))
+        self.clock.pump([4.0] * 7)
+        self.assertEqual(self.handler.timed_out, [])
+        self.clock.pump([4.0] * 2)
+        self.assertEqual(self.handler.timed_out, [request])
 
     def test_auth_refusal(self) -> None:
         """A request the authenticator refuses gets its status and headers."""
@@ -283,11 +298,6 @@ class ServerTests(SynchronousTestCase):
         self.server.remove_sender("udp")
         self.receive(request_bytes("OPTIONS", "sip:example.com"))
         self.assertEqual(self.server.stats["dropped"], 1)
-
-    def test_ids(self) -> None:
-        """Tags are random; branches carry the RFC 3261 magic cookie."""
-        self.assertNotEqual(new_tag(), new_tag())
-        self.assertTrue(new_branch().startswith("z9hG4bK"))
 
     def test_destination_maddr(self) -> None:
         """A Via maddr sends the response there (RFC 3261 section 18.2.2)."""

@@ -19,7 +19,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import directlyProvides
 
 from conference.app.core import CoreRouter
-from conference.transport.server import SIPServer, new_tag
+from conference.sip.transaction_model import new_tag
+from conference.transport.server import SIPServer
 from conference.transport.stream import SIPStreamFactory, SIPStreamProtocol
 from tests.builders import parse_response, request_bytes
 

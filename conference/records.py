@@ -1,10 +1,12 @@
-# -*- test-case-name: tests.store.test_records -*-
+# -*- test-case-name: tests.test_records -*-
 """
 The plain records every store keeps, whatever its backend.
 
 They are frozen dataclasses of simple values (strings, numbers, bytes), so
 the memory, SQLite and PostgreSQL backends store exactly the same thing and
-the contract tests can compare them for equality.
+the contract tests can compare them for equality.  They live outside
+L{conference.store} so that the sans-I/O cores (L{conference.bindings})
+can use them without importing the store package and its database pools.
 """
 
 from __future__ import annotations
