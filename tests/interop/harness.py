@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from twisted.trial.unittest import SkipTest
 
@@ -82,6 +82,25 @@ def make_certificate(folder: Path) -> tuple[Path, Path]:
     return key_path, cert_path
 
 
+#: How the tests start twistd: with this interpreter, whatever is on PATH.
+TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+
+
+def plugin_environment(folder: Path) -> Dict[str, str]:
+    """
+    The environment of a twistd process that finds this checkout's
+    package and plugin (copied under C{folder}).
+    """
+    plugins = folder / "pluginpath" / "twisted" / "plugins"
+    plugins.mkdir(parents=True, exist_ok=True)
+    shutil.copy(PROJECT_ROOT / "twisted_plugins" / "conference_plugin.py", plugins)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(PROJECT_ROOT), str(folder / "pluginpath"), env.get("PYTHONPATH", "")]
+    )
+    return env
+
+
 class ServerProcess:
     """
     One running C{twistd -n conference}.
@@ -91,15 +110,11 @@ class ServerProcess:
 
     def __init__(self, extra_args: Sequence[str] = (), *, tls: bool = False) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="conference-interop-"))
-        plugins = self.folder / "pluginpath" / "twisted" / "plugins"
-        plugins.mkdir(parents=True)
-        shutil.copy(PROJECT_ROOT / "twisted_plugins" / "conference_plugin.py", plugins)
+        env = plugin_environment(self.folder)
         self.port = free_port()
         self.tls_port: Optional[int] = None
         args = [
-            sys.executable,
-            "-c",
-            "from twisted.scripts.twistd import run; run()",
+            *TWISTD,
             "--nodaemon",
             "--pidfile=",
             "conference",
@@ -118,10 +133,6 @@ class ServerProcess:
                 f"ssl:{self.tls_port}:interface=127.0.0.1:privateKey={key}:certKey={cert}",
             ]
         args += list(extra_args)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(PROJECT_ROOT), str(self.folder / "pluginpath"), env.get("PYTHONPATH", "")]
-        )
         self.log_path = self.folder / "server.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
