@@ -14,13 +14,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from twisted.application.service import MultiService, Service
 from twisted.cred.checkers import ICredentialsChecker
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, FirstError, fail, gatherResults, succeed
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IListeningPort, IReactorCore
+from twisted.internet.interfaces import IListeningPort
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger, globalLogPublisher, jsonFileLogObserver
 from twisted.python.failure import Failure
@@ -29,14 +29,17 @@ from conference.app.core import CoreRouter
 from conference.app.registrar import Registrar
 from conference.app.trust import TrustSettings, load_trust_settings
 from conference.auth import Authenticator, AuthPolicy, CheckerAccounts, make_portal
+from conference.errors import StartupError
 from conference.interfaces import ISIPIdentity
 from conference.limits import DEFAULT_BODY_LIMITS, DEFAULT_EXEMPT, BodyLimits, Rate, RateLimiter
 from conference.reactors import default_reactor
+from conference.records import StoreError
 from conference.sip.digest import DEFAULT_ALGORITHMS, DigestServer
 from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request
 from conference.sip.transaction_model import new_branch, new_tag
 from conference.store import Stores, open_stores
+from conference.transport.listening import ListenerService, StreamListenerService, build_endpoint
 from conference.transport.server import SIPServer
 from conference.transport.stream import SIPStreamFactory
 from conference.transport.udp import UDPListenerService, parse_udp_description
@@ -180,53 +183,13 @@ def trust_from_config(config: ServerConfig) -> TrustSettings:
     return settings
 
 
-class _StreamListenerService(Service):
+def _first_error(failure: Failure) -> Failure:
     """
-    Listens on one Twisted stream server endpoint while running.
+    The failure inside a L{gatherResults} failure.
     """
-
-    def __init__(
-        self,
-        reactor: Any,
-        description: str,
-        factory: SIPStreamFactory,
-        make_endpoint: Optional[Callable[[], Any]] = None,
-    ) -> None:
-        """
-        @param make_endpoint: builds the endpoint (the C{tls:} form)
-            instead of L{serverFromString}; may raise C{ValueError}.
-        """
-        self._reactor = reactor
-        self.description = description
-        self.factory = factory
-        self.port: Optional[IListeningPort] = None
-        self._make_endpoint = make_endpoint
-
-    def startService(self) -> None:
-        super().startService()
-        try:
-            if self._make_endpoint is not None:
-                endpoint = self._make_endpoint()
-            else:
-                endpoint = serverFromString(self._reactor, self.description)
-        except ValueError:
-            self._failed(Failure())
-            return
-
-        def listening(port: IListeningPort) -> None:
-            self.port = port
-
-        endpoint.listen(self.factory).addCallbacks(listening, self._failed)
-
-    def _failed(self, failure: Any) -> None:
-        log.failure("Could not listen on {desc}", failure, desc=self.description)
-        if IReactorCore.providedBy(self._reactor):
-            self._reactor.stop()
-
-    def stopService(self) -> Any:
-        super().stopService()
-        port, self.port = self.port, None
-        return port.stopListening() if port is not None else None
+    failure.trap(FirstError)
+    first: Failure = failure.value.subFailure  # type: ignore[union-attr]
+    return first
 
 
 class ConferenceService(MultiService):
@@ -435,28 +398,54 @@ class ConferenceService(MultiService):
         return self.authenticator.challenge(self.router.realm_for(request), now)
 
     def _add_listener(self, description: str) -> None:
+        """
+        Add the listener of one C{--listen} description, its endpoint
+        (and any certificate) built now.
+
+        @raise StartupError: for a description that cannot work.
+        """
+        service: ListenerService
         if description.lower().startswith("udp:"):
-            port, interface = parse_udp_description(description)
-            service: Service = UDPListenerService(
-                self._reactor, self.sip, port, interface, self.config.max_message_size
+            number, interface = build_endpoint(
+                description, lambda: parse_udp_description(description)
             )
-        elif description.lower().startswith("tls:"):
-            from conference.tls import tls_endpoint
-
-            config = self.config
-
-            def make() -> Any:
-                return tls_endpoint(
-                    self._reactor,
-                    description,
-                    ca_file=config.tls_ca,
-                    client_cert=config.tls_client_cert if config.tls_ca else "none",
-                )
-
-            service = _StreamListenerService(self._reactor, description, self.stream_factory, make)
+            service = UDPListenerService(
+                self._reactor,
+                self.sip,
+                number,
+                interface,
+                max_size=self.config.max_message_size,
+                description=description,
+            )
         else:
-            service = _StreamListenerService(self._reactor, description, self.stream_factory)
+            if description.lower().startswith("tls:"):
+                from conference.tls import tls_endpoint
+
+                config = self.config
+
+                def make() -> Any:
+                    return tls_endpoint(
+                        self._reactor,
+                        description,
+                        ca_file=config.tls_ca,
+                        client_cert=config.tls_client_cert if config.tls_ca else "none",
+                    )
+
+            else:
+
+                def make() -> Any:
+                    return serverFromString(self._reactor, description)
+
+            endpoint = build_endpoint(description, make)
+            service = StreamListenerService(description, endpoint, self.stream_factory)
         service.setServiceParent(self)
+
+    @property
+    def listeners(self) -> List[ListenerService]:
+        """
+        The listener services, one per C{--listen} description.
+        """
+        return [s for s in self if isinstance(s, ListenerService)]
 
     @property
     def udp_ports(self) -> List[IListeningPort]:
@@ -464,9 +453,9 @@ class ConferenceService(MultiService):
         The UDP ports listening now (tests read the ephemeral numbers).
         """
         return [
-            s.listening
-            for s in self
-            if isinstance(s, UDPListenerService) and s.listening is not None
+            s.port
+            for s in self.listeners
+            if isinstance(s, UDPListenerService) and s.port is not None
         ]
 
     @property
@@ -475,10 +464,34 @@ class ConferenceService(MultiService):
         The stream ports listening now.
         """
         return [
-            s.port for s in self if isinstance(s, _StreamListenerService) and s.port is not None
+            s.port
+            for s in self.listeners
+            if isinstance(s, StreamListenerService) and s.port is not None
         ]
 
+    def privilegedStartService(self) -> None:
+        """
+        Bind every listener (twistd calls this before its reactor runs and
+        before it sheds privileges); they stay paused until the stores are
+        open and the handlers in place.
+
+        @raise StartupError: for the first port that cannot be bound (a
+            port in use, an interface the host does not have); the ports
+            already bound are closed again.
+        """
+        MultiService.privilegedStartService(self)
+        errors = [listener.error for listener in self.listeners if listener.error is not None]
+        if errors:
+            self._close_listeners()
+            raise errors[0]
+
     def startService(self) -> None:
+        """
+        Open the stores, build the handlers, then serve on the listeners.
+        L{ready} fires once all of it is done, or fails with a
+        L{StartupError} (or, for a bug, any other exception), which is
+        logged once; the listeners are then closed again.
+        """
         if self.config.log_format == "json":
             globalLogPublisher.addObserver(jsonFileLogObserver(sys.stdout))
         log.info(
@@ -492,26 +505,50 @@ class ConferenceService(MultiService):
             opened: Deferred[Stores] = succeed(self.stores)
         else:
             opened = open_stores(self.config.store, self._reactor)
-        opened.addCallbacks(self._start_serving, self._store_failed)
+            opened.addErrback(self._store_failed)
+        serving = opened.addCallback(self._start_serving)
+        serving.addCallbacks(self._serving, self._start_failed)
 
-    def _start_serving(self, stores: Stores) -> None:
+    def _store_failed(self, failure: Failure) -> Failure:
         """
-        The stores are open: build the applications, then listen.
+        Name the store option in a store's fault (a bad description, a
+        database that cannot be opened or is newer than this code).
+        """
+        if isinstance(failure.value, StoreError) and not isinstance(failure.value, StartupError):
+            return Failure(StartupError(f"--store: {failure.value}"))
+        return failure
+
+    def _start_serving(self, stores: Stores) -> Deferred[Any]:
+        """
+        The stores are open: build the applications, then serve on the
+        listeners; fires once every one is bound.
         """
         self.stores = stores
         self._applications(stores)
         for service in self:
             service.startService()
+        bound = gatherResults(
+            [listener.when_bound() for listener in self.listeners], consumeErrors=True
+        )
+        return bound.addErrback(_first_error)
+
+    def _serving(self, _: object) -> None:
         self._purge.start(60.0, now=False)
         if self.config.tune_gc:
             tune_gc()
         self.ready.callback(None)
 
-    def _store_failed(self, failure: Failure) -> None:
-        log.failure("Could not open the store {store}", failure, store=self.config.store)
+    def _start_failed(self, failure: Failure) -> None:
+        if isinstance(failure.value, StartupError):
+            log.critical("Cannot start: {error}", error=str(failure.value))
+        else:
+            log.failure("Cannot start", failure)
+        self._close_listeners()
         self.ready.errback(failure)
-        if IReactorCore.providedBy(self._reactor) and self._reactor.running:
-            self._reactor.stop()
+
+    def _close_listeners(self) -> None:
+        for listener in self.listeners:
+            listener.stopService()
 
     def stopService(self) -> Deferred[Any]:
         """

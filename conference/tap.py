@@ -6,12 +6,14 @@ L{makeService}, which any Twisted application may call for the same service.
 
 from __future__ import annotations
 
+import os
 from typing import Any, List, Optional, Tuple
 
 from twisted.application.service import IService
 from twisted.cred import credentials, strcred
 from twisted.python import usage
 
+from conference.errors import StartupError
 from conference.limits import (
     DEFAULT_BODY_LIMITS,
     DEFAULT_EXEMPT,
@@ -22,18 +24,24 @@ from conference.limits import (
 from conference.records import StoreError
 from conference.service import DEFAULT_LISTEN, ConferenceService, ServerConfig
 from conference.sip.digest import DEFAULT_ALGORITHMS, HASHES
+from conference.startup import cannot_start, exit_on_failure, usage_exit
 from conference.store import parse_store
 from conference.transport.udp import parse_udp_description
 
 
 def check_store(description: str) -> str:
     """
-    Validate a C{--store} description (see L{parse_store}).
+    Validate a C{--store} description (see L{parse_store}); a PostgreSQL
+    store also needs its driver, checked now rather than at start.
 
     @raise usage.UsageError: naming what is wrong.
     """
     try:
-        parse_store(description)
+        kind, _ = parse_store(description)
+        if kind == "postgresql":
+            from conference.store.postgresql import postgresql_driver
+
+            postgresql_driver()
     except StoreError as e:
         raise usage.UsageError(f"--store: {e}") from None
     return description
@@ -384,6 +392,19 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         self["admin"] = []
         self["max-body-size"] = dict(DEFAULT_BODY_LIMITS)
 
+    def parseOptions(self, options: Optional[List[str]] = None) -> None:
+        """
+        Parse C{options}; a mistake raises L{usage.UsageError}, or, when
+        parsed as a subcommand (of twistd), ends the process with one line
+        rather than twistd's dump of the whole help text.
+        """
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            if self.parent is None:
+                raise
+            raise usage_exit(e) from None
+
     def opt_listen(self, description: str) -> None:
         """
         Where to listen, repeatable: udp:PORT[:interface=ADDR] or any Twisted
@@ -404,6 +425,20 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             except TLSConfigError as e:
                 raise usage.UsageError(f"--listen: {e}") from None
         self["listen"].append(description)
+
+    def opt_auth(self, description: str) -> None:
+        """
+        Specify an authentication method for the server.
+        """
+        # The same help as strcred's; a file: checker's file must exist and
+        # be readable: strcred only warns, and the server would then refuse
+        # every REGISTER.
+        kind, _, argument = description.partition(":")
+        if kind == "file" and argument.strip():
+            path = argument.strip()
+            if not os.path.isfile(path) or not os.access(path, os.R_OK):
+                raise usage.UsageError(f"--auth {description}: no readable file {path!r}")
+        super().opt_auth(description)
 
     def opt_max_body_size(self, text: str) -> None:
         """
@@ -564,5 +599,22 @@ def config_from_options(options: Options) -> ServerConfig:
 def makeService(options: Options, reactor: Optional[Any] = None) -> IService:
     """
     Build the conference server service from parsed options.
+
+    With options parsed as twistd's subcommand, what keeps the server from
+    starting ends the process with one line and status 1 (see
+    L{conference.startup}); otherwise it is the caller's: L{StartupError}
+    raised here or by C{privilegedStartService}, or the service's C{ready}
+    Deferred failing.
+
+    @raise StartupError: for a C{--listen} description or certificate
+        that cannot work.
     """
-    return ConferenceService(config_from_options(options), reactor=reactor)
+    config = config_from_options(options)
+    if options.parent is None:
+        return ConferenceService(config, reactor=reactor)
+    try:
+        service = ConferenceService(config, reactor=reactor)
+    except StartupError as e:
+        raise cannot_start(e) from None
+    exit_on_failure(service, reactor)
+    return service

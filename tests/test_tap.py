@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import sys
+from typing import List
 
 from twisted.application.service import IService
 from twisted.internet.testing import MemoryReactorClock
@@ -15,6 +17,8 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from conference import startup
+from conference.errors import StartupError
 from conference.service import ConferenceService, ServerConfig
 from conference.tap import Options, config_from_options, makeService
 from tests.shared import PROJECT_ROOT
@@ -24,6 +28,9 @@ class OptionsTests(SynchronousTestCase):
     """
     Command-line parsing.
     """
+
+    def setUp(self) -> None:
+        self.statuses: List[int] = []
 
     def parse(self, *argv: str) -> Options:
         options = Options()
@@ -106,6 +113,69 @@ class OptionsTests(SynchronousTestCase):
         """--auth takes strcred checkers."""
         config = config_from_options(self.parse("--auth", "memory:alice:secret"))
         self.assertEqual(len(config.checkers), 1)
+
+    def test_auth_file_missing(self) -> None:
+        """--auth file: with no readable file is a usage error, not a server refusing all."""
+        with self.assertRaises(usage.UsageError) as caught:
+            self.parse("--auth", "file:/nonexistent")
+        self.assertIn("--auth file:/nonexistent", str(caught.exception))
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("alice:secret\n")
+        config = config_from_options(self.parse("--auth", f"file:{path}"))
+        self.assertEqual(len(config.checkers), 1)
+
+    def test_postgresql_driver(self) -> None:
+        """--store postgresql: without the driver is a usage error naming it."""
+        installed = sys.modules.get("psycopg")
+        sys.modules["psycopg"] = None  # type: ignore[assignment]  # imports now fail
+        if installed is None:
+            self.addCleanup(sys.modules.pop, "psycopg")
+        else:
+            self.addCleanup(sys.modules.__setitem__, "psycopg", installed)
+        with self.assertRaises(usage.UsageError) as caught:
+            self.parse("--store", "postgresql:dbname=conference")
+        # It needs psycopg 3 (CPython), or is not available (PyPy).
+        self.assertTrue(str(caught.exception).startswith("--store: the PostgreSQL store "))
+
+    def test_subcommand_usage_error(self) -> None:
+        """As twistd's subcommand, a usage error ends the process with one line."""
+        parent = usage.Options()
+        options = Options()
+        options.parent = parent
+        with self.assertRaises(SystemExit) as caught:
+            options.parseOptions(["--listen", "udp:x"])
+        self.assertEqual(
+            caught.exception.code,
+            "twistd conference: --listen: bad UDP port in 'udp:x' "
+            "(twistd conference --help lists the options)",
+        )
+
+    def test_make_service_bad_listen(self) -> None:
+        """A --listen nothing can serve is a StartupError, or one line as a subcommand."""
+        options = self.parse("--listen", "bogus:1234")
+        self.assertRaises(StartupError, makeService, options, reactor=MemoryReactorClock())
+        options.parent = usage.Options()
+        with self.assertRaises(SystemExit) as caught:
+            makeService(options, reactor=MemoryReactorClock())
+        self.assertEqual(
+            caught.exception.code,
+            "twistd conference: cannot start: --listen bogus:1234: Unknown endpoint type: 'bogus'",
+        )
+
+    def test_make_service_subcommand(self) -> None:
+        """As a subcommand, makeService arranges for a failed start to stop the reactor."""
+        self.patch(sys, "excepthook", sys.excepthook)
+        self.patch(startup, "exit_status_after_twistd", self.statuses.append)
+        options = self.parse("--listen", "udp:0")
+        options["store"] = "mongodb:x"  # past the option check: fails when opened
+        options.parent = usage.Options()
+        reactor = MemoryReactorClock()
+        reactor.running = True
+        service = makeService(options, reactor=reactor)
+        service.startService()
+        self.assertTrue(reactor.hasStopped)
+        self.assertEqual(self.statuses, [1])
 
     def test_make_service(self) -> None:
         """makeService returns an IService any application can add."""

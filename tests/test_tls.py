@@ -283,6 +283,13 @@ class OptionTests(SynchronousTestCase):
         with self.assertRaises(TLSConfigError):
             server_options(server, self.files["alice"])  # key of another certificate
 
+    def test_certificate_without_key(self) -> None:
+        """A certificate file without its key and no privateKey= says how to fix it."""
+        with self.assertRaises(TLSConfigError) as caught:
+            server_options(self.files["ca"])
+        self.assertIn("no private key in the certificate file", str(caught.exception))
+        self.assertIn("privateKey=FILE", str(caught.exception))
+
     def test_sips_needs_tls(self) -> None:
         """A sips: Request-URI over UDP or TCP is answered 416; over TLS it is served."""
         router = CoreRouter(["example.com"], tag_factory=new_tag)

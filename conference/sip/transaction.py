@@ -28,6 +28,7 @@ from conference.sip.transaction_model import (
     SendMessage,
     ServerTransaction,
     Transaction,
+    TransactionCompleted,
     TransactionState,
     TransactionTerminated,
     TransactionTimedOut,
@@ -52,6 +53,7 @@ __all__ = [
     "ServerTransaction",
     "Transaction",
     "TransactionLayer",
+    "TransactionCompleted",
     "TransactionState",
     "TransactionTerminated",
     "TransactionTimedOut",
@@ -224,6 +226,8 @@ class TransactionLayer:
             self._cancel(txn, name)
         txn.state = S.TERMINATED
         txn.ended = now
+        if txn.completed_at is None:
+            actions.append(TransactionCompleted(txn))  # it gave up without a final
         if isinstance(txn, ServerTransaction):
             if self._server.get(txn.key) is txn:
                 del self._server[txn.key]
@@ -377,6 +381,7 @@ class TransactionLayer:
             return actions
         txn.final_response = response
         txn.completed_at = now
+        actions.append(TransactionCompleted(txn))
         # From here on the transaction only waits (for retransmissions, an
         # ACK, its timer): the request's parsed header views are not needed
         # any more.  (The response's go once it is sent: see the adapter.)
@@ -501,6 +506,7 @@ class TransactionLayer:
                 txn.final_response = response
                 txn.completed_at = now
                 actions.append(ResponseReceived(response, txn))
+                actions.append(TransactionCompleted(txn))
                 if code < 300:
                     txn.state = S.ACCEPTED
                     self._schedule(txn, "M", now + 64 * self.t1)
@@ -524,6 +530,7 @@ class TransactionLayer:
                 txn.state = S.COMPLETED
                 txn.final_response = response
                 txn.completed_at = now
+                actions.append(TransactionCompleted(txn))
                 self._cancel(txn, "E")
                 self._cancel(txn, "F")
                 self._later(txn, "K", now, 0.0 if txn.peer.reliable else self.t4, actions)

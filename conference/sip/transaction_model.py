@@ -299,9 +299,23 @@ class TransactionTimedOut:
 
 
 @dataclass(frozen=True)
+class TransactionCompleted:
+    """
+    The outcome of a transaction is known: its final response was sent
+    (server) or received (client), or it gave up without one (Timer B, C
+    or F).  Once per transaction, at that moment, for its log line:
+    C{transaction.status} and C{transaction.duration}, the latency from
+    the request's arrival (or sending) to the final response.
+    """
+
+    transaction: Transaction
+
+
+@dataclass(frozen=True)
 class TransactionTerminated:
     """
-    A transaction ended (for the one log line per transaction).
+    A transaction ended and was forgotten (what a graceful stop waits for);
+    it only absorbed retransmissions since its L{TransactionCompleted}.
     """
 
     transaction: Transaction
@@ -314,6 +328,7 @@ Action = Union[
     CancelReceived,
     ResponseReceived,
     TransactionTimedOut,
+    TransactionCompleted,
     TransactionTerminated,
 ]
 

@@ -98,7 +98,6 @@ class SIPServer:
         )
         self.senders: Dict[Any, Sender] = {}
         self._timer: Optional[IDelayedCall] = None
-        self._started: Dict[Any, float] = {}
         self._stopping: Optional[Deferred[None]] = None
         self._stop_waiters: List[Deferred[None]] = []
         self.stats: Dict[str, int] = {
@@ -305,7 +304,6 @@ class SIPServer:
         if isinstance(action, txn.SendMessage):
             self.send(action.message, action.peer)
         elif isinstance(action, txn.RequestReceived):
-            self._started[id(action.transaction)] = self.now()
             self._dispatch(action.request, action.transaction)
         elif isinstance(action, txn.AckReceived):
             self._notify("handle_ack", action.request, action.peer)
@@ -326,20 +324,32 @@ class SIPServer:
                 handler = self.router.handler_for("INVITE")
                 if handler is not None:
                     handler.handle_timeout(action.transaction.request)
-        elif isinstance(action, txn.TransactionTerminated):
+        elif isinstance(action, txn.TransactionCompleted):
             self._log_transaction(action.transaction)
-            if self._stopping is not None and self.layer.pending() == 0:
-                self._stopped()
+        elif (
+            isinstance(action, txn.TransactionTerminated)
+            and self._stopping is not None
+            and self.layer.pending() == 0
+        ):
+            self._stopped()
 
-    def _log_transaction(self, transaction: Any) -> None:
-        started = self._started.pop(id(transaction), None)
+    def _log_transaction(self, transaction: txn.Transaction) -> None:
+        """
+        The one info event of a transaction, logged when its outcome is
+        known: the final response sent (a request we answer, C{from} its
+        peer) or received (a request we sent, C{to} its peer), else
+        C{timeout}; C{duration_ms} is the latency from the request's
+        arrival (or sending) to that moment.
+        """
         request = transaction.request
-        response = getattr(transaction, "last_response", None)
         peer = transaction.peer
         method = request.method
         uri = str(request.uri)
-        status = response.code if response is not None else "-"
-        duration_ms = (self.now() - started) * 1000 if started is not None else 0.0
+        final = transaction.final_response
+        status: Any = final.code if final is not None else "timeout"
+        duration = transaction.duration
+        duration_ms = duration * 1000 if duration is not None else 0.0
+        direction = "to" if isinstance(transaction, txn.ClientTransaction) else "from"
         call_id = request.header("call-id")
         # One event per transaction, so it must be cheap: the text is
         # formatted here in one step and the format only names it, since
@@ -349,7 +359,7 @@ class SIPServer:
         log.info(
             "{transaction_summary}",
             transaction_summary=(
-                f"{method} {uri} from {peer.host}:{peer.port}/{peer.transport} -> "
+                f"{method} {uri} {direction} {peer.host}:{peer.port}/{peer.transport} -> "
                 f"{status} ({duration_ms:.1f} ms) call-id={call_id}"
             ),
             method=method,
@@ -358,6 +368,7 @@ class SIPServer:
             status=status,
             duration_ms=duration_ms,
             call_id=call_id,
+            outbound=direction == "to",
         )
 
     def _rearm(self) -> None:

@@ -62,13 +62,13 @@ class FakeUDPReactor(Clock):
         super().__init__()
         self.busy: Set[int] = busy or set()
         self.open: Dict[int, FakePort] = {}
-        self.calls: List[Tuple[int, str]] = []
+        self.listens: List[Tuple[int, str]] = []
 
     def listenUDP(
         self, port: int, protocol: DatagramProtocol, interface: str = "", maxPacketSize: int = 8192
     ) -> IListeningPort:
         """Listen on C{port} unless it is busy or already open."""
-        self.calls.append((port, interface))
+        self.listens.append((port, interface))
         if port in self.busy or port in self.open:
             raise CannotListenError(interface, port, OSError("in use"))
         self.open[port] = FakePort(self, port, protocol)
@@ -114,7 +114,7 @@ class NullMediaServiceTests(SynchronousTestCase):
         """An answer opens RTP on an even port and RTCP above it, on the media address."""
         session = self.join()
         self.assertEqual(sorted(self.reactor.open), [20000, 20001])
-        self.assertEqual(self.reactor.calls, [(20000, "198.51.100.1"), (20001, "198.51.100.1")])
+        self.assertEqual(self.reactor.listens, [(20000, "198.51.100.1"), (20001, "198.51.100.1")])
         self.assertIs(self.reactor.open[20000].protocol, session.rtp)
         self.assertIs(self.reactor.open[20001].protocol, session.rtcp)
         answer = parse_sdp(session.local_sdp)
@@ -202,7 +202,7 @@ class NullMediaServiceTests(SynchronousTestCase):
     def test_malformed_offer(self) -> None:
         """A malformed offer fails with 400 before any port is opened."""
         self.failure(self.service.answer("c", "a", b"v=0\r\nnonsense\r\n"), 400)
-        self.assertEqual(self.reactor.calls, [])
+        self.assertEqual(self.reactor.listens, [])
 
     def test_unacceptable_offer(self) -> None:
         """An offer with nothing acceptable fails with 488 and a Warning, opening nothing."""
@@ -211,7 +211,7 @@ class NullMediaServiceTests(SynchronousTestCase):
         )
         e = self.failure(self.service.answer("c", "a", offer), 488)
         self.assertEqual(e.headers, [("Warning", '305 198.51.100.1 "Incompatible media format"')])
-        self.assertEqual(self.reactor.calls, [])
+        self.assertEqual(self.reactor.listens, [])
 
     def test_offer_and_complete(self) -> None:
         """An offerless INVITE gets an offer; the ACK's answer completes it."""

@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from twisted.trial.unittest import SkipTest
 
@@ -136,6 +136,25 @@ def make_certificate(folder: Path) -> tuple[Path, Path]:
     return key_path, cert_path
 
 
+#: How the tests start twistd: with this interpreter, whatever is on PATH.
+TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+
+
+def plugin_environment(folder: Path) -> Dict[str, str]:
+    """
+    The environment of a twistd process that finds this checkout's
+    package and plugin (copied under C{folder}).
+    """
+    plugins = folder / "pluginpath" / "twisted" / "plugins"
+    plugins.mkdir(parents=True, exist_ok=True)
+    shutil.copy(PROJECT_ROOT / "twisted_plugins" / "conference_plugin.py", plugins)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(PROJECT_ROOT), str(folder / "pluginpath"), env.get("PYTHONPATH", "")]
+    )
+    return env
+
+
 class ServerProcess:
     """
     One running C{twistd -n conference}.
@@ -156,16 +175,12 @@ class ServerProcess:
         if netns and tls:
             raise ValueError("netns servers run on the defaults, without TLS")
         self.folder = Path(tempfile.mkdtemp(prefix="conference-interop-"))
-        plugins = self.folder / "pluginpath" / "twisted" / "plugins"
-        plugins.mkdir(parents=True)
-        shutil.copy(PROJECT_ROOT / "twisted_plugins" / "conference_plugin.py", plugins)
+        env = plugin_environment(self.folder)
         self.netns = netns
         self.port = 5060 if netns else free_port()
         self.tls_port: Optional[int] = None
         args = [
-            sys.executable,
-            "-c",
-            "from twisted.scripts.twistd import run; run()",
+            *TWISTD,
             "--nodaemon",
             "--pidfile=",
             "conference",
@@ -187,10 +202,6 @@ class ServerProcess:
                 f"ssl:{self.tls_port}:interface=127.0.0.1:privateKey={key}:certKey={cert}",
             ]
         args += list(extra_args)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(PROJECT_ROOT), str(self.folder / "pluginpath"), env.get("PYTHONPATH", "")]
-        )
         if netns:
             # unshare and sh exec the server: its pid names the namespace.
             args = ["unshare", "--net", "sh", "-c", _NETNS_SETUP, "sh", *args]

@@ -23,6 +23,7 @@ from conference.sip.transaction import (
     RequestReceived,
     SendMessage,
     ServerTransaction,
+    TransactionCompleted,
     TransactionLayer,
     TransactionsExhausted,
     TransactionState,
@@ -219,7 +220,9 @@ class InviteServerTests(SynchronousTestCase):
         layer = new_layer()
         txn = start(layer, request())
         busy = make_response(txn.request, 486, to_tag="x")
-        self.assertEqual(layer.respond(txn, busy, 0.0), [SendMessage(busy, UDP)])
+        self.assertEqual(
+            layer.respond(txn, busy, 0.0), [SendMessage(busy, UDP), TransactionCompleted(txn)]
+        )
         self.assertEqual(txn.state, TransactionState.COMPLETED)
         events = run_timers(layer, 100.0)
         resent = [t for t, a in events if isinstance(a, SendMessage)]
@@ -383,7 +386,9 @@ class NonInviteServerTests(SynchronousTestCase):
         layer = new_layer()
         txn = start(layer, request("MESSAGE"))
         ok = make_response(txn.request, 200, to_tag="x")
-        self.assertEqual(layer.respond(txn, ok, 1.0), [SendMessage(ok, UDP)])
+        self.assertEqual(
+            layer.respond(txn, ok, 1.0), [SendMessage(ok, UDP), TransactionCompleted(txn)]
+        )
         self.assertEqual(txn.state, TransactionState.COMPLETED)
         self.assertEqual(layer.receive(request("MESSAGE"), UDP, 2.0), [SendMessage(ok, UDP)])
         self.assertEqual(layer.next_deadline(), 33.0)
@@ -399,7 +404,8 @@ class NonInviteServerTests(SynchronousTestCase):
         txn = start(layer, request("MESSAGE"), TCP)
         ok = make_response(txn.request, 200, to_tag="x")
         self.assertEqual(
-            layer.respond(txn, ok, 0.0), [SendMessage(ok, TCP), TransactionTerminated(txn)]
+            layer.respond(txn, ok, 0.0),
+            [SendMessage(ok, TCP), TransactionCompleted(txn), TransactionTerminated(txn)],
         )
         assert_empty(self, layer)
 
@@ -482,6 +488,60 @@ class CancelTests(SynchronousTestCase):
         actions = layer.receive(request("CANCEL", branch=None), UDP, 0.3)
         self.assertEqual(sent_codes(actions), [200, 487])
         self.assertEqual(only(actions, CancelReceived)[0].transaction, txn)
+
+
+class CompletionTests(SynchronousTestCase):
+    """
+    L{TransactionCompleted}: once per server transaction, when its final
+    response is sent, whoever sends it.
+    """
+
+    def test_at_final_not_at_timer_j(self) -> None:
+        """A MESSAGE completes when its 200 goes out, with the latency, not at Timer J."""
+        layer = new_layer()
+        txn = start(layer, request("MESSAGE"))
+        layer.respond(txn, make_response(txn.request, 100), 0.5)
+        actions = layer.respond(txn, make_response(txn.request, 200, to_tag="x"), 1.25)
+        self.assertEqual(only(actions, TransactionCompleted), [TransactionCompleted(txn)])
+        self.assertEqual((txn.status, txn.duration), (200, 1.25))
+        events = run_timers(layer, 100.0)
+        self.assertEqual([(t, type(a)) for t, a in events], [(33.25, TransactionTerminated)])
+
+    def test_provisional_does_not_complete(self) -> None:
+        """A provisional response is not an outcome."""
+        layer = new_layer()
+        txn = start(layer, request())
+        ringing = make_response(txn.request, 180, to_tag="x")
+        self.assertEqual(layer.respond(txn, ringing, 0.1), [SendMessage(ringing, UDP)])
+
+    def test_layer_answers_complete(self) -> None:
+        """The layer's own finals (CANCEL's 200, the INVITE's 487, 481, 482) complete too."""
+        layer = new_layer()
+        invite = start(layer, request())
+        actions = layer.receive(request("CANCEL"), UDP, 0.3)
+        completed = only(actions, TransactionCompleted)
+        self.assertEqual(
+            [(a.transaction.method, a.transaction.status) for a in completed],
+            [("CANCEL", 200), ("INVITE", 487)],
+        )
+        self.assertIs(completed[1].transaction, invite)
+        self.assertEqual(invite.duration, 0.3)
+        alone = layer.receive(request("CANCEL", branch="z9hG4bKother"), UDP, 0.4)
+        self.assertEqual([a.transaction.status for a in only(alone, TransactionCompleted)], [481])
+        start(layer, request("MESSAGE", branch="z9hG4bKm1", call_id="merge"))
+        merged = layer.receive(request("MESSAGE", branch="z9hG4bKm2", call_id="merge"), UDP, 0.5)
+        self.assertEqual([a.transaction.status for a in only(merged, TransactionCompleted)], [482])
+
+    def test_once_per_transaction(self) -> None:
+        """Retransmissions, the ACK and the timers never complete a transaction again."""
+        layer = new_layer()
+        txn = start(layer, request())
+        layer.respond(txn, make_response(txn.request, 486, to_tag="x"), 0.0)
+        later = layer.receive(request(), UDP, 0.2)
+        later += layer.receive(request("ACK", to_tag="x"), UDP, 0.6)
+        later += [a for _, a in run_timers(layer, 100.0)]
+        self.assertEqual(only(later, TransactionCompleted), [])
+        assert_empty(self, layer)
 
 
 class MatchingTests(SynchronousTestCase):

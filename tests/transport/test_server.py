@@ -10,7 +10,7 @@ from typing import Any, List, Optional, Tuple, cast
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
-from twisted.logger import ILogObserver, globalLogPublisher
+from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
@@ -19,7 +19,7 @@ from conference.interfaces import IRequestHandler
 from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request, Response, make_response
 from conference.sip.transaction import Peer
-from conference.sip.transaction_model import new_tag
+from conference.sip.transaction_model import new_branch, new_tag
 from conference.transport.server import SIPServer, response_destination
 from tests.builders import make_request, parse_response, request_bytes
 
@@ -245,27 +245,6 @@ class ServerTests(SynchronousTestCase):
         self.assertEqual((response.code, response.phrase), (410, "Gone"))
         self.assertIsNotNone(response.to.tag)
 
-    def test_transaction_log_line(self) -> None:
-        """Each transaction logs one info line with its summary and fields."""
-        from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
-
-        events: List[Any] = []
-
-        @implementer(ILogObserver)
-        def observe(event: Any) -> None:
-            events.append(event)
-
-        globalLogPublisher.addObserver(observe)
-        self.addCleanup(globalLogPublisher.removeObserver, observe)
-        self.receive(request_bytes("OPTIONS", "sip:example.com", call_id="log-1"))
-        self.clock.pump([1.0] * 40)
-        [event] = [e for e in events if e.get("call_id") == "log-1"]
-        self.assertEqual(
-            formatEvent(event),
-            "OPTIONS sip:example.com from 192.0.2.1:5060/UDP -> 200 (32000.0 ms) call-id=log-1",
-        )
-        self.assertEqual((event["method"], event["status"]), ("OPTIONS", 200))
-
     def test_unvalidated_message(self) -> None:
         """message_received validates what it is given unless told it was validated."""
         request = make_request("OPTIONS", "sip:example.com")
@@ -375,3 +354,111 @@ class TransactionCapTests(SynchronousTestCase):
         self.clock.advance(64 * self.server.layer.t1)
         self.assertEqual(self.server.layer.pending(), 0)
         self.assertEqual(self.flood(1, first=100)[-1], 200)
+
+
+class TransactionLogTests(SynchronousTestCase):
+    """
+    The one log event per transaction: when its final response is sent or
+    received, with the latency, never at the timer that ends it.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.router = CoreRouter(["example.com"], tag_factory=new_tag, accept_ip_literals=True)
+        self.handler = SlowHandler()
+        self.router.add_handler(self.handler)
+        self.server = SIPServer(self.router, reactor=self.clock)
+        self.sender = RecordingSender()
+        self.server.add_sender("udp", self.sender)
+        self.peer = Peer("UDP", "192.0.2.1", 5060, "udp")
+        self.events: List[Any] = []
+        observer = cast(ILogObserver, self.events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+
+    def lines(self, call_id: str) -> List[str]:
+        """
+        The transaction log lines of one Call-ID, as text.
+        """
+        return [formatEvent(e) for e in self.events if e.get("call_id") == call_id]
+
+    def test_at_final_response(self) -> None:
+        """An INVITE answered after 1.5 s logs its 486 then, not when Timer H ends it."""
+        self.server.datagram_received(
+            request_bytes("INVITE", "sip:conf@example.com", call_id="log-1"), self.peer
+        )
+        self.clock.advance(1.5)
+        self.assertEqual(self.lines("log-1"), [])
+        request, d = self.handler.pending[0]
+        d.callback(make_response(request, 486, to_tag="x"))
+        expected = [
+            "INVITE sip:conf@example.com from 192.0.2.1:5060/UDP -> 486 (1500.0 ms) call-id=log-1"
+        ]
+        self.assertEqual(self.lines("log-1"), expected)
+        self.clock.pump([1.0] * 40)
+        self.assertEqual(self.server.layer.pending(), 0)
+        self.assertEqual(self.lines("log-1"), expected)
+
+    def test_fields(self) -> None:
+        """The event keeps method, status, latency and peer as fields for JSON logs."""
+        self.server.datagram_received(
+            request_bytes("OPTIONS", "sip:example.com", call_id="log-2"), self.peer
+        )
+        [event] = [e for e in self.events if e.get("call_id") == "log-2"]
+        self.assertEqual(
+            (event["method"], event["status"], event["duration_ms"], event["outbound"]),
+            ("OPTIONS", 200, 0.0, False),
+        )
+        self.assertEqual(event["peer"], self.peer)
+
+    def test_not_lost_on_stop(self) -> None:
+        """A UDP transaction still waiting for Timer J is already logged when the server stops."""
+        self.server.datagram_received(
+            request_bytes("OPTIONS", "sip:example.com", call_id="log-3"), self.peer
+        )
+        stopped = self.server.stop(timeout=0.5)
+        self.clock.advance(0.5)
+        self.successResultOf(stopped)
+        self.assertEqual(self.server.layer.pending(), 1)
+        self.assertEqual(len(self.lines("log-3")), 1)
+
+    def outbound(self) -> Tuple[Request, Deferred[Response]]:
+        """
+        Send a NOTIFY to the peer; return it and its final response to come.
+        """
+        request = make_request(
+            "NOTIFY",
+            "sip:alice@192.0.2.1",
+            via_host="127.0.0.1:5060",
+            branch=new_branch(),
+            to="<sip:alice@example.com>;tag=t1",
+            call_id="out-1",
+        )
+        return request, self.server.send_request(request, self.peer)
+
+    def test_outbound(self) -> None:
+        """A request the server sent logs when its final arrives, with the round trip."""
+        request, answered = self.outbound()
+        self.clock.advance(0.25)
+        self.server.message_received(make_response(request, 200), self.peer)
+        self.assertEqual(
+            self.lines("out-1"),
+            ["NOTIFY sip:alice@192.0.2.1 to 192.0.2.1:5060/UDP -> 200 (250.0 ms) call-id=out-1"],
+        )
+        [event] = [e for e in self.events if e.get("call_id") == "out-1"]
+        self.assertTrue(event["outbound"])
+        self.assertEqual(self.successResultOf(answered).code, 200)
+        self.clock.pump([1.0] * 10)
+        self.assertEqual(len(self.lines("out-1")), 1)
+
+    def test_outbound_timeout(self) -> None:
+        """A request never answered logs a timeout when Timer F gives up, 64*T1 after sending."""
+        _, answered = self.outbound()
+        self.clock.pump([0.5] * 70)
+        self.failureResultOf(answered, TimeoutError)
+        self.assertIn(
+            "NOTIFY sip:alice@192.0.2.1 to 192.0.2.1:5060/UDP -> timeout (32000.0 ms)"
+            " call-id=out-1",
+            self.lines("out-1"),
+        )
+        self.assertEqual(len(self.lines("out-1")), 1)

@@ -107,7 +107,7 @@ class UDPTests(SynchronousTestCase):
         self.assertEqual((port, interface), (5062, "127.0.0.1"))
         self.assertGreater(size, 65536)
         service.stopService()
-        self.assertIsNone(service.listening)
+        self.assertIsNone(service.port)
         self.assertTrue(reactor.port.stopped)
 
 
