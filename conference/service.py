@@ -256,6 +256,7 @@ class ConferenceService(MultiService):
         Build the request handlers over C{stores}.
         """
         from conference.app.bind import BindHandler, OwnerResolver
+        from conference.app.notifier import EventRouter
         from conference.app.subscriptions import BindingSubscriptions
         from conference.bindings.logic import DEFAULT_DISPOSITIONS, BindingPolicy
 
@@ -299,9 +300,12 @@ class ConferenceService(MultiService):
         )
         self.router.add_handler(self.registrar)
         self.router.add_handler(self.binder)
-        self.router.add_handler(self.subscriptions)
+        self.events = EventRouter()
+        self.events.add("binding", self.subscriptions)
+        self.router.add_handler(self.events)
         self.router.options_hooks.append(self.binder.options_hook)
         self._install_focus(stores)
+        self._install_control()
         from conference.app.outbound import udp_endpoint_of
         from conference.app.scheduler import install_scheduler
 
@@ -354,6 +358,32 @@ class ConferenceService(MultiService):
             challenge=self.challenge if config.checkers else None,
         )
         self.router.add_handler(self.focus)
+
+    def _install_control(self) -> None:
+        """
+        Conference control over the focus (docs/focus.rst): roles from the
+        calendar, the conference event package, moderator requests.
+        Guests are refused by default only when INVITEs are authenticated
+        (otherwise nobody could be told from an attendee).
+        """
+        from conference.app.confevents import ConferenceSubscriptions
+        from conference.app.control import ConferenceControl
+        from conference.control.policy import ALLOW, DENY
+
+        config = self.config
+        self.control = ConferenceControl(
+            self.focus, default_guests=DENY if config.auth_invite else ALLOW
+        )
+        self.conference_events = ConferenceSubscriptions(
+            self.control,
+            self.router.domain_of,
+            self.sip,
+            self._reactor,
+            admins=config.admins,
+            challenge=self.challenge,
+            tag_factory=new_tag,
+        )
+        self.events.add("conference", self.conference_events)
 
     def _purge_expired(self) -> Deferred[Any]:
         if self.stores is None:
@@ -557,7 +587,7 @@ class ConferenceService(MultiService):
         """
         if self._purge.running:
             self._purge.stop()
-        for name in ("subscriptions", "focus"):
+        for name in ("subscriptions", "conference_events", "focus"):
             part = getattr(self, name, None)
             if part is not None:
                 part.stop()

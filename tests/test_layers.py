@@ -32,6 +32,7 @@ SANS_IO = (
     "conference.sdp",
     "conference.offeranswer",
     "conference.limits",
+    "conference.control",
 )
 
 #: Modules that import C{twisted.protocols.sip} (which installs the default

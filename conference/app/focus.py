@@ -94,6 +94,7 @@ class _Join:
     tag: str
     calendar: Any = None
     instance: Optional[Instance] = None
+    role: Any = None
 
 
 @dataclass
@@ -177,7 +178,22 @@ class Focus:
         )
         self._cancelled: Dict[int, bool] = {}
         self._calendar_cache: Dict[Tuple[Any, ...], Tuple[str, bytes]] = {}
+        #: Locks set or lifted by moderators, by conference URI.
+        self.locks: Dict[str, bool] = {}
         self._timer: Optional[IDelayedCall] = None
+        #: Called with a conference URI whenever who is in it, or how,
+        #: changes (the conference event package's L{changed}).
+        self.listeners: List[Callable[[str], None]] = []
+        #: Decides who may join and as what (issue 11); L{None}: anyone,
+        #: as a plain participant.
+        self.admit: Optional[Callable[[_Join, str], Optional[Any]]] = None
+
+    def notify_listeners(self, conference: str) -> None:
+        """
+        Tell the listeners that C{conference}'s state changed.
+        """
+        for listener in self.listeners:
+            listener(conference)
 
     # Dispatch ---------------------------------------------------------------
 
@@ -236,7 +252,9 @@ class Focus:
 
     def _target(self, request: Request) -> str:
         uri = request.uri
-        user = getattr(uri, "username", None)
+        # User-part parameters (";pin=1234", docs/focus.rst) are not part
+        # of the address.
+        user = (getattr(uri, "username", None) or "").partition(";")[0]
         host = getattr(uri, "host", "") or ""
         domain = self.router.domain_of(host) or host.lower()
         if not user:
@@ -285,12 +303,14 @@ class Focus:
                 join, upcoming.start - self.early_join, "not open yet", "BUSY-UNAVAILABLE"
             )
         maximum = _int_setting(record, "max_participants", self.max_participants)
-        if record.settings.get("locked", "").lower() in ("1", "true", "yes"):
+        join.calendar, join.instance = calendar, instance
+        who = _participant_identity(request, context)
+        role = self.admit(join, who) if self.admit is not None else None
+        if self.is_locked(record) and not getattr(role, "moderator", False):
             return self._refuse(join, instance.end, "locked")
         if self.roster.count(record.uri) >= maximum:
             return self._refuse(join, instance.end, "full")
-        join.calendar, join.instance = calendar, instance
-        who = _participant_identity(request, context)
+        join.role = role
         ticket = self._admit(join, who)
         offered = bool(request.body)
         session_d = (
@@ -438,6 +458,7 @@ class Focus:
             joined=context.now,
             dialog=dialog,
             session=session,
+            role=join.role,
         )
         if timer is not None:
             participant.interval = timer.interval
@@ -466,6 +487,7 @@ class Focus:
             conference=record.uri,
             count=self.roster.count(record.uri),
         )
+        self.notify_listeners(record.uri)
         return response
 
     def _contact(self, request: Request, peer: Peer) -> str:
@@ -591,6 +613,7 @@ class Focus:
                 conference=call.participant.conference,
                 why=why,
             )
+            self.notify_listeners(call.participant.conference)
         return call
 
     def _hang_up(self, call: _Call, why: str) -> None:
@@ -610,6 +633,16 @@ class Focus:
         self._send_request(bye, call.peer).addErrback(
             lambda f: log.info("BYE for {why} got no answer: {f}", why=why, f=f.getErrorMessage())
         )
+
+    def is_locked(self, record: ConferenceRecord) -> bool:
+        """
+        Whether C{record}'s conference is locked: by a moderator now, else
+        by its C{locked} setting.
+        """
+        live = self.locks.get(record.uri)
+        if live is not None:
+            return live
+        return record.settings.get("locked", "").lower() in ("1", "true", "yes")
 
     def end_conference(self, uri: str, why: str) -> int:
         """
