@@ -405,9 +405,14 @@ class Notifier:
         if content is None:
             return None
         headers, body = content
+        content_type = next((v for n, v in headers if n.lower() == "content-type"), None)
         via = f"SIP/2.0/{watch.peer.transport.upper()} {watch.sent_by};branch="
         request = watch.dialog.create_request(
-            "NOTIFY", via=via + self._branch_factory(), headers=list(headers), body=body
+            "NOTIFY",
+            via=via + self._branch_factory(),
+            headers=[(n, v) for n, v in headers if n.lower() != "content-type"],
+            body=body,
+            content_type=content_type,
         )
         watch.notified += 1
         return self.sender.send_request(request, watch.peer)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from conference.calendar import parse_ical_calendar
+from conference.calendar import Component, parse_ical_calendar
 from conference.control.policy import ALLOW, DENY, LISTEN, policy_of
 from tests.app.calendars import conference_calendar, conference_ical
 
@@ -19,7 +19,7 @@ DAVE = "sip:dave@example.com"
 EVE = "sip:eve@example.com"
 
 
-def calendar(extra: str = "") -> object:
+def calendar(extra: str = "") -> Component:
     text = conference_ical(attendees=(BOB,), extra=extra)
     text = text.replace(
         f"ATTENDEE;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:{BOB}",
