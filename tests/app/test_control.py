@@ -1,0 +1,208 @@
+# -*- test-case-name: tests.app.test_control -*-
+"""
+Tests for L{conference.app.control}: roles at join, guests, PINs, and the
+moderator actions with their conference-info updates.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lxml import etree
+
+from conference.app.control import PinGuard, uri_pin
+from conference.control.confinfo import NS
+from conference.control.policy import DENY
+from conference.sip.errors import RemoteProtocolError
+from conference.sip.uri import parse_uri
+from tests.app.controlfixture import (
+    ALICE,
+    BOB,
+    CAROL,
+    CONF,
+    DAVE,
+    EVE,
+    ControlFixture,
+)
+from tests.app.test_confevents import document
+
+Q = "{" + NS + "}"
+
+
+def endpoint_status(root: etree._Element, entity: str) -> Any:
+    for user in root.findall(f"{Q}users/{Q}user"):
+        if user.get("entity") == entity:
+            return (
+                user.findtext(f"{Q}endpoint/{Q}status"),
+                user.findtext(f"{Q}endpoint/{Q}media/{Q}status"),
+            )
+    return None
+
+
+class RoleTests(ControlFixture):
+    """
+    Roles and guests at join, guests refused by default (as with --auth-invite).
+    """
+
+    default_guests = DENY
+
+    def test_members_join(self) -> None:
+        """The organizer, attendees, chairs and listeners join with their roles."""
+        for who in (ALICE, BOB, CAROL, DAVE):
+            self.assertEqual(self.join(who).code, 200, who)
+        roles = {p.identity: p.role.names for p in self.focus.roster.participants(CONF)}
+        self.assertEqual(
+            roles,
+            {
+                "sip:alice@example.com": ("organizer", "chair"),
+                "sip:bob@example.com": ("participant",),
+                "sip:carol@example.com": ("chair",),
+                "sip:dave@example.com": ("listener",),
+            },
+        )
+
+    def test_guests_refused(self) -> None:
+        """Someone not invited, and an anonymous caller, get 403 and no call."""
+        self.assertEqual(self.join(EVE).code, 403)
+        self.assertEqual(self.join(None, name="bob").code, 403)
+        self.assertEqual(self.focus.roster.count(CONF), 0)
+        self.assertEqual(self.media.sessions, [])
+
+    def test_guests_allowed_by_event(self) -> None:
+        """X-CONFERENCE-GUESTS:LISTEN admits guests, listen only."""
+        self.store("X-CONFERENCE-GUESTS:LISTEN")
+        self.assertEqual(self.join(EVE).code, 200)
+        [participant] = self.focus.roster.participants(CONF)
+        self.assertTrue(participant.role.listen_only)
+
+    def test_listener_shown_recvonly(self) -> None:
+        """A NON-PARTICIPANT's media is shown recvonly in the conference state."""
+        self.join(DAVE)
+        self.subscribe(BOB)
+        root = document(self.notifies()[-1])
+        self.assertEqual(endpoint_status(root, "sip:dave@example.com"), ("connected", "recvonly"))
+
+
+class PinTests(ControlFixture):
+    """
+    PINs in the Request-URI's user part.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.store("X-CONFERENCE-PIN:1234")
+
+    def test_uri_pin(self) -> None:
+        """The PIN parameter of the user part is read; other addresses have none."""
+        self.assertEqual(uri_pin(parse_uri("sip:conf;pin=1234@example.com")), "1234")
+        self.assertIsNone(uri_pin(parse_uri("sip:conf@example.com")))
+
+    def test_pin_required(self) -> None:
+        """A guest without the PIN, or with a wrong one, gets 403; with it, joins."""
+        self.assertEqual(self.join(EVE).code, 403)
+        self.assertEqual(self.join(EVE, uri="sip:conf;pin=9999@example.com").code, 403)
+        self.assertEqual(self.focus.roster.count(CONF), 0)
+        self.assertEqual(self.join(EVE, uri="sip:conf;pin=1234@example.com").code, 200)
+
+    def test_members_need_none(self) -> None:
+        """An authenticated attendee joins without the PIN."""
+        self.assertEqual(self.join(BOB).code, 200)
+
+    def test_three_wrong_tries(self) -> None:
+        """After three wrong PINs from one address even the right one is refused for a while."""
+        for _ in range(3):
+            self.assertEqual(self.join(EVE, uri="sip:conf;pin=0000@example.com").code, 403)
+        response = self.join(EVE, uri="sip:conf;pin=1234@example.com")
+        self.assertEqual(
+            (response.code, response.phrase), (403, "Forbidden (too many wrong PINs, try later)")
+        )
+        self.clock.advance(301)
+        self.assertEqual(self.join(EVE, uri="sip:conf;pin=1234@example.com").code, 200)
+
+    def test_guard(self) -> None:
+        """The guard forgets the wrong tries of a source that got it right."""
+        guard = PinGuard(tries=2, window=10)
+        self.assertRaises(RemoteProtocolError, guard.check, "c", "h", "1", "2", 0.0)
+        guard.check("c", "h", "1", "1", 1.0)
+        self.assertRaises(RemoteProtocolError, guard.check, "c", "h", "1", "2", 2.0)
+        guard.check("c", "h", "1", "1", 3.0)
+
+
+class ModeratorTests(ControlFixture):
+    """
+    Mute, unmute, lock, unlock and remove: by moderators only, each sending
+    a conference-info update.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.join(ALICE)
+        self.join(BOB)
+        self.subscribe(CAROL)
+        self.before = len(self.notifies())
+
+    def test_mute_unmute(self) -> None:
+        """The organizer mutes Bob: muted-via-focus, recvonly; unmuting reverts it."""
+        self.assertEqual(
+            self.successResultOf(
+                self.control.set_muted(CONF, "sip:bob@example.com", ALICE.aor, True)
+            ),
+            1,
+        )
+        root = document(self.notifies()[-1])
+        self.assertEqual(root.get("state"), "partial")
+        self.assertEqual(
+            endpoint_status(root, "sip:bob@example.com"), ("muted-via-focus", "recvonly")
+        )
+        self.successResultOf(self.control.set_muted(CONF, "sip:bob@example.com", ALICE.aor, False))
+        root = document(self.notifies()[-1])
+        self.assertEqual(endpoint_status(root, "sip:bob@example.com"), ("connected", "sendrecv"))
+
+    def test_not_a_moderator(self) -> None:
+        """An attendee who is no moderator gets 403 and nothing changes or is sent."""
+        failure = self.failureResultOf(
+            self.control.set_muted(CONF, "sip:alice@example.com", BOB.aor, True),
+            RemoteProtocolError,
+        )
+        self.assertEqual(failure.value.status, 403)
+        failure = self.failureResultOf(
+            self.control.set_locked(CONF, None, True), RemoteProtocolError
+        )
+        self.assertEqual(failure.value.status, 403)
+        self.assertFalse(any(p.muted for p in self.focus.roster.participants(CONF)))
+        self.assertEqual(len(self.notifies()), self.before)
+
+    def test_target_not_in(self) -> None:
+        """Muting or removing someone not in the conference is 404."""
+        for d in (
+            self.control.set_muted(CONF, "sip:eve@example.com", ALICE.aor, True),
+            self.control.remove(CONF, "sip:eve@example.com", ALICE.aor),
+        ):
+            self.assertEqual(self.failureResultOf(d, RemoteProtocolError).value.status, 404)
+
+    def test_lock(self) -> None:
+        """A locked conference refuses participants (486) but admits moderators."""
+        self.assertTrue(self.successResultOf(self.control.set_locked(CONF, CAROL.aor, True)))
+        root = document(self.notifies()[-1])
+        self.assertEqual(root.findtext(f"{Q}conference-state/{Q}locked"), "true")
+        self.assertEqual(self.join(DAVE).code, 486)
+        self.assertEqual(self.join(CAROL).code, 200)
+        self.successResultOf(self.control.set_locked(CONF, CAROL.aor, False))
+        self.assertEqual(self.join(DAVE).code, 200)
+
+    def test_remove(self) -> None:
+        """Removing Bob sends him BYE and a partial with his user deleted."""
+        self.assertEqual(
+            self.successResultOf(self.control.remove(CONF, "sip:bob@example.com", ALICE.aor)), 1
+        )
+        [bye] = self.sender.of("BYE")
+        self.assertEqual(str(bye.uri), "sip:bob@192.0.2.10:5062")
+        root = document(self.notifies()[-1])
+        users = [(u.get("entity"), u.get("state")) for u in root.findall(f"{Q}users/{Q}user")]
+        self.assertEqual(users, [("sip:bob@example.com", "deleted")])
+        self.assertEqual(self.focus.roster.count(CONF), 1)
+
+    def test_unknown_conference(self) -> None:
+        """An action on an address with no conference is 404."""
+        d = self.control.set_locked("sip:none@example.com", ALICE.aor, True)
+        self.assertEqual(self.failureResultOf(d, RemoteProtocolError).value.status, 404)
