@@ -368,6 +368,7 @@ class ConferenceService(MultiService):
         """
         from conference.app.confevents import ConferenceSubscriptions
         from conference.app.control import ConferenceControl
+        from conference.app.refer import ModeratorRequests
         from conference.control.policy import ALLOW, DENY
 
         config = self.config
@@ -384,6 +385,15 @@ class ConferenceService(MultiService):
             tag_factory=new_tag,
         )
         self.events.add("conference", self.conference_events)
+        self.moderation = ModeratorRequests(
+            self.control,
+            self.router.domain_of,
+            self.sip,
+            self._reactor,
+            challenge=self.challenge,
+            tag_factory=new_tag,
+        )
+        self.router.add_handler(self.moderation)
 
     def _purge_expired(self) -> Deferred[Any]:
         if self.stores is None:
@@ -587,7 +597,7 @@ class ConferenceService(MultiService):
         """
         if self._purge.running:
             self._purge.stop()
-        for name in ("subscriptions", "conference_events", "focus"):
+        for name in ("subscriptions", "conference_events", "moderation", "focus"):
             part = getattr(self, name, None)
             if part is not None:
                 part.stop()

@@ -24,6 +24,7 @@ from conference.app.bind import identity_of
 from conference.app.conferences import calendar_of
 from conference.app.control import ConferenceControl
 from conference.app.core import RequestContext
+from conference.app.focus import request_target
 from conference.app.notifier import Notifier, RequestSender, Watch, failed_answer
 from conference.calendar.errors import CalendarError
 from conference.calendar.itip import normalize_address
@@ -134,12 +135,7 @@ class ConferenceSubscriptions(Notifier):
         return d
 
     def _target(self, request: Request) -> str:
-        user = (getattr(request.uri, "username", None) or "").partition(";")[0]
-        host = getattr(request.uri, "host", "") or ""
-        domain = self.domain_of(host) or host.lower()
-        if not user:
-            raise RemoteProtocolError("Not Found (no conference named)", 404)
-        return f"sip:{user}@{domain}"
+        return request_target(request, self.domain_of)
 
     def _subscribe(
         self,

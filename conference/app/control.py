@@ -324,10 +324,8 @@ class ConferenceControl:
             members = self.members(uri, target)
             if by is not None and normalize_address(target) == normalize_address(by):
                 log.info("{by} removed themselves from {uri}", by=by, uri=uri)
-            calls = [self.focus.calls.get(p.key) for p in members]
-            for call in calls:
-                if call is not None:
-                    self.focus._hang_up(call, f"removed by {by}")
+            for participant in members:
+                self.focus.hang_up(participant.key, f"removed by {by}")
             return len(members)
 
         return self.authorize(uri, by).addCallback(act)

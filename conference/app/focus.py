@@ -77,7 +77,7 @@ from conference.store.stores import Stores
 log = Logger()
 
 DEFAULT_MAX_PARTICIPANTS = 100
-ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, MESSAGE, BIND"
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, MESSAGE, BIND, SUBSCRIBE, REFER, INFO"
 
 
 @dataclass
@@ -251,15 +251,7 @@ class Focus:
     # Initial INVITE --------------------------------------------------------
 
     def _target(self, request: Request) -> str:
-        uri = request.uri
-        # User-part parameters (";pin=1234", docs/focus.rst) are not part
-        # of the address.
-        user = (getattr(uri, "username", None) or "").partition(";")[0]
-        host = getattr(uri, "host", "") or ""
-        domain = self.router.domain_of(host) or host.lower()
-        if not user:
-            raise RemoteProtocolError("Not Found (no conference or user named)", 404)
-        return f"sip:{user}@{domain}"
+        return request_target(request, self.router.domain_of)
 
     def _initial_invite(
         self, request: Request, context: RequestContext
@@ -621,18 +613,52 @@ class Focus:
         End a call from our side: BYE in its dialog, then forget it.
         """
         self._leave(call.dialog.key, why)
+        d = self._send_in_call(call, "BYE")
+        if d is not None:
+            d.addErrback(
+                lambda f: log.info(
+                    "BYE for {why} got no answer: {f}", why=why, f=f.getErrorMessage()
+                )
+            )
+
+    def _send_in_call(
+        self, call: _Call, method: str, **request: Any
+    ) -> Optional[Deferred[Response]]:
+        """
+        Send a request in a call's dialog (C{request}: the body, content
+        type and header fields of L{Dialog.create_request}); L{None} when
+        the dialog cannot take one.
+        """
         try:
             host, port = self._local_address(call.peer)
             via = f"SIP/2.0/{call.peer.transport} {host}:{port};branch={self._branch()};rport"
-            bye = call.dialog.create_request("BYE", via=via)
+            message = call.dialog.create_request(method, via=via, **request)
         except (KeyError, SIPProtocolError) as e:
-            log.info("Could not send BYE: {e}", e=e)
-            return
-        # Symmetric: the BYE goes where the participant's requests came
+            log.info("Could not send {method}: {e}", method=method, e=e)
+            return None
+        # Symmetric: requests go where the participant's requests came
         # from, which works behind NAT and needs no DNS (RFC 3581 spirit).
-        self._send_request(bye, call.peer).addErrback(
-            lambda f: log.info("BYE for {why} got no answer: {f}", why=why, f=f.getErrorMessage())
-        )
+        return self._send_request(message, call.peer)
+
+    def send_in_call(
+        self, key: Hashable, method: str, **request: Any
+    ) -> Optional[Deferred[Response]]:
+        """
+        Send a request (a NOTIFY about a REFER, ...) in the call of the
+        dialog C{key}; L{None} when there is no such call.
+        """
+        call = self.calls.get(key)
+        return self._send_in_call(call, method, **request) if call is not None else None
+
+    def hang_up(self, key: Hashable, why: str) -> bool:
+        """
+        End the call of the dialog C{key} from our side with BYE (a
+        moderator removed them); whether there was such a call.
+        """
+        call = self.calls.get(key)
+        if call is not None:
+            self._hang_up(call, why)
+        return call is not None
 
     def is_locked(self, record: ConferenceRecord) -> bool:
         """
@@ -689,6 +715,23 @@ class Focus:
             self._leave(key, "server stopping")
 
 
+def request_target(request: Request, domain_of: Callable[[str], Optional[str]]) -> str:
+    """
+    The address a request to the focus names: the Request-URI's user at
+    the served domain its host names.  User-part parameters
+    (C{sip:conf;pin=1234@example.com}, docs/focus.rst) are not part of it.
+
+    @raise RemoteProtocolError: 404 when no user is named.
+    """
+    uri = request.uri
+    user = (getattr(uri, "username", None) or "").partition(";")[0]
+    host = getattr(uri, "host", "") or ""
+    domain = domain_of(host) or host.lower()
+    if not user:
+        raise RemoteProtocolError("Not Found (no conference or user named)", 404)
+    return f"sip:{user}@{domain}"
+
+
 def _int_setting(record: ConferenceRecord, name: str, default: int) -> int:
     value = record.settings.get(name)
     try:
@@ -723,4 +766,4 @@ def _participant_identity(request: Request, context: RequestContext) -> str:
     return normalize_address(str(uri))
 
 
-__all__ = ["ALLOW", "DEFAULT_MAX_PARTICIPANTS", "Focus"]
+__all__ = ["ALLOW", "DEFAULT_MAX_PARTICIPANTS", "Focus", "request_target"]

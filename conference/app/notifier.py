@@ -195,7 +195,7 @@ class Notifier:
     @ivar dialogs: the subscription dialogs.
     """
 
-    methods = ("SUBSCRIBE",)
+    methods: Tuple[str, ...] = ("SUBSCRIBE",)
     accepts: Dict[str, Sequence[str]] = {}
     #: What the subscriptions are about, for log lines.
     package = "event"
@@ -265,17 +265,24 @@ class Notifier:
         subscriber: str,
         terms: Any,
         expires: int,
+        status: int = 200,
+        final: Optional[str] = None,
     ) -> Response:
         """
         Create the subscription an initial SUBSCRIBE asks for: the 200, the
         dialog, the expiry timer, and the first NOTIFY right after the 200.
+
+        @param status: 202 for the implicit subscription of a REFER
+            (RFC 3515), which has no Expires.
+        @param final: a subscription that ends with its first NOTIFY, for
+            this reason (a REFER whose outcome is already known).
         """
         via_host = sent_by(context.peer, request)
         scheme = "sips" if getattr(request.uri, "scheme", "sip") == "sips" else "sip"
         transport = context.peer.transport.lower()
         suffix = "" if transport == "udp" else f";transport={transport}"
         contact = f"<{scheme}:{via_host}{suffix}>"
-        response = self._ok(request, expires, contact)
+        response = self._ok(request, expires, contact, status)
         dialog = Dialog.uas(request, response, contact)
         watch = Watch(
             dialog,
@@ -290,8 +297,8 @@ class Notifier:
         self.dialogs.add(dialog)
         self._by_dialog[dialog.key] = watch
         self._by_resource.setdefault(resource, set()).add(watch)
-        if expires == 0:
-            watch.final = "timeout"
+        if final is not None or expires == 0:
+            watch.final = final or "timeout"
         else:
             watch.timer = self.reactor.callLater(expires, self._expired, watch)
         log.info(
@@ -343,13 +350,11 @@ class Notifier:
         self.reactor.callLater(0, self._kick, watch)
         return self._ok(request, expires, dialog.local_contact)
 
-    def _ok(self, request: Request, expires: int, contact: str) -> Response:
-        return make_response(
-            request,
-            200,
-            to_tag=self._tag_factory(),
-            headers=[("Expires", str(expires)), ("Contact", contact)],
-        )
+    def _ok(self, request: Request, expires: int, contact: str, status: int = 200) -> Response:
+        headers = [("Contact", contact)]
+        if request.method == "SUBSCRIBE":
+            headers.insert(0, ("Expires", str(expires)))
+        return make_response(request, status, to_tag=self._tag_factory(), headers=headers)
 
     # Notifier ----------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from conference.app.control import ConferenceControl
 from conference.app.core import CoreRouter, RequestContext
 from conference.app.focus import Focus
 from conference.app.notifier import EventRouter
+from conference.app.refer import ModeratorRequests
 from conference.auth import SIPIdentity
 from conference.calendar import parse_ical_calendar
 from conference.control.policy import ALLOW
@@ -108,10 +109,19 @@ class ControlFixture(SynchronousTestCase):
             tag_factory=lambda: "subtag",
             branch_factory=lambda: "z9hG4bKnotify",
         )
+        self.moderation = ModeratorRequests(
+            self.control,
+            self.router.domain_of,
+            self.sender,
+            self.clock,
+            tag_factory=lambda: "refertag",
+            branch_factory=lambda: "z9hG4bKrefer",
+        )
         router = EventRouter()
         router.add("conference", self.events)
         self.router.add_handler(self.focus)
         self.router.add_handler(router)
+        self.router.add_handler(self.moderation)
         self.store(self.extra)
         self.cseq = 1
 
@@ -155,6 +165,34 @@ class ControlFixture(SynchronousTestCase):
             body=OFFER,
         )
         return self.dispatch(request, who)
+
+    def in_call(
+        self,
+        joined: Response,
+        method: str,
+        *,
+        body: bytes = b"",
+        headers: Tuple[Tuple[str, str], ...] = (),
+        identity: Optional[SIPIdentity] = None,
+    ) -> Response:
+        """
+        A request in the call the 200 C{joined} answered.
+        """
+        self.cseq += 1
+        extra = list(headers)
+        if body:
+            extra.append(("Content-Type", "application/x-conference-control"))
+        request = make_request(
+            method,
+            "sip:conf@127.0.0.1:5060",
+            call_id=joined.call_id,
+            from_=joined.header("from") or "",
+            to=joined.header("to") or "",
+            cseq=self.cseq + 10,
+            headers=extra,
+            body=body,
+        )
+        return self.dispatch(request, identity)
 
     def subscribe(
         self,
