@@ -23,8 +23,7 @@ from zope.interface import implementer
 from conference.app.bind import identity_of
 from conference.app.conferences import calendar_of
 from conference.app.control import ConferenceControl
-from conference.app.core import RequestContext
-from conference.app.focus import request_target
+from conference.app.core import RequestContext, request_target
 from conference.app.notifier import Notifier, RequestSender, Watch, failed_answer
 from conference.calendar.errors import CalendarError
 from conference.calendar.itip import normalize_address

@@ -22,12 +22,10 @@ from twisted.logger import Logger
 from conference.app.conferences import (
     calendar_of,
     current_instance,
-    join_calendar,
     utc_datetime,
 )
 from conference.app.focus import Focus
 from conference.app.roster import Participant
-from conference.calendar import to_xcal
 from conference.calendar.errors import CalendarError
 from conference.calendar.itip import normalize_address
 from conference.control.confinfo import (
@@ -124,7 +122,6 @@ class ConferenceControl:
         self.focus = focus
         self.default_guests = default_guests
         self.pins = pins if pins is not None else PinGuard()
-        self._cache: Dict[Tuple[Any, ...], bytes] = {}
         focus.admit = self._admit
 
     # Joining -----------------------------------------------------------------
@@ -189,7 +186,7 @@ class ConferenceControl:
             if events:
                 subject = str(events[0].value("SUMMARY", "") or "") or None
             if instance is not None:
-                xcal = self._xcal(record, calendar, instance, participants, now)
+                xcal = self.focus.calendars.xcal(record, calendar, instance, now)
         except CalendarError as e:
             log.error("Conference {uri} has a bad stored calendar: {e}", uri=record.uri, e=e)
         maximum = record.settings.get("max_participants")
@@ -210,25 +207,6 @@ class ConferenceControl:
             locked=self.focus.is_locked(record),
             active=bool(participants),
         )
-
-    def _xcal(
-        self,
-        record: ConferenceRecord,
-        calendar: Any,
-        instance: Any,
-        participants: List[Participant],
-        now: float,
-    ) -> bytes:
-        present = sorted({normalize_address(p.identity) for p in participants})
-        key = (record.uri, record.version, instance.start, tuple(present))
-        cached = self._cache.get(key)
-        if cached is None:
-            vcal = join_calendar(record, calendar, instance, utc_datetime(now), present)
-            cached = to_xcal(vcal)
-            if len(self._cache) > 1024:
-                self._cache.clear()
-            self._cache[key] = cached
-        return cached
 
     # Moderator actions -------------------------------------------------------
 

@@ -30,7 +30,6 @@ from conference.app.admission import (
 )
 from conference.app.busy import (
     SDP,
-    XCAL,
     BodyFormats,
     InConference,
     Signer,
@@ -42,17 +41,15 @@ from conference.app.busy import (
 from conference.app.conferences import (
     DEFAULT_EARLY_JOIN,
     Instance,
-    attendees_of,
     calendar_of,
     current_instance,
     is_cancelled,
     is_over,
-    join_calendar,
     next_instance,
-    organizer_of,
     utc_datetime,
 )
-from conference.app.core import CoreRouter, RequestContext
+from conference.app.core import CoreRouter, RequestContext, caller_identity, request_target
+from conference.app.joincalendar import JoinCalendars
 from conference.app.roster import (
     DEFAULT_MIN_SE,
     ConferenceFullError,
@@ -61,9 +58,8 @@ from conference.app.roster import (
     SessionTimer,
     negotiate_session_timer,
 )
-from conference.calendar import to_ical, to_xcal
 from conference.calendar.errors import CalendarError
-from conference.calendar.itip import normalize_address
+from conference.control.policy import policy_of
 from conference.deferreds import then
 from conference.interfaces import IMediaService, IMediaSession, IRequestHandler
 from conference.records import ConferenceRecord
@@ -154,7 +150,6 @@ class Focus:
         """
         self.admission = admission
         self._challenge = challenge
-        self.sign = sign
         self.stores = stores
         self.media = media
         self.router = router
@@ -167,6 +162,8 @@ class Focus:
         self.max_participants = max_participants
         self.min_se = min_se
         self.roster = roster if roster is not None else Roster()
+        #: The join calendars, rendered once per roster of attendees.
+        self.calendars = JoinCalendars(self.roster, sign)
         self.dialogs = DialogTable()
         self.calls: Dict[Hashable, _Call] = {}
         self.users = UserAvailability(
@@ -177,7 +174,6 @@ class Focus:
             sign=sign,
         )
         self._cancelled: Dict[int, bool] = {}
-        self._calendar_cache: Dict[Tuple[Any, ...], Tuple[str, bytes]] = {}
         #: Locks set or lifted by moderators, by conference URI.
         self.locks: Dict[str, bool] = {}
         self._timer: Optional[IDelayedCall] = None
@@ -187,6 +183,17 @@ class Focus:
         #: Decides who may join and as what (issue 11); L{None}: anyone,
         #: as a plain participant.
         self.admit: Optional[Callable[[_Join, str], Optional[Any]]] = None
+
+    @property
+    def sign(self) -> Optional[Signer]:
+        """
+        What signs the calendar parts of 200 and 486 answers (L{None}: bare).
+        """
+        return self.calendars.sign
+
+    @sign.setter
+    def sign(self, sign: Optional[Signer]) -> None:
+        self.calendars.sign = sign
 
     def notify_listeners(self, conference: str) -> None:
         """
@@ -296,7 +303,7 @@ class Focus:
             )
         maximum = _int_setting(record, "max_participants", self.max_participants)
         join.calendar, join.instance = calendar, instance
-        who = _participant_identity(request, context)
+        who = caller_identity(request, context)
         role = self.admit(join, who) if self.admit is not None else None
         if self.is_locked(record) and not getattr(role, "moderator", False):
             return self._refuse(join, instance.end, "locked")
@@ -349,7 +356,7 @@ class Focus:
             return None
         context = join.context
         identity = context.identity
-        attendee = identity is not None and _is_attendee(str(identity.aor), join.calendar)
+        attendee = identity is not None and policy_of(join.calendar).is_member(str(identity.aor))
         try:
             return admission.admit(
                 host=context.peer.host,
@@ -509,7 +516,9 @@ class Focus:
         sdp: bytes = session.local_sdp
         if formats.calendar is None:
             return SDP, sdp
-        content_type, body = self._calendar_part(record, calendar, instance, formats.calendar)
+        content_type, body = self.calendars.part(
+            record, calendar, instance, formats.calendar, self._reactor.seconds()
+        )
         return build_multipart(
             [
                 BodyPart(SDP, sdp, disposition="session"),
@@ -517,39 +526,6 @@ class Focus:
             ],
             "mixed",
         )
-
-    def _calendar_part(
-        self, record: ConferenceRecord, calendar: Any, instance: Instance, fmt: str
-    ) -> Tuple[str, bytes]:
-        """
-        The serialized VEVENT for this instance, cached per conference
-        version, instance and which attendees are in, so a join does no XML
-        (or signing) work in the common case.
-        """
-        attendees = {a for a, _, _ in attendees_of(calendar)}
-        present = frozenset(
-            p.identity for p in self.roster.participants(record.uri) if p.identity in attendees
-        )
-        key = (record.uri, record.version, instance.start, present, fmt)
-        cached = self._calendar_cache.get(key)
-        if cached is None:
-            vcal = join_calendar(
-                record, calendar, instance, utc_datetime(self._reactor.seconds()), sorted(present)
-            )
-            params = ";method=REQUEST;component=VEVENT"
-            if fmt == XCAL:
-                cached = (XCAL + params + ';charset="utf-8"', to_xcal(vcal))
-            else:
-                cached = (
-                    "text/calendar" + params + ";charset=utf-8",
-                    to_ical([vcal]).encode("utf-8"),
-                )
-            if self.sign is not None:  # signed once per cache entry
-                cached = self.sign(*cached)
-            if len(self._calendar_cache) > 4096:
-                self._calendar_cache.clear()
-            self._calendar_cache[key] = cached
-        return cached
 
     # In-dialog requests --------------------------------------------------
 
@@ -715,23 +691,6 @@ class Focus:
             self._leave(key, "server stopping")
 
 
-def request_target(request: Request, domain_of: Callable[[str], Optional[str]]) -> str:
-    """
-    The address a request to the focus names: the Request-URI's user at
-    the served domain its host names.  User-part parameters
-    (C{sip:conf;pin=1234@example.com}, docs/focus.rst) are not part of it.
-
-    @raise RemoteProtocolError: 404 when no user is named.
-    """
-    uri = request.uri
-    user = (getattr(uri, "username", None) or "").partition(";")[0]
-    host = getattr(uri, "host", "") or ""
-    domain = domain_of(host) or host.lower()
-    if not user:
-        raise RemoteProtocolError("Not Found (no conference or user named)", 404)
-    return f"sip:{user}@{domain}"
-
-
 def _int_setting(record: ConferenceRecord, name: str, default: int) -> int:
     value = record.settings.get(name)
     try:
@@ -740,30 +699,4 @@ def _int_setting(record: ConferenceRecord, name: str, default: int) -> int:
         return default
 
 
-def _is_attendee(aor: str, calendar: Any) -> bool:
-    """
-    Whether the address of record C{aor} is the conference's organizer or
-    one of its attendees (issue 15: they may use the reserved media).
-    """
-    address = normalize_address(aor)
-    if organizer_of(calendar) == address:
-        return True
-    return any(attendee == address for attendee, _, _ in attendees_of(calendar))
-
-
-def _participant_identity(request: Request, context: RequestContext) -> str:
-    """
-    Who is joining: the authenticated address of record, else the From
-    URI (for display only, never for authorization).
-    """
-    if context.identity is not None:
-        return str(context.identity.aor)
-    uri = request.from_.uri
-    user = getattr(uri, "username", None)
-    host = getattr(uri, "host", None)
-    if user and host:
-        return normalize_address(f"sip:{user}@{host}")
-    return normalize_address(str(uri))
-
-
-__all__ = ["ALLOW", "DEFAULT_MAX_PARTICIPANTS", "Focus", "request_target"]
+__all__ = ["ALLOW", "DEFAULT_MAX_PARTICIPANTS", "Focus"]

@@ -614,7 +614,7 @@ class ServiceSigningTests(SynchronousTestCase):
         self.assertIn("sip:conference@example.com", verified.signer.identities)
         self.assertEqual(verified.content_type.mime, XCAL)
         self.assertEqual(len(calls), 1)
-        again = focus._calendar_part(record, conference_calendar(), _instance(), XCAL)
+        again = focus.calendars.part(record, conference_calendar(), _instance(), XCAL, 0.0)
         self.assertEqual(len(calls), 1)  # the cached signed part
         self.assertEqual(again[0].split(";", 1)[0], "multipart/signed")
 
