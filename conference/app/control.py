@@ -22,6 +22,7 @@ from twisted.logger import Logger
 from conference.app.conferences import (
     calendar_of,
     current_instance,
+    next_instance,
     utc_datetime,
 )
 from conference.app.focus import Focus
@@ -181,7 +182,10 @@ class ConferenceControl:
         subject: Optional[str] = None
         try:
             calendar = calendar_of(record)
-            instance = current_instance(calendar, utc_datetime(now), self.focus.early_join)
+            moment = utc_datetime(now)
+            instance = current_instance(calendar, moment, self.focus.early_join) or next_instance(
+                calendar, moment
+            )
             events = calendar.subcomponents("VEVENT")
             if events:
                 subject = str(events[0].value("SUMMARY", "") or "") or None

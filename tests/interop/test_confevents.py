@@ -1,0 +1,62 @@
+# -*- test-case-name: tests.interop.test_confevents -*-
+"""
+The conference event package (RFC 4575) and moderator REFERs against the
+real plugin, driven by SIPp: an attendee subscribes, gets the full
+conference-info NOTIFY and unsubscribes; a REFER by someone who is no
+moderator is refused, and one naming the conference itself is a loop.
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Generator, Optional
+
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.trial.unittest import TestCase
+
+from tests.interop.harness import ServerProcess, require_tool, run_sipp
+from tests.interop.test_bind import USERS, make_database
+
+_server: Optional[ServerProcess] = None
+
+
+class ConferenceEventsInteropTests(TestCase):
+    """
+    SIPp against a server on a SQLite store holding one conference.
+    """
+
+    @inlineCallbacks
+    def setUp(self) -> Generator[Deferred[Any], Any, None]:  # type: ignore[override]
+        global _server
+        require_tool("sipp")
+        if _server is None or _server.process.poll() is not None:
+            folder = Path(tempfile.mkdtemp(prefix="conference-events-"))
+            database = folder / "events.sqlite"
+            yield make_database(database)
+            _server = ServerProcess(
+                ["--auth", USERS, "--domain", "example.com", "--store", f"sqlite:{database}"]
+            )
+            atexit.register(_server.cleanup)
+            atexit.register(shutil.rmtree, str(folder), True)
+        self.proc = _server
+
+    def sipp(self, scenario: str, user: str) -> None:
+        failure = run_sipp(
+            self.proc,
+            scenario,
+            *("-s", "conf", "-au", user, "-ap", "secret", "-auth_uri", "conf@example.com"),
+            timeout=10,
+        )
+        self.assertFalse(failure, failure)
+        self.assertEqual(self.proc.tracebacks(), [], self.proc.log()[-3000:])
+
+    def test_subscribe(self) -> None:
+        """SIPp subscribes as an attendee, gets the full conference-info NOTIFY, unsubscribes."""
+        self.sipp("conference_subscribe.xml", "bob")
+
+    def test_refer_refused(self) -> None:
+        """A REFER by a participant is 403, one naming the conference is 482."""
+        self.sipp("refer_refuse.xml", "bob")
