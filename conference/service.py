@@ -320,6 +320,7 @@ class ConferenceService(MultiService):
             accounts=self.accounts,
             listeners=[self.subscriptions.changed],
         )
+        self.scheduler.applied.extend([self.lifecycle.changed, self.conference_events.changed])
 
     def _install_focus(self, stores: Stores) -> None:
         """
@@ -368,6 +369,7 @@ class ConferenceService(MultiService):
         """
         from conference.app.confevents import ConferenceSubscriptions
         from conference.app.control import ConferenceControl
+        from conference.app.lifecycle import ConferenceLifecycle
         from conference.app.refer import ModeratorRequests
         from conference.control.policy import ALLOW, DENY
 
@@ -394,6 +396,8 @@ class ConferenceService(MultiService):
             tag_factory=new_tag,
         )
         self.router.add_handler(self.moderation)
+        self.lifecycle = ConferenceLifecycle(self.focus, self._reactor)
+        self.control.ending = self.lifecycle.ends_at
 
     def _purge_expired(self) -> Deferred[Any]:
         if self.stores is None:
@@ -597,7 +601,7 @@ class ConferenceService(MultiService):
         """
         if self._purge.running:
             self._purge.stop()
-        for name in ("subscriptions", "conference_events", "moderation", "focus"):
+        for name in ("subscriptions", "conference_events", "moderation", "lifecycle", "focus"):
             part = getattr(self, name, None)
             if part is not None:
                 part.stop()

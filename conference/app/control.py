@@ -37,6 +37,7 @@ from conference.control.confinfo import (
     Endpoint,
     Media,
     User,
+    when,
 )
 from conference.control.policy import ALLOW, CalendarPolicy, Role, policy_of
 from conference.records import ConferenceRecord
@@ -123,6 +124,9 @@ class ConferenceControl:
         self.focus = focus
         self.default_guests = default_guests
         self.pins = pins if pins is not None else PinGuard()
+        #: When the participants of a conference were told it ends (the
+        #: lifecycle's C{ends_at}); L{None}: not yet.
+        self.ending: Callable[[str], Optional[float]] = lambda uri: None
         focus.admit = self._admit
 
     # Joining -----------------------------------------------------------------
@@ -201,6 +205,7 @@ class ConferenceControl:
             entity=record.uri,
             description=Description(
                 subject=subject,
+                free_text=_ending_note(self.ending(record.uri)),
                 conf_uris=(record.uri,),
                 maximum=int(maximum)
                 if maximum and maximum.isdigit()
@@ -320,6 +325,15 @@ class ConferenceControl:
         mute: Optional[Callable[..., Any]] = getattr(self.focus.media, "mute", None)
         if mute is not None and participant.session is not None:
             mute(participant.session, participant.muted or _listen_only(participant))
+
+
+def _ending_note(ends: Optional[float]) -> Optional[str]:
+    """
+    The note of a conference about to end, for C{<free-text>}.
+    """
+    if ends is None:
+        return None
+    return f"This conference ends at {when(ends)}."
 
 
 def _listen_only(participant: Participant) -> bool:

@@ -32,6 +32,7 @@ __all__ = [
     "User",
     "full_document",
     "partial_document",
+    "when",
 ]
 
 EVENT_PACKAGE = "conference"
@@ -97,12 +98,15 @@ class Description:
     """
     What C{<conference-description>} says.
 
+    @ivar free_text: a note for the participants (the warning that the
+        conference is about to end).
     @ivar calendar: the conference's VEVENT as an xCal document, embedded
         as is.
     """
 
     subject: Optional[str] = None
     display: Optional[str] = None
+    free_text: Optional[str] = None
     conf_uris: Tuple[str, ...] = ()
     maximum: Optional[int] = None
     calendar: Optional[bytes] = None
@@ -136,7 +140,10 @@ def _sub(parent: etree._Element, name: str, text: Optional[str] = None) -> etree
     return element
 
 
-def _when(seconds: float) -> str:
+def when(seconds: float) -> str:
+    """
+    An xs:dateTime in UTC for POSIX C{seconds}.
+    """
     moment = datetime.fromtimestamp(int(seconds), timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -147,6 +154,8 @@ def _description(parent: etree._Element, description: Description) -> None:
         _sub(element, "display-text", description.display)
     if description.subject:
         _sub(element, "subject", description.subject)
+    if description.free_text:
+        _sub(element, "free-text", description.free_text)
     if description.conf_uris:
         uris = _sub(element, "conf-uris")
         for uri in description.conf_uris:
@@ -195,7 +204,7 @@ def _endpoint(parent: etree._Element, endpoint: Endpoint) -> None:
     _sub(element, "joining-method", endpoint.joining_method)
     if endpoint.joined_at is not None:
         info = _sub(element, "joining-info")
-        _sub(info, "when", _when(endpoint.joined_at))
+        _sub(info, "when", when(endpoint.joined_at))
     for medium in endpoint.media:
         media = _sub(element, "media")
         media.set("id", medium.id)
