@@ -20,6 +20,8 @@ from conference.store.database import (
 )
 from conference.store.records import StoreError
 from conference.store.sqlite import open_sqlite
+from conference.store.stores import Stores
+from tests.store.holdings import LEGACY_ROWS, check_upgraded
 
 
 class SchemaFileTests(SynchronousTestCase):
@@ -101,6 +103,22 @@ class UpgradeTests(TestCase):
             return cursor.fetchall()
 
         self.assertEqual(await database.read(read), [("sip:a@x", "web")])
+
+    async def test_v1_entries_refer(self) -> None:
+        """
+        Upgrading from version 1 turns the calendar copies of a stored
+        conference's UID into references to it; other entries keep theirs.
+        """
+        path = self.mktemp()
+        with sqlite3.connect(path) as connection:
+            for statement in statements(schema_files("sqlite")[0][1]):
+                connection.execute(statement)
+            for statement, params in LEGACY_ROWS:
+                connection.execute(statement, params)
+        connection.close()
+        stores = Stores.sql(await open_sqlite(path, reactor), path)
+        self.addCleanup(stores.close)
+        await check_upgraded(self, stores)
 
     async def test_newer_refused(self) -> None:
         """

@@ -19,8 +19,13 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.trial.unittest import SkipTest, TestCase
 
-from conference.store.database import SchemaVersionError
-from conference.store.postgresql import connect, conninfo_with, postgresql_driver
+from conference.store.database import Database, SchemaVersionError, schema_files, statements
+from conference.store.postgresql import (
+    connect,
+    conninfo_with,
+    open_postgresql,
+    postgresql_driver,
+)
 from conference.store.records import StoreError
 from conference.store.stores import Stores, open_stores
 from tests.store.contracts import (
@@ -29,6 +34,12 @@ from tests.store.contracts import (
     ConferenceStoreContract,
     RegistrationStoreContract,
     StoreBackend,
+)
+from tests.store.holdings import (
+    LEGACY_ROWS,
+    AtomicWriteContract,
+    HoldingsContract,
+    check_upgraded,
 )
 
 ENVIRONMENT = "CONFERENCE_TEST_POSTGRES"
@@ -137,6 +148,34 @@ class PostgreSQLBindingStoreTests(PostgreSQLBackend, BindingStoreContract, TestC
     """
 
 
+class PostgreSQLHoldingsTests(PostgreSQLBackend, HoldingsContract, TestCase):
+    """
+    Holders and byte caps of the SQL stores on PostgreSQL.
+    """
+
+
+class PostgreSQLAtomicWriteTests(PostgreSQLBackend, AtomicWriteContract, TestCase):
+    """
+    Conference writes are atomic on PostgreSQL.
+    """
+
+    def disk_full(self) -> BaseException:
+        """
+        What psycopg raises when the server's disk is full.
+        """
+        from psycopg.errors import DiskFull
+
+        return DiskFull("could not extend file: No space left on device")
+
+    async def open_database(self) -> Database:
+        """
+        A database in a fresh schema.
+        """
+        database = await open_postgresql(fresh_schema(self), reactor)
+        self.addCleanup(database.close)
+        return database
+
+
 class PostgreSQLTests(TestCase):
     """
     What only the PostgreSQL backend does.
@@ -150,13 +189,33 @@ class PostgreSQLTests(TestCase):
 
     async def test_schema(self) -> None:
         """
-        Opening creates the version-1 schema; opening again leaves it so.
+        Opening creates the newest schema; opening again leaves it so.
         """
         conninfo = fresh_schema(self)
         for _ in range(2):
             stores = await open_stores(f"postgresql:{conninfo}", reactor)
             await stores.close()
-        self.assertEqual(self.execute(conninfo, "SELECT version FROM schema_version"), [(1,)])
+        newest = schema_files("postgresql")[-1][0]
+        self.assertEqual(self.execute(conninfo, "SELECT version FROM schema_version"), [(newest,)])
+
+    async def test_v1_entries_refer(self) -> None:
+        """
+        Upgrading from version 1 turns the calendar copies of a stored
+        conference's UID into references to it; other entries keep theirs.
+        """
+        conninfo = fresh_schema(self)
+        connection = connect(conninfo)
+        try:
+            cursor = connection.cursor()
+            for statement in statements(schema_files("postgresql")[0][1]):
+                cursor.execute(statement)
+            for statement, params in LEGACY_ROWS:
+                cursor.execute(statement.replace("?", "%s"), params)
+        finally:
+            connection.close()
+        stores = await open_stores(f"postgresql:{conninfo}", reactor)
+        self.addCleanup(stores.close)
+        await check_upgraded(self, stores)
 
     async def test_newer_refused(self) -> None:
         """
