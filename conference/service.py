@@ -25,6 +25,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger, globalLogPublisher, jsonFileLogObserver
 from twisted.python.failure import Failure
 
+from conference.app.bookings import DEFAULT_MAX_ATTENDEES, DEFAULT_MAX_ORGANIZER_BYTES
 from conference.app.core import CoreRouter
 from conference.app.registrar import Registrar
 from conference.app.trust import TrustSettings, load_trust_settings
@@ -35,6 +36,7 @@ from conference.sip.digest import DigestServer
 from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request
 from conference.store import Stores, open_stores
+from conference.store.records import StoreError
 from conference.transport.server import SIPServer, new_branch, new_tag
 from conference.transport.stream import SIPStreamFactory
 from conference.transport.udp import UDPListenerService, parse_udp_description
@@ -72,6 +74,10 @@ class ServerConfig:
     max_binding_data: int = 8192
     # Most conferences one organizer may have scheduled (None: no cap).
     max_conferences_per_organizer: Optional[int] = 100
+    # Most attendees per event, most bytes one organizer stores (None: no
+    # cap; docs/scheduling.rst).
+    max_attendees: Optional[int] = DEFAULT_MAX_ATTENDEES
+    max_organizer_bytes: Optional[int] = DEFAULT_MAX_ORGANIZER_BYTES
     # The focus (docs/focus.rst).
     media_address: str = "127.0.0.1"
     rtp_ports: Tuple[int, int] = (20000, 29999)
@@ -360,7 +366,9 @@ class ConferenceService(MultiService):
     def _purge_expired(self) -> Deferred[Any]:
         if self.stores is None:
             return succeed(0)
-        return self.stores.registrations.purge(self.sip.now())
+        d = self.stores.registrations.purge(self.sip.now())
+        # A store fault skips one purge (one log line) and keeps the loop.
+        return d.addErrback(lambda f: log.error("Purge failed: {error}", error=f.value))
 
     def authenticate(
         self, request: Request, now: float, tls_identity: Optional[ISIPIdentity] = None
@@ -473,7 +481,10 @@ class ConferenceService(MultiService):
         self.ready.callback(None)
 
     def _store_failed(self, failure: Failure) -> None:
-        log.failure("Could not open the store {store}", failure, store=self.config.store)
+        if failure.check(StoreError):  # says what is wrong; no traceback
+            log.error("Could not open the store: {error}", error=failure.value)
+        else:
+            log.failure("Could not open the store {store}", failure, store=self.config.store)
         self.ready.errback(failure)
         if IReactorCore.providedBy(self._reactor) and self._reactor.running:
             self._reactor.stop()

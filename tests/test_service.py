@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from typing import Any, List, Tuple
 
-from twisted.internet.testing import MemoryReactorClock
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.testing import EventLoggingObserver, MemoryReactorClock
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from conference.service import ConferenceService, ServerConfig, listen_hosts
+from conference.store.records import StoreError
 from conference.testing import memory_stores
 
 
@@ -88,6 +91,37 @@ class ServiceTests(SynchronousTestCase):
         self.failureResultOf(service.ready)
         self.assertEqual(reactor.udp, [])
         self.flushLoggedErrors()
+
+    def test_store_error_one_line(self) -> None:
+        """A store that cannot be opened is logged as one error line, without traceback."""
+        service, _ = self.make()
+        service.config.store = "mongodb:somewhere"
+        events = EventLoggingObserver()
+        globalLogPublisher.addObserver(events)
+        self.addCleanup(globalLogPublisher.removeObserver, events)
+        service.startService()
+        self.failureResultOf(service.ready, StoreError)
+        errors = [e for e in events if e["log_level"] >= LogLevel.warn]
+        self.assertEqual(len(errors), 1)
+        self.assertNotIn("log_failure", errors[0])
+        self.assertIn("mongodb:somewhere", formatEvent(errors[0]))
+
+    def test_purge_survives_store_error(self) -> None:
+        """A failing purge is logged in one line and the next one still runs."""
+        stores = memory_stores()
+        calls: List[float] = []
+
+        def purge(now: float) -> Deferred[int]:
+            calls.append(now)
+            return fail(StoreError("sqlite error: disk I/O error"))
+
+        stores.registrations.purge = purge  # type: ignore[method-assign]
+        reactor = UDPMemoryReactor()
+        service = ConferenceService(ServerConfig(listen=["udp:0"]), reactor=reactor, stores=stores)
+        service.startService()
+        reactor.advance(60)
+        reactor.advance(60)
+        self.assertEqual(len(calls), 2)
 
     def test_listen_hosts(self) -> None:
         """Listening interfaces count as this server's own hosts."""

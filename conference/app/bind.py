@@ -32,7 +32,14 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from conference.app.core import PENDING, RequestContext, as_deferred, fired_result, then
+from conference.app.core import (
+    PENDING,
+    RequestContext,
+    as_deferred,
+    fired_result,
+    store_refusal,
+    then,
+)
 from conference.bindings.access import (
     CONFERENCE,
     USER,
@@ -106,8 +113,7 @@ def store_failure(failure: Failure, max_bindings: int = 0) -> Failure:
     if isinstance(error, LimitExceededError):
         raise limit_refusal(max_bindings)
     if isinstance(error, StoreError):
-        log.error("Binding store failed: {error}", error=error)
-        raise SIPProtocolError("Binding store unavailable", 503, [("Retry-After", "5")])
+        raise store_refusal(error, "Binding store")
     return failure
 
 
@@ -588,7 +594,8 @@ class BindHandler:
         d: Deferred[Any] = self.discovery_headers(owner, identity, now)
 
         def quiet(failure: Failure) -> Headers:
-            log.failure("Bindings of {aor} not added to REGISTER", failure, aor=aor)
+            if not failure.check(SIPProtocolError):  # a store fault was logged already
+                log.failure("Bindings of {aor} not added to REGISTER", failure, aor=aor)
             return []
 
         return d.addErrback(quiet)

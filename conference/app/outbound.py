@@ -25,6 +25,7 @@ from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request, Response
 from conference.sip.transaction import Peer
 from conference.sip.uri import SIPURI, parse_uri
+from conference.store.records import StoreError
 
 log = Logger()
 
@@ -182,6 +183,9 @@ class Messenger:
             return [self._undeliverable(address, None, "not in a served domain", method)]
         try:
             bindings = await self.registrations.get_bindings(aor, self.clock.seconds())
+        except StoreError as e:  # one line, no traceback (docs/stores.rst)
+            log.error("Could not look up {aor}: {error}", aor=aor, error=e)
+            return [Delivery(aor, None, None, "registration lookup failed")]
         except Exception:
             log.failure("Could not look up {aor}", aor=aor)
             return [Delivery(aor, None, None, "registration lookup failed")]

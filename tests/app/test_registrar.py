@@ -7,18 +7,32 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Tuple
 
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from twisted.internet.testing import EventLoggingObserver
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.protocols import sip
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
-from conference.app.core import RequestContext
-from conference.app.registrar import Locator, MemoryRegistrationStore, Registrar, aor_of
+from conference.app.core import CoreRouter, RequestContext
+from conference.app.registrar import (
+    Binding,
+    Locator,
+    MemoryRegistrationStore,
+    Registrar,
+    aor_of,
+)
 from conference.auth import SIPIdentity
 from conference.interfaces import IRegistrationStore, IRequestHandler
 from conference.sip.errors import RemoteProtocolError
 from conference.sip.message import Response
 from conference.sip.transaction import Peer
+from conference.store.database import Cursor
+from conference.store.records import StoreError
+from conference.store.sqlite import open_sqlite
+from conference.store.stores import Stores
 from tests.builders import make_request
 
 PEER = Peer("UDP", "192.0.2.1", 5060)
@@ -187,3 +201,48 @@ class RegistrarTests(SynchronousTestCase):
         found = self.successResultOf(locator.getAddress(url))
         self.assertEqual((found.host, found.port), ("192.0.2.9", 5070))
         self.failureResultOf(locator.getAddress(sip.URL("example.com", "nobody")), LookupError)
+
+
+class DiskFullTests(TestCase):
+    """
+    REGISTER on a SQLite store whose disk is full (issue 15 item 11).
+    """
+
+    async def test_disk_full(self) -> None:
+        """
+        With the disk full, REGISTER is one 503 with Retry-After and one
+        log line (no traceback), not a 500.
+        """
+        path = self.mktemp()
+        database = await open_sqlite(path, reactor)
+        self.addCleanup(database.close)
+        stores = Stores.sql(database, path)
+
+        def full(cursor: Cursor) -> None:  # the file may not grow any more
+            cursor.execute("PRAGMA max_page_count = 1")
+
+        await database.write_statement(full)
+        long = "sip:phone@192.0.2.1;x=" + "a" * 1000
+        with self.assertRaises(StoreError):
+            for i in range(1000):  # fill the last pages with 1 KB contacts
+                binding = Binding(long, 10**10, None, "c", 1)
+                await stores.registrations.set_bindings(
+                    f"sip:f{i:04d}@example.com", [binding], [], 0
+                )
+        router = CoreRouter(["example.com"], tag_factory=lambda: "t")
+        router.add_handler(Registrar(stores.registrations, tag_factory=lambda: "rt"))
+        events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        request = make_request(
+            "REGISTER",
+            "sip:example.com",
+            to="<sip:alice@example.com>",
+            headers=[("Contact", f"<{long}>")],
+        )
+        answer = router.dispatch(request, RequestContext(peer=PEER, now=1000.0))
+        assert isinstance(answer, Deferred)
+        response = await answer
+        self.assertEqual((response.code, response.header("retry-after")), (503, "5"))
+        errors = [e for e in events if e["log_level"] >= LogLevel.warn]
+        self.assertEqual(len(errors), 1, errors)
+        self.assertIn("full", formatEvent(errors[0]))
+        self.assertNotIn("log_failure", errors[0])
