@@ -5,6 +5,7 @@ Tests for L{conference.app.registrar}: RFC 3261 section 10.3.
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any, Iterable, Tuple
 
 from twisted.internet import reactor
@@ -34,6 +35,7 @@ from conference.store.records import StoreError
 from conference.store.sqlite import open_sqlite
 from conference.store.stores import Stores
 from tests.builders import make_request
+from tests.store.faults import Faults, faulty
 
 PEER = Peer("UDP", "192.0.2.1", 5060)
 
@@ -205,7 +207,8 @@ class RegistrarTests(SynchronousTestCase):
 
 class DiskFullTests(TestCase):
     """
-    REGISTER on a SQLite store whose disk is full (issue 15 item 11).
+    REGISTER on a SQLite store whose disk is full or whose pages are
+    damaged (issue 15 item 11).
     """
 
     async def test_disk_full(self) -> None:
@@ -246,3 +249,26 @@ class DiskFullTests(TestCase):
         self.assertEqual(len(errors), 1, errors)
         self.assertIn("full", formatEvent(errors[0]))
         self.assertNotIn("log_failure", errors[0])
+
+    async def test_damaged_pages(self) -> None:
+        """
+        A page found damaged while serving (SQLite's "malformed") is a 503
+        with Retry-After as well.
+        """
+        database = await open_sqlite(self.mktemp(), reactor)
+        self.addCleanup(database.close)
+        faults = Faults()
+        faults.fail("SELECT", sqlite3.DatabaseError("database disk image is malformed"))
+        stores = Stores.sql(faulty(database, faults), "damaged")
+        router = CoreRouter(["example.com"], tag_factory=lambda: "t")
+        router.add_handler(Registrar(stores.registrations, tag_factory=lambda: "rt"))
+        request = make_request(
+            "REGISTER",
+            "sip:example.com",
+            to="<sip:alice@example.com>",
+            headers=[("Contact", "<sip:a@192.0.2.1>")],
+        )
+        answer = router.dispatch(request, RequestContext(peer=PEER, now=1000.0))
+        response = await answer if isinstance(answer, Deferred) else answer
+        self.assertEqual((response.code, response.header("retry-after")), (503, "5"))
+        self.assertTrue(faults.hits)
