@@ -33,8 +33,8 @@ from conference.app.conferences import (
 )
 from conference.calendar import Component, normalize_address, parse_xcal_calendar
 from conference.interfaces import ICalendarStore, IConferenceStore
+from conference.records import CalendarEntry, ConferenceRecord
 from conference.sip.errors import RemoteProtocolError
-from conference.store.records import CalendarEntry, ConferenceRecord
 
 log = Logger()
 
@@ -186,9 +186,9 @@ class Bookings:
         Store conference C{new} (whose calendar is C{state}) over
         C{previous} and, in the same transaction, its holders' entries.
 
-        @raise conference.store.records.ConflictError: if C{previous} is
+        @raise conference.records.ConflictError: if C{previous} is
             no longer current.
-        @raise conference.store.records.LimitExceededError: if a cap would
+        @raise conference.records.LimitExceededError: if a cap would
             be exceeded.
         """
         return await self.conferences.put(
@@ -223,7 +223,7 @@ class Bookings:
         Store the published objects C{entries} of C{owner} in one
         transaction, under the organizer byte cap.
 
-        @raise conference.store.records.LimitExceededError: over the cap.
+        @raise conference.records.LimitExceededError: over the cap.
         """
         await self.calendars.put_entries(
             owner, entries, max_organizer_bytes=self.max_organizer_bytes

@@ -22,7 +22,6 @@ from twisted.internet.defer import Deferred, gatherResults
 
 from conference.app.bookings import entry_calendar
 from conference.app.conferences import UTC, calendar_of, current_instance, utc_datetime
-from conference.app.core import PENDING, as_deferred, fired_result
 from conference.app.roster import Roster
 from conference.calendar import (
     Component,
@@ -36,11 +35,12 @@ from conference.calendar import values as cv
 from conference.calendar.errors import CalendarError
 from conference.calendar.freebusy import busy_intervals, merge
 from conference.calendar.model import Property
+from conference.deferreds import PENDING, as_deferred, fired_result
 from conference.interfaces import ICalendarStore, IConferenceStore, IRegistrationStore
+from conference.records import CalendarEntry, ConferenceRecord, RegistrationBinding
 from conference.sip.errors import RemoteProtocolError
 from conference.sip.headers import media_acceptable, parse_accept
 from conference.sip.message import Request, Response, make_response
-from conference.store.records import CalendarEntry, ConferenceRecord, RegistrationBinding
 
 XCAL = "application/calendar+xml"
 ICAL = "text/calendar"

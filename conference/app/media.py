@@ -4,8 +4,9 @@ The null media service: the focus's media seam with no mixer behind it.
 
 It negotiates PCMU, PCMA and telephone-event like a real media server,
 opens an RTP/RTCP port pair per participant so peers have somewhere to
-send, counts what arrives and drops it.  A mixer replaces it behind the
-same L{IMediaService} interface.
+send, counts what arrives (each well-formed packet refreshes the session's
+C{last_activity}, which the focus's inactivity timeout reads) and drops
+it.  A mixer replaces it behind the same L{IMediaService} interface.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple, cast
 
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IListeningPort, IReactorUDP
+from twisted.internet.interfaces import IListeningPort, IReactorTime, IReactorUDP
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from conference.interfaces import IMediaService, IMediaSession
 from conference.offeranswer import SUPPORTED_CODECS, Codec, OfferAnswer, Stream, select_stream
+from conference.reactors import default_reactor
 from conference.sdp import parse_sdp
 from conference.sip.errors import RemoteProtocolError
 
@@ -43,6 +45,8 @@ class RTPSink(DatagramProtocol):
     @ivar malformed: those too short or not RTP/RTCP version 2.
     @ivar on_datagram: called with each datagram and its source, if set
         (a hook for tests and, later, for symmetric RTP).
+    @ivar on_activity: called for each well-formed datagram, if set (the
+        service refreshes the session's C{last_activity} through it).
     """
 
     def __init__(self) -> None:
@@ -50,12 +54,15 @@ class RTPSink(DatagramProtocol):
         self.octets = 0
         self.malformed = 0
         self.on_datagram: Optional[Callable[[bytes, Tuple[str, int]], None]] = None
+        self.on_activity: Optional[Callable[[], None]] = None
 
     def datagramReceived(self, datagram: bytes, addr: Any) -> None:
         self.packets += 1
         self.octets += len(datagram)
         if len(datagram) < MIN_PACKET_SIZE or datagram[0] >> 6 != 2:
             self.malformed += 1
+        elif self.on_activity is not None:
+            self.on_activity()
         if self.on_datagram is not None:
             self.on_datagram(datagram, (addr[0], addr[1]))
 
@@ -69,6 +76,8 @@ class NullMediaSession:
     @ivar rtp: the L{RTPSink} of the RTP port; C{rtcp} that of RTCP.
     @ivar negotiation: the L{OfferAnswer} state.
     @ivar closed: whether L{NullMediaService.close} released it.
+    @ivar last_activity: when an RTP or RTCP packet last arrived (the
+        session's start until one does).
     """
 
     def __init__(
@@ -78,6 +87,8 @@ class NullMediaSession:
         negotiation: OfferAnswer,
         listeners: Tuple[IListeningPort, IListeningPort],
         sinks: Tuple[RTPSink, RTPSink],
+        *,
+        started: float = 0.0,
     ) -> None:
         self.conference = conference
         self.participant = participant
@@ -86,6 +97,7 @@ class NullMediaSession:
         self.listeners = listeners
         self.rtp, self.rtcp = sinks
         self.closed = False
+        self.last_activity = started
 
     @property
     def local_sdp(self) -> bytes:
@@ -112,6 +124,8 @@ class NullMediaService:
     per participant and drops the media.
 
     @ivar sessions: the open sessions, by RTP port.
+    @ivar capacity: how many sessions it can hold: C{max_sessions} or the
+        port pairs of the range, whichever is fewer.
     """
 
     def __init__(
@@ -124,6 +138,7 @@ class NullMediaService:
         warn_agent: Optional[str] = None,
         codecs: Sequence[Codec] = SUPPORTED_CODECS,
         session_ids: Callable[[], str] = _random_session_id,
+        clock: Optional[IReactorTime] = None,
     ) -> None:
         """
         @param reactor: where ports are opened; the global reactor if
@@ -135,11 +150,10 @@ class NullMediaService:
         @param warn_agent: the host named in Warning headers (the address
             if L{None}).
         @param session_ids: makes the C{o=} session id of a new session.
+        @param clock: what C{last_activity} times are read from; the
+            reactor if L{None} and it tells the time (real ones do).
         """
-        if reactor is None:
-            from twisted.internet import reactor as global_reactor
-
-            reactor = cast(IReactorUDP, global_reactor)
+        reactor = default_reactor(reactor)
         low, high = port_range
         low += low % 2
         if not (low > 0 and high <= 65535 and low + 1 <= high):
@@ -147,6 +161,7 @@ class NullMediaService:
         if max_sessions < 1:
             raise ValueError("max_sessions must be at least 1")
         self.reactor = reactor
+        self.clock: IReactorTime = clock if clock is not None else cast(IReactorTime, reactor)
         self.address = address
         self.low, self.high = low, high
         self.max_sessions = max_sessions
@@ -155,6 +170,7 @@ class NullMediaService:
         self.session_ids = session_ids
         self.sessions: Dict[int, NullMediaSession] = {}
         self._next_port = low
+        self.capacity = min(max_sessions, self._pairs())
 
     def _pairs(self) -> int:
         return (self.high - self.low + 1) // 2
@@ -206,7 +222,11 @@ class NullMediaService:
             warn_agent=self.warn_agent,
             codecs=self.codecs,
         )
-        session = NullMediaSession(conference, participant, negotiation, listeners, sinks)
+        session = NullMediaSession(
+            conference, participant, negotiation, listeners, sinks, started=self.clock.seconds()
+        )
+        for sink in sinks:
+            sink.on_activity = lambda: self.touch(session)
         self.sessions[port] = session
         return session
 
@@ -275,11 +295,18 @@ class NullMediaService:
             del self.sessions[session.port]
         for listener in session.listeners:
             listener.stopListening()
+        session.rtp.on_activity = session.rtcp.on_activity = None  # no cycle left
         log.debug(
             "Closed media of {participant}: {packets} RTP packets dropped",
             participant=session.participant,
             packets=session.rtp.packets,
         )
+
+    def touch(self, session: IMediaSession) -> None:
+        """
+        Media arrived for C{session} now: refresh its C{last_activity}.
+        """
+        session.last_activity = self.clock.seconds()  # type: ignore[attr-defined]
 
     def close_all(self) -> None:
         """Close every open session (at shutdown)."""

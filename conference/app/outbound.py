@@ -21,11 +21,12 @@ from conference.app.calendarbody import render_calendar
 from conference.app.core import is_ip_literal
 from conference.calendar import Outgoing, normalize_address
 from conference.interfaces import IRegistrationStore
+from conference.records import StoreError
 from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request, Response
 from conference.sip.transaction import Peer
+from conference.sip.transaction_model import new_branch, new_tag
 from conference.sip.uri import SIPURI, parse_uri
-from conference.store.records import StoreError
 
 log = Logger()
 
@@ -101,10 +102,10 @@ class Messenger:
         *,
         domain_of: Callable[[str], Optional[str]],
         endpoint: Callable[[], Optional[UDPEndpoint]],
-        clock: IReactorTime,
+        reactor: IReactorTime,
         default_domain: str = "localhost",
-        tag_factory: Callable[[], str] = lambda: secrets.token_hex(8),
-        branch_factory: Callable[[], str] = lambda: "z9hG4bK" + secrets.token_hex(10),
+        tag_factory: Callable[[], str] = new_tag,
+        branch_factory: Callable[[], str] = new_branch,
         sign: Optional[Callable[[str, bytes], Tuple[str, bytes]]] = None,
     ) -> None:
         """
@@ -117,7 +118,7 @@ class Messenger:
         self.registrations = registrations
         self.domain_of = domain_of
         self.endpoint = endpoint
-        self.clock = clock
+        self._reactor = reactor
         self.default_domain = default_domain
         self.tag_factory = tag_factory
         self.branch_factory = branch_factory
@@ -163,7 +164,7 @@ class Messenger:
             waits = [self.send(o, originator, as_xcal=as_xcal) for o in outgoing]
             _gather(waits).chainDeferred(result)
 
-        self.clock.callLater(0, go)
+        self._reactor.callLater(0, go)
         return result
 
     # Per recipient ----------------------------------------------------------
@@ -182,7 +183,7 @@ class Messenger:
         if aor is None:
             return [self._undeliverable(address, None, "not in a served domain", method)]
         try:
-            bindings = await self.registrations.get_bindings(aor, self.clock.seconds())
+            bindings = await self.registrations.get_bindings(aor, self._reactor.seconds())
         except StoreError as e:  # one line, no traceback (docs/stores.rst)
             log.error("Could not look up {aor}: {error}", aor=aor, error=e)
             return [Delivery(aor, None, None, "registration lookup failed")]

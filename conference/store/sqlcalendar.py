@@ -18,9 +18,9 @@ from twisted.internet.defer import Deferred, fail
 from zope.interface import implementer
 
 from conference.interfaces import ICalendarStore
+from conference.records import CalendarEntry, Holders, StoreError
 from conference.store.database import Cursor, Database
 from conference.store.memory import check_bytes
-from conference.store.records import CalendarEntry, Holders, StoreError
 
 #: The source of the entries L{hold} writes.
 CONFERENCE_SOURCE = "conference"

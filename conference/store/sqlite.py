@@ -34,6 +34,7 @@ from typing import Any, Callable, Optional
 from twisted.enterprise import adbapi
 from twisted.internet.defer import Deferred, fail, succeed
 
+from conference.records import StoreError
 from conference.store.database import (
     CorruptDatabaseError,
     Database,
@@ -41,7 +42,6 @@ from conference.store.database import (
     Pool,
     upgrade_schema,
 )
-from conference.store.records import StoreError
 
 SQLITE = Dialect(
     name="sqlite",

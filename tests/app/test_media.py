@@ -14,6 +14,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IAddress, IListeningPort, IReactorUDP
 from twisted.internet.protocol import DatagramProtocol
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
@@ -51,22 +52,23 @@ class FakePort:
 
 
 @implementer(IReactorUDP)
-class FakeUDPReactor:
+class FakeUDPReactor(Clock):
     """
-    Just enough of a UDP reactor: records ports, refuses busy ones.
-    (MemoryReactor has no listenUDP.)
+    Just enough of a UDP reactor with a fake clock: records ports, refuses
+    busy ones.  (MemoryReactor has no listenUDP.)
     """
 
     def __init__(self, busy: Optional[Set[int]] = None) -> None:
+        super().__init__()
         self.busy: Set[int] = busy or set()
         self.open: Dict[int, FakePort] = {}
-        self.calls: List[Tuple[int, str]] = []
+        self.listens: List[Tuple[int, str]] = []
 
     def listenUDP(
         self, port: int, protocol: DatagramProtocol, interface: str = "", maxPacketSize: int = 8192
     ) -> IListeningPort:
         """Listen on C{port} unless it is busy or already open."""
-        self.calls.append((port, interface))
+        self.listens.append((port, interface))
         if port in self.busy or port in self.open:
             raise CannotListenError(interface, port, OSError("in use"))
         self.open[port] = FakePort(self, port, protocol)
@@ -112,7 +114,7 @@ class NullMediaServiceTests(SynchronousTestCase):
         """An answer opens RTP on an even port and RTCP above it, on the media address."""
         session = self.join()
         self.assertEqual(sorted(self.reactor.open), [20000, 20001])
-        self.assertEqual(self.reactor.calls, [(20000, "198.51.100.1"), (20001, "198.51.100.1")])
+        self.assertEqual(self.reactor.listens, [(20000, "198.51.100.1"), (20001, "198.51.100.1")])
         self.assertIs(self.reactor.open[20000].protocol, session.rtp)
         self.assertIs(self.reactor.open[20001].protocol, session.rtcp)
         answer = parse_sdp(session.local_sdp)
@@ -200,7 +202,7 @@ class NullMediaServiceTests(SynchronousTestCase):
     def test_malformed_offer(self) -> None:
         """A malformed offer fails with 400 before any port is opened."""
         self.failure(self.service.answer("c", "a", b"v=0\r\nnonsense\r\n"), 400)
-        self.assertEqual(self.reactor.calls, [])
+        self.assertEqual(self.reactor.listens, [])
 
     def test_unacceptable_offer(self) -> None:
         """An offer with nothing acceptable fails with 488 and a Warning, opening nothing."""
@@ -209,7 +211,7 @@ class NullMediaServiceTests(SynchronousTestCase):
         )
         e = self.failure(self.service.answer("c", "a", offer), 488)
         self.assertEqual(e.headers, [("Warning", '305 198.51.100.1 "Incompatible media format"')])
-        self.assertEqual(self.reactor.calls, [])
+        self.assertEqual(self.reactor.listens, [])
 
     def test_offer_and_complete(self) -> None:
         """An offerless INVITE gets an offer; the ACK's answer completes it."""
@@ -259,6 +261,52 @@ class NullMediaServiceTests(SynchronousTestCase):
         self.failure(self.service.update(session, SIPP_OFFER), 481)
         e = self.assertRaises(RemoteProtocolError, self.service.complete, session, SIPP_OFFER)
         self.assertEqual(e.status, 481)
+
+
+class ActivityTests(SynchronousTestCase):
+    """
+    Issue 15: what the inactivity timeout reads, C{last_activity}, and
+    the capacity the admission policy shares out.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(1000)
+        self.service = NullMediaService(
+            FakeUDPReactor(), port_range=(20000, 20199), max_sessions=500, clock=self.clock
+        )
+
+    def test_capacity(self) -> None:
+        """The capacity is the port pairs of the range or max_sessions, whichever is fewer."""
+        self.assertEqual(self.service.capacity, 100)
+        small = NullMediaService(FakeUDPReactor(), max_sessions=7, clock=self.clock)
+        self.assertEqual(small.capacity, 7)
+
+    def test_start_is_activity(self) -> None:
+        """A new session counts as active when it opens."""
+        session = result(self.service.offer("sip:conf@example.com", "sip:a@example.com"), self)
+        self.assertEqual(session.last_activity, 1000)
+
+    def test_packets_refresh(self) -> None:
+        """Well-formed RTP and RTCP refresh last_activity; malformed datagrams do not."""
+        session = result(self.service.offer("sip:conf@example.com", "sip:a@example.com"), self)
+        assert isinstance(session, NullMediaSession)
+        self.clock.advance(5)
+        session.rtp.datagramReceived(RTP_PACKET, ("192.0.2.1", 4000))
+        self.assertEqual(session.last_activity, 1005)
+        self.clock.advance(5)
+        session.rtcp.datagramReceived(RTP_PACKET[:8], ("192.0.2.1", 4001))
+        self.assertEqual(session.last_activity, 1010)
+        self.clock.advance(5)
+        session.rtp.datagramReceived(b"\x00" * 20, ("192.0.2.1", 4000))
+        self.assertEqual(session.last_activity, 1010)
+
+    def test_touch(self) -> None:
+        """touch, the media plane's hook, sets last_activity to now."""
+        session = result(self.service.offer("sip:conf@example.com", "sip:a@example.com"), self)
+        self.clock.advance(42)
+        self.service.touch(session)
+        self.assertEqual(session.last_activity, 1042)
 
 
 class RTPSinkTests(SynchronousTestCase):

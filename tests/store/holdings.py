@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import replace
-from typing import Any, List
+from typing import Any, List, Sequence, Tuple
 
-from conference.store.database import Database
-from conference.store.records import (
+from conference.records import (
     CalendarEntry,
     ConflictError,
     LimitExceededError,
     StoreError,
 )
+from conference.store.database import Database
 from conference.store.stores import Stores
 from tests.store.contracts import ALICE, BOB, CONF, NOW, XCAL, StoreBackend, conference, entry
 from tests.store.faults import Faults, faulty
@@ -35,10 +35,13 @@ def held(owner: str, calendar: bytes = XCAL, uid: str = UID, uri: str = CONF) ->
     return CalendarEntry(owner, uid, calendar, "conference", NOW - 0.25, uri)
 
 
+#: Rows to insert: C{(statement, parameters)} with C{?} placeholders.
+Rows = List[Tuple[str, Sequence[Any]]]
+
 #: Rows a version-1 database may hold: a conference, copies of it in two
 #: calendars (one of its UID, one of a second booking's), a published
 #: entry, as C{(statement, parameters)} with C{?} placeholders.
-LEGACY_ROWS = [
+LEGACY_ROWS: Rows = [
     (
         "INSERT INTO conferences (uri, uid, organizer, calendar, sequence, state, settings, "
         "version, created, updated) VALUES (?, ?, ?, ?, 0, 'scheduled', '{}', 1, 0, 0)",
@@ -62,11 +65,23 @@ LEGACY_ROWS = [
 ]
 
 
-async def check_upgraded(test: Any, stores: Stores) -> None:
+#: Run on a version-2 database after L{LEGACY_ROWS}: the conference's
+#: owner (a version-2 column) is not its organizer.
+V2_OWNER: Tuple[str, Sequence[Any]] = (
+    "UPDATE conferences SET owner = ? WHERE uri = ?",
+    (CAROL, CONF),
+)
+
+
+async def check_upgraded(test: Any, stores: Stores, owner: str = ALICE) -> None:
     """
-    The L{LEGACY_ROWS} after the upgrade to version 2: the copy of the
-    conference's UID refers to it, the others keep their own calendars.
+    The L{LEGACY_ROWS} after the upgrade to version 3: the copy of the
+    conference's UID refers to it, the others keep their own calendars,
+    and the conference is still C{owner}'s.
     """
+    record = await stores.conferences.get(CONF)
+    assert record is not None
+    test.assertEqual((record.organizer, record.owner), (ALICE, owner))
     test.assertEqual(
         await stores.calendars.entries(BOB),
         [

@@ -12,16 +12,17 @@ import sqlite3
 from twisted.internet import reactor
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from conference.records import StoreError
 from conference.store.database import (
     Cursor,
     SchemaVersionError,
     schema_files,
     statements,
 )
-from conference.store.records import StoreError
 from conference.store.sqlite import open_sqlite
-from conference.store.stores import Stores
-from tests.store.holdings import LEGACY_ROWS, check_upgraded
+from conference.store.stores import Stores, open_stores
+from tests.store.contracts import ALICE
+from tests.store.holdings import CAROL, LEGACY_ROWS, V2_OWNER, Rows, check_upgraded
 
 
 class SchemaFileTests(SynchronousTestCase):
@@ -109,16 +110,51 @@ class UpgradeTests(TestCase):
         Upgrading from version 1 turns the calendar copies of a stored
         conference's UID into references to it; other entries keep theirs.
         """
+        await self.check_legacy(versions=1, rows=LEGACY_ROWS, owner=ALICE)
+
+    async def test_v2_entries_refer(self) -> None:
+        """
+        Upgrading from version 2 (owners recorded) to 3 turns the copies
+        into references as well, and keeps the recorded owner.
+        """
+        await self.check_legacy(versions=2, rows=[*LEGACY_ROWS, V2_OWNER], owner=CAROL)
+
+    async def check_legacy(self, versions: int, rows: Rows, owner: str) -> None:
+        """
+        Open a database built by the first C{versions} schema files holding
+        C{rows}, and check the upgrade (L{check_upgraded}).
+        """
         path = self.mktemp()
         with sqlite3.connect(path) as connection:
-            for statement in statements(schema_files("sqlite")[0][1]):
-                connection.execute(statement)
-            for statement, params in LEGACY_ROWS:
+            for _, script in schema_files("sqlite")[:versions]:
+                for statement in statements(script):
+                    connection.execute(statement)
+            for statement, params in rows:
                 connection.execute(statement, params)
         connection.close()
         stores = Stores.sql(await open_sqlite(path, reactor), path)
         self.addCleanup(stores.close)
-        await check_upgraded(self, stores)
+        await check_upgraded(self, stores, owner)
+
+    async def test_v1_conferences_get_owners(self) -> None:
+        """
+        Conferences stored at version 1 are their organizer's after the
+        upgrade (version 2 records owners).
+        """
+        path = self.mktemp()
+        with sqlite3.connect(path) as connection:
+            for statement in statements(schema_files("sqlite")[0][1]):
+                connection.execute(statement)
+            connection.execute(
+                "INSERT INTO conferences VALUES "
+                "('sip:c@x', 'u', 'sip:a@x', x'00', 0, 'scheduled', '{}', 1, 0, 0)"
+            )
+        connection.close()
+        stores = await open_stores(f"sqlite:{path}", reactor)
+        self.addCleanup(stores.close)
+        record = await stores.conferences.get("sip:c@x")
+        assert record is not None
+        self.assertEqual((record.organizer, record.owner), ("sip:a@x", "sip:a@x"))
 
     async def test_newer_refused(self) -> None:
         """

@@ -19,6 +19,7 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.trial.unittest import SkipTest, TestCase
 
+from conference.records import StoreError
 from conference.store.database import Database, SchemaVersionError, schema_files, statements
 from conference.store.postgresql import (
     connect,
@@ -26,9 +27,9 @@ from conference.store.postgresql import (
     open_postgresql,
     postgresql_driver,
 )
-from conference.store.records import StoreError
 from conference.store.stores import Stores, open_stores
 from tests.store.contracts import (
+    ALICE,
     BindingStoreContract,
     CalendarStoreContract,
     ConferenceStoreContract,
@@ -36,9 +37,12 @@ from tests.store.contracts import (
     StoreBackend,
 )
 from tests.store.holdings import (
+    CAROL,
     LEGACY_ROWS,
+    V2_OWNER,
     AtomicWriteContract,
     HoldingsContract,
+    Rows,
     check_upgraded,
 )
 
@@ -203,19 +207,53 @@ class PostgreSQLTests(TestCase):
         Upgrading from version 1 turns the calendar copies of a stored
         conference's UID into references to it; other entries keep theirs.
         """
+        await self.check_legacy(versions=1, rows=LEGACY_ROWS, owner=ALICE)
+
+    async def test_v2_entries_refer(self) -> None:
+        """
+        Upgrading from version 2 (owners recorded) to 3 turns the copies
+        into references as well, and keeps the recorded owner.
+        """
+        await self.check_legacy(versions=2, rows=[*LEGACY_ROWS, V2_OWNER], owner=CAROL)
+
+    async def check_legacy(self, versions: int, rows: Rows, owner: str) -> None:
+        """
+        Open a database built by the first C{versions} schema files holding
+        C{rows}, and check the upgrade (L{check_upgraded}).
+        """
         conninfo = fresh_schema(self)
         connection = connect(conninfo)
         try:
             cursor = connection.cursor()
-            for statement in statements(schema_files("postgresql")[0][1]):
-                cursor.execute(statement)
-            for statement, params in LEGACY_ROWS:
+            for _, script in schema_files("postgresql")[:versions]:
+                for statement in statements(script):
+                    cursor.execute(statement)
+            for statement, params in rows:
                 cursor.execute(statement.replace("?", "%s"), params)
         finally:
             connection.close()
         stores = await open_stores(f"postgresql:{conninfo}", reactor)
         self.addCleanup(stores.close)
-        await check_upgraded(self, stores)
+        await check_upgraded(self, stores, owner)
+
+    async def test_v1_conferences_get_owners(self) -> None:
+        """
+        Conferences stored at schema version 1 are their organizer's after
+        the upgrade to version 2.
+        """
+        conninfo = fresh_schema(self)
+        for statement in statements(schema_files("postgresql")[0][1]):
+            self.execute(conninfo, statement)
+        self.execute(
+            conninfo,
+            "INSERT INTO conferences VALUES "
+            "('sip:c@x', 'u', 'sip:a@x', '\\x00', 0, 'scheduled', '{}', 1, 0, 0)",
+        )
+        stores = await open_stores(f"postgresql:{conninfo}", reactor)
+        self.addCleanup(stores.close)
+        record = await stores.conferences.get("sip:c@x")
+        assert record is not None
+        self.assertEqual((record.organizer, record.owner), ("sip:a@x", "sip:a@x"))
 
     async def test_newer_refused(self) -> None:
         """

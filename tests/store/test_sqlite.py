@@ -16,8 +16,8 @@ import sys
 from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
+from conference.records import StoreError
 from conference.store.database import CorruptDatabaseError, Database, schema_files
-from conference.store.records import StoreError
 from conference.store.sqlite import open_sqlite
 from conference.store.stores import Stores, open_stores
 from tests.shared import PROJECT_ROOT

@@ -1,18 +1,8 @@
--- Version 2 of the PostgreSQL schema: a conference's calendar entries refer
--- to the conference (one stored copy of the event, not one per attendee;
--- issue 15 item 4).  An entry with a conference stores an empty calendar
--- and reads the conference's; deleting the conference deletes them.
--- Existing copies of a conference's primary UID become references; others
--- keep their copy.
+-- Version 2: each conference records its owner, the organizer who created
+-- it (whose its bindings are, docs/bind.rst); existing conferences are
+-- their current organizer's.
 
-ALTER TABLE calendar_entries
-    ADD COLUMN conference TEXT REFERENCES conferences (uri) ON DELETE CASCADE;
-CREATE INDEX calendar_entries_conference ON calendar_entries (conference);
-
-UPDATE calendar_entries e
-SET conference = c.uri,
-    calendar = ''::bytea
-FROM conferences c
-WHERE e.source = 'conference' AND c.uid = e.uid;
+ALTER TABLE conferences ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+UPDATE conferences SET owner = organizer;
 
 UPDATE schema_version SET version = 2;
