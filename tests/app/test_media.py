@@ -22,6 +22,7 @@ from conference.app.media import NullMediaService, NullMediaSession, RTPSink
 from conference.interfaces import IMediaService, IMediaSession
 from conference.sdp import parse_sdp
 from conference.sip.errors import RemoteProtocolError
+from tests.mediacontract import FakeMediaReactor, MediaServiceContract
 from tests.test_sdp import LINPHONE_OFFER, SIPP_OFFER, crlf
 
 RTP_PACKET = struct.pack("!BBHII", 0x80, 0, 1, 160, 0x1234) + b"\xff" * 160
@@ -259,6 +260,20 @@ class NullMediaServiceTests(SynchronousTestCase):
         self.failure(self.service.update(session, SIPP_OFFER), 481)
         e = self.assertRaises(RemoteProtocolError, self.service.complete, session, SIPP_OFFER)
         self.assertEqual(e.status, 481)
+
+
+class NullContractTests(MediaServiceContract, SynchronousTestCase):
+    """
+    The IMediaService contract, for the null service.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = FakeMediaReactor()
+        self.service = self.make_service()
+
+    def make_service(self, **kwargs: Any) -> NullMediaService:
+        kwargs.setdefault("address", "198.51.100.1")
+        return NullMediaService(self.reactor, **kwargs)
 
 
 class RTPSinkTests(SynchronousTestCase):
