@@ -89,6 +89,24 @@ class ServiceTests(SynchronousTestCase):
         self.assertEqual(reactor.udp, [])
         self.flushLoggedErrors()
 
+    def test_media_service(self) -> None:
+        """The mixer by default, its inactivity hook ending calls; --media null drops media."""
+        from conference.app.media import NullMediaService
+        from conference.app.mixer import MixerMediaService
+
+        service, _ = self.make(rtp_timeout=7.0)
+        service.startService()
+        assert isinstance(service.media, MixerMediaService)
+        self.assertEqual(service.media.rtp_timeout, 7.0)
+        ended: List[Tuple[Any, str]] = []
+        service.focus.media_ended = lambda session, why: ended.append((session, why))  # type: ignore[method-assign]
+        assert service.media.on_inactive is not None
+        service.media.on_inactive("session", "no RTP")  # type: ignore[arg-type]
+        self.assertEqual(ended, [("session", "no RTP")])
+        null, _ = self.make(media="null")
+        null.startService()
+        self.assertIs(type(null.media), NullMediaService)
+
     def test_listen_hosts(self) -> None:
         """Listening interfaces count as this server's own hosts."""
         hosts = listen_hosts(["udp:5060:interface=192.0.2.1", "tcp6:5060:interface=\\:\\:1"])

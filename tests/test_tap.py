@@ -84,6 +84,15 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(self.parse("--log-format", "json")["log-format"], "json")
         self.assertRaises(usage.UsageError, self.parse, "--log-format", "xml")
 
+    def test_media(self) -> None:
+        """--media picks the mixer (default) or the null service; --rtp-timeout is >= 0."""
+        config = config_from_options(self.parse())
+        self.assertEqual((config.media, config.rtp_timeout), ("builtin", 60.0))
+        config = config_from_options(self.parse("--media", "null", "--rtp-timeout", "0"))
+        self.assertEqual((config.media, config.rtp_timeout), ("null", 0.0))
+        self.assertRaises(usage.UsageError, self.parse, "--media", "janus")
+        self.assertRaises(usage.UsageError, self.parse, "--rtp-timeout", "-1")
+
     def test_bad_domain(self) -> None:
         """A domain with URI punctuation is refused."""
         self.assertRaises(usage.UsageError, self.parse, "--domain", "sip:x@y")

@@ -507,6 +507,15 @@ class Focus:
             lambda f: log.info("BYE for {why} got no answer: {f}", why=why, f=f.getErrorMessage())
         )
 
+    def media_ended(self, session: IMediaSession, why: str) -> None:
+        """
+        The media service gave up on C{session} (no RTP for too long):
+        end its call with BYE.
+        """
+        for call in list(self.calls.values()):
+            if call.participant.session is session:
+                self._hang_up(call, why)
+
     def end_conference(self, uri: str, why: str) -> int:
         """
         Hang up everyone in C{uri} (it was cancelled); returns how many.

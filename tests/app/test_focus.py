@@ -317,6 +317,16 @@ class FocusTests(FocusFixture):
         self.assertEqual(self.focus.roster.count(CONF), 0)
         self.assertTrue(self.media.sessions[0].closed)
 
+    def test_media_ended_hangs_up(self) -> None:
+        """When the media service reports a session inactive, its call ends with BYE."""
+        self.answer(self.invite())
+        self.focus.media_ended(FakeSession(CONF, "someone else"), "no RTP for 60 s")
+        self.assertEqual(self.sent, [])
+        self.focus.media_ended(self.media.sessions[0], "no RTP for 60 s")
+        self.assertEqual([r.method for r, _ in self.sent], ["BYE"])
+        self.assertEqual(self.focus.roster.count(CONF), 0)
+        self.assertTrue(self.media.sessions[0].closed)
+
     def test_bye(self) -> None:
         """BYE ends the call: 200, out of the roster, media closed."""
         response = self.answer(self.invite())
