@@ -67,8 +67,9 @@ class Datagram(NamedTuple):
 @dataclass
 class Counters:
     """
-    What a participant's ports saw and sent; every dropped datagram is
-    counted under exactly one reason.
+    What a participant's ports saw and sent.  Every datagram received is
+    counted once more: as C{accepted} (RTP), C{rtcp_accepted}, or under
+    exactly one reason for dropping it (see L{dropped}).
     """
 
     received: int = 0
@@ -83,6 +84,7 @@ class Counters:
     unconfirmed: int = 0
     ignored: int = 0
     rtcp_received: int = 0
+    rtcp_accepted: int = 0
     rtcp_malformed: int = 0
     dtmf: int = 0
     sent: int = 0
@@ -349,6 +351,7 @@ class Channel:
         except RTCPError:
             counters.rtcp_malformed += 1
             return
+        counters.rtcp_accepted += 1
         self.last_heard = now
         for packet in packets:
             if isinstance(packet, Report):

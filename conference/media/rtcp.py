@@ -7,7 +7,9 @@ nothing) with one report block about the participant's stream and an
 SDES CNAME, and reads the participant's reports for loss, jitter and
 round-trip time.  Packets other than SR, RR, SDES and BYE (APP, feedback)
 are skipped; anything that breaks the framing of a compound packet
-(appendix A.2) raises L{RTCPError}.
+(appendix A.2) raises L{RTCPError}.  A packet need not start with SR or
+RR: reduced-size RTCP (RFC 5506) and the APP "PING" baresip sends to
+open NAT bindings are read (and skipped) too.
 """
 
 from __future__ import annotations
@@ -155,7 +157,7 @@ def parse_rtcp(data: bytes) -> List[Packet]:
 
     @return: its SR/RR, SDES and BYE packets in order; other types are
         skipped.
-    @raise RTCPError: not version 2, not starting with SR or RR, lengths
+    @raise RTCPError: not version 2, not an RTCP packet type, lengths
         that do not add up to the datagram, padding other than on the
         last packet, or a packet whose content runs past its length.
     """
@@ -164,8 +166,8 @@ def parse_rtcp(data: bytes) -> List[Packet]:
     size = len(data)
     if size < _HEADER.size:
         raise RTCPError(f"{size} bytes is shorter than an RTCP header")
-    if data[1] not in (SR, RR):
-        raise RTCPError(f"a compound packet must start with SR or RR, not type {data[1]}")
+    if not 192 <= data[1] <= 223:
+        raise RTCPError(f"packet type {data[1]} is not RTCP")
     while offset < size:
         if offset + _HEADER.size > size:
             raise RTCPError("truncated RTCP header")

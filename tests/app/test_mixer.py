@@ -156,6 +156,33 @@ class MixerServiceTests(SynchronousTestCase):
         self.assertEqual(self.service.counters(a).strangers, 25)
         self.assertEqual(self.service.counters(b).received, 0)
 
+    def test_flood_does_not_stall_others(self) -> None:
+        """Garbage, oversized and random-SSRC floods on one participant's ports are
+        dropped and counted; the other participant still gets a packet every tick."""
+        a = self.join(6000)
+        self.join(6002)
+        rng = random.Random(9)
+        source = ("192.0.2.10", 6000)
+        for _ in range(10):
+            for n in range(100):
+                kind = n % 3
+                if kind == 0:
+                    data = rng.randbytes(rng.randrange(100))
+                elif kind == 1:
+                    data = b"\x80" + bytes(3000)
+                else:
+                    data = build_rtp(0, rng.randrange(65536), 0, rng.getrandbits(32), b"\xff" * 160)
+                self.reactor.deliver(a.port, data, source)
+                self.reactor.deliver(a.port + 1, data, ("192.0.2.10", 6001))
+            self.reactor.advance(TICK)
+        self.reactor.advance(1e-6)
+        self.assertEqual(len(self.reactor.sent_to(("192.0.2.10", 6002))), 10)
+        c = self.service.counters(a)
+        self.assertEqual((c.received, c.rtcp_received, c.accepted), (1000, 1000, 0))
+        self.assertEqual(c.received + c.rtcp_received, c.rtcp_accepted + c.dropped)
+        self.assertGreater(c.flood, 0)
+        self.assertEqual(self.flushLoggedErrors(), [])
+
     def test_inactivity(self) -> None:
         """No RTP for rtp_timeout seconds is reported once; RTP keeps a session alive."""
         quiet = self.join(6000)

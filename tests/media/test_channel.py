@@ -7,9 +7,11 @@ the latch rule, SSRC changes, bad input, DTMF, reports and inactivity.
 from __future__ import annotations
 
 import random
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from conference.media.channel import MAX_PACKETS_PER_TICK, RTCP_INTERVAL, Channel, Latch
@@ -220,6 +222,45 @@ class ReceiveTests(SynchronousTestCase):
             send_pt=0,
             direction="sideways",
         )
+
+
+class FuzzTests(SynchronousTestCase):
+    """
+    Whatever arrives, nothing raises and every datagram is counted once.
+    """
+
+    @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        st.lists(
+            st.tuples(
+                st.booleans(),
+                st.one_of(
+                    st.binary(max_size=80),
+                    st.builds(
+                        lambda pt, seq, ssrc, body: build_rtp(pt, seq, 0, ssrc, body),
+                        st.sampled_from([0, 8, 101, 13, 127]),
+                        st.integers(0, 65535),
+                        st.sampled_from([0x1234, 0x1235, 7]),
+                        st.binary(max_size=200),
+                    ),
+                ),
+                st.sampled_from([PEER, PEER_RTCP, NAT, STRANGER]),
+            ),
+            max_size=30,
+        )
+    )
+    def test_anything(self, datagrams: List[Tuple[bool, bytes, Tuple[str, int]]]) -> None:
+        """Random datagrams on both ports: no exception, counters add up."""
+        channel = make_channel()
+        for n, (rtcp, data, source) in enumerate(datagrams):
+            if rtcp:
+                channel.receive_rtcp(data, source, 0.02 * n)
+            else:
+                channel.receive_rtp(data, source, 0.02 * n)
+            if n % 7 == 0:
+                channel.pop()
+        c = channel.counters
+        self.assertEqual(c.received + c.rtcp_received, c.accepted + c.rtcp_accepted + c.dropped)
 
 
 class SendTests(SynchronousTestCase):

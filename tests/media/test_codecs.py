@@ -7,7 +7,7 @@ trips through each codec.
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -67,6 +67,7 @@ class TableTests(SynchronousTestCase):
         self.assertEqual((PCMU.silence, PCMA.silence), (b"\xff", b"\xd5"))
         self.assertLessEqual(abs(int(PCMA.decode(PCMA.silence)[0])), 8)
 
+    @settings(deadline=None)
     @given(st.binary(max_size=400))
     def test_decode_any_payload(self, payload: bytes) -> None:
         """Any payload decodes to as many int16 samples, for both codecs."""

@@ -10,7 +10,7 @@ import random
 from typing import Dict, List, Tuple
 
 import numpy as np
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from twisted.trial.unittest import SynchronousTestCase
@@ -33,6 +33,7 @@ class MixMinusTests(SynchronousTestCase):
     The vectorised mix.
     """
 
+    @settings(deadline=None)
     @given(hnp.arrays(np.int16, st.tuples(st.integers(1, 6), st.just(8))))
     def test_everyone_but_yourself(self, frames: np.ndarray) -> None:  # type: ignore[type-arg]
         """Each row hears the saturated sum of the other rows, never its own."""

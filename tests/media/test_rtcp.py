@@ -60,6 +60,12 @@ class RTCPTests(SynchronousTestCase):
         packets = parse_rtcp(build_report(9, None) + app)
         self.assertEqual(packets, [Report(9, None, [])])
 
+    def test_reduced_size(self) -> None:
+        """A packet not starting with SR or RR (RFC 5506; baresip's APP PING) is read."""
+        ping = bytes.fromhex("80cc0003536b98a950494e47504f4e47")
+        self.assertEqual(parse_rtcp(ping), [])
+        self.assertEqual(parse_rtcp(build_sdes(9, "x")), [SourceDescription([(9, "x")])])
+
     def test_padding(self) -> None:
         """Padding on the last packet is accepted and removed."""
         rr = bytearray(build_report(9, None) + b"\x00\x00\x00\x04")
@@ -73,7 +79,7 @@ class RTCPTests(SynchronousTestCase):
         bad = [
             b"\x80",
             bytes([0x40]) + rr[1:],
-            build_sdes(9, "x"),
+            b"\x80\x00\x00\x01\x00\x00\x00\x01",  # an RTP payload type
             rr[:2] + b"\x00\x05" + rr[4:],
             rr + b"\x80",
             bytes([0x81]) + rr[1:],  # claims a block it lacks
