@@ -311,6 +311,7 @@ class Channel:
             counters.wrong_payload += 1
             return None
         counters.accepted += 1
+        # G.711's RTP clock is the internal rate: timestamps need no scaling.
         self.jitter.push(packet.timestamp, codec.decode(packet.payload), now, packet.marker)
         return None
 

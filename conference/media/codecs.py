@@ -98,10 +98,6 @@ class AudioCodec:
         """
         return self._encode[pcm.view(np.uint16)]
 
-    def samples_in(self, payload_size: int) -> int:
-        """How many samples (RTP timestamp units) C{payload_size} bytes carry."""
-        return payload_size
-
     def __repr__(self) -> str:
         return f"<AudioCodec {self.name}/{self.clock}>"
 
