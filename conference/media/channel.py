@@ -106,12 +106,12 @@ class Counters:
         )
 
 
-def _ip(host: str) -> bool:
+def _canonical(host: str) -> Optional[str]:
+    """The canonical text of an IP address (IPv6 compressed), or None for a host name."""
     try:
-        ipaddress.ip_address(host)
+        return str(ipaddress.ip_address(host.strip("[]")))
     except ValueError:
-        return False
-    return True
+        return None
 
 
 class Latch:
@@ -124,7 +124,8 @@ class Latch:
     """
 
     def __init__(self, expected: Optional[Address] = None) -> None:
-        self.expected = expected if expected is not None and _ip(expected[0]) else None
+        host = _canonical(expected[0]) if expected is not None else None
+        self.expected = (host, expected[1]) if host is not None and expected is not None else None
         self.latched: Optional[Address] = None
 
     def accept(self, source: Address) -> bool:
@@ -132,7 +133,7 @@ class Latch:
         if self.latched is not None:
             return source == self.latched
         expected = self.expected
-        if expected is None or source[0] != expected[0]:
+        if expected is None or _canonical(source[0]) != expected[0]:
             return False
         self.latched = source
         return True

@@ -79,6 +79,12 @@ class LatchTests(SynchronousTestCase):
         self.assertFalse(latch.accept(PEER))
         self.assertEqual(latch.destination, NAT)
 
+    def test_ipv6_forms(self) -> None:
+        """IPv6 addresses match whatever their spelling in the SDP."""
+        latch = Latch(("2001:DB8:0:0::7", 6000))
+        self.assertEqual(latch.destination, ("2001:db8::7", 6000))
+        self.assertTrue(latch.accept(("2001:db8::7", 6000)))
+
     def test_unknown(self) -> None:
         """Without an address (or with a host name) nothing is accepted or sent."""
         for latch in (Latch(None), Latch(("phone.example.com", 6000))):
