@@ -4,7 +4,8 @@ The built-in mixer against real softphones: three baresip instances join
 one conference, each playing its own tone (two offer PCMU only, one PCMA
 only), and each records what it hears.  Every recording must hold the two
 other tones and not its own.  The server and the phones run together in a
-private network namespace (see L{tests.interop.softphones}).
+private network namespace (see L{tests.interop.softphones}).  SIPp joins
+and presses a key as RFC 4733 events, which the server reports once.
 """
 
 from __future__ import annotations
@@ -17,14 +18,16 @@ from typing import Any, Dict, Generator, List
 
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.threads import deferToThread
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SkipTest, TestCase
 
-from tests.interop.harness import require_tool
+from tests.interop.harness import ServerProcess, require_tool, run_sipp
 from tests.interop.softphones import PhoneSpec, namespace_prefix, run_in_namespace
 from tests.interop.test_focus import seed
 from tests.media.signals import band_share, read_wav, rms_db, tone, write_wav
 
 PHONES = [("alice", 500.0, "PCMU"), ("bob", 800.0, "PCMA"), ("carol", 1300.0, "PCMU")]
+# RFC 4733 events for the key 5, as Debian's sip-tester (SIPp) ships them.
+DTMF_PCAP = Path("/usr/share/sip-tester/dtmf_2833_5.pcap")
 SECONDS = 6
 # Of what a phone hears (after its first second): its own tone must be
 # under 2 % of the energy, each other tone over 20 %, and the whole loud
@@ -83,3 +86,32 @@ class SoftphoneConferenceTests(TestCase):
                 if other_name != name:
                     share = band_share(samples, other, rate)
                     self.assertGreater(share, OTHER_SHARE_MIN, f"{name} misses {other_name}")
+
+
+class DTMFInteropTests(TestCase):
+    """
+    RFC 4733 events from SIPp reach the server as one digit.
+    """
+
+    timeout = 60
+
+    @inlineCallbacks
+    def test_sipp_dtmf(self) -> Generator[Deferred[Any], Any, None]:
+        """SIPp joins and plays the RFC 4733 packets of key 5: the server logs the digit once."""
+        require_tool("sipp")
+        if not DTMF_PCAP.exists():
+            raise SkipTest(f"{DTMF_PCAP} not found (Debian: apt-get install sip-tester)")
+        folder = Path(tempfile.mkdtemp(prefix="conference-dtmf-"))
+        self.addCleanup(shutil.rmtree, str(folder), True)
+        yield seed(folder / "conference.sqlite")
+        server = ServerProcess(
+            ["--domain", "example.com", "--store", f"sqlite:{folder / 'conference.sqlite'}"]
+        )
+        self.addCleanup(server.cleanup)
+        inf = folder / "dtmf.csv"
+        inf.write_text("SEQUENTIAL\nconf-now;\n")
+        failure = yield deferToThread(run_sipp, server, "join_dtmf.xml", "-inf", str(inf))
+        self.assertFalse(failure, failure)
+        log = server.log()
+        self.assertEqual(log.count("DTMF 5 from sip:sipp@example.com"), 1, log[-3000:])
+        self.assertEqual(server.tracebacks(), [])
