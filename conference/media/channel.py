@@ -107,11 +107,15 @@ class Counters:
 
 
 def _canonical(host: str) -> Optional[str]:
-    """The canonical text of an IP address (IPv6 compressed), or None for a host name."""
+    """
+    The canonical text of an IP address (IPv6 compressed); L{None} for a
+    host name or the unspecified address (C{0.0.0.0}: RFC 2543 hold).
+    """
     try:
-        return str(ipaddress.ip_address(host.strip("[]")))
+        address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return None
+    return None if address.is_unspecified else str(address)
 
 
 class Latch:

@@ -86,8 +86,8 @@ class LatchTests(SynchronousTestCase):
         self.assertTrue(latch.accept(("2001:db8::7", 6000)))
 
     def test_unknown(self) -> None:
-        """Without an address (or with a host name) nothing is accepted or sent."""
-        for latch in (Latch(None), Latch(("phone.example.com", 6000))):
+        """Without an address (a host name, 0.0.0.0) nothing is accepted or sent."""
+        for latch in (Latch(None), Latch(("phone.example.com", 6000)), Latch(("0.0.0.0", 6000))):
             self.assertFalse(latch.accept(PEER))
             self.assertIsNone(latch.destination)
 
