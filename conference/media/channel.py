@@ -475,9 +475,10 @@ class Channel:
     def inactive(self, now: float, timeout: float) -> bool:
         """
         Whether no RTP or RTCP came for C{timeout} seconds while media is
-        expected from the participant (never on hold: sendonly, inactive).
+        expected from the participant (never on hold: sendonly, inactive,
+        or an SDP address of 0.0.0.0).
         """
-        if timeout <= 0 or not self.receives:
+        if timeout <= 0 or not self.receives or self.rtp.expected is None:
             return False
         last = self._since if self.last_heard is None else max(self.last_heard, self._since)
         return now - last > timeout

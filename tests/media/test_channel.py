@@ -433,12 +433,14 @@ class InactivityTests(SynchronousTestCase):
         self.assertFalse(channel.inactive(1000.0, 0))
 
     def test_hold(self) -> None:
-        """A stream we do not receive (held) never times out; a new SDP restarts the count."""
+        """A held stream (sendonly, c=0.0.0.0) never times out; a new SDP restarts the count."""
         channel = make_channel(now=0.0, direction="sendonly")
         self.assertFalse(channel.inactive(1000.0, 30))
         channel.configure(now=1000.0, remote=PEER, codecs={0: PCMU}, send_pt=0)
         self.assertFalse(channel.inactive(1020.0, 30))
         self.assertTrue(channel.inactive(1031.0, 30))
+        channel.configure(now=1040.0, remote=("0.0.0.0", 6000), codecs={0: PCMU}, send_pt=0)
+        self.assertFalse(channel.inactive(2000.0, 30))
 
     def test_strangers_do_not_keep_alive(self) -> None:
         """Packets from strangers do not count as activity."""
