@@ -178,6 +178,7 @@ def main(argv: Sequence[str]) -> int:
                 process.wait()
         server.stop()
     log = server.log_path.read_text(errors="replace")
+    server.cleanup()
     summary = {
         "phones": [asdict(phone) for phone in phones],
         "server_log": log,
