@@ -125,8 +125,8 @@ def seed(path: str) -> None:
     from twisted.internet.defer import inlineCallbacks
     from twisted.internet.task import react
 
+    from conference.records import ConferenceRecord
     from conference.store import open_stores
-    from conference.store.records import ConferenceRecord
 
     @inlineCallbacks
     def run(reactor: Any) -> Generator[Any, Any, None]:
@@ -450,6 +450,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         options = ["--domain", DOMAIN, "--store", f"sqlite:{store}", "--rtp-ports", RTP_PORTS]
         options += ["--max-participants", "1000000", "--rate-limit", "off"]
         options += ["--identity-rate-limit", "off"]
+        # Every SIPp call has the same anonymous From.
+        options += ["--max-media-per-caller", "0"]
         env = conference_env(folder)
         full = CommandServer(
             "full", conference_command(folder, port, options), folder, port=port, env=env

@@ -217,6 +217,9 @@ class Server:
                 f"tcp:{self.port}:interface={LOOPBACK}",
                 "--store",
                 "memory",
+                # Capacity is measured, not the transaction cap's shedding.
+                "--max-transactions",
+                "0",
             ]
         else:
             script = str(HERE / "bare_responder.py")

@@ -11,8 +11,10 @@ receives an L{ISIPIdentity} avatar rather than trusting the From header.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union, cast
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union, cast
+from urllib.parse import unquote
 
+from twisted.cred.checkers import FilePasswordDB, InMemoryUsernamePasswordDatabaseDontUse
 from twisted.cred.credentials import IUsernameDigestHash, IUsernameHashedPassword
 from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
 from twisted.cred.portal import IRealm, Portal
@@ -20,7 +22,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from conference.interfaces import ISIPIdentity
+from conference.interfaces import IAccounts, ISIPIdentity
 from conference.sip.digest import (
     DigestCredentials,
     DigestError,
@@ -368,6 +370,74 @@ class Authenticator:
         )
 
 
+@implementer(IAccounts)
+class CheckerAccounts:
+    """
+    L{IAccounts} answered from the credential checkers that authenticate
+    SIP digest (those C{--auth} builds): C{file:} (L{FilePasswordDB}) and
+    C{memory:} (L{InMemoryUsernamePasswordDatabaseDontUse}) are asked for
+    the user; a checker that provides L{IAccounts} itself is asked for the
+    address; any other checker cannot tell.
+
+    @ivar checkers: the checkers that can authenticate SIP digest.
+    @ivar complete: whether they are the only source of identities; when
+        identities also come from elsewhere (TLS client certificates), an
+        address none of them knows cannot be told apart from a user.
+    """
+
+    def __init__(self, checkers: Iterable[Any], *, complete: bool = True) -> None:
+        self.checkers = [c for c in checkers if _checks_digest(c)]
+        self.complete = complete
+
+    def is_account(self, address: str) -> Optional[bool]:
+        """
+        See L{IAccounts.is_account}.
+        """
+        scheme, _, rest = address.partition(":")
+        user, at, _ = rest.rpartition("@")
+        if scheme.lower() not in ("sip", "sips") or not (at and user):
+            return False
+        username = unquote(user)
+        unknown = not self.complete
+        for checker in self.checkers:
+            known = _knows(checker, username, address)
+            if known:
+                return True
+            unknown = unknown or known is None
+        return None if unknown else False
+
+
+def _checks_digest(checker: Any) -> bool:
+    """
+    Whether the portal would hand SIP digest credentials to C{checker}.
+    """
+    return any(
+        i.implementedBy(SIPDigestCredentials) for i in getattr(checker, "credentialInterfaces", ())
+    )
+
+
+def _knows(checker: Any, username: str, address: str) -> Optional[bool]:
+    """
+    Whether C{checker} has the user C{username} (L{None}: cannot tell).
+    """
+    if IAccounts.providedBy(checker):
+        known: Optional[bool] = checker.is_account(address)
+        return known
+    if isinstance(checker, FilePasswordDB):
+        try:
+            checker.getUser(username.encode("utf-8"))
+        except KeyError:
+            return False
+        except (UnauthorizedLogin, OSError):
+            return None  # the file cannot be read: no answer either way
+        return True
+    if isinstance(checker, InMemoryUsernamePasswordDatabaseDontUse):
+        # Keyed by bytes, or by str when strcred's memory: factory filled it.
+        users: Dict[Any, Any] = checker.users
+        return username in users or username.encode("utf-8") in users
+    return None
+
+
 def make_portal(checkers: Iterable[Any], realm: Optional[IRealm] = None) -> Portal:
     """
     A portal over C{checkers} (for example C{options["credCheckers"]} from
@@ -379,6 +449,7 @@ def make_portal(checkers: Iterable[Any], realm: Optional[IRealm] = None) -> Port
 __all__ = [
     "ALWAYS_AUTHENTICATED",
     "AuthPolicy",
+    "CheckerAccounts",
     "UnauthorizedError",
     "Authenticator",
     "SIPDigestCredentials",

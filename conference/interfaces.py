@@ -1,22 +1,26 @@
 # -*- test-case-name: tests.test_interfaces -*-
 """
 The seams of the server: every swappable part (stores, media, identity and
-delegation policy) is named here as a zope interface, so a deployment can
-plug in its own and every backend is held to one contract.
+delegation policy, request handlers and the router the transport feeds) is
+named here as a zope interface, so a deployment can plug in its own and
+every backend is held to one contract.  L{RequestContext}, what the
+transport tells a handler besides the request, is here for the same
+reason: the layers on both sides of the seam use it and import neither.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, List, Sequence, Union
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Union
 
 from zope.interface import Attribute, Interface
 
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
 
-    from conference.app.core import RequestContext
+    from conference.records import RegistrationBinding as Binding
     from conference.sip.message import Request, Response
-    from conference.store.records import RegistrationBinding as Binding
+    from conference.sip.transaction_model import Peer
 
 
 class ISIPIdentity(Interface):
@@ -52,6 +56,46 @@ class IDelegationPolicy(Interface):
         """
 
 
+class IAccounts(Interface):
+    """
+    Which users this server has accounts for (the users the C{--auth}
+    credential checkers know), so that a user's address is never taken
+    for something else, such as a conference (docs/scheduling.rst).
+    """
+
+    def is_account(address: str) -> Optional[bool]:
+        """
+        Whether the address of record C{address} (C{sip:user@domain} of a
+        served domain, normalised) is an account's.
+
+        @return: L{True} if it is, L{False} if it is known not to be,
+            L{None} when that cannot be told (a checker that cannot be
+            asked, or identities that come from elsewhere, such as TLS
+            client certificates).
+        """
+
+
+@dataclass
+class RequestContext:
+    """
+    What a handler may know about a request besides the request itself.
+
+    @ivar peer: where it came from (transport, address, connection).
+    @ivar identity: the authenticated caller, or L{None} when the request
+        did not need authentication; never derived from From.
+    @ivar now: POSIX time at which it was received.
+    @ivar transaction: the server transaction (opaque to handlers, used to
+        send provisional responses through L{send_provisional}).
+    """
+
+    peer: Peer
+    now: float
+    identity: Optional[ISIPIdentity] = None
+    transaction: Any = None
+    send_provisional: Optional[Callable[[Response], None]] = None
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
 class IRequestHandler(Interface):
     """
     Answers the requests of some methods on behalf of the server (the
@@ -72,7 +116,7 @@ class IRequestHandler(Interface):
         Answer a request.
 
         @param request: a L{conference.sip.message.Request}.
-        @param context: a L{conference.app.core.RequestContext} (peer,
+        @param context: a L{RequestContext} (peer,
             authenticated identity or L{None}, time, dialogs).
         @return: a L{conference.sip.message.Response}, or a Deferred that
             fires with one.  Exceptions of type
@@ -88,6 +132,32 @@ class IRequestHandler(Interface):
     def handle_cancel(request: Request, context: RequestContext) -> None:
         """
         Learn that the INVITE C{request} was cancelled (487 already sent).
+        """
+
+    def handle_timeout(request: Request) -> None:
+        """
+        Learn that the final response to the INVITE C{request} was never
+        acknowledged (RFC 3261 Timer H, RFC 6026 Timer L): end what it set
+        up.  Only the handler of INVITE is told; others do nothing.
+        """
+
+
+class IRouter(Interface):
+    """
+    What the transport glue (L{conference.transport.server.SIPServer})
+    needs of the UAS core (L{conference.app.core.CoreRouter}): answers to
+    requests, and the handlers to tell about ACKs, CANCELs and timeouts.
+    """
+
+    def dispatch(request: Request, context: RequestContext) -> Union[Response, Deferred[Response]]:
+        """
+        Check C{request} and produce its answer, never raising for a bad
+        request (protocol errors become their responses).
+        """
+
+    def handler_for(method: str) -> Optional[IRequestHandler]:
+        """
+        The handler registered for C{method} (upper case), if any.
         """
 
 
@@ -135,6 +205,15 @@ class IMediaSession(Interface):
     participant = Attribute("The participant's identity or address, as a string.")
     conference = Attribute("The conference URI, as a string.")
     local_sdp = Attribute("The SDP this side last sent (bytes).")
+    last_activity = Attribute(
+        "When media last arrived (reactor seconds; until then, when media was"
+        " first expected): the focus's inactivity timeout counts from it (issue 15)."
+    )
+    expects_media = Attribute(
+        "Whether media is expected from the participant now (a bool): not while"
+        " an offer awaits its answer, nor while the participant holds (we do not"
+        " receive, or its address is 0.0.0.0); no inactivity timeout runs then."
+    )
 
 
 class IMediaService(Interface):
@@ -143,6 +222,8 @@ class IMediaService(Interface):
     out (RFC 3264).  The null service answers and drops the media; a mixer
     replaces it behind the same interface.
     """
+
+    capacity = Attribute("How many sessions it can hold at once (an int).")
 
     def answer(conference: str, participant: str, offer: bytes) -> Deferred[IMediaSession]:
         """
@@ -179,13 +260,20 @@ class IMediaService(Interface):
         Release what the session holds (ports); idempotent.
         """
 
+    def touch(session: IMediaSession) -> None:
+        """
+        Note that media arrived for the session now (sets its
+        C{last_activity}); the media plane calls this for each packet it
+        accepts, so it must be cheap.
+        """
+
 
 # Stores of the focus (conferences, calendars) and of BIND ------------------
 
 if TYPE_CHECKING:
-    from typing import Collection, FrozenSet, Mapping, Optional, Tuple
+    from typing import Collection, FrozenSet, Mapping, Tuple
 
-    from conference.store.records import BindingRecord, CalendarEntry, ConferenceRecord
+    from conference.records import BindingRecord, CalendarEntry, ConferenceRecord
 
 
 class IConferenceStore(Interface):
@@ -194,7 +282,7 @@ class IConferenceStore(Interface):
     the UID of their VEVENT.  Writes use optimistic concurrency: every
     stored record carries a C{version} the store bumps on each write.
     Every method returns a Deferred; failures are
-    L{conference.store.records.StoreError} subclasses.
+    L{conference.records.StoreError} subclasses.
     """
 
     def get(uri: str) -> Deferred[Optional[ConferenceRecord]]:
@@ -230,10 +318,10 @@ class IConferenceStore(Interface):
             (only a new record, or one changing organizer, is counted).
         @return: a Deferred firing with the stored copy, whose C{version}
             is the previous version plus one (1 for a new record).
-        @raise conference.store.records.ConflictError: (as a failure) if
+        @raise conference.records.ConflictError: (as a failure) if
             C{expected_version} does not match what is stored, or another
             conference already has C{record.uid}.  Nothing is changed.
-        @raise conference.store.records.LimitExceededError: (as a failure)
+        @raise conference.records.LimitExceededError: (as a failure)
             if C{max_per_organizer} would be exceeded.  Nothing is changed.
         """
 
@@ -298,7 +386,7 @@ class IBindingStore(Interface):
     owner, disposition and URI, and the dispositions each owner accepts.
     Expiry is judged against the C{now} passed in: a binding is live while
     C{expires_at > now}.  Every method returns a Deferred; failures are
-    L{conference.store.records.StoreError} subclasses.
+    L{conference.records.StoreError} subclasses.
     """
 
     def bindings(
@@ -339,11 +427,11 @@ class IBindingStore(Interface):
             refused.
         @return: a Deferred firing with the live bindings afterwards, as
             L{bindings} would return them.
-        @raise conference.store.records.LimitExceededError: (as a failure)
+        @raise conference.records.LimitExceededError: (as a failure)
             if C{max_bindings} would be exceeded; nothing changed.
-        @raise conference.store.records.ConflictError: (as a failure) if an
+        @raise conference.records.ConflictError: (as a failure) if an
             expected etag does not match; nothing changed.
-        @raise conference.store.records.StoreError: (as a failure) if an
+        @raise conference.records.StoreError: (as a failure) if an
             upsert names another owner; nothing changed.
         """
 

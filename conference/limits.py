@@ -28,6 +28,7 @@ __all__ = [
     "LimitError",
     "Rate",
     "RateLimiter",
+    "address_key",
     "parse_body_limit",
 ]
 
@@ -249,17 +250,12 @@ class RateLimiter:
         return key
 
     def _classify(self, host: str) -> str:
-        try:
-            address = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
-        except ValueError:
+        address = _address(host)
+        if address is None:
             return host  # not an IP (a UNIX socket): its own bucket
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
         if any(address in network for network in self.exempt):
             return ""
-        if isinstance(address, ipaddress.IPv6Address):
-            return str(ipaddress.IPv6Network((address, 64), strict=False))
-        return str(address)
+        return _group(address)
 
     def check_source(self, source: str, method: str, now: float) -> Optional[int]:
         """
@@ -318,6 +314,37 @@ class RateLimiter:
         if self.identities is None:
             return False
         return self.identities.note(identity, now, self.log_interval)
+
+
+def _address(host: str) -> Optional[Union[ipaddress.IPv4Address, ipaddress.IPv6Address]]:
+    """
+    The IP address C{host} names (an IPv4-mapped IPv6 address as IPv4),
+    or L{None} when it is not one.
+    """
+    try:
+        address = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _group(address: Union[ipaddress.IPv4Address, ipaddress.IPv6Address]) -> str:
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+def address_key(host: str) -> str:
+    """
+    What one source is counted as, exemptions aside: the IPv4 address, the
+    /64 of an IPv6 address (what one subscriber usually holds), or C{host}
+    itself when it is not an IP address.  The per-source caps that exempt
+    no one (connections, issue 15) count by this.
+    """
+    address = _address(host)
+    return host if address is None else _group(address)
 
 
 def _network(text: str) -> _Network:

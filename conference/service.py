@@ -14,13 +14,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from twisted.application.service import MultiService, Service
 from twisted.cred.checkers import ICredentialsChecker
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, FirstError, fail, gatherResults, succeed
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IListeningPort, IReactorCore
+from twisted.internet.interfaces import IListeningPort
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger, globalLogPublisher, jsonFileLogObserver
 from twisted.python.failure import Failure
@@ -28,14 +28,19 @@ from twisted.python.failure import Failure
 from conference.app.core import CoreRouter
 from conference.app.registrar import Registrar
 from conference.app.trust import TrustSettings, load_trust_settings
-from conference.auth import Authenticator, AuthPolicy, make_portal
+from conference.auth import Authenticator, AuthPolicy, CheckerAccounts, make_portal
+from conference.errors import StartupError
 from conference.interfaces import ISIPIdentity
 from conference.limits import DEFAULT_BODY_LIMITS, DEFAULT_EXEMPT, BodyLimits, Rate, RateLimiter
-from conference.sip.digest import DigestServer
+from conference.reactors import default_reactor
+from conference.records import StoreError
+from conference.sip.digest import DEFAULT_ALGORITHMS, DigestServer
 from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request
+from conference.sip.transaction_model import new_branch, new_tag
 from conference.store import Stores, open_stores
-from conference.transport.server import SIPServer, new_branch, new_tag
+from conference.transport.listening import ListenerService, StreamListenerService, build_endpoint
+from conference.transport.server import SIPServer
 from conference.transport.stream import SIPStreamFactory
 from conference.transport.udp import UDPListenerService, parse_udp_description
 
@@ -61,9 +66,8 @@ class ServerConfig:
     stop_timeout: float = 5.0
     auth_invite: bool = False
     nonce_lifetime: float = 300.0
-    # MD5 first: SIPp 3.6 and sipsak 0.9 answer only the first challenge and
-    # know only MD5; clients that read every challenge still pick SHA-256.
-    digest_algorithms: List[str] = field(default_factory=lambda: ["MD5", "SHA-256"])
+    # MD5 alone: some clients abort on any SHA-256 challenge (docs/auth.rst).
+    digest_algorithms: List[str] = field(default_factory=lambda: list(DEFAULT_ALGORITHMS))
     # BIND (docs/bind.rst): accepted dispositions (None: the documented
     # default set; ["*"]: any), server admins, limits.
     binding_dispositions: Optional[List[str]] = None
@@ -77,7 +81,6 @@ class ServerConfig:
     rtp_ports: Tuple[int, int] = (20000, 29999)
     # The media service (docs/media.rst): "builtin" mixes, "null" drops.
     media: str = "builtin"
-    rtp_timeout: float = 60.0
     max_participants: int = 100
     early_join: float = 600.0
     # Abuse limits and TLS (issue 6; docs/limits.rst): None turns a rate
@@ -89,6 +92,15 @@ class ServerConfig:
     body_limits: Dict[str, int] = field(default_factory=lambda: dict(DEFAULT_BODY_LIMITS))
     tls_ca: Optional[str] = None
     tls_client_cert: str = "optional"
+    # Exhaustion (issue 15; docs/limits.rst): None turns a cap or timeout off.
+    max_connections_per_source: Optional[int] = 64
+    message_timeout: float = 10.0
+    handshake_timeout: float = 10.0
+    max_transactions: Optional[int] = 100_000
+    max_media_per_source: Optional[int] = 32
+    max_media_per_caller: Optional[int] = 4
+    media_reserve_percent: float = 20.0
+    media_timeout: Optional[float] = 60.0
     # S/MIME (issue 6; docs/trust.rst): PEM files, the key's password, and
     # whether unsigned iTIP is refused.
     smime_ca: Optional[str] = None
@@ -173,53 +185,13 @@ def trust_from_config(config: ServerConfig) -> TrustSettings:
     return settings
 
 
-class _StreamListenerService(Service):
+def _first_error(failure: Failure) -> Failure:
     """
-    Listens on one Twisted stream server endpoint while running.
+    The failure inside a L{gatherResults} failure.
     """
-
-    def __init__(
-        self,
-        reactor: Any,
-        description: str,
-        factory: SIPStreamFactory,
-        make_endpoint: Optional[Callable[[], Any]] = None,
-    ) -> None:
-        """
-        @param make_endpoint: builds the endpoint (the C{tls:} form)
-            instead of L{serverFromString}; may raise C{ValueError}.
-        """
-        self._reactor = reactor
-        self.description = description
-        self.factory = factory
-        self.port: Optional[IListeningPort] = None
-        self._make_endpoint = make_endpoint
-
-    def startService(self) -> None:
-        super().startService()
-        try:
-            if self._make_endpoint is not None:
-                endpoint = self._make_endpoint()
-            else:
-                endpoint = serverFromString(self._reactor, self.description)
-        except ValueError:
-            self._failed(Failure())
-            return
-
-        def listening(port: IListeningPort) -> None:
-            self.port = port
-
-        endpoint.listen(self.factory).addCallbacks(listening, self._failed)
-
-    def _failed(self, failure: Any) -> None:
-        log.failure("Could not listen on {desc}", failure, desc=self.description)
-        if IReactorCore.providedBy(self._reactor):
-            self._reactor.stop()
-
-    def stopService(self) -> Any:
-        super().stopService()
-        port, self.port = self.port, None
-        return port.stopListening() if port is not None else None
+    failure.trap(FirstError)
+    first: Failure = failure.value.subFailure  # type: ignore[union-attr]
+    return first
 
 
 class ConferenceService(MultiService):
@@ -239,11 +211,7 @@ class ConferenceService(MultiService):
             the caller's to close.
         """
         super().__init__()
-        if reactor is None:
-            from twisted.internet import reactor as _reactor
-
-            reactor = _reactor
-        self._reactor = reactor
+        reactor = self._reactor = default_reactor(reactor)
         self.config = config
         hosts = listen_hosts(config.listen)
         domains = config.domains or ["localhost"]
@@ -253,6 +221,9 @@ class ConferenceService(MultiService):
             DigestServer(lifetime=config.nonce_lifetime, algorithms=config.digest_algorithms),
             AuthPolicy(invite=config.auth_invite),
         )
+        client_identities = bool(config.tls_ca) and config.tls_client_cert != "none"
+        # Who has an account: their addresses never become conferences.
+        self.accounts = CheckerAccounts(config.checkers, complete=not client_identities)
         self.limiter = limiter_from_config(config)
         self.trust = trust_from_config(config)
         self.sip = SIPServer(
@@ -262,13 +233,17 @@ class ConferenceService(MultiService):
             max_message_size=config.max_message_size,
             limiter=self.limiter if self.limiter.active else None,
             body_limits=BodyLimits(config.body_limits) if config.body_limits else None,
+            max_transactions=config.max_transactions,
         )
         self.stream_factory = SIPStreamFactory(
             self.sip,
             reactor,
             max_connections=config.max_connections,
             idle_timeout=config.idle_timeout,
-            client_identities=bool(config.tls_ca) and config.tls_client_cert != "none",
+            client_identities=client_identities,
+            max_per_source=config.max_connections_per_source,
+            message_timeout=config.message_timeout,
+            handshake_timeout=config.handshake_timeout,
         )
         self.stores: Optional[Stores] = stores
         self._own_stores = stores is None
@@ -299,7 +274,7 @@ class ConferenceService(MultiService):
             max_bindings=config.max_bindings,
             max_data_size=config.max_binding_data,
         )
-        owners = OwnerResolver(stores.conferences, self.router.domain_of)
+        owners = OwnerResolver(stores.conferences, self.router.domain_of, self.accounts)
         self.binder = BindHandler(
             stores.bindings,
             owners,
@@ -329,15 +304,28 @@ class ConferenceService(MultiService):
         self.router.add_handler(self.subscriptions)
         self.router.options_hooks.append(self.binder.options_hook)
         self._install_focus(stores)
+        from conference.app.outbound import udp_endpoint_of
         from conference.app.scheduler import install_scheduler
 
-        install_scheduler(self, stores)
+        self.scheduler = install_scheduler(
+            self.router,
+            self.sip,
+            stores,
+            reactor=self._reactor,
+            endpoint=udp_endpoint_of(self),
+            max_per_organizer=config.max_conferences_per_organizer,
+            trust=self.trust,
+            accounts=self.accounts,
+            listeners=[self.subscriptions.changed],
+        )
 
     def _install_focus(self, stores: Stores) -> None:
         """
         The conference focus (INVITE, UPDATE, BYE) with the media service
-        C{--media} names; calls whose media went silent end with BYE.
+        C{--media} names, and the admission policy that shares its capacity
+        out and ends the calls whose media went quiet (C{--media-timeout}).
         """
+        from conference.app.admission import MediaAdmission
         from conference.app.focus import Focus
         from conference.app.mixer import media_service
 
@@ -347,9 +335,14 @@ class ConferenceService(MultiService):
             self._reactor,
             address=config.media_address,
             port_range=config.rtp_ports,
-            rtp_timeout=config.rtp_timeout,
-            # self.focus is made just below: looked up when media goes silent.
-            on_inactive=lambda session, why: self.focus.media_ended(session, why),  # noqa: PLW0108
+        )
+        admission = MediaAdmission(
+            self.media.capacity,
+            reserve=config.media_reserve_percent / 100.0,
+            per_source=config.max_media_per_source,
+            per_caller=config.max_media_per_caller,
+            timeout=config.media_timeout,
+            source_key=self.limiter.source_key,
         )
         self.focus = Focus(
             stores=stores,
@@ -363,6 +356,8 @@ class ConferenceService(MultiService):
             early_join=timedelta(seconds=config.early_join),
             max_participants=config.max_participants,
             sign=self.trust.signer,
+            admission=admission,
+            challenge=self.challenge if config.checkers else None,
         )
         self.router.add_handler(self.focus)
 
@@ -409,28 +404,54 @@ class ConferenceService(MultiService):
         return self.authenticator.challenge(self.router.realm_for(request), now)
 
     def _add_listener(self, description: str) -> None:
+        """
+        Add the listener of one C{--listen} description, its endpoint
+        (and any certificate) built now.
+
+        @raise StartupError: for a description that cannot work.
+        """
+        service: ListenerService
         if description.lower().startswith("udp:"):
-            port, interface = parse_udp_description(description)
-            service: Service = UDPListenerService(
-                self._reactor, self.sip, port, interface, self.config.max_message_size
+            number, interface = build_endpoint(
+                description, lambda: parse_udp_description(description)
             )
-        elif description.lower().startswith("tls:"):
-            from conference.tls import tls_endpoint
-
-            config = self.config
-
-            def make() -> Any:
-                return tls_endpoint(
-                    self._reactor,
-                    description,
-                    ca_file=config.tls_ca,
-                    client_cert=config.tls_client_cert if config.tls_ca else "none",
-                )
-
-            service = _StreamListenerService(self._reactor, description, self.stream_factory, make)
+            service = UDPListenerService(
+                self._reactor,
+                self.sip,
+                number,
+                interface,
+                max_size=self.config.max_message_size,
+                description=description,
+            )
         else:
-            service = _StreamListenerService(self._reactor, description, self.stream_factory)
+            if description.lower().startswith("tls:"):
+                from conference.tls import tls_endpoint
+
+                config = self.config
+
+                def make() -> Any:
+                    return tls_endpoint(
+                        self._reactor,
+                        description,
+                        ca_file=config.tls_ca,
+                        client_cert=config.tls_client_cert if config.tls_ca else "none",
+                    )
+
+            else:
+
+                def make() -> Any:
+                    return serverFromString(self._reactor, description)
+
+            endpoint = build_endpoint(description, make)
+            service = StreamListenerService(description, endpoint, self.stream_factory)
         service.setServiceParent(self)
+
+    @property
+    def listeners(self) -> List[ListenerService]:
+        """
+        The listener services, one per C{--listen} description.
+        """
+        return [s for s in self if isinstance(s, ListenerService)]
 
     @property
     def udp_ports(self) -> List[IListeningPort]:
@@ -438,9 +459,9 @@ class ConferenceService(MultiService):
         The UDP ports listening now (tests read the ephemeral numbers).
         """
         return [
-            s.listening
-            for s in self
-            if isinstance(s, UDPListenerService) and s.listening is not None
+            s.port
+            for s in self.listeners
+            if isinstance(s, UDPListenerService) and s.port is not None
         ]
 
     @property
@@ -449,10 +470,34 @@ class ConferenceService(MultiService):
         The stream ports listening now.
         """
         return [
-            s.port for s in self if isinstance(s, _StreamListenerService) and s.port is not None
+            s.port
+            for s in self.listeners
+            if isinstance(s, StreamListenerService) and s.port is not None
         ]
 
+    def privilegedStartService(self) -> None:
+        """
+        Bind every listener (twistd calls this before its reactor runs and
+        before it sheds privileges); they stay paused until the stores are
+        open and the handlers in place.
+
+        @raise StartupError: for the first port that cannot be bound (a
+            port in use, an interface the host does not have); the ports
+            already bound are closed again.
+        """
+        MultiService.privilegedStartService(self)
+        errors = [listener.error for listener in self.listeners if listener.error is not None]
+        if errors:
+            self._close_listeners()
+            raise errors[0]
+
     def startService(self) -> None:
+        """
+        Open the stores, build the handlers, then serve on the listeners.
+        L{ready} fires once all of it is done, or fails with a
+        L{StartupError} (or, for a bug, any other exception), which is
+        logged once; the listeners are then closed again.
+        """
         if self.config.log_format == "json":
             globalLogPublisher.addObserver(jsonFileLogObserver(sys.stdout))
         log.info(
@@ -466,26 +511,50 @@ class ConferenceService(MultiService):
             opened: Deferred[Stores] = succeed(self.stores)
         else:
             opened = open_stores(self.config.store, self._reactor)
-        opened.addCallbacks(self._start_serving, self._store_failed)
+            opened.addErrback(self._store_failed)
+        serving = opened.addCallback(self._start_serving)
+        serving.addCallbacks(self._serving, self._start_failed)
 
-    def _start_serving(self, stores: Stores) -> None:
+    def _store_failed(self, failure: Failure) -> Failure:
         """
-        The stores are open: build the applications, then listen.
+        Name the store option in a store's fault (a bad description, a
+        database that cannot be opened or is newer than this code).
+        """
+        if isinstance(failure.value, StoreError) and not isinstance(failure.value, StartupError):
+            return Failure(StartupError(f"--store: {failure.value}"))
+        return failure
+
+    def _start_serving(self, stores: Stores) -> Deferred[Any]:
+        """
+        The stores are open: build the applications, then serve on the
+        listeners; fires once every one is bound.
         """
         self.stores = stores
         self._applications(stores)
         for service in self:
             service.startService()
+        bound = gatherResults(
+            [listener.when_bound() for listener in self.listeners], consumeErrors=True
+        )
+        return bound.addErrback(_first_error)
+
+    def _serving(self, _: object) -> None:
         self._purge.start(60.0, now=False)
         if self.config.tune_gc:
             tune_gc()
         self.ready.callback(None)
 
-    def _store_failed(self, failure: Failure) -> None:
-        log.failure("Could not open the store {store}", failure, store=self.config.store)
+    def _start_failed(self, failure: Failure) -> None:
+        if isinstance(failure.value, StartupError):
+            log.critical("Cannot start: {error}", error=str(failure.value))
+        else:
+            log.failure("Cannot start", failure)
+        self._close_listeners()
         self.ready.errback(failure)
-        if IReactorCore.providedBy(self._reactor) and self._reactor.running:
-            self._reactor.stop()
+
+    def _close_listeners(self) -> None:
+        for listener in self.listeners:
+            listener.stopService()
 
     def stopService(self) -> Deferred[Any]:
         """

@@ -6,12 +6,14 @@ L{makeService}, which any Twisted application may call for the same service.
 
 from __future__ import annotations
 
+import os
 from typing import Any, List, Optional, Tuple
 
 from twisted.application.service import IService
 from twisted.cred import credentials, strcred
 from twisted.python import usage
 
+from conference.errors import StartupError
 from conference.limits import (
     DEFAULT_BODY_LIMITS,
     DEFAULT_EXEMPT,
@@ -19,21 +21,27 @@ from conference.limits import (
     Rate,
     parse_body_limit,
 )
+from conference.records import StoreError
 from conference.service import DEFAULT_LISTEN, ConferenceService, ServerConfig
-from conference.sip.digest import HASHES
+from conference.sip.digest import DEFAULT_ALGORITHMS, HASHES
+from conference.startup import cannot_start, exit_on_failure, usage_exit
 from conference.store import parse_store
-from conference.store.records import StoreError
 from conference.transport.udp import parse_udp_description
 
 
 def check_store(description: str) -> str:
     """
-    Validate a C{--store} description (see L{parse_store}).
+    Validate a C{--store} description (see L{parse_store}); a PostgreSQL
+    store also needs its driver, checked now rather than at start.
 
     @raise usage.UsageError: naming what is wrong.
     """
     try:
-        parse_store(description)
+        kind, _ = parse_store(description)
+        if kind == "postgresql":
+            from conference.store.postgresql import postgresql_driver
+
+            postgresql_driver()
     except StoreError as e:
         raise usage.UsageError(f"--store: {e}") from None
     return description
@@ -207,6 +215,34 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             _positive(float, "idle-timeout"),
         ],
         [
+            "max-connections-per-source",
+            None,
+            64,
+            "Most TCP/TLS connections from one address (IPv6: /64); 0: no cap.",
+            _non_negative(int, "max-connections-per-source"),
+        ],
+        [
+            "message-timeout",
+            None,
+            10.0,
+            "Seconds a TCP/TLS peer has to finish a message it started (or its first).",
+            _positive(float, "message-timeout"),
+        ],
+        [
+            "handshake-timeout",
+            None,
+            10.0,
+            "Seconds a TLS peer has to finish its handshake.",
+            _positive(float, "handshake-timeout"),
+        ],
+        [
+            "max-transactions",
+            None,
+            100000,
+            "Most live server transactions; new requests past it get 503. 0: no cap.",
+            _non_negative(int, "max-transactions"),
+        ],
+        [
             "stop-timeout",
             None,
             5.0,
@@ -223,8 +259,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         [
             "digest-algorithms",
             None,
-            "MD5,SHA-256",
-            "Digest algorithms offered, most preferred first (MD5, SHA-256).",
+            ",".join(DEFAULT_ALGORITHMS),
+            "Digest algorithms offered, most preferred first: MD5 and/or SHA-256.",
             _algorithms,
         ],
         [
@@ -264,18 +300,39 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         ["rtp-ports", None, "20000-29999", "The RTP port range, LOW-HIGH.", _port_range],
         ["media", None, "builtin", "Media service: builtin (the mixer) or null (drop media)."],
         [
-            "rtp-timeout",
-            None,
-            60.0,
-            "Seconds without RTP/RTCP before a call is ended with BYE (0: never).",
-            _non_negative(float, "rtp-timeout"),
-        ],
-        [
             "max-participants",
             None,
             100,
             "Default most participants per conference (a conference's own setting wins).",
             _positive(int, "max-participants"),
+        ],
+        [
+            "max-media-per-source",
+            None,
+            32,
+            "Most media sessions of callers (not attendees) from one address; 0: no cap.",
+            _non_negative(int, "max-media-per-source"),
+        ],
+        [
+            "max-media-per-caller",
+            None,
+            4,
+            "Most media sessions of one caller; 0: no cap.",
+            _non_negative(int, "max-media-per-caller"),
+        ],
+        [
+            "media-reserve",
+            None,
+            20.0,
+            "Percent of the media sessions kept for authenticated attendees.",
+            _non_negative(float, "media-reserve"),
+        ],
+        [
+            "media-timeout",
+            None,
+            60.0,
+            "Seconds without RTP/RTCP after which a call is ended; 0: never.",
+            _non_negative(float, "media-timeout"),
         ],
         [
             "early-join",
@@ -328,16 +385,33 @@ class Options(usage.Options, strcred.AuthOptionMixin):
 
     def __init__(self) -> None:
         super().__init__()
+        # usage.Options keeps an opt_ method's docstring as written, so its
+        # line breaks and indentation would show as runs of spaces in --help.
+        self.docs = {name: " ".join(doc.split()) if doc else doc for name, doc in self.docs.items()}
         self["listen"] = []
         self["domain"] = []
         self["admin"] = []
         self["max-body-size"] = dict(DEFAULT_BODY_LIMITS)
 
+    def parseOptions(self, options: Optional[List[str]] = None) -> None:
+        """
+        Parse C{options}; a mistake raises L{usage.UsageError}, or, when
+        parsed as a subcommand (of twistd), ends the process with one line
+        rather than twistd's dump of the whole help text.
+        """
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            if self.parent is None:
+                raise
+            raise usage_exit(e) from None
+
     def opt_listen(self, description: str) -> None:
         """
         Where to listen, repeatable: udp:PORT[:interface=ADDR] or any Twisted
-        stream server endpoint (tcp:5060:interface=\\:\\:, ssl:5061:privateKey=
-        key.pem:certKey=cert.pem). Default: UDP and TCP on 127.0.0.1:5060.
+        stream server endpoint (tcp:5060:interface=\\:\\:,
+        ssl:5061:privateKey=key.pem:certKey=cert.pem). Default: UDP and TCP on
+        127.0.0.1:5060.
         """
         if description.lower().startswith("udp:"):
             try:
@@ -352,6 +426,20 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             except TLSConfigError as e:
                 raise usage.UsageError(f"--listen: {e}") from None
         self["listen"].append(description)
+
+    def opt_auth(self, description: str) -> None:
+        """
+        Specify an authentication method for the server.
+        """
+        # The same help as strcred's; a file: checker's file must exist and
+        # be readable: strcred only warns, and the server would then refuse
+        # every REGISTER.
+        kind, _, argument = description.partition(":")
+        if kind == "file" and argument.strip():
+            path = argument.strip()
+            if not os.path.isfile(path) or not os.access(path, os.R_OK):
+                raise usage.UsageError(f"--auth {description}: no readable file {path!r}")
+        super().opt_auth(description)
 
     def opt_max_body_size(self, text: str) -> None:
         """
@@ -443,6 +531,10 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         self["rate-limit-exempt"] = _networks(self["rate-limit-exempt"])
         if self["burst"] is not None and self["burst"] < 1:
             raise usage.UsageError(f"--burst must be at least 1, got {self['burst']:g}")
+        if self["media-reserve"] > 100:
+            raise usage.UsageError(
+                f"--media-reserve is a percentage, got {self['media-reserve']:g}"
+            )
         mode = self["tls-client-cert"]
         if mode not in ("none", "optional", "required"):
             raise usage.UsageError("--tls-client-cert must be none, optional or required")
@@ -483,7 +575,6 @@ def config_from_options(options: Options) -> ServerConfig:
         media_address=options["media-address"],
         rtp_ports=_port_range(options["rtp-ports"]),
         media=options["media"],
-        rtp_timeout=float(options["rtp-timeout"]),
         max_participants=options["max-participants"],
         early_join=float(options["early-join"]) * 60.0,
         rate_limit=options["rate-limit"],
@@ -493,6 +584,14 @@ def config_from_options(options: Options) -> ServerConfig:
         body_limits=dict(options["max-body-size"]),
         tls_ca=options["tls-ca"],
         tls_client_cert=options["tls-client-cert"],
+        max_connections_per_source=options["max-connections-per-source"] or None,
+        message_timeout=options["message-timeout"],
+        handshake_timeout=options["handshake-timeout"],
+        max_transactions=options["max-transactions"] or None,
+        max_media_per_source=options["max-media-per-source"] or None,
+        max_media_per_caller=options["max-media-per-caller"] or None,
+        media_reserve_percent=float(options["media-reserve"]),
+        media_timeout=options["media-timeout"] or None,
         smime_ca=options["smime-ca"],
         smime_cert=options["smime-cert"],
         smime_key=options["smime-key"],
@@ -504,5 +603,22 @@ def config_from_options(options: Options) -> ServerConfig:
 def makeService(options: Options, reactor: Optional[Any] = None) -> IService:
     """
     Build the conference server service from parsed options.
+
+    With options parsed as twistd's subcommand, what keeps the server from
+    starting ends the process with one line and status 1 (see
+    L{conference.startup}); otherwise it is the caller's: L{StartupError}
+    raised here or by C{privilegedStartService}, or the service's C{ready}
+    Deferred failing.
+
+    @raise StartupError: for a C{--listen} description or certificate
+        that cannot work.
     """
-    return ConferenceService(config_from_options(options), reactor=reactor)
+    config = config_from_options(options)
+    if options.parent is None:
+        return ConferenceService(config, reactor=reactor)
+    try:
+        service = ConferenceService(config, reactor=reactor)
+    except StartupError as e:
+        raise cannot_start(e) from None
+    exit_on_failure(service, reactor)
+    return service

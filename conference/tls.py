@@ -121,7 +121,15 @@ def server_options(
     chain = load_certificates(cert_file)
     if chain_file:
         chain.extend(load_certificates(chain_file, "certificate chain file"))
-    key = _load_key(key_file or cert_file)
+    try:
+        key = _load_key(key_file or cert_file)
+    except TLSConfigError:
+        if key_file:
+            raise
+        raise TLSConfigError(
+            f"no private key in the certificate file {cert_file!r}: "
+            "add it there, or name its file with privateKey=FILE"
+        ) from None
     ca: Optional[List[crypto.X509]] = None
     if verify and ca_file:
         ca = [crypto.X509.from_cryptography(c) for c in load_certificates(ca_file, "CA file")]

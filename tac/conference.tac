@@ -10,6 +10,7 @@ service tree, next to its web site or anything else.
 from twisted.application.service import Application
 
 from conference.service import ConferenceService, ServerConfig
+from conference.startup import exit_on_failure
 
 config = ServerConfig(
     listen=["udp:5060:interface=127.0.0.1", "tcp:5060:interface=127.0.0.1"],
@@ -18,4 +19,8 @@ config = ServerConfig(
 )
 
 application = Application("conference")
-ConferenceService(config).setServiceParent(application)
+service = ConferenceService(config)
+# A port in use or a store that cannot be opened ends twistd with one line
+# and status 1 (an application serving more than this may rather go on).
+exit_on_failure(service)
+service.setServiceParent(application)

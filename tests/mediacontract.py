@@ -8,6 +8,7 @@ and UDP ports that record what is sent, to run it on.
 
 from __future__ import annotations
 
+import struct
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from twisted.internet.address import IPv4Address
@@ -38,6 +39,16 @@ ANSWER_TO_OFFER = crlf(
     a=rtpmap:101 telephone-event/8000
     """
 )
+# Where SIPP_OFFER's media comes from, and a packet of each kind from there.
+PEER_RTP = ("192.0.2.10", 6000)
+PEER_RTCP = ("192.0.2.10", 6001)
+RTP_PACKET = struct.pack("!BBHII", 0x80, 0, 1, 160, 0x1234) + b"\xff" * 160
+RTCP_RR = struct.pack("!BBHI", 0x80, 201, 1, 0x1234)
+
+
+def with_direction(offer: bytes, direction: str) -> bytes:
+    """C{offer} (one PCMU stream) with an C{a=} direction line."""
+    return offer.replace(b"PCMU/8000", b"PCMU/8000\r\na=" + direction.encode())
 
 
 @implementer(IListeningPort)
@@ -222,3 +233,66 @@ class MediaServiceContract:
         narrow = self.make_service(port_range=(40000, 40001))
         self.reactor.busy.add(40000)
         self._failure(narrow.answer(CONFERENCE, "c", SIPP_OFFER), 503)
+
+    # Issue 15: what the admission policy and the inactivity timeout read.
+
+    def test_contract_capacity(self) -> None:
+        """The capacity is the port pairs of the range or max_sessions, whichever is fewer."""
+        case = self._case()
+        case.assertEqual(self.make_service(port_range=(40000, 40019)).capacity, 10)
+        case.assertEqual(self.make_service(max_sessions=3).capacity, 3)
+
+    def test_contract_activity(self) -> None:
+        """A session starts active; the peer's RTP and RTCP and touch refresh it, garbage not."""
+        case = self._case()
+        self.reactor.advance(1000)
+        session = self._join()
+        case.assertTrue(session.expects_media)
+        case.assertEqual(session.last_activity, 1000)
+        self.reactor.advance(5)
+        self.reactor.deliver(session.port, RTP_PACKET, PEER_RTP)
+        case.assertEqual(session.last_activity, 1005)
+        self.reactor.advance(5)
+        self.reactor.deliver(session.port + 1, RTCP_RR, PEER_RTCP)
+        case.assertEqual(session.last_activity, 1010)
+        self.reactor.advance(5)
+        self.reactor.deliver(session.port, b"\x00" * 20, PEER_RTP)
+        case.assertEqual(session.last_activity, 1010)
+        self.reactor.advance(5)
+        self.service.touch(session)
+        case.assertEqual(session.last_activity, 1020)
+
+    def test_contract_hold(self) -> None:
+        """
+        No media is expected while the peer holds (a=inactive or recvonly,
+        c=0.0.0.0); taking the call off hold restarts the count, a refresh not.
+        """
+        case = self._case()
+        session = self._join(with_direction(SIPP_OFFER, "inactive"))
+        case.assertFalse(session.expects_media)
+        self.reactor.advance(500)
+        self._result(self.service.update(session, SIPP_OFFER))
+        case.assertTrue(session.expects_media)
+        case.assertEqual(session.last_activity, 500)
+        self.reactor.advance(30)
+        self._result(self.service.update(session, SIPP_OFFER))
+        case.assertEqual(session.last_activity, 500)
+        for held in (
+            with_direction(SIPP_OFFER, "recvonly"),
+            SIPP_OFFER.replace(b"c=IN IP4 192.0.2.10", b"c=IN IP4 0.0.0.0"),
+        ):
+            self._result(self.service.update(session, held))
+            case.assertFalse(session.expects_media)
+        self._result(self.service.update(session, with_direction(SIPP_OFFER, "sendonly")))
+        case.assertTrue(session.expects_media)
+        case.assertEqual(session.last_activity, 530)
+
+    def test_contract_offer_expects_after_answer(self) -> None:
+        """After our offer, media is expected from the answer on, and counted from then."""
+        case = self._case()
+        session = self._result(self.service.offer(CONFERENCE, "a"))
+        case.assertFalse(session.expects_media)
+        self.reactor.advance(20)
+        self.service.complete(session, ANSWER_TO_OFFER)
+        case.assertTrue(session.expects_media)
+        case.assertEqual(session.last_activity, 20)

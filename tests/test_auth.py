@@ -12,25 +12,28 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.cred import strcred
-from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
+from twisted.cred.checkers import FilePasswordDB, InMemoryUsernamePasswordDatabaseDontUse
 from twisted.cred.credentials import IUsernameDigestHash, IUsernameHashedPassword
 from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from conference.auth import (
     ALWAYS_AUTHENTICATED,
     Authenticator,
     AuthPolicy,
+    CheckerAccounts,
     SIPDigestCredentials,
     SIPIdentity,
     SIPRealm,
     UnauthorizedError,
     make_portal,
 )
-from conference.interfaces import ISIPIdentity
+from conference.interfaces import IAccounts, ISIPIdentity
 from conference.sip.digest import (
+    RFC8760_ALGORITHMS,
     DigestParseError,
     DigestServer,
     compute_ha1,
@@ -66,8 +69,10 @@ class AuthenticatorTestsMixin:
     def makeAuthenticator(
         self, checker: Any, policy: Optional[AuthPolicy] = None, proxy: bool = False
     ) -> Authenticator:
-        """An authenticator over one checker, with a deterministic server."""
-        server = DigestServer(SECRET, lifetime=60, random=counting_random())
+        """An authenticator over one checker, with a deterministic server offering both."""
+        server = DigestServer(
+            SECRET, lifetime=60, algorithms=RFC8760_ALGORITHMS, random=counting_random()
+        )
         return Authenticator(make_portal([checker]), server, policy, proxy=proxy)
 
 
@@ -101,7 +106,7 @@ class FlowTests(AuthenticatorTestsMixin, SynchronousTestCase):
         raise AssertionError(f"no {algorithm} challenge")
 
     def test_no_credentials_challenged(self) -> None:
-        """A REGISTER without credentials gets 401 with SHA-256 and MD5."""
+        """A REGISTER without credentials gets 401 with one challenge per algorithm."""
         error = self.refuse(self.login([]))
         self.assertEqual(error.status, 401)
         self.assertEqual(error.reason, "Unauthorized (credentials required)")
@@ -350,7 +355,7 @@ class RealmAndCredentialsTests(SynchronousTestCase):
 
     def credentials(self, algorithm: str = "MD5") -> SIPDigestCredentials:
         """Credentials answering a fresh challenge for C{algorithm}."""
-        server = DigestServer(SECRET)
+        server = DigestServer(SECRET, algorithms=RFC8760_ALGORITHMS)
         challenge = next(
             v for v in server.challenges(DOMAIN, 0.0) if f"algorithm={algorithm}," in v
         )
@@ -402,3 +407,88 @@ class RealmAndCredentialsTests(SynchronousTestCase):
         identity = SIPIdentity("a b@c", "example.com")
         self.assertEqual(identity.aor, "sip:a%20b%40c@example.com")
         self.assertEqual(SIPIdentity("jörg", "x.org").aor, "sip:j%C3%B6rg@x.org")
+
+
+@implementer(IAccounts)
+class ListedAccounts:
+    """
+    A checker of its own that also answers L{IAccounts} (a directory).
+    """
+
+    credentialInterfaces = (IUsernameDigestHash,)
+
+    def __init__(self, *addresses: str) -> None:
+        self.addresses = set(addresses)
+
+    def requestAvatarId(self, credentials: Any) -> Deferred[Any]:
+        raise NotImplementedError("not used by these tests")
+
+    def is_account(self, address: str) -> Optional[bool]:
+        return address in self.addresses
+
+
+class CheckerAccountsTests(SynchronousTestCase):
+    """
+    L{CheckerAccounts}: which addresses are accounts' according to the
+    checkers C{--auth} builds.
+    """
+
+    def test_interface(self) -> None:
+        """CheckerAccounts provides IAccounts."""
+        self.assertTrue(verifyObject(IAccounts, CheckerAccounts([])))
+
+    def test_memory(self) -> None:
+        """strcred's memory: checker (str keys) and a bytes-keyed one are both asked."""
+        accounts = CheckerAccounts(
+            [
+                strcred.makeChecker("memory:alice:secret"),
+                InMemoryUsernamePasswordDatabaseDontUse(bob=b"x"),
+            ]
+        )
+        self.assertTrue(accounts.is_account("sip:alice@example.com"))
+        self.assertTrue(accounts.is_account("sip:bob@other.example.org"))
+        self.assertFalse(accounts.is_account("sip:room@example.com"))
+        self.assertFalse(accounts.is_account("sip:example.com"))
+
+    def test_file(self) -> None:
+        """strcred's file: checker is asked; escaped user parts are unescaped first."""
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("bob:other\nj\u00f6rg:secret\n")
+        accounts = CheckerAccounts([strcred.makeChecker("file:" + path)])
+        self.assertTrue(accounts.is_account("sip:bob@example.com"))
+        self.assertTrue(accounts.is_account(SIPIdentity("j\u00f6rg", "example.com").aor))
+        self.assertFalse(accounts.is_account("sip:alice@example.com"))
+
+    def test_unreadable_file(self) -> None:
+        """A file: checker whose file is gone cannot tell."""
+        accounts = CheckerAccounts([FilePasswordDB(self.mktemp())])
+        self.assertIsNone(accounts.is_account("sip:bob@example.com"))
+
+    def test_directory_checker(self) -> None:
+        """A checker providing IAccounts answers for itself."""
+        accounts = CheckerAccounts([ListedAccounts("sip:carol@example.com")])
+        self.assertTrue(accounts.is_account("sip:carol@example.com"))
+        self.assertFalse(accounts.is_account("sip:dave@example.com"))
+
+    def test_unknown_checker(self) -> None:
+        """A digest checker of unknown kind cannot tell, unless another knows the user."""
+
+        class Opaque:
+            credentialInterfaces = (IUsernameHashedPassword,)
+
+        accounts = CheckerAccounts([Opaque(), strcred.makeChecker("memory:alice:secret")])
+        self.assertIsNone(accounts.is_account("sip:room@example.com"))
+        self.assertTrue(accounts.is_account("sip:alice@example.com"))
+
+    def test_other_checkers_ignored(self) -> None:
+        """Checkers that cannot authenticate SIP digest (anonymous) are not asked."""
+        accounts = CheckerAccounts([strcred.makeChecker("anonymous")])
+        self.assertEqual(accounts.checkers, [])
+        self.assertFalse(accounts.is_account("sip:room@example.com"))
+
+    def test_incomplete(self) -> None:
+        """With identities from elsewhere (TLS), an unknown user cannot be told apart."""
+        accounts = CheckerAccounts([strcred.makeChecker("memory:alice:secret")], complete=False)
+        self.assertTrue(accounts.is_account("sip:alice@example.com"))
+        self.assertIsNone(accounts.is_account("sip:room@example.com"))

@@ -30,7 +30,8 @@ from conference.limits import (
 )
 from conference.sip.message import Request, Response, make_response
 from conference.sip.transaction import Peer
-from conference.transport.server import SIPServer, new_tag
+from conference.sip.transaction_model import new_tag
+from conference.transport.server import SIPServer
 from tests.builders import parse_response, request_bytes
 
 FLOODER = Peer("UDP", "192.0.2.66", 5060)
@@ -300,6 +301,9 @@ class CountingHandler:
 
     def handle_cancel(self, request: Request, context: RequestContext) -> None:
         """CANCELs are not counted."""
+
+    def handle_timeout(self, request: Request) -> None:
+        """Timeouts are not counted."""
 
 
 class ServerLimitTests(SynchronousTestCase):

@@ -5,11 +5,15 @@ Tests for L{conference.service}: start-up order, stores and stopping.
 
 from __future__ import annotations
 
-from typing import Any, List, Tuple
+from typing import Any, List, Tuple, cast
 
+from twisted.internet.error import CannotListenError
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
+from conference.app.scheduler import SchedulingHandler
+from conference.errors import StartupError
 from conference.service import ConferenceService, ServerConfig, listen_hosts
 from conference.testing import memory_stores
 
@@ -19,13 +23,24 @@ class UDPMemoryReactor(MemoryReactorClock):
     MemoryReactorClock with a recording listenUDP.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, busy: Tuple[str, ...] = ()) -> None:
+        """
+        @param busy: the kinds of port (C{"udp"}, C{"tcp"}) already in use.
+        """
         super().__init__()
         self.udp: List[Tuple[int, Any, str, int]] = []
+        self.busy = busy
+
+    def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:
+        if "tcp" in self.busy:
+            raise CannotListenError(interface, port, OSError(98, "Address already in use"))
+        return super().listenTCP(port, factory, backlog, interface)
 
     def listenUDP(
         self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192
     ) -> Any:
+        if "udp" in self.busy:
+            raise CannotListenError(interface, port, OSError(98, "Address already in use"))
         self.udp.append((port, protocol, interface, maxPacketSize))
         reactor = self
 
@@ -41,8 +56,10 @@ class ServiceTests(SynchronousTestCase):
     The service's life cycle over a memory reactor.
     """
 
-    def make(self, **kwargs: Any) -> tuple[ConferenceService, UDPMemoryReactor]:
-        reactor = UDPMemoryReactor()
+    def make(
+        self, busy: Tuple[str, ...] = (), **kwargs: Any
+    ) -> tuple[ConferenceService, UDPMemoryReactor]:
+        reactor = UDPMemoryReactor(busy)
         config = ServerConfig(
             listen=["udp:5070:interface=127.0.0.1", "tcp:5070:interface=127.0.0.1"],
             store="memory",
@@ -81,28 +98,98 @@ class ServiceTests(SynchronousTestCase):
         self.assertIs(service.stores, stores)
 
     def test_bad_store_fails_ready(self) -> None:
-        """A store that cannot be opened fails the ready Deferred and listens nowhere."""
+        """A store that cannot be opened fails ready with a StartupError, logged as one line."""
+        events = self.capture()
         service, reactor = self.make()
         service.config.store = "mongodb:somewhere"
+        service.privilegedStartService()
+        self.assertEqual(len(reactor.udp), 1)
         service.startService()
-        self.failureResultOf(service.ready)
+        error = self.failureResultOf(service.ready, StartupError).value
+        self.assertTrue(str(error).startswith("--store: bad store description 'mongodb:somewhere'"))
         self.assertEqual(reactor.udp, [])
-        self.flushLoggedErrors()
+        self.assertEqual(
+            [formatEvent(e) for e in events if e["log_level"] == LogLevel.critical],
+            [f"Cannot start: {error}"],
+        )
+        self.assertFalse(reactor.hasStopped)
+
+    def test_bound_before_store(self) -> None:
+        """privilegedStartService binds every listener before the store opens."""
+        service, reactor = self.make()
+        service.privilegedStartService()
+        self.assertEqual(len(reactor.udp), 1)
+        self.assertEqual(len(reactor.tcpServers), 1)
+        self.assertIsNone(service.stores)
+        self.assertNotIn("REGISTER", service.router.allow)
+        service.startService()
+        self.successResultOf(service.ready)
+        self.assertEqual(len(reactor.udp), 1)
+        self.assertIn("REGISTER", service.router.allow)
+
+    def test_port_in_use(self) -> None:
+        """A port in use is a StartupError naming it; the ports already bound are closed."""
+        service, reactor = self.make(busy=("tcp",))
+        with self.assertRaises(StartupError) as caught:
+            service.privilegedStartService()
+        self.assertEqual(
+            str(caught.exception),
+            "--listen tcp:5070:interface=127.0.0.1: Couldn't listen on 127.0.0.1:5070: "
+            "[Errno 98] Address already in use.",
+        )
+        self.assertEqual(reactor.udp, [])
+
+    def test_port_in_use_at_start(self) -> None:
+        """Bound only at start, a port in use fails ready and closes the other ports."""
+        events = self.capture()
+        service, _ = self.make(busy=("udp",))
+        service.startService()
+        error = self.failureResultOf(service.ready, StartupError).value
+        self.assertIn("--listen udp:5070:interface=127.0.0.1: Couldn't listen", str(error))
+        self.assertEqual(service.stream_ports, [])
+        self.assertEqual(len([e for e in events if e["log_level"] == LogLevel.critical]), 1)
+
+    def test_bad_listen_description(self) -> None:
+        """A description no endpoint parser knows is a StartupError when the service is built."""
+        with self.assertRaises(StartupError) as caught:
+            ConferenceService(ServerConfig(listen=["bogus:1234"]), reactor=UDPMemoryReactor())
+        self.assertEqual(
+            str(caught.exception), "--listen bogus:1234: Unknown endpoint type: 'bogus'"
+        )
+
+    def test_tls_without_key(self) -> None:
+        """A tls: listener whose certificate file has no key is refused when built."""
+        from tests.test_tls import make_certificate, pem
+
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(pem(make_certificate("server")[0]))
+        config = ServerConfig(listen=[f"tls:5061:certKey={path}"])
+        with self.assertRaises(StartupError) as caught:
+            ConferenceService(config, reactor=UDPMemoryReactor())
+        self.assertIn(f"--listen tls:5061:certKey={path}: no private key", str(caught.exception))
+
+    def capture(self) -> List[Any]:
+        """
+        The log events from now to the end of the test.
+        """
+        events: List[Any] = []
+        observer = cast(ILogObserver, events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        return events
 
     def test_media_service(self) -> None:
-        """The mixer by default, its inactivity hook ending calls; --media null drops media."""
+        """The mixer by default, its capacity shared out by the admission; --media null drops."""
         from conference.app.media import NullMediaService
         from conference.app.mixer import MixerMediaService
 
-        service, _ = self.make(rtp_timeout=7.0)
+        service, _ = self.make(media_timeout=7.0, rtp_ports=(20000, 20019))
         service.startService()
-        assert isinstance(service.media, MixerMediaService)
-        self.assertEqual(service.media.rtp_timeout, 7.0)
-        ended: List[Tuple[Any, str]] = []
-        service.focus.media_ended = lambda session, why: ended.append((session, why))  # type: ignore[method-assign]
-        assert service.media.on_inactive is not None
-        service.media.on_inactive("session", "no RTP")  # type: ignore[arg-type]
-        self.assertEqual(ended, [("session", "no RTP")])
+        self.assertIsInstance(service.media, MixerMediaService)
+        admission = service.focus.admission
+        assert admission is not None
+        self.assertEqual((admission.capacity, admission.timeout), (10, 7.0))
         null, _ = self.make(media="null")
         null.startService()
         self.assertIs(type(null.media), NullMediaService)
@@ -113,3 +200,25 @@ class ServiceTests(SynchronousTestCase):
         self.assertIn("192.0.2.1", hosts)
         self.assertIn("::1", hosts)
         self.assertIn("localhost", hosts)
+
+    def test_accounts_wired(self) -> None:
+        """The --auth checkers' users are the accounts the scheduler and BIND owners ask."""
+        from twisted.cred import strcred
+
+        service, _ = self.make(checkers=[strcred.makeChecker("memory:alice:secret")])
+        service.startService()
+        self.successResultOf(service.ready)
+        self.assertTrue(service.accounts.is_account("sip:alice@localhost"))
+        self.assertFalse(service.accounts.is_account("sip:room@localhost"))
+        scheduler = service.router.handler_for("MESSAGE")
+        assert isinstance(scheduler, SchedulingHandler)
+        self.assertIs(scheduler.users.accounts, service.accounts)
+        self.assertIs(service.binder.owners.accounts, service.accounts)
+        self.assertEqual(scheduler.listeners, [service.subscriptions.changed])
+
+    def test_accounts_with_client_certificates(self) -> None:
+        """With TLS client identities, an address no checker knows cannot be judged."""
+        service, _ = self.make(tls_ca="ca.pem")
+        self.assertIsNone(service.accounts.is_account("sip:room@localhost"))
+        service, _ = self.make(tls_ca="ca.pem", tls_client_cert="none")
+        self.assertFalse(service.accounts.is_account("sip:room@localhost"))

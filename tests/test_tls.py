@@ -30,6 +30,7 @@ from conference.interfaces import IRequestHandler, ISIPIdentity
 from conference.service import ConferenceService, ServerConfig
 from conference.sip.message import Request, Response, make_response
 from conference.sip.transaction import Peer
+from conference.sip.transaction_model import new_tag
 from conference.testing import memory_stores
 from conference.tls import (
     TLSConfigError,
@@ -38,7 +39,7 @@ from conference.tls import (
     server_options,
     tls_endpoint,
 )
-from conference.transport.server import SIPServer, new_tag
+from conference.transport.server import SIPServer
 from conference.transport.stream import SIPStreamFactory
 from tests.builders import parse_response, request_bytes
 
@@ -196,6 +197,9 @@ class IdentityHandler:
     def handle_cancel(self, request: Request, context: RequestContext) -> None:
         """Nothing to do."""
 
+    def handle_timeout(self, request: Request) -> None:
+        """Nothing to do."""
+
 
 class IdentityTests(SynchronousTestCase):
     """
@@ -278,6 +282,13 @@ class OptionTests(SynchronousTestCase):
             server_options(server, key_file=self.files["ca"])  # no key in it
         with self.assertRaises(TLSConfigError):
             server_options(server, self.files["alice"])  # key of another certificate
+
+    def test_certificate_without_key(self) -> None:
+        """A certificate file without its key and no privateKey= says how to fix it."""
+        with self.assertRaises(TLSConfigError) as caught:
+            server_options(self.files["ca"])
+        self.assertIn("no private key in the certificate file", str(caught.exception))
+        self.assertIn("privateKey=FILE", str(caught.exception))
 
     def test_sips_needs_tls(self) -> None:
         """A sips: Request-URI over UDP or TCP is answered 416; over TLS it is served."""

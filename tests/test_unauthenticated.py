@@ -15,10 +15,10 @@ from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
 from twisted.trial.unittest import SynchronousTestCase
 
 from conference.app.core import KNOWN_METHODS
+from conference.records import BindingRecord, CalendarEntry, RegistrationBinding
 from conference.service import ConferenceService, ServerConfig
 from conference.sip.message import Response
 from conference.sip.transaction import Peer
-from conference.store.records import BindingRecord, CalendarEntry, RegistrationBinding
 from conference.store.stores import Stores
 from conference.testing import memory_stores
 from tests.app.calendars import T0, conference_calendar, conference_record

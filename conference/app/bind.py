@@ -11,7 +11,6 @@ the stores, applies the plan, and answers once the store has committed, so a
 
 from __future__ import annotations
 
-import secrets
 from typing import (
     AbstractSet,
     Any,
@@ -32,7 +31,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from conference.app.core import PENDING, RequestContext, as_deferred, fired_result, then
+from conference.app.conferences import owner_of
+from conference.app.core import RequestContext
 from conference.bindings.access import (
     CONFERENCE,
     USER,
@@ -52,16 +52,18 @@ from conference.bindings.logic import (
     plan_bind,
     plan_query,
 )
-from conference.interfaces import IBindingStore, IConferenceStore, IRequestHandler
-from conference.sip.errors import RemoteProtocolError, SIPProtocolError
-from conference.sip.message import Request, Response, make_response
-from conference.sip.uri import SIPURI
-from conference.store.records import (
+from conference.deferreds import PENDING, as_deferred, fired_result, then
+from conference.interfaces import IAccounts, IBindingStore, IConferenceStore, IRequestHandler
+from conference.records import (
     BindingRecord,
     ConferenceRecord,
     LimitExceededError,
     StoreError,
 )
+from conference.sip.errors import RemoteProtocolError, SIPProtocolError
+from conference.sip.message import Request, Response, make_response
+from conference.sip.transaction_model import new_tag
+from conference.sip.uri import SIPURI
 
 __all__ = [
     "BODY_TYPES",
@@ -111,52 +113,75 @@ def store_failure(failure: Failure, max_bindings: int = 0) -> Failure:
     return failure
 
 
-def _calendar_addresses(record: ConferenceRecord) -> Tuple[Optional[str], FrozenSet[str]]:
+def _calendar_addresses(record: ConferenceRecord) -> Tuple[str, FrozenSet[str]]:
     """
-    The ORGANIZER and ATTENDEE addresses of a stored conference's calendar
-    (its master and overridden VEVENTs); the record's organizer when the
-    calendar cannot be read.
+    The owner of a stored conference (L{owner_of}) and the ATTENDEE
+    addresses of the owner's own live bookings in its calendar (master and
+    overridden VEVENTs, cancelled ones left out): those of other
+    organizers' bookings of the same URI have no say.  No attendees when
+    the calendar cannot be read.
     """
-    from conference.calendar import CalendarError, parse_xcal_calendar
+    from conference.calendar import CalendarError, normalize_address, parse_xcal_calendar
 
-    organizer: Optional[str] = record.organizer or None
+    owner = owner_of(record)
     attendees = set()
     try:
         calendar = parse_xcal_calendar(record.calendar)
     except (CalendarError, ValueError) as e:
         log.warn("Conference {uri} has an unreadable calendar: {error}", uri=record.uri, error=e)
-        return organizer, frozenset()
+        return owner, frozenset()
     for event in calendar.walk("VEVENT"):
         prop = event.get("ORGANIZER")
-        if organizer is None and prop is not None and prop.value:
-            organizer = str(prop.value)
+        organizer = prop.value if prop is not None else None
+        if not isinstance(organizer, str) or normalize_address(organizer) != owner:
+            continue
+        if str(event.value("STATUS", "")).upper() == "CANCELLED":
+            continue
         for attendee in event.get_all("ATTENDEE"):
             if attendee.value and (attendee.param("CUTYPE") or "").upper() != "ROOM":
                 attendees.add(str(attendee.value))
-    return organizer, frozenset(attendees)
+    return owner, frozenset(attendees)
 
 
 def conference_owner(record: ConferenceRecord, uri: Optional[str] = None) -> Owner:
     """
-    The binding owner a stored conference is: its organizer and attendees
-    (the room itself excepted) have rights over its bindings.
+    The binding owner a stored conference is: its owner (the organizer
+    who created it) may change its bindings; the attendees of the owner's
+    bookings (the room itself excepted) see them too.
     """
-    organizer, attendees = _calendar_addresses(record)
-    return Owner(uri or record.uri, CONFERENCE, organizer, attendees)
+    owner, attendees = _calendar_addresses(record)
+    return Owner(uri or record.uri, CONFERENCE, owner or None, attendees)
 
 
 class OwnerResolver:
     """
     Finds whose bindings a URI names: a stored conference, else the address
-    of record C{sip:user@domain} of a served domain.
+    of record C{sip:user@domain} of a served domain.  A conference whose
+    address is a known account's (one created before that account was)
+    is that user's: their bindings are theirs.
 
     @ivar conferences: where conferences are looked up.
     @ivar domain_of: maps a host to the served domain it names, or L{None}.
+    @ivar accounts: the server's accounts, or L{None}.
     """
 
-    def __init__(self, conferences: IConferenceStore, domain_of: DomainOf) -> None:
+    def __init__(
+        self,
+        conferences: IConferenceStore,
+        domain_of: DomainOf,
+        accounts: Optional[IAccounts] = None,
+    ) -> None:
         self.conferences = conferences
         self.domain_of = domain_of
+        self.accounts = accounts
+
+    def _conference(self, record: ConferenceRecord, canonical: str) -> Owner:
+        """
+        The owner a URI with the stored conference C{record} names.
+        """
+        if self.accounts is not None and self.accounts.is_account(canonical):
+            return Owner(canonical, USER)
+        return conference_owner(record, canonical)
 
     def key(self, uri: Any) -> Optional[Tuple[str, str]]:
         """
@@ -206,7 +231,7 @@ class OwnerResolver:
             if record is PENDING:
                 return self._look_later(d, candidates, index, canonical)
             if record is not None:
-                return conference_owner(record, canonical)
+                return self._conference(record, canonical)
         return Owner(canonical, USER)
 
     def _look_later(
@@ -223,7 +248,7 @@ class OwnerResolver:
 
         def found(record: Optional[ConferenceRecord]) -> Any:
             if record is not None:
-                return conference_owner(record, canonical)
+                return self._conference(record, canonical)
             if index + 1 >= len(candidates):
                 return Owner(canonical, USER)
             following = self.conferences.get(candidates[index + 1])
@@ -286,7 +311,7 @@ class BindHandler:
         policy: Optional[BindingPolicy] = None,
         admins: Iterable[str] = (),
         challenge: Optional[Challenge] = None,
-        tag_factory: Callable[[], str] = lambda: secrets.token_hex(8),
+        tag_factory: Callable[[], str] = new_tag,
     ) -> None:
         """
         @param challenge: builds the 401 for C{(request, now)} when a BIND
@@ -331,6 +356,11 @@ class BindHandler:
     def handle_cancel(self, request: Request, context: RequestContext) -> None:
         """
         BIND is not INVITE; nothing to cancel.
+        """
+
+    def handle_timeout(self, request: Request) -> None:
+        """
+        BIND is not INVITE; nothing awaits an ACK.
         """
 
     # Queries ---------------------------------------------------------------

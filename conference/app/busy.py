@@ -21,7 +21,6 @@ from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Uni
 from twisted.internet.defer import Deferred, gatherResults
 
 from conference.app.conferences import UTC, calendar_of, current_instance, utc_datetime
-from conference.app.core import PENDING, as_deferred, fired_result
 from conference.app.roster import Roster
 from conference.calendar import (
     Component,
@@ -35,11 +34,12 @@ from conference.calendar import values as cv
 from conference.calendar.errors import CalendarError
 from conference.calendar.freebusy import busy_intervals, merge
 from conference.calendar.model import Property
+from conference.deferreds import PENDING, as_deferred, fired_result
 from conference.interfaces import ICalendarStore, IConferenceStore, IRegistrationStore
+from conference.records import CalendarEntry, ConferenceRecord, RegistrationBinding
 from conference.sip.errors import RemoteProtocolError
 from conference.sip.headers import media_acceptable, parse_accept
 from conference.sip.message import Request, Response, make_response
-from conference.store.records import CalendarEntry, ConferenceRecord, RegistrationBinding
 
 XCAL = "application/calendar+xml"
 ICAL = "text/calendar"

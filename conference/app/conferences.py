@@ -26,7 +26,7 @@ from conference.calendar import values as cv
 from conference.calendar.freebusy import expand
 from conference.calendar.itip import normalize_address
 from conference.calendar.timezones import TimezoneResolver
-from conference.store.records import ConferenceRecord
+from conference.records import ConferenceRecord
 
 UTC = timezone.utc
 PRODID = "-//conference//iSIP focus//EN"
@@ -392,13 +392,23 @@ def prune(calendar: Component, keep_uid: str, now: float) -> Component:
     return kept
 
 
+def owner_of(record: ConferenceRecord) -> str:
+    """
+    The owner of a stored conference, whose its URI and bindings are: the
+    organizer who created it (for a record stored without one, its
+    organizer).
+    """
+    return record.owner or record.organizer
+
+
 def record_for(
     uri: str, state: Component, previous: Optional[ConferenceRecord], now: float
 ) -> ConferenceRecord:
     """
     The conference record holding C{state}: its UID, ORGANIZER and SEQUENCE
     are those of the first booking (the previous record's when it is still
-    there), its state C{cancelled} when every booking is.
+    there), its state C{cancelled} when every booking is.  Its owner is the
+    previous record's: the organizer who created it, whoever books it later.
     """
     masters = master_events(state) or scheduling_components(state)
     primary = masters[0]
@@ -409,10 +419,11 @@ def record_for(
                 break
     organizer = primary.value("ORGANIZER")
     sequence = primary.value("SEQUENCE", 0)
+    address = normalize_address(organizer) if isinstance(organizer, str) else ""
     return ConferenceRecord(
         uri=uri,
         uid=str(primary.value("UID")),
-        organizer=normalize_address(organizer) if isinstance(organizer, str) else "",
+        organizer=address,
         calendar=to_xcal(state),
         sequence=sequence if isinstance(sequence, int) else 0,
         state=CANCELLED if all_cancelled(state) else SCHEDULED,
@@ -420,4 +431,5 @@ def record_for(
         version=previous.version if previous is not None else 0,
         created=previous.created if previous is not None else now,
         updated=now,
+        owner=owner_of(previous) if previous is not None else address,
     )

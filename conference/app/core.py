@@ -11,7 +11,6 @@ in-domain, authenticated request of a method it registered for.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
 from typing import (
     Any,
     Callable,
@@ -22,17 +21,19 @@ from typing import (
     Optional,
     Sequence,
     Tuple,
-    TypeVar,
     Union,
 )
 
 from twisted.internet.defer import Deferred
-from twisted.python.failure import Failure
+from zope.interface import implementer
 
-from conference.interfaces import IRequestHandler, ISIPIdentity
+from conference.deferreds import PENDING, as_deferred, fired_result
+from conference.interfaces import IRequestHandler, IRouter
+
+# Re-exported: handlers and their tests import it from here.
+from conference.interfaces import RequestContext as RequestContext  # noqa: PLC0414
 from conference.sip.errors import RemoteProtocolError, SIPProtocolError
-from conference.sip.message import Request, Response, make_response
-from conference.sip.transaction import Peer
+from conference.sip.message import Request, Response, error_response, make_response
 
 # Methods this stack knows the meaning of (RFC 3261, 3262, 3265/6665, 3428,
 # 3515, 3903, 3311, 6086, and the BIND draft).  A known method nobody
@@ -62,94 +63,6 @@ CORE_METHODS = frozenset(["OPTIONS", "ACK", "CANCEL", "BYE"])
 
 SIP_SCHEMES = frozenset(["sip", "sips"])
 
-_T = TypeVar("_T")
-_U = TypeVar("_U")
-
-PENDING: Any = object()
-"""
-What L{fired_result} returns for a Deferred whose value is not there yet.
-"""
-
-
-def fired_result(d: Deferred[_T]) -> _T:
-    """
-    The value C{d} already fired with; else the L{PENDING} marker (not
-    fired yet, waiting on another Deferred, or failed: the caller then goes
-    on through callbacks as usual).
-
-    Stores and handlers answer through Deferreds, but the memory store and
-    most core answers fire them at once; reading the value directly lets
-    the request path skip building callback chains for them.  It reads the
-    documented C{called} and C{paused} and the C{result} attributes of
-    L{Deferred}, so C{d} must not be running its own callbacks (never read
-    a Deferred from inside one of its callbacks), and once read it must not
-    be used again.
-    """
-    if d.called and not d.paused:
-        result: Any = d.result
-        if not isinstance(result, (Failure, Deferred)):
-            return result  # type: ignore[no-any-return]
-    pending: _T = PENDING
-    return pending
-
-
-def then(
-    value: Union[_T, Deferred[_T]], fn: Callable[[_T], Union[_U, Deferred[_U]]]
-) -> Union[_U, Deferred[_U]]:
-    """
-    C{fn(value)}, at once when C{value} is a plain value or a Deferred that
-    already fired (L{fired_result}), else as a callback.  So that code
-    written this way behaves the same either way, C{fn}'s exceptions
-    propagate when it runs at once: callers that return a Deferred must
-    catch them (see L{as_deferred}).
-    """
-    if isinstance(value, Deferred):
-        result = fired_result(value)
-        if result is PENDING:
-            return value.addCallback(fn)  # type: ignore[arg-type]
-        return fn(result)
-    return fn(value)
-
-
-def as_deferred(call: Callable[[], Union[_T, Deferred[_T]]]) -> Deferred[_T]:
-    """
-    The result of C{call()} as a Deferred (its exception as a failed one),
-    like L{twisted.internet.defer.maybeDeferred}.
-    """
-    try:
-        result = call()
-    except BaseException:
-        d: Deferred[_T] = Deferred()
-        d.errback(Failure())
-        return d
-    if isinstance(result, Deferred):
-        return result
-    d = Deferred()
-    d.callback(result)
-    return d
-
-
-@dataclass
-class RequestContext:
-    """
-    What a handler may know about a request besides the request itself.
-
-    @ivar peer: where it came from (transport, address, connection).
-    @ivar identity: the authenticated caller, or L{None} when the request
-        did not need authentication; never derived from From.
-    @ivar now: POSIX time at which it was received.
-    @ivar transaction: the server transaction (opaque to handlers, used to
-        send provisional responses through L{send_provisional}).
-    """
-
-    peer: Peer
-    now: float
-    identity: Optional[ISIPIdentity] = None
-    transaction: Any = None
-    send_provisional: Optional[Callable[[Response], None]] = None
-    extra: Dict[str, Any] = field(default_factory=dict)
-
-
 Answer = Union[Response, "Deferred[Response]"]
 
 OptionsHook = Callable[
@@ -163,13 +76,7 @@ L{SIPProtocolError}, which becomes the answer.
 """
 
 
-def error_response(request: Request, error: SIPProtocolError, to_tag: str) -> Response:
-    """
-    Turn a protocol error into the response that tells the peer about it.
-    """
-    return make_response(request, error.status, error.reason, to_tag=to_tag, headers=error.headers)
-
-
+@implementer(IRouter)
 class CoreRouter:
     """
     Checks requests against the UAS rules and dispatches them to handlers.

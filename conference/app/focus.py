@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_focus -*-
+# -*- test-case-name: tests.app.test_focus,tests.app.test_admission -*-
 """
 The conference focus (iSIP section 4.4, RFC 4579): joining a conference by
 INVITE returns the SDP answer together with the conference's VEVENT; a
@@ -6,8 +6,9 @@ conference that cannot be joined now answers 486 with its free/busy; calls
 to users of served domains are redirected or refused with theirs.
 
 It keeps one dialog per participant, the roster, the media sessions, and
-session timers (RFC 4028), and ends calls with BYE when a session lapses
-or a 2xx is never acknowledged.
+session timers (RFC 4028), and ends calls with BYE when a session lapses,
+a 2xx is never acknowledged or, with an admission policy, the media went
+quiet (issue 15).
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from conference.app.admission import (
+    DEFAULT_RETRY_AFTER,
+    MediaAdmission,
+    MediaRefused,
+    MediaTicket,
+)
 from conference.app.busy import (
     SDP,
     XCAL,
@@ -42,9 +49,10 @@ from conference.app.conferences import (
     is_over,
     join_calendar,
     next_instance,
+    organizer_of,
     utc_datetime,
 )
-from conference.app.core import CoreRouter, RequestContext, then
+from conference.app.core import CoreRouter, RequestContext
 from conference.app.roster import (
     DEFAULT_MIN_SE,
     ConferenceFullError,
@@ -56,13 +64,14 @@ from conference.app.roster import (
 from conference.calendar import to_ical, to_xcal
 from conference.calendar.errors import CalendarError
 from conference.calendar.itip import normalize_address
+from conference.deferreds import then
 from conference.interfaces import IMediaService, IMediaSession, IRequestHandler
+from conference.records import ConferenceRecord
 from conference.sip.dialog import Dialog, DialogTable
 from conference.sip.errors import RemoteProtocolError, SIPProtocolError
 from conference.sip.message import Request, Response, make_response
 from conference.sip.multipart import BodyPart, build_multipart
 from conference.sip.transaction import Peer
-from conference.store.records import ConferenceRecord
 from conference.store.stores import Stores
 
 log = Logger()
@@ -97,6 +106,7 @@ class _Call:
     dialog: Dialog
     peer: Peer
     awaiting_answer: bool = False
+    ticket: Optional[MediaTicket] = None
 
 
 @implementer(IRequestHandler)
@@ -128,12 +138,21 @@ class Focus:
         min_se: int = DEFAULT_MIN_SE,
         roster: Optional[Roster] = None,
         sign: Optional[Signer] = None,
+        admission: Optional[MediaAdmission] = None,
+        challenge: Optional[Callable[[Request, float], SIPProtocolError]] = None,
     ) -> None:
         """
         @param sign: wraps the calendar parts of 200 and 486 answers as
             C{multipart/signed} (L{conference.smime.Credentials.sign});
             L{None} sends them bare.
+        @param admission: caps on media sessions and their inactivity
+            timeout (issue 15); L{None}: only the media service's limits.
+        @param challenge: the 401 that lets an anonymous caller refused
+            for a cap that attendees do not meet authenticate and try
+            again (L{None}: no credentials configured, so 503).
         """
+        self.admission = admission
+        self._challenge = challenge
         self.sign = sign
         self.stores = stores
         self.media = media
@@ -272,6 +291,7 @@ class Focus:
             return self._refuse(join, instance.end, "full")
         join.calendar, join.instance = calendar, instance
         who = _participant_identity(request, context)
+        ticket = self._admit(join, who)
         offered = bool(request.body)
         session_d = (
             self.media.answer(record.uri, who, request.body)
@@ -280,12 +300,86 @@ class Focus:
         )
 
         def answered(session: IMediaSession) -> Response:
-            if self._cancelled.pop(id(request), False):
+            try:
+                if self._cancelled.pop(id(request), False):
+                    raise RemoteProtocolError("Request Terminated", 487)
+                return self._accept(join, session, who, awaiting_answer=not offered, ticket=ticket)
+            except BaseException:
                 self.media.close(session)
-                raise RemoteProtocolError("Request Terminated", 487)
-            return self._accept(join, session, who, awaiting_answer=not offered)
+                self._release(ticket)
+                raise
 
-        return session_d.addCallback(answered)
+        def failed(failure: Any) -> Any:
+            self._release(ticket)
+            error = failure.value
+            if (
+                isinstance(error, SIPProtocolError)
+                and error.status == 503
+                and not any(name.lower() == "retry-after" for name, _ in error.headers)
+            ):
+                error.headers.append(("Retry-After", str(self._retry_after(context.now))))
+            return failure
+
+        return session_d.addCallbacks(answered, failed)
+
+    # --- issue 15: media admission and inactivity ------------------------------
+
+    def _admit(self, join: _Join, who: str) -> Optional[MediaTicket]:
+        """
+        Count the join against the media caps before any port is taken.
+
+        @raise MediaRefused: 503 with Retry-After over a cap.
+        @raise SIPProtocolError: the 401 challenge instead, for an
+            anonymous caller over a cap that attendees do not meet.
+        """
+        admission = self.admission
+        if admission is None:
+            return None
+        context = join.context
+        identity = context.identity
+        attendee = identity is not None and _is_attendee(str(identity.aor), join.calendar)
+        try:
+            return admission.admit(
+                host=context.peer.host,
+                caller=who,
+                authenticated=identity is not None,
+                attendee=attendee,
+                now=context.now,
+            )
+        except MediaRefused as e:
+            log.info(
+                "Refusing media to {who} from {host}: {reason}",
+                who=who,
+                host=context.peer.host,
+                reason=e.reason,
+            )
+            if identity is None and e.for_attendees and self._challenge is not None:
+                raise self._challenge(join.request, context.now) from None
+            raise
+
+    def _release(self, ticket: Optional[MediaTicket]) -> None:
+        if self.admission is not None:
+            self.admission.release(ticket)
+
+    def _retry_after(self, now: float) -> int:
+        if self.admission is not None:
+            return self.admission.retry_after(now)
+        return DEFAULT_RETRY_AFTER
+
+    def _reap_idle(self, now: float) -> None:
+        """
+        End the calls whose media went quiet for the inactivity timeout.
+        """
+        if self.admission is None:
+            return
+        for ticket in self.admission.idle(now):
+            call = self.calls.get(ticket.owner)
+            if call is None:
+                self.admission.release(ticket)
+                continue
+            self._hang_up(call, f"no media for {self.admission.timeout:g} s")
+
+    # --- end issue 15 ------------------------------------------------------------
 
     def _refuse(self, join: _Join, until: Any, why: str, kind: str = "BUSY") -> Response:
         """
@@ -305,7 +399,13 @@ class Focus:
         )
 
     def _accept(
-        self, join: _Join, session: IMediaSession, who: str, *, awaiting_answer: bool
+        self,
+        join: _Join,
+        session: IMediaSession,
+        who: str,
+        *,
+        awaiting_answer: bool,
+        ticket: Optional[MediaTicket] = None,
     ) -> Response:
         request, context, record, formats, timer, tag = (
             join.request,
@@ -353,9 +453,12 @@ class Focus:
             )
         except ConferenceFullError:
             self.media.close(session)
+            self._release(ticket)
             return self._refuse(join, instance.end, "full")
         self.dialogs.add(dialog)
-        self.calls[dialog.key] = _Call(participant, dialog, context.peer, awaiting_answer)
+        self.calls[dialog.key] = _Call(participant, dialog, context.peer, awaiting_answer, ticket)
+        if self.admission is not None and ticket is not None:
+            self.admission.opened(ticket, session, dialog.key)
         self._rearm()
         log.info(
             "{who} joined {conference} ({count} in)",
@@ -480,6 +583,7 @@ class Focus:
         if call is not None:
             if call.participant.session is not None:
                 self.media.close(call.participant.session)
+            self._release(call.ticket)
             self.dialogs.remove(call.dialog)
             log.info(
                 "{who} left {conference} ({why})",
@@ -507,15 +611,6 @@ class Focus:
             lambda f: log.info("BYE for {why} got no answer: {f}", why=why, f=f.getErrorMessage())
         )
 
-    def media_ended(self, session: IMediaSession, why: str) -> None:
-        """
-        The media service gave up on C{session} (no RTP for too long):
-        end its call with BYE.
-        """
-        for call in list(self.calls.values()):
-            if call.participant.session is session:
-                self._hang_up(call, why)
-
     def end_conference(self, uri: str, why: str) -> int:
         """
         Hang up everyone in C{uri} (it was cancelled); returns how many.
@@ -529,6 +624,9 @@ class Focus:
 
     def _rearm(self) -> None:
         deadline = self.roster.next_deadline()
+        quiet = self.admission.next_check() if self.admission is not None else None
+        if quiet is not None and (deadline is None or quiet < deadline):
+            deadline = quiet
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
@@ -538,10 +636,12 @@ class Focus:
 
     def _expire(self) -> None:
         self._timer = None
-        for participant in self.roster.expired(self._reactor.seconds()):
+        now = self._reactor.seconds()
+        for participant in self.roster.expired(now):
             call = self.calls.get(participant.key)
             if call is not None:
                 self._hang_up(call, "session timer expired")
+        self._reap_idle(now)
         self._rearm()
 
     def stop(self) -> None:
@@ -562,6 +662,17 @@ def _int_setting(record: ConferenceRecord, name: str, default: int) -> int:
         return int(value) if value is not None else default
     except ValueError:
         return default
+
+
+def _is_attendee(aor: str, calendar: Any) -> bool:
+    """
+    Whether the address of record C{aor} is the conference's organizer or
+    one of its attendees (issue 15: they may use the reserved media).
+    """
+    address = normalize_address(aor)
+    if organizer_of(calendar) == address:
+        return True
+    return any(attendee == address for attendee, _, _ in attendees_of(calendar))
 
 
 def _participant_identity(request: Request, context: RequestContext) -> str:

@@ -4,8 +4,10 @@ The null media service: the focus's media seam with no mixer behind it.
 
 It negotiates PCMU, PCMA and telephone-event like a real media server,
 opens an RTP/RTCP port pair per participant so peers have somewhere to
-send, counts what arrives and drops it.  A mixer replaces it behind the
-same L{IMediaService} interface.
+send, counts what arrives (each well-formed packet, from any source,
+refreshes the session's C{last_activity}, which the focus's inactivity
+timeout reads) and drops it.  The mixer (L{conference.app.mixer}) extends
+it behind the same L{IMediaService} interface.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple, cast
 
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IListeningPort, IReactorUDP
+from twisted.internet.interfaces import IListeningPort, IReactorTime, IReactorUDP
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from conference.interfaces import IMediaService, IMediaSession
 from conference.offeranswer import SUPPORTED_CODECS, Codec, OfferAnswer, Stream, select_stream
+from conference.reactors import default_reactor
 from conference.sdp import parse_sdp
 from conference.sip.errors import RemoteProtocolError
 
@@ -42,7 +45,10 @@ class RTPSink(DatagramProtocol):
     @ivar packets: datagrams received; C{octets} their total size.
     @ivar malformed: those too short or not RTP/RTCP version 2.
     @ivar on_datagram: called with each datagram and its source, if set
-        (a hook for tests and, later, for symmetric RTP).
+        (the mixer's receive path).
+    @ivar on_activity: called for each well-formed datagram, if set (the
+        null service refreshes the session's C{last_activity} through it;
+        the mixer unsets it and counts only the media it accepts).
     """
 
     def __init__(self) -> None:
@@ -50,12 +56,15 @@ class RTPSink(DatagramProtocol):
         self.octets = 0
         self.malformed = 0
         self.on_datagram: Optional[Callable[[bytes, Tuple[str, int]], None]] = None
+        self.on_activity: Optional[Callable[[], None]] = None
 
     def datagramReceived(self, datagram: bytes, addr: Any) -> None:
         self.packets += 1
         self.octets += len(datagram)
         if len(datagram) < MIN_PACKET_SIZE or datagram[0] >> 6 != 2:
             self.malformed += 1
+        elif self.on_activity is not None:
+            self.on_activity()
         if self.on_datagram is not None:
             self.on_datagram(datagram, (addr[0], addr[1]))
 
@@ -69,6 +78,10 @@ class NullMediaSession:
     @ivar rtp: the L{RTPSink} of the RTP port; C{rtcp} that of RTCP.
     @ivar negotiation: the L{OfferAnswer} state.
     @ivar closed: whether L{NullMediaService.close} released it.
+    @ivar last_activity: when media last arrived (see
+        L{NullMediaService.touch}); until then, when media was first
+        expected (the session's start, the answer to our offer, or the
+        end of a hold).
     """
 
     def __init__(
@@ -78,6 +91,8 @@ class NullMediaSession:
         negotiation: OfferAnswer,
         listeners: Tuple[IListeningPort, IListeningPort],
         sinks: Tuple[RTPSink, RTPSink],
+        *,
+        started: float = 0.0,
     ) -> None:
         self.conference = conference
         self.participant = participant
@@ -86,6 +101,7 @@ class NullMediaSession:
         self.listeners = listeners
         self.rtp, self.rtcp = sinks
         self.closed = False
+        self.last_activity = started
 
     @property
     def local_sdp(self) -> bytes:
@@ -96,6 +112,15 @@ class NullMediaSession:
     def stream(self) -> Optional[Stream]:
         """The stream negotiated, or L{None} while an offer awaits its answer."""
         return self.negotiation.stream
+
+    @property
+    def expects_media(self) -> bool:
+        """
+        Whether media is expected from the participant: a stream is
+        negotiated and the participant does not hold (L{Stream.expects_media}).
+        """
+        stream = self.negotiation.stream
+        return stream is not None and stream.expects_media
 
     def __repr__(self) -> str:
         return f"<NullMediaSession {self.participant} in {self.conference} on port {self.port}>"
@@ -112,6 +137,8 @@ class NullMediaService:
     per participant and drops the media.
 
     @ivar sessions: the open sessions, by RTP port.
+    @ivar capacity: how many sessions it can hold: C{max_sessions} or the
+        port pairs of the range, whichever is fewer.
     """
 
     def __init__(
@@ -126,8 +153,10 @@ class NullMediaService:
         session_ids: Callable[[], str] = _random_session_id,
     ) -> None:
         """
-        @param reactor: where ports are opened; the global reactor if
-            L{None} (looked up here, once).
+        @param reactor: where ports are opened and what C{last_activity}
+            times are read from (it provides C{IReactorUDP} and
+            C{IReactorTime}); the global reactor if L{None} (looked up
+            here, once).
         @param address: the interface to listen on, also put in the SDP.
         @param port_range: the lowest and highest port (inclusive) to use;
             RTP takes the even ones, RTCP the odd one above.
@@ -136,17 +165,14 @@ class NullMediaService:
             if L{None}).
         @param session_ids: makes the C{o=} session id of a new session.
         """
-        if reactor is None:
-            from twisted.internet import reactor as global_reactor
-
-            reactor = cast(IReactorUDP, global_reactor)
+        reactor = default_reactor(reactor)
         low, high = port_range
         low += low % 2
         if not (low > 0 and high <= 65535 and low + 1 <= high):
             raise ValueError(f"port range {port_range!r} holds no RTP/RTCP port pair")
         if max_sessions < 1:
             raise ValueError("max_sessions must be at least 1")
-        self.reactor = reactor
+        self._reactor = reactor
         self.address = address
         self.low, self.high = low, high
         self.max_sessions = max_sessions
@@ -155,6 +181,10 @@ class NullMediaService:
         self.session_ids = session_ids
         self.sessions: Dict[int, NullMediaSession] = {}
         self._next_port = low
+        self.capacity = min(max_sessions, self._pairs())
+
+    def _now(self) -> float:
+        return cast(IReactorTime, self._reactor).seconds()
 
     def _pairs(self) -> int:
         return (self.high - self.low + 1) // 2
@@ -179,13 +209,13 @@ class NullMediaService:
                 continue
             rtp, rtcp = RTPSink(), RTPSink()
             try:
-                rtp_listener = self.reactor.listenUDP(
+                rtp_listener = self._reactor.listenUDP(
                     port, rtp, interface=self.address, maxPacketSize=MAX_PACKET_SIZE
                 )
             except CannotListenError:
                 continue
             try:
-                rtcp_listener = self.reactor.listenUDP(
+                rtcp_listener = self._reactor.listenUDP(
                     port + 1, rtcp, interface=self.address, maxPacketSize=MAX_PACKET_SIZE
                 )
             except CannotListenError:
@@ -206,7 +236,11 @@ class NullMediaService:
             warn_agent=self.warn_agent,
             codecs=self.codecs,
         )
-        session = NullMediaSession(conference, participant, negotiation, listeners, sinks)
+        session = NullMediaSession(
+            conference, participant, negotiation, listeners, sinks, started=self._now()
+        )
+        for sink in sinks:
+            sink.on_activity = lambda: self.touch(session)
         self.sessions[port] = session
         return session
 
@@ -254,10 +288,27 @@ class NullMediaService:
         Take the answer to L{offer}; raises L{RemoteProtocolError} (400 or
         488, see L{OfferAnswer.receive_answer}; 481 for a closed session).
         """
-        self._session(session).negotiation.receive_answer(answer)
+        found = self._session(session)
+        expected = found.expects_media
+        found.negotiation.receive_answer(answer)
+        self._expecting(found, expected)
 
     def _update(self, session: IMediaSession, offer: bytes) -> bytes:
-        return self._session(session).negotiation.receive_offer(offer)
+        found = self._session(session)
+        expected = found.expects_media
+        answer = found.negotiation.receive_offer(offer)
+        self._expecting(found, expected)
+        return answer
+
+    def _expecting(self, session: NullMediaSession, before: bool) -> None:
+        """
+        After a negotiation: when media is now expected and was not (the
+        answer to our offer, the end of a hold), the inactivity count
+        starts now.  Other renegotiations (a session-timer refresh) do not
+        restart it, or a peer refreshing its session would never time out.
+        """
+        if session.expects_media and not before:
+            self.touch(session)
 
     def update(self, session: IMediaSession, offer: bytes) -> Deferred[bytes]:
         """
@@ -275,11 +326,18 @@ class NullMediaService:
             del self.sessions[session.port]
         for listener in session.listeners:
             listener.stopListening()
+        session.rtp.on_activity = session.rtcp.on_activity = None  # no cycle left
         log.debug(
             "Closed media of {participant}: {packets} RTP packets dropped",
             participant=session.participant,
             packets=session.rtp.packets,
         )
+
+    def touch(self, session: IMediaSession) -> None:
+        """
+        Media arrived for C{session} now: refresh its C{last_activity}.
+        """
+        session.last_activity = self._now()  # type: ignore[attr-defined]
 
     def close_all(self) -> None:
         """Close every open session (at shutdown)."""

@@ -8,9 +8,10 @@ extends), and feeds each port's datagrams to the participant's
 L{Channel}.  Each conference has one L{Mixer} driven by a 20 ms
 L{LoopingCall} on the injected reactor, started with the first
 participant and stopped with the last; what the mixer returns is written
-to the participant's ports.  Inactive sessions and DTMF digits are
-reported through hooks (L{MixerMediaService.on_inactive} and
-L{MixerMediaService.on_dtmf}).
+to the participant's ports.  Only the packets a channel accepts (from the
+latched source, well-formed) refresh the session's C{last_activity}, which
+the focus's inactivity timeout reads; DTMF digits are reported through
+L{MixerMediaService.on_dtmf}.
 """
 
 from __future__ import annotations
@@ -33,12 +34,9 @@ from conference.sip.errors import RemoteProtocolError
 log = Logger()
 
 MEDIA_KINDS = ("builtin", "null")
-DEFAULT_RTP_TIMEOUT = 60.0
 # After a stall of the reactor, at most this many frames are mixed at
 # once; older ones are skipped (the streams' clocks still advance).
 MAX_CATCH_UP = 5
-# Inactivity is checked once a second, not on every tick.
-CHECK_EVERY = 1000 // FRAME_MS
 
 SessionHook = Callable[[IMediaSession, str], None]
 
@@ -59,9 +57,6 @@ class MixerMediaService(NullMediaService):
     Answers like L{NullMediaService} and mixes: every participant hears
     the others (N-1), in the codec each negotiated.
 
-    @ivar on_inactive: called with a session and the reason when no RTP
-        or RTCP came from it for C{rtp_timeout} seconds; the focus ends
-        the call with BYE.  Reported once per session.
     @ivar on_dtmf: called with a session and each digit it sends (RFC
         4733); logged when L{None}.
     @ivar conferences: the mixers, by conference URI.
@@ -72,16 +67,12 @@ class MixerMediaService(NullMediaService):
         self,
         reactor: Optional[Any] = None,
         *,
-        rtp_timeout: float = DEFAULT_RTP_TIMEOUT,
-        on_inactive: Optional[SessionHook] = None,
         on_dtmf: Optional[SessionHook] = None,
         cname: Optional[str] = None,
         rng: Optional[random.Random] = None,
         **kwargs: Any,
     ) -> None:
         """
-        @param rtp_timeout: seconds without RTP or RTCP before a session
-            is reported inactive; 0 never.
         @param cname: the RTCP CNAME of our streams (default: random,
             at the media address).
         @param rng: draws SSRCs, initial sequence numbers and timestamps.
@@ -91,17 +82,11 @@ class MixerMediaService(NullMediaService):
         for codec in self.codecs:
             if not codec.is_event and codec_named(codec.name, codec.clock) is None:
                 raise ValueError(f"the mixer cannot code {codec.name}/{codec.clock}")
-        if rtp_timeout < 0:
-            raise ValueError("rtp_timeout must not be negative")
-        self.clock = cast(IReactorTime, self.reactor)
-        self.rtp_timeout = rtp_timeout
-        self.on_inactive = on_inactive
         self.on_dtmf = on_dtmf
         self.rng = rng or random.SystemRandom()
         self.cname = cname or f"conference-{self.rng.getrandbits(48):012x}@{self.address}"
         self.conferences: Dict[str, _Conference] = {}
         self.channels: Dict[int, Channel] = {}
-        self._reported: Set[int] = set()
         self._failed: Set[int] = set()
 
     # Sessions --------------------------------------------------------------
@@ -109,10 +94,11 @@ class MixerMediaService(NullMediaService):
     def _open(self, conference: str, participant: str) -> NullMediaSession:
         session = super()._open(conference, participant)
         port = session.port
-        channel = Channel(port, now=self.clock.seconds(), cname=self.cname, rng=self.rng)
+        channel = Channel(port, now=self._now(), cname=self.cname, rng=self.rng)
         self.channels[port] = channel
-        self._reported.discard(port)
         self._failed.discard(port)
+        # Activity is what the channel accepts, not whatever reaches the port.
+        session.rtp.on_activity = session.rtcp.on_activity = None
         session.rtp.on_datagram = lambda data, source: self._received(
             session, channel, data, source, False
         )
@@ -149,7 +135,6 @@ class MixerMediaService(NullMediaService):
             if ours is not None:
                 codecs[pt] = ours
         channel.configure(
-            now=self.clock.seconds(),
             remote=(stream.address, stream.port),
             codecs=codecs,
             send_pt=stream.codecs[0][0],
@@ -162,7 +147,7 @@ class MixerMediaService(NullMediaService):
         if isinstance(session, NullMediaSession) and not session.closed:
             channel = self.channels.pop(session.port, None)
             if channel is not None:
-                self._send(session, channel.goodbye(self.clock.seconds()))
+                self._send(session, channel.goodbye(self._now()))
                 self._leave(session.conference, channel)
                 log.debug(
                     "Media of {participant}: {counters}",
@@ -178,7 +163,7 @@ class MixerMediaService(NullMediaService):
         if conference is None:
             conference = self.conferences[uri] = _Conference(uri, Mixer(FRAME_SAMPLES))
             loop = LoopingCall.withCount(lambda count: self._tick(conference, count))
-            loop.clock = self.clock
+            loop.clock = cast(IReactorTime, self._reactor)
             conference.loop = loop
             loop.start(FRAME_MS / 1000.0, now=False)
         conference.mixer.add(channel)
@@ -200,7 +185,7 @@ class MixerMediaService(NullMediaService):
         goes on.
         """
         try:
-            now = self.clock.seconds()
+            now = self._now()
             mixer = conference.mixer
             if count > MAX_CATCH_UP:
                 mixer.skip(count - MAX_CATCH_UP)
@@ -212,8 +197,6 @@ class MixerMediaService(NullMediaService):
                     session = self.sessions.get(cast(int, datagram.key))
                     if session is not None:
                         self._send(session, [datagram])
-                if mixer.ticks % CHECK_EVERY == 0:
-                    self._check_inactive(mixer, now)
         except Exception:
             log.failure("Mixing {uri} failed", uri=conference.uri)
 
@@ -235,22 +218,6 @@ class MixerMediaService(NullMediaService):
                         e=e,
                     )
 
-    def _check_inactive(self, mixer: Mixer, now: float) -> None:
-        for key, channel in list(mixer.channels.items()):
-            port = cast(int, key)
-            if port in self._reported or not channel.inactive(now, self.rtp_timeout):
-                continue
-            self._reported.add(port)
-            session = self.sessions.get(port)
-            if session is None:
-                continue
-            why = f"no RTP for {self.rtp_timeout:g} s"
-            log.info(
-                "Media of {participant} inactive: {why}", participant=session.participant, why=why
-            )
-            if self.on_inactive is not None:
-                self.on_inactive(session, why)
-
     def _received(
         self,
         session: NullMediaSession,
@@ -259,13 +226,20 @@ class MixerMediaService(NullMediaService):
         source: Tuple[str, int],
         rtcp: bool,
     ) -> None:
-        """A datagram on one of the session's ports; never raises."""
+        """
+        A datagram on one of the session's ports; never raises.  What the
+        channel accepts (it then sets C{last_heard}) is the session's
+        activity; a stranger's packets keep nothing alive.
+        """
         try:
-            now = self.clock.seconds()
+            now = self._now()
+            digit: Optional[str] = None
             if rtcp:
                 channel.receive_rtcp(data, source, now)
-                return
-            digit = channel.receive_rtp(data, source, now)
+            else:
+                digit = channel.receive_rtp(data, source, now)
+            if channel.last_heard == now:  # accepted just now
+                self.touch(session)
             if digit is not None:
                 log.info(
                     "DTMF {digit} from {participant}", digit=digit, participant=session.participant
@@ -333,29 +307,19 @@ class MixerMediaService(NullMediaService):
         return self.channel(session).counters
 
 
-def media_service(
-    kind: str,
-    reactor: Optional[Any] = None,
-    *,
-    rtp_timeout: float = DEFAULT_RTP_TIMEOUT,
-    on_inactive: Optional[SessionHook] = None,
-    **kwargs: Any,
-) -> NullMediaService:
+def media_service(kind: str, reactor: Optional[Any] = None, **kwargs: Any) -> NullMediaService:
     """
     The media service C{--media} names: C{builtin} (the mixer) or C{null}
     (negotiate, open ports, drop the media).
     """
     if kind == "builtin":
-        return MixerMediaService(
-            reactor, rtp_timeout=rtp_timeout, on_inactive=on_inactive, **kwargs
-        )
+        return MixerMediaService(reactor, **kwargs)
     if kind == "null":
         return NullMediaService(reactor, **kwargs)
     raise ValueError(f"unknown media service {kind!r}; use {' or '.join(MEDIA_KINDS)}")
 
 
 __all__ = [
-    "DEFAULT_RTP_TIMEOUT",
     "MEDIA_KINDS",
     "MixerMediaService",
     "media_service",

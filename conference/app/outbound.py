@@ -24,6 +24,7 @@ from conference.interfaces import IRegistrationStore
 from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request, Response
 from conference.sip.transaction import Peer
+from conference.sip.transaction_model import new_branch, new_tag
 from conference.sip.uri import SIPURI, parse_uri
 
 log = Logger()
@@ -100,10 +101,10 @@ class Messenger:
         *,
         domain_of: Callable[[str], Optional[str]],
         endpoint: Callable[[], Optional[UDPEndpoint]],
-        clock: IReactorTime,
+        reactor: IReactorTime,
         default_domain: str = "localhost",
-        tag_factory: Callable[[], str] = lambda: secrets.token_hex(8),
-        branch_factory: Callable[[], str] = lambda: "z9hG4bK" + secrets.token_hex(10),
+        tag_factory: Callable[[], str] = new_tag,
+        branch_factory: Callable[[], str] = new_branch,
         sign: Optional[Callable[[str, bytes], Tuple[str, bytes]]] = None,
     ) -> None:
         """
@@ -116,7 +117,7 @@ class Messenger:
         self.registrations = registrations
         self.domain_of = domain_of
         self.endpoint = endpoint
-        self.clock = clock
+        self._reactor = reactor
         self.default_domain = default_domain
         self.tag_factory = tag_factory
         self.branch_factory = branch_factory
@@ -162,7 +163,7 @@ class Messenger:
             waits = [self.send(o, originator, as_xcal=as_xcal) for o in outgoing]
             _gather(waits).chainDeferred(result)
 
-        self.clock.callLater(0, go)
+        self._reactor.callLater(0, go)
         return result
 
     # Per recipient ----------------------------------------------------------
@@ -181,7 +182,7 @@ class Messenger:
         if aor is None:
             return [self._undeliverable(address, None, "not in a served domain", method)]
         try:
-            bindings = await self.registrations.get_bindings(aor, self.clock.seconds())
+            bindings = await self.registrations.get_bindings(aor, self._reactor.seconds())
         except Exception:
             log.failure("Could not look up {aor}", aor=aor)
             return [Delivery(aor, None, None, "registration lookup failed")]

@@ -6,32 +6,28 @@ busy path need.
 
 Registration state lives behind L{IRegistrationStore}; the in-memory one
 (L{conference.store.memory}, re-exported here) is what runs until a
-durable store is configured.  It also answers
-Twisted's L{ILocator}, so code written for C{twisted.protocols.sip} can
-ask it where a user is.
+durable store is configured.  L{conference.app.locator} answers Twisted's
+C{ILocator} over the same store.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from email.utils import formatdate
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from twisted.internet.defer import Deferred, fail
-from twisted.protocols import sip
 from zope.interface import implementer
 
 from conference.app.core import RequestContext
 from conference.interfaces import IRegistrationStore, IRequestHandler
+from conference.records import RegistrationBinding
 from conference.sip.errors import RemoteProtocolError
 from conference.sip.headers import Address, parse_address
 from conference.sip.message import Request, Response, make_response
-from conference.sip.uri import parse_uri
 
 # Re-exported: service.py and older callers import it from here.
 from conference.store.memory import MemoryRegistrationStore as MemoryRegistrationStore  # noqa: PLC0414
-from conference.store.records import RegistrationBinding
 
 DEFAULT_EXPIRES = 3600
 MIN_EXPIRES = 60
@@ -193,7 +189,7 @@ class Registrar:
             if b.q is not None:
                 params += f";q={b.q:g}"
             headers.append(("Contact", f"<{b.contact}>{params}"))
-        headers.append(("Date", formatdate(time.time(), usegmt=True)))
+        headers.append(("Date", formatdate(now, usegmt=True)))
         return make_response(request, 200, to_tag=self._tag_factory(), headers=headers)
 
     def handle_ack(self, request: Request, context: RequestContext) -> None:
@@ -204,6 +200,11 @@ class Registrar:
     def handle_cancel(self, request: Request, context: RequestContext) -> None:
         """
         REGISTER is answered at once; nothing to cancel.
+        """
+
+    def handle_timeout(self, request: Request) -> None:
+        """
+        REGISTER is not INVITE; nothing awaits an ACK.
         """
 
     # ILocator-style lookup -------------------------------------------
@@ -233,30 +234,3 @@ def _q_value(text: Optional[str]) -> Optional[float]:
     if not 0.0 <= q <= 1.0 or len(text) > 5:
         raise RemoteProtocolError(f"Bad q value {text!r}")
     return q
-
-
-@implementer(sip.ILocator)
-class Locator:
-    """
-    Twisted's L{sip.ILocator} over a registration store: the first live
-    contact of a user, as a C{twisted.protocols.sip.URL}.
-    """
-
-    def __init__(self, store: IRegistrationStore, clock: Any) -> None:
-        self.store = store
-        self._clock = clock
-
-    def getAddress(self, logicalURL: Any) -> Deferred[Any]:
-        """
-        Where C{logicalURL} (user@host) is registered now.
-
-        @raise LookupError: (as a failed Deferred) if nowhere.
-        """
-        aor = f"sip:{logicalURL.username}@{logicalURL.host}"
-
-        def first(bindings: List[Binding]) -> Any:
-            if not bindings:
-                raise LookupError(f"{aor} is not registered")
-            return parse_uri(bindings[0].contact)
-
-        return self.store.get_bindings(aor, self._clock.seconds()).addCallback(first)

@@ -45,8 +45,9 @@ from conference.app.conferences import (
     uids_of,
     utc_datetime,
 )
-from conference.app.core import RequestContext
-from conference.app.outbound import Messenger, udp_endpoint_of
+from conference.app.core import CoreRouter, RequestContext
+from conference.app.outbound import Messenger, RequestSender, UDPEndpoint
+from conference.app.ownership import UserDirectory, release_when_cancelled
 from conference.app.trust import SMIME_TYPES, TrustSettings, authority, open_body
 from conference.calendar import (
     CalendarError,
@@ -61,6 +62,7 @@ from conference.calendar import (
 )
 from conference.calendar import values as cv
 from conference.interfaces import (
+    IAccounts,
     IBindingStore,
     ICalendarStore,
     IConferenceStore,
@@ -68,15 +70,17 @@ from conference.interfaces import (
     IRegistrationStore,
     IRequestHandler,
 )
-from conference.sip.errors import RemoteProtocolError, SIPProtocolError
-from conference.sip.message import Request, Response, make_response
-from conference.store.records import (
+from conference.records import (
     CalendarEntry,
     ConferenceRecord,
     ConflictError,
     LimitExceededError,
     StoreError,
 )
+from conference.sip.errors import RemoteProtocolError, SIPProtocolError
+from conference.sip.message import Request, Response, make_response
+from conference.sip.transaction_model import new_branch, new_tag
+from conference.store.stores import Stores
 
 log = Logger()
 
@@ -274,14 +278,16 @@ class SchedulingHandler:
         *,
         domain_of: Callable[[str], Optional[str]],
         default_domain: str,
-        tag_factory: Callable[[], str] = lambda: secrets.token_hex(8),
+        tag_factory: Callable[[], str] = new_tag,
         uri_factory: Callable[[str], str] = new_conference_uri,
         max_per_organizer: Optional[int] = None,
         trust: Optional[TrustSettings] = None,
+        accounts: Optional[IAccounts] = None,
     ) -> None:
         """
         @param trust: the S/MIME settings (docs/trust.rst); by default none:
             S/MIME bodies are 415 and the digest or TLS identity counts.
+        @param accounts: the L{IAccounts} whose addresses never become conferences.
         """
         self.trust = trust if trust is not None else TrustSettings()
         if self.trust.enabled:
@@ -296,6 +302,8 @@ class SchedulingHandler:
         self.tag_factory = tag_factory
         self.uri_factory = uri_factory
         self.max_per_organizer = max_per_organizer
+        self.users = UserDirectory(registrations, bindings, calendars, accounts)
+        self.listeners: List[Callable[[str], None]] = []  # told of released bindings
 
     # IRequestHandler --------------------------------------------------------
 
@@ -314,6 +322,11 @@ class SchedulingHandler:
     def handle_cancel(self, request: Request, context: RequestContext) -> None:
         """
         MESSAGE is not cancelled (it is answered at once).
+        """
+
+    def handle_timeout(self, request: Request) -> None:
+        """
+        MESSAGE is not INVITE; nothing awaits an ACK.
         """
 
     # Steps ---------------------------------------------------------------------
@@ -443,12 +456,13 @@ class SchedulingHandler:
     ) -> None:
         """
         Refuse to create a conference at a named URI that is a user's:
-        the sender's own address or one with registered contacts.
+        the sender's own address or any L{UserDirectory.why_user} names.
         """
         if uri == who:
             raise _forbidden(domain, f"{uri} is your own address, not a conference")
-        if await self.registrations.get_bindings(uri, now):
-            raise _forbidden(domain, f"{uri} is a registered user, not a conference")
+        reason = await self.users.why_user(uri, now)
+        if reason is not None:
+            raise _forbidden(domain, f"{uri} {reason}, not a conference")
         if len(uids) != 1:
             raise _bad(domain, f"a conference is one event (UID), not {len(uids)}")
         other = await self.conferences.get_by_uid(uids[0])
@@ -516,6 +530,7 @@ class SchedulingHandler:
             max_per_organizer=self.max_per_organizer,
         )
         log.info("iTIP {method} applied to {uri} by {who}", method=method, uri=uri, who=who)
+        await release_when_cancelled(self.bindings, record, new, now, self.listeners)
         only: Optional[str] = None
         if method == "REPLY":
             attendees = [c.get("ATTENDEE") for c in scheduling_components(incoming)]
@@ -619,40 +634,38 @@ class SchedulingHandler:
 
 
 def install_scheduler(
-    service: Any,
-    stores: Any,
+    router: CoreRouter,
+    sender: RequestSender,
+    stores: Stores,
     *,
-    clock: Optional[IReactorTime] = None,
+    reactor: IReactorTime,
+    endpoint: Callable[[], Optional[UDPEndpoint]],
     max_per_organizer: Optional[int] = None,
+    trust: Optional[TrustSettings] = None,
+    accounts: Optional[IAccounts] = None,
+    listeners: Sequence[Callable[[str], None]] = (),
 ) -> SchedulingHandler:
     """
-    Build the scheduler of a L{conference.service.ConferenceService} over
-    C{stores} and register it with the service's router.
+    Build the scheduler over C{stores}, with a L{Messenger} that sends
+    through C{sender}, and register it with C{router}.
 
-    @param clock: the reactor for the outgoing MESSAGEs (the service's by
-        default).
-    @param max_per_organizer: the per-organizer conference cap; by default
-        the service config's C{max_conferences_per_organizer}, if it has one.
+    @param reactor: the reactor of the outgoing MESSAGEs.
+    @param endpoint: where outgoing UDP requests leave from
+        (L{conference.app.outbound.udp_endpoint_of}).
+    @param max_per_organizer: the per-organizer conference cap.
+    @param trust: the S/MIME settings, if any: outgoing bodies are signed
+        with their credentials.
+    @param accounts: the server's accounts, whose addresses no conference
+        may take (docs/scheduling.rst).
+    @param listeners: told the address of each conference whose bindings a
+        cancellation released (the binding subscriptions).
     """
-    from conference.transport.server import new_branch, new_tag
-
-    router = service.router
-    if clock is None:
-        clock = getattr(service, "_reactor", None)
-    if clock is None:
-        from twisted.internet import reactor
-
-        clock = reactor  # type: ignore[assignment]
-    assert clock is not None
-    if max_per_organizer is None:
-        max_per_organizer = getattr(service.config, "max_conferences_per_organizer", None)
-    trust = getattr(service, "trust", None)
     messenger = Messenger(
-        service.sip,
+        sender,
         stores.registrations,
         domain_of=router.domain_of,
-        endpoint=udp_endpoint_of(service),
-        clock=clock,
+        endpoint=endpoint,
+        reactor=reactor,
         default_domain=router.default_domain,
         tag_factory=new_tag,
         branch_factory=new_branch,
@@ -669,9 +682,10 @@ def install_scheduler(
         tag_factory=new_tag,
         max_per_organizer=max_per_organizer,
         trust=trust,
+        accounts=accounts,
     )
+    handler.listeners.extend(listeners)
     router.add_handler(handler)
-    service.scheduler = handler
     return handler
 
 

@@ -12,7 +12,6 @@ L{conference.bindings.subscription}.
 
 from __future__ import annotations
 
-import secrets
 from typing import (
     Any,
     Callable,
@@ -48,6 +47,7 @@ from conference.sip.dialog import Dialog, DialogTable
 from conference.sip.errors import RemoteProtocolError, SIPProtocolError
 from conference.sip.message import Request, Response, make_response
 from conference.sip.transaction import Peer
+from conference.sip.transaction_model import new_branch, new_tag
 from conference.sip.uri import SIPURI
 
 __all__ = ["BindingSubscriptions", "RequestSender", "Watch"]
@@ -175,8 +175,8 @@ class BindingSubscriptions:
         policy: Optional[SubscriptionPolicy] = None,
         admins: Iterable[str] = (),
         challenge: Optional[Callable[[Request, float], Exception]] = None,
-        tag_factory: Callable[[], str] = lambda: secrets.token_hex(8),
-        branch_factory: Callable[[], str] = lambda: "z9hG4bK" + secrets.token_hex(10),
+        tag_factory: Callable[[], str] = new_tag,
+        branch_factory: Callable[[], str] = new_branch,
     ) -> None:
         """
         @param challenge: builds the 401 for C{(request, now)} when a
@@ -237,6 +237,11 @@ class BindingSubscriptions:
     def handle_cancel(self, request: Request, context: RequestContext) -> None:
         """
         SUBSCRIBE is answered at once; nothing to cancel.
+        """
+
+    def handle_timeout(self, request: Request) -> None:
+        """
+        SUBSCRIBE is not INVITE; nothing awaits an ACK.
         """
 
     def _subscribe(

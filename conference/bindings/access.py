@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import AbstractSet, FrozenSet, List, Optional, Sequence
 
+from conference.records import BindingRecord
 from conference.sip.errors import RemoteProtocolError
 from conference.sip.uri import SIPURI, parse_uri
-from conference.store.records import BindingRecord
 
 __all__ = [
     "CONFERENCE",
@@ -90,8 +90,9 @@ class Owner:
 
     @ivar uri: the owner's URI (conference URI or address of record).
     @ivar kind: L{CONFERENCE} or L{USER}.
-    @ivar organizer: for a conference, its organizer's address.
-    @ivar attendees: for a conference, its attendees' addresses.
+    @ivar organizer: for a conference, its owner's address: the organizer
+        who created it, not the organizer of its current booking.
+    @ivar attendees: for a conference, the attendees of its owner's bookings.
     """
 
     uri: str
@@ -118,7 +119,8 @@ def may_update(
 ) -> bool:
     """
     Whether C{identity} may change C{owner}'s bindings: a server admin
-    always; for a conference its organizer; for a user the user.
+    always; for a conference its owner (C{owner.organizer}); for a user the
+    user.
     """
     if identity is None:
         return False

@@ -39,9 +39,9 @@ from conference.bindings.headers import (
     format_accept_binding,
     format_binding,
 )
+from conference.records import BindingRecord
 from conference.sip.errors import RemoteProtocolError
 from conference.sip.multipart import Multipart
-from conference.store.records import BindingRecord
 
 __all__ = [
     "DEFAULT_DISPOSITIONS",
@@ -126,7 +126,7 @@ def interval_too_brief(min_expires: int) -> RemoteProtocolError:
 def limit_refusal(max_bindings: int) -> RemoteProtocolError:
     """
     The 403 for an owner over C{max_bindings} (also what the wiring sends
-    when the store raises L{conference.store.records.LimitExceededError}).
+    when the store raises L{conference.records.LimitExceededError}).
     """
     return RemoteProtocolError(f"Too many bindings (at most {max_bindings} per owner)", 403)
 

@@ -17,6 +17,7 @@ from typing import AbstractSet, FrozenSet, List, Optional, Sequence, Tuple
 
 from conference.bindings.access import Owner, visible_records
 from conference.bindings.logic import binding_headers, without_one_time
+from conference.records import BindingRecord
 from conference.sip.errors import RemoteProtocolError
 from conference.sip.headers import (
     TOKEN_RE,
@@ -26,7 +27,6 @@ from conference.sip.headers import (
     parse_params,
     split_list,
 )
-from conference.store.records import BindingRecord
 
 __all__ = [
     "EVENT_PACKAGE",

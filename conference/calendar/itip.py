@@ -273,9 +273,41 @@ class _Engine:
         if current is not None and not _newer(comp, current):
             raise _refuse("invalid-sequence", "SEQUENCE/DTSTAMP not newer than stored")
         new = comp.copy()
+        if method == "REQUEST":
+            self.keep_replies(new, current if current is not None else master)
         self.replace(current, new)
         if method == "REQUEST":
             self.auto_accept(new)
+
+    def keep_replies(self, event: Component, stored: Optional[Component]) -> None:
+        """
+        An organizer speaks only for the organizer: in a REQUEST, every
+        other attendee's PARTSTAT is what that attendee last replied (in
+        C{stored}, the same instance or else the master), NEEDS-ACTION if
+        they never did; the organizer may only reset it to NEEDS-ACTION
+        (to ask again after a change, RFC 5546 section 3.2.2.1).  Nobody
+        but the attendee's REPLY may mark them as coming (and so busy).
+        The reply stamps are the stored ones too.
+        """
+        org = event.get("ORGANIZER")
+        organizer = normalize_address(str(org.value)) if org is not None else None
+        for att in event.get_all("ATTENDEE"):
+            if not isinstance(att.value, str) or normalize_address(att.value) in self.server:
+                continue  # the server's own rooms answer for themselves (auto_accept)
+            address = normalize_address(att.value)
+            previous = self.stored_attendee(stored, address) if stored is not None else None
+            att.params.pop(REPLY_STAMP_PARAM, None)
+            last = previous.param(REPLY_STAMP_PARAM) if previous is not None else None
+            if last:
+                att.params[REPLY_STAMP_PARAM] = (last,)
+            if address == organizer:
+                continue
+            asked = (att.param("PARTSTAT") or "NEEDS-ACTION").upper()
+            replied = previous.param("PARTSTAT") if previous is not None else None
+            if asked == "NEEDS-ACTION" or not replied:
+                att.params["PARTSTAT"] = ("NEEDS-ACTION",)
+            else:
+                att.params["PARTSTAT"] = (replied,)
 
     def auto_accept(self, event: Component) -> None:
         org = event.get("ORGANIZER")

@@ -3,7 +3,8 @@
 One participant's media as the mixer sees it, sans-I/O: what may come in
 (the latch rule, the SSRC in use, the payload types negotiated), the
 jitter buffer it feeds, the RTP stream sent back, RTCP both ways, DTMF
-both ways, mute, gain and inactivity.
+both ways, mute and gain.  C{last_heard} tells when the channel last
+accepted a packet (the service's activity; the focus times calls out).
 
 The latch rule (symmetric RTP, RFC 4961 in spirit): until a packet is
 accepted, the RTP port takes packets only from the address and port the
@@ -192,7 +193,6 @@ class Channel:
         self.mute_in = self.mute_out = False
         self.gain_in = self.gain_out = 1.0
         self.last_heard: Optional[float] = None
-        self._since = now
         self._source: Optional[SourceStatistics] = None
         self._candidate: Optional[SourceStatistics] = None
         self._budget = 0
@@ -211,7 +211,6 @@ class Channel:
     def configure(
         self,
         *,
-        now: float,
         remote: Optional[Address],
         codecs: Mapping[int, AudioCodec],
         send_pt: int,
@@ -241,7 +240,6 @@ class Channel:
         self.send_pt = send_pt
         self.event_pt = event_pt
         self.direction = direction
-        self._since = now
 
     @property
     def sends(self) -> bool:
@@ -471,17 +469,6 @@ class Channel:
                 self.key, True, self._compound(now) + build_bye(self.ssrc, reason), destination
             )
         ]
-
-    def inactive(self, now: float, timeout: float) -> bool:
-        """
-        Whether no RTP or RTCP came for C{timeout} seconds while media is
-        expected from the participant (never on hold: sendonly, inactive,
-        or an SDP address of 0.0.0.0).
-        """
-        if timeout <= 0 or not self.receives or self.rtp.expected is None:
-            return False
-        last = self._since if self.last_heard is None else max(self.last_heard, self._since)
-        return now - last > timeout
 
 
 __all__ = [

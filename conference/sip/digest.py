@@ -26,11 +26,13 @@ from conference.sip.errors import RemoteProtocolError
 # OpenSSL does, and no SIP peer we test against offers it.
 HASHES: Mapping[str, str] = {"SHA-256": "sha256", "MD5": "md5"}
 
-# RFC 8760 section 2.4: offer the strongest first.
-DEFAULT_ALGORITHMS: Tuple[str, ...] = ("SHA-256", "MD5")
-# For peers that answer only the first challenge and know only MD5 (the
-# sipsak 0.9.8 and SIPp 3.6 that Debian ships abort on a SHA-256 one).
-LEGACY_ALGORITHMS: Tuple[str, ...] = ("MD5", "SHA-256")
+# Offered by default: MD5 alone.  Every SIP client knows it, and some abort
+# on any SHA-256 challenge, even one listed after MD5 (baresip 1.0), or on
+# a first one (sipsak 0.9.8, SIPp 3.6); docs/auth.rst has the trade-off.
+DEFAULT_ALGORITHMS: Tuple[str, ...] = ("MD5",)
+# RFC 8760 section 2.4's order, strongest first: for deployments whose
+# clients all take the topmost challenge they support (Linphone does).
+RFC8760_ALGORITHMS: Tuple[str, ...] = ("SHA-256", "MD5")
 
 DEFAULT_NONCE_LIFETIME = 300.0
 DEFAULT_MAX_NONCES = 65536

@@ -15,10 +15,9 @@ import re
 from datetime import datetime, timezone
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from twisted.protocols import sip
-
 from conference.sip.errors import RemoteProtocolError
 from conference.sip.uri import URI, parse_host, parse_uri
+from conference.sip.via import Via
 
 _TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
 _QUOTED_BODY = r'(?:[^"\\]|\\.)*'
@@ -318,8 +317,8 @@ def _valid_address(text: str) -> bool:
 
 def _make_via(
     transport: str, host: str, port: Optional[int], params: Dict[str, Optional[str]]
-) -> sip.Via:
-    via = sip.Via(host, port, transport)  # type: ignore[no-untyped-call]
+) -> Via:
+    via = Via(host, port, transport)
     other: Dict[str, Optional[str]] = {}
     for name, value in params.items():
         if name == "branch":
@@ -357,11 +356,11 @@ def _make_via(
     return via
 
 
-def parse_via(value: str) -> List[sip.Via]:
+def parse_via(value: str) -> List[Via]:
     """
     Parse one Via field value, which may hold several comma-separated vias.
 
-    Each is a L{twisted.protocols.sip.Via} whose C{port} is L{None} when the
+    Each is a L{Via} whose C{port} is L{None} when the
     sent-by has none (Twisted would assume 5060), whose C{transport} is
     upper-cased and whose C{host} keeps IPv6 brackets; C{branch},
     C{received}, C{rport}, C{maddr} and C{ttl} are checked and unknown
@@ -369,7 +368,7 @@ def parse_via(value: str) -> List[sip.Via]:
 
     @raise RemoteProtocolError: naming the fault.
     """
-    vias: List[sip.Via] = []
+    vias: List[Via] = []
     pos = 0
     n = len(value)
     while True:
@@ -399,7 +398,7 @@ def parse_via(value: str) -> List[sip.Via]:
         pos += 1
 
 
-def format_via(via: sip.Via) -> str:
+def format_via(via: Via) -> str:
     """
     Serialize a Via: unlike Twisted's C{toString} this omits an absent port
     and keeps unknown parameters in order and quoted where needed.

@@ -5,8 +5,11 @@ SIP requests and responses with byte bodies and typed header access.
 L{twisted.protocols.sip.Request} and C{Response} keep headers as an ordered
 mapping of lower-case long names to lists of values, but treat bodies as
 text and have no typed view of Via, From/To, CSeq or Content-Type.  These
-subclasses keep that storage (so code written for Twisted's classes still
-works) and add byte bodies, compact-form aware access and parsed views.
+classes keep that storage and Twisted's names (so code written for
+Twisted's classes still works) and add byte bodies, compact-form aware
+access and parsed views.  They do not subclass Twisted's: importing
+C{twisted.protocols.sip} installs the default reactor, which the sans-I/O
+core must never do.
 """
 
 from __future__ import annotations
@@ -25,9 +28,7 @@ from typing import (
     Union,
 )
 
-from twisted.protocols import sip
-
-from conference.sip.errors import LocalProtocolError
+from conference.sip.errors import LocalProtocolError, SIPProtocolError, reason_phrase
 from conference.sip.headers import (
     Address,
     CSeq,
@@ -38,6 +39,7 @@ from conference.sip.headers import (
     parse_via,
     split_list,
 )
+from conference.sip.via import Via
 
 if TYPE_CHECKING:
     from conference.sip.uri import URI
@@ -337,13 +339,13 @@ class _MessageMixin:
             return cached
         return self._first_view("cseq", parse_cseq)
 
-    def parsed_vias(self) -> List[sip.Via]:
+    def parsed_vias(self) -> List[Via]:
         """
         Every Via, topmost first: the remembered list itself (read-only).
         """
 
-        def parse(fields: List[str]) -> List[sip.Via]:
-            out: List[sip.Via] = []
+        def parse(fields: List[str]) -> List[Via]:
+            out: List[Via] = []
             for field in fields:
                 out.extend(parse_via(field))
             return out
@@ -351,7 +353,7 @@ class _MessageMixin:
         return self._list_view("via", parse)
 
     @property
-    def vias(self) -> List[sip.Via]:
+    def vias(self) -> List[Via]:
         """
         Every Via, topmost first (a new list; the Via objects are shared
         with later calls while the Via fields are unchanged).
@@ -359,7 +361,7 @@ class _MessageMixin:
         return list(self.parsed_vias())
 
     @property
-    def top_via(self) -> sip.Via:
+    def top_via(self) -> Via:
         """
         The topmost Via.
         """
@@ -466,11 +468,10 @@ def _init_message(message: _MessageMixin) -> None:
     """
     message.headers = {}
     message.body = b""
-    message.finished = 0  # type: ignore[attr-defined]
     message._views = {}
 
 
-class Request(_MessageMixin, sip.Request):  # type: ignore[misc]
+class Request(_MessageMixin):
     """
     A SIP request.
 
@@ -481,7 +482,7 @@ class Request(_MessageMixin, sip.Request):  # type: ignore[misc]
     def __init__(self, method: str, uri: URI, body: bytes = b"") -> None:
         _init_message(self)
         self.method = method
-        self.uri = uri  # type: ignore[assignment]
+        self.uri = uri
         self.body = body
 
     def __repr__(self) -> str:
@@ -493,7 +494,7 @@ class Request(_MessageMixin, sip.Request):  # type: ignore[misc]
     _getHeaderLine = _start_line
 
 
-class Response(_MessageMixin, sip.Response):  # type: ignore[misc]
+class Response(_MessageMixin):
     """
     A SIP response.
     """
@@ -504,7 +505,7 @@ class Response(_MessageMixin, sip.Response):  # type: ignore[misc]
             raise LocalProtocolError(f"status code {code} out of range")
         self.code = code
         if phrase is None:
-            phrase = sip.statusCodes.get(code, "Unknown")
+            phrase = reason_phrase(code)
         if "\r" in phrase or "\n" in phrase:
             raise LocalProtocolError("reason phrase holds a line break")
         self.phrase = phrase
@@ -562,3 +563,11 @@ def make_response(
     for name, value in headers:
         response.add_header(name, value)
     return response
+
+
+def error_response(request: Request, error: SIPProtocolError, to_tag: str) -> Response:
+    """
+    Turn a protocol error into the response that tells the peer about it:
+    its status, reason and extra header fields.
+    """
+    return make_response(request, error.status, error.reason, to_tag=to_tag, headers=error.headers)

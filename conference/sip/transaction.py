@@ -28,13 +28,15 @@ from conference.sip.transaction_model import (
     SendMessage,
     ServerTransaction,
     Transaction,
+    TransactionCompleted,
     TransactionState,
     TransactionTerminated,
     TransactionTimedOut,
     build_ack,
     has_cookie,
     merge_key,
-    random_hex,
+    new_branch,
+    new_tag,
     server_key,
 )
 
@@ -51,9 +53,11 @@ __all__ = [
     "ServerTransaction",
     "Transaction",
     "TransactionLayer",
+    "TransactionCompleted",
     "TransactionState",
     "TransactionTerminated",
     "TransactionTimedOut",
+    "TransactionsExhausted",
 ]
 
 S = TransactionState
@@ -71,12 +75,20 @@ PROCEEDING_GUARD = 180.0
 _TimerEntry = Tuple[float, int]
 
 
-def _random_token() -> str:
-    return random_hex(8)
+class TransactionsExhausted(RemoteProtocolError):
+    """
+    A new request arrived while C{max_server} server transactions are
+    live: answer it statelessly with this 503 and its Retry-After (issue
+    15), without a transaction, whoever sent it.
+    """
 
-
-def _default_branch() -> str:
-    return MAGIC_COOKIE + random_hex(10)
+    def __init__(self, limit: int, retry_after: int) -> None:
+        super().__init__(
+            "Service Unavailable (too many transactions)",
+            503,
+            [("Retry-After", str(retry_after))],
+        )
+        self.limit = limit
 
 
 class TransactionLayer:
@@ -94,6 +106,10 @@ class TransactionLayer:
     @ivar t4: longest time a message stays in the network (T4).
     @ivar trying_delay: how long an INVITE may wait for the application's
         first response before the layer sends 100 Trying itself.
+    @ivar max_server: the most live server transactions; a new request
+        beyond them raises L{TransactionsExhausted} (L{None}: no cap).
+        Retransmissions, ACKs and responses are never refused.
+    @ivar retry_after: the Retry-After of that 503, in seconds.
     """
 
     def __init__(
@@ -103,8 +119,10 @@ class TransactionLayer:
         t2: float = 4.0,
         t4: float = 5.0,
         trying_delay: float = 0.2,
-        branch_factory: Callable[[], str] = _default_branch,
-        tag_factory: Callable[[], str] = _random_token,
+        branch_factory: Callable[[], str] = new_branch,
+        tag_factory: Callable[[], str] = new_tag,
+        max_server: Optional[int] = None,
+        retry_after: int = 10,
     ) -> None:
         self.t1 = t1
         self.t2 = t2
@@ -112,6 +130,8 @@ class TransactionLayer:
         self.trying_delay = trying_delay
         self.branch_factory = branch_factory
         self.tag_factory = tag_factory
+        self.max_server = max_server
+        self.retry_after = retry_after
         self._server: Dict[Hashable, ServerTransaction] = {}
         self._client: Dict[Hashable, ClientTransaction] = {}
         self._merge: Dict[Hashable, ServerTransaction] = {}
@@ -206,6 +226,8 @@ class TransactionLayer:
             self._cancel(txn, name)
         txn.state = S.TERMINATED
         txn.ended = now
+        if txn.completed_at is None:
+            actions.append(TransactionCompleted(txn))  # it gave up without a final
         if isinstance(txn, ServerTransaction):
             if self._server.get(txn.key) is txn:
                 del self._server[txn.key]
@@ -226,6 +248,8 @@ class TransactionLayer:
             header the matching rules need; the adapter answers it
             statelessly (or drops it if it is an ACK).  Broken responses
             are dropped instead.
+        @raise TransactionsExhausted: (503) for a new request while
+            C{max_server} server transactions are live.
         """
         if isinstance(message, Response):
             try:
@@ -246,6 +270,8 @@ class TransactionLayer:
         txn = self._match(key, message)
         if txn is not None:
             return self._retransmitted(txn, peer)
+        if self.max_server is not None and len(self._server) >= self.max_server:
+            raise TransactionsExhausted(self.max_server, self.retry_after)
         if message.method == "CANCEL":
             return self._receive_cancel(message, key, peer, now)
         to_tag = message.to.tag
@@ -355,6 +381,7 @@ class TransactionLayer:
             return actions
         txn.final_response = response
         txn.completed_at = now
+        actions.append(TransactionCompleted(txn))
         # From here on the transaction only waits (for retransmissions, an
         # ACK, its timer): the request's parsed header views are not needed
         # any more.  (The response's go once it is sent: see the adapter.)
@@ -479,6 +506,7 @@ class TransactionLayer:
                 txn.final_response = response
                 txn.completed_at = now
                 actions.append(ResponseReceived(response, txn))
+                actions.append(TransactionCompleted(txn))
                 if code < 300:
                     txn.state = S.ACCEPTED
                     self._schedule(txn, "M", now + 64 * self.t1)
@@ -502,6 +530,7 @@ class TransactionLayer:
                 txn.state = S.COMPLETED
                 txn.final_response = response
                 txn.completed_at = now
+                actions.append(TransactionCompleted(txn))
                 self._cancel(txn, "E")
                 self._cancel(txn, "F")
                 self._later(txn, "K", now, 0.0 if txn.peer.reliable else self.t4, actions)

@@ -62,6 +62,21 @@ def random_hex(nbytes: int) -> str:
     return _POOL.hex(nbytes)
 
 
+def new_tag() -> str:
+    """
+    A To/From tag with 64 bits of randomness (RFC 3261 section 19.3).
+    """
+    return random_hex(8)
+
+
+def new_branch() -> str:
+    """
+    A Via branch: the RFC 3261 magic cookie and 80 bits of randomness
+    (section 8.1.1.7).
+    """
+    return MAGIC_COOKIE + random_hex(10)
+
+
 @dataclass(frozen=True)
 class Peer:
     """
@@ -284,9 +299,23 @@ class TransactionTimedOut:
 
 
 @dataclass(frozen=True)
+class TransactionCompleted:
+    """
+    The outcome of a transaction is known: its final response was sent
+    (server) or received (client), or it gave up without one (Timer B, C
+    or F).  Once per transaction, at that moment, for its log line:
+    C{transaction.status} and C{transaction.duration}, the latency from
+    the request's arrival (or sending) to the final response.
+    """
+
+    transaction: Transaction
+
+
+@dataclass(frozen=True)
 class TransactionTerminated:
     """
-    A transaction ended (for the one log line per transaction).
+    A transaction ended and was forgotten (what a graceful stop waits for);
+    it only absorbed retransmissions since its L{TransactionCompleted}.
     """
 
     transaction: Transaction
@@ -299,6 +328,7 @@ Action = Union[
     CancelReceived,
     ResponseReceived,
     TransactionTimedOut,
+    TransactionCompleted,
     TransactionTerminated,
 ]
 

@@ -3,10 +3,12 @@
 SIP and non-SIP URIs as they appear on the Request-Line and in headers.
 
 L{twisted.protocols.sip.URL} knows only C{sip:}, keeps escapes raw, cannot
-hold IPv6 references and compares by identity.  L{SIPURI} keeps its
+hold IPv6 references and compares by identity.  L{SIPURI} has its
 attributes (so Twisted-style code still works) and adds the RFC 3261
 section 19.1 syntax, %-escape handling and section 19.1.4 comparison; every
-other scheme becomes an L{AbsoluteURI} kept as text.
+other scheme becomes an L{AbsoluteURI} kept as text.  It does not subclass
+Twisted's class: importing C{twisted.protocols.sip} installs the default
+reactor, which the sans-I/O core must never do.
 """
 
 from __future__ import annotations
@@ -16,8 +18,6 @@ import re
 from functools import lru_cache
 from typing import Dict, List, Optional, Tuple, Union
 from urllib.parse import quote, unquote
-
-from twisted.protocols import sip
 
 from conference.sip.errors import RemoteProtocolError
 
@@ -211,7 +211,7 @@ class AbsoluteURI:
         return f"AbsoluteURI({self.raw!r})"
 
 
-class SIPURI(sip.URL):
+class SIPURI:
     """
     A C{sip:} or C{sips:} URI (RFC 3261 section 19.1).
 
@@ -263,7 +263,7 @@ class SIPURI(sip.URL):
         else:
             self.params[name] = str(value)
 
-    @property  # type: ignore[override]
+    @property
     def transport(self) -> Optional[str]:
         """
         The C{transport} parameter.
@@ -274,7 +274,7 @@ class SIPURI(sip.URL):
     def transport(self, value: Optional[str]) -> None:
         self._set("transport", value)
 
-    @property  # type: ignore[override]
+    @property
     def usertype(self) -> Optional[str]:
         """
         The C{user} parameter (C{phone}, C{ip}, ...).
@@ -285,7 +285,7 @@ class SIPURI(sip.URL):
     def usertype(self, value: Optional[str]) -> None:
         self._set("user", value)
 
-    @property  # type: ignore[override]
+    @property
     def method(self) -> Optional[str]:
         """
         The C{method} parameter.
@@ -296,7 +296,7 @@ class SIPURI(sip.URL):
     def method(self, value: Optional[str]) -> None:
         self._set("method", value)
 
-    @property  # type: ignore[override]
+    @property
     def ttl(self) -> Optional[int]:
         """
         The C{ttl} parameter as an integer (L{None} if absent or not one).
@@ -308,7 +308,7 @@ class SIPURI(sip.URL):
     def ttl(self, value: Optional[int]) -> None:
         self._set("ttl", value)
 
-    @property  # type: ignore[override]
+    @property
     def maddr(self) -> Optional[str]:
         """
         The C{maddr} parameter.
@@ -319,7 +319,7 @@ class SIPURI(sip.URL):
     def maddr(self, value: Optional[str]) -> None:
         self._set("maddr", value)
 
-    @property  # type: ignore[override]
+    @property
     def tag(self) -> Optional[str]:
         """
         A C{tag} URI parameter (Twisted kept one; RFC 3261 puts tags in the
@@ -331,7 +331,7 @@ class SIPURI(sip.URL):
     def tag(self, value: Optional[str]) -> None:
         self._set("tag", value)
 
-    @property  # type: ignore[override]
+    @property
     def other(self) -> List[str]:
         """
         The other parameters as Twisted kept them: C{"name=value"} or

@@ -30,7 +30,7 @@ from twisted.enterprise import adbapi
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python.failure import Failure
 
-from conference.store.records import StoreError
+from conference.records import StoreError
 
 T = TypeVar("T")
 

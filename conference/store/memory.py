@@ -20,7 +20,7 @@ from conference.interfaces import (
     IConferenceStore,
     IRegistrationStore,
 )
-from conference.store.records import (
+from conference.records import (
     BindingRecord,
     CalendarEntry,
     ConferenceRecord,

@@ -24,8 +24,8 @@ from urllib.parse import quote, urlencode
 from twisted.enterprise import adbapi
 from twisted.internet.defer import Deferred, fail
 
+from conference.records import StoreError
 from conference.store.database import Database, Dialect, upgrade_schema
-from conference.store.records import StoreError
 
 #: Connections (and threads) per server process.
 MAX_CONNECTIONS = 8

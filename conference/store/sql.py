@@ -34,9 +34,7 @@ from conference.interfaces import (
     IConferenceStore,
     IRegistrationStore,
 )
-from conference.store.database import Cursor, Database
-from conference.store.memory import check_upserts, over_limit, registration_order
-from conference.store.records import (
+from conference.records import (
     BindingRecord,
     CalendarEntry,
     ConferenceRecord,
@@ -45,9 +43,11 @@ from conference.store.records import (
     RegistrationBinding,
     StoreError,
 )
+from conference.store.database import Cursor, Database
+from conference.store.memory import check_upserts, over_limit, registration_order
 
 _CONFERENCE_COLUMNS = (
-    "uri, uid, organizer, calendar, sequence, state, settings, version, created, updated"
+    "uri, uid, organizer, calendar, sequence, state, settings, version, created, updated, owner"
 )
 
 
@@ -63,6 +63,7 @@ def _conference(row: Sequence[Any]) -> ConferenceRecord:
         version=int(row[7]),
         created=float(row[8]),
         updated=float(row[9]),
+        owner=row[10],
     )
 
 
@@ -150,17 +151,19 @@ class SQLConferenceStore:
             version + 1,
             record.created,
             record.updated,
+            record.owner,
             record.uri,
         )
         if row is None:
             statement = (
-                "INSERT INTO conferences (uid, organizer, calendar, sequence, state, "
-                "settings, version, created, updated, uri) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO conferences (uid, organizer, calendar, sequence, state, settings, "
+                "version, created, updated, owner, uri) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             )
         else:
             statement = (
                 "UPDATE conferences SET uid = ?, organizer = ?, calendar = ?, sequence = ?, "
-                "state = ?, settings = ?, version = ?, created = ?, updated = ? WHERE uri = ?"
+                "state = ?, settings = ?, version = ?, created = ?, updated = ?, owner = ? "
+                "WHERE uri = ?"
             )
         try:
             cursor.execute(self._sql(statement), values)
@@ -179,6 +182,7 @@ class SQLConferenceStore:
             version=version + 1,
             created=record.created,
             updated=record.updated,
+            owner=record.owner,
         )
 
     def list(

@@ -34,8 +34,8 @@ from typing import Any, Callable, Optional
 from twisted.enterprise import adbapi
 from twisted.internet.defer import Deferred, fail, succeed
 
+from conference.records import StoreError
 from conference.store.database import Database, Dialect, Pool, upgrade_schema
-from conference.store.records import StoreError
 
 SQLITE = Dialect(
     name="sqlite",

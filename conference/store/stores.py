@@ -17,6 +17,7 @@ from conference.interfaces import (
     IConferenceStore,
     IRegistrationStore,
 )
+from conference.records import StoreError
 from conference.store.database import Database
 from conference.store.memory import (
     MemoryBindingStore,
@@ -24,7 +25,6 @@ from conference.store.memory import (
     MemoryConferenceStore,
     MemoryRegistrationStore,
 )
-from conference.store.records import StoreError
 from conference.store.sql import (
     SQLBindingStore,
     SQLCalendarStore,

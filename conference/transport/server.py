@@ -17,14 +17,16 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from conference.app.core import PENDING, CoreRouter, RequestContext, error_response, fired_result
+from conference.deferreds import PENDING, fired_result
+from conference.interfaces import IRouter, RequestContext
 from conference.limits import BodyLimits, RateLimiter
+from conference.reactors import default_reactor
 from conference.sip import transaction as txn
 from conference.sip.errors import LocalProtocolError, RemoteProtocolError, SIPProtocolError
 from conference.sip.headers import format_via, parse_via
-from conference.sip.message import Message, Request, Response, make_response
+from conference.sip.message import Message, Request, Response, error_response, make_response
 from conference.sip.parser import parse_datagram, validate
-from conference.sip.transaction_model import random_hex
+from conference.sip.transaction_model import new_branch, new_tag
 
 log = Logger()
 
@@ -55,20 +57,6 @@ brought none), or fails with a L{SIPProtocolError} such as a 401 challenge.
 """
 
 
-def new_tag() -> str:
-    """
-    A To/From tag with 64 bits of randomness (RFC 3261 section 19.3).
-    """
-    return random_hex(8)
-
-
-def new_branch() -> str:
-    """
-    A Via branch with the RFC 3261 magic cookie.
-    """
-    return "z9hG4bK" + random_hex(10)
-
-
 class SIPServer:
     """
     Runs the SIP core for a set of transports.
@@ -80,7 +68,7 @@ class SIPServer:
 
     def __init__(
         self,
-        router: CoreRouter,
+        router: IRouter,
         *,
         reactor: Optional[IReactorTime] = None,
         authenticate: Optional[Authenticate] = None,
@@ -88,26 +76,28 @@ class SIPServer:
         layer: Optional[txn.TransactionLayer] = None,
         limiter: Optional[RateLimiter] = None,
         body_limits: Optional[BodyLimits] = None,
+        max_transactions: Optional[int] = None,
     ) -> None:
         """
         @param limiter: per-source and per-identity rate limits (issue 6).
         @param body_limits: body size caps by content type (issue 6).
+        @param max_transactions: the most live server transactions of the
+            layer made here (issue 15); new requests past it are answered
+            503 statelessly.
         """
-        if reactor is None:
-            from twisted.internet import reactor as _reactor
-
-            reactor = _reactor  # type: ignore[assignment]
-        assert reactor is not None
-        self._reactor: IReactorTime = reactor
+        self._reactor: IReactorTime = default_reactor(reactor)
         self.router = router
         self.authenticate = authenticate
         self.max_message_size = max_message_size
         self.limiter = limiter
         self.body_limits = body_limits
-        self.layer = layer if layer is not None else txn.TransactionLayer(branch_factory=new_branch)
+        self.layer = (
+            layer
+            if layer is not None
+            else txn.TransactionLayer(branch_factory=new_branch, max_server=max_transactions)
+        )
         self.senders: Dict[Any, Sender] = {}
         self._timer: Optional[IDelayedCall] = None
-        self._started: Dict[Any, float] = {}
         self._stopping: Optional[Deferred[None]] = None
         self._stop_waiters: List[Deferred[None]] = []
         self.stats: Dict[str, int] = {
@@ -116,7 +106,9 @@ class SIPServer:
             "refused": 0,
             "dropped": 0,
             "limited": 0,
+            "shed": 0,
         }
+        self._shed_noted = -60.0
         self._pending_clients: Dict[int, Deferred[Response]] = {}
 
     def now(self) -> float:
@@ -176,6 +168,9 @@ class SIPServer:
                 if self._over_limits(message, peer):
                     return
             actions = self.layer.receive(message, peer, self.now())
+        except txn.TransactionsExhausted as e:
+            self._shed(message, e, peer)
+            return
         except RemoteProtocolError as e:
             if e.message is None:
                 e.message = message
@@ -250,6 +245,23 @@ class SIPServer:
 
     # --- end issue 6 -----------------------------------------------------
 
+    def _shed(self, request: Any, error: txn.TransactionsExhausted, peer: txn.Peer) -> None:
+        """
+        Answer a request past the transaction cap statelessly (issue 15):
+        503 with Retry-After, counted in C{stats["shed"]}, logged at most
+        once a minute.  Exempt sources are shed like any other.
+        """
+        self.stats["shed"] += 1
+        now = self.now()
+        if now - self._shed_noted >= 60.0:
+            self._shed_noted = now
+            log.warn(
+                "{limit} transactions live: answering new requests 503 (Retry-After); "
+                "further ones not logged for a minute",
+                limit=error.limit,
+            )
+        self.send(error_response(request, error, new_tag()), peer)
+
     def _fix_via(self, request: Request, peer: txn.Peer) -> None:
         """
         Add received/rport to the top Via (RFC 3261 section 18.2.1, RFC 3581).
@@ -292,7 +304,6 @@ class SIPServer:
         if isinstance(action, txn.SendMessage):
             self.send(action.message, action.peer)
         elif isinstance(action, txn.RequestReceived):
-            self._started[id(action.transaction)] = self.now()
             self._dispatch(action.request, action.transaction)
         elif isinstance(action, txn.AckReceived):
             self._notify("handle_ack", action.request, action.peer)
@@ -311,23 +322,34 @@ class SIPServer:
                 action.transaction, txn.ServerTransaction
             ):
                 handler = self.router.handler_for("INVITE")
-                hook = getattr(handler, "handle_timeout", None)
-                if hook is not None:
-                    hook(action.transaction.request)
-        elif isinstance(action, txn.TransactionTerminated):
+                if handler is not None:
+                    handler.handle_timeout(action.transaction.request)
+        elif isinstance(action, txn.TransactionCompleted):
             self._log_transaction(action.transaction)
-            if self._stopping is not None and self.layer.pending() == 0:
-                self._stopped()
+        elif (
+            isinstance(action, txn.TransactionTerminated)
+            and self._stopping is not None
+            and self.layer.pending() == 0
+        ):
+            self._stopped()
 
-    def _log_transaction(self, transaction: Any) -> None:
-        started = self._started.pop(id(transaction), None)
+    def _log_transaction(self, transaction: txn.Transaction) -> None:
+        """
+        The one info event of a transaction, logged when its outcome is
+        known: the final response sent (a request we answer, C{from} its
+        peer) or received (a request we sent, C{to} its peer), else
+        C{timeout}; C{duration_ms} is the latency from the request's
+        arrival (or sending) to that moment.
+        """
         request = transaction.request
-        response = getattr(transaction, "last_response", None)
         peer = transaction.peer
         method = request.method
         uri = str(request.uri)
-        status = response.code if response is not None else "-"
-        duration_ms = (self.now() - started) * 1000 if started is not None else 0.0
+        final = transaction.final_response
+        status: Any = final.code if final is not None else "timeout"
+        duration = transaction.duration
+        duration_ms = duration * 1000 if duration is not None else 0.0
+        direction = "to" if isinstance(transaction, txn.ClientTransaction) else "from"
         call_id = request.header("call-id")
         # One event per transaction, so it must be cheap: the text is
         # formatted here in one step and the format only names it, since
@@ -337,7 +359,7 @@ class SIPServer:
         log.info(
             "{transaction_summary}",
             transaction_summary=(
-                f"{method} {uri} from {peer.host}:{peer.port}/{peer.transport} -> "
+                f"{method} {uri} {direction} {peer.host}:{peer.port}/{peer.transport} -> "
                 f"{status} ({duration_ms:.1f} ms) call-id={call_id}"
             ),
             method=method,
@@ -346,6 +368,7 @@ class SIPServer:
             status=status,
             duration_ms=duration_ms,
             call_id=call_id,
+            outbound=direction == "to",
         )
 
     def _rearm(self) -> None:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import socket
 from typing import Any, Optional, Tuple
 
-from twisted.application.service import Service
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IListeningPort, IReactorUDP
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from conference.sip.transaction import Peer
+from conference.transport.listening import ListenerService
 from conference.transport.server import SIPServer
 
 log = Logger()
@@ -96,36 +97,38 @@ def parse_udp_description(description: str) -> Tuple[int, str]:
     return port, interface
 
 
-class UDPListenerService(Service):
+class UDPListenerService(ListenerService):
     """
-    Listens on one UDP port while running.
+    Listens on one UDP port while running (bound early: see
+    L{conference.transport.listening}).
+
+    @ivar number: the port number asked for (0: any).
     """
 
     def __init__(
         self,
         reactor: IReactorUDP,
         server: SIPServer,
-        port: int,
+        number: int,
         interface: str = "",
+        *,
         max_size: int = 65536,
+        description: Optional[str] = None,
     ) -> None:
+        super().__init__(description or f"udp:{number}:interface={interface}")
         self._reactor = reactor
         self.server = server
-        self.port = port
+        self.number = number
         self.interface = interface
         self.max_size = max_size
-        self.listening: Optional[IListeningPort] = None
         self.protocol = SIPDatagramProtocol(server)
 
-    def startService(self) -> None:
-        super().startService()
-        self.listening = self._reactor.listenUDP(
-            self.port, self.protocol, interface=self.interface, maxPacketSize=self.max_size + 1
+    def _listen(self) -> Deferred[IListeningPort]:
+        return succeed(
+            self._reactor.listenUDP(
+                self.number,
+                self.protocol,
+                interface=self.interface,
+                maxPacketSize=self.max_size + 1,
+            )
         )
-
-    def stopService(self) -> Any:
-        super().stopService()
-        listening, self.listening = self.listening, None
-        if listening is not None:
-            return listening.stopListening()
-        return None

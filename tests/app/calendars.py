@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Iterable, Optional
 
 from conference.calendar import Component, parse_ical_calendar
-from conference.store.records import ConferenceRecord
+from conference.records import ConferenceRecord
 
 UTC = timezone.utc
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)

@@ -11,6 +11,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -18,16 +19,17 @@ from twisted.trial.unittest import SynchronousTestCase
 from conference.app.bind import BindHandler, OwnerResolver, conference_owner, store_failure
 from conference.app.core import CoreRouter, RequestContext
 from conference.app.registrar import Registrar
-from conference.auth import SIPIdentity
+from conference.auth import CheckerAccounts, SIPIdentity
 from conference.bindings.access import CONFERENCE, USER
 from conference.bindings.headers import parse_binding
 from conference.bindings.logic import BindingPolicy
 from conference.calendar import parse_ical_calendar, to_xcal
+from conference.records import ConferenceRecord, LimitExceededError, StoreError
 from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request, Response
 from conference.sip.multipart import BodyPart, build_multipart
 from conference.sip.transaction import Peer
-from conference.store.records import ConferenceRecord, LimitExceededError, StoreError
+from conference.sip.uri import parse_uri
 from conference.testing import memory_stores
 from tests.builders import make_request
 
@@ -478,6 +480,92 @@ class QueryTests(SynchronousTestCase):
 
         owner = result_of(self.h.owners.resolve(parse_uri("sips:dave@EXAMPLE.com;transport=tcp")))
         self.assertEqual((owner.uri, owner.kind), ("sip:dave@example.com", USER))
+
+
+def booking(uid: str, organizer: str, attendees: Sequence[str], status: str = "CONFIRMED") -> str:
+    """
+    One booking of the room C{CONF} (a VEVENT in iCalendar text).
+    """
+    return "\r\n".join(
+        [
+            "BEGIN:VEVENT",
+            f"UID:{uid}",
+            "DTSTAMP:20261130T090000Z",
+            "DTSTART:20261201T090000Z",
+            "DTEND:20261201T100000Z",
+            f"STATUS:{status}",
+            f"ORGANIZER:{organizer}",
+            f"ATTENDEE;CUTYPE=ROOM:{CONF}",
+            *(f"ATTENDEE;PARTSTAT=NEEDS-ACTION:{a}" for a in attendees),
+            "END:VEVENT",
+        ]
+    )
+
+
+def room_record(*bookings: str, organizer: str, owner: str) -> ConferenceRecord:
+    """
+    The room C{CONF} holding C{bookings}, whose record names C{organizer}
+    (its first booking's) and C{owner}.
+    """
+    text = "\r\n".join(
+        ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//tests//EN", *bookings, "END:VCALENDAR", ""]
+    )
+    calendar = to_xcal(parse_ical_calendar(text))
+    return ConferenceRecord(CONF, "b-1", organizer, calendar, owner=owner)
+
+
+class ConferenceOwnershipTests(SynchronousTestCase):
+    """
+    A conference's bindings are its owner's (the organizer who created
+    it), seen by the attendees of the owner's own live bookings only
+    (audit issue 15, item 6).
+    """
+
+    ALICE = "sip:alice@example.com"
+    CAROL = "sip:carol@example.com"
+
+    def test_owner_not_current_organizer(self) -> None:
+        """Another organizer's booking gives neither rights nor sight."""
+        record = room_record(
+            booking("b-2", self.CAROL, [self.CAROL, "sip:dave@example.com"]),
+            booking("b-1", self.ALICE, ["sip:bob@example.com"]),
+            organizer=self.CAROL,
+            owner=self.ALICE,
+        )
+        owner = conference_owner(record)
+        self.assertEqual(owner.organizer, self.ALICE)
+        self.assertEqual(owner.attendees, frozenset(["sip:bob@example.com"]))
+
+    def test_cancelled_booking_attendees(self) -> None:
+        """The attendees of the owner's cancelled booking see nothing private."""
+        record = room_record(
+            booking("b-1", self.ALICE, ["sip:bob@example.com"], status="CANCELLED"),
+            organizer=self.ALICE,
+            owner=self.ALICE,
+        )
+        self.assertEqual(conference_owner(record).attendees, frozenset())
+
+    def test_record_without_owner(self) -> None:
+        """A record stored without an owner is its organizer's."""
+        record = room_record(booking("b-1", self.ALICE, []), organizer=self.ALICE, owner="")
+        self.assertEqual(conference_owner(record).organizer, self.ALICE)
+
+    def test_room_at_an_account(self) -> None:
+        """A conference whose address is a known account's is that user's owner."""
+        h = Harness()
+        accounts = CheckerAccounts([InMemoryUsernamePasswordDatabaseDontUse(conf=b"x")])
+        h.owners.accounts = accounts
+        owner = result_of(h.owners.resolve(parse_uri(CONF)))
+        self.assertEqual((owner.uri, owner.kind), (CONF, USER))
+        denied = h.send("BIND", CONF, bindings=["<http://x>;disposition=web"])
+        self.assertEqual(denied.code, 403)
+        mine = h.send(
+            "BIND",
+            CONF,
+            SIPIdentity("conf", "example.com"),
+            bindings=["<http://x>;disposition=web"],
+        )
+        self.assertEqual(mine.code, 200)
 
 
 class DiscoveryTests(SynchronousTestCase):

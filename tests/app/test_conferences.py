@@ -96,3 +96,13 @@ class ConferenceCalendarTests(SynchronousTestCase):
         """A record's calendar is parsed once per version."""
         record = conference_record(conference_calendar())
         self.assertIs(c.calendar_of(record), c.calendar_of(record))
+
+    def test_record_owner(self) -> None:
+        """A new record is its organizer's; later records keep the first owner."""
+        first = c.record_for("sip:conf@example.com", conference_calendar(), None, 0.0)
+        self.assertEqual(first.owner, "sip:alice@example.com")
+        carols = conference_calendar(organizer="sip:carol@example.com", uid="carol-1")
+        later = c.record_for("sip:conf@example.com", carols, first, 1.0)
+        self.assertEqual((later.organizer, later.owner), ("sip:carol@example.com", first.owner))
+        legacy = conference_record(conference_calendar())
+        self.assertEqual(c.record_for(legacy.uri, carols, legacy, 1.0).owner, legacy.organizer)

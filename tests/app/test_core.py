@@ -5,7 +5,7 @@ Tests for L{conference.app.core}: the UAS checks and the core answers.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 from twisted.internet.defer import Deferred, fail
 from twisted.trial.unittest import SynchronousTestCase
@@ -13,7 +13,7 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from conference.app.core import CoreRouter, RequestContext, is_ip_literal
-from conference.interfaces import IRequestHandler
+from conference.interfaces import IRequestHandler, IRouter
 from conference.sip.errors import RemoteProtocolError
 from conference.sip.message import Request, Response, make_response
 from conference.sip.transaction import Peer
@@ -44,6 +44,9 @@ class EchoHandler:
     def handle_cancel(self, request: Request, context: RequestContext) -> None:
         pass
 
+    def handle_timeout(self, request: Request) -> None:
+        pass
+
 
 PEER = Peer("UDP", "192.0.2.1", 5060)
 
@@ -69,6 +72,10 @@ class CoreRouterTests(SynchronousTestCase):
     def test_handler_provides_interface(self) -> None:
         """The test handler honours IRequestHandler, as real ones must."""
         self.assertTrue(verifyObject(IRequestHandler, self.handler))
+
+    def test_router_provides_interface(self) -> None:
+        """CoreRouter provides IRouter, all the transport knows of it."""
+        self.assertTrue(verifyObject(IRouter, self.router))
 
     def test_options(self) -> None:
         """OPTIONS gets 200 with Allow, Accept and Supported and a To tag."""
@@ -223,37 +230,8 @@ class CoreRouterTests(SynchronousTestCase):
 
 class FiredResultTests(SynchronousTestCase):
     """
-    fired_result and then: following Deferreds that already fired at once.
+    OPTIONS hooks whose Deferreds already fired are followed at once.
     """
-
-    def test_fired(self) -> None:
-        """A Deferred that fired with a value gives it; others give PENDING."""
-        from twisted.internet.defer import succeed
-
-        from conference.app.core import PENDING, fired_result
-
-        self.assertEqual(fired_result(succeed(3)), 3)
-        self.assertIs(fired_result(Deferred()), PENDING)
-        failed: Deferred[int] = fail(RemoteProtocolError("no", 404))
-        self.assertIs(fired_result(failed), PENDING)
-        self.failureResultOf(failed, RemoteProtocolError)
-
-    def test_then(self) -> None:
-        """then() runs at once for values and fired Deferreds, later otherwise."""
-        from twisted.internet.defer import succeed
-
-        from conference.app.core import then
-
-        self.assertEqual(then(2, lambda x: x + 1), 3)
-        fired: Any = succeed(2)
-        self.assertEqual(then(fired, lambda x: x + 1), 3)
-        d: Deferred[Any] = Deferred()
-        waiting: Any = d
-        later = then(waiting, lambda x: x + 1)
-        assert isinstance(later, Deferred)
-        self.assertNoResult(later)
-        d.callback(5)
-        self.assertEqual(self.successResultOf(later), 6)
 
     def test_hooks_at_once_and_later(self) -> None:
         """OPTIONS hooks that answer at once give a Response; a waiting one a Deferred."""

@@ -19,11 +19,11 @@ from conference.app.core import CoreRouter, RequestContext
 from conference.app.focus import Focus
 from conference.calendar import parse_ical_calendar, parse_xcal_calendar
 from conference.interfaces import IMediaService, IMediaSession, IRequestHandler
+from conference.records import CalendarEntry, ConferenceRecord, RegistrationBinding
 from conference.sip.errors import RemoteProtocolError
 from conference.sip.message import Request, Response
 from conference.sip.multipart import parse_multipart
 from conference.sip.transaction import Peer
-from conference.store.records import CalendarEntry, ConferenceRecord, RegistrationBinding
 from conference.testing import memory_stores
 from tests.app.calendars import T0, conference_calendar, conference_ical, conference_record
 from tests.builders import make_request
@@ -48,6 +48,8 @@ class FakeSession:
         self.local_sdp = ANSWER
         self.closed = False
         self.answer: Optional[bytes] = None
+        self.last_activity = 0.0
+        self.expects_media = True
 
 
 @implementer(IMediaService)
@@ -56,7 +58,10 @@ class FakeMedia:
     Answers at once (or when the test fires C{pending}) and records closes.
     """
 
-    def __init__(self) -> None:
+    capacity = 1000
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
         self.sessions: List[FakeSession] = []
         self.hold: Optional[Deferred[IMediaSession]] = None
 
@@ -66,6 +71,7 @@ class FakeMedia:
             d.errback(RemoteProtocolError("Not Acceptable Here", 488))
             return d
         session = FakeSession(conference, participant)
+        session.last_activity = self.clock.seconds()
         self.sessions.append(session)
         if self.hold is not None:
             held = self.hold
@@ -75,6 +81,7 @@ class FakeMedia:
 
     def offer(self, conference: str, participant: str) -> Deferred[IMediaSession]:
         session = FakeSession(conference, participant)
+        session.last_activity = self.clock.seconds()
         self.sessions.append(session)
         return succeed(session)
 
@@ -89,6 +96,9 @@ class FakeMedia:
     def close(self, session: IMediaSession) -> None:
         session.closed = True  # type: ignore[attr-defined]
 
+    def touch(self, session: IMediaSession) -> None:
+        session.last_activity = self.clock.seconds()  # type: ignore[attr-defined]
+
 
 class FocusFixture(SynchronousTestCase):
     """
@@ -99,7 +109,7 @@ class FocusFixture(SynchronousTestCase):
         self.clock = Clock()
         self.clock.advance(T0.timestamp() + 60)  # one minute into the conference
         self.stores = memory_stores()
-        self.media = FakeMedia()
+        self.media = FakeMedia(self.clock)
         self.sent: List[Tuple[Request, Peer]] = []
         router = CoreRouter(["example.com"], tag_factory=lambda: "tag", accept_ip_literals=True)
         self.focus = Focus(
@@ -317,16 +327,6 @@ class FocusTests(FocusFixture):
         self.assertEqual(self.focus.roster.count(CONF), 0)
         self.assertTrue(self.media.sessions[0].closed)
 
-    def test_media_ended_hangs_up(self) -> None:
-        """When the media service reports a session inactive, its call ends with BYE."""
-        self.answer(self.invite())
-        self.focus.media_ended(FakeSession(CONF, "someone else"), "no RTP for 60 s")
-        self.assertEqual(self.sent, [])
-        self.focus.media_ended(self.media.sessions[0], "no RTP for 60 s")
-        self.assertEqual([r.method for r, _ in self.sent], ["BYE"])
-        self.assertEqual(self.focus.roster.count(CONF), 0)
-        self.assertTrue(self.media.sessions[0].closed)
-
     def test_bye(self) -> None:
         """BYE ends the call: 200, out of the roster, media closed."""
         response = self.answer(self.invite())
@@ -490,6 +490,70 @@ class UserPathTests(FocusFixture):
         )
         self.assertEqual(response.code, 480)
         self.assertIsNone(response.header("retry-after"))
+
+    def schedule_message(self, body: str, identity: str) -> Response:
+        """
+        A scheduling MESSAGE (xCal) by C{identity} (a user name), answered by
+        a scheduler over this focus's stores.
+        """
+        from conference.app.scheduler import SchedulingHandler
+        from conference.auth import SIPIdentity
+
+        router = CoreRouter(["example.com"], tag_factory=lambda: "tag")
+        scheduler = SchedulingHandler(
+            self.stores.conferences,
+            self.stores.calendars,
+            self.stores.bindings,
+            self.stores.registrations,
+            None,
+            domain_of=router.domain_of,
+            default_domain="example.com",
+        )
+        request = make_request(
+            "MESSAGE",
+            "sip:conf-2@example.com",
+            body=_xcal(body),
+            headers=[("Content-Type", "application/calendar+xml")],
+        )
+        who = SIPIdentity(identity, "example.com")
+        context = RequestContext(PEER, self.clock.seconds(), identity=who)
+        response = self.successResultOf(scheduler.handle_request(request, context))
+        self.assertEqual(response.code, 200)
+        return response
+
+    def test_organizer_cannot_make_attendee_busy(self) -> None:
+        """Alice writing Bob ACCEPTED leaves Bob reachable; only his own REPLY makes him busy."""
+        binding = RegistrationBinding(
+            "sip:bob@192.0.2.20:5070", self.clock.seconds() + 7200, None, "r", 1
+        )
+        now = self.clock.seconds()
+        self.successResultOf(self.stores.registrations.set_bindings(self.USER, [binding], [], now))
+        request = conference_ical(
+            uid="mtg-2", room="sip:conf-2@example.com", attendees=(self.USER,)
+        ).replace(f"PARTSTAT=NEEDS-ACTION;RSVP=TRUE:{self.USER}", f"PARTSTAT=ACCEPTED:{self.USER}")
+        self.assertIn(f"PARTSTAT=ACCEPTED:{self.USER}", request)
+        self.schedule_message(request, "alice")
+        invite = self.invite(self.USER, call_id="u5", from_="<sip:carol@example.com>;tag=c")
+        self.assertEqual(self.answer(invite).code, 302)
+        reply = "\r\n".join(
+            [
+                "BEGIN:VCALENDAR",
+                "VERSION:2.0",
+                "PRODID:-//tests//EN",
+                "METHOD:REPLY",
+                "BEGIN:VEVENT",
+                "UID:mtg-2",
+                "DTSTAMP:20261201T090000Z",
+                "ORGANIZER:sip:alice@example.com",
+                f"ATTENDEE;PARTSTAT=ACCEPTED:{self.USER}",
+                "END:VEVENT",
+                "END:VCALENDAR",
+                "",
+            ]
+        )
+        self.schedule_message(reply, "bob")
+        invite = self.invite(self.USER, call_id="u6", from_="<sip:carol@example.com>;tag=c")
+        self.assertEqual(self.answer(invite).code, 486)
 
 
 def _xcal(text: str) -> bytes:

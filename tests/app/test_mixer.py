@@ -21,7 +21,7 @@ from conference.app.mixer import MixerMediaService, media_service
 from conference.interfaces import IMediaSession
 from conference.media.codecs import FRAME_SAMPLES, PCMA, PCMU
 from conference.media.dtmf import DTMFError, TelephoneEvent, parse_event
-from conference.media.rtcp import Goodbye, parse_rtcp
+from conference.media.rtcp import Goodbye, build_report, parse_rtcp
 from conference.media.rtp import build_rtp, parse_rtp
 from conference.offeranswer import Codec
 from conference.sip.errors import RemoteProtocolError
@@ -71,13 +71,10 @@ class MixerServiceTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.reactor = FakeMediaReactor()
-        self.inactive: List[Tuple[IMediaSession, str]] = []
         self.digits: List[Tuple[IMediaSession, str]] = []
         self.service = MixerMediaService(
             self.reactor,
             address=ADDRESS,
-            rtp_timeout=10,
-            on_inactive=lambda s, why: self.inactive.append((s, why)),
             on_dtmf=lambda s, digit: self.digits.append((s, digit)),
             rng=random.Random(5),
         )
@@ -183,20 +180,20 @@ class MixerServiceTests(SynchronousTestCase):
         self.assertGreater(c.flood, 0)
         self.assertEqual(self.flushLoggedErrors(), [])
 
-    def test_inactivity(self) -> None:
-        """No RTP for rtp_timeout seconds is reported once; RTP keeps a session alive."""
+    def test_activity_is_accepted_media(self) -> None:
+        """Only what the channel accepts refreshes last_activity: a stranger's packets do not."""
         quiet = self.join(6000)
         talking = self.join(6002)
-        packets = rtp_stream(PCMU, 0, tone(500, 12.0), ssrc=9)
-        for n in range(int(11 / TICK)):
+        self.assertIsNone(quiet.rtp.on_activity)
+        packets = rtp_stream(PCMU, 0, tone(500, 1.0), ssrc=9)
+        for n in range(int(0.5 / TICK)):
             self.reactor.deliver(talking.port, packets[n], ("192.0.2.10", 6002))
+            self.reactor.deliver(quiet.port, packets[n], ("203.0.113.9", 6000))
+            self.reactor.deliver(quiet.port + 1, build_report(9, None), ("203.0.113.9", 6001))
             self.reactor.advance(TICK)
-        self.assertEqual(self.inactive, [(quiet, "no RTP for 10 s")])
-        self.advance(8)
-        self.assertEqual(len(self.inactive), 1)
-        self.advance(3)
-        self.assertEqual(len(self.inactive), 2)
-        self.assertIs(self.inactive[1][0], talking)
+        self.assertEqual(quiet.last_activity, 0)
+        self.assertAlmostEqual(talking.last_activity, 0.5 - TICK)
+        self.assertGreater(self.service.counters(quiet).strangers, 0)
 
     def test_dtmf_hook(self) -> None:
         """An RFC 4733 event reaches on_dtmf once."""
@@ -287,7 +284,6 @@ class MixerServiceTests(SynchronousTestCase):
 
     def test_settings(self) -> None:
         """Bad settings are refused; media_service picks the implementation."""
-        self.assertRaises(ValueError, MixerMediaService, self.reactor, rtp_timeout=-1)
         self.assertRaises(
             ValueError, MixerMediaService, self.reactor, codecs=[Codec("G729", 8000, 18)]
         )

@@ -16,10 +16,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from conference.app.core import CoreRouter
 from conference.app.outbound import Delivery, Messenger, by_recipient, udp_endpoint_of
 from conference.calendar import Outgoing, parse_ical_calendar
+from conference.records import RegistrationBinding
 from conference.sip.message import Request, Response, make_response
 from conference.sip.parser import parse_datagram
 from conference.sip.transaction import Peer
-from conference.store.records import RegistrationBinding
 from conference.testing import memory_stores
 from tests.app.calendars import conference_ical
 
@@ -65,7 +65,7 @@ class MessengerTests(SynchronousTestCase):
             self.stores.registrations,
             domain_of=self.router.domain_of,
             endpoint=lambda: ("key", "192.0.2.100", 5070),
-            clock=self.clock,
+            reactor=self.clock,
             default_domain="example.com",
             tag_factory=lambda: "tag1",
             branch_factory=lambda: "z9hG4bKb1",

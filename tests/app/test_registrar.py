@@ -7,13 +7,11 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Tuple
 
-from twisted.internet.task import Clock
-from twisted.protocols import sip
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from conference.app.core import RequestContext
-from conference.app.registrar import Locator, MemoryRegistrationStore, Registrar, aor_of
+from conference.app.registrar import MemoryRegistrationStore, Registrar, aor_of
 from conference.auth import SIPIdentity
 from conference.interfaces import IRegistrationStore, IRequestHandler
 from conference.sip.errors import RemoteProtocolError
@@ -74,6 +72,11 @@ class RegistrarTests(SynchronousTestCase):
         self.assertEqual(contacts[1], "<sip:alice@192.0.2.1:5060>;expires=3600;q=0.5")
         self.assertTrue(response.has_header("date"))
 
+    def test_date_from_request_time(self) -> None:
+        """The 200's Date is the time the request was received, not the host's clock."""
+        response = self.register(["<sip:alice@192.0.2.1>"], now=86400.0)
+        self.assertEqual(response.header("date"), "Fri, 02 Jan 1970 00:00:00 GMT")
+
     def test_expires_header_and_param(self) -> None:
         """A contact's expires parameter wins over the Expires header."""
         response = self.register(
@@ -88,6 +91,20 @@ class RegistrarTests(SynchronousTestCase):
             self.register(["<sip:a@192.0.2.1>"], expires=5)
         self.assertEqual(caught.exception.status, 423)
         self.assertEqual(caught.exception.headers, [("Min-Expires", "60")])
+
+    def test_too_brief_applies_nothing(self) -> None:
+        """One contact under the minimum refuses the whole REGISTER; nothing is bound."""
+        with self.assertRaises(RemoteProtocolError) as caught:
+            self.register(["<sip:a@192.0.2.1>;expires=3600", "<sip:a@192.0.2.2>;expires=15"])
+        self.assertEqual(caught.exception.status, 423)
+        self.assertEqual(
+            self.successResultOf(self.store.get_bindings("sip:alice@example.com", 1000.0)), []
+        )
+
+    def test_minimum_granted_as_asked(self) -> None:
+        """The minimum itself is granted as asked: lifetimes are never lengthened."""
+        response = self.register(["<sip:a@192.0.2.1>"], expires=60)
+        self.assertEqual(response.header_values("contact"), ["<sip:a@192.0.2.1>;expires=60"])
 
     def test_clamped(self) -> None:
         """A very long expiry is clamped to the maximum."""
@@ -175,15 +192,3 @@ class RegistrarTests(SynchronousTestCase):
         with self.assertRaises(RemoteProtocolError) as caught:
             aor_of(request.to, domains.get)
         self.assertEqual(caught.exception.status, 404)
-
-    def test_locator(self) -> None:
-        """The ILocator view gives the preferred contact, or fails if none."""
-        clock = Clock()
-        clock.advance(1000)
-        self.register(["<sip:alice@192.0.2.9:5070>"])
-        locator = Locator(self.store, clock)
-        self.assertTrue(verifyObject(sip.ILocator, locator))
-        url = sip.URL("example.com", "alice")
-        found = self.successResultOf(locator.getAddress(url))
-        self.assertEqual((found.host, found.port), ("192.0.2.9", 5070))
-        self.failureResultOf(locator.getAddress(sip.URL("example.com", "nobody")), LookupError)

@@ -10,10 +10,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, List, Optional, Sequence, Tuple
 
+from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from conference.app.bind import BindHandler, OwnerResolver
 from conference.app.calendarbody import parse_calendar_body
 from conference.app.conferences import attendees_of, calendar_of, instances
 from conference.app.core import CoreRouter, RequestContext
@@ -24,20 +26,22 @@ from conference.app.scheduler import (
     delegating_principals,
     install_scheduler,
 )
-from conference.auth import SIPIdentity
+from conference.auth import CheckerAccounts, SIPIdentity
+from conference.bindings.headers import parse_binding
 from conference.calendar import Component, parse_ical_calendar, to_xcal
-from conference.sip.headers import parse_warning
-from conference.sip.message import Request, Response, make_response
-from conference.sip.multipart import BodyPart, build_multipart
-from conference.sip.transaction import Peer
-from conference.store.memory import MemoryConferenceStore
-from conference.store.records import (
+from conference.interfaces import IAccounts
+from conference.records import (
     BindingRecord,
     CalendarEntry,
     ConferenceRecord,
     ConflictError,
     RegistrationBinding,
 )
+from conference.sip.headers import parse_warning
+from conference.sip.message import Request, Response, make_response
+from conference.sip.multipart import BodyPart, build_multipart
+from conference.sip.transaction import Peer
+from conference.store.memory import MemoryConferenceStore
 from conference.testing import memory_stores
 from tests.app.calendars import T0, conference_ical, stamp
 from tests.builders import make_request
@@ -109,7 +113,13 @@ class Harness:
     days before the conferences of L{tests.app.calendars}.
     """
 
-    def __init__(self, max_per_organizer: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        max_per_organizer: Optional[int] = None,
+        *,
+        accounts: Optional[IAccounts] = None,
+        registered: Sequence[str] = ("alice", "bob", "carol", "dave"),
+    ) -> None:
         self.clock = Clock()
         self.clock.advance((T0 - timedelta(days=10)).timestamp())
         self.stores = memory_stores()
@@ -120,7 +130,7 @@ class Harness:
             self.stores.registrations,
             domain_of=self.router.domain_of,
             endpoint=lambda: ("udp-key", "192.0.2.100", 5060),
-            clock=self.clock,
+            reactor=self.clock,
             default_domain="example.com",
         )
         self.handler = SchedulingHandler(
@@ -134,10 +144,17 @@ class Harness:
             tag_factory=lambda: "t",
             uri_factory=lambda domain: f"sip:conf-fixed@{domain}",
             max_per_organizer=max_per_organizer,
+            accounts=accounts,
         )
         self.router.add_handler(self.handler)
+        owners = OwnerResolver(self.stores.conferences, self.router.domain_of, accounts)
+        self.binder = BindHandler(self.stores.bindings, owners, tag_factory=lambda: "t")
+        self.router.add_handler(self.binder)
+        self.released: List[str] = []
+        self.handler.listeners.append(self.released.append)
         for n, user in enumerate(["alice", "bob", "carol", "dave"]):
-            self.register(f"sip:{user}@example.com", f"sip:{user}@192.0.2.{10 + n}:5062")
+            if user in registered:
+                self.register(f"sip:{user}@example.com", f"sip:{user}@192.0.2.{10 + n}:5062")
 
     def register(self, aor: str, contact: str) -> None:
         now = self.clock.seconds()
@@ -159,6 +176,23 @@ class Harness:
             headers=[("Content-Type", content_type)],
             to=to,
         )
+        context = RequestContext(PEER, self.clock.seconds(), identity=identity)
+        answer = self.router.dispatch(request, context)
+        out: List[Any] = []
+        if isinstance(answer, Deferred):
+            answer.addBoth(out.append)
+        else:
+            out.append(answer)
+        assert out and isinstance(out[0], Response), out
+        return out[0]
+
+    def bind(self, to: str, identity: SIPIdentity, *bindings: str) -> Response:
+        """
+        A BIND by C{identity} to the owner C{to}: a query, or an update
+        with C{bindings}.
+        """
+        headers = [("Binding", b) for b in bindings]
+        request = make_request("BIND", "sip:example.com", to=f"<{to}>", headers=headers)
         context = RequestContext(PEER, self.clock.seconds(), identity=identity)
         answer = self.router.dispatch(request, context)
         out: List[Any] = []
@@ -532,6 +566,154 @@ class BookingTests(SynchronousTestCase):
         )
 
 
+ALICE_AOR = "sip:alice@example.com"
+PRIVATE = "<http://cfg.example.com/private>;disposition=configuration"
+ACCOUNTS = CheckerAccounts(
+    [InMemoryUsernamePasswordDatabaseDontUse(alice=b"a", bob=b"b", carol=b"c", dave=b"d")]
+)
+
+
+def bound(response: Response) -> List[Optional[str]]:
+    """
+    The URIs of the Binding headers of a BIND answer.
+    """
+    assert response.code == 200, response
+    return [v.uri for f in response.header_fields("binding") for v in parse_binding(f)]
+
+
+class AddressTakeoverTests(SynchronousTestCase):
+    """
+    A conference is never created at a user's address (audit issue 15,
+    item 1): not at a known account's, a registered one's, or an address
+    with bindings or calendar entries of its own.
+    """
+
+    def setUp(self) -> None:
+        self.h = Harness(accounts=ACCOUNTS, registered=("bob", "carol", "dave"))
+
+    def takeover(self, uri: str = ALICE_AOR) -> Response:
+        """
+        Bob's REQUEST that invites C{uri} as the room.
+        """
+        return self.h.schedule(
+            BOB, uri=uri, organizer="sip:bob@example.com", attendees=("sip:carol@example.com",)
+        )
+
+    def test_unregistered_account(self) -> None:
+        """Alice's address is no room while she is offline, and her bindings stay hers."""
+        response = self.takeover()
+        self.assertEqual(response.code, 403)
+        self.assertIn(f"{ALICE_AOR} is a user's account", warning(response))
+        self.assertIsNone(self.h.record(ALICE_AOR))
+        self.assertEqual(self.h.outgoing(), [])
+        evil = "<http://evil.example.com/cfg>;disposition=configuration"
+        self.assertEqual(self.h.bind(ALICE_AOR, BOB, evil).code, 403)
+        self.assertEqual(self.h.bind(ALICE_AOR, ALICE, PRIVATE).code, 200)
+        self.assertEqual(bound(self.h.bind(ALICE_AOR, BOB)), [])
+        self.assertEqual(bound(self.h.bind(ALICE_AOR, ALICE)), ["http://cfg.example.com/private"])
+
+    def test_address_with_bindings(self) -> None:
+        """Without accounts to ask, an address with bindings of its own is a user's."""
+        self.h = Harness(registered=("bob", "carol"))
+        self.assertEqual(self.h.bind(ALICE_AOR, ALICE, PRIVATE).code, 200)
+        response = self.takeover()
+        self.assertEqual(response.code, 403)
+        self.assertIn("is a user's address (it has bindings)", warning(response))
+        self.assertIsNone(self.h.record(ALICE_AOR))
+
+    def test_address_with_calendar_entries(self) -> None:
+        """An address with published calendar objects is a user's."""
+        self.h = Harness(registered=("bob", "carol"))
+        published = conference_ical(method="PUBLISH", attendees=(), uid="busy-1")
+        self.assertEqual(self.h.message(xcal(published), ALICE, ALICE_AOR).code, 200)
+        response = self.takeover()
+        self.assertEqual(response.code, 403)
+        self.assertIn("it has calendar entries", warning(response))
+
+    def test_room_names_stay_free(self) -> None:
+        """A name no user has becomes a conference, owned by the organizer who created it."""
+        response = self.takeover("sip:weekly@example.com")
+        self.assertEqual(response.code, 200)
+        record = self.h.record("sip:weekly@example.com")
+        assert record is not None
+        self.assertEqual(record.owner, "sip:bob@example.com")
+
+    def test_accounts_cannot_tell(self) -> None:
+        """When accounts cannot be checked, only conf-... names (and the factory) are free."""
+        accounts = CheckerAccounts([], complete=False)
+        self.h = Harness(accounts=accounts, registered=("bob", "carol"))
+        response = self.takeover("sip:weekly@example.com")
+        self.assertEqual(response.code, 403)
+        self.assertIn("conf-...@domain", warning(response))
+        self.assertEqual(self.takeover(ALICE_AOR).code, 403)
+        self.assertEqual(self.takeover("sip:conf-weekly@example.com").code, 200)
+
+
+class BindingOwnershipTests(SynchronousTestCase):
+    """
+    A conference's bindings belong to its owner, the organizer who created
+    it, not to whoever organizes its current booking; cancelling releases
+    them (audit issue 15, item 6).
+    """
+
+    def setUp(self) -> None:
+        self.h = Harness()
+        self.h.schedule(attendees=("sip:bob@example.com",))
+        self.assertEqual(self.h.bind(ROOM, ALICE, PRIVATE).code, 200)
+        self.h.outgoing()
+
+    def carol_books(self, start: datetime) -> None:
+        """
+        Carol books Alice's room at C{start}, with herself and Dave as attendees.
+        """
+        response = self.h.schedule(
+            CAROL,
+            uid="carol-1@example.com",
+            organizer="sip:carol@example.com",
+            attendees=("sip:carol@example.com", "sip:dave@example.com"),
+            start=start,
+        )
+        self.assertEqual(response.code, 200)
+        ((_, calendar),) = self.h.outgoing()
+        self.assertEqual(attendee_of_reply(calendar), (ROOM, "ACCEPTED"))
+
+    def test_other_booking_sees_no_private_bindings(self) -> None:
+        """Carol's booking of a free slot gives her and her attendees no sight or say."""
+        self.carol_books(T0 + timedelta(days=1))
+        self.assertEqual(bound(self.h.bind(ROOM, CAROL)), [])
+        self.assertEqual(bound(self.h.bind(ROOM, DAVE)), [])
+        self.assertEqual(bound(self.h.bind(ROOM, BOB)), ["http://cfg.example.com/private"])
+        evil = "<http://evil.example.com/cfg>;disposition=configuration"
+        self.assertEqual(self.h.bind(ROOM, CAROL, evil).code, 403)
+        record = self.h.record()
+        assert record is not None
+        self.assertEqual(record.owner, "sip:alice@example.com")
+
+    def test_cancel_releases_bindings(self) -> None:
+        """Alice's CANCEL releases the room's bindings; Carol's later booking gets none of hers."""
+        response = self.h.schedule(method="CANCEL", sequence=1, status="CANCELLED")
+        self.assertEqual(response.code, 200)
+        self.assertEqual(self.h.released, [ROOM])
+        self.assertEqual(self.successResultOf(self.h.stores.bindings.bindings(ROOM, 0)), [])
+        self.carol_books(T0)
+        record = self.h.record()
+        assert record is not None
+        self.assertEqual(
+            (record.organizer, record.owner), ("sip:carol@example.com", "sip:alice@example.com")
+        )
+        evil = "<http://evil.example.com/cfg>;disposition=configuration"
+        self.assertEqual(self.h.bind(ROOM, CAROL, evil).code, 403)
+        self.assertEqual(bound(self.h.bind(ROOM, CAROL)), [])
+        self.assertEqual(self.h.bind(ROOM, ALICE, PRIVATE).code, 200)
+
+    def test_room_in_use_keeps_bindings(self) -> None:
+        """Cancelling one booking while another is live releases nothing."""
+        self.carol_books(T0 + timedelta(days=1))
+        self.h.schedule(method="CANCEL", sequence=1, status="CANCELLED")
+        self.assertEqual(self.h.released, [])
+        self.assertEqual(bound(self.h.bind(ROOM, ALICE)), ["http://cfg.example.com/private"])
+
+
 class AttendeeTests(SynchronousTestCase):
     """
     CANCEL, REPLY, REFRESH and COUNTER on a stored conference.
@@ -815,19 +997,19 @@ class InstallTests(SynchronousTestCase):
     def test_install(self) -> None:
         """install_scheduler registers a MESSAGE handler with the router."""
 
-        class Config:
-            max_conferences_per_organizer = 3
-
-        class FakeService:
-            router = CoreRouter(["example.com"], tag_factory=lambda: "t")
-            sip = RecordingSender()
-            config = Config()
-            udp_ports: Sequence[Any] = ()
-            _reactor = Clock()
-
-        service = FakeService()
-        handler = install_scheduler(service, memory_stores())
-        self.assertIs(service.router.handler_for("MESSAGE"), handler)
+        router = CoreRouter(["example.com"], tag_factory=lambda: "t")
+        sender = RecordingSender()
+        handler = install_scheduler(
+            router,
+            sender,
+            memory_stores(),
+            reactor=Clock(),
+            endpoint=lambda: None,
+            max_per_organizer=3,
+        )
+        self.assertIs(router.handler_for("MESSAGE"), handler)
         self.assertEqual(handler.max_per_organizer, 3)
         assert handler.messenger is not None
+        self.assertIs(handler.messenger.sender, sender)
         self.assertIsNone(handler.messenger.endpoint())
+        self.assertIsNone(handler.messenger.sign)

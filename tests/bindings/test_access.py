@@ -19,8 +19,8 @@ from conference.bindings.access import (
     sees_all,
     visible_records,
 )
+from conference.records import BindingRecord
 from conference.sip.errors import RemoteProtocolError
-from conference.store.records import BindingRecord
 
 ALICE = "sip:alice@example.com"
 BOB = "sip:bob@example.com"

@@ -29,9 +29,9 @@ from conference.bindings.logic import (
     update_answer,
     without_one_time,
 )
+from conference.records import BindingRecord
 from conference.sip.errors import RemoteProtocolError
 from conference.sip.multipart import BodyPart, Multipart, build_multipart, parse_multipart
-from conference.store.records import BindingRecord
 
 NOW = 1_000_000.0
 ALICE = "sip:alice@example.com"

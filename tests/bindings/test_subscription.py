@@ -16,8 +16,8 @@ from conference.bindings.subscription import (
     parse_event,
     subscription_state,
 )
+from conference.records import BindingRecord
 from conference.sip.errors import RemoteProtocolError
-from conference.store.records import BindingRecord
 
 NOW = 5000.0
 ALICE = "sip:alice@example.com"

@@ -380,6 +380,74 @@ class PublishTests(SynchronousTestCase):
         self.assertEqual(result.code, "3.8")
 
 
+def with_partstat(event: Component, who: str, partstat: str, **params: str) -> Component:
+    """
+    C{event} with the ATTENDEE C{who} given C{partstat} (and C{params}),
+    as an organizer's client may write it.
+    """
+    for att in event.get_all("ATTENDEE"):
+        if att.value == who:
+            att.params["PARTSTAT"] = (partstat,)
+            att.params.update({k: (v,) for k, v in params.items()})
+    return event
+
+
+class OrganizerSpeaksForItselfTests(SynchronousTestCase):
+    """
+    Only an attendee's own REPLY sets their PARTSTAT; a REQUEST cannot
+    (audit issue 15, item 5).
+    """
+
+    def test_new_request_cannot_accept_for_attendees(self) -> None:
+        """A first REQUEST saying Bob ACCEPTED stores Bob NEEDS-ACTION."""
+        event = with_partstat(conference_event(), BOB, "ACCEPTED")
+        result = run(None, request(event), ALICE)
+        self.assertTrue(result.accepted)
+        self.assertEqual(partstat(result.state, BOB), "NEEDS-ACTION")
+
+    def test_update_keeps_what_attendees_replied(self) -> None:
+        """An update's PARTSTATs give way to replies: Bob stays DECLINED, Carol NEEDS-ACTION."""
+        state = run(stored_event(), reply(BOB, "DECLINED"), BOB).state
+        update = conference_event(sequence=1)
+        with_partstat(update, BOB, "ACCEPTED")
+        with_partstat(update, CAROL, "TENTATIVE")
+        result = run(state, request(update), ALICE)
+        self.assertTrue(result.accepted)
+        self.assertEqual(partstat(result.state, BOB), "DECLINED")
+        self.assertEqual(partstat(result.state, CAROL), "NEEDS-ACTION")
+
+    def test_organizer_may_ask_again(self) -> None:
+        """After a change the organizer may reset an accepted attendee to NEEDS-ACTION."""
+        state = run(stored_event(), reply(BOB, "ACCEPTED"), BOB).state
+        self.assertEqual(partstat(state, BOB), "ACCEPTED")
+        result = run(state, request(conference_event(sequence=1)), ALICE)
+        self.assertEqual(partstat(result.state, BOB), "NEEDS-ACTION")
+
+    def test_organizer_own_attendance(self) -> None:
+        """The organizer listed as an attendee answers for itself."""
+        event = conference_event(attendees=(ALICE, BOB))
+        result = run(None, request(with_partstat(event, ALICE, "ACCEPTED")), ALICE)
+        self.assertEqual(partstat(result.state, ALICE), "ACCEPTED")
+
+    def test_forged_reply_stamp_dropped(self) -> None:
+        """A reply stamp written into a REQUEST is dropped, so Bob's REPLY still counts."""
+        far = "29991231T000000Z"
+        event = with_partstat(conference_event(), BOB, "NEEDS-ACTION", **{REPLY_STAMP_PARAM: far})
+        state = run(None, request(event), ALICE).state
+        result = run(state, reply(BOB, "ACCEPTED"), BOB)
+        self.assertTrue(result.accepted, result.reason)
+        self.assertEqual(partstat(result.state, BOB), "ACCEPTED")
+
+    def test_reply_stamp_survives_update(self) -> None:
+        """After an update, a REPLY older than Bob's last one is still stale."""
+        state = run(
+            stored_event(), reply(BOB, "ACCEPTED", stamp=T0 + timedelta(hours=2)), BOB
+        ).state
+        state = run(state, request(conference_event(sequence=1)), ALICE).state
+        late = run(state, reply(BOB, "DECLINED", stamp=T0 + timedelta(hours=1), seq=1), BOB)
+        self.assertEqual(late.code, "3.4")
+
+
 class ServerAttendeeTests(SynchronousTestCase):
     """
     A REQUEST inviting an address the server answers for is auto-accepted.

@@ -1,11 +1,18 @@
 # -*- test-case-name: tests.interop.test_plugin -*-
 """
 Runs the real C{twistd conference} plugin as a subprocess on loopback
-ephemeral ports, and real peers (SIPp, sipsak) against it.
+ephemeral ports, and real peers (SIPp, sipsak, baresip, linphonec) against
+it.
 
 The plugin file is placed in a temporary C{twisted/plugins} folder on
 C{PYTHONPATH}, so the tests need no install step and always run this
 checkout's code.
+
+Softphones refuse to run without a routable address, and a README's
+commands name fixed ports; for them the server can run in a network
+namespace of its own (C{ServerProcess(netns=True)}), where loopback is the
+only interface and also the default route, and the peers join it there
+(L{ServerProcess.inside}).  Nothing leaves the namespace.
 """
 
 from __future__ import annotations
@@ -18,17 +25,18 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from twisted.trial.unittest import SkipTest
 
 from tests.shared import PROJECT_ROOT
 
 
-def require_tool(name: str) -> str:
+def require_tool(name: str, package: str = "sip-tester sipsak") -> str:
     """
     The path of an external peer program.
 
+    @param package: the Debian package(s) that install it, for the message.
     @raise SkipTest: where it is not installed (outside CI; C{.ci/run}
         installs it, and fails if it cannot).
     """
@@ -36,8 +44,54 @@ def require_tool(name: str) -> str:
     if path is None:
         if os.environ.get("CI"):
             raise AssertionError(f"{name} is not installed; .ci/run should have installed it")
-        raise SkipTest(f"{name} not installed (Debian: apt-get install sip-tester sipsak)")
+        raise SkipTest(f"{name} not installed (Debian: apt-get install {package})")
     return path
+
+
+# Run in a new network namespace: bring loopback up and make it the default
+# route too, so programs looking for a routable address find 127.0.0.1.
+_NETNS_SETUP = 'ip link set lo up && ip route add default dev lo && exec "$@"'
+
+
+def require_netns() -> None:
+    """
+    Check that this process may create network namespaces (C{unshare -n},
+    C{nsenter} from util-linux, C{ip} from iproute2; root, or a user
+    namespace allowing it).
+
+    @raise SkipTest: where it may not (outside CI).
+    """
+    require_tool("unshare", "util-linux")
+    require_tool("nsenter", "util-linux")
+    require_tool("ip", "iproute2")
+    probe = subprocess.run(
+        ["unshare", "--net", "sh", "-c", _NETNS_SETUP, "sh", "true"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    if probe.returncode != 0:
+        reason = f"cannot create a network namespace: {probe.stderr.strip()}"
+        if os.environ.get("CI"):
+            raise AssertionError(f"{reason}; CI must run these tests as root")
+        raise SkipTest(reason)
+
+
+def _listening(pid: int, port: int) -> bool:
+    """
+    Whether process C{pid}'s network namespace has a TCP socket listening
+    on C{port} (read from /proc, so from any namespace).
+    """
+    try:
+        table = Path(f"/proc/{pid}/net/tcp").read_text()
+    except OSError:
+        return False
+    for line in table.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 3 and fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port:
+            return True
+    return False
 
 
 def free_port() -> int:
@@ -82,34 +136,64 @@ def make_certificate(folder: Path) -> tuple[Path, Path]:
     return key_path, cert_path
 
 
+#: How the tests start twistd: with this interpreter, whatever is on PATH.
+TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+
+
+def plugin_environment(folder: Path) -> Dict[str, str]:
+    """
+    The environment of a twistd process that finds this checkout's
+    package and plugin (copied under C{folder}).
+    """
+    plugins = folder / "pluginpath" / "twisted" / "plugins"
+    plugins.mkdir(parents=True, exist_ok=True)
+    shutil.copy(PROJECT_ROOT / "twisted_plugins" / "conference_plugin.py", plugins)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(PROJECT_ROOT), str(folder / "pluginpath"), env.get("PYTHONPATH", "")]
+    )
+    return env
+
+
 class ServerProcess:
     """
     One running C{twistd -n conference}.
 
     @ivar port: the UDP and TCP port; C{tls_port}: the TLS one.
+    @ivar netns: whether it runs in a network namespace of its own.
     """
 
-    def __init__(self, extra_args: Sequence[str] = (), *, tls: bool = False) -> None:
+    def __init__(
+        self, extra_args: Sequence[str] = (), *, tls: bool = False, netns: bool = False
+    ) -> None:
+        """
+        @param netns: run in a new network namespace (see L{require_netns})
+            on the plugin's defaults: UDP and TCP on 127.0.0.1:5060 and the
+            SQLite store C{conference.sqlite} in L{folder}.  Otherwise on an
+            ephemeral port with the memory store.
+        """
+        if netns and tls:
+            raise ValueError("netns servers run on the defaults, without TLS")
         self.folder = Path(tempfile.mkdtemp(prefix="conference-interop-"))
-        plugins = self.folder / "pluginpath" / "twisted" / "plugins"
-        plugins.mkdir(parents=True)
-        shutil.copy(PROJECT_ROOT / "twisted_plugins" / "conference_plugin.py", plugins)
-        self.port = free_port()
+        env = plugin_environment(self.folder)
+        self.netns = netns
+        self.port = 5060 if netns else free_port()
         self.tls_port: Optional[int] = None
         args = [
-            sys.executable,
-            "-c",
-            "from twisted.scripts.twistd import run; run()",
+            *TWISTD,
             "--nodaemon",
             "--pidfile=",
             "conference",
-            "--listen",
-            f"udp:{self.port}:interface=127.0.0.1",
-            "--listen",
-            f"tcp:{self.port}:interface=127.0.0.1",
-            "--store",
-            "memory",
         ]
+        if not netns:
+            args += [
+                "--listen",
+                f"udp:{self.port}:interface=127.0.0.1",
+                "--listen",
+                f"tcp:{self.port}:interface=127.0.0.1",
+                "--store",
+                "memory",
+            ]
         if tls:
             key, cert = make_certificate(self.folder)
             self.tls_port = free_port()
@@ -118,10 +202,9 @@ class ServerProcess:
                 f"ssl:{self.tls_port}:interface=127.0.0.1:privateKey={key}:certKey={cert}",
             ]
         args += list(extra_args)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(PROJECT_ROOT), str(self.folder / "pluginpath"), env.get("PYTHONPATH", "")]
-        )
+        if netns:
+            # unshare and sh exec the server: its pid names the namespace.
+            args = ["unshare", "--net", "sh", "-c", _NETNS_SETUP, "sh", *args]
         self.log_path = self.folder / "server.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
@@ -134,11 +217,24 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log()}")
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+            if self.netns:
+                if _listening(self.process.pid, self.port):
                     return
+            else:
+                with socket.socket() as probe:
+                    if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                        return
             time.sleep(0.1)
         raise RuntimeError(f"server did not start listening:\n{self.log()}")
+
+    def inside(self, args: Sequence[str]) -> List[str]:
+        """
+        The command line that runs C{args} where the server's 127.0.0.1 is:
+        in its network namespace (through C{nsenter}), or as it is.
+        """
+        if not self.netns:
+            return list(args)
+        return ["nsenter", f"--net=/proc/{self.process.pid}/ns/net", *args]
 
     def log(self) -> str:
         """

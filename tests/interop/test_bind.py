@@ -26,16 +26,18 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.trial.unittest import TestCase
 
+from conference.records import ConferenceRecord
 from conference.sip.digest import compute_ha1, compute_response, parse_auth_header
 from conference.sip.message import Response
 from conference.sip.parser import parse_datagram
 from conference.store import open_stores
-from conference.store.records import ConferenceRecord
 from tests.interop.harness import ServerProcess, require_tool, run, run_sipp
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 USERS = "memory:alice:secret:bob:secret:carol:secret"
 CONF = "sip:conf@example.com"
+# The binding bind_add.xml makes, bind_query.xml lists and bind_delete.xml removes.
+FLOOR = "<http://floor.example.com/c1>;disposition=conference"
 
 CALENDAR = """BEGIN:VCALENDAR
 VERSION:2.0
@@ -213,7 +215,10 @@ class BindInteropTests(TestCase):
 
     def sipp(self, scenario: str, user: str, auth_uri: str = "example.com") -> None:
         failure = run_sipp(
-            self.proc, scenario, "-au", user, "-ap", "secret", "-auth_uri", auth_uri, timeout=10
+            self.proc,
+            scenario,
+            *("-s", "conf", "-au", user, "-ap", "secret", "-auth_uri", auth_uri),
+            timeout=10,
         )
         self.assertFalse(failure, failure)
         self.assertEqual(self.proc.tracebacks(), [], self.proc.log()[-3000:])
@@ -230,9 +235,7 @@ class BindInteropTests(TestCase):
 
     def test_query(self) -> None:
         """An attendee's SIPp query (BIND without Binding) lists the conference's bindings."""
-        added = self.client.request(
-            "BIND", CONF, [("Binding", "<http://query.example.com/q1>;disposition=web")]
-        )
+        added = self.client.request("BIND", CONF, [("Binding", FLOOR)])
         self.assertEqual(added.code, 200)
         self.sipp("bind_query.xml", "bob")
 
@@ -243,12 +246,10 @@ class BindInteropTests(TestCase):
 
     def test_delete(self) -> None:
         """SIPp removes a binding with expires=0."""
-        added = self.client.request(
-            "BIND", CONF, [("Binding", "<http://delete.example.com/d1>;disposition=web")]
-        )
-        self.assertIn("http://delete.example.com/d1", binding_uris(added))
+        added = self.client.request("BIND", CONF, [("Binding", FLOOR)])
+        self.assertIn("http://floor.example.com/c1", binding_uris(added))
         self.sipp("bind_delete.xml", "alice")
-        self.assertNotIn("http://delete.example.com/d1", self.query())
+        self.assertNotIn("http://floor.example.com/c1", self.query())
 
     def test_subscribe(self) -> None:
         """SIPp subscribes, gets a NOTIFY with a BIND's new binding, then unsubscribes."""

@@ -23,9 +23,9 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.trial.unittest import TestCase
 
 from conference.calendar import parse_ical_calendar, to_xcal
+from conference.records import CalendarEntry, ConferenceRecord
 from conference.sip.multipart import parse_multipart
 from conference.store import open_stores
-from conference.store.records import CalendarEntry, ConferenceRecord
 from tests.builders import parse_response, request_bytes
 from tests.interop.harness import ServerProcess, run_sipp
 from tests.shared import corpus

@@ -41,7 +41,6 @@ def make_channel(now: float = 0.0, direction: str = "sendrecv") -> Channel:
     """A channel negotiated with PCMU (0), PCMA (8) and telephone-event (101)."""
     channel = Channel("alice", now=now, cname="test@example", rng=random.Random(1))
     channel.configure(
-        now=now,
         remote=PEER,
         codecs={0: PCMU, 8: PCMA},
         send_pt=0,
@@ -209,20 +208,17 @@ class ReceiveTests(SynchronousTestCase):
     def test_reconfigure_unlatches(self) -> None:
         """A new SDP address unlatches; the same address keeps the latch."""
         self.feed([voice(0)], source=NAT)
-        self.channel.configure(now=1, remote=PEER, codecs={0: PCMU}, send_pt=0)
+        self.channel.configure(remote=PEER, codecs={0: PCMU}, send_pt=0)
         self.assertEqual(self.channel.rtp.latched, NAT)
         other = ("192.0.2.8", 7000)
-        self.channel.configure(now=2, remote=other, codecs={0: PCMU}, send_pt=0)
+        self.channel.configure(remote=other, codecs={0: PCMU}, send_pt=0)
         self.assertIsNone(self.channel.rtp.latched)
         self.assertEqual(self.channel.rtp.destination, other)
         self.assertEqual(self.channel.rtcp.destination, ("192.0.2.8", 7001))
-        self.assertRaises(
-            ValueError, self.channel.configure, now=3, remote=other, codecs={}, send_pt=0
-        )
+        self.assertRaises(ValueError, self.channel.configure, remote=other, codecs={}, send_pt=0)
         self.assertRaises(
             ValueError,
             self.channel.configure,
-            now=3,
             remote=other,
             codecs={0: PCMU},
             send_pt=0,
@@ -315,7 +311,7 @@ class SendTests(SynchronousTestCase):
         self.assertEqual({parse_event(p.payload).event for p in events}, {9})
         self.assertEqual(parse_rtp(ticks[2][0].data).payload_type, 0)
         plain = Channel("x", now=0, cname="c")
-        plain.configure(now=0, remote=PEER, codecs={0: PCMU}, send_pt=0)
+        plain.configure(remote=PEER, codecs={0: PCMU}, send_pt=0)
         self.assertRaises(DTMFError, plain.send_dtmf, "1")
 
     def test_skip(self) -> None:
@@ -415,38 +411,24 @@ class RTCPTests(SynchronousTestCase):
         self.assertEqual(Channel("x", now=0, cname="c").goodbye(1.0), [])
 
 
-class InactivityTests(SynchronousTestCase):
+class HeardTests(SynchronousTestCase):
     """
-    No RTP or RTCP for the timeout.
+    C{last_heard}, the activity the service reports: accepted packets only.
     """
 
-    def test_timeout(self) -> None:
-        """Silence for longer than the timeout is inactivity; RTP or RTCP resets it."""
-        channel = make_channel(now=100.0)
-        self.assertFalse(channel.inactive(129.0, 30))
-        self.assertTrue(channel.inactive(131.0, 30))
-        channel.receive_rtp(voice(0), PEER, 131.0)
-        self.assertFalse(channel.inactive(160.0, 30))
-        channel.receive_rtcp(build_report(0x1234, None), PEER_RTCP, 160.0)
-        self.assertFalse(channel.inactive(189.0, 30))
-        self.assertTrue(channel.inactive(191.0, 30))
-        self.assertFalse(channel.inactive(1000.0, 0))
-
-    def test_hold(self) -> None:
-        """A held stream (sendonly, c=0.0.0.0) never times out; a new SDP restarts the count."""
-        channel = make_channel(now=0.0, direction="sendonly")
-        self.assertFalse(channel.inactive(1000.0, 30))
-        channel.configure(now=1000.0, remote=PEER, codecs={0: PCMU}, send_pt=0)
-        self.assertFalse(channel.inactive(1020.0, 30))
-        self.assertTrue(channel.inactive(1031.0, 30))
-        channel.configure(now=1040.0, remote=("0.0.0.0", 6000), codecs={0: PCMU}, send_pt=0)
-        self.assertFalse(channel.inactive(2000.0, 30))
-
-    def test_strangers_do_not_keep_alive(self) -> None:
-        """Packets from strangers do not count as activity."""
+    def test_accepted_packets_only(self) -> None:
+        """RTP and RTCP from the peer set last_heard; strangers and malformed packets do not."""
         channel = make_channel(now=0.0)
-        channel.receive_rtp(voice(0), STRANGER, 20.0)
-        self.assertTrue(channel.inactive(31.0, 30))
+        channel.receive_rtp(voice(0), STRANGER, 10.0)
+        channel.receive_rtp(b"\x80\x00", PEER, 11.0)
+        self.assertIsNone(channel.last_heard)
+        channel.receive_rtp(voice(0), PEER, 20.0)
+        self.assertEqual(channel.last_heard, 20.0)
+        channel.receive_rtcp(build_report(0x1234, None), PEER_RTCP, 30.0)
+        self.assertEqual(channel.last_heard, 30.0)
+        channel.receive_rtp(voice(1), STRANGER, 40.0)
+        channel.receive_rtcp(build_report(0x1234, None), STRANGER, 40.0)
+        self.assertEqual(channel.last_heard, 30.0)
 
 
 class ToneTests(SynchronousTestCase):

@@ -84,7 +84,7 @@ class Conference:
             key = f"p{n}"
             peer = ("192.0.2.1", 6000 + 2 * n)
             channel = Channel(key, now=0.0, cname="mixer@test", rng=rng)
-            channel.configure(now=0.0, remote=peer, codecs={pt: codec}, send_pt=pt)
+            channel.configure(remote=peer, codecs={pt: codec}, send_pt=pt)
             self.mixer.add(channel)
             self.peers[key] = peer
             self.codecs[key] = codec

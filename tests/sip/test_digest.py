@@ -16,7 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from conference.sip.digest import (
     DEFAULT_ALGORITHMS,
-    LEGACY_ALGORITHMS,
+    RFC8760_ALGORITHMS,
     DigestCredentials,
     DigestParseError,
     DigestRejectedError,
@@ -305,7 +305,9 @@ class ServerTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
-        self.server = DigestServer(SECRET, lifetime=60, random=counting_random())
+        self.server = DigestServer(
+            SECRET, lifetime=60, algorithms=RFC8760_ALGORITHMS, random=counting_random()
+        )
 
     def challenge(self, now: float = 1000.0, algorithm: str = "MD5") -> str:
         """The challenge the server issues for C{algorithm}."""
@@ -334,9 +336,9 @@ class ServerTests(SynchronousTestCase):
         return error
 
     def test_challenge_format(self) -> None:
-        """One challenge per algorithm, SHA-256 first, qop=auth, same nonce."""
+        """One challenge per algorithm, in the given order, qop=auth, same nonce."""
         values = self.server.challenges(DOMAIN, 1000.0)
-        self.assertEqual(DEFAULT_ALGORITHMS, ("SHA-256", "MD5"))
+        self.assertEqual(RFC8760_ALGORITHMS, ("SHA-256", "MD5"))
         parsed = [parse_auth_header(v)[1] for v in values]
         self.assertEqual([p["algorithm"] for p in parsed], ["SHA-256", "MD5"])
         self.assertEqual({p["realm"] for p in parsed}, {DOMAIN})
@@ -344,9 +346,16 @@ class ServerTests(SynchronousTestCase):
         self.assertEqual(len({p["nonce"] for p in parsed}), 1)
         self.assertNotIn("stale", parsed[0])
 
-    def test_legacy_order(self) -> None:
-        """The legacy order puts MD5 first for first-challenge-only peers."""
-        server = DigestServer(SECRET, algorithms=LEGACY_ALGORITHMS)
+    def test_default_md5_alone(self) -> None:
+        """By default the one challenge is MD5, which every client can answer."""
+        server = DigestServer(SECRET)
+        self.assertEqual(server.algorithms, DEFAULT_ALGORITHMS)
+        values = server.challenges(DOMAIN, 1000.0)
+        self.assertEqual([parse_auth_header(v)[1]["algorithm"] for v in values], ["MD5"])
+
+    def test_md5_first_order(self) -> None:
+        """MD5 then SHA-256 when so configured: first-challenge-only peers get MD5."""
+        server = DigestServer(SECRET, algorithms=["MD5", "SHA-256"])
         values = server.challenges(DOMAIN, 1000.0)
         self.assertEqual([parse_auth_header(v)[1]["algorithm"] for v in values], ["MD5", "SHA-256"])
 
@@ -453,7 +462,7 @@ class ServerTests(SynchronousTestCase):
 
     def test_nonce_from_other_secret(self) -> None:
         """A nonce from a server with another secret is refused."""
-        other = DigestServer(b"x" * 32).challenges(DOMAIN, 1000.0)[1]
+        other = DigestServer(b"x" * 32).challenges(DOMAIN, 1000.0)[0]
         _, params = parse_auth_header(other)
         self.rejected(answer(self.challenge(), nonce=params["nonce"]))
 
@@ -519,8 +528,8 @@ class ServerTests(SynchronousTestCase):
     def test_forgotten_nonce_stale_only_with_password(self) -> None:
         """A nonce the full table forgot is stale for a right answer only."""
         server = DigestServer(SECRET, lifetime=60, max_nonces=1, random=counting_random())
-        first = server.challenges(DOMAIN, 1000.0)[1]
-        second = server.challenges(DOMAIN, 1001.0)[1]
+        first = server.challenges(DOMAIN, 1000.0)[0]
+        second = server.challenges(DOMAIN, 1001.0)[0]
 
         def verify(authorization: str) -> None:
             server.verify(

@@ -12,6 +12,7 @@ from conference.sip.errors import (
     MessageTooLarge,
     RemoteProtocolError,
     SIPProtocolError,
+    reason_phrase,
 )
 
 
@@ -54,3 +55,12 @@ class ErrorTests(SynchronousTestCase):
         self.assertIsInstance(e, RemoteProtocolError)
         self.assertEqual((e.status, e.reason), (513, "Message Too Large"))
         self.assertEqual(repr(e), "MessageTooLarge('Message Too Large', 513)")
+
+    def test_reasonPhrase(self) -> None:
+        """
+        Registered codes have their phrase (Twisted's spelling where it had
+        one); others are Unknown.
+        """
+        self.assertEqual(reason_phrase(489), "Bad Event")
+        self.assertEqual(reason_phrase(505), "SIP Version not supported")
+        self.assertEqual(reason_phrase(555), "Unknown")

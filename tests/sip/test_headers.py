@@ -10,7 +10,6 @@ from typing import Dict, Optional
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from twisted.protocols import sip
 from twisted.trial.unittest import SynchronousTestCase
 
 from conference.sip.errors import RemoteProtocolError
@@ -37,6 +36,7 @@ from conference.sip.headers import (
     split_list,
 )
 from conference.sip.uri import SIPURI, AbsoluteURI, parse_uri
+from conference.sip.via import Via
 
 
 class SplitAndParamsTests(SynchronousTestCase):
@@ -195,7 +195,7 @@ class ViaTests(SynchronousTestCase):
         )
         self.assertEqual(len(vias), 2)
         a, b = vias
-        self.assertIsInstance(a, sip.Via)
+        self.assertIsInstance(a, Via)
         self.assertEqual(
             (a.transport, a.host, a.port, a.branch), ("UDP", "h1.example.com", 5070, "z9hG4bK1")
         )

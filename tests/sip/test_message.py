@@ -5,15 +5,15 @@ Tests for L{conference.sip.message}.
 
 from __future__ import annotations
 
-from twisted.protocols import sip
 from twisted.trial.unittest import SynchronousTestCase
 
-from conference.sip.errors import LocalProtocolError
+from conference.sip.errors import LocalProtocolError, RemoteProtocolError
 from conference.sip.message import (
     Request,
     Response,
     canonical_name,
     display_name,
+    error_response,
     make_response,
 )
 from conference.sip.uri import SIPURI, parse_uri
@@ -60,12 +60,28 @@ class MessageTests(SynchronousTestCase):
     Header storage, typed views and serialization.
     """
 
-    def test_isTwisted(self) -> None:
+    def test_twistedNames(self) -> None:
         """
-        Requests and responses are Twisted's classes.
+        Requests and responses answer to the names of Twisted's classes:
+        headers by long lower-case name, addHeader, toString.
         """
-        self.assertIsInstance(invite(), sip.Request)
-        self.assertIsInstance(Response(200), sip.Response)
+        r = invite()
+        r.addHeader("l", "5")
+        self.assertEqual(r.headers["content-length"], ["5"])
+        self.assertEqual(r.headers["from"], ['"Alice" <sip:alice@example.com>;tag=a1'])
+        self.assertTrue(r.toString().startswith("INVITE sip:bob@example.com SIP/2.0\r\n"))
+        response = Response(486)
+        self.assertEqual((response.code, response.phrase), (486, "Busy Here"))
+        self.assertTrue(response.toString().startswith("SIP/2.0 486 Busy Here\r\n"))
+
+    def test_defaultPhrase(self) -> None:
+        """
+        A response without a reason phrase gets the registered one, or
+        Unknown.
+        """
+        self.assertEqual(Response(202).phrase, "Accepted")
+        self.assertEqual(Response(500).phrase, "Internal Server Error")
+        self.assertEqual(Response(299).phrase, "Unknown")
 
     def test_headers(self) -> None:
         """
@@ -169,6 +185,16 @@ class MakeResponseTests(SynchronousTestCase):
         self.assertIsNone(make_response(r, 100, to_tag="x").to.tag)
         r.set_header("to", "<sip:bob@example.com>;tag=old")
         self.assertEqual(make_response(r, 200, to_tag="new").to.tag, "old")
+
+    def test_errorResponse(self) -> None:
+        """
+        error_response answers with the error's status, reason and headers.
+        """
+        error = RemoteProtocolError("Bad Extension", 420, [("Unsupported", "foo")])
+        resp = error_response(invite(), error, "t9")
+        self.assertEqual((resp.code, resp.phrase, resp.to.tag), (420, "Bad Extension", "t9"))
+        self.assertEqual(resp.header("unsupported"), "foo")
+        self.assertEqual(resp.call_id, "call-1")
 
 
 class ViewCacheTests(SynchronousTestCase):

@@ -23,7 +23,9 @@ from conference.sip.transaction import (
     RequestReceived,
     SendMessage,
     ServerTransaction,
+    TransactionCompleted,
     TransactionLayer,
+    TransactionsExhausted,
     TransactionState,
     TransactionTerminated,
     TransactionTimedOut,
@@ -129,7 +131,7 @@ def run_timers(layer: TransactionLayer, until: float) -> List[tuple[float, Actio
         out.extend((deadline, a) for a in layer.advance(deadline))
 
 
-def new_layer(**kwargs: float) -> TransactionLayer:
+def new_layer(**kwargs: Optional[float]) -> TransactionLayer:
     """
     A layer with deterministic tags and branches.
     """
@@ -138,7 +140,7 @@ def new_layer(**kwargs: float) -> TransactionLayer:
     return TransactionLayer(
         tag_factory=lambda: f"tag{next(tags)}",
         branch_factory=lambda: f"z9hG4bKb{next(branches)}",
-        **kwargs,
+        **kwargs,  # type: ignore[arg-type]
     )
 
 
@@ -218,7 +220,9 @@ class InviteServerTests(SynchronousTestCase):
         layer = new_layer()
         txn = start(layer, request())
         busy = make_response(txn.request, 486, to_tag="x")
-        self.assertEqual(layer.respond(txn, busy, 0.0), [SendMessage(busy, UDP)])
+        self.assertEqual(
+            layer.respond(txn, busy, 0.0), [SendMessage(busy, UDP), TransactionCompleted(txn)]
+        )
         self.assertEqual(txn.state, TransactionState.COMPLETED)
         events = run_timers(layer, 100.0)
         resent = [t for t, a in events if isinstance(a, SendMessage)]
@@ -382,7 +386,9 @@ class NonInviteServerTests(SynchronousTestCase):
         layer = new_layer()
         txn = start(layer, request("MESSAGE"))
         ok = make_response(txn.request, 200, to_tag="x")
-        self.assertEqual(layer.respond(txn, ok, 1.0), [SendMessage(ok, UDP)])
+        self.assertEqual(
+            layer.respond(txn, ok, 1.0), [SendMessage(ok, UDP), TransactionCompleted(txn)]
+        )
         self.assertEqual(txn.state, TransactionState.COMPLETED)
         self.assertEqual(layer.receive(request("MESSAGE"), UDP, 2.0), [SendMessage(ok, UDP)])
         self.assertEqual(layer.next_deadline(), 33.0)
@@ -398,7 +404,8 @@ class NonInviteServerTests(SynchronousTestCase):
         txn = start(layer, request("MESSAGE"), TCP)
         ok = make_response(txn.request, 200, to_tag="x")
         self.assertEqual(
-            layer.respond(txn, ok, 0.0), [SendMessage(ok, TCP), TransactionTerminated(txn)]
+            layer.respond(txn, ok, 0.0),
+            [SendMessage(ok, TCP), TransactionCompleted(txn), TransactionTerminated(txn)],
         )
         assert_empty(self, layer)
 
@@ -481,6 +488,60 @@ class CancelTests(SynchronousTestCase):
         actions = layer.receive(request("CANCEL", branch=None), UDP, 0.3)
         self.assertEqual(sent_codes(actions), [200, 487])
         self.assertEqual(only(actions, CancelReceived)[0].transaction, txn)
+
+
+class CompletionTests(SynchronousTestCase):
+    """
+    L{TransactionCompleted}: once per server transaction, when its final
+    response is sent, whoever sends it.
+    """
+
+    def test_at_final_not_at_timer_j(self) -> None:
+        """A MESSAGE completes when its 200 goes out, with the latency, not at Timer J."""
+        layer = new_layer()
+        txn = start(layer, request("MESSAGE"))
+        layer.respond(txn, make_response(txn.request, 100), 0.5)
+        actions = layer.respond(txn, make_response(txn.request, 200, to_tag="x"), 1.25)
+        self.assertEqual(only(actions, TransactionCompleted), [TransactionCompleted(txn)])
+        self.assertEqual((txn.status, txn.duration), (200, 1.25))
+        events = run_timers(layer, 100.0)
+        self.assertEqual([(t, type(a)) for t, a in events], [(33.25, TransactionTerminated)])
+
+    def test_provisional_does_not_complete(self) -> None:
+        """A provisional response is not an outcome."""
+        layer = new_layer()
+        txn = start(layer, request())
+        ringing = make_response(txn.request, 180, to_tag="x")
+        self.assertEqual(layer.respond(txn, ringing, 0.1), [SendMessage(ringing, UDP)])
+
+    def test_layer_answers_complete(self) -> None:
+        """The layer's own finals (CANCEL's 200, the INVITE's 487, 481, 482) complete too."""
+        layer = new_layer()
+        invite = start(layer, request())
+        actions = layer.receive(request("CANCEL"), UDP, 0.3)
+        completed = only(actions, TransactionCompleted)
+        self.assertEqual(
+            [(a.transaction.method, a.transaction.status) for a in completed],
+            [("CANCEL", 200), ("INVITE", 487)],
+        )
+        self.assertIs(completed[1].transaction, invite)
+        self.assertEqual(invite.duration, 0.3)
+        alone = layer.receive(request("CANCEL", branch="z9hG4bKother"), UDP, 0.4)
+        self.assertEqual([a.transaction.status for a in only(alone, TransactionCompleted)], [481])
+        start(layer, request("MESSAGE", branch="z9hG4bKm1", call_id="merge"))
+        merged = layer.receive(request("MESSAGE", branch="z9hG4bKm2", call_id="merge"), UDP, 0.5)
+        self.assertEqual([a.transaction.status for a in only(merged, TransactionCompleted)], [482])
+
+    def test_once_per_transaction(self) -> None:
+        """Retransmissions, the ACK and the timers never complete a transaction again."""
+        layer = new_layer()
+        txn = start(layer, request())
+        layer.respond(txn, make_response(txn.request, 486, to_tag="x"), 0.0)
+        later = layer.receive(request(), UDP, 0.2)
+        later += layer.receive(request("ACK", to_tag="x"), UDP, 0.6)
+        later += [a for _, a in run_timers(layer, 100.0)]
+        self.assertEqual(only(later, TransactionCompleted), [])
+        assert_empty(self, layer)
 
 
 class MatchingTests(SynchronousTestCase):
@@ -586,3 +647,61 @@ class MatchingTests(SynchronousTestCase):
         response = response_to(request(), 200)
         response.remove_header("via")
         self.assertEqual(layer.receive(response, UDP, 0.0), [])
+
+
+class TransactionCapTests(SynchronousTestCase):
+    """
+    Issue 15 item 12: the number of live server transactions is bounded;
+    new requests past the cap are refused statelessly, whoever sends them.
+    """
+
+    def fill(self, layer: TransactionLayer, count: int) -> List[ServerTransaction]:
+        return [
+            start(layer, request("OPTIONS", branch=f"z9hG4bKfill{n}", call_id=f"c{n}"))
+            for n in range(count)
+        ]
+
+    def test_new_request_past_cap_refused(self) -> None:
+        """Past the cap a new request raises 503 with Retry-After and creates nothing."""
+        layer = new_layer(max_server=3)
+        self.fill(layer, 3)
+        with self.assertRaises(TransactionsExhausted) as caught:
+            layer.receive(request("INVITE", branch="z9hG4bKnew"), UDP, 0.0)
+        self.assertEqual(caught.exception.status, 503)
+        self.assertEqual(caught.exception.headers, [("Retry-After", "10")])
+        self.assertEqual(layer.sizes()["server"], 3)
+        self.assertEqual(layer.sizes()["merge"], 3)
+
+    def test_cancel_past_cap_refused(self) -> None:
+        """A CANCEL, which would make a transaction too, is refused like any new request."""
+        layer = new_layer(max_server=1)
+        start(layer, request("INVITE"))
+        with self.assertRaises(TransactionsExhausted):
+            layer.receive(request("CANCEL"), UDP, 0.0)
+
+    def test_retransmission_and_ack_pass(self) -> None:
+        """Retransmissions of live transactions and ACKs are handled as usual at the cap."""
+        layer = new_layer(max_server=1, retry_after=3)
+        invite = request("INVITE")
+        txn = start(layer, invite)
+        layer.respond(txn, make_response(invite, 486, to_tag="tt1"), 0.0)
+        self.assertEqual(sent_codes(layer.receive(request("INVITE"), UDP, 0.1)), [486])
+        ack = request("ACK", to_tag="tt1")
+        self.assertEqual(layer.receive(ack, UDP, 0.2), [])
+        self.assertIs(txn.state, TransactionState.CONFIRMED)
+
+    def test_room_again_when_transactions_end(self) -> None:
+        """Once transactions end their timers, new requests are taken again."""
+        layer = new_layer(max_server=2)
+        for txn in self.fill(layer, 2):
+            layer.respond(txn, make_response(txn.request, 200, to_tag="t"), 0.0)
+        with self.assertRaises(TransactionsExhausted):
+            layer.receive(request("OPTIONS", branch="z9hG4bKlate"), UDP, 1.0)
+        run_timers(layer, 64 * layer.t1)
+        start(layer, request("OPTIONS", branch="z9hG4bKlate"))
+        self.assertEqual(layer.sizes()["server"], 1)
+
+    def test_no_cap_by_default(self) -> None:
+        """Without max_server the layer takes any number of transactions."""
+        layer = new_layer()
+        self.assertEqual(len(self.fill(layer, 50)), 50)

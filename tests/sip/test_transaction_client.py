@@ -7,21 +7,23 @@ fake clock: random interleavings never raise and never leak.
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from conference.sip.errors import LocalProtocolError
-from conference.sip.message import Request, make_response
+from conference.sip.message import Message, Request, Response, make_response
 from conference.sip.transaction import (
+    Action,
     ClientTransaction,
     Peer,
     RequestReceived,
     ResponseReceived,
     SendMessage,
     ServerTransaction,
+    TransactionCompleted,
     TransactionLayer,
     TransactionState,
     TransactionTerminated,
@@ -87,7 +89,9 @@ class InviteClientTests(SynchronousTestCase):
         self.assertEqual(layer.receive(ringing, UDP, 0.2), [ResponseReceived(ringing, txn)])
         self.assertEqual(txn.state, TransactionState.PROCEEDING)
         ok = response_to(txn.request, 200)
-        self.assertEqual(layer.receive(ok, UDP, 1.0), [ResponseReceived(ok, txn)])
+        self.assertEqual(
+            layer.receive(ok, UDP, 1.0), [ResponseReceived(ok, txn), TransactionCompleted(txn)]
+        )
         self.assertEqual(txn.state, TransactionState.ACCEPTED)
         self.assertEqual(layer.receive(ok, UDP, 2.0), [ResponseReceived(ok, txn)])
         events = run_timers(layer, 100.0)
@@ -167,7 +171,9 @@ class NonInviteClientTests(SynchronousTestCase):
         layer = new_layer()
         txn = send(layer)
         ok = response_to(txn.request, 200)
-        self.assertEqual(layer.receive(ok, UDP, 1.0), [ResponseReceived(ok, txn)])
+        self.assertEqual(
+            layer.receive(ok, UDP, 1.0), [ResponseReceived(ok, txn), TransactionCompleted(txn)]
+        )
         self.assertEqual(txn.state, TransactionState.COMPLETED)
         self.assertEqual(layer.receive(ok, UDP, 2.0), [])
         self.assertEqual(layer.next_deadline(), 6.0)
@@ -181,7 +187,8 @@ class NonInviteClientTests(SynchronousTestCase):
         txn = send(layer, peer=TCP)
         ok = response_to(txn.request, 200)
         self.assertEqual(
-            layer.receive(ok, TCP, 1.0), [ResponseReceived(ok, txn), TransactionTerminated(txn)]
+            layer.receive(ok, TCP, 1.0),
+            [ResponseReceived(ok, txn), TransactionCompleted(txn), TransactionTerminated(txn)],
         )
         assert_empty(self, layer)
 
@@ -237,9 +244,10 @@ class TimerTableTests(SynchronousTestCase):
         txn = send(layer)
         actions = layer.advance(100.0)
         self.assertEqual(len(only(actions, SendMessage)), 10)
-        timeout, terminated = actions[-2:]
+        timeout, completed, terminated = actions[-3:]
         assert isinstance(timeout, TransactionTimedOut)
         self.assertIs(timeout.transaction, txn)
+        self.assertEqual(completed, TransactionCompleted(txn))
         self.assertEqual(terminated, TransactionTerminated(txn))
 
     def test_cancelled_timers_compacted(self) -> None:
@@ -252,6 +260,80 @@ class TimerTableTests(SynchronousTestCase):
         self.assertEqual(layer.pending(), 1)
         self.assertLess(layer.sizes()["timers"], 100)
         self.assertEqual(layer.next_deadline(), 0.5)
+
+
+class CompletionTests(SynchronousTestCase):
+    """
+    L{TransactionCompleted} on the client side: when the final response
+    arrives, or when the transaction gives up without one.
+    """
+
+    def test_final_received(self) -> None:
+        """A NOTIFY completes when its final arrives, with the round-trip time."""
+        layer = new_layer()
+        txn = send(layer)
+        layer.receive(response_to(txn.request, 100), UDP, 0.1)
+        actions = layer.receive(response_to(txn.request, 404), UDP, 0.75)
+        self.assertEqual(only(actions, TransactionCompleted), [TransactionCompleted(txn)])
+        self.assertEqual((txn.status, txn.duration), (404, 0.75))
+        self.assertEqual(only([a for _, a in run_timers(layer, 100.0)], TransactionCompleted), [])
+
+    def test_2xx_retransmissions(self) -> None:
+        """Copies of an INVITE's 2xx reach the app but complete nothing again."""
+        layer = new_layer()
+        txn = send(layer, "INVITE")
+        ok = response_to(txn.request, 200)
+        self.assertEqual(len(only(layer.receive(ok, UDP, 0.2), TransactionCompleted)), 1)
+        again = layer.receive(response_to(txn.request, 200), UDP, 0.7)
+        self.assertEqual(only(again, TransactionCompleted), [])
+        self.assertEqual(txn.duration, 0.2)
+
+    def test_timeout(self) -> None:
+        """Timer F completes the transaction without a final, 64*T1 after sending."""
+        layer = new_layer()
+        txn = send(layer)
+        events = [(t, type(a)) for t, a in run_timers(layer, 100.0)]
+        self.assertEqual(
+            [e for e in events if e[1] is not SendMessage],
+            [
+                (32.0, TransactionTimedOut),
+                (32.0, TransactionCompleted),
+                (32.0, TransactionTerminated),
+            ],
+        )
+        self.assertEqual((txn.status, txn.duration), (None, 32.0))
+
+
+class RecordingLayer(TransactionLayer):
+    """
+    A transaction layer that also keeps every action it returns, so a test
+    can check what holds across a whole run.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.actions: List[Action] = []
+
+    def receive(self, message: Message, peer: Peer, now: float) -> List[Action]:
+        return self._keep(super().receive(message, peer, now))
+
+    def respond(
+        self, transaction: ServerTransaction, response: Response, now: float
+    ) -> List[Action]:
+        return self._keep(super().respond(transaction, response, now))
+
+    def send_request(
+        self, request: Request, peer: Peer, now: float
+    ) -> Tuple[ClientTransaction, List[Action]]:
+        txn, actions = super().send_request(request, peer, now)
+        return txn, self._keep(actions)
+
+    def advance(self, now: float) -> List[Action]:
+        return self._keep(super().advance(now))
+
+    def _keep(self, actions: List[Action]) -> List[Action]:
+        self.actions.extend(actions)
+        return actions
 
 
 class LeakTests(SynchronousTestCase):
@@ -317,7 +399,7 @@ class LeakTests(SynchronousTestCase):
     )
     def test_random_interleavings(self, steps: List[Tuple[str, int, int, float, bool]]) -> None:
         """Random retransmissions, answers and timer advances never raise nor leak."""
-        layer = new_layer()
+        layer = RecordingLayer()
         now = 0.0
         servers: List[ServerTransaction] = []
         clients: List[ClientTransaction] = []
@@ -365,3 +447,13 @@ class LeakTests(SynchronousTestCase):
             now += 200.0
             layer.advance(now)
         assert_empty(self, layer)
+        # Every transaction completed exactly once, and before it terminated.
+        seen: Dict[int, str] = {}
+        for action in layer.actions:
+            if isinstance(action, TransactionCompleted):
+                self.assertNotIn(id(action.transaction), seen)
+                seen[id(action.transaction)] = "completed"
+            elif isinstance(action, TransactionTerminated):
+                self.assertEqual(seen.get(id(action.transaction)), "completed")
+                seen[id(action.transaction)] = "terminated"
+        self.assertLessEqual(set(seen.values()), {"terminated"})

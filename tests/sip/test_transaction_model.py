@@ -170,3 +170,13 @@ class RandomHexTests(SynchronousTestCase):
         self.assertTrue(all(len(t) == 16 and int(t, 16) >= 0 for t in tokens))
         self.assertEqual(len(set(tokens)), len(tokens))
         self.assertEqual(len(random_hex(5000)), 10000)
+
+    def test_ids(self) -> None:
+        """Tags carry 64 random bits; branches the RFC 3261 magic cookie and 80 bits."""
+        from conference.sip.transaction_model import MAGIC_COOKIE, new_branch, new_tag
+
+        self.assertNotEqual(new_tag(), new_tag())
+        self.assertEqual(len(new_tag()), 16)
+        branch = new_branch()
+        self.assertTrue(branch.startswith(MAGIC_COOKIE))
+        self.assertEqual(len(branch), len(MAGIC_COOKIE) + 20)

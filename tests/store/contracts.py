@@ -24,7 +24,7 @@ from conference.interfaces import (
     IConferenceStore,
     IRegistrationStore,
 )
-from conference.store.records import (
+from conference.records import (
     BindingRecord,
     CalendarEntry,
     ConferenceRecord,
@@ -97,6 +97,7 @@ def conference(
         settings={"max_participants": "10", "locked": "no"},
         created=NOW - 10.5,
         updated=NOW - 0.25,
+        owner=organizer,
     )
     return replace(record, **changes)
 
@@ -166,6 +167,20 @@ class ConferenceStoreContract(StoreBackend):
         await self.assertFailure(store.put(conference(sequence=4), 1), ConflictError)
         await self.assertFailure(store.put(conference(sequence=4), 3), ConflictError)
         self.assertEqual(await store.get(CONF), second)
+
+    async def test_owner_kept_apart(self) -> None:
+        """
+        The owner is stored apart from the organizer: a booking by another
+        organizer keeps it, and a record without one reads back without.
+        """
+        store = (await self.open_stores()).conferences
+        await store.put(conference(), 0)
+        second = await store.put(conference(organizer=BOB, owner=ALICE), 1)
+        self.assertEqual((second.organizer, second.owner), (BOB, ALICE))
+        self.assertEqual(await store.get(CONF), second)
+        other = await store.put(conference(uri="sip:conf-2@example.com", uid="u2", owner=""), 0)
+        self.assertEqual((await store.get(other.uri)), other)
+        self.assertEqual(other.owner, "")
 
     async def test_update_absent(self) -> None:
         """

@@ -12,14 +12,15 @@ import sqlite3
 from twisted.internet import reactor
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from conference.records import StoreError
 from conference.store.database import (
     Cursor,
     SchemaVersionError,
     schema_files,
     statements,
 )
-from conference.store.records import StoreError
 from conference.store.sqlite import open_sqlite
+from conference.store.stores import open_stores
 
 
 class SchemaFileTests(SynchronousTestCase):
@@ -101,6 +102,26 @@ class UpgradeTests(TestCase):
             return cursor.fetchall()
 
         self.assertEqual(await database.read(read), [("sip:a@x", "web")])
+
+    async def test_v1_conferences_get_owners(self) -> None:
+        """
+        Conferences stored at version 1 are their organizer's after the
+        upgrade (version 2 records owners).
+        """
+        path = self.mktemp()
+        with sqlite3.connect(path) as connection:
+            for statement in statements(schema_files("sqlite")[0][1]):
+                connection.execute(statement)
+            connection.execute(
+                "INSERT INTO conferences VALUES "
+                "('sip:c@x', 'u', 'sip:a@x', x'00', 0, 'scheduled', '{}', 1, 0, 0)"
+            )
+        connection.close()
+        stores = await open_stores(f"sqlite:{path}", reactor)
+        self.addCleanup(stores.close)
+        record = await stores.conferences.get("sip:c@x")
+        assert record is not None
+        self.assertEqual((record.organizer, record.owner), ("sip:a@x", "sip:a@x"))
 
     async def test_newer_refused(self) -> None:
         """

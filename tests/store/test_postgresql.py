@@ -19,9 +19,9 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.trial.unittest import SkipTest, TestCase
 
-from conference.store.database import SchemaVersionError
+from conference.records import StoreError
+from conference.store.database import SchemaVersionError, schema_files, statements
 from conference.store.postgresql import connect, conninfo_with, postgresql_driver
-from conference.store.records import StoreError
 from conference.store.stores import Stores, open_stores
 from tests.store.contracts import (
     BindingStoreContract,
@@ -150,13 +150,33 @@ class PostgreSQLTests(TestCase):
 
     async def test_schema(self) -> None:
         """
-        Opening creates the version-1 schema; opening again leaves it so.
+        Opening creates the newest schema; opening again leaves it so.
         """
         conninfo = fresh_schema(self)
         for _ in range(2):
             stores = await open_stores(f"postgresql:{conninfo}", reactor)
             await stores.close()
-        self.assertEqual(self.execute(conninfo, "SELECT version FROM schema_version"), [(1,)])
+        newest = schema_files("postgresql")[-1][0]
+        self.assertEqual(self.execute(conninfo, "SELECT version FROM schema_version"), [(newest,)])
+
+    async def test_v1_conferences_get_owners(self) -> None:
+        """
+        Conferences stored at schema version 1 are their organizer's after
+        the upgrade to version 2.
+        """
+        conninfo = fresh_schema(self)
+        for statement in statements(schema_files("postgresql")[0][1]):
+            self.execute(conninfo, statement)
+        self.execute(
+            conninfo,
+            "INSERT INTO conferences VALUES "
+            "('sip:c@x', 'u', 'sip:a@x', '\\x00', 0, 'scheduled', '{}', 1, 0, 0)",
+        )
+        stores = await open_stores(f"postgresql:{conninfo}", reactor)
+        self.addCleanup(stores.close)
+        record = await stores.conferences.get("sip:c@x")
+        assert record is not None
+        self.assertEqual((record.organizer, record.owner), ("sip:a@x", "sip:a@x"))
 
     async def test_newer_refused(self) -> None:
         """

@@ -16,7 +16,8 @@ import sys
 from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
-from conference.store.records import StoreError
+from conference.records import StoreError
+from conference.store.database import schema_files
 from conference.store.sqlite import open_sqlite
 from conference.store.stores import Stores, open_stores
 from tests.shared import PROJECT_ROOT
@@ -107,7 +108,7 @@ class SQLiteTests(TestCase):
 
     async def test_wal(self) -> None:
         """
-        The file is put in WAL journal mode with a version-1 schema.
+        The file is put in WAL journal mode with the newest schema.
         """
         path = self.mktemp()
         database = await open_sqlite(path, reactor)
@@ -115,7 +116,8 @@ class SQLiteTests(TestCase):
         with sqlite3.connect(path) as connection:
             self.assertEqual(connection.execute("PRAGMA journal_mode").fetchone()[0], "wal")
             self.assertEqual(
-                connection.execute("SELECT version FROM schema_version").fetchall(), [(1,)]
+                connection.execute("SELECT version FROM schema_version").fetchall(),
+                [(schema_files("sqlite")[-1][0],)],
             )
 
     async def test_memory_refused(self) -> None:

@@ -16,7 +16,7 @@ from conference.interfaces import (
     IConferenceStore,
     IRegistrationStore,
 )
-from conference.store.records import StoreError
+from conference.records import StoreError
 from conference.store.stores import DEFAULT_STORE, Stores, open_stores, parse_store
 
 

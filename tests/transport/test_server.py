@@ -6,10 +6,11 @@ the sans-I/O core, driven by a fake clock and a recording transport.
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple, cast
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
+from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
@@ -18,7 +19,8 @@ from conference.interfaces import IRequestHandler
 from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request, Response, make_response
 from conference.sip.transaction import Peer
-from conference.transport.server import SIPServer, new_branch, new_tag, response_destination
+from conference.sip.transaction_model import new_branch, new_tag
+from conference.transport.server import SIPServer, response_destination
 from tests.builders import make_request, parse_response, request_bytes
 
 
@@ -53,6 +55,7 @@ class SlowHandler:
         self.pending: List[Tuple[Request, Deferred[Response]]] = []
         self.cancelled: List[Request] = []
         self.acked: List[Request] = []
+        self.timed_out: List[Request] = []
 
     def handle_request(self, request: Request, context: RequestContext) -> Deferred[Response]:
         d: Deferred[Response] = Deferred()
@@ -64,6 +67,9 @@ class SlowHandler:
 
     def handle_cancel(self, request: Request, context: RequestContext) -> None:
         self.cancelled.append(request)
+
+    def handle_timeout(self, request: Request) -> None:
+        self.timed_out.append(request)
 
 
 class ServerTests(SynchronousTestCase):
@@ -171,6 +177,16 @@ class ServerTests(SynchronousTestCase):
         self.assertEqual(self.server.layer.pending(), 0)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_unacknowledged_answer_reported(self) -> None:
+        """A final answer to an INVITE never acknowledged (Timer H) is reported to its handler."""
+        self.receive(request_bytes("INVITE", "sip:conf@example.com"))
+        request, d = self.handler.pending[0]
+        d.callback(make_response(request, 486, to_tag="x"))
+        self.clock.pump([4.0] * 7)
+        self.assertEqual(self.handler.timed_out, [])
+        self.clock.pump([4.0] * 2)
+        self.assertEqual(self.handler.timed_out, [request])
+
     def test_auth_refusal(self) -> None:
         """A request the authenticator refuses gets its status and headers."""
         challenge = SIPProtocolError(
@@ -229,27 +245,6 @@ class ServerTests(SynchronousTestCase):
         self.assertEqual((response.code, response.phrase), (410, "Gone"))
         self.assertIsNotNone(response.to.tag)
 
-    def test_transaction_log_line(self) -> None:
-        """Each transaction logs one info line with its summary and fields."""
-        from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
-
-        events: List[Any] = []
-
-        @implementer(ILogObserver)
-        def observe(event: Any) -> None:
-            events.append(event)
-
-        globalLogPublisher.addObserver(observe)
-        self.addCleanup(globalLogPublisher.removeObserver, observe)
-        self.receive(request_bytes("OPTIONS", "sip:example.com", call_id="log-1"))
-        self.clock.pump([1.0] * 40)
-        [event] = [e for e in events if e.get("call_id") == "log-1"]
-        self.assertEqual(
-            formatEvent(event),
-            "OPTIONS sip:example.com from 192.0.2.1:5060/UDP -> 200 (32000.0 ms) call-id=log-1",
-        )
-        self.assertEqual((event["method"], event["status"]), ("OPTIONS", 200))
-
     def test_unvalidated_message(self) -> None:
         """message_received validates what it is given unless told it was validated."""
         request = make_request("OPTIONS", "sip:example.com")
@@ -283,11 +278,6 @@ class ServerTests(SynchronousTestCase):
         self.receive(request_bytes("OPTIONS", "sip:example.com"))
         self.assertEqual(self.server.stats["dropped"], 1)
 
-    def test_ids(self) -> None:
-        """Tags are random; branches carry the RFC 3261 magic cookie."""
-        self.assertNotEqual(new_tag(), new_tag())
-        self.assertTrue(new_branch().startswith("z9hG4bK"))
-
     def test_destination_maddr(self) -> None:
         """A Via maddr sends the response there (RFC 3261 section 18.2.2)."""
         request = make_request(
@@ -303,3 +293,172 @@ class ServerTests(SynchronousTestCase):
         self.assertEqual(
             response_destination(make_response(request, 200), peer), ("198.51.100.1", 33333)
         )
+
+
+class TransactionCapTests(SynchronousTestCase):
+    """
+    Issue 15 item 12: a flood from a source exempt from rate limits
+    (loopback) meets the transaction cap like any other source.
+    """
+
+    def setUp(self) -> None:
+        from conference.limits import Rate, RateLimiter
+
+        self.clock = Clock()
+        router = CoreRouter(["example.com"], tag_factory=new_tag, accept_ip_literals=True)
+        self.server = SIPServer(
+            router,
+            reactor=self.clock,
+            limiter=RateLimiter(Rate(1, 60)),  # 127.0.0.1 is exempt by default
+            max_transactions=5,
+        )
+        self.sender = RecordingSender()
+        self.server.add_sender("udp", self.sender)
+        self.peer = Peer("UDP", "127.0.0.1", 5070, "udp")
+
+    def flood(self, count: int, first: int = 0) -> List[int]:
+        for n in range(first, first + count):
+            data = request_bytes(
+                "OPTIONS",
+                "sip:example.com",
+                branch=f"z9hG4bKflood{n}",
+                call_id=f"flood-{n}",
+                via_host="127.0.0.1:5070",
+            )
+            self.server.datagram_received(data, self.peer)
+        return [r.code for r in self.sender.responses()]
+
+    def test_exempt_flood_shed_past_cap(self) -> None:
+        """Past the cap, new requests get a stateless 503 with Retry-After; none is unanswered."""
+        codes = self.flood(12)
+        self.assertEqual(codes, [200] * 5 + [503] * 7)
+        shed = self.sender.responses()[-1]
+        self.assertEqual(shed.header("retry-after"), "10")
+        self.assertEqual(self.server.layer.pending(), 5)
+        self.assertEqual(self.server.stats["shed"], 7)
+        self.assertEqual(self.server.stats["limited"], 0)
+
+    def test_shed_logged_once_a_minute(self) -> None:
+        """A flood past the cap logs one warning a minute, not one per request."""
+        events: List[Any] = []
+        observer = cast(ILogObserver, events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        self.flood(20)
+        warned = [e for e in events if "transactions live" in e.get("log_format", "")]
+        self.assertEqual(len(warned), 1)
+
+    def test_served_again_after_timer_j(self) -> None:
+        """When the live transactions end (Timer J), new requests are answered again."""
+        self.flood(6)
+        self.clock.advance(64 * self.server.layer.t1)
+        self.assertEqual(self.server.layer.pending(), 0)
+        self.assertEqual(self.flood(1, first=100)[-1], 200)
+
+
+class TransactionLogTests(SynchronousTestCase):
+    """
+    The one log event per transaction: when its final response is sent or
+    received, with the latency, never at the timer that ends it.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.router = CoreRouter(["example.com"], tag_factory=new_tag, accept_ip_literals=True)
+        self.handler = SlowHandler()
+        self.router.add_handler(self.handler)
+        self.server = SIPServer(self.router, reactor=self.clock)
+        self.sender = RecordingSender()
+        self.server.add_sender("udp", self.sender)
+        self.peer = Peer("UDP", "192.0.2.1", 5060, "udp")
+        self.events: List[Any] = []
+        observer = cast(ILogObserver, self.events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+
+    def lines(self, call_id: str) -> List[str]:
+        """
+        The transaction log lines of one Call-ID, as text.
+        """
+        return [formatEvent(e) for e in self.events if e.get("call_id") == call_id]
+
+    def test_at_final_response(self) -> None:
+        """An INVITE answered after 1.5 s logs its 486 then, not when Timer H ends it."""
+        self.server.datagram_received(
+            request_bytes("INVITE", "sip:conf@example.com", call_id="log-1"), self.peer
+        )
+        self.clock.advance(1.5)
+        self.assertEqual(self.lines("log-1"), [])
+        request, d = self.handler.pending[0]
+        d.callback(make_response(request, 486, to_tag="x"))
+        expected = [
+            "INVITE sip:conf@example.com from 192.0.2.1:5060/UDP -> 486 (1500.0 ms) call-id=log-1"
+        ]
+        self.assertEqual(self.lines("log-1"), expected)
+        self.clock.pump([1.0] * 40)
+        self.assertEqual(self.server.layer.pending(), 0)
+        self.assertEqual(self.lines("log-1"), expected)
+
+    def test_fields(self) -> None:
+        """The event keeps method, status, latency and peer as fields for JSON logs."""
+        self.server.datagram_received(
+            request_bytes("OPTIONS", "sip:example.com", call_id="log-2"), self.peer
+        )
+        [event] = [e for e in self.events if e.get("call_id") == "log-2"]
+        self.assertEqual(
+            (event["method"], event["status"], event["duration_ms"], event["outbound"]),
+            ("OPTIONS", 200, 0.0, False),
+        )
+        self.assertEqual(event["peer"], self.peer)
+
+    def test_not_lost_on_stop(self) -> None:
+        """A UDP transaction still waiting for Timer J is already logged when the server stops."""
+        self.server.datagram_received(
+            request_bytes("OPTIONS", "sip:example.com", call_id="log-3"), self.peer
+        )
+        stopped = self.server.stop(timeout=0.5)
+        self.clock.advance(0.5)
+        self.successResultOf(stopped)
+        self.assertEqual(self.server.layer.pending(), 1)
+        self.assertEqual(len(self.lines("log-3")), 1)
+
+    def outbound(self) -> Tuple[Request, Deferred[Response]]:
+        """
+        Send a NOTIFY to the peer; return it and its final response to come.
+        """
+        request = make_request(
+            "NOTIFY",
+            "sip:alice@192.0.2.1",
+            via_host="127.0.0.1:5060",
+            branch=new_branch(),
+            to="<sip:alice@example.com>;tag=t1",
+            call_id="out-1",
+        )
+        return request, self.server.send_request(request, self.peer)
+
+    def test_outbound(self) -> None:
+        """A request the server sent logs when its final arrives, with the round trip."""
+        request, answered = self.outbound()
+        self.clock.advance(0.25)
+        self.server.message_received(make_response(request, 200), self.peer)
+        self.assertEqual(
+            self.lines("out-1"),
+            ["NOTIFY sip:alice@192.0.2.1 to 192.0.2.1:5060/UDP -> 200 (250.0 ms) call-id=out-1"],
+        )
+        [event] = [e for e in self.events if e.get("call_id") == "out-1"]
+        self.assertTrue(event["outbound"])
+        self.assertEqual(self.successResultOf(answered).code, 200)
+        self.clock.pump([1.0] * 10)
+        self.assertEqual(len(self.lines("out-1")), 1)
+
+    def test_outbound_timeout(self) -> None:
+        """A request never answered logs a timeout when Timer F gives up, 64*T1 after sending."""
+        _, answered = self.outbound()
+        self.clock.pump([0.5] * 70)
+        self.failureResultOf(answered, TimeoutError)
+        self.assertIn(
+            "NOTIFY sip:alice@192.0.2.1 to 192.0.2.1:5060/UDP -> timeout (32000.0 ms)"
+            " call-id=out-1",
+            self.lines("out-1"),
+        )
+        self.assertEqual(len(self.lines("out-1")), 1)

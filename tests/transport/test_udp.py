@@ -11,7 +11,8 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from conference.app.core import CoreRouter
-from conference.transport.server import SIPServer, new_tag
+from conference.sip.transaction_model import new_tag
+from conference.transport.server import SIPServer
 from conference.transport.udp import (
     SIPDatagramProtocol,
     UDPListenerService,
@@ -106,7 +107,7 @@ class UDPTests(SynchronousTestCase):
         self.assertEqual((port, interface), (5062, "127.0.0.1"))
         self.assertGreater(size, 65536)
         service.stopService()
-        self.assertIsNone(service.listening)
+        self.assertIsNone(service.port)
         self.assertTrue(reactor.port.stopped)
 
 

@@ -1,6 +1,6 @@
-# -*- test-case-name: tests.store.test_records -*-
+# -*- test-case-name: tests.test_records -*-
 """
-Tests for L{conference.store.records}: the plain records and errors every
+Tests for L{conference.records}: the plain records and errors every
 store shares.
 """
 
@@ -10,7 +10,7 @@ import dataclasses
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from conference.store.records import (
+from conference.records import (
     BindingRecord,
     ConferenceRecord,
     ConflictError,

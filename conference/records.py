@@ -1,10 +1,12 @@
-# -*- test-case-name: tests.store.test_records -*-
+# -*- test-case-name: tests.test_records -*-
 """
 The plain records every store keeps, whatever its backend.
 
 They are frozen dataclasses of simple values (strings, numbers, bytes), so
 the memory, SQLite and PostgreSQL backends store exactly the same thing and
-the contract tests can compare them for equality.
+the contract tests can compare them for equality.  They live outside
+L{conference.store} so that the sans-I/O cores (L{conference.bindings})
+can use them without importing the store package and its database pools.
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ class ConferenceRecord:
         C{max_participants}, C{early_join}, C{locked}).
     @ivar version: bumped by the store on every write, for optimistic
         concurrency (see L{ConflictError}); 0 for a record never stored.
+    @ivar owner: whose the conference URI and its bindings are: the
+        organizer who created it, kept while later bookings come and go
+        (C{""} in records stored before owners were recorded).
     """
 
     uri: str
@@ -81,6 +86,7 @@ class ConferenceRecord:
     version: int = 0
     created: float = 0.0
     updated: float = 0.0
+    owner: str = ""
 
 
 @dataclass(frozen=True)
