@@ -206,8 +206,13 @@ class IMediaSession(Interface):
     conference = Attribute("The conference URI, as a string.")
     local_sdp = Attribute("The SDP this side last sent (bytes).")
     last_activity = Attribute(
-        "When media last arrived (reactor seconds; the session's start until"
-        " then): the media plane's inactivity timeout counts from it (issue 15)."
+        "When media last arrived (reactor seconds; until then, when media was"
+        " first expected): the focus's inactivity timeout counts from it (issue 15)."
+    )
+    expects_media = Attribute(
+        "Whether media is expected from the participant now (a bool): not while"
+        " an offer awaits its answer, nor while the participant holds (we do not"
+        " receive, or its address is 0.0.0.0); no inactivity timeout runs then."
     )
 
 
@@ -258,8 +263,8 @@ class IMediaService(Interface):
     def touch(session: IMediaSession) -> None:
         """
         Note that media arrived for the session now (sets its
-        C{last_activity}); the media plane calls this for each packet, so
-        it must be cheap.
+        C{last_activity}); the media plane calls this for each packet it
+        accepts, so it must be cheap.
         """
 
 

@@ -84,6 +84,8 @@ class ServerConfig:
     # The focus (docs/focus.rst).
     media_address: str = "127.0.0.1"
     rtp_ports: Tuple[int, int] = (20000, 29999)
+    # The media service (docs/media.rst): "builtin" mixes, "null" drops.
+    media: str = "builtin"
     max_participants: int = 100
     early_join: float = 600.0
     # Abuse limits and TLS (issue 6; docs/limits.rst): None turns a rate
@@ -326,16 +328,20 @@ class ConferenceService(MultiService):
 
     def _install_focus(self, stores: Stores) -> None:
         """
-        The conference focus (INVITE, UPDATE, BYE) with the null media
-        service (a mixer replaces it behind L{IMediaService}).
+        The conference focus (INVITE, UPDATE, BYE) with the media service
+        C{--media} names, and the admission policy that shares its capacity
+        out and ends the calls whose media went quiet (C{--media-timeout}).
         """
         from conference.app.admission import MediaAdmission
         from conference.app.focus import Focus
-        from conference.app.media import NullMediaService
+        from conference.app.mixer import media_service
 
         config = self.config
-        self.media = NullMediaService(
-            self._reactor, address=config.media_address, port_range=config.rtp_ports
+        self.media = media_service(
+            config.media,
+            self._reactor,
+            address=config.media_address,
+            port_range=config.rtp_ports,
         )
         admission = MediaAdmission(
             self.media.capacity,

@@ -313,6 +313,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "The address RTP ports are opened on and announced in SDP.",
         ],
         ["rtp-ports", None, "20000-29999", "The RTP port range, LOW-HIGH.", _port_range],
+        ["media", None, "builtin", "Media service: builtin (the mixer) or null (drop media)."],
         [
             "max-participants",
             None,
@@ -500,6 +501,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             self["binding-dispositions"] = _dispositions(self["binding-dispositions"])
         if self["log-format"] not in ("text", "json"):
             raise usage.UsageError("--log-format must be text or json")
+        if self["media"] not in ("builtin", "null"):
+            raise usage.UsageError("--media must be builtin or null")
         self._post_limits()
         self._post_smime()
 
@@ -588,6 +591,7 @@ def config_from_options(options: Options) -> ServerConfig:
         max_organizer_bytes=options["max-organizer-bytes"],
         media_address=options["media-address"],
         rtp_ports=_port_range(options["rtp-ports"]),
+        media=options["media"],
         max_participants=options["max-participants"],
         early_join=float(options["early-join"]) * 60.0,
         rate_limit=options["rate-limit"],

@@ -199,6 +199,21 @@ class ServiceTests(SynchronousTestCase):
         reactor.advance(60)
         self.assertEqual(len(calls), 2)
 
+    def test_media_service(self) -> None:
+        """The mixer by default, its capacity shared out by the admission; --media null drops."""
+        from conference.app.media import NullMediaService
+        from conference.app.mixer import MixerMediaService
+
+        service, _ = self.make(media_timeout=7.0, rtp_ports=(20000, 20019))
+        service.startService()
+        self.assertIsInstance(service.media, MixerMediaService)
+        admission = service.focus.admission
+        assert admission is not None
+        self.assertEqual((admission.capacity, admission.timeout), (10, 7.0))
+        null, _ = self.make(media="null")
+        null.startService()
+        self.assertIs(type(null.media), NullMediaService)
+
     def test_listen_hosts(self) -> None:
         """Listening interfaces count as this server's own hosts."""
         hosts = listen_hosts(["udp:5060:interface=192.0.2.1", "tcp6:5060:interface=\\:\\:1"])

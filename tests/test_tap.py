@@ -115,6 +115,12 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(self.parse("--log-format", "json")["log-format"], "json")
         self.assertRaises(usage.UsageError, self.parse, "--log-format", "xml")
 
+    def test_media(self) -> None:
+        """--media picks the mixer (default) or the null service, nothing else."""
+        self.assertEqual(config_from_options(self.parse()).media, "builtin")
+        self.assertEqual(config_from_options(self.parse("--media", "null")).media, "null")
+        self.assertRaises(usage.UsageError, self.parse, "--media", "janus")
+
     def test_bad_domain(self) -> None:
         """A domain with URI punctuation is refused."""
         self.assertRaises(usage.UsageError, self.parse, "--domain", "sip:x@y")
