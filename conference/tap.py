@@ -13,6 +13,7 @@ from twisted.application.service import IService
 from twisted.cred import credentials, strcred
 from twisted.python import usage
 
+from conference.app.bookings import DEFAULT_MAX_ATTENDEES, DEFAULT_MAX_ORGANIZER_BYTES
 from conference.errors import StartupError
 from conference.limits import (
     DEFAULT_BODY_LIMITS,
@@ -290,6 +291,20 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             100,
             "Most conferences one organizer may have scheduled.",
             _positive(int, "max-conferences"),
+        ],
+        [
+            "max-attendees",
+            None,
+            DEFAULT_MAX_ATTENDEES,
+            "Most attendees of one scheduled event; more is 413.",
+            _positive(int, "max-attendees"),
+        ],
+        [
+            "max-organizer-bytes",
+            None,
+            DEFAULT_MAX_ORGANIZER_BYTES,
+            "Most bytes of calendars one organizer may store; more is 403.",
+            _positive(int, "max-organizer-bytes"),
         ],
         [
             "media-address",
@@ -572,6 +587,8 @@ def config_from_options(options: Options) -> ServerConfig:
         max_bindings=options["max-bindings"],
         max_binding_data=options["max-binding-data"],
         max_conferences_per_organizer=options["max-conferences"],
+        max_attendees=options["max-attendees"],
+        max_organizer_bytes=options["max-organizer-bytes"],
         media_address=options["media-address"],
         rtp_ports=_port_range(options["rtp-ports"]),
         media=options["media"],

@@ -80,6 +80,16 @@ class OptionsTests(SynchronousTestCase):
         self.assertRaises(usage.UsageError, self.parse, "--max-message-size", "0")
         self.assertRaises(usage.UsageError, self.parse, "--idle-timeout", "soon")
 
+    def test_scheduling_caps(self) -> None:
+        """--max-attendees and --max-organizer-bytes reach the config; defaults are set."""
+        defaults = config_from_options(self.parse())
+        self.assertEqual((defaults.max_attendees, defaults.max_organizer_bytes), (250, 4194304))
+        options = self.parse("--max-attendees", "10", "--max-organizer-bytes", "65536")
+        config = config_from_options(options)
+        self.assertEqual((config.max_attendees, config.max_organizer_bytes), (10, 65536))
+        self.assertRaises(usage.UsageError, self.parse, "--max-attendees", "0")
+        self.assertRaises(usage.UsageError, self.parse, "--max-organizer-bytes", "lots")
+
     def test_digest_algorithms(self) -> None:
         """MD5 alone by default (as ServerConfig); the order can be set; unknown names refused."""
         self.assertEqual(config_from_options(self.parse()).digest_algorithms, ["MD5"])
