@@ -206,8 +206,13 @@ class IMediaSession(Interface):
     conference = Attribute("The conference URI, as a string.")
     local_sdp = Attribute("The SDP this side last sent (bytes).")
     last_activity = Attribute(
-        "When media last arrived (reactor seconds; the session's start until"
-        " then): the media plane's inactivity timeout counts from it (issue 15)."
+        "When media last arrived (reactor seconds; until then, when media was"
+        " first expected): the focus's inactivity timeout counts from it (issue 15)."
+    )
+    expects_media = Attribute(
+        "Whether media is expected from the participant now (a bool): not while"
+        " an offer awaits its answer, nor while the participant holds (we do not"
+        " receive, or its address is 0.0.0.0); no inactivity timeout runs then."
     )
 
 
@@ -258,8 +263,8 @@ class IMediaService(Interface):
     def touch(session: IMediaSession) -> None:
         """
         Note that media arrived for the session now (sets its
-        C{last_activity}); the media plane calls this for each packet, so
-        it must be cheap.
+        C{last_activity}); the media plane calls this for each packet it
+        accepts, so it must be cheap.
         """
 
 
@@ -268,7 +273,7 @@ class IMediaService(Interface):
 if TYPE_CHECKING:
     from typing import Collection, FrozenSet, Mapping, Tuple
 
-    from conference.records import BindingRecord, CalendarEntry, ConferenceRecord
+    from conference.records import BindingRecord, CalendarEntry, ConferenceRecord, Holders
 
 
 class IConferenceStore(Interface):
@@ -300,10 +305,12 @@ class IConferenceStore(Interface):
         expected_version: Optional[int],
         *,
         max_per_organizer: Optional[int] = None,
+        max_organizer_bytes: Optional[int] = None,
+        holders: Optional[Holders] = None,
     ) -> Deferred[ConferenceRecord]:
         """
         Create or replace the conference C{record.uri}; C{record.version} is
-        ignored.
+        ignored.  Everything happens in one transaction: all or nothing.
 
         @param expected_version: C{0} to create only (the URI must be new);
             a positive number to replace only the record at exactly that
@@ -311,13 +318,40 @@ class IConferenceStore(Interface):
         @param max_per_organizer: when given, refuse to make
             C{record.organizer} own more than this many stored conferences
             (only a new record, or one changing organizer, is counted).
+        @param max_organizer_bytes: when given, refuse a write that leaves
+            C{record.organizer} storing more than this many bytes (the
+            calendars of the conferences they organize plus those of their
+            own calendar entries, see L{ICalendarStore.put_entries}) and
+            more than before.
+        @param holders: when given, the conference's calendar entries
+            become exactly these (see L{set_holders}), in the same
+            transaction.
         @return: a Deferred firing with the stored copy, whose C{version}
             is the previous version plus one (1 for a new record).
         @raise conference.records.ConflictError: (as a failure) if
             C{expected_version} does not match what is stored, or another
             conference already has C{record.uid}.  Nothing is changed.
         @raise conference.records.LimitExceededError: (as a failure)
-            if C{max_per_organizer} would be exceeded.  Nothing is changed.
+            if C{max_per_organizer} or C{max_organizer_bytes} would be
+            exceeded.  Nothing is changed.
+        """
+
+    def set_holders(uri: str, expected_version: int, holders: Holders, now: float) -> Deferred[int]:
+        """
+        Make the calendar entries that refer to the conference C{uri}
+        exactly C{holders}: for each UID, one entry (source C{conference},
+        C{conference} C{uri}, no calendar of its own) per address; other
+        entries referring to C{uri} are removed.  An address's entry of
+        that UID that does not refer to a conference (its own published
+        object) is left alone.  Idempotent: holders already right cost no
+        write.  Deleting the conference removes its entries.
+
+        @param expected_version: the version C{uri} must be at.
+        @param now: the C{updated} time of entries added.
+        @return: a Deferred firing with how many entries were added or
+            removed.
+        @raise conference.records.ConflictError: (as a failure) if
+            C{uri} is not stored at C{expected_version}; nothing changed.
         """
 
     def list(
@@ -354,7 +388,8 @@ class ICalendarStore(Interface):
 
     def entries(owner: str) -> Deferred[List[CalendarEntry]]:
         """
-        All entries of C{owner}.
+        All entries of C{owner}; those referring to a conference carry
+        the conference's current calendar (see L{CalendarEntry}).
 
         @return: a Deferred firing with a list ordered by UID (empty if
             none).
@@ -362,9 +397,28 @@ class ICalendarStore(Interface):
 
     def put_entry(entry: CalendarEntry) -> Deferred[None]:
         """
-        Store C{entry}, replacing any entry with the same owner and UID.
+        Store C{entry} (its own copy: C{entry.conference} is ignored),
+        replacing any entry with the same owner and UID.
 
         @return: a Deferred firing with L{None} once it is stored.
+        """
+
+    def put_entries(
+        owner: str,
+        entries: Sequence[CalendarEntry],
+        *,
+        max_organizer_bytes: Optional[int] = None,
+    ) -> Deferred[None]:
+        """
+        L{put_entry} for several entries of C{owner}, in one transaction.
+
+        @param max_organizer_bytes: when given, refuse to leave C{owner}
+            storing more than this many bytes and more than before (as
+            L{IConferenceStore.put} counts them).
+        @raise conference.records.LimitExceededError: (as a failure)
+            if so; nothing changed.
+        @raise conference.records.StoreError: (as a failure) if an
+            entry names another owner; nothing changed.
         """
 
     def remove_entry(owner: str, uid: str) -> Deferred[bool]:

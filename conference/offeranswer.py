@@ -10,6 +10,7 @@ that comes back in the ACK, and keeps the C{o=} version counting.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -93,6 +94,21 @@ class Stream:
     codecs: List[Tuple[int, Codec]] = field(default_factory=list)
     telephone_event: Optional[int] = None
     direction: str = "sendrecv"
+
+    @property
+    def expects_media(self) -> bool:
+        """
+        Whether the peer is to send us media: this side receives
+        (C{sendrecv}, C{recvonly}) and the peer's address is not the
+        unspecified one (C{c=0.0.0.0}, how RFC 2543 held a call).  A
+        participant who holds sends nothing, so no inactivity timeout runs.
+        """
+        if self.direction not in ("sendrecv", "recvonly"):
+            return False
+        try:
+            return not ipaddress.ip_address(self.address.strip("[]")).is_unspecified
+        except ValueError:  # a host name: media is still expected from it
+            return True
 
 
 def not_acceptable(warning: Tuple[int, str], agent: str) -> RemoteProtocolError:

@@ -12,7 +12,11 @@ can use them without importing the store package and its database pools.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Collection, Dict, Mapping, Optional
+
+#: Who holds each booking of a conference in their calendar: UID -> the
+#: addresses (owners) whose calendar entries refer to it.
+Holders = Mapping[str, Collection[str]]
 
 
 class StoreError(Exception):
@@ -97,8 +101,14 @@ class CalendarEntry:
 
     @ivar owner: the user's address of record (C{sip:bob@example.com}).
     @ivar uid: the iCalendar UID (unique per owner).
-    @ivar calendar: an RFC 6321 xCal document (VCALENDAR).
+    @ivar calendar: an RFC 6321 xCal document (VCALENDAR).  For an entry
+        that refers to a conference, the conference's own stored calendar
+        (one copy shared by every holder, which may hold other bookings:
+        the entry is its components of UID C{uid}).
     @ivar source: where it came from: C{"publish"} or C{"conference"}.
+    @ivar conference: the URI of the conference the entry refers to (set
+        by L{conference.interfaces.IConferenceStore.put} from its
+        C{holders}), or L{None} for an entry holding its own copy.
     """
 
     owner: str
@@ -106,6 +116,7 @@ class CalendarEntry:
     calendar: bytes
     source: str = "publish"
     updated: float = 0.0
+    conference: Optional[str] = None
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger, globalLogPublisher, jsonFileLogObserver
 from twisted.python.failure import Failure
 
+from conference.app.bookings import DEFAULT_MAX_ATTENDEES, DEFAULT_MAX_ORGANIZER_BYTES
 from conference.app.core import CoreRouter
 from conference.app.registrar import Registrar
 from conference.app.trust import TrustSettings, load_trust_settings
@@ -76,9 +77,15 @@ class ServerConfig:
     max_binding_data: int = 8192
     # Most conferences one organizer may have scheduled (None: no cap).
     max_conferences_per_organizer: Optional[int] = 100
+    # Most attendees per event, most bytes one organizer stores (None: no
+    # cap; docs/scheduling.rst).
+    max_attendees: Optional[int] = DEFAULT_MAX_ATTENDEES
+    max_organizer_bytes: Optional[int] = DEFAULT_MAX_ORGANIZER_BYTES
     # The focus (docs/focus.rst).
     media_address: str = "127.0.0.1"
     rtp_ports: Tuple[int, int] = (20000, 29999)
+    # The media service (docs/media.rst): "builtin" mixes, "null" drops.
+    media: str = "builtin"
     max_participants: int = 100
     early_join: float = 600.0
     # Abuse limits and TLS (issue 6; docs/limits.rst): None turns a rate
@@ -319,21 +326,27 @@ class ConferenceService(MultiService):
             trust=self.trust,
             accounts=self.accounts,
             listeners=[self.subscriptions.changed],
+            max_attendees=config.max_attendees,
+            max_organizer_bytes=config.max_organizer_bytes,
         )
         self.scheduler.applied.extend([self.lifecycle.changed, self.conference_events.changed])
 
     def _install_focus(self, stores: Stores) -> None:
         """
-        The conference focus (INVITE, UPDATE, BYE) with the null media
-        service (a mixer replaces it behind L{IMediaService}).
+        The conference focus (INVITE, UPDATE, BYE) with the media service
+        C{--media} names, and the admission policy that shares its capacity
+        out and ends the calls whose media went quiet (C{--media-timeout}).
         """
         from conference.app.admission import MediaAdmission
         from conference.app.focus import Focus
-        from conference.app.media import NullMediaService
+        from conference.app.mixer import media_service
 
         config = self.config
-        self.media = NullMediaService(
-            self._reactor, address=config.media_address, port_range=config.rtp_ports
+        self.media = media_service(
+            config.media,
+            self._reactor,
+            address=config.media_address,
+            port_range=config.rtp_ports,
         )
         admission = MediaAdmission(
             self.media.capacity,
@@ -402,7 +415,9 @@ class ConferenceService(MultiService):
     def _purge_expired(self) -> Deferred[Any]:
         if self.stores is None:
             return succeed(0)
-        return self.stores.registrations.purge(self.sip.now())
+        d = self.stores.registrations.purge(self.sip.now())
+        # A store fault skips one purge (one log line) and keeps the loop.
+        return d.addErrback(lambda f: log.error("Purge failed: {error}", error=f.value))
 
     def authenticate(
         self, request: Request, now: float, tls_identity: Optional[ISIPIdentity] = None

@@ -13,6 +13,7 @@ from twisted.application.service import IService
 from twisted.cred import credentials, strcred
 from twisted.python import usage
 
+from conference.app.bookings import DEFAULT_MAX_ATTENDEES, DEFAULT_MAX_ORGANIZER_BYTES
 from conference.errors import StartupError
 from conference.limits import (
     DEFAULT_BODY_LIMITS,
@@ -292,12 +293,27 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             _positive(int, "max-conferences"),
         ],
         [
+            "max-attendees",
+            None,
+            DEFAULT_MAX_ATTENDEES,
+            "Most attendees of one scheduled event; more is 413.",
+            _positive(int, "max-attendees"),
+        ],
+        [
+            "max-organizer-bytes",
+            None,
+            DEFAULT_MAX_ORGANIZER_BYTES,
+            "Most bytes of calendars one organizer may store; more is 403.",
+            _positive(int, "max-organizer-bytes"),
+        ],
+        [
             "media-address",
             None,
             "127.0.0.1",
             "The address RTP ports are opened on and announced in SDP.",
         ],
         ["rtp-ports", None, "20000-29999", "The RTP port range, LOW-HIGH.", _port_range],
+        ["media", None, "builtin", "Media service: builtin (the mixer) or null (drop media)."],
         [
             "max-participants",
             None,
@@ -485,6 +501,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             self["binding-dispositions"] = _dispositions(self["binding-dispositions"])
         if self["log-format"] not in ("text", "json"):
             raise usage.UsageError("--log-format must be text or json")
+        if self["media"] not in ("builtin", "null"):
+            raise usage.UsageError("--media must be builtin or null")
         self._post_limits()
         self._post_smime()
 
@@ -569,8 +587,11 @@ def config_from_options(options: Options) -> ServerConfig:
         max_bindings=options["max-bindings"],
         max_binding_data=options["max-binding-data"],
         max_conferences_per_organizer=options["max-conferences"],
+        max_attendees=options["max-attendees"],
+        max_organizer_bytes=options["max-organizer-bytes"],
         media_address=options["media-address"],
         rtp_ports=_port_range(options["rtp-ports"]),
+        media=options["media"],
         max_participants=options["max-participants"],
         early_join=float(options["early-join"]) * 60.0,
         rate_limit=options["rate-limit"],

@@ -31,6 +31,7 @@ SANS_IO = (
     "conference.bindings",
     "conference.sdp",
     "conference.offeranswer",
+    "conference.media",
     "conference.limits",
     "conference.control",
 )

@@ -236,6 +236,27 @@ class AnswerTests(SynchronousTestCase):
             assert self.oa.stream is not None
             self.assertEqual(self.oa.stream.direction, expected)
 
+    def test_expects_media(self) -> None:
+        """Media is expected unless we do not receive or the peer holds with c=0.0.0.0."""
+        for offered, expected in [
+            ("sendrecv", True),
+            ("sendonly", True),
+            ("recvonly", False),
+            ("inactive", False),
+        ]:
+            self.answer(audio_offer("0", f"a={offered}"))
+            assert self.oa.stream is not None
+            self.assertEqual(self.oa.stream.expects_media, expected, offered)
+        for connection, expected in [
+            ("IN IP4 0.0.0.0", False),
+            ("IN IP6 ::", False),
+            ("IN IP4 media.example", True),
+        ]:
+            held = audio_offer("0").replace(b"c=IN IP4 192.0.2.5", f"c={connection}".encode())
+            self.answer(held)
+            assert self.oa.stream is not None
+            self.assertEqual(self.oa.stream.expects_media, expected, connection)
+
     def test_session_level_direction(self) -> None:
         """A session-level direction applies to streams without their own."""
         offer = SIPP_OFFER.replace(b"t=0 0\r\n", b"t=0 0\r\na=sendonly\r\n")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, List, Tuple, cast
 
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import CannotListenError
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogPublisher
@@ -14,6 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from conference.app.scheduler import SchedulingHandler
 from conference.errors import StartupError
+from conference.records import StoreError
 from conference.service import ConferenceService, ServerConfig, listen_hosts
 from conference.testing import memory_stores
 
@@ -98,7 +100,7 @@ class ServiceTests(SynchronousTestCase):
         self.assertIs(service.stores, stores)
 
     def test_bad_store_fails_ready(self) -> None:
-        """A store that cannot be opened fails ready with a StartupError, logged as one line."""
+        """A store that cannot be opened fails ready with a StartupError, one line, no traceback."""
         events = self.capture()
         service, reactor = self.make()
         service.config.store = "mongodb:somewhere"
@@ -109,9 +111,10 @@ class ServiceTests(SynchronousTestCase):
         self.assertTrue(str(error).startswith("--store: bad store description 'mongodb:somewhere'"))
         self.assertEqual(reactor.udp, [])
         self.assertEqual(
-            [formatEvent(e) for e in events if e["log_level"] == LogLevel.critical],
+            [formatEvent(e) for e in events if e["log_level"] >= LogLevel.warn],
             [f"Cannot start: {error}"],
         )
+        self.assertFalse([e for e in events if "log_failure" in e])
         self.assertFalse(reactor.hasStopped)
 
     def test_bound_before_store(self) -> None:
@@ -178,6 +181,38 @@ class ServiceTests(SynchronousTestCase):
         globalLogPublisher.addObserver(observer)
         self.addCleanup(globalLogPublisher.removeObserver, observer)
         return events
+
+    def test_purge_survives_store_error(self) -> None:
+        """A failing purge is logged in one line and the next one still runs."""
+        stores = memory_stores()
+        calls: List[float] = []
+
+        def purge(now: float) -> Deferred[int]:
+            calls.append(now)
+            return fail(StoreError("sqlite error: disk I/O error"))
+
+        stores.registrations.purge = purge  # type: ignore[method-assign]
+        reactor = UDPMemoryReactor()
+        service = ConferenceService(ServerConfig(listen=["udp:0"]), reactor=reactor, stores=stores)
+        service.startService()
+        reactor.advance(60)
+        reactor.advance(60)
+        self.assertEqual(len(calls), 2)
+
+    def test_media_service(self) -> None:
+        """The mixer by default, its capacity shared out by the admission; --media null drops."""
+        from conference.app.media import NullMediaService
+        from conference.app.mixer import MixerMediaService
+
+        service, _ = self.make(media_timeout=7.0, rtp_ports=(20000, 20019))
+        service.startService()
+        self.assertIsInstance(service.media, MixerMediaService)
+        admission = service.focus.admission
+        assert admission is not None
+        self.assertEqual((admission.capacity, admission.timeout), (10, 7.0))
+        null, _ = self.make(media="null")
+        null.startService()
+        self.assertIs(type(null.media), NullMediaService)
 
     def test_listen_hosts(self) -> None:
         """Listening interfaces count as this server's own hosts."""

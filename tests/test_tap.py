@@ -80,6 +80,16 @@ class OptionsTests(SynchronousTestCase):
         self.assertRaises(usage.UsageError, self.parse, "--max-message-size", "0")
         self.assertRaises(usage.UsageError, self.parse, "--idle-timeout", "soon")
 
+    def test_scheduling_caps(self) -> None:
+        """--max-attendees and --max-organizer-bytes reach the config; defaults are set."""
+        defaults = config_from_options(self.parse())
+        self.assertEqual((defaults.max_attendees, defaults.max_organizer_bytes), (250, 4194304))
+        options = self.parse("--max-attendees", "10", "--max-organizer-bytes", "65536")
+        config = config_from_options(options)
+        self.assertEqual((config.max_attendees, config.max_organizer_bytes), (10, 65536))
+        self.assertRaises(usage.UsageError, self.parse, "--max-attendees", "0")
+        self.assertRaises(usage.UsageError, self.parse, "--max-organizer-bytes", "lots")
+
     def test_digest_algorithms(self) -> None:
         """MD5 alone by default (as ServerConfig); the order can be set; unknown names refused."""
         self.assertEqual(config_from_options(self.parse()).digest_algorithms, ["MD5"])
@@ -104,6 +114,12 @@ class OptionsTests(SynchronousTestCase):
         """--log-format takes text or json only."""
         self.assertEqual(self.parse("--log-format", "json")["log-format"], "json")
         self.assertRaises(usage.UsageError, self.parse, "--log-format", "xml")
+
+    def test_media(self) -> None:
+        """--media picks the mixer (default) or the null service, nothing else."""
+        self.assertEqual(config_from_options(self.parse()).media, "builtin")
+        self.assertEqual(config_from_options(self.parse("--media", "null")).media, "null")
+        self.assertRaises(usage.UsageError, self.parse, "--media", "janus")
 
     def test_bad_domain(self) -> None:
         """A domain with URI punctuation is refused."""

@@ -221,9 +221,11 @@ class MediaAdmission:
         """
         The open sessions with no media for C{timeout} seconds by C{now}
         (oldest activity first); the caller ends their calls and releases
-        them.  Sets the next check, at least an eighth of the timeout (and
-        a second) away, so a sweep over every session is not run for each
-        session separately.
+        them.  A session that expects no media (the participant holds) is
+        never idle; it is looked at again a timeout later, since taking the
+        call off hold restarts its count.  Sets the next check, at least an
+        eighth of the timeout (and a second) away, so a sweep over every
+        session is not run for each session separately.
         """
         timeout = self.timeout
         if timeout is None:
@@ -231,9 +233,13 @@ class MediaAdmission:
         found: List[MediaTicket] = []
         earliest: Optional[float] = None
         for ticket in self._tickets:
-            if ticket.session is None:
+            session = ticket.session
+            if session is None:
                 continue  # still being answered
-            deadline = _activity(ticket.session) + timeout
+            if session.expects_media:
+                deadline = _activity(session) + timeout
+            else:
+                deadline = now + timeout
             if deadline <= now:
                 found.append(ticket)
             elif earliest is None or deadline < earliest:

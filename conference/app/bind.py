@@ -32,7 +32,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from conference.app.conferences import owner_of
-from conference.app.core import RequestContext
+from conference.app.core import RequestContext, store_refusal
 from conference.bindings.access import (
     CONFERENCE,
     USER,
@@ -108,8 +108,7 @@ def store_failure(failure: Failure, max_bindings: int = 0) -> Failure:
     if isinstance(error, LimitExceededError):
         raise limit_refusal(max_bindings)
     if isinstance(error, StoreError):
-        log.error("Binding store failed: {error}", error=error)
-        raise SIPProtocolError("Binding store unavailable", 503, [("Retry-After", "5")])
+        raise store_refusal(error, "Binding store")
     return failure
 
 
@@ -618,7 +617,8 @@ class BindHandler:
         d: Deferred[Any] = self.discovery_headers(owner, identity, now)
 
         def quiet(failure: Failure) -> Headers:
-            log.failure("Bindings of {aor} not added to REGISTER", failure, aor=aor)
+            if not failure.check(SIPProtocolError):  # a store fault was logged already
+                log.failure("Bindings of {aor} not added to REGISTER", failure, aor=aor)
             return []
 
         return d.addErrback(quiet)

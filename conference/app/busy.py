@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Uni
 
 from twisted.internet.defer import Deferred, gatherResults
 
+from conference.app.bookings import entry_calendar
 from conference.app.conferences import UTC, calendar_of, current_instance, utc_datetime
 from conference.app.roster import Roster
 from conference.calendar import (
@@ -255,7 +256,7 @@ class UserAvailability:
         sources = []
         for entry in entries:
             try:
-                sources.append(_entry_calendar(entry))
+                sources.append(entry_calendar(entry))
             except CalendarError:
                 continue
         if sources:
@@ -354,12 +355,6 @@ class UserAvailability:
             to_tag=to_tag,
             sign=self.sign,
         )
-
-
-def _entry_calendar(entry: CalendarEntry) -> Component:
-    from conference.calendar import parse_xcal_calendar
-
-    return parse_xcal_calendar(entry.calendar)
 
 
 def conference_unavailable(

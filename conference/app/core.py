@@ -25,6 +25,7 @@ from typing import (
 )
 
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 from zope.interface import implementer
 
 from conference.calendar.itip import normalize_address
@@ -33,8 +34,14 @@ from conference.interfaces import IRequestHandler, IRouter
 
 # Re-exported: handlers and their tests import it from here.
 from conference.interfaces import RequestContext as RequestContext  # noqa: PLC0414
+from conference.records import LimitExceededError, StoreError
 from conference.sip.errors import RemoteProtocolError, SIPProtocolError
 from conference.sip.message import Request, Response, error_response, make_response
+
+log = Logger()
+
+#: Seconds a client is asked to wait (Retry-After) after a store fault.
+STORE_RETRY_AFTER = 5
 
 # Methods this stack knows the meaning of (RFC 3261, 3262, 3265/6665, 3428,
 # 3515, 3903, 3311, 6086, and the BIND draft).  A known method nobody
@@ -75,6 +82,30 @@ Adds header fields to the core's answer to OPTIONS (for example the
 Binding headers of the user it is addressed to); may fail with a
 L{SIPProtocolError}, which becomes the answer.
 """
+
+
+def store_refusal(error: StoreError, what: str = "Store") -> SIPProtocolError:
+    """
+    The answer to a request a store failed (disk full, database damaged or
+    unreachable, a conflict retried too often): 503 with Retry-After, as
+    nothing was committed (every store write is one transaction), logged
+    once as one line without a traceback.  A limit
+    (L{LimitExceededError}) that no handler answered is a 403: retrying
+    would not help.
+
+    Every handler's store failures end here: L{CoreRouter.dispatch} maps
+    what a handler lets through, and handlers that answer some store
+    errors themselves (BIND's limits) call it for the rest.
+
+    @param what: names the store in the log line.
+    """
+    if isinstance(error, LimitExceededError):
+        log.info("{what} limit: {error}", what=what, error=error)
+        return RemoteProtocolError("Forbidden (limit exceeded)", 403)
+    log.error("{what} failed, answering 503: {error}", what=what, error=error)
+    return SIPProtocolError(
+        "Service Unavailable (store failure)", 503, [("Retry-After", str(STORE_RETRY_AFTER))]
+    )
 
 
 @implementer(IRouter)
@@ -305,10 +336,14 @@ class CoreRouter:
                 answer = handler.handle_request(request, context)
         except SIPProtocolError as e:
             return error_response(request, e, tag)
+        except StoreError as e:
+            return error_response(request, store_refusal(e), tag)
         if isinstance(answer, Deferred):
 
             def failed(failure: Any) -> Response:
-                error = failure.trap(SIPProtocolError) and failure.value
+                error = failure.trap(SIPProtocolError, StoreError) and failure.value
+                if isinstance(error, StoreError):
+                    error = store_refusal(error)
                 return error_response(request, error, tag)
 
             answer.addErrback(failed)

@@ -4,9 +4,10 @@ The null media service: the focus's media seam with no mixer behind it.
 
 It negotiates PCMU, PCMA and telephone-event like a real media server,
 opens an RTP/RTCP port pair per participant so peers have somewhere to
-send, counts what arrives (each well-formed packet refreshes the session's
-C{last_activity}, which the focus's inactivity timeout reads) and drops
-it.  A mixer replaces it behind the same L{IMediaService} interface.
+send, counts what arrives (each well-formed packet, from any source,
+refreshes the session's C{last_activity}, which the focus's inactivity
+timeout reads) and drops it.  The mixer (L{conference.app.mixer}) extends
+it behind the same L{IMediaService} interface.
 """
 
 from __future__ import annotations
@@ -44,9 +45,10 @@ class RTPSink(DatagramProtocol):
     @ivar packets: datagrams received; C{octets} their total size.
     @ivar malformed: those too short or not RTP/RTCP version 2.
     @ivar on_datagram: called with each datagram and its source, if set
-        (a hook for tests and, later, for symmetric RTP).
+        (the mixer's receive path).
     @ivar on_activity: called for each well-formed datagram, if set (the
-        service refreshes the session's C{last_activity} through it).
+        null service refreshes the session's C{last_activity} through it;
+        the mixer unsets it and counts only the media it accepts).
     """
 
     def __init__(self) -> None:
@@ -76,8 +78,10 @@ class NullMediaSession:
     @ivar rtp: the L{RTPSink} of the RTP port; C{rtcp} that of RTCP.
     @ivar negotiation: the L{OfferAnswer} state.
     @ivar closed: whether L{NullMediaService.close} released it.
-    @ivar last_activity: when an RTP or RTCP packet last arrived (the
-        session's start until one does).
+    @ivar last_activity: when media last arrived (see
+        L{NullMediaService.touch}); until then, when media was first
+        expected (the session's start, the answer to our offer, or the
+        end of a hold).
     """
 
     def __init__(
@@ -109,6 +113,15 @@ class NullMediaSession:
         """The stream negotiated, or L{None} while an offer awaits its answer."""
         return self.negotiation.stream
 
+    @property
+    def expects_media(self) -> bool:
+        """
+        Whether media is expected from the participant: a stream is
+        negotiated and the participant does not hold (L{Stream.expects_media}).
+        """
+        stream = self.negotiation.stream
+        return stream is not None and stream.expects_media
+
     def __repr__(self) -> str:
         return f"<NullMediaSession {self.participant} in {self.conference} on port {self.port}>"
 
@@ -138,11 +151,12 @@ class NullMediaService:
         warn_agent: Optional[str] = None,
         codecs: Sequence[Codec] = SUPPORTED_CODECS,
         session_ids: Callable[[], str] = _random_session_id,
-        clock: Optional[IReactorTime] = None,
     ) -> None:
         """
-        @param reactor: where ports are opened; the global reactor if
-            L{None} (looked up here, once).
+        @param reactor: where ports are opened and what C{last_activity}
+            times are read from (it provides C{IReactorUDP} and
+            C{IReactorTime}); the global reactor if L{None} (looked up
+            here, once).
         @param address: the interface to listen on, also put in the SDP.
         @param port_range: the lowest and highest port (inclusive) to use;
             RTP takes the even ones, RTCP the odd one above.
@@ -150,8 +164,6 @@ class NullMediaService:
         @param warn_agent: the host named in Warning headers (the address
             if L{None}).
         @param session_ids: makes the C{o=} session id of a new session.
-        @param clock: what C{last_activity} times are read from; the
-            reactor if L{None} and it tells the time (real ones do).
         """
         reactor = default_reactor(reactor)
         low, high = port_range
@@ -160,8 +172,7 @@ class NullMediaService:
             raise ValueError(f"port range {port_range!r} holds no RTP/RTCP port pair")
         if max_sessions < 1:
             raise ValueError("max_sessions must be at least 1")
-        self.reactor = reactor
-        self.clock: IReactorTime = clock if clock is not None else cast(IReactorTime, reactor)
+        self._reactor = reactor
         self.address = address
         self.low, self.high = low, high
         self.max_sessions = max_sessions
@@ -171,6 +182,9 @@ class NullMediaService:
         self.sessions: Dict[int, NullMediaSession] = {}
         self._next_port = low
         self.capacity = min(max_sessions, self._pairs())
+
+    def _now(self) -> float:
+        return cast(IReactorTime, self._reactor).seconds()
 
     def _pairs(self) -> int:
         return (self.high - self.low + 1) // 2
@@ -195,13 +209,13 @@ class NullMediaService:
                 continue
             rtp, rtcp = RTPSink(), RTPSink()
             try:
-                rtp_listener = self.reactor.listenUDP(
+                rtp_listener = self._reactor.listenUDP(
                     port, rtp, interface=self.address, maxPacketSize=MAX_PACKET_SIZE
                 )
             except CannotListenError:
                 continue
             try:
-                rtcp_listener = self.reactor.listenUDP(
+                rtcp_listener = self._reactor.listenUDP(
                     port + 1, rtcp, interface=self.address, maxPacketSize=MAX_PACKET_SIZE
                 )
             except CannotListenError:
@@ -223,7 +237,7 @@ class NullMediaService:
             codecs=self.codecs,
         )
         session = NullMediaSession(
-            conference, participant, negotiation, listeners, sinks, started=self.clock.seconds()
+            conference, participant, negotiation, listeners, sinks, started=self._now()
         )
         for sink in sinks:
             sink.on_activity = lambda: self.touch(session)
@@ -274,10 +288,27 @@ class NullMediaService:
         Take the answer to L{offer}; raises L{RemoteProtocolError} (400 or
         488, see L{OfferAnswer.receive_answer}; 481 for a closed session).
         """
-        self._session(session).negotiation.receive_answer(answer)
+        found = self._session(session)
+        expected = found.expects_media
+        found.negotiation.receive_answer(answer)
+        self._expecting(found, expected)
 
     def _update(self, session: IMediaSession, offer: bytes) -> bytes:
-        return self._session(session).negotiation.receive_offer(offer)
+        found = self._session(session)
+        expected = found.expects_media
+        answer = found.negotiation.receive_offer(offer)
+        self._expecting(found, expected)
+        return answer
+
+    def _expecting(self, session: NullMediaSession, before: bool) -> None:
+        """
+        After a negotiation: when media is now expected and was not (the
+        answer to our offer, the end of a hold), the inactivity count
+        starts now.  Other renegotiations (a session-timer refresh) do not
+        restart it, or a peer refreshing its session would never time out.
+        """
+        if session.expects_media and not before:
+            self.touch(session)
 
     def update(self, session: IMediaSession, offer: bytes) -> Deferred[bytes]:
         """
@@ -306,7 +337,7 @@ class NullMediaService:
         """
         Media arrived for C{session} now: refresh its C{last_activity}.
         """
-        session.last_activity = self.clock.seconds()  # type: ignore[attr-defined]
+        session.last_activity = self._now()  # type: ignore[attr-defined]
 
     def close_all(self) -> None:
         """Close every open session (at shutdown)."""

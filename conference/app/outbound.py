@@ -21,6 +21,7 @@ from conference.app.calendarbody import render_calendar
 from conference.app.core import is_ip_literal
 from conference.calendar import Outgoing, normalize_address
 from conference.interfaces import IRegistrationStore
+from conference.records import StoreError
 from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request, Response
 from conference.sip.transaction import Peer
@@ -183,6 +184,9 @@ class Messenger:
             return [self._undeliverable(address, None, "not in a served domain", method)]
         try:
             bindings = await self.registrations.get_bindings(aor, self._reactor.seconds())
+        except StoreError as e:  # one line, no traceback (docs/stores.rst)
+            log.error("Could not look up {aor}: {error}", aor=aor, error=e)
+            return [Delivery(aor, None, None, "registration lookup failed")]
         except Exception:
             log.failure("Could not look up {aor}", aor=aor)
             return [Delivery(aor, None, None, "registration lookup failed")]

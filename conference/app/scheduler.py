@@ -23,6 +23,11 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from conference.app.bookings import (
+    DEFAULT_MAX_ATTENDEES,
+    DEFAULT_MAX_ORGANIZER_BYTES,
+    Bookings,
+)
 from conference.app.calendarbody import (
     ACCEPTED_TYPES,
     ICAL,
@@ -32,7 +37,6 @@ from conference.app.calendarbody import (
 )
 from conference.app.conferences import (
     CONFERENCE_CUTYPES,
-    all_cancelled,
     calendar_of,
     decline,
     is_conference_attendee,
@@ -75,7 +79,6 @@ from conference.records import (
     ConferenceRecord,
     ConflictError,
     LimitExceededError,
-    StoreError,
 )
 from conference.sip.errors import RemoteProtocolError, SIPProtocolError
 from conference.sip.message import Request, Response, make_response
@@ -263,6 +266,8 @@ class SchedulingHandler:
     @ivar messenger: sends the iTIP answers; L{None} drops them (logged).
     @ivar max_per_organizer: the most conferences one organizer may have
         stored (L{None}: no limit).
+    @ivar bookings: how outcomes are stored, with the attendee and
+        organizer byte caps (L{conference.app.bookings}).
     """
 
     methods = ("MESSAGE",)
@@ -283,11 +288,15 @@ class SchedulingHandler:
         max_per_organizer: Optional[int] = None,
         trust: Optional[TrustSettings] = None,
         accounts: Optional[IAccounts] = None,
+        max_attendees: Optional[int] = DEFAULT_MAX_ATTENDEES,
+        max_organizer_bytes: Optional[int] = DEFAULT_MAX_ORGANIZER_BYTES,
     ) -> None:
         """
         @param trust: the S/MIME settings (docs/trust.rst); by default none:
             S/MIME bodies are 415 and the digest or TLS identity counts.
         @param accounts: the L{IAccounts} whose addresses never become conferences.
+        @param max_attendees: and C{max_organizer_bytes}: the caps of
+            L{Bookings} (L{None}: none).
         """
         self.trust = trust if trust is not None else TrustSettings()
         if self.trust.enabled:
@@ -302,6 +311,13 @@ class SchedulingHandler:
         self.tag_factory = tag_factory
         self.uri_factory = uri_factory
         self.max_per_organizer = max_per_organizer
+        self.bookings = Bookings(
+            conferences,
+            calendars,
+            domain_of,
+            max_attendees=max_attendees,
+            max_organizer_bytes=max_organizer_bytes,
+        )
         self.users = UserDirectory(registrations, bindings, calendars, accounts)
         self.listeners: List[Callable[[str], None]] = []  # told of released bindings
         #: Told the address of each conference whose record an iTIP message
@@ -386,11 +402,6 @@ class SchedulingHandler:
                 ) from None
             except LimitExceededError as e:
                 raise _forbidden(domain, str(e)) from None
-            except StoreError as e:
-                log.error("Scheduling store failed: {error}", error=e)
-                raise SIPProtocolError(
-                    "Conference store unavailable", 503, [("Retry-After", "5")]
-                ) from None
         headers: List[Tuple[str, str]] = []
         if outcome.warning is not None:
             headers.append(("Warning", warning_value(domain, outcome.warning)))
@@ -415,6 +426,7 @@ class SchedulingHandler:
     ) -> Outcome:
         method = body.method or ""
         calendar = body.calendar
+        self.bookings.check(calendar, domain)
         uids = uids_of(calendar)
         policy = await SentByApprovals.load(self.bindings, delegating_principals(calendar), now)
         ask = _Ask(body, who, now, policy)
@@ -507,6 +519,8 @@ class SchedulingHandler:
             if result.status.code == "3.4":
                 outcome.warning = f"ignored: {result.code} {result.reason}"
                 log.info("Stale iTIP {method} for {uri} ignored", method=method, uri=uri)
+                if record is not None and stored is not None:
+                    await self.bookings.repair(record, stored, now)
                 return outcome
             if outcome.outgoing:
                 # RFC 5546 3.2.4: an ADD for an unknown event asks for a REFRESH.
@@ -526,78 +540,14 @@ class SchedulingHandler:
                 return outcome
             if stored is not None and uid not in uids_of(stored):
                 state = prune(state, uid, now)
+        self.bookings.check(state, domain)
         new = record_for(uri, state, record, now)
-        await self.conferences.put(
-            new,
-            record.version if record is not None else 0,
-            max_per_organizer=self.max_per_organizer,
-        )
+        await self.bookings.store(new, record, state, max_per_organizer=self.max_per_organizer)
         log.info("iTIP {method} applied to {uri} by {who}", method=method, uri=uri, who=who)
         for hook in self.applied:
             hook(uri)
         await release_when_cancelled(self.bindings, record, new, now, self.listeners)
-        only: Optional[str] = None
-        if method == "REPLY":
-            attendees = [c.get("ATTENDEE") for c in scheduling_components(incoming)]
-            first = attendees[0] if attendees else None
-            only = normalize_address(str(first.value)) if first is not None else None
-        await self._sync_entries(state, uid, uri, now, only=only)
         return outcome
-
-    # Calendar entries ----------------------------------------------------------------
-
-    def _local(self, address: str) -> bool:
-        scheme, _, rest = address.partition(":")
-        user, at, host = rest.rpartition("@")
-        return scheme == "sip" and bool(at and user) and self.domain_of(host) is not None
-
-    async def _sync_entries(
-        self, state: Component, uid: str, uri: str, now: float, *, only: Optional[str] = None
-    ) -> None:
-        """
-        Keep the C{conference} calendar entries of the local participants
-        of booking C{uid} in step: the organizer and each attendee who
-        ACCEPTED or is TENTATIVE (for any instance) hold a copy of the
-        event; others, and everyone once it is cancelled, hold none.
-
-        @param only: sync just this address (after its REPLY).
-        """
-        booking = subset(state, lambda u: u == uid, "PUBLISH")
-        comps = scheduling_components(booking)
-        if not comps:
-            return
-        cancelled = all_cancelled(booking)
-        wanted: Dict[str, bool] = {}
-        for comp in comps:
-            organizer = comp.value("ORGANIZER")
-            if isinstance(organizer, str):
-                address = normalize_address(organizer)
-                wanted[address] = wanted.get(address, False) or not cancelled
-            for att in comp.get_all("ATTENDEE"):
-                if not isinstance(att.value, str):
-                    continue
-                address = normalize_address(att.value)
-                if address == uri or (att.param("CUTYPE") or "").upper() in CONFERENCE_CUTYPES:
-                    continue
-                going = (att.param("PARTSTAT") or "").upper() in ("ACCEPTED", "TENTATIVE")
-                wanted[address] = wanted.get(address, False) or (going and not cancelled)
-        data = to_xcal(booking)
-        for address, keep in sorted(wanted.items()):
-            if (only is not None and address != only) or not self._local(address):
-                continue
-            try:
-                entries = await self.calendars.entries(address)
-                mine = [e for e in entries if e.uid == uid]
-                if mine and mine[0].source != SOURCE_CONFERENCE:
-                    continue  # the user's own published object of that UID
-                if keep:
-                    await self.calendars.put_entry(
-                        CalendarEntry(address, uid, data, SOURCE_CONFERENCE, now)
-                    )
-                elif mine:
-                    await self.calendars.remove_entry(address, uid)
-            except StoreError as e:
-                log.error("Calendar entry of {who} not updated: {error}", who=address, error=e)
 
     # Publishing -----------------------------------------------------------------------
 
@@ -631,9 +581,12 @@ class SchedulingHandler:
             raise refusal(result.status, domain)
         state = result.state
         assert state is not None
+        self.bookings.check(state, domain)
+        published = []
         for uid in uids:
-            data = to_xcal(subset(state, lambda u, uid=uid: u == uid, "PUBLISH"))  # type: ignore[misc]
-            await self.calendars.put_entry(CalendarEntry(owner, uid, data, SOURCE_PUBLISH, now))
+            part = subset(state, lambda u, uid=uid: u == uid, "PUBLISH")  # type: ignore[misc]
+            published.append(CalendarEntry(owner, uid, to_xcal(part), SOURCE_PUBLISH, now))
+        await self.bookings.publish(owner, published)
         log.info("{who} published {n} object(s) for {owner}", who=who, n=len(uids), owner=owner)
         return Outcome()
 
@@ -649,6 +602,8 @@ def install_scheduler(
     trust: Optional[TrustSettings] = None,
     accounts: Optional[IAccounts] = None,
     listeners: Sequence[Callable[[str], None]] = (),
+    max_attendees: Optional[int] = DEFAULT_MAX_ATTENDEES,
+    max_organizer_bytes: Optional[int] = DEFAULT_MAX_ORGANIZER_BYTES,
 ) -> SchedulingHandler:
     """
     Build the scheduler over C{stores}, with a L{Messenger} that sends
@@ -664,6 +619,8 @@ def install_scheduler(
         may take (docs/scheduling.rst).
     @param listeners: told the address of each conference whose bindings a
         cancellation released (the binding subscriptions).
+    @param max_attendees: and C{max_organizer_bytes}: the caps of
+        L{Bookings} (L{None}: none).
     """
     messenger = Messenger(
         sender,
@@ -688,6 +645,8 @@ def install_scheduler(
         max_per_organizer=max_per_organizer,
         trust=trust,
         accounts=accounts,
+        max_attendees=max_attendees,
+        max_organizer_bytes=max_organizer_bytes,
     )
     handler.listeners.extend(listeners)
     router.add_handler(handler)

@@ -42,6 +42,14 @@ class SchemaVersionError(StoreError):
     """
 
 
+class CorruptDatabaseError(StoreError):
+    """
+    The database file is damaged (its integrity check failed, or it is not
+    a database at all): the server refuses to start on it rather than
+    answer from, and write into, damaged data.
+    """
+
+
 class Cursor(Protocol):
     """
     The part of a DB-API 2 cursor the stores use.

@@ -9,7 +9,18 @@ backends to, and lose everything on restart.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Collection, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
+from typing import (
+    Callable,
+    Collection,
+    Dict,
+    FrozenSet,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+)
 
 from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import implementer
@@ -25,6 +36,7 @@ from conference.records import (
     CalendarEntry,
     ConferenceRecord,
     ConflictError,
+    Holders,
     LimitExceededError,
     RegistrationBinding,
     StoreError,
@@ -103,11 +115,21 @@ class MemoryRegistrationStore:
 @implementer(IConferenceStore)
 class MemoryConferenceStore:
     """
-    Conferences in a dictionary keyed by URI.
+    Conferences in a dictionary keyed by URI; the calendar entries that
+    refer to them live in C{calendars}.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, calendars: Optional[MemoryCalendarStore] = None) -> None:
+        """
+        @param calendars: the calendar store holders are written to (a
+            private one if not given).
+        """
         self._records: Dict[str, ConferenceRecord] = {}
+        self.calendars = calendars if calendars is not None else MemoryCalendarStore()
+        self.calendars._conference_bytes = self._organized_bytes
+
+    def _organized_bytes(self, organizer: str) -> int:
+        return sum(len(r.calendar) for r in self._records.values() if r.organizer == organizer)
 
     def get(self, uri: str) -> Deferred[Optional[ConferenceRecord]]:
         """
@@ -130,6 +152,8 @@ class MemoryConferenceStore:
         expected_version: Optional[int],
         *,
         max_per_organizer: Optional[int] = None,
+        max_organizer_bytes: Optional[int] = None,
+        holders: Optional[Holders] = None,
     ) -> Deferred[ConferenceRecord]:
         """
         See L{IConferenceStore.put}.
@@ -154,9 +178,35 @@ class MemoryConferenceStore:
                         f"(at most {max_per_organizer})"
                     )
                 )
+        if max_organizer_bytes is not None:
+            before = self.calendars.organizer_bytes(record.organizer)
+            mine = old is not None and old.organizer == record.organizer
+            after = before - (len(old.calendar) if old is not None and mine else 0)
+            after += len(record.calendar)
+            try:
+                check_bytes(before, after, record.organizer, max_organizer_bytes)
+            except LimitExceededError as e:
+                return fail(e)
         stored = replace(record, version=version + 1, settings=dict(record.settings))
         self._records[record.uri] = stored
+        self.calendars._refresh(record.uri, record.calendar)
+        if holders is not None:
+            self.calendars._hold(record.uri, record.calendar, holders, record.updated)
         return succeed(replace(stored, settings=dict(stored.settings)))
+
+    def set_holders(
+        self, uri: str, expected_version: int, holders: Holders, now: float
+    ) -> Deferred[int]:
+        """
+        See L{IConferenceStore.set_holders}.
+        """
+        record = self._records.get(uri)
+        version = 0 if record is None else record.version
+        if record is None or version != expected_version:
+            return fail(
+                ConflictError(f"conference {uri} is at version {version}, not {expected_version}")
+            )
+        return succeed(self.calendars._hold(uri, record.calendar, holders, now))
 
     def list(
         self, organizer: Optional[str] = None, state: Optional[str] = None
@@ -182,7 +232,9 @@ class MemoryConferenceStore:
         """
         See L{IConferenceStore.delete}.
         """
-        return succeed(self._records.pop(uri, None) is not None)
+        found = self._records.pop(uri, None) is not None
+        self.calendars._hold(uri, b"", {}, 0.0)
+        return succeed(found)
 
 
 def _copy(record: Optional[ConferenceRecord]) -> Optional[ConferenceRecord]:
@@ -191,14 +243,35 @@ def _copy(record: Optional[ConferenceRecord]) -> Optional[ConferenceRecord]:
     return replace(record, settings=dict(record.settings))
 
 
+def check_bytes(before: int, after: int, organizer: str, limit: Optional[int]) -> None:
+    """
+    Refuse a write that leaves C{organizer} storing more than C{limit}
+    bytes of calendars and more than before (so an organizer over a
+    lowered limit may still shrink or stay).
+
+    @raise LimitExceededError: if so.
+    """
+    if limit is not None and after > limit and after > before:
+        raise LimitExceededError(
+            f"{organizer} would store {after} bytes of calendars (at most {limit})"
+        )
+
+
 @implementer(ICalendarStore)
 class MemoryCalendarStore:
     """
-    Calendar entries in a dictionary keyed by owner, then UID.
+    Calendar entries in a dictionary keyed by owner, then UID.  An entry
+    that refers to a conference holds the very C{bytes} object of the
+    conference's record, so every holder shares one copy.
     """
 
     def __init__(self) -> None:
         self._entries: Dict[str, Dict[str, CalendarEntry]] = {}
+        #: conference URI -> the (owner, UID) of the entries referring to it.
+        self._held: Dict[str, Set[Tuple[str, str]]] = {}
+        #: organizer -> bytes of the conferences they organize (set by the
+        #: conference store sharing this one).
+        self._conference_bytes: Callable[[str], int] = lambda organizer: 0
 
     def entries(self, owner: str) -> Deferred[List[CalendarEntry]]:
         """
@@ -210,18 +283,98 @@ class MemoryCalendarStore:
         """
         See L{ICalendarStore.put_entry}.
         """
-        self._entries.setdefault(entry.owner, {})[entry.uid] = entry
+        return self.put_entries(entry.owner, [entry])
+
+    def put_entries(
+        self,
+        owner: str,
+        entries: Sequence[CalendarEntry],
+        *,
+        max_organizer_bytes: Optional[int] = None,
+    ) -> Deferred[None]:
+        """
+        See L{ICalendarStore.put_entries}.
+        """
+        for entry in entries:
+            if entry.owner != owner:
+                return fail(StoreError(f"entry of {entry.owner} given in an update of {owner}"))
+        if max_organizer_bytes is not None:
+            before = self.organizer_bytes(owner)
+            current = self._entries.get(owner, {})
+            after = before
+            for entry in {e.uid: e for e in entries}.values():
+                old = current.get(entry.uid)
+                after += len(entry.calendar) - (own_size(old) if old is not None else 0)
+            try:
+                check_bytes(before, after, owner, max_organizer_bytes)
+            except LimitExceededError as e:
+                return fail(e)
+        for entry in entries:
+            self._forget(owner, entry.uid)
+            own = replace(entry, conference=None)
+            self._entries.setdefault(owner, {})[entry.uid] = own
         return succeed(None)
 
     def remove_entry(self, owner: str, uid: str) -> Deferred[bool]:
         """
         See L{ICalendarStore.remove_entry}.
         """
+        return succeed(self._forget(owner, uid))
+
+    def organizer_bytes(self, organizer: str) -> int:
+        """
+        The bytes C{organizer} stores: their conferences' calendars and
+        their own entries' (entries referring to a conference count none).
+        """
+        own = sum(own_size(e) for e in self._entries.get(organizer, {}).values())
+        return own + self._conference_bytes(organizer)
+
+    def _forget(self, owner: str, uid: str) -> bool:
         current = self._entries.get(owner, {})
-        found = current.pop(uid, None) is not None
+        gone = current.pop(uid, None)
         if not current:
             self._entries.pop(owner, None)
-        return succeed(found)
+        if gone is not None and gone.conference is not None:
+            self._held.get(gone.conference, set()).discard((owner, uid))
+        return gone is not None
+
+    def _refresh(self, uri: str, calendar: bytes) -> None:
+        """
+        Point the entries referring to C{uri} at its new calendar.
+        """
+        for owner, uid in self._held.get(uri, ()):
+            entry = self._entries[owner][uid]
+            self._entries[owner][uid] = replace(entry, calendar=calendar)
+
+    def _hold(self, uri: str, calendar: bytes, holders: Holders, now: float) -> int:
+        """
+        See L{IConferenceStore.set_holders}; C{calendar} is the record's.
+        """
+        current = set(self._held.get(uri, ()))
+        wanted = {(owner, uid) for uid, owners in holders.items() for owner in owners}
+        changed = 0
+        for owner, uid in sorted(current - wanted):
+            changed += self._forget(owner, uid)
+        for owner, uid in sorted(wanted - current):
+            existing = self._entries.get(owner, {}).get(uid)
+            if existing is not None and existing.source != "conference":
+                continue  # the owner's own published object of that UID
+            self._forget(owner, uid)
+            entry = CalendarEntry(owner, uid, calendar, "conference", now, conference=uri)
+            self._entries.setdefault(owner, {})[uid] = entry
+            self._held.setdefault(uri, set()).add((owner, uid))
+            changed += 1
+        if not self._held.get(uri, True):
+            del self._held[uri]
+        return changed
+
+
+def own_size(entry: CalendarEntry) -> int:
+    """
+    The bytes an entry stores itself: none for one referring to a
+    conference.
+    """
+    return 0 if entry.conference is not None else len(entry.calendar)
 
 
 @implementer(IBindingStore)

@@ -30,21 +30,21 @@ from zope.interface import implementer
 
 from conference.interfaces import (
     IBindingStore,
-    ICalendarStore,
     IConferenceStore,
     IRegistrationStore,
 )
 from conference.records import (
     BindingRecord,
-    CalendarEntry,
     ConferenceRecord,
     ConflictError,
+    Holders,
     LimitExceededError,
     RegistrationBinding,
     StoreError,
 )
 from conference.store.database import Cursor, Database
-from conference.store.memory import check_upserts, over_limit, registration_order
+from conference.store.memory import check_bytes, check_upserts, over_limit, registration_order
+from conference.store.sqlcalendar import hold, organizer_bytes
 
 _CONFERENCE_COLUMNS = (
     "uri, uid, organizer, calendar, sequence, state, settings, version, created, updated, owner"
@@ -65,6 +65,16 @@ def _conference(row: Sequence[Any]) -> ConferenceRecord:
         updated=float(row[9]),
         owner=row[10],
     )
+
+
+class _Limits(NamedTuple):
+    """
+    The limits one L{SQLConferenceStore.put} checks: conferences and bytes
+    per organizer (L{None}: no limit).
+    """
+
+    conferences: Optional[int]
+    size: Optional[int]
 
 
 @implementer(IConferenceStore)
@@ -103,24 +113,29 @@ class SQLConferenceStore:
         expected_version: Optional[int],
         *,
         max_per_organizer: Optional[int] = None,
+        max_organizer_bytes: Optional[int] = None,
+        holders: Optional[Holders] = None,
     ) -> Deferred[ConferenceRecord]:
         """
         See L{IConferenceStore.put}.
         """
-        return self._db.write(self._put, record, expected_version, max_per_organizer)
+        limits = _Limits(max_per_organizer, max_organizer_bytes)
+        return self._db.write(self._put, record, expected_version, limits, holders)
 
     def _put(
         self,
         cursor: Cursor,
         record: ConferenceRecord,
         expected_version: Optional[int],
-        max_per_organizer: Optional[int],
+        limits: _Limits,
+        holders: Optional[Holders],
     ) -> ConferenceRecord:
         dialect = self._db.dialect
-        if max_per_organizer is not None:
+        max_per_organizer = limits.conferences
+        if max_per_organizer is not None or limits.size is not None:
             dialect.lock(cursor, "organizer:" + record.organizer)
         cursor.execute(
-            self._sql("SELECT version, organizer FROM conferences WHERE uri = ?")
+            self._sql("SELECT version, organizer, length(calendar) FROM conferences WHERE uri = ?")
             + dialect.for_update,
             (record.uri,),
         )
@@ -141,6 +156,11 @@ class SQLConferenceStore:
                     f"{record.organizer} already has {owned} conferences "
                     f"(at most {max_per_organizer})"
                 )
+        if limits.size is not None:
+            before = organizer_bytes(cursor, self._sql, record.organizer)
+            mine = row is not None and row[1] == record.organizer
+            after = before - (int(row[2]) if mine else 0) + len(record.calendar)
+            check_bytes(before, after, record.organizer, limits.size)
         values = (
             record.uid,
             record.organizer,
@@ -171,6 +191,8 @@ class SQLConferenceStore:
             raise ConflictError(
                 f"conference {record.uri} (UID {record.uid!r}) conflicts with a stored one"
             ) from e
+        if holders is not None:
+            hold(cursor, self._sql, record.uri, holders, record.updated)
         return ConferenceRecord(
             uri=record.uri,
             uid=record.uid,
@@ -184,6 +206,25 @@ class SQLConferenceStore:
             updated=record.updated,
             owner=record.owner,
         )
+
+    def set_holders(
+        self, uri: str, expected_version: int, holders: Holders, now: float
+    ) -> Deferred[int]:
+        """
+        See L{IConferenceStore.set_holders}.
+        """
+        return self._db.write(self._set_holders, uri, expected_version, dict(holders), now)
+
+    def _set_holders(
+        self, cursor: Cursor, uri: str, expected_version: int, holders: Holders, now: float
+    ) -> int:
+        lock = self._db.dialect.for_update
+        cursor.execute(self._sql("SELECT version FROM conferences WHERE uri = ?") + lock, (uri,))
+        row = cursor.fetchone()
+        version = 0 if row is None else int(row[0])
+        if row is None or version != expected_version:
+            raise ConflictError(f"conference {uri} is at version {version}, not {expected_version}")
+        return hold(cursor, self._sql, uri, holders, now)
 
     def list(
         self, organizer: Optional[str] = None, state: Optional[str] = None
@@ -228,69 +269,6 @@ class SQLConferenceStore:
 
         def run(cursor: Cursor) -> bool:
             cursor.execute(self._sql("DELETE FROM conferences WHERE uri = ?"), (uri,))
-            return cursor.rowcount > 0
-
-        return self._db.write_statement(run)
-
-
-@implementer(ICalendarStore)
-class SQLCalendarStore:
-    """
-    Calendar entries in the C{calendar_entries} table.
-    """
-
-    def __init__(self, database: Database) -> None:
-        self._db = database
-        self._sql = database.dialect.sql
-
-    def entries(self, owner: str) -> Deferred[List[CalendarEntry]]:
-        """
-        See L{ICalendarStore.entries}.
-        """
-
-        def run(cursor: Cursor) -> List[CalendarEntry]:
-            cursor.execute(
-                self._sql(
-                    "SELECT uid, calendar, source, updated FROM calendar_entries "
-                    "WHERE owner = ? ORDER BY uid"
-                ),
-                (owner,),
-            )
-            return [
-                CalendarEntry(owner, row[0], bytes(row[1]), row[2], float(row[3]))
-                for row in cursor.fetchall()
-            ]
-
-        return self._db.read(run)
-
-    def put_entry(self, entry: CalendarEntry) -> Deferred[None]:
-        """
-        See L{ICalendarStore.put_entry}.
-        """
-
-        def run(cursor: Cursor) -> None:
-            cursor.execute(
-                self._sql(
-                    "INSERT INTO calendar_entries (owner, uid, calendar, source, updated) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (owner, uid) DO UPDATE SET "
-                    "calendar = excluded.calendar, source = excluded.source, "
-                    "updated = excluded.updated"
-                ),
-                (entry.owner, entry.uid, entry.calendar, entry.source, entry.updated),
-            )
-
-        return self._db.write_statement(run)
-
-    def remove_entry(self, owner: str, uid: str) -> Deferred[bool]:
-        """
-        See L{ICalendarStore.remove_entry}.
-        """
-
-        def run(cursor: Cursor) -> bool:
-            cursor.execute(
-                self._sql("DELETE FROM calendar_entries WHERE owner = ? AND uid = ?"),
-                (owner, uid),
-            )
             return cursor.rowcount > 0
 
         return self._db.write_statement(run)

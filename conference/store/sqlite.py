@@ -35,7 +35,13 @@ from twisted.enterprise import adbapi
 from twisted.internet.defer import Deferred, fail, succeed
 
 from conference.records import StoreError
-from conference.store.database import Database, Dialect, Pool, upgrade_schema
+from conference.store.database import (
+    CorruptDatabaseError,
+    Database,
+    Dialect,
+    Pool,
+    upgrade_schema,
+)
 
 SQLITE = Dialect(
     name="sqlite",
@@ -130,6 +136,37 @@ class InlineReader:
             self._connection = None
 
 
+#: How many of quick_check's findings the error quotes.
+PROBLEMS_SHOWN = 3
+
+
+def _quick_check(cursor: Any) -> None:
+    """
+    Run SQLite's C{quick_check} (the integrity check without the costly
+    index-content comparison: linear in the file's size).
+
+    @raise CorruptDatabaseError: quoting its first findings.
+    """
+    cursor.execute("PRAGMA quick_check")
+    problems = [" ".join(str(row[0]).split()) for row in cursor.fetchall()]
+    if problems != ["ok"]:
+        shown = "; ".join(problems[:PROBLEMS_SHOWN])
+        more = len(problems) - PROBLEMS_SHOWN
+        raise CorruptDatabaseError(
+            f"quick_check found {len(problems)} problem(s): {shown}"
+            + (f" (and {more} more)" if more > 0 else "")
+        )
+
+
+def _is_damage(error: Optional[BaseException]) -> bool:
+    """
+    Whether a driver error says the file is damaged or not a database
+    (SQLITE_CORRUPT, SQLITE_NOTADB: the bare C{DatabaseError}), as opposed
+    to locked, unreadable or full (C{OperationalError}) and the like.
+    """
+    return type(error) is sqlite3.DatabaseError
+
+
 def _wal(cursor: Any) -> None:
     cursor.execute("PRAGMA journal_mode = WAL")
     mode = cursor.fetchone()[0]
@@ -152,8 +189,10 @@ def open_sqlite(
     @param readers: how many connections (each in its own thread) serve
         reads; 0 reads inline in the calling (reactor) thread.
     @return: a Deferred firing with the L{Database}, or failing with
-        L{StoreError} (or its L{conference.store.database.SchemaVersionError})
-        naming C{path} when it cannot be opened.
+        L{StoreError} naming C{path} when it cannot be opened: a
+        L{conference.store.database.SchemaVersionError} for a newer schema,
+        a L{CorruptDatabaseError} when C{quick_check} finds damage or the
+        file is not a database.
     """
     synchronous = synchronous.upper()
     if synchronous not in SYNCHRONOUS_MODES:
@@ -171,11 +210,20 @@ def open_sqlite(
     def failed(failure: Any) -> Any:
         database.close()
         error = failure.value
+        cause = error.__cause__ if isinstance(error, StoreError) else error
+        if not isinstance(error, CorruptDatabaseError) and _is_damage(cause):
+            error = CorruptDatabaseError(f"the file is damaged or not a database ({cause})")
+        if isinstance(error, CorruptDatabaseError):
+            raise CorruptDatabaseError(
+                f"SQLite store {path}: {error}; refusing to start on a corrupt database "
+                "(restore a backup, or salvage it with the sqlite3 shell's .recover)"
+            ) from error
         if isinstance(error, StoreError):
             raise type(error)(f"SQLite store {path}: {error}") from error
         return failure
 
-    d = database.write_statement(_wal)
+    d = database.write_statement(_quick_check)
+    d.addCallback(lambda _: database.write_statement(_wal))
     d.addCallback(lambda _: database.write(upgrade_schema, SQLITE))
     d.addCallback(lambda _: database)
     return d.addErrback(failed)

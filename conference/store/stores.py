@@ -27,10 +27,10 @@ from conference.store.memory import (
 )
 from conference.store.sql import (
     SQLBindingStore,
-    SQLCalendarStore,
     SQLConferenceStore,
     SQLRegistrationStore,
 )
+from conference.store.sqlcalendar import SQLCalendarStore
 
 #: The store of a server started without C{--store}.
 DEFAULT_STORE = "sqlite:conference.sqlite"
@@ -70,9 +70,10 @@ class Stores:
         """
         Fresh, empty in-memory stores.
         """
+        calendars = MemoryCalendarStore()
         return cls(
-            MemoryConferenceStore(),
-            MemoryCalendarStore(),
+            MemoryConferenceStore(calendars),
+            calendars,
             MemoryRegistrationStore(),
             MemoryBindingStore(),
         )

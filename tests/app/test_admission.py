@@ -6,16 +6,17 @@ media port exhaustion by anonymous callers of issue 15 item 9.
 
 from __future__ import annotations
 
+import random
 from typing import Any, List, Optional, Tuple
 
 from twisted.internet.defer import Deferred
-from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from conference.app.admission import DEFAULT_RETRY_AFTER, MediaAdmission, MediaRefused
 from conference.app.core import CoreRouter, RequestContext
 from conference.app.focus import Focus
 from conference.app.media import NullMediaService
+from conference.app.mixer import MixerMediaService
 from conference.auth import SIPIdentity, UnauthorizedError
 from conference.limits import RateLimiter
 from conference.records import ConferenceRecord
@@ -25,8 +26,8 @@ from conference.sip.transaction import Peer
 from conference.testing import memory_stores
 from tests.app.calendars import T0, conference_calendar, conference_record
 from tests.app.test_focus import CONF, OFFER
-from tests.app.test_media import RTP_PACKET, FakeUDPReactor
 from tests.builders import make_request
+from tests.mediacontract import RTCP_RR, RTP_PACKET, FakeMediaReactor, with_direction
 
 
 class Session:
@@ -34,8 +35,9 @@ class Session:
     Just what the admission reads of a media session.
     """
 
-    def __init__(self, last_activity: float) -> None:
+    def __init__(self, last_activity: float, expects_media: bool = True) -> None:
         self.last_activity = last_activity
+        self.expects_media = expects_media
 
 
 class AdmissionTests(SynchronousTestCase):
@@ -141,6 +143,16 @@ class AdmissionTests(SynchronousTestCase):
         self.assertIsNone(opening.session)  # not watched until open
         self.assertEqual(admission.retry_after(60.0), 50)
 
+    def test_held_never_idle(self) -> None:
+        """A session expecting no media (on hold) is not idle; it is looked at a timeout later."""
+        admission = self.admission(per_source=None, per_caller=None, timeout=60.0)
+        ticket = self.admit(admission)
+        admission.opened(ticket, Session(0.0, expects_media=False), "held")
+        self.assertEqual(admission.idle(1000.0), [])
+        self.assertEqual(admission.next_check(), 1060.0)
+        ticket.session.expects_media = True
+        self.assertEqual(admission.idle(1060.0), [ticket])
+
     def test_sweep_not_too_often(self) -> None:
         """The next check is at least an eighth of the timeout away."""
         admission = self.admission(per_source=None, per_caller=None, timeout=80.0)
@@ -180,12 +192,14 @@ class FocusAdmissionTests(SynchronousTestCase):
     200-port range (100 port pairs), as in the audit.
     """
 
+    def make_media(self, reactor: FakeMediaReactor) -> NullMediaService:
+        return NullMediaService(reactor, port_range=(20000, 20199))
+
     def setUp(self) -> None:
-        self.clock = Clock()
+        self.clock = FakeMediaReactor()
         self.clock.advance(T0.timestamp() + 60)
         self.stores = memory_stores()
-        self.udp = FakeUDPReactor()
-        self.media = NullMediaService(self.udp, port_range=(20000, 20199), clock=self.clock)
+        self.media = self.make_media(self.clock)
         self.sent: List[Tuple[Request, Peer]] = []
         self.focus = self.make_focus()
         record = conference_record(conference_calendar())
@@ -228,6 +242,7 @@ class FocusAdmissionTests(SynchronousTestCase):
         host: Optional[str] = None,
         caller: Optional[str] = None,
         identity: Optional[SIPIdentity] = None,
+        offer: bytes = OFFER,
     ) -> Response:
         """INVITE (with an offer) number C{n}; anonymous unless C{identity}."""
         caller = caller or (identity.aor if identity else f"sip:anon{n}@example.net")
@@ -237,7 +252,7 @@ class FocusAdmissionTests(SynchronousTestCase):
             call_id=f"call-{n}",
             from_=f"<{caller}>;tag=f{n}",
             headers=[("Contact", "<sip:x@192.0.2.10>"), ("Content-Type", "application/sdp")],
-            body=OFFER,
+            body=offer,
         )
         peer = Peer("UDP", host or f"10.0.{n // 250}.{n % 250 + 1}", 5060, "udp")
         context = RequestContext(peer=peer, now=self.clock.seconds(), identity=identity)
@@ -331,9 +346,17 @@ class FocusAdmissionTests(SynchronousTestCase):
         first, second = self.media.sessions.values()
         for _ in range(10):
             self.clock.advance(30)
-            first.rtcp.datagramReceived(RTP_PACKET[:8], ("192.0.2.10", 4001))
+            first.rtcp.datagramReceived(RTCP_RR, ("192.0.2.10", 4001))
             self.media.touch(second)
         self.assertEqual(len(self.focus.calls), 2)
+
+    def test_held_not_reaped(self) -> None:
+        """A participant who holds (a=inactive) sends nothing and is not cut."""
+        self.join(1, offer=with_direction(OFFER, "inactive"))
+        for _ in range(10):
+            self.clock.advance(30)
+        self.assertEqual(len(self.focus.calls), 1)
+        self.assertEqual(self.sent, [])
 
     def test_malformed_packets_do_not_refresh(self) -> None:
         """Datagrams that are not RTP version 2 keep nothing alive."""
@@ -347,7 +370,7 @@ class FocusAdmissionTests(SynchronousTestCase):
 
     def test_media_503_gets_retry_after(self) -> None:
         """The media service's own 503 (every port busy) carries Retry-After too."""
-        self.udp.busy.update(range(20000, 20200))
+        self.clock.busy.update(range(20000, 20200))
         refused = self.join(1)
         self.assertEqual((refused.code, refused.phrase), (503, "No media ports available"))
         self.assertEqual(refused.header("retry-after"), "60")
@@ -381,3 +404,24 @@ class FocusAdmissionTests(SynchronousTestCase):
         self.assertEqual(self.focus.handle_request(bye, context).code, 200)  # type: ignore[union-attr]
         self.assertEqual(len(self.focus.admission or []), 0)
         self.assertEqual(self.media.sessions, {})
+
+
+class MixerFocusAdmissionTests(FocusAdmissionTests):
+    """
+    The same through the focus with the built-in mixer (the default media
+    service), where only the media the mixer accepts is activity.
+    """
+
+    def make_media(self, reactor: FakeMediaReactor) -> NullMediaService:
+        return MixerMediaService(reactor, port_range=(20000, 20199), rng=random.Random(7))
+
+    def test_strangers_do_not_keep_alive(self) -> None:
+        """RTP and RTCP from an address other than the participant's keep nothing alive."""
+        self.join(1)
+        [session] = self.media.sessions.values()
+        for _ in range(7):
+            self.clock.advance(10)
+            session.rtp.datagramReceived(RTP_PACKET, ("203.0.113.9", 4000))
+            session.rtcp.datagramReceived(RTCP_RR, ("203.0.113.9", 4001))
+        self.assertEqual(self.focus.calls, {})
+        self.assertTrue(session.closed)

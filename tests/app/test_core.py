@@ -5,15 +5,18 @@ Tests for L{conference.app.core}: the UAS checks and the core answers.
 
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 from twisted.internet.defer import Deferred, fail
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet.testing import EventLoggingObserver
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from conference.app.core import CoreRouter, RequestContext, is_ip_literal
 from conference.interfaces import IRequestHandler, IRouter
+from conference.records import LimitExceededError, StoreError
 from conference.sip.errors import RemoteProtocolError
 from conference.sip.message import Request, Response, make_response
 from conference.sip.transaction import Peer
@@ -268,3 +271,70 @@ class FiredResultTests(SynchronousTestCase):
         )
         assert isinstance(answer, Response)
         self.assertEqual((answer.code, answer.phrase), (404, "Domain x not served here"))
+
+
+@implementer(IRequestHandler)
+class FailingStoreHandler:
+    """
+    Answers MESSAGE by failing the way a store does: at once, or later
+    through the Deferred, with the error named by the body.
+    """
+
+    methods = ("MESSAGE",)
+    accepts: Dict[str, Sequence[str]] = {"MESSAGE": ("text/plain",)}
+
+    def handle_request(self, request: Request, context: RequestContext) -> Any:
+        error: Exception = (
+            LimitExceededError("too many")
+            if b"limit" in request.body
+            else StoreError("sqlite error: database or disk is full")
+        )
+        if b"later" in request.body:
+            return fail(error)
+        raise error
+
+    def handle_ack(self, request: Request, context: RequestContext) -> None:
+        pass
+
+    def handle_cancel(self, request: Request, context: RequestContext) -> None:
+        pass
+
+    def handle_timeout(self, request: Request) -> None:
+        pass
+
+
+class StoreFaultTests(TestCase):
+    """
+    Every store fault a handler lets through is one 503 with Retry-After
+    and one log line (issue 15 item 11).
+    """
+
+    def setUp(self) -> None:
+        self.router = CoreRouter(["example.com"], tag_factory=lambda: "t")
+        self.router.add_handler(FailingStoreHandler())
+        self.events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+
+    def answer(self, body: bytes) -> Response:
+        request = make_request(
+            "MESSAGE", "sip:conf@example.com", body=body, headers=[("Content-Type", "text/plain")]
+        )
+        answer = self.router.dispatch(request, RequestContext(peer=PEER, now=0.0))
+        if isinstance(answer, Deferred):
+            return self.successResultOf(answer)  # type: ignore[no-any-return]
+        return answer
+
+    def test_store_error(self) -> None:
+        """A store error, raised at once or through the Deferred, is 503 with Retry-After."""
+        for body in (b"now", b"later"):
+            seen = len(self.events)
+            response = self.answer(body)
+            self.assertEqual((response.code, response.header("retry-after")), (503, "5"))
+            errors = [e for e in list(self.events)[seen:] if e["log_level"] >= LogLevel.warn]
+            self.assertEqual(len(errors), 1, errors)
+            self.assertNotIn("log_failure", errors[0])
+            self.assertIn("disk is full", formatEvent(errors[0]))
+
+    def test_limit(self) -> None:
+        """A limit no handler answered is 403: retrying would not help."""
+        self.assertEqual(self.answer(b"limit").code, 403)
+        self.assertEqual(self.answer(b"limit later").code, 403)

@@ -49,6 +49,7 @@ class FakeSession:
         self.closed = False
         self.answer: Optional[bytes] = None
         self.last_activity = 0.0
+        self.expects_media = True
 
 
 @implementer(IMediaService)

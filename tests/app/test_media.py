@@ -6,73 +6,22 @@ Tests for L{conference.app.media}: the null media service and its ports.
 from __future__ import annotations
 
 import struct
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, List, Tuple
 
 from twisted.internet import reactor as global_reactor
-from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
-from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IAddress, IListeningPort, IReactorUDP
 from twisted.internet.protocol import DatagramProtocol
-from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from conference.app.media import NullMediaService, NullMediaSession, RTPSink
 from conference.interfaces import IMediaService, IMediaSession
 from conference.sdp import parse_sdp
 from conference.sip.errors import RemoteProtocolError
+from tests.mediacontract import FakeMediaReactor, MediaServiceContract
 from tests.test_sdp import LINPHONE_OFFER, SIPP_OFFER, crlf
 
 RTP_PACKET = struct.pack("!BBHII", 0x80, 0, 1, 160, 0x1234) + b"\xff" * 160
-
-
-@implementer(IListeningPort)
-class FakePort:
-    """A listening port of L{FakeUDPReactor}."""
-
-    def __init__(self, reactor: FakeUDPReactor, port: int, protocol: DatagramProtocol) -> None:
-        self.reactor = reactor
-        self.port = port
-        self.protocol = protocol
-        self.listening = True
-
-    def startListening(self) -> None:
-        """Already listening."""
-
-    def stopListening(self) -> None:
-        """Stop, and free the port in the reactor."""
-        self.listening = False
-        del self.reactor.open[self.port]
-
-    def getHost(self) -> IAddress:
-        """The address listened on."""
-        return IPv4Address("UDP", "127.0.0.1", self.port)
-
-
-@implementer(IReactorUDP)
-class FakeUDPReactor(Clock):
-    """
-    Just enough of a UDP reactor with a fake clock: records ports, refuses
-    busy ones.  (MemoryReactor has no listenUDP.)
-    """
-
-    def __init__(self, busy: Optional[Set[int]] = None) -> None:
-        super().__init__()
-        self.busy: Set[int] = busy or set()
-        self.open: Dict[int, FakePort] = {}
-        self.listens: List[Tuple[int, str]] = []
-
-    def listenUDP(
-        self, port: int, protocol: DatagramProtocol, interface: str = "", maxPacketSize: int = 8192
-    ) -> IListeningPort:
-        """Listen on C{port} unless it is busy or already open."""
-        self.listens.append((port, interface))
-        if port in self.busy or port in self.open:
-            raise CannotListenError(interface, port, OSError("in use"))
-        self.open[port] = FakePort(self, port, protocol)
-        return self.open[port]
 
 
 def result(d: Deferred[Any], case: SynchronousTestCase) -> Any:
@@ -86,7 +35,7 @@ class NullMediaServiceTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
-        self.reactor = FakeUDPReactor()
+        self.reactor = FakeMediaReactor()
         self.ids = iter(str(n) for n in range(100, 200))
         self.service = NullMediaService(
             self.reactor, address="198.51.100.1", session_ids=lambda: next(self.ids)
@@ -114,7 +63,7 @@ class NullMediaServiceTests(SynchronousTestCase):
         """An answer opens RTP on an even port and RTCP above it, on the media address."""
         session = self.join()
         self.assertEqual(sorted(self.reactor.open), [20000, 20001])
-        self.assertEqual(self.reactor.listens, [(20000, "198.51.100.1"), (20001, "198.51.100.1")])
+        self.assertEqual(self.reactor.listened, [(20000, "198.51.100.1"), (20001, "198.51.100.1")])
         self.assertIs(self.reactor.open[20000].protocol, session.rtp)
         self.assertIs(self.reactor.open[20001].protocol, session.rtcp)
         answer = parse_sdp(session.local_sdp)
@@ -196,13 +145,13 @@ class NullMediaServiceTests(SynchronousTestCase):
     def test_default_reactor(self) -> None:
         """Without a reactor the global one is used; the default address is loopback."""
         service = NullMediaService()
-        self.assertIs(service.reactor, global_reactor)
+        self.assertIs(service._reactor, global_reactor)
         self.assertEqual(service.address, "127.0.0.1")
 
     def test_malformed_offer(self) -> None:
         """A malformed offer fails with 400 before any port is opened."""
         self.failure(self.service.answer("c", "a", b"v=0\r\nnonsense\r\n"), 400)
-        self.assertEqual(self.reactor.listens, [])
+        self.assertEqual(self.reactor.listened, [])
 
     def test_unacceptable_offer(self) -> None:
         """An offer with nothing acceptable fails with 488 and a Warning, opening nothing."""
@@ -211,7 +160,7 @@ class NullMediaServiceTests(SynchronousTestCase):
         )
         e = self.failure(self.service.answer("c", "a", offer), 488)
         self.assertEqual(e.headers, [("Warning", '305 198.51.100.1 "Incompatible media format"')])
-        self.assertEqual(self.reactor.listens, [])
+        self.assertEqual(self.reactor.listened, [])
 
     def test_offer_and_complete(self) -> None:
         """An offerless INVITE gets an offer; the ACK's answer completes it."""
@@ -263,50 +212,46 @@ class NullMediaServiceTests(SynchronousTestCase):
         self.assertEqual(e.status, 481)
 
 
-class ActivityTests(SynchronousTestCase):
+class NullContractTests(MediaServiceContract, SynchronousTestCase):
     """
-    Issue 15: what the inactivity timeout reads, C{last_activity}, and
-    the capacity the admission policy shares out.
+    The IMediaService contract, for the null service.
     """
 
     def setUp(self) -> None:
-        self.clock = Clock()
-        self.clock.advance(1000)
-        self.service = NullMediaService(
-            FakeUDPReactor(), port_range=(20000, 20199), max_sessions=500, clock=self.clock
-        )
+        self.reactor = FakeMediaReactor()
+        self.service = self.make_service()
 
-    def test_capacity(self) -> None:
-        """The capacity is the port pairs of the range or max_sessions, whichever is fewer."""
-        self.assertEqual(self.service.capacity, 100)
-        small = NullMediaService(FakeUDPReactor(), max_sessions=7, clock=self.clock)
-        self.assertEqual(small.capacity, 7)
+    def make_service(self, **kwargs: Any) -> NullMediaService:
+        kwargs.setdefault("address", "198.51.100.1")
+        return NullMediaService(self.reactor, **kwargs)
 
-    def test_start_is_activity(self) -> None:
-        """A new session counts as active when it opens."""
-        session = result(self.service.offer("sip:conf@example.com", "sip:a@example.com"), self)
-        self.assertEqual(session.last_activity, 1000)
+
+class NullActivityTests(SynchronousTestCase):
+    """
+    Issue 15: the null service has no latch, so each well-formed packet,
+    from any source, is activity.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = FakeMediaReactor()
+        self.reactor.advance(1000)
+        self.service = NullMediaService(self.reactor)
 
     def test_packets_refresh(self) -> None:
-        """Well-formed RTP and RTCP refresh last_activity; malformed datagrams do not."""
-        session = result(self.service.offer("sip:conf@example.com", "sip:a@example.com"), self)
+        """Well-formed RTP and RTCP refresh last_activity, from any source; malformed do not."""
+        session = result(self.service.answer("sip:conf@example.com", "a", SIPP_OFFER), self)
         assert isinstance(session, NullMediaSession)
-        self.clock.advance(5)
-        session.rtp.datagramReceived(RTP_PACKET, ("192.0.2.1", 4000))
+        self.reactor.advance(5)
+        session.rtp.datagramReceived(RTP_PACKET, ("203.0.113.7", 4000))
         self.assertEqual(session.last_activity, 1005)
-        self.clock.advance(5)
+        self.reactor.advance(5)
         session.rtcp.datagramReceived(RTP_PACKET[:8], ("192.0.2.1", 4001))
         self.assertEqual(session.last_activity, 1010)
-        self.clock.advance(5)
+        self.reactor.advance(5)
         session.rtp.datagramReceived(b"\x00" * 20, ("192.0.2.1", 4000))
         self.assertEqual(session.last_activity, 1010)
-
-    def test_touch(self) -> None:
-        """touch, the media plane's hook, sets last_activity to now."""
-        session = result(self.service.offer("sip:conf@example.com", "sip:a@example.com"), self)
-        self.clock.advance(42)
-        self.service.touch(session)
-        self.assertEqual(session.last_activity, 1042)
+        self.service.close(session)
+        self.assertIsNone(session.rtp.on_activity)
 
 
 class RTPSinkTests(SynchronousTestCase):

@@ -5,19 +5,29 @@ Tests for L{conference.app.registrar}: RFC 3261 section 10.3.
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any, Iterable, Tuple
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.testing import EventLoggingObserver
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
-from conference.app.core import RequestContext
-from conference.app.registrar import MemoryRegistrationStore, Registrar, aor_of
+from conference.app.core import CoreRouter, RequestContext
+from conference.app.registrar import Binding, MemoryRegistrationStore, Registrar, aor_of
 from conference.auth import SIPIdentity
 from conference.interfaces import IRegistrationStore, IRequestHandler
+from conference.records import StoreError
 from conference.sip.errors import RemoteProtocolError
 from conference.sip.message import Response
 from conference.sip.transaction import Peer
+from conference.store.database import Cursor
+from conference.store.sqlite import open_sqlite
+from conference.store.stores import Stores
 from tests.builders import make_request
+from tests.store.faults import Faults, faulty
 
 PEER = Peer("UDP", "192.0.2.1", 5060)
 
@@ -192,3 +202,72 @@ class RegistrarTests(SynchronousTestCase):
         with self.assertRaises(RemoteProtocolError) as caught:
             aor_of(request.to, domains.get)
         self.assertEqual(caught.exception.status, 404)
+
+
+class DiskFullTests(TestCase):
+    """
+    REGISTER on a SQLite store whose disk is full or whose pages are
+    damaged (issue 15 item 11).
+    """
+
+    async def test_disk_full(self) -> None:
+        """
+        With the disk full, REGISTER is one 503 with Retry-After and one
+        log line (no traceback), not a 500.
+        """
+        path = self.mktemp()
+        database = await open_sqlite(path, reactor)
+        self.addCleanup(database.close)
+        stores = Stores.sql(database, path)
+
+        def full(cursor: Cursor) -> None:  # the file may not grow any more
+            cursor.execute("PRAGMA max_page_count = 1")
+
+        await database.write_statement(full)
+        long = "sip:phone@192.0.2.1;x=" + "a" * 1000
+        with self.assertRaises(StoreError):
+            for i in range(1000):  # fill the last pages with 1 KB contacts
+                binding = Binding(long, 10**10, None, "c", 1)
+                await stores.registrations.set_bindings(
+                    f"sip:f{i:04d}@example.com", [binding], [], 0
+                )
+        router = CoreRouter(["example.com"], tag_factory=lambda: "t")
+        router.add_handler(Registrar(stores.registrations, tag_factory=lambda: "rt"))
+        events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        request = make_request(
+            "REGISTER",
+            "sip:example.com",
+            to="<sip:alice@example.com>",
+            headers=[("Contact", f"<{long}>")],
+        )
+        answer = router.dispatch(request, RequestContext(peer=PEER, now=1000.0))
+        assert isinstance(answer, Deferred)
+        response = await answer
+        self.assertEqual((response.code, response.header("retry-after")), (503, "5"))
+        errors = [e for e in events if e["log_level"] >= LogLevel.warn]
+        self.assertEqual(len(errors), 1, errors)
+        self.assertIn("full", formatEvent(errors[0]))
+        self.assertNotIn("log_failure", errors[0])
+
+    async def test_damaged_pages(self) -> None:
+        """
+        A page found damaged while serving (SQLite's "malformed") is a 503
+        with Retry-After as well.
+        """
+        database = await open_sqlite(self.mktemp(), reactor)
+        self.addCleanup(database.close)
+        faults = Faults()
+        faults.fail("SELECT", sqlite3.DatabaseError("database disk image is malformed"))
+        stores = Stores.sql(faulty(database, faults), "damaged")
+        router = CoreRouter(["example.com"], tag_factory=lambda: "t")
+        router.add_handler(Registrar(stores.registrations, tag_factory=lambda: "rt"))
+        request = make_request(
+            "REGISTER",
+            "sip:example.com",
+            to="<sip:alice@example.com>",
+            headers=[("Contact", "<sip:a@192.0.2.1>")],
+        )
+        answer = router.dispatch(request, RequestContext(peer=PEER, now=1000.0))
+        response = await answer if isinstance(answer, Deferred) else answer
+        self.assertEqual((response.code, response.header("retry-after")), (503, "5"))
+        self.assertTrue(faults.hits)

@@ -20,7 +20,9 @@ from conference.store.database import (
     statements,
 )
 from conference.store.sqlite import open_sqlite
-from conference.store.stores import open_stores
+from conference.store.stores import Stores, open_stores
+from tests.store.contracts import ALICE
+from tests.store.holdings import CAROL, LEGACY_ROWS, V2_OWNER, Rows, check_upgraded
 
 
 class SchemaFileTests(SynchronousTestCase):
@@ -102,6 +104,37 @@ class UpgradeTests(TestCase):
             return cursor.fetchall()
 
         self.assertEqual(await database.read(read), [("sip:a@x", "web")])
+
+    async def test_v1_entries_refer(self) -> None:
+        """
+        Upgrading from version 1 turns the calendar copies of a stored
+        conference's UID into references to it; other entries keep theirs.
+        """
+        await self.check_legacy(versions=1, rows=LEGACY_ROWS, owner=ALICE)
+
+    async def test_v2_entries_refer(self) -> None:
+        """
+        Upgrading from version 2 (owners recorded) to 3 turns the copies
+        into references as well, and keeps the recorded owner.
+        """
+        await self.check_legacy(versions=2, rows=[*LEGACY_ROWS, V2_OWNER], owner=CAROL)
+
+    async def check_legacy(self, versions: int, rows: Rows, owner: str) -> None:
+        """
+        Open a database built by the first C{versions} schema files holding
+        C{rows}, and check the upgrade (L{check_upgraded}).
+        """
+        path = self.mktemp()
+        with sqlite3.connect(path) as connection:
+            for _, script in schema_files("sqlite")[:versions]:
+                for statement in statements(script):
+                    connection.execute(statement)
+            for statement, params in rows:
+                connection.execute(statement, params)
+        connection.close()
+        stores = Stores.sql(await open_sqlite(path, reactor), path)
+        self.addCleanup(stores.close)
+        await check_upgraded(self, stores, owner)
 
     async def test_v1_conferences_get_owners(self) -> None:
         """

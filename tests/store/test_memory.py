@@ -19,6 +19,7 @@ from tests.store.contracts import (
     RegistrationStoreContract,
     StoreBackend,
 )
+from tests.store.holdings import HoldingsContract
 
 
 class MemoryBackend(StoreBackend):
@@ -66,6 +67,12 @@ class MemoryRegistrationStoreTests(MemoryBackend, RegistrationStoreContract, Tes
 class MemoryBindingStoreTests(MemoryBackend, BindingStoreContract, TestCase):
     """
     L{conference.store.memory.MemoryBindingStore}.
+    """
+
+
+class MemoryHoldingsTests(MemoryBackend, HoldingsContract, TestCase):
+    """
+    Holders and byte caps of the memory conference and calendar stores.
     """
 
 

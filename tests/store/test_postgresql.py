@@ -20,15 +20,30 @@ from twisted.internet import reactor
 from twisted.trial.unittest import SkipTest, TestCase
 
 from conference.records import StoreError
-from conference.store.database import SchemaVersionError, schema_files, statements
-from conference.store.postgresql import connect, conninfo_with, postgresql_driver
+from conference.store.database import Database, SchemaVersionError, schema_files, statements
+from conference.store.postgresql import (
+    connect,
+    conninfo_with,
+    open_postgresql,
+    postgresql_driver,
+)
 from conference.store.stores import Stores, open_stores
 from tests.store.contracts import (
+    ALICE,
     BindingStoreContract,
     CalendarStoreContract,
     ConferenceStoreContract,
     RegistrationStoreContract,
     StoreBackend,
+)
+from tests.store.holdings import (
+    CAROL,
+    LEGACY_ROWS,
+    V2_OWNER,
+    AtomicWriteContract,
+    HoldingsContract,
+    Rows,
+    check_upgraded,
 )
 
 ENVIRONMENT = "CONFERENCE_TEST_POSTGRES"
@@ -137,6 +152,34 @@ class PostgreSQLBindingStoreTests(PostgreSQLBackend, BindingStoreContract, TestC
     """
 
 
+class PostgreSQLHoldingsTests(PostgreSQLBackend, HoldingsContract, TestCase):
+    """
+    Holders and byte caps of the SQL stores on PostgreSQL.
+    """
+
+
+class PostgreSQLAtomicWriteTests(PostgreSQLBackend, AtomicWriteContract, TestCase):
+    """
+    Conference writes are atomic on PostgreSQL.
+    """
+
+    def disk_full(self) -> BaseException:
+        """
+        What psycopg raises when the server's disk is full.
+        """
+        from psycopg.errors import DiskFull
+
+        return DiskFull("could not extend file: No space left on device")
+
+    async def open_database(self) -> Database:
+        """
+        A database in a fresh schema.
+        """
+        database = await open_postgresql(fresh_schema(self), reactor)
+        self.addCleanup(database.close)
+        return database
+
+
 class PostgreSQLTests(TestCase):
     """
     What only the PostgreSQL backend does.
@@ -158,6 +201,40 @@ class PostgreSQLTests(TestCase):
             await stores.close()
         newest = schema_files("postgresql")[-1][0]
         self.assertEqual(self.execute(conninfo, "SELECT version FROM schema_version"), [(newest,)])
+
+    async def test_v1_entries_refer(self) -> None:
+        """
+        Upgrading from version 1 turns the calendar copies of a stored
+        conference's UID into references to it; other entries keep theirs.
+        """
+        await self.check_legacy(versions=1, rows=LEGACY_ROWS, owner=ALICE)
+
+    async def test_v2_entries_refer(self) -> None:
+        """
+        Upgrading from version 2 (owners recorded) to 3 turns the copies
+        into references as well, and keeps the recorded owner.
+        """
+        await self.check_legacy(versions=2, rows=[*LEGACY_ROWS, V2_OWNER], owner=CAROL)
+
+    async def check_legacy(self, versions: int, rows: Rows, owner: str) -> None:
+        """
+        Open a database built by the first C{versions} schema files holding
+        C{rows}, and check the upgrade (L{check_upgraded}).
+        """
+        conninfo = fresh_schema(self)
+        connection = connect(conninfo)
+        try:
+            cursor = connection.cursor()
+            for _, script in schema_files("postgresql")[:versions]:
+                for statement in statements(script):
+                    cursor.execute(statement)
+            for statement, params in rows:
+                cursor.execute(statement.replace("?", "%s"), params)
+        finally:
+            connection.close()
+        stores = await open_stores(f"postgresql:{conninfo}", reactor)
+        self.addCleanup(stores.close)
+        await check_upgraded(self, stores, owner)
 
     async def test_v1_conferences_get_owners(self) -> None:
         """

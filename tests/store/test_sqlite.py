@@ -17,7 +17,7 @@ from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
 from conference.records import StoreError
-from conference.store.database import schema_files
+from conference.store.database import CorruptDatabaseError, Database, schema_files
 from conference.store.sqlite import open_sqlite
 from conference.store.stores import Stores, open_stores
 from tests.shared import PROJECT_ROOT
@@ -28,7 +28,9 @@ from tests.store.contracts import (
     RegistrationStoreContract,
     StoreBackend,
     binding,
+    contact,
 )
+from tests.store.holdings import AtomicWriteContract, HoldingsContract
 
 # A server stand-in: applies one binding after another and reports each on
 # stdout only once its Deferred fired (as the 200 would be sent).
@@ -101,6 +103,26 @@ class SQLiteBindingStoreTests(SQLiteBackend, BindingStoreContract, TestCase):
     """
 
 
+class SQLiteHoldingsTests(SQLiteBackend, HoldingsContract, TestCase):
+    """
+    Holders and byte caps of the SQL stores on SQLite.
+    """
+
+
+class SQLiteAtomicWriteTests(SQLiteBackend, AtomicWriteContract, TestCase):
+    """
+    Conference writes are atomic on SQLite.
+    """
+
+    async def open_database(self) -> Database:
+        """
+        A database on a new file.
+        """
+        database = await open_sqlite(self.mktemp(), reactor)
+        self.addCleanup(database.close)
+        return database
+
+
 class SQLiteTests(TestCase):
     """
     What only the SQLite backend does.
@@ -134,6 +156,67 @@ class SQLiteTests(TestCase):
         await self.assertFailure(
             open_sqlite(self.mktemp(), reactor, synchronous="sometimes"), StoreError
         )
+
+    async def test_corrupt_refused(self) -> None:
+        """
+        A file whose pages are damaged is refused at open with a
+        CorruptDatabaseError naming the file, and left as it was.
+        """
+        path = self.mktemp()
+        stores = await open_stores(f"sqlite:{path}", reactor)
+        for i in range(300):
+            await stores.registrations.set_bindings(
+                f"sip:user{i}@example.com", [contact(f"sip:u@192.0.2.1;n={'x' * 200}")], [], 0.0
+            )
+        await stores.close()
+        with open(path, "r+b") as f:
+            f.seek(3 * 4096)
+            f.write(b"\xff" * 4096)
+        with open(path, "rb") as f:
+            damaged = f.read()
+        failure = await self.assertFailure(open_sqlite(path, reactor), CorruptDatabaseError)
+        self.assertIn(path, str(failure))
+        self.assertIn("corrupt", str(failure))
+        self.assertNotIn("\n", str(failure))
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), damaged)
+
+    async def test_not_a_database(self) -> None:
+        """
+        A file that is no SQLite database is refused the same way.
+        """
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(b"conference notes, not a database\n" * 300)
+        failure = await self.assertFailure(open_sqlite(path, reactor), CorruptDatabaseError)
+        self.assertIn("not a database", str(failure))
+
+    async def test_quick_check_findings(self) -> None:
+        """
+        Problems quick_check reports as rows are quoted, the first three
+        of them, in the error.
+        """
+        path = self.mktemp()
+        database = await open_sqlite(path, reactor)
+        await database.close()
+        with sqlite3.connect(path) as connection:
+            connection.execute("CREATE TABLE t (x TEXT NOT NULL)")
+            connection.execute("PRAGMA ignore_check_constraints = ON")
+            connection.execute("PRAGMA writable_schema = ON")
+            connection.execute(
+                "UPDATE sqlite_master SET sql = 'CREATE TABLE t (x TEXT)' WHERE name = 't'"
+            )
+        connection.close()
+        with sqlite3.connect(path) as connection:
+            connection.executemany("INSERT INTO t VALUES (?)", [(None,)] * 5)
+            connection.execute("PRAGMA writable_schema = ON")
+            connection.execute(
+                "UPDATE sqlite_master SET sql = 'CREATE TABLE t (x TEXT NOT NULL)' WHERE name = 't'"
+            )
+        connection.close()
+        failure = await self.assertFailure(open_sqlite(path, reactor), CorruptDatabaseError)
+        self.assertIn("quick_check found 5 problem(s)", str(failure))
+        self.assertIn("(and 2 more)", str(failure))
 
     async def test_unopenable(self) -> None:
         """

@@ -1,0 +1,482 @@
+# -*- test-case-name: tests.media.test_channel -*-
+"""
+One participant's media as the mixer sees it, sans-I/O: what may come in
+(the latch rule, the SSRC in use, the payload types negotiated), the
+jitter buffer it feeds, the RTP stream sent back, RTCP both ways, DTMF
+both ways, mute and gain.  C{last_heard} tells when the channel last
+accepted a packet (the service's activity; the focus times calls out).
+
+The latch rule (symmetric RTP, RFC 4961 in spirit): until a packet is
+accepted, the RTP port takes packets only from the address and port the
+SDP names or, when a NAT changed the port, from the first packet coming
+from the SDP's host; that address is then latched and every other
+source is dropped as a stranger.  RTCP latches alike, on its own port.
+Media is sent to the latched address (where the peer's packets really
+come from), or to the SDP's address before anything was latched.  A new
+SDP from the peer (re-INVITE, UPDATE) naming another address unlatches.
+
+Within the latched source one SSRC is followed; a different SSRC takes
+over only after L{MIN_SEQUENTIAL} packets in sequence with no packet of
+the current one between them, so a storm of random SSRCs never reaches
+the jitter buffer.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from dataclasses import dataclass
+from typing import Hashable, List, Mapping, NamedTuple, Optional, Tuple
+
+from conference.media.codecs import FRAME_SAMPLES, AudioCodec, Samples
+from conference.media.dtmf import DTMFError, DTMFReceiver, DTMFSender
+from conference.media.jitter import JitterBuffer
+from conference.media.rtcp import (
+    Goodbye,
+    Report,
+    RTCPError,
+    SenderInfo,
+    build_bye,
+    build_report,
+    build_sdes,
+    compact_ntp,
+    ntp_time,
+    parse_rtcp,
+)
+from conference.media.rtp import MIN_SEQUENTIAL, RTPError, SourceStatistics, build_rtp, parse_rtp
+
+Address = Tuple[str, int]
+
+# Bigger than any sane audio packet (60 ms of G.711 is 492 bytes): refused.
+MAX_PACKET_SIZE = 1500
+# Datagrams (RTP and RTCP) one participant may send per tick; the rest of
+# a flood is dropped before it is parsed.
+MAX_PACKETS_PER_TICK = 25
+RTCP_INTERVAL = 5.0
+DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+
+
+class Datagram(NamedTuple):
+    """Something to send: for which participant, on which port, where."""
+
+    key: Hashable
+    rtcp: bool
+    data: bytes
+    address: Address
+
+
+@dataclass
+class Counters:
+    """
+    What a participant's ports saw and sent.  Every datagram received is
+    counted once more: as C{accepted} (RTP), C{rtcp_accepted}, or under
+    exactly one reason for dropping it (see L{dropped}).
+    """
+
+    received: int = 0
+    accepted: int = 0
+    malformed: int = 0
+    oversized: int = 0
+    strangers: int = 0
+    flood: int = 0
+    wrong_payload: int = 0
+    ssrc_mismatch: int = 0
+    ssrc_changes: int = 0
+    unconfirmed: int = 0
+    ignored: int = 0
+    rtcp_received: int = 0
+    rtcp_accepted: int = 0
+    rtcp_malformed: int = 0
+    dtmf: int = 0
+    sent: int = 0
+    sent_octets: int = 0
+
+    @property
+    def dropped(self) -> int:
+        """RTP and RTCP datagrams not used, whatever the reason."""
+        return (
+            self.malformed
+            + self.oversized
+            + self.strangers
+            + self.flood
+            + self.wrong_payload
+            + self.ssrc_mismatch
+            + self.unconfirmed
+            + self.ignored
+            + self.rtcp_malformed
+        )
+
+
+def _canonical(host: str) -> Optional[str]:
+    """
+    The canonical text of an IP address (IPv6 compressed); L{None} for a
+    host name or the unspecified address (C{0.0.0.0}: RFC 2543 hold).
+    """
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+    return None if address.is_unspecified else str(address)
+
+
+class Latch:
+    """
+    The source a port accepts: see the module's latch rule.
+
+    @ivar expected: the address the SDP names, or L{None} (unknown yet,
+        or not an IP address: then nothing is accepted).
+    @ivar latched: the source accepted, once one was.
+    """
+
+    def __init__(self, expected: Optional[Address] = None) -> None:
+        host = _canonical(expected[0]) if expected is not None else None
+        self.expected = (host, expected[1]) if host is not None and expected is not None else None
+        self.latched: Optional[Address] = None
+
+    def accept(self, source: Address) -> bool:
+        """Whether a datagram from C{source} is taken (latching if first)."""
+        if self.latched is not None:
+            return source == self.latched
+        expected = self.expected
+        if expected is None or _canonical(source[0]) != expected[0]:
+            return False
+        self.latched = source
+        return True
+
+    @property
+    def destination(self) -> Optional[Address]:
+        """Where to send: the latched source, else the SDP's address."""
+        return self.latched if self.latched is not None else self.expected
+
+
+class Channel:
+    """
+    One participant in the mixer.
+
+    @ivar key: identifies the participant to the caller.
+    @ivar mute_in: nobody hears this participant; C{mute_out}: this
+        participant hears nothing (silence is still sent).
+    @ivar gain_in: linear gain of what this participant says, C{gain_out}
+        of what they hear.
+    @ivar last_heard: when an acceptable RTP or RTCP packet last came.
+    @ivar remote_loss: (fraction lost of 256, cumulative lost, jitter) the
+        participant last reported about our stream; C{round_trip} the
+        round-trip time their last report gave, in seconds.
+    """
+
+    def __init__(
+        self,
+        key: Hashable,
+        *,
+        now: float,
+        cname: str,
+        rng: Optional[random.Random] = None,
+        frame: int = FRAME_SAMPLES,
+        jitter: Optional[JitterBuffer] = None,
+    ) -> None:
+        rng = rng or random.SystemRandom()
+        self.key = key
+        self.cname = cname
+        self.frame = frame
+        self.ssrc = rng.getrandbits(32)
+        self._sequence = rng.getrandbits(16)
+        self._timestamp = rng.getrandbits(32)
+        self._rng = rng
+        self.jitter = jitter or JitterBuffer(frame=frame)
+        self.counters = Counters()
+        self.rtp = Latch()
+        self.rtcp = Latch()
+        self.codecs: Mapping[int, AudioCodec] = {}
+        self.send_pt: Optional[int] = None
+        self.event_pt: Optional[int] = None
+        self.direction = "inactive"
+        self.mute_in = self.mute_out = False
+        self.gain_in = self.gain_out = 1.0
+        self.last_heard: Optional[float] = None
+        self._source: Optional[SourceStatistics] = None
+        self._candidate: Optional[SourceStatistics] = None
+        self._budget = 0
+        self._started = False
+        self._dtmf_in = DTMFReceiver()
+        self._dtmf_out = DTMFSender(frame)
+        self._next_rtcp = now + RTCP_INTERVAL * rng.uniform(0.5, 1.5)
+        self._sent_since_report = False
+        self._last_sr: Optional[Tuple[int, float]] = None
+        self.remote_loss: Optional[Tuple[int, int, int]] = None
+        self.round_trip: Optional[float] = None
+        self.bye_received = False
+
+    # Negotiation ---------------------------------------------------------
+
+    def configure(
+        self,
+        *,
+        remote: Optional[Address],
+        codecs: Mapping[int, AudioCodec],
+        send_pt: int,
+        event_pt: Optional[int] = None,
+        direction: str = "sendrecv",
+        rtcp_remote: Optional[Address] = None,
+    ) -> None:
+        """
+        Apply the outcome of an offer/answer exchange.
+
+        @param remote: the peer's RTP address from its SDP; RTCP is
+            C{rtcp_remote}, by default the next port.
+        @param codecs: the voice payload types the peer may send, by
+            number; we send with C{send_pt}, one of them.
+        @param direction: what this side does, as in the SDP answer.
+        """
+        if send_pt not in codecs:
+            raise ValueError(f"payload type {send_pt} is not among the codecs")
+        if direction not in DIRECTIONS:
+            raise ValueError(f"unknown direction {direction!r}")
+        if rtcp_remote is None and remote is not None:
+            rtcp_remote = (remote[0], remote[1] + 1)
+        if remote != self.rtp.expected or self.rtp.expected is None:
+            self.rtp = Latch(remote)
+            self.rtcp = Latch(rtcp_remote)
+        self.codecs = dict(codecs)
+        self.send_pt = send_pt
+        self.event_pt = event_pt
+        self.direction = direction
+
+    @property
+    def sends(self) -> bool:
+        """Whether we send media to this participant."""
+        return self.direction in ("sendrecv", "sendonly") and self.send_pt is not None
+
+    @property
+    def receives(self) -> bool:
+        """Whether we take media from this participant."""
+        return self.direction in ("sendrecv", "recvonly")
+
+    def set_gain(
+        self, incoming_db: Optional[float] = None, outgoing_db: Optional[float] = None
+    ) -> None:
+        """Set the gains in decibels (L{None} leaves one as it is)."""
+        if incoming_db is not None:
+            self.gain_in = 10.0 ** (incoming_db / 20.0)
+        if outgoing_db is not None:
+            self.gain_out = 10.0 ** (outgoing_db / 20.0)
+
+    # Receiving -----------------------------------------------------------
+
+    def _admit(self, data: bytes, source: Address, latch: Latch) -> bool:
+        if self._budget >= MAX_PACKETS_PER_TICK:
+            self.counters.flood += 1
+            return False
+        self._budget += 1
+        if len(data) > MAX_PACKET_SIZE:
+            self.counters.oversized += 1
+            return False
+        if not latch.accept(source):
+            self.counters.strangers += 1
+            return False
+        return True
+
+    def receive_rtp(self, data: bytes, source: Address, now: float) -> Optional[str]:
+        """
+        Take a datagram from the RTP port.
+
+        @return: a DTMF digit (or C{flash}) when it starts an event.
+        """
+        counters = self.counters
+        counters.received += 1
+        if not self._admit(data, source, self.rtp):
+            return None
+        try:
+            packet = parse_rtp(data)
+        except RTPError:
+            counters.malformed += 1
+            return None
+        self.last_heard = now
+        if not self.receives:
+            counters.ignored += 1
+            return None
+        if not self._follow(packet.ssrc, packet.sequence):
+            return None
+        assert self._source is not None
+        self._source.update_jitter(packet.timestamp, now)
+        pt = packet.payload_type
+        if pt == self.event_pt:
+            try:
+                digit = self._dtmf_in.receive(packet.timestamp, packet.payload)
+            except DTMFError:
+                counters.malformed += 1
+                return None
+            counters.accepted += 1
+            if digit is not None:
+                counters.dtmf += 1
+            return digit
+        codec = self.codecs.get(pt)
+        if codec is None:
+            counters.wrong_payload += 1
+            return None
+        counters.accepted += 1
+        # G.711's RTP clock is the internal rate: timestamps need no scaling.
+        self.jitter.push(packet.timestamp, codec.decode(packet.payload), now, packet.marker)
+        return None
+
+    def _follow(self, ssrc: int, sequence: int) -> bool:
+        """The SSRC rule: whether this packet belongs to the source followed."""
+        counters = self.counters
+        source = self._source
+        if source is None:
+            source = self._source = SourceStatistics(ssrc, sequence)
+        elif ssrc != source.ssrc:
+            candidate = self._candidate
+            if candidate is None or candidate.ssrc != ssrc:
+                self._candidate = SourceStatistics(ssrc, sequence)
+                self._candidate.update(sequence)
+                counters.ssrc_mismatch += 1
+                return False
+            if not candidate.update(sequence):
+                counters.ssrc_mismatch += 1
+                return False
+            self._source, self._candidate = candidate, None
+            self.jitter.reset()
+            counters.ssrc_changes += 1
+            return True
+        self._candidate = None
+        if not source.update(sequence):
+            counters.unconfirmed += 1
+            return False
+        return True
+
+    def receive_rtcp(self, data: bytes, source: Address, now: float) -> None:
+        """Take a datagram from the RTCP port: reports about our stream, BYE."""
+        counters = self.counters
+        counters.rtcp_received += 1
+        if not self._admit(data, source, self.rtcp):
+            return
+        try:
+            packets = parse_rtcp(data)
+        except RTCPError:
+            counters.rtcp_malformed += 1
+            return
+        counters.rtcp_accepted += 1
+        self.last_heard = now
+        for packet in packets:
+            if isinstance(packet, Report):
+                if packet.sender is not None:
+                    self._last_sr = (packet.sender.compact_ntp, now)
+                for block in packet.blocks:
+                    if block.ssrc != self.ssrc:
+                        continue
+                    self.remote_loss = (block.fraction_lost, block.cumulative_lost, block.jitter)
+                    if block.last_sr:
+                        delay = compact_ntp(now) - block.last_sr - block.delay_since_last_sr
+                        self.round_trip = (delay & 0xFFFFFFFF) / 65536.0
+            elif (
+                isinstance(packet, Goodbye)
+                and self._source is not None
+                and self._source.ssrc in packet.ssrcs
+            ):
+                self.bye_received = True
+
+    # The mixer's tick ------------------------------------------------------
+
+    def pop(self) -> Optional[Samples]:
+        """This tick's frame from the participant (None: silence); resets the flood budget."""
+        self._budget = 0
+        if not self.receives:
+            return None
+        return self.jitter.pop()
+
+    def packets(self, payload: Optional[bytes]) -> List[Datagram]:
+        """
+        This tick's RTP packets to the participant: C{payload} (a frame
+        encoded with the send codec), or telephone events while DTMF is
+        being sent.  The RTP clock advances one frame either way.
+        """
+        timestamp = self._timestamp
+        self._timestamp = (timestamp + self.frame) & 0xFFFFFFFF
+        destination = self.rtp.destination
+        send_pt = self.send_pt
+        if not self.sends or destination is None or send_pt is None:
+            return []
+        out: List[Datagram] = []
+        events = self._dtmf_out.next_packets(timestamp) if self.event_pt is not None else []
+        if events:
+            for event, start, marker in events:
+                out.append(self._datagram(self.event_pt or 0, start, event, marker, destination))
+        elif payload is not None:
+            out.append(self._datagram(send_pt, timestamp, payload, not self._started, destination))
+            self._started = True
+        return out
+
+    def _datagram(
+        self, pt: int, timestamp: int, payload: bytes, marker: bool, destination: Address
+    ) -> Datagram:
+        data = build_rtp(pt, self._sequence, timestamp, self.ssrc, payload, marker=marker)
+        self._sequence = (self._sequence + 1) & 0xFFFF
+        self.counters.sent += 1
+        self.counters.sent_octets += len(payload)
+        self._sent_since_report = True
+        return Datagram(self.key, False, data, destination)
+
+    def skip(self, frames: int) -> None:
+        """Frames the clock missed: advance the RTP clock and the jitter buffer."""
+        self._timestamp = (self._timestamp + frames * self.frame) & 0xFFFFFFFF
+        for _ in range(min(frames, 50)):
+            self.jitter.pop()
+
+    def send_dtmf(self, digits: str, duration: int = 800) -> None:
+        """
+        Queue RFC 4733 events to this participant.
+
+        @raise DTMFError: a bad digit or duration, a full queue, or no
+            telephone-event negotiated.
+        """
+        if self.event_pt is None:
+            raise DTMFError("the participant did not negotiate telephone-event")
+        self._dtmf_out.queue(digits, duration)
+
+    # RTCP out ------------------------------------------------------------
+
+    def _compound(self, now: float) -> bytes:
+        blocks = []
+        if self._source is not None and self._source.valid:
+            lsr, dlsr = 0, 0
+            if self._last_sr is not None:
+                lsr = self._last_sr[0]
+                dlsr = int((now - self._last_sr[1]) * 65536) & 0xFFFFFFFF
+            blocks.append((self._source.report(), lsr, dlsr))
+        sender = None
+        if self._sent_since_report:
+            seconds, fraction = ntp_time(now)
+            c = self.counters
+            sender = SenderInfo(seconds, fraction, self._timestamp, c.sent, c.sent_octets)
+        self._sent_since_report = False
+        return build_report(self.ssrc, sender, blocks) + build_sdes(self.ssrc, self.cname)
+
+    def rtcp_report(self, now: float) -> List[Datagram]:
+        """The SR or RR compound packet to send if one is due (every ~5 s)."""
+        destination = self.rtcp.destination
+        if now < self._next_rtcp or destination is None:
+            return []
+        self._next_rtcp = now + RTCP_INTERVAL * self._rng.uniform(0.5, 1.5)
+        return [Datagram(self.key, True, self._compound(now), destination)]
+
+    def goodbye(self, now: float, reason: str = "") -> List[Datagram]:
+        """The compound packet with a BYE, to send when the session ends."""
+        destination = self.rtcp.destination
+        if destination is None:
+            return []
+        return [
+            Datagram(
+                self.key, True, self._compound(now) + build_bye(self.ssrc, reason), destination
+            )
+        ]
+
+
+__all__ = [
+    "MAX_PACKETS_PER_TICK",
+    "MAX_PACKET_SIZE",
+    "MIN_SEQUENTIAL",
+    "Channel",
+    "Counters",
+    "Datagram",
+    "Latch",
+]

@@ -1,0 +1,192 @@
+# -*- test-case-name: tests.interop.test_media -*-
+"""
+Real softphones (baresip) in a conference, run inside a private network
+namespace.
+
+baresip picks the address of its default route as its own and puts it in
+SDP; on a machine with only loopback it has none.  So the whole scenario
+(the C{twistd conference} server and every phone) runs in a new network
+namespace (C{unshare -n}) whose only interface is C{lo}, with a default
+route through it: there baresip chooses 127.0.0.1, and nothing leaves the
+namespace.
+
+L{run_in_namespace} starts this module as a program in such a namespace;
+its L{main} starts the server on a given SQLite store, starts the phones
+(each plays a WAV file through baresip's C{aufile} source and records what
+it hears with the C{sndfile} module), waits for them to hang up, stops the
+server and writes a JSON summary for the test to read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from twisted.trial.unittest import SkipTest
+
+from tests.interop.harness import ServerProcess, free_port
+from tests.shared import PROJECT_ROOT
+
+BARESIP_MODULES = Path("/usr/lib/baresip/modules")
+NAMESPACE_SETUP = "ip link set lo up && ip route add default dev lo"
+
+
+@dataclass
+class PhoneSpec:
+    """
+    One phone of the scenario: its name, the WAV it plays, the codec it
+    offers (C{PCMU} or C{PCMA}) and, once run, what it recorded.
+    """
+
+    name: str
+    wav: str
+    codec: str = "PCMU"
+    recordings: List[str] = field(default_factory=list)
+    output: str = ""
+    status: Optional[int] = None
+
+
+def namespace_prefix() -> List[str]:
+    """
+    The command prefix that runs a program in a new network namespace with
+    loopback up and a default route through it.
+
+    @raise SkipTest: where C{unshare} or C{ip} is missing or namespaces
+        cannot be made (no privilege, no user namespaces).
+    """
+    for tool in ("unshare", "ip"):
+        if shutil.which(tool) is None:
+            raise SkipTest(f"{tool} not installed (util-linux, iproute2)")
+    flags = "-n" if os.geteuid() == 0 else "-rn"
+    probe = subprocess.run(
+        ["unshare", flags, "sh", "-c", NAMESPACE_SETUP],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=10,
+    )
+    if probe.returncode != 0:
+        raise SkipTest(f"cannot make a network namespace: {probe.stderr.strip()}")
+    return ["unshare", flags, "sh", "-c", f'{NAMESPACE_SETUP} && exec "$@"', "namespace"]
+
+
+def run_in_namespace(folder: Path, timeout: float) -> Dict[str, Any]:
+    """
+    Run L{main} on C{folder}/scenario.json in a new network namespace and
+    return the summary it wrote.
+    """
+    command = [*namespace_prefix(), sys.executable, "-m", "tests.interop.softphones", str(folder)]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), env.get("PYTHONPATH", "")])
+    result = subprocess.run(
+        command,
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    summary_path = folder / "summary.json"
+    if result.returncode != 0 or not summary_path.exists():
+        raise AssertionError(
+            f"scenario failed ({result.returncode}):\n"
+            f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
+    summary: Dict[str, Any] = json.loads(summary_path.read_text())
+    return summary
+
+
+def baresip_config(folder: Path, phone: PhoneSpec, sip_port: int, rtp_low: int) -> None:
+    """Write a baresip configuration folder for C{phone}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    modules = ["g711.so", "aufile.so", "aubridge.so", "sndfile.so"]
+    lines = [
+        "poll_method epoll",
+        f"sip_listen 127.0.0.1:{sip_port}",
+        "audio_player aubridge,nil",
+        f"audio_source aufile,{phone.wav}",
+        "audio_alert aubridge,nil",
+        f"rtp_ports {rtp_low}-{rtp_low + 9}",
+        "rtcp_mux no",
+        f"module_path {BARESIP_MODULES}",
+        *(f"module {name}" for name in modules),
+        "module_app account.so",
+        "module_app menu.so",
+        f"snd_path {folder}",
+    ]
+    (folder / "config").write_text("\n".join(lines) + "\n")
+    account = f"<sip:{phone.name}@127.0.0.1:{sip_port}>;regint=0;audio_codecs={phone.codec}"
+    (folder / "accounts").write_text(account + "\n")
+    (folder / "contacts").write_text("")
+
+
+def start_phone(folder: Path, target: str, seconds: int) -> subprocess.Popen[bytes]:
+    """Start baresip on C{folder}, dialling C{target}, quitting after C{seconds}."""
+    baresip = shutil.which("baresip") or "baresip"
+    with open(folder / "baresip.log", "wb") as log:  # the child keeps its own copy
+        return subprocess.Popen(
+            [baresip, "-f", str(folder), "-e", f"/dial {target}", "-t", str(seconds)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+
+def main(argv: Sequence[str]) -> int:
+    """
+    Run the scenario of C{argv[0]}/scenario.json: C{store} (a SQLite
+    path), C{conference} (the user part of the conference URI),
+    C{seconds} (how long the phones stay), C{phones} (L{PhoneSpec}
+    fields) and C{server_args}.
+    """
+    folder = Path(argv[0])
+    scenario = json.loads((folder / "scenario.json").read_text())
+    phones = [PhoneSpec(**spec) for spec in scenario["phones"]]
+    server = ServerProcess(
+        ["--store", f"sqlite:{scenario['store']}", *scenario.get("server_args", [])]
+    )
+    processes = []
+    try:
+        target = f"sip:{scenario['conference']}@127.0.0.1:{server.port}"
+        for n, phone in enumerate(phones):
+            phone_folder = folder / phone.name
+            baresip_config(phone_folder, phone, free_port(), 31000 + 20 * n)
+            processes.append(start_phone(phone_folder, target, scenario["seconds"]))
+            time.sleep(0.3)
+        for phone, process in zip(phones, processes):
+            try:
+                phone.status = process.wait(scenario["seconds"] + 15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                phone.status = process.wait()
+            phone_folder = folder / phone.name
+            phone.output = (phone_folder / "baresip.log").read_text(errors="replace")[-4000:]
+            phone.recordings = sorted(str(p) for p in phone_folder.glob("*.wav"))
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        server.stop()
+    log = server.log_path.read_text(errors="replace")
+    server.cleanup()
+    summary = {
+        "phones": [asdict(phone) for phone in phones],
+        "server_log": log,
+        "tracebacks": [line for line in log.splitlines() if "Traceback" in line],
+    }
+    (folder / "summary.json").write_text(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

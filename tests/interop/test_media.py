@@ -1,0 +1,117 @@
+# -*- test-case-name: tests.interop.test_media -*-
+"""
+The built-in mixer against real softphones: three baresip instances join
+one conference, each playing its own tone (two offer PCMU only, one PCMA
+only), and each records what it hears.  Every recording must hold the two
+other tones and not its own.  The server and the phones run together in a
+private network namespace (see L{tests.interop.softphones}).  SIPp joins
+and presses a key as RFC 4733 events, which the server reports once.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Generator, List
+
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.threads import deferToThread
+from twisted.trial.unittest import SkipTest, TestCase
+
+from tests.interop.harness import ServerProcess, require_tool, run_sipp
+from tests.interop.softphones import PhoneSpec, namespace_prefix, run_in_namespace
+from tests.interop.test_focus import seed
+from tests.media.signals import band_share, read_wav, rms_db, tone, write_wav
+
+PHONES = [("alice", 500.0, "PCMU"), ("bob", 800.0, "PCMA"), ("carol", 1300.0, "PCMU")]
+# RFC 4733 events for the key 5, as Debian's sip-tester (SIPp) ships them.
+DTMF_PCAP = Path("/usr/share/sip-tester/dtmf_2833_5.pcap")
+SECONDS = 6
+# Of what a phone hears (after its first second): its own tone must be
+# under 2 % of the energy, each other tone over 20 %, and the whole loud
+# enough to be the tones (each is sent at -12 dBFS peak, -15 dBFS RMS).
+OWN_SHARE_MAX = 0.02
+OTHER_SHARE_MIN = 0.2
+MIN_LEVEL_DB = -25.0
+
+
+class SoftphoneConferenceTests(TestCase):
+    """
+    baresip phones in one conference hear each other, not themselves.
+    """
+
+    timeout = 60
+
+    @inlineCallbacks
+    def test_three_phones(self) -> Generator[Deferred[Any], Any, None]:
+        """Three baresips (PCMU, PCMA, PCMU) each hear the two other tones and not their own."""
+        require_tool("baresip")
+        namespace_prefix()  # skips where no network namespace can be made
+        folder = Path(tempfile.mkdtemp(prefix="conference-media-"))
+        self.addCleanup(shutil.rmtree, str(folder), True)
+        yield seed(folder / "conference.sqlite")
+        phones: List[Dict[str, Any]] = []
+        for name, frequency, codec in PHONES:
+            wav = folder / f"{name}.wav"
+            write_wav(wav, tone(frequency, SECONDS + 6, -12))
+            phones.append({"name": name, "wav": str(wav), "codec": codec})
+        scenario = {
+            "store": str(folder / "conference.sqlite"),
+            "conference": "conf-now",
+            "seconds": SECONDS,
+            "phones": phones,
+            "server_args": [
+                *("--domain", "example.com", "--rtp-ports", "30000-30099"),
+                *("--stop-timeout", "1"),
+            ],
+        }
+        (folder / "scenario.json").write_text(json.dumps(scenario))
+        summary = yield deferToThread(run_in_namespace, folder, 50)
+        log = summary["server_log"]
+        self.assertEqual(summary["tracebacks"], [], log[-3000:])
+        results = [PhoneSpec(**spec) for spec in summary["phones"]]
+        for phone, (name, own, codec) in zip(results, PHONES):
+            self.assertIn("Call established", phone.output, phone.output)
+            self.assertIn(f"Set audio encoder: {codec}", phone.output)
+            self.assertIn(f"sip:{name}@127.0.0.1 joined sip:conf-now@example.com", log)
+            [heard] = [p for p in phone.recordings if p.endswith("-dec.wav")]
+            samples, rate = read_wav(Path(heard))
+            self.assertGreater(len(samples), 3 * rate, f"{name} recorded {len(samples)} samples")
+            samples = samples[rate:]
+            self.assertGreater(rms_db(samples), MIN_LEVEL_DB, f"{name} hears too little")
+            self.assertLess(band_share(samples, own, rate), OWN_SHARE_MAX, f"{name} hears itself")
+            for other_name, other, _ in PHONES:
+                if other_name != name:
+                    share = band_share(samples, other, rate)
+                    self.assertGreater(share, OTHER_SHARE_MIN, f"{name} misses {other_name}")
+
+
+class DTMFInteropTests(TestCase):
+    """
+    RFC 4733 events from SIPp reach the server as one digit.
+    """
+
+    timeout = 60
+
+    @inlineCallbacks
+    def test_sipp_dtmf(self) -> Generator[Deferred[Any], Any, None]:
+        """SIPp joins and plays the RFC 4733 packets of key 5: the server logs the digit once."""
+        require_tool("sipp")
+        if not DTMF_PCAP.exists():
+            raise SkipTest(f"{DTMF_PCAP} not found (Debian: apt-get install sip-tester)")
+        folder = Path(tempfile.mkdtemp(prefix="conference-dtmf-"))
+        self.addCleanup(shutil.rmtree, str(folder), True)
+        yield seed(folder / "conference.sqlite")
+        server = ServerProcess(
+            ["--domain", "example.com", "--store", f"sqlite:{folder / 'conference.sqlite'}"]
+        )
+        self.addCleanup(server.cleanup)
+        inf = folder / "dtmf.csv"
+        inf.write_text("SEQUENTIAL\nconf-now;\n")
+        failure = yield deferToThread(run_sipp, server, "join_dtmf.xml", "-inf", str(inf))
+        self.assertFalse(failure, failure)
+        log = server.log()
+        self.assertEqual(log.count("DTMF 5 from sip:sipp@example.com"), 1, log[-3000:])
+        self.assertEqual(server.tracebacks(), [])

@@ -1,0 +1,3 @@
+"""
+Tests for the sans-I/O media plane, L{conference.media}.
+"""
