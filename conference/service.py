@@ -387,9 +387,13 @@ class ConferenceService(MultiService):
         from conference.control.policy import ALLOW, DENY
 
         config = self.config
+        # The built-in mixer reports DTMF (RFC 4733): PINs may be typed.
+        dtmf = hasattr(self.media, "on_dtmf")
         self.control = ConferenceControl(
-            self.focus, default_guests=DENY if config.auth_invite else ALLOW
+            self.focus, default_guests=DENY if config.auth_invite else ALLOW, dtmf_pins=dtmf
         )
+        if dtmf:
+            self.media.on_dtmf = self.control.on_dtmf  # type: ignore[attr-defined]
         self.conference_events = ConferenceSubscriptions(
             self.control,
             self.router.domain_of,

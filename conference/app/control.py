@@ -14,6 +14,7 @@ L{conference.app.refer}; the operations page can call the same methods.
 from __future__ import annotations
 
 import hashlib
+from contextlib import suppress
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from twisted.internet.defer import Deferred
@@ -29,6 +30,7 @@ from conference.app.focus import Focus
 from conference.app.roster import Participant
 from conference.calendar.errors import CalendarError
 from conference.calendar.itip import normalize_address
+from conference.control.actions import PIN_ACCEPTED, PIN_FAILED, PIN_WRONG, PinEntry
 from conference.control.confinfo import (
     CONNECTED,
     MUTED,
@@ -71,20 +73,39 @@ class PinGuard:
         @raise RemoteProtocolError: 403 for a missing or wrong PIN, or for
             any PIN once the source used up its tries.
         """
-        key = (conference, source)
-        recent = [t for t in self._wrong.get(key, ()) if t > now - self.window]
-        if len(recent) >= self.tries:
-            self._wrong[key] = recent
-            raise RemoteProtocolError("Forbidden (too many wrong PINs, try later)", 403)
+        recent = self.refuse_if_locked_out(conference, source, now)
         if given is None:
             raise RemoteProtocolError("Forbidden (PIN required)", 403)
         if given != expected:
-            recent.append(now)
-            self._wrong[key] = recent
-            if len(self._wrong) > 10000:
-                self._wrong = {k: v for k, v in self._wrong.items() if v[-1] > now - self.window}
+            self.wrong(conference, source, now, recent)
             raise RemoteProtocolError("Forbidden (wrong PIN)", 403)
-        self._wrong.pop(key, None)
+        self._wrong.pop((conference, source), None)
+
+    def refuse_if_locked_out(self, conference: str, source: str, now: float) -> List[float]:
+        """
+        The recent wrong tries of C{source} for C{conference}.
+
+        @raise RemoteProtocolError: 403 once they used up their tries.
+        """
+        key = (conference, source)
+        recent = [t for t in self._wrong.get(key, ()) if t > now - self.window]
+        self._wrong[key] = recent
+        if len(recent) >= self.tries:
+            raise RemoteProtocolError("Forbidden (too many wrong PINs, try later)", 403)
+        return recent
+
+    def wrong(
+        self, conference: str, source: str, now: float, recent: Optional[List[float]] = None
+    ) -> None:
+        """
+        Count a wrong PIN from C{source} for C{conference}.
+        """
+        if recent is None:
+            recent = [t for t in self._wrong.get((conference, source), ()) if t > now - self.window]
+        recent.append(now)
+        self._wrong[(conference, source)] = recent
+        if len(self._wrong) > 10000:
+            self._wrong = {k: v for k, v in self._wrong.items() if v and v[-1] > now - self.window}
 
 
 def uri_pin(uri: Any) -> Optional[str]:
@@ -120,14 +141,22 @@ class ConferenceControl:
         *,
         default_guests: str = ALLOW,
         pins: Optional[PinGuard] = None,
+        dtmf_pins: bool = False,
     ) -> None:
+        """
+        @param dtmf_pins: whether the media plane reports DTMF (its
+            C{on_dtmf} calls L{on_dtmf}), so a caller without a PIN in the
+            Request-URI may join to type it.
+        """
         self.focus = focus
         self.default_guests = default_guests
         self.pins = pins if pins is not None else PinGuard()
         #: When the participants of a conference were told it ends (the
         #: lifecycle's C{ends_at}); L{None}: not yet.
         self.ending: Callable[[str], Optional[float]] = lambda uri: None
+        self.dtmf_pins = dtmf_pins
         focus.admit = self._admit
+        focus.listeners.append(self._apply_media)
 
     # Joining -----------------------------------------------------------------
 
@@ -151,14 +180,43 @@ class ConferenceControl:
         if role is None:
             raise RemoteProtocolError("Forbidden (not invited to this conference)", 403)
         if policy.pin is not None and not (aor is not None and policy.is_member(aor)):
-            self.pins.check(
-                join.record.uri,
-                join.context.peer.host,
-                policy.pin,
-                uri_pin(join.request.uri),
-                join.context.now,
-            )
+            given = uri_pin(join.request.uri)
+            source = join.context.peer.host
+            if given is None and self.dtmf_pins:
+                self.pins.refuse_if_locked_out(join.record.uri, source, join.context.now)
+                join.pin_entry = PinEntry(policy.pin, tries=self.pins.tries, source=source)
+            else:
+                self.pins.check(join.record.uri, source, policy.pin, given, join.context.now)
         return role
+
+    def on_dtmf(self, session: Any, digit: str) -> None:
+        """
+        A digit from a participant (the media plane's C{on_dtmf}): while
+        they type the PIN, check it; three wrong ones end the call.
+        """
+        conference = getattr(session, "conference", None)
+        found = [p for p in self.focus.roster.participants(str(conference)) if p.session is session]
+        if not found or found[0].pin_entry is None:
+            return
+        participant = found[0]
+        entry = participant.pin_entry
+        outcome = entry.digit(digit)
+        if outcome == PIN_ACCEPTED:
+            participant.pin_entry = None
+            log.info("{who} gave the PIN of {uri}", who=participant.identity, uri=conference)
+            self.focus.notify_listeners(participant.conference)
+        elif outcome in (PIN_WRONG, PIN_FAILED):
+            self.pins.wrong(participant.conference, entry.source, self.focus.seconds())
+            if outcome == PIN_FAILED:
+                self.focus.hang_up(participant.key, "wrong PIN three times")
+
+    def _apply_media(self, uri: str) -> None:
+        """
+        Keep the media plane in step with who may speak and hear in
+        C{uri} (after every change of it).
+        """
+        for participant in self.focus.roster.participants(uri):
+            self._media_mute(participant)
 
     # State -------------------------------------------------------------------
 
@@ -180,7 +238,9 @@ class ConferenceControl:
         """
         The state of C{record}'s conference at C{now}.
         """
-        participants = self.focus.roster.participants(record.uri)
+        participants = [
+            p for p in self.focus.roster.participants(record.uri) if p.pin_entry is None
+        ]
         calendar: Any = None
         xcal: Optional[bytes] = None
         subject: Optional[str] = None
@@ -323,8 +383,15 @@ class ConferenceControl:
         null media service mixes nothing, so the focus state is all there is.
         """
         mute: Optional[Callable[..., Any]] = getattr(self.focus.media, "mute", None)
-        if mute is not None and participant.session is not None:
-            mute(participant.session, participant.muted or _listen_only(participant))
+        if mute is None or participant.session is None:
+            return
+        waiting = participant.pin_entry is not None
+        with suppress(RemoteProtocolError):  # the session closed meanwhile
+            mute(
+                participant.session,
+                incoming=participant.muted or waiting or _listen_only(participant),
+                outgoing=waiting,
+            )
 
 
 def _ending_note(ends: Optional[float]) -> Optional[str]:

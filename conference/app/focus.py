@@ -91,6 +91,7 @@ class _Join:
     calendar: Any = None
     instance: Optional[Instance] = None
     role: Any = None
+    pin_entry: Any = None
 
 
 @dataclass
@@ -194,6 +195,12 @@ class Focus:
     @sign.setter
     def sign(self, sign: Optional[Signer]) -> None:
         self.calendars.sign = sign
+
+    def seconds(self) -> float:
+        """
+        The reactor's time now.
+        """
+        return self._reactor.seconds()
 
     def notify_listeners(self, conference: str) -> None:
         """
@@ -458,6 +465,7 @@ class Focus:
             dialog=dialog,
             session=session,
             role=join.role,
+            pin_entry=join.pin_entry,
         )
         if timer is not None:
             participant.interval = timer.interval

@@ -47,6 +47,9 @@ class Participant:
     @ivar joining_method: C{dialed-in}, or C{dialed-out} when the focus
         called them.
     @ivar referred_by: the moderator who had the focus call them.
+    @ivar pin_entry: while they type the conference's PIN by DTMF, its
+        L{conference.control.actions.PinEntry}: they hear nothing, nobody
+        hears them, subscribers do not see them.
     """
 
     conference: str
@@ -62,6 +65,7 @@ class Participant:
     muted: bool = False
     joining_method: str = "dialed-in"
     referred_by: Optional[str] = None
+    pin_entry: Any = None
 
 
 @dataclass

@@ -3,7 +3,8 @@
 The moderator's requests, read and checked before anything is done: the
 Refer-To of a REFER to a conference (RFC 4579 sections 5.4 and 5.5) and the
 commands of an INFO in the moderator's call (mute, unmute, lock, unlock,
-remove; RFC 4579 has no SIP request for mute or lock, see docs/focus.rst).
+remove; RFC 4579 has no SIP request for mute or lock, see docs/focus.rst);
+and a participant's PIN typed as DTMF (L{PinEntry}).
 
 Everything wrong is a L{RemoteProtocolError} with its status here, so the
 handlers only act on requests that make sense.
@@ -28,6 +29,7 @@ __all__ = [
     "UNLOCK",
     "UNMUTE",
     "Action",
+    "PinEntry",
     "parse_command",
     "refer_action",
 ]
@@ -143,3 +145,52 @@ def parse_command(
     raise RemoteProtocolError(
         "Bad Request (expected mute <uri>, unmute <uri>, remove <uri>, lock or unlock)", 400
     )
+
+
+#: Outcomes of L{PinEntry.digit}.
+PIN_MORE = "more"
+PIN_ACCEPTED = "accepted"
+PIN_WRONG = "wrong"
+PIN_FAILED = "failed"
+
+
+class PinEntry:
+    """
+    A PIN typed as DTMF digits (RFC 4733 events from the media plane):
+    C{#} ends an attempt, C{*} starts it again; an attempt longer than
+    C{max_digits} is wrong at once.  After C{tries} wrong attempts the
+    entry has failed (the focus then ends the call).
+
+    @ivar source: where the caller's requests come from (for counting
+        wrong PINs per source).
+    """
+
+    def __init__(
+        self, expected: str, *, tries: int = 3, max_digits: int = 16, source: str = ""
+    ) -> None:
+        self.expected = expected
+        self.source = source
+        self.tries = tries
+        self.max_digits = max_digits
+        self.wrong = 0
+        self._typed = ""
+
+    def digit(self, digit: str) -> str:
+        """
+        Feed one digit; say whether more are needed, the PIN was
+        accepted, this attempt was wrong, or the entry failed.
+        """
+        if self.wrong >= self.tries:
+            return PIN_FAILED
+        if digit == "*":
+            self._typed = ""
+            return PIN_MORE
+        if digit != "#":
+            self._typed += digit
+            if len(self._typed) <= self.max_digits:
+                return PIN_MORE
+        typed, self._typed = self._typed, ""
+        if typed == self.expected:
+            return PIN_ACCEPTED
+        self.wrong += 1
+        return PIN_FAILED if self.wrong >= self.tries else PIN_WRONG

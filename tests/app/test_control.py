@@ -6,9 +6,11 @@ moderator actions with their conference-info updates.
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from lxml import etree
+from twisted.trial.unittest import SynchronousTestCase
 
 from conference.app.control import PinGuard, uri_pin
 from conference.control.confinfo import NS
@@ -25,6 +27,7 @@ from tests.app.controlfixture import (
     ControlFixture,
 )
 from tests.app.test_confevents import document
+from tests.app.test_focus import FakeMedia
 
 Q = "{" + NS + "}"
 
@@ -206,3 +209,95 @@ class ModeratorTests(ControlFixture):
         """An action on an address with no conference is 404."""
         d = self.control.set_locked("sip:none@example.com", ALICE.aor, True)
         self.assertEqual(self.failureResultOf(d, RemoteProtocolError).value.status, 404)
+
+
+class MutingMedia(FakeMedia):
+    """
+    The fake media with the mixer's controls (C{mute}, C{on_dtmf}), as
+    L{conference.app.mixer.MixerMediaService} offers them.
+    """
+
+    def __init__(self, clock: Any) -> None:
+        super().__init__(clock)
+        self.muted: Dict[Any, Tuple[Optional[bool], Optional[bool]]] = {}
+        self.on_dtmf: Optional[Callable[[Any, str], None]] = None
+
+    def mute(
+        self, session: Any, *, incoming: Optional[bool] = None, outgoing: Optional[bool] = None
+    ) -> None:
+        self.muted[session] = (incoming, outgoing)
+
+
+class MediaContractTests(SynchronousTestCase):
+    """
+    The fake above keeps to the mixer's contract.
+    """
+
+    def test_mute_signature(self) -> None:
+        """The mixer's mute takes the session and keyword-only incoming and outgoing."""
+        from conference.app.mixer import MixerMediaService
+
+        expected = inspect.signature(MixerMediaService.mute).parameters
+        actual = inspect.signature(MutingMedia.mute).parameters
+        self.assertEqual(
+            [(p.name, p.kind) for p in actual.values()],
+            [(p.name, p.kind) for p in expected.values()],
+        )
+        self.assertIn("on_dtmf", inspect.signature(MixerMediaService.__init__).parameters)
+
+
+class DTMFPinTests(ControlFixture):
+    """
+    PINs typed as DTMF through the media plane's on_dtmf.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.muting = self.media = MutingMedia(self.clock)
+        self.focus.media = self.media
+        self.control.dtmf_pins = True
+        self.muting.on_dtmf = self.control.on_dtmf
+        self.store("X-CONFERENCE-PIN:1234")
+        self.join(ALICE)
+        self.subscribe(BOB)
+        self.assertEqual(self.join(EVE).code, 200)
+        [self.eve] = [
+            p for p in self.focus.roster.participants(CONF) if p.identity == "sip:eve@example.com"
+        ]
+
+    def type(self, digits: str) -> None:
+        assert self.muting.on_dtmf is not None
+        for digit in digits:
+            self.muting.on_dtmf(self.eve.session, digit)
+
+    def test_waiting_is_silent_and_hidden(self) -> None:
+        """Until the PIN is typed the caller hears and says nothing and is not shown."""
+        self.assertEqual(self.muting.muted[self.eve.session], (True, True))
+        root = document(self.notifies()[-1])
+        entities = [u.get("entity") for u in root.findall(f"{Q}users/{Q}user")]
+        self.assertNotIn("sip:eve@example.com", entities)
+
+    def test_right_pin(self) -> None:
+        """The right PIN and # lets them in: unmuted, shown to subscribers."""
+        self.type("*9*1234#")
+        self.assertIsNone(self.eve.pin_entry)
+        self.assertEqual(self.muting.muted[self.eve.session], (False, False))
+        root = document(self.notifies()[-1])
+        self.assertEqual(endpoint_status(root, "sip:eve@example.com"), ("connected", "sendrecv"))
+
+    def test_three_wrong(self) -> None:
+        """Three wrong PINs end the call with BYE, and the source is refused for a while."""
+        self.type("1#2#")
+        self.assertEqual(self.sender.of("BYE"), [])
+        self.type("3#")
+        [bye] = self.sender.of("BYE")
+        self.assertEqual(bye.call_id, self.eve.dialog.call_id)
+        self.assertEqual(self.join(EVE).code, 403)
+
+    def test_other_digits_ignored(self) -> None:
+        """Digits from someone not typing a PIN change nothing."""
+        [alice] = [p for p in self.focus.roster.participants(CONF) if p.pin_entry is None]
+        before = len(self.notifies())
+        assert self.muting.on_dtmf is not None
+        self.muting.on_dtmf(alice.session, "5")
+        self.assertEqual(len(self.notifies()), before)

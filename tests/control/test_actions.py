@@ -14,9 +14,14 @@ from conference.control.actions import (
     DIAL_OUT,
     LOCK,
     MUTE,
+    PIN_ACCEPTED,
+    PIN_FAILED,
+    PIN_MORE,
+    PIN_WRONG,
     REMOVE,
     UNLOCK,
     Action,
+    PinEntry,
     parse_command,
     refer_action,
 )
@@ -113,3 +118,38 @@ class CommandTests(SynchronousTestCase):
             parse_command(body, CONF, others)
         except RemoteProtocolError as e:
             self.assertIn(e.status, (400, 482))
+
+
+class PinEntryTests(SynchronousTestCase):
+    """
+    PinEntry.
+    """
+
+    def test_right(self) -> None:
+        """Digits then # give the outcome; * starts again."""
+        entry = PinEntry("1234")
+        self.assertEqual([entry.digit(d) for d in "12*123"], [PIN_MORE] * 6)
+        self.assertEqual(entry.digit("4"), PIN_MORE)
+        self.assertEqual(entry.digit("#"), PIN_ACCEPTED)
+
+    def test_wrong_then_failed(self) -> None:
+        """Each wrong attempt counts; the third fails the entry for good."""
+        entry = PinEntry("1", tries=3)
+        self.assertEqual(
+            [entry.digit(d) for d in "2#3#"], [PIN_MORE, PIN_WRONG, PIN_MORE, PIN_WRONG]
+        )
+        self.assertEqual([entry.digit(d) for d in "4#"], [PIN_MORE, PIN_FAILED])
+        self.assertEqual(entry.digit("1"), PIN_FAILED)
+
+    def test_too_long(self) -> None:
+        """An attempt longer than the most digits is wrong at once."""
+        entry = PinEntry("1", max_digits=4)
+        self.assertEqual([entry.digit("9") for _ in range(5)], [PIN_MORE] * 4 + [PIN_WRONG])
+
+    @given(st.text(alphabet="0123456789*#ABCD", max_size=40))
+    def test_any_digits(self, digits: str) -> None:
+        """Any digits give known outcomes, and at most three wrong attempts are counted."""
+        entry = PinEntry("42")
+        outcomes = {entry.digit(d) for d in digits}
+        self.assertLessEqual(outcomes, {PIN_MORE, PIN_ACCEPTED, PIN_WRONG, PIN_FAILED})
+        self.assertLessEqual(entry.wrong, 3)
