@@ -68,6 +68,19 @@ class SubscribeTests(ControlFixture):
         self.assertEqual(third.get("version"), "3")
         self.assertEqual(users(third), [("sip:alice@example.com", "deleted")])
 
+    def test_embedded_xcal_validates(self) -> None:
+        """The embedded VEVENT is RFC 6321 xCal (the RFC 7986 CONFERENCE property aside)."""
+        from tests.interop.test_focus import schema_errors
+
+        self.join(BOB)
+        self.subscribe(BOB)
+        root = document(self.notifies()[-1])
+        [icalendar] = root.findall(
+            f"{Q}conference-description/{{urn:ietf:params:xml:ns:icalendar-2.0}}icalendar"
+        )
+        self.assertIsNone(schema_errors(etree.tostring(icalendar)))
+        self.assertIn(b"ACCEPTED", etree.tostring(icalendar))
+
     def test_roles_shown(self) -> None:
         """Each user carries the roles the calendar gives them."""
         self.join(ALICE)
