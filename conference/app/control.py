@@ -257,7 +257,6 @@ class ConferenceControl:
                 xcal = self.focus.calendars.xcal(record, calendar, instance, now)
         except CalendarError as e:
             log.error("Conference {uri} has a bad stored calendar: {e}", uri=record.uri, e=e)
-        maximum = record.settings.get("max_participants")
         users: Dict[str, List[Participant]] = {}
         for participant in participants:
             users.setdefault(normalize_address(participant.identity), []).append(participant)
@@ -267,9 +266,7 @@ class ConferenceControl:
                 subject=subject,
                 free_text=_ending_note(self.ending(record.uri)),
                 conf_uris=(record.uri,),
-                maximum=int(maximum)
-                if maximum and maximum.isdigit()
-                else self.focus.max_participants,
+                maximum=self.focus.maximum(record),
                 calendar=xcal,
             ),
             users=tuple(_user(entity, members) for entity, members in sorted(users.items())),

@@ -178,18 +178,14 @@ class Focus:
         #: Locks set or lifted by moderators, by conference URI.
         self.locks: Dict[str, bool] = {}
         self._timer: Optional[IDelayedCall] = None
-        #: Called with a conference URI whenever who is in it, or how,
-        #: changes (the conference event package's L{changed}).
+        #: Told each conference URI whose participants changed (issue 11).
         self.listeners: List[Callable[[str], None]] = []
-        #: Decides who may join and as what (issue 11); L{None}: anyone,
-        #: as a plain participant.
+        #: Decides who may join and as what (L{None}: anyone, no role).
         self.admit: Optional[Callable[[_Join, str], Optional[Any]]] = None
 
     @property
     def sign(self) -> Optional[Signer]:
-        """
-        What signs the calendar parts of 200 and 486 answers (L{None}: bare).
-        """
+        """What signs the calendar parts of 200 and 486 answers (L{None}: bare)."""
         return self.calendars.sign
 
     @sign.setter
@@ -197,10 +193,15 @@ class Focus:
         self.calendars.sign = sign
 
     def seconds(self) -> float:
-        """
-        The reactor's time now.
-        """
+        """The reactor's time now."""
         return self._reactor.seconds()
+
+    def maximum(self, record: ConferenceRecord) -> int:
+        """The most participants C{record}'s conference takes (setting or default)."""
+        try:
+            return int(record.settings.get("max_participants", self.max_participants))
+        except ValueError:
+            return self.max_participants
 
     def notify_listeners(self, conference: str) -> None:
         """
@@ -308,7 +309,7 @@ class Focus:
             return self._refuse(
                 join, upcoming.start - self.early_join, "not open yet", "BUSY-UNAVAILABLE"
             )
-        maximum = _int_setting(record, "max_participants", self.max_participants)
+        maximum = self.maximum(record)
         join.calendar, join.instance = calendar, instance
         who = caller_identity(request, context)
         role = self.admit(join, who) if self.admit is not None else None
@@ -476,9 +477,7 @@ class Focus:
             if timer.refresher == "uac":
                 participant.expires_at = context.now + timer.interval
         try:
-            self.roster.add(
-                participant, _int_setting(record, "max_participants", self.max_participants)
-            )
+            self.roster.add(participant, self.maximum(record))
         except ConferenceFullError:
             self.media.close(session)
             self._release(ticket)
@@ -697,14 +696,6 @@ class Focus:
         self._timer = None
         for key in list(self.calls):
             self._leave(key, "server stopping")
-
-
-def _int_setting(record: ConferenceRecord, name: str, default: int) -> int:
-    value = record.settings.get(name)
-    try:
-        return int(value) if value is not None else default
-    except ValueError:
-        return default
 
 
 __all__ = ["ALLOW", "DEFAULT_MAX_PARTICIPANTS", "Focus"]
