@@ -382,6 +382,7 @@ class ConferenceService(MultiService):
         """
         from conference.app.confevents import ConferenceSubscriptions
         from conference.app.control import ConferenceControl
+        from conference.app.dialout import DialOut
         from conference.app.lifecycle import ConferenceLifecycle
         from conference.app.refer import ModeratorRequests
         from conference.control.policy import ALLOW, DENY
@@ -411,6 +412,12 @@ class ConferenceService(MultiService):
             self._reactor,
             challenge=self.challenge,
             tag_factory=new_tag,
+        )
+        self.moderation.dialout = DialOut(
+            self.control,
+            send_request=self.sip.send_request,
+            send_ack=self.sip.send,
+            local_address=self.sip.local_address,
         )
         self.router.add_handler(self.moderation)
         self.lifecycle = ConferenceLifecycle(self.focus, self._reactor)

@@ -183,15 +183,6 @@ class Focus:
         #: Decides who may join and as what (L{None}: anyone, no role).
         self.admit: Optional[Callable[[_Join, str], Optional[Any]]] = None
 
-    @property
-    def sign(self) -> Optional[Signer]:
-        """What signs the calendar parts of 200 and 486 answers (L{None}: bare)."""
-        return self.calendars.sign
-
-    @sign.setter
-    def sign(self, sign: Optional[Signer]) -> None:
-        self.calendars.sign = sign
-
     def seconds(self) -> float:
         """The reactor's time now."""
         return self._reactor.seconds()
@@ -420,7 +411,7 @@ class Focus:
             until,
             formats=join.formats,
             to_tag=join.tag,
-            sign=self.sign,
+            sign=self.calendars.sign,
             reason=f"Busy Here (conference {why})",
             kind=kind,
         )
@@ -632,6 +623,16 @@ class Focus:
         """
         call = self.calls.get(key)
         return self._send_in_call(call, method, **request) if call is not None else None
+
+    def adopt(self, participant: Participant, peer: Peer) -> None:
+        """
+        Take in a call the focus made (dial-out): roster, dialog, listeners.
+        """
+        self.roster.add(participant)
+        self.dialogs.add(participant.dialog)
+        self.calls[participant.key] = _Call(participant, participant.dialog, peer)
+        self._rearm()
+        self.notify_listeners(participant.conference)
 
     def hang_up(self, key: Hashable, why: str) -> bool:
         """

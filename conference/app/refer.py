@@ -2,7 +2,8 @@
 """
 The moderator's SIP requests to a focus (RFC 4579): REFER to the
 conference URI with a Refer-To of C{method=BYE} removes a participant
-(section 5.5); control commands (mute, unmute, lock, unlock, remove) come
+(section 5.5), one with the URI of an attendee has the focus call them
+(section 5.4, L{conference.app.dialout}); control commands (mute, unmute, lock, unlock, remove) come
 as INFO in the moderator's own call, since RFC 4579 has no request for
 them (docs/focus.rst).
 
@@ -24,6 +25,7 @@ from zope.interface import implementer
 from conference.app.bind import identity_of
 from conference.app.control import ConferenceControl
 from conference.app.core import RequestContext, request_target
+from conference.app.dialout import DialOut
 from conference.app.notifier import Notifier, RequestSender, Watch, failed_answer
 from conference.control.actions import (
     CONTROL_TYPE,
@@ -38,7 +40,7 @@ from conference.control.actions import (
     refer_action,
 )
 from conference.interfaces import IRequestHandler
-from conference.sip.errors import RemoteProtocolError, SIPProtocolError
+from conference.sip.errors import RemoteProtocolError, SIPProtocolError, reason_phrase
 from conference.sip.events import subscription_state
 from conference.sip.message import Request, Response, make_response
 from conference.sip.transaction_model import new_branch, new_tag
@@ -73,6 +75,8 @@ class ModeratorRequests(Notifier):
         branch_factory: Callable[[], str] = new_branch,
     ) -> None:
         super().__init__(sender, reactor, tag_factory=tag_factory, branch_factory=branch_factory)
+        #: Calls attendees in for dial-out REFERs (L{None}: answered 501).
+        self.dialout: Optional[DialOut] = None
         self.control = control
         self.domain_of = domain_of
         self._challenge = challenge
@@ -92,12 +96,17 @@ class ModeratorRequests(Notifier):
                 action = refer_action(
                     request.header_values("refer-to"), conference, self._is_conference
                 )
-                if action.verb == DIAL_OUT:
+                if action.verb == DIAL_OUT and self.dialout is None:
                     raise RemoteProtocolError(
                         "Not Implemented (dial-out by REFER is not available)", 501
                     )
         except SIPProtocolError as e:
             return failed_answer(e)
+        if action.verb == DIAL_OUT:
+            assert self.dialout is not None and action.target is not None
+            checked: Deferred[Any] = self.dialout.check(conference, action.target, by)
+            checked.addCallback(self._dial, request, context, (conference, by))
+            return checked
         d = self._act(conference, action, by)
         d.addCallback(lambda _: self._answer(request, context, conference, action, by))
         return d
@@ -183,10 +192,55 @@ class ModeratorRequests(Notifier):
             final="noresource",
         )
 
+    def _dial(
+        self,
+        found: Tuple[Any, ...],
+        request: Request,
+        context: RequestContext,
+        asked: Tuple[str, Optional[str]],
+    ) -> Response:
+        """
+        Answer a dial-out REFER that passed the checks (202) and call; the
+        INVITE's final status is the sipfrag of the last NOTIFY.
+        """
+        conference, by = asked
+        assert self.dialout is not None
+        if (request.header("refer-sub") or "").strip().lower() == "false":
+            self.dialout.call(found, by)
+            return make_response(
+                request, 202, to_tag=self._tag_factory(), headers=[("Refer-Sub", "false")]
+            )
+        if request.to.tag is not None:
+            dialog = self.control.focus.dialogs.find(request)
+            key = dialog.key if dialog is not None else None
+            self.dialout.call(found, by).addCallback(lambda code: self._notify_in_call(key, code))
+            return make_response(request, 202)
+        response = self.accept(
+            request,
+            context,
+            resource=conference,
+            target=conference,
+            subscriber=by or "",
+            terms=None,
+            expires=180,
+            status=202,
+        )
+        [watch] = [w for w in self.watches(conference) if w.dialog.call_id == request.call_id]
+        self.dialout.call(found, by).addCallback(self._dialed, watch)
+        return response
+
+    def _dialed(self, code: int, watch: Watch) -> None:
+        if watch.ended:
+            return
+        watch.shown = code
+        watch.final = "noresource"
+        self._forget_resource(watch)
+        self._kick(watch)
+
     # NOTIFY ------------------------------------------------------------------
 
-    def _notify_in_call(self, key: Any) -> None:
-        headers, body = _outcome("noresource")
+    def _notify_in_call(self, key: Any, code: int = 200) -> None:
+        headers, body = _outcome("noresource", code)
         d = self.control.focus.send_in_call(
             key,
             "NOTIFY",
@@ -202,13 +256,26 @@ class ModeratorRequests(Notifier):
         The outcome (done when we answered 202), then the subscription ends.
         """
         d: Deferred[Any] = Deferred()
-        d.callback(_outcome(final or "noresource"))
+        if final is None:
+            # A dial-out under way: its first NOTIFY (RFC 3515 section 2.4.4).
+            remaining = max(1, int(watch.expires_at - now))
+            state = subscription_state("active", expires=remaining)
+            d.callback(
+                (
+                    [("Event", "refer"), ("Subscription-State", state), ("Content-Type", SIPFRAG)],
+                    b"SIP/2.0 100 Trying\r\n",
+                )
+            )
+        else:
+            code = watch.shown if isinstance(watch.shown, int) else 200
+            d.callback(_outcome(final, code))
         return d
 
 
-def _outcome(reason: str) -> Tuple[Sequence[Tuple[str, str]], bytes]:
+def _outcome(reason: str, code: int = 200) -> Tuple[Sequence[Tuple[str, str]], bytes]:
     """
-    The NOTIFY of a REFER that was carried out: its sipfrag says 200, and
+    The last NOTIFY of a REFER: its sipfrag is the outcome (200 for what
+    the focus did itself, the INVITE's final status for a dial-out), and
     the implicit subscription ends with it.
     """
     headers = [
@@ -216,4 +283,4 @@ def _outcome(reason: str) -> Tuple[Sequence[Tuple[str, str]], bytes]:
         ("Subscription-State", subscription_state("terminated", reason=reason)),
         ("Content-Type", SIPFRAG),
     ]
-    return headers, b"SIP/2.0 200 OK\r\n"
+    return headers, f"SIP/2.0 {code} {reason_phrase(code)}\r\n".encode("ascii")

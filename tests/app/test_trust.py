@@ -598,14 +598,14 @@ class ServiceSigningTests(SynchronousTestCase):
         self.successResultOf(self.s.stores.conferences.put(record, None))
         focus = self.s.service.focus
         calls: List[int] = []
-        sign = focus.sign
+        sign = focus.calendars.sign
         assert sign is not None
 
         def counting(ctype: str, body: bytes) -> Tuple[str, bytes]:
             calls.append(1)
             return sign(ctype, body)
 
-        focus.sign = counting
+        focus.calendars.sign = counting
         accept = [("Accept", "application/sdp, application/calendar+xml")]
         sdp = [("Content-Type", "application/sdp"), CONTACT, *accept]
         first = self.s.request("INVITE", ROOM, sdp, SDP)
