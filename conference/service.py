@@ -329,7 +329,9 @@ class ConferenceService(MultiService):
             max_attendees=config.max_attendees,
             max_organizer_bytes=config.max_organizer_bytes,
         )
-        self.scheduler.applied.extend([self.lifecycle.changed, self.conference_events.changed])
+        self.scheduler.applied.extend(
+            [self.lifecycle.changed, self.conference_events.changed, self.autodial.changed]
+        )
 
     def _install_focus(self, stores: Stores) -> None:
         """
@@ -380,6 +382,7 @@ class ConferenceService(MultiService):
         Guests are refused by default only when INVITEs are authenticated
         (otherwise nobody could be told from an attendee).
         """
+        from conference.app.autodial import AutoDialOut
         from conference.app.confevents import ConferenceSubscriptions
         from conference.app.control import ConferenceControl
         from conference.app.dialout import DialOut
@@ -419,6 +422,7 @@ class ConferenceService(MultiService):
             send_ack=self.sip.send,
             local_address=self.sip.local_address,
         )
+        self.autodial = AutoDialOut(self.moderation.dialout, self._reactor)
         self.router.add_handler(self.moderation)
         self.lifecycle = ConferenceLifecycle(self.focus, self._reactor)
         self.control.ending = self.lifecycle.ends_at
@@ -604,6 +608,7 @@ class ConferenceService(MultiService):
 
     def _serving(self, _: object) -> None:
         self._purge.start(60.0, now=False)
+        self.autodial.start()
         if self.config.tune_gc:
             tune_gc()
         self.ready.callback(None)
@@ -627,7 +632,8 @@ class ConferenceService(MultiService):
         """
         if self._purge.running:
             self._purge.stop()
-        for name in ("subscriptions", "conference_events", "moderation", "lifecycle", "focus"):
+        names = ("subscriptions", "conference_events", "moderation", "lifecycle", "autodial")
+        for name in (*names, "focus"):
             part = getattr(self, name, None)
             if part is not None:
                 part.stop()
