@@ -330,7 +330,12 @@ class ConferenceService(MultiService):
             max_organizer_bytes=config.max_organizer_bytes,
         )
         self.scheduler.applied.extend(
-            [self.lifecycle.changed, self.conference_events.changed, self.autodial.changed]
+            [
+                self.control.changed,
+                self.lifecycle.changed,
+                self.conference_events.changed,
+                self.autodial.changed,
+            ]
         )
 
     def _install_focus(self, stores: Stores) -> None:

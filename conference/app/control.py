@@ -189,6 +189,35 @@ class ConferenceControl:
                 self.pins.check(join.record.uri, source, policy.pin, given, join.context.now)
         return role
 
+    def changed(self, uri: str) -> None:
+        """
+        C{uri}'s record changed (an iTIP message): give the members in it
+        the roles the calendar gives them now.  Guests keep theirs (they
+        may not be authenticated, so the calendar cannot name them).
+        """
+        d: Deferred[Any] = self.focus.stores.conferences.get(uri)
+        d.addCallback(self._new_roles, uri)
+        d.addErrback(lambda f: log.error("Roles of {uri} not updated: {f}", uri=uri, f=f))
+
+    def _new_roles(self, record: Optional[ConferenceRecord], uri: str) -> None:
+        if record is None:
+            return
+        try:
+            policy = self.policy(record, calendar_of(record))
+        except CalendarError:
+            return
+        changed = False
+        for participant in self.focus.roster.participants(uri):
+            old = participant.role
+            if old is None or "guest" in old.names:
+                continue
+            new = policy.role_of(participant.identity)
+            if new is not None and new != old:
+                participant.role = new
+                changed = True
+        if changed:
+            self.focus.notify_listeners(uri)
+
     def on_dtmf(self, session: Any, digit: str) -> None:
         """
         A digit from a participant (the media plane's C{on_dtmf}): while

@@ -13,8 +13,10 @@ from lxml import etree
 from twisted.trial.unittest import SynchronousTestCase
 
 from conference.app.control import PinGuard, uri_pin
+from conference.calendar import parse_ical_calendar, to_xcal
 from conference.control.confinfo import NS
 from conference.control.policy import DENY
+from conference.records import ConferenceRecord
 from conference.sip.errors import RemoteProtocolError
 from conference.sip.uri import parse_uri
 from tests.app.controlfixture import (
@@ -25,6 +27,7 @@ from tests.app.controlfixture import (
     DAVE,
     EVE,
     ControlFixture,
+    conference_text,
 )
 from tests.app.test_confevents import document
 from tests.app.test_focus import FakeMedia
@@ -301,3 +304,30 @@ class DTMFPinTests(ControlFixture):
         assert self.muting.on_dtmf is not None
         self.muting.on_dtmf(alice.session, "5")
         self.assertEqual(len(self.notifies()), before)
+
+
+class RoleChangeTests(ControlFixture):
+    """
+    Roles follow the calendar while people are in.
+    """
+
+    def test_promoted(self) -> None:
+        """Bob made CHAIR by a new VEVENT becomes a moderator; subscribers see the new role."""
+        self.join(BOB)
+        self.subscribe(ALICE)
+        self.notifies()
+        self.control.changed(CONF)  # same calendar: nothing changes
+        before = len(self.notifies())
+        record = self.successResultOf(self.stores.conferences.get(CONF))
+        assert record is not None
+        text = conference_text().replace("RSVP=TRUE:sip:bob", "ROLE=CHAIR;RSVP=TRUE:sip:bob")
+        calendar = to_xcal(parse_ical_calendar(text))
+        updated = ConferenceRecord(**{**record.__dict__, "calendar": calendar})
+        self.successResultOf(self.stores.conferences.put(updated, record.version))
+        self.control.changed(CONF)
+        [bob] = self.focus.roster.participants(CONF)
+        self.assertTrue(bob.role.moderator)
+        root = document(self.notifies()[-1])
+        self.assertEqual(len(self.notifies()), before + 1)
+        [user] = root.findall(f"{Q}users/{Q}user")
+        self.assertEqual([e.text for e in user.findall(f"{Q}roles/{Q}entry")], ["chair"])
