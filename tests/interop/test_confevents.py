@@ -19,8 +19,10 @@ from twisted.trial.unittest import TestCase
 
 from tests.interop.harness import ServerProcess, require_tool, run_sipp
 from tests.interop.test_bind import USERS, make_database
+from tests.interop.test_focus import seed
 
 _server: Optional[ServerProcess] = None
+_moderated: Optional[ServerProcess] = None
 
 
 class ConferenceEventsInteropTests(TestCase):
@@ -60,3 +62,45 @@ class ConferenceEventsInteropTests(TestCase):
     def test_refer_refused(self) -> None:
         """A REFER by a participant is 403, one naming the conference is 482."""
         self.sipp("refer_refuse.xml", "bob")
+
+
+class ModeratorInteropTests(TestCase):
+    """
+    SIPp as the organizer of a conference that is on now, against a server
+    that authenticates INVITEs (so roles are known).
+    """
+
+    @inlineCallbacks
+    def setUp(self) -> Generator[Deferred[Any], Any, None]:  # type: ignore[override]
+        global _moderated
+        require_tool("sipp")
+        if _moderated is None or _moderated.process.poll() is not None:
+            folder = Path(tempfile.mkdtemp(prefix="conference-moderate-"))
+            yield seed(folder / "focus.sqlite")
+            _moderated = ServerProcess(
+                [
+                    "--auth",
+                    USERS,
+                    "--auth-invite",
+                    "--domain",
+                    "example.com",
+                    "--store",
+                    f"sqlite:{folder / 'focus.sqlite'}",
+                ]
+            )
+            atexit.register(_moderated.cleanup)
+            atexit.register(shutil.rmtree, str(folder), True)
+        self.proc = _moderated
+
+    def test_info_commands(self) -> None:
+        """In her call the organizer locks (200); bad commands are 404, 400 and 482."""
+        failure = run_sipp(
+            self.proc,
+            "moderate.xml",
+            *("-s", "conf-now", "-au", "alice", "-ap", "secret"),
+            *("-auth_uri", "conf-now@example.com"),
+            timeout=15,
+        )
+        self.assertFalse(failure, failure)
+        self.assertEqual(self.proc.tracebacks(), [], self.proc.log()[-3000:])
+        self.assertIn("locked sip:conf-now@example.com", self.proc.log())
