@@ -5,7 +5,9 @@ README's "Try it" commands, run as written against the server it starts.
 The README names fixed ports (5060, 5070), so the server runs on its
 defaults in a network namespace of its own and the commands run there too
 (see L{tests.interop.harness}), with a private C{/tmp} for the files they
-write, from a folder whose C{tests} is this checkout's.
+write, from a folder holding a copy of this checkout's SIPp scenarios (a
+copy, not a link: the checkout itself may live under the C{/tmp} that the
+private one hides).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 
@@ -55,7 +58,10 @@ class ReadmeTests(TestCase):
         self.addCleanup(server.cleanup)
         checkout = server.folder / "checkout"
         checkout.mkdir()
-        (checkout / "tests").symlink_to(PROJECT_ROOT / "tests")
+        shutil.copytree(
+            PROJECT_ROOT / "tests" / "interop" / "scenarios",
+            checkout / "tests" / "interop" / "scenarios",
+        )
         tmp = server.folder / "tmp"
         tmp.mkdir()
         commands = readme_block("try-client")
