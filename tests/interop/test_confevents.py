@@ -1,24 +1,33 @@
 # -*- test-case-name: tests.interop.test_confevents -*-
 """
-The conference event package (RFC 4575) and moderator REFERs against the
-real plugin, driven by SIPp: an attendee subscribes, gets the full
+The conference event package (RFC 4575) and moderator requests against
+the real plugin, driven by SIPp: an attendee subscribes, gets the full
 conference-info NOTIFY and unsubscribes; a REFER by someone who is no
-moderator is refused, and one naming the conference itself is a loop.
+moderator is refused, and one naming the conference itself is a loop; the
+organizer's control INFOs in her call.  And linphonec as a real
+subscriber: calling the conference, it sees the C{isfocus} Contact,
+subscribes by itself and takes the full document.
 """
 
 from __future__ import annotations
 
 import atexit
+import os
+import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Generator, Optional
 
+from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from tests.interop.harness import ServerProcess, require_tool, run_sipp
+from tests.interop.harness import ServerProcess, require_netns, require_tool, run_sipp
 from tests.interop.test_bind import USERS, make_database
+from tests.interop.test_clients import LINPHONE_CONFIG, Client
 from tests.interop.test_focus import seed
 
 _server: Optional[ServerProcess] = None
@@ -104,3 +113,62 @@ class ModeratorInteropTests(TestCase):
         self.assertFalse(failure, failure)
         self.assertEqual(self.proc.tracebacks(), [], self.proc.log()[-3000:])
         self.assertIn("locked sip:conf-now@example.com", self.proc.log())
+
+
+class LinphoneSubscriberTests(TestCase):
+    """
+    linphonec (liblinphone 5.1) subscribes to the conference it calls.
+    """
+
+    @inlineCallbacks
+    def test_linphonec_subscribes(self) -> Generator[Deferred[Any], Any, None]:
+        """linphonec calls, subscribes with Event: conference and answers the full NOTIFY 200."""
+        require_netns()
+        linphonec = require_tool("linphonec", "linphone-cli")
+        folder = Path(self.mktemp()).resolve()
+        folder.mkdir()
+        yield seed(folder / "focus.sqlite")
+        server = ServerProcess(
+            [
+                "--domain",
+                "example.com",
+                "--auth",
+                USERS,
+                "--store",
+                f"sqlite:{folder / 'focus.sqlite'}",
+            ],
+            netns=True,
+        )
+        self.addCleanup(server.cleanup)
+        home = server.folder / "linphone"
+        (home / ".local" / "share" / "linphone").mkdir(parents=True)
+        (home / ".config").mkdir()
+        config = home / "linphonerc"
+        config.write_text(LINPHONE_CONFIG)
+        env = dict(os.environ)
+        env.update(
+            HOME=str(home),
+            XDG_DATA_HOME=str(home / ".local" / "share"),
+            XDG_CONFIG_HOME=str(home / ".config"),
+        )
+        log = home / "linphone.log"
+        client = Client(
+            server, [linphonec, "-c", str(config), "-d", "6", "-l", str(log)], home / "out.log", env
+        )
+        self.addCleanup(client.stop, b"quit\n")
+        notified = re.compile(r"NOTIFY sip:alice@\S+ to \S+ -> 200")
+        deadline = time.monotonic() + 20
+        called = False
+        while time.monotonic() < deadline and not notified.search(server.log()):
+            if not called and "REGISTER sip:example.com from" in server.log():
+                assert client.process.stdin is not None
+                # By address: the phone resolves no domain in the namespace.
+                client.process.stdin.write(b"call sip:conf-now@127.0.0.1:5060\n")
+                client.process.stdin.flush()
+                called = True
+            yield deferLater(reactor, 0.2, lambda: None)
+        detail = f"client:\n{client.log()[-2000:]}\nserver:\n{server.log()[-3000:]}"
+        self.assertRegex(server.log(), r"SUBSCRIBE sip:conf-now@\S+ from \S+ -> 200", detail)
+        self.assertRegex(server.log(), notified, detail)
+        self.assertIn('state="full" version="1"', log.read_text(errors="replace"), detail)
+        self.assertEqual(server.tracebacks(), [], detail)
