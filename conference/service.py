@@ -263,6 +263,7 @@ class ConferenceService(MultiService):
         Build the request handlers over C{stores}.
         """
         from conference.app.bind import BindHandler, OwnerResolver
+        from conference.app.notifier import EventRouter
         from conference.app.subscriptions import BindingSubscriptions
         from conference.bindings.logic import DEFAULT_DISPOSITIONS, BindingPolicy
 
@@ -306,9 +307,12 @@ class ConferenceService(MultiService):
         )
         self.router.add_handler(self.registrar)
         self.router.add_handler(self.binder)
-        self.router.add_handler(self.subscriptions)
+        self.events = EventRouter()
+        self.events.add("binding", self.subscriptions)
+        self.router.add_handler(self.events)
         self.router.options_hooks.append(self.binder.options_hook)
         self._install_focus(stores)
+        self._install_control()
         from conference.app.outbound import udp_endpoint_of
         from conference.app.scheduler import install_scheduler
 
@@ -324,6 +328,14 @@ class ConferenceService(MultiService):
             listeners=[self.subscriptions.changed],
             max_attendees=config.max_attendees,
             max_organizer_bytes=config.max_organizer_bytes,
+        )
+        self.scheduler.applied.extend(
+            [
+                self.control.changed,
+                self.lifecycle.changed,
+                self.conference_events.changed,
+                self.autodial.changed,
+            ]
         )
 
     def _install_focus(self, stores: Stores) -> None:
@@ -367,6 +379,58 @@ class ConferenceService(MultiService):
             challenge=self.challenge if config.checkers else None,
         )
         self.router.add_handler(self.focus)
+
+    def _install_control(self) -> None:
+        """
+        Conference control over the focus (docs/focus.rst): roles from the
+        calendar, the conference event package, moderator requests.
+        Guests are refused by default only when INVITEs are authenticated
+        (otherwise nobody could be told from an attendee).
+        """
+        from conference.app.autodial import AutoDialOut
+        from conference.app.confevents import ConferenceSubscriptions
+        from conference.app.control import ConferenceControl
+        from conference.app.dialout import DialOut
+        from conference.app.lifecycle import ConferenceLifecycle
+        from conference.app.refer import ModeratorRequests
+        from conference.control.policy import ALLOW, DENY
+
+        config = self.config
+        # The built-in mixer reports DTMF (RFC 4733): PINs may be typed.
+        dtmf = hasattr(self.media, "on_dtmf")
+        self.control = ConferenceControl(
+            self.focus, default_guests=DENY if config.auth_invite else ALLOW, dtmf_pins=dtmf
+        )
+        if dtmf:
+            self.media.on_dtmf = self.control.on_dtmf  # type: ignore[attr-defined]
+        self.conference_events = ConferenceSubscriptions(
+            self.control,
+            self.router.domain_of,
+            self.sip,
+            self._reactor,
+            admins=config.admins,
+            challenge=self.challenge,
+            tag_factory=new_tag,
+        )
+        self.events.add("conference", self.conference_events)
+        self.moderation = ModeratorRequests(
+            self.control,
+            self.router.domain_of,
+            self.sip,
+            self._reactor,
+            challenge=self.challenge,
+            tag_factory=new_tag,
+        )
+        self.moderation.dialout = DialOut(
+            self.control,
+            send_request=self.sip.send_request,
+            send_ack=self.sip.send,
+            local_address=self.sip.local_address,
+        )
+        self.autodial = AutoDialOut(self.moderation.dialout, self._reactor)
+        self.router.add_handler(self.moderation)
+        self.lifecycle = ConferenceLifecycle(self.focus, self._reactor)
+        self.control.ending = self.lifecycle.ends_at
 
     def _purge_expired(self) -> Deferred[Any]:
         if self.stores is None:
@@ -549,6 +613,7 @@ class ConferenceService(MultiService):
 
     def _serving(self, _: object) -> None:
         self._purge.start(60.0, now=False)
+        self.autodial.start()
         if self.config.tune_gc:
             tune_gc()
         self.ready.callback(None)
@@ -572,7 +637,8 @@ class ConferenceService(MultiService):
         """
         if self._purge.running:
             self._purge.stop()
-        for name in ("subscriptions", "focus"):
+        names = ("subscriptions", "conference_events", "moderation", "lifecycle", "autodial")
+        for name in (*names, "focus"):
             part = getattr(self, name, None)
             if part is not None:
                 part.stop()

@@ -33,6 +33,7 @@ SANS_IO = (
     "conference.offeranswer",
     "conference.media",
     "conference.limits",
+    "conference.control",
 )
 
 #: Modules that import C{twisted.protocols.sip} (which installs the default

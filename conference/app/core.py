@@ -28,6 +28,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from conference.calendar.itip import normalize_address
 from conference.deferreds import PENDING, as_deferred, fired_result
 from conference.interfaces import IRequestHandler, IRouter
 
@@ -423,3 +424,35 @@ def _to_host(request: Request) -> Optional[str]:
         return getattr(request.to.uri, "host", None)
     except SIPProtocolError:
         return None
+
+
+def request_target(request: Request, domain_of: Callable[[str], Optional[str]]) -> str:
+    """
+    The address a request to the focus names: the Request-URI's user at
+    the served domain its host names.  User-part parameters
+    (C{sip:conf;pin=1234@example.com}, docs/focus.rst) are not part of it.
+
+    @raise RemoteProtocolError: 404 when no user is named.
+    """
+    uri = request.uri
+    user = (getattr(uri, "username", None) or "").partition(";")[0]
+    host = getattr(uri, "host", "") or ""
+    domain = domain_of(host) or host.lower()
+    if not user:
+        raise RemoteProtocolError("Not Found (no conference or user named)", 404)
+    return f"sip:{user}@{domain}"
+
+
+def caller_identity(request: Request, context: RequestContext) -> str:
+    """
+    Who is joining: the authenticated address of record, else the From
+    URI (for display only, never for authorization).
+    """
+    if context.identity is not None:
+        return str(context.identity.aor)
+    uri = request.from_.uri
+    user = getattr(uri, "username", None)
+    host = getattr(uri, "host", None)
+    if user and host:
+        return normalize_address(f"sip:{user}@{host}")
+    return normalize_address(str(uri))

@@ -30,7 +30,6 @@ from conference.app.admission import (
 )
 from conference.app.busy import (
     SDP,
-    XCAL,
     BodyFormats,
     InConference,
     Signer,
@@ -42,17 +41,15 @@ from conference.app.busy import (
 from conference.app.conferences import (
     DEFAULT_EARLY_JOIN,
     Instance,
-    attendees_of,
     calendar_of,
     current_instance,
     is_cancelled,
     is_over,
-    join_calendar,
     next_instance,
-    organizer_of,
     utc_datetime,
 )
-from conference.app.core import CoreRouter, RequestContext
+from conference.app.core import CoreRouter, RequestContext, caller_identity, request_target
+from conference.app.joincalendar import JoinCalendars
 from conference.app.roster import (
     DEFAULT_MIN_SE,
     ConferenceFullError,
@@ -61,9 +58,8 @@ from conference.app.roster import (
     SessionTimer,
     negotiate_session_timer,
 )
-from conference.calendar import to_ical, to_xcal
 from conference.calendar.errors import CalendarError
-from conference.calendar.itip import normalize_address
+from conference.control.policy import policy_of
 from conference.deferreds import then
 from conference.interfaces import IMediaService, IMediaSession, IRequestHandler
 from conference.records import ConferenceRecord
@@ -77,7 +73,7 @@ from conference.store.stores import Stores
 log = Logger()
 
 DEFAULT_MAX_PARTICIPANTS = 100
-ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, MESSAGE, BIND"
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, MESSAGE, BIND, SUBSCRIBE, REFER, INFO"
 
 
 @dataclass
@@ -94,6 +90,8 @@ class _Join:
     tag: str
     calendar: Any = None
     instance: Optional[Instance] = None
+    role: Any = None
+    pin_entry: Any = None
 
 
 @dataclass
@@ -153,7 +151,6 @@ class Focus:
         """
         self.admission = admission
         self._challenge = challenge
-        self.sign = sign
         self.stores = stores
         self.media = media
         self.router = router
@@ -166,6 +163,8 @@ class Focus:
         self.max_participants = max_participants
         self.min_se = min_se
         self.roster = roster if roster is not None else Roster()
+        #: The join calendars, rendered once per roster of attendees.
+        self.calendars = JoinCalendars(self.roster, sign)
         self.dialogs = DialogTable()
         self.calls: Dict[Hashable, _Call] = {}
         self.users = UserAvailability(
@@ -176,8 +175,31 @@ class Focus:
             sign=sign,
         )
         self._cancelled: Dict[int, bool] = {}
-        self._calendar_cache: Dict[Tuple[Any, ...], Tuple[str, bytes]] = {}
+        #: Locks set or lifted by moderators, by conference URI.
+        self.locks: Dict[str, bool] = {}
         self._timer: Optional[IDelayedCall] = None
+        #: Told each conference URI whose participants changed (issue 11).
+        self.listeners: List[Callable[[str], None]] = []
+        #: Decides who may join and as what (L{None}: anyone, no role).
+        self.admit: Optional[Callable[[_Join, str], Optional[Any]]] = None
+
+    def seconds(self) -> float:
+        """The reactor's time now."""
+        return self._reactor.seconds()
+
+    def maximum(self, record: ConferenceRecord) -> int:
+        """The most participants C{record}'s conference takes (setting or default)."""
+        try:
+            return int(record.settings.get("max_participants", self.max_participants))
+        except ValueError:
+            return self.max_participants
+
+    def notify_listeners(self, conference: str) -> None:
+        """
+        Tell the listeners that C{conference}'s state changed.
+        """
+        for listener in self.listeners:
+            listener(conference)
 
     # Dispatch ---------------------------------------------------------------
 
@@ -235,13 +257,7 @@ class Focus:
     # Initial INVITE --------------------------------------------------------
 
     def _target(self, request: Request) -> str:
-        uri = request.uri
-        user = getattr(uri, "username", None)
-        host = getattr(uri, "host", "") or ""
-        domain = self.router.domain_of(host) or host.lower()
-        if not user:
-            raise RemoteProtocolError("Not Found (no conference or user named)", 404)
-        return f"sip:{user}@{domain}"
+        return request_target(request, self.router.domain_of)
 
     def _initial_invite(
         self, request: Request, context: RequestContext
@@ -284,13 +300,15 @@ class Focus:
             return self._refuse(
                 join, upcoming.start - self.early_join, "not open yet", "BUSY-UNAVAILABLE"
             )
-        maximum = _int_setting(record, "max_participants", self.max_participants)
-        if record.settings.get("locked", "").lower() in ("1", "true", "yes"):
+        maximum = self.maximum(record)
+        join.calendar, join.instance = calendar, instance
+        who = caller_identity(request, context)
+        role = self.admit(join, who) if self.admit is not None else None
+        if self.is_locked(record) and not getattr(role, "moderator", False):
             return self._refuse(join, instance.end, "locked")
         if self.roster.count(record.uri) >= maximum:
             return self._refuse(join, instance.end, "full")
-        join.calendar, join.instance = calendar, instance
-        who = _participant_identity(request, context)
+        join.role = role
         ticket = self._admit(join, who)
         offered = bool(request.body)
         session_d = (
@@ -337,7 +355,7 @@ class Focus:
             return None
         context = join.context
         identity = context.identity
-        attendee = identity is not None and _is_attendee(str(identity.aor), join.calendar)
+        attendee = identity is not None and policy_of(join.calendar).is_member(str(identity.aor))
         try:
             return admission.admit(
                 host=context.peer.host,
@@ -393,7 +411,7 @@ class Focus:
             until,
             formats=join.formats,
             to_tag=join.tag,
-            sign=self.sign,
+            sign=self.calendars.sign,
             reason=f"Busy Here (conference {why})",
             kind=kind,
         )
@@ -438,6 +456,8 @@ class Focus:
             joined=context.now,
             dialog=dialog,
             session=session,
+            role=join.role,
+            pin_entry=join.pin_entry,
         )
         if timer is not None:
             participant.interval = timer.interval
@@ -448,9 +468,7 @@ class Focus:
             if timer.refresher == "uac":
                 participant.expires_at = context.now + timer.interval
         try:
-            self.roster.add(
-                participant, _int_setting(record, "max_participants", self.max_participants)
-            )
+            self.roster.add(participant, self.maximum(record))
         except ConferenceFullError:
             self.media.close(session)
             self._release(ticket)
@@ -466,6 +484,7 @@ class Focus:
             conference=record.uri,
             count=self.roster.count(record.uri),
         )
+        self.notify_listeners(record.uri)
         return response
 
     def _contact(self, request: Request, peer: Peer) -> str:
@@ -495,7 +514,9 @@ class Focus:
         sdp: bytes = session.local_sdp
         if formats.calendar is None:
             return SDP, sdp
-        content_type, body = self._calendar_part(record, calendar, instance, formats.calendar)
+        content_type, body = self.calendars.part(
+            record, calendar, instance, formats.calendar, self._reactor.seconds()
+        )
         return build_multipart(
             [
                 BodyPart(SDP, sdp, disposition="session"),
@@ -503,39 +524,6 @@ class Focus:
             ],
             "mixed",
         )
-
-    def _calendar_part(
-        self, record: ConferenceRecord, calendar: Any, instance: Instance, fmt: str
-    ) -> Tuple[str, bytes]:
-        """
-        The serialized VEVENT for this instance, cached per conference
-        version, instance and which attendees are in, so a join does no XML
-        (or signing) work in the common case.
-        """
-        attendees = {a for a, _, _ in attendees_of(calendar)}
-        present = frozenset(
-            p.identity for p in self.roster.participants(record.uri) if p.identity in attendees
-        )
-        key = (record.uri, record.version, instance.start, present, fmt)
-        cached = self._calendar_cache.get(key)
-        if cached is None:
-            vcal = join_calendar(
-                record, calendar, instance, utc_datetime(self._reactor.seconds()), sorted(present)
-            )
-            params = ";method=REQUEST;component=VEVENT"
-            if fmt == XCAL:
-                cached = (XCAL + params + ';charset="utf-8"', to_xcal(vcal))
-            else:
-                cached = (
-                    "text/calendar" + params + ";charset=utf-8",
-                    to_ical([vcal]).encode("utf-8"),
-                )
-            if self.sign is not None:  # signed once per cache entry
-                cached = self.sign(*cached)
-            if len(self._calendar_cache) > 4096:
-                self._calendar_cache.clear()
-            self._calendar_cache[key] = cached
-        return cached
 
     # In-dialog requests --------------------------------------------------
 
@@ -591,6 +579,7 @@ class Focus:
                 conference=call.participant.conference,
                 why=why,
             )
+            self.notify_listeners(call.participant.conference)
         return call
 
     def _hang_up(self, call: _Call, why: str) -> None:
@@ -598,18 +587,72 @@ class Focus:
         End a call from our side: BYE in its dialog, then forget it.
         """
         self._leave(call.dialog.key, why)
+        d = self._send_in_call(call, "BYE")
+        if d is not None:
+            d.addErrback(
+                lambda f: log.info(
+                    "BYE for {why} got no answer: {f}", why=why, f=f.getErrorMessage()
+                )
+            )
+
+    def _send_in_call(
+        self, call: _Call, method: str, **request: Any
+    ) -> Optional[Deferred[Response]]:
+        """
+        Send a request in a call's dialog (C{request}: the body, content
+        type and header fields of L{Dialog.create_request}); L{None} when
+        the dialog cannot take one.
+        """
         try:
             host, port = self._local_address(call.peer)
             via = f"SIP/2.0/{call.peer.transport} {host}:{port};branch={self._branch()};rport"
-            bye = call.dialog.create_request("BYE", via=via)
+            message = call.dialog.create_request(method, via=via, **request)
         except (KeyError, SIPProtocolError) as e:
-            log.info("Could not send BYE: {e}", e=e)
-            return
-        # Symmetric: the BYE goes where the participant's requests came
+            log.info("Could not send {method}: {e}", method=method, e=e)
+            return None
+        # Symmetric: requests go where the participant's requests came
         # from, which works behind NAT and needs no DNS (RFC 3581 spirit).
-        self._send_request(bye, call.peer).addErrback(
-            lambda f: log.info("BYE for {why} got no answer: {f}", why=why, f=f.getErrorMessage())
-        )
+        return self._send_request(message, call.peer)
+
+    def send_in_call(
+        self, key: Hashable, method: str, **request: Any
+    ) -> Optional[Deferred[Response]]:
+        """
+        Send a request (a NOTIFY about a REFER, ...) in the call of the
+        dialog C{key}; L{None} when there is no such call.
+        """
+        call = self.calls.get(key)
+        return self._send_in_call(call, method, **request) if call is not None else None
+
+    def adopt(self, participant: Participant, peer: Peer) -> None:
+        """
+        Take in a call the focus made (dial-out): roster, dialog, listeners.
+        """
+        self.roster.add(participant)
+        self.dialogs.add(participant.dialog)
+        self.calls[participant.key] = _Call(participant, participant.dialog, peer)
+        self._rearm()
+        self.notify_listeners(participant.conference)
+
+    def hang_up(self, key: Hashable, why: str) -> bool:
+        """
+        End the call of the dialog C{key} from our side with BYE (a
+        moderator removed them); whether there was such a call.
+        """
+        call = self.calls.get(key)
+        if call is not None:
+            self._hang_up(call, why)
+        return call is not None
+
+    def is_locked(self, record: ConferenceRecord) -> bool:
+        """
+        Whether C{record}'s conference is locked: by a moderator now, else
+        by its C{locked} setting.
+        """
+        live = self.locks.get(record.uri)
+        if live is not None:
+            return live
+        return record.settings.get("locked", "").lower() in ("1", "true", "yes")
 
     def end_conference(self, uri: str, why: str) -> int:
         """
@@ -654,40 +697,6 @@ class Focus:
         self._timer = None
         for key in list(self.calls):
             self._leave(key, "server stopping")
-
-
-def _int_setting(record: ConferenceRecord, name: str, default: int) -> int:
-    value = record.settings.get(name)
-    try:
-        return int(value) if value is not None else default
-    except ValueError:
-        return default
-
-
-def _is_attendee(aor: str, calendar: Any) -> bool:
-    """
-    Whether the address of record C{aor} is the conference's organizer or
-    one of its attendees (issue 15: they may use the reserved media).
-    """
-    address = normalize_address(aor)
-    if organizer_of(calendar) == address:
-        return True
-    return any(attendee == address for attendee, _, _ in attendees_of(calendar))
-
-
-def _participant_identity(request: Request, context: RequestContext) -> str:
-    """
-    Who is joining: the authenticated address of record, else the From
-    URI (for display only, never for authorization).
-    """
-    if context.identity is not None:
-        return str(context.identity.aor)
-    uri = request.from_.uri
-    user = getattr(uri, "username", None)
-    host = getattr(uri, "host", None)
-    if user and host:
-        return normalize_address(f"sip:{user}@{host}")
-    return normalize_address(str(uri))
 
 
 __all__ = ["ALLOW", "DEFAULT_MAX_PARTICIPANTS", "Focus"]

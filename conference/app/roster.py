@@ -40,6 +40,16 @@ class Participant:
     @ivar interval: the negotiated Session-Expires, or L{None} without
         session timers.
     @ivar expires_at: when the session lapses unless refreshed.
+    @ivar role: the L{conference.control.policy.Role} from the calendar
+        (L{None}: no role was worked out, a plain participant).
+    @ivar muted: whether a moderator muted them (the focus mixes nothing
+        they send).
+    @ivar joining_method: C{dialed-in}, or C{dialed-out} when the focus
+        called them.
+    @ivar referred_by: the moderator who had the focus call them.
+    @ivar pin_entry: while they type the conference's PIN by DTMF, its
+        L{conference.control.actions.PinEntry}: they hear nothing, nobody
+        hears them, subscribers do not see them.
     """
 
     conference: str
@@ -51,6 +61,11 @@ class Participant:
     interval: Optional[int] = None
     refresher: str = "uac"
     expires_at: Optional[float] = None
+    role: Any = None
+    muted: bool = False
+    joining_method: str = "dialed-in"
+    referred_by: Optional[str] = None
+    pin_entry: Any = None
 
 
 @dataclass

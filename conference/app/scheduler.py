@@ -320,6 +320,9 @@ class SchedulingHandler:
         )
         self.users = UserDirectory(registrations, bindings, calendars, accounts)
         self.listeners: List[Callable[[str], None]] = []  # told of released bindings
+        #: Told the address of each conference whose record an iTIP message
+        #: changed (the focus's conference control, issue 11).
+        self.applied: List[Callable[[str], None]] = []
 
     # IRequestHandler --------------------------------------------------------
 
@@ -541,6 +544,8 @@ class SchedulingHandler:
         new = record_for(uri, state, record, now)
         await self.bookings.store(new, record, state, max_per_organizer=self.max_per_organizer)
         log.info("iTIP {method} applied to {uri} by {who}", method=method, uri=uri, who=who)
+        for hook in self.applied:
+            hook(uri)
         await release_when_cancelled(self.bindings, record, new, now, self.listeners)
         return outcome
 

@@ -19,14 +19,13 @@ from conference.bindings.access import Owner, visible_records
 from conference.bindings.logic import binding_headers, without_one_time
 from conference.records import BindingRecord
 from conference.sip.errors import RemoteProtocolError
-from conference.sip.headers import (
-    TOKEN_RE,
-    format_params,
-    parse_accept,
-    parse_int_header,
-    parse_params,
-    split_list,
+from conference.sip.events import (
+    SubscriptionPolicy,
+    grant_expires,
+    parse_event_header,
+    subscription_state,
 )
+from conference.sip.headers import TOKEN_RE, format_params, parse_accept, split_list
 
 __all__ = [
     "EVENT_PACKAGE",
@@ -40,24 +39,7 @@ __all__ = [
 ]
 
 EVENT_PACKAGE = "binding"
-_STATES = ("active", "pending", "terminated")
-_REASONS = ("deactivated", "probation", "rejected", "timeout", "giveup", "noresource", "invariant")
-
-
-@dataclass(frozen=True)
-class SubscriptionPolicy:
-    """
-    Lifetimes of C{binding} subscriptions.
-
-    @ivar default_expires: granted when the SUBSCRIBE has no Expires (the
-        package's default, RFC 6665 section 7.2).
-    @ivar min_expires: shorter non-zero requests get 423 with Min-Expires.
-    @ivar max_expires: longer requests are cut to this.
-    """
-
-    default_expires: int = 3600
-    min_expires: int = 60
-    max_expires: int = 86400
+_DEFAULT_POLICY = SubscriptionPolicy()
 
 
 @dataclass(frozen=True)
@@ -95,35 +77,19 @@ class BindingSubscription:
         return self.dispositions is None or record.disposition in self.dispositions
 
 
-def _bad_event() -> RemoteProtocolError:
-    return RemoteProtocolError("Bad Event", 489, [("Allow-Events", EVENT_PACKAGE)])
-
-
 def parse_event(
     value: Optional[str],
 ) -> Tuple[Optional[str], Optional[FrozenSet[str]]]:
     """
     Check an Event value for the C{binding} package and return its C{id}
     and disposition filter (C{disposition=conference} or, for several,
-    C{disposition="conference,web"}; L{None}: all).  The event type is
-    compared byte by byte (RFC 6665 section 8.2.1).
+    C{disposition="conference,web"}; L{None}: all).
 
     @raise RemoteProtocolError: 489 with Allow-Events for a missing or other
         event package; 400 for a malformed value or filter.
     """
-    if value is None:
-        raise _bad_event()
-    text = value.strip(" \t")
-    semi = text.find(";")
-    name = (text if semi < 0 else text[:semi]).strip(" \t")
-    if not TOKEN_RE.fullmatch(name):
-        raise RemoteProtocolError("Bad Event: event type is not a token")
-    params = parse_params(text[len(text) if semi < 0 else semi :], "Event")
-    if name != EVENT_PACKAGE:
-        raise _bad_event()
+    _, params = parse_event_header(value, (EVENT_PACKAGE,))
     event_id = params.get("id")
-    if "id" in params and not event_id:
-        raise RemoteProtocolError("Bad Event: id without a value")
     dispositions: Optional[FrozenSet[str]] = None
     if "disposition" in params:
         raw = params["disposition"] or ""
@@ -138,7 +104,7 @@ def decide_subscription(
     event: Optional[str],
     expires: Optional[str],
     accept: Sequence[str] = (),
-    policy: SubscriptionPolicy = SubscriptionPolicy(),
+    policy: SubscriptionPolicy = _DEFAULT_POLICY,
 ) -> BindingSubscription:
     """
     Decide a SUBSCRIBE from its Event, Expires and Accept values (the caller
@@ -155,45 +121,8 @@ def decide_subscription(
     event_id, dispositions = parse_event(event)
     for value in accept:
         parse_accept(value)
-    if expires is None:
-        granted = policy.default_expires
-    else:
-        asked = parse_int_header(expires, "Expires")
-        if asked and asked < policy.min_expires:
-            raise RemoteProtocolError(
-                "Interval Too Brief", 423, [("Min-Expires", str(policy.min_expires))]
-            )
-        granted = min(asked, policy.max_expires)
+    granted = grant_expires(expires, policy)
     return BindingSubscription(granted, dispositions, event_id)
-
-
-def subscription_state(
-    state: str,
-    expires: Optional[int] = None,
-    reason: Optional[str] = None,
-    retry_after: Optional[int] = None,
-) -> str:
-    """
-    A Subscription-State value (RFC 6665 section 8.2.3): C{active} or
-    C{pending} with C{expires}, C{terminated} with a C{reason}.
-
-    @raise ValueError: for an unknown state or reason, or parameters that
-        do not go with the state.
-    """
-    if state not in _STATES:
-        raise ValueError(f"unknown subscription state {state!r}")
-    if reason is not None and reason not in _REASONS:
-        raise ValueError(f"unknown termination reason {reason!r}")
-    if state == "terminated":
-        if expires is not None:
-            raise ValueError("a terminated subscription has no expires")
-        out = state + (f";reason={reason}" if reason else "")
-        if retry_after is not None:
-            out += f";retry-after={retry_after}"
-        return out
-    if reason is not None or retry_after is not None:
-        raise ValueError(f"reason and retry-after go with terminated, not {state}")
-    return state + (f";expires={expires}" if expires is not None else "")
 
 
 @dataclass(frozen=True)

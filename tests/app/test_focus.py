@@ -227,7 +227,7 @@ class FocusTests(FocusFixture):
 
     def test_calendar_part_cached(self) -> None:
         """Joins of non-attendees reuse the serialized VEVENT: one rendering for two joins."""
-        from conference.app import focus as focus_module
+        from conference.app import joincalendar as focus_module
 
         calls: List[Any] = []
         real = focus_module.join_calendar  # type: ignore[attr-defined]

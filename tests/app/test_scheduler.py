@@ -280,6 +280,13 @@ class RequestTests(SynchronousTestCase):
         self.assertEqual(calendar.value("METHOD"), "REPLY")
         self.assertEqual(attendee_of_reply(calendar), (ROOM, "ACCEPTED"))
 
+    def test_applied_hook(self) -> None:
+        """Each applied iTIP message tells the applied hooks its conference (issue 11)."""
+        seen: List[str] = []
+        self.h.handler.applied.append(seen.append)
+        self.h.schedule(room=ROOM)
+        self.assertEqual(seen, [ROOM])
+
     def test_reply_follows_the_200(self) -> None:
         """The iTIP REPLY is sent only after the 200 (on the next reactor turn)."""
         self.h.schedule()

@@ -598,14 +598,14 @@ class ServiceSigningTests(SynchronousTestCase):
         self.successResultOf(self.s.stores.conferences.put(record, None))
         focus = self.s.service.focus
         calls: List[int] = []
-        sign = focus.sign
+        sign = focus.calendars.sign
         assert sign is not None
 
         def counting(ctype: str, body: bytes) -> Tuple[str, bytes]:
             calls.append(1)
             return sign(ctype, body)
 
-        focus.sign = counting
+        focus.calendars.sign = counting
         accept = [("Accept", "application/sdp, application/calendar+xml")]
         sdp = [("Content-Type", "application/sdp"), CONTACT, *accept]
         first = self.s.request("INVITE", ROOM, sdp, SDP)
@@ -614,7 +614,7 @@ class ServiceSigningTests(SynchronousTestCase):
         self.assertIn("sip:conference@example.com", verified.signer.identities)
         self.assertEqual(verified.content_type.mime, XCAL)
         self.assertEqual(len(calls), 1)
-        again = focus._calendar_part(record, conference_calendar(), _instance(), XCAL)
+        again = focus.calendars.part(record, conference_calendar(), _instance(), XCAL, 0.0)
         self.assertEqual(len(calls), 1)  # the cached signed part
         self.assertEqual(again[0].split(";", 1)[0], "multipart/signed")
 

@@ -1,0 +1,135 @@
+# -*- test-case-name: tests.app.test_autodial -*-
+"""
+Calling the attendees at DTSTART (RFC 4579 section 5.4, issue 11): a
+conference whose VEVENT says C{X-CONFERENCE-DIAL-OUT:TRUE} has the focus
+call each of its attendees at the start of every instance, on behalf of
+the organizer, through L{conference.app.dialout} (so the same rules hold:
+attendees only, at contacts registered here).
+
+One timer per such conference on the injected reactor, armed for every
+scheduled conference when the service starts and again whenever a
+conference's record changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+
+from conference.app.conferences import SCHEDULED, calendar_of, next_instance, utc_datetime
+from conference.app.dialout import DialOut
+from conference.calendar.errors import CalendarError
+from conference.calendar.itip import normalize_address
+from conference.records import ConferenceRecord
+from conference.sip.errors import SIPProtocolError
+
+__all__ = ["AutoDialOut"]
+
+log = Logger()
+
+
+class AutoDialOut:
+    """
+    Calls the attendees of dial-out conferences at each DTSTART.
+
+    @ivar timers: the armed start of each conference, by URI.
+    """
+
+    def __init__(self, dialout: DialOut, reactor: IReactorTime) -> None:
+        self.dialout = dialout
+        self.control = dialout.control
+        self._reactor = reactor
+        self.timers: Dict[str, IDelayedCall] = {}
+
+    def start(self) -> Deferred[Any]:
+        """
+        Arm every scheduled conference (at service start).
+        """
+        d: Deferred[Any] = self.control.focus.stores.conferences.list(state=SCHEDULED)
+
+        def arm_all(records: List[ConferenceRecord]) -> None:
+            for record in records:
+                self.arm(record)
+
+        d.addCallback(arm_all)
+        d.addErrback(lambda f: log.error("Dial-out schedules not armed: {f}", f=f))
+        return d
+
+    def changed(self, uri: str) -> None:
+        """
+        C{uri}'s record changed: arm it again.
+        """
+        d: Deferred[Any] = self.control.focus.stores.conferences.get(uri)
+        d.addCallback(lambda record: self.arm(record) if record is not None else self._cancel(uri))
+
+    def arm(self, record: ConferenceRecord) -> Optional[float]:
+        """
+        Set the timer of C{record} for its next DTSTART when it dials out;
+        returns when, or L{None}.
+        """
+        self._cancel(record.uri)
+        if record.state != SCHEDULED:
+            return None
+        try:
+            calendar = calendar_of(record)
+        except CalendarError:
+            return None
+        if not self.control.policy(record, calendar).dial_out:
+            return None
+        now = self._reactor.seconds()
+        instance = next_instance(calendar, utc_datetime(now))
+        if instance is None:
+            return None
+        when = instance.start.timestamp()
+        self.timers[record.uri] = self._reactor.callLater(when - now, self._due, record.uri)
+        return when
+
+    def _due(self, uri: str) -> None:
+        self.timers.pop(uri, None)
+        d: Deferred[Any] = self.control.focus.stores.conferences.get(uri)
+        d.addCallback(self._call_all)
+        d.addErrback(lambda f: log.error("Dial-out of {uri} failed: {f}", uri=uri, f=f))
+
+    def _call_all(self, record: Optional[ConferenceRecord]) -> None:
+        if record is None:
+            return
+        try:
+            policy = self.control.policy(record, calendar_of(record))
+        except CalendarError:
+            return
+        if policy.dial_out and record.state == SCHEDULED and policy.organizer is not None:
+            organizer = policy.organizer
+            for attendee in sorted(policy.attendees):
+                if normalize_address(attendee) != organizer:
+                    self._call(record.uri, attendee, organizer)
+        self.arm(record)
+
+    def _call(self, uri: str, attendee: str, organizer: str) -> None:
+        d = self.dialout.check(uri, attendee, organizer)
+        d.addCallback(self.dialout.call, organizer)
+
+        def failed(failure: Any) -> None:
+            error = failure.value
+            if isinstance(error, SIPProtocolError):
+                log.info(
+                    "Not calling {who} into {uri}: {why}", who=attendee, uri=uri, why=error.reason
+                )
+            else:
+                log.failure("Calling {who} into {uri}", failure, who=attendee, uri=uri)
+
+        d.addErrback(failed)
+
+    def _cancel(self, uri: str) -> None:
+        timer = self.timers.pop(uri, None)
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def stop(self) -> None:
+        """
+        Cancel every timer (the server is stopping).
+        """
+        for uri in list(self.timers):
+            self._cancel(uri)

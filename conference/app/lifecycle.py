@@ -1,0 +1,204 @@
+# -*- test-case-name: tests.app.test_lifecycle -*-
+"""
+A live conference follows its schedule (issue 11): participants are warned
+some minutes before the instance's DTEND (a conference-info update, and a
+prompt through the media plane once it can play one), and at DTEND plus a
+grace period everyone gets BYE; a conference its organizer cancelled ends
+at once the same way.  Opening is the focus's join rule (from the start
+minus the early-join window), per instance of a recurring conference.
+
+One timer per live conference on the injected reactor, armed when someone
+joins and when the conference's record changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Set
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+
+from conference.app.conferences import (
+    calendar_of,
+    current_instance,
+    is_cancelled,
+    utc_datetime,
+)
+from conference.app.focus import Focus
+from conference.calendar.errors import CalendarError
+from conference.records import ConferenceRecord
+
+__all__ = ["DEFAULT_GRACE", "DEFAULT_WARNING", "ConferenceLifecycle"]
+
+log = Logger()
+
+#: How long before DTEND participants are warned, and how long after it
+#: the conference is ended (seconds).
+DEFAULT_WARNING = 300.0
+DEFAULT_GRACE = 120.0
+
+
+@dataclass
+class _Live:
+    """
+    The schedule of one live conference.
+
+    @ivar ends: the instance's DTEND (POSIX seconds).
+    @ivar warned: whether the warning went out for this instance.
+    """
+
+    ends: float
+    warned: bool = False
+    timer: Optional[IDelayedCall] = None
+
+
+class ConferenceLifecycle:
+    """
+    Warns and ends the live conferences of one focus on schedule.
+
+    @ivar warnings: per conference URI, the DTEND participants were warned
+        about (what the conference-info documents show).
+    """
+
+    def __init__(
+        self,
+        focus: Focus,
+        reactor: IReactorTime,
+        *,
+        warning: float = DEFAULT_WARNING,
+        grace: float = DEFAULT_GRACE,
+    ) -> None:
+        self.focus = focus
+        self._reactor = reactor
+        self.warning = warning
+        self.grace = grace
+        self._live: Dict[str, _Live] = {}
+        self._ending: Set[str] = set()
+        self.warnings: Dict[str, float] = {}
+        focus.listeners.append(self.changed)
+
+    def changed(self, uri: str) -> None:
+        """
+        Someone joined or left C{uri}, or its record changed: (re)arm its
+        timer from the record, or forget it when nobody is in.
+        """
+        if uri in self._ending:
+            return
+        if self.focus.roster.count(uri) == 0:
+            self._forget(uri)
+            return
+        d: Deferred[Any] = self.focus.stores.conferences.get(uri)
+        d.addCallback(self._arm, uri)
+        d.addErrback(lambda f: log.error("Schedule of {uri} unknown: {f}", uri=uri, f=f))
+
+    def _arm(self, record: Optional[ConferenceRecord], uri: str) -> None:
+        now = self._reactor.seconds()
+        ends = self._ends(record, now)
+        if ends is None:
+            self._end(uri, "conference cancelled" if record is not None else "conference deleted")
+            return
+        live = self._live.get(uri)
+        if live is None or live.ends != ends:
+            self._forget(uri)
+            live = self._live[uri] = _Live(ends)
+        self._schedule(uri, live, now)
+
+    def _ends(self, record: Optional[ConferenceRecord], now: float) -> Optional[float]:
+        """
+        The DTEND of the instance open now, L{None} when the conference is
+        gone, cancelled or not open.
+        """
+        if record is None:
+            return None
+        try:
+            calendar = calendar_of(record)
+        except CalendarError:
+            return None
+        if is_cancelled(record, calendar):
+            return None
+        instance = current_instance(calendar, utc_datetime(now), self.focus.early_join)
+        if instance is None:
+            # Past DTEND, within the grace period: the instance just ended.
+            live = self._live.get(record.uri)
+            return live.ends if live is not None and now < live.ends + self.grace else None
+        return instance.end.timestamp()
+
+    def _schedule(self, uri: str, live: _Live, now: float) -> None:
+        if live.timer is not None and live.timer.active():
+            live.timer.cancel()
+        warn_at = live.ends - self.warning
+        if not live.warned and now < live.ends:
+            if now >= warn_at:
+                self._warn(uri, live)
+            else:
+                live.timer = self._reactor.callLater(warn_at - now, self._due, uri)
+                return
+        live.timer = self._reactor.callLater(max(0.0, live.ends + self.grace - now), self._due, uri)
+
+    def _due(self, uri: str) -> None:
+        live = self._live.get(uri)
+        if live is None:
+            return
+        live.timer = None
+        now = self._reactor.seconds()
+        if now >= live.ends + self.grace:
+            # A next instance already open (back to back) keeps it going.
+            d: Deferred[Any] = self.focus.stores.conferences.get(uri)
+            d.addCallback(self._after_end, uri, live)
+            return
+        self._schedule(uri, live, now)
+
+    def _after_end(self, record: Optional[ConferenceRecord], uri: str, live: _Live) -> None:
+        now = self._reactor.seconds()
+        self._live.pop(uri, None)
+        ends = self._ends(record, now)
+        if ends is not None and ends > live.ends:
+            self._live[uri] = _Live(ends)
+            self._schedule(uri, self._live[uri], now)
+            return
+        self._end(uri, "conference over")
+
+    def _warn(self, uri: str, live: _Live) -> None:
+        live.warned = True
+        self.warnings[uri] = live.ends
+        log.info(
+            "{uri} ends in {s:.0f} s: warning participants",
+            uri=uri,
+            s=live.ends - self._reactor.seconds(),
+        )
+        prompt = getattr(self.focus.media, "warn", None)
+        if prompt is not None:
+            for participant in self.focus.roster.participants(uri):
+                prompt(participant.session, live.ends)
+        self.focus.notify_listeners(uri)
+
+    def _end(self, uri: str, why: str) -> None:
+        self._forget(uri)
+        self._ending.add(uri)
+        try:
+            count = self.focus.end_conference(uri, why)
+        finally:
+            self._ending.discard(uri)
+        if count:
+            log.info("{uri} ended ({why}): {n} call(s) hung up", uri=uri, why=why, n=count)
+
+    def _forget(self, uri: str) -> None:
+        live = self._live.pop(uri, None)
+        self.warnings.pop(uri, None)
+        if live is not None and live.timer is not None and live.timer.active():
+            live.timer.cancel()
+
+    def ends_at(self, uri: str) -> Optional[float]:
+        """
+        When participants were warned C{uri} ends (L{None}: not warned).
+        """
+        return self.warnings.get(uri)
+
+    def stop(self) -> None:
+        """
+        Cancel every timer (the server is stopping).
+        """
+        for uri in list(self._live):
+            self._forget(uri)
