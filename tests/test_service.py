@@ -30,6 +30,8 @@ class UDPMemoryReactor(MemoryReactorClock):
         @param busy: the kinds of port (C{"udp"}, C{"tcp"}) already in use.
         """
         super().__init__()
+        # Twisted before 26 starts a MemoryReactor as if it had stopped.
+        self.hasStopped = False
         self.udp: List[Tuple[int, Any, str, int]] = []
         self.busy = busy
 

@@ -51,6 +51,8 @@ class ExitTests(SynchronousTestCase):
     def watch(self, running: bool) -> Tuple[FakeService, MemoryReactor]:
         service, reactor = FakeService(), MemoryReactor()
         reactor.running = running
+        # Twisted before 26 starts a MemoryReactor as if it had stopped.
+        reactor.hasStopped = False
         exit_on_failure(service, reactor, exit_status=self.statuses.append)  # type: ignore[arg-type]
         return service, reactor
 
