@@ -306,12 +306,13 @@ def verify_signed_data(info: Any, detached: Sequence[bytes] = ()) -> VerifiedSig
     with malformed("SignerInfo"):
         si = signer_infos[0]
         sid = si["sid"]
+        digest_algorithm = si["digest_algorithm"]
         signature = si["signature"].native
         sig_algorithm = si["signature_algorithm"]
         attrs = si["signed_attrs"]
         has_attrs = attrs.native is not None
     cert, others = _signer_certificate(sid, certs)
-    digest = _digest_name(si["digest_algorithm"])
+    digest = _digest_name(digest_algorithm)
     signing_time = None
     if has_attrs:
         with malformed("signed attributes"):

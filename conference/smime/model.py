@@ -19,6 +19,7 @@ from conference.sip.errors import RemoteProtocolError
 from conference.sip.headers import MediaType
 
 __all__ = [
+    "BAD_EXTENSION",
     "SMIMEError",
     "SMIMERefused",
     "SMIMEUndecipherable",
@@ -28,6 +29,13 @@ __all__ = [
     "certificate_identities",
     "utc",
 ]
+
+#: What C{cryptography} raises when it decodes a certificate's extensions
+#: (all at once, on first use of C{cert.extensions}) and one is bad: a
+#: ValueError, or one of its own two exceptions that are not ValueErrors,
+#: for an extension present twice and for an x400Address or ediPartyName
+#: general name it cannot represent.
+BAD_EXTENSION = (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
 
 
 class SMIMEError(RemoteProtocolError):
@@ -148,7 +156,7 @@ def certificate_identities(cert: x509.Certificate) -> FrozenSet[str]:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         san = None
-    except ValueError as e:
+    except BAD_EXTENSION as e:
         raise SMIMEError(f"S/MIME certificate has a bad subjectAltName: {e}") from None
     if san is not None:
         for uri in san.get_values_for_type(x509.UniformResourceIdentifier):

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
-from conference.smime.model import SMIMERefused, utc
+from conference.smime.model import BAD_EXTENSION, SMIMERefused, utc
 
 __all__ = [
     "DEFAULT_MAX_DEPTH",
@@ -66,7 +66,7 @@ def _extension(cert: x509.Certificate, kind: Any) -> Any:
         return cert.extensions.get_extension_for_class(kind).value
     except x509.ExtensionNotFound:
         return None
-    except ValueError as e:
+    except BAD_EXTENSION as e:
         raise SMIMERefused(f"certificate has a malformed extension: {e}") from None
 
 
@@ -232,7 +232,7 @@ class TrustStore:
                 continue
             try:
                 tip.verify_directly_issued_by(candidate)
-            except (ValueError, TypeError, InvalidSignature):
+            except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
                 continue
             if candidate in self.anchors:
                 return [*path, candidate]
@@ -247,7 +247,7 @@ def _usable_ca(cert: x509.Certificate, below: int, when: datetime) -> bool:
         return False
     try:
         extensions = list(cert.extensions)
-    except ValueError:
+    except BAD_EXTENSION:
         return False
     if any(e.critical and e.oid not in _KNOWN for e in extensions):
         return False
@@ -263,7 +263,7 @@ def _usable_ca(cert: x509.Certificate, below: int, when: datetime) -> bool:
 def _extension_or_none(cert: x509.Certificate, kind: Any) -> Any:
     try:
         return cert.extensions.get_extension_for_class(kind).value
-    except (x509.ExtensionNotFound, ValueError):
+    except (x509.ExtensionNotFound, *BAD_EXTENSION):
         return None
 
 

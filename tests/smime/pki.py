@@ -125,6 +125,40 @@ def make_user(
     return Identity(cert, key, [issuer.cert, *issuer.chain])
 
 
+#: DER of the keyUsage, extKeyUsage and basicConstraints extension OIDs.
+KEY_USAGE_OID = bytes.fromhex("0603551d0f")
+EXTENDED_KEY_USAGE_OID = bytes.fromhex("0603551d25")
+BASIC_CONSTRAINTS_OID = bytes.fromhex("0603551d13")
+
+
+def edited(cert: x509.Certificate, old: bytes, new: bytes) -> x509.Certificate:
+    """
+    C{cert} with the first C{old} in its DER replaced by C{new}, as a
+    hostile peer may send it (its signature no longer holds).
+    """
+    der = cert.public_bytes(serialization.Encoding.DER)
+    if old not in der:
+        raise AssertionError(f"{old.hex()} is not in the certificate")
+    return x509.load_der_x509_certificate(der.replace(old, new, 1))
+
+
+def duplicate_extension(cert: x509.Certificate, renamed: bytes = KEY_USAGE_OID) -> x509.Certificate:
+    """
+    C{cert} with its C{renamed} extension renamed basicConstraints, which
+    it already has: C{cryptography} raises L{x509.DuplicateExtension}.
+    """
+    return edited(cert, renamed, BASIC_CONSTRAINTS_OID)
+
+
+def x400_address(cert: x509.Certificate, uri: str) -> x509.Certificate:
+    """
+    C{cert} with its subjectAltName URI C{uri} retagged as an x400Address,
+    which C{cryptography} refuses with L{x509.UnsupportedGeneralNameType}.
+    """
+    raw = uri.encode()
+    return edited(cert, bytes([0x86, len(raw)]) + raw, bytes([0xA3, len(raw)]) + raw)
+
+
 class PKI:
     """
     Every certificate the tests use, made once per process.

@@ -82,13 +82,35 @@ class CMSBytesTests(SynchronousTestCase):
         e = self.assertRaises(SMIMEError, load_content_info, opaque(pki().alice) + b"\x00\x00")
         self.assertEqual(e.status, 400)
 
+    def test_signer_info_digest_algorithm(self) -> None:
+        """A SignerInfo digestAlgorithm that is no SEQUENCE is a 400, not a ValueError."""
+        der = _DER()
+        si = cms.ContentInfo.load(der)["content"]["signer_infos"][0]
+        at = der.index(si.dump()) + si.dump().index(si["digest_algorithm"].dump())
+        self.assertEqual(der[at], 0x30)
+        # The three ways asn1crypto refuses the tag (a primitive, another
+        # universal tag, another class), each once a distinct test_fuzz failure.
+        for tag, why in [
+            (0x00, "method should have been constructed"),
+            (0x20, "tag should have been 16"),
+            (0xF0, "class should have been universal"),
+        ]:
+            bad = der[:at] + bytes([tag]) + der[at + 1 :]
+            e = self.assertRaises(SMIMEError, verify_signed_data, load_content_info(bad))
+            self.assertEqual((type(e), e.status), (SMIMEError, 400))
+            self.assertIn("Malformed SignerInfo", e.reason)
+            self.assertIn(why, e.reason)
+
     @settings(max_examples=200, deadline=None)
     @given(st.data())
     def test_fuzz(self, data: st.DataObject) -> None:
         """Random corruption of a SignedData only ever raises SMIMEError."""
         der = bytearray(_DER())
+        # Half the changes land in the SignerInfo, which holds far fewer
+        # bytes than the certificate but most of what is checked.
+        signer = len(der) - len(cms.ContentInfo.load(bytes(der))["content"]["signer_infos"].dump())
         for _ in range(data.draw(st.integers(1, 4))):
-            at = data.draw(st.integers(0, len(der) - 1))
+            at = data.draw(st.integers(0, len(der) - 1) | st.integers(signer, len(der) - 1))
             der[at] = data.draw(st.integers(0, 255))
         try:
             verify_signed_data(load_content_info(bytes(der)))

@@ -15,7 +15,15 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from conference.smime.model import SMIMERefused
 from conference.smime.trust import TrustStore, check_end_entity, has_extension_policies
-from tests.smime.pki import NOW, make_ca, make_user, pki
+from tests.smime.pki import (
+    NOW,
+    duplicate_extension,
+    edited,
+    make_ca,
+    make_user,
+    pki,
+    x400_address,
+)
 
 Verify = Callable[
     [TrustStore, x509.Certificate, Sequence[x509.Certificate]], Tuple[x509.Certificate, ...]
@@ -73,6 +81,17 @@ class EndEntityTests(SynchronousTestCase):
         bare = make_user(pki().ca, ["sip:x@example.com"], key=pki().alice.key, eku=[])
         check_end_entity(bare.cert, NOW)
 
+    def test_undecodable_extensions(self) -> None:
+        """Extensions cryptography cannot decode (no ValueError) are refused."""
+        for cert, why in [
+            (duplicate_extension(pki().alice.cert), "Duplicate 2.5.29.19"),
+            (x400_address(pki().alice.cert, "sip:alice@example.com"), "x400Address"),
+        ]:
+            e = self.assertRaises(SMIMERefused, check_end_entity, cert, NOW)
+            self.assertIn("certificate has a malformed extension", e.reason)
+            self.assertIn(why, e.reason)
+            self.assertRaises(SMIMERefused, pki().trust.verify, cert, [], NOW)
+
 
 class ChainTests(SynchronousTestCase):
     """
@@ -118,6 +137,19 @@ class ChainTests(SynchronousTestCase):
                 SMIMERefused, verify, pki().trust, under_bob.cert, [pki().bob.cert]
             )
             self.assertIn("untrusted", e.reason, name)
+
+    def test_undecodable_intermediate(self) -> None:
+        """An intermediate with a bad extension or an unknown curve is no CA."""
+        carol = pki().carol
+        prime256v1 = bytes.fromhex("06082a8648ce3d030107")
+        unknown_curve = bytes.fromhex("0608008648ce3d030107")
+        for bad in (
+            duplicate_extension(carol.chain[0]),
+            edited(carol.chain[0], prime256v1, unknown_curve),
+        ):
+            for name, verify in _ways():
+                e = self.assertRaises(SMIMERefused, verify, pki().trust, carol.cert, [bad])
+                self.assertIn("untrusted signer certificate", e.reason, name)
 
     def test_verify_checks_dates(self) -> None:
         """verify refuses an expired signer before building any chain."""

@@ -24,7 +24,19 @@ from conference.smime.verify import (
     smime_kind,
     verify_signed,
 )
-from tests.smime.pki import NOW, Identity, files, make_user, openssl, pki, write
+from tests.smime.pki import (
+    BASIC_CONSTRAINTS_OID,
+    EXTENDED_KEY_USAGE_OID,
+    NOW,
+    Identity,
+    duplicate_extension,
+    files,
+    make_user,
+    openssl,
+    pki,
+    write,
+    x400_address,
+)
 
 XML = b'<?xml version="1.0"?>\r\n<icalendar xmlns="urn:ietf:params:xml:ns:icalendar-2.0"/>\r\n'
 ENTITY = b'Content-Type: application/calendar+xml; method="REQUEST"\r\n\r\n' + XML
@@ -124,6 +136,17 @@ class IdentityTests(SynchronousTestCase):
             .sign(pki().ca.key, hashes.SHA256())  # type: ignore[arg-type]
         )
         self.assertEqual(certificate_identities(cert), {"mailto:d@example.com"})
+
+    def test_undecodable_subject_alt_name(self) -> None:
+        """Extensions cryptography cannot decode make a 400, not a traceback."""
+        for cert, why in [
+            (duplicate_extension(pki().bob.cert), "Duplicate 2.5.29.19"),
+            (x400_address(pki().bob.cert, "sip:bob@example.org"), "x400Address"),
+        ]:
+            e = self.assertRaises(SMIMEError, certificate_identities, cert)
+            self.assertEqual((type(e), e.status), (SMIMEError, 400))
+            self.assertIn("bad subjectAltName", e.reason)
+            self.assertIn(why, e.reason)
 
     def test_utc(self) -> None:
         """utc accepts seconds and datetimes."""
@@ -320,6 +343,26 @@ class OpenSSLSignatureTests(SynchronousTestCase):
             trust=pki().trust, now=NOW,
         )  # fmt: skip
         self.assertIn("holds enveloped-data", e.reason)
+
+    def test_certificate_outside_signature(self) -> None:
+        """Without signed attributes a carried certificate may be edited: refused."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
+
+        alice = pki().alice
+        der = (
+            pkcs7.PKCS7SignatureBuilder()
+            .set_data(ENTITY)
+            .add_signer(alice.cert, alice.key, hashes.SHA256())  # type: ignore[arg-type]
+            .sign(Encoding.DER, [pkcs7.PKCS7Options.Binary, pkcs7.PKCS7Options.NoAttributes])
+        )
+        # The certificate's extKeyUsage renamed a second basicConstraints: a
+        # SEQUENCE that asn1crypto reads as one, but cryptography refuses.
+        bad = der.replace(EXTENDED_KEY_USAGE_OID, BASIC_CONSTRAINTS_OID, 1)
+        e = self.assertRaises(
+            SMIMERefused, open_smime, "application/pkcs7-mime", bad, trust=pki().trust, now=NOW
+        )
+        self.assertIn("malformed extension: Duplicate", e.reason)
 
     def test_unsigned_passthrough(self) -> None:
         """open_smime leaves a plain body alone."""
