@@ -23,6 +23,7 @@ from twisted.internet.ssl import CertificateOptions, TLSVersion
 from conference.auth import SIPIdentity
 from conference.sip.errors import RemoteProtocolError
 from conference.sip.uri import SIPURI, parse_uri
+from conference.smime.model import BAD_EXTENSION
 
 __all__ = [
     "CLIENT_CERT_MODES",
@@ -276,11 +277,13 @@ def identity_from_certificate(certificate: x509.Certificate) -> Optional[SIPIden
     (RFC 5922 section 7.1 leaves it out for SIP identities).
 
     @return: an identity with mechanism C{"tls"}, or L{None} when the
-        certificate names none.
+        certificate names none, or its extensions cannot be decoded (the
+        exceptions C{cryptography} raises for those are in
+        L{BAD_EXTENSION}).
     """
     try:
         names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except (x509.ExtensionNotFound, ValueError):
+    except (x509.ExtensionNotFound, *BAD_EXTENSION):
         return None
     for uri in names.get_values_for_type(x509.UniformResourceIdentifier):
         if uri.lower().startswith(("sip:", "sips:")):

@@ -42,6 +42,10 @@ from conference.tls import (
 from conference.transport.server import SIPServer
 from conference.transport.stream import SIPStreamFactory
 from tests.builders import parse_response, request_bytes
+from tests.smime.pki import duplicate_extension, x400_address
+
+# The subjectKeyIdentifier OID in DER, renamed to basicConstraints to make a duplicate.
+SKI_OID = bytes.fromhex("0603551d0e")
 
 reactor: Any = _reactor
 
@@ -235,6 +239,12 @@ class IdentityTests(SynchronousTestCase):
         self.assertIsNone(identity_from_certificate(make_certificate("sip:alice@example.com")[0]))
         cert, _ = make_certificate("x", uris=["https://example.com/"], emails=["not-an-address"])
         self.assertIsNone(identity_from_certificate(cert))
+
+    def test_undecodable_extensions(self) -> None:
+        """Extensions cryptography cannot decode (an x400Address, a duplicate) name no one."""
+        cert, _ = make_certificate("x", uris=["sip:alice@example.com"])
+        self.assertIsNone(identity_from_certificate(x400_address(cert, "sip:alice@example.com")))
+        self.assertIsNone(identity_from_certificate(duplicate_extension(cert, SKI_OID)))
 
 
 class OptionTests(SynchronousTestCase):
