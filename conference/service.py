@@ -106,6 +106,10 @@ class ServerConfig:
     smime_key: Optional[str] = None
     smime_key_password: Optional[str] = None
     require_signature: bool = False
+    # The HTTP endpoint (docs/operations.rst): a stream server endpoint
+    # description, or None for none; whether /metrics needs no login.
+    http: Optional[str] = None
+    metrics_public: bool = False
     # Whether the server may tune this process's garbage collector once it
     # is serving (see tune_gc); on for twistd, off for embedding.
     tune_gc: bool = False
@@ -248,6 +252,18 @@ class ConferenceService(MultiService):
         self.ready: Deferred[None] = Deferred()
         for description in config.listen:
             self._add_listener(description)
+        if config.http:
+            from conference.web import http_listener
+
+            http_listener(
+                self,
+                config.http,
+                portal=self.authenticator.portal,
+                domains=domains,
+                admins=config.admins,
+                reactor=reactor,
+                metrics_public=config.metrics_public,
+            ).setServiceParent(self)
         self._purge = LoopingCall(self._purge_expired)
         self._purge.clock = reactor
 

@@ -178,6 +178,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             None,
             "Refuse iTIP MESSAGEs that are not S/MIME-signed (needs --smime-ca).",
         ],
+        ["metrics-public", None, "Serve /metrics on --http without login."],
     ]
     optParameters: List[List[Any]] = [
         [
@@ -368,6 +369,13 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "Sources never rate limited: comma-separated networks, or none.",
             _networks,
         ],
+        [
+            "http",
+            None,
+            None,
+            "Serve status pages, /api and /metrics on this stream endpoint "
+            "(tcp:8080:interface=127.0.0.1, ssl:...); default: off.",
+        ],
         ["tls-ca", None, None, "PEM bundle of the CAs TLS client certificates must chain to."],
         [
             "tls-client-cert",
@@ -487,6 +495,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             raise usage.UsageError("--log-format must be text or json")
         self._post_limits()
         self._post_smime()
+        if self["metrics-public"] and not self["http"]:
+            raise usage.UsageError("--metrics-public needs --http")
 
     def _post_smime(self) -> None:
         """
@@ -593,6 +603,8 @@ def config_from_options(options: Options) -> ServerConfig:
         smime_key=options["smime-key"],
         smime_key_password=options["smime-key-password"],
         require_signature=bool(options["require-signature"]),
+        http=options["http"],
+        metrics_public=bool(options["metrics-public"]),
     )
 
 

@@ -620,6 +620,17 @@ class Focus:
             self._hang_up(call, why)
         return len(calls)
 
+    def remove_participant(self, key: Hashable, why: str) -> bool:
+        """
+        Hang up the participant of dialog C{key} (an organizer removed
+        them); returns whether there was one.
+        """
+        call = self.calls.get(key)
+        if call is None:
+            return False
+        self._hang_up(call, why)
+        return True
+
     # Session timers -------------------------------------------------------
 
     def _rearm(self) -> None:
