@@ -6,7 +6,10 @@ the conference service.
 
 from __future__ import annotations
 
+from typing import cast
+
 from twisted.python import usage
+from twisted.web.server import Site
 from twisted.trial.unittest import SynchronousTestCase
 
 from conference.errors import StartupError
@@ -66,7 +69,8 @@ class HTTPListenerTests(SynchronousTestCase):
         self.successResultOf(service.ready)
         [(port, site, _, interface)] = reactor.tcpServers
         self.assertEqual((port, interface), (8080, "127.0.0.1"))
-        self.assertFalse(getattr(site, "displayTracebacks"))
+        self.assertIsInstance(site, Site)
+        self.assertFalse(cast(Site, site).displayTracebacks)
         self.successResultOf(service.stopService())
 
     def test_bad_description(self) -> None:
