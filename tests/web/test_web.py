@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import cast
 
 from twisted.python import usage
-from twisted.web.server import Site
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.server import Site
 
 from conference.errors import StartupError
 from conference.service import ConferenceService, ServerConfig
