@@ -113,6 +113,15 @@ class Gate:
         credentials = UsernamePassword(name.encode("utf-8"), password.encode("utf-8"))
         d = self.portal.login(credentials, domain, ISIPIdentity)
 
+        def retry(failure: Any) -> Any:
+            # strcred's memory: checker keys users (and passwords) by str,
+            # the others by bytes; as Authenticator does for SIP digest.
+            failure.trap(UnauthorizedLogin)
+            text = UsernamePassword(name, password)  # type: ignore[arg-type]
+            return self.portal.login(text, domain, ISIPIdentity)
+
+        d.addErrback(retry)
+
         def logged_in(result: Any) -> Viewer:
             identity = result[1]
             aor = str(identity.aor)

@@ -23,7 +23,7 @@ h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.2em}
 nav a{margin-right:1em}
 table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:0.3em;
 text-align:left;vertical-align:top;word-break:break-all}
-svg{width:100%;height:auto;background:#fafafa;border:1px solid #ddd}
+svg{width:100%;max-width:52em;height:auto;background:#fafafa;border:1px solid #ddd}
 .muted{color:#666}.partstat-ACCEPTED{color:#1a7f37}.partstat-DECLINED{color:#b42318}
 button{padding:0.4em 0.8em}form{display:inline}
 """
@@ -90,7 +90,7 @@ def timeline_svg(
     One row per conference, a bar per occurrence within C{[start, end)},
     the axis labelled at C{ticks} (viewer's zone).
     """
-    width, left, row = 800, 200, 26
+    width, left, row = 600, 150, 28
     height = 30 + row * max(1, len(conferences))
     span = (end - start).total_seconds()
 
@@ -101,7 +101,7 @@ def timeline_svg(
     parts: List[Any] = [_el("title", label)]
     for when, text in ticks:
         parts.append(_el("line", x1=x(when), x2=x(when), y1=18, y2=height, stroke="#ddd"))
-        parts.append(_el("text", text, x=x(when) + 2, y=13, font_size=11, fill="#555"))
+        parts.append(_el("text", text, x=x(when) + 2, y=13, font_size=12, fill="#555"))
     if not conferences:
         parts.append(_el("text", "No conferences.", x=left, y=44, font_size=13, fill="#555"))
     for n, conference in enumerate(conferences):
@@ -110,12 +110,12 @@ def timeline_svg(
             conference.summary if len(conference.summary) <= 28 else conference.summary[:27] + "…"
         )
         link = Tag("a")(href="/conference?" + urlencode({"uri": conference.record.uri}))
-        parts.append(link(_el("text", name, x=4, y=y + 15, font_size=13, fill="#2f6fb0")))
+        parts.append(link(_el("text", name, x=4, y=y + 17, font_size=15, fill="#2f6fb0")))
         colour = COLOURS[n % len(COLOURS)]
         for occurrence in conference.occurrences:
             x1, x2 = x(occurrence["start"]), x(occurrence["end"])
             shown = occurrence["start"].astimezone(zone).strftime("%a %H:%M")
-            bar = _el("rect", x=x1, y=y + 3, width=max(x2 - x1, 2.0), height=row - 8, rx=3)
+            bar = _el("rect", x=x1, y=y + 3, width=max(x2 - x1, 4.0), height=row - 8, rx=3)
             parts.append(bar(fill=colour)(_el("title", f"{conference.summary}: {shown}")))
     return _svg(width, height, *parts)
 
@@ -138,6 +138,13 @@ def week_ticks(start: datetime, zone: tzinfo, days: int = 7) -> List[Tuple[datet
         (start + timedelta(days=d), (start + timedelta(days=d)).astimezone(zone).strftime("%a %d"))
         for d in range(days)
     ]
+
+
+def span_text(start: datetime, end: datetime, zone: tzinfo) -> str:
+    """
+    An occurrence as the viewer reads it: C{Thu 03 09:30–10:30}.
+    """
+    return f"{start.astimezone(zone):%a %d %H:%M}–{end.astimezone(zone):%H:%M}"
 
 
 def _when(value: str, zone: tzinfo) -> str:

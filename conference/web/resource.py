@@ -150,6 +150,8 @@ class StatusResource(Resource):
                 tags.li(
                     tags.a(href=_conference_link(c.record.uri))(c.summary),
                     " ",
+                    pages.span_text(c.occurrences[0]["start"], c.occurrences[0]["end"], zone),
+                    " ",
                     tags.span(class_="muted")(c.record.organizer),
                 )
                 for c in this_week

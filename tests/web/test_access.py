@@ -73,6 +73,15 @@ class GateTests(SynchronousTestCase):
         self.assertEqual(viewer, Viewer("sip:alice@other.org", False))
         self.assertIsNone(self.successResultOf(self.gate.login(basic("alice@evil.com:pw"))))
 
+    def test_text_checker(self) -> None:
+        """Users of strcred's memory: checker (str keys and passwords) log in too."""
+        checker = InMemoryUsernamePasswordDatabaseDontUse()
+        checker.users = {"dora": "pw"}  # type: ignore[dict-item]
+        gate = Gate(make_portal([checker]), ["example.com"], [])
+        viewer = self.successResultOf(gate.login(basic("dora:pw")))
+        self.assertEqual(viewer, Viewer("sip:dora@example.com", False))
+        self.assertIsNone(self.successResultOf(gate.login(basic("dora:no"))))
+
     def test_refused(self) -> None:
         """A wrong password or unknown user gives None, not a failure."""
         self.assertIsNone(self.successResultOf(self.gate.login(basic("alice:nope"))))
