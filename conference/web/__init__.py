@@ -11,10 +11,11 @@ application and below the service.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 from twisted.cred.portal import Portal
 from twisted.internet.endpoints import serverFromString
+from twisted.logger import LogPublisher, globalLogPublisher
 from twisted.web.server import Site
 
 from conference.transport.listening import StreamListenerService, build_endpoint
@@ -22,15 +23,37 @@ from conference.web.access import Gate
 from conference.web.actions import Actions
 from conference.web.metrics import server_registry
 from conference.web.resource import StatusResource
+from conference.web.traffic import ObservedCounter, TransactionCounter
 
 
 class HTTPListenerService(StreamListenerService):
     """
     The C{--http} listener (a stream listener named by its own option in
-    start-up errors).
+    start-up errors); while it runs, transactions are counted for
+    C{/metrics}.
     """
 
     option = "--http"
+
+    def __init__(
+        self, description: str, endpoint: Any, factory: Any, observed: ObservedCounter
+    ) -> None:
+        super().__init__(description, endpoint, factory)
+        self.observed = observed
+
+    def startService(self) -> None:
+        """
+        Count transactions, then serve.
+        """
+        self.observed.start()
+        super().startService()
+
+    def stopService(self) -> Any:
+        """
+        Stop serving and counting.
+        """
+        self.observed.stop()
+        return super().stopService()
 
 
 def status_site(
@@ -41,14 +64,18 @@ def status_site(
     reactor: Any,
     *,
     metrics_public: bool = False,
+    counter: Optional[TransactionCounter] = None,
 ) -> Site:
     """
     The L{Site} serving L{StatusResource} for C{server}.
+
+    @param counter: the transaction counts to export with C{/metrics}.
     """
+    extra = [counter] if counter is not None else []
     resource = StatusResource(
         server,
         Gate(portal, domains, admins),
-        server_registry(server),
+        server_registry(server, *extra),
         Actions(lambda: getattr(server, "focus", None)),
         reactor.seconds,
         metrics_public=metrics_public,
@@ -67,13 +94,26 @@ def http_listener(
     admins: Iterable[str],
     reactor: Any,
     metrics_public: bool = False,
+    publisher: Optional[LogPublisher] = None,
 ) -> HTTPListenerService:
     """
     The listener service of C{--http DESCRIPTION} (any Twisted stream
     server endpoint), its endpoint built now.
 
+    @param publisher: where the SIP server's transaction events are
+        published (default: the global log publisher).
     @raise conference.errors.StartupError: for a description that cannot work.
     """
     endpoint = build_endpoint(description, lambda: serverFromString(reactor, description), "--http")
-    site = status_site(server, portal, domains, admins, reactor, metrics_public=metrics_public)
-    return HTTPListenerService(description, endpoint, site)
+    counter = TransactionCounter()
+    site = status_site(
+        server,
+        portal,
+        domains,
+        admins,
+        reactor,
+        metrics_public=metrics_public,
+        counter=counter,
+    )
+    observed = ObservedCounter(counter, publisher or globalLogPublisher)
+    return HTTPListenerService(description, endpoint, site, observed)

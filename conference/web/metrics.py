@@ -102,12 +102,14 @@ def open_conferences(focus: Any) -> Set[str]:
     return {call.participant.conference for call in list(focus.calls.values())}
 
 
-def server_registry(server: Any) -> CollectorRegistry:
+def server_registry(server: Any, *collectors: Collector) -> CollectorRegistry:
     """
     A registry of its own (not the process-global one) holding the
-    L{ServerCollector} of C{server}, so two services in one process (tests,
-    embedding) do not mix their numbers.
+    L{ServerCollector} of C{server} and C{collectors}, so two services in
+    one process (tests, embedding) do not mix their numbers.
     """
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ServerCollector(server))
+    for collector in collectors:
+        registry.register(collector)
     return registry
