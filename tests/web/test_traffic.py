@@ -48,7 +48,8 @@ class CounterTests(SynchronousTestCase):
         self.assertEqual(counter.outcomes[("other", "501", "in")], 1)
         text = scrape(counter)
         self.assertIn(
-            'conference_sip_transactions_completed_total{code="200",direction="in",method="OPTIONS"} 1.0',
+            "conference_sip_transactions_completed_total"
+            '{code="200",direction="in",method="OPTIONS"} 1.0',
             text,
         )
         self.assertIn('conference_sip_transaction_seconds_count{method="OPTIONS"} 1.0', text)
