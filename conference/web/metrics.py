@@ -10,10 +10,14 @@ numbers and nothing on the request path changes.
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional, Set
+import time
+from collections import Counter
+from typing import Any, Callable, Dict, Iterator, Optional, Set
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
+
+from conference.records import StoreError
 
 #: Meaning of each key of C{SIPServer.stats}, exported as one counter.
 SIP_MESSAGE_KINDS = {
@@ -93,6 +97,69 @@ class ServerCollector(Collector):
                 "Media sessions the media service can hold at once",
                 value=float(admission.capacity),
             )
+
+
+class StoreProbe(Collector):
+    """
+    What only the store knows (how many conferences are stored, by
+    state), asked once per scrape: L{refresh} runs the query before the
+    exposition is generated, since a collector cannot wait.
+
+    @ivar up: whether the last query answered (L{None}: not asked yet).
+    @ivar counts: conferences by state from the last answer.
+    @ivar seconds: how long the last query took.
+    """
+
+    def __init__(self, timer: Callable[[], float] = time.monotonic) -> None:
+        self._timer = timer
+        self.up: Optional[bool] = None
+        self.counts: Dict[str, int] = {}
+        self.seconds = 0.0
+
+    async def refresh(self, stores: Any) -> None:
+        """
+        Count the stored conferences; a store that fails or is not open
+        yet marks the store down (the fault is the caller's to log).
+        """
+        if stores is None:
+            self.up = False
+            return
+        started = self._timer()
+        try:
+            records = await stores.conferences.list()
+        except StoreError:
+            self.up = False
+            raise
+        finally:
+            self.seconds = self._timer() - started
+        self.up = True
+        self.counts = dict(Counter(record.state for record in records))
+
+    def collect(self) -> Iterator[Metric]:
+        """
+        The store's gauges, once it has been asked.
+        """
+        if self.up is None:
+            return
+        yield GaugeMetricFamily(
+            "conference_store_up",
+            "Whether the store answered the last scrape's query (1) or not (0)",
+            value=1.0 if self.up else 0.0,
+        )
+        yield GaugeMetricFamily(
+            "conference_store_probe_seconds",
+            "How long the last scrape's query of the store took",
+            value=self.seconds,
+        )
+        if self.up:
+            stored = GaugeMetricFamily(
+                "conference_conferences_stored",
+                "Conferences in the store by state (scheduled, cancelled)",
+                labels=["state"],
+            )
+            for state in sorted({"scheduled", "cancelled", *self.counts}):
+                stored.add_metric([state], float(self.counts.get(state, 0)))
+            yield stored
 
 
 def open_conferences(focus: Any) -> Set[str]:

@@ -27,6 +27,7 @@ from conference.records import StoreError
 from conference.web import pages
 from conference.web.access import Gate, Viewer
 from conference.web.actions import ActionError, Actions
+from conference.web.metrics import StoreProbe
 from conference.web.views import (
     MAX_FREEBUSY_DAYS,
     Forbidden,
@@ -82,6 +83,8 @@ class StatusResource(Resource):
         self.actions = actions
         self.clock = clock
         self.metrics_public = metrics_public
+        self.probe = StoreProbe()
+        registry.register(self.probe)
         self._routes: Dict[Tuple[bytes, bytes], Callable[..., Awaitable[None]]] = {
             (b"GET", b"/"): self._timeline,
             (b"GET", b"/conference"): self._conference,
@@ -215,6 +218,10 @@ class StatusResource(Resource):
         # Generated here, in the reactor thread, rather than by
         # prometheus_client's WSGI-based Twisted resource: its collector
         # reads live server state that only this thread may touch.
+        try:
+            await self.probe.refresh(getattr(self.server, "stores", None))
+        except StoreError as e:
+            log.warn("Metrics: store unavailable: {error}", error=str(e))
         request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
         request.write(generate_latest(self.registry))
 

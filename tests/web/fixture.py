@@ -13,10 +13,12 @@ from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import urlencode
 
 from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.testing import StringTransport
 
 from conference.app.core import CoreRouter
 from conference.auth import make_portal
+from conference.records import StoreError
 from conference.transport.server import SIPServer
 from conference.web import status_site
 from tests.app.test_focus import FocusFixture
@@ -26,6 +28,18 @@ ATTENDEE = "sip:bob@example.com"
 STRANGER = "sip:carol@example.com"
 ADMIN = "sip:root@example.com"
 CONF = "sip:conf@example.com"
+
+
+class FailingConferences:
+    """
+    A conference store whose database is down.
+    """
+
+    def get(self, uri: str) -> Deferred[Any]:
+        return fail(StoreError("database is gone"))
+
+    def list(self, organizer: Any = None, state: Any = None) -> Deferred[Any]:
+        return fail(StoreError("database is gone"))
 
 
 @dataclass

@@ -8,28 +8,14 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, List
+from typing import List
 from urllib.parse import quote
 
-from twisted.internet.defer import Deferred, fail
-
 from conference.app.conferences import serialize
-from conference.records import CalendarEntry, StoreError
+from conference.records import CalendarEntry
 from conference.web.access import Viewer
 from tests.app.calendars import T0, conference_calendar
-from tests.web.fixture import CONF, STRANGER, WebFixture
-
-
-class FailingConferences:
-    """
-    A conference store whose database is down.
-    """
-
-    def get(self, uri: str) -> Deferred[Any]:
-        return fail(StoreError("database is gone"))
-
-    def list(self, organizer: Any = None, state: Any = None) -> Deferred[Any]:
-        return fail(StoreError("database is gone"))
+from tests.web.fixture import CONF, STRANGER, FailingConferences, WebFixture
 
 
 def csrf_of(page: str) -> str:
@@ -193,7 +179,9 @@ class BadInputTests(WebFixture):
             self.assertEqual(answer.code, 503, path)
             self.assertEqual(answer.header("retry-after"), "30")
             self.assertNotIn("Traceback", answer.text)
-        self.flushLoggedErrors()
+        metrics = self.request("/metrics")
+        self.assertEqual(metrics.code, 200)
+        self.assertIn("conference_store_up 0.0", metrics.text)
 
     def test_stores_not_open(self) -> None:
         """Before the stores open, pages are 503."""
