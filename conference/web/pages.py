@@ -85,10 +85,12 @@ def timeline_svg(
     *,
     ticks: Sequence[Tuple[datetime, str]],
     label: str,
+    now: Optional[datetime] = None,
 ) -> Tag:
     """
     One row per conference, a bar per occurrence within C{[start, end)},
-    the axis labelled at C{ticks} (viewer's zone).
+    the axis labelled at C{ticks} (viewer's zone), and a red line at
+    C{now} when it falls inside.
     """
     width, left, row = 600, 150, 28
     height = 30 + row * max(1, len(conferences))
@@ -102,6 +104,12 @@ def timeline_svg(
     for when, text in ticks:
         parts.append(_el("line", x1=x(when), x2=x(when), y1=18, y2=height, stroke="#ddd"))
         parts.append(_el("text", text, x=x(when) + 2, y=13, font_size=12, fill="#555"))
+    if now is not None and start <= now < end:
+        parts.append(
+            _el("line", x1=x(now), x2=x(now), y1=16, y2=height, stroke="#d1242f", stroke_width=2)(
+                _el("title", "now")
+            )
+        )
     if not conferences:
         parts.append(_el("text", "No conferences.", x=left, y=44, font_size=13, fill="#555"))
     for n, conference in enumerate(conferences):

@@ -46,6 +46,19 @@ class TimelineTests(SynchronousTestCase):
         self.assertIn("/conference?uri=sip%3Aconf%40example.com", svg)
         self.assertEqual(svg.count("<rect"), 3)
 
+    def test_now_line(self) -> None:
+        """A red line marks now when it is inside the picture, and only then."""
+        inside = self.flatten(
+            pages.timeline_svg([], T0, T0 + timedelta(days=1), UTC, ticks=[], label="Today", now=T0)
+        )
+        self.assertIn('stroke="#d1242f"', inside)
+        outside = self.flatten(
+            pages.timeline_svg(
+                [], T0, T0 + timedelta(days=1), UTC, ticks=[], label="x", now=T0 - timedelta(1)
+            )
+        )
+        self.assertNotIn('stroke="#d1242f"', outside)
+
     def test_empty(self) -> None:
         """No conferences: the picture says so."""
         svg = self.flatten(

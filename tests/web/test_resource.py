@@ -42,6 +42,15 @@ class AccessTests(WebFixture):
         self.assertEqual(self.request("/", user="alice-wrong").code, 401)
         self.assertEqual(self.request("/", user="alice@elsewhere.org").code, 401)
 
+    def test_security_headers(self) -> None:
+        """Every answer forbids framing, sniffing, caching and scripts."""
+        for user in (None, "alice"):
+            answer = self.request("/", user=user)
+            self.assertEqual(answer.header("x-frame-options"), "DENY")
+            self.assertEqual(answer.header("cache-control"), "no-store")
+            self.assertIn("default-src 'none'", answer.header("content-security-policy") or "")
+            self.assertNotIn("<script", answer.text)
+
     def test_malformed_authorization(self) -> None:
         """A Basic header that is not base64 or has no colon is 401, not an error."""
         for value in ("Basic !!!", "Basic YWxpY2U=", "Bearer abc"):
