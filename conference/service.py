@@ -39,7 +39,12 @@ from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request
 from conference.sip.transaction_model import new_branch, new_tag
 from conference.store import Stores, open_stores
-from conference.transport.listening import ListenerService, StreamListenerService, build_endpoint
+from conference.transport.listening import (
+    ListenerService,
+    StreamListenerService,
+    build_endpoint,
+    endpoint_interfaces,
+)
 from conference.transport.server import SIPServer
 from conference.transport.stream import SIPStreamFactory
 from conference.transport.udp import UDPListenerService, parse_udp_description
@@ -122,9 +127,7 @@ def listen_hosts(descriptions: Sequence[str]) -> List[str]:
     """
     hosts = ["localhost", "127.0.0.1", "::1"]
     for description in descriptions:
-        for part in description.replace("\\:", "\0").split(":"):
-            if part.startswith("interface="):
-                hosts.append(part[len("interface=") :].replace("\0", ":"))
+        hosts.extend(endpoint_interfaces(description))
     return hosts
 
 

@@ -167,6 +167,18 @@ def _reason(error: BaseException) -> str:
     return text or type(error).__name__
 
 
+def endpoint_interfaces(description: str) -> List[str]:
+    """
+    The C{interface=} addresses named in an endpoint description (colons
+    escaped as C{\\:} in IPv6 addresses unescaped).
+    """
+    found = []
+    for part in description.replace("\\:", "\0").split(":"):
+        if part.startswith("interface="):
+            found.append(part[len("interface=") :].replace("\0", ":"))
+    return found
+
+
 def build_endpoint(description: str, build: Callable[[], Any], option: str = "--listen") -> Any:
     """
     Build the endpoint of a C{--listen} description now, so a bad one

@@ -15,15 +15,21 @@ from typing import Any, Iterable, Optional, Sequence
 
 from twisted.cred.portal import Portal
 from twisted.internet.endpoints import serverFromString
-from twisted.logger import LogPublisher, globalLogPublisher
+from twisted.logger import Logger, LogPublisher, globalLogPublisher
 from twisted.web.server import Site
 
-from conference.transport.listening import StreamListenerService, build_endpoint
+from conference.transport.listening import (
+    StreamListenerService,
+    build_endpoint,
+    endpoint_interfaces,
+)
 from conference.web.access import Gate
 from conference.web.actions import Actions
 from conference.web.metrics import server_registry
 from conference.web.resource import StatusResource
 from conference.web.traffic import ObservedCounter, TransactionCounter
+
+log = Logger()
 
 
 class HTTPListenerService(StreamListenerService):
@@ -104,6 +110,12 @@ def http_listener(
         published (default: the global log publisher).
     @raise conference.errors.StartupError: for a description that cannot work.
     """
+    if not _private(description):
+        log.warn(
+            "--http {description} is plain HTTP on a non-loopback interface: "
+            "logins (HTTP basic) cross the network in the clear; use ssl:",
+            description=description,
+        )
     endpoint = build_endpoint(description, lambda: serverFromString(reactor, description), "--http")
     counter = TransactionCounter()
     site = status_site(
@@ -117,3 +129,20 @@ def http_listener(
     )
     observed = ObservedCounter(counter, publisher or globalLogPublisher)
     return HTTPListenerService(description, endpoint, site, observed)
+
+
+def _private(description: str) -> bool:
+    """
+    Whether C{description} is TLS or listens on loopback only (plain
+    C{tcp:} on another interface, or on all, sends basic logins in the
+    clear).
+    """
+    kind = description.split(":", 1)[0].lower()
+    if kind in ("ssl", "tls"):
+        return True
+    if kind not in ("tcp", "tcp6"):
+        return True  # unix sockets and others: not on the network
+    hosts = endpoint_interfaces(description)
+    return bool(hosts) and all(
+        host in ("::1", "localhost") or host.startswith("127.") for host in hosts
+    )

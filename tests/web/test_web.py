@@ -6,8 +6,9 @@ the conference service.
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, Dict, List, cast
 
+from twisted.logger import ILogObserver, globalLogPublisher
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.server import Site
@@ -85,3 +86,19 @@ class HTTPListenerTests(SynchronousTestCase):
         with self.assertRaises(StartupError) as caught:
             service.privilegedStartService()
         self.assertIn("--http tcp:8080", str(caught.exception))
+
+    def test_plain_http_warning(self) -> None:
+        """Plain HTTP off loopback is logged as a warning; loopback and TLS are not."""
+        events: List[Dict[str, Any]] = []
+        observer = cast(ILogObserver, events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        for description in (
+            "tcp:8080:interface=127.0.0.1",
+            "tcp6:8080:interface=\\:\\:1",
+            "tcp:8080:interface=192.0.2.1",
+            "tcp:8080",
+        ):
+            self.make(description)
+        warned = [e["description"] for e in events if "in the clear" in e.get("log_format", "")]
+        self.assertEqual(warned, ["tcp:8080:interface=192.0.2.1", "tcp:8080"])
