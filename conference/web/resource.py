@@ -227,6 +227,7 @@ class StatusResource(Resource):
             zone_name,
             tags.p(f"{days} days from {week}."),
             pages.freebusy_svg(data, start, days, zone),
+            tags.p(class_="muted")("Red: busy; amber: tentative; grey: unavailable."),
             nav,
         )
         await self._html(request, page)

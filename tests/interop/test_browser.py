@@ -24,13 +24,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Dict, Generator, List
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.trial.unittest import TestCase
 
 from conference.calendar import parse_ical_calendar, to_xcal
-from conference.records import ConferenceRecord
+from conference.records import CalendarEntry, ConferenceRecord
 from conference.store import open_stores
 from tests.interop.harness import SCENARIOS, ServerProcess, free_port, require_tool, run
 
@@ -125,6 +126,10 @@ def seed(path: Path) -> Generator[Deferred[Any], Any, None]:
                 uri=uri, uid=f"{user}@example.com", organizer=organizer, calendar=calendar
             )
             yield stores.conferences.put(record, None)
+            if organizer == "sip:alice@example.com":  # on her calendar too
+                yield stores.calendars.put_entry(
+                    CalendarEntry(organizer, record.uid, calendar, source="conference")
+                )
     finally:
         yield stores.close()
 
@@ -256,6 +261,20 @@ class BrowserTests(TestCase):
         after = self.dom(page_path)
         self.assertIn("Nobody is in the conference now", after)
         self.assertEqual(self.server.tracebacks(), [])
+
+    def test_freebusy(self) -> None:
+        """Alice's week shows her two conferences as busy blocks; bob may not look."""
+        # From yesterday in Paris, so both (around now) are in the picture;
+        # one crossing Paris midnight is drawn as two blocks.
+        paris = datetime.now(ZoneInfo("Europe/Paris"))
+        path = f"/freebusy?tz=Europe/Paris&start={(paris - timedelta(days=1)).date()}"
+        page = self.dom(path)
+        self.assertIn("Free/busy of sip:alice@example.com", page)
+        self.assertIn("times in Europe/Paris", page)
+        self.assertGreaterEqual(page.count("<title>BUSY "), 2)
+        self.screenshot(path, "status-freebusy", 1100, 700)
+        refused = self.dom("/freebusy?user=" + quote("sip:alice@example.com"), user="bob")
+        self.assertIn("Only admins", refused)
 
     def test_stranger_and_login(self) -> None:
         """Without credentials the browser is refused (401); carol sees only hers."""
