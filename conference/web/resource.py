@@ -118,10 +118,16 @@ class StatusResource(Resource):
         """
         for name, value in SECURITY_HEADERS:
             request.setHeader(name, value)
-        ensureDeferred(self._answer(request))
+        gone: List[bool] = []
+        request.notifyFinish().addErrback(lambda _: gone.append(True))
+        ensureDeferred(self._answer(request, gone))
         return NOT_DONE_YET
 
-    async def _answer(self, request: Request) -> None:
+    async def _answer(self, request: Request, gone: List[bool]) -> None:
+        """
+        Route C{request} and finish it, unless its client went away
+        meanwhile (C{gone} is then not empty).
+        """
         try:
             await self._route(request)
         except HTTPError as e:
@@ -133,7 +139,7 @@ class StatusResource(Resource):
         except Exception:
             log.failure("Status page request {path} failed", path=request.path)
             self._error(request, 500, "Internal error (logged).")
-        if not request.finished and not getattr(request, "_disconnected", False):
+        if not gone and not request.finished:
             request.finish()
 
     async def _route(self, request: Request) -> None:

@@ -8,14 +8,32 @@ from __future__ import annotations
 
 import json
 import re
-from typing import List
+from base64 import b64encode
+from typing import Any, List
 from urllib.parse import quote
+
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 
 from conference.app.conferences import serialize
 from conference.records import CalendarEntry
 from conference.web.access import Viewer
 from tests.app.calendars import T0, conference_calendar
 from tests.web.fixture import CONF, STRANGER, FailingConferences, WebFixture
+
+
+class HeldConferences:
+    """
+    A conference store that answers only when the test says so.
+    """
+
+    def __init__(self) -> None:
+        self.answer: Deferred[List[Any]] = Deferred()
+
+    def list(self, organizer: Any = None, state: Any = None) -> Deferred[List[Any]]:
+        return self.answer
 
 
 def csrf_of(page: str) -> str:
@@ -194,6 +212,23 @@ class BadInputTests(WebFixture):
         metrics = self.request("/metrics")
         self.assertEqual(metrics.code, 200)
         self.assertIn("conference_store_up 0.0", metrics.text)
+
+    def test_client_gone(self) -> None:
+        """A client that leaves before the store answers costs nothing: no error, no answer."""
+        held = HeldConferences()
+        self.stores.conferences = held  # type: ignore[assignment]
+        transport = StringTransport()
+        channel = self.site.buildProtocol(None)
+        assert channel is not None
+        channel.makeConnection(transport)
+        token = b64encode(b"alice:pw-a").decode()
+        channel.dataReceived(
+            f"GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {token}\r\n\r\n".encode()
+        )
+        channel.connectionLost(Failure(ConnectionDone()))
+        held.answer.callback([])
+        self.assertEqual(transport.value(), b"")
+        self.assertEqual(self.flushLoggedErrors(), [])
 
     def test_stores_not_open(self) -> None:
         """Before the stores open, pages are 503."""
