@@ -146,8 +146,9 @@ class StatusResource(Resource):
         method, path = request.method, request.path.rstrip(b"/") or b"/"
         handler = self._routes.get((method, path))
         if handler is None:
-            if any(p == path for _, p in self._routes):
-                request.setHeader(b"allow", b"GET" if method == b"POST" else b"POST")
+            allowed = sorted(m for m, p in self._routes if p == path)
+            if allowed:
+                request.setHeader(b"allow", b", ".join(allowed))
                 raise HTTPError(405, "Method not allowed.")
             raise HTTPError(404, "No such page.")
         if path == b"/metrics" and self.metrics_public:

@@ -195,8 +195,11 @@ class BadInputTests(WebFixture):
     def test_unknown_and_method(self) -> None:
         """Unknown paths are 404; the wrong method is 405."""
         self.assertEqual(self.request("/nothing/here").code, 404)
-        self.assertEqual(self.request("/action/end").code, 405)
-        self.assertEqual(self.request("/", method="POST", form={}).code, 405)
+        answer = self.request("/action/end")
+        self.assertEqual((answer.code, answer.header("allow")), (405, "POST"))
+        answer = self.request("/", method="POST", form={})
+        self.assertEqual((answer.code, answer.header("allow")), (405, "GET"))
+        self.assertEqual(self.request("/", method="DELETE").header("allow"), "GET")
 
     def test_store_down(self) -> None:
         """A failing store is 503 with Retry-After, no traceback."""
