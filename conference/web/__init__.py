@@ -18,6 +18,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger, LogPublisher, globalLogPublisher
 from twisted.web.server import Site
 
+from conference.tls import tls_endpoint
 from conference.transport.listening import (
     StreamListenerService,
     build_endpoint,
@@ -116,7 +117,7 @@ def http_listener(
             "logins (HTTP basic) cross the network in the clear; use ssl:",
             description=description,
         )
-    endpoint = build_endpoint(description, lambda: serverFromString(reactor, description), "--http")
+    endpoint = build_endpoint(description, lambda: _endpoint(reactor, description), "--http")
     counter = TransactionCounter()
     site = status_site(
         server,
@@ -129,6 +130,16 @@ def http_listener(
     )
     observed = ObservedCounter(counter, publisher or globalLogPublisher)
     return HTTPListenerService(description, endpoint, site, observed)
+
+
+def _endpoint(reactor: Any, description: str) -> Any:
+    """
+    The endpoint of C{description}: the server's own hardened C{tls:} form
+    (L{conference.tls}, no client certificates) or any Twisted one.
+    """
+    if description.lower().startswith("tls:"):
+        return tls_endpoint(reactor, description)
+    return serverFromString(reactor, description)
 
 
 def _private(description: str) -> bool:

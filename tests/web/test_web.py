@@ -80,6 +80,14 @@ class HTTPListenerTests(SynchronousTestCase):
             self.make("bogus:8080")
         self.assertIn("--http bogus:8080", str(caught.exception))
 
+    def test_tls_form(self) -> None:
+        """The server's own tls: form is accepted, its files checked when built."""
+        with self.assertRaises(StartupError) as caught:
+            self.make("tls:8443:certKey=/nonexistent/cert.pem")
+        message = str(caught.exception)
+        self.assertIn("--http tls:8443", message)
+        self.assertNotIn("Unknown endpoint type", message)
+
     def test_port_in_use(self) -> None:
         """A port in use fails start-up with one message naming --http."""
         service, _ = self.make("tcp:8080", busy=("tcp",))
