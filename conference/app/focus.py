@@ -620,16 +620,15 @@ class Focus:
             self._hang_up(call, why)
         return len(calls)
 
-    def remove_participant(self, key: Hashable, why: str) -> bool:
+    def hang_up(self, key: Hashable, why: str) -> bool:
         """
-        Hang up the participant of dialog C{key} (an organizer removed
-        them); returns whether there was one.
+        End the call of the dialog C{key} from our side with BYE (a
+        moderator removed them); whether there was such a call.
         """
         call = self.calls.get(key)
-        if call is None:
-            return False
-        self._hang_up(call, why)
-        return True
+        if call is not None:
+            self._hang_up(call, why)
+        return call is not None
 
     # Session timers -------------------------------------------------------
 

@@ -28,6 +28,9 @@ svg{width:100%;max-width:52em;height:auto;background:#fafafa;border:1px solid #d
 button{padding:0.4em 0.8em}form{display:inline}
 """
 
+#: Button labels of the actions (others show their name).
+ACTION_LABELS = {"end": "End the call for everyone", "remove": "Remove"}
+
 #: Bar colours of the pictures, in the order conferences are listed.
 COLOURS = ("#2f6fb0", "#1a7f37", "#9a6700", "#8250df", "#b42318", "#0f766e")
 
@@ -159,7 +162,9 @@ def _when(value: str, zone: tzinfo) -> str:
     return datetime.fromisoformat(value).astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
 
-def conference_body(page: Dict[str, Any], zone: tzinfo, csrf: str) -> List[Any]:
+def conference_body(
+    page: Dict[str, Any], zone: tzinfo, csrf: str, actions: Sequence[str] = ("end",)
+) -> List[Any]:
     """
     The body of a conference page: VEVENT facts, attendees with PARTSTAT,
     bindings, the live roster and, for who may act, the actions.
@@ -209,8 +214,8 @@ def conference_body(page: Dict[str, Any], zone: tzinfo, csrf: str) -> List[Any]:
         tags.h2(f"In the conference now ({len(page['roster'])})", id="roster"),
         roster,
     ]
-    if page["may_act"]:
-        body += [tags.h2("Actions"), _action_form("end", page["uri"], csrf)]
+    if page["may_act"] and actions:
+        body += [tags.h2("Actions"), *[_action_form(a, page["uri"], csrf) for a in actions]]
     return body
 
 
@@ -221,7 +226,7 @@ def _action_form(action: str, uri: str, csrf: str, participant: Optional[str] = 
     ]
     if participant is not None:
         fields.append(tags.input(type="hidden", name="participant", value=participant))
-    label = "Remove" if action == "remove" else "End the call for everyone"
+    label = ACTION_LABELS.get(action, action.capitalize())
     return tags.form(method="post", action=f"/action/{action}")(*fields, tags.button(label))
 
 

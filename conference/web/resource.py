@@ -108,8 +108,6 @@ class StatusResource(Resource):
             (b"GET", b"/api/conferences"): self._api_conferences,
             (b"GET", b"/api/conference"): self._api_conference,
             (b"GET", b"/api/freebusy"): self._api_freebusy,
-            (b"POST", b"/action/end"): self._act,
-            (b"POST", b"/action/remove"): self._act,
         }
 
     def render(self, request: Request) -> Any:  # type: ignore[override]
@@ -145,6 +143,11 @@ class StatusResource(Resource):
     async def _route(self, request: Request) -> None:
         method, path = request.method, request.path.rstrip(b"/") or b"/"
         handler = self._routes.get((method, path))
+        if path.startswith(b"/action/"):
+            if method != b"POST":
+                request.setHeader(b"allow", b"POST")
+                raise HTTPError(405, "Method not allowed.")
+            handler = self._act
         if handler is None:
             allowed = sorted(m for m, p in self._routes if p == path)
             if allowed:
@@ -214,7 +217,9 @@ class StatusResource(Resource):
     async def _conference(self, request: Request, viewer: Viewer) -> None:
         zone, zone_name = self._zone(request)
         page = await self._conference_data(request, viewer)
-        body = pages.conference_body(page, zone, self.gate.csrf_token(viewer))
+        body = pages.conference_body(
+            page, zone, self.gate.csrf_token(viewer), self.actions.conference_actions()
+        )
         await self._html(request, pages.layout(page["summary"], viewer.aor, zone_name, *body))
 
     async def _freebusy(self, request: Request, viewer: Viewer) -> None:
@@ -280,12 +285,14 @@ class StatusResource(Resource):
         if not self.gate.check_csrf(viewer, self._arg(request, "csrf")):
             raise HTTPError(403, "The form has expired or did not come from this site.")
         uri = self._required(request, "uri")
-        action = request.path.rstrip(b"/").rsplit(b"/", 1)[-1].decode("ascii")
+        action = request.path.rstrip(b"/").rsplit(b"/", 1)[-1].decode("ascii", "replace")
+        if action not in self.actions.handlers:
+            raise HTTPError(404, f"No such action: {action}")
         record = await self._stores().conferences.get(uri)
         if record is None or not viewer.may_act_on(record):
             raise HTTPError(404 if record is None else 403, "Not a conference you may act on.")
         try:
-            done = self.actions.run(action, record, viewer, self._arg(request, "participant"))
+            done = await self.actions.run(action, record, viewer, self._arg(request, "participant"))
         except ActionError as e:
             raise HTTPError(e.code, str(e)) from None
         log.info(

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from twisted.internet.defer import Deferred, fail
+
 from conference.records import ConferenceRecord
+from conference.sip.errors import RemoteProtocolError
 from conference.web.access import Viewer
 from conference.web.actions import ActionError, Actions
 from tests.web.fixture import CONF, WebFixture
@@ -29,26 +32,24 @@ class ActionsTests(WebFixture):
         """end hangs up everyone and says how many."""
         self.join()
         actions = Actions(lambda: self.focus)
-        self.assertEqual(actions.run("end", self.record(), ALICE, None), "hung up 1")
+        done = actions.run("end", self.record(), ALICE, None)
+        self.assertEqual(self.successResultOf(done), "hung up 1")
         self.assertEqual(self.focus.roster.count(CONF), 0)
 
     def test_unknown(self) -> None:
         """An unknown action is a 404 ActionError."""
-        with self.assertRaises(ActionError) as caught:
-            Actions(lambda: self.focus).run("mute", self.record(), ALICE, None)
-        self.assertEqual(caught.exception.code, 404)
+        d = Actions(lambda: self.focus).run("mute", self.record(), ALICE, None)
+        self.assertEqual(self.failureResultOf(d, ActionError).value.code, 404)
 
     def test_no_focus(self) -> None:
         """Before the focus runs, actions are 503."""
-        with self.assertRaises(ActionError) as caught:
-            Actions(lambda: None).run("end", self.record(), ALICE, None)
-        self.assertEqual(caught.exception.code, 503)
+        d = Actions(lambda: None).run("end", self.record(), ALICE, None)
+        self.assertEqual(self.failureResultOf(d, ActionError).value.code, 503)
 
     def test_remove_needs_participant(self) -> None:
         """remove without a participant is 400."""
-        with self.assertRaises(ActionError) as caught:
-            Actions(lambda: self.focus).run("remove", self.record(), ALICE, "")
-        self.assertEqual(caught.exception.code, 400)
+        d = Actions(lambda: self.focus).run("remove", self.record(), ALICE, "")
+        self.assertEqual(self.failureResultOf(d, ActionError).value.code, 400)
 
     def test_registered_action(self) -> None:
         """A new action (the seam for mute and lock) runs once registered."""
@@ -60,5 +61,26 @@ class ActionsTests(WebFixture):
 
         actions = Actions(lambda: self.focus)
         actions.handlers["lock"] = lock
-        self.assertEqual(actions.run("lock", self.record(), ALICE, None), "locked")
+        self.assertEqual(
+            self.successResultOf(actions.run("lock", self.record(), ALICE, None)), "locked"
+        )
         self.assertEqual(seen, [(CONF, ALICE.aor)])
+        self.assertEqual(actions.conference_actions(), ["end", "lock"])
+
+    def test_deferred_refusal(self) -> None:
+        """A handler's Deferred SIP refusal becomes its 4xx; a 5xx becomes 503."""
+        actions = Actions(lambda: self.focus)
+        for status, code in ((403, 403), (500, 503)):
+            refusal = RemoteProtocolError("Forbidden (only moderators may do that)", status)
+
+            def refuse(
+                record: ConferenceRecord,
+                viewer: Viewer,
+                participant: Optional[str],
+                error: RemoteProtocolError = refusal,
+            ) -> Deferred[str]:
+                return fail(error)
+
+            actions.handlers["mute"] = refuse
+            d = actions.run("mute", self.record(), ALICE, None)
+            self.assertEqual(self.failureResultOf(d, ActionError).value.code, code)

@@ -313,6 +313,17 @@ class ActionTests(WebFixture):
         self.assertEqual(answer.code, 303)
         self.assertEqual(self.focus.roster.count(CONF), 0)
 
+    def test_registered_action_served(self) -> None:
+        """A registered conference-wide action gets a button and its POST path; others 404."""
+        self.site.resource.actions.handlers["lock"] = lambda record, viewer, p: "locked"
+        page = self.request(f"/conference?uri={quote(CONF)}").text
+        self.assertIn('action="/action/lock"', page)
+        token = self.form()
+        answer = self.request("/action/lock", method="POST", form={"uri": CONF, "csrf": token})
+        self.assertEqual(answer.code, 303)
+        answer = self.request("/action/frob", method="POST", form={"uri": CONF, "csrf": token})
+        self.assertEqual(answer.code, 404)
+
     def test_unknown_participant(self) -> None:
         """Removing someone not in the conference is 404, nothing sent."""
         answer = self.request(
