@@ -40,7 +40,12 @@ from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request
 from conference.sip.transaction_model import new_branch, new_tag
 from conference.store import Stores, open_stores
-from conference.transport.listening import ListenerService, StreamListenerService, build_endpoint
+from conference.transport.listening import (
+    ListenerService,
+    StreamListenerService,
+    build_endpoint,
+    endpoint_interfaces,
+)
 from conference.transport.server import SIPServer
 from conference.transport.stream import SIPStreamFactory
 from conference.transport.udp import UDPListenerService, parse_udp_description
@@ -113,6 +118,10 @@ class ServerConfig:
     smime_key: Optional[str] = None
     smime_key_password: Optional[str] = None
     require_signature: bool = False
+    # The HTTP endpoint (docs/operations.rst): a stream server endpoint
+    # description, or None for none; whether /metrics needs no login.
+    http: Optional[str] = None
+    metrics_public: bool = False
     # Whether the server may tune this process's garbage collector once it
     # is serving (see tune_gc); on for twistd, off for embedding.
     tune_gc: bool = False
@@ -125,9 +134,7 @@ def listen_hosts(descriptions: Sequence[str]) -> List[str]:
     """
     hosts = ["localhost", "127.0.0.1", "::1"]
     for description in descriptions:
-        for part in description.replace("\\:", "\0").split(":"):
-            if part.startswith("interface="):
-                hosts.append(part[len("interface=") :].replace("\0", ":"))
+        hosts.extend(endpoint_interfaces(description))
     return hosts
 
 
@@ -255,6 +262,18 @@ class ConferenceService(MultiService):
         self.ready: Deferred[None] = Deferred()
         for description in config.listen:
             self._add_listener(description)
+        if config.http:
+            from conference.web import http_listener
+
+            http_listener(
+                self,
+                config.http,
+                portal=self.authenticator.portal,
+                domains=domains,
+                admins=config.admins,
+                reactor=reactor,
+                metrics_public=config.metrics_public,
+            ).setServiceParent(self)
         self._purge = LoopingCall(self._purge_expired)
         self._purge.clock = reactor
 

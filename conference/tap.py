@@ -179,6 +179,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             None,
             "Refuse iTIP MESSAGEs that are not S/MIME-signed (needs --smime-ca).",
         ],
+        ["metrics-public", None, "Serve /metrics on --http without login."],
     ]
     optParameters: List[List[Any]] = [
         [
@@ -384,6 +385,13 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "Sources never rate limited: comma-separated networks, or none.",
             _networks,
         ],
+        [
+            "http",
+            None,
+            None,
+            "Serve status pages, /api and /metrics on this stream endpoint "
+            "(tcp:8080:interface=127.0.0.1, ssl:...); default: off.",
+        ],
         ["tls-ca", None, None, "PEM bundle of the CAs TLS client certificates must chain to."],
         [
             "tls-client-cert",
@@ -505,6 +513,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             raise usage.UsageError("--media must be builtin or null")
         self._post_limits()
         self._post_smime()
+        if self["metrics-public"] and not self["http"]:
+            raise usage.UsageError("--metrics-public needs --http")
 
     def _post_smime(self) -> None:
         """
@@ -614,6 +624,8 @@ def config_from_options(options: Options) -> ServerConfig:
         smime_key=options["smime-key"],
         smime_key_password=options["smime-key-password"],
         require_signature=bool(options["require-signature"]),
+        http=options["http"],
+        metrics_public=bool(options["metrics-public"]),
     )
 
 

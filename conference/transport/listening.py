@@ -37,6 +37,9 @@ class ListenerService(Service):
         C{description}).
     """
 
+    #: The option the description came from, for messages.
+    option = "--listen"
+
     def __init__(self, description: str) -> None:
         self.description = description
         self.port: Optional[IListeningPort] = None
@@ -106,7 +109,7 @@ class ListenerService(Service):
         self._binding = False
         error = failure.value
         assert error is not None
-        self.error = StartupError(f"--listen {self.description}: {_reason(error)}")
+        self.error = StartupError(f"{self.option} {self.description}: {_reason(error)}")
         self._notify(self.error)
 
     def _notify(self, error: Optional[StartupError]) -> None:
@@ -164,7 +167,19 @@ def _reason(error: BaseException) -> str:
     return text or type(error).__name__
 
 
-def build_endpoint(description: str, build: Callable[[], Any]) -> Any:
+def endpoint_interfaces(description: str) -> List[str]:
+    """
+    The C{interface=} addresses named in an endpoint description (colons
+    escaped as C{\\:} in IPv6 addresses unescaped).
+    """
+    found = []
+    for part in description.replace("\\:", "\0").split(":"):
+        if part.startswith("interface="):
+            found.append(part[len("interface=") :].replace("\0", ":"))
+    return found
+
+
+def build_endpoint(description: str, build: Callable[[], Any], option: str = "--listen") -> Any:
     """
     Build the endpoint of a C{--listen} description now, so a bad one
     (unknown type, unreadable certificate, key missing) is reported while
@@ -175,4 +190,4 @@ def build_endpoint(description: str, build: Callable[[], Any]) -> Any:
     try:
         return build()
     except Exception as e:
-        raise StartupError(f"--listen {description}: {_reason(e)}") from e
+        raise StartupError(f"{option} {description}: {_reason(e)}") from e
