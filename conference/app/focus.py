@@ -663,16 +663,6 @@ class Focus:
             self._hang_up(call, why)
         return len(calls)
 
-    def hang_up(self, key: Hashable, why: str) -> bool:
-        """
-        End the call of the dialog C{key} from our side with BYE (a
-        moderator removed them); whether there was such a call.
-        """
-        call = self.calls.get(key)
-        if call is not None:
-            self._hang_up(call, why)
-        return call is not None
-
     # Session timers -------------------------------------------------------
 
     def _rearm(self) -> None:
