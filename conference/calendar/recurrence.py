@@ -367,7 +367,7 @@ class Rule:
     ) -> Iterator[datetime]:
         times = self.times
         for spans in self._day_periods(dtstart, start_from, end):
-            budget.charge(1 + sum(b - a for a, b in spans))
+            budget.charge(max(1, sum(b - a for a, b in spans)))
             days = [o for a, b in spans for o in range(a, b) if self.day_ok(o)]
             if not days or not times:
                 continue
@@ -433,8 +433,9 @@ class Rule:
                     stamps = [(m, s) for m in self.byminute or () for s in self.bysecond or ()]
                 if self.bysetpos:
                     stamps = _select(stamps, self.bysetpos)
+                if len(stamps) > 1:  # the lattice step paid for the first
+                    budget.charge(len(stamps) - 1)
                 for m, s in stamps:
-                    budget.charge()
                     yield datetime(base.year, base.month, base.day, hour, m, s)
 
     def starts(
