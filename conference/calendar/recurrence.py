@@ -70,9 +70,11 @@ class Budget:
 
     @ivar limit: steps allowed.
     @ivar spent: steps charged so far (the work counter tests and logs read).
+    @cvar total: steps charged by every budget since the process started.
     """
 
     __slots__ = ("limit", "spent")
+    total = 0
 
     def __init__(self, limit: int = MAX_STEPS) -> None:
         self.limit = limit
@@ -85,6 +87,7 @@ class Budget:
         @raise ExpansionError: once more than C{limit} are spent.
         """
         self.spent += steps
+        Budget.total += steps
         if self.spent > self.limit:
             raise ExpansionError(f"recurrences need more than {self.limit} steps to expand")
 
