@@ -112,7 +112,9 @@ def expand(
             resolver=resolver,
             budget=budget if budget is not None else Budget(),
         )
-    except (OverflowError, ValueError) as e:
+    except (OverflowError, ValueError, TypeError, KeyError) as e:
+        # dates past the calendar, UTC mixed with local times in a period,
+        # rule values no reader would produce
         raise ExpansionError(f"cannot expand {event.name}: {e}") from None
 
 
