@@ -19,7 +19,13 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-from conference.app.conferences import SCHEDULED, calendar_of, next_instance, utc_datetime
+from conference.app.conferences import (
+    SCHEDULED,
+    calendar_of,
+    next_instance,
+    timeline_of,
+    utc_datetime,
+)
 from conference.app.dialout import DialOut
 from conference.calendar.errors import CalendarError
 from conference.calendar.itip import normalize_address
@@ -73,14 +79,16 @@ class AutoDialOut:
         self._cancel(record.uri)
         if record.state != SCHEDULED:
             return None
+        now = self._reactor.seconds()
         try:
             calendar = calendar_of(record)
-        except CalendarError:
+            if not self.control.policy(record, calendar).dial_out:
+                return None
+            moment = utc_datetime(now)
+            instance = next_instance(timeline_of(record, moment), moment)
+        except CalendarError as e:
+            log.error("Conference {uri} has a bad stored calendar: {e}", uri=record.uri, e=e)
             return None
-        if not self.control.policy(record, calendar).dial_out:
-            return None
-        now = self._reactor.seconds()
-        instance = next_instance(calendar, utc_datetime(now))
         if instance is None:
             return None
         when = instance.start.timestamp()

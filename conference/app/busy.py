@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Uni
 from twisted.internet.defer import Deferred, gatherResults
 
 from conference.app.bookings import entry_calendar
-from conference.app.conferences import UTC, calendar_of, current_instance, utc_datetime
+from conference.app.conferences import UTC, current_instance, timeline_of, utc_datetime
 from conference.app.roster import Roster
 from conference.calendar import (
     Component,
@@ -191,7 +191,7 @@ class InConference:
                 end = at + timedelta(hours=1)
                 if record is not None:
                     try:
-                        instance = current_instance(calendar_of(record), at)
+                        instance = current_instance(timeline_of(record, at), at)
                     except CalendarError:
                         instance = None
                     if instance is not None:

@@ -10,9 +10,11 @@ focus, the scheduler and the busy path read conferences the same way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import heapq
+from bisect import bisect_left
+from collections import OrderedDict
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from conference.calendar import (
     Component,
@@ -23,38 +25,35 @@ from conference.calendar import (
     to_xcal,
 )
 from conference.calendar import values as cv
-from conference.calendar.freebusy import expand
+from conference.calendar.errors import CalendarError
+from conference.calendar.expansion import Occurrence, calendar_occurrences
 from conference.calendar.itip import normalize_address
-from conference.calendar.timezones import TimezoneResolver
+from conference.calendar.recurrence import HORIZON, Budget
 from conference.records import ConferenceRecord
 
 UTC = timezone.utc
 PRODID = "-//conference//iSIP focus//EN"
 DEFAULT_EARLY_JOIN = timedelta(minutes=10)
-# How far ahead "is there another instance" looks: recurring conferences
-# with gaps longer than this count as over.
-HORIZON = timedelta(days=400)
+# How far ahead "is there another instance" looks is HORIZON, shared with
+# the input checks of the calendar package: recurring conferences with gaps
+# longer than that count as over.
+#: How long one cached expansion of a stored conference serves: it covers
+#: C{[day, day + TIMELINE_SPAN + HORIZON)}, every window the focus asks about
+#: while C{now} stays within its first C{TIMELINE_SPAN}.
+TIMELINE_SPAN = timedelta(days=1)
+#: Cached expansions kept (least recently used dropped first), and the most
+#: instances they may hold together.
+TIMELINE_CACHE_ENTRIES = 512
+TIMELINE_CACHE_INSTANCES = 200_000
 
 SCHEDULED = "scheduled"
 CANCELLED = "cancelled"
 
 
-@dataclass(frozen=True)
-class Instance:
-    """
-    One occurrence of a conference.
-
-    @ivar start: and C{end}: UTC.
-    @ivar event: the VEVENT that describes it (the master, or the override
-        with its RECURRENCE-ID).
-    @ivar recurrence_id: the instance's original start (UTC) for a
-        recurring conference, else L{None}.
-    """
-
-    start: datetime
-    end: datetime
-    event: Component
-    recurrence_id: Optional[datetime]
+#: One occurrence of a conference: C{start} and C{end} in UTC, the VEVENT
+#: that describes it (the master or the override) and, for a recurring
+#: conference, its RECURRENCE-ID in UTC.
+Instance = Occurrence
 
 
 def utc_datetime(now: float) -> datetime:
@@ -140,76 +139,243 @@ def is_cancelled(record: ConferenceRecord, calendar: Component) -> bool:
     return bool(masters) and all(str(e.value("STATUS", "")).upper() == "CANCELLED" for e in masters)
 
 
-def instances(calendar: Component, start: datetime, end: datetime) -> List[Instance]:
+def instances(
+    calendar: Component, start: datetime, end: datetime, budget: Optional[Budget] = None
+) -> List[Instance]:
     """
     The live (not cancelled) instances of every event overlapping
-    C{[start, end)}, sorted by start.
+    C{[start, end)}, sorted by start, expanded within C{budget} (a fresh
+    L{Budget} of L{conference.calendar.recurrence.MAX_STEPS} by default).
+
+    @raise conference.calendar.CalendarError: on unusable calendar data,
+        or when expanding needs more work than the budget allows.
     """
-    resolver = TimezoneResolver([calendar])
-    found: List[Instance] = []
-    for master in master_events(calendar):
-        uid = master.value("UID")
-        overrides = overrides_of(calendar, uid) if isinstance(uid, str) else []
-        for s, e, comp in expand(master, overrides, start, end, resolver=resolver):
-            if str(comp.value("STATUS", "")).upper() == "CANCELLED":
-                continue
-            recurring = master.get("RRULE") is not None or master.get("RDATE") is not None
-            rid_prop = comp.get("RECURRENCE-ID")
-            if rid_prop is not None and isinstance(rid_prop.value, datetime):
-                rid: Optional[datetime] = resolver.property_utc(rid_prop)
-            else:
-                rid = s if recurring else None
-            found.append(Instance(s, e, comp, rid))
-    found.sort(key=lambda i: (i.start, i.end))
-    return found
+    return calendar_occurrences(calendar, start, end, budget=budget)
+
+
+class Timeline:
+    """
+    The live instances of a calendar over C{[start, end)}, sorted, from one
+    bounded expansion, so that the questions the focus asks at each INVITE
+    (what is on, what is next, is it over) are lookups.
+
+    @ivar steps: the work the expansion took (see L{Budget}).
+    """
+
+    __slots__ = ("_longest", "_starts", "end", "instances", "start", "steps")
+
+    def __init__(
+        self, found: Sequence[Instance], start: datetime, end: datetime, steps: int = 0
+    ) -> None:
+        self.instances = list(found)
+        self.start = start
+        self.end = end
+        self.steps = steps
+        self._starts = [i.start for i in self.instances]
+        self._longest = max((i.end - i.start for i in self.instances), default=timedelta(0))
+
+    @classmethod
+    def expand(cls, calendar: Component, start: datetime, end: datetime) -> Timeline:
+        """
+        Expand C{calendar} over C{[start, end)} within one L{Budget}.
+
+        @raise conference.calendar.CalendarError: as L{instances}.
+        """
+        budget = Budget()
+        return cls(instances(calendar, start, end, budget), start, end, budget.spent)
+
+    def between(self, start: datetime, end: datetime) -> List[Instance]:
+        """
+        The instances overlapping C{[start, end)}, which must lie within
+        this timeline's window.
+        """
+        if start < self.start or end > self.end:
+            raise ValueError(f"[{start}, {end}) is outside the timeline [{self.start}, {self.end})")
+        low = bisect_left(self._starts, start - self._longest)
+        high = bisect_left(self._starts, end)
+        return [i for i in self.instances[low:high] if i.end > start]
+
+
+#: A calendar to expand, or a timeline already expanded.
+Schedule = Union[Component, Timeline]
+
+
+class TimelineCache:
+    """
+    Expansions of stored conferences by record version and
+    L{TIMELINE_SPAN}, least recently used dropped first, bounded in entries
+    and in the instances they hold together.  A failure is kept too, so a
+    conference that cannot be expanded costs one bounded attempt a day, not
+    one per INVITE.
+
+    @ivar expansions: how many expansions were made (a work counter).
+    """
+
+    def __init__(
+        self, entries: int = TIMELINE_CACHE_ENTRIES, instances: int = TIMELINE_CACHE_INSTANCES
+    ) -> None:
+        self.entries = entries
+        self.instances = instances
+        self.expansions = 0
+        self._held = 0
+        self._items: OrderedDict[Tuple[str, int, bytes, int], Union[Timeline, CalendarError]] = (
+            OrderedDict()
+        )
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, record: ConferenceRecord, now: datetime) -> Timeline:
+        """
+        The expansion of C{record} covering every window the focus asks
+        about at C{now}: C{[day, day + TIMELINE_SPAN + HORIZON)}.
+
+        @raise conference.calendar.CalendarError: if the stored calendar is
+            unreadable or needs more work than the budget allows.
+        """
+        span = int(TIMELINE_SPAN.total_seconds())
+        slot = int(now.timestamp()) // span
+        key = (record.uri, record.version, record.calendar, slot)
+        found = self._items.get(key)
+        if found is None:
+            found = self._expand(record, datetime.fromtimestamp(slot * span, UTC))
+            self._items[key] = found
+            self._held += len(found.instances) if isinstance(found, Timeline) else 0
+            while len(self._items) > self.entries or (
+                self._held > self.instances and len(self._items) > 1
+            ):
+                _, gone = self._items.popitem(last=False)
+                self._held -= len(gone.instances) if isinstance(gone, Timeline) else 0
+        else:
+            self._items.move_to_end(key)
+        if isinstance(found, CalendarError):
+            raise type(found)(found.fault, found.where)
+        return found
+
+    def _expand(self, record: ConferenceRecord, start: datetime) -> Union[Timeline, CalendarError]:
+        self.expansions += 1
+        try:
+            return Timeline.expand(calendar_of(record), start, start + TIMELINE_SPAN + HORIZON)
+        except CalendarError as e:
+            return e
+
+
+#: The focus's cache of conference expansions.
+TIMELINES = TimelineCache()
+
+
+def timeline_of(record: ConferenceRecord, now: datetime) -> Timeline:
+    """
+    L{TimelineCache.get} of the shared L{TIMELINES}.
+    """
+    return TIMELINES.get(record, now)
+
+
+def _within(
+    schedule: Schedule, start: datetime, end: datetime, budget: Optional[Budget] = None
+) -> List[Instance]:
+    if isinstance(schedule, Timeline):
+        return schedule.between(start, end)
+    return instances(schedule, start, end, budget)
 
 
 def current_instance(
-    calendar: Component, now: datetime, early: timedelta = DEFAULT_EARLY_JOIN
+    schedule: Schedule, now: datetime, early: timedelta = DEFAULT_EARLY_JOIN
 ) -> Optional[Instance]:
     """
     The instance open at C{now}: from C{early} before its start until its
     end.  Of several, the one that started first.
     """
-    for instance in instances(calendar, now, now + early + timedelta(seconds=1)):
+    for instance in _within(schedule, now, now + early + timedelta(seconds=1)):
         if instance.start - early <= now < instance.end:
             return instance
     return None
 
 
-def next_instance(calendar: Component, now: datetime) -> Optional[Instance]:
+def next_instance(schedule: Schedule, now: datetime) -> Optional[Instance]:
     """
     The first instance that starts after C{now}, within L{HORIZON}.
     """
-    for instance in instances(calendar, now, now + HORIZON):
+    for instance in _within(schedule, now, now + HORIZON):
         if instance.start > now:
             return instance
     return None
 
 
-def is_over(calendar: Component, now: datetime) -> bool:
+def is_over(schedule: Schedule, now: datetime) -> bool:
     """
     Whether no instance is on now or to come within L{HORIZON}.
     """
-    return not any(i.end > now for i in instances(calendar, now, now + HORIZON))
+    return not any(i.end > now for i in _within(schedule, now, now + HORIZON))
+
+
+def first_overlap(
+    mine: Sequence[Instance], theirs: Sequence[Instance], budget: Optional[Budget] = None
+) -> Optional[Tuple[Instance, Instance]]:
+    """
+    An instance of C{mine} and one of C{theirs} that overlap (their
+    C{[start, end)} intervals share some time), or L{None}: one sweep over
+    both lists, each sorted by start, so O(n + m) instead of comparing every
+    pair.  Each instance swept costs one step of C{budget}, if given.
+    """
+    merged = heapq.merge(
+        [(i.start, 0, i) for i in mine],
+        [(i.start, 1, i) for i in theirs],
+        key=lambda item: item[0],
+    )
+    # The instance of each side reaching furthest among those that
+    # started before the current start.
+    reach: List[Optional[Instance]] = [None, None]
+    group: List[List[Instance]] = [[], []]
+    start: Optional[datetime] = None
+
+    def close_group() -> Optional[Tuple[Instance, Instance]]:
+        # Instances starting together at `start`, against each other and
+        # against those that started earlier.
+        assert start is not None
+        for side in (0, 1):
+            other = reach[1 - side]
+            if group[side] and other is not None and other.end > start:
+                pair = (group[side][0], other)
+                return pair if side == 0 else (pair[1], pair[0])
+        live = [[i for i in group[side] if i.end > start] for side in (0, 1)]
+        if live[0] and live[1]:
+            return (live[0][0], live[1][0])
+        for side in (0, 1):
+            for i in group[side]:
+                best = reach[side]
+                if best is None or i.end > best.end:
+                    reach[side] = i
+            group[side] = []
+        return None
+
+    for at, side, instance in merged:
+        if budget is not None:
+            budget.charge()
+        if start is not None and at != start:
+            found = close_group()
+            if found is not None:
+                return found
+        start = at
+        group[side].append(instance)
+    return close_group() if start is not None else None
 
 
 def overlaps(
-    first: Component, second: Component, now: datetime, horizon: timedelta = HORIZON
+    first: Schedule, second: Schedule, now: datetime, horizon: timedelta = HORIZON
 ) -> bool:
     """
     Whether any instance of C{first} overlaps one of C{second} between
-    C{now} and C{now + horizon} (for booking a conference URI twice).
+    C{now} and C{now + horizon} (for booking a conference URI twice): both
+    expansions and the sweep within one L{Budget}.
+
+    @raise conference.calendar.CalendarError: as L{instances}.
     """
-    end = now + horizon
-    theirs = instances(second, now, end)
+    end, budget = now + horizon, Budget()
+    theirs = _within(second, now, end, budget)
     if not theirs:
         return False
-    for mine in instances(first, now, end):
-        for other in theirs:
-            if mine.start < other.end and other.start < mine.end:
-                return True
-    return False
+    return first_overlap(_within(first, now, end, budget), theirs, budget) is not None
 
 
 def serialize(calendar: Component) -> bytes:

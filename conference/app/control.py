@@ -24,6 +24,7 @@ from conference.app.conferences import (
     calendar_of,
     current_instance,
     next_instance,
+    timeline_of,
     utc_datetime,
 )
 from conference.app.focus import Focus
@@ -276,8 +277,9 @@ class ConferenceControl:
         try:
             calendar = calendar_of(record)
             moment = utc_datetime(now)
-            instance = current_instance(calendar, moment, self.focus.early_join) or next_instance(
-                calendar, moment
+            timeline = timeline_of(record, moment)
+            instance = current_instance(timeline, moment, self.focus.early_join) or next_instance(
+                timeline, moment
             )
             events = calendar.subcomponents("VEVENT")
             if events:

@@ -46,6 +46,7 @@ from conference.app.conferences import (
     is_cancelled,
     is_over,
     next_instance,
+    timeline_of,
     utc_datetime,
 )
 from conference.app.core import CoreRouter, RequestContext, caller_identity, request_target
@@ -292,10 +293,15 @@ class Focus:
             raise RemoteProtocolError("Conference unavailable", 500) from None
         if is_cancelled(record, calendar):
             raise RemoteProtocolError("Gone (conference cancelled)", 410)
-        instance = current_instance(calendar, now, self.early_join)
+        try:  # bounded and cached per record version (docs/limits.rst)
+            timeline = timeline_of(record, now)
+        except CalendarError as e:
+            log.error("Conference {uri} cannot be expanded: {e}", uri=record.uri, e=e)
+            raise RemoteProtocolError("Conference unavailable", 500) from None
+        instance = current_instance(timeline, now, self.early_join)
         if instance is None:
-            upcoming = next_instance(calendar, now)
-            if upcoming is None or is_over(calendar, now):
+            upcoming = next_instance(timeline, now)
+            if upcoming is None or is_over(timeline, now):
                 raise RemoteProtocolError("Gone (conference ended)", 410)
             return self._refuse(
                 join, upcoming.start - self.early_join, "not open yet", "BUSY-UNAVAILABLE"

@@ -24,6 +24,7 @@ from conference.app.conferences import (
     calendar_of,
     current_instance,
     is_cancelled,
+    timeline_of,
     utc_datetime,
 )
 from conference.app.focus import Focus
@@ -114,11 +115,13 @@ class ConferenceLifecycle:
             return None
         try:
             calendar = calendar_of(record)
-        except CalendarError:
+            if is_cancelled(record, calendar):
+                return None
+            moment = utc_datetime(now)
+            instance = current_instance(timeline_of(record, moment), moment, self.focus.early_join)
+        except CalendarError as e:
+            log.error("Conference {uri} has a bad stored calendar: {e}", uri=record.uri, e=e)
             return None
-        if is_cancelled(record, calendar):
-            return None
-        instance = current_instance(calendar, utc_datetime(now), self.focus.early_join)
         if instance is None:
             # Past DTEND, within the grace period: the instance just ended.
             live = self._live.get(record.uri)

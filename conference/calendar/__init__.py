@@ -10,6 +10,7 @@ from __future__ import annotations
 from conference.calendar.errors import (
     CalendarError,
     CalendarValueError,
+    ExpansionError,
     FreeBusyError,
     ICalendarError,
     RequestStatus,
@@ -31,6 +32,7 @@ __all__ = [
     "CalendarError",
     "CalendarValueError",
     "Component",
+    "ExpansionError",
     "FreeBusyError",
     "ICalendarError",
     "ITipResult",

@@ -52,6 +52,14 @@ class FreeBusyError(CalendarError):
     """
 
 
+class ExpansionError(CalendarError):
+    """
+    Recurrences could not be expanded within the work budget, or their
+    dates leave the range the server computes with
+    (L{conference.calendar.recurrence}).
+    """
+
+
 class RequestStatus(NamedTuple):
     """
     An RFC 5546 section 3.6 REQUEST-STATUS: a dotted code, its reason
@@ -129,6 +137,7 @@ __all__ = [
     "STATUS",
     "CalendarError",
     "CalendarValueError",
+    "ExpansionError",
     "FreeBusyError",
     "ICalendarError",
     "RequestStatus",

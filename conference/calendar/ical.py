@@ -26,6 +26,7 @@ from conference.calendar.model import (
     normalize_param,
     value_type_for,
 )
+from conference.calendar.xcal_reader import MAX_NESTING
 
 try:  # icalendar >= 7 keeps the folding helper private
     from icalendar.parser.string import _foldline as _fold
@@ -44,11 +45,15 @@ VALUE_REQUIRED = frozenset(["CONFERENCE", "IMAGE"])
 MAX_CHARS = 1 << 20
 
 
-def loads(text: Union[str, bytes], max_chars: int = MAX_CHARS) -> List[Component]:
+def loads(
+    text: Union[str, bytes], max_chars: int = MAX_CHARS, max_nesting: int = MAX_NESTING
+) -> List[Component]:
     """
     Read iCalendar text; return its top-level components (normally one or
     more VCALENDARs).
 
+    @param max_nesting: how deep components may nest (a VCALENDAR is 1);
+        the default is what the stored xCal form can hold.
     @raise ICalendarError: naming the content line (1-based, after
         unfolding) and the fault.
     """
@@ -80,6 +85,8 @@ def loads(text: Union[str, bytes], max_chars: int = MAX_CHARS) -> List[Component
             comp = Component(raw.strip().upper())
             if not _NAME.match(comp.name):
                 raise ICalendarError(f"bad component name {raw!r}", where)
+            if len(stack) >= max_nesting:
+                raise ICalendarError(f"components nested deeper than {max_nesting}", where)
             (stack[-1].components if stack else result).append(comp)
             stack.append(comp)
         elif name == "END":

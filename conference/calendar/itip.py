@@ -16,6 +16,7 @@ from typing import Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 from conference.calendar import values as cv
 from conference.calendar.errors import CalendarError, RequestStatus, status
 from conference.calendar.model import Component, Property, new_calendar
+from conference.calendar.storable import check_storable
 from conference.calendar.timezones import TimezoneResolver
 from conference.interfaces import IDelegationPolicy
 
@@ -176,6 +177,7 @@ class _Engine:
         self.server = {normalize_address(a) for a in server_addresses}
         self.resolver = TimezoneResolver([self.work])
         self.outgoing: List[Outgoing] = []
+        self.changed: List[Component] = []  # what the message added or replaced
 
     # -- lookups --------------------------------------------------------------
 
@@ -204,6 +206,7 @@ class _Engine:
         return [c for c in self.work.components if c.name != "VTIMEZONE" and c.value("UID") == uid]
 
     def replace(self, old: Optional[Component], new: Component) -> None:
+        self.changed.append(new)
         if old is None:
             self.work.components.append(new)
         else:
@@ -483,8 +486,11 @@ def _instance_of(master: Component, reply: Component) -> Component:
     start = master.get("DTSTART")
     end = master.get("DTEND")
     if start is not None and end is not None and isinstance(start.value, date):
-        delta: timedelta = end.value - start.value
-        new.set("DTEND", rid.value + delta, end.params)
+        try:
+            delta: timedelta = end.value - start.value
+            new.set("DTEND", rid.value + delta, end.params)
+        except (OverflowError, TypeError):  # out of range, or DATE against DATE-TIME
+            raise _refuse("invalid-date", "RECURRENCE-ID: the instance cannot end") from None
     if start is not None:
         new.set("DTSTART", rid.value, rid.params)
     new.set("RECURRENCE-ID", rid.value, rid.params)
@@ -580,6 +586,10 @@ def process(
         new_state = (
             engine.work if method not in ("REFRESH", "COUNTER", "DECLINECOUNTER") else stored
         )
+        if new_state is engine.work:  # docs/limits.rst: only what can be read back and expanded
+            unstorable = check_storable(engine.work, engine.changed, now=engine.now_dt)
+            if unstorable is not None:
+                return ITipResult(False, unstorable, refused_state)
         return ITipResult(True, status("success"), new_state, engine.outgoing, details)
     except _Refused as e:
         return ITipResult(False, e.status, refused_state)

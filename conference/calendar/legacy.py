@@ -45,7 +45,7 @@ from conference.calendar.model import (
     Property,
     normalize_param,
 )
-from conference.calendar.xcal import element_path
+from conference.calendar.xcal_reader import MAX_NESTING, element_path
 
 COMPONENT_NAMES = frozenset(
     [
@@ -105,9 +105,13 @@ def _is_component(local: str) -> bool:
     return local in COMPONENT_NAMES or (local.startswith("x-") and local.endswith("-component"))
 
 
-def _read_component(elem: Any, depth: int, max_depth: int) -> Component:
+def _read_component(elem: Any, depth: int, max_depth: int, level: int = 1) -> Component:
+    # level: the component nesting (vCalendar is 1), bounded like the
+    # iCalendar reader's so that what is read can be stored as RFC 6321.
     if depth > max_depth:
         raise XCalError(f"nesting deeper than {max_depth} elements", element_path(elem))
+    if level > MAX_NESTING:
+        raise XCalError(f"components nested deeper than {MAX_NESTING}", element_path(elem))
     local = _local(elem) or ""
     comp = Component(local)
     if local == "vcalendar":
@@ -125,7 +129,7 @@ def _read_component(elem: Any, depth: int, max_depth: int) -> Component:
         if _is_component(clocal):
             if clocal == "vcalendar":
                 raise XCalError("vCalendar cannot nest", element_path(child))
-            comp.components.append(_read_component(child, depth + 1, max_depth))
+            comp.components.append(_read_component(child, depth + 1, max_depth, level + 1))
         else:
             if len(child):
                 raise XCalError("property element must hold only text", element_path(child))

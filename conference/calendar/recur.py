@@ -40,6 +40,19 @@ RECUR_BY_PARTS = (
 FREQS = frozenset(["SECONDLY", "MINUTELY", "HOURLY", "DAILY", "WEEKLY", "MONTHLY", "YEARLY"])
 WEEKDAYS = frozenset(["SU", "MO", "TU", "WE", "TH", "FR", "SA"])
 _BYDAY = re.compile(r"^([+-]?)(\d{0,2})(SU|MO|TU|WE|TH|FR|SA)$")
+#: The values RFC 5545's grammar allows in each numeric BYxxx part: the
+#: largest magnitude and whether a sign (counting from the end) is allowed.
+#: Zero is never a position (BYMONTHDAY, BYYEARDAY, BYWEEKNO, BYSETPOS).
+BY_RANGES: Dict[str, Tuple[int, int, bool]] = {
+    "BYSECOND": (0, 60, False),
+    "BYMINUTE": (0, 59, False),
+    "BYHOUR": (0, 23, False),
+    "BYMONTHDAY": (1, 31, True),
+    "BYYEARDAY": (1, 366, True),
+    "BYWEEKNO": (1, 53, True),
+    "BYMONTH": (1, 12, False),
+    "BYSETPOS": (1, 366, True),
+}
 
 
 class Recur:
@@ -146,14 +159,14 @@ def recur_from_parts(items: List[Tuple[str, str]], text: str, xml: bool) -> Recu
                 raise _fail(text, f"WKST {val!r} is not a weekday")
             recur.wkst = val
         elif key == "BYDAY":
-            if not _BYDAY.match(val):
+            match = _BYDAY.match(val)
+            if not match:
                 raise _fail(text, f"BYDAY {val!r} malformed")
+            if match.group(2) and not 1 <= int(match.group(2)) <= 53:
+                raise _fail(text, f"BYDAY {val!r}: the week number is 1 to 53")
             by.setdefault(key, []).append(val)
         elif key in RECUR_BY_PARTS:
-            sign = val[1:] if val[:1] in "+-" else val
-            if not sign.isdigit():
-                raise _fail(text, f"{key} {val!r} is not an integer")
-            by.setdefault(key, []).append(val)
+            by.setdefault(key, []).append(_by_number(text, key, val))
         else:
             raise _fail(text, f"unknown rule part {key!r}")
     if freq is None:
@@ -163,6 +176,18 @@ def recur_from_parts(items: List[Tuple[str, str]], text: str, xml: bool) -> Recu
     recur.freq = freq
     recur.by = {k: tuple(v) for k, v in by.items()}
     return recur
+
+
+def _by_number(text: str, key: str, val: str) -> str:
+    # A BYxxx number, checked against the range the grammar allows.
+    digits = val[1:] if val[:1] in "+-" else val
+    if not digits.isdigit() or len(digits) > 3:
+        raise _fail(text, f"{key} {val!r} is not an integer")
+    low, high, signed = BY_RANGES[key]
+    if (val[:1] in "+-" and not signed) or not low <= int(digits) <= high:
+        allowed = f"{'+/-' if signed else ''}{low} to {high}"
+        raise _fail(text, f"{key} {val!r} is out of range ({allowed})")
+    return val
 
 
 def recur_items(value: Recur, xml: bool = False) -> List[Tuple[str, str]]:
@@ -205,6 +230,7 @@ def format_recur(value: Recur) -> str:
 
 
 __all__ = [
+    "BY_RANGES",
     "FREQS",
     "RECUR_BY_PARTS",
     "WEEKDAYS",

@@ -9,13 +9,15 @@ both need this, and neither may guess.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any, Dict, Iterable, Optional, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from conference.calendar import ical
-from conference.calendar.errors import CalendarValueError
+from conference.calendar.errors import CalendarValueError, ExpansionError
 from conference.calendar.model import Component, Property
+from conference.calendar.recur import Recur
+from conference.calendar.recurrence import EARLIEST, Budget, occurrences
 from conference.calendar.values import UTC
 
 DateOrDateTime = Union[date, datetime]
@@ -133,11 +135,47 @@ def _iana(tzid: str) -> Optional[tzinfo]:
     return None
 
 
+#: An observance's RRULE must be YEARLY and give between one and
+#: C{2 * OBSERVANCE_YEARS} onsets in its first C{OBSERVANCE_YEARS} years.
+OBSERVANCE_YEARS = 8
+_OBSERVANCE_STEPS = 400 * OBSERVANCE_YEARS
+
+
+def observances_bounded(vtz: Component) -> bool:
+    """
+    Whether converting C{vtz} costs a bounded amount of work.  dateutil
+    iterates each observance's RRULE from its DTSTART at every lookup, so
+    a rule that is not YEARLY, starts before
+    L{conference.calendar.recurrence.EARLIEST}, never matches or matches
+    too often could block the server (a MINUTELY rule from 1970 takes
+    minutes); real time zones change offset once or twice a year.
+    """
+    for observance in vtz.components:
+        for prop in observance.get_all("RRULE"):
+            recur, start = prop.value, observance.value("DTSTART")
+            if not isinstance(recur, Recur) or recur.freq != "YEARLY":
+                return False
+            if not isinstance(start, datetime) or start.replace(tzinfo=None) < EARLIEST:
+                return False
+            first = start.replace(tzinfo=None, microsecond=0)
+            end = first + timedelta(days=366 * OBSERVANCE_YEARS)
+            budget = Budget(_OBSERVANCE_STEPS)
+            try:
+                onsets = sum(1 for _ in occurrences(recur, first, before=end, budget=budget))
+            except ExpansionError:
+                return False
+            if not 1 <= onsets <= 2 * OBSERVANCE_YEARS:
+                return False
+    return True
+
+
 def _from_vtimezone(vtz: Component) -> Optional[tzinfo]:
     # icalendar knows how to turn a VTIMEZONE into a tzinfo; hand it the
-    # component as text.
+    # component as text, once it is known to be cheap to convert.
     from icalendar import Timezone
 
+    if not observances_bounded(vtz):
+        return None
     try:
         text = ical.dumps(vtz)
         parsed = Timezone.from_ical(text)
@@ -148,4 +186,4 @@ def _from_vtimezone(vtz: Component) -> Optional[tzinfo]:
     return zone if isinstance(zone, tzinfo) else None
 
 
-__all__ = ["TimezoneResolver"]
+__all__ = ["OBSERVANCE_YEARS", "TimezoneResolver", "observances_bounded"]

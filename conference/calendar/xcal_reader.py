@@ -33,6 +33,12 @@ _P = "{" + NS + "}"
 MAX_BYTES = 1 << 20
 #: Deepest element nesting accepted (xCal itself needs about 12 levels).
 MAX_DEPTH = 48
+#: Deepest component nesting (a VCALENDAR is 1, its VEVENT 2, a VALARM in
+#: that 3) whose xCal form fits L{MAX_DEPTH}: a component at nesting C{n} is
+#: element C{2n} of the document and its parameter values lie 5 deeper.  The
+#: iCalendar and legacy readers refuse deeper nesting, so that whatever they
+#: accept can be stored as xCal and read back.
+MAX_NESTING = (MAX_DEPTH - 5) // 2
 
 _INTERNAL_SUBSET = re.compile(rb"<!DOCTYPE[^\[>]*\[(.*?)\]\s*>", re.S)
 _ENTITY_DECL = re.compile(rb"<!ENTITY\s+(?:%\s+)?([^\s>]+)")
@@ -623,6 +629,7 @@ def _read_recur(elem: Any) -> cv.Recur:
 __all__ = [
     "MAX_BYTES",
     "MAX_DEPTH",
+    "MAX_NESTING",
     "NS",
     "check_depth",
     "element_path",

@@ -180,7 +180,7 @@ class RecurrenceTests(SynchronousTestCase):
         )
 
     def test_step_cap(self) -> None:
-        """A secondly rule from long ago is clipped by the step cap, not spun through."""
+        """A secondly rule is stopped by the work budget with an error, not spun through."""
         ev = event(
             "s",
             datetime(2000, 1, 1, tzinfo=UTC),
@@ -188,8 +188,20 @@ class RecurrenceTests(SynchronousTestCase):
             DURATION=timedelta(seconds=1),
             RRULE=cv.Recur("SECONDLY"),
         )
+        error = self.assertRaises(FreeBusyError, busy_intervals, [ev], D0, WEEK, max_steps=1000)
+        self.assertIn("1000 steps", str(error))
+
+    def test_old_rule_within_budget(self) -> None:
+        """An hourly rule from 1990 starts at the window: a week costs far less than 1000 steps."""
+        ev = event(
+            "h",
+            datetime(1990, 1, 1, tzinfo=UTC),
+            hours=0,
+            DURATION=timedelta(minutes=30),
+            RRULE=cv.Recur("HOURLY", interval=6),
+        )
         found = busy_intervals([ev], D0, WEEK, max_steps=1000)
-        self.assertEqual(found, {})
+        self.assertEqual(len(found["BUSY"]), 28)
 
     def test_instance_cap(self) -> None:
         """At most max_instances busy instances are collected."""

@@ -16,6 +16,7 @@ from conference.calendar import ical, xcal
 from conference.calendar import values as cv
 from conference.calendar.errors import ICalendarError
 from conference.calendar.model import Component, Property, new_calendar
+from conference.calendar.xcal_reader import MAX_NESTING
 from tests.calendar.support import UTC, calendars, conference_event, request, xcal_file
 
 
@@ -223,3 +224,18 @@ class ErrorTests(SynchronousTestCase):
     def test_one_calendar(self) -> None:
         """load_calendar insists on exactly one VCALENDAR."""
         self.assertRaises(ICalendarError, ical.load_calendar, cal() + cal())
+
+    def test_nesting(self) -> None:
+        """Components nested deeper than the stored xCal form can hold are refused."""
+
+        def nested(levels: int) -> str:
+            opened = "".join("BEGIN:VALARM\r\n" for _ in range(levels))
+            closed = "".join("END:VALARM\r\n" for _ in range(levels))
+            return "BEGIN:VCALENDAR\r\n" + opened + closed + "END:VCALENDAR\r\n"
+
+        (calendar,) = ical.loads(nested(MAX_NESTING - 1))
+        stored = xcal.dumps(calendar)
+        self.assertEqual(xcal.loads(stored), [calendar])
+        for levels in (MAX_NESTING, 600):
+            error = self.assertRaises(ICalendarError, ical.loads, nested(levels))
+            self.assertIn(f"nested deeper than {MAX_NESTING}", error.fault)

@@ -582,3 +582,47 @@ class AddressTests(SynchronousTestCase):
         self.assertEqual(normalize_address("MAILTO:Bob@Example.com"), "mailto:bob@example.com")
         self.assertEqual(normalize_address("tel:+1-555"), "tel:+1-555")
         self.assertEqual(normalize_address("Plain"), "plain")
+
+
+class StorableTests(SynchronousTestCase):
+    """
+    What cannot be stored (read back, expanded, cancelled later) is
+    refused at input; what is stored can always be cancelled.
+    """
+
+    def test_refused_whole(self) -> None:
+        """A REQUEST with DTEND before DTSTART is refused 3.5: nothing changes, nothing is sent."""
+        event = conference_event()
+        event.set("DTEND", event.value("DTSTART") - timedelta(hours=1))
+        result = run(None, request(event), ALICE, server_addresses=[ROOM])
+        self.assertEqual((result.accepted, result.code), (False, "3.5"))
+        self.assertIsNone(result.state)
+        self.assertEqual(result.outgoing, [])
+
+    def test_runaway_rule(self) -> None:
+        """An RRULE that never matches is refused 3.6."""
+        event = conference_event()
+        event.add("RRULE", cv.parse_recur("FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=30"))
+        result = run(None, request(event), ALICE)
+        self.assertEqual((result.accepted, result.code), (False, "3.6"))
+
+    def test_reply_override_checked(self) -> None:
+        """A REPLY whose RECURRENCE-ID makes an override beyond the year 9000 is refused 3.5."""
+        master = conference_event()
+        master.add("RRULE", cv.parse_recur("FREQ=WEEKLY"))
+        state = run(None, request(master), ALICE).state
+        for year in (9500, 9999):  # the second would end past the calendar
+            answer = reply(BOB)
+            answer.subcomponents("VEVENT")[0].add(
+                "RECURRENCE-ID", datetime(year, 12, 31, 23, 30, tzinfo=UTC)
+            )
+            result = run(state, answer, BOB)
+            self.assertEqual((result.accepted, result.code), (False, "3.5"), result.reason)
+
+    def test_bad_stored_event_can_be_cancelled(self) -> None:
+        """An event stored before the checks existed, and unexpandable, can still be cancelled."""
+        bad = conference_event()
+        bad.add("RRULE", cv.parse_recur("FREQ=SECONDLY"))
+        state = request(bad)
+        result = run(state, request(conference_event(sequence=1), method="CANCEL"), ALICE)
+        self.assertTrue(result.accepted, result.status)

@@ -196,6 +196,12 @@ class ErrorTests(SynchronousTestCase):
         error = self.assertRaises(XCalError, xcal.loads, data, max_depth=10)
         self.assertIn("nesting deeper", str(error))
 
+    def test_component_nesting(self) -> None:
+        """Components nested deeper than RFC 6321 storage allows are refused, as in iCalendar."""
+        data = b"<vcalendar>" + b"<valarm>" * 30 + b"</valarm>" * 30 + b"</vcalendar>"
+        error = self.assertRaises(XCalError, xcal.loads, data)
+        self.assertIn("components nested deeper than 21", str(error))
+
     def test_entities_refused(self) -> None:
         """Entity declarations are refused in the legacy form too."""
         data = b'<!DOCTYPE vcalendar [<!ENTITY a "b">]><vcalendar>&a;</vcalendar>'

@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from conference.calendar import ical
 from conference.calendar.errors import CalendarValueError
 from conference.calendar.model import Property
-from conference.calendar.timezones import TimezoneResolver
+from conference.calendar.timezones import TimezoneResolver, observances_bounded
 from tests.calendar.support import UTC, xcal_file
 
 CUSTOM = """BEGIN:VCALENDAR\r
@@ -93,3 +93,26 @@ class ResolverTests(SynchronousTestCase):
         prop = Property("DTSTART", datetime(2024, 1, 1, 12), {"TZID": "Europe/Helsinki"})
         self.assertEqual(resolver.property_utc(prop).hour, 10)
         self.assertRaises(CalendarValueError, resolver.property_utc, Property("SUMMARY", "x"))
+
+    def test_outlook_zone(self) -> None:
+        """A yearly rule from 1601, as Outlook writes them, is converted."""
+        text = CUSTOM.replace("19701101", "16010101").replace("19700308", "16010101")
+        resolver = TimezoneResolver([ical.load_calendar(text)])
+        self.assertEqual(resolver.to_utc(datetime(2024, 7, 1, 12), "Custom Eastern").hour, 16)
+
+    def test_costly_observances_refused(self) -> None:
+        """Observance rules that would make every lookup scan (MINUTELY, never matching,
+        before 1601, too frequent) make the zone unknown instead of blocking."""
+        rules = [
+            ("RRULE:FREQ=YEARLY;BYDAY=1SU;BYMONTH=11", "RRULE:FREQ=MINUTELY"),
+            ("RRULE:FREQ=YEARLY;BYDAY=1SU;BYMONTH=11", "RRULE:FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"),
+            ("RRULE:FREQ=YEARLY;BYDAY=1SU;BYMONTH=11", "RRULE:FREQ=YEARLY;BYMONTHDAY=1"),
+            ("DTSTART:19701101T020000", "DTSTART:15001101T020000"),
+        ]
+        for old, new in rules:
+            calendar = ical.load_calendar(CUSTOM.replace(old, new))
+            self.assertFalse(observances_bounded(calendar.components[0]), new)
+            error = self.assertRaises(
+                CalendarValueError, TimezoneResolver([calendar]).zone, "Custom Eastern"
+            )
+            self.assertIn("unknown time zone", str(error))

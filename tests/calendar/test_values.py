@@ -86,6 +86,33 @@ class SpellingTests(SynchronousTestCase):
         self.assertEqual(recur, cv.parse_recur(cv.format_recur(recur)))
         self.assertIn("FREQ=YEARLY", repr(recur))
 
+    def test_recur_ranges(self) -> None:
+        """BYxxx numbers outside RFC 5545's grammar (BYMONTHDAY=0, BYSETPOS=0, ...) are refused."""
+        bad = [
+            "BYMONTHDAY=0",
+            "BYMONTHDAY=32",
+            "BYSETPOS=0",
+            "BYSETPOS=-367",
+            "BYYEARDAY=367",
+            "BYWEEKNO=-54",
+            "BYMONTH=13",
+            "BYMONTH=-1",
+            "BYHOUR=24",
+            "BYMINUTE=60",
+            "BYSECOND=61",
+            "BYHOUR=+1",
+            "BYDAY=0MO",
+            "BYDAY=54SU",
+            "BYMONTHDAY=00001",
+        ]
+        for part in bad:
+            with self.assertRaises(CalendarValueError, msg=part):
+                cv.parse_recur("FREQ=YEARLY;" + part)
+        edges = "FREQ=YEARLY;BYSECOND=60;BYMONTHDAY=-31;BYYEARDAY=-366;BYWEEKNO=53;BYDAY=-53SU"
+        recur = cv.parse_recur(edges)
+        self.assertEqual(recur.by["BYDAY"], ("-53SU",))
+        self.assertEqual(cv.parse_recur(cv.format_recur(recur)), recur)
+
     def test_float_without_exponent(self) -> None:
         """Tiny and huge floats are written without exponent and read back exactly."""
         for value in (1e-30, 1.5e22, -0.0001):
