@@ -106,6 +106,11 @@ class ServerConfig:
     smime_key: Optional[str] = None
     smime_key_password: Optional[str] = None
     require_signature: bool = False
+    # Outbound requests (docs/federation.rst): the DNS server (host, port),
+    # None for the system's; the CAs outbound TLS servers must chain to,
+    # None for the platform's.
+    resolver: Optional[Tuple[str, int]] = None
+    tls_peer_ca: Optional[str] = None
     # Whether the server may tune this process's garbage collector once it
     # is serving (see tune_gc); on for twistd, off for embedding.
     tune_gc: bool = False
@@ -243,6 +248,18 @@ class ConferenceService(MultiService):
             message_timeout=config.message_timeout,
             handshake_timeout=config.handshake_timeout,
         )
+        from conference.app.outbound import udp_endpoint_of
+        from conference.transport.outbound import build_outbound
+
+        self.outbound = build_outbound(
+            self.sip,
+            self.stream_factory,
+            reactor,
+            resolver=config.resolver,
+            tls_peer_ca=config.tls_peer_ca,
+            udp=udp_endpoint_of(self),
+            ports=lambda: self.udp_ports + self.stream_ports,
+        )
         self.stores: Optional[Stores] = stores
         self._own_stores = stores is None
         self.ready: Deferred[None] = Deferred()
@@ -311,6 +328,7 @@ class ConferenceService(MultiService):
             stores,
             reactor=self._reactor,
             endpoint=udp_endpoint_of(self),
+            route=self.outbound,
             max_per_organizer=config.max_conferences_per_organizer,
             trust=self.trust,
             accounts=self.accounts,
@@ -562,6 +580,7 @@ class ConferenceService(MultiService):
             if part is not None:
                 part.stop()
         d = self.sip.stop(self.config.stop_timeout)
+        d.addCallback(lambda _: self.outbound.close())
         d.addCallback(lambda _: super(ConferenceService, self).stopService())
         d.addCallback(lambda _: self._close_stores())
         return d

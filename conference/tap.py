@@ -115,6 +115,18 @@ def _rate(name: str) -> Any:
     return convert
 
 
+def _resolver(text: str) -> Tuple[str, int]:
+    """
+    Parse C{--resolver}: C{HOST}, C{HOST:PORT} or C{[IPv6]:PORT}.
+    """
+    from conference.transport.dns import parse_resolver
+
+    try:
+        return parse_resolver(text)
+    except ValueError as e:
+        raise usage.UsageError(f"--resolver: {e}") from None
+
+
 def _networks(text: Any) -> List[str]:
     """
     Parse C{--rate-limit-exempt}: comma-separated addresses or networks,
@@ -375,6 +387,19 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "optional",
             "With --tls-ca: none, optional (verified if sent) or required.",
         ],
+        [
+            "resolver",
+            None,
+            None,
+            "DNS server HOST[:PORT] for outbound requests (RFC 3263); default: the system's.",
+            _resolver,
+        ],
+        [
+            "tls-peer-ca",
+            None,
+            None,
+            "PEM bundle of the CAs outbound TLS servers must chain to; default: the system's.",
+        ],
         ["smime-ca", None, None, "PEM bundle of the CAs S/MIME signer certificates chain to."],
         ["smime-cert", None, None, "PEM certificate (and intermediates) the server signs with."],
         ["smime-key", None, None, "PEM private key of --smime-cert (RSA to decrypt)."],
@@ -544,6 +569,13 @@ class Options(usage.Options, strcred.AuthOptionMixin):
                 load_certificates(self["tls-ca"], "CA file")
             except TLSConfigError as e:
                 raise usage.UsageError(f"--tls-ca: {e}") from None
+        if self["tls-peer-ca"]:
+            from conference.tls import TLSConfigError, load_certificates
+
+            try:
+                load_certificates(self["tls-peer-ca"], "CA file")
+            except TLSConfigError as e:
+                raise usage.UsageError(f"--tls-peer-ca: {e}") from None
 
 
 def config_from_options(options: Options) -> ServerConfig:
@@ -593,6 +625,8 @@ def config_from_options(options: Options) -> ServerConfig:
         smime_key=options["smime-key"],
         smime_key_password=options["smime-key-password"],
         require_signature=bool(options["require-signature"]),
+        resolver=options["resolver"],
+        tls_peer_ca=options["tls-peer-ca"],
     )
 
 

@@ -75,6 +75,21 @@ class OptionsTests(SynchronousTestCase):
         self.assertRaises(usage.UsageError, self.parse, "--store", "sqlite:")
         self.assertEqual(self.parse("--store", "memory")["store"], "memory")
 
+    def test_resolver(self) -> None:
+        """--resolver HOST[:PORT] reaches the config; a bad one is a usage error."""
+        self.assertIsNone(config_from_options(self.parse()).resolver)
+        config = config_from_options(self.parse("--resolver", "127.0.0.1:5353"))
+        self.assertEqual(config.resolver, ("127.0.0.1", 5353))
+        with self.assertRaises(usage.UsageError) as caught:
+            self.parse("--resolver", "127.0.0.1:x")
+        self.assertIn("--resolver", str(caught.exception))
+
+    def test_tls_peer_ca_missing(self) -> None:
+        """A --tls-peer-ca file that cannot be read is a usage error naming the option."""
+        with self.assertRaises(usage.UsageError) as caught:
+            self.parse("--tls-peer-ca", "/nonexistent/ca.pem")
+        self.assertIn("--tls-peer-ca", str(caught.exception))
+
     def test_bad_numbers(self) -> None:
         """Sizes and timeouts must be positive numbers."""
         self.assertRaises(usage.UsageError, self.parse, "--max-message-size", "0")

@@ -46,7 +46,7 @@ from conference.app.conferences import (
     utc_datetime,
 )
 from conference.app.core import CoreRouter, RequestContext
-from conference.app.outbound import Messenger, RequestSender, UDPEndpoint
+from conference.app.outbound import Messenger, RequestSender, UDPEndpoint, URISender
 from conference.app.ownership import UserDirectory, release_when_cancelled
 from conference.app.trust import SMIME_TYPES, TrustSettings, authority, open_body
 from conference.calendar import (
@@ -640,6 +640,7 @@ def install_scheduler(
     *,
     reactor: IReactorTime,
     endpoint: Callable[[], Optional[UDPEndpoint]],
+    route: Optional[URISender] = None,
     max_per_organizer: Optional[int] = None,
     trust: Optional[TrustSettings] = None,
     accounts: Optional[IAccounts] = None,
@@ -652,6 +653,8 @@ def install_scheduler(
     @param reactor: the reactor of the outgoing MESSAGEs.
     @param endpoint: where outgoing UDP requests leave from
         (L{conference.app.outbound.udp_endpoint_of}).
+    @param route: sends to any SIP URI (RFC 3263), so answers reach
+        other domains and TCP/TLS contacts; L{None}: registered UDP only.
     @param max_per_organizer: the per-organizer conference cap.
     @param trust: the S/MIME settings, if any: outgoing bodies are signed
         with their credentials.
@@ -670,6 +673,7 @@ def install_scheduler(
         tag_factory=new_tag,
         branch_factory=new_branch,
         sign=trust.signer if trust is not None else None,
+        route=route,
     )
     handler = SchedulingHandler(
         stores.conferences,
