@@ -229,6 +229,18 @@ class ConferenceService(MultiService):
         self.accounts = CheckerAccounts(config.checkers, complete=not client_identities)
         self.limiter = limiter_from_config(config)
         self.trust = trust_from_config(config)
+        from conference.app.federation import Federation
+
+        # docs/federation.rst: signed organizers of other domains, with a CA.
+        self.federation = (
+            Federation(
+                self.trust,
+                domain_of=self.router.domain_of,
+                limiter=self.limiter if self.limiter.active else None,
+            )
+            if self.trust.trust is not None
+            else None
+        )
         self.sip = SIPServer(
             self.router,
             reactor=reactor,
@@ -329,6 +341,7 @@ class ConferenceService(MultiService):
             reactor=self._reactor,
             endpoint=udp_endpoint_of(self),
             route=self.outbound,
+            federation=self.federation,
             max_per_organizer=config.max_conferences_per_organizer,
             trust=self.trust,
             accounts=self.accounts,
@@ -396,6 +409,12 @@ class ConferenceService(MultiService):
             and not request.has_header(self.authenticator.credentials_header.lower())
         ):
             return succeed(tls_identity)
+        if (
+            self.federation is not None
+            and self.federation.candidate(request)
+            and not request.has_header(self.authenticator.credentials_header.lower())
+        ):
+            return succeed(None)  # the scheduler requires the signature
         if not self.config.checkers:
             if self.authenticator.policy.requires(request.method):
                 return fail(
