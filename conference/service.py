@@ -111,6 +111,11 @@ class ServerConfig:
     # None for the platform's.
     resolver: Optional[Tuple[str, int]] = None
     tls_peer_ca: Optional[str] = None
+    # CalDAV free/busy (docs/caldav.rst): the URL template ({user}), the
+    # HTTP Basic (user, password), and how long to wait for it.
+    freebusy_source: Optional[str] = None
+    freebusy_credentials: Optional[Tuple[str, str]] = None
+    freebusy_timeout: float = 2.0
     # Whether the server may tune this process's garbage collector once it
     # is serving (see tune_gc); on for twistd, off for embedding.
     tune_gc: bool = False
@@ -385,6 +390,16 @@ class ConferenceService(MultiService):
             challenge=self.challenge if config.checkers else None,
         )
         self.router.add_handler(self.focus)
+        if config.freebusy_source is not None:
+            from conference.app.caldav import CalDAVFreeBusy
+
+            self.caldav = CalDAVFreeBusy(
+                config.freebusy_source,
+                reactor=self._reactor,
+                credentials=config.freebusy_credentials,
+                timeout=config.freebusy_timeout,
+            )
+            self.focus.users.external = self.caldav.busy
 
     def _purge_expired(self) -> Deferred[Any]:
         if self.stores is None:

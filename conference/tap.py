@@ -127,6 +127,18 @@ def _resolver(text: str) -> Tuple[str, int]:
         raise usage.UsageError(f"--resolver: {e}") from None
 
 
+def _freebusy_source(text: str) -> str:
+    """
+    Parse C{--freebusy-source}: C{caldav:URL}.
+    """
+    from conference.app.caldav import parse_source
+
+    try:
+        return parse_source(text)
+    except ValueError as e:
+        raise usage.UsageError(f"--freebusy-source: {e}") from None
+
+
 def _networks(text: Any) -> List[str]:
     """
     Parse C{--rate-limit-exempt}: comma-separated addresses or networks,
@@ -395,6 +407,26 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             _resolver,
         ],
         [
+            "freebusy-source",
+            None,
+            None,
+            "caldav:URL ({user} for the user part): users' busy time also from CalDAV.",
+            _freebusy_source,
+        ],
+        [
+            "freebusy-credentials",
+            None,
+            None,
+            "File whose first line is USER:PASSWORD for --freebusy-source (HTTP Basic).",
+        ],
+        [
+            "freebusy-timeout",
+            None,
+            2.0,
+            "Seconds to wait for CalDAV before answering from local data.",
+            _positive(float, "freebusy-timeout"),
+        ],
+        [
             "tls-peer-ca",
             None,
             None,
@@ -569,6 +601,15 @@ class Options(usage.Options, strcred.AuthOptionMixin):
                 load_certificates(self["tls-ca"], "CA file")
             except TLSConfigError as e:
                 raise usage.UsageError(f"--tls-ca: {e}") from None
+        if self["freebusy-credentials"] is not None:
+            from conference.app.caldav import read_credentials
+
+            if self["freebusy-source"] is None:
+                raise usage.UsageError("--freebusy-credentials needs --freebusy-source")
+            try:
+                self["freebusy-credentials"] = read_credentials(self["freebusy-credentials"])
+            except ValueError as e:
+                raise usage.UsageError(f"--freebusy-credentials: {e}") from None
         if self["tls-peer-ca"]:
             from conference.tls import TLSConfigError, load_certificates
 
@@ -627,6 +668,9 @@ def config_from_options(options: Options) -> ServerConfig:
         require_signature=bool(options["require-signature"]),
         resolver=options["resolver"],
         tls_peer_ca=options["tls-peer-ca"],
+        freebusy_source=options["freebusy-source"],
+        freebusy_credentials=options["freebusy-credentials"],
+        freebusy_timeout=float(options["freebusy-timeout"]),
     )
 
 
