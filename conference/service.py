@@ -111,6 +111,7 @@ class ServerConfig:
     # None for the platform's.
     resolver: Optional[Tuple[str, int]] = None
     tls_peer_ca: Optional[str] = None
+    outbound_keepalive: Optional[float] = None
     # CalDAV free/busy (docs/caldav.rst): the URL template ({user}), the
     # HTTP Basic (user, password), and how long to wait for it.
     freebusy_source: Optional[str] = None
@@ -276,6 +277,7 @@ class ConferenceService(MultiService):
             tls_peer_ca=config.tls_peer_ca,
             udp=udp_endpoint_of(self),
             ports=lambda: self.udp_ports + self.stream_ports,
+            keepalive=config.outbound_keepalive,
         )
         self.stores: Optional[Stores] = stores
         self._own_stores = stores is None

@@ -427,6 +427,13 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             _positive(float, "freebusy-timeout"),
         ],
         [
+            "outbound-keepalive",
+            None,
+            None,
+            "Seconds between CRLF keep-alives on outgoing TCP/TLS connections (RFC 5626).",
+            _positive(float, "outbound-keepalive"),
+        ],
+        [
             "tls-peer-ca",
             None,
             None,
@@ -668,6 +675,7 @@ def config_from_options(options: Options) -> ServerConfig:
         require_signature=bool(options["require-signature"]),
         resolver=options["resolver"],
         tls_peer_ca=options["tls-peer-ca"],
+        outbound_keepalive=options["outbound-keepalive"],
         freebusy_source=options["freebusy-source"],
         freebusy_credentials=options["freebusy-credentials"],
         freebusy_timeout=float(options["freebusy-timeout"]),

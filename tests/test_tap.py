@@ -78,8 +78,10 @@ class OptionsTests(SynchronousTestCase):
     def test_resolver(self) -> None:
         """--resolver HOST[:PORT] reaches the config; a bad one is a usage error."""
         self.assertIsNone(config_from_options(self.parse()).resolver)
-        config = config_from_options(self.parse("--resolver", "127.0.0.1:5353"))
-        self.assertEqual(config.resolver, ("127.0.0.1", 5353))
+        config = config_from_options(
+            self.parse("--resolver", "127.0.0.1:5353", "--outbound-keepalive", "25")
+        )
+        self.assertEqual((config.resolver, config.outbound_keepalive), (("127.0.0.1", 5353), 25))
         with self.assertRaises(usage.UsageError) as caught:
             self.parse("--resolver", "127.0.0.1:x")
         self.assertIn("--resolver", str(caught.exception))

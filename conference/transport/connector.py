@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
+from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import Factory
 from twisted.internet.ssl import optionsForClientTLS
 from twisted.logger import Logger
@@ -47,6 +48,8 @@ class OutgoingStreamProtocol(SIPStreamProtocol):
 
     ready: Deferred[OutgoingStreamProtocol]
     tls = False
+    #: The next keep-alive, when the connector sends them.
+    ping: Optional[IDelayedCall] = None
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -103,7 +106,14 @@ class Connector:
         *,
         trust_root: Any = None,
         timeout: float = 5.0,
+        keepalive: Optional[float] = None,
     ) -> None:
+        """
+        @param keepalive: seconds between RFC 5626 (section 4.4.1) CRLF
+            keep-alives on each open connection, which keep NAT bindings
+            and the peer's idle timeout from closing it; L{None}: none.
+        """
+        self.keepalive = keepalive
         self.streams = streams
         self._reactor = reactor
         self.trust_root = trust_root
@@ -158,17 +168,32 @@ class Connector:
             outcome = Failure(ConnectionFailed(why))
         else:
             self._open[key] = outcome
+            if self.keepalive is not None:
+                self._keep_alive(outcome)
         for waiting in self._opening.pop(key, []):
             if isinstance(outcome, Failure):
                 waiting.errback(outcome)
             else:
                 waiting.callback(outcome)
 
+    def _keep_alive(self, protocol: OutgoingStreamProtocol) -> None:
+        def ping() -> None:
+            if not protocol.usable:
+                return
+            assert protocol.transport is not None
+            # Written directly: a ping does not reset our idle timeout.
+            protocol.transport.write(b"\r\n\r\n")
+            protocol.ping = self._reactor.callLater(self.keepalive, ping)
+
+        protocol.ping = self._reactor.callLater(self.keepalive, ping)
+
     def close(self) -> None:
         """
         Close every connection opened here.
         """
         for protocol in list(self._open.values()):
+            if protocol.ping is not None and protocol.ping.active():
+                protocol.ping.cancel()
             if protocol.transport is not None:
                 protocol.transport.loseConnection()
         self._open.clear()

@@ -189,11 +189,13 @@ def build_outbound(
     tls_peer_ca: Optional[str],
     udp: Callable[[], Optional[UDPEndpoint]],
     ports: Callable[[], Sequence[Any]],
+    keepalive: Optional[float] = None,
 ) -> OutboundSender:
     """
     The server's L{OutboundSender}: DNS from C{resolver} (host, port) or
     the system's, TLS servers checked against the CAs of C{tls_peer_ca}
-    (a PEM file) or the platform's, never sending to one of C{ports}.
+    (a PEM file) or the platform's, never sending to one of C{ports};
+    outgoing connections get CRLF keep-alives every C{keepalive} seconds.
 
     @raise conference.tls.TLSConfigError: for a C{tls_peer_ca} that
         cannot be read.
@@ -209,7 +211,7 @@ def build_outbound(
             [Certificate(crypto.X509.from_cryptography(c)) for c in load_certificates(tls_peer_ca)]
         )
     lookup = DNSLookup(lambda: make_resolver(resolver, reactor))
-    connector = Connector(streams, reactor, trust_root=trust_root)
+    connector = Connector(streams, reactor, trust_root=trust_root, keepalive=keepalive)
     return OutboundSender(server, lookup, connector, udp=udp, own=lambda: own_addresses(ports()))
 
 

@@ -7,10 +7,11 @@ closes them (TLS name checks are in L{tests.transport.test_outbound}).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, List
 
 from twisted.internet import reactor as _reactor
 from twisted.internet.defer import gatherResults, inlineCallbacks
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
@@ -53,6 +54,28 @@ class ConnectorTests(TestCase):
         self.assertIs(first, third)
         self.assertIn(first, self.near.senders)
         self.assertEqual(first.local_address()[0], "127.0.0.1")
+
+    @inlineCallbacks
+    def test_keepalive(self) -> Any:
+        """
+        With keepalive, CRLF CRLF is sent on the open connection every
+        interval, and stops once it is closed.
+        """
+        received: List[bytes] = []
+
+        class Recorder(Protocol):
+            def dataReceived(self, data: bytes) -> None:
+                received.append(data)
+
+        port = reactor.listenTCP(0, Factory.forProtocol(Recorder), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        self.connector.keepalive = 0.05
+        target = Target("tcp", "127.0.0.1", int(port.getHost().port), "example.net")
+        yield self.connector.connect(target)
+        yield deferLater(reactor, 0.3, lambda: None)
+        self.assertGreaterEqual(len(b"".join(received)) // 4, 2)
+        self.assertEqual(set(b"".join(received)), set(b"\r\n"))
+        self.connector.close()
 
     @inlineCallbacks
     def test_refused(self) -> Any:
