@@ -117,6 +117,7 @@ class ServerConfig:
     freebusy_source: Optional[str] = None
     freebusy_credentials: Optional[Tuple[str, str]] = None
     freebusy_timeout: float = 2.0
+    freebusy_write: bool = False
     # Whether the server may tune this process's garbage collector once it
     # is serving (see tune_gc); on for twistd, off for embedding.
     tune_gc: bool = False
@@ -341,6 +342,18 @@ class ConferenceService(MultiService):
         from conference.app.outbound import udp_endpoint_of
         from conference.app.scheduler import install_scheduler
 
+        if config.freebusy_write and getattr(self, "caldav", None) is not None:
+            from conference.app.caldav import CalDAVMirror
+
+            # docs/caldav.rst: organizers' conference entries go to CalDAV too.
+            mirror = CalDAVMirror(stores.calendars, self.caldav)
+            stores = Stores(
+                stores.conferences,
+                mirror,
+                stores.registrations,
+                stores.bindings,
+                description=stores.description,
+            )
         self.scheduler = install_scheduler(
             self.router,
             self.sip,

@@ -202,6 +202,11 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             None,
             "Refuse iTIP MESSAGEs that are not S/MIME-signed (needs --smime-ca).",
         ],
+        [
+            "freebusy-write",
+            None,
+            "Also write scheduled conferences into organizers' CalDAV calendars.",
+        ],
     ]
     optParameters: List[List[Any]] = [
         [
@@ -608,6 +613,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
                 load_certificates(self["tls-ca"], "CA file")
             except TLSConfigError as e:
                 raise usage.UsageError(f"--tls-ca: {e}") from None
+        if self["freebusy-write"] and self["freebusy-source"] is None:
+            raise usage.UsageError("--freebusy-write needs --freebusy-source")
         if self["freebusy-credentials"] is not None:
             from conference.app.caldav import read_credentials
 
@@ -679,6 +686,7 @@ def config_from_options(options: Options) -> ServerConfig:
         freebusy_source=options["freebusy-source"],
         freebusy_credentials=options["freebusy-credentials"],
         freebusy_timeout=float(options["freebusy-timeout"]),
+        freebusy_write=bool(options["freebusy-write"]),
     )
 
 

@@ -107,6 +107,8 @@ class OptionsTests(SynchronousTestCase):
             (url, ("svc", "pw"), 1.5),
         )
         self.assertRaises(usage.UsageError, self.parse, "--freebusy-source", "ldap:x")
+        self.assertRaises(usage.UsageError, self.parse, "--freebusy-write")
+        self.assertFalse(config.freebusy_write)
         self.assertRaises(usage.UsageError, self.parse, "--freebusy-credentials", path)
         with self.assertRaises(usage.UsageError) as caught:
             self.parse("--freebusy-source", "caldav:" + url, "--freebusy-credentials", path + "x")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 from collections import OrderedDict
 from datetime import datetime, timedelta
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import quote
 
 from lxml import etree
@@ -30,10 +30,18 @@ from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
 from conference.app.conferences import utc_datetime
-from conference.calendar import Component, parse_ical_calendar
+from conference.calendar import (
+    Component,
+    normalize_address,
+    parse_ical_calendar,
+    parse_xcal_calendar,
+    to_ical,
+)
 from conference.calendar import values as cv
 from conference.calendar.errors import CalendarError
 from conference.calendar.freebusy import busy_intervals
+from conference.interfaces import ICalendarStore
+from conference.records import CalendarEntry
 
 log = Logger()
 
@@ -299,22 +307,124 @@ class CalDAVFreeBusy:
         return busy_from_multistatus(data, aor, start, end)
 
     async def _report(self, url: str, body: bytes, depth: str) -> Tuple[int, str, bytes]:
-        headers = Headers(
-            {
-                b"Content-Type": [b"application/xml; charset=utf-8"],
-                b"Depth": [depth.encode()],
-                b"User-Agent": [b"conference-server"],
-            }
+        return await self._request(
+            b"REPORT",
+            url,
+            body,
+            {b"Content-Type": [b"application/xml; charset=utf-8"], b"Depth": [depth.encode()]},
         )
+
+    async def _request(
+        self, method: bytes, url: str, body: Optional[bytes], fields: Dict[bytes, List[bytes]]
+    ) -> Tuple[int, str, bytes]:
+        headers = Headers({**fields, b"User-Agent": [b"conference-server"]})
         if self.credentials is not None:
             token = base64.b64encode(":".join(self.credentials).encode("utf-8"))
             headers.addRawHeader(b"Authorization", b"Basic " + token)
-        response = await self.agent.request(b"REPORT", url.encode("utf-8"), headers, _Body(body))
+        producer = _Body(body) if body is not None else None
+        response = await self.agent.request(method, url.encode("utf-8"), headers, producer)
         done: Deferred[bytes] = Deferred()
         response.deliverBody(_Capped(done, self.max_bytes))
         data = await done
         types = response.headers.getRawHeaders(b"content-type") or [b""]
         return int(response.code), types[0].decode("latin-1").lower(), data
+
+    # Writing (docs/caldav.rst, "Writing conferences") ---------------------------
+
+    def object_url(self, aor: str, uid: str) -> str:
+        """
+        Where the conference C{uid} goes in C{aor}'s calendar: a resource
+        of our own name, so no object of the user's is ever overwritten.
+        """
+        base = self.url_of(aor)
+        base = base if base.endswith("/") else base + "/"
+        return base + "conference-" + quote(uid, safe="") + ".ics"
+
+    def write(self, aor: str, uid: str, ical: Optional[bytes]) -> Deferred[None]:
+        """
+        PUT C{ical} as the conference C{uid} in C{aor}'s calendar, or
+        DELETE it when L{None}; within C{timeout}, never failing (logged).
+        """
+        url = self.object_url(aor, uid)
+        if ical is None:
+            d = Deferred.fromCoroutine(self._request(b"DELETE", url, None, {}))
+        else:
+            fields = {b"Content-Type": [b"text/calendar; charset=utf-8"]}
+            d = Deferred.fromCoroutine(self._request(b"PUT", url, ical, fields))
+        d.addTimeout(self.timeout, self._reactor)
+
+        def done(answer: Tuple[int, str, bytes]) -> None:
+            code = answer[0]
+            if code >= 300 and not (ical is None and code == 404):
+                log.warn("CalDAV {url} answered {code}", url=url, code=code)
+            else:
+                log.info("Conference {uid} written to CalDAV for {aor}", uid=uid, aor=aor)
+
+        def failed(failure: Failure) -> None:
+            log.warn(
+                "Conference {uid} not written to CalDAV for {aor}: {why}",
+                uid=uid,
+                aor=aor,
+                why=failure.getErrorMessage() or repr(failure.value),
+            )
+
+        return d.addCallbacks(done, failed)
+
+
+@implementer(ICalendarStore)
+class CalDAVMirror:
+    """
+    A calendar store that also writes each conference entry of its
+    organizer into the organizer's CalDAV calendar (and deletes it when
+    the entry goes), once the store itself took it and without waiting
+    for CalDAV; reads pass through.
+    """
+
+    def __init__(self, store: ICalendarStore, caldav: CalDAVFreeBusy) -> None:
+        self.store = store
+        self.caldav = caldav
+
+    def entries(self, owner: str) -> Deferred[List[CalendarEntry]]:
+        return self.store.entries(owner)
+
+    def put_entry(self, entry: CalendarEntry) -> Deferred[None]:
+        d = self.store.put_entry(entry)
+        ical = organizer_object(entry)
+        if ical is not None:
+            d.addCallback(self._then, entry.owner, entry.uid, ical)
+        return d
+
+    def remove_entry(self, owner: str, uid: str) -> Deferred[bool]:
+        # A DELETE of a name that is ours only: harmless where absent.
+        return self.store.remove_entry(owner, uid).addCallback(self._then, owner, uid, None)
+
+    def _then(self, result: Any, owner: str, uid: str, ical: Optional[bytes]) -> Any:
+        # Not waited for: the SIP answer never waits for CalDAV.
+        self.caldav.write(owner, uid, ical)
+        return result
+
+
+def organizer_object(entry: CalendarEntry) -> Optional[bytes]:
+    """
+    The CalDAV object (iCalendar, no METHOD, RFC 4791 section 4.1) of a
+    conference entry whose owner is its ORGANIZER; L{None} for other
+    entries (published ones, attendees') and unreadable ones.
+    """
+    if entry.source != "conference":  # conference.app.scheduler.SOURCE_CONFERENCE
+        return None
+    try:
+        calendar = parse_xcal_calendar(entry.calendar)
+    except (CalendarError, ValueError):
+        return None
+    organizers = {
+        normalize_address(str(c.value("ORGANIZER")))
+        for c in calendar.components
+        if c.name != "VTIMEZONE" and c.value("ORGANIZER")
+    }
+    if normalize_address(entry.owner) not in organizers:
+        return None
+    calendar.remove("METHOD")
+    return to_ical(calendar).encode("utf-8")
 
 
 @implementer(IBodyProducer)
@@ -344,10 +454,12 @@ class _Body:
 __all__ = [
     "CalDAVError",
     "CalDAVFreeBusy",
+    "CalDAVMirror",
     "busy_from_freebusy",
     "busy_from_multistatus",
     "calendar_query",
     "free_busy_query",
+    "organizer_object",
     "parse_source",
     "read_credentials",
 ]

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from datetime import datetime, timedelta, timezone
 from typing import Any, List, Optional, Tuple
@@ -25,15 +26,23 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from conference.app.caldav import (
     CalDAVError,
     CalDAVFreeBusy,
+    CalDAVMirror,
     busy_from_freebusy,
     busy_from_multistatus,
+    organizer_object,
     parse_source,
     read_credentials,
 )
 from conference.app.core import RequestContext
+from conference.records import CalendarEntry
+from conference.service import ConferenceService, ServerConfig
 from conference.sip.errors import RemoteProtocolError
 from conference.sip.message import Request
+from conference.store import Stores
+from conference.store.memory import MemoryCalendarStore
+from tests.app.calendars import conference_ical
 from tests.app.test_focus import PEER, FocusFixture
+from tests.app.test_scheduler import xcal
 
 reactor: Any = _reactor
 UTC = timezone.utc
@@ -358,6 +367,28 @@ class RadicaleTests(TestCase):
         self.assertEqual(sorted(i for _, i in cq), sorted(i for _, i in fb))
 
     @inlineCallbacks
+    def test_write_conference(self) -> Any:
+        """
+        A conference written for its organizer is in Radicale, counts in
+        the busy time, and goes again when deleted.
+        """
+        start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+        text = conference_ical(uid="w1@example.com", start=start)
+        ical = organizer_object(
+            CalendarEntry("sip:alice@example.com", "w1", xcal(text), "conference")
+        )
+        assert ical is not None
+        source = self.source()
+        yield source.write("sip:alice@example.com", "w1@example.com", ical)
+        url = source.object_url("sip:alice@example.com", "w1@example.com")
+        self.assertEqual(self.http("GET", url), 200)
+        busy = yield self.source().busy("sip:alice@example.com", time.time())
+        self.assertIn(start, [interval[0] for _, interval in busy])
+        yield source.write("sip:alice@example.com", "w1@example.com", None)
+        with self.assertRaises(urllib.error.HTTPError):
+            self.http("GET", url)
+
+    @inlineCallbacks
     def test_wrong_password(self) -> Any:
         """A refused login (401) gives no busy time, and no error."""
         source = self.source()
@@ -413,3 +444,72 @@ class BusyPathTests(FocusFixture):
         self.clock.advance(2.0)
         failure = self.failureResultOf(result, RemoteProtocolError)
         self.assertEqual(failure.value.status, 404)  # nothing known of bob here
+
+
+class MirrorTests(SynchronousTestCase):
+    """
+    L{CalDAVMirror}: organizers' conference entries are written to CalDAV.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.agent = Agent(*[Response(201, "", b"") for _ in range(4)])
+        self.caldav = CalDAVFreeBusy(
+            "http://cal.example/{user}/calendar/", reactor=self.clock, agent=self.agent
+        )
+        self.store = MemoryCalendarStore()
+        self.mirror = CalDAVMirror(self.store, self.caldav)
+
+    def entry(self, owner: str, source: str = "conference") -> CalendarEntry:
+        text = conference_ical(uid="c 1@example.com", organizer="sip:alice@example.com")
+        return CalendarEntry(owner, "c 1@example.com", xcal(text), source, 0.0)
+
+    def test_organizer_written(self) -> None:
+        """The organizer's entry is stored and PUT, as iCalendar without METHOD."""
+        self.successResultOf(self.mirror.put_entry(self.entry("sip:alice@example.com")))
+        self.assertEqual(len(self.successResultOf(self.store.entries("sip:alice@example.com"))), 1)
+        ((method, url, headers),) = self.agent.requests
+        self.assertEqual(
+            (method, url),
+            (b"PUT", b"http://cal.example/alice/calendar/conference-c%201%40example.com.ics"),
+        )
+        self.assertEqual(headers.getRawHeaders(b"content-type"), [b"text/calendar; charset=utf-8"])
+        ical = organizer_object(self.entry("sip:alice@example.com"))
+        assert ical is not None
+        self.assertIn(b"BEGIN:VEVENT", ical)
+        self.assertNotIn(b"METHOD:", ical)
+
+    def test_others_not_written(self) -> None:
+        """Attendees' and published entries are stored only."""
+        self.successResultOf(self.mirror.put_entry(self.entry("sip:bob@example.com")))
+        self.successResultOf(self.mirror.put_entry(self.entry("sip:alice@example.com", "publish")))
+        self.assertEqual(self.agent.requests, [])
+
+    def test_removed(self) -> None:
+        """A removed entry is DELETEd from CalDAV; the store's answer is kept."""
+        self.successResultOf(self.mirror.put_entry(self.entry("sip:alice@example.com")))
+        removed = self.mirror.remove_entry("sip:alice@example.com", "c 1@example.com")
+        self.assertTrue(self.successResultOf(removed))
+        self.assertEqual(self.agent.requests[-1][0], b"DELETE")
+
+    def test_caldav_down(self) -> None:
+        """A CalDAV server that hangs neither fails nor holds up the store write."""
+        self.agent.answers = [None]
+        d = self.mirror.put_entry(self.entry("sip:alice@example.com"))
+        self.assertIsNone(self.successResultOf(d))
+        self.clock.advance(self.caldav.timeout)  # the write gives up, logged
+        self.assertEqual(len(self.successResultOf(self.store.entries("sip:alice@example.com"))), 1)
+
+    def test_service_wiring(self) -> None:
+        """--freebusy-write puts the mirror between the scheduler and the calendar store."""
+        config = ServerConfig(
+            listen=[],
+            domains=["example.com"],
+            store="memory",
+            freebusy_source="http://127.0.0.1:1/{user}/",
+            freebusy_write=True,
+        )
+        service = ConferenceService(config, reactor=self.clock)
+        service._applications(Stores.memory())
+        self.assertIsInstance(service.scheduler.calendars, CalDAVMirror)
+        self.assertIsNotNone(service.focus.users.external)
