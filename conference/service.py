@@ -122,6 +122,18 @@ class ServerConfig:
     # description, or None for none; whether /metrics needs no login.
     http: Optional[str] = None
     metrics_public: bool = False
+    # Outbound requests (docs/federation.rst): the DNS server (host, port),
+    # None for the system's; the CAs outbound TLS servers must chain to,
+    # None for the platform's.
+    resolver: Optional[Tuple[str, int]] = None
+    tls_peer_ca: Optional[str] = None
+    outbound_keepalive: Optional[float] = None
+    # CalDAV free/busy (docs/caldav.rst): the URL template ({user}), the
+    # HTTP Basic (user, password), and how long to wait for it.
+    freebusy_source: Optional[str] = None
+    freebusy_credentials: Optional[Tuple[str, str]] = None
+    freebusy_timeout: float = 2.0
+    freebusy_write: bool = False
     # Whether the server may tune this process's garbage collector once it
     # is serving (see tune_gc); on for twistd, off for embedding.
     tune_gc: bool = False
@@ -238,6 +250,18 @@ class ConferenceService(MultiService):
         self.accounts = CheckerAccounts(config.checkers, complete=not client_identities)
         self.limiter = limiter_from_config(config)
         self.trust = trust_from_config(config)
+        from conference.app.federation import Federation
+
+        # docs/federation.rst: signed organizers of other domains, with a CA.
+        self.federation = (
+            Federation(
+                self.trust,
+                domain_of=self.router.domain_of,
+                limiter=self.limiter if self.limiter.active else None,
+            )
+            if self.trust.trust is not None
+            else None
+        )
         self.sip = SIPServer(
             self.router,
             reactor=reactor,
@@ -256,6 +280,19 @@ class ConferenceService(MultiService):
             max_per_source=config.max_connections_per_source,
             message_timeout=config.message_timeout,
             handshake_timeout=config.handshake_timeout,
+        )
+        from conference.app.outbound import udp_endpoint_of
+        from conference.transport.outbound import build_outbound
+
+        self.outbound = build_outbound(
+            self.sip,
+            self.stream_factory,
+            reactor,
+            resolver=config.resolver,
+            tls_peer_ca=config.tls_peer_ca,
+            udp=udp_endpoint_of(self),
+            ports=lambda: self.udp_ports + self.stream_ports,
+            keepalive=config.outbound_keepalive,
         )
         self.stores: Optional[Stores] = stores
         self._own_stores = stores is None
@@ -335,12 +372,31 @@ class ConferenceService(MultiService):
         from conference.app.outbound import udp_endpoint_of
         from conference.app.scheduler import install_scheduler
 
+        if config.freebusy_write and getattr(self, "caldav", None) is not None:
+            from conference.app.caldav import CalDAVMirror
+
+            # docs/caldav.rst: organizers' conferences go to CalDAV too.
+            router = self.router
+            mirror = CalDAVMirror(
+                stores.conferences,
+                self.caldav,
+                local=lambda aor: router.domain_of(aor.partition("@")[2]) is not None,
+            )
+            stores = Stores(
+                mirror,
+                stores.calendars,
+                stores.registrations,
+                stores.bindings,
+                description=stores.description,
+            )
         self.scheduler = install_scheduler(
             self.router,
             self.sip,
             stores,
             reactor=self._reactor,
             endpoint=udp_endpoint_of(self),
+            route=self.outbound,
+            federation=self.federation,
             max_per_organizer=config.max_conferences_per_organizer,
             trust=self.trust,
             accounts=self.accounts,
@@ -398,6 +454,16 @@ class ConferenceService(MultiService):
             challenge=self.challenge if config.checkers else None,
         )
         self.router.add_handler(self.focus)
+        if config.freebusy_source is not None:
+            from conference.app.caldav import CalDAVFreeBusy
+
+            self.caldav = CalDAVFreeBusy(
+                config.freebusy_source,
+                reactor=self._reactor,
+                credentials=config.freebusy_credentials,
+                timeout=config.freebusy_timeout,
+            )
+            self.focus.users.external = self.caldav.busy
 
     def _install_control(self) -> None:
         """
@@ -476,6 +542,12 @@ class ConferenceService(MultiService):
             and not request.has_header(self.authenticator.credentials_header.lower())
         ):
             return succeed(tls_identity)
+        if (
+            self.federation is not None
+            and self.federation.candidate(request)
+            and not request.has_header(self.authenticator.credentials_header.lower())
+        ):
+            return succeed(None)  # the scheduler requires the signature
         if not self.config.checkers:
             if self.authenticator.policy.requires(request.method):
                 return fail(
@@ -662,6 +734,7 @@ class ConferenceService(MultiService):
             if part is not None:
                 part.stop()
         d = self.sip.stop(self.config.stop_timeout)
+        d.addCallback(lambda _: self.outbound.close())
         d.addCallback(lambda _: super(ConferenceService, self).stopService())
         d.addCallback(lambda _: self._close_stores())
         return d

@@ -116,6 +116,30 @@ def _rate(name: str) -> Any:
     return convert
 
 
+def _resolver(text: str) -> Tuple[str, int]:
+    """
+    Parse C{--resolver}: C{HOST}, C{HOST:PORT} or C{[IPv6]:PORT}.
+    """
+    from conference.transport.dns import parse_resolver
+
+    try:
+        return parse_resolver(text)
+    except ValueError as e:
+        raise usage.UsageError(f"--resolver: {e}") from None
+
+
+def _freebusy_source(text: str) -> str:
+    """
+    Parse C{--freebusy-source}: C{caldav:URL}.
+    """
+    from conference.app.caldav import parse_source
+
+    try:
+        return parse_source(text)
+    except ValueError as e:
+        raise usage.UsageError(f"--freebusy-source: {e}") from None
+
+
 def _networks(text: Any) -> List[str]:
     """
     Parse C{--rate-limit-exempt}: comma-separated addresses or networks,
@@ -180,6 +204,11 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "Refuse iTIP MESSAGEs that are not S/MIME-signed (needs --smime-ca).",
         ],
         ["metrics-public", None, "Serve /metrics on --http without login."],
+        [
+            "freebusy-write",
+            None,
+            "Also write scheduled conferences into organizers' CalDAV calendars.",
+        ],
     ]
     optParameters: List[List[Any]] = [
         [
@@ -399,6 +428,46 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "optional",
             "With --tls-ca: none, optional (verified if sent) or required.",
         ],
+        [
+            "resolver",
+            None,
+            None,
+            "DNS server HOST[:PORT] for outbound requests (RFC 3263); default: the system's.",
+            _resolver,
+        ],
+        [
+            "freebusy-source",
+            None,
+            None,
+            "caldav:URL ({user} for the user part): users' busy time also from CalDAV.",
+            _freebusy_source,
+        ],
+        [
+            "freebusy-credentials",
+            None,
+            None,
+            "File whose first line is USER:PASSWORD for --freebusy-source (HTTP Basic).",
+        ],
+        [
+            "freebusy-timeout",
+            None,
+            2.0,
+            "Seconds to wait for CalDAV before answering from local data.",
+            _positive(float, "freebusy-timeout"),
+        ],
+        [
+            "outbound-keepalive",
+            None,
+            None,
+            "Seconds between CRLF keep-alives on outgoing TCP/TLS connections (RFC 5626).",
+            _positive(float, "outbound-keepalive"),
+        ],
+        [
+            "tls-peer-ca",
+            None,
+            None,
+            "PEM bundle of the CAs outbound TLS servers must chain to; default: the system's.",
+        ],
         ["smime-ca", None, None, "PEM bundle of the CAs S/MIME signer certificates chain to."],
         ["smime-cert", None, None, "PEM certificate (and intermediates) the server signs with."],
         ["smime-key", None, None, "PEM private key of --smime-cert (RSA to decrypt)."],
@@ -572,6 +641,24 @@ class Options(usage.Options, strcred.AuthOptionMixin):
                 load_certificates(self["tls-ca"], "CA file")
             except TLSConfigError as e:
                 raise usage.UsageError(f"--tls-ca: {e}") from None
+        if self["freebusy-write"] and self["freebusy-source"] is None:
+            raise usage.UsageError("--freebusy-write needs --freebusy-source")
+        if self["freebusy-credentials"] is not None:
+            from conference.app.caldav import read_credentials
+
+            if self["freebusy-source"] is None:
+                raise usage.UsageError("--freebusy-credentials needs --freebusy-source")
+            try:
+                self["freebusy-credentials"] = read_credentials(self["freebusy-credentials"])
+            except ValueError as e:
+                raise usage.UsageError(f"--freebusy-credentials: {e}") from None
+        if self["tls-peer-ca"]:
+            from conference.tls import TLSConfigError, load_certificates
+
+            try:
+                load_certificates(self["tls-peer-ca"], "CA file")
+            except TLSConfigError as e:
+                raise usage.UsageError(f"--tls-peer-ca: {e}") from None
 
 
 def config_from_options(options: Options) -> ServerConfig:
@@ -626,6 +713,13 @@ def config_from_options(options: Options) -> ServerConfig:
         require_signature=bool(options["require-signature"]),
         http=options["http"],
         metrics_public=bool(options["metrics-public"]),
+        resolver=options["resolver"],
+        tls_peer_ca=options["tls-peer-ca"],
+        outbound_keepalive=options["outbound-keepalive"],
+        freebusy_source=options["freebusy-source"],
+        freebusy_credentials=options["freebusy-credentials"],
+        freebusy_timeout=float(options["freebusy-timeout"]),
+        freebusy_write=bool(options["freebusy-write"]),
     )
 
 

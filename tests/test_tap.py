@@ -75,6 +75,51 @@ class OptionsTests(SynchronousTestCase):
         self.assertRaises(usage.UsageError, self.parse, "--store", "sqlite:")
         self.assertEqual(self.parse("--store", "memory")["store"], "memory")
 
+    def test_resolver(self) -> None:
+        """--resolver HOST[:PORT] reaches the config; a bad one is a usage error."""
+        self.assertIsNone(config_from_options(self.parse()).resolver)
+        config = config_from_options(
+            self.parse("--resolver", "127.0.0.1:5353", "--outbound-keepalive", "25")
+        )
+        self.assertEqual((config.resolver, config.outbound_keepalive), (("127.0.0.1", 5353), 25))
+        with self.assertRaises(usage.UsageError) as caught:
+            self.parse("--resolver", "127.0.0.1:x")
+        self.assertIn("--resolver", str(caught.exception))
+
+    def test_freebusy(self) -> None:
+        """The --freebusy-* options reach the config; bad ones are usage errors."""
+        path = self.mktemp()
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("svc:pw\n")
+        url = "http://127.0.0.1:5232/{user}/calendar/"
+        config = config_from_options(
+            self.parse(
+                "--freebusy-source",
+                "caldav:" + url,
+                "--freebusy-credentials",
+                path,
+                "--freebusy-timeout",
+                "1.5",
+            )
+        )
+        self.assertEqual(
+            (config.freebusy_source, config.freebusy_credentials, config.freebusy_timeout),
+            (url, ("svc", "pw"), 1.5),
+        )
+        self.assertRaises(usage.UsageError, self.parse, "--freebusy-source", "ldap:x")
+        self.assertRaises(usage.UsageError, self.parse, "--freebusy-write")
+        self.assertFalse(config.freebusy_write)
+        self.assertRaises(usage.UsageError, self.parse, "--freebusy-credentials", path)
+        with self.assertRaises(usage.UsageError) as caught:
+            self.parse("--freebusy-source", "caldav:" + url, "--freebusy-credentials", path + "x")
+        self.assertIn("--freebusy-credentials", str(caught.exception))
+
+    def test_tls_peer_ca_missing(self) -> None:
+        """A --tls-peer-ca file that cannot be read is a usage error naming the option."""
+        with self.assertRaises(usage.UsageError) as caught:
+            self.parse("--tls-peer-ca", "/nonexistent/ca.pem")
+        self.assertIn("--tls-peer-ca", str(caught.exception))
+
     def test_bad_numbers(self) -> None:
         """Sizes and timeouts must be positive numbers."""
         self.assertRaises(usage.UsageError, self.parse, "--max-message-size", "0")

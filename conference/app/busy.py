@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred, gatherResults, succeed
 
 from conference.app.bookings import entry_calendar
 from conference.app.conferences import UTC, current_instance, timeline_of, utc_datetime
@@ -227,6 +227,9 @@ class UserAvailability:
         self.registrations = registrations
         self.in_conference = in_conference
         self.window = window
+        #: More busy time by user, e.g. from CalDAV (docs/caldav.rst):
+        #: C{(aor, now)} -> Deferred of (FBTYPE, interval)s, never failing.
+        self.external: Optional[Callable[[str, float], Deferred[List[Tuple[str, Interval]]]]] = None
 
     def busy_time(self, aor: str, now: float) -> Deferred[List[Tuple[str, Interval]]]:
         """
@@ -238,10 +241,13 @@ class UserAvailability:
         d_current = self.in_conference.busy_until(aor, now)
 
         def combine(results: List[Any]) -> List[Tuple[str, Interval]]:
-            return self._busy_list(aor, now, results[0], results[1])
+            return self._busy_list(aor, now, results[0], results[1]) + list(results[2])
 
-        both: List[Deferred[Any]] = [d_entries, d_current]
+        both: List[Deferred[Any]] = [d_entries, d_current, self._external(aor, now)]
         return gatherResults(both).addCallback(combine)
+
+    def _external(self, aor: str, now: float) -> Deferred[List[Tuple[str, Interval]]]:
+        return self.external(aor, now) if self.external is not None else succeed([])
 
     def _busy_list(
         self, aor: str, now: float, entries: List[CalendarEntry], current: List[datetime]
@@ -289,6 +295,7 @@ class UserAvailability:
             self.calendars.entries(aor),
             self.in_conference.busy_until(aor, now),
             self.registrations.get_bindings(aor, now),
+            self._external(aor, now),
         ]
         results = [fired_result(d) for d in reads]
         if any(result is PENDING for result in results):
@@ -316,13 +323,14 @@ class UserAvailability:
         entries: List[CalendarEntry] = found[0]
         current: List[datetime] = found[1]
         contacts: List[RegistrationBinding] = found[2]
-        if not entries and not current and not contacts:
+        external: List[Tuple[str, Interval]] = found[3]
+        if not entries and not current and not contacts and not external:
             # Nobody registered, published or accepted anything as this
             # address (so it has no busy time either): as far as this
             # server knows it is no one.  Checked before the busy time is
             # worked out, which needs none of it here.
             raise RemoteProtocolError("Not Found (no such conference or user)", 404)
-        busy_list = self._busy_list(aor, now, entries, current)
+        busy_list = self._busy_list(aor, now, entries, current) + external
         start = utc_datetime(now)
         end = start + self.window
         hard = merge(i for kind, i in busy_list if kind in ("BUSY", "BUSY-UNAVAILABLE"))

@@ -47,6 +47,20 @@ class RequestSender(Protocol):
         """
 
 
+class URISender(Protocol):
+    """
+    What sends a request to any SIP URI, resolving it per RFC 3263
+    (L{conference.transport.outbound.OutboundSender}); the request has no
+    Via yet: each target it tries gets its own.
+    """
+
+    def send_to(self, request: Request, uri: str) -> Deferred[Response]:
+        """
+        Send C{request} to C{uri}; fire with its final response, or fail
+        when no target answered.
+        """
+
+
 @dataclass(frozen=True)
 class Delivery:
     """
@@ -107,13 +121,18 @@ class Messenger:
         tag_factory: Callable[[], str] = new_tag,
         branch_factory: Callable[[], str] = new_branch,
         sign: Optional[Callable[[str, bytes], Tuple[str, bytes]]] = None,
+        route: Optional[URISender] = None,
     ) -> None:
         """
+        @param route: sends to any SIP URI (DNS names, TCP and TLS
+            contacts, and recipients in other domains, docs/federation.rst);
+            L{None}: only registered UDP contacts with IP hosts are reached.
         @param sign: wraps each calendar body (Content-Type, body) as
             C{multipart/signed} with the server's S/MIME credentials
             (L{conference.smime.Credentials.sign}); L{None} sends it bare.
         """
         self.sign = sign
+        self.route = route
         self.sender = sender
         self.registrations = registrations
         self.domain_of = domain_of
@@ -180,6 +199,9 @@ class Messenger:
         self, address: str, originator: str, content_type: str, body: bytes, method: str
     ) -> List[Delivery]:
         aor = self._served_aor(address)
+        if aor is None and self.route is not None and address.startswith(("sip:", "sips:")):
+            message = _Message(address, originator, content_type, body, method)
+            return await self._to_contact(message, address)
         if aor is None:
             return [self._undeliverable(address, None, "not in a served domain", method)]
         try:
@@ -225,6 +247,8 @@ class Messenger:
             uri = parse_uri(contact)
         except SIPProtocolError:
             return [self._undeliverable(aor, contact, "contact is not a URI", method)]
+        if self.route is not None and isinstance(uri, SIPURI):
+            return [await self._routed(message, contact, uri)]
         if not isinstance(uri, SIPURI) or uri.scheme != "sip":
             return [self._undeliverable(aor, contact, "contact is not sip:", method)]
         transport = (uri.params.get("transport") or "udp").lower()
@@ -247,8 +271,21 @@ class Messenger:
             local=(local_host, local_port),
         )
         peer = Peer("UDP", host.strip("[]"), uri.port or 5060, key)
+        return [await self._outcome(message, contact, self.sender.send_request(request, peer))]
+
+    async def _routed(self, message: _Message, contact: str, uri: SIPURI) -> Delivery:
+        request = self.build_request(
+            uri, message.aor, message.originator, message.content_type, message.body, local=None
+        )
+        assert self.route is not None
+        return await self._outcome(message, contact, self.route.send_to(request, contact))
+
+    async def _outcome(
+        self, message: _Message, contact: str, sending: Deferred[Response]
+    ) -> Delivery:
+        aor, method = message.aor, message.method
         try:
-            response = await self.sender.send_request(request, peer)
+            response = await sending
         except Exception as e:
             log.info(
                 "iTIP {method} MESSAGE to {contact} failed: {why}",
@@ -256,14 +293,14 @@ class Messenger:
                 contact=contact,
                 why=str(e) or type(e).__name__,
             )
-            return [Delivery(aor, contact, None, str(e) or type(e).__name__)]
+            return Delivery(aor, contact, None, str(e) or type(e).__name__)
         log.info(
             "iTIP {method} MESSAGE to {contact} answered {code}",
             method=method,
             contact=contact,
             code=response.code,
         )
-        return [Delivery(aor, contact, response.code)]
+        return Delivery(aor, contact, response.code)
 
     def build_request(
         self,
@@ -273,18 +310,20 @@ class Messenger:
         content_type: str,
         body: bytes,
         *,
-        local: Tuple[str, int],
+        local: Optional[Tuple[str, int]],
     ) -> Request:
         """
         A MESSAGE (RFC 3428) to C{target}, To C{to}, From C{originator},
-        with a Via sent-by C{local} (host, port) asking for rport.
+        with a Via sent-by C{local} (host, port) asking for rport, or none
+        when L{None} (the route adds one per target).
         """
-        host, port = local
-        shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
         request = Request("MESSAGE", target, body)
-        request.add_header(
-            "Via", f"SIP/2.0/UDP {shown}:{port};branch={self.branch_factory()};rport"
-        )
+        if local is not None:
+            host, port = local
+            shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+            request.add_header(
+                "Via", f"SIP/2.0/UDP {shown}:{port};branch={self.branch_factory()};rport"
+            )
         request.add_header("Max-Forwards", "70")
         request.add_header("From", f"<{originator}>;tag={self.tag_factory()}")
         request.add_header("To", f"<{to}>")
@@ -333,6 +372,7 @@ __all__ = [
     "Messenger",
     "RequestSender",
     "UDPEndpoint",
+    "URISender",
     "by_recipient",
     "udp_endpoint_of",
 ]

@@ -50,7 +50,8 @@ from conference.app.conferences import (
     utc_datetime,
 )
 from conference.app.core import CoreRouter, RequestContext
-from conference.app.outbound import Messenger, RequestSender, UDPEndpoint
+from conference.app.federation import Federation
+from conference.app.outbound import Messenger, RequestSender, UDPEndpoint, URISender
 from conference.app.ownership import UserDirectory, release_when_cancelled
 from conference.app.trust import SMIME_TYPES, TrustSettings, authority, open_body
 from conference.calendar import (
@@ -299,6 +300,7 @@ class SchedulingHandler:
             L{Bookings} (L{None}: none).
         """
         self.trust = trust if trust is not None else TrustSettings()
+        self.federation: Optional[Federation] = None
         if self.trust.enabled:
             self.accepts = {"MESSAGE": ACCEPTED_TYPES + SMIME_TYPES}
         self.conferences = conferences
@@ -378,14 +380,20 @@ class SchedulingHandler:
     async def _handle(self, request: Request, context: RequestContext) -> Response:
         identity = context.identity
         target, domain = self.target_of(request)
-        if identity is None:
+        if identity is None and (self.federation is None or not self.trust.enabled):
             raise _forbidden(domain, "scheduling needs an authenticated identity")
-        authenticated = normalize_address(str(identity.aor))
+        authenticated = normalize_address(str(identity.aor)) if identity is not None else ""
         ctype, now, peer = request.header("content-type"), context.now, context.peer.host
         if self.trust.enabled:  # docs/trust.rst: the signer, not the SIP sender, counts
             opened = open_body(self.trust, request.body, ctype, agent=domain, now=now, source=peer)
             body = parse_calendar_body(opened.body, opened.content_type or ctype, agent=domain)
-            who = authority(self.trust, body, opened.signer, authenticated, agent=domain)
+            if identity is None and self.federation is not None:  # docs/federation.rst
+                signed = self.federation.admit(body, opened, request.body, agent=domain, now=now)
+                if signed is None:  # a replay of a message applied before
+                    return make_response(request, 200, to_tag=self.tag_factory())
+                who = signed
+            else:
+                who = authority(self.trust, body, opened.signer, authenticated, agent=domain)
         else:
             body = parse_calendar_body(request.body, ctype, agent=domain)
             who = authenticated
@@ -402,6 +410,8 @@ class SchedulingHandler:
                 ) from None
             except LimitExceededError as e:
                 raise _forbidden(domain, str(e)) from None
+        if identity is None and self.federation is not None:
+            self.federation.remember(request.body, now)
         headers: List[Tuple[str, str]] = []
         if outcome.warning is not None:
             headers.append(("Warning", warning_value(domain, outcome.warning)))
@@ -598,6 +608,8 @@ def install_scheduler(
     *,
     reactor: IReactorTime,
     endpoint: Callable[[], Optional[UDPEndpoint]],
+    route: Optional[URISender] = None,
+    federation: Optional[Federation] = None,
     max_per_organizer: Optional[int] = None,
     trust: Optional[TrustSettings] = None,
     accounts: Optional[IAccounts] = None,
@@ -612,6 +624,10 @@ def install_scheduler(
     @param reactor: the reactor of the outgoing MESSAGEs.
     @param endpoint: where outgoing UDP requests leave from
         (L{conference.app.outbound.udp_endpoint_of}).
+    @param route: sends to any SIP URI (RFC 3263), so answers reach
+        other domains and TCP/TLS contacts; L{None}: registered UDP only.
+    @param federation: admits signed organizers of other domains
+        (docs/federation.rst); L{None}: only authenticated users schedule.
     @param max_per_organizer: the per-organizer conference cap.
     @param trust: the S/MIME settings, if any: outgoing bodies are signed
         with their credentials.
@@ -632,6 +648,7 @@ def install_scheduler(
         tag_factory=new_tag,
         branch_factory=new_branch,
         sign=trust.signer if trust is not None else None,
+        route=route,
     )
     handler = SchedulingHandler(
         stores.conferences,
@@ -649,6 +666,7 @@ def install_scheduler(
         max_organizer_bytes=max_organizer_bytes,
     )
     handler.listeners.extend(listeners)
+    handler.federation = federation
     router.add_handler(handler)
     return handler
 

@@ -49,9 +49,9 @@ def outgoing(*recipients: str) -> Outgoing:
     return Outgoing("REQUEST", tuple(recipients), parse_ical_calendar(conference_ical()))
 
 
-class MessengerTests(SynchronousTestCase):
+class MessengerFixture(SynchronousTestCase):
     """
-    L{Messenger.send} and L{Messenger.send_later}.
+    A L{Messenger} over memory stores with a recording sender.
     """
 
     def setUp(self) -> None:
@@ -77,6 +77,12 @@ class MessengerTests(SynchronousTestCase):
 
     def send(self, message: Outgoing, **kwargs: Any) -> List[Delivery]:
         return self.successResultOf(self.messenger.send(message, **kwargs))
+
+
+class MessengerTests(MessengerFixture):
+    """
+    L{Messenger.send} and L{Messenger.send_later}.
+    """
 
     def test_to_each_contact(self) -> None:
         """A registered user gets the MESSAGE at each of their contacts."""
@@ -184,6 +190,74 @@ class MessengerTests(SynchronousTestCase):
         self.assertEqual(self.sender.sent, [])
         self.clock.advance(0)
         self.assertEqual([x.status for x in self.successResultOf(d)], [200])
+
+
+class Route:
+    """
+    An L{URISender} that records what it is given and answers C{code}, or
+    fails when that is None.
+    """
+
+    def __init__(self, code: Optional[int] = 200) -> None:
+        self.code = code
+        self.sent: List[Tuple[Request, str]] = []
+
+    def send_to(self, request: Request, uri: str) -> Deferred[Response]:
+        self.sent.append((request, uri))
+        if self.code is None:
+            return fail(RuntimeError("MESSAGE to x not delivered: no address found"))
+        d: Deferred[Response] = Deferred()
+        d.callback(make_response(request, self.code))
+        return d
+
+
+class RoutedTests(MessengerFixture):
+    """
+    With a route (RFC 3263, docs/federation.rst), other domains and any
+    contact are reached through it; the UDP-only path is not used.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.route = Route()
+        self.messenger.route = self.route
+
+    def test_other_domain(self) -> None:
+        """A recipient in another domain gets the MESSAGE at its address, without a Via."""
+        deliveries = self.send(outgoing("sip:x@elsewhere.org"), originator="sip:c@example.com")
+        self.assertEqual(
+            [(d.recipient, d.status) for d in deliveries], [("sip:x@elsewhere.org", 200)]
+        )
+        ((request, uri),) = self.route.sent
+        self.assertEqual((uri, str(request.uri)), ("sip:x@elsewhere.org", "sip:x@elsewhere.org"))
+        self.assertFalse(request.has_header("via"))
+        self.assertEqual(request.header("to"), "<sip:x@elsewhere.org>")
+
+    def test_stream_and_named_contacts(self) -> None:
+        """TCP contacts and contacts with host names go through the route."""
+        self.register(
+            "sip:bob@example.com", "sip:bob@192.0.2.7;transport=tcp", "sip:bob@pc.example.net"
+        )
+        deliveries = self.send(outgoing("sip:bob@example.com"))
+        self.assertEqual(sorted(d.status or 0 for d in deliveries), [200, 200])
+        self.assertEqual(
+            sorted(uri for _, uri in self.route.sent),
+            ["sip:bob@192.0.2.7;transport=tcp", "sip:bob@pc.example.net"],
+        )
+        self.assertEqual(self.sender.sent, [])
+
+    def test_route_fails(self) -> None:
+        """A route that cannot deliver is reported, not raised."""
+        self.route.code = None
+        (delivery,) = self.send(outgoing("sip:x@elsewhere.org"))
+        self.assertIsNone(delivery.status)
+        self.assertIn("no address found", delivery.note)
+
+    def test_mailto(self) -> None:
+        """mailto: recipients stay undeliverable."""
+        (delivery,) = self.send(outgoing("mailto:a@b.c"))
+        self.assertEqual(delivery.note, "not in a served domain")
+        self.assertEqual(self.route.sent, [])
 
 
 class EndpointTests(SynchronousTestCase):
