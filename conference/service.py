@@ -40,6 +40,7 @@ from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request
 from conference.sip.transaction_model import new_branch, new_tag
 from conference.store import Stores, open_stores
+from conference.store.timing import StoreLatency, time_stores
 from conference.transport.listening import (
     ListenerService,
     StreamListenerService,
@@ -296,6 +297,8 @@ class ConferenceService(MultiService):
         )
         self.stores: Optional[Stores] = stores
         self._own_stores = stores is None
+        #: Store call durations for /metrics (L{conference.store.timing}).
+        self.store_latency = StoreLatency()
         self.ready: Deferred[None] = Deferred()
         for description in config.listen:
             self._add_listener(description)
@@ -693,7 +696,7 @@ class ConferenceService(MultiService):
         The stores are open: build the applications, then serve on the
         listeners; fires once every one is bound.
         """
-        self.stores = stores
+        self.stores = time_stores(stores, self.store_latency, self._reactor)
         self._applications(stores)
         for service in self:
             service.startService()

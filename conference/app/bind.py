@@ -11,6 +11,7 @@ the stores, applies the plan, and answers once the store has committed, so a
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import (
     AbstractSet,
     Any,
@@ -324,6 +325,8 @@ class BindHandler:
         self.listeners: List[Callable[[str], None]] = []
         self._challenge = challenge
         self._tag_factory = tag_factory
+        #: BIND updates by outcome (applied, or the refusal's reason), for /metrics.
+        self.updates: Counter[str] = Counter()
 
     # IRequestHandler -------------------------------------------------------
 
@@ -339,10 +342,13 @@ class BindHandler:
                 raise self._unauthenticated(request, context.now)
             target = request.to.uri
         except SIPProtocolError as e:
+            if request.header_fields("binding"):  # an update, refused before it is read
+                count_update(Failure(e), self.updates)
             return _failed(e)
         d: Deferred[Any] = self.owners.resolve(target)
         if values:
             d.addCallback(self._update, request, values, identity, context.now)
+            d.addBoth(count_update, self.updates)
         else:
             d.addCallback(self._query_answer, request, identity, context.now)
         return d
@@ -622,6 +628,32 @@ class BindHandler:
             return []
 
         return d.addErrback(quiet)
+
+
+#: The reason a refused BIND update is counted under, by status code.
+REFUSAL_REASONS = {
+    400: "bad-request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not-found",
+    413: "too-large",
+    423: "too-brief",
+    503: "store-unavailable",
+}
+
+
+def count_update(result: Any, updates: Counter[str]) -> Any:
+    """
+    Count a BIND update's outcome in C{updates}: C{applied}, or the
+    reason for its refusal (C{other} for a code not in L{REFUSAL_REASONS}).
+    """
+    if isinstance(result, Failure):
+        error = result.value
+        status = error.status if isinstance(error, SIPProtocolError) else 500
+        updates[REFUSAL_REASONS.get(status, "other")] += 1
+    else:
+        updates["applied"] += 1
+    return result
 
 
 def _record_order(record: BindingRecord) -> Tuple[str, str]:

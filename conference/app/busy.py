@@ -14,6 +14,7 @@ contacts, or 480 with the VFREEBUSY when they are not registered.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
@@ -230,6 +231,8 @@ class UserAvailability:
         #: More busy time by user, e.g. from CalDAV (docs/caldav.rst):
         #: C{(aor, now)} -> Deferred of (FBTYPE, interval)s, never failing.
         self.external: Optional[Callable[[str, float], Deferred[List[Tuple[str, Interval]]]]] = None
+        #: Answers by outcome (busy, redirected, unavailable), for /metrics.
+        self.outcomes: Counter[str] = Counter()
 
     def busy_time(self, aor: str, now: float) -> Deferred[List[Tuple[str, Interval]]]:
         """
@@ -337,6 +340,7 @@ class UserAvailability:
         fb = publish_freebusy(aor, start, end, start, busy_list)
         if any(s <= start < e for s, e in hard):
             free_at = next_free_slot(hard, SLOT, start, end)
+            self.outcomes["busy"] += 1
             return busy_response(
                 request,
                 486,
@@ -352,7 +356,9 @@ class UserAvailability:
                 ("Contact", f"<{b.contact}>" + (f";q={b.q:g}" if b.q is not None else ""))
                 for b in contacts
             ]
+            self.outcomes["redirected"] += 1
             return make_response(request, 302, "Moved Temporarily", to_tag=to_tag, headers=headers)
+        self.outcomes["unavailable"] += 1
         return busy_response(
             request,
             480,

@@ -13,6 +13,7 @@ quiet (issue 15).
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence, Tuple
@@ -176,6 +177,8 @@ class Focus:
             sign=sign,
         )
         self._cancelled: Dict[int, bool] = {}
+        #: Join outcomes by reason (joined, not-open, locked, full), for /metrics.
+        self.outcomes: Counter[str] = Counter()
         #: Locks set or lifted by moderators, by conference URI.
         self.locks: Dict[str, bool] = {}
         self._timer: Optional[IDelayedCall] = None
@@ -410,6 +413,7 @@ class Focus:
         486 for a conference that cannot be joined now ("not open yet",
         "locked", "full"), with its unavailable time until C{until}.
         """
+        self.outcomes[why.replace(" yet", "").replace(" ", "-")] += 1
         return refuse_conference(
             join.request,
             join.record.uri,
@@ -491,6 +495,7 @@ class Focus:
             count=self.roster.count(record.uri),
         )
         self.notify_listeners(record.uri)
+        self.outcomes["joined"] += 1
         return response
 
     def _contact(self, request: Request, peer: Peer) -> str:

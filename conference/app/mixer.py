@@ -88,6 +88,9 @@ class MixerMediaService(NullMediaService):
         self.conferences: Dict[str, _Conference] = {}
         self.channels: Dict[int, Channel] = {}
         self._failed: Set[int] = set()
+        #: Counters of the channels closed so far; frames the clocks skipped.
+        self.retired = Counters()
+        self.skipped = 0
 
     # Sessions --------------------------------------------------------------
 
@@ -149,6 +152,7 @@ class MixerMediaService(NullMediaService):
             if channel is not None:
                 self._send(session, channel.goodbye(self._now()))
                 self._leave(session.conference, channel)
+                self.retired.add(channel.counters)
                 log.debug(
                     "Media of {participant}: {counters}",
                     participant=session.participant,
@@ -190,6 +194,7 @@ class MixerMediaService(NullMediaService):
             if count > MAX_CATCH_UP:
                 mixer.skip(count - MAX_CATCH_UP)
                 conference.skipped += count - MAX_CATCH_UP
+                self.skipped += count - MAX_CATCH_UP
                 count = MAX_CATCH_UP
             for _ in range(count):
                 datagrams = mixer.tick(now)

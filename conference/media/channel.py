@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Hashable, List, Mapping, NamedTuple, Optional, Tuple
 
 from conference.media.codecs import FRAME_SAMPLES, AudioCodec, Samples
@@ -105,6 +105,11 @@ class Counters:
             + self.ignored
             + self.rtcp_malformed
         )
+
+    def add(self, other: Counters) -> None:
+        """Add C{other}'s counts to these (totals over closed channels)."""
+        for field in fields(self):
+            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
 
 
 def _canonical(host: str) -> Optional[str]:
@@ -374,6 +379,30 @@ class Channel:
                 and self._source.ssrc in packet.ssrcs
             ):
                 self.bye_received = True
+
+    # Quality, for /metrics -------------------------------------------------
+
+    def inbound_quality(self) -> Optional[Tuple[float, float]]:
+        """
+        (fraction lost, interarrival jitter in seconds) of the participant's
+        stream as we receive it, since it started; L{None} before it is valid.
+        """
+        source = self._source
+        if source is None or not source.valid or source.expected <= 0:
+            return None
+        lost = max(0, source.lost) / source.expected
+        return lost, source.jitter / source.clock_rate
+
+    def outbound_quality(self) -> Optional[Tuple[float, float]]:
+        """
+        (fraction lost, jitter in seconds) of our stream as the participant
+        last reported it in RTCP; L{None} before any report.
+        """
+        if self.remote_loss is None:
+            return None
+        fraction, _, jitter = self.remote_loss
+        codec = self.codecs.get(self.send_pt) if self.send_pt is not None else None
+        return fraction / 256.0, jitter / (codec.clock if codec is not None else 8000)
 
     # The mixer's tick ------------------------------------------------------
 

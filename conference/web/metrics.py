@@ -12,12 +12,21 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Any, Callable, Dict, Iterator, Optional, Set
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from conference.app.mixer import MixerMediaService
+from conference.media.channel import Counters
 from conference.records import StoreError
+from conference.store.timing import BUCKETS as STORE_BUCKETS
+from conference.store.timing import StoreLatency
 
 #: Meaning of each key of C{SIPServer.stats}, exported as one counter.
 SIP_MESSAGE_KINDS = {
@@ -26,6 +35,42 @@ SIP_MESSAGE_KINDS = {
     "refused": "SIP messages answered with an error before dispatch (bad syntax, too large)",
     "dropped": "SIP messages dropped unparsed or undeliverable",
 }
+
+#: Join outcomes always exported (0 until they happen): C{joined} or why
+#: the focus answered 486.
+JOIN_OUTCOMES = ("joined", "not-open", "locked", "full")
+
+#: Outcomes of calls to users always exported: 486, 302, 480.
+USER_OUTCOMES = ("busy", "redirected", "unavailable")
+
+#: BIND update outcomes always exported: C{applied} or a refusal's reason.
+BIND_OUTCOMES = ("applied", "forbidden", "bad-request", "store-unavailable")
+
+#: RTP/RTCP drop reasons: the L{Counters} fields counting dropped datagrams.
+DROP_REASONS = (
+    "malformed",
+    "oversized",
+    "strangers",
+    "flood",
+    "wrong_payload",
+    "ssrc_mismatch",
+    "unconfirmed",
+    "ignored",
+    "rtcp_malformed",
+)
+
+
+def outcome_counter(
+    name: str, documentation: str, counts: Any, always: Iterable[str]
+) -> CounterMetricFamily:
+    """
+    A counter labelled C{outcome} from a C{Counter} of outcomes, the
+    C{always} ones exported even at 0 so that rates can be taken at once.
+    """
+    family = CounterMetricFamily(name, documentation, labels=["outcome"])
+    for outcome in sorted({*always, *counts}):
+        family.add_metric([outcome], float(counts.get(outcome, 0)))
+    return family
 
 
 class ServerCollector(Collector):
@@ -44,6 +89,10 @@ class ServerCollector(Collector):
         """
         One family per metric documented in docs/operations.rst.
         """
+        yield from self._applications()
+        latency: Optional[StoreLatency] = getattr(self.server, "store_latency", None)
+        if latency is not None:
+            yield store_latency(latency)
         sip = self.server.sip
         stats = dict(sip.stats)
         messages = CounterMetricFamily(
@@ -85,6 +134,22 @@ class ServerCollector(Collector):
             "Conferences with at least one participant now",
             value=float(len(open_conferences(focus))),
         )
+        yield outcome_counter(
+            "conference_joins",
+            "INVITEs to a conference by outcome: joined, or refused with 486 because "
+            "the conference is not open yet, locked or full",
+            focus.outcomes,
+            JOIN_OUTCOMES,
+        )
+        yield outcome_counter(
+            "conference_user_calls",
+            "INVITEs to a user of a served domain by answer: busy (486), "
+            "redirected (302), unavailable (480)",
+            focus.users.outcomes,
+            USER_OUTCOMES,
+        )
+        if isinstance(focus.media, MixerMediaService):
+            yield from media_metrics(focus.media)
         admission = focus.admission
         if admission is not None:
             yield GaugeMetricFamily(
@@ -97,6 +162,111 @@ class ServerCollector(Collector):
                 "Media sessions the media service can hold at once",
                 value=float(admission.capacity),
             )
+
+    def _applications(self) -> Iterator[Metric]:
+        binder: Optional[Any] = getattr(self.server, "binder", None)
+        if binder is not None:
+            yield outcome_counter(
+                "conference_bind_updates",
+                "BIND requests that change bindings, by outcome: applied, or the "
+                "reason they were refused (forbidden, bad-request, too-large, too-brief, "
+                "not-found, store-unavailable, other)",
+                binder.updates,
+                BIND_OUTCOMES,
+            )
+
+
+def store_latency(latency: StoreLatency) -> HistogramMetricFamily:
+    """
+    The store call durations as a Prometheus histogram by store and operation.
+    """
+    family = HistogramMetricFamily(
+        "conference_store_call_seconds",
+        "Time from a store call to its result, by store and operation",
+        labels=["store", "operation"],
+    )
+    bounds = [*map(str, STORE_BUCKETS), "+Inf"]
+    for key, counts in sorted(latency.counts.items()):
+        cumulative, running = [], 0
+        for bound, count in zip(bounds, counts):
+            running += count
+            cumulative.append((bound, float(running)))
+        family.add_metric(list(key), cumulative, sum_value=latency.sums[key])
+    return family
+
+
+def media_metrics(media: MixerMediaService) -> Iterator[Metric]:
+    """
+    The built-in mixer's packets, drops, mix deadline misses and stream
+    quality: counters summed over all channels (closed ones included),
+    quality aggregated over the open ones (no per-participant labels).
+    """
+    channels = list(media.channels.values())
+    totals = Counters()
+    totals.add(media.retired)
+    for channel in channels:
+        totals.add(channel.counters)
+    packets = CounterMetricFamily(
+        "conference_rtp_packets",
+        "RTP datagrams by what happened: received (at the ports), accepted (into the mix), sent",
+        labels=["kind"],
+    )
+    packets.add_metric(["received"], float(totals.received))
+    packets.add_metric(["accepted"], float(totals.accepted))
+    packets.add_metric(["sent"], float(totals.sent))
+    yield packets
+    yield CounterMetricFamily(
+        "conference_rtcp_packets",
+        "RTCP datagrams received at the ports",
+        value=float(totals.rtcp_received),
+    )
+    dropped = CounterMetricFamily(
+        "conference_rtp_dropped",
+        "RTP and RTCP datagrams not used, by reason",
+        labels=["reason"],
+    )
+    for reason in DROP_REASONS:
+        dropped.add_metric([reason], float(getattr(totals, reason)))
+    yield dropped
+    yield CounterMetricFamily(
+        "conference_mix_deadline_misses",
+        "Mix frames skipped because the reactor was late by more than the catch-up",
+        value=float(media.skipped),
+    )
+    yield GaugeMetricFamily(
+        "conference_mixes",
+        "Conferences being mixed now",
+        value=float(len(media.conferences)),
+    )
+    for direction, qualities in (
+        ("in", [channel.inbound_quality() for channel in channels]),
+        ("out", [channel.outbound_quality() for channel in channels]),
+    ):
+        yield from _quality(direction, [q for q in qualities if q is not None])
+
+
+def _quality(direction: str, qualities: List[Tuple[float, float]]) -> Iterator[Metric]:
+    if not qualities:
+        return
+    for index, name, documentation in (
+        (0, "conference_rtp_loss_ratio", "Fraction of RTP packets lost"),
+        (1, "conference_rtp_jitter_seconds", "RTP interarrival jitter"),
+    ):
+        values = [quality[index] for quality in qualities]
+        family = GaugeMetricFamily(
+            f"{name}_{direction}",
+            f"{documentation} ({_DIRECTIONS[direction]}), over the open streams",
+            labels=["stat"],
+        )
+        family.add_metric(["mean"], sum(values) / len(values))
+        family.add_metric(["max"], max(values))
+        yield family
+
+
+_DIRECTIONS = {
+    "in": "participants' streams as received here",
+    "out": "our streams as participants last reported in RTCP",
+}
 
 
 class StoreProbe(Collector):

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from conference.media.channel import MAX_PACKETS_PER_TICK, RTCP_INTERVAL, Channel, Latch
+from conference.media.channel import MAX_PACKETS_PER_TICK, RTCP_INTERVAL, Channel, Counters, Latch
 from conference.media.codecs import FRAME_SAMPLES, PCMA, PCMU
 from conference.media.dtmf import DTMFError, TelephoneEvent, parse_event
 from conference.media.rtcp import (
@@ -451,3 +451,16 @@ class ToneTests(SynchronousTestCase):
         expected = PCMA.decode(PCMA.encode(samples).tobytes())[FRAME_SAMPLES:]
         self.assertTrue(np.array_equal(joined, expected[: len(joined)]))
         self.assertGreaterEqual(len(joined), len(expected) - 2 * FRAME_SAMPLES)
+
+
+class CountersTests(SynchronousTestCase):
+    """
+    Counters summed for totals over channels.
+    """
+
+    def test_add(self) -> None:
+        """Adding counters adds every field, the drop total with them."""
+        total = Counters(received=2, strangers=1)
+        total.add(Counters(received=3, accepted=2, strangers=1, sent=4))
+        self.assertEqual((total.received, total.accepted, total.sent), (5, 2, 4))
+        self.assertEqual(total.dropped, 2)

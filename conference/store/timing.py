@@ -1,0 +1,118 @@
+# -*- test-case-name: tests.store.test_timing -*-
+"""
+Store latency measured at the store boundary: a proxy around each store
+the service opens times every call by the injected reactor's clock, and
+a plain-Python histogram keeps the counts for C{/metrics}.
+
+Timing at the boundary keeps the stores and their callers as they are;
+the cost per call is two clock reads and a bucket increment.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from typing import Any, Callable, Dict, List, Tuple
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
+from zope.interface import directlyProvides, providedBy
+
+#: Upper bounds (seconds) of the store latency histogram's buckets.
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+
+#: The attributes of L{conference.store.stores.Stores} that are stores.
+STORE_NAMES = ("conferences", "calendars", "registrations", "bindings")
+
+
+class StoreLatency:
+    """
+    Call durations by store and operation, bucketed as a Prometheus
+    histogram (non-cumulative counts; the exporter accumulates).
+
+    @ivar counts: per C{(store, operation)}, a count per bucket of
+        L{BUCKETS} plus one for the overflow.
+    @ivar sums: per C{(store, operation)}, the total seconds.
+    @ivar failures: per C{(store, operation)}, the calls that failed.
+    """
+
+    def __init__(self) -> None:
+        self.counts: Dict[Tuple[str, str], List[int]] = {}
+        self.sums: Dict[Tuple[str, str], float] = {}
+        self.failures: Dict[Tuple[str, str], int] = {}
+
+    def observe(self, store: str, operation: str, seconds: float, failed: bool = False) -> None:
+        """
+        Count one call of C{operation} on C{store} that took C{seconds}.
+        """
+        key = (store, operation)
+        counts = self.counts.get(key)
+        if counts is None:
+            counts = self.counts[key] = [0] * (len(BUCKETS) + 1)
+            self.sums[key] = 0.0
+            self.failures[key] = 0
+        counts[bisect_left(BUCKETS, seconds)] += 1
+        self.sums[key] += seconds
+        if failed:
+            self.failures[key] += 1
+
+
+class TimedStore:
+    """
+    Forwards every attribute to a store; its methods are timed.  The
+    proxy provides what the store provides, so interface checks hold.
+    """
+
+    def __init__(
+        self, target: Any, name: str, latency: StoreLatency, seconds: Callable[[], float]
+    ) -> None:
+        self._target = target
+        self._name = name
+        self._latency = latency
+        self._seconds = seconds
+        directlyProvides(self, *providedBy(target))
+
+    def __getattr__(self, attribute: str) -> Any:
+        if attribute.startswith("__"):
+            # zope.interface's own attributes are the proxy's, not the store's.
+            raise AttributeError(attribute)
+        value = getattr(self._target, attribute)
+        if attribute.startswith("_") or not callable(value):
+            return value
+        return self._timed(attribute, value)
+
+    def _timed(self, operation: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        latency, seconds, name = self._latency, self._seconds, self._name
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            started = seconds()
+            try:
+                result = method(*args, **kwargs)
+            except BaseException:
+                latency.observe(name, operation, seconds() - started, failed=True)
+                raise
+            if not isinstance(result, Deferred):
+                latency.observe(name, operation, seconds() - started)
+                return result
+
+            def done(value: Any) -> Any:
+                failed = isinstance(value, Failure)
+                latency.observe(name, operation, seconds() - started, failed=failed)
+                return value
+
+            return result.addBoth(done)
+
+        return call
+
+
+def time_stores(stores: Any, latency: StoreLatency, reactor: IReactorTime) -> Any:
+    """
+    Replace each store of C{stores} (a L{conference.store.stores.Stores})
+    by a L{TimedStore} reporting to C{latency}; already timed stores are
+    left alone.  Returns C{stores}.
+    """
+    for name in STORE_NAMES:
+        store = getattr(stores, name)
+        if not isinstance(store, TimedStore):
+            setattr(stores, name, TimedStore(store, name, latency, reactor.seconds))
+    return stores
