@@ -267,6 +267,14 @@ class IMediaService(Interface):
         accepts, so it must be cheap.
         """
 
+    def warn(session: IMediaSession, ends_at: float) -> None:
+        """
+        Warn the participant that the conference ends at C{ends_at} (POSIX
+        seconds): the mixer plays a short tone into what they hear; a
+        service without audio (the null one) does nothing.  Never raises
+        for a closed session.
+        """
+
 
 # Stores of the focus (conferences, calendars) and of BIND ------------------
 

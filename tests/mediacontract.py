@@ -223,6 +223,14 @@ class MediaServiceContract:
         e = case.assertRaises(RemoteProtocolError, self.service.complete, session, SIPP_OFFER)
         case.assertEqual(e.status, 481)
 
+    def test_contract_warn(self) -> None:
+        """warn takes an open session and ignores a closed one; the call goes on either way."""
+        session = self._join()
+        self.service.warn(session, 1000.0)
+        self.service.close(session)
+        self.service.warn(session, 1000.0)
+        self._case().assertEqual(self.reactor.open, {})
+
     def test_contract_exhaustion(self) -> None:
         """Beyond the session cap, or without a free port pair, a join is 503."""
         service = self.make_service(max_sessions=1)

@@ -171,10 +171,8 @@ class ConferenceLifecycle:
             uri=uri,
             s=live.ends - self._reactor.seconds(),
         )
-        prompt = getattr(self.focus.media, "warn", None)
-        if prompt is not None:
-            for participant in self.focus.roster.participants(uri):
-                prompt(participant.session, live.ends)
+        for participant in self.focus.roster.participants(uri):
+            self.focus.media.warn(participant.session, live.ends)
         self.focus.notify_listeners(uri)
 
     def _end(self, uri: str, why: str) -> None:

@@ -339,6 +339,13 @@ class NullMediaService:
         """
         session.last_activity = self._now()  # type: ignore[attr-defined]
 
+    def warn(self, session: IMediaSession, ends_at: float) -> None:
+        """
+        The end-of-conference warning: the null service carries no audio,
+        so there is nothing to play (the conference-info update still tells
+        subscribers).
+        """
+
     def close_all(self) -> None:
         """Close every open session (at shutdown)."""
         for session in list(self.sessions.values()):

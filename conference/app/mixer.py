@@ -29,6 +29,7 @@ from conference.interfaces import IMediaService, IMediaSession
 from conference.media.channel import Channel, Counters, Datagram
 from conference.media.codecs import FRAME_MS, FRAME_SAMPLES, INTERNAL_RATE, AudioCodec, codec_named
 from conference.media.mixer import Mixer
+from conference.media.tone import warning_tone
 from conference.sip.errors import RemoteProtocolError
 
 log = Logger()
@@ -306,6 +307,17 @@ class MixerMediaService(NullMediaService):
         """
         samples = round(duration * INTERNAL_RATE)
         self.channel(session).send_dtmf(digits, samples)
+
+    def warn(self, session: IMediaSession, ends_at: float) -> None:
+        """
+        Play the end-of-conference warning (L{warning_tone}) over what the
+        participant hears, from the next tick; a closed session is ignored.
+        """
+        try:
+            channel = self.channel(session)
+        except RemoteProtocolError:
+            return
+        channel.play(warning_tone(INTERNAL_RATE))
 
     def counters(self, session: IMediaSession) -> Counters:
         """What the session's ports received, dropped and sent."""

@@ -28,6 +28,9 @@ import random
 from dataclasses import dataclass, fields
 from typing import Hashable, List, Mapping, NamedTuple, Optional, Tuple
 
+import numpy as np
+import numpy.typing as npt
+
 from conference.media.codecs import FRAME_SAMPLES, AudioCodec, Samples
 from conference.media.dtmf import DTMFError, DTMFReceiver, DTMFSender
 from conference.media.jitter import JitterBuffer
@@ -210,6 +213,8 @@ class Channel:
         self.remote_loss: Optional[Tuple[int, int, int]] = None
         self.round_trip: Optional[float] = None
         self.bye_received = False
+        self._tone: Optional[npt.NDArray[np.float32]] = None
+        self._tone_at = 0
 
     # Negotiation ---------------------------------------------------------
 
@@ -412,6 +417,28 @@ class Channel:
         if not self.receives:
             return None
         return self.jitter.pop()
+
+    def play(self, tone: npt.NDArray[np.float32]) -> None:
+        """
+        Mix C{tone} (int16-scale samples) over what the participant hears,
+        from the next tick on; it replaces a tone still playing.
+        """
+        self._tone = tone
+        self._tone_at = 0
+
+    def overlay(self) -> Optional[npt.NDArray[np.float32]]:
+        """This tick's frame of the tone being played (L{None}: no tone)."""
+        tone = self._tone
+        if tone is None:
+            return None
+        start = self._tone_at
+        chunk = tone[start : start + self.frame]
+        self._tone_at = start + self.frame
+        if self._tone_at >= len(tone):
+            self._tone = None
+        if len(chunk) < self.frame:
+            chunk = np.pad(chunk, (0, self.frame - len(chunk)))
+        return chunk
 
     def packets(self, payload: Optional[bytes]) -> List[Datagram]:
         """

@@ -7,7 +7,8 @@ buffer, and sends each participant the sum of everyone else.
 The work of a tick is a handful of numpy operations over an N x 160
 matrix, whatever N is: apply the incoming gains (zero for the muted and
 the silent), sum the rows once, subtract each row from the sum (nobody
-hears themself), apply the outgoing gains, saturate to 16 bits (loud
+hears themself), apply the outgoing gains, add any tone a participant is
+being played (the end-of-conference warning), saturate to 16 bits (loud
 sums clip instead of wrapping around) and encode the rows of each codec
 with one table lookup.  Python loops only over participants, never over
 samples.
@@ -27,7 +28,10 @@ Matrix = npt.NDArray[np.float32]
 
 
 def mix_minus(
-    frames: Matrix, gains_in: npt.NDArray[np.float32], gains_out: npt.NDArray[np.float32]
+    frames: Matrix,
+    gains_in: npt.NDArray[np.float32],
+    gains_out: npt.NDArray[np.float32],
+    overlay: Optional[Matrix] = None,
 ) -> npt.NDArray[np.int16]:
     """
     What each participant hears.
@@ -35,12 +39,16 @@ def mix_minus(
     @param frames: one row of samples per participant.
     @param gains_in: per participant, the gain of what they say (0 for
         the muted or silent); C{gains_out} of what they hear.
+    @param overlay: rows added to what each participant hears after
+        their outgoing gain (tones), or L{None}.
     @return: row M is the sum of every other row, each scaled by its
         incoming gain, scaled by M's outgoing gain and saturated to int16.
     """
     spoken = frames * gains_in[:, None]
     total = spoken.sum(axis=0)
     heard = (total[None, :] - spoken) * gains_out[:, None]
+    if overlay is not None:
+        heard += overlay
     np.rint(heard, out=heard)
     np.clip(heard, -32768, 32767, out=heard)
     result: npt.NDArray[np.int16] = heard.astype(np.int16)
@@ -84,14 +92,20 @@ class Mixer:
         frames = np.zeros((count, self.frame), dtype=np.float32)
         gains_in = np.zeros(count, dtype=np.float32)
         gains_out = np.zeros(count, dtype=np.float32)
+        overlay: Optional[Matrix] = None
         for row, channel in enumerate(channels):
+            tone = channel.overlay()
+            if tone is not None:
+                if overlay is None:
+                    overlay = np.zeros((count, self.frame), dtype=np.float32)
+                overlay[row] = tone
             frame = channel.pop()
             if frame is not None and not channel.mute_in:
                 frames[row] = frame
                 gains_in[row] = channel.gain_in
             if not channel.mute_out:
                 gains_out[row] = channel.gain_out
-        heard = mix_minus(frames, gains_in, gains_out)
+        heard = mix_minus(frames, gains_in, gains_out, overlay)
         payloads = self._encode(channels, heard)
         out: List[Datagram] = []
         for channel, payload in zip(channels, payloads):

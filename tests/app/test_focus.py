@@ -64,6 +64,7 @@ class FakeMedia:
         self.clock = clock
         self.sessions: List[FakeSession] = []
         self.hold: Optional[Deferred[IMediaSession]] = None
+        self.warnings: List[Tuple[IMediaSession, float, float]] = []
 
     def answer(self, conference: str, participant: str, offer: bytes) -> Deferred[IMediaSession]:
         if b"m=video" in offer and b"m=audio" not in offer:
@@ -98,6 +99,9 @@ class FakeMedia:
 
     def touch(self, session: IMediaSession) -> None:
         session.last_activity = self.clock.seconds()  # type: ignore[attr-defined]
+
+    def warn(self, session: IMediaSession, ends_at: float) -> None:
+        self.warnings.append((session, ends_at, self.clock.seconds()))
 
 
 class FocusFixture(SynchronousTestCase):

@@ -52,6 +52,18 @@ class LifecycleTests(ControlFixture):
         self.assertEqual(self.focus.roster.count(CONF), 0)
         self.assertEqual(self.lifecycle.ends_at(CONF), None)
 
+    def test_warning_reaches_media(self) -> None:
+        """At DTEND minus the warning time the media service warns each participant once."""
+        self.join(ALICE)
+        self.join(BOB)
+        self.clock.advance(END - 300 - 1 - self.clock.seconds())
+        self.assertEqual(self.media.warnings, [])
+        self.clock.advance(1)
+        sessions = [p.session for p in self.focus.roster.participants(CONF)]
+        self.assertEqual(self.media.warnings, [(s, END, END - 300) for s in sessions])
+        self.clock.advance(100)
+        self.assertEqual(len(self.media.warnings), 2)
+
     def test_join_late_warned_at_once(self) -> None:
         """Someone joining inside the warning window is warned at once."""
         self.clock.advance(END - 60 - self.clock.seconds())

@@ -139,6 +139,24 @@ class MixerServiceTests(SynchronousTestCase):
         self.assertGreater(band_share(heard_a[800:], 900), 0.95)
         self.assertGreater(band_share(heard_b[800:], 500), 0.95)
 
+    def test_warn(self) -> None:
+        """warn plays the 440 Hz warning to that participant only, over silence."""
+        a = self.join(6000, pt=0)
+        self.join(6002, pt=0)
+        self.service.warn(a, 1000.0)
+        self.advance(0.6)
+        heard = {
+            port: np.concatenate(
+                [
+                    PCMU.decode(parse_rtp(d).payload)
+                    for d in self.reactor.sent_to(("192.0.2.10", port))
+                ]
+            )
+            for port in (6000, 6002)
+        }
+        self.assertGreater(band_share(heard[6000][:1600], 440), 0.95)
+        self.assertEqual(np.abs(heard[6002]).max(), 0)
+
     def test_stranger_not_mixed(self) -> None:
         """Media from an address other than the peer's host is dropped, never heard."""
         a = self.join(6000)

@@ -19,6 +19,7 @@ from conference.media.channel import Channel
 from conference.media.codecs import FRAME_SAMPLES, PCMA, PCMU, AudioCodec
 from conference.media.mixer import Mixer, mix_minus
 from conference.media.rtp import parse_rtp
+from conference.media.tone import WARNING_LEVEL_DBFS, warning_tone
 from tests.media.signals import band_share, rms_db, rtp_stream, tone
 
 TICK = 0.02
@@ -126,6 +127,32 @@ class MixerTests(SynchronousTestCase):
             for other in freqs:
                 if other != own:
                     self.assertGreater(band_share(heard, other), 0.3, f"p{n} misses {other}")
+
+    def test_warning_tone(self) -> None:
+        """The warning tone is mixed into one participant's audio at -12 dBFS, nobody else's."""
+        conference = Conference([(PCMU, 0)] * 2, [1000.0, 1500.0])
+        conference.mixer.channels["p0"].play(warning_tone(8000))
+        conference.run(30)
+        warned = np.concatenate(conference.received["p0"]).astype(np.float64)
+        other = np.concatenate(conference.received["p1"])
+        beep = warned[:1600]
+        self.assertGreater(band_share(beep, 440.0), 0.3)
+        self.assertGreater(band_share(warned, 1500.0), 0.3, "the warning masks the mix")
+        self.assertLess(band_share(other, 440.0), 0.01)
+        # 200 ms of 440 Hz is 88 whole cycles: bin 88 of the beep's FFT.
+        amplitude = 2 * abs(np.fft.rfft(beep)[88]) / len(beep)
+        level = 20 * np.log10(amplitude / 32767)
+        self.assertLess(abs(level - WARNING_LEVEL_DBFS), 0.5, f"{level:.2f} dBFS")
+        gap = warned[1600 + 80 : 2800 - 80]
+        self.assertLess(band_share(gap, 440.0), 0.05)
+        self.assertIsNone(conference.mixer.channels["p0"].overlay())
+
+    def test_warning_clipping_safe(self) -> None:
+        """A tone over a full-scale mix saturates instead of wrapping around."""
+        frames = np.full((2, 4), 30000, dtype=np.float32)
+        overlay = np.full((2, 4), 10000, dtype=np.float32)
+        heard = mix_minus(frames, ones(2), ones(2), overlay)
+        self.assertEqual(heard.tolist(), [[32767] * 4] * 2)
 
     def test_mixed_codecs(self) -> None:
         """A PCMU and a PCMA participant hear each other at the level sent."""
