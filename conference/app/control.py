@@ -276,14 +276,14 @@ class ConferenceControl:
         subject: Optional[str] = None
         try:
             calendar = calendar_of(record)
+            events = calendar.subcomponents("VEVENT")
+            if events:
+                subject = str(events[0].value("SUMMARY", "") or "") or None
             moment = utc_datetime(now)
             timeline = timeline_of(record, moment)
             instance = current_instance(timeline, moment, self.focus.early_join) or next_instance(
                 timeline, moment
             )
-            events = calendar.subcomponents("VEVENT")
-            if events:
-                subject = str(events[0].value("SUMMARY", "") or "") or None
             if instance is not None:
                 xcal = self.focus.calendars.xcal(record, calendar, instance, now)
         except CalendarError as e:

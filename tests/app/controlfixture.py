@@ -11,7 +11,9 @@ from typing import Any, List, Optional, Tuple
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from twisted.logger import ILogObserver, LogEvent, LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
 from conference.app.confevents import ConferenceSubscriptions
 from conference.app.control import ConferenceControl
@@ -131,6 +133,21 @@ class ControlFixture(SynchronousTestCase):
         existing = self.successResultOf(self.stores.conferences.get(record.uri))
         expected = existing.version if existing is not None else 0
         return self.successResultOf(self.stores.conferences.put(record, expected))
+
+    def watch_errors(self) -> List[LogEvent]:
+        """
+        The warnings and errors logged from now until the test ends.
+        """
+        errors: List[LogEvent] = []
+
+        @implementer(ILogObserver)
+        def observe(event: LogEvent) -> None:
+            if event["log_level"] >= LogLevel.warn:
+                errors.append(event)
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        return errors
 
     def dispatch(self, request: Request, identity: Optional[SIPIdentity] = None) -> Response:
         context = RequestContext(

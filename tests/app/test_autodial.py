@@ -13,6 +13,7 @@ from twisted.internet.defer import Deferred
 
 from conference.app.autodial import AutoDialOut
 from conference.app.dialout import DialOut
+from conference.calendar.recurrence import MAX_STEPS, Budget
 from conference.records import ConferenceRecord, RegistrationBinding
 from conference.sip.message import Request, Response
 from conference.sip.transaction import Peer
@@ -88,5 +89,22 @@ class AutoDialOutTests(ControlFixture):
         self.successResultOf(self.stores.conferences.put(cancelled, record.version))
         self.autodial.changed(CONF)
         self.assertEqual(self.autodial.timers, {})
+        self.clock.advance(7200)
+        self.assertEqual(self.invites, [])
+
+    def test_unexpandable_calendar(self) -> None:
+        """A stored calendar past the expansion budget arms nothing and logs one error,
+        within one bounded expansion a day (issue 15 item 2)."""
+        self.store("X-CONFERENCE-DIAL-OUT:TRUE\r\nRRULE:FREQ=SECONDLY")
+        errors = self.watch_errors()
+        before = Budget.total
+        self.successResultOf(self.autodial.start())
+        self.assertEqual(self.autodial.timers, {})
+        self.assertEqual(len(errors), 1, errors)
+        self.assertNotIn("log_failure", errors[0])
+        spent = Budget.total - before
+        self.assertLessEqual(spent, MAX_STEPS + 1)
+        self.autodial.changed(CONF)
+        self.assertEqual(Budget.total - before, spent)  # the failure is cached
         self.clock.advance(7200)
         self.assertEqual(self.invites, [])

@@ -14,6 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from conference.app.control import PinGuard, uri_pin
 from conference.calendar import parse_ical_calendar, to_xcal
+from conference.calendar.recurrence import MAX_STEPS, Budget
 from conference.control.confinfo import NS
 from conference.control.policy import DENY
 from conference.records import ConferenceRecord
@@ -331,3 +332,26 @@ class RoleChangeTests(ControlFixture):
         self.assertEqual(len(self.notifies()), before + 1)
         [user] = root.findall(f"{Q}users/{Q}user")
         self.assertEqual([e.text for e in user.findall(f"{Q}roles/{Q}entry")], ["chair"])
+
+
+class StateTests(ControlFixture):
+    """
+    The conference-info state of a conference.
+    """
+
+    def test_unexpandable_calendar(self) -> None:
+        """A stored calendar past the expansion budget gives a state without the VEVENT but
+        with its subject, one logged error each time, and one bounded expansion a day."""
+        record = self.store("RRULE:FREQ=SECONDLY")
+        errors = self.watch_errors()
+        before = Budget.total
+        state = self.control.snapshot(record, self.clock.seconds())
+        spent = Budget.total - before
+        self.assertLessEqual(spent, MAX_STEPS + 1)
+        self.assertEqual(
+            (state.description.subject, state.description.calendar), ("Weekly sync", None)
+        )
+        self.control.snapshot(record, self.clock.seconds())
+        self.assertEqual(Budget.total - before, spent)  # the failure is cached
+        self.assertEqual(len(errors), 2, errors)
+        self.assertFalse(any("log_failure" in e for e in errors))

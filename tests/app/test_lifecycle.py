@@ -8,6 +8,7 @@ when cancelled; all on a fake clock.
 from __future__ import annotations
 
 from conference.app.lifecycle import ConferenceLifecycle
+from conference.calendar.recurrence import MAX_STEPS, Budget
 from conference.records import ConferenceRecord
 from tests.app.calendars import T0
 from tests.app.controlfixture import ALICE, BOB, CAROL, CONF, ControlFixture
@@ -97,6 +98,20 @@ class LifecycleTests(ControlFixture):
         self.assertEqual(self.sender.of("BYE"), [])
         self.clock.advance(3600)
         self.assertEqual(len(self.sender.of("BYE")), 1)
+
+    def test_unexpandable_calendar(self) -> None:
+        """A live conference whose stored calendar no longer expands within the budget
+        is ended with one logged error, nothing raised (issue 15 item 2)."""
+        self.join(ALICE)
+        self.store("RRULE:FREQ=SECONDLY")
+        errors = self.watch_errors()
+        before = Budget.total
+        self.lifecycle.changed(CONF)
+        self.assertLessEqual(Budget.total - before, MAX_STEPS + 1)
+        self.assertEqual(len(errors), 1, errors)
+        self.assertNotIn("log_failure", errors[0])
+        self.assertEqual(len(self.sender.of("BYE")), 1)
+        self.assertEqual(self.focus.roster.count(CONF), 0)
 
     def test_stop(self) -> None:
         """Stopping cancels the timers."""
