@@ -528,3 +528,28 @@ class IBindingStore(Interface):
 
         @return: a Deferred firing with L{None} once stored.
         """
+
+
+class IJanusTransport(Interface):
+    """
+    How the Janus media backend reaches Janus's API: JSON over HTTP in
+    production, an in-memory fake in tests.  Paths are relative to the
+    API's base URL (C{""}, C{"/<session>"}, C{"/<session>/<handle>"}).
+    """
+
+    def post(path: str, body: Dict[str, Any]) -> Deferred[Any]:
+        """
+        Send C{body} as JSON.
+
+        @return: a Deferred firing with the decoded JSON reply; failing
+            (connection refused, HTTP status other than 200, a reply that
+            is not JSON) with the transport's error.  Cancelling it gives
+            the request up.
+        """
+
+    def get(path: str) -> Deferred[Any]:
+        """
+        Long-poll C{path} for events.
+
+        @return: a Deferred as for L{post}.
+        """

@@ -90,7 +90,8 @@ class ServerConfig:
     # The focus (docs/focus.rst).
     media_address: str = "127.0.0.1"
     rtp_ports: Tuple[int, int] = (20000, 29999)
-    # The media service (docs/media.rst): "builtin" mixes, "null" drops.
+    # The media service (docs/media.rst): "builtin" mixes, "null" drops,
+    # "janus:URL" uses Janus AudioBridge rooms.
     media: str = "builtin"
     max_participants: int = 100
     early_join: float = 600.0
@@ -427,12 +428,21 @@ class ConferenceService(MultiService):
         from conference.app.mixer import media_service
 
         config = self.config
-        self.media = media_service(
-            config.media,
-            self._reactor,
-            address=config.media_address,
-            port_range=config.rtp_ports,
-        )
+        if config.media.startswith("janus:"):
+            from conference.app.janus import JanusMediaService
+            from conference.app.janushttp import HTTPJanusTransport
+
+            transport = HTTPJanusTransport(config.media[len("janus:") :], self._reactor)
+            self.media = JanusMediaService(
+                transport, self._reactor, warn_agent=config.media_address
+            )
+        else:
+            self.media = media_service(
+                config.media,
+                self._reactor,
+                address=config.media_address,
+                port_range=config.rtp_ports,
+            )
         admission = MediaAdmission(
             self.media.capacity,
             reserve=config.media_reserve_percent / 100.0,
@@ -736,6 +746,9 @@ class ConferenceService(MultiService):
             part = getattr(self, name, None)
             if part is not None:
                 part.stop()
+        stop_media = getattr(getattr(self, "media", None), "stop", None)
+        if stop_media is not None:  # the Janus backend's keepalive
+            stop_media()
         d = self.sip.stop(self.config.stop_timeout)
         d.addCallback(lambda _: self.outbound.close())
         d.addCallback(lambda _: super(ConferenceService, self).stopService())

@@ -343,7 +343,13 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "The address RTP ports are opened on and announced in SDP.",
         ],
         ["rtp-ports", None, "20000-29999", "The RTP port range, LOW-HIGH.", _port_range],
-        ["media", None, "builtin", "Media service: builtin (the mixer) or null (drop media)."],
+        [
+            "media",
+            None,
+            "builtin",
+            "Media service: builtin (the mixer), null (drop media) or janus:URL"
+            " (Janus AudioBridge rooms, e.g. janus:http://127.0.0.1:8088/janus).",
+        ],
         [
             "max-participants",
             None,
@@ -578,8 +584,15 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             self["binding-dispositions"] = _dispositions(self["binding-dispositions"])
         if self["log-format"] not in ("text", "json"):
             raise usage.UsageError("--log-format must be text or json")
-        if self["media"] not in ("builtin", "null"):
-            raise usage.UsageError("--media must be builtin or null")
+        if self["media"].startswith("janus:"):
+            from conference.app.janushttp import parse_janus_url
+
+            try:
+                parse_janus_url(self["media"][len("janus:") :])
+            except ValueError as e:
+                raise usage.UsageError(f"--media {e}") from None
+        elif self["media"] not in ("builtin", "null"):
+            raise usage.UsageError("--media must be builtin, null or janus:URL")
         self._post_limits()
         self._post_smime()
         if self["metrics-public"] and not self["http"]:

@@ -34,6 +34,7 @@ SANS_IO = (
     "conference.media",
     "conference.limits",
     "conference.control",
+    "conference.janus",
 )
 
 #: Modules that import C{twisted.protocols.sip} (which installs the default
