@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from twisted.application.service import MultiService, Service
 from twisted.cred.checkers import ICredentialsChecker
@@ -50,6 +50,10 @@ from conference.transport.listening import (
 from conference.transport.server import SIPServer
 from conference.transport.stream import SIPStreamFactory
 from conference.transport.udp import UDPListenerService, parse_udp_description
+
+if TYPE_CHECKING:
+    from conference.app.janus import JanusMediaService
+    from conference.app.media import NullMediaService
 
 log = Logger()
 
@@ -428,6 +432,7 @@ class ConferenceService(MultiService):
         from conference.app.mixer import media_service
 
         config = self.config
+        self.media: Union[NullMediaService, JanusMediaService]
         if config.media.startswith("janus:"):
             from conference.app.janus import JanusMediaService
             from conference.app.janushttp import HTTPJanusTransport
@@ -500,7 +505,7 @@ class ConferenceService(MultiService):
             self.focus, default_guests=DENY if config.auth_invite else ALLOW, dtmf_pins=dtmf
         )
         if dtmf:
-            self.media.on_dtmf = self.control.on_dtmf  # type: ignore[attr-defined]
+            self.media.on_dtmf = self.control.on_dtmf  # type: ignore[union-attr]
         self.conference_events = ConferenceSubscriptions(
             self.control,
             self.router.domain_of,

@@ -68,6 +68,7 @@ class JanusMediaSession:
         conference: str,
         participant: str,
         negotiation: OfferAnswer,
+        *,
         room: int,
         handle: int,
         joined: Joined,
@@ -207,7 +208,7 @@ class JanusMediaService:
             return self.client.request(handle, body, "created")
 
         def exists(failure: Failure) -> Any:
-            if failure.check(JanusError) and failure.value.code == protocol.ROOM_EXISTS:
+            if protocol.error_code(failure.value) == protocol.ROOM_EXISTS:
                 return None  # made by an earlier join, or before a restart
             return failure
 
@@ -254,7 +255,7 @@ class JanusMediaService:
         log.warn(
             "Janus cannot take {participant}: {error}",
             participant=participant,
-            error=failure.getErrorMessage() or failure.type.__name__,
+            error=failure.getErrorMessage() or repr(failure.value),
         )
         return Failure(unavailable(self.retry_after))
 
@@ -279,7 +280,14 @@ class JanusMediaService:
             codecs=(codec,),
         )
         session = JanusMediaSession(
-            conference, participant, negotiation, room_id, handle, answer, codec, self._now()
+            conference,
+            participant,
+            negotiation,
+            room=room_id,
+            handle=handle,
+            joined=answer,
+            codec=codec,
+            started=self._now(),
         )
         self.sessions.add(session)
         self._room(conference).sessions.add(session)
@@ -317,7 +325,7 @@ class JanusMediaService:
                 raise
             return session
 
-        d = self._join(conference, participant, codec, rtp)
+        d: Deferred[Any] = self._join(conference, participant, codec, rtp)
         d.addBoth(self._unreserve)
         d.addCallback(joined)
         return d.addErrback(self._failed, participant)
@@ -344,7 +352,7 @@ class JanusMediaService:
             session.negotiation.create_offer()
             return session
 
-        d = self._join(conference, participant, codec, {"payload_type": pt})
+        d: Deferred[Any] = self._join(conference, participant, codec, {"payload_type": pt})
         d.addBoth(self._unreserve)
         d.addCallback(joined)
         return d.addErrback(self._failed, participant)
@@ -361,7 +369,7 @@ class JanusMediaService:
             self.touch(session)
 
     def complete(self, session: IMediaSession, answer: bytes) -> None:
-        """Take the answer to L{offer}: 400 or 488 as L{OfferAnswer.receive_answer}, 481 if closed."""
+        """Take the answer to L{offer}: 400 or 488 (see L{OfferAnswer}), 481 if closed."""
         found = self._open(session)
         before = found.expects_media
         found.negotiation.receive_answer(answer)

@@ -77,7 +77,7 @@ class JanusClient:
 
     def _forgotten(self, failure: Failure) -> Failure:
         """Janus no longer knows our session: the next request makes another."""
-        if failure.check(JanusError) and failure.value.code == protocol.NO_SUCH_SESSION:
+        if protocol.error_code(failure.value) == protocol.NO_SUCH_SESSION:
             self.reset()
         return failure
 
@@ -173,7 +173,11 @@ class JanusClient:
         if self.session is None:
             raise JanusError("no Janus session", protocol.NO_SUCH_SESSION)
         tx = self.transaction_ids()
-        waiter: Deferred[Dict[str, Any]] = Deferred(lambda _: self._waiters.pop(tx, None))
+
+        def cancel(_: Deferred[Any]) -> None:
+            self._waiters.pop(tx, None)
+
+        waiter: Deferred[Dict[str, Any]] = Deferred(cancel)
         self._waiters[tx] = waiter
 
         def acked(reply: Dict[str, Any]) -> Deferred[Dict[str, Any]]:
@@ -226,7 +230,7 @@ class JanusClient:
         if failure.check(TimeoutError):  # an idle poll: ask again
             self._start_poll()
             return
-        if failure.check(JanusError) and failure.value.code == protocol.NO_SUCH_SESSION:
+        if protocol.error_code(failure.value) == protocol.NO_SUCH_SESSION:
             self.reset()
             return
         log.warn("Janus long poll failed: {error}", error=failure.getErrorMessage())

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, cast
 
 from conference.offeranswer import PCMA, PCMU, Codec
 
@@ -184,7 +184,7 @@ def list_participants(room: int) -> Dict[str, Any]:
 def _dict(value: Any, what: str) -> Dict[str, Any]:
     if not isinstance(value, dict):
         raise JanusError(f"{what} is not a JSON object")
-    return value
+    return cast(Dict[str, Any], value)
 
 
 def _plugin_data(reply: Dict[str, Any]) -> Dict[str, Any]:
@@ -202,6 +202,11 @@ def _int(value: Any, what: str) -> int:
     return value
 
 
+def error_code(error: object) -> Optional[int]:
+    """The code of a L{JanusError} (L{None} for any other error)."""
+    return error.code if isinstance(error, JanusError) else None
+
+
 def check_reply(reply: Any, transaction: str) -> Dict[str, Any]:
     """
     A reply to a POST: C{success} or C{ack} for C{transaction}.
@@ -209,16 +214,16 @@ def check_reply(reply: Any, transaction: str) -> Dict[str, Any]:
     @raise JanusError: Janus's C{error}, any other kind of reply, or one to
         another transaction.
     """
-    reply = _dict(reply, "the reply")
-    kind = reply.get("janus")
+    found = _dict(reply, "the reply")
+    kind = found.get("janus")
     if kind == "error":
-        error = _dict(reply.get("error"), "error")
+        error = _dict(found.get("error"), "error")
         raise JanusError(str(error.get("reason", "Janus error")), _int(error.get("code"), "code"))
-    if reply.get("transaction") != transaction:
+    if found.get("transaction") != transaction:
         raise JanusError("a reply to another transaction")
     if kind not in ("success", "ack"):
         raise JanusError(f"an unexpected reply {kind!r}")
-    return reply
+    return found
 
 
 def created_id(reply: Any, transaction: str) -> int:

@@ -76,7 +76,7 @@ class JanusContractTests(_Janus, MediaServiceContract, SynchronousTestCase):
         self.assertEqual(self.reactor.open, {})
 
     def test_contract_offer_complete(self) -> None:
-        """An offerless join gets a PCMU offer (the codec Janus joined with); a bad answer is 400."""
+        """An offerless join gets a PCMU offer (the codec joined with); a bad answer is 400."""
         session = self._result(self.service.offer(CONFERENCE, "a"))
         self.assertEqual(parse_sdp(session.local_sdp).media[0].formats, ["0"])
         self.service.complete(session, PCMU_ANSWER)
