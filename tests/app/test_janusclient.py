@@ -15,6 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from conference.app.janusclient import JanusClient
 from conference.janus import protocol
 from conference.janus.protocol import JanusError
+from conference.offeranswer import PCMU
 from tests.janusfake import FakeJanus
 
 
@@ -56,7 +57,7 @@ class ClientTests(SynchronousTestCase):
         """An event that never comes fails the request after the timeout and is forgotten."""
         self.janus.no_events = True
         handle = self.successResultOf(self.client.attach())
-        d = self.client.request_event(handle, protocol.join_rtp(5, protocol.PCMU))
+        d = self.client.request_event(handle, protocol.join_rtp(5, PCMU))
         self.assertNoResult(d)
         self.clock.advance(5)
         self.failureResultOf(d)
@@ -77,7 +78,7 @@ class ClientTests(SynchronousTestCase):
         self.client.timeout = 60
         self.janus.no_events = True
         handle = self.successResultOf(self.client.attach())
-        d = self.client.request_event(handle, protocol.join_rtp(5, protocol.PCMU))
+        d = self.client.request_event(handle, protocol.join_rtp(5, PCMU))
         self.janus.down = True
         self.clock.advance(40)  # an idle poll given up: asked again, now refused
         self.failureResultOf(d, ConnectionRefusedError)

@@ -44,7 +44,8 @@ class LoopbackTests(TestCase):
         self.resource = FakeJanusResource(self.janus)
         root = Resource()
         root.putChild(b"janus", self.resource)
-        self.port = global_reactor.listenTCP(0, Site(root), interface="127.0.0.1")  # type: ignore[attr-defined]
+        reactor: Any = global_reactor
+        self.port = reactor.listenTCP(0, Site(root), interface="127.0.0.1")
         self.addCleanup(self.port.stopListening)
         url = f"http://127.0.0.1:{self.port.getHost().port}/janus"
         self.transport = HTTPJanusTransport(url, global_reactor)
