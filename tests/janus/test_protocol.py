@@ -5,7 +5,7 @@ Janus's replies read, from the messages a Janus 1.1 server sends.
 
 from __future__ import annotations
 
-from contextlib import suppress
+import contextlib
 from typing import Any, Dict
 
 from hypothesis import given
@@ -181,5 +181,5 @@ class ReplyTests(SynchronousTestCase):
             lambda: protocol.parse_joined(reply) if isinstance(reply, dict) else None,
             lambda: protocol.events(reply),
         ):
-            with suppress(JanusError):
+            with contextlib.suppress(JanusError):
                 read()
