@@ -216,6 +216,19 @@ class ServiceTests(SynchronousTestCase):
         null.startService()
         self.assertIs(type(null.media), NullMediaService)
 
+    def test_janus_media_service(self) -> None:
+        """--media janus:URL uses the Janus backend on that URL, with no DTMF PINs."""
+        from conference.app.janus import JanusMediaService
+        from conference.app.janushttp import HTTPJanusTransport
+
+        service, _ = self.make(media="janus:http://127.0.0.1:8088/janus")
+        service.startService()
+        self.assertIsInstance(service.media, JanusMediaService)
+        transport = service.media.client.transport  # type: ignore[union-attr]
+        assert isinstance(transport, HTTPJanusTransport)
+        self.assertEqual(transport.url, "http://127.0.0.1:8088/janus")
+        self.assertFalse(hasattr(service.media, "on_dtmf"))
+
     def test_listen_hosts(self) -> None:
         """Listening interfaces count as this server's own hosts."""
         hosts = listen_hosts(["udp:5060:interface=192.0.2.1", "tcp6:5060:interface=\\:\\:1"])

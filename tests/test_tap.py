@@ -161,10 +161,13 @@ class OptionsTests(SynchronousTestCase):
         self.assertRaises(usage.UsageError, self.parse, "--log-format", "xml")
 
     def test_media(self) -> None:
-        """--media picks the mixer (default) or the null service, nothing else."""
+        """--media picks the mixer (default), the null service or Janus at an http URL."""
         self.assertEqual(config_from_options(self.parse()).media, "builtin")
         self.assertEqual(config_from_options(self.parse("--media", "null")).media, "null")
         self.assertRaises(usage.UsageError, self.parse, "--media", "janus")
+        janus = "janus:http://127.0.0.1:8088/janus"
+        self.assertEqual(config_from_options(self.parse("--media", janus)).media, janus)
+        self.assertRaises(usage.UsageError, self.parse, "--media", "janus:ftp://x/janus")
 
     def test_bad_domain(self) -> None:
         """A domain with URI punctuation is refused."""

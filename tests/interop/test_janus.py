@@ -184,6 +184,7 @@ class JanusSoftphoneTests(TestCase):
         summary = yield deferToThread(run_scenario, folder, http_port, 55)
         log = summary["server_log"]
         self.assertEqual(summary["tracebacks"], [], log[-3000:])
+        self.assertIn("Janus session", log)  # the media went through Janus
         results = [PhoneSpec(**spec) for spec in summary["phones"]]
         for phone, (name, own, codec) in zip(results, PHONES):
             self.assertIn("Call established", phone.output, phone.output)
