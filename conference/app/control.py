@@ -28,6 +28,7 @@ from conference.app.conferences import (
     utc_datetime,
 )
 from conference.app.focus import Focus
+from conference.app.indialog import holds
 from conference.app.roster import Participant
 from conference.calendar.errors import CalendarError
 from conference.calendar.itip import normalize_address
@@ -35,6 +36,7 @@ from conference.control.actions import PIN_ACCEPTED, PIN_FAILED, PIN_WRONG, PinE
 from conference.control.confinfo import (
     CONNECTED,
     MUTED,
+    ON_HOLD,
     ConferenceState,
     Description,
     Endpoint,
@@ -435,6 +437,19 @@ def _listen_only(participant: Participant) -> bool:
     return bool(getattr(participant.role, "listen_only", False))
 
 
+def _media_status(participant: Participant) -> str:
+    """
+    The audio's status from the participant's side (RFC 4575 section
+    5.6.12): what they negotiated (a hold is C{sendonly} or C{inactive}),
+    less the sending when the focus mixes nothing of theirs (muted,
+    listen only).
+    """
+    direction = participant.direction
+    if participant.muted or _listen_only(participant):
+        return {"sendrecv": "recvonly", "sendonly": "inactive"}.get(direction, direction)
+    return direction
+
+
 def _user(entity: str, members: List[Participant]) -> User:
     roles: Tuple[str, ...] = ()
     for participant in members:
@@ -444,18 +459,19 @@ def _user(entity: str, members: List[Participant]) -> User:
             break
     endpoints = []
     for participant in members:
-        quiet = participant.muted or _listen_only(participant)
         remote = getattr(participant.dialog, "remote_target", None)
+        if holds(participant.direction):
+            status = ON_HOLD
+        else:
+            status = MUTED if participant.muted else CONNECTED
         endpoints.append(
             Endpoint(
                 entity=str(remote) if remote is not None else entity,
-                status=MUTED if participant.muted else CONNECTED,
+                status=status,
                 joining_method=participant.joining_method,
                 joined_at=participant.joined,
                 referred_by=participant.referred_by,
-                media=(
-                    Media(_media_id(participant.key), "audio", "recvonly" if quiet else "sendrecv"),
-                ),
+                media=(Media(_media_id(participant.key), "audio", _media_status(participant)),),
             )
         )
     return User(entity=entity, roles=roles or ("participant",), endpoints=tuple(endpoints))

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_focus,tests.app.test_admission -*-
+# -*- test-case-name: tests.app.test_focus,tests.app.test_admission,tests.app.test_indialog -*-
 """
 The conference focus (iSIP section 4.4, RFC 4579): joining a conference by
 INVITE returns the SDP answer together with the conference's VEVENT; a
@@ -6,7 +6,8 @@ conference that cannot be joined now answers 486 with its free/busy; calls
 to users of served domains are redirected or refused with theirs.
 
 It keeps one dialog per participant, the roster, the media sessions, and
-session timers (RFC 4028), and ends calls with BYE when a session lapses,
+session timers (RFC 4028); requests within a dialog are answered by
+L{conference.app.indialog}.  It ends calls with BYE when a session lapses,
 a 2xx is never acknowledged or, with an admission policy, the media went
 quiet (issue 15).
 """
@@ -51,6 +52,7 @@ from conference.app.conferences import (
     utc_datetime,
 )
 from conference.app.core import CoreRouter, RequestContext, caller_identity, request_target
+from conference.app.indialog import ALLOW, Call, InDialog
 from conference.app.joincalendar import JoinCalendars
 from conference.app.roster import (
     DEFAULT_MIN_SE,
@@ -75,7 +77,6 @@ from conference.store.stores import Stores
 log = Logger()
 
 DEFAULT_MAX_PARTICIPANTS = 100
-ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, MESSAGE, BIND, SUBSCRIBE, REFER, INFO"
 
 
 @dataclass
@@ -94,19 +95,6 @@ class _Join:
     instance: Optional[Instance] = None
     role: Any = None
     pin_entry: Any = None
-
-
-@dataclass
-class _Call:
-    """
-    A participant's call as the focus tracks it between INVITE and BYE.
-    """
-
-    participant: Participant
-    dialog: Dialog
-    peer: Peer
-    awaiting_answer: bool = False
-    ticket: Optional[MediaTicket] = None
 
 
 @implementer(IRequestHandler)
@@ -168,7 +156,7 @@ class Focus:
         #: The join calendars, rendered once per roster of attendees.
         self.calendars = JoinCalendars(self.roster, sign)
         self.dialogs = DialogTable()
-        self.calls: Dict[Hashable, _Call] = {}
+        self.calls: Dict[Hashable, Call] = {}
         self.users = UserAvailability(
             conferences=stores.conferences,
             calendars=stores.calendars,
@@ -186,6 +174,10 @@ class Focus:
         self.listeners: List[Callable[[str], None]] = []
         #: Decides who may join and as what (L{None}: anyone, no role).
         self.admit: Optional[Callable[[_Join, str], Optional[Any]]] = None
+        #: Answers re-INVITE, UPDATE and the ACK of an offerless INVITE.
+        self.in_dialog = InDialog(self)
+        #: The Allow header field of our answers.
+        self.allow = ALLOW
 
     def seconds(self) -> float:
         """The reactor's time now."""
@@ -216,7 +208,7 @@ class Focus:
         if request.method == "BYE":
             return self._bye(request)
         if request.to.tag is not None:
-            return self._in_dialog(request, context)
+            return self.in_dialog.answer(request, context)
         if request.method == "UPDATE":
             raise RemoteProtocolError("Call/Transaction Does Not Exist", 481)
         return self._initial_invite(request, context)
@@ -225,20 +217,7 @@ class Focus:
         """
         An ACK for our 2xx: complete an offerless INVITE with its answer.
         """
-        dialog = self.dialogs.find(request)
-        if dialog is None:
-            return
-        call = self.calls.get(dialog.key)
-        if call is None or not call.awaiting_answer:
-            return
-        call.awaiting_answer = False
-        try:
-            if not request.body:
-                raise RemoteProtocolError("ACK carried no SDP answer", 400)
-            self.media.complete(call.participant.session, request.body)
-        except SIPProtocolError as e:
-            log.info("Ending call {key}: bad answer in ACK: {why}", key=dialog.key, why=e.reason)
-            self._hang_up(call, "bad answer in ACK")
+        self.in_dialog.ack(request)
 
     def handle_cancel(self, request: Request, context: RequestContext) -> None:
         """
@@ -256,7 +235,7 @@ class Focus:
                 call.dialog.call_id == request.call_id
                 and call.dialog.remote_tag == request.from_.tag
             ):
-                self._hang_up(call, "2xx never acknowledged")
+                self.end_call(call, "2xx never acknowledged")
 
     # Initial INVITE --------------------------------------------------------
 
@@ -404,7 +383,7 @@ class Focus:
             if call is None:
                 self.admission.release(ticket)
                 continue
-            self._hang_up(call, f"no media for {self.admission.timeout:g} s")
+            self.end_call(call, f"no media for {self.admission.timeout:g} s")
 
     # --- end issue 15 ------------------------------------------------------------
 
@@ -484,10 +463,10 @@ class Focus:
             self._release(ticket)
             return self._refuse(join, instance.end, "full")
         self.dialogs.add(dialog)
-        self.calls[dialog.key] = _Call(participant, dialog, context.peer, awaiting_answer, ticket)
+        self.calls[dialog.key] = Call(participant, dialog, context.peer, awaiting_answer, ticket)
         if self.admission is not None and ticket is not None:
             self.admission.opened(ticket, session, dialog.key)
-        self._rearm()
+        self.rearm()
         log.info(
             "{who} joined {conference} ({count} in)",
             who=who,
@@ -536,37 +515,6 @@ class Focus:
             "mixed",
         )
 
-    # In-dialog requests --------------------------------------------------
-
-    def _in_dialog(
-        self, request: Request, context: RequestContext
-    ) -> Response | Deferred[Response]:
-        dialog = self.dialogs.match(request)
-        if dialog is None:
-            raise RemoteProtocolError("Call/Transaction Does Not Exist", 481)
-        call = self.calls.get(dialog.key)
-        if call is None:
-            raise RemoteProtocolError("Call/Transaction Does Not Exist", 481)
-        timer = negotiate_session_timer(request, min_se=self.min_se)
-        self.roster.refresh(dialog.key, context.now, timer.interval if timer else None)
-        self._rearm()
-        headers: List[Tuple[str, str]] = [("Contact", dialog.local_contact or ""), ("Allow", ALLOW)]
-        if timer is not None:
-            headers.append(("Session-Expires", timer.header()))
-        if not request.body:
-            if request.method == "INVITE":
-                # A re-INVITE without offer gets our current description.
-                sdp = call.participant.session.local_sdp
-                headers.append(("Content-Type", SDP))
-                return make_response(request, 200, headers=headers, body=sdp)
-            return make_response(request, 200, headers=headers)
-
-        def updated(answer: bytes) -> Response:
-            headers.append(("Content-Type", SDP))
-            return make_response(request, 200, headers=headers, body=answer)
-
-        return self.media.update(call.participant.session, request.body).addCallback(updated)
-
     def _bye(self, request: Request) -> Response:
         dialog = self.dialogs.find(request)
         response = self.dialogs.answer_bye(request)
@@ -576,7 +524,7 @@ class Focus:
 
     # Leaving -------------------------------------------------------------
 
-    def _leave(self, key: Hashable, why: str) -> Optional[_Call]:
+    def _leave(self, key: Hashable, why: str) -> Optional[Call]:
         call = self.calls.pop(key, None)
         self.roster.remove(key)
         if call is not None:
@@ -593,7 +541,7 @@ class Focus:
             self.notify_listeners(call.participant.conference)
         return call
 
-    def _hang_up(self, call: _Call, why: str) -> None:
+    def end_call(self, call: Call, why: str) -> None:
         """
         End a call from our side: BYE in its dialog, then forget it.
         """
@@ -607,7 +555,7 @@ class Focus:
             )
 
     def _send_in_call(
-        self, call: _Call, method: str, **request: Any
+        self, call: Call, method: str, **request: Any
     ) -> Optional[Deferred[Response]]:
         """
         Send a request in a call's dialog (C{request}: the body, content
@@ -641,8 +589,8 @@ class Focus:
         """
         self.roster.add(participant)
         self.dialogs.add(participant.dialog)
-        self.calls[participant.key] = _Call(participant, participant.dialog, peer)
-        self._rearm()
+        self.calls[participant.key] = Call(participant, participant.dialog, peer)
+        self.rearm()
         self.notify_listeners(participant.conference)
 
     def hang_up(self, key: Hashable, why: str) -> bool:
@@ -652,7 +600,7 @@ class Focus:
         """
         call = self.calls.get(key)
         if call is not None:
-            self._hang_up(call, why)
+            self.end_call(call, why)
         return call is not None
 
     def is_locked(self, record: ConferenceRecord) -> bool:
@@ -671,12 +619,15 @@ class Focus:
         """
         calls = [c for c in self.calls.values() if c.participant.conference == uri]
         for call in calls:
-            self._hang_up(call, why)
+            self.end_call(call, why)
         return len(calls)
 
     # Session timers -------------------------------------------------------
 
-    def _rearm(self) -> None:
+    def rearm(self) -> None:
+        """
+        Set the one timer to the next session-timer or inactivity deadline.
+        """
         deadline = self.roster.next_deadline()
         quiet = self.admission.next_check() if self.admission is not None else None
         if quiet is not None and (deadline is None or quiet < deadline):
@@ -694,9 +645,9 @@ class Focus:
         for participant in self.roster.expired(now):
             call = self.calls.get(participant.key)
             if call is not None:
-                self._hang_up(call, "session timer expired")
+                self.end_call(call, "session timer expired")
         self._reap_idle(now)
-        self._rearm()
+        self.rearm()
 
     def stop(self) -> None:
         """

@@ -50,6 +50,8 @@ class Participant:
     @ivar pin_entry: while they type the conference's PIN by DTMF, its
         L{conference.control.actions.PinEntry}: they hear nothing, nobody
         hears them, subscribers do not see them.
+    @ivar direction: what they do with the audio, from their side of the
+        last offer/answer (C{sendonly} or C{inactive}: they hold).
     """
 
     conference: str
@@ -66,6 +68,7 @@ class Participant:
     joining_method: str = "dialed-in"
     referred_by: Optional[str] = None
     pin_entry: Any = None
+    direction: str = "sendrecv"
 
 
 @dataclass

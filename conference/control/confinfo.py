@@ -44,6 +44,7 @@ _Q = "{" + NS + "}"
 #: Endpoint status values of RFC 4575 section 5.6.4 that the focus uses.
 CONNECTED = "connected"
 MUTED = "muted-via-focus"
+ON_HOLD = "on-hold"
 DIALING_OUT = "dialing-out"
 DISCONNECTED = "disconnected"
 
@@ -53,8 +54,9 @@ class Media:
     """
     One media stream of an endpoint (RFC 4575 section 5.6.12).
 
-    @ivar status: C{sendrecv}, or C{recvonly} when the focus does not mix
-        what the endpoint sends (muted, or a listen-only role).
+    @ivar status: from the endpoint's side: C{sendrecv}; C{recvonly} when
+        the focus does not mix what the endpoint sends (muted, or a
+        listen-only role); C{sendonly} or C{inactive} while it holds.
     """
 
     id: str

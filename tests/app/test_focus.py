@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.app.test_focus -*-
 """
 Tests for L{conference.app.focus} and L{conference.app.busy}: joining,
-refusals with free/busy, dialogs, session timers and the user path.
+refusals with free/busy, dialogs, session timers and the user path
+(requests within a dialog: L{tests.app.test_indialog}).
 """
 
 from __future__ import annotations
@@ -300,37 +301,6 @@ class FocusTests(FocusFixture):
         """An address nobody uses is 404."""
         self.assertEqual(self.answer(self.invite("sip:nobody@example.com")).code, 404)
 
-    def test_offerless(self) -> None:
-        """An INVITE without offer gets ours; the ACK's answer completes it."""
-        response = self.answer(self.invite(body=b""))
-        self.assertEqual(response.code, 200)
-        ack = make_request(
-            "ACK",
-            CONF,
-            to=response.header("to"),
-            call_id="call-1",
-            from_="<sip:bob@example.com>;tag=bob1",
-            headers=[("Content-Type", "application/sdp")],
-            body=OFFER,
-        )
-        self.focus.handle_ack(ack, RequestContext(peer=PEER, now=self.clock.seconds()))
-        self.assertEqual(self.media.sessions[0].answer, OFFER)
-
-    def test_bad_ack_answer_hangs_up(self) -> None:
-        """An ACK without a usable answer ends the call with BYE."""
-        response = self.answer(self.invite(body=b""))
-        ack = make_request(
-            "ACK",
-            CONF,
-            to=response.header("to"),
-            call_id="call-1",
-            from_="<sip:bob@example.com>;tag=bob1",
-        )
-        self.focus.handle_ack(ack, RequestContext(peer=PEER, now=self.clock.seconds()))
-        self.assertEqual([r.method for r, _ in self.sent], ["BYE"])
-        self.assertEqual(self.focus.roster.count(CONF), 0)
-        self.assertTrue(self.media.sessions[0].closed)
-
     def test_bye(self) -> None:
         """BYE ends the call: 200, out of the roster, media closed."""
         response = self.answer(self.invite())
@@ -347,28 +317,6 @@ class FocusTests(FocusFixture):
         self.assertTrue(self.media.sessions[0].closed)
         self.assertEqual(self.answer(bye).code, 481)
 
-    def test_reinvite(self) -> None:
-        """A re-INVITE in the dialog gets a new answer."""
-        response = self.answer(self.invite())
-        again = make_request(
-            "INVITE",
-            CONF,
-            to=response.header("to"),
-            call_id="call-1",
-            cseq=2,
-            from_="<sip:bob@example.com>;tag=bob1",
-            headers=[("Content-Type", "application/sdp")],
-            body=OFFER,
-        )
-        answer = self.answer(again)
-        self.assertEqual(answer.code, 200)
-        self.assertEqual(answer.body, ANSWER)
-
-    def test_reinvite_unknown_dialog(self) -> None:
-        """A re-INVITE naming no dialog is 481."""
-        request = make_request("INVITE", CONF, to=f"<{CONF}>;tag=nope", body=b"")
-        self.assertEqual(self.answer(request).code, 481)
-
     def test_session_timer_expiry(self) -> None:
         """A session not refreshed in time is ended with BYE."""
         response = self.answer(
@@ -380,25 +328,6 @@ class FocusTests(FocusFixture):
         self.clock.advance(1)
         self.assertEqual([r.method for r, _ in self.sent], ["BYE"])
         self.assertEqual(self.focus.roster.count(CONF), 0)
-
-    def test_session_refresh(self) -> None:
-        """An UPDATE refreshes the session timer."""
-        response = self.answer(
-            self.invite(headers=(("Supported", "timer"), ("Session-Expires", "90;refresher=uac")))
-        )
-        self.clock.advance(60)
-        update = make_request(
-            "UPDATE",
-            CONF,
-            to=response.header("to"),
-            call_id="call-1",
-            cseq=2,
-            from_="<sip:bob@example.com>;tag=bob1",
-            headers=[("Session-Expires", "90;refresher=uac"), ("Supported", "timer")],
-        )
-        self.assertEqual(self.answer(update).code, 200)
-        self.clock.advance(60)
-        self.assertEqual(self.sent, [])
 
     def test_two_xx_timeout(self) -> None:
         """A 2xx never acknowledged ends the call with BYE."""
