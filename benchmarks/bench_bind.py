@@ -4,7 +4,7 @@ Measures, with SIPp, authenticated BIND updates (each a durable commit
 before its 200) and queries per second on the SQLite store (and PostgreSQL
 when C{$CONFERENCE_TEST_POSTGRES} names a database), with 100 and with
 100,000 stored bindings, and the query latency in both cases, beside the
-memory store in the same run (issue 5, item 10).
+memory store in the same run.
 
 Each SIPp call is challenged once (401) and then sends C{--per-challenge}
 authenticated requests on that nonce (nonce count 1, 2, ...): the table
@@ -405,7 +405,7 @@ def table(results: Sequence[BindResult], latencies: Sequence[Latency]) -> str:
                 f"{q.probe_p99_us:.0f} us  lost {q.probe_lost}"
             )
     by = {(r.store, r.size, r.kind): r for r in results}
-    lines += ["", "ratios and targets (issue 5)"]
+    lines += ["", "ratios and targets"]
     memory = {r.kind: r for r in results if r.store == "memory"}
     for r in results:
         if r.store == "memory":

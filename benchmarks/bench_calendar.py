@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.calendar -*-
 """
-Benchmark of the calendar core against raw lxml, for issue 3's targets:
+Benchmark of the calendar core against raw lxml, for the calendar core's targets:
 build+serialize and parse of a 10-attendee VEVENT and of a 100-period
 VFREEBUSY, and free/busy of 1,000 weekly events (100 occurrences each)
 over 30 days.  Every figure is printed with the raw-lxml figure for the

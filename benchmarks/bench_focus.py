@@ -4,7 +4,7 @@ Measures, with SIPp, the focus's two call paths, full joins (INVITE -> 200
 multipart/mixed with SDP and the VEVENT -> ACK -> BYE -> 200) and refusals
 (INVITE -> 486 with a VFREEBUSY body and Retry-After -> ACK), beside a bare
 C{twisted.protocols.sip} responder answering the same flows with canned
-bodies in the same run, so the results are ratios (issue 4, item 9).
+bodies in the same run, so the results are ratios.
 
 The full server runs on a SQLite store holding a conference open now (with
 a participant limit far above what a run can reach) and one that opens in
@@ -365,7 +365,7 @@ def table(results: Sequence[FlowResult]) -> str:
                 f"  {flow:5} max rate {full.max_rate / bare.max_rate:5.2f}x  "
                 f"CPU capacity {full.capacity / bare.capacity:5.2f}x"
             )
-    lines += ["", "targets (issue 4)"]
+    lines += ["", "targets"]
     join = by.get(("full", "join"))
     if join is not None:
         verdict = "meets" if join.max_rate >= TARGET_JOINS else "BELOW"

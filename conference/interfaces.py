@@ -207,7 +207,7 @@ class IMediaSession(Interface):
     local_sdp = Attribute("The SDP this side last sent (bytes).")
     last_activity = Attribute(
         "When media last arrived (reactor seconds; until then, when media was"
-        " first expected): the focus's inactivity timeout counts from it (issue 15)."
+        " first expected): the focus's inactivity timeout counts from it."
     )
     expects_media = Attribute(
         "Whether media is expected from the participant now (a bool): not while"

@@ -341,7 +341,7 @@ def address_key(host: str) -> str:
     What one source is counted as, exemptions aside: the IPv4 address, the
     /64 of an IPv6 address (what one subscriber usually holds), or C{host}
     itself when it is not an IP address.  The per-source caps that exempt
-    no one (connections, issue 15) count by this.
+    no one (connections) count by this.
     """
     address = _address(host)
     return host if address is None else _group(address)

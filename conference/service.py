@@ -99,7 +99,7 @@ class ServerConfig:
     media: str = "builtin"
     max_participants: int = 100
     early_join: float = 600.0
-    # Abuse limits and TLS (issue 6; docs/limits.rst): None turns a rate
+    # Abuse limits and TLS (docs/limits.rst): None turns a rate
     # limit off; burst replaces both buckets' sizes when set.
     rate_limit: Optional[Rate] = field(default_factory=lambda: Rate(200, 10))
     identity_rate_limit: Optional[Rate] = field(default_factory=lambda: Rate(120, 60))
@@ -108,7 +108,7 @@ class ServerConfig:
     body_limits: Dict[str, int] = field(default_factory=lambda: dict(DEFAULT_BODY_LIMITS))
     tls_ca: Optional[str] = None
     tls_client_cert: str = "optional"
-    # Exhaustion (issue 15; docs/limits.rst): None turns a cap or timeout off.
+    # Exhaustion (docs/limits.rst): None turns a cap or timeout off.
     max_connections_per_source: Optional[int] = 64
     message_timeout: float = 10.0
     handshake_timeout: float = 10.0
@@ -117,7 +117,7 @@ class ServerConfig:
     max_media_per_caller: Optional[int] = 4
     media_reserve_percent: float = 20.0
     media_timeout: Optional[float] = 60.0
-    # S/MIME (issue 6; docs/trust.rst): PEM files, the key's password, and
+    # S/MIME (docs/trust.rst): PEM files, the key's password, and
     # whether unsigned iTIP is refused.
     smime_ca: Optional[str] = None
     smime_cert: Optional[str] = None

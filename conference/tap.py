@@ -631,7 +631,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
     def _post_limits(self) -> None:
         """
         Coerce the defaults of the abuse limit and TLS options and check
-        that they fit together (issue 6).
+        that they fit together.
         """
         for name in ("rate-limit", "identity-rate-limit"):
             self[name] = _rate(name)(self[name])

@@ -242,7 +242,7 @@ class MediaServiceContract:
         self.reactor.busy.add(40000)
         self._failure(narrow.answer(CONFERENCE, "c", SIPP_OFFER), 503)
 
-    # Issue 15: what the admission policy and the inactivity timeout read.
+    # What the admission policy and the inactivity timeout read.
 
     def test_contract_capacity(self) -> None:
         """The capacity is the port pairs of the range or max_sessions, whichever is fewer."""

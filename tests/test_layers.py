@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -350,3 +351,27 @@ class CheckerTests(SynchronousTestCase):
         text = "Intro\n\nLayer order\n-----------\n\nProse.\n\n.. code-block:: text\n\n"
         text += "    a b\n    c\n\nAfter.\n\n    d\n"
         self.assertEqual(layer_order(text), [["a", "b"], ["c"]])
+
+
+class PlanningReferencesTests(SynchronousTestCase):
+    """
+    Code and documentation speak of the product, not of how its work was
+    planned: no issue numbers in them.
+    """
+
+    def test_no_issue_numbers(self) -> None:
+        """No module, test, benchmark or document names an issue number."""
+        root = Path(PROJECT_ROOT)
+        pattern = re.compile(r"\b[Ii]ssue \d+|--- (?:end )?issue\b")
+        found: List[str] = []
+        for top in ("conference", "tests", "benchmarks", "docs", "tac", "deploy"):
+            for path in sorted((root / top).rglob("*")):
+                if path.suffix not in {".py", ".rst", ".md", ".sql", ".cfg", ".tac", ".xml"}:
+                    continue
+                if "_build" in path.parts:
+                    continue
+                text = path.read_text(encoding="utf-8", errors="replace")
+                for number, line in enumerate(text.splitlines(), 1):
+                    if pattern.search(line) and path.name != "test_layers.py":
+                        found.append(f"{path.relative_to(root)}:{number}: {line.strip()}")
+        self.assertEqual(found, [])

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_limits -*-
 """
 Tests for L{conference.limits}: token buckets, the rate limiter, body caps,
-and how the server applies them (a flood from one source, issue 6 item 8).
+and how the server applies them (a flood from one source).
 """
 
 from __future__ import annotations

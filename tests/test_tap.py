@@ -271,7 +271,7 @@ class PluginTests(SynchronousTestCase):
 
 class ExhaustionOptionsTests(SynchronousTestCase):
     """
-    The issue 15 options: caps and deadlines against exhaustion, and how
+    The exhaustion options: caps and deadlines against exhaustion, and how
     they reach the transports, the transaction layer and the focus.
     """
 

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_unauthenticated -*-
 """
-Issue 6: nothing an unauthenticated peer sends makes the server store
+Nothing an unauthenticated peer sends makes the server store
 anything.  Every method, to the server, a user and a conference, without
 credentials and with forged ones, through the real service and handlers
 over memory stores; the stores must be exactly as before.

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.app.test_admission -*-
 """
-Who may hold media ports, and for how long (issue 15 item 9).
+Who may hold media ports, and for how long.
 
 Every participant holds an RTP/RTCP port pair for the whole call, so
 anonymous callers who join and never send media could otherwise take every

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.app.test_autodial -*-
 """
-Calling the attendees at DTSTART (RFC 4579 section 5.4, issue 11): a
+Calling the attendees at DTSTART (RFC 4579 section 5.4): a
 conference whose VEVENT says C{X-CONFERENCE-DIAL-OUT:TRUE} has the focus
 call each of its attendees at the start of every instance, on behalf of
 the organizer, through L{conference.app.dialout} (so the same rules hold:

@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.app.test_bookings -*-
 """
 How the scheduler stores what an iTIP message decided, so that one message
-can neither amplify into many copies nor be half applied (issue 15 items 4
-and 10; docs/scheduling.rst):
+can neither amplify into many copies nor be half applied
+(docs/scheduling.rst):
 
  - An event may list at most L{Bookings.max_attendees} attendees; more is
    413 before anything is processed or stored.

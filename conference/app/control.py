@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.app.test_control -*-
 """
-Conference control on top of the focus (issue 11): who may join and as
+Conference control on top of the focus: who may join and as
 what (roles, guests and PINs from the calendar, L{conference.control.policy}),
 what the conference looks like to its subscribers (a
 L{conference.control.confinfo.ConferenceState} snapshot), and the moderator

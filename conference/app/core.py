@@ -227,7 +227,7 @@ class CoreRouter:
 
         @param transport: the transport it arrived on (C{"UDP"}, C{"TCP"},
             C{"TLS"}), when known: a C{sips:} Request-URI over anything but
-            TLS is refused with 416 (RFC 3261 section 26.2.2; issue 6).
+            TLS is refused with 416 (RFC 3261 section 26.2.2).
         @raise RemoteProtocolError: carrying the status (405, 501, 416, 404,
             420, 415) and the headers (Allow, Unsupported, Accept,
             Accept-Encoding) the answer needs.
@@ -241,10 +241,9 @@ class CoreRouter:
         scheme = getattr(request.uri, "scheme", "")
         if scheme not in SIP_SCHEMES:
             raise RemoteProtocolError(f"Unsupported URI Scheme {scheme or '(none)'}", 416)
-        # --- issue 6: sips: needs TLS on the hop it arrived over ---
+        # --- sips: needs TLS on the hop it arrived over ---
         if scheme == "sips" and transport is not None and transport.upper() != "TLS":
             raise RemoteProtocolError(f"Unsupported URI Scheme (sips: over {transport})", 416)
-        # --- end issue 6 ---
         if not self.is_local(getattr(request.uri, "host", "") or ""):
             raise RemoteProtocolError("Not Found (domain not served here)", 404)
         if method not in ("ACK", "CANCEL"):

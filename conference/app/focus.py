@@ -9,7 +9,7 @@ It keeps one dialog per participant, the roster, the media sessions, and
 session timers (RFC 4028); requests within a dialog are answered by
 L{conference.app.indialog}.  It ends calls with BYE when a session lapses,
 a 2xx is never acknowledged or, with an admission policy, the media went
-quiet (issue 15).
+quiet.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ class Focus:
             C{multipart/signed} (L{conference.smime.Credentials.sign});
             L{None} sends them bare.
         @param admission: caps on media sessions and their inactivity
-            timeout (issue 15); L{None}: only the media service's limits.
+            timeout; L{None}: only the media service's limits.
         @param challenge: the 401 that lets an anonymous caller refused
             for a cap that attendees do not meet authenticate and try
             again (L{None}: no credentials configured, so 503).
@@ -170,7 +170,7 @@ class Focus:
         #: Locks set or lifted by moderators, by conference URI.
         self.locks: Dict[str, bool] = {}
         self._timer: Optional[IDelayedCall] = None
-        #: Told each conference URI whose participants changed (issue 11).
+        #: Told each conference URI whose participants changed.
         self.listeners: List[Callable[[str], None]] = []
         #: Decides who may join and as what (L{None}: anyone, no role).
         self.admit: Optional[Callable[[_Join, str], Optional[Any]]] = None
@@ -328,7 +328,7 @@ class Focus:
 
         return session_d.addCallbacks(answered, failed)
 
-    # --- issue 15: media admission and inactivity ------------------------------
+    # --- media admission and inactivity ------------------------------
 
     def _admit(self, join: _Join, who: str) -> Optional[MediaTicket]:
         """
@@ -384,8 +384,6 @@ class Focus:
                 self.admission.release(ticket)
                 continue
             self.end_call(call, f"no media for {self.admission.timeout:g} s")
-
-    # --- end issue 15 ------------------------------------------------------------
 
     def _refuse(self, join: _Join, until: Any, why: str, kind: str = "BUSY") -> Response:
         """

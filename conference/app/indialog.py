@@ -53,7 +53,7 @@ class Call:
 
     @ivar awaiting_answer: an offerless INVITE's 2xx carried our offer and
         its ACK must bring the answer.
-    @ivar ticket: the media admission ticket (issue 15), if any.
+    @ivar ticket: the media admission ticket, if any.
     """
 
     participant: Participant

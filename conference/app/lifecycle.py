@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.app.test_lifecycle -*-
 """
-A live conference follows its schedule (issue 11): participants are warned
+A live conference follows its schedule: participants are warned
 some minutes before the instance's DTEND (a conference-info update, and a
 prompt through the media plane once it can play one), and at DTEND plus a
 grace period everyone gets BYE; a conference its organizer cancelled ends

@@ -323,7 +323,7 @@ class SchedulingHandler:
         self.users = UserDirectory(registrations, bindings, calendars, accounts)
         self.listeners: List[Callable[[str], None]] = []  # told of released bindings
         #: Told the address of each conference whose record an iTIP message
-        #: changed (the focus's conference control, issue 11).
+        #: changed (the focus's conference control).
         self.applied: List[Callable[[str], None]] = []
 
     # IRequestHandler --------------------------------------------------------

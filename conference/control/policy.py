@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.control.test_policy -*-
 """
-Who may do what in a conference, read from its calendar (issue 11).
+Who may do what in a conference, read from its calendar.
 
 The ORGANIZER and attendees with C{ROLE=CHAIR} are moderators; attendees
 with C{ROLE=NON-PARTICIPANT} listen only; other attendees take part.

@@ -79,10 +79,10 @@ class SIPServer:
         max_transactions: Optional[int] = None,
     ) -> None:
         """
-        @param limiter: per-source and per-identity rate limits (issue 6).
-        @param body_limits: body size caps by content type (issue 6).
+        @param limiter: per-source and per-identity rate limits.
+        @param body_limits: body size caps by content type.
         @param max_transactions: the most live server transactions of the
-            layer made here (issue 15); new requests past it are answered
+            layer made here; new requests past it are answered
             503 statelessly.
         """
         self._reactor: IReactorTime = default_reactor(reactor)
@@ -205,7 +205,7 @@ class SIPServer:
             # Too broken to answer (no usable Via, To, ...): drop it.
             self.stats["dropped"] += 1
 
-    # --- issue 6: abuse limits -------------------------------------------
+    # --- abuse limits -------------------------------------------
 
     def _over_limits(self, request: Request, peer: txn.Peer) -> bool:
         """
@@ -243,11 +243,9 @@ class SIPServer:
             headers=[("Retry-After", str(retry))],
         )
 
-    # --- end issue 6 -----------------------------------------------------
-
     def _shed(self, request: Any, error: txn.TransactionsExhausted, peer: txn.Peer) -> None:
         """
-        Answer a request past the transaction cap statelessly (issue 15):
+        Answer a request past the transaction cap statelessly:
         503 with Retry-After, counted in C{stats["shed"]}, logged at most
         once a minute.  Exempt sources are shed like any other.
         """
@@ -412,7 +410,7 @@ class SIPServer:
         d: Optional[Deferred[Any]] = None
         identity: Any = None
         if self.authenticate is not None and request.method not in ("ACK", "CANCEL"):
-            # issue 6: a verified TLS client certificate names the caller.
+            # A verified TLS client certificate names the caller.
             tls_identity = getattr(peer.connection, "tls_identity", None)
             if tls_identity is not None:
                 d = self.authenticate(request, context.now, tls_identity)
@@ -448,7 +446,7 @@ class SIPServer:
         Deferred firing with one.
         """
         context.identity = identity
-        # issue 6: per-identity rate limit.
+        # Per-identity rate limit.
         if self.limiter is not None and identity is not None:
             aor = str(getattr(identity, "aor", identity))
             retry = self.limiter.check_identity(aor, request.method, context.now)

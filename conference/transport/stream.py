@@ -3,7 +3,7 @@
 The stream transports, TCP and TLS: framing by Content-Length, caps on
 connections (in all and per source), idle connections closed after a
 timeout, and deadlines a peer must meet whatever it sends: to finish the
-TLS handshake, and to finish each message it starts (issue 15), so that a
+TLS handshake, and to finish each message it starts, so that a
 peer sending one byte at a time cannot hold a connection for ever.
 
 Any Twisted stream server endpoint works (C{tcp:}, C{ssl:} through
@@ -42,7 +42,7 @@ class SIPStreamProtocol(Protocol, TimeoutMixin):
     One TCP or TLS connection.
 
     @ivar tls_identity: the identity of the peer's verified TLS client
-        certificate (issue 6), set when the handshake completes on a
+        certificate, set when the handshake completes on a
         factory with C{client_identities}; L{None} otherwise.
     """
 
@@ -118,7 +118,7 @@ class SIPStreamProtocol(Protocol, TimeoutMixin):
         if self._open:
             self._pace(completed)
 
-    # --- issue 15: deadlines -------------------------------------------------
+    # --- deadlines -------------------------------------------------
 
     def _pace(self, completed: bool) -> None:
         """
@@ -149,8 +149,6 @@ class SIPStreamProtocol(Protocol, TimeoutMixin):
         )
         # Abort rather than close: a peer this slow may not read either.
         self.transport.abortConnection()  # type: ignore[union-attr]
-
-    # --- end issue 15 ----------------------------------------------------------
 
     def local_address(self) -> tuple[str, int]:
         """
@@ -227,7 +225,7 @@ class SIPStreamFactory(Factory):
             certificates, so that one a peer presents names who it is.
         @param max_per_source: the most connections from one source;
             L{None}: no cap but C{max_connections}.  Sources exempt from
-            rate limits are counted too (issue 15).
+            rate limits are counted too.
         """
         self.server = server
         self.client_identities = client_identities

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.app.test_admission -*-
 """
 Tests for L{conference.app.admission} and how the focus applies it: the
-media port exhaustion by anonymous callers of issue 15 item 9.
+media port exhaustion by anonymous callers.
 """
 
 from __future__ import annotations
@@ -188,7 +188,7 @@ def challenge(request: Request, now: float) -> SIPProtocolError:
 
 class FocusAdmissionTests(SynchronousTestCase):
     """
-    Issue 15 item 9 through the focus, with the null media service on a
+    Media admission through the focus, with the null media service on a
     200-port range (100 port pairs), as in the audit.
     """
 

@@ -94,7 +94,7 @@ class AutoDialOutTests(ControlFixture):
 
     def test_unexpandable_calendar(self) -> None:
         """A stored calendar past the expansion budget arms nothing and logs one error,
-        within one bounded expansion a day (issue 15 item 2)."""
+        within one bounded expansion a day."""
         self.store("X-CONFERENCE-DIAL-OUT:TRUE\r\nRRULE:FREQ=SECONDLY")
         errors = self.watch_errors()
         before = Budget.total

@@ -517,8 +517,7 @@ def room_record(*bookings: str, organizer: str, owner: str) -> ConferenceRecord:
 class ConferenceOwnershipTests(SynchronousTestCase):
     """
     A conference's bindings are its owner's (the organizer who created
-    it), seen by the attendees of the owner's own live bookings only
-    (audit issue 15, item 6).
+    it), seen by the attendees of the owner's own live bookings only.
     """
 
     ALICE = "sip:alice@example.com"

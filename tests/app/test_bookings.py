@@ -2,7 +2,7 @@
 """
 Tests for L{conference.app.bookings}: the attendee and organizer byte
 caps, the holders of a booking, and, through the scheduler over real
-stores, the attacks and faults of issue 15 items 4 and 10: one MESSAGE
+stores, the attacks and faults of a hostile organizer: one MESSAGE
 amplified into a thousand stored copies, and a conference stored without
 its calendar entries by a failure between two writes.
 """
@@ -301,8 +301,8 @@ class SQLiteTests(TestCase):
 
     async def test_fault_between_writes(self) -> None:
         """
-        A disk-full error after the conference row was written (the crash
-        of item 10) is a 503 with Retry-After that stores nothing, logged
+        A disk-full error after the conference row was written (a crash
+        half way) is a 503 with Retry-After that stores nothing, logged
         as one line; the identical retry then stores the conference with
         its calendar entries.
         """

@@ -306,7 +306,7 @@ class FailingStoreHandler:
 class StoreFaultTests(TestCase):
     """
     Every store fault a handler lets through is one 503 with Retry-After
-    and one log line (issue 15 item 11).
+    and one log line.
     """
 
     def setUp(self) -> None:

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.app.test_hostile_calendars -*-
 """
-Regression tests for issue 15, items 2, 3 and 7, replaying the audit's
+Regression tests for hostile recurring calendars, replaying the audit's
 attacks through the real scheduler (MESSAGE) and focus (INVITE): calendars
 made to expand without end, to compare bookings pair by pair, or to store
 what cannot be read back are refused when scheduled; a conference stored

@@ -101,7 +101,7 @@ class LifecycleTests(ControlFixture):
 
     def test_unexpandable_calendar(self) -> None:
         """A live conference whose stored calendar no longer expands within the budget
-        is ended with one logged error, nothing raised (issue 15 item 2)."""
+        is ended with one logged error, nothing raised."""
         self.join(ALICE)
         self.store("RRULE:FREQ=SECONDLY")
         errors = self.watch_errors()

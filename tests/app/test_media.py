@@ -228,7 +228,7 @@ class NullContractTests(MediaServiceContract, SynchronousTestCase):
 
 class NullActivityTests(SynchronousTestCase):
     """
-    Issue 15: the null service has no latch, so each well-formed packet,
+    Media admission: the null service has no latch, so each well-formed packet,
     from any source, is activity.
     """
 

@@ -207,7 +207,7 @@ class RegistrarTests(SynchronousTestCase):
 class DiskFullTests(TestCase):
     """
     REGISTER on a SQLite store whose disk is full or whose pages are
-    damaged (issue 15 item 11).
+    damaged.
     """
 
     async def test_disk_full(self) -> None:

@@ -281,7 +281,7 @@ class RequestTests(SynchronousTestCase):
         self.assertEqual(attendee_of_reply(calendar), (ROOM, "ACCEPTED"))
 
     def test_applied_hook(self) -> None:
-        """Each applied iTIP message tells the applied hooks its conference (issue 11)."""
+        """Each applied iTIP message tells the applied hooks its conference."""
         seen: List[str] = []
         self.h.handler.applied.append(seen.append)
         self.h.schedule(room=ROOM)
@@ -590,9 +590,8 @@ def bound(response: Response) -> List[Optional[str]]:
 
 class AddressTakeoverTests(SynchronousTestCase):
     """
-    A conference is never created at a user's address (audit issue 15,
-    item 1): not at a known account's, a registered one's, or an address
-    with bindings or calendar entries of its own.
+    A conference is never created at a user's address: not at a known account's, a
+    registered one's, or an address with bindings or calendar entries of its own.
     """
 
     def setUp(self) -> None:
@@ -660,7 +659,7 @@ class BindingOwnershipTests(SynchronousTestCase):
     """
     A conference's bindings belong to its owner, the organizer who created
     it, not to whoever organizes its current booking; cancelling releases
-    them (audit issue 15, item 6).
+    them.
     """
 
     def setUp(self) -> None:

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.app.test_trust -*-
 """
-Tests for L{conference.app.trust} and issue 6's hostile cases: S/MIME
+Tests for L{conference.app.trust} and the hostile cases: S/MIME
 bodies opened and correlated with the calendar before the iTIP engine
 runs, SENT-BY approvals made by BIND, replayed digest nonces, and the
 server's own signatures on 200, 486 and iTIP MESSAGE calendar parts.

@@ -394,8 +394,7 @@ def with_partstat(event: Component, who: str, partstat: str, **params: str) -> C
 
 class OrganizerSpeaksForItselfTests(SynchronousTestCase):
     """
-    Only an attendee's own REPLY sets their PARTSTAT; a REQUEST cannot
-    (audit issue 15, item 5).
+    Only an attendee's own REPLY sets their PARTSTAT; a REQUEST cannot.
     """
 
     def test_new_request_cannot_accept_for_attendees(self) -> None:

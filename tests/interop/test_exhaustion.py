@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.interop.test_exhaustion -*-
 """
-Issue 15 item 8 against the real plugin over loopback sockets: slow
+Exhaustion by slow peers against the real plugin over loopback sockets: slow
 connections sending one byte at a time, a flood of connections from one
 address and half-open TLS handshakes no longer lock other peers out.
 

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.interop.test_federation -*-
 """
-Federation end to end against the real plugin (issue 13): an organizer of
+Federation end to end against the real plugin: an organizer of
 another domain, example.org, with no account here, schedules a conference
 with an S/MIME-signed REQUEST and no digest; the conference's REPLY goes
 back to her domain, located through DNS (a C{twisted.names} server on

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.interop.test_schedule -*-
 """
-Scheduling by MESSAGE against the real plugin (issue 4 item 8): SIPp
+Scheduling by MESSAGE against the real plugin: SIPp
 registers alice, schedules a conference with an authenticated MESSAGE
 carrying an RFC 6321 REQUEST to the factory, and receives and answers the
 conference's iTIP REPLY (ACCEPTED), which the server sends as a MESSAGE of

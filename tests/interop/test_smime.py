@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.interop.test_smime -*-
 """
-S/MIME end to end against the real plugin (issue 6, "Done when"): a
+S/MIME end to end against the real plugin : a
 conference scheduled by a MESSAGE that Debian's C{openssl smime -sign}
 signed works (200, and joining it by INVITE gets 200), and the calendar
 parts the server signs (the join's VEVENT, the 486's VFREEBUSY, the iTIP

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.interop.test_storefaults -*-
 """
-Store faults against the real plugin (issue 15 items 10 and 11): C{kill
+Store faults against the real plugin: C{kill
 -9} in the middle of a burst of scheduling MESSAGEs leaves no conference
 without its calendar entries once the unanswered ones are retried, and a
 damaged SQLite file stops the server at start with one clear line.

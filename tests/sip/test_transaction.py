@@ -651,7 +651,7 @@ class MatchingTests(SynchronousTestCase):
 
 class TransactionCapTests(SynchronousTestCase):
     """
-    Issue 15 item 12: the number of live server transactions is bounded;
+    The number of live server transactions is bounded;
     new requests past the cap are refused statelessly, whoever sends them.
     """
 

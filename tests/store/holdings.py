@@ -1,9 +1,9 @@
 # -*- test-case-name: tests.store -*-
 """
-Contract tests, run against every backend, for what issue 15 added to the
-stores: calendar entries that refer to their conference (one stored copy,
-items 4 and 10), written with it in one transaction, and the per-organizer
-byte cap (item 4); plus, for the SQL backends, that a write failing half
+Contract tests, run against every backend, for what hardening added to the
+stores: calendar entries that refer to their conference (one stored copy),
+written with it in one transaction, and the per-organizer
+byte cap; plus, for the SQL backends, that a write failing half
 way (disk full) leaves nothing behind.
 """
 

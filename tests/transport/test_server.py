@@ -297,7 +297,7 @@ class ServerTests(SynchronousTestCase):
 
 class TransactionCapTests(SynchronousTestCase):
     """
-    Issue 15 item 12: a flood from a source exempt from rate limits
+    A flood from a source exempt from rate limits
     (loopback) meets the transaction cap like any other source.
     """
 

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.transport.test_stream -*-
 """
 Tests for L{conference.transport.stream}: TCP/TLS framing, limits, idling,
-and the deadlines and per-source cap against slow peers (issue 15 item 8).
+and the deadlines and per-source cap against slow peers.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ class StreamTests(Connecting, SynchronousTestCase):
 
 class SlowPeerTests(Connecting, SynchronousTestCase):
     """
-    Issue 15 item 8: slow and half-open connections cannot hold the
+    Slow and half-open connections cannot hold the
     server's connection slots for ever.
     """
 

@@ -1,6 +1,6 @@
 -- Version 3 of the PostgreSQL schema: a conference's calendar entries refer
--- to the conference (one stored copy of the event, not one per attendee;
--- issue 15 item 4).  An entry with a conference stores an empty calendar
+-- to the conference (one stored copy of the event, not one per attendee).
+-- An entry with a conference stores an empty calendar
 -- and reads the conference's; deleting the conference deletes them.
 -- Existing copies of a conference's primary UID become references; others
 -- keep their copy.
