@@ -502,7 +502,10 @@ class ConferenceService(MultiService):
         # The built-in mixer reports DTMF (RFC 4733): PINs may be typed.
         dtmf = hasattr(self.media, "on_dtmf")
         self.control = ConferenceControl(
-            self.focus, default_guests=DENY if config.auth_invite else ALLOW, dtmf_pins=dtmf
+            self.focus,
+            default_guests=DENY if config.auth_invite else ALLOW,
+            dtmf_pins=dtmf,
+            admins=config.admins,
         )
         if dtmf:
             self.media.on_dtmf = self.control.on_dtmf  # type: ignore[union-attr]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from contextlib import suppress
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -44,7 +44,7 @@ from conference.control.confinfo import (
     User,
     when,
 )
-from conference.control.policy import ALLOW, CalendarPolicy, Role, policy_of
+from conference.control.policy import ALLOW, CalendarPolicy, Role, may_moderate, policy_of
 from conference.records import ConferenceRecord
 from conference.sip.errors import RemoteProtocolError
 
@@ -145,8 +145,11 @@ class ConferenceControl:
         default_guests: str = ALLOW,
         pins: Optional[PinGuard] = None,
         dtmf_pins: bool = False,
+        admins: Iterable[str] = (),
     ) -> None:
         """
+        @param admins: the server admins' addresses (C{--admin}): they
+            moderate every conference.
         @param dtmf_pins: whether the media plane reports DTMF (its
             C{on_dtmf} calls L{on_dtmf}), so a caller without a PIN in the
             Request-URI may join to type it.
@@ -158,6 +161,7 @@ class ConferenceControl:
         #: lifecycle's C{ends_at}); L{None}: not yet.
         self.ending: Callable[[str], Optional[float]] = lambda uri: None
         self.dtmf_pins = dtmf_pins
+        self.admins = frozenset(normalize_address(a) for a in admins)
         focus.admit = self._admit
         focus.listeners.append(self._apply_media)
 
@@ -309,10 +313,22 @@ class ConferenceControl:
 
     # Moderator actions -------------------------------------------------------
 
+    def is_moderator(self, record: ConferenceRecord, calendar: Any, by: Optional[str]) -> bool:
+        """
+        Whether C{by} (an authenticated address) moderates C{record}'s
+        conference: L{may_moderate}, the rule the status page applies too.
+        """
+        return may_moderate(
+            self.policy(record, calendar),
+            by,
+            owners=(record.organizer, record.owner),
+            admin=by is not None and normalize_address(by) in self.admins,
+        )
+
     def authorize(self, uri: str, by: Optional[str]) -> Deferred[ConferenceRecord]:
         """
         Fire with C{uri}'s record when C{by} (an authenticated address) is
-        one of its moderators.
+        one of its moderators (L{is_moderator}).
 
         @raise RemoteProtocolError: (through the Deferred) 404 for no such
             conference, 403 for anyone else.
@@ -325,8 +341,7 @@ class ConferenceControl:
                 calendar = calendar_of(record)
             except CalendarError:
                 raise RemoteProtocolError("Conference unavailable", 500) from None
-            role = self.policy(record, calendar).role_of(by) if by is not None else None
-            if role is None or not role.moderator or by is None:
+            if not self.is_moderator(record, calendar, by):
                 raise RemoteProtocolError("Forbidden (only moderators may do that)", 403)
             return record
 
@@ -404,6 +419,20 @@ class ConferenceControl:
             for participant in members:
                 self.focus.hang_up(participant.key, f"removed by {by}")
             return len(members)
+
+        return self.authorize(uri, by).addCallback(act)
+
+    def end(self, uri: str, by: Optional[str], reason: str) -> Deferred[int]:
+        """
+        End the conference now: BYE to every participant; fires with how
+        many calls were ended.  It stays scheduled (its next occurrence
+        opens as usual).
+        """
+
+        def act(record: ConferenceRecord) -> int:
+            count: int = self.focus.end_conference(uri, reason)
+            log.info("{by} ended {uri} ({count} calls)", by=by, uri=uri, count=count)
+            return count
 
         return self.authorize(uri, by).addCallback(act)
 

@@ -15,7 +15,7 @@ caller is a guest whatever its From says.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Dict, Iterable, Mapping, Optional, Tuple
 
 from conference.calendar.itip import normalize_address
 from conference.calendar.model import Component
@@ -26,6 +26,7 @@ __all__ = [
     "LISTEN",
     "CalendarPolicy",
     "Role",
+    "may_moderate",
     "policy_of",
 ]
 
@@ -168,3 +169,28 @@ def policy_of(
         pin=pin or None,
         dial_out=dial_out,
     )
+
+
+def may_moderate(
+    policy: CalendarPolicy,
+    address: Optional[str],
+    *,
+    owners: Iterable[Optional[str]] = (),
+    admin: bool = False,
+) -> bool:
+    """
+    The one moderator rule, for SIP (REFER, INFO) and the status page
+    alike: a server admin (C{--admin}), whoever the conference record
+    names as organizer or owner (C{owners}), and whom its calendar makes
+    a moderator (the ORGANIZER, C{ATTENDEE;ROLE=CHAIR}).  Anonymous
+    callers (C{address} L{None}) never are.
+    """
+    if address is None:
+        return False
+    if admin:
+        return True
+    who = normalize_address(address)
+    if any(owner and normalize_address(owner) == who for owner in owners):
+        return True
+    role = policy.role_of(who)
+    return role is not None and role.moderator

@@ -83,7 +83,7 @@ def status_site(
         server,
         Gate(portal, domains, admins),
         server_registry(server, *extra),
-        Actions(lambda: getattr(server, "focus", None)),
+        Actions(lambda: getattr(server, "control", None)),
         reactor.seconds,
         metrics_public=metrics_public,
     )

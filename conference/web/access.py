@@ -23,6 +23,7 @@ from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
 from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred, succeed
 
+from conference.control.policy import CalendarPolicy, may_moderate
 from conference.interfaces import ISIPIdentity
 from conference.records import ConferenceRecord
 
@@ -39,19 +40,31 @@ class Viewer:
     aor: str
     admin: bool = False
 
-    def may_act_on(self, record: ConferenceRecord) -> bool:
+    def may_act_on(self, record: ConferenceRecord, policy: Optional[CalendarPolicy] = None) -> bool:
         """
-        Whether this viewer may end the conference or remove its
-        participants: its organizer or owner, or an admin.
+        Whether this viewer moderates the conference (end it, mute,
+        remove, lock): the rule SIP moderators are held to
+        (L{may_moderate}), with C{policy} read from its calendar (without
+        it, only admins, the organizer and the owner).
         """
-        return self.admin or self.aor in (record.organizer, record.owner)
+        return may_moderate(
+            policy if policy is not None else CalendarPolicy(),
+            self.aor,
+            owners=(record.organizer, record.owner),
+            admin=self.admin,
+        )
 
-    def may_see(self, record: ConferenceRecord, attendees: Iterable[str]) -> bool:
+    def may_see(
+        self,
+        record: ConferenceRecord,
+        attendees: Iterable[str],
+        policy: Optional[CalendarPolicy] = None,
+    ) -> bool:
         """
         Whether this viewer may see the conference: who may act on it,
         and its attendees.
         """
-        return self.may_act_on(record) or self.aor in set(attendees)
+        return self.may_act_on(record, policy) or self.aor in set(attendees)
 
 
 def parse_basic(header: Optional[bytes]) -> Optional[tuple[str, str]]:

@@ -1,13 +1,13 @@
 # -*- test-case-name: tests.web.test_actions -*-
 """
-What organizers and admins can do from the status page.
+What moderators can do from the status page: end the conference for
+everyone, lock or unlock it, and mute, unmute or remove one participant.
 
-Today: hang up everyone in a conference, or one participant (a BYE from
-the focus).  Mute and lock belong to the conference-control work; they
-plug in here by adding an entry to L{Actions.handlers} (it is then served
-at C{POST /action/NAME}, and the conference page shows a button for each
-conference-wide one), which may answer with a Deferred, as
-C{ConferenceControl}'s methods do.
+Each is the conference control's own action (L{ConferenceControl}'s
+C{end}, C{set_locked}, C{set_muted}, C{remove}), so the status page and a
+SIP moderator (REFER, INFO) are held to one rule (L{may_moderate}) and
+every change reaches the conference's subscribers as a conference-info
+update.  An action is served at C{POST /action/NAME}.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ Handler = Callable[[ConferenceRecord, Viewer, Optional[str]], Union[str, "Deferr
 
 #: Actions on one participant (the roster's buttons) rather than the
 #: whole conference (the buttons under "Actions").
-PARTICIPANT_ACTIONS = frozenset({"remove"})
+PARTICIPANT_ACTIONS = frozenset({"remove", "mute", "unmute"})
 
 
 class ActionError(Exception):
@@ -42,17 +42,25 @@ class ActionError(Exception):
 
 class Actions:
     """
-    The actions on a conference, by name; authorization (organizer,
-    owner or admin) and the CSRF check are the resource's, before any
-    runs.
+    The actions on a conference, by name.  The resource checks the CSRF
+    token and the moderator rule before any runs; the conference control
+    checks the rule again, as for SIP requests.
     """
 
-    def __init__(self, focus: Callable[[], Any]) -> None:
+    def __init__(self, control: Callable[[], Any]) -> None:
         """
-        @param focus: returns the focus (L{None} until the service runs).
+        @param control: returns the L{ConferenceControl} (L{None} until
+            the service runs).
         """
-        self._focus = focus
-        self.handlers: Dict[str, Handler] = {"end": self._end, "remove": self._remove}
+        self._control = control
+        self.handlers: Dict[str, Handler] = {
+            "end": self._end,
+            "lock": self._lock,
+            "unlock": self._unlock,
+            "mute": self._mute,
+            "unmute": self._unmute,
+            "remove": self._remove,
+        }
 
     def conference_actions(self) -> List[str]:
         """
@@ -77,27 +85,55 @@ class Actions:
         d: Deferred[str] = maybeDeferred(call, record, viewer, participant)
         return d.addErrback(_as_action_error)
 
-    def _live_focus(self) -> Any:
-        focus = self._focus()
-        if focus is None:
+    def _live_control(self) -> Any:
+        control = self._control()
+        if control is None:
             raise ActionError(503, "The conference focus is not running.")
-        return focus
+        return control
 
-    def _end(self, record: ConferenceRecord, viewer: Viewer, participant: Optional[str]) -> str:
-        count = self._live_focus().end_conference(
-            record.uri, f"ended by {viewer.aor} from the status page"
-        )
-        return f"hung up {count}"
-
-    def _remove(self, record: ConferenceRecord, viewer: Viewer, participant: Optional[str]) -> str:
+    def _identity(self, record: ConferenceRecord, participant: Optional[str]) -> str:
+        """
+        The address of the participant the roster's button names by its
+        dialog (L{participant_key}).
+        """
         if not participant:
             raise ActionError(400, "participant is required.")
-        focus = self._live_focus()
-        for person in focus.roster.participants(record.uri):
+        for person in self._live_control().focus.roster.participants(record.uri):
             if participant_key(person.key) == participant:
-                focus.hang_up(person.key, f"removed by {viewer.aor} from the status page")
-                return f"removed {person.identity}"
+                return str(person.identity)
         raise ActionError(404, "That participant is not in the conference (any more).")
+
+    def _end(self, record: ConferenceRecord, viewer: Viewer, participant: Optional[str]) -> Any:
+        reason = f"ended by {viewer.aor} from the status page"
+        d = self._live_control().end(record.uri, viewer.aor, reason)
+        return d.addCallback(lambda count: f"hung up {count}")
+
+    def _lock(self, record: ConferenceRecord, viewer: Viewer, participant: Optional[str]) -> Any:
+        d = self._live_control().set_locked(record.uri, viewer.aor, True)
+        return d.addCallback(lambda changed: "locked" if changed else "was already locked")
+
+    def _unlock(self, record: ConferenceRecord, viewer: Viewer, participant: Optional[str]) -> Any:
+        d = self._live_control().set_locked(record.uri, viewer.aor, False)
+        return d.addCallback(lambda changed: "unlocked" if changed else "was not locked")
+
+    def _mute(self, record: ConferenceRecord, viewer: Viewer, participant: Optional[str]) -> Any:
+        return self._set_muted(record, viewer, participant, True)
+
+    def _unmute(self, record: ConferenceRecord, viewer: Viewer, participant: Optional[str]) -> Any:
+        return self._set_muted(record, viewer, participant, False)
+
+    def _set_muted(
+        self, record: ConferenceRecord, viewer: Viewer, participant: Optional[str], muted: bool
+    ) -> Any:
+        who = self._identity(record, participant)
+        d = self._live_control().set_muted(record.uri, who, viewer.aor, muted)
+        what = "muted" if muted else "unmuted"
+        return d.addCallback(lambda count: f"{what} {who} ({count} calls)")
+
+    def _remove(self, record: ConferenceRecord, viewer: Viewer, participant: Optional[str]) -> Any:
+        who = self._identity(record, participant)
+        d = self._live_control().remove(record.uri, who, viewer.aor)
+        return d.addCallback(lambda count: f"removed {who} ({count} calls)")
 
 
 def _as_action_error(failure: Failure) -> Failure:

@@ -29,7 +29,14 @@ button{padding:0.4em 0.8em}form{display:inline}
 """
 
 #: Button labels of the actions (others show their name).
-ACTION_LABELS = {"end": "End the call for everyone", "remove": "Remove"}
+ACTION_LABELS = {
+    "end": "End the call for everyone",
+    "lock": "Lock (only moderators may join)",
+    "unlock": "Unlock",
+    "mute": "Mute",
+    "unmute": "Unmute",
+    "remove": "Remove",
+}
 
 #: Bar colours of the pictures, in the order conferences are listed.
 COLOURS = ("#2f6fb0", "#1a7f37", "#9a6700", "#8250df", "#b42318", "#0f766e")
@@ -193,18 +200,31 @@ def conference_body(
     )
     roster_rows = []
     for person in page["roster"]:
-        cells = [tags.td(person["identity"]), tags.td(_when(person["joined"], zone))]
+        muted = bool(person.get("muted"))
+        cells = [
+            tags.td(person["identity"]),
+            tags.td(_when(person["joined"], zone)),
+            tags.td(class_="muted" if muted else "")("muted" if muted else "speaking"),
+        ]
         if page["may_act"]:
-            cells.append(tags.td(_action_form("remove", page["uri"], csrf, person["key"])))
+            toggle = "unmute" if muted else "mute"
+            cells.append(
+                tags.td(
+                    _action_form(toggle, page["uri"], csrf, person["key"]),
+                    _action_form("remove", page["uri"], csrf, person["key"]),
+                )
+            )
         roster_rows.append(tags.tr(*cells))
     roster = (
-        tags.table(tags.tr(tags.th("Participant"), tags.th("Joined")), *roster_rows)
+        tags.table(
+            tags.tr(tags.th("Participant"), tags.th("Joined"), tags.th("Audio")), *roster_rows
+        )
         if roster_rows
         else tags.p(class_="muted")("Nobody is in the conference now.")
     )
     body: List[Any] = [
         tags.p("Organizer: ", page["organizer"], tags.br(), "URI: ", tags.code(page["uri"])),
-        tags.p("State: ", page["state"]),
+        tags.p("State: ", page["state"], " (locked)" if page.get("locked") else ""),
         tags.h2("Occurrences"),
         occurrences,
         tags.h2(f"Attendees ({len(page['attendees'])})"),
@@ -214,8 +234,10 @@ def conference_body(
         tags.h2(f"In the conference now ({len(page['roster'])})", id="roster"),
         roster,
     ]
-    if page["may_act"] and actions:
-        body += [tags.h2("Actions"), *[_action_form(a, page["uri"], csrf) for a in actions]]
+    # Lock or unlock, whichever changes something.
+    shown = [a for a in actions if a != ("lock" if page.get("locked") else "unlock")]
+    if page["may_act"] and shown:
+        body += [tags.h2("Actions"), *[_action_form(a, page["uri"], csrf) for a in shown]]
     return body
 
 

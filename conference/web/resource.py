@@ -23,6 +23,9 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 from twisted.web.template import tags
 
+from conference.app.conferences import calendar_of
+from conference.calendar.errors import CalendarError
+from conference.control.policy import policy_of
 from conference.records import StoreError
 from conference.web import pages
 from conference.web.access import Gate, Viewer
@@ -289,8 +292,14 @@ class StatusResource(Resource):
         if action not in self.actions.handlers:
             raise HTTPError(404, f"No such action: {action}")
         record = await self._stores().conferences.get(uri)
-        if record is None or not viewer.may_act_on(record):
-            raise HTTPError(404 if record is None else 403, "Not a conference you may act on.")
+        if record is None:
+            raise HTTPError(404, "No such conference.")
+        try:
+            policy = policy_of(calendar_of(record), record.settings)
+        except CalendarError:
+            raise HTTPError(503, "The conference's calendar cannot be read.") from None
+        if not viewer.may_act_on(record, policy):
+            raise HTTPError(403, "Not a conference you may act on.")
         try:
             done = await self.actions.run(action, record, viewer, self._arg(request, "participant"))
         except ActionError as e:

@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional
 from conference.app.conferences import attendees_of, calendar_of, instances, master_events
 from conference.calendar import CalendarError, parse_xcal_calendar
 from conference.calendar.freebusy import busy_intervals
+from conference.control.policy import policy_of
 from conference.records import ConferenceRecord
 from conference.web.access import Viewer
 
@@ -87,9 +88,10 @@ def describe(
         calendar = calendar_of(record)
         people = attendees_of(calendar)
         found = instances(calendar, start, end)
+        policy = policy_of(calendar, record.settings)
     except CalendarError:
         return None
-    if not viewer.may_see(record, [address for address, _, _ in people]):
+    if not viewer.may_see(record, [address for address, _, _ in people], policy):
         return None
     return Conference(
         record=record,
@@ -99,7 +101,7 @@ def describe(
             for address, partstat, cutype in people
         ],
         occurrences=[{"start": i.start, "end": i.end} for i in found],
-        may_act=viewer.may_act_on(record),
+        may_act=viewer.may_act_on(record, policy),
     )
 
 
@@ -142,9 +144,11 @@ async def conference_page(
             "identity": p.identity,
             "joined": datetime.fromtimestamp(p.joined, now.tzinfo).isoformat(),
             "key": participant_key(p.key),
+            "muted": p.muted,
         }
         for p in roster
     ]
+    page["locked"] = focus.is_locked(record) if focus is not None else False
     return page
 
 

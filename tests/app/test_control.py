@@ -179,6 +179,22 @@ class ModeratorTests(ControlFixture):
         self.assertFalse(any(p.muted for p in self.focus.roster.participants(CONF)))
         self.assertEqual(len(self.notifies()), self.before)
 
+    def test_admin_moderates(self) -> None:
+        """A server admin (--admin) moderates a conference whose calendar does not name them."""
+        self.control.admins = frozenset({"sip:eve@example.com"})
+        d = self.control.set_locked(CONF, EVE.aor, True)
+        self.assertTrue(self.successResultOf(d))
+        self.assertTrue(self.focus.locks[CONF])
+
+    def test_end(self) -> None:
+        """end, by a moderator, hangs up everyone; by anyone else it is 403 and nobody leaves."""
+        count = len(self.focus.roster.participants(CONF))
+        refused = self.failureResultOf(self.control.end(CONF, BOB.aor, "x"), RemoteProtocolError)
+        self.assertEqual(refused.value.status, 403)
+        self.assertEqual(len(self.focus.roster.participants(CONF)), count)
+        self.assertEqual(self.successResultOf(self.control.end(CONF, ALICE.aor, "x")), count)
+        self.assertEqual(self.focus.roster.participants(CONF), [])
+
     def test_target_not_in(self) -> None:
         """Muting or removing someone not in the conference is 404."""
         for d in (

@@ -9,7 +9,7 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase
 
 from conference.calendar import Component, parse_ical_calendar
-from conference.control.policy import ALLOW, DENY, LISTEN, policy_of
+from conference.control.policy import ALLOW, DENY, LISTEN, CalendarPolicy, may_moderate, policy_of
 from tests.app.calendars import conference_calendar, conference_ical
 
 ALICE = "sip:alice@example.com"
@@ -90,3 +90,29 @@ class RoleTests(SynchronousTestCase):
         self.assertEqual((policy.pin, policy.dial_out), ("0042", True))
         plain = policy_of(conference_calendar())
         self.assertEqual((plain.pin, plain.dial_out), (None, False))
+
+
+class ModeratorRuleTests(SynchronousTestCase):
+    """
+    may_moderate: the one rule for SIP moderators and the status page.
+    """
+
+    def test_calendar_roles(self) -> None:
+        """The ORGANIZER and a CHAIR moderate; attendees, listeners and strangers do not."""
+        policy = policy_of(calendar())
+        self.assertTrue(may_moderate(policy, ALICE))
+        self.assertTrue(may_moderate(policy, "sip:carol@EXAMPLE.com"))
+        for who in (BOB, DAVE, EVE):
+            self.assertFalse(may_moderate(policy, who), who)
+
+    def test_owner_and_admin(self) -> None:
+        """The record's organizer or owner and an admin moderate without a calendar role."""
+        empty = CalendarPolicy()
+        self.assertTrue(may_moderate(empty, EVE, owners=("", "sip:eve@EXAMPLE.com")))
+        self.assertTrue(may_moderate(empty, EVE, admin=True))
+        self.assertFalse(may_moderate(empty, EVE, owners=("", None)))
+
+    def test_anonymous(self) -> None:
+        """Nobody anonymous moderates, even with guests allowed."""
+        policy = policy_of(calendar(), default_guests=ALLOW)
+        self.assertFalse(may_moderate(policy, None, admin=True))

@@ -16,6 +16,7 @@ from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.testing import StringTransport
 
+from conference.app.control import ConferenceControl
 from conference.app.core import CoreRouter
 from conference.auth import make_portal
 from conference.records import StoreError
@@ -102,6 +103,8 @@ class WebFixture(FocusFixture):
         self.sip = SIPServer(
             CoreRouter(["example.com"], tag_factory=lambda: "t"), reactor=self.clock
         )
+        #: The conference control the status page's actions go through.
+        self.control = ConferenceControl(self.focus, admins=[ADMIN])
         self.site = status_site(
             self,
             make_portal([checker]),

@@ -324,6 +324,44 @@ class ActionTests(WebFixture):
         answer = self.request("/action/frob", method="POST", form={"uri": CONF, "csrf": token})
         self.assertEqual(answer.code, 404)
 
+    def test_mute_shows_in_roster(self) -> None:
+        """Mute from the page mutes the caller; the roster then says so and offers unmute."""
+        self.join()
+        answer = self.request(
+            "/action/mute",
+            method="POST",
+            form={"uri": CONF, "csrf": self.form(), "participant": self.participant()},
+        )
+        self.assertEqual(answer.code, 303)
+        self.assertTrue(self.focus.roster.participants(CONF)[0].muted)
+        page = self.request(f"/conference?uri={quote(CONF)}").text
+        self.assertIn('action="/action/unmute"', page)
+        self.assertIn(">muted<", page)
+
+    def test_lock_shows_state(self) -> None:
+        """Lock from the page locks the conference; the page then offers unlock only."""
+        answer = self.request(
+            "/action/lock", method="POST", form={"uri": CONF, "csrf": self.form()}
+        )
+        self.assertEqual(answer.code, 303)
+        page = self.request(f"/conference?uri={quote(CONF)}").text
+        self.assertIn("(locked)", page)
+        self.assertIn('action="/action/unlock"', page)
+        self.assertNotIn('action="/action/lock"', page)
+
+    def test_attendee_cannot_mute(self) -> None:
+        """An attendee's own valid token does not let them mute anyone: 403, nothing changed."""
+        self.join()
+        token = self.site.resource.gate.csrf_token(Viewer("sip:bob@example.com"))
+        answer = self.request(
+            "/action/mute",
+            user="bob",
+            method="POST",
+            form={"uri": CONF, "csrf": token, "participant": self.participant()},
+        )
+        self.assertEqual(answer.code, 403)
+        self.assertFalse(self.focus.roster.participants(CONF)[0].muted)
+
     def test_unknown_participant(self) -> None:
         """Removing someone not in the conference is 404, nothing sent."""
         answer = self.request(
