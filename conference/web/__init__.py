@@ -81,7 +81,7 @@ def status_site(
     extra = [counter] if counter is not None else []
     resource = StatusResource(
         server,
-        Gate(portal, domains, admins),
+        Gate(portal, domains, admins, clock=reactor.seconds),
         server_registry(server, *extra),
         Actions(lambda: getattr(server, "control", None)),
         reactor.seconds,

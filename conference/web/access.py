@@ -2,11 +2,12 @@
 """
 Who is looking at the status pages and what they may see and do.
 
-Logins are HTTP basic credentials checked by the same portal as SIP
-digest (the C{--auth} checkers), so a person uses their SIP account; basic
-sends the password in the clear, which is why docs/operations.rst asks for
-an C{ssl:} endpoint anywhere but loopback.  CSRF tokens for actions are
-derived from the login, so no session state is kept.
+Logins are checked by the same portal as SIP digest (the C{--auth}
+checkers), so a person uses their SIP account: HTTP digest (RFC 7616,
+SHA-256 or MD5, the SIP digest code with the first C{--domain} as realm),
+which never sends the password, or HTTP basic, which does and is therefore
+accepted only over TLS or from a loopback client.  CSRF tokens for actions
+are derived from the login, so no session state is kept.
 """
 
 from __future__ import annotations
@@ -15,17 +16,24 @@ import base64
 import hashlib
 import hmac
 import os
+import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, List, Optional, Sequence
 
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
 from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred, succeed
 
+from conference.auth import SIPDigestCredentials
 from conference.control.policy import CalendarPolicy, may_moderate
 from conference.interfaces import ISIPIdentity
 from conference.records import ConferenceRecord
+from conference.sip.digest import DigestError, DigestServer, parse_credentials
+
+#: The digest algorithms offered to browsers, strongest first (Chromium
+#: and Firefox answer SHA-256; MD5 for older clients and tools).
+WEB_DIGEST_ALGORITHMS = ("SHA-256", "MD5")
 
 
 @dataclass(frozen=True)
@@ -102,17 +110,60 @@ class Gate:
         admins: Iterable[str],
         *,
         secret: Optional[bytes] = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """
+        @param clock: the time digest nonces are issued and checked by.
+        """
         self.portal = portal
         self.domains = [d.lower() for d in domains] or ["localhost"]
         self.admins = frozenset(a.lower() for a in admins)
         self._secret = secret if secret is not None else os.urandom(32)
+        self._clock = clock
+        self.digest = DigestServer(
+            hashlib.sha256(b"conference-web-digest\x00" + self._secret).digest(),
+            algorithms=WEB_DIGEST_ALGORITHMS,
+        )
+        #: Whether the last digest refusal was only a stale nonce (the
+        #: next challenge then says C{stale=true}, and browsers retry
+        #: without asking the user again).
+        self.stale = False
 
-    def login(self, header: Optional[bytes]) -> Deferred[Optional[Viewer]]:
+    def challenges(self, *, basic: bool, stale: bool = False) -> List[bytes]:
+        """
+        The C{WWW-Authenticate} values of a 401: digest for the first
+        domain, one per algorithm, then basic where it is accepted.
+        """
+        now = self._clock()
+        found = self.digest.challenges(self.domains[0], now, stale=stale)
+        out = [c.encode("utf-8") for c in found]
+        if basic:
+            out.append(b'Basic realm="conference", charset="UTF-8"')
+        return out
+
+    def login(
+        self,
+        header: Optional[bytes],
+        method: bytes = b"GET",
+        uri: bytes = b"/",
+        *,
+        basic: bool = True,
+    ) -> Deferred[Optional[Viewer]]:
         """
         The viewer an C{Authorization} header proves, or L{None} when it is
-        missing, malformed or wrong (the caller answers 401).
+        missing, malformed, wrong or stale (the caller answers 401 with
+        L{challenges}).
+
+        @param method: the HTTP method, which a digest response covers.
+        @param uri: the request target, which a digest's C{uri} must equal.
+        @param basic: whether basic credentials are accepted (TLS or a
+            loopback client); if not they are refused like wrong ones.
         """
+        self.stale = False
+        if header and header.lstrip()[:7].lower() == b"digest ":
+            return self._digest_login(header, method, uri)
+        if not basic:
+            return succeed(None)
         parsed = parse_basic(header)
         if parsed is None:
             return succeed(None)
@@ -135,15 +186,46 @@ class Gate:
 
         d.addErrback(retry)
 
-        def logged_in(result: Any) -> Viewer:
-            identity = result[1]
-            aor = str(identity.aor)
-            return Viewer(aor, aor.lower() in self.admins)
+        return d.addCallbacks(self._viewer, _refused)
 
-        def refused(failure: Any) -> None:
-            failure.trap(UnauthorizedLogin, UnhandledCredentials)
+    def _digest_login(self, header: bytes, method: bytes, uri: bytes) -> Deferred[Optional[Viewer]]:
+        """
+        Check RFC 7616 digest credentials: the nonce, realm and C{uri}
+        here (L{DigestServer.check}), the response by the portal's
+        checkers (which hold what SIP digest needs), then the nonce count.
+        """
+        now = self._clock()
+        try:
+            credentials = parse_credentials(header.decode("utf-8"))
+            realm = credentials.realm.lower()
+            if realm not in self.domains:
+                return succeed(None)
+            nonce = self.digest.check(
+                credentials, realm=realm, request_uri=uri.decode("utf-8"), now=now
+            )
+        except (DigestError, UnicodeDecodeError):
+            return succeed(None)
+        hashed = SIPDigestCredentials(credentials, method.decode("ascii", "replace"))
+        d = self.portal.login(hashed, realm, ISIPIdentity)
 
-        return d.addCallbacks(logged_in, refused)
+        def retry(failure: Any) -> Any:
+            failure.trap(UnauthorizedLogin)
+            return self.portal.login(hashed.as_text(), realm, ISIPIdentity)
+
+        def proven(result: Any) -> Optional[Viewer]:
+            try:
+                self.digest.accept(credentials, nonce, now)
+            except DigestError as e:
+                self.stale = bool(getattr(e, "stale", False))
+                return None
+            return self._viewer(result)
+
+        d.addErrback(retry)
+        return d.addCallbacks(proven, _refused)
+
+    def _viewer(self, result: Any) -> Viewer:
+        aor = str(result[1].aor)
+        return Viewer(aor, aor.lower() in self.admins)
 
     def csrf_token(self, viewer: Viewer) -> str:
         """
@@ -157,3 +239,10 @@ class Gate:
         Whether C{token} is C{viewer}'s CSRF token.
         """
         return token is not None and hmac.compare_digest(token, self.csrf_token(viewer))
+
+
+def _refused(failure: Any) -> None:
+    """
+    Wrong credentials, or ones no checker handles: no viewer.
+    """
+    failure.trap(UnauthorizedLogin, UnhandledCredentials)

@@ -160,9 +160,15 @@ class StatusResource(Resource):
         if path == b"/metrics" and self.metrics_public:
             await handler(request, None)
             return
-        viewer = await self.gate.login(request.getHeader(b"authorization"))
+        basic = _basic_allowed(request)
+        viewer = await self.gate.login(
+            request.getHeader(b"authorization"), method, request.uri, basic=basic
+        )
         if viewer is None:
-            request.setHeader(b"www-authenticate", b'Basic realm="conference", charset="UTF-8"')
+            stale = self.gate.stale
+            request.responseHeaders.setRawHeaders(
+                b"www-authenticate", self.gate.challenges(basic=basic, stale=stale)
+            )
             raise HTTPError(401, "Log in with your SIP account (user or user@domain).")
         await handler(request, viewer)
 
@@ -418,6 +424,17 @@ class StatusResource(Resource):
         else:
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
             request.write(text.encode("utf-8") + b"\n")
+
+
+def _basic_allowed(request: Request) -> bool:
+    """
+    Whether basic credentials (the password in the clear) are accepted on
+    this request: over TLS, or from a client on this machine.
+    """
+    if request.isSecure():
+        return True
+    host = getattr(request.getClientAddress(), "host", "")
+    return host in ("127.0.0.1", "::1") or host.startswith("127.")
 
 
 def _conference_link(uri: str) -> str:

@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import urlencode
 
 from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.testing import StringTransport
 
@@ -122,10 +123,11 @@ class WebFixture(FocusFixture):
         method: str = "GET",
         form: Optional[Dict[str, str]] = None,
         headers: Tuple[Tuple[str, str], ...] = (),
+        peer: str = "127.0.0.1",
     ) -> Answer:
         """
-        Send one request as C{user} (password C{pw-<first letter>}; None:
-        no credentials) and return the answer.
+        Send one request as C{user} (basic, password C{pw-<first letter>};
+        None: no credentials) from C{peer} and return the answer.
         """
         lines = [f"{method} {path} HTTP/1.1", "Host: localhost", "Connection: close"]
         if user is not None:
@@ -137,7 +139,7 @@ class WebFixture(FocusFixture):
             body = urlencode(form).encode()
             lines.append("Content-Type: application/x-www-form-urlencoded")
         lines.append(f"Content-Length: {len(body)}")
-        transport = StringTransport()
+        transport = StringTransport(peerAddress=IPv4Address("TCP", peer, 40000))
         channel = self.site.buildProtocol(None)
         assert channel is not None
         channel.makeConnection(transport)

@@ -14,6 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from conference.auth import make_portal
 from conference.records import ConferenceRecord
+from conference.sip.digest import compute_ha1, compute_response, parse_auth_header
 from conference.web.access import Gate, Viewer, parse_basic
 
 
@@ -119,3 +120,65 @@ class GateTests(SynchronousTestCase):
             )
         admin = Viewer("sip:root@example.com", True)
         self.assertTrue(admin.may_see(record, attendees) and admin.may_act_on(record))
+
+
+class DigestLoginTests(SynchronousTestCase):
+    """
+    HTTP digest (RFC 7616) against the SIP portal: the SIP digest code with
+    the first domain as realm.
+    """
+
+    def setUp(self) -> None:
+        checker = InMemoryUsernamePasswordDatabaseDontUse(alice=b"pw")
+        self.now = 1_000_000.0
+        self.gate = Gate(
+            make_portal([checker]), ["example.com"], [], secret=b"k", clock=lambda: self.now
+        )
+
+    def header(self, nc: int = 1, uri: str = "/", password: str = "pw") -> bytes:
+        """Digest credentials answering a fresh challenge."""
+        _, params = parse_auth_header(self.gate.challenges(basic=False)[0].decode())
+        ha1 = compute_ha1("SHA-256", "alice", params["realm"], password)
+        response = compute_response(
+            "SHA-256",
+            ha1,
+            nonce=params["nonce"],
+            method="GET",
+            uri=uri,
+            qop="auth",
+            nc=nc,
+            cnonce="ab",
+        )
+        return (
+            f'Digest username="alice", realm="example.com", nonce="{params["nonce"]}", '
+            f'uri="{uri}", response="{response}", algorithm=SHA-256, qop=auth, '
+            f'nc={nc:08x}, cnonce="ab"'
+        ).encode()
+
+    def test_login(self) -> None:
+        """A right digest gives the viewer, even where basic is not accepted."""
+        viewer = self.successResultOf(self.gate.login(self.header(), b"GET", b"/", basic=False))
+        self.assertEqual(viewer, Viewer("sip:alice@example.com"))
+
+    def test_replay(self) -> None:
+        """The same nonce count again is refused (a replayed Authorization)."""
+        header = self.header()
+        self.assertIsNotNone(self.successResultOf(self.gate.login(header, b"GET", b"/")))
+        self.assertIsNone(self.successResultOf(self.gate.login(header, b"GET", b"/")))
+
+    def test_stale(self) -> None:
+        """An old nonce is refused as stale, so the next challenge says stale=true."""
+        header = self.header()
+        self.now += 3600
+        self.assertIsNone(self.successResultOf(self.gate.login(header, b"GET", b"/")))
+        self.assertTrue(self.gate.stale)
+        self.assertIn(b"stale=true", self.gate.challenges(basic=False, stale=True)[0])
+
+    def test_other_uri_or_method(self) -> None:
+        """A digest for another URI or method does not log in."""
+        self.assertIsNone(self.successResultOf(self.gate.login(self.header(), b"GET", b"/x")))
+        self.assertIsNone(self.successResultOf(self.gate.login(self.header(), b"POST", b"/")))
+
+    def test_basic_refused_when_not_allowed(self) -> None:
+        """Basic credentials, right or not, are refused where basic is not accepted."""
+        self.assertIsNone(self.successResultOf(self.gate.login(basic("alice:pw"), basic=False)))

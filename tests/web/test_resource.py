@@ -12,6 +12,7 @@ from base64 import b64encode
 from typing import Any, List
 from urllib.parse import quote
 
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
@@ -19,9 +20,10 @@ from twisted.python.failure import Failure
 
 from conference.app.conferences import serialize
 from conference.records import CalendarEntry
+from conference.sip.digest import compute_ha1, compute_response, parse_auth_header
 from conference.web.access import Viewer
 from tests.app.calendars import T0, conference_calendar
-from tests.web.fixture import CONF, STRANGER, FailingConferences, WebFixture
+from tests.web.fixture import CONF, STRANGER, Answer, FailingConferences, WebFixture
 
 
 class HeldConferences:
@@ -48,12 +50,66 @@ class AccessTests(WebFixture):
     """
 
     def test_login_required(self) -> None:
-        """Without credentials every page is 401 with a Basic challenge, and shows no data."""
+        """Without credentials every page is 401 with digest and basic challenges, no data."""
         for path in ("/", f"/conference?uri={quote(CONF)}", "/api/conferences", "/metrics"):
             answer = self.request(path, user=None)
             self.assertEqual(answer.code, 401, path)
-            self.assertIn("Basic", answer.header("www-authenticate") or "")
+            offered = [c.split()[0] for c in answer.headers["www-authenticate"]]
+            self.assertEqual(offered, ["Digest", "Digest", "Basic"])
+            self.assertIn("algorithm=SHA-256", answer.headers["www-authenticate"][0])
             self.assertNotIn("Weekly sync", answer.text)
+
+    def test_basic_only_on_loopback_or_tls(self) -> None:
+        """Basic from another host over plain HTTP is refused and not offered; digest is."""
+        answer = self.request("/", peer="192.0.2.7")
+        self.assertEqual(answer.code, 401)
+        offered = [c.split()[0] for c in answer.headers["www-authenticate"]]
+        self.assertEqual(offered, ["Digest", "Digest"])
+
+    def digest_get(self, path: str, password: str, *, peer: str = "192.0.2.7") -> Answer:
+        """GET C{path} as alice with digest, answering a fresh challenge."""
+        challenge = self.request(path, user=None, peer=peer).headers["www-authenticate"][0]
+        _, params = parse_auth_header(challenge)
+        ha1 = compute_ha1("SHA-256", "alice", params["realm"], password)
+        response = compute_response(
+            "SHA-256",
+            ha1,
+            nonce=params["nonce"],
+            method="GET",
+            uri=path,
+            qop="auth",
+            nc=1,
+            cnonce="c0ffee",
+        )
+        header = (
+            f'Digest username="alice", realm="{params["realm"]}", nonce="{params["nonce"]}", '
+            f'uri="{path}", response="{response}", algorithm=SHA-256, qop=auth, '
+            f'nc=00000001, cnonce="c0ffee", opaque="{params["opaque"]}"'
+        )
+        return self.request(path, user=None, peer=peer, headers=(("Authorization", header),))
+
+    def test_digest_login(self) -> None:
+        """RFC 7616 digest with the SIP password logs in from anywhere, without basic."""
+        answer = self.digest_get("/api/conferences", "pw-a")
+        self.assertEqual(answer.code, 200)
+        self.assertIn("Weekly sync", answer.text)
+
+    def test_digest_wrong(self) -> None:
+        """A digest computed with a wrong password is 401 and shows nothing."""
+        answer = self.digest_get("/api/conferences", "nope")
+        self.assertEqual(answer.code, 401)
+        self.assertNotIn("Weekly sync", answer.text)
+
+    def test_digest_other_uri_or_garbage(self) -> None:
+        """A digest for another URI, a forged nonce or a malformed header is 401, no traceback."""
+        for header in (
+            'Digest username="alice", realm="example.com", nonce="00", uri="/", response="0"',
+            "Digest ,,,=",
+            "Digest \xff",
+        ):
+            answer = self.request("/", user=None, headers=(("Authorization", header),))
+            self.assertEqual(answer.code, 401, header)
+        self.assertEqual(self.flushLoggedErrors(), [])
 
     def test_wrong_password(self) -> None:
         """A wrong password or an unknown domain is 401 too."""
@@ -220,7 +276,7 @@ class BadInputTests(WebFixture):
         """A client that leaves before the store answers costs nothing: no error, no answer."""
         held = HeldConferences()
         self.stores.conferences = held  # type: ignore[assignment]
-        transport = StringTransport()
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000))
         channel = self.site.buildProtocol(None)
         assert channel is not None
         channel.makeConnection(transport)
