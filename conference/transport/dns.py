@@ -8,11 +8,13 @@ answers as no records, so the plan moves on to what comes next.
 
 from __future__ import annotations
 
+import errno
 import socket
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
+from twisted.internet import base, error, udp
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IResolver
+from twisted.internet.interfaces import IReactorFDSet, IResolver
 from twisted.logger import Logger
 from twisted.names import client, dns, hosts, resolve
 
@@ -58,9 +60,64 @@ def make_resolver(server: Optional[Tuple[str, int]], reactor: Any) -> IResolver:
     servers (C{/etc/resolv.conf}, C{/etc/hosts}) when L{None}.
     """
     if server is None:
-        chain = [hosts.Resolver(), client.Resolver(resolv="/etc/resolv.conf", reactor=reactor)]
+        chain = [hosts.Resolver(), QuietResolver(resolv="/etc/resolv.conf", reactor=reactor)]
         return resolve.ResolverChain(chain)
-    return client.Resolver(servers=[server], reactor=reactor)
+    return QuietResolver(servers=[server], reactor=reactor)
+
+
+class _QuietUDPPort(udp.Port):
+    """
+    A UDP port that does not log its opening and closing: C{twisted.names}
+    opens one per query (a random source port each, against spoofed
+    answers), and two log lines per query would drown the server's own.
+    """
+
+    def _bindSocket(self) -> None:
+        try:
+            skt = self.createInternetSocket()
+            skt.bind((self.interface, self.port))
+        except OSError as e:
+            raise error.CannotListenError(self.interface, self.port, e) from e
+        self._realPortNumber = skt.getsockname()[1]
+        self.connected = 1
+        self.socket = skt
+        self.fileno = skt.fileno  # type: ignore[method-assign]
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self._realPortNumber = None
+        self.maxThroughput = -1
+        base.BasePort.connectionLost(self, reason)
+        self.protocol.doStop()
+        self.socket.close()
+        del self.socket
+        del self.fileno
+        if hasattr(self, "d"):
+            self.d.callback(None)
+            del self.d
+
+
+class QuietResolver(client.Resolver):
+    """
+    C{twisted.names}' resolver, with its per-query UDP ports and protocols
+    kept out of the log (on reactors with file descriptors; others get the
+    stock ports).
+    """
+
+    def _connectedProtocol(self, interface: str = "") -> dns.DNSDatagramProtocol:
+        if not IReactorFDSet.providedBy(self._reactor):
+            return super()._connectedProtocol(interface)  # type: ignore[no-any-return]
+        protocol = dns.DNSDatagramProtocol(self, reactor=self._reactor)
+        protocol.noisy = False
+        for _ in range(100):
+            port = _QuietUDPPort(dns.randomSource(), protocol, interface, reactor=self._reactor)
+            try:
+                port.startListening()
+            except error.CannotListenError as e:
+                if getattr(e.socketError, "errno", None) == errno.EMFILE:
+                    raise
+                continue
+            return protocol
+        raise error.CannotListenError(interface, 0, OSError("no free source port for DNS"))
 
 
 #: The IResolver method of each query type.
@@ -147,4 +204,11 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-__all__ = ["DEFAULT_TIMEOUT", "DNSLookup", "convert", "make_resolver", "parse_resolver"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "DNSLookup",
+    "QuietResolver",
+    "convert",
+    "make_resolver",
+    "parse_resolver",
+]

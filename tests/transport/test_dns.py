@@ -1,19 +1,23 @@
 # -*- test-case-name: tests.transport.test_dns -*-
 """
 Tests for L{conference.transport.dns}: the C{--resolver} value, the
-conversion of C{twisted.names} records, and failed lookups.
+conversion of C{twisted.names} records, failed lookups, and a quiet log.
 """
 
 from __future__ import annotations
 
-from typing import Any, List
+from typing import Any, Dict, Generator, List
 
-from twisted.internet.defer import Deferred, fail, succeed
-from twisted.names import dns, error
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, ensureDeferred, fail, inlineCallbacks, succeed
+from twisted.internet.task import deferLater
+from twisted.logger import formatEvent, globalLogPublisher
+from twisted.names import dns, error, server
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from conference.sip.locate import NAPTR, SRV, Address, Alias, Query
-from conference.transport.dns import DNSLookup, convert, parse_resolver
+from conference.transport.dns import DNSLookup, convert, make_resolver, parse_resolver
+from tests.transport.test_outbound import LiveZone
 
 
 def header(name: str, payload: Any) -> dns.RRHeader:
@@ -122,3 +126,34 @@ class LookupTests(SynchronousTestCase):
                 Deferred.fromCoroutine(lookup.query(Query("_sip._udp.e.net", "SRV")))
             )
             self.assertEqual(records, [])
+
+
+class QuietResolverTests(TestCase):
+    """
+    A lookup through a real C{twisted.names} server on loopback logs
+    nothing about the UDP port each query opens and closes.
+    """
+
+    @inlineCallbacks
+    def test_no_port_noise(self) -> Generator[Deferred[Any], Any, None]:
+        """The answer comes back and no 'starting on', 'Closed' or protocol line is logged."""
+        zone = {"sip.example.net": [dns.Record_A("192.0.2.5")]}
+        factory = server.DNSServerFactory(authorities=[LiveZone("example.net", lambda: zone)])
+        listening = reactor.listenUDP(0, dns.DNSDatagramProtocol(factory), interface="127.0.0.1")
+        self.addCleanup(listening.stopListening)
+        seen: List[str] = []
+
+        def observe(event: Dict[str, Any]) -> None:
+            text = formatEvent(event) or ""
+            if "DNSDatagramProtocol" in text or "UDP Port" in text:
+                seen.append(text)
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        resolver = make_resolver(("127.0.0.1", listening.getHost().port), reactor)
+        lookup = DNSLookup(lambda: resolver)
+        for _ in range(3):
+            records = yield ensureDeferred(lookup.query(Query("sip.example.net", "A")))
+            self.assertEqual(records, [Address("192.0.2.5")])
+        yield deferLater(reactor, 0.05, lambda: None)
+        self.assertEqual(seen, [])
