@@ -8,16 +8,19 @@ from __future__ import annotations
 
 from typing import Any, Dict, Generator, List
 
-from twisted.internet import reactor
+from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred, ensureDeferred, fail, inlineCallbacks, succeed
 from twisted.internet.task import deferLater
-from twisted.logger import formatEvent, globalLogPublisher
+from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
 from twisted.names import dns, error, server
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface import implementer
 
 from conference.sip.locate import NAPTR, SRV, Address, Alias, Query
 from conference.transport.dns import DNSLookup, convert, make_resolver, parse_resolver
 from tests.transport.test_outbound import LiveZone
+
+reactor: Any = _reactor
 
 
 def header(name: str, payload: Any) -> dns.RRHeader:
@@ -143,6 +146,7 @@ class QuietResolverTests(TestCase):
         self.addCleanup(listening.stopListening)
         seen: List[str] = []
 
+        @implementer(ILogObserver)
         def observe(event: Dict[str, Any]) -> None:
             text = formatEvent(event) or ""
             if "DNSDatagramProtocol" in text or "UDP Port" in text:
