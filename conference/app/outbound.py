@@ -162,10 +162,11 @@ class Messenger:
         seen: List[str] = []
         waits: List[Deferred[List[Delivery]]] = []
         for recipient in outgoing.recipients:
-            address = normalize_address(recipient)
-            if address in seen:
+            key = normalize_address(recipient)
+            if key in seen:
                 continue
-            seen.append(address)
+            seen.append(key)
+            address = target_address(recipient)
             waits.append(self._to_recipient(address, sender, content_type, body, outgoing.method))
         return _gather(waits)
 
@@ -199,6 +200,8 @@ class Messenger:
         self, address: str, originator: str, content_type: str, body: bytes, method: str
     ) -> List[Delivery]:
         aor = self._served_aor(address)
+        if aor is not None and address.startswith("sips:"):
+            return await self._to_secure_user(aor, address, originator, content_type, body, method)
         if aor is None and self.route is not None and address.startswith(("sip:", "sips:")):
             message = _Message(address, originator, content_type, body, method)
             return await self._to_contact(message, address)
@@ -220,10 +223,33 @@ class Messenger:
         ]
         return await _gather(waits)
 
+    async def _to_secure_user(
+        self, aor: str, address: str, originator: str, content_type: str, body: bytes, method: str
+    ) -> List[Delivery]:
+        """
+        A C{sips:} recipient of a served domain: only their contacts reached
+        over TLS (C{sips:} or C{transport=tls}, through the route), since
+        RFC 3261 section 26.2 lets no hop of a C{sips:} request go in the
+        clear; with none, the message is undeliverable, never downgraded.
+        """
+        try:
+            bindings = await self.registrations.get_bindings(aor, self._reactor.seconds())
+        except Exception as e:
+            log.error("Could not look up {aor}: {error}", aor=aor, error=str(e))
+            return [Delivery(aor, None, None, "registration lookup failed")]
+        secure = [str(b.contact) for b in bindings if _over_tls(str(b.contact))]
+        if self.route is None or not secure:
+            why = "sips: recipient has no contact reachable over TLS"
+            return [self._undeliverable(address, None, why, method)]
+        message = _Message(address, originator, content_type, body, method)
+        waits = [Deferred.fromCoroutine(self._to_contact(message, c)) for c in secure]
+        return await _gather(waits)
+
     def _served_aor(self, address: str) -> Optional[str]:
         scheme, _, rest = address.partition(":")
-        if scheme != "sip":
+        if scheme not in ("sip", "sips"):
             return None
+        rest = rest.split(";", 1)[0]
         user, at, host = rest.rpartition("@")
         if not at or not user:
             return None
@@ -341,6 +367,32 @@ class _Message:
     content_type: str
     body: bytes
     method: str
+
+
+def target_address(recipient: str) -> str:
+    """
+    Where to send a calendar user's message: the address as written, with
+    the scheme and host lower-cased and URI headers dropped, but its
+    C{sips:} scheme and URI parameters (C{transport}, C{maddr}) kept, since
+    RFC 3263 resolves by them.  Other schemes are normalised
+    (L{normalize_address}).
+    """
+    text = recipient.strip()
+    scheme, sep, rest = text.partition(":")
+    if not sep or scheme.lower() not in ("sip", "sips"):
+        return normalize_address(text)
+    rest = rest.split("?", 1)[0]
+    head, semi, params = rest.partition(";")
+    user, at, host = head.rpartition("@")
+    return f"{scheme.lower()}:{user}{at}{host.lower()}{semi}{params}"
+
+
+def _over_tls(contact: str) -> bool:
+    """
+    Whether a registered contact is reached over TLS.
+    """
+    text = contact.strip().lower()
+    return text.startswith("sips:") or ";transport=tls" in text
 
 
 def _gather(waits: List[Deferred[List[Delivery]]]) -> Deferred[List[Delivery]]:

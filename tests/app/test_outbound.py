@@ -253,6 +253,33 @@ class RoutedTests(MessengerFixture):
         self.assertIsNone(delivery.status)
         self.assertIn("no address found", delivery.note)
 
+    def test_sips_kept(self) -> None:
+        """A sips: recipient in another domain is sent to as sips: (TLS only), never sip:."""
+        self.send(outgoing("sips:x@Elsewhere.ORG"))
+        ((request, uri),) = self.route.sent
+        self.assertEqual((uri, str(request.uri)), ("sips:x@elsewhere.org", "sips:x@elsewhere.org"))
+
+    def test_uri_parameters_kept(self) -> None:
+        """A recipient's transport parameter reaches RFC 3263 resolution; one recipient once."""
+        self.send(outgoing("sip:x@elsewhere.org;transport=tcp", "sip:x@elsewhere.org"))
+        self.assertEqual([uri for _, uri in self.route.sent], ["sip:x@elsewhere.org;transport=tcp"])
+
+    def test_local_sips_needs_tls_contact(self) -> None:
+        """A served sips: user is reached only at TLS contacts; with none, undeliverable."""
+        self.register("sip:bob@example.com", "sip:bob@192.0.2.5:5062")
+        (delivery,) = self.send(outgoing("sips:bob@example.com"))
+        self.assertIsNone(delivery.status)
+        self.assertIn("TLS", delivery.note)
+        self.assertEqual((self.route.sent, self.sender.sent), ([], []))
+        self.register(
+            "sip:bob@example.com", "sip:bob@192.0.2.5:5062", "sip:bob@192.0.2.5:5061;transport=tls"
+        )
+        deliveries = self.send(outgoing("sips:bob@example.com"))
+        self.assertEqual([d.status for d in deliveries], [200])
+        self.assertEqual(
+            [uri for _, uri in self.route.sent], ["sip:bob@192.0.2.5:5061;transport=tls"]
+        )
+
     def test_mailto(self) -> None:
         """mailto: recipients stay undeliverable."""
         (delivery,) = self.send(outgoing("mailto:a@b.c"))
