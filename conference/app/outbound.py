@@ -201,7 +201,8 @@ class Messenger:
     ) -> List[Delivery]:
         aor = self._served_aor(address)
         if aor is not None and address.startswith("sips:"):
-            return await self._to_secure_user(aor, address, originator, content_type, body, method)
+            message = _Message(address, originator, content_type, body, method)
+            return await self._to_secure_user(aor, message)
         if aor is None and self.route is not None and address.startswith(("sip:", "sips:")):
             message = _Message(address, originator, content_type, body, method)
             return await self._to_contact(message, address)
@@ -223,9 +224,7 @@ class Messenger:
         ]
         return await _gather(waits)
 
-    async def _to_secure_user(
-        self, aor: str, address: str, originator: str, content_type: str, body: bytes, method: str
-    ) -> List[Delivery]:
+    async def _to_secure_user(self, aor: str, message: _Message) -> List[Delivery]:
         """
         A C{sips:} recipient of a served domain: only their contacts reached
         over TLS (C{sips:} or C{transport=tls}, through the route), since
@@ -240,8 +239,7 @@ class Messenger:
         secure = [str(b.contact) for b in bindings if _over_tls(str(b.contact))]
         if self.route is None or not secure:
             why = "sips: recipient has no contact reachable over TLS"
-            return [self._undeliverable(address, None, why, method)]
-        message = _Message(address, originator, content_type, body, method)
+            return [self._undeliverable(message.aor, None, why, message.method)]
         waits = [Deferred.fromCoroutine(self._to_contact(message, c)) for c in secure]
         return await _gather(waits)
 
