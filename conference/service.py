@@ -412,6 +412,11 @@ class ConferenceService(MultiService):
             max_attendees=config.max_attendees,
             max_organizer_bytes=config.max_organizer_bytes,
         )
+        caldav = getattr(self, "caldav", None)
+        if caldav is not None:
+            # A room with a CalDAV calendar is not booked over it.
+            self.scheduler.external_busy = caldav.busy
+            self.scheduler.external_window = caldav.window
         self.scheduler.applied.extend(
             [
                 self.control.changed,

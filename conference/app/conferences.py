@@ -361,6 +361,40 @@ def first_overlap(
     return close_group() if start is not None else None
 
 
+def overlaps_busy(
+    schedule: Schedule,
+    busy: Sequence[Tuple[str, Tuple[datetime, datetime]]],
+    now: datetime,
+    window: timedelta,
+) -> bool:
+    """
+    Whether an instance of C{schedule} between C{now} and C{now + window}
+    overlaps one of C{busy}'s (FBTYPE, (start, end)) periods other than
+    C{FREE}: busy time from outside (a room's CalDAV calendar) against a
+    booking.  The periods are merged, then each instance is looked up by
+    bisection, within one expansion L{Budget}.
+
+    @raise conference.calendar.CalendarError: as L{instances}.
+    """
+    merged: List[List[datetime]] = []
+    for kind, (start, end) in sorted(busy, key=lambda b: b[1][0]):
+        if kind.upper() == "FREE" or end <= start:
+            continue
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    if not merged:
+        return False
+    ends = [period[1] for period in merged]
+    for instance in _within(schedule, now, now + window, Budget()):
+        # The first busy period ending after the instance starts.
+        at = bisect_left(ends, instance.start + timedelta(microseconds=1))
+        if at < len(merged) and merged[at][0] < instance.end:
+            return True
+    return False
+
+
 def overlaps(
     first: Schedule, second: Schedule, now: datetime, horizon: timedelta = HORIZON
 ) -> bool:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 from dataclasses import dataclass, field
-from datetime import timezone
+from datetime import timedelta, timezone
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from twisted.internet.defer import Deferred
@@ -42,6 +42,7 @@ from conference.app.conferences import (
     is_conference_attendee,
     lists_conference,
     overlaps,
+    overlaps_busy,
     prune,
     record_for,
     scheduling_components,
@@ -325,6 +326,21 @@ class SchedulingHandler:
         #: Told the address of each conference whose record an iTIP message
         #: changed (the focus's conference control).
         self.applied: List[Callable[[str], None]] = []
+        #: The room's busy time from outside (CalDAV, docs/caldav.rst):
+        #: C{(uri, now)} -> Deferred of (FBTYPE, interval)s, never failing.
+        self.external_busy: Optional[Callable[[str, float], Deferred[Any]]] = None
+        self.external_window = timedelta(days=7)
+
+    async def _busy_outside(self, uri: str, uid: str, state: Any, stored: Any, now: float) -> bool:
+        """
+        Whether a new booking (UID) of C{uri} overlaps its outside busy time;
+        updates are not checked (the outside calendar may hold this booking).
+        """
+        if self.external_busy is None or (stored is not None and uid in uids_of(stored)):
+            return False
+        busy = await self.external_busy(uri, now)
+        mine = subset(state, lambda u: u == uid)
+        return overlaps_busy(mine, busy, utc_datetime(now), self.external_window)
 
     # IRequestHandler --------------------------------------------------------
 
@@ -546,6 +562,14 @@ class SchedulingHandler:
                 subset(state, lambda u: u == uid), others, utc_datetime(now)
             ):
                 log.info("Conference {uri} is booked; declined {uid}", uri=uri, uid=uid)
+                outcome.outgoing = [decline(incoming, uri, now)]
+                return outcome
+            if await self._busy_outside(uri, uid, state, stored, now):
+                log.info(
+                    "Conference {uri} is busy in its CalDAV calendar; declined {uid}",
+                    uri=uri,
+                    uid=uid,
+                )
                 outcome.outgoing = [decline(incoming, uri, now)]
                 return outcome
             if stored is not None and uid not in uids_of(stored):

@@ -34,6 +34,7 @@ from conference.app.caldav import (
     parse_source,
     read_credentials,
 )
+from conference.app.conferences import overlaps_busy, utc_datetime
 from conference.app.core import RequestContext
 from conference.calendar import parse_ical_calendar
 from conference.interfaces import IConferenceStore
@@ -389,6 +390,23 @@ class RadicaleTests(TestCase):
             self.http("GET", url)
 
     @inlineCallbacks
+    def test_room_booking_conflict(self) -> Any:
+        """
+        Radicale's busy time of a room, read as the scheduler reads it,
+        overlaps a booking at the same time and not one the day after.
+        """
+        now = time.time()
+        busy = yield self.source().busy("sip:alice@example.com", now)
+        start = datetime.now(UTC).replace(microsecond=0)
+        over = parse_ical_calendar(conference_ical(uid="b1@example.com", start=start))
+        free = parse_ical_calendar(
+            conference_ical(uid="b2@example.com", start=start + timedelta(days=1))
+        )
+        window = timedelta(days=7)
+        self.assertTrue(overlaps_busy(over, busy, utc_datetime(now), window))
+        self.assertFalse(overlaps_busy(free, busy, utc_datetime(now), window))
+
+    @inlineCallbacks
     def test_wrong_password(self) -> Any:
         """A refused login (401) gives no busy time, and no error."""
         source = self.source()
@@ -522,3 +540,4 @@ class MirrorTests(SynchronousTestCase):
         service._applications(Stores.memory())
         self.assertIsInstance(service.scheduler.conferences, CalDAVMirror)
         self.assertIsNotNone(service.focus.users.external)
+        self.assertIsNotNone(service.scheduler.external_busy)

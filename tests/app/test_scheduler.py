@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any, List, Optional, Sequence, Tuple
 
 from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -492,6 +492,60 @@ class RequestTests(SynchronousTestCase):
         store.put = flaky  # type: ignore[method-assign,assignment]
         self.assertEqual(self.h.schedule().code, 200)
         self.assertEqual(len(calls), 2)
+
+
+class OutsideBusyTests(SynchronousTestCase):
+    """
+    A conference address with busy time outside (its CalDAV calendar):
+    new bookings over it are DECLINED, others and updates are not checked
+    against it.
+    """
+
+    def setUp(self) -> None:
+        self.h = Harness()
+        self.asked: List[Tuple[str, float]] = []
+        self.busy: List[Tuple[str, Tuple[datetime, datetime]]] = [
+            ("BUSY", (T0 + timedelta(minutes=10), T0 + timedelta(minutes=20)))
+        ]
+
+        def external(uri: str, now: float) -> Deferred[Any]:
+            self.asked.append((uri, now))
+            return succeed(list(self.busy))
+
+        self.h.handler.external_busy = external
+        self.h.handler.external_window = timedelta(days=30)
+
+    def test_busy_declined(self) -> None:
+        """A new booking over the room's outside busy time gets REPLY DECLINED; nothing stored."""
+        self.assertEqual(self.h.schedule(room=ROOM).code, 200)
+        ((_, calendar),) = self.h.outgoing()
+        self.assertEqual(attendee_of_reply(calendar), (ROOM, "DECLINED"))
+        self.assertIsNone(self.h.record())
+        self.assertEqual([uri for uri, _ in self.asked], [ROOM])
+
+    def test_free_accepted(self) -> None:
+        """Busy time at another hour, or marked FREE, lets the booking in."""
+        self.busy = [
+            ("BUSY", (T0 + timedelta(hours=3), T0 + timedelta(hours=4))),
+            ("FREE", (T0, T0 + timedelta(hours=1))),
+        ]
+        self.assertEqual(self.h.schedule(room=ROOM).code, 200)
+        ((_, calendar),) = self.h.outgoing()
+        self.assertEqual(attendee_of_reply(calendar), (ROOM, "ACCEPTED"))
+        self.assertIsNotNone(self.h.record())
+
+    def test_update_not_checked(self) -> None:
+        """An update of a stored booking is not declined by outside busy time (it may be itself)."""
+        self.busy = []
+        self.h.schedule(room=ROOM)
+        self.h.outgoing()
+        self.busy = [("BUSY", (T0, T0 + timedelta(hours=1)))]
+        self.asked.clear()
+        self.assertEqual(self.h.schedule(room=ROOM, sequence=1).code, 200)
+        self.assertEqual(self.asked, [])
+        record = self.h.record()
+        assert record is not None
+        self.assertEqual(record.version, 2)
 
 
 class BookingTests(SynchronousTestCase):
