@@ -500,6 +500,7 @@ class ConferenceService(MultiService):
         from conference.app.control import ConferenceControl
         from conference.app.dialout import DialOut
         from conference.app.lifecycle import ConferenceLifecycle
+        from conference.app.outbound import udp_endpoint_of
         from conference.app.refer import ModeratorRequests
         from conference.control.policy import ALLOW, DENY
 
@@ -532,11 +533,22 @@ class ConferenceService(MultiService):
             challenge=self.challenge,
             tag_factory=new_tag,
         )
+        udp = udp_endpoint_of(self)
+
+        def contact_address() -> Optional[Tuple[str, int]]:
+            found = udp()
+            return (found[1], found[2]) if found is not None else None
+
+        router = self.router
         self.moderation.dialout = DialOut(
             self.control,
             send_request=self.sip.send_request,
             send_ack=self.sip.send,
             local_address=self.sip.local_address,
+            # RFC 3263 for contacts and attendees of other domains.
+            route=self.outbound,
+            is_local=lambda aor: router.domain_of(aor.rpartition("@")[2]) is not None,
+            contact_address=contact_address,
         )
         self.autodial = AutoDialOut(self.moderation.dialout, self._reactor)
         self.router.add_handler(self.moderation)

@@ -82,6 +82,15 @@ class OutboundSender:
         default its Request-URI; fire with the final response, or fail
         with L{Unreachable}.
         """
+        return self.send_attempt(request, destination).addCallback(lambda answered: answered[0])
+
+    def send_attempt(
+        self, request: Request, destination: Optional[Any] = None
+    ) -> Deferred[Tuple[Response, Peer]]:
+        """
+        L{send}, firing with the final response and the peer that gave it
+        (where the ACK of a 2xx and the dialog's first requests go).
+        """
         target = destination if destination is not None else request.uri
         return Deferred.fromCoroutine(self._send(request, target))
 
@@ -102,12 +111,12 @@ class OutboundSender:
         if self.connector is not None:
             self.connector.close()
 
-    async def _send(self, request: Request, uri: Any) -> Response:
+    async def _send(self, request: Request, uri: Any) -> Tuple[Response, Peer]:
         if not isinstance(uri, SIPURI):
             raise Unreachable(f"{uri} is not a SIP URI")
         resolution = Resolution(uri, transports=self.transports, own=self.own(), rng=self.rng)
         tried: List[str] = []
-        last: Optional[Response] = None
+        last: Optional[Tuple[Response, Peer]] = None
         while True:
             step = resolution.next()
             if step is None:
@@ -116,15 +125,15 @@ class OutboundSender:
                 resolution.answer(await self.lookup.query(step))
                 continue
             try:
-                response = await self._attempt(request, step)
+                answered = await self._attempt(request, step)
             except Exception as e:
                 tried.append(f"{_show(step)}: {str(e) or type(e).__name__}")
                 continue
-            if response.code == 503:
+            if answered[0].code == 503:
                 tried.append(f"{_show(step)}: 503")
-                last = response
+                last = answered
                 continue
-            return response
+            return answered
         for note in resolution.notes:
             log.info("Resolving {uri}: {note}", uri=str(uri), note=note)
         if last is not None:
@@ -132,7 +141,7 @@ class OutboundSender:
         why = "; ".join(tried) or "; ".join(resolution.notes) or "no address found"
         raise Unreachable(f"{request.method} to {uri} not delivered: {why}")
 
-    async def _attempt(self, request: Request, target: Target) -> Response:
+    async def _attempt(self, request: Request, target: Target) -> Tuple[Response, Peer]:
         if target.transport == "udp":
             endpoint = self.udp()
             if endpoint is None:
@@ -147,7 +156,7 @@ class OutboundSender:
             peer = Peer(target.transport.upper(), target.host, target.port, connection)
             local = connection.local_address()
         attempt = with_via(request, peer.transport, local, self.branch_factory())
-        return await self.server.send_request(attempt, peer)
+        return await self.server.send_request(attempt, peer), peer
 
 
 def with_via(request: Request, transport: str, local: Tuple[str, int], branch: str) -> Request:

@@ -11,7 +11,7 @@ from typing import List, Optional, Tuple
 
 from twisted.internet.defer import Deferred
 
-from conference.app.dialout import DialOut
+from conference.app.dialout import SDP, DialOut
 from conference.auth import SIPIdentity
 from conference.records import RegistrationBinding
 from conference.sip.message import Request, Response, make_response
@@ -156,3 +156,114 @@ class DialOutTests(ControlFixture):
     def test_already_in(self) -> None:
         """Calling someone who is in already is 486."""
         self.assertRefused(self.refer(CAROL, "<sip:alice@example.com>"), 486)
+
+
+class Route:
+    """
+    An outbound route (RFC 3263) that records what it is given and lets
+    the test answer, naming the peer that answered.
+    """
+
+    def __init__(self) -> None:
+        self.sent: List[Tuple[Request, str, Deferred[Tuple[Response, Peer]]]] = []
+
+    def send_attempt(self, request: Request, uri: object) -> Deferred[Tuple[Response, Peer]]:
+        d: Deferred[Tuple[Response, Peer]] = Deferred()
+        self.sent.append((request, str(uri), d))
+        return d
+
+
+class RoutedDialOutTests(ControlFixture):
+    """
+    With the server's outbound route, dial-out reaches contacts of any
+    transport and host, and attendees of other domains at their address.
+    """
+
+    extra = "ATTENDEE;ROLE=REQ-PARTICIPANT:sips:erin@elsewhere.example\r\n"
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.route = Route()
+        self.acks: List[Tuple[Request, Peer]] = []
+        self.direct: List[Request] = []
+        self.moderation.dialout = DialOut(
+            self.control,
+            send_request=self.send_direct,
+            send_ack=lambda request, peer: self.acks.append((request, peer)),
+            local_address=lambda peer: ("192.0.2.1", 5061),
+            tag_factory=lambda: "dotag",
+            branch_factory=lambda: "z9hG4bKdial",
+            route=self.route,
+            is_local=lambda aor: aor.endswith("@example.com"),
+            contact_address=lambda: ("192.0.2.1", 5060),
+        )
+        self.join(ALICE)
+
+    def send_direct(self, request: Request, peer: Peer) -> Deferred[Response]:
+        self.direct.append(request)
+        return Deferred()
+
+    def refer(self, target: str) -> Response:
+        self.cseq += 1
+        request = make_request(
+            "REFER",
+            CONF,
+            call_id=f"refer-{self.cseq}",
+            from_="<sip:alice@example.com>;tag=r1",
+            to=f"<{CONF}>",
+            headers=[("Refer-To", target), ("Contact", "<sip:mod@192.0.2.10:5062>")],
+        )
+        return self.dispatch(request, ALICE)
+
+    def answer(self, code: int, peer: Peer) -> None:
+        request, _, d = self.route.sent[-1]
+        response = make_response(
+            request,
+            code,
+            to_tag="callee",
+            headers=[("Contact", "<sips:erin@pc.elsewhere.example>"), ("Content-Type", SDP)],
+            body=ANSWER if code < 300 else b"",
+        )
+        d.callback((response, peer))
+
+    def test_foreign_attendee(self) -> None:
+        """An attendee of another domain is INVITEd at their sips: address through the route."""
+        self.assertEqual(self.refer("<sips:erin@elsewhere.example>").code, 202)
+        [(invite, uri, _)] = self.route.sent
+        self.assertEqual((uri, str(invite.uri)), ("sips:erin@elsewhere.example",) * 2)
+        self.assertFalse(invite.has_header("via"))  # the route adds one per target
+        self.assertIn("sip:conf@192.0.2.1:5060", invite.header("contact") or "")
+        self.assertEqual(self.direct, [])
+        peer = Peer("TLS", "203.0.113.9", 5061, "conn-1")
+        self.answer(200, peer)
+        [(ack, ack_peer)] = self.acks
+        self.assertEqual(ack_peer, peer)
+        self.assertTrue((ack.header("via") or "").startswith("SIP/2.0/TLS 192.0.2.1:5061;"))
+        identities = [p.identity for p in self.focus.roster.participants(CONF)]
+        self.assertIn("sip:erin@elsewhere.example", identities)
+
+    def test_named_and_stream_contacts(self) -> None:
+        """A served user's contact with a host name or over TCP is called through the route."""
+        now = self.clock.seconds()
+        contact = "sip:carol@phone.example.net;transport=tcp"
+        binding = RegistrationBinding(contact, now + 3600, None, "reg-1", 1)
+        registrations = self.stores.registrations
+        self.successResultOf(
+            registrations.set_bindings("sip:carol@example.com", [binding], [], now)
+        )
+        self.assertEqual(self.refer("<sip:carol@example.com>").code, 202)
+        [(_, uri, _)] = self.route.sent
+        self.assertEqual(uri, contact)
+
+    def test_unreachable(self) -> None:
+        """A served attendee with no registration is still 480: served users are not guessed at."""
+        self.assertEqual(self.refer("<sip:bob@example.com>").code, 480)
+        self.assertEqual(self.route.sent, [])
+
+    def test_route_fails(self) -> None:
+        """A route that reaches nobody ends the call attempt (408 to the REFER's NOTIFY)."""
+        self.refer("<sips:erin@elsewhere.example>")
+        [(_, _, d)] = self.route.sent
+        d.errback(RuntimeError("INVITE to sips:erin@elsewhere.example not delivered"))
+        identities = [p.identity for p in self.focus.roster.participants(CONF)]
+        self.assertNotIn("sip:erin@elsewhere.example", identities)

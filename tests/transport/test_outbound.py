@@ -231,6 +231,19 @@ class ResolutionTests(Loopback):
     """
 
     @inlineCallbacks
+    def test_answering_peer(self) -> Any:
+        """send_attempt names the target that answered (where a 2xx's ACK goes)."""
+        _, udp, _ = self.foreign()
+        self.zone = {
+            "_sip._udp.example.net": [srv(0, 0, udp, "sip1.example.net")],
+            "sip1.example.net": [dns.Record_A("127.0.0.1")],
+        }
+        uri = parse_uri("sip:bob@example.net;transport=udp")
+        response, peer = yield self.sender.send_attempt(self.message(str(uri)), uri)
+        self.assertEqual(response.code, 200)
+        self.assertEqual((peer.transport, peer.host, peer.port), ("UDP", "127.0.0.1", udp))
+
+    @inlineCallbacks
     def test_naptr_srv_udp(self) -> Any:
         """
         NAPTR -> SRV -> A reaches the foreign server over UDP.
