@@ -33,6 +33,7 @@ from conference.auth import Authenticator, AuthPolicy, CheckerAccounts, make_por
 from conference.errors import StartupError
 from conference.interfaces import ISIPIdentity
 from conference.limits import DEFAULT_BODY_LIMITS, DEFAULT_EXEMPT, BodyLimits, Rate, RateLimiter
+from conference.overload import OverloadControl
 from conference.reactors import default_reactor
 from conference.records import StoreError
 from conference.sip.digest import DEFAULT_ALGORITHMS, DigestServer
@@ -41,6 +42,7 @@ from conference.sip.message import Request
 from conference.sip.transaction_model import new_branch, new_tag
 from conference.store import Stores, open_stores
 from conference.store.timing import StoreLatency, time_stores
+from conference.transport.lag import LagProbe
 from conference.transport.listening import (
     ListenerService,
     StreamListenerService,
@@ -113,6 +115,9 @@ class ServerConfig:
     message_timeout: float = 10.0
     handshake_timeout: float = 10.0
     max_transactions: Optional[int] = 100_000
+    # Overload (docs/limits.rst): the smoothed event-loop lag, in seconds,
+    # past which new requests are answered 503; None: never shed.
+    overload_lag: Optional[float] = 0.1
     max_media_per_source: Optional[int] = 32
     max_media_per_caller: Optional[int] = 4
     media_reserve_percent: float = 20.0
@@ -277,6 +282,12 @@ class ConferenceService(MultiService):
             body_limits=BodyLimits(config.body_limits) if config.body_limits else None,
             max_transactions=config.max_transactions,
         )
+        self.overload: Optional[OverloadControl] = None
+        self.lag_probe: Optional[LagProbe] = None
+        if config.overload_lag:
+            self.overload = OverloadControl(config.overload_lag)
+            self.sip.layer.admission = self.overload.check
+            self.lag_probe = LagProbe(self.overload, reactor=reactor)
         self.stream_factory = SIPStreamFactory(
             self.sip,
             reactor,
@@ -742,6 +753,8 @@ class ConferenceService(MultiService):
 
     def _serving(self, _: object) -> None:
         self._purge.start(60.0, now=False)
+        if self.lag_probe is not None:
+            self.lag_probe.start()
         self.autodial.start()
         if self.config.tune_gc:
             tune_gc()
@@ -766,6 +779,8 @@ class ConferenceService(MultiService):
         """
         if self._purge.running:
             self._purge.stop()
+        if self.lag_probe is not None:
+            self.lag_probe.stop()
         names = ("subscriptions", "conference_events", "moderation", "lifecycle", "autodial")
         for name in (*names, "focus"):
             part = getattr(self, name, None)

@@ -274,6 +274,14 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             _non_negative(int, "max-transactions"),
         ],
         [
+            "overload-lag-ms",
+            None,
+            100.0,
+            "Event-loop lag (ms) past which new requests get 503 + Retry-After "
+            "(OPTIONS, ACK, CANCEL, BYE and in-dialog requests pass). 0: never shed.",
+            _non_negative(float, "overload-lag-ms"),
+        ],
+        [
             "stop-timeout",
             None,
             5.0,
@@ -715,6 +723,7 @@ def config_from_options(options: Options) -> ServerConfig:
         message_timeout=options["message-timeout"],
         handshake_timeout=options["handshake-timeout"],
         max_transactions=options["max-transactions"] or None,
+        overload_lag=float(options["overload-lag-ms"]) / 1000.0 or None,
         max_media_per_source=options["max-media-per-source"] or None,
         max_media_per_caller=options["max-media-per-caller"] or None,
         media_reserve_percent=float(options["media-reserve"]),

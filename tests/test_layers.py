@@ -34,6 +34,7 @@ SANS_IO = (
     "conference.offeranswer",
     "conference.media",
     "conference.limits",
+    "conference.overload",
     "conference.control",
     "conference.janus",
 )

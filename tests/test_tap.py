@@ -75,6 +75,14 @@ class OptionsTests(SynchronousTestCase):
         self.assertRaises(usage.UsageError, self.parse, "--store", "sqlite:")
         self.assertEqual(self.parse("--store", "memory")["store"], "memory")
 
+    def test_overload(self) -> None:
+        """--overload-lag-ms sets the shedding threshold in seconds; 0 turns it off."""
+        self.assertEqual(config_from_options(self.parse()).overload_lag, 0.1)
+        config = config_from_options(self.parse("--overload-lag-ms", "250"))
+        self.assertEqual(config.overload_lag, 0.25)
+        self.assertIsNone(config_from_options(self.parse("--overload-lag-ms", "0")).overload_lag)
+        self.assertRaises(usage.UsageError, self.parse, "--overload-lag-ms", "-5")
+
     def test_resolver(self) -> None:
         """--resolver HOST[:PORT] reaches the config; a bad one is a usage error."""
         self.assertIsNone(config_from_options(self.parse()).resolver)

@@ -78,8 +78,8 @@ _TimerEntry = Tuple[float, int]
 class TransactionsExhausted(RemoteProtocolError):
     """
     A new request arrived while C{max_server} server transactions are
-    live: answer it statelessly with this 503 and its Retry-After (issue
-    15), without a transaction, whoever sent it.
+    live: answer it statelessly with this 503 and its Retry-After, without
+    a transaction, whoever sent it.
     """
 
     def __init__(self, limit: int, retry_after: int) -> None:
@@ -110,6 +110,10 @@ class TransactionLayer:
         beyond them raises L{TransactionsExhausted} (L{None}: no cap).
         Retransmissions, ACKs and responses are never refused.
     @ivar retry_after: the Retry-After of that 503, in seconds.
+    @ivar admission: asked about each new request (not a retransmission,
+        ACK or CANCEL) before a transaction is made; it raises a
+        L{RemoteProtocolError} (e.g. L{conference.overload.Overloaded}) to
+        have it answered statelessly instead.
     """
 
     def __init__(
@@ -132,6 +136,7 @@ class TransactionLayer:
         self.tag_factory = tag_factory
         self.max_server = max_server
         self.retry_after = retry_after
+        self.admission: Optional[Callable[[Request], None]] = None
         self._server: Dict[Hashable, ServerTransaction] = {}
         self._client: Dict[Hashable, ClientTransaction] = {}
         self._merge: Dict[Hashable, ServerTransaction] = {}
@@ -274,6 +279,8 @@ class TransactionLayer:
             raise TransactionsExhausted(self.max_server, self.retry_after)
         if message.method == "CANCEL":
             return self._receive_cancel(message, key, peer, now)
+        if self.admission is not None:
+            self.admission(message)
         to_tag = message.to.tag
         mkey = merge_key(message)
         txn = self._new_server(message, key, peer, now)

@@ -20,6 +20,7 @@ from twisted.python.failure import Failure
 from conference.deferreds import PENDING, fired_result
 from conference.interfaces import IRouter, RequestContext
 from conference.limits import BodyLimits, RateLimiter
+from conference.overload import Overloaded
 from conference.reactors import default_reactor
 from conference.sip import transaction as txn
 from conference.sip.errors import LocalProtocolError, RemoteProtocolError, SIPProtocolError
@@ -107,6 +108,7 @@ class SIPServer:
             "dropped": 0,
             "limited": 0,
             "shed": 0,
+            "overloaded": 0,
         }
         self._shed_noted = -60.0
         self._pending_clients: Dict[int, Deferred[Response]] = {}
@@ -170,6 +172,13 @@ class SIPServer:
             actions = self.layer.receive(message, peer, self.now())
         except txn.TransactionsExhausted as e:
             self._shed(message, e, peer)
+            return
+        except Overloaded as e:
+            # Counted by method in the overload control; one log line per
+            # transition into overload (conference.transport.lag), none here.
+            self.stats["overloaded"] += 1
+            if isinstance(message, Request):
+                self.send(error_response(message, e, new_tag()), peer)
             return
         except RemoteProtocolError as e:
             if e.message is None:

@@ -113,6 +113,9 @@ class ServerCollector(Collector):
             "Requests shed with 503 because --max-transactions were alive",
             value=float(stats.get("shed", 0)),
         )
+        overload: Optional[Any] = getattr(self.server, "overload", None)
+        if overload is not None:
+            yield from overload_metrics(overload)
         transactions = GaugeMetricFamily(
             "conference_sip_transactions",
             "Transactions alive now, by table of the transaction layer",
@@ -174,6 +177,31 @@ class ServerCollector(Collector):
                 binder.updates,
                 BIND_OUTCOMES,
             )
+
+
+def overload_metrics(overload: Any) -> Iterator[Metric]:
+    """
+    The overload control's state: the smoothed event-loop lag, whether
+    new requests are shed, and how many were, by method (docs/limits.rst).
+    """
+    yield GaugeMetricFamily(
+        "conference_event_loop_lag_seconds",
+        "Smoothed lateness of a short reactor timer (the overload signal)",
+        value=float(overload.lag),
+    )
+    yield GaugeMetricFamily(
+        "conference_overloaded",
+        "1 while new requests are answered 503 because the event loop lags",
+        value=1.0 if overload.overloaded else 0.0,
+    )
+    sheds = CounterMetricFamily(
+        "conference_sip_overload_shed",
+        "New requests answered 503 + Retry-After while overloaded, by method",
+        labels=["method"],
+    )
+    for method in sorted(overload.sheds):
+        sheds.add_metric([method], float(overload.sheds[method]))
+    yield sheds
 
 
 def store_latency(latency: StoreLatency) -> HistogramMetricFamily:

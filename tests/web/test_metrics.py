@@ -17,12 +17,14 @@ from conference.interfaces import IConferenceStore
 from conference.media.codecs import PCMU
 from conference.media.rtcp import build_report
 from conference.media.rtp import ReceptionReport
+from conference.overload import OverloadControl
 from conference.records import StoreError
 from conference.store.timing import StoreLatency, TimedStore, time_stores
 from conference.web.metrics import StoreProbe, server_registry
 from tests.app.calendars import conference_calendar
 from tests.app.test_bind import Harness
 from tests.app.test_mixer import offer
+from tests.builders import make_request
 from tests.media.signals import rtp_stream, tone
 from tests.mediacontract import CONFERENCE, FakeMediaReactor
 from tests.web.fixture import CONF, FailingConferences, WebFixture
@@ -46,6 +48,18 @@ class CollectorTests(WebFixture):
         self.assertIn("conference_sip_rate_limited_total 2.0", text)
         self.assertIn("conference_sip_shed_total 3.0", text)
         self.assertIn('conference_sip_transactions{table="server"} 0.0', text)
+
+    def test_overload(self) -> None:
+        """The event-loop lag, the overload state and sheds by method are exported."""
+        control = OverloadControl(0.1, smoothing=1.0)
+        self.overload = control
+        self.assertIn("conference_overloaded 0.0", self.scrape())
+        control.observe(0.5, 1.0)
+        control.shed(make_request("INVITE", "sip:conf@example.com"))
+        text = self.scrape()
+        self.assertIn("conference_overloaded 1.0", text)
+        self.assertIn("conference_event_loop_lag_seconds 0.5", text)
+        self.assertIn('conference_sip_overload_shed_total{method="INVITE"} 1.0', text)
 
     def test_roster(self) -> None:
         """Participants and open conferences follow joins."""
