@@ -1,0 +1,191 @@
+# -*- test-case-name: tests.test_benchmarks -*-
+"""
+The full server past its capacity, with SIPp: first the highest sustained
+INVITE -> 404 rate (as C{bench_sip.py} finds it), then offered at 2x and 4x
+that rate for C{--duration} seconds each with overload shedding on
+(C{--overload-lag-ms}, default 100), then at half the capacity right after,
+to see it recover.
+
+Reported per offered load: goodput (INVITEs answered 404, per second) as a
+ratio of the capacity, how many were refused 503 (shed) or failed
+otherwise, SIPp's retransmissions, the p99 response time of the admitted
+calls, and the server's resident memory before and after.  Goals (the
+overload issue): goodput >= 90% of capacity, no retransmission storm, p99
+of admitted calls < 50 ms, recovery within 2 s, memory flat.
+
+    python benchmarks/bench_overload.py [--quick] [--duration S] [--factors 2,4]
+
+Traffic goes only to 127.0.0.1; the server runs on core 1, SIPp on core 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional
+
+# Beside this file (run as a script, its folder is first on sys.path).
+from bench_sip import (
+    FULL,
+    LOAD_CORE,
+    QUICK,
+    RunResult,
+    Server,
+    find_max_rate,
+    run_sipp,
+    say,
+    scenario_file,
+)
+from probe import invite_final, percentile
+
+
+@dataclass
+class Overloaded:
+    """
+    One offered load against the measured capacity.
+    """
+
+    factor: float
+    offered: int
+    run: RunResult
+    rss_before_kb: int
+    rss_after_kb: int
+
+    def goodput(self) -> float:
+        """
+        Calls answered as when not overloaded, per second of the run (SIPp
+        itself may take longer than planned to offer them all).
+        """
+        return self.run.successful / self.run.elapsed if self.run.elapsed else 0.0
+
+    def goodput_ratio(self, capacity: int) -> float:
+        """
+        L{goodput} over the capacity.
+        """
+        return self.goodput() / capacity if capacity else 0.0
+
+
+def rss_kb(pid: int) -> int:
+    """
+    The resident set of process C{pid}, in KiB (0 where /proc is absent).
+    """
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def offer(
+    sipp: str, scenario: Path, server: Server, rate: int, duration: float, *, folder: Path
+) -> RunResult:
+    """
+    One SIPp run at C{rate} for C{duration} seconds, response times kept.
+    """
+    return run_sipp(
+        sipp, scenario, server=server, rate=rate, duration=duration, folder=folder, rtt=True
+    )
+
+
+def report(capacity: int, runs: List[Overloaded], recovery: Optional[RunResult]) -> str:
+    """
+    The result table.
+    """
+    lines = [
+        f"capacity (INVITE -> 404, every call answered, no retransmission): {capacity}/s",
+        "",
+        f"{'offered':>10} {'goodput':>9} {'ratio':>6} {'shed/failed':>12} {'retrans':>8} "
+        f"{'p99 ms':>7} {'RSS KiB before -> after':>26}",
+    ]
+    for r in runs:
+        lines.append(
+            f"{r.factor:>4.0f}x {r.offered:>4d}/s {r.goodput():>7.0f}/s "
+            f"{r.goodput_ratio(capacity):>6.2f} {r.run.failed:>12d} "
+            f"{r.run.retransmissions:>8d} {percentile(r.run.rtt_ms, 99):>7.1f} "
+            f"{r.rss_before_kb:>12d} -> {r.rss_after_kb:<10d}"
+        )
+    if recovery is not None:
+        lines += [
+            "",
+            f"right after, at half capacity ({recovery.rate}/s): "
+            f"{recovery.successful}/{recovery.calls} answered, {recovery.failed} failed, "
+            f"{recovery.retransmissions} retransmissions, "
+            f"p99 {percentile(recovery.rtt_ms, 99):.1f} ms",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """
+    Run the benchmark and print the table.
+    """
+    parser = argparse.ArgumentParser(description="goodput of the full server past capacity")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    parser.add_argument("--duration", type=float, help="seconds per offered load (default 30)")
+    parser.add_argument("--factors", default="2,4", help="offered loads, times capacity")
+    parser.add_argument("--sipp", default="sipp", help="the SIPp program")
+    args = parser.parse_args(argv)
+    sipp = shutil.which(args.sipp)
+    if sipp is None:
+        say(f"{args.sipp} not found (Debian: apt-get install sip-tester)")
+        return 2
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > LOAD_CORE:
+        os.sched_setaffinity(0, {LOAD_CORE})
+    plan = QUICK if args.quick else FULL
+    duration = args.duration or (5.0 if args.quick else 30.0)
+    folder = Path(tempfile.mkdtemp(prefix="conference-overload-"))
+    started = time.monotonic()
+    runs: List[Overloaded] = []
+    recovery: Optional[RunResult] = None
+    capacity = 0
+    try:
+        server = Server("full", sys.executable, "full", 404, folder)
+        try:
+            final = invite_final(server.port) or 404
+            scenario = scenario_file("invite", final, folder)
+            offer(sipp, scenario, server, plan.start_rate, plan.warmup, folder=folder)
+            capacity, _, _ = find_max_rate(sipp, scenario, server, plan, folder)
+            if capacity == 0:
+                say("  no rate passed; nothing to overload")
+                return 1
+            for factor in (float(f) for f in args.factors.split(",")):
+                rate = int(capacity * factor)
+                server.settle(plan.settle_cap)
+                before = rss_kb(server.process.pid)
+                run = offer(sipp, scenario, server, rate, duration, folder=folder)
+                runs.append(Overloaded(factor, rate, run, before, rss_kb(server.process.pid)))
+                say(
+                    f"  {factor:.0f}x {rate}/s: ok={run.successful}/{run.calls} "
+                    f"failed={run.failed} retrans={run.retransmissions}"
+                )
+            # No settling: how soon does it serve normally again?
+            recovery = offer(sipp, scenario, server, max(capacity // 2, 10), 2.0, folder=folder)
+        finally:
+            server.stop()
+            tracebacks = server.log_tail(10**7).count("Traceback")
+            if tracebacks:
+                say(f"  {tracebacks} traceback(s) in {server.log_path}")
+    finally:
+        if not os.environ.get("BENCH_KEEP"):
+            shutil.rmtree(folder, ignore_errors=True)
+    print(
+        f"{time.strftime('%Y-%m-%d')}  {'quick' if args.quick else 'full'} plan, "
+        f"{time.monotonic() - started:.0f} s, {duration:.0f} s per load, cores: "
+        f"{os.cpu_count()}, load average {os.getloadavg()[0]:.1f}, "
+        f"{Path(sys.executable).name} {sys.version.split()[0]}"
+    )
+    print(report(capacity, runs, recovery))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
