@@ -41,6 +41,7 @@ from bench_sip import (
     run_sipp,
     say,
     scenario_file,
+    stop_server,
 )
 from probe import invite_final, percentile
 
@@ -170,10 +171,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             # No settling: how soon does it serve normally again?
             recovery = offer(sipp, scenario, server, max(capacity // 2, 10), 2.0, folder=folder)
         finally:
-            server.stop()
-            tracebacks = server.log_tail(10**7).count("Traceback")
-            if tracebacks:
-                say(f"  {tracebacks} traceback(s) in {server.log_path}")
+            stop_server(server)
     finally:
         if not os.environ.get("BENCH_KEEP"):
             shutil.rmtree(folder, ignore_errors=True)

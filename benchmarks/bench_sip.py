@@ -400,6 +400,16 @@ def read_stat(path: Path) -> Dict[str, int]:
 # The search -------------------------------------------------------------
 
 
+def stop_server(server: Server) -> None:
+    """
+    Stop C{server} and say whether its log holds tracebacks.
+    """
+    server.stop()
+    tracebacks = server.log_tail(10**7).count("Traceback")
+    if tracebacks:
+        say(f"  {server.name}: {tracebacks} traceback(s) in {server.log_path}")
+
+
 def say(text: str) -> None:
     """
     Progress, on standard error (the table goes to standard output).
@@ -668,10 +678,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     path = scenario_file(scenario, final, folder)
                     results.append(measure(sipp, scenario, path, server, plan=plan, folder=folder))
             finally:
-                server.stop()
-                tracebacks = server.log_tail(10**7).count("Traceback")
-                if tracebacks:
-                    say(f"  {name}: {tracebacks} traceback(s) in {server.log_path}")
+                stop_server(server)
     finally:
         if not os.environ.get("BENCH_KEEP"):
             shutil.rmtree(folder, ignore_errors=True)

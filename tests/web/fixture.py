@@ -21,6 +21,7 @@ from conference.app.control import ConferenceControl
 from conference.app.core import CoreRouter
 from conference.auth import make_portal
 from conference.records import StoreError
+from conference.sip.digest import compute_ha1, compute_response, parse_auth_header
 from conference.transport.server import SIPServer
 from conference.web import status_site
 from tests.app.test_focus import FocusFixture
@@ -30,6 +31,27 @@ ATTENDEE = "sip:bob@example.com"
 STRANGER = "sip:carol@example.com"
 ADMIN = "sip:root@example.com"
 CONF = "sip:conf@example.com"
+
+
+def digest_authorization(
+    challenge: str, user: str, password: str, uri: str, *, method: str = "GET", nc: int = 1
+) -> str:
+    """
+    An C{Authorization} value answering the digest C{challenge} (SHA-256,
+    qop=auth) as a browser would.
+    """
+    _, params = parse_auth_header(challenge)
+    realm, nonce = params["realm"], params["nonce"]
+    ha1 = compute_ha1("SHA-256", user, realm, password)
+    response = compute_response(
+        "SHA-256", ha1, nonce=nonce, method=method, uri=uri, qop="auth", nc=nc, cnonce="c0ffee"
+    )
+    opaque = f', opaque="{params["opaque"]}"' if "opaque" in params else ""
+    return (
+        f'Digest username="{user}", realm="{realm}", nonce="{nonce}", uri="{uri}", '
+        f'response="{response}", algorithm=SHA-256, qop=auth, nc={nc:08x}, '
+        f'cnonce="c0ffee"{opaque}'
+    )
 
 
 class FailingConferences:

@@ -14,8 +14,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from conference.auth import make_portal
 from conference.records import ConferenceRecord
-from conference.sip.digest import compute_ha1, compute_response, parse_auth_header
 from conference.web.access import Gate, Viewer, parse_basic
+from tests.web.fixture import digest_authorization
 
 
 def basic(text: str) -> bytes:
@@ -137,23 +137,8 @@ class DigestLoginTests(SynchronousTestCase):
 
     def header(self, nc: int = 1, uri: str = "/", password: str = "pw") -> bytes:
         """Digest credentials answering a fresh challenge."""
-        _, params = parse_auth_header(self.gate.challenges(basic=False)[0].decode())
-        ha1 = compute_ha1("SHA-256", "alice", params["realm"], password)
-        response = compute_response(
-            "SHA-256",
-            ha1,
-            nonce=params["nonce"],
-            method="GET",
-            uri=uri,
-            qop="auth",
-            nc=nc,
-            cnonce="ab",
-        )
-        return (
-            f'Digest username="alice", realm="example.com", nonce="{params["nonce"]}", '
-            f'uri="{uri}", response="{response}", algorithm=SHA-256, qop=auth, '
-            f'nc={nc:08x}, cnonce="ab"'
-        ).encode()
+        challenge = self.gate.challenges(basic=False)[0].decode()
+        return digest_authorization(challenge, "alice", password, uri, nc=nc).encode()
 
     def test_login(self) -> None:
         """A right digest gives the viewer, even where basic is not accepted."""

@@ -20,10 +20,16 @@ from twisted.python.failure import Failure
 
 from conference.app.conferences import serialize
 from conference.records import CalendarEntry
-from conference.sip.digest import compute_ha1, compute_response, parse_auth_header
 from conference.web.access import Viewer
 from tests.app.calendars import T0, conference_calendar
-from tests.web.fixture import CONF, STRANGER, Answer, FailingConferences, WebFixture
+from tests.web.fixture import (
+    CONF,
+    STRANGER,
+    Answer,
+    FailingConferences,
+    WebFixture,
+    digest_authorization,
+)
 
 
 class HeldConferences:
@@ -69,23 +75,7 @@ class AccessTests(WebFixture):
     def digest_get(self, path: str, password: str, *, peer: str = "192.0.2.7") -> Answer:
         """GET C{path} as alice with digest, answering a fresh challenge."""
         challenge = self.request(path, user=None, peer=peer).headers["www-authenticate"][0]
-        _, params = parse_auth_header(challenge)
-        ha1 = compute_ha1("SHA-256", "alice", params["realm"], password)
-        response = compute_response(
-            "SHA-256",
-            ha1,
-            nonce=params["nonce"],
-            method="GET",
-            uri=path,
-            qop="auth",
-            nc=1,
-            cnonce="c0ffee",
-        )
-        header = (
-            f'Digest username="alice", realm="{params["realm"]}", nonce="{params["nonce"]}", '
-            f'uri="{path}", response="{response}", algorithm=SHA-256, qop=auth, '
-            f'nc=00000001, cnonce="c0ffee", opaque="{params["opaque"]}"'
-        )
+        header = digest_authorization(challenge, "alice", password, path)
         return self.request(path, user=None, peer=peer, headers=(("Authorization", header),))
 
     def test_digest_login(self) -> None:
