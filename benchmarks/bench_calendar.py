@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.calendar -*-
+# -*- test-case-name: tests.unit.calendar -*-
 """
 Benchmark of the calendar core against raw lxml, for the calendar core's targets:
 build+serialize and parse of a 10-attendee VEVENT and of a 100-period

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_auth -*-
+# -*- test-case-name: tests.unit.test_auth -*-
 """
 SIP digest authentication on twisted.cred: who is asking, proven.
 

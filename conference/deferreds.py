@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_deferreds -*-
+# -*- test-case-name: tests.unit.test_deferreds -*-
 """
 Following Deferreds that already fired without building callback chains.
 

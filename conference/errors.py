@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_startup -*-
+# -*- test-case-name: tests.unit.test_startup -*-
 """
 Errors any layer may raise to say that the server cannot start.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_limits -*-
+# -*- test-case-name: tests.unit.test_limits -*-
 """
 Abuse limits (RFC 5546 section 6.1.3, the BIND draft's section 11): token
 buckets per source address and per authenticated identity, and caps on body

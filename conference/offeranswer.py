@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_offeranswer -*-
+# -*- test-case-name: tests.unit.test_offeranswer -*-
 """
 The offer/answer model of RFC 3264 for the focus's audio, sans-I/O.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_overload -*-
+# -*- test-case-name: tests.unit.test_overload -*-
 """
 Overload control: past its capacity the server sheds new work instead of
 collapsing (docs/limits.rst, "Overload").

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_reactors -*-
+# -*- test-case-name: tests.unit.test_reactors -*-
 """
 The reactor a part of the server runs on: the one it was given, else the
 global one.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_records -*-
+# -*- test-case-name: tests.unit.test_records -*-
 """
 The plain records every store keeps, whatever its backend.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_sdp -*-
+# -*- test-case-name: tests.unit.test_sdp -*-
 """
 Parse and serialize SDP session descriptions (RFC 8866, formerly RFC 4566).
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_service -*-
+# -*- test-case-name: tests.unit.test_service -*-
 """
 The conference server as one Twisted service.
 

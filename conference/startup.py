@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_startup -*-
+# -*- test-case-name: tests.unit.test_startup -*-
 """
 What C{twistd conference} does when the server cannot start: one clear
 line and a non-zero exit status, never a traceback, a help text dump or a

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_tap -*-
+# -*- test-case-name: tests.unit.test_tap -*-
 """
 The C{twistd conference} command line: options in Twisted's conventions and
 L{makeService}, which any Twisted application may call for the same service.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.store.test_memory -*-
+# -*- test-case-name: tests.unit.store.test_memory -*-
 """
 Fakes for the tests of code that uses this server's interfaces, ours and
 other projects': in-memory backends of every store interface, which keep

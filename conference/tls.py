@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_tls -*-
+# -*- test-case-name: tests.loopback.test_tls -*-
 """
 TLS for the SIP listeners: hardened server contexts (TLS 1.2 or later,
 Twisted's forward-secret cipher list), optional or required client

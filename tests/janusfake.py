@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_janus -*-
+# -*- test-case-name: tests.unit.app.test_janus -*-
 """
 A fake Janus with the AudioBridge, in memory: the requests the Janus
 backend makes (sessions, handles, rooms, plain-RTP joins, mute, listing,

@@ -1,8 +1,8 @@
-# -*- test-case-name: tests.app.test_mixer -*-
+# -*- test-case-name: tests.loopback.test_mixer -*-
 """
 The contract every L{IMediaService} keeps, as a mixin run against each
-implementation (L{tests.app.test_media} for the null service,
-L{tests.app.test_mixer} for the mixer), and a fake reactor with a clock
+implementation (L{tests.loopback.test_media} for the null service,
+L{tests.loopback.test_mixer} for the mixer), and a fake reactor with a clock
 and UDP ports that record what is sent, to run it on.
 """
 
@@ -24,7 +24,7 @@ from zope.interface.verify import verifyObject
 from conference.interfaces import IMediaService, IMediaSession
 from conference.sdp import parse_sdp
 from conference.sip.errors import RemoteProtocolError
-from tests.test_sdp import LINPHONE_OFFER, SIPP_OFFER, crlf
+from tests.unit.test_sdp import LINPHONE_OFFER, SIPP_OFFER, crlf
 
 Address = Tuple[str, int]
 CONFERENCE = "sip:conf@example.com"

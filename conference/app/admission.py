@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_admission -*-
+# -*- test-case-name: tests.unit.app.test_admission -*-
 """
 Who may hold media ports, and for how long.
 

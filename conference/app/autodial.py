@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_autodial -*-
+# -*- test-case-name: tests.unit.app.test_autodial -*-
 """
 Calling the attendees at DTSTART (RFC 4579 section 5.4): a
 conference whose VEVENT says C{X-CONFERENCE-DIAL-OUT:TRUE} has the focus

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_bind -*-
+# -*- test-case-name: tests.unit.app.test_bind -*-
 """
 The BIND method (draft-schulzrinne-sip-bind-00) wired to the binding store:
 who owns the To URI, who may query or update, the atomic update, and the

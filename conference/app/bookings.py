@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_bookings -*-
+# -*- test-case-name: tests.unit.app.test_bookings -*-
 """
 How the scheduler stores what an iTIP message decided, so that one message
 can neither amplify into many copies nor be half applied

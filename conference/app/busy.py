@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_busy -*-
+# -*- test-case-name: tests.unit.app.test_busy -*-
 """
 The busy path of iSIP section 4.5: a caller who cannot get through learns
 from a VFREEBUSY when to try again.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_caldav -*-
+# -*- test-case-name: tests.loopback.test_caldav -*-
 """
 A user's busy time from their CalDAV calendar (docs/caldav.rst), for the
 busy path of iSIP section 4.5.

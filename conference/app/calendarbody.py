@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_calendarbody -*-
+# -*- test-case-name: tests.unit.app.test_calendarbody -*-
 """
 The calendar bodies of SIP messages, both ways: read the iCalendar object a
 MESSAGE carries (xCal in either form, iCalendar text, or either inside a

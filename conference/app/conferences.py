@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_conferences -*-
+# -*- test-case-name: tests.unit.app.test_conferences -*-
 """
 What a conference's calendar says: its organizer and attendees, which
 instance is on now, when the next one opens, whether it is over, whether it

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_confevents -*-
+# -*- test-case-name: tests.unit.app.test_confevents -*-
 """
 The conference event package (RFC 4575) on every conference URI: SUBSCRIBE
 with C{Event: conference} gets the full C{application/conference-info+xml}

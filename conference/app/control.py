@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_control -*-
+# -*- test-case-name: tests.unit.app.test_control -*-
 """
 Conference control on top of the focus: who may join and as
 what (roles, guests and PINs from the calendar, L{conference.control.policy}),

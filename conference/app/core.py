@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_core -*-
+# -*- test-case-name: tests.unit.app.test_core -*-
 """
 The UAS core of RFC 3261 section 8.2: the checks every request passes
 before an application handler sees it, and the answers the server gives by

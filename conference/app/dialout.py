@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_dialout -*-
+# -*- test-case-name: tests.unit.app.test_dialout -*-
 """
 Dial-out (RFC 4579 section 5.4): a moderator's REFER with the URI of an
 attendee has the focus INVITE them into the conference.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_federation -*-
+# -*- test-case-name: tests.unit.app.test_federation -*-
 """
 Federated, signed scheduling (docs/federation.rst): an organizer of
 another domain, with no account here, schedules or updates a conference

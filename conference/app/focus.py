@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_focus,tests.app.test_admission,tests.app.test_indialog -*-
+# -*- test-case-name: tests.unit.app.test_focus,tests.unit.app.test_admission -*-
 """
 The conference focus (iSIP section 4.4, RFC 4579): joining a conference by
 INVITE returns the SDP answer together with the conference's VEVENT; a

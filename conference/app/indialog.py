@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_indialog -*-
+# -*- test-case-name: tests.unit.app.test_indialog -*-
 """
 Requests within a participant's dialog with the focus: re-INVITE and
 UPDATE (RFC 3311), and the ACK that completes an offerless INVITE.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_janus -*-
+# -*- test-case-name: tests.unit.app.test_janus -*-
 """
 The Janus AudioBridge media backend behind L{IMediaService}
 (C{--media janus:http://127.0.0.1:8088/janus}).

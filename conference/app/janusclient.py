@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_janusclient -*-
+# -*- test-case-name: tests.unit.app.test_janusclient -*-
 """
 A client of Janus's API over an L{IJanusTransport}: one Janus session,
 kept alive, with handles attached to the AudioBridge.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_janushttp -*-
+# -*- test-case-name: tests.loopback.test_janushttp -*-
 """
 Janus's REST API over HTTP (L{IJanusTransport}) with
 L{twisted.web.client.Agent} on the injected reactor: JSON in, JSON out,

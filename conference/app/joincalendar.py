@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_focus,tests.app.test_control -*-
+# -*- test-case-name: tests.unit.app.test_focus,tests.unit.app.test_control -*-
 """
 The conference's VEVENT as participants and subscribers see it: the
 current instance with the attendees who are in marked ACCEPTED

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_lifecycle -*-
+# -*- test-case-name: tests.unit.app.test_lifecycle -*-
 """
 A live conference follows its schedule: participants are warned
 some minutes before the instance's DTEND (a conference-info update, and a

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_locator -*-
+# -*- test-case-name: tests.unit.app.test_locator -*-
 """
 Twisted's L{twisted.protocols.sip.ILocator} over a registration store, so
 code written for C{twisted.protocols.sip} can ask where a user is.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_media -*-
+# -*- test-case-name: tests.loopback.test_media -*-
 """
 The null media service: the focus's media seam with no mixer behind it.
 

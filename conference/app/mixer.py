@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_mixer -*-
+# -*- test-case-name: tests.loopback.test_mixer -*-
 """
 The built-in mixer behind L{IMediaService}: the Twisted side of
 L{conference.media}.

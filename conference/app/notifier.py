@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_notifier,tests.app.test_subscriptions -*-
+# -*- test-case-name: tests.unit.app.test_notifier,tests.unit.app.test_subscriptions -*-
 """
 The notifier side of RFC 6665 that every event package shares: the dialogs
 SUBSCRIBE creates, their expiry timers on the injected reactor, refreshes,

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_outbound -*-
+# -*- test-case-name: tests.unit.app.test_outbound -*-
 """
 The iTIP messages the server itself originates (a conference's REPLY, the
 REQUEST a REFRESH asks for, a forwarded COUNTER) travel in their own SIP

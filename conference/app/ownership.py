@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_ownership -*-
+# -*- test-case-name: tests.unit.app.test_ownership -*-
 """
 Whose an address is, for conferences and their bindings.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_refer -*-
+# -*- test-case-name: tests.unit.app.test_refer -*-
 """
 The moderator's SIP requests to a focus (RFC 4579): REFER to the
 conference URI with a Refer-To of C{method=BYE} removes a participant

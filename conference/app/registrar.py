@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_registrar -*-
+# -*- test-case-name: tests.unit.app.test_registrar -*-
 """
 The registrar of RFC 3261 section 10.3: binds an address of record to the
 contacts its owner registers, for the location lookups the focus and the

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_roster -*-
+# -*- test-case-name: tests.unit.app.test_roster -*-
 """
 Who is in which conference, and until when.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_scheduler -*-
+# -*- test-case-name: tests.unit.app.test_scheduler -*-
 """
 Scheduling by MESSAGE (iSIP sections 2 and 4.1-4.3): an authenticated
 calendar user sends an iTIP message to a conference URI, to the factory

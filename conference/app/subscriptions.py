@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_subscriptions -*-
+# -*- test-case-name: tests.unit.app.test_subscriptions -*-
 """
 Subscriptions to an owner's bindings: the notifier side of the C{binding}
 event package (RFC 6665), our answer to the BIND draft's open issue.

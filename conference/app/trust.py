@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.app.test_trust -*-
+# -*- test-case-name: tests.unit.app.test_trust -*-
 """
 Who a scheduling MESSAGE speaks for (iSIP sections 2.2 and 3): the body's
 S/MIME layers are opened here, the signer's certificate identities are

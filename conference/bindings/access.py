@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.bindings.test_access -*-
+# -*- test-case-name: tests.unit.bindings.test_access -*-
 """
 Who may change and who may see an owner's bindings (draft-schulzrinne-sip-bind-00
 section 11), as pure functions over plain strings.

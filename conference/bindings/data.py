@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.bindings.test_data -*-
+# -*- test-case-name: tests.unit.bindings.test_data -*-
 """
 Inline binding data (draft-schulzrinne-sip-bind-00 section 1): C{data:} URIs
 (RFC 2397) and C{cid:} URIs (RFC 2392) naming a part of the BIND's

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.bindings.test_headers -*-
+# -*- test-case-name: tests.unit.bindings.test_headers -*-
 """
 The Binding and Accept-Binding header fields of draft-schulzrinne-sip-bind-00
 (sections 3 and 4), parsed into values and serialized back.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.bindings.test_logic -*-
+# -*- test-case-name: tests.unit.bindings.test_logic -*-
 """
 The semantics of BIND (draft-schulzrinne-sip-bind-00 section 6) as pure
 functions: a request's Binding values and the owner's current records go in,

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.bindings.test_subscription -*-
+# -*- test-case-name: tests.unit.bindings.test_subscription -*-
 """
 The C{binding} event package (RFC 6665) that answers the draft's open issue
 of subscribing to changes in bindings (section 9), as pure rules.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.calendar -*-
+# -*- test-case-name: tests.unit.calendar -*-
 """
 The calendar core of the iSIP server, sans-I/O: xCal (RFC 6321 and the
 legacy DTD form) and iCalendar text to and from one model, iTIP rules as a

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.calendar.test_main -*-
+# -*- test-case-name: tests.unit.calendar.test_main -*-
 """
 Command line for the calendar core, for operators and interop testing:
 convert a file between iCalendar text and xCal, or print a VFREEBUSY for

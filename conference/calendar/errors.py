@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.calendar.test_errors -*-
+# -*- test-case-name: tests.unit.calendar.test_errors -*-
 """
 The calendar core's error types and the iTIP REQUEST-STATUS catalogue, kept
 together so that every refusal the package produces, whether an exception

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.calendar.test_expansion -*-
+# -*- test-case-name: tests.unit.calendar.test_expansion -*-
 """
 The instances of events: a VEVENT's RRULE, RDATE, EXDATE and overridden
 instances turned into UTC intervals over a window, and the live instances

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.calendar.test_freebusy -*-
+# -*- test-case-name: tests.unit.calendar.test_freebusy -*-
 """
 Free/busy time from a calendar user's events: the VFREEBUSY the server
 publishes (iSIP section 4.5) and the "next free slot" that the 486 Busy

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.calendar.test_ical -*-
+# -*- test-case-name: tests.unit.calendar.test_ical -*-
 """
 RFC 5545 iCalendar text to and from the model.  The C{icalendar} library
 does the text-level work (unfolding, content-line splitting, parameter

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.calendar.test_itip -*-
+# -*- test-case-name: tests.unit.calendar.test_itip -*-
 """
 RFC 5546 iTIP rules as one pure function: the stored calendar object, an
 incoming scheduling message and the authenticated identity in; accepted or

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.calendar.test_legacy -*-
+# -*- test-case-name: tests.unit.calendar.test_legacy -*-
 """
 Reader for the DTD-based xCal of draft-ietf-calsch-many-xcal-02, the form
 the iSIP draft's examples use, so that bodies from such clients land in the

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.calendar.test_model -*-
+# -*- test-case-name: tests.unit.calendar.test_model -*-
 """
 The one in-memory form of calendar data that every reader produces and
 every writer consumes: components holding properties, properties holding

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.calendar.test_values -*-
+# -*- test-case-name: tests.unit.calendar.test_values -*-
 """
 RFC 5545 RECUR values (RRULE): parsing the text form, building from the
 xCal part elements, and writing both in the order RFC 6321's schema wants,

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.calendar.test_recurrence -*-
+# -*- test-case-name: tests.unit.calendar.test_recurrence -*-
 """
 RRULE iteration with a bound on the work it does.  Every day examined and
 every candidate instant built is charged to a L{Budget}, so a rule that

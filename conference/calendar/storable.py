@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.calendar.test_storable -*-
+# -*- test-case-name: tests.unit.calendar.test_storable -*-
 """
 What may be stored: the checks the result of an accepted iTIP message
 passes before the server keeps it, with the very limits that the xCal

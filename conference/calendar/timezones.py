@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.calendar.test_timezones -*-
+# -*- test-case-name: tests.unit.calendar.test_timezones -*-
 """
 Turning the model's date and time values into instants: TZID parameters
 resolve to C{zoneinfo} zones (by IANA name, or through the calendar's

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.calendar.test_values -*-
+# -*- test-case-name: tests.unit.calendar.test_values -*-
 """
 RFC 5545 value types in both spellings: the iCalendar text form
 (C{20110517T120000Z}, C{-0500}) and the RFC 6321 XML form

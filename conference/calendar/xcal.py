@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.calendar.test_xcal -*-
+# -*- test-case-name: tests.unit.calendar.test_xcal -*-
 """
 RFC 6321 xCal, read and written with lxml.  This is the server's wire
 format for iSIP bodies, so the reader (L{conference.calendar.xcal_reader})

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.calendar.test_xcal_reader -*-
+# -*- test-case-name: tests.unit.calendar.test_xcal_reader -*-
 """
 The RFC 6321 xCal reader: hardened parsing of untrusted XML and the walk of
 the lxml tree into typed model values.  It is the hot path of every iSIP

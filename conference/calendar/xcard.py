@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.calendar.test_xcard -*-
+# -*- test-case-name: tests.unit.calendar.test_xcard -*-
 """
 A reader for RFC 6351 xCard, so that the xCard half of the sabre/vobject
 conformance pairs (and vCards that travel with calendars, such as an

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.control.test_actions -*-
+# -*- test-case-name: tests.unit.control.test_actions -*-
 """
 The moderator's requests, read and checked before anything is done: the
 Refer-To of a REFER to a conference (RFC 4579 sections 5.4 and 5.5) and the

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.control.test_confinfo -*-
+# -*- test-case-name: tests.unit.control.test_confinfo -*-
 """
 Conference state documents of the RFC 4575 event package
 (C{application/conference-info+xml}), built from plain values.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.control.test_policy -*-
+# -*- test-case-name: tests.unit.control.test_policy -*-
 """
 Who may do what in a conference, read from its calendar.
 

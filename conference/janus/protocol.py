@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.janus.test_protocol -*-
+# -*- test-case-name: tests.unit.janus.test_protocol -*-
 """
 Janus's JSON API and the AudioBridge plugin's requests, sans-I/O.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.media -*-
+# -*- test-case-name: tests.unit.media -*-
 """
 The built-in media plane, sans-I/O: RTP and RTCP packets (RFC 3550), the
 G.711 codecs, a jitter buffer per participant, RFC 4733 telephone events

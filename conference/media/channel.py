@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.media.test_channel -*-
+# -*- test-case-name: tests.unit.media.test_channel -*-
 """
 One participant's media as the mixer sees it, sans-I/O: what may come in
 (the latch rule, the SSRC in use, the payload types negotiated), the

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.media.test_codecs -*-
+# -*- test-case-name: tests.unit.media.test_codecs -*-
 """
 G.711 (PCMU and PCMA) by numpy lookup tables, and the mixer's internal
 audio format.

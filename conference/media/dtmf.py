@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.media.test_dtmf -*-
+# -*- test-case-name: tests.unit.media.test_dtmf -*-
 """
 RFC 4733 telephone events (DTMF digits over RTP), both ways.
 

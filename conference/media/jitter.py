@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.media.test_jitter -*-
+# -*- test-case-name: tests.unit.media.test_jitter -*-
 """
 A small adaptive jitter buffer: one per participant, between the packets
 as they arrive and the mixer's clock, which takes one frame per tick.

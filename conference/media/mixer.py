@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.media.test_mixer -*-
+# -*- test-case-name: tests.unit.media.test_mixer -*-
 """
 The N-1 mixer of one conference, sans-I/O: on each tick of the
 conference's 20 ms clock it takes a frame from every participant's jitter

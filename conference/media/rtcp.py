@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.media.test_rtcp -*-
+# -*- test-case-name: tests.unit.media.test_rtcp -*-
 """
 RTCP (RFC 3550 section 6), sans-I/O: compound packets read and written.
 

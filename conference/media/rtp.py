@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.media.test_rtp -*-
+# -*- test-case-name: tests.unit.media.test_rtp -*-
 """
 RTP data packets and reception statistics (RFC 3550 sections 5 and 6.4,
 appendices A.1, A.3 and A.8), sans-I/O.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.media.test_tone -*-
+# -*- test-case-name: tests.unit.media.test_tone -*-
 """
 Tones the mixer plays into one participant's audio, mixed over what they
 hear.  The end-of-conference warning is two 440 Hz beeps of 200 ms with

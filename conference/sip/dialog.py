@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.sip.test_dialog -*-
+# -*- test-case-name: tests.unit.sip.test_dialog -*-
 """
 RFC 3261 section 12 dialogs, seen from the UAS that the conference server
 is: the state an INVITE or SUBSCRIBE creates, the checks every in-dialog

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.sip.test_digest -*-
+# -*- test-case-name: tests.unit.sip.test_digest -*-
 """
 SIP digest authentication (RFC 3261 section 22, RFC 7616, RFC 8760), sans I/O.
 

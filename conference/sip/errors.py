@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.sip.test_errors -*-
+# -*- test-case-name: tests.unit.sip.test_errors -*-
 """
 Protocol errors that carry the SIP status code to answer with.
 

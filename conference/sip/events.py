@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.sip.test_events -*-
+# -*- test-case-name: tests.unit.sip.test_events -*-
 """
 The rules of RFC 6665 that every event package shares: reading the Event
 header field, granting an Expires, and writing Subscription-State.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.sip.test_headers -*-
+# -*- test-case-name: tests.unit.sip.test_headers -*-
 """
 Typed parsers for SIP header field values (RFC 3261 section 25.1).
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.sip.test_locate -*-
+# -*- test-case-name: tests.unit.sip.test_locate -*-
 """
 Locating SIP servers (RFC 3263 section 4) as a sans-I/O plan.
 

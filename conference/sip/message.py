@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.sip.test_message -*-
+# -*- test-case-name: tests.unit.sip.test_message -*-
 """
 SIP requests and responses with byte bodies and typed header access.
 

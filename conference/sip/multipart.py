@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.sip.test_multipart -*-
+# -*- test-case-name: tests.unit.sip.test_multipart -*-
 """
 MIME multipart bodies (RFC 2046 section 5.1) for SIP messages, sans-I/O.
 

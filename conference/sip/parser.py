@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.sip.test_parser -*-
+# -*- test-case-name: tests.unit.sip.test_parser -*-
 """
 Sans-I/O parsing of SIP messages from UDP datagrams and TCP/TLS streams.
 

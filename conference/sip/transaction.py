@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.sip.test_transaction,tests.sip.test_transaction_client -*-
+# -*- test-case-name: tests.unit.sip.test_transaction,tests.unit.sip.test_transaction_client -*-
 """
 The RFC 3261 section 17 transaction layer as a sans-I/O state machine.
 

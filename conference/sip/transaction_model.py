@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.sip.test_transaction_model -*-
+# -*- test-case-name: tests.unit.sip.test_transaction_model -*-
 """
 The values the transaction layer works with: where a message goes
 (L{Peer}), what the adapter must do (the actions), the transactions

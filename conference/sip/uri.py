@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.sip.test_uri -*-
+# -*- test-case-name: tests.unit.sip.test_uri -*-
 """
 SIP and non-SIP URIs as they appear on the Request-Line and in headers.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.sip.test_via,tests.sip.test_headers -*-
+# -*- test-case-name: tests.unit.sip.test_via,tests.unit.sip.test_headers -*-
 """
 One Via header value (RFC 3261 section 20.42), as plain data.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.smime -*-
+# -*- test-case-name: tests.unit.smime -*-
 """
 S/MIME for iSIP (draft-pessi-calsch-isip section 3): the signer of a
 calendar object, not the SIP sender, is who its ORGANIZER or ATTENDEE

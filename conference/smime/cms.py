@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.smime.test_cms -*-
+# -*- test-case-name: tests.unit.smime.test_cms -*-
 """
 CMS SignedData (RFC 5652) checked with C{asn1crypto} for the structure and
 C{cryptography} for the mathematics: C{cryptography} can make PKCS#7

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.smime.test_config -*-
+# -*- test-case-name: tests.unit.smime.test_config -*-
 """
 The operator's S/MIME settings (C{--smime-ca}, C{--smime-cert},
 C{--smime-key}) read once at start-up into objects the sans-I/O code

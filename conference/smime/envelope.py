@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.smime.test_envelope -*-
+# -*- test-case-name: tests.unit.smime.test_envelope -*-
 """
 S/MIME encryption (CMS EnvelopedData, RFC 5652 section 6, and
 AuthEnvelopedData with AES-GCM, RFC 5083/5084) with RSA key transport to

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.smime.test_verify -*-
+# -*- test-case-name: tests.unit.smime.test_verify -*-
 """
 What S/MIME processing reports: the signer with the identities its
 certificate proves, the content it signed, and errors that carry the SIP

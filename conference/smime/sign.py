@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.smime.test_sign -*-
+# -*- test-case-name: tests.unit.smime.test_sign -*-
 """
 Signing what the server sends (200 and 486 calendar parts, iTIP MESSAGEs)
 as an RFC 1847 C{multipart/signed} with a detached CMS signature that

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.smime.test_trust -*-
+# -*- test-case-name: tests.unit.smime.test_trust -*-
 """
 Whether a signer's certificate chains to a CA the operator trusts
 (C{--smime-ca}) and is valid now, with an S/MIME rather than a TLS policy:

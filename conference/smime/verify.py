@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.smime.test_verify -*-
+# -*- test-case-name: tests.unit.smime.test_verify -*-
 """
 S/MIME bodies as SIP carries them (RFC 3261 section 23, RFC 8551): a
 detached RFC 1847 C{multipart/signed}, an opaque C{application/pkcs7-mime}

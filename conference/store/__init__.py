@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.store.test_stores -*-
+# -*- test-case-name: tests.unit.store.test_stores -*-
 """
 Storage backends behind the interfaces of L{conference.interfaces}:
 memory, SQLite and PostgreSQL.  L{open_stores} opens the ones a C{--store}

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.store.test_database -*-
+# -*- test-case-name: tests.unit.store.test_database -*-
 """
 What the SQL backends share: a L{Database} that runs functions against
 DB-API connections in threads (through C{twisted.enterprise.adbapi}), one

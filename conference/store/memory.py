@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.store.test_memory -*-
+# -*- test-case-name: tests.unit.store.test_memory -*-
 """
 In-memory backends of every store interface: what runs with C{--store
 memory}, and the fakes other code tests against (see L{conference.testing}).

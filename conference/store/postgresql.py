@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.store.test_postgresql -*-
+# -*- test-case-name: tests.loopback.test_postgresql -*-
 """
 The PostgreSQL backend (C{--store postgresql:CONNINFO}): psycopg 3 through
 C{twisted.enterprise.adbapi}, so several server processes can share one

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.store.test_sqlite,tests.store.test_postgresql -*-
+# -*- test-case-name: tests.unit.store.test_sqlite,tests.loopback.test_postgresql -*-
 """
 The store interfaces over SQL, written once for SQLite and PostgreSQL
 against a L{Database} and its L{Dialect}.

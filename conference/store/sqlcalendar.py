@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.store.test_sqlite,tests.store.test_postgresql -*-
+# -*- test-case-name: tests.unit.store.test_sqlite,tests.loopback.test_postgresql -*-
 """
 Calendar entries over SQL (the C{calendar_entries} table), and the two
 pieces of it the conference store uses inside its own transactions: the

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.store.test_sqlite -*-
+# -*- test-case-name: tests.unit.store.test_sqlite -*-
 """
 The SQLite backend (C{--store sqlite:PATH}, the default): one file, one
 server process, durable across a crash of the process.

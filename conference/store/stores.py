@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.store.test_stores -*-
+# -*- test-case-name: tests.unit.store.test_stores -*-
 """
 One place that turns a C{--store} description into the four stores the
 server needs (conferences, calendars, registrations, bindings) on one

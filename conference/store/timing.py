@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.store.test_timing -*-
+# -*- test-case-name: tests.unit.store.test_timing -*-
 """
 Store latency measured at the store boundary: a proxy around each store
 the service opens times every call by the injected reactor's clock, and

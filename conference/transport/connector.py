@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.transport.test_connector -*-
+# -*- test-case-name: tests.loopback.test_connector -*-
 """
 Outgoing TCP and TLS connections for requests the server originates.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.transport.test_dns -*-
+# -*- test-case-name: tests.loopback.test_dns -*-
 """
 The DNS side of RFC 3263: answers the L{conference.sip.locate.Query}s of a
 resolution with C{twisted.names}, turning its records into the plain ones

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.transport.test_lag -*-
+# -*- test-case-name: tests.unit.transport.test_lag -*-
 """
 The event-loop lag probe that feeds L{conference.overload.OverloadControl}:
 a short timer re-armed after each firing, its lateness measured with the

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.transport.test_listening -*-
+# -*- test-case-name: tests.unit.transport.test_listening -*-
 """
 Listener services: one port each, bound early, serving once started.
 

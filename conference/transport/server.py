@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.transport.test_server -*-
+# -*- test-case-name: tests.unit.transport.test_server -*-
 """
 The glue between the Twisted transports and the sans-I/O SIP core.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.transport.test_stream -*-
+# -*- test-case-name: tests.unit.transport.test_stream -*-
 """
 The stream transports, TCP and TLS: framing by Content-Length, caps on
 connections (in all and per source), idle connections closed after a

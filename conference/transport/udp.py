@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.transport.test_udp -*-
+# -*- test-case-name: tests.loopback.test_udp -*-
 """
 The UDP transport: one datagram is one message (RFC 3261 section 18.3).
 

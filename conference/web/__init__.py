@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.web.test_web -*-
+# -*- test-case-name: tests.unit.web.test_web -*-
 """
 The HTTP endpoint of the server (C{--http}, docs/operations.rst):
 Prometheus C{/metrics}, status pages, C{/api} JSON and organizer actions.

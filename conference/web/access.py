@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.web.test_access -*-
+# -*- test-case-name: tests.unit.web.test_access -*-
 """
 Who is looking at the status pages and what they may see and do.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.web.test_actions -*-
+# -*- test-case-name: tests.unit.web.test_actions -*-
 """
 What moderators can do from the status page: end the conference for
 everyone, lock or unlock it, and mute, unmute or remove one participant.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.web.test_metrics -*-
+# -*- test-case-name: tests.unit.web.test_metrics -*-
 """
 Prometheus metrics read from the live server at scrape time.
 

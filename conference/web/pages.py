@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.web.test_pages -*-
+# -*- test-case-name: tests.unit.web.test_pages -*-
 """
 The status pages as HTML, rendered on the server with
 L{twisted.web.template} (no JavaScript): a timeline picture (SVG) of

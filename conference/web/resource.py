@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.web.test_resource -*-
+# -*- test-case-name: tests.unit.web.test_resource -*-
 """
 The HTTP side of the server: one L{twisted.web} resource that logs the
 viewer in, parses the query and answers the page, the JSON or the action.

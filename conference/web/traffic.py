@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.web.test_traffic -*-
+# -*- test-case-name: tests.unit.web.test_traffic -*-
 """
 Requests and responses by method and status, and their latency, counted
 from the one log event the SIP server emits per transaction (see

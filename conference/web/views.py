@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.web.test_views -*-
+# -*- test-case-name: tests.unit.web.test_views -*-
 """
 What the status pages show, as plain data: the HTML pages and C{/api}
 render the same dictionaries, so both always agree.

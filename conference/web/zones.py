@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.web.test_zones -*-
+# -*- test-case-name: tests.unit.web.test_zones -*-
 """
 The viewer's time zone and dates in query strings.
 

@@ -305,7 +305,7 @@ class CrashTests(TestCase):
 
     def test_kill_during_burst_postgresql(self) -> Deferred[None]:
         """The same with --store postgresql: (a fresh schema on the test server)."""
-        from tests.store.test_postgresql import fresh_schema
+        from tests.loopback.test_postgresql import fresh_schema
 
         return self.kill_during_burst(f"postgresql:{fresh_schema(self)}")
 

@@ -25,7 +25,7 @@ from conference.smime import sign_part
 from tests.builders import request_bytes
 from tests.interop.harness import SCENARIOS, ServerProcess, free_port, require_tool
 from tests.interop.test_smime import ical
-from tests.smime.pki import make_user, pki, write
+from tests.unit.smime.pki import make_user, pki, write
 
 DORA = "sip:dora@example.org"
 ROOM = "sip:conf@example.com"

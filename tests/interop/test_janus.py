@@ -33,8 +33,8 @@ from tests.interop.harness import free_port, require_tool
 from tests.interop.janus import JanusProcess, janus_libraries
 from tests.interop.softphones import PhoneSpec, namespace_prefix
 from tests.interop.test_focus import seed
-from tests.media.signals import band_share, read_wav, rms_db, tone, write_wav
 from tests.shared import PROJECT_ROOT
+from tests.unit.media.signals import band_share, read_wav, rms_db, tone, write_wav
 
 CONFERENCE = "sip:janus-test@example.com"
 PHONES = [("alice", 500.0, "PCMU"), ("bob", 800.0, "PCMA"), ("carol", 1300.0, "PCMU")]

@@ -23,7 +23,7 @@ from twisted.trial.unittest import SkipTest, TestCase
 from tests.interop.harness import ServerProcess, require_tool, run_sipp
 from tests.interop.softphones import PhoneSpec, namespace_prefix, run_in_namespace
 from tests.interop.test_focus import seed
-from tests.media.signals import band_share, read_wav, rms_db, tone, write_wav
+from tests.unit.media.signals import band_share, read_wav, rms_db, tone, write_wav
 
 PHONES = [("alice", 500.0, "PCMU"), ("bob", 800.0, "PCMA"), ("carol", 1300.0, "PCMU")]
 # RFC 4733 events for the key 5, as Debian's sip-tester (SIPp) ships them.

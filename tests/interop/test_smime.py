@@ -26,7 +26,7 @@ from conference.sip.parser import parse_datagram
 from conference.smime import parse_entity
 from tests.interop.harness import ServerProcess, require_tool
 from tests.interop.test_bind import SIPClient
-from tests.smime.pki import Identity, files, make_user, openssl, pki, write
+from tests.unit.smime.pki import Identity, files, make_user, openssl, pki, write
 
 USERS = "memory:alice:secret:bob:secret"
 ROOM = "sip:conf@example.com"

@@ -100,7 +100,7 @@ class CrashTests(TestCase):
         """
         The same with --store postgresql: (a fresh schema on the test server).
         """
-        from tests.store.test_postgresql import fresh_schema
+        from tests.loopback.test_postgresql import fresh_schema
 
         return self.kill_during_scheduling(f"postgresql:{fresh_schema(self)}")
 

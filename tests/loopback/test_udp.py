@@ -1,0 +1,138 @@
+# -*- test-case-name: tests.loopback.test_udp -*-
+"""
+Tests for L{conference.transport.udp}.
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Tuple
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from conference.app.core import CoreRouter
+from conference.sip.transaction_model import new_tag
+from conference.transport.server import SIPServer
+from conference.transport.udp import (
+    SIPDatagramProtocol,
+    UDPListenerService,
+    parse_udp_description,
+)
+from tests.builders import parse_response, request_bytes
+
+
+class FakeDatagramTransport:
+    """
+    Records writes; fails for one address to check errors are contained.
+    """
+
+    def __init__(self) -> None:
+        self.written: List[Tuple[bytes, Any]] = []
+
+    def write(self, data: bytes, addr: Any) -> None:
+        if addr[0] == "203.0.113.99":
+            raise OSError("unreachable")
+        self.written.append((data, addr))
+
+
+class UDPTests(SynchronousTestCase):
+    """
+    The datagram protocol and its service.
+    """
+
+    def setUp(self) -> None:
+        router = CoreRouter(["example.com"], tag_factory=new_tag, accept_ip_literals=True)
+        self.server = SIPServer(router, reactor=Clock())
+        self.protocol = SIPDatagramProtocol(self.server)
+        self.transport = FakeDatagramTransport()
+        self.protocol.transport = self.transport  # type: ignore[assignment]
+        self.protocol.startProtocol()
+
+    def test_answer(self) -> None:
+        """A datagram is answered from the same socket."""
+        self.protocol.datagramReceived(
+            request_bytes("OPTIONS", "sip:example.com"), ("192.0.2.1", 5060)
+        )
+        [(data, addr)] = self.transport.written
+        self.assertEqual(addr, ("192.0.2.1", 5060))
+        self.assertEqual(parse_response(data).code, 200)
+
+    def test_ipv6_address(self) -> None:
+        """IPv6 source addresses (4-tuples) are handled."""
+        data = request_bytes("OPTIONS", "sip:example.com", via_host="[2001:db8::5]:5060")
+        self.protocol.datagramReceived(data, ("2001:db8::5", 5060, 0, 0))
+        [(_, addr)] = self.transport.written
+        self.assertEqual(addr, ("2001:db8::5", 5060))
+
+    def test_send_error_contained(self) -> None:
+        """A socket error on send is logged, not raised."""
+        self.protocol.send_bytes(b"x", "203.0.113.99", 5060)
+        self.assertEqual(self.transport.written, [])
+
+    def test_too_large(self) -> None:
+        """A datagram over the limit is answered 513."""
+        self.server.max_message_size = 1024
+        data = request_bytes(
+            "OPTIONS", "sip:example.com", headers=[("Content-Type", "text/plain")], body=b"y" * 2000
+        )
+        self.protocol.datagramReceived(data, ("192.0.2.1", 5060))
+        [(reply, _)] = self.transport.written
+        self.assertEqual(parse_response(reply).code, 513)
+
+    def test_stop_forgets(self) -> None:
+        """A stopped protocol is no longer a sender."""
+        self.protocol.stopProtocol()
+        self.assertNotIn(self.protocol, self.server.senders)
+
+    def test_parse_description(self) -> None:
+        """udp:PORT[:interface=ADDR] parses; mistakes are named."""
+        self.assertEqual(parse_udp_description("udp:5060"), (5060, ""))
+        self.assertEqual(parse_udp_description("udp:0:interface=127.0.0.1"), (0, "127.0.0.1"))
+        self.assertEqual(parse_udp_description("udp:5060:interface=\\:\\:1"), (5060, "::1"))
+        for bad in ("udp:", "udp:x", "udp:70000", "udp:5060:mtu=1", "tcp:5060"):
+            self.assertRaises(ValueError, parse_udp_description, bad)
+
+    def test_service(self) -> None:
+        """The service listens with room for the largest message and stops."""
+        reactor = FakeUDPReactor()
+        service = UDPListenerService(
+            reactor,  # type: ignore[arg-type]
+            self.server,
+            5062,
+            "127.0.0.1",
+            max_size=65536,
+        )
+        service.startService()
+        [(port, _, interface, size)] = reactor.calls
+        self.assertEqual((port, interface), (5062, "127.0.0.1"))
+        self.assertGreater(size, 65536)
+        service.stopService()
+        self.assertIsNone(service.port)
+        self.assertTrue(reactor.port.stopped)
+
+
+class FakePort:
+    """
+    A listening port that records being stopped.
+    """
+
+    stopped = False
+
+    def stopListening(self) -> None:
+        self.stopped = True
+
+
+class FakeUDPReactor:
+    """
+    Records listenUDP calls (MemoryReactor has no UDP).
+    """
+
+    def __init__(self) -> None:
+        self.calls: List[Tuple[int, Any, str, int]] = []
+        self.port = FakePort()
+
+    def listenUDP(
+        self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192
+    ) -> FakePort:
+        self.calls.append((port, protocol, interface, maxPacketSize))
+        return self.port

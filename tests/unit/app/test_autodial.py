@@ -1,0 +1,110 @@
+# -*- test-case-name: tests.unit.app.test_autodial -*-
+"""
+Tests for L{conference.app.autodial}: the attendees of a conference that
+says X-CONFERENCE-DIAL-OUT:TRUE are called at each DTSTART.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import List, Tuple
+
+from twisted.internet.defer import Deferred
+
+from conference.app.autodial import AutoDialOut
+from conference.app.dialout import DialOut
+from conference.calendar.recurrence import MAX_STEPS, Budget
+from conference.records import ConferenceRecord, RegistrationBinding
+from conference.sip.message import Request, Response
+from conference.sip.transaction import Peer
+from tests.unit.app.calendars import T0
+from tests.unit.app.controlfixture import CONF, ControlFixture
+
+
+class AutoDialOutTests(ControlFixture):
+    """
+    Calls at DTSTART.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.clock.advance(T0.timestamp() - 3600 - self.clock.seconds())  # an hour before
+        self.invites: List[Tuple[Request, Peer]] = []
+        dialout = DialOut(
+            self.control,
+            send_request=self.send_invite,
+            send_ack=lambda request, peer: None,
+            local_address=lambda peer: ("127.0.0.1", 5060),
+        )
+        self.autodial = AutoDialOut(dialout, self.clock)
+        now = self.clock.seconds()
+        for user, host in (("bob", "192.0.2.20"), ("carol", "192.0.2.30")):
+            binding = RegistrationBinding(f"sip:{user}@{host}", now + 86400 * 3, None, "r", 1)
+            self.successResultOf(
+                self.stores.registrations.set_bindings(
+                    f"sip:{user}@example.com", [binding], [], now
+                )
+            )
+
+    def send_invite(self, request: Request, peer: Peer) -> Deferred[Response]:
+        self.invites.append((request, peer))
+        return Deferred()
+
+    def test_calls_at_start(self) -> None:
+        """At DTSTART the registered attendees are called, on behalf of the organizer."""
+        self.store("X-CONFERENCE-DIAL-OUT:TRUE")
+        self.successResultOf(self.autodial.start())
+        self.clock.advance(3599)
+        self.assertEqual(self.invites, [])
+        self.clock.advance(1)
+        self.assertEqual(
+            sorted(str(r.uri) for r, _ in self.invites),
+            ["sip:bob@192.0.2.20", "sip:carol@192.0.2.30"],
+        )
+        self.assertEqual(
+            {r.header("referred-by") for r, _ in self.invites}, {"<sip:alice@example.com>"}
+        )
+
+    def test_recurring(self) -> None:
+        """Each instance of a recurring conference is called again."""
+        self.store("X-CONFERENCE-DIAL-OUT:TRUE\r\nRRULE:FREQ=DAILY;COUNT=2")
+        self.successResultOf(self.autodial.start())
+        self.clock.advance(3600)
+        self.assertEqual(len(self.invites), 2)
+        self.clock.advance(timedelta(days=1).total_seconds())
+        self.assertEqual(len(self.invites), 4)
+
+    def test_not_asked(self) -> None:
+        """A conference that does not say so arms no timer and calls nobody."""
+        self.successResultOf(self.autodial.start())
+        self.assertEqual(self.autodial.timers, {})
+        self.clock.advance(7200)
+        self.assertEqual(self.invites, [])
+
+    def test_cancelled(self) -> None:
+        """Cancelling the conference disarms it."""
+        record = self.store("X-CONFERENCE-DIAL-OUT:TRUE")
+        self.successResultOf(self.autodial.start())
+        cancelled = ConferenceRecord(**{**record.__dict__, "state": "cancelled"})
+        self.successResultOf(self.stores.conferences.put(cancelled, record.version))
+        self.autodial.changed(CONF)
+        self.assertEqual(self.autodial.timers, {})
+        self.clock.advance(7200)
+        self.assertEqual(self.invites, [])
+
+    def test_unexpandable_calendar(self) -> None:
+        """A stored calendar past the expansion budget arms nothing and logs one error,
+        within one bounded expansion a day."""
+        self.store("X-CONFERENCE-DIAL-OUT:TRUE\r\nRRULE:FREQ=SECONDLY")
+        errors = self.watch_errors()
+        before = Budget.total
+        self.successResultOf(self.autodial.start())
+        self.assertEqual(self.autodial.timers, {})
+        self.assertEqual(len(errors), 1, errors)
+        self.assertNotIn("log_failure", errors[0])
+        spent = Budget.total - before
+        self.assertLessEqual(spent, MAX_STEPS + 1)
+        self.autodial.changed(CONF)
+        self.assertEqual(Budget.total - before, spent)  # the failure is cached
+        self.clock.advance(7200)
+        self.assertEqual(self.invites, [])

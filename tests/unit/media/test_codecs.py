@@ -1,0 +1,115 @@
+# -*- test-case-name: tests.unit.media.test_codecs -*-
+"""
+Tests for L{conference.media.codecs}: the G.711 tables and tone round
+trips through each codec.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from conference.media.codecs import CODECS, FRAME_SAMPLES, PCMA, PCMU, AudioCodec, codec_named
+from tests.unit.media.signals import peak_frequency, rms_db, tone
+
+ALL_CODES = bytes(range(256))
+ALL_SAMPLES = np.arange(-32768, 32768, dtype=np.int32).astype(np.int16)
+# Frequency: within one FFT bin of 1 s at 8 kHz (1 Hz).  Level: within
+# 0.2 dB.  Signal to quantisation noise: at least 30 dB at -10 and
+# -30 dBFS (G.711's segments keep it near 38 dB over that range).
+FREQUENCY_TOLERANCE = 1.0
+LEVEL_TOLERANCE_DB = 0.2
+MIN_SNR_DB = 30.0
+
+
+class TableTests(SynchronousTestCase):
+    """
+    The lookup tables against G.711's defining values and properties.
+    """
+
+    def test_known_values(self) -> None:
+        """Codes decode to the values of the G.711 tables (zeros, extremes)."""
+        self.assertEqual(PCMU.decode(b"\xff\x7f\x00\x80").tolist(), [0, 0, -32124, 32124])
+        self.assertEqual(PCMA.decode(b"\xd5\x55\x2a\xaa").tolist(), [8, -8, -32256, 32256])
+        self.assertEqual(
+            PCMU.encode(np.array([0, 32767, -32768], np.int16)).tolist(), [255, 128, 0]
+        )
+        self.assertEqual(
+            PCMA.encode(np.array([0, 32767, -32768], np.int16)).tolist(), [213, 170, 42]
+        )
+
+    def test_codes_round_trip(self) -> None:
+        """Every code survives decode then encode (but mu-law's negative zero)."""
+        self.assertEqual(PCMA.encode(PCMA.decode(ALL_CODES)).tobytes(), ALL_CODES)
+        back = PCMU.encode(PCMU.decode(ALL_CODES)).tobytes()
+        self.assertEqual(back[:127] + back[128:], ALL_CODES[:127] + ALL_CODES[128:])
+        self.assertEqual(back[127], 0xFF)
+
+    def test_monotonic(self) -> None:
+        """Quantising keeps the order of samples."""
+        for codec in (PCMU, PCMA):
+            levels = codec.decode(codec.encode(ALL_SAMPLES).tobytes()).astype(np.int32)
+            self.assertTrue(np.all(np.diff(levels) >= 0), codec)
+
+    def test_quantisation_error(self) -> None:
+        """The error is within half a segment step: under 1/32 of the value plus a floor."""
+        for codec, floor in ((PCMU, 12), (PCMA, 8)):
+            decoded = codec.decode(codec.encode(ALL_SAMPLES).tobytes()).astype(np.int32)
+            x = ALL_SAMPLES.astype(np.int32)
+            unclipped = np.abs(x) < 32000
+            error = np.abs(decoded - x)[unclipped]
+            self.assertTrue(np.all(error <= np.abs(x[unclipped]) / 32 + floor), codec)
+
+    def test_silence(self) -> None:
+        """The silence byte decodes to (nearly) zero."""
+        self.assertEqual((PCMU.silence, PCMA.silence), (b"\xff", b"\xd5"))
+        self.assertLessEqual(abs(int(PCMA.decode(PCMA.silence)[0])), 8)
+
+    @settings(deadline=None)
+    @given(st.binary(max_size=400))
+    def test_decode_any_payload(self, payload: bytes) -> None:
+        """Any payload decodes to as many int16 samples, for both codecs."""
+        for codec in (PCMU, PCMA):
+            samples = codec.decode(payload)
+            self.assertEqual((samples.dtype, len(samples)), (np.dtype(np.int16), len(payload)))
+
+    def test_encode_keeps_shape(self) -> None:
+        """Encoding a block of frames gives one payload row per frame."""
+        block = np.zeros((3, FRAME_SAMPLES), dtype=np.int16)
+        self.assertEqual(PCMU.encode(block).shape, (3, FRAME_SAMPLES))
+
+    def test_codec_named(self) -> None:
+        """Codecs are found by rtpmap name (any case) and clock rate."""
+        self.assertIs(codec_named("pcmu", 8000), PCMU)
+        self.assertIs(codec_named("PCMA", 8000), PCMA)
+        self.assertIsNone(codec_named("PCMU", 16000))
+        self.assertIsNone(codec_named("G729", 8000))
+        self.assertEqual(sorted(CODECS), ["pcma", "pcmu"])
+        self.assertEqual(repr(PCMU), "<AudioCodec PCMU/8000>")
+
+
+class ToneTests(SynchronousTestCase):
+    """
+    A 1 kHz tone through each codec keeps its frequency and level.
+    """
+
+    def round_trip(self, codec: AudioCodec, level_db: float) -> None:
+        original = tone(1000, 1.0, level_db)
+        decoded = codec.decode(codec.encode(original).tobytes())
+        self.assertLessEqual(abs(peak_frequency(decoded) - 1000), FREQUENCY_TOLERANCE)
+        self.assertLessEqual(abs(rms_db(decoded) - rms_db(original)), LEVEL_TOLERANCE_DB)
+        noise = decoded.astype(np.float64) - original
+        snr = rms_db(original) - rms_db(noise)
+        self.assertGreater(snr, MIN_SNR_DB, f"{codec} at {level_db} dBFS")
+
+    def test_pcmu(self) -> None:
+        """PCMU keeps a 1 kHz tone at -10 and -30 dBFS."""
+        self.round_trip(PCMU, -10)
+        self.round_trip(PCMU, -30)
+
+    def test_pcma(self) -> None:
+        """PCMA keeps a 1 kHz tone at -10 and -30 dBFS."""
+        self.round_trip(PCMA, -10)
+        self.round_trip(PCMA, -30)

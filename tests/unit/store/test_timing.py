@@ -1,0 +1,88 @@
+# -*- test-case-name: tests.unit.store.test_timing -*-
+"""
+Tests for L{conference.store.timing}.
+"""
+
+from __future__ import annotations
+
+from typing import Any, List
+
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from conference.records import StoreError
+from conference.store.timing import BUCKETS, StoreLatency, TimedStore
+
+
+class Store:
+    """
+    A store answering now, later (a Deferred the test fires) or raising.
+    """
+
+    def __init__(self) -> None:
+        self.pending: List[Deferred[Any]] = []
+        self.label = "kept"
+
+    def now(self) -> int:
+        return 7
+
+    def later(self) -> Deferred[Any]:
+        self.pending.append(Deferred())
+        return self.pending[-1]
+
+    def broken(self) -> None:
+        raise StoreError("refused at once")
+
+
+class StoreLatencyTests(SynchronousTestCase):
+    """
+    The plain-Python histogram.
+    """
+
+    def test_buckets(self) -> None:
+        """A duration lands in the first bucket whose bound is at least it; above all, the last."""
+        latency = StoreLatency()
+        latency.observe("s", "op", BUCKETS[0])
+        latency.observe("s", "op", BUCKETS[0] * 1.5)
+        latency.observe("s", "op", BUCKETS[-1] * 2, failed=True)
+        counts = latency.counts[("s", "op")]
+        self.assertEqual((counts[0], counts[1], counts[-1], sum(counts)), (1, 1, 1, 3))
+        self.assertEqual(latency.failures[("s", "op")], 1)
+        self.assertAlmostEqual(latency.sums[("s", "op")], BUCKETS[0] * 2.5 + BUCKETS[-1] * 2)
+
+
+class TimedStoreTests(SynchronousTestCase):
+    """
+    The proxy times every call and otherwise behaves as the store.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.latency = StoreLatency()
+        self.target = Store()
+        self.store = TimedStore(self.target, "test", self.latency, self.clock.seconds)
+
+    def test_deferred(self) -> None:
+        """A Deferred result is timed until it fires, and its result passed on."""
+        d = self.store.later()
+        self.clock.advance(0.2)
+        self.target.pending[0].callback("done")
+        self.assertEqual(self.successResultOf(d), "done")
+        self.assertAlmostEqual(self.latency.sums[("test", "later")], 0.2)
+
+    def test_failure(self) -> None:
+        """A failed Deferred and a raised error are counted as failures and passed on."""
+        d = self.store.later()
+        self.target.pending[0].errback(StoreError("gone"))
+        self.failureResultOf(d, StoreError)
+        self.assertRaises(StoreError, self.store.broken)
+        self.assertEqual(self.latency.failures[("test", "later")], 1)
+        self.assertEqual(self.latency.failures[("test", "broken")], 1)
+
+    def test_plain(self) -> None:
+        """A value returned at once is counted, attributes pass through untimed."""
+        self.assertEqual(self.store.now(), 7)
+        self.assertEqual(self.store.label, "kept")
+        self.assertEqual(sum(self.latency.counts[("test", "now")]), 1)
+        self.assertNotIn(("test", "label"), self.latency.counts)

@@ -1,0 +1,259 @@
+# -*- test-case-name: tests.unit.test_service -*-
+"""
+Tests for L{conference.service}: start-up order, stores and stopping.
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Tuple, cast
+
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.error import CannotListenError
+from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+
+from conference.app.scheduler import SchedulingHandler
+from conference.errors import StartupError
+from conference.records import StoreError
+from conference.service import ConferenceService, ServerConfig, listen_hosts
+from conference.testing import memory_stores
+
+
+class UDPMemoryReactor(MemoryReactorClock):
+    """
+    MemoryReactorClock with a recording listenUDP.
+    """
+
+    def __init__(self, busy: Tuple[str, ...] = ()) -> None:
+        """
+        @param busy: the kinds of port (C{"udp"}, C{"tcp"}) already in use.
+        """
+        super().__init__()
+        # Twisted before 26 starts a MemoryReactor as if it had stopped.
+        self.hasStopped = False
+        self.udp: List[Tuple[int, Any, str, int]] = []
+        self.busy = busy
+
+    def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:
+        if "tcp" in self.busy:
+            raise CannotListenError(interface, port, OSError(98, "Address already in use"))
+        return super().listenTCP(port, factory, backlog, interface)
+
+    def listenUDP(
+        self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192
+    ) -> Any:
+        if "udp" in self.busy:
+            raise CannotListenError(interface, port, OSError(98, "Address already in use"))
+        self.udp.append((port, protocol, interface, maxPacketSize))
+        reactor = self
+
+        class Port:
+            def stopListening(self) -> None:
+                reactor.udp.remove((port, protocol, interface, maxPacketSize))
+
+        return Port()
+
+
+class ServiceTests(SynchronousTestCase):
+    """
+    The service's life cycle over a memory reactor.
+    """
+
+    def make(
+        self, busy: Tuple[str, ...] = (), **kwargs: Any
+    ) -> tuple[ConferenceService, UDPMemoryReactor]:
+        reactor = UDPMemoryReactor(busy)
+        config = ServerConfig(
+            listen=["udp:5070:interface=127.0.0.1", "tcp:5070:interface=127.0.0.1"],
+            store="memory",
+            **kwargs,
+        )
+        return ConferenceService(config, reactor=reactor), reactor
+
+    def test_start_opens_store_then_listens(self) -> None:
+        """Starting opens the store, builds the handlers, then listens on UDP and TCP."""
+        service, reactor = self.make()
+        service.startService()
+        self.successResultOf(service.ready)
+        self.assertIsNotNone(service.stores)
+        self.assertEqual([(p, i) for p, _, i, _ in reactor.udp], [(5070, "127.0.0.1")])
+        self.assertEqual(
+            [(port, iface) for port, _, _, iface in reactor.tcpServers], [(5070, "127.0.0.1")]
+        )
+        self.assertIn("REGISTER", service.router.allow)
+
+    def test_stop(self) -> None:
+        """Stopping closes the listeners and fires once transactions are done."""
+        service, reactor = self.make()
+        service.startService()
+        d = service.stopService()
+        self.successResultOf(d)
+        self.assertEqual(reactor.udp, [])
+        self.assertIsNone(service.stores)
+
+    def test_given_stores_not_closed(self) -> None:
+        """Stores passed in by an embedding application are left open on stop."""
+        stores = memory_stores()
+        reactor = UDPMemoryReactor()
+        service = ConferenceService(ServerConfig(listen=["udp:0"]), reactor=reactor, stores=stores)
+        service.startService()
+        self.successResultOf(service.stopService())
+        self.assertIs(service.stores, stores)
+
+    def test_bad_store_fails_ready(self) -> None:
+        """A store that cannot be opened fails ready with a StartupError, one line, no traceback."""
+        events = self.capture()
+        service, reactor = self.make()
+        service.config.store = "mongodb:somewhere"
+        service.privilegedStartService()
+        self.assertEqual(len(reactor.udp), 1)
+        service.startService()
+        error = self.failureResultOf(service.ready, StartupError).value
+        self.assertTrue(str(error).startswith("--store: bad store description 'mongodb:somewhere'"))
+        self.assertEqual(reactor.udp, [])
+        self.assertEqual(
+            [formatEvent(e) for e in events if e["log_level"] >= LogLevel.warn],
+            [f"Cannot start: {error}"],
+        )
+        self.assertFalse([e for e in events if "log_failure" in e])
+        self.assertFalse(reactor.hasStopped)
+
+    def test_bound_before_store(self) -> None:
+        """privilegedStartService binds every listener before the store opens."""
+        service, reactor = self.make()
+        service.privilegedStartService()
+        self.assertEqual(len(reactor.udp), 1)
+        self.assertEqual(len(reactor.tcpServers), 1)
+        self.assertIsNone(service.stores)
+        self.assertNotIn("REGISTER", service.router.allow)
+        service.startService()
+        self.successResultOf(service.ready)
+        self.assertEqual(len(reactor.udp), 1)
+        self.assertIn("REGISTER", service.router.allow)
+
+    def test_port_in_use(self) -> None:
+        """A port in use is a StartupError naming it; the ports already bound are closed."""
+        service, reactor = self.make(busy=("tcp",))
+        with self.assertRaises(StartupError) as caught:
+            service.privilegedStartService()
+        self.assertEqual(
+            str(caught.exception),
+            "--listen tcp:5070:interface=127.0.0.1: Couldn't listen on 127.0.0.1:5070: "
+            "[Errno 98] Address already in use.",
+        )
+        self.assertEqual(reactor.udp, [])
+
+    def test_port_in_use_at_start(self) -> None:
+        """Bound only at start, a port in use fails ready and closes the other ports."""
+        events = self.capture()
+        service, _ = self.make(busy=("udp",))
+        service.startService()
+        error = self.failureResultOf(service.ready, StartupError).value
+        self.assertIn("--listen udp:5070:interface=127.0.0.1: Couldn't listen", str(error))
+        self.assertEqual(service.stream_ports, [])
+        self.assertEqual(len([e for e in events if e["log_level"] == LogLevel.critical]), 1)
+
+    def test_bad_listen_description(self) -> None:
+        """A description no endpoint parser knows is a StartupError when the service is built."""
+        with self.assertRaises(StartupError) as caught:
+            ConferenceService(ServerConfig(listen=["bogus:1234"]), reactor=UDPMemoryReactor())
+        self.assertEqual(
+            str(caught.exception), "--listen bogus:1234: Unknown endpoint type: 'bogus'"
+        )
+
+    def test_tls_without_key(self) -> None:
+        """A tls: listener whose certificate file has no key is refused when built."""
+        from tests.loopback.test_tls import make_certificate, pem
+
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(pem(make_certificate("server")[0]))
+        config = ServerConfig(listen=[f"tls:5061:certKey={path}"])
+        with self.assertRaises(StartupError) as caught:
+            ConferenceService(config, reactor=UDPMemoryReactor())
+        self.assertIn(f"--listen tls:5061:certKey={path}: no private key", str(caught.exception))
+
+    def capture(self) -> List[Any]:
+        """
+        The log events from now to the end of the test.
+        """
+        events: List[Any] = []
+        observer = cast(ILogObserver, events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        return events
+
+    def test_purge_survives_store_error(self) -> None:
+        """A failing purge is logged in one line and the next one still runs."""
+        stores = memory_stores()
+        calls: List[float] = []
+
+        def purge(now: float) -> Deferred[int]:
+            calls.append(now)
+            return fail(StoreError("sqlite error: disk I/O error"))
+
+        stores.registrations.purge = purge  # type: ignore[method-assign]
+        reactor = UDPMemoryReactor()
+        service = ConferenceService(ServerConfig(listen=["udp:0"]), reactor=reactor, stores=stores)
+        service.startService()
+        reactor.advance(60)
+        reactor.advance(60)
+        self.assertEqual(len(calls), 2)
+
+    def test_media_service(self) -> None:
+        """The mixer by default, its capacity shared out by the admission; --media null drops."""
+        from conference.app.media import NullMediaService
+        from conference.app.mixer import MixerMediaService
+
+        service, _ = self.make(media_timeout=7.0, rtp_ports=(20000, 20019))
+        service.startService()
+        self.assertIsInstance(service.media, MixerMediaService)
+        admission = service.focus.admission
+        assert admission is not None
+        self.assertEqual((admission.capacity, admission.timeout), (10, 7.0))
+        null, _ = self.make(media="null")
+        null.startService()
+        self.assertIs(type(null.media), NullMediaService)
+
+    def test_janus_media_service(self) -> None:
+        """--media janus:URL uses the Janus backend on that URL, with no DTMF PINs."""
+        from conference.app.janus import JanusMediaService
+        from conference.app.janushttp import HTTPJanusTransport
+
+        service, _ = self.make(media="janus:http://127.0.0.1:8088/janus")
+        service.startService()
+        self.assertIsInstance(service.media, JanusMediaService)
+        transport = service.media.client.transport  # type: ignore[union-attr]
+        assert isinstance(transport, HTTPJanusTransport)
+        self.assertEqual(transport.url, "http://127.0.0.1:8088/janus")
+        self.assertFalse(hasattr(service.media, "on_dtmf"))
+
+    def test_listen_hosts(self) -> None:
+        """Listening interfaces count as this server's own hosts."""
+        hosts = listen_hosts(["udp:5060:interface=192.0.2.1", "tcp6:5060:interface=\\:\\:1"])
+        self.assertIn("192.0.2.1", hosts)
+        self.assertIn("::1", hosts)
+        self.assertIn("localhost", hosts)
+
+    def test_accounts_wired(self) -> None:
+        """The --auth checkers' users are the accounts the scheduler and BIND owners ask."""
+        from twisted.cred import strcred
+
+        service, _ = self.make(checkers=[strcred.makeChecker("memory:alice:secret")])
+        service.startService()
+        self.successResultOf(service.ready)
+        self.assertTrue(service.accounts.is_account("sip:alice@localhost"))
+        self.assertFalse(service.accounts.is_account("sip:room@localhost"))
+        scheduler = service.router.handler_for("MESSAGE")
+        assert isinstance(scheduler, SchedulingHandler)
+        self.assertIs(scheduler.users.accounts, service.accounts)
+        self.assertIs(service.binder.owners.accounts, service.accounts)
+        self.assertEqual(scheduler.listeners, [service.subscriptions.changed])
+
+    def test_accounts_with_client_certificates(self) -> None:
+        """With TLS client identities, an address no checker knows cannot be judged."""
+        service, _ = self.make(tls_ca="ca.pem")
+        self.assertIsNone(service.accounts.is_account("sip:room@localhost"))
+        service, _ = self.make(tls_ca="ca.pem", tls_client_cert="none")
+        self.assertFalse(service.accounts.is_account("sip:room@localhost"))

@@ -1,0 +1,129 @@
+# -*- test-case-name: tests.unit.transport.test_lag -*-
+"""
+Tests for L{conference.transport.lag}: the probe on a fake clock, and a
+server that sheds while it is late.
+"""
+
+from __future__ import annotations
+
+from typing import Any, List
+
+from twisted.internet.task import Clock
+from twisted.logger import ILogObserver, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+
+from conference.app.core import CoreRouter
+from conference.overload import OverloadControl
+from conference.sip.transaction import Peer
+from conference.sip.transaction_model import new_tag
+from conference.transport.lag import LagProbe
+from conference.transport.server import SIPServer
+from tests.builders import request_bytes
+from tests.unit.transport.test_server import RecordingSender
+
+
+class ProbeTests(SynchronousTestCase):
+    """
+    LagProbe on a Clock.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.control = OverloadControl(0.1, smoothing=1.0)
+        self.probe = LagProbe(self.control, interval=0.05, reactor=self.clock)
+        self.events: List[Any] = []
+
+        @implementer(ILogObserver)
+        def observe(event: Any) -> None:
+            if "Overload" in str(event.get("log_format", "")):
+                self.events.append(event)
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+
+    def test_on_time(self) -> None:
+        """A timer that fires on time measures no lag."""
+        self.probe.start()
+        for _ in range(10):
+            self.clock.advance(0.05)
+        self.assertEqual((self.control.lag, self.control.overloaded), (0.0, False))
+
+    def test_late_then_recovered(self) -> None:
+        """A late timer starts shedding, logged once; on-time ones stop it, logged once."""
+        self.probe.start()
+        self.clock.advance(0.5)  # fired 0.45 s late
+        self.assertTrue(self.control.overloaded)
+        self.clock.advance(0.05)
+        self.assertFalse(self.control.overloaded)
+        self.assertEqual([e["log_level"].name for e in self.events], ["warn", "info"])
+
+    def test_stop(self) -> None:
+        """A stopped probe leaves no timer behind."""
+        self.probe.start()
+        self.probe.start()
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.probe.stop()
+        self.assertEqual((self.clock.getDelayedCalls(), self.probe.running), ([], False))
+
+
+class SheddingServerTests(SynchronousTestCase):
+    """
+    A server whose transaction layer asks the overload control.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.router = CoreRouter(["example.com"], tag_factory=new_tag, accept_ip_literals=True)
+        self.server = SIPServer(self.router, reactor=self.clock)
+        self.control = OverloadControl(0.1, smoothing=1.0, retry_after=(4, 4))
+        self.server.layer.admission = self.control.check
+        self.sender = RecordingSender()
+        self.server.add_sender("udp", self.sender)
+        self.peer = Peer("UDP", "192.0.2.7", 5070, "udp")
+        self.seen: List[str] = []
+        real = self.router.dispatch
+
+        def spy(request: Any, context: Any) -> Any:
+            self.seen.append(request.method)
+            return real(request, context)
+
+        self.router.dispatch = spy  # type: ignore[method-assign]
+
+    def send(self, method: str, n: int) -> None:
+        data = request_bytes(
+            method,
+            "sip:nobody@example.com",
+            branch=f"z9hG4bKover{n}",
+            call_id=f"over-{n}",
+            via_host="192.0.2.7:5070",
+        )
+        self.server.datagram_received(data, self.peer)
+
+    def test_shed_before_the_application(self) -> None:
+        """While overloaded a new INVITE is 503 Retry-After and never reaches the router."""
+        self.control.observe(1.0, 0.0)
+        self.send("INVITE", 1)
+        [response] = self.sender.responses()
+        self.assertEqual((response.code, response.header("retry-after")), (503, "4"))
+        self.assertEqual(self.seen, [])
+        self.assertEqual(self.server.stats["overloaded"], 1)
+        self.assertEqual(self.server.layer.pending(), 0)
+
+    def test_options_still_answered(self) -> None:
+        """OPTIONS (a dispatcher's probe) still reaches the router while overloaded."""
+        self.control.observe(1.0, 0.0)
+        self.send("OPTIONS", 2)
+        self.assertEqual(self.seen, ["OPTIONS"])
+        self.assertNotEqual(self.sender.responses()[0].code, 503)
+
+    def test_retransmission_absorbed(self) -> None:
+        """A request accepted before overload is matched on retransmission, not refused."""
+        self.send("MESSAGE", 3)
+        before = len(self.sender.sent)
+        self.control.observe(1.0, 0.0)
+        self.send("MESSAGE", 3)
+        codes = [r.code for r in self.sender.responses()]
+        self.assertNotIn(503, codes)
+        self.assertEqual(self.seen, ["MESSAGE"])
+        self.assertGreaterEqual(len(self.sender.sent), before)

@@ -1,0 +1,464 @@
+# -*- test-case-name: tests.unit.transport.test_server -*-
+"""
+Tests for L{conference.transport.server}: the glue between transports and
+the sans-I/O core, driven by a fake clock and a recording transport.
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Optional, Tuple, cast
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import Clock
+from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+
+from conference.app.core import CoreRouter, RequestContext
+from conference.interfaces import IRequestHandler
+from conference.sip.errors import SIPProtocolError
+from conference.sip.message import Request, Response, make_response
+from conference.sip.transaction import Peer
+from conference.sip.transaction_model import new_branch, new_tag
+from conference.transport.server import SIPServer, response_destination
+from tests.builders import make_request, parse_response, request_bytes
+
+
+class RecordingSender:
+    """
+    A transport that keeps what it was asked to send.
+    """
+
+    def __init__(self) -> None:
+        self.sent: List[Tuple[bytes, str, int]] = []
+
+    def send_bytes(self, data: bytes, host: str, port: int) -> None:
+        self.sent.append((data, host, port))
+
+    def local_address(self) -> Tuple[str, int]:
+        return ("127.0.0.1", 5060)
+
+    def responses(self) -> List[Response]:
+        return [parse_response(data) for data, _, _ in self.sent if data.startswith(b"SIP/2.0")]
+
+
+@implementer(IRequestHandler)
+class SlowHandler:
+    """
+    Answers INVITE only when the test fires its Deferred.
+    """
+
+    methods = ("INVITE",)
+    accepts: dict[str, Any] = {"INVITE": ("application/sdp",)}
+
+    def __init__(self) -> None:
+        self.pending: List[Tuple[Request, Deferred[Response]]] = []
+        self.cancelled: List[Request] = []
+        self.acked: List[Request] = []
+        self.timed_out: List[Request] = []
+
+    def handle_request(self, request: Request, context: RequestContext) -> Deferred[Response]:
+        d: Deferred[Response] = Deferred()
+        self.pending.append((request, d))
+        return d
+
+    def handle_ack(self, request: Request, context: RequestContext) -> None:
+        self.acked.append(request)
+
+    def handle_cancel(self, request: Request, context: RequestContext) -> None:
+        self.cancelled.append(request)
+
+    def handle_timeout(self, request: Request) -> None:
+        self.timed_out.append(request)
+
+
+class ServerTests(SynchronousTestCase):
+    """
+    Receiving, answering, timers and stopping.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.router = CoreRouter(["example.com"], tag_factory=new_tag, accept_ip_literals=True)
+        self.handler = SlowHandler()
+        self.router.add_handler(self.handler)
+        self.server = SIPServer(self.router, reactor=self.clock)
+        self.sender = RecordingSender()
+        self.server.add_sender("udp", self.sender)
+        self.peer = Peer("UDP", "192.0.2.1", 5060, "udp")
+
+    def receive(self, data: bytes, peer: Optional[Peer] = None) -> None:
+        self.server.datagram_received(data, peer or self.peer)
+
+    def test_options_answered(self) -> None:
+        """An OPTIONS datagram is answered 200 to the Via's sent-by."""
+        self.receive(request_bytes("OPTIONS", "sip:example.com"))
+        [(data, host, port)] = self.sender.sent
+        self.assertEqual((host, port), ("192.0.2.1", 5060))
+        self.assertEqual(parse_response(data).code, 200)
+
+    def test_rport(self) -> None:
+        """With rport the response goes to the source address and port (RFC 3581)."""
+        peer = Peer("UDP", "198.51.100.7", 40000, "udp")
+        self.receive(request_bytes("OPTIONS", "sip:example.com", rport=True), peer)
+        [(data, host, port)] = self.sender.sent
+        self.assertEqual((host, port), ("198.51.100.7", 40000))
+        via = parse_response(data).top_via
+        self.assertEqual((via.received, via.rport), ("198.51.100.7", 40000))
+
+    def test_received_without_rport(self) -> None:
+        """Without rport the response goes to received and the Via port."""
+        peer = Peer("UDP", "198.51.100.7", 40000, "udp")
+        self.receive(request_bytes("OPTIONS", "sip:example.com"), peer)
+        [(data, host, port)] = self.sender.sent
+        self.assertEqual((host, port), ("198.51.100.7", 5060))
+        self.assertEqual(parse_response(data).top_via.received, "198.51.100.7")
+
+    def test_garbage_dropped(self) -> None:
+        """Bytes that are no SIP message are dropped without an answer or error."""
+        self.receive(b"\x00\xff garbage\r\n\r\n")
+        self.receive(b"\r\n\r\n")
+        self.assertEqual(self.sender.sent, [])
+
+    def test_malformed_request_answered_400(self) -> None:
+        """A request with a bad header is answered 400 with a reason naming it."""
+        data = request_bytes("OPTIONS", "sip:example.com", headers=[("Max-Forwards", "x")])
+        self.receive(data.replace(b"Max-Forwards: 70\r\n", b""))
+        [response] = self.sender.responses()
+        self.assertEqual(response.code, 400)
+        self.assertIn("Max-Forwards", response.phrase)
+
+    def test_refusal_goes_to_source(self) -> None:
+        """A stateless 400 goes to the source address, not to the Via's host (RFC 3261 18.2.1)."""
+        data = request_bytes("OPTIONS", "sip:example.com", via_host="203.0.113.9:5070")
+        data = data.replace(b"CSeq: 1 OPTIONS", b"CSeq: 1 INVITE")
+        self.receive(data, Peer("UDP", "192.0.2.44", 6000, "udp"))
+        [(raw, host, port)] = self.sender.sent
+        self.assertEqual((host, port), ("192.0.2.44", 5070))
+        self.assertEqual(parse_response(raw).code, 400)
+
+    def test_bad_response_dropped(self) -> None:
+        """A response with no transaction is dropped silently."""
+        self.receive(
+            b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKx\r\n"
+            b"From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>;tag=2\r\nCall-ID: c\r\n"
+            b"CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        )
+        self.assertEqual(self.sender.sent, [])
+
+    def test_trying_after_200ms(self) -> None:
+        """An INVITE not answered within 200 ms gets 100 Trying from the layer."""
+        self.receive(request_bytes("INVITE", "sip:conf@example.com"))
+        self.assertEqual(self.sender.sent, [])
+        self.clock.advance(0.2)
+        self.assertEqual([r.code for r in self.sender.responses()], [100])
+
+    def test_cancel(self) -> None:
+        """CANCEL gets 200, the INVITE 487, and the handler learns of it."""
+        self.receive(request_bytes("INVITE", "sip:conf@example.com"))
+        self.receive(request_bytes("CANCEL", "sip:conf@example.com"))
+        codes = sorted(r.code for r in self.sender.responses())
+        self.assertEqual(codes, [200, 487])
+        self.assertEqual(len(self.handler.cancelled), 1)
+        # The application's late answer is dropped, not sent.
+        request, d = self.handler.pending[0]
+        d.callback(make_response(request, 200, to_tag="x"))
+        self.assertEqual(len(self.sender.responses()), 2)
+
+    def test_timers_run_on_clock(self) -> None:
+        """A 486 is retransmitted on Timer G until the transaction ends."""
+        self.receive(request_bytes("INVITE", "sip:conf@example.com"))
+        request, d = self.handler.pending[0]
+        d.callback(make_response(request, 486, to_tag="x"))
+        self.clock.advance(0.5)
+        self.clock.advance(1.0)
+        self.assertEqual([r.code for r in self.sender.responses()], [486, 486, 486])
+        self.clock.pump([4.0] * 10)
+        self.assertEqual(self.server.layer.pending(), 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_unacknowledged_answer_reported(self) -> None:
+        """A final answer to an INVITE never acknowledged (Timer H) is reported to its handler."""
+        self.receive(request_bytes("INVITE", "sip:conf@example.com"))
+        request, d = self.handler.pending[0]
+        d.callback(make_response(request, 486, to_tag="x"))
+        self.clock.pump([4.0] * 7)
+        self.assertEqual(self.handler.timed_out, [])
+        self.clock.pump([4.0] * 2)
+        self.assertEqual(self.handler.timed_out, [request])
+
+    def test_auth_refusal(self) -> None:
+        """A request the authenticator refuses gets its status and headers."""
+        challenge = SIPProtocolError(
+            "Unauthorized", 401, [("WWW-Authenticate", 'Digest realm="x"')]
+        )
+        self.server.authenticate = lambda request, now: fail(challenge)
+        self.receive(request_bytes("OPTIONS", "sip:example.com"))
+        [response] = self.sender.responses()
+        self.assertEqual(response.code, 401)
+        self.assertEqual(response.header("www-authenticate"), 'Digest realm="x"')
+
+    def test_identity_reaches_handler(self) -> None:
+        """The authenticated identity is in the handler's context."""
+        seen: List[Any] = []
+        original = self.handler.handle_request
+
+        def spy(request: Request, context: RequestContext) -> Deferred[Response]:
+            seen.append(context.identity)
+            return original(request, context)
+
+        self.handler.handle_request = spy  # type: ignore[method-assign]
+        self.server.authenticate = lambda request, now: succeed("alice")
+        self.receive(request_bytes("INVITE", "sip:conf@example.com"))
+        self.assertEqual(seen, ["alice"])
+
+    def test_handler_crash_is_500(self) -> None:
+        """An unexpected handler exception becomes 500 and is logged once."""
+
+        def crash(request: Request, context: RequestContext) -> Response:
+            raise ZeroDivisionError()
+
+        self.handler.handle_request = crash  # type: ignore[method-assign,assignment]
+        self.receive(request_bytes("INVITE", "sip:conf@example.com"))
+        self.assertEqual([r.code for r in self.sender.responses()], [500])
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+    def test_answer_at_once(self) -> None:
+        """A handler answering with a plain Response is answered at once, and 500 on a crash."""
+
+        def plain(request: Request, context: RequestContext) -> Response:
+            return make_response(request, 486, to_tag="x")
+
+        self.handler.handle_request = plain  # type: ignore[method-assign,assignment]
+        self.receive(request_bytes("INVITE", "sip:conf@example.com"))
+        self.assertEqual([r.code for r in self.sender.responses()], [486])
+
+    def test_refusal_at_once(self) -> None:
+        """A protocol error raised at once by a handler becomes its response."""
+
+        def refuse(request: Request, context: RequestContext) -> Response:
+            raise SIPProtocolError("Gone", 410)
+
+        self.handler.handle_request = refuse  # type: ignore[method-assign,assignment]
+        self.receive(request_bytes("INVITE", "sip:conf@example.com"))
+        [response] = self.sender.responses()
+        self.assertEqual((response.code, response.phrase), (410, "Gone"))
+        self.assertIsNotNone(response.to.tag)
+
+    def test_unvalidated_message(self) -> None:
+        """message_received validates what it is given unless told it was validated."""
+        request = make_request("OPTIONS", "sip:example.com")
+        request.headers["cseq"] = ["1 INVITE"]
+        self.server.message_received(request, self.peer)
+        [response] = self.sender.responses()
+        self.assertEqual(response.code, 400)
+
+    def test_graceful_stop(self) -> None:
+        """Stop waits for transactions in progress and answers new requests 503."""
+        self.receive(request_bytes("INVITE", "sip:conf@example.com"))
+        stopped = self.server.stop(timeout=5.0)
+        self.assertNoResult(stopped)
+        self.receive(request_bytes("OPTIONS", "sip:example.com", branch="z9hG4bKother"))
+        self.assertIn(503, [r.code for r in self.sender.responses()])
+        request, d = self.handler.pending[0]
+        d.callback(make_response(request, 486, to_tag="x"))
+        self.clock.pump([1.0] * 40)
+        self.successResultOf(stopped)
+
+    def test_stop_bounded(self) -> None:
+        """Stop fires after its timeout even if a transaction never ends."""
+        self.receive(request_bytes("INVITE", "sip:conf@example.com"))
+        stopped = self.server.stop(timeout=2.0)
+        self.clock.advance(2.0)
+        self.successResultOf(stopped)
+
+    def test_no_sender(self) -> None:
+        """A response whose transport is gone is dropped and counted."""
+        self.server.remove_sender("udp")
+        self.receive(request_bytes("OPTIONS", "sip:example.com"))
+        self.assertEqual(self.server.stats["dropped"], 1)
+
+    def test_destination_maddr(self) -> None:
+        """A Via maddr sends the response there (RFC 3261 section 18.2.2)."""
+        request = make_request(
+            "OPTIONS", "sip:example.com", via_host="192.0.2.1:5070;maddr=239.1.1.1"
+        )
+        response = make_response(request, 200)
+        self.assertEqual(response_destination(response, self.peer), ("239.1.1.1", 5070))
+
+    def test_destination_stream(self) -> None:
+        """Over a stream the response goes back on the connection."""
+        request = make_request("OPTIONS", "sip:example.com", transport="TCP")
+        peer = Peer("TCP", "198.51.100.1", 33333, "conn")
+        self.assertEqual(
+            response_destination(make_response(request, 200), peer), ("198.51.100.1", 33333)
+        )
+
+
+class TransactionCapTests(SynchronousTestCase):
+    """
+    A flood from a source exempt from rate limits
+    (loopback) meets the transaction cap like any other source.
+    """
+
+    def setUp(self) -> None:
+        from conference.limits import Rate, RateLimiter
+
+        self.clock = Clock()
+        router = CoreRouter(["example.com"], tag_factory=new_tag, accept_ip_literals=True)
+        self.server = SIPServer(
+            router,
+            reactor=self.clock,
+            limiter=RateLimiter(Rate(1, 60)),  # 127.0.0.1 is exempt by default
+            max_transactions=5,
+        )
+        self.sender = RecordingSender()
+        self.server.add_sender("udp", self.sender)
+        self.peer = Peer("UDP", "127.0.0.1", 5070, "udp")
+
+    def flood(self, count: int, first: int = 0) -> List[int]:
+        for n in range(first, first + count):
+            data = request_bytes(
+                "OPTIONS",
+                "sip:example.com",
+                branch=f"z9hG4bKflood{n}",
+                call_id=f"flood-{n}",
+                via_host="127.0.0.1:5070",
+            )
+            self.server.datagram_received(data, self.peer)
+        return [r.code for r in self.sender.responses()]
+
+    def test_exempt_flood_shed_past_cap(self) -> None:
+        """Past the cap, new requests get a stateless 503 with Retry-After; none is unanswered."""
+        codes = self.flood(12)
+        self.assertEqual(codes, [200] * 5 + [503] * 7)
+        shed = self.sender.responses()[-1]
+        self.assertEqual(shed.header("retry-after"), "10")
+        self.assertEqual(self.server.layer.pending(), 5)
+        self.assertEqual(self.server.stats["shed"], 7)
+        self.assertEqual(self.server.stats["limited"], 0)
+
+    def test_shed_logged_once_a_minute(self) -> None:
+        """A flood past the cap logs one warning a minute, not one per request."""
+        events: List[Any] = []
+        observer = cast(ILogObserver, events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        self.flood(20)
+        warned = [e for e in events if "transactions live" in e.get("log_format", "")]
+        self.assertEqual(len(warned), 1)
+
+    def test_served_again_after_timer_j(self) -> None:
+        """When the live transactions end (Timer J), new requests are answered again."""
+        self.flood(6)
+        self.clock.advance(64 * self.server.layer.t1)
+        self.assertEqual(self.server.layer.pending(), 0)
+        self.assertEqual(self.flood(1, first=100)[-1], 200)
+
+
+class TransactionLogTests(SynchronousTestCase):
+    """
+    The one log event per transaction: when its final response is sent or
+    received, with the latency, never at the timer that ends it.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.router = CoreRouter(["example.com"], tag_factory=new_tag, accept_ip_literals=True)
+        self.handler = SlowHandler()
+        self.router.add_handler(self.handler)
+        self.server = SIPServer(self.router, reactor=self.clock)
+        self.sender = RecordingSender()
+        self.server.add_sender("udp", self.sender)
+        self.peer = Peer("UDP", "192.0.2.1", 5060, "udp")
+        self.events: List[Any] = []
+        observer = cast(ILogObserver, self.events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+
+    def lines(self, call_id: str) -> List[str]:
+        """
+        The transaction log lines of one Call-ID, as text.
+        """
+        return [formatEvent(e) for e in self.events if e.get("call_id") == call_id]
+
+    def test_at_final_response(self) -> None:
+        """An INVITE answered after 1.5 s logs its 486 then, not when Timer H ends it."""
+        self.server.datagram_received(
+            request_bytes("INVITE", "sip:conf@example.com", call_id="log-1"), self.peer
+        )
+        self.clock.advance(1.5)
+        self.assertEqual(self.lines("log-1"), [])
+        request, d = self.handler.pending[0]
+        d.callback(make_response(request, 486, to_tag="x"))
+        expected = [
+            "INVITE sip:conf@example.com from 192.0.2.1:5060/UDP -> 486 (1500.0 ms) call-id=log-1"
+        ]
+        self.assertEqual(self.lines("log-1"), expected)
+        self.clock.pump([1.0] * 40)
+        self.assertEqual(self.server.layer.pending(), 0)
+        self.assertEqual(self.lines("log-1"), expected)
+
+    def test_fields(self) -> None:
+        """The event keeps method, status, latency and peer as fields for JSON logs."""
+        self.server.datagram_received(
+            request_bytes("OPTIONS", "sip:example.com", call_id="log-2"), self.peer
+        )
+        [event] = [e for e in self.events if e.get("call_id") == "log-2"]
+        self.assertEqual(
+            (event["method"], event["status"], event["duration_ms"], event["outbound"]),
+            ("OPTIONS", 200, 0.0, False),
+        )
+        self.assertEqual(event["peer"], self.peer)
+
+    def test_not_lost_on_stop(self) -> None:
+        """A UDP transaction still waiting for Timer J is already logged when the server stops."""
+        self.server.datagram_received(
+            request_bytes("OPTIONS", "sip:example.com", call_id="log-3"), self.peer
+        )
+        stopped = self.server.stop(timeout=0.5)
+        self.clock.advance(0.5)
+        self.successResultOf(stopped)
+        self.assertEqual(self.server.layer.pending(), 1)
+        self.assertEqual(len(self.lines("log-3")), 1)
+
+    def outbound(self) -> Tuple[Request, Deferred[Response]]:
+        """
+        Send a NOTIFY to the peer; return it and its final response to come.
+        """
+        request = make_request(
+            "NOTIFY",
+            "sip:alice@192.0.2.1",
+            via_host="127.0.0.1:5060",
+            branch=new_branch(),
+            to="<sip:alice@example.com>;tag=t1",
+            call_id="out-1",
+        )
+        return request, self.server.send_request(request, self.peer)
+
+    def test_outbound(self) -> None:
+        """A request the server sent logs when its final arrives, with the round trip."""
+        request, answered = self.outbound()
+        self.clock.advance(0.25)
+        self.server.message_received(make_response(request, 200), self.peer)
+        self.assertEqual(
+            self.lines("out-1"),
+            ["NOTIFY sip:alice@192.0.2.1 to 192.0.2.1:5060/UDP -> 200 (250.0 ms) call-id=out-1"],
+        )
+        [event] = [e for e in self.events if e.get("call_id") == "out-1"]
+        self.assertTrue(event["outbound"])
+        self.assertEqual(self.successResultOf(answered).code, 200)
+        self.clock.pump([1.0] * 10)
+        self.assertEqual(len(self.lines("out-1")), 1)
+
+    def test_outbound_timeout(self) -> None:
+        """A request never answered logs a timeout when Timer F gives up, 64*T1 after sending."""
+        _, answered = self.outbound()
+        self.clock.pump([0.5] * 70)
+        self.failureResultOf(answered, TimeoutError)
+        self.assertIn(
+            "NOTIFY sip:alice@192.0.2.1 to 192.0.2.1:5060/UDP -> timeout (32000.0 ms)"
+            " call-id=out-1",
+            self.lines("out-1"),
+        )
+        self.assertEqual(len(self.lines("out-1")), 1)
