@@ -374,6 +374,8 @@ class ConferenceService(MultiService):
             tag_factory=new_tag,
         )
         self.binder.listeners.append(self.subscriptions.changed)
+        # NOTIFYs go to the dialog's next hop by RFC 3263 (docs/federation.rst).
+        self.subscriptions.route = self.outbound
         self.registrar = Registrar(
             stores.registrations,
             tag_factory=new_tag,
@@ -536,6 +538,7 @@ class ConferenceService(MultiService):
             tag_factory=new_tag,
         )
         self.events.add("conference", self.conference_events)
+        self.conference_events.route = self.outbound
         self.moderation = ModeratorRequests(
             self.control,
             self.router.domain_of,
@@ -544,6 +547,7 @@ class ConferenceService(MultiService):
             challenge=self.challenge,
             tag_factory=new_tag,
         )
+        self.moderation.route = self.outbound
         udp = udp_endpoint_of(self)
 
         def contact_address() -> Optional[Tuple[str, int]]:

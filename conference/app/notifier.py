@@ -42,6 +42,7 @@ from conference.sip.transaction_model import new_branch, new_tag
 from conference.sip.uri import SIPURI
 
 __all__ = [
+    "DialogRoute",
     "EventRouter",
     "Notification",
     "Notifier",
@@ -71,6 +72,27 @@ class RequestSender(Protocol):
         """
 
 
+class DialogRoute(Protocol):
+    """
+    What sends in-dialog requests to their next hop, resolved per RFC 3263
+    (L{conference.transport.outbound.OutboundSender}).
+    """
+
+    def send_in_dialog(
+        self,
+        request: Request,
+        hop: SIPURI,
+        *,
+        first: Optional[Peer] = None,
+        last: Optional[Peer] = None,
+    ) -> Deferred[Tuple[Response, Peer]]:
+        """
+        Send C{request} (without a Via) over C{first} while it is open,
+        else to the targets of C{hop}, else over C{last}; fire with the
+        final response and the peer that gave it.
+        """
+
+
 class Watch:
     """
     One subscription: its dialog, the resource it watches, and the NOTIFY
@@ -82,7 +104,10 @@ class Watch:
     @ivar subscriber: the authenticated subscriber's address of record.
     @ivar terms: the package's accepted subscription.
     @ivar expires_at: when it lapses (reactor time).
-    @ivar peer: where NOTIFYs go.
+    @ivar peer: where NOTIFYs go without an outbound route.
+    @ivar source: where the SUBSCRIBE (or its last refresh) came from.
+    @ivar answered_by: with an outbound route, the peer that answered the
+        last NOTIFY (tried first for the next one), or L{None}.
     @ivar final: the termination reason once it is ending, else L{None}.
     @ivar shown: what the package last sent (for partial notifications).
     @ivar version: how many documents the package has sent (RFC 4575
@@ -108,6 +133,8 @@ class Watch:
         self.terms = terms
         self.expires_at = expires_at
         self.peer = peer
+        self.source = peer
+        self.answered_by: Optional[Peer] = None
         self.sent_by = sent_by
         self.final: Optional[str] = None
         self.busy = False
@@ -199,6 +226,10 @@ class Notifier:
     accepts: Dict[str, Sequence[str]] = {}
     #: What the subscriptions are about, for log lines.
     package = "event"
+    #: Sends NOTIFYs to the dialog's next hop by RFC 3263 (the service sets
+    #: its outbound path here, docs/federation.rst); L{None}: to
+    #: L{notify_peer} directly.
+    route: Optional[DialogRoute] = None
 
     def __init__(
         self,
@@ -294,6 +325,7 @@ class Notifier:
             peer=notify_peer(dialog, context.peer),
             sent_by=via_host,
         )
+        watch.source = context.peer
         self.dialogs.add(dialog)
         self._by_dialog[dialog.key] = watch
         self._by_resource.setdefault(resource, set()).add(watch)
@@ -340,6 +372,10 @@ class Notifier:
         watch.terms = terms
         watch.expires_at = context.now + expires
         watch.full = True
+        if context.peer != watch.source:
+            # The subscriber refreshed over another flow: the old one may be gone.
+            watch.source = context.peer
+            watch.answered_by = None
         _cancel(watch.timer)
         watch.timer = None
         if expires == 0:
@@ -411,16 +447,43 @@ class Notifier:
             return None
         headers, body = content
         content_type = next((v for n, v in headers if n.lower() == "content-type"), None)
-        via = f"SIP/2.0/{watch.peer.transport.upper()} {watch.sent_by};branch="
+        hop = watch.dialog.next_hop() if self.route is not None else None
+        via: Optional[str] = None
+        if hop is None:
+            via = f"SIP/2.0/{watch.peer.transport.upper()} {watch.sent_by};branch="
+            via += self._branch_factory()
         request = watch.dialog.create_request(
             "NOTIFY",
-            via=via + self._branch_factory(),
+            via=via,
             headers=[(n, v) for n, v in headers if n.lower() != "content-type"],
             body=body,
             content_type=content_type,
         )
         watch.notified += 1
-        return self.sender.send_request(request, watch.peer)
+        if hop is None:
+            return self.sender.send_request(request, watch.peer)
+        return self._routed(request, hop, watch)
+
+    def _routed(self, request: Request, hop: SIPURI, watch: Watch) -> Deferred[Response]:
+        """
+        Send a NOTIFY through the outbound route (RFC 3263 on the dialog's
+        next hop, docs/federation.rst): first to the peer that answered the
+        last one, or, with no route set, over the stream connection the
+        subscriber opened; the SUBSCRIBE's source is the last resort.
+        """
+        assert self.route is not None
+        source = watch.source
+        first = watch.answered_by
+        if first is None and source.reliable and not watch.dialog.route_set:
+            first = source
+        d = self.route.send_in_dialog(request, hop, first=first, last=source)
+
+        def answered(result: Tuple[Response, Peer]) -> Response:
+            response, peer = result
+            watch.answered_by = peer
+            return response
+
+        return d.addCallback(answered)
 
     def _answered(self, response: Optional[Response], watch: Watch, final: Optional[str]) -> None:
         watch.busy = False

@@ -253,11 +253,35 @@ class Dialog:
 
     # Outgoing requests -----------------------------------------------------
 
+    def next_hop(self) -> Optional[SIPURI]:
+        """
+        The URI the requests of this dialog are sent to (sections 8.1.2 and
+        12.2.1.1), which RFC 3263 then resolves: the first route's URI, or
+        the remote target when there is no route set.  In a secure dialog
+        it is a C{sips:} URI, so only TLS reaches it (section 26.2.2).
+
+        @return: L{None} when that is no SIP URI (nothing to resolve).
+        """
+        from conference.sip.headers import parse_address
+
+        uri: URI = self.remote_target
+        if self.route_set:
+            try:
+                uri = parse_address(self.route_set[0]).uri
+            except RemoteProtocolError:
+                return None
+        if not isinstance(uri, SIPURI):
+            return None
+        if self.secure and uri.scheme != "sips":
+            uri = uri.copy()
+            uri.scheme = "sips"
+        return uri
+
     def create_request(
         self,
         method: str,
         *,
-        via: str,
+        via: Optional[str],
         body: bytes = b"",
         content_type: Optional[str] = None,
         headers: Iterable[Tuple[str, str]] = (),
@@ -272,7 +296,8 @@ class Dialog:
         reuses the INVITE's).  A target refresh request carries our Contact.
 
         @param via: the complete top Via value (the caller knows its
-            sent-by and makes the branch).
+            sent-by and makes the branch), or L{None} for none: the
+            outbound path adds one for each target it tries (RFC 3263).
         @raise LocalProtocolError: if the dialog is terminated, the method is
             CANCEL (built from its INVITE, not the dialog), or a BYE is
             asked for on an early dialog (section 15).
@@ -291,7 +316,8 @@ class Dialog:
             target = _request_uri(routes[0])
             routes = [*routes[1:], f"<{self.remote_target}>"]
         request = Request(method, target, body)
-        request.add_header("via", via)
+        if via is not None:
+            request.add_header("via", via)
         request.add_header("max-forwards", "70")
         for route in routes:
             request.add_header("route", route)

@@ -13,7 +13,7 @@ does not answer (Timer B/F) or answers 503 is followed by the next one
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, FrozenSet, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, FrozenSet, List, Optional, Sequence, Set, Tuple, Union
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -94,6 +94,28 @@ class OutboundSender:
         target = destination if destination is not None else request.uri
         return Deferred.fromCoroutine(self._send(request, target))
 
+    def send_in_dialog(
+        self,
+        request: Request,
+        hop: SIPURI,
+        *,
+        first: Optional[Peer] = None,
+        last: Optional[Peer] = None,
+    ) -> Deferred[Tuple[Response, Peer]]:
+        """
+        Send an in-dialog request (built without a Via) to its next hop
+        C{hop} (L{conference.sip.dialog.Dialog.next_hop}): over C{first}
+        while it is open (the peer that answered the dialog's last request,
+        or the connection the subscriber opened), then to the RFC 3263
+        targets of C{hop}, then over C{last} (where the dialog's request
+        came from, which reaches a subscriber whose Contact does not
+        resolve).  Peers over another transport than a C{sips:} hop allows
+        (TLS) are left out, so a secure dialog never goes in the clear.
+        Fires like L{send_attempt}.
+        """
+        peers = (first, last)
+        return Deferred.fromCoroutine(self._send(request, hop, peers))
+
     def send_to(self, request: Request, uri: str) -> Deferred[Response]:
         """
         L{send} to a URI given as text (e.g. a registered contact).
@@ -111,21 +133,38 @@ class OutboundSender:
         if self.connector is not None:
             self.connector.close()
 
-    async def _send(self, request: Request, uri: Any) -> Tuple[Response, Peer]:
+    async def _send(
+        self,
+        request: Request,
+        uri: Any,
+        peers: Tuple[Optional[Peer], Optional[Peer]] = (None, None),
+    ) -> Tuple[Response, Peer]:
         if not isinstance(uri, SIPURI):
             raise Unreachable(f"{uri} is not a SIP URI")
         resolution = Resolution(uri, transports=self.transports, own=self.own(), rng=self.rng)
+        first, final = (self._usable(peer, uri) for peer in peers)
         tried: List[str] = []
+        done: Set[Tuple[str, str, int]] = set()
         last: Optional[Tuple[Response, Peer]] = None
         while True:
-            step = resolution.next()
+            step: Union[Peer, Target, None]
+            if first is not None:
+                step, first = first, None
+            else:
+                step = await self._resolve(resolution)
+                if step is None:
+                    step, final = final, None
             if step is None:
                 break
-            if isinstance(step, Query):
-                resolution.answer(await self.lookup.query(step))
+            where = (step.transport.upper(), step.host, step.port)
+            if where in done:
                 continue
+            done.add(where)
             try:
-                answered = await self._attempt(request, step)
+                if isinstance(step, Peer):
+                    answered = await self._over(request, step)
+                else:
+                    answered = await self._attempt(request, step)
             except Exception as e:
                 tried.append(f"{_show(step)}: {str(e) or type(e).__name__}")
                 continue
@@ -140,6 +179,40 @@ class OutboundSender:
             return last
         why = "; ".join(tried) or "; ".join(resolution.notes) or "no address found"
         raise Unreachable(f"{request.method} to {uri} not delivered: {why}")
+
+    async def _resolve(self, resolution: Resolution) -> Optional[Target]:
+        """
+        The next target of C{resolution}, after the DNS queries it needs.
+        """
+        while True:
+            step = resolution.next()
+            if not isinstance(step, Query):
+                return step
+            resolution.answer(await self.lookup.query(step))
+
+    def _usable(self, peer: Optional[Peer], uri: SIPURI) -> Optional[Peer]:
+        """
+        C{peer} if a request to C{uri} may go there now: its transport is
+        still open, and it is TLS when C{uri} is C{sips:}.
+        """
+        if peer is None or peer.connection not in self.server.senders:
+            return None
+        if uri.scheme == "sips" and peer.transport.upper() != "TLS":
+            return None
+        return peer
+
+    async def _over(self, request: Request, peer: Peer) -> Tuple[Response, Peer]:
+        """
+        Send C{request} to C{peer} over its open transport, with a Via
+        naming the local address it leaves from (the UDP endpoint's host
+        where the port listens on a wildcard address).
+        """
+        host, port = self.server.local_address(peer)
+        if host in ("", "0.0.0.0", "::"):
+            endpoint = self.udp()
+            host = endpoint[1] if endpoint is not None else host
+        attempt = with_via(request, peer.transport, (host, port), self.branch_factory())
+        return await self.server.send_request(attempt, peer), peer
 
     async def _attempt(self, request: Request, target: Target) -> Tuple[Response, Peer]:
         if target.transport == "udp":
@@ -224,7 +297,7 @@ def build_outbound(
     return OutboundSender(server, lookup, connector, udp=udp, own=lambda: own_addresses(ports()))
 
 
-def _show(target: Target) -> str:
+def _show(target: Union[Target, Peer]) -> str:
     return f"{target.transport.upper()} {target.host}:{target.port}"
 
 
