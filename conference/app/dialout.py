@@ -26,7 +26,7 @@ from twisted.logger import Logger
 from conference.app.conferences import calendar_of, master_events
 from conference.app.control import ConferenceControl
 from conference.app.core import is_ip_literal
-from conference.app.outbound import target_address
+from conference.app.outbound import over_tls, target_address
 from conference.app.roster import Participant
 from conference.calendar.errors import CalendarError
 from conference.calendar.itip import normalize_address
@@ -131,6 +131,11 @@ class DialOut:
         # The normalised address, and the one to dial (sips: kept).
         address, dialled = names
         routed: Optional[SIPURI] = None
+        secure = dialled.startswith("sips:")
+        if secure:
+            # RFC 3261 section 26.2: a sips: callee only at contacts over TLS,
+            # never downgraded (as the iTIP messages, docs/federation.rst).
+            bindings = [b for b in bindings if over_tls(str(b.contact))]
         for binding in sorted(bindings, key=lambda b: -(b.q if b.q is not None else 1.0)):
             try:
                 uri = parse_uri(binding.contact)
@@ -151,9 +156,8 @@ class DialOut:
                 routed = parsed if isinstance(parsed, SIPURI) else None
         if self.route is not None and routed is not None:
             return record, address, routed, None, role
-        raise RemoteProtocolError(
-            f"Temporarily Unavailable ({address} has no contact the focus can call)", 480
-        )
+        why = "no contact reachable over TLS" if secure else "no contact the focus can call"
+        raise RemoteProtocolError(f"Temporarily Unavailable ({address} has {why})", 480)
 
     def call(self, found: Tuple[Any, ...], by: Optional[str]) -> Deferred[int]:
         """

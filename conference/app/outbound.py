@@ -236,7 +236,7 @@ class Messenger:
         except Exception as e:
             log.error("Could not look up {aor}: {error}", aor=aor, error=str(e))
             return [Delivery(aor, None, None, "registration lookup failed")]
-        secure = [str(b.contact) for b in bindings if _over_tls(str(b.contact))]
+        secure = [str(b.contact) for b in bindings if over_tls(str(b.contact))]
         if self.route is None or not secure:
             why = "sips: recipient has no contact reachable over TLS"
             return [self._undeliverable(message.aor, None, why, message.method)]
@@ -385,7 +385,7 @@ def target_address(recipient: str) -> str:
     return f"{scheme.lower()}:{user}{at}{host.lower()}{semi}{params}"
 
 
-def _over_tls(contact: str) -> bool:
+def over_tls(contact: str) -> bool:
     """
     Whether a registered contact is reached over TLS.
     """
@@ -424,5 +424,6 @@ __all__ = [
     "UDPEndpoint",
     "URISender",
     "by_recipient",
+    "over_tls",
     "udp_endpoint_of",
 ]

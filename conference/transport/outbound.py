@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.loopback.test_outbound -*-
+# -*- test-case-name: tests.loopback.test_outbound,tests.unit.transport.test_outbound -*-
 """
 Sending any request the server originates to any SIP URI (RFC 3263).
 

@@ -18,7 +18,7 @@ from zope.interface import implementer
 
 from conference.sip.locate import NAPTR, SRV, Address, Alias, Query
 from conference.transport.dns import DNSLookup, convert, make_resolver, parse_resolver
-from tests.loopback.test_outbound import LiveZone
+from tests.dnszone import LiveZone
 
 reactor: Any = _reactor
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -20,7 +20,7 @@ from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.ssl import CertificateOptions
-from twisted.names import authority, common, dns, server
+from twisted.names import dns, server
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
@@ -34,6 +34,7 @@ from conference.transport.outbound import OutboundSender, Unreachable, build_out
 from conference.transport.server import SIPServer
 from conference.transport.stream import SIPStreamFactory
 from conference.transport.udp import SIPDatagramProtocol
+from tests.dnszone import LiveZone, naptr, srv
 
 reactor: Any = _reactor
 
@@ -63,39 +64,6 @@ class Answerer:
 
     def handle_timeout(self, request: Request) -> None:
         """Nothing to do."""
-
-
-class LiveZone(authority.FileAuthority):
-    """
-    A zone held in memory (FileAuthority without its file), read afresh
-    from C{records} at each query so a test can change it.
-    """
-
-    def __init__(self, origin: str, records: Callable[[], Dict[str, List[Any]]]) -> None:
-        common.ResolverBase.__init__(self)
-        self.origin = origin.encode()
-        self.source = records
-        self.soa = (self.origin, dns.Record_SOA(mname=b"ns." + self.origin))  # type: ignore[assignment]
-
-    def _lookup(self, name: Any, cls: Any, type: Any, timeout: Any = None) -> Any:
-        records = {k.lower().encode(): list(v) for k, v in self.source().items()}
-        records.setdefault(self.origin, []).append(self.soa[1])  # type: ignore[index]
-        self.records = records  # type: ignore[assignment]
-        return super()._lookup(name, cls, type, timeout)
-
-
-def naptr(order: int, pref: int, service: str, replacement: str) -> Any:
-    """
-    A NAPTR record of a SIP service.
-    """
-    return dns.Record_NAPTR(order, pref, b"s", service.encode(), b"", replacement.encode())
-
-
-def srv(priority: int, weight: int, port: int, target: str) -> Any:
-    """
-    An SRV record.
-    """
-    return dns.Record_SRV(priority, weight, port, target.encode())
 
 
 def certificate(name: str, issuer: Optional[Tuple[Any, Any]] = None) -> Tuple[Any, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import List, Optional, Tuple
 
 from twisted.internet.defer import Deferred
+from twisted.names import dns
 
 from conference.app.dialout import SDP, DialOut
 from conference.auth import SIPIdentity
@@ -17,10 +18,12 @@ from conference.records import RegistrationBinding
 from conference.sip.message import Request, Response, make_response
 from conference.sip.transaction import Peer
 from tests.builders import make_request
+from tests.dnszone import srv
 from tests.unit.app.controlfixture import ALICE, BOB, CAROL, CONF, ControlFixture
 from tests.unit.app.test_confevents import document
 from tests.unit.app.test_control import Q
 from tests.unit.app.test_focus import ANSWER
+from tests.unit.transport.fakenet import LOCAL, FakeNetwork
 
 CAROL_CONTACT = "sip:carol@192.0.2.30:5070"
 
@@ -179,7 +182,10 @@ class RoutedDialOutTests(ControlFixture):
     transport and host, and attendees of other domains at their address.
     """
 
-    extra = "ATTENDEE;ROLE=REQ-PARTICIPANT:sips:erin@elsewhere.example\r\n"
+    extra = (
+        "ATTENDEE;ROLE=REQ-PARTICIPANT:sips:erin@elsewhere.example\r\n"
+        "ATTENDEE;ROLE=REQ-PARTICIPANT:sips:frank@example.com\r\n"
+    )
 
     def setUp(self) -> None:
         super().setUp()
@@ -255,6 +261,27 @@ class RoutedDialOutTests(ControlFixture):
         [(_, uri, _)] = self.route.sent
         self.assertEqual(uri, contact)
 
+    def register_frank(self, *contacts: str) -> None:
+        now = self.clock.seconds()
+        bindings = [
+            RegistrationBinding(c, now + 3600, None, f"reg-{i}", 1) for i, c in enumerate(contacts)
+        ]
+        registrations = self.stores.registrations
+        self.successResultOf(registrations.set_bindings("sip:frank@example.com", bindings, [], now))
+
+    def test_sips_user_not_downgraded(self) -> None:
+        """A served attendee written sips: with only clear-text contacts is 480; nothing is sent."""
+        self.register_frank("sip:frank@192.0.2.40:5060", "sip:frank@pc.example.com;transport=tcp")
+        self.assertEqual(self.refer("<sip:frank@example.com>").code, 480)
+        self.assertEqual((self.route.sent, self.direct), ([], []))
+
+    def test_sips_user_at_tls_contact(self) -> None:
+        """A served attendee written sips: is called at a contact over TLS only."""
+        self.register_frank("sip:frank@192.0.2.40:5060", "sip:frank@pc.example.com;transport=tls")
+        self.assertEqual(self.refer("<sip:frank@example.com>").code, 202)
+        [(_, uri, _)] = self.route.sent
+        self.assertEqual(uri, "sip:frank@pc.example.com;transport=tls")
+
     def test_unreachable(self) -> None:
         """A served attendee with no registration is still 480: served users are not guessed at."""
         self.assertEqual(self.refer("<sip:bob@example.com>").code, 480)
@@ -267,3 +294,78 @@ class RoutedDialOutTests(ControlFixture):
         d.errback(RuntimeError("INVITE to sips:erin@elsewhere.example not delivered"))
         identities = [p.identity for p in self.focus.roster.participants(CONF)]
         self.assertNotIn("sip:erin@elsewhere.example", identities)
+
+
+class NetworkDialOutTests(ControlFixture):
+    """
+    Dial-out over the real outbound path on a fake network: an attendee of
+    example.net is found by SRV, and the INVITE fails over to the next
+    target on 503 and on Timer B.
+    """
+
+    extra = "ATTENDEE;ROLE=REQ-PARTICIPANT:sip:erin@example.net\r\n"
+
+    def setUp(self) -> None:
+        super().setUp()
+        zone = {
+            "_sip._udp.example.net": [
+                srv(1, 0, 5070, "a.example.net"),
+                srv(2, 0, 5080, "b.example.net"),
+            ],
+            "a.example.net": [dns.Record_A("198.51.100.1")],
+            "b.example.net": [dns.Record_A("198.51.100.2")],
+        }
+        self.net = FakeNetwork(self.clock, zone)
+        self.moderation.dialout = DialOut(
+            self.control,
+            send_request=self.net.server.send_request,
+            send_ack=self.net.server.send,
+            local_address=self.net.server.local_address,
+            route=self.net.sender,
+            is_local=lambda aor: aor.endswith("@example.com"),
+            contact_address=lambda: LOCAL,
+        )
+        self.join(ALICE)
+        self.cseq += 1
+        refer = make_request(
+            "REFER",
+            CONF,
+            call_id="refer-net",
+            from_="<sip:alice@example.com>;tag=r1",
+            to=f"<{CONF}>",
+            headers=[("Refer-To", "<sip:erin@example.net>"), ("Contact", "<sip:a@192.0.2.10>")],
+        )
+        self.assertEqual(self.dispatch(refer, ALICE).code, 202)
+
+    def invites(self) -> List[Tuple[Request, str, int]]:
+        return self.net.requests("INVITE")
+
+    def accept(self, invite: Request, where: Tuple[str, int]) -> None:
+        headers = [("Contact", "<sip:erin@198.51.100.2:5080>"), ("Content-Type", SDP)]
+        self.net.answer(invite, where, 200, headers=headers, body=ANSWER)
+
+    def assert_joined_via_b(self) -> None:
+        [(ack, host, port)] = self.net.requests("ACK")[-1:]
+        self.assertEqual((host, port, ack.header("cseq")), ("198.51.100.2", 5080, "1 ACK"))
+        identities = [p.identity for p in self.focus.roster.participants(CONF)]
+        self.assertIn("sip:erin@example.net", identities)
+
+    def test_srv_then_503_failover(self) -> None:
+        """The priority 1 target's 503 sends the INVITE to priority 2, whose 200 joins Erin."""
+        [(first, host, port)] = self.invites()
+        self.assertEqual(
+            (str(first.uri), host, port), ("sip:erin@example.net", "198.51.100.1", 5070)
+        )
+        self.net.answer(first, (host, port), 503)
+        second, host, port = self.invites()[-1]
+        self.assertEqual((host, port), ("198.51.100.2", 5080))
+        self.accept(second, (host, port))
+        self.assert_joined_via_b()
+
+    def test_timeout_failover(self) -> None:
+        """A target that never answers (Timer B, 64*T1) is followed by the next one."""
+        self.clock.advance(32.1)
+        second, host, port = self.invites()[-1]
+        self.assertEqual((host, port), ("198.51.100.2", 5080))
+        self.accept(second, (host, port))
+        self.assert_joined_via_b()
