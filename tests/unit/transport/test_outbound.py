@@ -85,7 +85,9 @@ class FailoverTests(SynchronousTestCase):
         d = self.send()
         [(first, host, port)] = self.net.requests()
         self.assertEqual((host, port), ("198.51.100.1", 5070))
-        self.assertTrue(first.header("via").startswith(f"SIP/2.0/UDP {LOCAL[0]}:{LOCAL[1]};"))
+        self.assertTrue(
+            (first.header("via") or "").startswith(f"SIP/2.0/UDP {LOCAL[0]}:{LOCAL[1]};")
+        )
         self.clock.advance(31.9)
         self.assertEqual(len(self.net.requests()), 1)
         self.assertNoResult(d)
