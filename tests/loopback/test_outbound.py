@@ -396,6 +396,53 @@ class TLSTests(Loopback):
         self.assertEqual(answerer.received, [])
 
 
+class SecureTests(Loopback):
+    """
+    A sips: URI is never downgraded: only TLS targets (SIPS+D2T,
+    _sips._tcp) are used, however the zone offers clear-text ones.
+    """
+
+    @inlineCallbacks
+    def test_clear_text_only(self) -> Any:
+        """
+        A zone offering only UDP and TCP (NAPTR and SRV) leaves a sips: URI
+        unreachable: nothing reaches the clear-text server.
+        """
+        answerer, udp, tcp = self.foreign()
+        self.zone = {
+            "example.net": [
+                naptr(10, 10, "SIP+D2U", "_sip._udp.example.net"),
+                naptr(20, 10, "SIP+D2T", "_sip._tcp.example.net"),
+            ],
+            "_sip._udp.example.net": [srv(0, 0, udp, "sip1.example.net")],
+            "_sip._tcp.example.net": [srv(0, 0, tcp, "sip1.example.net")],
+            "sip1.example.net": [dns.Record_A("127.0.0.1")],
+        }
+        yield self.assertFailure(self.send("sips:bob@example.net"), Unreachable)
+        self.assertEqual(answerer.received, [])
+
+    @inlineCallbacks
+    def test_sips_srv_without_naptr(self) -> Any:
+        """
+        Without NAPTR records, a sips: URI asks _sips._tcp only and goes over
+        TLS, though _sip._udp names a server too; transport=tcp in a
+        sips: URI still means TLS.
+        """
+        clear, udp, _ = self.foreign()
+        secure, _, tls = self.foreign(tls_name="example.net")
+        self.zone = {
+            "_sip._udp.example.net": [srv(0, 0, udp, "sip1.example.net")],
+            "_sips._tcp.example.net": [srv(0, 0, tls, "sip2.example.net")],
+            "sip1.example.net": [dns.Record_A("127.0.0.1")],
+            "sip2.example.net": [dns.Record_A("127.0.0.1")],
+        }
+        first = yield self.send("sips:bob@example.net")
+        second = yield self.send("sips:bob@example.net;transport=tcp")
+        self.assertEqual((first.code, second.code), (200, 200))
+        self.assertEqual([t for t, _ in secure.received], ["TLS", "TLS"])
+        self.assertEqual(clear.received, [])
+
+
 class NotSIPTests(TestCase):
     """
     What is not a SIP URI is not sent.
