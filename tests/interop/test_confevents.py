@@ -54,12 +54,13 @@ class ConferenceEventsInteropTests(TestCase):
             atexit.register(shutil.rmtree, str(folder), True)
         self.proc = _server
 
-    def sipp(self, scenario: str, user: str) -> None:
+    def sipp(self, scenario: str, user: str, transport: str = "u1") -> None:
         failure = run_sipp(
             self.proc,
             scenario,
             *("-s", "conf", "-au", user, "-ap", "secret", "-auth_uri", "conf@example.com"),
             timeout=10,
+            transport=transport,
         )
         self.assertFalse(failure, failure)
         self.assertEqual(self.proc.tracebacks(), [], self.proc.log()[-3000:])
@@ -67,6 +68,10 @@ class ConferenceEventsInteropTests(TestCase):
     def test_subscribe(self) -> None:
         """SIPp subscribes as an attendee, gets the full conference-info NOTIFY, unsubscribes."""
         self.sipp("conference_subscribe.xml", "bob")
+
+    def test_subscribe_tcp(self) -> None:
+        """Over TCP, the NOTIFYs come back on the connection SIPp opened (the outbound path)."""
+        self.sipp("conference_subscribe.xml", "bob", "t1")
 
     def test_refer_refused(self) -> None:
         """A REFER by a participant is 403, one naming the conference is 482."""
