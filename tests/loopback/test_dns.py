@@ -131,33 +131,81 @@ class LookupTests(SynchronousTestCase):
             self.assertEqual(records, [])
 
 
+class Truncating(dns.DNSDatagramProtocol):
+    """
+    A DNS server's UDP side that answers every query truncated and empty,
+    so the client asks again over TCP.
+    """
+
+    def writeMessage(self, message: Any, address: Any) -> None:
+        message.trunc = 1
+        message.answers = []
+        super().writeMessage(message, address)
+
+
 class QuietResolverTests(TestCase):
     """
     A lookup through a real C{twisted.names} server on loopback logs
-    nothing about the UDP port each query opens and closes.
+    nothing about the UDP port each query opens and closes, nor about the
+    TCP connection of a truncated answer.
     """
 
-    @inlineCallbacks
-    def test_no_port_noise(self) -> Generator[Deferred[Any], Any, None]:
-        """The answer comes back and no 'starting on', 'Closed' or protocol line is logged."""
-        zone = {"sip.example.net": [dns.Record_A("192.0.2.5")]}
+    def serve(self, udp: Any) -> int:
+        """
+        Serve a zone with a big answer on a loopback UDP port (through
+        C{udp}) and TCP on the same port number; returns the port.
+        """
+        many = [dns.Record_A(f"192.0.2.{i}") for i in range(1, 41)]
+        zone = {"sip.example.net": [dns.Record_A("192.0.2.5")], "big.example.net": many}
         factory = server.DNSServerFactory(authorities=[LiveZone("example.net", lambda: zone)])
-        listening = reactor.listenUDP(0, dns.DNSDatagramProtocol(factory), interface="127.0.0.1")
+        listening = reactor.listenUDP(0, udp(factory), interface="127.0.0.1")
         self.addCleanup(listening.stopListening)
+        port = int(listening.getHost().port)
+        stream = reactor.listenTCP(port, factory, interface="127.0.0.1")
+        self.addCleanup(stream.stopListening)
+        return port
+
+    def capture(self) -> List[str]:
+        """
+        The log lines about ports, protocols and factories from now on.
+        """
         seen: List[str] = []
 
         @implementer(ILogObserver)
         def observe(event: Dict[str, Any]) -> None:
             text = formatEvent(event) or ""
-            if "DNSDatagramProtocol" in text or "UDP Port" in text:
+            if any(word in text for word in ("DNSDatagramProtocol", "Port", "factory", "protocol")):
                 seen.append(text)
 
         globalLogPublisher.addObserver(observe)
         self.addCleanup(globalLogPublisher.removeObserver, observe)
-        resolver = make_resolver(("127.0.0.1", listening.getHost().port), reactor)
+        return seen
+
+    @inlineCallbacks
+    def test_no_port_noise(self) -> Generator[Deferred[Any], Any, None]:
+        """The answer comes back and no 'starting on', 'Closed' or protocol line is logged."""
+        port = self.serve(dns.DNSDatagramProtocol)
+        seen = self.capture()
+        resolver = make_resolver(("127.0.0.1", port), reactor)
         lookup = DNSLookup(lambda: resolver)
         for _ in range(3):
             records = yield ensureDeferred(lookup.query(Query("sip.example.net", "A")))
             self.assertEqual(records, [Address("192.0.2.5")])
+        yield deferLater(reactor, 0.05, lambda: None)
+        self.assertEqual(seen, [])
+
+    @inlineCallbacks
+    def test_tcp_fallback_quiet(self) -> Generator[Deferred[Any], Any, None]:
+        """A truncated answer is asked again over TCP, and no factory line is logged either."""
+        port = self.serve(Truncating)
+        seen = self.capture()
+        resolver: Any = make_resolver(("127.0.0.1", port), reactor)
+        lookup = DNSLookup(lambda: resolver)
+        for _ in range(2):
+            records = yield ensureDeferred(lookup.query(Query("big.example.net", "A")))
+            self.assertEqual(len(records), 40)
+        self.assertEqual(len(resolver.connections), 1)  # it went over TCP
+        for connection in resolver.connections:
+            connection.transport.loseConnection()
         yield deferLater(reactor, 0.05, lambda: None)
         self.assertEqual(seen, [])
