@@ -7,6 +7,7 @@ and a real CalDAV server, Radicale, started on loopback.
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import os
 import socket
@@ -16,12 +17,14 @@ import time
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta, timezone
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.internet.task import Clock
+from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
+from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from conference.app.caldav import (
@@ -44,8 +47,9 @@ from conference.sip.errors import RemoteProtocolError
 from conference.sip.message import Request
 from conference.store import Stores
 from conference.store.memory import MemoryConferenceStore
-from tests.unit.app.calendars import conference_ical, conference_record
+from tests.unit.app.calendars import T0, conference_ical, conference_record
 from tests.unit.app.test_focus import PEER, FocusFixture
+from tests.unit.app.test_scheduler import ROOM, Harness, attendee_of_reply, xcal
 
 reactor: Any = _reactor
 UTC = timezone.utc
@@ -295,7 +299,7 @@ class RadicaleTests(TestCase):
         self.port = free_port()
         users = os.path.join(folder, "users")
         with open(users, "w", encoding="utf-8") as f:
-            f.write("alice:secret\n")
+            f.write("alice:secret\nconf:secret\n")
         config = os.path.join(folder, "config")
         with open(config, "w", encoding="utf-8") as f:
             f.write(
@@ -333,12 +337,15 @@ class RadicaleTests(TestCase):
         if self.process.stderr is not None:
             self.process.stderr.close()
 
-    def http(self, method: str, url: str, body: bytes = b"", ctype: str = "") -> int:
+    def http(
+        self, method: str, url: str, body: bytes = b"", ctype: str = "", user: str = "alice"
+    ) -> int:
         """
-        A blocking HTTP request as alice (test set-up only).
+        A blocking HTTP request as C{user} (test set-up only).
         """
         request = urllib.request.Request(url, data=body or None, method=method)
-        request.add_header("Authorization", "Basic YWxpY2U6c2VjcmV0")
+        token = base64.b64encode(f"{user}:secret".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
         if ctype:
             request.add_header("Content-Type", ctype)
         with urllib.request.urlopen(request, timeout=10) as answer:
@@ -407,6 +414,38 @@ class RadicaleTests(TestCase):
         self.assertFalse(overlaps_busy(free, busy, utc_datetime(now), window))
 
     @inlineCallbacks
+    def test_scheduler_declines_busy_room(self) -> Any:
+        """
+        The scheduler, reading a room's Radicale calendar, DECLINES a new
+        booking over an event there and ACCEPTS one a day later.
+        """
+        room = f"http://127.0.0.1:{self.port}/conf/calendar/"
+        self.http("MKCALENDAR", room, user="conf")
+        taken = event("taken", T0 + timedelta(minutes=15)).encode()
+        self.http("PUT", room + "taken.ics", taken, "text/calendar", user="conf")
+        h = Harness()
+        source = CalDAVFreeBusy(
+            f"http://127.0.0.1:{self.port}/{{user}}/calendar/",
+            reactor=reactor,
+            credentials=("conf", "secret"),
+            timeout=10.0,
+            window=timedelta(days=30),
+        )
+        h.handler.external_busy = source.busy
+        h.handler.external_window = source.window
+        response = yield h.deliver(xcal(conference_ical(room=ROOM)))
+        self.assertEqual(response.code, 200)
+        ((_, calendar),) = h.outgoing()
+        self.assertEqual(attendee_of_reply(calendar), (ROOM, "DECLINED"))
+        self.assertIsNone(h.record())
+        later = conference_ical(room=ROOM, uid="later@example.com", start=T0 + timedelta(days=1))
+        response = yield h.deliver(xcal(later))
+        self.assertEqual(response.code, 200)
+        ((_, calendar),) = h.outgoing()
+        self.assertEqual(attendee_of_reply(calendar), (ROOM, "ACCEPTED"))
+        self.assertIsNotNone(h.record())
+
+    @inlineCallbacks
     def test_wrong_password(self) -> Any:
         """A refused login (401) gives no busy time, and no error."""
         source = self.source()
@@ -462,6 +501,78 @@ class BusyPathTests(FocusFixture):
         self.clock.advance(2.0)
         failure = self.failureResultOf(result, RemoteProtocolError)
         self.assertEqual(failure.value.status, 404)  # nothing known of bob here
+
+
+class SchedulerTests(SynchronousTestCase):
+    """
+    The scheduler's booking check of a room against its CalDAV busy time,
+    through L{CalDAVFreeBusy} with a fake agent: the same cache and
+    timeout as the busy path, and a MESSAGE never held past the timeout.
+    """
+
+    def setUp(self) -> None:
+        self.h = Harness()
+        self.warnings: List[str] = []
+
+        @implementer(ILogObserver)
+        def observe(event: Dict[str, Any]) -> None:
+            if event.get("log_level") == LogLevel.warn:
+                self.warnings.append(formatEvent(event) or "")
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+
+    def source(self, *answers: Optional[Response]) -> Agent:
+        """
+        Give the scheduler a CalDAV source whose agent answers C{answers}.
+        """
+        agent = Agent(*answers)
+        source = CalDAVFreeBusy(
+            "http://cal.example/{user}/calendar/",
+            reactor=self.h.clock,
+            agent=agent,
+            timeout=2.0,
+            window=timedelta(days=30),
+        )
+        self.h.handler.external_busy = source.busy
+        self.h.handler.external_window = source.window
+        return agent
+
+    def test_busy_declined(self) -> None:
+        """The room's free-busy-query answer is busy then: DECLINED, nothing stored."""
+        agent = self.source(Response(200, "text/calendar", FREEBUSY))
+        self.assertEqual(self.h.schedule(room=ROOM).code, 200)
+        ((_, calendar),) = self.h.outgoing()
+        self.assertEqual(attendee_of_reply(calendar), (ROOM, "DECLINED"))
+        self.assertIsNone(self.h.record())
+        self.assertEqual(agent.requests[0][1], b"http://cal.example/conf/calendar/")
+
+    def test_hang_degrades(self) -> None:
+        """
+        A CalDAV server that never answers holds the MESSAGE for the timeout
+        only; the booking is then decided on local data, and that is logged.
+        """
+        self.source(None)
+        d = self.h.deliver(xcal(conference_ical(room=ROOM)))
+        self.assertNoResult(d)
+        self.h.clock.advance(2.0)
+        self.assertEqual(self.successResultOf(d).code, 200)
+        ((_, calendar),) = self.h.outgoing()
+        self.assertEqual(attendee_of_reply(calendar), (ROOM, "ACCEPTED"))
+        self.assertIsNotNone(self.h.record())
+        [line] = self.warnings
+        self.assertIn(f"CalDAV free/busy of {ROOM} unavailable", line)
+
+    def test_cached(self) -> None:
+        """A second booking within the cache's lifetime (at a FREE hour) asks the server nothing."""
+        agent = self.source(Response(200, "text/calendar", FREEBUSY))
+        self.h.schedule(room=ROOM)
+        self.h.outgoing()
+        later = conference_ical(room=ROOM, uid="later@example.com", start=T0 + timedelta(days=3))
+        self.assertEqual(self.h.message(xcal(later)).code, 200)
+        ((_, calendar),) = self.h.outgoing()
+        self.assertEqual(attendee_of_reply(calendar), (ROOM, "ACCEPTED"))
+        self.assertEqual(len(agent.requests), 1)
 
 
 class MirrorTests(SynchronousTestCase):

@@ -161,14 +161,17 @@ class Harness:
         binding = RegistrationBinding(contact, now + 3600 * 24 * 400, None, "c", 1)
         self.stores.registrations.set_bindings(aor, [binding], [], now)
 
-    def message(
+    def deliver(
         self,
         body: bytes,
         identity: Optional[SIPIdentity] = ALICE,
         uri: str = ROOM,
         content_type: str = XCAL,
         to: Optional[str] = None,
-    ) -> Response:
+    ) -> Deferred[Response]:
+        """
+        Dispatch a MESSAGE; the answer, which may come later.
+        """
         request = make_request(
             "MESSAGE",
             uri,
@@ -178,11 +181,18 @@ class Harness:
         )
         context = RequestContext(PEER, self.clock.seconds(), identity=identity)
         answer = self.router.dispatch(request, context)
+        return answer if isinstance(answer, Deferred) else succeed(answer)
+
+    def message(
+        self,
+        body: bytes,
+        identity: Optional[SIPIdentity] = ALICE,
+        uri: str = ROOM,
+        content_type: str = XCAL,
+        to: Optional[str] = None,
+    ) -> Response:
         out: List[Any] = []
-        if isinstance(answer, Deferred):
-            answer.addBoth(out.append)
-        else:
-            out.append(answer)
+        self.deliver(body, identity, uri, content_type, to).addBoth(out.append)
         assert out and isinstance(out[0], Response), out
         return out[0]
 
