@@ -13,6 +13,7 @@ does not answer (Timer B/F) or answers 503 is followed by the next one
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Any, Callable, FrozenSet, List, Optional, Sequence, Set, Tuple, Union
 
 from twisted.internet.defer import Deferred
@@ -24,7 +25,7 @@ from conference.sip.message import Request, Response
 from conference.sip.transaction import Peer
 from conference.sip.transaction_model import new_branch
 from conference.sip.uri import SIPURI, parse_uri
-from conference.transport.connector import Connector
+from conference.transport.connector import ConnectionFailed, Connector
 from conference.transport.dns import DNSLookup, make_resolver
 from conference.transport.server import SIPServer
 from conference.transport.stream import SIPStreamFactory
@@ -34,6 +35,11 @@ log = Logger()
 #: The UDP port requests leave from: its key in C{SIPServer.senders} and
 #: the host and port for Via; L{None} while none listens.
 UDPEndpoint = Tuple[Any, str, int]
+
+
+#: The largest request sent over UDP when TCP could carry it (RFC 3261
+#: section 18.1.1: 1300 bytes when the path MTU is unknown).
+MAX_UDP_REQUEST = 1300
 
 
 class Unreachable(Exception):
@@ -221,15 +227,38 @@ class OutboundSender:
                 raise Unreachable("no UDP port listening")
             key, host, port = endpoint
             peer = Peer("UDP", target.host, target.port, key)
-            local = (host, port)
-        else:
-            if self.connector is None:
-                raise Unreachable(f"{target.transport} is not used")
-            connection = await self.connector.connect(target)
-            peer = Peer(target.transport.upper(), target.host, target.port, connection)
-            local = connection.local_address()
+            attempt = with_via(request, "UDP", (host, port), self.branch_factory())
+            if self._too_big(attempt):
+                # RFC 3261 section 18.1.1: over TCP to the same address and
+                # port; UDP again only when no connection can be made.
+                try:
+                    return await self._attempt(request, replace(target, transport="tcp"))
+                except ConnectionFailed as e:
+                    log.info(
+                        "{method} of {size} bytes: no TCP to {host}:{port} ({why}), sent over UDP",
+                        method=request.method,
+                        size=len(attempt.to_bytes()),
+                        host=target.host,
+                        port=target.port,
+                        why=str(e),
+                    )
+            return await self.server.send_request(attempt, peer), peer
+        if self.connector is None:
+            raise Unreachable(f"{target.transport} is not used")
+        connection = await self.connector.connect(target)
+        peer = Peer(target.transport.upper(), target.host, target.port, connection)
+        local = connection.local_address()
         attempt = with_via(request, peer.transport, local, self.branch_factory())
         return await self.server.send_request(attempt, peer), peer
+
+    def _too_big(self, request: Request) -> bool:
+        """
+        Whether C{request} is larger than UDP may carry with an unknown
+        path MTU (RFC 3261 section 18.1.1) and TCP can be used instead.
+        """
+        if self.connector is None or "tcp" not in self.transports:
+            return False
+        return len(request.to_bytes()) > MAX_UDP_REQUEST
 
 
 def with_via(request: Request, transport: str, local: Tuple[str, int], branch: str) -> Request:
@@ -302,6 +331,7 @@ def _show(target: Union[Target, Peer]) -> str:
 
 
 __all__ = [
+    "MAX_UDP_REQUEST",
     "OutboundSender",
     "UDPEndpoint",
     "Unreachable",

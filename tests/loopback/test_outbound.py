@@ -171,13 +171,13 @@ class Loopback(TestCase):
         self.addCleanup(stream.stopListening)
         return sip.router.answerer, int(udp.getHost().port), int(stream.getHost().port)  # type: ignore[attr-defined]
 
-    def message(self, uri: str) -> Request:
+    def message(self, uri: str, body: bytes = b"hello") -> Request:
         """
         A MESSAGE from example.com to C{uri}, without a Via.
         """
         target = parse_uri(uri)
         assert isinstance(target, SIPURI)
-        request = Request("MESSAGE", target, b"hello")
+        request = Request("MESSAGE", target, body)
         request.add_header("Max-Forwards", "70")
         request.add_header("From", f"<sip:conf@example.com>;tag={new_tag()}")
         request.add_header("To", f"<{uri}>")
@@ -394,6 +394,58 @@ class TLSTests(Loopback):
         error = yield self.assertFailure(self.send("sips:bob@example.net"), Unreachable)
         self.assertIn("TLS 127.0.0.1", str(error))
         self.assertEqual(answerer.received, [])
+
+
+class SizeTests(Loopback):
+    """
+    RFC 3261 section 18.1.1: a request over 1300 bytes that DNS sends to a
+    UDP target goes over TCP to the same address and port, and over UDP
+    only when no TCP connection can be made.
+    """
+
+    def big(self, port: int) -> Deferred[Response]:
+        self.zone = {
+            "_sip._udp.example.net": [srv(0, 0, port, "sip1.example.net")],
+            "sip1.example.net": [dns.Record_A("127.0.0.1")],
+        }
+        uri = "sip:bob@example.net"
+        return self.sender.send_to(self.message(uri, b"x" * 2000), uri)
+
+    @inlineCallbacks
+    def test_big_over_tcp(self) -> Any:
+        """A 2 kB MESSAGE to a UDP target reaches the TCP listener on its port."""
+        sip, udp = self.sip_server(["example.net"], 200)
+        port = int(udp.getHost().port)
+        stream = reactor.listenTCP(port, SIPStreamFactory(sip, reactor), interface="127.0.0.1")
+        self.addCleanup(stream.stopListening)
+        response = yield self.big(port)
+        self.assertEqual(response.code, 200)
+        [(transport, request)] = sip.router.answerer.received  # type: ignore[attr-defined]
+        self.assertEqual(transport, "TCP")
+        self.assertTrue(str(request.header("via")).startswith("SIP/2.0/TCP "))
+
+    @inlineCallbacks
+    def test_big_over_udp_without_tcp(self) -> Any:
+        """With nothing listening on TCP there, the big MESSAGE goes over UDP after all."""
+        answerer, udp, _ = self.foreign()
+        response = yield self.big(udp)
+        self.assertEqual(response.code, 200)
+        self.assertEqual([t for t, _ in answerer.received], ["UDP"])
+
+    @inlineCallbacks
+    def test_small_stays_udp(self) -> Any:
+        """A small request to a UDP target is sent over UDP."""
+        sip, udp = self.sip_server(["example.net"], 200)
+        port = int(udp.getHost().port)
+        stream = reactor.listenTCP(port, SIPStreamFactory(sip, reactor), interface="127.0.0.1")
+        self.addCleanup(stream.stopListening)
+        self.zone = {
+            "_sip._udp.example.net": [srv(0, 0, port, "sip1.example.net")],
+            "sip1.example.net": [dns.Record_A("127.0.0.1")],
+        }
+        response = yield self.send("sip:bob@example.net")
+        self.assertEqual(response.code, 200)
+        self.assertEqual([t for t, _ in sip.router.answerer.received], ["UDP"])  # type: ignore[attr-defined]
 
 
 class SecureTests(Loopback):
