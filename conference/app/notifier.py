@@ -107,7 +107,8 @@ class Watch:
     @ivar peer: where NOTIFYs go without an outbound route.
     @ivar source: where the SUBSCRIBE (or its last refresh) came from.
     @ivar answered_by: with an outbound route, the peer that answered the
-        last NOTIFY (tried first for the next one), or L{None}.
+        last NOTIFY (tried first for the next one while the next hop is
+        still C{answered_hop}), or L{None}.
     @ivar final: the termination reason once it is ending, else L{None}.
     @ivar shown: what the package last sent (for partial notifications).
     @ivar version: how many documents the package has sent (RFC 4575
@@ -135,6 +136,7 @@ class Watch:
         self.peer = peer
         self.source = peer
         self.answered_by: Optional[Peer] = None
+        self.answered_hop = ""
         self.sent_by = sent_by
         self.final: Optional[str] = None
         self.busy = False
@@ -473,14 +475,16 @@ class Notifier:
         """
         assert self.route is not None
         source = watch.source
-        first = watch.answered_by
+        # The peer that answered is kept while the hop stays (a refresh
+        # may name another Contact).
+        first = watch.answered_by if watch.answered_hop == str(hop) else None
         if first is None and source.reliable and not watch.dialog.route_set:
             first = source
         d = self.route.send_in_dialog(request, hop, first=first, last=source)
 
         def answered(result: Tuple[Response, Peer]) -> Response:
             response, peer = result
-            watch.answered_by = peer
+            watch.answered_by, watch.answered_hop = peer, str(hop)
             return response
 
         return d.addCallback(answered)

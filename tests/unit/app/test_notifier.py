@@ -210,6 +210,26 @@ class RoutedNotifyTests(SynchronousTestCase):
         _, _, first, last = self.route.sent[-1]
         self.assertEqual((first, last), (there, PEER))
 
+    def test_new_contact_resolved_again(self) -> None:
+        """A refresh naming another Contact makes it the hop; the old answering peer is dropped."""
+        request, _, _, _ = self.subscribe()
+        self.answer(Peer("UDP", "198.51.100.1", 5060, "udp"))
+        [watch] = self.notifier.watches()
+        refresh = make_request(
+            "SUBSCRIBE",
+            "sip:conf@example.com",
+            call_id=request.call_id,
+            cseq=2,
+            to=f"<sip:conf@example.com>;tag={watch.dialog.local_tag}",
+            headers=[("Contact", "<sip:bob@laptop.example.net>"), ("Event", "counter")],
+        )
+        self.notifier.refresh(
+            refresh, RequestContext(PEER, 1.0), "sip:bob@example.net", None, 600, same=str.__eq__
+        )
+        self.clock.advance(0)
+        _, hop, first, last = self.route.sent[-1]
+        self.assertEqual((str(hop), first, last), ("sip:bob@laptop.example.net", None, PEER))
+
     def test_refresh_from_another_flow(self) -> None:
         """A refresh over another connection makes that one the source and forgets the old peer."""
         request, _, _, _ = self.subscribe()
