@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import List, Tuple
 
 from twisted.internet.defer import Deferred
+from twisted.names import dns
 
 from conference.app.autodial import AutoDialOut
 from conference.app.dialout import DialOut
@@ -17,8 +18,10 @@ from conference.calendar.recurrence import MAX_STEPS, Budget
 from conference.records import ConferenceRecord, RegistrationBinding
 from conference.sip.message import Request, Response
 from conference.sip.transaction import Peer
+from tests.dnszone import srv
 from tests.unit.app.calendars import T0
 from tests.unit.app.controlfixture import CONF, ControlFixture
+from tests.unit.transport.fakenet import LOCAL, FakeNetwork
 
 
 class AutoDialOutTests(ControlFixture):
@@ -108,3 +111,50 @@ class AutoDialOutTests(ControlFixture):
         self.assertEqual(Budget.total - before, spent)  # the failure is cached
         self.clock.advance(7200)
         self.assertEqual(self.invites, [])
+
+
+class NetworkAutoDialOutTests(ControlFixture):
+    """
+    Calls at DTSTART over the real outbound path on a fake network: a
+    served attendee at a contact with a host name, an attendee of
+    example.net at their address, both located by DNS (RFC 3263).
+    """
+
+    extra = "ATTENDEE;ROLE=REQ-PARTICIPANT:sip:erin@example.net\r\nX-CONFERENCE-DIAL-OUT:TRUE\r\n"
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.clock.advance(T0.timestamp() - 3600 - self.clock.seconds())
+        zone = {
+            "_sip._udp.example.net": [srv(1, 0, 5070, "a.example.net")],
+            "a.example.net": [dns.Record_A("198.51.100.1")],
+            "bob-pc.example.net": [dns.Record_A("198.51.100.20")],
+        }
+        self.net = FakeNetwork(self.clock, zone)
+        dialout = DialOut(
+            self.control,
+            send_request=self.net.server.send_request,
+            send_ack=self.net.server.send,
+            local_address=self.net.server.local_address,
+            route=self.net.sender,
+            is_local=lambda aor: aor.endswith("@example.com"),
+            contact_address=lambda: LOCAL,
+        )
+        self.autodial = AutoDialOut(dialout, self.clock)
+        now = self.clock.seconds()
+        binding = RegistrationBinding("sip:bob@bob-pc.example.net", now + 86400, None, "r", 1)
+        registrations = self.stores.registrations
+        self.successResultOf(registrations.set_bindings("sip:bob@example.com", [binding], [], now))
+
+    def test_called_by_dns(self) -> None:
+        """At DTSTART Bob's named contact and Erin's domain are resolved and INVITEd."""
+        self.successResultOf(self.autodial.start())
+        self.clock.advance(3600)
+        sent = sorted((str(r.uri), host, port) for r, host, port in self.net.requests("INVITE"))
+        self.assertEqual(
+            sent,
+            [
+                ("sip:bob@bob-pc.example.net", "198.51.100.20", 5060),
+                ("sip:erin@example.net", "198.51.100.1", 5070),
+            ],
+        )
