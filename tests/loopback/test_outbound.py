@@ -91,6 +91,22 @@ def certificate(name: str, issuer: Optional[Tuple[Any, Any]] = None) -> Tuple[An
     return builder.sign(signer_key, hashes.SHA256()), key
 
 
+def clear_text_zone(udp: int, tcp: int, *, udp_order: int, tcp_order: int) -> Dict[str, List[Any]]:
+    """
+    example.net offering SIP over UDP and TCP (NAPTR of these orders, SRV)
+    on sip1.example.net, 127.0.0.1.
+    """
+    return {
+        "example.net": [
+            naptr(udp_order, 10, "SIP+D2U", "_sip._udp.example.net"),
+            naptr(tcp_order, 10, "SIP+D2T", "_sip._tcp.example.net"),
+        ],
+        "_sip._udp.example.net": [srv(0, 0, udp, "sip1.example.net")],
+        "_sip._tcp.example.net": [srv(0, 0, tcp, "sip1.example.net")],
+        "sip1.example.net": [dns.Record_A("127.0.0.1")],
+    }
+
+
 class Loopback(TestCase):
     """
     Our server (example.com) with a UDP port and the outbound sender, a
@@ -235,15 +251,7 @@ class ResolutionTests(Loopback):
         TCP connection is reused for the next request.
         """
         answerer, udp, tcp = self.foreign()
-        self.zone = {
-            "example.net": [
-                naptr(20, 10, "SIP+D2U", "_sip._udp.example.net"),
-                naptr(10, 10, "SIP+D2T", "_sip._tcp.example.net"),
-            ],
-            "_sip._udp.example.net": [srv(0, 0, udp, "sip1.example.net")],
-            "_sip._tcp.example.net": [srv(0, 0, tcp, "sip1.example.net")],
-            "sip1.example.net": [dns.Record_A("127.0.0.1")],
-        }
+        self.zone = clear_text_zone(udp, tcp, udp_order=20, tcp_order=10)
         first = yield self.send("sip:bob@example.net")
         second = yield self.send("sip:carol@example.net")
         self.assertEqual((first.code, second.code), (200, 200))
@@ -461,15 +469,7 @@ class SecureTests(Loopback):
         unreachable: nothing reaches the clear-text server.
         """
         answerer, udp, tcp = self.foreign()
-        self.zone = {
-            "example.net": [
-                naptr(10, 10, "SIP+D2U", "_sip._udp.example.net"),
-                naptr(20, 10, "SIP+D2T", "_sip._tcp.example.net"),
-            ],
-            "_sip._udp.example.net": [srv(0, 0, udp, "sip1.example.net")],
-            "_sip._tcp.example.net": [srv(0, 0, tcp, "sip1.example.net")],
-            "sip1.example.net": [dns.Record_A("127.0.0.1")],
-        }
+        self.zone = clear_text_zone(udp, tcp, udp_order=10, tcp_order=20)
         yield self.assertFailure(self.send("sips:bob@example.net"), Unreachable)
         self.assertEqual(answerer.received, [])
 

@@ -21,7 +21,7 @@ from conference.sip.transaction import Peer
 from tests.dnszone import srv
 from tests.unit.app.calendars import T0
 from tests.unit.app.controlfixture import CONF, ControlFixture
-from tests.unit.transport.fakenet import LOCAL, FakeNetwork
+from tests.unit.transport.fakenet import FakeNetwork
 
 
 class AutoDialOutTests(ControlFixture):
@@ -131,16 +131,7 @@ class NetworkAutoDialOutTests(ControlFixture):
             "bob-pc.example.net": [dns.Record_A("198.51.100.20")],
         }
         self.net = FakeNetwork(self.clock, zone)
-        dialout = DialOut(
-            self.control,
-            send_request=self.net.server.send_request,
-            send_ack=self.net.server.send,
-            local_address=self.net.server.local_address,
-            route=self.net.sender,
-            is_local=lambda aor: aor.endswith("@example.com"),
-            contact_address=lambda: LOCAL,
-        )
-        self.autodial = AutoDialOut(dialout, self.clock)
+        self.autodial = AutoDialOut(self.net.dialout(self.control), self.clock)
         now = self.clock.seconds()
         binding = RegistrationBinding("sip:bob@bob-pc.example.net", now + 86400, None, "r", 1)
         registrations = self.stores.registrations

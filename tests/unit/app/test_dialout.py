@@ -23,7 +23,7 @@ from tests.unit.app.controlfixture import ALICE, BOB, CAROL, CONF, ControlFixtur
 from tests.unit.app.test_confevents import document
 from tests.unit.app.test_control import Q
 from tests.unit.app.test_focus import ANSWER
-from tests.unit.transport.fakenet import LOCAL, FakeNetwork
+from tests.unit.transport.fakenet import FakeNetwork
 
 CAROL_CONTACT = "sip:carol@192.0.2.30:5070"
 
@@ -316,15 +316,7 @@ class NetworkDialOutTests(ControlFixture):
             "b.example.net": [dns.Record_A("198.51.100.2")],
         }
         self.net = FakeNetwork(self.clock, zone)
-        self.moderation.dialout = DialOut(
-            self.control,
-            send_request=self.net.server.send_request,
-            send_ack=self.net.server.send,
-            local_address=self.net.server.local_address,
-            route=self.net.sender,
-            is_local=lambda aor: aor.endswith("@example.com"),
-            contact_address=lambda: LOCAL,
-        )
+        self.moderation.dialout = self.net.dialout(self.control)
         self.join(ALICE)
         self.cseq += 1
         refer = make_request(

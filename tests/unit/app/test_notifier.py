@@ -171,6 +171,21 @@ class RoutedNotifyTests(SynchronousTestCase):
         request = self.route.sent[-1][0]
         self.route.waiting[-1].callback((make_response(request, code), peer))
 
+    def refresh(self, request: Request, watch: Watch, contact: str, peer: Peer) -> None:
+        """
+        Refresh the subscription C{request} made, with C{contact}, from C{peer}.
+        """
+        refresh = make_request(
+            "SUBSCRIBE",
+            "sip:conf@example.com",
+            call_id=request.call_id,
+            cseq=2,
+            to=f"<sip:conf@example.com>;tag={watch.dialog.local_tag}",
+            headers=[("Contact", contact), ("Event", "counter")],
+        )
+        context = RequestContext(peer, 1.0)
+        self.notifier.refresh(refresh, context, "sip:bob@example.net", None, 600, same=str.__eq__)
+
     def test_contact_resolved(self) -> None:
         """Over UDP without a route set: the Contact is the hop, the source the last resort."""
         request, hop, first, last = self.subscribe()
@@ -215,17 +230,7 @@ class RoutedNotifyTests(SynchronousTestCase):
         request, _, _, _ = self.subscribe()
         self.answer(Peer("UDP", "198.51.100.1", 5060, "udp"))
         [watch] = self.notifier.watches()
-        refresh = make_request(
-            "SUBSCRIBE",
-            "sip:conf@example.com",
-            call_id=request.call_id,
-            cseq=2,
-            to=f"<sip:conf@example.com>;tag={watch.dialog.local_tag}",
-            headers=[("Contact", "<sip:bob@laptop.example.net>"), ("Event", "counter")],
-        )
-        self.notifier.refresh(
-            refresh, RequestContext(PEER, 1.0), "sip:bob@example.net", None, 600, same=str.__eq__
-        )
+        self.refresh(request, watch, "<sip:bob@laptop.example.net>", PEER)
         self.clock.advance(0)
         _, hop, first, last = self.route.sent[-1]
         self.assertEqual((str(hop), first, last), ("sip:bob@laptop.example.net", None, PEER))
@@ -236,17 +241,7 @@ class RoutedNotifyTests(SynchronousTestCase):
         self.answer(Peer("UDP", "198.51.100.1", 5060, "udp"))
         [watch] = self.notifier.watches()
         moved = Peer("UDP", "192.0.2.77", 5090, "udp")
-        refresh = make_request(
-            "SUBSCRIBE",
-            "sip:conf@example.com",
-            call_id=request.call_id,
-            cseq=2,
-            to=f"<sip:conf@example.com>;tag={watch.dialog.local_tag}",
-            headers=[("Contact", "<sip:bob@pc.example.net>"), ("Event", "counter")],
-        )
-        self.notifier.refresh(
-            refresh, RequestContext(moved, 1.0), "sip:bob@example.net", None, 600, same=str.__eq__
-        )
+        self.refresh(request, watch, "<sip:bob@pc.example.net>", moved)
         self.clock.advance(0)
         _, _, first, last = self.route.sent[-1]
         self.assertEqual((first, last), (None, moved))

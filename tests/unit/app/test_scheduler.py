@@ -183,16 +183,12 @@ class Harness:
         answer = self.router.dispatch(request, context)
         return answer if isinstance(answer, Deferred) else succeed(answer)
 
-    def message(
-        self,
-        body: bytes,
-        identity: Optional[SIPIdentity] = ALICE,
-        uri: str = ROOM,
-        content_type: str = XCAL,
-        to: Optional[str] = None,
-    ) -> Response:
+    def message(self, body: bytes, *args: Any, **kwargs: Any) -> Response:
+        """
+        L{deliver}, answered at once.
+        """
         out: List[Any] = []
-        self.deliver(body, identity, uri, content_type, to).addBoth(out.append)
+        self.deliver(body, *args, **kwargs).addBoth(out.append)
         assert out and isinstance(out[0], Response), out
         return out[0]
 

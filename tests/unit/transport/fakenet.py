@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from conference.app.core import CoreRouter
+from conference.app.dialout import DialOut
 from conference.sip.message import Request, make_response
 from conference.sip.parser import parse_datagram
 from conference.sip.transaction import Peer, TransactionLayer
@@ -67,6 +68,21 @@ class FakeNetwork:
         lookup = DNSLookup(lambda: LiveZone("example.net", lambda: self.zone))
         self.sender = OutboundSender(
             self.server, lookup, None, udp=lambda: (self.udp, *self.udp.local)
+        )
+
+    def dialout(self, control: Any) -> DialOut:
+        """
+        The focus's dial-out over this network's outbound path (users of
+        example.com are served here).
+        """
+        return DialOut(
+            control,
+            send_request=self.server.send_request,
+            send_ack=self.server.send,
+            local_address=self.server.local_address,
+            route=self.sender,
+            is_local=lambda aor: aor.endswith("@example.com"),
+            contact_address=lambda: LOCAL,
         )
 
     def requests(self, method: Optional[str] = None) -> List[Tuple[Request, str, int]]:
