@@ -79,16 +79,22 @@ class Delivery:
     note: str = ""
 
 
-def udp_endpoint_of(service: Any) -> Callable[[], Optional[UDPEndpoint]]:
+def udp_endpoint_of(service: Any) -> Callable[..., Optional[UDPEndpoint]]:
     """
     A lookup of the first UDP port of a L{conference.service.ConferenceService}
-    (made lazily: the ports listen only after the handlers are built).
+    (made lazily: the ports listen only after the handlers are built); given
+    the address a datagram goes to, the first port of that address's family
+    (an IPv4 socket cannot send to an IPv6 address, nor the reverse).
     """
 
-    def lookup() -> Optional[UDPEndpoint]:
+    def lookup(to: Optional[str] = None) -> Optional[UDPEndpoint]:
         ports = list(service.udp_ports)
         if not ports:
             return None
+        if to is not None:
+            v6 = ":" in to
+            same = [p for p in ports if (":" in str(getattr(p.getHost(), "host", ""))) == v6]
+            ports = same or ports
         port = ports[0]
         protocol = getattr(port, "protocol", None)
         address = port.getHost()

@@ -62,7 +62,7 @@ class OutboundSender:
         lookup: DNSLookup,
         connector: Optional[Connector],
         *,
-        udp: Callable[[], Optional[UDPEndpoint]],
+        udp: Callable[..., Optional[UDPEndpoint]],
         own: Callable[[], FrozenSet[Tuple[str, int]]] = frozenset,
         transports: Tuple[str, ...] = ("udp", "tcp", "tls"),
         branch_factory: Callable[[], str] = new_branch,
@@ -70,7 +70,8 @@ class OutboundSender:
     ) -> None:
         """
         @param connector: opens TCP and TLS connections; L{None}: UDP only.
-        @param udp: the UDP port to send from (L{None}: no UDP).
+        @param udp: the UDP port to send from (L{None}: no UDP), called
+            with the address to send to (the port must be of its family).
         @param own: our own addresses, never sent to.
         """
         self.server = server
@@ -215,14 +216,14 @@ class OutboundSender:
         """
         host, port = self.server.local_address(peer)
         if host in ("", "0.0.0.0", "::"):
-            endpoint = self.udp()
+            endpoint = self.udp(peer.host)
             host = endpoint[1] if endpoint is not None else host
         attempt = with_via(request, peer.transport, (host, port), self.branch_factory())
         return await self.server.send_request(attempt, peer), peer
 
     async def _attempt(self, request: Request, target: Target) -> Tuple[Response, Peer]:
         if target.transport == "udp":
-            endpoint = self.udp()
+            endpoint = self.udp(target.host)
             if endpoint is None:
                 raise Unreachable("no UDP port listening")
             key, host, port = endpoint
@@ -298,7 +299,7 @@ def build_outbound(
     *,
     resolver: Optional[Tuple[str, int]],
     tls_peer_ca: Optional[str],
-    udp: Callable[[], Optional[UDPEndpoint]],
+    udp: Callable[..., Optional[UDPEndpoint]],
     ports: Callable[[], Sequence[Any]],
     keepalive: Optional[float] = None,
 ) -> OutboundSender:

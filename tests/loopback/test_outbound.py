@@ -133,7 +133,7 @@ class Loopback(TestCase):
             reactor,
             resolver=("127.0.0.1", self.dns_port),
             tls_peer_ca=self.ca_path,
-            udp=lambda: (protocol, "127.0.0.1", self.udp_port.getHost().port),
+            udp=lambda to=None: (protocol, "127.0.0.1", self.udp_port.getHost().port),
             ports=lambda: [self.udp_port],
         )
         self.addCleanup(self.sender.close)
@@ -502,6 +502,6 @@ class NotSIPTests(TestCase):
 
     def test_mailto(self) -> None:
         """A mailto: URI is Unreachable at once."""
-        sender = OutboundSender(None, None, None, udp=lambda: None)  # type: ignore[arg-type]
+        sender = OutboundSender(None, None, None, udp=lambda to=None: None)  # type: ignore[arg-type]
         request = Request("MESSAGE", parse_uri("sip:x@example.net"), b"")
         self.failureResultOf(sender.send_to(request, "mailto:a@example.net"), Unreachable)

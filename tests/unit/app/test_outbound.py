@@ -311,6 +311,28 @@ class EndpointTests(SynchronousTestCase):
 
         self.assertEqual(udp_endpoint_of(Service())(), ("proto", "example.com", 5099))
 
+    def test_family(self) -> None:
+        """Given where a datagram goes, the first port of that address family sends it."""
+
+        class Address:
+            def __init__(self, host: str) -> None:
+                self.host, self.port = host, 5060
+
+        class Port:
+            def __init__(self, host: str) -> None:
+                self.protocol, self.address = host, Address(host)
+
+            def getHost(self) -> Address:
+                return self.address
+
+        class Service:
+            udp_ports = [Port("192.0.2.1"), Port("2001:db8::1")]
+
+        lookup = udp_endpoint_of(Service())
+        self.assertEqual(lookup("2001:db8::9"), ("2001:db8::1", "2001:db8::1", 5060))
+        self.assertEqual(lookup("198.51.100.7"), ("192.0.2.1", "192.0.2.1", 5060))
+        self.assertEqual(lookup(), ("192.0.2.1", "192.0.2.1", 5060))
+
     def test_no_port(self) -> None:
         """No UDP port gives no endpoint."""
 

@@ -67,7 +67,7 @@ class FakeNetwork:
         self.server.add_sender(self.udp, self.udp)
         lookup = DNSLookup(lambda: LiveZone("example.net", lambda: self.zone))
         self.sender = OutboundSender(
-            self.server, lookup, None, udp=lambda: (self.udp, *self.udp.local)
+            self.server, lookup, None, udp=lambda to=None: (self.udp, *self.udp.local)
         )
 
     def dialout(self, control: Any) -> DialOut:
