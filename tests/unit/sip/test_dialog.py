@@ -16,6 +16,7 @@ from conference.sip.dialog import CONFIRMED, EARLY, TERMINATED, Dialog, DialogTa
 from conference.sip.errors import LocalProtocolError, RemoteProtocolError
 from conference.sip.message import Request, make_response
 from conference.sip.parser import parse_datagram
+from conference.sip.uri import parse_uri
 
 LOCAL_CONTACT = "<sip:conf@198.51.100.1:5060>"
 VIA = "SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKout1"
@@ -286,6 +287,44 @@ class CreateRequestTests(SynchronousTestCase):
         self.assertEqual(d.state, TERMINATED)
         self.assertRaises(LocalProtocolError, d.create_request, "INFO", via=VIA)
         self.assertRaises(LocalProtocolError, d.confirm)
+
+
+class NextHopTests(SynchronousTestCase):
+    """
+    L{Dialog.next_hop}: where RFC 3263 resolution of the dialog's requests
+    starts (sections 8.1.2 and 12.2.1.1).
+    """
+
+    def test_first_route(self) -> None:
+        """With a route set, the first route's URI; a request built without a Via has none."""
+        d = dialog()
+        self.assertEqual(str(d.next_hop()), "sip:p1.example.com;lr")
+        self.assertFalse(d.create_request("NOTIFY", via=None).has_header("via"))
+
+    def test_strict_first_route(self) -> None:
+        """A strict router is the next hop too (it is the Request-URI)."""
+        d = dialog(record_route="Record-Route: <sip:strict.example.com>\n")
+        self.assertEqual(str(d.next_hop()), "sip:strict.example.com")
+        self.assertEqual(str(d.create_request("BYE", via=VIA).uri), "sip:strict.example.com")
+
+    def test_remote_target(self) -> None:
+        """Without a route set, the remote target."""
+        d = dialog(record_route="")
+        self.assertEqual(str(d.next_hop()), "sip:alice@192.0.2.1:5070;transport=udp")
+
+    def test_secure(self) -> None:
+        """A dialog a sips: request made has a sips: next hop, so only TLS reaches it."""
+        d = dialog(ruri="sips:conf@example.com", record_route="")
+        hop = d.next_hop()
+        assert hop is not None
+        self.assertEqual(hop.scheme, "sips")
+        self.assertEqual(d.remote_target.scheme, "sip")  # the dialog's own is left alone
+
+    def test_not_sip(self) -> None:
+        """A remote target of another scheme has no next hop to resolve."""
+        d = dialog(record_route="")
+        d.remote_target = parse_uri("tel:+15550100")
+        self.assertIsNone(d.next_hop())
 
 
 class DialogTableTests(SynchronousTestCase):
