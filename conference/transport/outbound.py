@@ -164,8 +164,8 @@ class OutboundSender:
             if step is None:
                 break
             where = (step.transport.upper(), step.host, step.port)
-            if where in done:
-                continue
+            if where in done or (isinstance(step, Peer) and self._usable(step, uri) is None):
+                continue  # tried already, or closed while the DNS answered
             done.add(where)
             try:
                 if isinstance(step, Peer):
