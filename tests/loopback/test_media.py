@@ -181,6 +181,7 @@ class NullMediaServiceTests(SynchronousTestCase):
                 d = service.answer("c", "a", offer)
                 if taken:
                     session = self.successResultOf(d)
+                    assert isinstance(session, NullMediaSession) and session.stream is not None
                     self.assertEqual(session.stream.secure, offer is savp)
                 else:
                     self.failure(d, 488)

@@ -548,7 +548,9 @@ OUR_KEY = b"K" * 30
 
 
 def savp_offer(
-    proto: str = "RTP/SAVP", cryptos: str = f"a=crypto:1 {SUITE} inline:{PHONE_KEY}", port: int = 4000
+    proto: str = "RTP/SAVP",
+    cryptos: str = f"a=crypto:1 {SUITE} inline:{PHONE_KEY}",
+    port: int = 4000,
 ) -> bytes:
     """A phone's PCMU offer over C{proto} with C{cryptos} lines."""
     return crlf(
@@ -587,8 +589,8 @@ class SRTPTests(SynchronousTestCase):
         e = self.assertRaises(RemoteProtocolError, oa.receive_offer, offer)
         self.assertEqual(e.status, 488)
         [(name, value)] = e.headers
-        self.assertEqual(oa.state, IDLE)
-        return value
+        self.assertEqual((name, oa.state), ("Warning", IDLE))
+        return str(value)
 
     def test_savp_answered_with_our_key(self) -> None:
         """An SAVP offer gets SAVP, the offer's tag and suite, and a key of ours."""
@@ -601,7 +603,9 @@ class SRTPTests(SynchronousTestCase):
         stream = oa.stream
         assert stream is not None and stream.local_crypto and stream.remote_crypto
         self.assertTrue(stream.secure)
-        self.assertEqual((stream.local_crypto.key, stream.remote_crypto.key), (OUR_KEY, b"ABC" * 10))
+        self.assertEqual(
+            (stream.local_crypto.key, stream.remote_crypto.key), (OUR_KEY, b"ABC" * 10)
+        )
         self.assertNotIn("ABC", repr(stream))
 
     def test_first_usable_crypto(self) -> None:
@@ -704,7 +708,9 @@ class SRTPTests(SynchronousTestCase):
         oa = srtp_negotiator(SRTP_REQUIRED)
         oa.create_offer()
         stream = oa.receive_answer(
-            answer_sdp("audio 8000 RTP/SAVP 0", f"a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{PHONE_KEY}")
+            answer_sdp(
+                "audio 8000 RTP/SAVP 0", f"a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{PHONE_KEY}"
+            )
         )
         assert stream.local_crypto is not None and stream.remote_crypto is not None
         self.assertEqual((stream.local_crypto.tag, stream.local_crypto.key), (2, OUR_KEY))

@@ -485,7 +485,9 @@ class SRTPJoinTests(ControlFixture):
 
     def heard_by_bob(self) -> npt.NDArray[np.int16]:
         """What Bob's phone decrypts and decodes of what we sent it."""
-        payloads = [parse_rtp(self.phone.unprotect(d)).payload for d in self.media_reactor.sent_to(PHONE)]
+        payloads = [
+            parse_rtp(self.phone.unprotect(d)).payload for d in self.media_reactor.sent_to(PHONE)
+        ]
         return PCMU.decode(b"".join(payloads))
 
     def test_savp_answer_and_audio(self) -> None:
