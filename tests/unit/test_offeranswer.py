@@ -552,19 +552,9 @@ def savp_offer(
     cryptos: str = f"a=crypto:1 {SUITE} inline:{PHONE_KEY}",
     port: int = 4000,
 ) -> bytes:
-    """A phone's PCMU offer over C{proto} with C{cryptos} lines."""
-    return crlf(
-        f"""
-        v=0
-        o=bob 1 1 IN IP4 192.0.2.5
-        s=-
-        c=IN IP4 192.0.2.5
-        t=0 0
-        m=audio {port} {proto} 0 101
-        a=rtpmap:101 telephone-event/8000
-        {cryptos}
-        """
-    )
+    """A phone's PCMU offer over C{proto} with C{cryptos} lines, on C{port}."""
+    offer = audio_offer("0 101", f"a=rtpmap:101 telephone-event/8000\n{cryptos}")
+    return offer.replace(b"m=audio 4000 RTP/AVP", f"m=audio {port} {proto}".encode())
 
 
 def srtp_negotiator(policy: str = SRTP_OPTIONAL) -> OfferAnswer:

@@ -21,7 +21,6 @@ from conference.app.core import RequestContext
 from conference.app.indialog import holds, participant_direction
 from conference.app.mixer import MixerMediaService
 from conference.app.roster import Participant
-from conference.auth import SIPIdentity
 from conference.control.policy import LISTENER_ROLE
 from conference.media.codecs import PCMU
 from conference.media.rtp import build_rtp, parse_rtp
@@ -62,6 +61,20 @@ def phone_offer(
         m=audio {port} RTP/AVP {formats}
         {lines}{extra}
         """
+    )
+
+
+def in_dialog(joined: Response, cseq: int, body: bytes, method: str = "INVITE") -> Request:
+    """A re-INVITE (or UPDATE) in the dialog C{joined} set up, carrying C{body}."""
+    return make_request(
+        method,
+        "sip:conf@127.0.0.1:5060",
+        call_id=joined.call_id,
+        from_=joined.header("from") or "",
+        to=joined.header("to") or "",
+        cseq=cseq,
+        headers=[("Content-Type", "application/sdp")],
+        body=body,
     )
 
 
@@ -260,17 +273,7 @@ class MixedReofferTests(ControlFixture):
     def reoffer(self, body: bytes, method: str = "INVITE") -> Response:
         """A re-INVITE (or UPDATE) from Bob carrying C{body}."""
         self.cseq += 1
-        request = make_request(
-            method,
-            "sip:conf@127.0.0.1:5060",
-            call_id=self.bob.call_id,
-            from_=self.bob.header("from") or "",
-            to=self.bob.header("to") or "",
-            cseq=self.cseq + 10,
-            headers=[("Content-Type", "application/sdp")],
-            body=body,
-        )
-        response = self.dispatch(request, BOB)
+        response = self.dispatch(in_dialog(self.bob, self.cseq + 10, body, method), BOB)
         self.assertEqual(response.code, 200)
         return response
 
@@ -395,19 +398,12 @@ class MixedReofferTests(ControlFixture):
     def test_refused_reoffer_changes_nothing(self) -> None:
         """A re-offer with no codec we take is 488 and Bob stays as he was."""
         self.cseq += 1
-        request = make_request(
-            "INVITE",
-            "sip:conf@127.0.0.1:5060",
-            call_id=self.bob.call_id,
-            from_=self.bob.header("from") or "",
-            to=self.bob.header("to") or "",
-            cseq=self.cseq + 10,
-            headers=[("Content-Type", "application/sdp")],
-            body=phone_offer(formats="0")
+        body = (
+            phone_offer(formats="0")
             .replace(b"RTP/AVP 0", b"RTP/AVP 18")
-            .replace(b"a=rtpmap:0 PCMU/8000", b"a=rtpmap:18 G729/8000"),
+            .replace(b"a=rtpmap:0 PCMU/8000", b"a=rtpmap:18 G729/8000")
         )
-        self.assertEqual(self.dispatch(request, BOB).code, 488)
+        self.assertEqual(self.dispatch(in_dialog(self.bob, self.cseq + 10, body), BOB).code, 488)
         self.assert_in_place()
         self.assertEqual(self.participant.direction, "sendrecv")
         self.ticks()
@@ -441,8 +437,8 @@ class SRTPJoinTests(ControlFixture):
         )
         self.focus.media = self.mixer
         self.addCleanup(self.mixer.close_all)
-        self.bob = self.invite(BOB, "call-bob", srtp_offer())
-        self.alice = self.invite(ALICE, "call-alice", phone_offer(port=5000, version=1))
+        self.bob = self.join(BOB, body=srtp_offer())
+        self.alice = self.join(ALICE, body=phone_offer(port=5000, version=1))
         self.assertEqual((self.bob.code, self.alice.code), (200, 200))
         [answer] = parse_sdp(self.bob.body).media
         [crypto] = answer.get_all("crypto")
@@ -455,22 +451,6 @@ class SRTPJoinTests(ControlFixture):
         self.bob_port, self.alice_port = bob.session.port, alice.session.port
         self.channel = self.mixer.channel(bob.session)
         self.sequence = 100
-
-    def invite(self, who: SIPIdentity, call_id: str, body: bytes) -> Response:
-        """An INVITE from C{who} carrying C{body}."""
-        self.cseq += 1
-        request = make_request(
-            "INVITE",
-            CONF,
-            call_id=call_id,
-            from_=f"<sip:{who.username}@example.com>;tag={who.username}1",
-            headers=[
-                ("Contact", f"<sip:{who.username}@192.0.2.10:5062>"),
-                ("Content-Type", "application/sdp"),
-            ],
-            body=body,
-        )
-        return self.dispatch(request, who)
 
     def talk(self, seconds: float) -> None:
         """Bob (SRTP, 500 Hz) and Alice (plain, 900 Hz) talk for C{seconds}."""
@@ -522,16 +502,7 @@ class SRTPJoinTests(ControlFixture):
         self.talk(0.2)
         for direction, ours, version in (("sendonly", "recvonly", 2), (None, "sendrecv", 3)):
             self.cseq += 1
-            request = make_request(
-                "INVITE",
-                "sip:conf@127.0.0.1:5060",
-                call_id=self.bob.call_id,
-                from_=self.bob.header("from") or "",
-                to=self.bob.header("to") or "",
-                cseq=self.cseq + 10,
-                headers=[("Content-Type", "application/sdp")],
-                body=srtp_offer(direction, version),
-            )
+            request = in_dialog(self.bob, self.cseq + 10, srtp_offer(direction, version))
             response = self.dispatch(request, BOB)
             self.assertEqual(response.code, 200)
             self.assertEqual(our_direction(response.body), ours)
@@ -546,7 +517,7 @@ class SRTPJoinTests(ControlFixture):
     def test_required_refuses_plain(self) -> None:
         """With --srtp required, a plain RTP join is 488 with a Warning; SAVP is taken."""
         self.mixer.srtp = "required"
-        refused = self.invite(CAROL, "call-carol", phone_offer(port=6000, version=1))
+        refused = self.join(CAROL, body=phone_offer(port=6000, version=1))
         self.assertEqual(refused.code, 488)
         self.assertIn("SRTP (RTP/SAVP) required", refused.header("warning") or "")
         self.assertEqual(self.focus.roster.count(CONF), 2)
