@@ -19,6 +19,7 @@ from conference.offeranswer import (
     PCMU,
     SRTP_OFF,
     SRTP_OPTIONAL,
+    SRTP_POLICIES,
     SRTP_REQUIRED,
     STABLE,
     TELEPHONE_EVENT,
@@ -723,3 +724,34 @@ class SRTPTests(SynchronousTestCase):
     def test_unknown_policy(self) -> None:
         """An unknown policy is refused when the negotiator is made."""
         self.assertRaises(ValueError, srtp_negotiator, "sometimes")
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        st.sampled_from(SRTP_POLICIES),
+        st.sampled_from(["RTP/AVP", "RTP/SAVP"]),
+        st.lists(
+            st.one_of(
+                st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=80),
+                st.builds(
+                    "{} {} inline:{}{}".format,
+                    st.integers(0, 10**10),
+                    st.sampled_from([SUITE, "AES_CM_128_HMAC_SHA1_32", "NULL_HMAC_SHA1_80"]),
+                    st.sampled_from([PHONE_KEY, PHONE_KEY[:-4], PHONE_KEY + "QUJD", "!" * 40]),
+                    st.sampled_from(["", "|2^20", "|1:4", "|2^20|1:4", " KDR=1", " -X"]),
+                ),
+            ),
+            max_size=4,
+        ),
+    )
+    def test_any_crypto(self, policy: str, proto: str, values: List[str]) -> None:
+        """Whatever the crypto lines, an offer is answered (secure only when keyed) or 488."""
+        cryptos = "\n".join(f"a=crypto:{value}" for value in values)
+        oa = srtp_negotiator(policy)
+        try:
+            answer = parse_sdp(oa.receive_offer(savp_offer(proto, cryptos)))
+        except RemoteProtocolError as e:
+            self.assertEqual(e.status, 488)
+            return
+        assert oa.stream is not None
+        self.assertEqual(oa.stream.secure, answer.media[0].has("crypto"))
+        self.assertTrue(oa.stream.secure or (proto == "RTP/AVP" and policy != SRTP_REQUIRED))
