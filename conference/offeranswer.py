@@ -6,23 +6,35 @@ A media service holds one L{OfferAnswer} per participant: it answers their
 offers (choosing among the codecs we speak, rejecting with port 0 what we
 cannot do), makes an offer when an INVITE carried none, checks the answer
 that comes back in the ACK, and keeps the C{o=} version counting.
+
+SDES-SRTP (RFC 4568): under the C{srtp} policy (L{SRTP_POLICIES}, the
+C{--srtp} option) an C{RTP/SAVP} offer is answered in C{RTP/SAVP} with
+the first usable C{a=crypto} line's tag and suite and a fresh key of
+ours, kept for the session's later answers; an C{RTP/AVP} offer that
+carries a usable C{a=crypto} (best-effort SRTP, as baresip's C{srtp}
+offers) is answered with a key too, so its media is SRTP.  The keys end
+up in the L{Stream}; the media service keys libsrtp with them.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 from conference.sdp import (
+    SRTP_SUITES,
     Attribute,
     Connection,
+    Crypto,
     Media,
     Origin,
     SDPError,
     SessionDescription,
     Timing,
     addrtype_of,
+    cryptos_of,
     direction_of,
     fmtp_of,
     parse_sdp,
@@ -32,6 +44,7 @@ from conference.sdp import (
 from conference.sip.errors import RemoteProtocolError
 
 AUDIO_PROTO = "RTP/AVP"
+SECURE_PROTO = "RTP/SAVP"
 DEFAULT_TELEPHONE_EVENT_PT = 101
 DEFAULT_TELEPHONE_EVENT_FMTP = "0-16"
 
@@ -45,6 +58,17 @@ WARN_TRANSPORT = (302, "Incompatible transport protocol")
 WARN_MEDIA_TYPE = (304, "Media type not available")
 WARN_FORMAT = (305, "Incompatible media format")
 WARN_MISC = (399, "Miscellaneous warning")
+WARN_SRTP_OFF = (302, "Incompatible transport protocol: SRTP is off here")
+WARN_SRTP_REQUIRED = (302, "Incompatible transport protocol: SRTP (RTP/SAVP) required")
+
+# The SRTP policies (--srtp): never (SAVP offers refused), when offered
+# (the default), always (plain RTP offers refused).
+SRTP_OFF = "off"
+SRTP_OPTIONAL = "optional"
+SRTP_REQUIRED = "required"
+SRTP_POLICIES = (SRTP_OFF, SRTP_OPTIONAL, SRTP_REQUIRED)
+
+Warning = Tuple[int, str]
 
 
 @dataclass(frozen=True)
@@ -86,6 +110,8 @@ class Stream:
     @ivar telephone_event: the telephone-event payload type, or L{None}.
     @ivar direction: what this side does (C{sendrecv}, C{sendonly},
         C{recvonly}, C{inactive}).
+    @ivar local_crypto: for SRTP, the C{a=crypto} we send with (our
+        key); C{remote_crypto} the peer's.  Both L{None} for plain RTP.
     """
 
     index: int
@@ -94,6 +120,13 @@ class Stream:
     codecs: List[Tuple[int, Codec]] = field(default_factory=list)
     telephone_event: Optional[int] = None
     direction: str = "sendrecv"
+    local_crypto: Optional[Crypto] = field(default=None, repr=False)
+    remote_crypto: Optional[Crypto] = field(default=None, repr=False)
+
+    @property
+    def secure(self) -> bool:
+        """Whether the stream is SRTP."""
+        return self.local_crypto is not None and self.remote_crypto is not None
 
     @property
     def expects_media(self) -> bool:
@@ -111,7 +144,7 @@ class Stream:
             return True
 
 
-def not_acceptable(warning: Tuple[int, str], agent: str) -> RemoteProtocolError:
+def not_acceptable(warning: Warning, agent: str) -> RemoteProtocolError:
     """A 488 Not Acceptable Here carrying C{Warning: code agent "text"}."""
     code, text = warning
     return RemoteProtocolError(
@@ -183,13 +216,68 @@ def _choose(media: Media, codecs: Sequence[Codec]) -> List[Tuple[str, Codec]]:
     return chosen
 
 
-def _acceptable(media: Media, codecs: Sequence[Codec]) -> bool:
-    return (
-        media.media == "audio"
-        and media.port != 0
-        and media.proto.upper() == AUDIO_PROTO
-        and bool(_choose(media, codecs))
-    )
+def _no_crypto(reason: Optional[str]) -> Warning:
+    return (399, f"No usable crypto attribute: {reason or 'none given'}")
+
+
+def _judge(media: Media, codecs: Sequence[Codec], srtp: str) -> Tuple[Optional[Crypto], Warning]:
+    """
+    Whether an offered m-line can be taken under the C{srtp} policy: the
+    offered crypto line to key SRTP with (L{None}: plain RTP) and, when it
+    cannot be taken, the Warning saying why (code 0 when it can).
+    """
+    proto = media.proto.upper()
+    if media.media != "audio" or media.port == 0:
+        return None, WARN_MEDIA_TYPE
+    if proto not in (AUDIO_PROTO, SECURE_PROTO):
+        return None, WARN_TRANSPORT
+    if not _choose(media, codecs):
+        return None, WARN_FORMAT
+    if srtp == SRTP_OFF:
+        return None, WARN_SRTP_OFF if proto == SECURE_PROTO else (0, "")
+    usable, reason = cryptos_of(media)
+    if usable:
+        return usable[0], (0, "")
+    if proto == SECURE_PROTO:
+        return None, _no_crypto(reason)
+    if srtp == SRTP_REQUIRED:
+        return None, WARN_SRTP_REQUIRED
+    return None, (0, "")
+
+
+def choose_stream(
+    offer: SessionDescription,
+    codecs: Sequence[Codec],
+    warn_agent: str,
+    prefer: Optional[int] = None,
+    srtp: str = SRTP_OFF,
+) -> Tuple[int, Optional[Crypto]]:
+    """
+    The m-line to accept and, for SRTP, the offered crypto line to key
+    it with: C{prefer} if acceptable, else the first acceptable SRTP
+    stream, else the first acceptable one.  An audio stream is acceptable
+    when it offers a voice codec we speak over C{RTP/AVP} or C{RTP/SAVP},
+    as the C{srtp} policy (L{SRTP_POLICIES}) allows.
+
+    @raise RemoteProtocolError: 488 with a Warning when none fits: the
+        reason of the first audio stream over a profile we know (305 no
+        common codec, 302 SRTP off or required, 399 no usable
+        C{a=crypto}), else 302 (a profile we lack) or 304 (no audio).
+    """
+    judged = [_judge(media, codecs, srtp) for media in offer.media]
+    if prefer is not None and prefer < len(judged) and not judged[prefer][1][0]:
+        return prefer, judged[prefer][0]
+    fits = [i for i, (_, warning) in enumerate(judged) if not warning[0]]
+    secure = [i for i in fits if judged[i][0] is not None]
+    if secure or fits:
+        index = (secure or fits)[0]
+        return index, judged[index][0]
+    for media, (_, warning) in zip(offer.media, judged):
+        if media.media == "audio" and media.port != 0 and warning != WARN_TRANSPORT:
+            raise not_acceptable(warning, warn_agent)
+    if any(m.media == "audio" and m.port != 0 for m in offer.media):
+        raise not_acceptable(WARN_TRANSPORT, warn_agent)
+    raise not_acceptable(WARN_MEDIA_TYPE, warn_agent)
 
 
 def select_stream(
@@ -197,30 +285,14 @@ def select_stream(
     codecs: Sequence[Codec],
     warn_agent: str,
     prefer: Optional[int] = None,
+    srtp: str = SRTP_OFF,
 ) -> int:
     """
-    The index of the m-line to accept: C{prefer} if acceptable, else the
-    first audio RTP/AVP stream offering a voice codec we speak.
+    The index of the m-line to accept; see L{choose_stream}.
 
-    @raise RemoteProtocolError: 488 with a Warning of code 305 (audio
-        offered, no common codec), 302 (audio over a profile we lack, such
-        as SAVP) or 304 (no audio) when none fits.
+    @raise RemoteProtocolError: 488 with a Warning when none fits.
     """
-    if (
-        prefer is not None
-        and prefer < len(offer.media)
-        and _acceptable(offer.media[prefer], codecs)
-    ):
-        return prefer
-    for index, media in enumerate(offer.media):
-        if _acceptable(media, codecs):
-            return index
-    live_audio = [m for m in offer.media if m.media == "audio" and m.port != 0]
-    if any(m.proto.upper() == AUDIO_PROTO for m in live_audio):
-        raise not_acceptable(WARN_FORMAT, warn_agent)
-    if live_audio:
-        raise not_acceptable(WARN_TRANSPORT, warn_agent)
-    raise not_acceptable(WARN_MEDIA_TYPE, warn_agent)
+    return choose_stream(offer, codecs, warn_agent, prefer, srtp)[0]
 
 
 def _rejected(media: Media) -> Media:
@@ -261,6 +333,8 @@ class OfferAnswer:
         session_name: str = "-",
         initial_version: int = 1,
         telephone_event_pt: int = DEFAULT_TELEPHONE_EVENT_PT,
+        srtp: str = SRTP_OFF,
+        keygen: Callable[[int], bytes] = os.urandom,
     ) -> None:
         """
         @param address: our media address (for C{o=} and C{c=}).
@@ -269,9 +343,15 @@ class OfferAnswer:
         @param warn_agent: the host named in Warning headers.
         @param direction: what this side is able to do.
         @param initial_version: the C{o=} version of our first description.
+        @param srtp: the SRTP policy, one of L{SRTP_POLICIES}.
+        @param keygen: makes our SRTP master keys (that many random bytes).
         """
         if not session_id.isdigit():
             raise ValueError(f"session id {session_id!r} is not digits")
+        if srtp not in SRTP_POLICIES:
+            raise ValueError(f"unknown SRTP policy {srtp!r}")
+        self.srtp = srtp
+        self.keygen = keygen
         self.address = address
         self.port = port
         self.session_id = session_id
@@ -333,7 +413,7 @@ class OfferAnswer:
         if self.local is not None and len(sdp.media) < len(self.local.media):
             # RFC 3264 section 8: m-lines are never removed, only disabled.
             raise not_acceptable(WARN_MISC, self.warn_agent)
-        select_stream(sdp, self.codecs, self.warn_agent, self._preferred())
+        choose_stream(sdp, self.codecs, self.warn_agent, self._preferred(), self.srtp)
         return sdp
 
     def _preferred(self) -> Optional[int]:
@@ -349,8 +429,11 @@ class OfferAnswer:
             unchanged.
         """
         sdp = self.check_offer(offer)
-        index = select_stream(sdp, self.codecs, self.warn_agent, self._preferred())
+        index, crypto = choose_stream(
+            sdp, self.codecs, self.warn_agent, self._preferred(), self.srtp
+        )
         answer = self._skeleton(sdp)
+        local = self._our_crypto(crypto) if crypto is not None else None
         offered = sdp.media[index]
         chosen = _choose(offered, self.codecs)
         ours = answer_direction(direction_of(sdp, offered), self.direction)
@@ -364,6 +447,8 @@ class OfferAnswer:
                 fmtp = fmtp_of(offered, fmt)
                 if fmtp is not None:
                     m.attributes.append(Attribute("fmtp", f"{fmt} {fmtp}"))
+            if local is not None:
+                m.attributes.append(local.attribute())
             m.attributes.append(Attribute(ours))
             answer.media.append(m)
         connection = sdp.connection_for(offered)
@@ -375,10 +460,28 @@ class OfferAnswer:
             [(int(fmt), codec) for fmt, codec in chosen if not codec.is_event],
             next((int(fmt) for fmt, codec in chosen if codec.is_event), None),
             ours,
+            local,
+            crypto,
         )
         self.remote = sdp
         self.state = STABLE
         return self._publish(answer)
+
+    def _new_key(self, suite: str) -> bytes:
+        return self.keygen(sum(SRTP_SUITES[suite]))
+
+    def _our_crypto(self, theirs: Crypto) -> Crypto:
+        """
+        Our C{a=crypto} answering C{theirs}: its tag and suite, with the key
+        we already send with in this session if the suite is the same (our
+        stream goes on, so its SRTP context does), else a new one.
+        """
+        current = self.stream.local_crypto if self.stream is not None else None
+        if current is not None and current.suite == theirs.suite:
+            key = current.key
+        else:
+            key = self._new_key(theirs.suite)
+        return Crypto(theirs.tag, theirs.suite, key)
 
     def create_offer(self, direction: Optional[str] = None) -> bytes:
         """
@@ -406,7 +509,19 @@ class OfferAnswer:
         return self._publish(offer)
 
     def _audio_media(self) -> Media:
-        m = Media("audio", self.port, AUDIO_PROTO)
+        """
+        Our audio m-line: SRTP when the stream is already (with our key)
+        or the policy requires it (one line per suite, each its own key),
+        else plain RTP (a peer that cannot do SRTP could not answer).
+        """
+        current = self.stream.local_crypto if self.stream is not None else None
+        cryptos: List[Crypto] = []
+        if current is not None:
+            cryptos.append(current)
+        elif self.srtp == SRTP_REQUIRED:
+            for tag, suite in enumerate(SRTP_SUITES, start=1):
+                cryptos.append(Crypto(tag, suite, self._new_key(suite)))
+        m = Media("audio", self.port, SECURE_PROTO if cryptos else AUDIO_PROTO)
         for codec in self.codecs:
             if codec.static_pt is not None:
                 fmt = str(codec.static_pt)
@@ -418,6 +533,7 @@ class OfferAnswer:
             m.attributes.append(Attribute("rtpmap", _rtpmap_value(fmt, codec)))
             if codec.is_event:
                 m.attributes.append(Attribute("fmtp", f"{fmt} {DEFAULT_TELEPHONE_EVENT_FMTP}"))
+        m.attributes.extend(crypto.attribute() for crypto in cryptos)
         m.attributes.append(Attribute(self.direction))
         return m
 
@@ -478,6 +594,28 @@ class OfferAnswer:
                 codecs.append((int(fmt), codec))
         if not codecs:
             raise not_acceptable(WARN_FORMAT, self.warn_agent)
+        local, remote = self._answered_crypto(ours, theirs)
         connection = sdp.connection_for(theirs)
         assert connection is not None  # parse_sdp insists on one for a live stream
-        return Stream(index, connection.address, theirs.port, codecs, event, direction)
+        return Stream(
+            index, connection.address, theirs.port, codecs, event, direction, local, remote
+        )
+
+    def _answered_crypto(
+        self, ours: Media, theirs: Media
+    ) -> Tuple[Optional[Crypto], Optional[Crypto]]:
+        """
+        For an SRTP offer of ours, (our offered line, the peer's line)
+        matched by tag and suite (RFC 4568 section 7.1.3).
+
+        @raise RemoteProtocolError: 488 when the answer keys none.
+        """
+        if ours.proto.upper() != SECURE_PROTO:
+            return None, None
+        offered, _ = cryptos_of(ours)
+        answered, reason = cryptos_of(theirs)
+        for remote in answered:
+            for local in offered:
+                if local.tag == remote.tag and local.suite == remote.suite:
+                    return local, remote
+        raise not_acceptable(_no_crypto(reason), self.warn_agent)

@@ -10,6 +10,8 @@ the line at fault) while lenient about what it need not understand
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
@@ -470,3 +472,128 @@ def direction_of(sdp: SessionDescription, media: Media) -> str:
             if a.name in DIRECTIONS and a.value is None:
                 return a.name
     return "sendrecv"
+
+
+# SDES (RFC 4568): the a=crypto attribute ------------------------------------
+
+#: The SRTP crypto suites of RFC 4568 section 6.2 we can key, with the
+#: length in bytes of their master key and master salt (sent together).
+SRTP_SUITES = {
+    "AES_CM_128_HMAC_SHA1_80": (16, 14),
+    "AES_CM_128_HMAC_SHA1_32": (16, 14),
+}
+#: SRTP's own limit on the packets one master key may protect.
+MAX_KEY_LIFETIME = 2**48
+#: Session parameters we can honour: a key derivation rate of 0 (the
+#: default) and a window size hint (a hint: libsrtp keeps its window).
+_KNOWN_PARAM_RE = re.compile(r"KDR=0|WSH=[0-9]{1,10}")
+_CRYPTO_RE = re.compile(r"([0-9]{1,9}) ([A-Za-z0-9_]+) (\S+)((?: \S+)*)")
+_LIFETIME_RE = re.compile(r"(?:2\^([0-9]{1,2})|([0-9]{1,15}))")
+_MKI_RE = re.compile(r"([0-9]{1,10}):([0-9]{1,3})")
+
+
+class CryptoError(ValueError):
+    """An C{a=crypto} line we cannot use; the message says why (no quotes)."""
+
+
+@dataclass(frozen=True)
+class Crypto:
+    """
+    One usable C{a=crypto} line (RFC 4568 section 9.1) with a single
+    inline key: C{key} is the master key followed by the master salt.
+    """
+
+    tag: int
+    suite: str
+    key: bytes
+    lifetime: Optional[int] = None
+    params: Tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        inline = "inline:" + base64.b64encode(self.key).decode("ascii")
+        return " ".join([str(self.tag), self.suite, inline, *self.params])
+
+    def attribute(self) -> Attribute:
+        """This line as an C{a=crypto} attribute."""
+        return Attribute("crypto", str(self))
+
+
+def _key_param(text: str, suite: str) -> Tuple[bytes, Optional[int]]:
+    method, colon, info = text.partition(":")
+    if not colon or method.lower() != "inline":
+        raise CryptoError(f"key method {method[:20]} is not inline")
+    parts = info.split("|")
+    if len(parts) > 3:
+        raise CryptoError("too many fields in the inline key")
+    try:
+        key = base64.b64decode(parts[0], validate=True)
+    except (binascii.Error, ValueError):
+        raise CryptoError("the inline key is not base64") from None
+    lengths = SRTP_SUITES[suite]
+    if len(key) != sum(lengths):
+        raise CryptoError(f"the key is {len(key)} bytes where {suite} needs {sum(lengths)}")
+    lifetime: Optional[int] = None
+    for extra in parts[1:]:
+        mki = _MKI_RE.fullmatch(extra)
+        if mki is not None:
+            if not 1 <= int(mki.group(2)) <= 128:
+                raise CryptoError("MKI length out of range")
+            raise CryptoError("MKI is not supported")
+        match = _LIFETIME_RE.fullmatch(extra)
+        if match is None or lifetime is not None:
+            raise CryptoError("malformed key lifetime or MKI")
+        exponent, number = match.groups()
+        lifetime = 2 ** int(exponent) if exponent is not None else int(number)
+        if not 0 < lifetime <= MAX_KEY_LIFETIME:
+            raise CryptoError("key lifetime out of range")
+    return key, lifetime
+
+
+def parse_crypto(value: Optional[str]) -> Crypto:
+    """
+    Parse the value of an C{a=crypto} attribute for SRTP.
+
+    Only what we can honour parses: a suite of L{SRTP_SUITES}, exactly one
+    C{inline} key of the suite's length (a key lifetime is read and kept;
+    we do not rekey, as SIP peers expect), no MKI (libsrtp's binding has
+    none), and session parameters we understand; an unknown one makes the
+    line unusable unless it starts with C{-} (RFC 4568 section 6.3).
+
+    @raise CryptoError: why the line is unusable.
+    """
+    match = _CRYPTO_RE.fullmatch((value or "").strip())
+    if match is None:
+        raise CryptoError("malformed crypto attribute")
+    tag, suite, keys, rest = match.groups()
+    if suite not in SRTP_SUITES:
+        raise CryptoError(f"crypto suite {suite[:40]} is not supported")
+    if ";" in keys:
+        raise CryptoError("more than one key is not supported")
+    key, lifetime = _key_param(keys, suite)
+    params = tuple(rest.split())
+    for param in params:
+        if not (param.startswith("-") or _KNOWN_PARAM_RE.fullmatch(param)):
+            raise CryptoError(f"session parameter {param[:20]} is not supported")
+    return Crypto(int(tag), suite, key, lifetime, params)
+
+
+def cryptos_of(media: Media) -> Tuple[List[Crypto], Optional[str]]:
+    """
+    The usable C{a=crypto} lines of C{media}, in order, and why the first
+    unusable one was not (L{None} if every line was usable).
+    """
+    usable: List[Crypto] = []
+    reason: Optional[str] = None
+    tags = set()
+    for value in media.get_all("crypto"):
+        try:
+            crypto = parse_crypto(value)
+        except CryptoError as e:
+            reason = reason or str(e)
+            continue
+        if crypto.tag in tags:
+            reason = reason or f"crypto tag {crypto.tag} is repeated"
+            continue
+        tags.add(crypto.tag)
+        usable.append(crypto)
+    return usable, reason

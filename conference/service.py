@@ -99,6 +99,10 @@ class ServerConfig:
     # The media service (docs/media.rst): "builtin" mixes, "null" drops,
     # "janus:URL" uses Janus AudioBridge rooms.
     media: str = "builtin"
+    # SDES-SRTP (docs/media.rst): "optional" (SRTP when offered), "required"
+    # (plain RTP refused) or "off" (SAVP refused); the builtin and null
+    # services only (Janus rooms carry plain RTP).
+    srtp: str = "optional"
     max_participants: int = 100
     early_join: float = 600.0
     # Abuse limits and TLS (docs/limits.rst): None turns a rate
@@ -465,6 +469,7 @@ class ConferenceService(MultiService):
                 self._reactor,
                 address=config.media_address,
                 port_range=config.rtp_ports,
+                srtp=config.srtp,
             )
         admission = MediaAdmission(
             self.media.capacity,

@@ -359,6 +359,13 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             " (Janus AudioBridge rooms, e.g. janus:http://127.0.0.1:8088/janus).",
         ],
         [
+            "srtp",
+            None,
+            "optional",
+            "SDES-SRTP (RTP/SAVP): optional (when offered), required (plain RTP refused)"
+            " or off (SAVP refused).",
+        ],
+        [
             "max-participants",
             None,
             100,
@@ -601,6 +608,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
                 raise usage.UsageError(f"--media {e}") from None
         elif self["media"] not in ("builtin", "null"):
             raise usage.UsageError("--media must be builtin, null or janus:URL")
+        self._post_srtp()
         self._post_limits()
         self._post_smime()
         if self["metrics-public"] and not self["http"]:
@@ -635,6 +643,20 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             )
         except SMIMEConfigError as e:
             raise usage.UsageError(str(e)) from None
+
+    def _post_srtp(self) -> None:
+        """
+        Check C{--srtp}: a known policy, SRTP available for one other than
+        C{off}, and not C{required} with Janus (its rooms take plain RTP).
+        """
+        from conference.app.media import srtp_policy
+
+        try:
+            srtp_policy(self["srtp"])
+        except ValueError as e:
+            raise usage.UsageError(f"--srtp: {e}") from None
+        if self["srtp"] == "required" and self["media"].startswith("janus:"):
+            raise usage.UsageError("--srtp required: the Janus backend carries plain RTP only")
 
     def _post_limits(self) -> None:
         """
@@ -710,6 +732,7 @@ def config_from_options(options: Options) -> ServerConfig:
         media_address=options["media-address"],
         rtp_ports=_port_range(options["rtp-ports"]),
         media=options["media"],
+        srtp=options["srtp"],
         max_participants=options["max-participants"],
         early_join=float(options["early-join"]) * 60.0,
         rate_limit=options["rate-limit"],

@@ -23,7 +23,17 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from conference.interfaces import IMediaService, IMediaSession
-from conference.offeranswer import SUPPORTED_CODECS, Codec, OfferAnswer, Stream, select_stream
+from conference.media import srtp as _srtp
+from conference.offeranswer import (
+    SRTP_OFF,
+    SRTP_OPTIONAL,
+    SRTP_POLICIES,
+    SUPPORTED_CODECS,
+    Codec,
+    OfferAnswer,
+    Stream,
+    select_stream,
+)
 from conference.reactors import default_reactor
 from conference.sdp import parse_sdp
 from conference.sip.errors import RemoteProtocolError
@@ -126,6 +136,24 @@ class NullMediaSession:
         return f"<NullMediaSession {self.participant} in {self.conference} on port {self.port}>"
 
 
+def srtp_policy(policy: Optional[str]) -> str:
+    """
+    The SRTP policy to negotiate with: C{policy}, or for L{None}
+    C{optional} where SRTP is available (C{pylibsrtp} imports) and C{off}
+    where it is not.
+
+    @raise ValueError: an unknown policy, or one other than C{off} where
+        SRTP is not available.
+    """
+    if policy is None:
+        return SRTP_OPTIONAL if _srtp.available() else SRTP_OFF
+    if policy not in SRTP_POLICIES:
+        raise ValueError(f"unknown SRTP policy {policy!r}; use {', '.join(SRTP_POLICIES)}")
+    if policy != SRTP_OFF and not _srtp.available():
+        raise ValueError(f"SRTP {policy} needs pylibsrtp, which cannot be imported here")
+    return policy
+
+
 def _random_session_id() -> str:
     return str(random.SystemRandom().getrandbits(62))
 
@@ -151,6 +179,7 @@ class NullMediaService:
         warn_agent: Optional[str] = None,
         codecs: Sequence[Codec] = SUPPORTED_CODECS,
         session_ids: Callable[[], str] = _random_session_id,
+        srtp: Optional[str] = None,
     ) -> None:
         """
         @param reactor: where ports are opened and what C{last_activity}
@@ -164,6 +193,10 @@ class NullMediaService:
         @param warn_agent: the host named in Warning headers (the address
             if L{None}).
         @param session_ids: makes the C{o=} session id of a new session.
+        @param srtp: the SRTP policy (L{SRTP_POLICIES}, C{--srtp}); L{None}
+            is C{optional} where SRTP is available, else C{off}.
+        @raise ValueError: a bad range or cap, or SRTP asked for where it
+            is not available.
         """
         reactor = default_reactor(reactor)
         low, high = port_range
@@ -179,6 +212,7 @@ class NullMediaService:
         self.warn_agent = warn_agent or address
         self.codecs = tuple(codecs)
         self.session_ids = session_ids
+        self.srtp = srtp_policy(srtp)
         self.sessions: Dict[int, NullMediaSession] = {}
         self._next_port = low
         self.capacity = min(max_sessions, self._pairs())
@@ -235,6 +269,7 @@ class NullMediaService:
             session_id=self.session_ids(),
             warn_agent=self.warn_agent,
             codecs=self.codecs,
+            srtp=self.srtp,
         )
         session = NullMediaSession(
             conference, participant, negotiation, listeners, sinks, started=self._now()
@@ -249,7 +284,7 @@ class NullMediaService:
             raise RemoteProtocolError("Media sessions exhausted", 503)
         # Refuse what cannot be answered before taking any port.
         parsed = parse_sdp(offer)
-        select_stream(parsed, self.codecs, self.warn_agent)
+        select_stream(parsed, self.codecs, self.warn_agent, srtp=self.srtp)
         session = self._open(conference, participant)
         try:
             session.negotiation.receive_offer(parsed)

@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.loopback.test_mixer -*-
 """
 The built-in mixer behind L{IMediaService}: the Twisted side of
-L{conference.media}.
+L{conference.media}.  An SRTP stream's keys (SDES, from the offer/answer)
+go to its channel, which protects and unprotects its packets.
 
 It negotiates and opens ports like L{NullMediaService} (which it
 extends), and feeds each port's datagrams to the participant's
@@ -29,6 +30,7 @@ from conference.interfaces import IMediaService, IMediaSession
 from conference.media.channel import Channel, Counters, Datagram
 from conference.media.codecs import FRAME_MS, FRAME_SAMPLES, INTERNAL_RATE, AudioCodec, codec_named
 from conference.media.mixer import Mixer
+from conference.media.srtp import SRTPKeys
 from conference.media.tone import warning_tone
 from conference.sip.errors import RemoteProtocolError
 
@@ -138,12 +140,18 @@ class MixerMediaService(NullMediaService):
             ours = codec_named(codec.name, codec.clock)
             if ours is not None:
                 codecs[pt] = ours
+        keys: Optional[SRTPKeys] = None
+        if stream.local_crypto is not None and stream.remote_crypto is not None:
+            keys = SRTPKeys(
+                stream.local_crypto.suite, stream.local_crypto.key, stream.remote_crypto.key
+            )
         channel.configure(
             remote=(stream.address, stream.port),
             codecs=codecs,
             send_pt=stream.codecs[0][0],
             event_pt=stream.telephone_event,
             direction=stream.direction,
+            srtp=keys,
         )
 
     def close(self, session: IMediaSession) -> None:

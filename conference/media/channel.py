@@ -15,6 +15,12 @@ Media is sent to the latched address (where the peer's packets really
 come from), or to the SDP's address before anything was latched.  A new
 SDP from the peer (re-INVITE, UPDATE) naming another address unlatches.
 
+With SRTP (L{conference.media.srtp}) nothing latches before it
+authenticated: a packet from the SDP's host is unprotected first, and
+only one whose tag verifies latches the port, so a stranger who guesses
+the port and forges the source cannot capture it.  Forged, tampered and
+replayed packets are counted (C{unauthenticated}, C{replayed}) and dropped.
+
 Within the latched source one SSRC is followed; a different SSRC takes
 over only after L{MIN_SEQUENTIAL} packets in sequence with no packet of
 the current one between them, so a storm of random SSRCs never reaches
@@ -47,6 +53,7 @@ from conference.media.rtcp import (
     parse_rtcp,
 )
 from conference.media.rtp import MIN_SEQUENTIAL, RTPError, SourceStatistics, build_rtp, parse_rtp
+from conference.media.srtp import SRTPContext, SRTPError, SRTPKeys
 
 Address = Tuple[str, int]
 
@@ -87,6 +94,8 @@ class Counters:
     ssrc_changes: int = 0
     unconfirmed: int = 0
     ignored: int = 0
+    unauthenticated: int = 0
+    replayed: int = 0
     rtcp_received: int = 0
     rtcp_accepted: int = 0
     rtcp_malformed: int = 0
@@ -106,6 +115,8 @@ class Counters:
             + self.ssrc_mismatch
             + self.unconfirmed
             + self.ignored
+            + self.unauthenticated
+            + self.replayed
             + self.rtcp_malformed
         )
 
@@ -141,12 +152,16 @@ class Latch:
         self.expected = (host, expected[1]) if host is not None and expected is not None else None
         self.latched: Optional[Address] = None
 
-    def accept(self, source: Address) -> bool:
-        """Whether a datagram from C{source} is taken (latching if first)."""
+    def allows(self, source: Address) -> bool:
+        """Whether a datagram from C{source} would be taken; latches nothing."""
         if self.latched is not None:
             return source == self.latched
         expected = self.expected
-        if expected is None or _canonical(source[0]) != expected[0]:
+        return expected is not None and _canonical(source[0]) == expected[0]
+
+    def accept(self, source: Address) -> bool:
+        """Whether a datagram from C{source} is taken (latching if first)."""
+        if not self.allows(source):
             return False
         self.latched = source
         return True
@@ -167,6 +182,7 @@ class Channel:
     @ivar gain_in: linear gain of what this participant says, C{gain_out}
         of what they hear.
     @ivar last_heard: when an acceptable RTP or RTCP packet last came.
+    @ivar srtp: the SRTP context when the stream is SRTP, else L{None}.
     @ivar remote_loss: (fraction lost of 256, cumulative lost, jitter) the
         participant last reported about our stream; C{round_trip} the
         round-trip time their last report gave, in seconds.
@@ -195,6 +211,7 @@ class Channel:
         self.rtp = Latch()
         self.rtcp = Latch()
         self.codecs: Mapping[int, AudioCodec] = {}
+        self.srtp: Optional[SRTPContext] = None
         self.send_pt: Optional[int] = None
         self.event_pt: Optional[int] = None
         self.direction = "inactive"
@@ -227,6 +244,7 @@ class Channel:
         event_pt: Optional[int] = None,
         direction: str = "sendrecv",
         rtcp_remote: Optional[Address] = None,
+        srtp: Optional[SRTPKeys] = None,
     ) -> None:
         """
         Apply the outcome of an offer/answer exchange.
@@ -236,6 +254,8 @@ class Channel:
         @param codecs: the voice payload types the peer may send, by
             number; we send with C{send_pt}, one of them.
         @param direction: what this side does, as in the SDP answer.
+        @param srtp: the SDES keys when the stream is SRTP; a context that
+            exists keeps the state of each direction whose key is unchanged.
         """
         if send_pt not in codecs:
             raise ValueError(f"payload type {send_pt} is not among the codecs")
@@ -246,6 +266,12 @@ class Channel:
         if remote != self.rtp.expected or self.rtp.expected is None:
             self.rtp = Latch(remote)
             self.rtcp = Latch(rtcp_remote)
+        if srtp is None:
+            self.srtp = None
+        elif self.srtp is None:
+            self.srtp = SRTPContext(srtp)
+        else:
+            self.srtp.rekey(srtp)
         self.codecs = dict(codecs)
         self.send_pt = send_pt
         self.event_pt = event_pt
@@ -272,18 +298,43 @@ class Channel:
 
     # Receiving -----------------------------------------------------------
 
-    def _admit(self, data: bytes, source: Address, latch: Latch) -> bool:
+    def _admit(self, data: bytes, source: Address, rtcp: bool) -> Optional[bytes]:
+        """
+        The flood, size and latch rules, and SRTP: the datagram to parse
+        (decrypted), or L{None} when it is dropped (and counted).
+        """
+        counters = self.counters
         if self._budget >= MAX_PACKETS_PER_TICK:
-            self.counters.flood += 1
-            return False
+            counters.flood += 1
+            return None
         self._budget += 1
         if len(data) > MAX_PACKET_SIZE:
-            self.counters.oversized += 1
-            return False
-        if not latch.accept(source):
-            self.counters.strangers += 1
-            return False
-        return True
+            counters.oversized += 1
+            return None
+        latch = self.rtcp if rtcp else self.rtp
+        srtp = self.srtp
+        if srtp is None:
+            if not latch.accept(source):
+                counters.strangers += 1
+                return None
+            return data
+        if not latch.allows(source):
+            counters.strangers += 1
+            return None
+        try:
+            data = srtp.unprotect_rtcp(data) if rtcp else srtp.unprotect(data)
+        except SRTPError as e:
+            if e.reason == "replayed":
+                counters.replayed += 1
+            elif e.reason == "unauthenticated":
+                counters.unauthenticated += 1
+            elif rtcp:
+                counters.rtcp_malformed += 1
+            else:
+                counters.malformed += 1
+            return None
+        latch.accept(source)
+        return data
 
     def receive_rtp(self, data: bytes, source: Address, now: float) -> Optional[str]:
         """
@@ -293,10 +344,11 @@ class Channel:
         """
         counters = self.counters
         counters.received += 1
-        if not self._admit(data, source, self.rtp):
+        plain = self._admit(data, source, False)
+        if plain is None:
             return None
         try:
-            packet = parse_rtp(data)
+            packet = parse_rtp(plain)
         except RTPError:
             counters.malformed += 1
             return None
@@ -358,10 +410,11 @@ class Channel:
         """Take a datagram from the RTCP port: reports about our stream, BYE."""
         counters = self.counters
         counters.rtcp_received += 1
-        if not self._admit(data, source, self.rtcp):
+        plain = self._admit(data, source, True)
+        if plain is None:
             return
         try:
-            packets = parse_rtcp(data)
+            packets = parse_rtcp(plain)
         except RTCPError:
             counters.rtcp_malformed += 1
             return
@@ -467,6 +520,8 @@ class Channel:
     ) -> Datagram:
         data = build_rtp(pt, self._sequence, timestamp, self.ssrc, payload, marker=marker)
         self._sequence = (self._sequence + 1) & 0xFFFF
+        if self.srtp is not None:
+            data = self.srtp.protect(data)
         self.counters.sent += 1
         self.counters.sent_octets += len(payload)
         self._sent_since_report = True
@@ -513,18 +568,19 @@ class Channel:
         if now < self._next_rtcp or destination is None:
             return []
         self._next_rtcp = now + RTCP_INTERVAL * self._rng.uniform(0.5, 1.5)
-        return [Datagram(self.key, True, self._compound(now), destination)]
+        return [Datagram(self.key, True, self._seal(self._compound(now)), destination)]
 
     def goodbye(self, now: float, reason: str = "") -> List[Datagram]:
         """The compound packet with a BYE, to send when the session ends."""
         destination = self.rtcp.destination
         if destination is None:
             return []
-        return [
-            Datagram(
-                self.key, True, self._compound(now) + build_bye(self.ssrc, reason), destination
-            )
-        ]
+        compound = self._compound(now) + build_bye(self.ssrc, reason)
+        return [Datagram(self.key, True, self._seal(compound), destination)]
+
+    def _seal(self, compound: bytes) -> bytes:
+        """C{compound} RTCP as sent: SRTCP-protected when the stream is SRTP."""
+        return compound if self.srtp is None else self.srtp.protect_rtcp(compound)
 
 
 __all__ = [

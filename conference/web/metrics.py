@@ -56,6 +56,8 @@ DROP_REASONS = (
     "ssrc_mismatch",
     "unconfirmed",
     "ignored",
+    "unauthenticated",
+    "replayed",
     "rtcp_malformed",
 )
 

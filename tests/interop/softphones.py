@@ -42,12 +42,16 @@ NAMESPACE_SETUP = "ip link set lo up && ip route add default dev lo"
 class PhoneSpec:
     """
     One phone of the scenario: its name, the WAV it plays, the codec it
-    offers (C{PCMU} or C{PCMA}) and, once run, what it recorded.
+    offers (C{PCMU} or C{PCMA}), its media encryption (baresip's
+    C{mediaenc}: C{srtp-mand} offers C{RTP/SAVP} with SDES keys, C{srtp}
+    best-effort SRTP over C{RTP/AVP}; L{None}: plain RTP) and, once run,
+    what it recorded.
     """
 
     name: str
     wav: str
     codec: str = "PCMU"
+    mediaenc: Optional[str] = None
     recordings: List[str] = field(default_factory=list)
     output: str = ""
     status: Optional[int] = None
@@ -109,6 +113,8 @@ def baresip_config(folder: Path, phone: PhoneSpec, sip_port: int, rtp_low: int) 
     """Write a baresip configuration folder for C{phone}."""
     folder.mkdir(parents=True, exist_ok=True)
     modules = ["g711.so", "aufile.so", "aubridge.so", "sndfile.so"]
+    if phone.mediaenc is not None:
+        modules.append("srtp.so")
     lines = [
         "poll_method epoll",
         f"sip_listen 127.0.0.1:{sip_port}",
@@ -125,6 +131,8 @@ def baresip_config(folder: Path, phone: PhoneSpec, sip_port: int, rtp_low: int) 
     ]
     (folder / "config").write_text("\n".join(lines) + "\n")
     account = f"<sip:{phone.name}@127.0.0.1:{sip_port}>;regint=0;audio_codecs={phone.codec}"
+    if phone.mediaenc is not None:
+        account += f";mediaenc={phone.mediaenc}"
     (folder / "accounts").write_text(account + "\n")
     (folder / "contacts").write_text("")
 

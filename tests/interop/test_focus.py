@@ -209,6 +209,12 @@ class FocusInteropTests(TestCase):
         self.assertIn(b"sip:conf-now@example.com", calendar)
         self.assertIsNone(schema_errors(calendar))
 
+    def test_reinvite_hold_resume_sipp(self) -> None:
+        """SIPp joins, holds (sendonly, answered recvonly) and resumes (sendrecv) by
+        re-INVITE, then leaves; each 200's SDP says so, with its o= version raised."""
+        self.sipp("join_reinvite.xml", "conf-now")
+        self.assertEqual(self.proc.tracebacks(), [])
+
     def test_not_open_sipp(self) -> None:
         """A conference not open yet: SIPp gets 486 with VFREEBUSY and Retry-After."""
         self.sipp("busy.xml", "conf-later")

@@ -3,7 +3,8 @@
 The built-in mixer against real softphones: three baresip instances join
 one conference, each playing its own tone (two offer PCMU only, one PCMA
 only), and each records what it hears.  Every recording must hold the two
-other tones and not its own.  The server and the phones run together in a
+other tones and not its own.  Again with one of them on SDES-SRTP
+(C{RTP/SAVP}, baresip's C{srtp} module).  The server and the phones run together in a
 private network namespace (see L{tests.interop.softphones}).  SIPp joins
 and presses a key as RFC 4733 events, which the server reports once.
 """
@@ -11,10 +12,11 @@ and presses a key as RFC 4733 events, which the server reports once.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Generator, List
+from typing import Any, Dict, Generator, List, Optional, Sequence, Tuple
 
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.threads import deferToThread
@@ -26,6 +28,14 @@ from tests.interop.test_focus import seed
 from tests.unit.media.signals import band_share, read_wav, rms_db, tone, write_wav
 
 PHONES = [("alice", 500.0, "PCMU"), ("bob", 800.0, "PCMA"), ("carol", 1300.0, "PCMU")]
+# Bob on SRTP over RTP/SAVP (baresip's srtp-mand), Carol on best-effort
+# SRTP (RTP/AVP with a=crypto, baresip's srtp), Alice on plain RTP.
+SRTP_PHONES = [
+    ("alice", 500.0, "PCMU", None),
+    ("bob", 800.0, "PCMU", "srtp-mand"),
+    ("carol", 1300.0, "PCMA", "srtp"),
+]
+SRTP_MODULE = Path("/usr/lib/baresip/modules/srtp.so")
 # RFC 4733 events for the key 5, as Debian's sip-tester (SIPp) ships them.
 DTMF_PCAP = Path("/usr/share/sip-tester/dtmf_2833_5.pcap")
 SECONDS = 6
@@ -44,19 +54,42 @@ class SoftphoneConferenceTests(TestCase):
 
     timeout = 60
 
-    @inlineCallbacks
-    def test_three_phones(self) -> Generator[Deferred[Any], Any, None]:
+    def test_three_phones(self) -> Deferred[List[PhoneSpec]]:
         """Three baresips (PCMU, PCMA, PCMU) each hear the two other tones and not their own."""
+        return self.conference([(*phone, None) for phone in PHONES])
+
+    @inlineCallbacks
+    def test_srtp_phone(self) -> Generator[Deferred[Any], Any, None]:
+        """baresips on SRTP over SAVP, on best-effort SRTP and on plain RTP hear each other."""
+        if not SRTP_MODULE.exists():
+            message = f"{SRTP_MODULE} not found (Debian's baresip-core ships it)"
+            if os.environ.get("CI"):
+                self.fail(message)
+            raise SkipTest(message)
+        results = yield self.conference(SRTP_PHONES)
+        alice, bob, carol = results
+        for secure in (bob, carol):
+            self.assertIn("SRTP is Enabled (cryptosuite=AES_CM_128_HMAC_SHA1_80)", secure.output)
+        self.assertNotIn("SRTP is Enabled", alice.output)
+
+    @inlineCallbacks
+    def conference(
+        self, spec: Sequence[Tuple[str, float, str, Optional[str]]]
+    ) -> Generator[Deferred[Any], Any, List[PhoneSpec]]:
+        """
+        Run phones (name, tone, codec, mediaenc) in one conference and
+        check that each hears the others' tones and not its own.
+        """
         require_tool("baresip")
         namespace_prefix()  # skips where no network namespace can be made
         folder = Path(tempfile.mkdtemp(prefix="conference-media-"))
         self.addCleanup(shutil.rmtree, str(folder), True)
         yield seed(folder / "conference.sqlite")
         phones: List[Dict[str, Any]] = []
-        for name, frequency, codec in PHONES:
+        for name, frequency, codec, mediaenc in spec:
             wav = folder / f"{name}.wav"
             write_wav(wav, tone(frequency, SECONDS + 6, -12))
-            phones.append({"name": name, "wav": str(wav), "codec": codec})
+            phones.append({"name": name, "wav": str(wav), "codec": codec, "mediaenc": mediaenc})
         scenario = {
             "store": str(folder / "conference.sqlite"),
             "conference": "conf-now",
@@ -72,7 +105,7 @@ class SoftphoneConferenceTests(TestCase):
         log = summary["server_log"]
         self.assertEqual(summary["tracebacks"], [], log[-3000:])
         results = [PhoneSpec(**spec) for spec in summary["phones"]]
-        for phone, (name, own, codec) in zip(results, PHONES):
+        for phone, (name, own, codec, _) in zip(results, spec):
             self.assertIn("Call established", phone.output, phone.output)
             self.assertIn(f"Set audio encoder: {codec}", phone.output)
             self.assertIn(f"sip:{name}@127.0.0.1 joined sip:conf-now@example.com", log)
@@ -82,10 +115,11 @@ class SoftphoneConferenceTests(TestCase):
             samples = samples[rate:]
             self.assertGreater(rms_db(samples), MIN_LEVEL_DB, f"{name} hears too little")
             self.assertLess(band_share(samples, own, rate), OWN_SHARE_MAX, f"{name} hears itself")
-            for other_name, other, _ in PHONES:
+            for other_name, other, *_ in spec:
                 if other_name != name:
                     share = band_share(samples, other, rate)
                     self.assertGreater(share, OTHER_SHARE_MIN, f"{name} misses {other_name}")
+        return results
 
 
 class DTMFInteropTests(TestCase):

@@ -14,8 +14,9 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
-from conference.app.media import NullMediaService, NullMediaSession, RTPSink
+from conference.app.media import NullMediaService, NullMediaSession, RTPSink, srtp_policy
 from conference.interfaces import IMediaService, IMediaSession
+from conference.media import srtp
 from conference.sdp import parse_sdp
 from conference.sip.errors import RemoteProtocolError
 from tests.mediacontract import FakeMediaReactor, MediaServiceContract
@@ -161,6 +162,41 @@ class NullMediaServiceTests(SynchronousTestCase):
         e = self.failure(self.service.answer("c", "a", offer), 488)
         self.assertEqual(e.headers, [("Warning", '305 198.51.100.1 "Incompatible media format"')])
         self.assertEqual(self.reactor.listened, [])
+
+    def test_srtp_policies(self) -> None:
+        """Under each --srtp policy an SAVP offer (and a plain one) is taken or refused
+        with 488 before any port is opened."""
+        key = "QUJD" * 10
+        savp = SIPP_OFFER.replace(b"RTP/AVP 0", b"RTP/SAVP 0") + (
+            f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}\r\n".encode()
+        )
+        outcomes = {
+            "optional": (True, True),
+            "required": (True, False),
+            "off": (False, True),
+        }
+        for policy, (secure_taken, plain_taken) in outcomes.items():
+            service = NullMediaService(FakeMediaReactor(), srtp=policy)
+            for offer, taken in ((savp, secure_taken), (SIPP_OFFER, plain_taken)):
+                d = service.answer("c", "a", offer)
+                if taken:
+                    session = self.successResultOf(d)
+                    assert isinstance(session, NullMediaSession) and session.stream is not None
+                    self.assertEqual(session.stream.secure, offer is savp)
+                else:
+                    self.failure(d, 488)
+            self.assertEqual(len(service.sessions), secure_taken + plain_taken)
+
+    def test_srtp_policy(self) -> None:
+        """No policy means optional where SRTP is available and off where it is not."""
+        self.assertEqual(self.service.srtp, "optional")
+        self.assertEqual(srtp_policy(None), "optional")
+        self.assertRaises(ValueError, srtp_policy, "always")
+        self.patch(srtp, "available", lambda: False)
+        self.assertEqual(srtp_policy(None), "off")
+        self.assertEqual(srtp_policy("off"), "off")
+        self.assertRaises(ValueError, srtp_policy, "optional")
+        self.assertRaises(ValueError, NullMediaService, self.reactor, srtp="required")
 
     def test_offer_and_complete(self) -> None:
         """An offerless INVITE gets an offer; the ACK's answer completes it."""

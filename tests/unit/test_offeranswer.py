@@ -5,6 +5,7 @@ Tests for L{conference.offeranswer}: RFC 3264 answers, offers and checks.
 
 from __future__ import annotations
 
+import base64
 from typing import List
 
 from hypothesis import given, settings
@@ -16,8 +17,14 @@ from conference.offeranswer import (
     OFFER_SENT,
     PCMA,
     PCMU,
+    SRTP_OFF,
+    SRTP_OPTIONAL,
+    SRTP_POLICIES,
+    SRTP_REQUIRED,
     STABLE,
     TELEPHONE_EVENT,
+    WARN_SRTP_OFF,
+    WARN_SRTP_REQUIRED,
     OfferAnswer,
     answer_direction,
     codec_of,
@@ -534,3 +541,217 @@ class PropertyTests(SynchronousTestCase):
         self.assertEqual(len(live), 1)
         self.assertEqual(live[0].media, "audio")
         self.assertTrue(set(live[0].formats) <= {"0", "8", "101"})
+
+
+SUITE = "AES_CM_128_HMAC_SHA1_80"
+PHONE_KEY = "QUJD" * 10  # b"ABC" * 10
+OUR_KEY = b"K" * 30
+
+
+def savp_offer(
+    proto: str = "RTP/SAVP",
+    cryptos: str = f"a=crypto:1 {SUITE} inline:{PHONE_KEY}",
+    port: int = 4000,
+) -> bytes:
+    """A phone's PCMU offer over C{proto} with C{cryptos} lines, on C{port}."""
+    offer = audio_offer("0 101", f"a=rtpmap:101 telephone-event/8000\n{cryptos}")
+    return offer.replace(b"m=audio 4000 RTP/AVP", f"m=audio {port} {proto}".encode())
+
+
+def srtp_negotiator(policy: str = SRTP_OPTIONAL) -> OfferAnswer:
+    """A negotiator under C{policy} whose keys are all C{OUR_KEY}."""
+    return OfferAnswer(
+        address="198.51.100.1",
+        port=20000,
+        session_id="4242",
+        warn_agent=AGENT,
+        srtp=policy,
+        keygen=lambda n: OUR_KEY[:n],
+    )
+
+
+class SRTPTests(SynchronousTestCase):
+    """
+    SDES-SRTP (RFC 4568) in offers and answers, under each --srtp policy.
+    """
+
+    def refused(self, oa: OfferAnswer, offer: bytes) -> str:
+        """The Warning of the 488 refusing C{offer}; the state is unchanged."""
+        e = self.assertRaises(RemoteProtocolError, oa.receive_offer, offer)
+        self.assertEqual(e.status, 488)
+        [(name, value)] = e.headers
+        self.assertEqual((name, oa.state), ("Warning", IDLE))
+        return str(value)
+
+    def test_savp_answered_with_our_key(self) -> None:
+        """An SAVP offer gets SAVP, the offer's tag and suite, and a key of ours."""
+        oa = srtp_negotiator()
+        answer = parse_sdp(oa.receive_offer(savp_offer()))
+        [media] = answer.media
+        self.assertEqual(media.proto, "RTP/SAVP")
+        our_key = base64.b64encode(OUR_KEY).decode()
+        self.assertEqual(media.get_all("crypto"), [f"1 {SUITE} inline:{our_key}"])
+        stream = oa.stream
+        assert stream is not None and stream.local_crypto and stream.remote_crypto
+        self.assertTrue(stream.secure)
+        self.assertEqual(
+            (stream.local_crypto.key, stream.remote_crypto.key), (OUR_KEY, b"ABC" * 10)
+        )
+        self.assertNotIn("ABC", repr(stream))
+
+    def test_first_usable_crypto(self) -> None:
+        """Unusable lines are skipped; the first usable one (offer order) is answered."""
+        cryptos = (
+            f"a=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:{PHONE_KEY}\r\n"
+            f"a=crypto:2 {SUITE} inline:{PHONE_KEY}|2^20|1:4\r\n"
+            f"a=crypto:3 AES_CM_128_HMAC_SHA1_32 inline:{PHONE_KEY}\r\n"
+            f"a=crypto:4 {SUITE} inline:{PHONE_KEY}"
+        )
+        answer = parse_sdp(srtp_negotiator().receive_offer(savp_offer(cryptos=cryptos)))
+        [crypto] = answer.media[0].get_all("crypto")
+        assert crypto is not None
+        self.assertTrue(crypto.startswith("3 AES_CM_128_HMAC_SHA1_32 inline:"))
+
+    def test_plain_under_optional(self) -> None:
+        """Under optional, a plain offer is answered plain, with no crypto."""
+        oa = srtp_negotiator()
+        answer = parse_sdp(oa.receive_offer(SIPP_OFFER))
+        self.assertEqual(answer.media[0].proto, "RTP/AVP")
+        self.assertFalse(answer.media[0].has("crypto"))
+        assert oa.stream is not None
+        self.assertFalse(oa.stream.secure)
+
+    def test_best_effort(self) -> None:
+        """An AVP offer with a usable crypto line is answered with a key (SRTP over AVP)."""
+        for policy in (SRTP_OPTIONAL, SRTP_REQUIRED):
+            oa = srtp_negotiator(policy)
+            answer = parse_sdp(oa.receive_offer(savp_offer("RTP/AVP")))
+            self.assertEqual(answer.media[0].proto, "RTP/AVP")
+            self.assertEqual(len(answer.media[0].get_all("crypto")), 1)
+            assert oa.stream is not None
+            self.assertTrue(oa.stream.secure)
+        oa = srtp_negotiator(SRTP_OFF)
+        answer = parse_sdp(oa.receive_offer(savp_offer("RTP/AVP")))
+        self.assertFalse(answer.media[0].has("crypto"))
+
+    def test_required_refuses_plain(self) -> None:
+        """Under required, plain RTP (no usable crypto) is 488 with Warning 302."""
+        for offer in (SIPP_OFFER, savp_offer("RTP/AVP", "a=crypto:1 bogus")):
+            warning = self.refused(srtp_negotiator(SRTP_REQUIRED), offer)
+            self.assertEqual(warning, f'302 {AGENT} "{WARN_SRTP_REQUIRED[1]}"')
+
+    def test_off_refuses_savp(self) -> None:
+        """Under off (the negotiator's default), SAVP is 488 with Warning 302."""
+        warning = self.refused(negotiator(), savp_offer())
+        self.assertEqual(warning, f'302 {AGENT} "{WARN_SRTP_OFF[1]}"')
+
+    def test_unusable_crypto(self) -> None:
+        """SAVP with no usable crypto line is 488 with Warning 399 saying why."""
+        cases = {
+            "": "none given",
+            f"a=crypto:1 {SUITE} inline:QUJD": "3 bytes",
+            f"a=crypto:1 {SUITE} inline:!!!!" + "A" * 36: "not base64",
+            f"a=crypto:1 F8_128_HMAC_SHA1_80 inline:{PHONE_KEY}": "not supported",
+            f"a=crypto:1 {SUITE} inline:{PHONE_KEY}|2^20|1:4": "MKI",
+        }
+        for cryptos, why in cases.items():
+            warning = self.refused(srtp_negotiator(), savp_offer(cryptos=cryptos))
+            self.assertTrue(warning.startswith(f'399 {AGENT} "No usable crypto attribute'))
+            self.assertIn(why, warning)
+
+    def test_secure_stream_preferred(self) -> None:
+        """Offered SAVP and AVP alternatives, the SAVP one is taken."""
+        offer = savp_offer("RTP/AVP", "") + savp_offer(port=4002).split(b"t=0 0\r\n")[1]
+        answer = parse_sdp(srtp_negotiator().receive_offer(offer))
+        self.assertEqual([m.port for m in answer.media], [0, 20000])
+        self.assertEqual(answer.media[1].proto, "RTP/SAVP")
+
+    def test_reoffer_keeps_our_key(self) -> None:
+        """A re-offer (hold, refresh) keeps our key; an unchanged one keeps the version."""
+        oa = srtp_negotiator()
+        keys = iter([b"1" * 30, b"2" * 30])
+        oa.keygen = lambda n: next(keys)
+        first = oa.receive_offer(savp_offer())
+        self.assertEqual(oa.receive_offer(savp_offer()), first)
+        held = parse_sdp(oa.receive_offer(savp_offer() + b"a=sendonly\r\n"))
+        [crypto] = held.media[0].get_all("crypto")
+        self.assertIn(base64.b64encode(b"1" * 30).decode(), crypto or "")
+        self.assertEqual(held.origin.session_version, 2)
+        assert oa.stream is not None and oa.stream.local_crypto is not None
+        self.assertEqual(oa.stream.local_crypto.key, b"1" * 30)
+
+    def test_offer_under_required(self) -> None:
+        """Our offer under required is SAVP with one key per suite; optional offers plain."""
+        oa = srtp_negotiator(SRTP_REQUIRED)
+        offer = parse_sdp(oa.create_offer())
+        media = offer.media[0]
+        self.assertEqual(media.proto, "RTP/SAVP")
+        self.assertEqual(
+            [(c or "").split()[:2] for c in media.get_all("crypto")],
+            [["1", SUITE], ["2", "AES_CM_128_HMAC_SHA1_32"]],
+        )
+        plain = parse_sdp(srtp_negotiator().create_offer())
+        self.assertEqual(plain.media[0].proto, "RTP/AVP")
+        self.assertFalse(plain.media[0].has("crypto"))
+
+    def test_answer_to_our_savp_offer(self) -> None:
+        """The answer's crypto line picks one of ours by tag; its key is the peer's."""
+        oa = srtp_negotiator(SRTP_REQUIRED)
+        oa.create_offer()
+        stream = oa.receive_answer(
+            answer_sdp(
+                "audio 8000 RTP/SAVP 0", f"a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{PHONE_KEY}"
+            )
+        )
+        assert stream.local_crypto is not None and stream.remote_crypto is not None
+        self.assertEqual((stream.local_crypto.tag, stream.local_crypto.key), (2, OUR_KEY))
+        self.assertEqual(stream.remote_crypto.key, b"ABC" * 10)
+        # A later offer of ours keeps the stream's one line and key.
+        reoffer = parse_sdp(oa.create_offer("sendonly"))
+        self.assertEqual(len(reoffer.media[0].get_all("crypto")), 1)
+
+    def test_answer_without_crypto(self) -> None:
+        """An answer to our SAVP offer keying nothing we offered is 488; the offer stays."""
+        for extra in ("", f"a=crypto:9 {SUITE} inline:{PHONE_KEY}", "a=crypto:1 junk"):
+            oa = srtp_negotiator(SRTP_REQUIRED)
+            oa.create_offer()
+            e = self.assertRaises(
+                RemoteProtocolError, oa.receive_answer, answer_sdp("audio 8000 RTP/SAVP 0", extra)
+            )
+            self.assertEqual(e.status, 488)
+            self.assertEqual(oa.state, OFFER_SENT)
+
+    def test_unknown_policy(self) -> None:
+        """An unknown policy is refused when the negotiator is made."""
+        self.assertRaises(ValueError, srtp_negotiator, "sometimes")
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        st.sampled_from(SRTP_POLICIES),
+        st.sampled_from(["RTP/AVP", "RTP/SAVP"]),
+        st.lists(
+            st.one_of(
+                st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=80),
+                st.builds(
+                    "{} {} inline:{}{}".format,
+                    st.integers(0, 10**10),
+                    st.sampled_from([SUITE, "AES_CM_128_HMAC_SHA1_32", "NULL_HMAC_SHA1_80"]),
+                    st.sampled_from([PHONE_KEY, PHONE_KEY[:-4], PHONE_KEY + "QUJD", "!" * 40]),
+                    st.sampled_from(["", "|2^20", "|1:4", "|2^20|1:4", " KDR=1", " -X"]),
+                ),
+            ),
+            max_size=4,
+        ),
+    )
+    def test_any_crypto(self, policy: str, proto: str, values: List[str]) -> None:
+        """Whatever the crypto lines, an offer is answered (secure only when keyed) or 488."""
+        cryptos = "\n".join(f"a=crypto:{value}" for value in values)
+        oa = srtp_negotiator(policy)
+        try:
+            answer = parse_sdp(oa.receive_offer(savp_offer(proto, cryptos)))
+        except RemoteProtocolError as e:
+            self.assertEqual(e.status, 488)
+            return
+        assert oa.stream is not None
+        self.assertEqual(oa.stream.secure, answer.media[0].has("crypto"))
+        self.assertTrue(oa.stream.secure or (proto == "RTP/AVP" and policy != SRTP_REQUIRED))

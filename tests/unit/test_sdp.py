@@ -5,6 +5,7 @@ Tests for L{conference.sdp}: parsing, refusing and serializing SDP.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable, Optional
 
 from hypothesis import given, settings
@@ -15,14 +16,18 @@ from conference.sdp import (
     Attribute,
     Bandwidth,
     Connection,
+    Crypto,
+    CryptoError,
     Media,
     Origin,
     SDPError,
     SessionDescription,
     Timing,
     addrtype_of,
+    cryptos_of,
     direction_of,
     fmtp_of,
+    parse_crypto,
     parse_sdp,
     rtpmap_of,
     serialize_sdp,
@@ -521,3 +526,80 @@ class AttributeTests(SynchronousTestCase):
         self.assertFalse(media.has("c"))
         self.assertEqual(_first(media.get_all("a")), "1")
         self.assertEqual(str(Attribute("x", "")), "x:")
+
+
+KEY = "QUJDQUJDQUJDQUJDQUJDQUJDQUJDQUJDQUJDQUJDRA=="  # 31 bytes: one too many
+GOOD_KEY = "QUJD" * 10  # b"ABC" * 10
+
+
+class CryptoTests(SynchronousTestCase):
+    """
+    SDES a=crypto lines (RFC 4568): what parses, what is refused and why.
+    """
+
+    def test_parse(self) -> None:
+        """A plain line gives its tag, suite and the 30 bytes of key and salt."""
+        crypto = parse_crypto(f"1 AES_CM_128_HMAC_SHA1_80 inline:{GOOD_KEY}")
+        self.assertEqual(crypto, Crypto(1, "AES_CM_128_HMAC_SHA1_80", b"ABC" * 10, None, ()))
+        self.assertEqual(str(crypto), f"1 AES_CM_128_HMAC_SHA1_80 inline:{GOOD_KEY}")
+        self.assertEqual(crypto.attribute(), Attribute("crypto", str(crypto)))
+
+    def test_lifetime_and_params(self) -> None:
+        """Lifetimes (2^n or decimal), KDR=0, WSH and '-' parameters are taken."""
+        crypto = parse_crypto(f"7 AES_CM_128_HMAC_SHA1_32 inline:{GOOD_KEY}|2^31 KDR=0 WSH=64 -X=1")
+        self.assertEqual((crypto.tag, crypto.lifetime), (7, 2**31))
+        self.assertEqual(crypto.params, ("KDR=0", "WSH=64", "-X=1"))
+        self.assertEqual(
+            parse_crypto(f"2 AES_CM_128_HMAC_SHA1_80 inline:{GOOD_KEY}|1000").lifetime, 1000
+        )
+
+    def test_unusable(self) -> None:
+        """Malformed or unsupported lines raise CryptoError saying why."""
+        suite = "AES_CM_128_HMAC_SHA1_80"
+        cases = {
+            f"1 {suite} inline:{KEY}": "31 bytes",
+            f"1 {suite} inline:{GOOD_KEY[:-4]}": "27 bytes",
+            f"1 {suite} inline:{GOOD_KEY[:-1]}!": "not base64",
+            f"1 {suite} inline:%%%%": "not base64",
+            f"1 AES_256_CM_HMAC_SHA1_80 inline:{GOOD_KEY}": "not supported",
+            f"1 {suite} uri:http://example.com/key": "not inline",
+            f"1 {suite} inline:{GOOD_KEY}|2^20|1:4": "MKI",
+            f"1 {suite} inline:{GOOD_KEY}|1:4": "MKI",
+            f"1 {suite} inline:{GOOD_KEY}|2^99": "lifetime",
+            f"1 {suite} inline:{GOOD_KEY}|0": "lifetime",
+            f"1 {suite} inline:{GOOD_KEY}|2^20|2^20": "malformed",
+            f"1 {suite} inline:{GOOD_KEY}|x": "malformed",
+            f"1 {suite} inline:{GOOD_KEY};inline:{GOOD_KEY}": "more than one key",
+            f"1 {suite} inline:{GOOD_KEY} UNENCRYPTED_SRTP": "UNENCRYPTED_SRTP",
+            f"1 {suite} inline:{GOOD_KEY} KDR=24": "KDR",
+            f"1234567890 {suite} inline:{GOOD_KEY}": "malformed",
+            f"{suite} inline:{GOOD_KEY}": "malformed",
+            "": "malformed",
+        }
+        for value, why in cases.items():
+            e = self.assertRaises(CryptoError, parse_crypto, value)
+            self.assertIn(why, str(e), value)
+            self.assertNotIn('"', str(e))
+        self.assertRaises(CryptoError, parse_crypto, None)
+
+    def test_cryptos_of(self) -> None:
+        """The usable lines in order, a repeated tag skipped, the first reason kept."""
+        media = Media("audio", 4000, "RTP/SAVP", ["0"])
+        for value in (
+            f"1 AES_256_CM_HMAC_SHA1_80 inline:{GOOD_KEY}",
+            f"2 AES_CM_128_HMAC_SHA1_32 inline:{GOOD_KEY}",
+            f"2 AES_CM_128_HMAC_SHA1_80 inline:{GOOD_KEY}",
+            f"3 AES_CM_128_HMAC_SHA1_80 inline:{GOOD_KEY}",
+        ):
+            media.attributes.append(Attribute("crypto", value))
+        usable, reason = cryptos_of(media)
+        self.assertEqual([(c.tag, c.suite[-2:]) for c in usable], [(2, "32"), (3, "80")])
+        self.assertEqual(reason, "crypto suite AES_256_CM_HMAC_SHA1_80 is not supported")
+        self.assertEqual(cryptos_of(Media()), ([], None))
+
+    @given(st.text(max_size=120))
+    @settings(max_examples=300, deadline=None)
+    def test_fuzz(self, value: str) -> None:
+        """Any text parses or raises CryptoError, nothing else."""
+        with contextlib.suppress(CryptoError):
+            parse_crypto(value)

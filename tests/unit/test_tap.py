@@ -177,6 +177,16 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(config_from_options(self.parse("--media", janus)).media, janus)
         self.assertRaises(usage.UsageError, self.parse, "--media", "janus:ftp://x/janus")
 
+    def test_srtp(self) -> None:
+        """--srtp is optional by default, off or required; required refuses Janus."""
+        self.assertEqual(config_from_options(self.parse()).srtp, "optional")
+        for policy in ("off", "required"):
+            self.assertEqual(config_from_options(self.parse("--srtp", policy)).srtp, policy)
+        self.assertRaises(usage.UsageError, self.parse, "--srtp", "always")
+        janus = "janus:http://127.0.0.1:8088/janus"
+        self.assertRaises(usage.UsageError, self.parse, "--srtp", "required", "--media", janus)
+        self.assertEqual(self.parse("--srtp", "off", "--media", janus)["srtp"], "off")
+
     def test_bad_domain(self) -> None:
         """A domain with URI punctuation is refused."""
         self.assertRaises(usage.UsageError, self.parse, "--domain", "sip:x@y")

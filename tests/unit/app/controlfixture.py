@@ -163,10 +163,16 @@ class ControlFixture(SynchronousTestCase):
         return out[0]
 
     def join(
-        self, who: Optional[SIPIdentity], *, uri: str = CONF, name: Optional[str] = None
+        self,
+        who: Optional[SIPIdentity],
+        *,
+        uri: str = CONF,
+        name: Optional[str] = None,
+        body: bytes = OFFER,
     ) -> Response:
         """
-        An INVITE to C{uri} as C{who} (anonymous with C{name} as From).
+        An INVITE to C{uri} as C{who} (anonymous with C{name} as From)
+        carrying the SDP offer C{body}.
         """
         user = who.username if who is not None else (name or "anon")
         self.cseq += 1
@@ -179,7 +185,7 @@ class ControlFixture(SynchronousTestCase):
                 ("Contact", f"<sip:{user}@192.0.2.10:5062>"),
                 ("Content-Type", "application/sdp"),
             ],
-            body=OFFER,
+            body=body,
         )
         return self.dispatch(request, who)
 

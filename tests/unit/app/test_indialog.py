@@ -8,9 +8,12 @@ conference-info shows a hold.
 
 from __future__ import annotations
 
+import base64
 import random
 from typing import List, Optional, Sequence, Tuple
 
+import numpy as np
+import numpy.typing as npt
 from twisted.trial.unittest import SynchronousTestCase
 
 from conference.app.control import _media_status
@@ -19,8 +22,10 @@ from conference.app.indialog import holds, participant_direction
 from conference.app.mixer import MixerMediaService
 from conference.app.roster import Participant
 from conference.control.policy import LISTENER_ROLE
+from conference.media.codecs import PCMU
 from conference.media.rtp import build_rtp, parse_rtp
-from conference.sdp import parse_sdp
+from conference.media.srtp import SRTPContext, SRTPKeys
+from conference.sdp import parse_crypto, parse_sdp
 from conference.sip.message import Request, Response
 from tests.builders import make_request
 from tests.mediacontract import FakeMediaReactor
@@ -28,6 +33,7 @@ from tests.unit.app.controlfixture import ALICE, BOB, CAROL, CONF, ControlFixtur
 from tests.unit.app.test_confevents import document
 from tests.unit.app.test_control import endpoint_status
 from tests.unit.app.test_focus import OFFER, PEER, FocusFixture
+from tests.unit.media.signals import band_share, rtp_stream, tone
 from tests.unit.test_sdp import crlf
 
 TICK = 0.02
@@ -55,6 +61,20 @@ def phone_offer(
         m=audio {port} RTP/AVP {formats}
         {lines}{extra}
         """
+    )
+
+
+def in_dialog(joined: Response, cseq: int, body: bytes, method: str = "INVITE") -> Request:
+    """A re-INVITE (or UPDATE) in the dialog C{joined} set up, carrying C{body}."""
+    return make_request(
+        method,
+        "sip:conf@127.0.0.1:5060",
+        call_id=joined.call_id,
+        from_=joined.header("from") or "",
+        to=joined.header("to") or "",
+        cseq=cseq,
+        headers=[("Content-Type", "application/sdp")],
+        body=body,
     )
 
 
@@ -253,17 +273,7 @@ class MixedReofferTests(ControlFixture):
     def reoffer(self, body: bytes, method: str = "INVITE") -> Response:
         """A re-INVITE (or UPDATE) from Bob carrying C{body}."""
         self.cseq += 1
-        request = make_request(
-            method,
-            "sip:conf@127.0.0.1:5060",
-            call_id=self.bob.call_id,
-            from_=self.bob.header("from") or "",
-            to=self.bob.header("to") or "",
-            cseq=self.cseq + 10,
-            headers=[("Content-Type", "application/sdp")],
-            body=body,
-        )
-        response = self.dispatch(request, BOB)
+        response = self.dispatch(in_dialog(self.bob, self.cseq + 10, body, method), BOB)
         self.assertEqual(response.code, 200)
         return response
 
@@ -388,20 +398,126 @@ class MixedReofferTests(ControlFixture):
     def test_refused_reoffer_changes_nothing(self) -> None:
         """A re-offer with no codec we take is 488 and Bob stays as he was."""
         self.cseq += 1
-        request = make_request(
-            "INVITE",
-            "sip:conf@127.0.0.1:5060",
-            call_id=self.bob.call_id,
-            from_=self.bob.header("from") or "",
-            to=self.bob.header("to") or "",
-            cseq=self.cseq + 10,
-            headers=[("Content-Type", "application/sdp")],
-            body=phone_offer(formats="0")
+        body = (
+            phone_offer(formats="0")
             .replace(b"RTP/AVP 0", b"RTP/AVP 18")
-            .replace(b"a=rtpmap:0 PCMU/8000", b"a=rtpmap:18 G729/8000"),
+            .replace(b"a=rtpmap:0 PCMU/8000", b"a=rtpmap:18 G729/8000")
         )
-        self.assertEqual(self.dispatch(request, BOB).code, 488)
+        self.assertEqual(self.dispatch(in_dialog(self.bob, self.cseq + 10, body), BOB).code, 488)
         self.assert_in_place()
         self.assertEqual(self.participant.direction, "sendrecv")
         self.ticks()
         self.assertEqual(len(self.to(PHONE)), 5)
+
+
+SUITE = "AES_CM_128_HMAC_SHA1_80"
+BOB_KEY = b"b" * 30
+
+
+def srtp_offer(direction: Optional[str] = None, version: int = 1) -> bytes:
+    """Bob's SAVP offer (PCMU) keyed with C{BOB_KEY}, from port 4000."""
+    key = base64.b64encode(BOB_KEY).decode()
+    return phone_offer(direction=direction, formats="0", version=version).replace(
+        b"RTP/AVP 0\r\n", f"RTP/SAVP 0\r\na=crypto:1 {SUITE} inline:{key}\r\n".encode()
+    )
+
+
+class SRTPJoinTests(ControlFixture):
+    """
+    SDES-SRTP through the focus and the built-in mixer on a fake clock:
+    Bob joins with an SAVP offer, Alice with plain RTP; they hear each
+    other, Bob's media encrypted both ways, through a hold and resume.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.media_reactor = FakeMediaReactor()
+        self.mixer = MixerMediaService(
+            self.media_reactor, address="198.51.100.1", rng=random.Random(7), srtp="optional"
+        )
+        self.focus.media = self.mixer
+        self.addCleanup(self.mixer.close_all)
+        self.bob = self.join(BOB, body=srtp_offer())
+        self.alice = self.join(ALICE, body=phone_offer(port=5000, version=1))
+        self.assertEqual((self.bob.code, self.alice.code), (200, 200))
+        [answer] = parse_sdp(self.bob.body).media
+        [crypto] = answer.get_all("crypto")
+        self.answer = parse_crypto(crypto)
+        # Bob's phone: sends with his key, receives with ours.
+        self.phone = SRTPContext(SRTPKeys(SUITE, BOB_KEY, self.answer.key))
+        [bob] = [p for p in self.focus.roster.participants(CONF) if p.identity == BOB.aor]
+        [alice] = [p for p in self.focus.roster.participants(CONF) if p.identity == ALICE.aor]
+        self.bob_session = bob.session
+        self.bob_port, self.alice_port = bob.session.port, alice.session.port
+        self.channel = self.mixer.channel(bob.session)
+        self.sequence = 100
+
+    def talk(self, seconds: float) -> None:
+        """Bob (SRTP, 500 Hz) and Alice (plain, 900 Hz) talk for C{seconds}."""
+        frames = round(seconds / TICK)
+        bob = rtp_stream(PCMU, 0, tone(500, seconds), ssrc=11, sequence=self.sequence)
+        alice = rtp_stream(PCMU, 0, tone(900, seconds), ssrc=22, sequence=self.sequence)
+        self.sequence += frames
+        for n in range(frames):
+            self.media_reactor.deliver(self.bob_port, self.phone.protect(bob[n]), PHONE)
+            self.media_reactor.deliver(self.alice_port, alice[n], ("192.0.2.10", 5000))
+            self.media_reactor.advance(TICK)
+
+    def heard_by_bob(self) -> npt.NDArray[np.int16]:
+        """What Bob's phone decrypts and decodes of what we sent it."""
+        payloads = [
+            parse_rtp(self.phone.unprotect(d)).payload for d in self.media_reactor.sent_to(PHONE)
+        ]
+        return PCMU.decode(b"".join(payloads))
+
+    def test_savp_answer_and_audio(self) -> None:
+        """Bob's SAVP join gets an SAVP answer with a key of ours; audio flows encrypted."""
+        [answer] = parse_sdp(self.bob.body).media
+        self.assertEqual((answer.proto, self.answer.tag, self.answer.suite), ("RTP/SAVP", 1, SUITE))
+        self.assertNotEqual(self.answer.key, BOB_KEY)
+        self.talk(1.0)
+        self.assertGreater(band_share(self.heard_by_bob()[1600:], 900), 0.95)
+        heard_alice = PCMU.decode(
+            b"".join(parse_rtp(d).payload for d in self.media_reactor.sent_to(("192.0.2.10", 5000)))
+        )
+        self.assertGreater(band_share(heard_alice[1600:], 500), 0.95)
+        c = self.channel.counters
+        self.assertEqual((c.unauthenticated, c.replayed, c.strangers), (0, 0, 0))
+        self.assertGreater(c.accepted, 40)
+
+    def test_forged_not_played(self) -> None:
+        """Plain RTP from Bob's address is dropped as unauthenticated; Alice hears nothing."""
+        for packet in rtp_stream(PCMU, 0, tone(700, 0.5), ssrc=33):
+            self.media_reactor.deliver(self.bob_port, packet, PHONE)
+            self.media_reactor.advance(TICK)
+        heard = PCMU.decode(
+            b"".join(parse_rtp(d).payload for d in self.media_reactor.sent_to(("192.0.2.10", 5000)))
+        )
+        self.assertTrue(np.all(np.abs(heard.astype(int)) <= 8))
+        self.assertEqual(self.channel.counters.unauthenticated, 25)
+        self.assertIsNone(self.channel.rtp.latched)
+
+    def test_hold_and_resume_keep_srtp(self) -> None:
+        """A hold and a resume re-INVITE keep our key and the SRTP stream going."""
+        self.talk(0.2)
+        for direction, ours, version in (("sendonly", "recvonly", 2), (None, "sendrecv", 3)):
+            self.cseq += 1
+            request = in_dialog(self.bob, self.cseq + 10, srtp_offer(direction, version))
+            response = self.dispatch(request, BOB)
+            self.assertEqual(response.code, 200)
+            self.assertEqual(our_direction(response.body), ours)
+            [crypto] = parse_sdp(response.body).media[0].get_all("crypto")
+            self.assertEqual(parse_crypto(crypto).key, self.answer.key)
+            self.talk(0.2)
+        self.assertIs(self.mixer.channel(self.bob_session), self.channel)
+        c = self.channel.counters
+        self.assertEqual((c.unauthenticated, c.replayed), (0, 0))
+        self.assertEqual(len(self.heard_by_bob()), 160 * len(self.media_reactor.sent_to(PHONE)))
+
+    def test_required_refuses_plain(self) -> None:
+        """With --srtp required, a plain RTP join is 488 with a Warning; SAVP is taken."""
+        self.mixer.srtp = "required"
+        refused = self.join(CAROL, body=phone_offer(port=6000, version=1))
+        self.assertEqual(refused.code, 488)
+        self.assertIn("SRTP (RTP/SAVP) required", refused.header("warning") or "")
+        self.assertEqual(self.focus.roster.count(CONF), 2)

@@ -29,6 +29,7 @@ from conference.media.rtcp import (
     parse_rtcp,
 )
 from conference.media.rtp import ReceptionReport, build_rtp, parse_rtp
+from conference.media.srtp import SRTPContext, SRTPKeys
 from tests.unit.media.signals import rtp_stream, tone
 
 PEER = ("192.0.2.7", 6000)
@@ -464,3 +465,100 @@ class CountersTests(SynchronousTestCase):
         total.add(Counters(received=3, accepted=2, strangers=1, sent=4))
         self.assertEqual((total.received, total.accepted, total.sent), (5, 2, 4))
         self.assertEqual(total.dropped, 2)
+
+
+SUITE = "AES_CM_128_HMAC_SHA1_80"
+OUR_KEY, PHONE_KEY = b"o" * 30, b"p" * 30
+
+
+class SRTPChannelTests(SynchronousTestCase):
+    """
+    A channel whose stream is SRTP: what it sends is protected, what it
+    takes must authenticate, and only an authenticated packet latches.
+    """
+
+    def setUp(self) -> None:
+        self.channel = Channel("alice", now=0.0, cname="test@example", rng=random.Random(1))
+        self.channel.configure(
+            remote=PEER, codecs={0: PCMU}, send_pt=0, srtp=SRTPKeys(SUITE, OUR_KEY, PHONE_KEY)
+        )
+        self.phone = SRTPContext(SRTPKeys(SUITE, PHONE_KEY, OUR_KEY))
+
+    def test_receive(self) -> None:
+        """The phone's SRTP reaches the jitter buffer; RTCP is read after SRTCP."""
+        for n in range(3):
+            self.channel.receive_rtp(self.phone.protect(voice(n)), PEER, 0.02 * n)
+        # The first is the new source's probation (RFC 3550 A.1).
+        self.assertEqual(self.channel.counters.accepted, 2)
+        self.assertEqual(self.channel.rtp.latched, PEER)
+        sealed = self.phone.protect_rtcp(build_report(0x1234, None))
+        self.channel.receive_rtcp(sealed, PEER_RTCP, 0.1)
+        self.assertEqual(self.channel.counters.rtcp_accepted, 1)
+
+    def test_send(self) -> None:
+        """RTP, RTCP reports and the BYE leave protected with our key."""
+        [datagram] = self.channel.packets(b"\xff" * 160)
+        self.assertEqual(len(datagram.data), 12 + 160 + 10)
+        self.assertEqual(parse_rtp(self.phone.unprotect(datagram.data)).payload, b"\xff" * 160)
+        [report] = self.channel.rtcp_report(RTCP_INTERVAL * 2)
+        self.assertIsInstance(parse_rtcp(self.phone.unprotect_rtcp(report.data))[0], Report)
+        [bye] = self.channel.goodbye(RTCP_INTERVAL * 3)
+        self.assertEqual(len(parse_rtcp(self.phone.unprotect_rtcp(bye.data))), 3)
+
+    def test_forgeries_do_not_latch(self) -> None:
+        """Plain or forged packets from the SDP's host are dropped and latch nothing."""
+        forger = SRTPContext(SRTPKeys(SUITE, b"f" * 30, OUR_KEY))
+        for n, data in enumerate([voice(1), forger.protect(voice(2)), b"\x80" * 40]):
+            self.channel.receive_rtp(data, NAT, 0.02 * n)
+        c = self.channel.counters
+        self.assertEqual((c.unauthenticated, c.accepted, self.channel.last_heard), (3, 0, None))
+        self.assertIsNone(self.channel.rtp.latched)
+        self.channel.receive_rtp(self.phone.protect(voice(3)), PEER, 0.1)
+        self.assertEqual((c.unconfirmed, self.channel.rtp.latched), (1, PEER))
+        self.channel.receive_rtcp(forger.protect_rtcp(build_report(1, None)), PEER_RTCP, 0.2)
+        self.assertEqual((c.unauthenticated, c.rtcp_accepted, c.rtcp_received), (4, 0, 1))
+
+    def test_replay(self) -> None:
+        """A replayed packet is counted as replayed and not played twice."""
+        self.channel.receive_rtp(self.phone.protect(voice(0)), PEER, 0.0)
+        data = self.phone.protect(voice(1))
+        self.channel.receive_rtp(data, PEER, 0.02)
+        self.channel.receive_rtp(data, PEER, 0.04)
+        c = self.channel.counters
+        self.assertEqual((c.accepted, c.replayed, c.dropped), (1, 1, 2))
+
+    def test_malformed(self) -> None:
+        """Datagrams libsrtp cannot read are malformed, RTP and RTCP."""
+        self.channel.receive_rtp(b"\x80\x00", PEER, 0.0)
+        self.channel.receive_rtcp(b"\x80\x00", PEER_RTCP, 0.0)
+        c = self.channel.counters
+        self.assertEqual((c.malformed, c.rtcp_malformed, c.dropped), (1, 1, 2))
+
+    def test_reconfigure(self) -> None:
+        """The same keys keep the context (and its state); none makes the stream plain."""
+        context = self.channel.srtp
+        data = self.phone.protect(voice(1))
+        self.channel.receive_rtp(data, PEER, 0.0)
+        self.channel.configure(
+            remote=PEER, codecs={0: PCMU}, send_pt=0, srtp=SRTPKeys(SUITE, OUR_KEY, PHONE_KEY)
+        )
+        self.assertIs(self.channel.srtp, context)
+        self.channel.receive_rtp(data, PEER, 0.02)
+        self.assertEqual(self.channel.counters.replayed, 1)
+        self.channel.configure(remote=PEER, codecs={0: PCMU}, send_pt=0)
+        self.assertIsNone(self.channel.srtp)
+        [datagram] = self.channel.packets(b"\xff" * 160)
+        self.assertEqual(parse_rtp(datagram.data).payload, b"\xff" * 160)
+
+    @given(st.binary(max_size=300))
+    @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    def test_fuzz(self, data: bytes) -> None:
+        """Any datagram on an SRTP channel is dropped and counted, never raised."""
+        channel = Channel("x", now=0.0, cname="c", rng=random.Random(2))
+        channel.configure(
+            remote=PEER, codecs={0: PCMU}, send_pt=0, srtp=SRTPKeys(SUITE, OUR_KEY, PHONE_KEY)
+        )
+        channel.receive_rtp(data, PEER, 0.0)
+        channel.receive_rtcp(data, PEER_RTCP, 0.0)
+        c = channel.counters
+        self.assertEqual(c.dropped, 2)
