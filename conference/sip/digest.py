@@ -407,9 +407,7 @@ class NonceCounter:
                 raise DigestRejectedError("nonce forgotten under load", stale=True)
             return
         if nc <= entry[1]:
-            raise DigestReplayError(
-                f"nonce count {nc:08x} replayed (highest seen {entry[1]:08x})"
-            )
+            raise DigestReplayError(f"nonce count {nc:08x} replayed (highest seen {entry[1]:08x})")
 
     def record(self, nonce: str, issued: int, nc: int, now: float) -> None:
         """

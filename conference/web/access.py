@@ -330,7 +330,11 @@ class Gate:
         """
         Whether C{token} is C{viewer}'s CSRF token.
         """
-        return token is not None and hmac.compare_digest(token, self.csrf_token(viewer))
+        if token is None:
+            return False
+        # As bytes: compare_digest refuses str with non-ASCII characters.
+        expected = self.csrf_token(viewer).encode("ascii")
+        return hmac.compare_digest(token.encode("utf-8", "surrogatepass"), expected)
 
 
 def _refused(failure: Any, scheme: str) -> Login:

@@ -337,6 +337,9 @@ class StatusResource(Resource):
         except CalendarError:
             raise HTTPError(503, "The conference's calendar cannot be read.") from None
         if not viewer.may_act_on(record, policy):
+            if not viewer.may_see(record, policy.attendees, policy):
+                # The answer to an unknown conference: existence does not leak.
+                raise HTTPError(404, "No such conference.")
             raise HTTPError(403, "Not a conference you may act on.")
         try:
             done = await self.actions.run(action, record, viewer, self._arg(request, "participant"))

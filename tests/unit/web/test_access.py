@@ -99,6 +99,11 @@ class GateTests(SynchronousTestCase):
         other = Gate(self.gate.portal, ["example.com"], [], secret=b"other")
         self.assertFalse(other.check_csrf(alice, token))
 
+    @given(st.text(max_size=80))
+    def test_csrf_any_text(self, token: str) -> None:
+        """Any submitted token (non-ASCII, surrogates) is refused, never an error."""
+        self.assertFalse(self.gate.check_csrf(Viewer("sip:alice@example.com"), token))
+
     def test_rights(self) -> None:
         """Organizer and owner act, attendees only see, admins do both."""
         record = ConferenceRecord(
