@@ -209,13 +209,20 @@ class BrowserTests(TestCase):
             shutil.copy(target, Path(self.keep) / target.name)
         return target
 
-    def api(self, path: str) -> Dict[str, Any]:
+    def get(self, path: str) -> bytes:
+        """
+        GET C{path} as alice (basic, from this machine); the body.
+        """
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.http_port}{path}",
             headers={"Authorization": "Basic " + b64encode(b"alice:secret").decode()},
         )
         with urllib.request.urlopen(request, timeout=10) as answer:
-            data: Dict[str, Any] = json.loads(answer.read())
+            body: bytes = answer.read()
+        return body
+
+    def api(self, path: str) -> Dict[str, Any]:
+        data: Dict[str, Any] = json.loads(self.get(path))
         return data
 
     def act(self, action: str, token: str, participant: Optional[str] = None) -> int:
@@ -246,14 +253,8 @@ class BrowserTests(TestCase):
         """
         The server's /metrics samples by name and labels.
         """
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.http_port}/metrics",
-            headers={"Authorization": "Basic " + b64encode(b"alice:secret").decode()},
-        )
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            text = answer.read().decode("utf-8")
         samples = {}
-        for line in text.splitlines():
+        for line in self.get("/metrics").decode("utf-8").splitlines():
             if line and not line.startswith("#"):
                 name, _, value = line.rpartition(" ")
                 samples[name] = float(value)
