@@ -578,7 +578,9 @@ class Options(usage.Options, strcred.AuthOptionMixin):
     def opt_admin(self, aor: str) -> None:
         """
         An address of record (sip:user@domain) that administers BIND
-        bindings of every conference and user (repeatable).
+        bindings of every conference and user, moderates every conference
+        (SIP and status page actions) and sees every status page
+        (repeatable).
         """
         from conference.sip.errors import RemoteProtocolError
         from conference.sip.uri import SIPURI, parse_uri

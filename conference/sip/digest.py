@@ -84,6 +84,14 @@ class DigestRejectedError(DigestError):
         self.stale = stale
 
 
+class DigestReplayError(DigestRejectedError):
+    """
+    A nonce count that is not above every count seen for its nonce: the
+    same Authorization sent again (a replay, or a client that does not
+    count).  Told apart so operators can see replays in the metrics.
+    """
+
+
 # Auth-param syntax ---------------------------------------------------------
 
 
@@ -389,8 +397,9 @@ class NonceCounter:
         """
         Refuse C{nc} if it is not above every count seen for C{nonce}.
 
-        @raise DigestRejectedError: for a replay, or (stale) for a nonce the
-            table had to forget.
+        @raise DigestReplayError: for a replay.
+        @raise DigestRejectedError: (stale) for a nonce the table had to
+            forget.
         """
         entry = self._seen.get(nonce)
         if entry is None:
@@ -398,9 +407,7 @@ class NonceCounter:
                 raise DigestRejectedError("nonce forgotten under load", stale=True)
             return
         if nc <= entry[1]:
-            raise DigestRejectedError(
-                f"nonce count {nc:08x} replayed (highest seen {entry[1]:08x})"
-            )
+            raise DigestReplayError(f"nonce count {nc:08x} replayed (highest seen {entry[1]:08x})")
 
     def record(self, nonce: str, issued: int, nc: int, now: float) -> None:
         """

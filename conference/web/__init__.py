@@ -114,7 +114,8 @@ def http_listener(
     if not _private(description):
         log.warn(
             "--http {description} is plain HTTP on a non-loopback interface: "
-            "logins (HTTP basic) cross the network in the clear; use ssl:",
+            "pages and actions cross the network in the clear (logins from other "
+            "hosts need HTTP digest, basic is refused); use ssl: or tls:",
             description=description,
         )
     endpoint = build_endpoint(description, lambda: _endpoint(reactor, description), "--http")
@@ -145,8 +146,8 @@ def _endpoint(reactor: Any, description: str) -> Any:
 def _private(description: str) -> bool:
     """
     Whether C{description} is TLS or listens on loopback only (plain
-    C{tcp:} on another interface, or on all, sends basic logins in the
-    clear).
+    C{tcp:} on another interface, or on all, sends the pages in the clear;
+    logins from other hosts are then digest only).
     """
     kind = description.split(":", 1)[0].lower()
     if kind in ("ssl", "tls"):

@@ -17,8 +17,9 @@ import hashlib
 import hmac
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
 
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
@@ -29,11 +30,37 @@ from conference.auth import SIPDigestCredentials
 from conference.control.policy import CalendarPolicy, may_moderate
 from conference.interfaces import ISIPIdentity
 from conference.records import ConferenceRecord
-from conference.sip.digest import DigestError, DigestServer, parse_credentials
+from conference.sip.digest import (
+    DigestError,
+    DigestRejectedError,
+    DigestReplayError,
+    DigestServer,
+    parse_credentials,
+)
 
 #: The digest algorithms offered to browsers, strongest first (Chromium
 #: and Firefox answer SHA-256; MD5 for older clients and tools).
 WEB_DIGEST_ALGORITHMS = ("SHA-256", "MD5")
+
+# Outcomes of a login attempt (docs/operations.rst, "Metrics").
+OK = "ok"
+#: No credentials: a browser's first request, answered with the challenge.
+MISSING = "missing"
+#: An C{Authorization} header that cannot be read, or of another scheme.
+MALFORMED = "malformed"
+#: Wrong password, unknown user or domain, a nonce this server did not
+#: issue for that realm: anything that proves nobody.
+WRONG = "wrong"
+#: A right digest response on an expired nonce (answered C{stale=true}).
+STALE = "stale"
+#: A digest nonce count seen already: the same header sent again.
+REPLAYED = "replayed"
+#: Basic credentials where basic is not accepted (plain HTTP from afar).
+INSECURE = "insecure"
+#: A digest whose C{uri} is not the request's target (400, RFC 7616 3.4.6).
+BAD_URI = "bad-uri"
+#: Every outcome, exported at 0 until it happens.
+LOGIN_OUTCOMES = (OK, MISSING, MALFORMED, WRONG, STALE, REPLAYED, INSECURE, BAD_URI)
 
 
 @dataclass(frozen=True)
@@ -73,6 +100,30 @@ class Viewer:
         and its attendees.
         """
         return self.may_act_on(record, policy) or self.aor in set(attendees)
+
+
+@dataclass(frozen=True)
+class Login:
+    """
+    The result of one login attempt.
+
+    @ivar viewer: who logged in, or L{None}.
+    @ivar scheme: C{digest}, C{basic}, C{none} (no credentials) or
+        C{other} (an unknown scheme).
+    @ivar outcome: one of L{LOGIN_OUTCOMES}.
+    """
+
+    viewer: Optional[Viewer]
+    scheme: str
+    outcome: str
+
+    @property
+    def stale(self) -> bool:
+        """
+        Whether only the nonce's age was wrong: the next challenge says
+        C{stale=true} and browsers retry without asking the user again.
+        """
+        return self.outcome == STALE
 
 
 def parse_basic(header: Optional[bytes]) -> Optional[tuple[str, str]]:
@@ -124,10 +175,8 @@ class Gate:
             hashlib.sha256(b"conference-web-digest\x00" + self._secret).digest(),
             algorithms=WEB_DIGEST_ALGORITHMS,
         )
-        #: Whether the last digest refusal was only a stale nonce (the
-        #: next challenge then says C{stale=true}, and browsers retry
-        #: without asking the user again).
-        self.stale = False
+        #: Login attempts by (scheme, outcome), for C{/metrics}.
+        self.logins: Counter[Tuple[str, str]] = Counter()
 
     def challenges(self, *, basic: bool, stale: bool = False) -> List[bytes]:
         """
@@ -141,6 +190,37 @@ class Gate:
             out.append(b'Basic realm="conference", charset="UTF-8"')
         return out
 
+    def authenticate(
+        self,
+        header: Optional[bytes],
+        method: bytes = b"GET",
+        uri: bytes = b"/",
+        *,
+        basic: bool = True,
+    ) -> Deferred[Login]:
+        """
+        What an C{Authorization} header proves: the viewer, or why not
+        (the caller answers 401 with L{challenges}, C{stale=true} when
+        L{Login.stale}).  Each attempt is counted in L{logins}.
+
+        @param method: the HTTP method, which a digest response covers.
+        @param uri: the request target, which a digest's C{uri} must equal.
+        @param basic: whether basic credentials are accepted (TLS or a
+            loopback client); if not they are refused as C{insecure}.
+        """
+        if not header or not header.strip():
+            return succeed(self._count(Login(None, "none", MISSING)))
+        scheme = header.strip().split(None, 1)[0].lower()
+        if scheme == b"digest":
+            d = self._digest_login(header, method, uri)
+        elif scheme != b"basic":
+            d = succeed(Login(None, "other", MALFORMED))
+        elif not basic:
+            d = succeed(Login(None, "basic", INSECURE))
+        else:
+            d = self._basic_login(header)
+        return d.addCallback(self._count)
+
     def login(
         self,
         header: Optional[bytes],
@@ -151,29 +231,31 @@ class Gate:
     ) -> Deferred[Optional[Viewer]]:
         """
         The viewer an C{Authorization} header proves, or L{None} when it is
-        missing, malformed, wrong or stale (the caller answers 401 with
-        L{challenges}).
-
-        @param method: the HTTP method, which a digest response covers.
-        @param uri: the request target, which a digest's C{uri} must equal.
-        @param basic: whether basic credentials are accepted (TLS or a
-            loopback client); if not they are refused like wrong ones.
+        missing, malformed, wrong or stale (L{authenticate} says which).
         """
-        self.stale = False
-        if header and header.lstrip()[:7].lower() == b"digest ":
-            return self._digest_login(header, method, uri)
-        if not basic:
-            return succeed(None)
+        return self.authenticate(header, method, uri, basic=basic).addCallback(
+            lambda done: done.viewer
+        )
+
+    def _count(self, done: Login) -> Login:
+        self.logins[(done.scheme, done.outcome)] += 1
+        return done
+
+    def _basic_login(self, header: bytes) -> Deferred[Login]:
+        """
+        Check basic credentials (C{user} in the first domain, or
+        C{user@domain}) against the portal.
+        """
         parsed = parse_basic(header)
         if parsed is None:
-            return succeed(None)
+            return succeed(Login(None, "basic", MALFORMED))
         user, password = parsed
         name, at, domain = user.rpartition("@")
         if not at:
             name, domain = user, self.domains[0]
         domain = domain.lower()
         if domain not in self.domains:
-            return succeed(None)
+            return succeed(Login(None, "basic", WRONG))
         credentials = UsernamePassword(name.encode("utf-8"), password.encode("utf-8"))
         d = self.portal.login(credentials, domain, ISIPIdentity)
 
@@ -185,10 +267,12 @@ class Gate:
             return self.portal.login(text, domain, ISIPIdentity)
 
         d.addErrback(retry)
+        return d.addCallbacks(
+            lambda result: Login(self._viewer(result), "basic", OK),
+            lambda failure: _refused(failure, "basic"),
+        )
 
-        return d.addCallbacks(self._viewer, _refused)
-
-    def _digest_login(self, header: bytes, method: bytes, uri: bytes) -> Deferred[Optional[Viewer]]:
+    def _digest_login(self, header: bytes, method: bytes, uri: bytes) -> Deferred[Login]:
         """
         Check RFC 7616 digest credentials: the nonce, realm and C{uri}
         here (L{DigestServer.check}), the response by the portal's
@@ -197,14 +281,21 @@ class Gate:
         now = self._clock()
         try:
             credentials = parse_credentials(header.decode("utf-8"))
-            realm = credentials.realm.lower()
-            if realm not in self.domains:
-                return succeed(None)
-            nonce = self.digest.check(
-                credentials, realm=realm, request_uri=uri.decode("utf-8"), now=now
-            )
         except (DigestError, UnicodeDecodeError):
-            return succeed(None)
+            return succeed(Login(None, "digest", MALFORMED))
+        realm = credentials.realm.lower()
+        if realm not in self.domains:
+            return succeed(Login(None, "digest", WRONG))
+        try:
+            nonce = self.digest.check(
+                credentials, realm=realm, request_uri=uri.decode("utf-8", "replace"), now=now
+            )
+        except DigestReplayError:
+            return succeed(Login(None, "digest", REPLAYED))
+        except DigestRejectedError:
+            return succeed(Login(None, "digest", WRONG))
+        except DigestError:  # the uri is not the request's (RFC 7616 3.4.6)
+            return succeed(Login(None, "digest", BAD_URI))
         hashed = SIPDigestCredentials(credentials, method.decode("ascii", "replace"))
         d = self.portal.login(hashed, realm, ISIPIdentity)
 
@@ -212,16 +303,17 @@ class Gate:
             failure.trap(UnauthorizedLogin)
             return self.portal.login(hashed.as_text(), realm, ISIPIdentity)
 
-        def proven(result: Any) -> Optional[Viewer]:
+        def proven(result: Any) -> Login:
             try:
                 self.digest.accept(credentials, nonce, now)
-            except DigestError as e:
-                self.stale = bool(getattr(e, "stale", False))
-                return None
-            return self._viewer(result)
+            except DigestReplayError:
+                return Login(None, "digest", REPLAYED)
+            except DigestRejectedError as e:
+                return Login(None, "digest", STALE if e.stale else WRONG)
+            return Login(self._viewer(result), "digest", OK)
 
         d.addErrback(retry)
-        return d.addCallbacks(proven, _refused)
+        return d.addCallbacks(proven, lambda failure: _refused(failure, "digest"))
 
     def _viewer(self, result: Any) -> Viewer:
         aor = str(result[1].aor)
@@ -238,11 +330,16 @@ class Gate:
         """
         Whether C{token} is C{viewer}'s CSRF token.
         """
-        return token is not None and hmac.compare_digest(token, self.csrf_token(viewer))
+        if token is None:
+            return False
+        # As bytes: compare_digest refuses str with non-ASCII characters.
+        expected = self.csrf_token(viewer).encode("ascii")
+        return hmac.compare_digest(token.encode("utf-8", "surrogatepass"), expected)
 
 
-def _refused(failure: Any) -> None:
+def _refused(failure: Any, scheme: str) -> Login:
     """
     Wrong credentials, or ones no checker handles: no viewer.
     """
     failure.trap(UnauthorizedLogin, UnhandledCredentials)
+    return Login(None, scheme, WRONG)

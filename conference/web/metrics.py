@@ -299,6 +299,64 @@ _DIRECTIONS = {
 }
 
 
+#: Login (scheme, outcome) pairs always exported: what each scheme can end in.
+WEB_LOGINS = (
+    ("none", "missing"),
+    *(("digest", o) for o in ("ok", "malformed", "wrong", "stale", "replayed", "bad-uri")),
+    *(("basic", o) for o in ("ok", "malformed", "wrong", "insecure")),
+    ("other", "malformed"),
+)
+
+
+class WebCollector(Collector):
+    """
+    What the HTTP endpoint itself counts: login attempts and actions.
+
+    @ivar logins: attempts by (scheme, outcome), kept by the
+        L{conference.web.access.Gate}.
+    @ivar acted: action requests by (action, HTTP status), kept by the
+        status resource.
+    """
+
+    def __init__(
+        self,
+        logins: Counter[Tuple[str, str]],
+        acted: Counter[Tuple[str, str]],
+        actions: Iterable[str] = (),
+    ) -> None:
+        """
+        @param actions: the action names exported (with status 303) at 0
+            before any is used.
+        """
+        self.logins = logins
+        self.acted = acted
+        self.actions = tuple(actions)
+
+    def collect(self) -> Iterator[Metric]:
+        """
+        C{conference_web_logins_total} and C{conference_web_actions_total}.
+        """
+        logins = CounterMetricFamily(
+            "conference_web_logins",
+            "Status page login attempts by scheme (digest, basic, none, other) and outcome "
+            "(ok, missing, malformed, wrong, stale, replayed, insecure, bad-uri)",
+            labels=["scheme", "outcome"],
+        )
+        for key in sorted({*WEB_LOGINS, *self.logins}):
+            logins.add_metric(list(key), float(self.logins.get(key, 0)))
+        yield logins
+        actions = CounterMetricFamily(
+            "conference_web_actions",
+            "Status page action requests by action and HTTP status "
+            "(303 done, 400, 403, 404, 503 refused)",
+            labels=["action", "code"],
+        )
+        always = {(name, "303") for name in self.actions}
+        for key in sorted({*always, *self.acted}):
+            actions.add_metric(list(key), float(self.acted.get(key, 0)))
+        yield actions
+
+
 class StoreProbe(Collector):
     """
     What only the store knows (how many conferences are stored, by

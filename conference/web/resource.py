@@ -11,6 +11,7 @@ see, 400 for a bad query, 503 while the store is down; never a traceback.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 from urllib.parse import urlencode
@@ -28,9 +29,9 @@ from conference.calendar.errors import CalendarError
 from conference.control.policy import policy_of
 from conference.records import StoreError
 from conference.web import pages
-from conference.web.access import Gate, Viewer
+from conference.web.access import BAD_URI, MISSING, STALE, Gate, Viewer
 from conference.web.actions import ActionError, Actions
-from conference.web.metrics import StoreProbe
+from conference.web.metrics import StoreProbe, WebCollector
 from conference.web.views import (
     MAX_FREEBUSY_DAYS,
     Forbidden,
@@ -103,6 +104,9 @@ class StatusResource(Resource):
         self.metrics_public = metrics_public
         self.probe = StoreProbe()
         registry.register(self.probe)
+        #: Action requests by (action, HTTP status answered), for C{/metrics}.
+        self.acted: Counter[Tuple[str, str]] = Counter()
+        registry.register(WebCollector(gate.logins, self.acted, sorted(actions.handlers)))
         self._routes: Dict[Tuple[bytes, bytes], Callable[..., Awaitable[None]]] = {
             (b"GET", b"/"): self._timeline,
             (b"GET", b"/conference"): self._conference,
@@ -161,16 +165,24 @@ class StatusResource(Resource):
             await handler(request, None)
             return
         basic = _basic_allowed(request)
-        viewer = await self.gate.login(
+        login = await self.gate.authenticate(
             request.getHeader(b"authorization"), method, request.uri, basic=basic
         )
-        if viewer is None:
-            stale = self.gate.stale
+        if login.viewer is None:
+            if login.outcome not in (MISSING, STALE):
+                log.info(
+                    "Status page: {scheme} login refused ({outcome}) from {host}",
+                    scheme=login.scheme,
+                    outcome=login.outcome,
+                    host=getattr(request.getClientAddress(), "host", "?"),
+                )
+            if login.outcome == BAD_URI:
+                raise HTTPError(400, "The digest's uri is not this request's target.")
             request.responseHeaders.setRawHeaders(
-                b"www-authenticate", self.gate.challenges(basic=basic, stale=stale)
+                b"www-authenticate", self.gate.challenges(basic=basic, stale=login.stale)
             )
             raise HTTPError(401, "Log in with your SIP account (user or user@domain).")
-        await handler(request, viewer)
+        await handler(request, login.viewer)
 
     # Pages --------------------------------------------------------------
 
@@ -291,10 +303,30 @@ class StatusResource(Resource):
     # Actions ------------------------------------------------------------
 
     async def _act(self, request: Request, viewer: Viewer) -> None:
+        """
+        Run the action the path names and count its answer in L{acted}
+        (by action, C{unknown} for names that are none, so clients cannot
+        make label values up).
+        """
+        action = request.path.rstrip(b"/").rsplit(b"/", 1)[-1].decode("ascii", "replace")
+        label = action if action in self.actions.handlers else "unknown"
+        code = 500
+        try:
+            await self._checked_act(request, viewer, action)
+            code = 303
+        except HTTPError as e:
+            code = e.code
+            raise
+        except StoreError:
+            code = 503
+            raise
+        finally:
+            self.acted[(label, str(code))] += 1
+
+    async def _checked_act(self, request: Request, viewer: Viewer, action: str) -> None:
         if not self.gate.check_csrf(viewer, self._arg(request, "csrf")):
             raise HTTPError(403, "The form has expired or did not come from this site.")
         uri = self._required(request, "uri")
-        action = request.path.rstrip(b"/").rsplit(b"/", 1)[-1].decode("ascii", "replace")
         if action not in self.actions.handlers:
             raise HTTPError(404, f"No such action: {action}")
         record = await self._stores().conferences.get(uri)
@@ -305,6 +337,9 @@ class StatusResource(Resource):
         except CalendarError:
             raise HTTPError(503, "The conference's calendar cannot be read.") from None
         if not viewer.may_act_on(record, policy):
+            if not viewer.may_see(record, policy.attendees, policy):
+                # The answer to an unknown conference: existence does not leak.
+                raise HTTPError(404, "No such conference.")
             raise HTTPError(403, "Not a conference you may act on.")
         try:
             done = await self.actions.run(action, record, viewer, self._arg(request, "participant"))

@@ -4,7 +4,8 @@ The status pages in a real browser: Debian's headless C{chromium} logs in
 to the running plugin's C{--http} endpoint, opens the timeline and a
 conference page, saves screenshots (desktop and phone sized) and the test
 checks what a person would see: conference names, the attendee list, and
-the roster before, during and after a SIPp participant's call.
+the roster before, during and after a SIPp participant's call, which the
+page's Mute, Lock and Remove actions change (Remove hangs SIPp up).
 
 Set C{CONFERENCE_SCREENSHOTS} to a folder to keep the screenshots (they
 are the ones docs/operations.rst shows).
@@ -12,8 +13,10 @@ are the ones docs/operations.rst shows).
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -22,8 +25,8 @@ import urllib.request
 from base64 import b64encode
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Dict, Generator, List
-from urllib.parse import quote
+from typing import Any, Dict, Generator, List, Optional
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 from twisted.internet import reactor
@@ -134,6 +137,15 @@ def seed(path: Path) -> Generator[Deferred[Any], Any, None]:
         yield stores.close()
 
 
+def csrf_of(page: str) -> str:
+    """
+    The CSRF token of the action forms on a page.
+    """
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+    assert found is not None, page
+    return found.group(1)
+
+
 class BrowserTests(TestCase):
     """
     Headless Chromium against the running plugin.
@@ -197,14 +209,56 @@ class BrowserTests(TestCase):
             shutil.copy(target, Path(self.keep) / target.name)
         return target
 
-    def api(self, path: str) -> Dict[str, Any]:
+    def get(self, path: str) -> bytes:
+        """
+        GET C{path} as alice (basic, from this machine); the body.
+        """
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.http_port}{path}",
             headers={"Authorization": "Basic " + b64encode(b"alice:secret").decode()},
         )
         with urllib.request.urlopen(request, timeout=10) as answer:
-            data: Dict[str, Any] = json.loads(answer.read())
+            body: bytes = answer.read()
+        return body
+
+    def api(self, path: str) -> Dict[str, Any]:
+        data: Dict[str, Any] = json.loads(self.get(path))
         return data
+
+    def act(self, action: str, token: str, participant: Optional[str] = None) -> int:
+        """
+        Post an action's form as alice (what its button sends); the status.
+        """
+        form = {"uri": "sip:ops-review@example.com", "csrf": token}
+        if participant is not None:
+            form["participant"] = participant
+        connection = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=10)
+        try:
+            connection.request(
+                "POST",
+                f"/action/{action}",
+                body=urlencode(form),
+                headers={
+                    "Authorization": "Basic " + b64encode(b"alice:secret").decode(),
+                    "Content-Type": "application/x-www-form-urlencoded",
+                },
+            )
+            answer = connection.getresponse()
+            answer.read()
+            return answer.status
+        finally:
+            connection.close()
+
+    def metrics(self) -> Dict[str, float]:
+        """
+        The server's /metrics samples by name and labels.
+        """
+        samples = {}
+        for line in self.get("/metrics").decode("utf-8").splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                samples[name] = float(value)
+        return samples
 
     def test_timeline_and_conference(self) -> None:
         """The organizer sees their conferences, the attendees and a joining caller."""
@@ -239,7 +293,7 @@ class BrowserTests(TestCase):
                 "127.0.0.1",
                 "-nostdin",
                 "-timeout",
-                "30s",
+                "60s",
                 "-timeout_error",
             ],
             cwd=self.folder,
@@ -254,13 +308,42 @@ class BrowserTests(TestCase):
             during = self.dom(page_path)
             self.assertIn("In the conference now (1)", during)
             self.assertIn("sip:sipp@example.com", during)
+            self.assertIn(">Mute</button>", during)
+            self.assertIn("Lock (only moderators may join)", during)
             self.screenshot(page_path, "status-conference", 1100, 1000)
             self.screenshot(page_path, "status-conference-phone", 390, 844)
-        finally:
+
+            # The buttons' forms, posted as the browser would: the roster
+            # then shows the participant muted and the conference locked.
+            token = csrf_of(during)
+            [person] = self.api(api_path)["roster"]
+            self.assertEqual(self.act("mute", token, person["key"]), 303)
+            self.assertEqual(self.act("lock", token), 303)
+            changed = self.dom(page_path)
+            self.assertIn(">muted<", changed)
+            self.assertIn(">Unmute</button>", changed)
+            self.assertIn("(locked)", changed)
+            self.assertIn("Unlock", changed)
+            self.screenshot(page_path, "status-conference-muted", 1100, 1000)
+            # Remove: the focus's BYE ends SIPp's scenario.
+            self.assertEqual(self.act("remove", token, person["key"]), 303)
             self.assertEqual(sipp.wait(40), 0)
+        finally:
+            if sipp.poll() is None:
+                sipp.kill()
+                sipp.wait()
         after = self.dom(page_path)
         self.assertIn("Nobody is in the conference now", after)
         self.assertEqual(self.server.tracebacks(), [])
+        # Chromium answered the digest challenge (offered before basic):
+        # its logins are counted as digest, none refused.
+        metrics = self.metrics()
+        self.assertGreater(metrics['conference_web_logins_total{outcome="ok",scheme="digest"}'], 0)
+        for outcome in ("wrong", "replayed", "malformed", "bad-uri"):
+            key = f'conference_web_logins_total{{outcome="{outcome}",scheme="digest"}}'
+            self.assertEqual(metrics[key], 0, outcome)
+        self.assertEqual(metrics['conference_web_actions_total{action="mute",code="303"}'], 1)
+        self.assertEqual(metrics['conference_web_actions_total{action="remove",code="303"}'], 1)
 
     def test_freebusy(self) -> None:
         """Alice's week shows her two conferences as busy blocks; bob may not look."""

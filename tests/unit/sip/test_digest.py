@@ -20,6 +20,7 @@ from conference.sip.digest import (
     DigestCredentials,
     DigestParseError,
     DigestRejectedError,
+    DigestReplayError,
     DigestServer,
     NonceCounter,
     compute_ha1,
@@ -429,6 +430,7 @@ class ServerTests(SynchronousTestCase):
         self.verify(answer(challenge, nc=1))
         e = self.rejected(answer(challenge, nc=1))
         self.assertIn("replayed", e.detail)
+        self.assertIsInstance(e, DigestReplayError)
         self.assertFalse(e.stale)
         self.verify(answer(challenge, nc=2))
         self.assertIn("replayed", self.rejected(answer(challenge, nc=2)).detail)

@@ -34,22 +34,29 @@ CONF = "sip:conf@example.com"
 
 
 def digest_authorization(
-    challenge: str, user: str, password: str, uri: str, *, method: str = "GET", nc: int = 1
+    challenge: str,
+    user: str,
+    password: str,
+    uri: str,
+    *,
+    method: str = "GET",
+    nc: int = 1,
+    algorithm: str = "SHA-256",
 ) -> str:
     """
-    An C{Authorization} value answering the digest C{challenge} (SHA-256,
-    qop=auth) as a browser would.
+    An C{Authorization} value answering the digest C{challenge} (qop=auth,
+    C{algorithm}) as a browser would.
     """
     _, params = parse_auth_header(challenge)
     realm, nonce = params["realm"], params["nonce"]
-    ha1 = compute_ha1("SHA-256", user, realm, password)
+    ha1 = compute_ha1(algorithm, user, realm, password)
     response = compute_response(
-        "SHA-256", ha1, nonce=nonce, method=method, uri=uri, qop="auth", nc=nc, cnonce="c0ffee"
+        algorithm, ha1, nonce=nonce, method=method, uri=uri, qop="auth", nc=nc, cnonce="c0ffee"
     )
     opaque = f', opaque="{params["opaque"]}"' if "opaque" in params else ""
     return (
         f'Digest username="{user}", realm="{realm}", nonce="{nonce}", uri="{uri}", '
-        f'response="{response}", algorithm=SHA-256, qop=auth, nc={nc:08x}, '
+        f'response="{response}", algorithm={algorithm}, qop=auth, nc={nc:08x}, '
         f'cnonce="c0ffee"{opaque}'
     )
 

@@ -6,6 +6,7 @@ Tests for L{conference.web.access}.
 from __future__ import annotations
 
 import base64
+from typing import Tuple
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -98,6 +99,11 @@ class GateTests(SynchronousTestCase):
         other = Gate(self.gate.portal, ["example.com"], [], secret=b"other")
         self.assertFalse(other.check_csrf(alice, token))
 
+    @given(st.text(max_size=80))
+    def test_csrf_any_text(self, token: str) -> None:
+        """Any submitted token (non-ASCII, surrogates) is refused, never an error."""
+        self.assertFalse(self.gate.check_csrf(Viewer("sip:alice@example.com"), token))
+
     def test_rights(self) -> None:
         """Organizer and owner act, attendees only see, admins do both."""
         record = ConferenceRecord(
@@ -155,9 +161,52 @@ class DigestLoginTests(SynchronousTestCase):
         """An old nonce is refused as stale, so the next challenge says stale=true."""
         header = self.header()
         self.now += 3600
-        self.assertIsNone(self.successResultOf(self.gate.login(header, b"GET", b"/")))
-        self.assertTrue(self.gate.stale)
+        done = self.successResultOf(self.gate.authenticate(header, b"GET", b"/"))
+        self.assertEqual((done.viewer, done.outcome, done.stale), (None, "stale", True))
         self.assertIn(b"stale=true", self.gate.challenges(basic=False, stale=True)[0])
+
+    def test_md5(self) -> None:
+        """The MD5 challenge, answered with MD5, logs in too (older clients and tools)."""
+        challenge = self.gate.challenges(basic=False)[1].decode()
+        self.assertIn("algorithm=MD5", challenge)
+        header = digest_authorization(challenge, "alice", "pw", "/", algorithm="MD5").encode()
+        viewer = self.successResultOf(self.gate.login(header, b"GET", b"/", basic=False))
+        self.assertEqual(viewer, Viewer("sip:alice@example.com"))
+
+    def outcome(self, header: bytes, uri: bytes = b"/", *, basic: bool = True) -> Tuple[str, str]:
+        """The (scheme, outcome) of one attempt, no viewer unless ok."""
+        done = self.successResultOf(self.gate.authenticate(header, b"GET", uri, basic=basic))
+        self.assertEqual(done.viewer is not None, done.outcome == "ok")
+        return (done.scheme, done.outcome)
+
+    def test_outcomes(self) -> None:
+        """Each attempt is told apart and counted: ok, wrong, replayed, stale, bad-uri..."""
+        header = self.header()
+        self.assertEqual(self.outcome(header), ("digest", "ok"))
+        self.assertEqual(self.outcome(header), ("digest", "replayed"))
+        self.assertEqual(self.outcome(self.header(password="x")), ("digest", "wrong"))
+        self.assertEqual(self.outcome(self.header(), b"/other"), ("digest", "bad-uri"))
+        self.assertEqual(self.outcome(b'Digest username="alice'), ("digest", "malformed"))
+        forged = self.header().replace(b'realm="example.com"', b'realm="example.org"')
+        self.assertEqual(self.outcome(forged), ("digest", "wrong"))
+        self.assertEqual(self.outcome(b""), ("none", "missing"))
+        self.assertEqual(self.outcome(b"Bearer x"), ("other", "malformed"))
+        self.assertEqual(self.outcome(basic("alice:pw"), basic=False), ("basic", "insecure"))
+        self.assertEqual(self.outcome(basic("alice:pw")), ("basic", "ok"))
+        self.assertEqual(self.outcome(basic("alice:no")), ("basic", "wrong"))
+        self.assertEqual(self.outcome(b"Basic !!"), ("basic", "malformed"))
+        stale = self.header()
+        self.now += 3600
+        self.assertEqual(self.outcome(stale), ("digest", "stale"))
+        self.assertEqual(self.gate.logins[("digest", "ok")], 1)
+        self.assertEqual(self.gate.logins[("digest", "replayed")], 1)
+        self.assertEqual(sum(self.gate.logins.values()), 13)
+
+    @given(st.binary(max_size=200))
+    def test_any_digest_bytes(self, tail: bytes) -> None:
+        """Arbitrary digest headers never raise and never log in."""
+        done = self.successResultOf(self.gate.authenticate(b"Digest " + tail, b"GET", b"/"))
+        self.assertIsNone(done.viewer)
 
     def test_other_uri_or_method(self) -> None:
         """A digest for another URI or method does not log in."""

@@ -6,10 +6,13 @@ Tests for L{conference.web.metrics}.
 from __future__ import annotations
 
 import random
-from typing import Any, List
+from collections import Counter
+from typing import Any, List, Tuple
 
 from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import CollectorRegistry
 from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.trial.unittest import SynchronousTestCase
 
 from conference.app.media import NullMediaSession
 from conference.app.mixer import MixerMediaService
@@ -20,7 +23,7 @@ from conference.media.rtp import ReceptionReport
 from conference.overload import OverloadControl
 from conference.records import StoreError
 from conference.store.timing import StoreLatency, TimedStore, time_stores
-from conference.web.metrics import StoreProbe, server_registry
+from conference.web.metrics import WEB_LOGINS, StoreProbe, WebCollector, server_registry
 from tests.builders import make_request
 from tests.loopback.test_mixer import offer
 from tests.mediacontract import CONFERENCE, FakeMediaReactor
@@ -159,6 +162,35 @@ class OutcomeTests(WebFixture):
         self.assertIn('conference_bind_updates_total{outcome="forbidden"} 1.0', text)
         self.assertIn('conference_bind_updates_total{outcome="bad-request"} 1.0', text)
         self.assertIn('conference_bind_updates_total{outcome="store-unavailable"} 0.0', text)
+
+
+class WebCollectorTests(SynchronousTestCase):
+    """
+    The HTTP endpoint's own counts: logins and actions.
+    """
+
+    def test_logins_and_actions(self) -> None:
+        """Counts appear as kept; every login outcome and each action's 303 start at 0."""
+        logins: Counter[Tuple[str, str]] = Counter({("digest", "stale"): 2})
+        acted: Counter[Tuple[str, str]] = Counter({("mute", "403"): 1})
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(WebCollector(logins, acted, ["lock", "mute"]))
+        logins[("basic", "ok")] += 1  # read at scrape time
+        lines = generate_latest(registry).decode("utf-8").splitlines()
+        for line in (
+            'conference_web_logins_total{outcome="stale",scheme="digest"} 2.0',
+            'conference_web_logins_total{outcome="ok",scheme="basic"} 1.0',
+            'conference_web_logins_total{outcome="replayed",scheme="digest"} 0.0',
+            'conference_web_logins_total{outcome="missing",scheme="none"} 0.0',
+            'conference_web_actions_total{action="mute",code="403"} 1.0',
+            'conference_web_actions_total{action="mute",code="303"} 0.0',
+            'conference_web_actions_total{action="lock",code="303"} 0.0',
+        ):
+            self.assertIn(line, lines)
+        self.assertEqual(
+            len([x for x in lines if x.startswith("conference_web_logins_total{")]),
+            len(WEB_LOGINS),
+        )
 
 
 class SlowStore:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from base64 import b64encode
-from typing import Any, List
+from typing import Any, Dict, List, Optional
 from urllib.parse import quote
 
 from twisted.internet.address import IPv4Address
@@ -21,15 +21,24 @@ from twisted.python.failure import Failure
 from conference.app.conferences import serialize
 from conference.records import CalendarEntry
 from conference.web.access import Viewer
+from conference.web.actions import PARTICIPANT_ACTIONS
+from conference.web.views import participant_key
 from tests.unit.app.calendars import T0, conference_calendar
+from tests.unit.app.test_control import MutingMedia
 from tests.unit.web.fixture import (
+    ATTENDEE,
     CONF,
+    ORGANIZER,
     STRANGER,
     Answer,
     FailingConferences,
     WebFixture,
     digest_authorization,
+    parse_answer,
 )
+
+#: Every action the page offers.
+ALL_ACTIONS = ("end", "lock", "unlock", "mute", "unmute", "remove")
 
 
 class HeldConferences:
@@ -100,6 +109,71 @@ class AccessTests(WebFixture):
             answer = self.request("/", user=None, headers=(("Authorization", header),))
             self.assertEqual(answer.code, 401, header)
         self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_digest_md5(self) -> None:
+        """The MD5 challenge answered with MD5 logs in too."""
+        path = "/api/conferences"
+        challenges = self.request(path, user=None, peer="192.0.2.7").headers["www-authenticate"]
+        header = digest_authorization(challenges[1], "alice", "pw-a", path, algorithm="MD5")
+        answer = self.request(
+            path, user=None, peer="192.0.2.7", headers=(("Authorization", header),)
+        )
+        self.assertEqual(answer.code, 200)
+
+    def test_digest_stale_replayed_bad_uri(self) -> None:
+        """Stale: 401 stale=true, then a fresh nonce works; replayed: 401; other uri: 400."""
+        challenge = self.request("/", user=None).headers["www-authenticate"][0]
+        header = (("Authorization", digest_authorization(challenge, "alice", "pw-a", "/")),)
+        self.clock.advance(3600)
+        stale = self.request("/", user=None, headers=header)
+        self.assertEqual(stale.code, 401)
+        self.assertIn("stale=true", stale.headers["www-authenticate"][0])
+        fresh = stale.headers["www-authenticate"][0]
+        again = (("Authorization", digest_authorization(fresh, "alice", "pw-a", "/")),)
+        self.assertEqual(self.request("/", user=None, headers=again).code, 200)
+        replayed = self.request("/", user=None, headers=again)
+        self.assertEqual(replayed.code, 401)
+        self.assertNotIn("stale=true", replayed.headers["www-authenticate"][0])
+        other = (("Authorization", digest_authorization(fresh, "alice", "pw-a", "/x")),)
+        self.assertEqual(self.request("/", user=None, headers=other).code, 400)
+        lines = self.request("/metrics").text.splitlines()
+        for outcome, count in (("ok", 1), ("stale", 1), ("replayed", 1), ("bad-uri", 1)):
+            self.assertIn(
+                f'conference_web_logins_total{{outcome="{outcome}",scheme="digest"}} {count}.0',
+                lines,
+            )
+
+    def test_digest_cross_user(self) -> None:
+        """A digest for alice's password under bob's name, or alice's header as bob: 401."""
+        challenge = self.request("/", user=None).headers["www-authenticate"][0]
+        for header in (
+            digest_authorization(challenge, "bob", "pw-a", "/"),
+            digest_authorization(challenge, "alice", "pw-a", "/").replace(
+                'username="alice"', 'username="bob"'
+            ),
+        ):
+            answer = self.request("/", user=None, headers=(("Authorization", header),))
+            self.assertEqual(answer.code, 401, header)
+            self.assertNotIn("Weekly sync", answer.text)
+
+    def test_digest_action_from_afar(self) -> None:
+        """Over plain HTTP from another host, digest logs in for a POST action too."""
+        self.join()
+        token = self.site.resource.gate.csrf_token(Viewer(ORGANIZER))
+        challenge = self.request("/", user=None, peer="192.0.2.7").headers["www-authenticate"][0]
+        header = digest_authorization(challenge, "alice", "pw-a", "/action/lock", method="POST")
+        answer = self.request(
+            "/action/lock",
+            user=None,
+            method="POST",
+            form={"uri": CONF, "csrf": token},
+            peer="192.0.2.7",
+            headers=(("Authorization", header),),
+        )
+        self.assertEqual(answer.code, 303)
+        record = self.successResultOf(self.stores.conferences.get(CONF))
+        assert record is not None
+        self.assertTrue(self.focus.is_locked(record))
 
     def test_wrong_password(self) -> None:
         """A wrong password or an unknown domain is 401 too."""
@@ -417,6 +491,157 @@ class ActionTests(WebFixture):
         )
         self.assertEqual(answer.code, 404)
         self.assertEqual(self.sent, [])
+
+
+class ActionRulesTests(WebFixture):
+    """
+    Every action through the page: done by moderators into the roster and
+    the media plane; refused, with nothing changed, for everyone else.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.muting = MutingMedia(self.clock)
+        self.focus.media = self.media = self.muting
+        self.join()
+        [self.bob] = self.focus.roster.participants(CONF)
+        #: What the media plane was told at the join: bob heard and mixed.
+        self.assertEqual(self.muting.muted, {self.bob.session: (False, False)})
+
+    def post(
+        self, action: str, user: str = "alice", *, csrf: Optional[str] = None, **form: str
+    ) -> Answer:
+        """POST an action as C{user}, with their own CSRF token unless given."""
+        token = self.site.resource.gate.csrf_token(Viewer(f"sip:{user}@example.com"))
+        fields = {"uri": CONF, "csrf": token if csrf is None else csrf, **form}
+        if action in PARTICIPANT_ACTIONS:
+            fields.setdefault("participant", participant_key(self.bob.key))
+        return self.request(f"/action/{action}", user=user, method="POST", form=fields)
+
+    def unchanged(self) -> None:
+        """Nothing happened: bob is in, unmuted, the conference unlocked, no BYE."""
+        self.assertEqual(self.focus.roster.participants(CONF), [self.bob])
+        self.assertFalse(self.bob.muted)
+        self.assertFalse(self.focus.is_locked(self.record()))
+        self.assertEqual(self.sent, [])
+        self.assertEqual(self.muting.muted, {self.bob.session: (False, False)})
+
+    def record(self) -> Any:
+        return self.successResultOf(self.stores.conferences.get(CONF))
+
+    def roster(self) -> Dict[str, Any]:
+        data: Dict[str, Any] = json.loads(self.request(f"/api/conference?uri={quote(CONF)}").body)
+        return data
+
+    def test_mute_unmute_reach_media(self) -> None:
+        """Mute stops mixing bob's audio in the media service; unmute restarts it."""
+        self.assertEqual(self.post("mute").code, 303)
+        self.assertEqual(self.muting.muted[self.bob.session], (True, False))
+        self.assertIs(self.roster()["roster"][0]["muted"], True)
+        self.assertEqual(self.post("unmute").code, 303)
+        self.assertEqual(self.muting.muted[self.bob.session], (False, False))
+        self.assertIs(self.roster()["roster"][0]["muted"], False)
+
+    def test_lock_unlock(self) -> None:
+        """Lock refuses the next caller with 486 and shows; unlock admits them again."""
+        self.assertEqual(self.post("lock").code, 303)
+        self.assertTrue(self.roster()["locked"])
+        self.assertEqual(self.answer(self.invite(call_id="call-2")).code, 486)
+        self.assertEqual(self.post("unlock").code, 303)
+        self.assertFalse(self.roster()["locked"])
+        self.assertEqual(self.answer(self.invite(call_id="call-3")).code, 200)
+
+    def test_remove_and_end(self) -> None:
+        """Remove hangs up bob (a BYE); end hangs up whoever is left."""
+        self.assertEqual(self.post("remove").code, 303)
+        self.assertEqual([r.method for r, _ in self.sent], ["BYE"])
+        self.join("call-2", "dave")
+        self.assertEqual(self.post("end").code, 303)
+        self.assertEqual(self.focus.roster.count(CONF), 0)
+
+    def test_csrf(self) -> None:
+        """No, a forged or another user's CSRF token: 403 for every action, nothing changed."""
+        bob = self.site.resource.gate.csrf_token(Viewer(ATTENDEE))
+        for action in ALL_ACTIONS:
+            for token in ("", "0" * 64, bob, "\u00e9"):
+                self.assertEqual(self.post(action, csrf=token).code, 403, (action, token))
+        self.unchanged()
+
+    def test_not_moderator(self) -> None:
+        """An attendee is 403 and a stranger 404 for every action, nothing changed."""
+        for action in ALL_ACTIONS:
+            self.assertEqual(self.post(action, "bob").code, 403, action)
+            self.assertEqual(self.post(action, "carol").code, 404, action)
+        self.unchanged()
+
+    def test_unauthenticated(self) -> None:
+        """Without a login every action is 401, nothing changed."""
+        for action in ALL_ACTIONS:
+            answer = self.request(f"/action/{action}", user=None, method="POST", form={"uri": CONF})
+            self.assertEqual(answer.code, 401, action)
+        self.unchanged()
+
+    def test_unknown_participant(self) -> None:
+        """Mute, unmute and remove of someone not in it are 404; without one 400."""
+        for action in sorted(PARTICIPANT_ACTIONS):
+            self.assertEqual(self.post(action, participant="call-9 x y").code, 404, action)
+            self.assertEqual(self.post(action, participant="").code, 400, action)
+        self.unchanged()
+
+    def test_malformed_form(self) -> None:
+        """A uri given twice, missing, not UTF-8 or unknown: 4xx, nothing changed."""
+        token = self.site.resource.gate.csrf_token(Viewer(ORGANIZER))
+        for body, code in (
+            (f"uri={quote(CONF)}&uri={quote(CONF)}&csrf={token}", 400),
+            (f"csrf={token}", 400),
+            (f"uri=%ff&csrf={token}", 400),
+            (f"uri={quote('sip:nope@example.com')}&csrf={token}", 404),
+            (f"uri={quote(CONF)}&csrf={token}&csrf={token}", 400),
+        ):
+            answer = self.raw_post("/action/lock", body)
+            self.assertEqual(answer.code, code, body)
+            self.assertNotIn("Traceback", answer.text)
+        self.unchanged()
+
+    def raw_post(self, path: str, body: str) -> Answer:
+        """POST a form body as written, as alice."""
+        lines = [
+            f"POST {path} HTTP/1.1",
+            "Host: localhost",
+            "Connection: close",
+            "Authorization: Basic " + b64encode(b"alice:pw-a").decode(),
+            "Content-Type: application/x-www-form-urlencoded",
+            f"Content-Length: {len(body)}",
+        ]
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000))
+        channel = self.site.buildProtocol(None)
+        assert channel is not None
+        channel.makeConnection(transport)
+        channel.dataReceived(("\r\n".join(lines) + "\r\n\r\n" + body).encode())
+        return parse_answer(transport.value())
+
+    def test_store_down(self) -> None:
+        """While the store is down every action is 503 with Retry-After, nothing changed."""
+        conferences = self.stores.conferences
+        self.stores.conferences = FailingConferences()  # type: ignore[assignment]
+        for action in ALL_ACTIONS:
+            answer = self.post(action)
+            self.assertEqual(answer.code, 503, action)
+            self.assertEqual(answer.header("retry-after"), "30")
+        self.stores.conferences = conferences
+        self.unchanged()
+
+    def test_counted(self) -> None:
+        """/metrics counts actions by name and answer; unknown names as one label."""
+        self.post("mute")
+        self.post("mute", "bob")
+        self.post("frob")
+        self.post("frob2")
+        lines = self.request("/metrics").text.splitlines()
+        self.assertIn('conference_web_actions_total{action="mute",code="303"} 1.0', lines)
+        self.assertIn('conference_web_actions_total{action="mute",code="403"} 1.0', lines)
+        self.assertIn('conference_web_actions_total{action="unknown",code="404"} 2.0', lines)
+        self.assertIn('conference_web_actions_total{action="lock",code="303"} 0.0', lines)
 
 
 class MetricsTests(WebFixture):
