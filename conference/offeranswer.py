@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from conference.sdp import (
     Attribute,
@@ -34,6 +34,8 @@ from conference.sip.errors import RemoteProtocolError
 AUDIO_PROTO = "RTP/AVP"
 DEFAULT_TELEPHONE_EVENT_PT = 101
 DEFAULT_TELEPHONE_EVENT_FMTP = "0-16"
+# Where our offers number codecs without a static payload type.
+FIRST_DYNAMIC_PT = 96
 
 # The state of an OfferAnswer (RFC 3264 section 4; RFC 6337 section 3).
 IDLE = "idle"
@@ -49,12 +51,19 @@ WARN_MISC = (399, "Miscellaneous warning")
 
 @dataclass(frozen=True)
 class Codec:
-    """An RTP payload format we speak: encoding name, clock rate, static type."""
+    """
+    An RTP payload format we speak: encoding name, clock rate, static type.
+
+    @ivar fmtp: the C{a=fmtp} parameters we put in our offers and answers
+        for it (what we prefer to receive, as RFC 7587 has it for Opus);
+        L{None} echoes an offer's parameters in the answer and offers none.
+    """
 
     name: str
     clock: int
     static_pt: Optional[int] = None
     channels: int = 1
+    fmtp: Optional[str] = None
 
     @property
     def is_event(self) -> bool:
@@ -70,6 +79,10 @@ class Codec:
 
 PCMU = Codec("PCMU", 8000, 0)
 PCMA = Codec("PCMA", 8000, 8)
+#: G.722's RTP clock is 8 kHz although it samples at 16 kHz (RFC 3551 4.5.2).
+G722 = Codec("G722", 8000, 9)
+#: Opus is always C{opus/48000/2} in SDP, whatever is sent (RFC 7587 section 7).
+OPUS = Codec("opus", 48000, None, 2)
 TELEPHONE_EVENT = Codec("telephone-event", 8000)
 SUPPORTED_CODECS: Tuple[Codec, ...] = (PCMU, PCMA, TELEPHONE_EVENT)
 
@@ -86,6 +99,8 @@ class Stream:
     @ivar telephone_event: the telephone-event payload type, or L{None}.
     @ivar direction: what this side does (C{sendrecv}, C{sendonly},
         C{recvonly}, C{inactive}).
+    @ivar fmtp: the peer's C{a=fmtp} parameters of those payload types
+        that have some (what it prefers to receive).
     """
 
     index: int
@@ -94,6 +109,7 @@ class Stream:
     codecs: List[Tuple[int, Codec]] = field(default_factory=list)
     telephone_event: Optional[int] = None
     direction: str = "sendrecv"
+    fmtp: Dict[int, str] = field(default_factory=dict)
 
     @property
     def expects_media(self) -> bool:
@@ -169,18 +185,23 @@ _ALLOWED_ANSWERS = {
 
 
 def _choose(media: Media, codecs: Sequence[Codec]) -> List[Tuple[str, Codec]]:
-    """The offered formats we speak, in the offer's order; one telephone-event at most."""
-    chosen: List[Tuple[str, Codec]] = []
-    have_event = False
-    for fmt in media.formats:
-        codec = codec_of(media, fmt, codecs)
-        if codec is None or (codec.is_event and have_event):
-            continue
-        have_event = have_event or codec.is_event
-        chosen.append((fmt, codec))
-    if not any(not codec.is_event for _, codec in chosen):
+    """
+    The offered formats we speak, in the offer's order; one telephone-event
+    at most, preferably at the clock rate of the first voice codec (RFC
+    4733 section 2.1).
+    """
+    offered = [(fmt, codec_of(media, fmt, codecs)) for fmt in media.formats]
+    voices = [(fmt, codec) for fmt, codec in offered if codec is not None and not codec.is_event]
+    if not voices:
         return []
-    return chosen
+    events = [(fmt, codec) for fmt, codec in offered if codec is not None and codec.is_event]
+    clock = voices[0][1].clock
+    event = next((e for e in events if e[1].clock == clock), events[0] if events else None)
+    return [
+        (fmt, codec)
+        for fmt, codec in offered
+        if codec is not None and (fmt, codec) in (*voices, event)
+    ]
 
 
 def _acceptable(media: Media, codecs: Sequence[Codec]) -> bool:
@@ -221,6 +242,16 @@ def select_stream(
     if live_audio:
         raise not_acceptable(WARN_TRANSPORT, warn_agent)
     raise not_acceptable(WARN_MEDIA_TYPE, warn_agent)
+
+
+def _parameters(media: Media, chosen: Sequence[Tuple[str, Codec]]) -> Dict[int, str]:
+    """The C{a=fmtp} values of C{media} for the chosen voice formats."""
+    found: Dict[int, str] = {}
+    for fmt, codec in chosen:
+        value = fmtp_of(media, fmt)
+        if value is not None and not codec.is_event:
+            found[int(fmt)] = value
+    return found
 
 
 def _rejected(media: Media) -> Media:
@@ -361,7 +392,7 @@ class OfferAnswer:
             m = Media("audio", self.port, offered.proto, [fmt for fmt, _ in chosen])
             for fmt, codec in chosen:
                 m.attributes.append(Attribute("rtpmap", _rtpmap_value(fmt, codec)))
-                fmtp = fmtp_of(offered, fmt)
+                fmtp = codec.fmtp if codec.fmtp is not None else fmtp_of(offered, fmt)
                 if fmtp is not None:
                     m.attributes.append(Attribute("fmtp", f"{fmt} {fmtp}"))
             m.attributes.append(Attribute(ours))
@@ -375,6 +406,7 @@ class OfferAnswer:
             [(int(fmt), codec) for fmt, codec in chosen if not codec.is_event],
             next((int(fmt) for fmt, codec in chosen if codec.is_event), None),
             ours,
+            _parameters(offered, chosen),
         )
         self.remote = sdp
         self.state = STABLE
@@ -407,17 +439,24 @@ class OfferAnswer:
 
     def _audio_media(self) -> Media:
         m = Media("audio", self.port, AUDIO_PROTO)
+        dynamic = (pt for pt in range(FIRST_DYNAMIC_PT, 128) if pt != self.telephone_event_pt)
+        event_offered = False
         for codec in self.codecs:
             if codec.static_pt is not None:
                 fmt = str(codec.static_pt)
-            elif codec.is_event:
+            elif codec.is_event and not event_offered:
                 fmt = str(self.telephone_event_pt)
+                event_offered = True
+            elif not codec.is_event:
+                fmt = str(next(dynamic))
             else:
                 continue
             m.formats.append(fmt)
             m.attributes.append(Attribute("rtpmap", _rtpmap_value(fmt, codec)))
             if codec.is_event:
                 m.attributes.append(Attribute("fmtp", f"{fmt} {DEFAULT_TELEPHONE_EVENT_FMTP}"))
+            elif codec.fmtp is not None:
+                m.attributes.append(Attribute("fmtp", f"{fmt} {codec.fmtp}"))
         m.attributes.append(Attribute(self.direction))
         return m
 
@@ -480,4 +519,5 @@ class OfferAnswer:
             raise not_acceptable(WARN_FORMAT, self.warn_agent)
         connection = sdp.connection_for(theirs)
         assert connection is not None  # parse_sdp insists on one for a live stream
-        return Stream(index, connection.address, theirs.port, codecs, event, direction)
+        fmtp = _parameters(theirs, [(str(pt), codec) for pt, codec in codecs])
+        return Stream(index, connection.address, theirs.port, codecs, event, direction, fmtp)
