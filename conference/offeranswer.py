@@ -84,6 +84,8 @@ G722 = Codec("G722", 8000, 9)
 #: Opus is always C{opus/48000/2} in SDP, whatever is sent (RFC 7587 section 7).
 OPUS = Codec("opus", 48000, None, 2)
 TELEPHONE_EVENT = Codec("telephone-event", 8000)
+#: telephone-event on Opus's clock, as WebRTC offers it beside Opus.
+TELEPHONE_EVENT_48K = Codec("telephone-event", 48000)
 SUPPORTED_CODECS: Tuple[Codec, ...] = (PCMU, PCMA, TELEPHONE_EVENT)
 
 

@@ -17,6 +17,7 @@ L{MixerMediaService.on_dtmf}.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, cast
 
 from twisted.internet.interfaces import IReactorTime
@@ -32,7 +33,15 @@ from conference.media.codecs import FRAME_MS, FRAME_SAMPLES, INTERNAL_RATE, Audi
 from conference.media.mixer import Mixer
 from conference.media.tone import warning_tone
 from conference.media.wideband import OPUS_FMTP
-from conference.offeranswer import G722, OPUS, PCMA, PCMU, TELEPHONE_EVENT, Codec
+from conference.offeranswer import (
+    G722,
+    OPUS,
+    PCMA,
+    PCMU,
+    TELEPHONE_EVENT,
+    TELEPHONE_EVENT_48K,
+    Codec,
+)
 from conference.sip.errors import RemoteProtocolError
 
 log = Logger()
@@ -44,10 +53,8 @@ MAX_CATCH_UP = 5
 
 SessionHook = Callable[[IMediaSession, str], None]
 
-#: telephone-event on Opus's clock, for peers that offer only that (WebRTC).
-TELEPHONE_EVENT_48K = Codec("telephone-event", 48000)
 _SDP_CODECS = {
-    "opus": (Codec(OPUS.name, OPUS.clock, None, OPUS.channels, OPUS_FMTP), TELEPHONE_EVENT_48K),
+    "opus": (replace(OPUS, fmtp=OPUS_FMTP), TELEPHONE_EVENT_48K),
     "g722": (G722,),
     "pcmu": (PCMU,),
     "pcma": (PCMA,),

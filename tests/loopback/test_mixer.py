@@ -14,16 +14,19 @@ from twisted.internet import reactor as global_reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import deferLater
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from conference.app.media import NullMediaService, NullMediaSession
-from conference.app.mixer import MixerMediaService, media_service
+from conference.app.mixer import MixerMediaService, media_service, mixer_codecs
 from conference.interfaces import IMediaSession
 from conference.media.codecs import FRAME_SAMPLES, PCMA, PCMU
 from conference.media.dtmf import DTMFError, TelephoneEvent, parse_event
 from conference.media.rtcp import Goodbye, build_report, parse_rtcp
 from conference.media.rtp import build_rtp, parse_rtp
-from conference.offeranswer import Codec
+from conference.media.wideband import G722, OPUS, OPUS_FMTP, unavailable
+from conference.offeranswer import PCMU as PCMU_SDP
+from conference.offeranswer import TELEPHONE_EVENT, Codec
+from conference.sdp import fmtp_of, parse_sdp
 from conference.sip.errors import RemoteProtocolError
 from tests.mediacontract import CONFERENCE, FakeMediaReactor, MediaServiceContract
 from tests.unit.media.signals import band_share, decode_stream, rtp_stream, tone
@@ -363,3 +366,85 @@ class LoopbackTests(TestCase):
 
         done.addCallback(check)
         return done
+
+
+def opus_offer(port: int, fmtp: str, host: str = "192.0.2.10") -> bytes:
+    """A phone's offer of Opus (dynamic 111, with C{fmtp}), then PCMU, and telephone-event."""
+    return crlf(
+        f"""
+        v=0
+        o=phone 1 1 IN IP4 {host}
+        s=-
+        c=IN IP4 {host}
+        t=0 0
+        m=audio {port} RTP/AVP 111 0 101
+        a=rtpmap:111 opus/48000/2
+        a=fmtp:111 {fmtp}
+        a=rtpmap:101 telephone-event/8000
+        """
+    )
+
+
+class WidebandServiceTests(SynchronousTestCase):
+    """
+    The mixer service with Opus and G.722: negotiated, coded, and refused
+    where the binding is missing.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = FakeMediaReactor()
+
+    def service(self, **kwargs: Any) -> MixerMediaService:
+        return MixerMediaService(self.reactor, address=ADDRESS, rng=random.Random(5), **kwargs)
+
+    def test_without_binding(self) -> None:
+        """Without PyAV's codecs Opus is not answered: PCMU is chosen, an Opus-only offer is 488."""
+        service = self.service(codecs=mixer_codecs((PCMU, PCMA)))
+        answered = self.successResultOf(
+            service.answer(CONFERENCE, "a", opus_offer(6000, "useinbandfec=1"))
+        )
+        audio = parse_sdp(answered.local_sdp).media[0]
+        self.assertEqual(audio.formats, ["0", "101"])
+        only_opus = opus_offer(6002, "").replace(b"111 0 101", b"111")
+        failure = self.failureResultOf(service.answer(CONFERENCE, "b", only_opus))
+        self.assertEqual(failure.value.status, 488)
+
+    def test_default_codecs(self) -> None:
+        """The mixer offers what PyAV codes, best first, then G.711 and telephone-event."""
+        speaks = [c for c in (OPUS, G722) if unavailable(c) is None]
+        names = [c.name for c in mixer_codecs() if not c.is_event]
+        self.assertEqual(names, [c.name for c in speaks] + ["PCMU", "PCMA"])
+        self.assertEqual(mixer_codecs((PCMU,)), (PCMU_SDP, TELEPHONE_EVENT))
+
+    def test_opus_participant(self) -> None:
+        """An Opus and a PCMU phone hear each other; the Opus stream honours cbr and bitrate."""
+        if unavailable(OPUS) is not None:
+            raise SkipTest(str(unavailable(OPUS)))
+        service = self.service()
+        fmtp = "cbr=1;maxaveragebitrate=16000"
+        a = self.successResultOf(service.answer(CONFERENCE, "a", opus_offer(6000, fmtp)))
+        b = self.successResultOf(service.answer(CONFERENCE, "b", offer(6002, 0)))
+        audio = parse_sdp(a.local_sdp).media[0]
+        self.assertEqual(audio.formats[0], "111")
+        self.assertEqual(fmtp_of(audio, "111"), OPUS_FMTP)
+        assert isinstance(a, NullMediaSession) and isinstance(b, NullMediaSession)
+        streams = [
+            (a.port, rtp_stream(OPUS, 111, tone(500, 1.0), ssrc=1), ("192.0.2.10", 6000)),
+            (b.port, rtp_stream(PCMU, 0, tone(900, 1.0), ssrc=2), ("192.0.2.10", 6002)),
+        ]
+        for n in range(50):
+            for port, packets, source in streams:
+                self.reactor.deliver(port, packets[n], source)
+            self.reactor.advance(TICK)
+        to_a = [parse_rtp(d) for d in self.reactor.sent_to(("192.0.2.10", 6000))]
+        to_b = [parse_rtp(d) for d in self.reactor.sent_to(("192.0.2.10", 6002))]
+        self.assertEqual({p.payload_type for p in to_a}, {111})
+        self.assertEqual(
+            {(q.timestamp - p.timestamp) % 2**32 for p, q in zip(to_a, to_a[1:])}, {960}
+        )
+        self.assertEqual({len(p.payload) for p in to_a}, {16000 // 8 // 50})
+        heard_a = decode_stream(OPUS, [p.payload for p in to_a])
+        heard_b = decode_stream(PCMU, [p.payload for p in to_b])
+        self.assertGreater(band_share(heard_a[3200:], 900), 0.9)
+        self.assertGreater(band_share(heard_b[3200:], 500), 0.9)
+        service.close_all()

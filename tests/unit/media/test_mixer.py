@@ -13,13 +13,14 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from conference.media.channel import Channel
 from conference.media.codecs import INTERNAL_RATE, PCMA, PCMU, AudioCodec, Decoder
 from conference.media.mixer import Mixer, mix_minus
 from conference.media.rtp import parse_rtp
 from conference.media.tone import WARNING_LEVEL_DBFS, warning_tone
+from conference.media.wideband import G722, OPUS, unavailable
 from tests.unit.media.signals import band_share, rms_db, rtp_stream, tone
 
 TICK = 0.02
@@ -164,6 +165,28 @@ class MixerTests(SynchronousTestCase):
         self.assertGreater(band_share(b, 500), 0.95)
         expected = rms_db(tone(500, 1.0, -12))
         self.assertLess(abs(rms_db(b) - expected), 0.5)
+
+    def test_every_codec(self) -> None:
+        """Opus, G.722, PCMU and PCMA participants each hear the three others, not themselves."""
+        for codec in (OPUS, G722):
+            reason = unavailable(codec)
+            if reason is not None:
+                raise SkipTest(reason)
+        codecs: List[Tuple[AudioCodec, int]] = [(OPUS, 111), (G722, 9), (PCMU, 0), (PCMA, 8)]
+        freqs = [440.0, 700.0, 1100.0, 1500.0]
+        conference = Conference(codecs, freqs)
+        conference.run(50)
+        for n, own in enumerate(freqs):
+            heard = conference.heard(f"p{n}")
+            name = codecs[n][0].name
+            self.assertLess(band_share(heard, own), 0.01, f"{name} hears itself")
+            for other in freqs:
+                if other != own:
+                    self.assertGreater(band_share(heard, other), 0.2, f"{name} misses {other}")
+        # The sum of three -12 dBFS tones, whatever codecs carried them.
+        expected = rms_db(tone(700, 1.0, -12)) + 10 * np.log10(3)
+        for n in range(4):
+            self.assertLess(abs(rms_db(conference.heard(f"p{n}")) - expected), 1.0)
 
     def test_mute_and_gain(self) -> None:
         """A muted talker is heard by nobody; a deafened one hears silence; gain scales."""
