@@ -1,11 +1,12 @@
 # -*- test-case-name: tests.interop.test_media -*-
 """
-The built-in mixer against real softphones: three baresip instances join
-one conference, each playing its own tone (two offer PCMU only, one PCMA
-only), and each records what it hears.  Every recording must hold the two
-other tones and not its own.  The server and the phones run together in a
-private network namespace (see L{tests.interop.softphones}).  SIPp joins
-and presses a key as RFC 4733 events, which the server reports once.
+The built-in mixer against real softphones: four baresip instances join
+one conference, each playing its own tone and offering one codec (PCMU,
+PCMA, Opus, G.722), and each records what it hears.  Every recording must
+hold the three other tones and not its own.  The server and the phones
+run together in a private network namespace (see
+L{tests.interop.softphones}).  SIPp joins and presses a key as RFC 4733
+events, which the server reports once.
 """
 
 from __future__ import annotations
@@ -21,11 +22,16 @@ from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SkipTest, TestCase
 
 from tests.interop.harness import ServerProcess, require_tool, run_sipp
-from tests.interop.softphones import PhoneSpec, namespace_prefix, run_in_namespace
+from tests.interop.softphones import PhoneSpec, namespace_prefix, run_in_namespace, write_tone
 from tests.interop.test_focus import seed
-from tests.unit.media.signals import band_share, read_wav, rms_db, tone, write_wav
+from tests.unit.media.signals import band_share, read_wav, rms_db
 
-PHONES = [("alice", 500.0, "PCMU"), ("bob", 800.0, "PCMA"), ("carol", 1300.0, "PCMU")]
+PHONES = [
+    ("alice", 500.0, "PCMU"),
+    ("bob", 800.0, "PCMA"),
+    ("carol", 1300.0, "opus"),
+    ("dave", 1700.0, "G722"),
+]
 # RFC 4733 events for the key 5, as Debian's sip-tester (SIPp) ships them.
 DTMF_PCAP = Path("/usr/share/sip-tester/dtmf_2833_5.pcap")
 SECONDS = 6
@@ -45,8 +51,8 @@ class SoftphoneConferenceTests(TestCase):
     timeout = 60
 
     @inlineCallbacks
-    def test_three_phones(self) -> Generator[Deferred[Any], Any, None]:
-        """Three baresips (PCMU, PCMA, PCMU) each hear the two other tones and not their own."""
+    def test_four_phones(self) -> Generator[Deferred[Any], Any, None]:
+        """Four baresips (PCMU, PCMA, Opus, G.722) each hear the others' tones, not their own."""
         require_tool("baresip")
         namespace_prefix()  # skips where no network namespace can be made
         folder = Path(tempfile.mkdtemp(prefix="conference-media-"))
@@ -55,7 +61,7 @@ class SoftphoneConferenceTests(TestCase):
         phones: List[Dict[str, Any]] = []
         for name, frequency, codec in PHONES:
             wav = folder / f"{name}.wav"
-            write_wav(wav, tone(frequency, SECONDS + 6, -12))
+            write_tone(wav, frequency, SECONDS + 6, codec)
             phones.append({"name": name, "wav": str(wav), "codec": codec})
         scenario = {
             "store": str(folder / "conference.sqlite"),

@@ -91,13 +91,15 @@ def rtp_stream(
     ]
 
 
-def write_wav(path: Path, samples: npt.NDArray[np.int16], rate: int = INTERNAL_RATE) -> None:
-    """Write mono 16-bit samples as a WAV file."""
+def write_wav(
+    path: Path, samples: npt.NDArray[np.int16], rate: int = INTERNAL_RATE, channels: int = 1
+) -> None:
+    """Write 16-bit samples as a WAV file, the same on each of C{channels}."""
     with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
+        out.setnchannels(channels)
         out.setsampwidth(2)
         out.setframerate(rate)
-        out.writeframes(samples.astype("<i2").tobytes())
+        out.writeframes(np.repeat(samples, channels).astype("<i2").tobytes())
 
 
 def read_wav(path: Path) -> Tuple[npt.NDArray[np.int16], int]:
