@@ -21,7 +21,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from conference.sdp import (
     SRTP_SUITES,
@@ -47,6 +47,8 @@ AUDIO_PROTO = "RTP/AVP"
 SECURE_PROTO = "RTP/SAVP"
 DEFAULT_TELEPHONE_EVENT_PT = 101
 DEFAULT_TELEPHONE_EVENT_FMTP = "0-16"
+# Where our offers number codecs without a static payload type.
+FIRST_DYNAMIC_PT = 96
 
 # The state of an OfferAnswer (RFC 3264 section 4; RFC 6337 section 3).
 IDLE = "idle"
@@ -73,12 +75,19 @@ Warning = Tuple[int, str]
 
 @dataclass(frozen=True)
 class Codec:
-    """An RTP payload format we speak: encoding name, clock rate, static type."""
+    """
+    An RTP payload format we speak: encoding name, clock rate, static type.
+
+    @ivar fmtp: the C{a=fmtp} parameters we put in our offers and answers
+        for it (what we prefer to receive, as RFC 7587 has it for Opus);
+        L{None} echoes an offer's parameters in the answer and offers none.
+    """
 
     name: str
     clock: int
     static_pt: Optional[int] = None
     channels: int = 1
+    fmtp: Optional[str] = None
 
     @property
     def is_event(self) -> bool:
@@ -94,7 +103,13 @@ class Codec:
 
 PCMU = Codec("PCMU", 8000, 0)
 PCMA = Codec("PCMA", 8000, 8)
+#: G.722's RTP clock is 8 kHz although it samples at 16 kHz (RFC 3551 4.5.2).
+G722 = Codec("G722", 8000, 9)
+#: Opus is always C{opus/48000/2} in SDP, whatever is sent (RFC 7587 section 7).
+OPUS = Codec("opus", 48000, None, 2)
 TELEPHONE_EVENT = Codec("telephone-event", 8000)
+#: telephone-event on Opus's clock, as WebRTC offers it beside Opus.
+TELEPHONE_EVENT_48K = Codec("telephone-event", 48000)
 SUPPORTED_CODECS: Tuple[Codec, ...] = (PCMU, PCMA, TELEPHONE_EVENT)
 
 
@@ -112,6 +127,8 @@ class Stream:
         C{recvonly}, C{inactive}).
     @ivar local_crypto: for SRTP, the C{a=crypto} we send with (our
         key); C{remote_crypto} the peer's.  Both L{None} for plain RTP.
+    @ivar fmtp: the peer's C{a=fmtp} parameters of those payload types
+        that have some (what it prefers to receive).
     """
 
     index: int
@@ -122,6 +139,7 @@ class Stream:
     direction: str = "sendrecv"
     local_crypto: Optional[Crypto] = field(default=None, repr=False)
     remote_crypto: Optional[Crypto] = field(default=None, repr=False)
+    fmtp: Dict[int, str] = field(default_factory=dict)
 
     @property
     def secure(self) -> bool:
@@ -202,18 +220,23 @@ _ALLOWED_ANSWERS = {
 
 
 def _choose(media: Media, codecs: Sequence[Codec]) -> List[Tuple[str, Codec]]:
-    """The offered formats we speak, in the offer's order; one telephone-event at most."""
-    chosen: List[Tuple[str, Codec]] = []
-    have_event = False
-    for fmt in media.formats:
-        codec = codec_of(media, fmt, codecs)
-        if codec is None or (codec.is_event and have_event):
-            continue
-        have_event = have_event or codec.is_event
-        chosen.append((fmt, codec))
-    if not any(not codec.is_event for _, codec in chosen):
+    """
+    The offered formats we speak, in the offer's order; one telephone-event
+    at most, preferably at the clock rate of the first voice codec (RFC
+    4733 section 2.1).
+    """
+    offered = [(fmt, codec_of(media, fmt, codecs)) for fmt in media.formats]
+    voices = [(fmt, codec) for fmt, codec in offered if codec is not None and not codec.is_event]
+    if not voices:
         return []
-    return chosen
+    events = [(fmt, codec) for fmt, codec in offered if codec is not None and codec.is_event]
+    clock = voices[0][1].clock
+    event = next((e for e in events if e[1].clock == clock), events[0] if events else None)
+    return [
+        (fmt, codec)
+        for fmt, codec in offered
+        if codec is not None and (fmt, codec) in (*voices, event)
+    ]
 
 
 def _no_crypto(reason: Optional[str]) -> Warning:
@@ -293,6 +316,16 @@ def select_stream(
     @raise RemoteProtocolError: 488 with a Warning when none fits.
     """
     return choose_stream(offer, codecs, warn_agent, prefer, srtp)[0]
+
+
+def _parameters(media: Media, chosen: Sequence[Tuple[str, Codec]]) -> Dict[int, str]:
+    """The C{a=fmtp} values of C{media} for the chosen voice formats."""
+    found: Dict[int, str] = {}
+    for fmt, codec in chosen:
+        value = fmtp_of(media, fmt)
+        if value is not None and not codec.is_event:
+            found[int(fmt)] = value
+    return found
 
 
 def _rejected(media: Media) -> Media:
@@ -444,7 +477,7 @@ class OfferAnswer:
             m = Media("audio", self.port, offered.proto, [fmt for fmt, _ in chosen])
             for fmt, codec in chosen:
                 m.attributes.append(Attribute("rtpmap", _rtpmap_value(fmt, codec)))
-                fmtp = fmtp_of(offered, fmt)
+                fmtp = codec.fmtp if codec.fmtp is not None else fmtp_of(offered, fmt)
                 if fmtp is not None:
                     m.attributes.append(Attribute("fmtp", f"{fmt} {fmtp}"))
             if local is not None:
@@ -460,8 +493,9 @@ class OfferAnswer:
             [(int(fmt), codec) for fmt, codec in chosen if not codec.is_event],
             next((int(fmt) for fmt, codec in chosen if codec.is_event), None),
             ours,
-            local,
-            crypto,
+            local_crypto=local,
+            remote_crypto=crypto,
+            fmtp=_parameters(offered, chosen),
         )
         self.remote = sdp
         self.state = STABLE
@@ -522,17 +556,24 @@ class OfferAnswer:
             for tag, suite in enumerate(SRTP_SUITES, start=1):
                 cryptos.append(Crypto(tag, suite, self._new_key(suite)))
         m = Media("audio", self.port, SECURE_PROTO if cryptos else AUDIO_PROTO)
+        dynamic = (pt for pt in range(FIRST_DYNAMIC_PT, 128) if pt != self.telephone_event_pt)
+        event_offered = False
         for codec in self.codecs:
             if codec.static_pt is not None:
                 fmt = str(codec.static_pt)
-            elif codec.is_event:
+            elif codec.is_event and not event_offered:
                 fmt = str(self.telephone_event_pt)
+                event_offered = True
+            elif not codec.is_event:
+                fmt = str(next(dynamic))
             else:
                 continue
             m.formats.append(fmt)
             m.attributes.append(Attribute("rtpmap", _rtpmap_value(fmt, codec)))
             if codec.is_event:
                 m.attributes.append(Attribute("fmtp", f"{fmt} {DEFAULT_TELEPHONE_EVENT_FMTP}"))
+            elif codec.fmtp is not None:
+                m.attributes.append(Attribute("fmtp", f"{fmt} {codec.fmtp}"))
         m.attributes.extend(crypto.attribute() for crypto in cryptos)
         m.attributes.append(Attribute(self.direction))
         return m
@@ -597,8 +638,9 @@ class OfferAnswer:
         local, remote = self._answered_crypto(ours, theirs)
         connection = sdp.connection_for(theirs)
         assert connection is not None  # parse_sdp insists on one for a live stream
+        fmtp = _parameters(theirs, [(str(pt), codec) for pt, codec in codecs])
         return Stream(
-            index, connection.address, theirs.port, codecs, event, direction, local, remote
+            index, connection.address, theirs.port, codecs, event, direction, local, remote, fmtp
         )
 
     def _answered_crypto(

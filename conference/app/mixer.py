@@ -18,7 +18,8 @@ L{MixerMediaService.on_dtmf}.
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple, cast
+from dataclasses import replace
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, cast
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
@@ -27,11 +28,22 @@ from zope.interface import implementer
 
 from conference.app.media import NullMediaService, NullMediaSession
 from conference.interfaces import IMediaService, IMediaSession
+from conference.media.catalog import codec_named, speakable
 from conference.media.channel import Channel, Counters, Datagram
-from conference.media.codecs import FRAME_MS, FRAME_SAMPLES, INTERNAL_RATE, AudioCodec, codec_named
+from conference.media.codecs import FRAME_MS, FRAME_SAMPLES, INTERNAL_RATE, AudioCodec
 from conference.media.mixer import Mixer
 from conference.media.srtp import SRTPKeys
 from conference.media.tone import warning_tone
+from conference.media.wideband import OPUS_FMTP
+from conference.offeranswer import (
+    G722,
+    OPUS,
+    PCMA,
+    PCMU,
+    TELEPHONE_EVENT,
+    TELEPHONE_EVENT_48K,
+    Codec,
+)
 from conference.sip.errors import RemoteProtocolError
 
 log = Logger()
@@ -42,6 +54,26 @@ MEDIA_KINDS = ("builtin", "null")
 MAX_CATCH_UP = 5
 
 SessionHook = Callable[[IMediaSession, str], None]
+
+_SDP_CODECS = {
+    "opus": (replace(OPUS, fmtp=OPUS_FMTP), TELEPHONE_EVENT_48K),
+    "g722": (G722,),
+    "pcmu": (PCMU,),
+    "pcma": (PCMA,),
+}
+
+
+def mixer_codecs(speaks: Optional[Sequence[AudioCodec]] = None) -> Tuple[Codec, ...]:
+    """
+    What the mixer offers and accepts, in the order of our own offers:
+    Opus and G.722 where PyAV can code them, PCMU, PCMA and
+    telephone-event.  Answers follow the offerer's order instead.
+
+    @param speaks: the codecs that work (L{speakable} if L{None}).
+    """
+    found = [sdp for codec in (speaks or speakable()) for sdp in _SDP_CODECS[codec.name.lower()]]
+    voices = [codec for codec in found if not codec.is_event]
+    return (*voices, TELEPHONE_EVENT, *(codec for codec in found if codec.is_event))
 
 
 class _Conference:
@@ -81,6 +113,7 @@ class MixerMediaService(NullMediaService):
         @param rng: draws SSRCs, initial sequence numbers and timestamps.
         @param kwargs: those of L{NullMediaService}.
         """
+        kwargs.setdefault("codecs", mixer_codecs())
         super().__init__(reactor, **kwargs)
         for codec in self.codecs:
             if not codec.is_event and codec_named(codec.name, codec.clock) is None:
@@ -152,6 +185,7 @@ class MixerMediaService(NullMediaService):
             event_pt=stream.telephone_event,
             direction=stream.direction,
             srtp=keys,
+            fmtp=stream.fmtp,
         )
 
     def close(self, session: IMediaSession) -> None:
@@ -313,8 +347,8 @@ class MixerMediaService(NullMediaService):
         @raise conference.media.dtmf.DTMFError: a bad digit or duration, or no telephone-event
             negotiated.
         """
-        samples = round(duration * INTERNAL_RATE)
-        self.channel(session).send_dtmf(digits, samples)
+        channel = self.channel(session)
+        channel.send_dtmf(digits, round(duration * channel.clock))
 
     def warn(self, session: IMediaSession, ends_at: float) -> None:
         """

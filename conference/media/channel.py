@@ -25,6 +25,13 @@ Within the latched source one SSRC is followed; a different SSRC takes
 over only after L{MIN_SEQUENTIAL} packets in sequence with no packet of
 the current one between them, so a storm of random SSRCs never reaches
 the jitter buffer.
+
+Each negotiated payload type has its own decoder (Opus and G.722 keep
+state per stream); a payload it refuses is dropped and counted as
+malformed.  RTP timestamps, in the codec's clock (48 kHz for Opus, 8 kHz
+for G.711 and G.722), are unwrapped and scaled to the internal rate
+before the jitter buffer; what we send is encoded by one encoder, made
+for the send codec and the peer's C{a=fmtp}, and stamped in its clock.
 """
 
 from __future__ import annotations
@@ -32,12 +39,20 @@ from __future__ import annotations
 import ipaddress
 import random
 from dataclasses import dataclass, fields
-from typing import Hashable, List, Mapping, NamedTuple, Optional, Tuple
+from typing import Dict, Hashable, List, Mapping, NamedTuple, Optional, Tuple
 
 import numpy as np
 import numpy.typing as npt
 
-from conference.media.codecs import FRAME_SAMPLES, AudioCodec, Samples
+from conference.media.codecs import (
+    FRAME_SAMPLES,
+    INTERNAL_RATE,
+    AudioCodec,
+    CodecError,
+    Decoder,
+    Encoder,
+    Samples,
+)
 from conference.media.dtmf import DTMFError, DTMFReceiver, DTMFSender
 from conference.media.jitter import JitterBuffer
 from conference.media.rtcp import (
@@ -52,12 +67,20 @@ from conference.media.rtcp import (
     ntp_time,
     parse_rtcp,
 )
-from conference.media.rtp import MIN_SEQUENTIAL, RTPError, SourceStatistics, build_rtp, parse_rtp
+from conference.media.rtp import (
+    MIN_SEQUENTIAL,
+    RTPError,
+    SourceStatistics,
+    build_rtp,
+    parse_rtp,
+    timestamp_delta,
+)
 from conference.media.srtp import SRTPContext, SRTPError, SRTPKeys
 
 Address = Tuple[str, int]
 
-# Bigger than any sane audio packet (60 ms of G.711 is 492 bytes): refused.
+# Bigger than any sane audio packet (60 ms of G.711 or G.722 is 492 bytes,
+# Opus at most 1275 bytes a frame): refused.
 MAX_PACKET_SIZE = 1500
 # Datagrams (RTP and RTCP) one participant may send per tick; the rest of
 # a flood is dropped before it is parsed.
@@ -212,6 +235,13 @@ class Channel:
         self.rtcp = Latch()
         self.codecs: Mapping[int, AudioCodec] = {}
         self.srtp: Optional[SRTPContext] = None
+        self.fmtp: Mapping[int, str] = {}
+        self.encoder: Optional[Encoder] = None
+        self._decoders: Dict[int, Decoder] = {}
+        # The RTP clock's advance per frame: 8 kHz until configured.
+        self._step = frame * 8000 // INTERNAL_RATE
+        self._rtp_last: Optional[int] = None
+        self._rtp_unwrapped = 0
         self.send_pt: Optional[int] = None
         self.event_pt: Optional[int] = None
         self.direction = "inactive"
@@ -223,7 +253,7 @@ class Channel:
         self._budget = 0
         self._started = False
         self._dtmf_in = DTMFReceiver()
-        self._dtmf_out = DTMFSender(frame)
+        self._dtmf_out = DTMFSender(self._step)
         self._next_rtcp = now + RTCP_INTERVAL * rng.uniform(0.5, 1.5)
         self._sent_since_report = False
         self._last_sr: Optional[Tuple[int, float]] = None
@@ -245,9 +275,12 @@ class Channel:
         direction: str = "sendrecv",
         rtcp_remote: Optional[Address] = None,
         srtp: Optional[SRTPKeys] = None,
+        fmtp: Optional[Mapping[int, str]] = None,
     ) -> None:
         """
-        Apply the outcome of an offer/answer exchange.
+        Apply the outcome of an offer/answer exchange.  Decoders and the
+        encoder whose codec and parameters did not change are kept (a
+        session refresh does not restart Opus).
 
         @param remote: the peer's RTP address from its SDP; RTCP is
             C{rtcp_remote}, by default the next port.
@@ -256,6 +289,7 @@ class Channel:
         @param direction: what this side does, as in the SDP answer.
         @param srtp: the SDES keys when the stream is SRTP; a context that
             exists keeps the state of each direction whose key is unchanged.
+        @param fmtp: the peer's C{a=fmtp} parameters, by payload type.
         """
         if send_pt not in codecs:
             raise ValueError(f"payload type {send_pt} is not among the codecs")
@@ -272,10 +306,27 @@ class Channel:
             self.srtp = SRTPContext(srtp)
         else:
             self.srtp.rekey(srtp)
+        fmtp = dict(fmtp or {})
+        for pt in list(self._decoders):
+            if codecs.get(pt) is not self.codecs.get(pt) or fmtp.get(pt) != self.fmtp.get(pt):
+                del self._decoders[pt]
+        codec = codecs[send_pt]
+        old = self.encoder
+        old_fmtp = self.fmtp.get(self.send_pt) if self.send_pt is not None else None
+        if old is None or old.codec is not codec or fmtp.get(send_pt) != old_fmtp:
+            self.encoder = codec.encoder(fmtp.get(send_pt))
         self.codecs = dict(codecs)
+        self.fmtp = fmtp
+        self._step = self._dtmf_out.frame = codec.frame_step()
         self.send_pt = send_pt
         self.event_pt = event_pt
         self.direction = direction
+
+    @property
+    def clock(self) -> int:
+        """The RTP clock rate of what we send (8000 until configured)."""
+        codec = self.codecs.get(self.send_pt) if self.send_pt is not None else None
+        return codec.clock if codec is not None else 8000
 
     @property
     def sends(self) -> bool:
@@ -359,8 +410,11 @@ class Channel:
         if not self._follow(packet.ssrc, packet.sequence):
             return None
         assert self._source is not None
-        self._source.update_jitter(packet.timestamp, now)
         pt = packet.payload_type
+        codec = self.codecs.get(pt)
+        if codec is not None:
+            self._source.clock_rate = codec.clock
+        self._source.update_jitter(packet.timestamp, now)
         if pt == self.event_pt:
             try:
                 digit = self._dtmf_in.receive(packet.timestamp, packet.payload)
@@ -371,21 +425,42 @@ class Channel:
             if digit is not None:
                 counters.dtmf += 1
             return digit
-        codec = self.codecs.get(pt)
         if codec is None:
             counters.wrong_payload += 1
             return None
+        decoder = self._decoders.get(pt)
+        if decoder is None:
+            decoder = self._decoders[pt] = codec.decoder(self.fmtp.get(pt))
+        try:
+            samples = decoder.decode(packet.payload)
+        except CodecError:
+            counters.malformed += 1
+            return None
         counters.accepted += 1
-        # G.711's RTP clock is the internal rate: timestamps need no scaling.
-        self.jitter.push(packet.timestamp, codec.decode(packet.payload), now, packet.marker)
+        timestamp = self._internal_timestamp(packet.timestamp, codec)
+        self.jitter.push(timestamp, samples, now, packet.marker)
         return None
+
+    def _internal_timestamp(self, timestamp: int, codec: AudioCodec) -> int:
+        """
+        A packet's RTP timestamp in samples at the internal rate: unwrapped
+        (near the last one seen), scaled from the codec's clock, and
+        wrapped again to 32 bits for the jitter buffer.
+        """
+        last = self._rtp_last
+        if last is None:
+            unwrapped = timestamp
+        else:
+            unwrapped = self._rtp_unwrapped + timestamp_delta(timestamp, last)
+        self._rtp_last, self._rtp_unwrapped = timestamp, unwrapped
+        return (unwrapped * INTERNAL_RATE // codec.clock) & 0xFFFFFFFF
 
     def _follow(self, ssrc: int, sequence: int) -> bool:
         """The SSRC rule: whether this packet belongs to the source followed."""
         counters = self.counters
         source = self._source
         if source is None:
-            source = self._source = SourceStatistics(ssrc, sequence)
+            source = self._source = SourceStatistics(ssrc, sequence, self.clock)
         elif ssrc != source.ssrc:
             candidate = self._candidate
             if candidate is None or candidate.ssrc != ssrc:
@@ -398,6 +473,9 @@ class Channel:
                 return False
             self._source, self._candidate = candidate, None
             self.jitter.reset()
+            self._rtp_last = None
+            for decoder in self._decoders.values():
+                decoder.reset()
             counters.ssrc_changes += 1
             return True
         self._candidate = None
@@ -459,8 +537,7 @@ class Channel:
         if self.remote_loss is None:
             return None
         fraction, _, jitter = self.remote_loss
-        codec = self.codecs.get(self.send_pt) if self.send_pt is not None else None
-        return fraction / 256.0, jitter / (codec.clock if codec is not None else 8000)
+        return fraction / 256.0, jitter / self.clock
 
     # The mixer's tick ------------------------------------------------------
 
@@ -496,11 +573,11 @@ class Channel:
     def packets(self, payload: Optional[bytes]) -> List[Datagram]:
         """
         This tick's RTP packets to the participant: C{payload} (a frame
-        encoded with the send codec), or telephone events while DTMF is
-        being sent.  The RTP clock advances one frame either way.
+        encoded by L{encoder}), or telephone events while DTMF is being
+        sent.  The RTP clock advances one frame either way.
         """
         timestamp = self._timestamp
-        self._timestamp = (timestamp + self.frame) & 0xFFFFFFFF
+        self._timestamp = (timestamp + self._step) & 0xFFFFFFFF
         destination = self.rtp.destination
         send_pt = self.send_pt
         if not self.sends or destination is None or send_pt is None:
@@ -529,13 +606,15 @@ class Channel:
 
     def skip(self, frames: int) -> None:
         """Frames the clock missed: advance the RTP clock and the jitter buffer."""
-        self._timestamp = (self._timestamp + frames * self.frame) & 0xFFFFFFFF
+        self._timestamp = (self._timestamp + frames * self._step) & 0xFFFFFFFF
         for _ in range(min(frames, 50)):
             self.jitter.pop()
 
     def send_dtmf(self, digits: str, duration: int = 800) -> None:
         """
-        Queue RFC 4733 events to this participant.
+        Queue RFC 4733 events to this participant, each C{duration} units
+        of the RTP clock (L{clock}: telephone-event is sent on the audio's
+        timestamps).
 
         @raise DTMFError: a bad digit or duration, a full queue, or no
             telephone-event negotiated.

@@ -1,24 +1,33 @@
 # -*- test-case-name: tests.unit.media.test_codecs -*-
 """
-G.711 (PCMU and PCMA) by numpy lookup tables, and the mixer's internal
-audio format.
+The mixer's internal audio format, what a voice codec is to the mixer,
+and G.711 (PCMU and PCMA) by numpy lookup tables.
 
-The mixer works on signed 16-bit linear PCM at L{INTERNAL_RATE} in frames
-of L{FRAME_SAMPLES}.  Each codec turns payload bytes into such samples and
-back with one table lookup per packet (or per block of packets), never a
-Python loop per sample.  The tables are built once, at import, from the
-segment rules of ITU-T G.711 (the same arithmetic as the reference C code
-in Sun's public-domain g711.c).
+The mixer works on signed 16-bit linear PCM at L{INTERNAL_RATE} (16 kHz)
+in frames of L{FRAME_SAMPLES} (20 ms).  16 kHz carries everything a
+wideband codec (G.722, Opus in wideband) transmits, at a third of the
+mixing cost of 48 kHz; the narrowband G.711 is resampled by 2 on the way
+in and out (L{conference.media.resample}).  Each participant has its own
+L{Decoder} per payload type and one L{Encoder}: state that codecs such as
+Opus and G.722 must keep per stream.  An L{AudioCodec} makes them.
+
+G.711 turns payload bytes into samples and back with one table lookup per
+packet (or per block of packets), never a Python loop per sample.  The
+tables are built once, at import, from the segment rules of ITU-T G.711
+(the same arithmetic as the reference C code in Sun's public-domain
+g711.c).  G.722 and Opus are in L{conference.media.wideband}.
 """
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import List, Optional, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
-INTERNAL_RATE = 8000
+from conference.media.resample import Resampler, decimate_rows, decimation_history, to_int16
+
+INTERNAL_RATE = 16000
 FRAME_MS = 20
 FRAME_SAMPLES = INTERNAL_RATE * FRAME_MS // 1000
 
@@ -70,60 +79,169 @@ def _alaw_encode_table() -> Payloads:
     return (value ^ mask).astype(np.uint8)
 
 
-class AudioCodec:
-    """
-    A voice codec the mixer speaks: payload bytes to L{Samples} at
-    L{INTERNAL_RATE} and back.
+class CodecError(ValueError):
+    """A payload the codec cannot decode (the packet is dropped and counted)."""
 
-    @ivar name: the encoding name of C{a=rtpmap} (C{PCMU}); C{clock} its
-        RTP clock rate.
-    @ivar silence: the payload byte of a zero sample.
-    """
 
-    def __init__(self, name: str, clock: int, decode_table: Samples, encode_table: Payloads):
-        self.name = name
-        self.clock = clock
-        self._decode = decode_table
-        self._encode = encode_table
-        self.silence = bytes([int(encode_table[0])])
+class Decoder:
+    """One stream's decoder: payloads to samples at L{INTERNAL_RATE}."""
 
     def decode(self, payload: bytes) -> Samples:
-        """The samples of C{payload}, one per byte."""
-        return self._decode[np.frombuffer(payload, dtype=np.uint8)]
+        """
+        The samples of one packet's payload.
 
-    def encode(self, pcm: npt.NDArray[np.int16]) -> Payloads:
+        @raise CodecError: the payload is malformed.
         """
-        Encode samples of any shape (a frame, or one frame per row for
-        several participants); the result has the same shape.
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Forget the stream's state (a new source); nothing by default."""
+
+
+class Encoder:
+    """
+    One stream's encoder: frames of L{FRAME_SAMPLES} at L{INTERNAL_RATE}
+    to payloads.
+
+    @ivar codec: the codec it encodes with.
+    """
+
+    codec: AudioCodec
+
+    def encode(self, frame: Samples) -> Optional[bytes]:
+        """The payload of one frame (L{None}: nothing to send this time)."""
+        raise NotImplementedError
+
+
+class AudioCodec:
+    """
+    A voice codec the mixer speaks.
+
+    @ivar name: the encoding name of C{a=rtpmap} (C{PCMU}, C{opus});
+        C{clock} its RTP clock rate; C{rate} the sampling rate of its
+        audio (G.722 samples at 16 kHz on an 8 kHz RTP clock, RFC 3551
+        section 4.5.2).
+    """
+
+    name = ""
+    clock = 8000
+    rate = 8000
+
+    def decoder(self, fmtp: Optional[str] = None) -> Decoder:
+        """A decoder for one stream; C{fmtp} the stream's C{a=fmtp} parameters."""
+        raise NotImplementedError
+
+    def encoder(self, fmtp: Optional[str] = None) -> Encoder:
         """
-        return self._encode[pcm.view(np.uint16)]
+        An encoder for one stream; C{fmtp} the C{a=fmtp} parameters of the
+        peer, which say what it prefers to receive.
+        """
+        raise NotImplementedError
+
+    def encode_frames(self, encoders: Sequence[Encoder], frames: Samples) -> List[Optional[bytes]]:
+        """
+        Encode row M of C{frames} with C{encoders[M]} (each made by this
+        codec): one call per tick for all of a codec's listeners, which
+        stateless codecs do in one go.
+        """
+        return [encoder.encode(frame) for encoder, frame in zip(encoders, frames)]
+
+    def frame_step(self) -> int:
+        """How far the RTP clock advances in one frame."""
+        return self.clock * FRAME_MS // 1000
 
     def __repr__(self) -> str:
         return f"<AudioCodec {self.name}/{self.clock}>"
 
 
-PCMU = AudioCodec("PCMU", 8000, _ulaw_decode_table(), _ulaw_encode_table())
-PCMA = AudioCodec("PCMA", 8000, _alaw_decode_table(), _alaw_encode_table())
+class G711(AudioCodec):
+    """
+    PCMU or PCMA: stateless, one byte per sample at 8 kHz.
 
-CODECS: Dict[str, AudioCodec] = {codec.name.lower(): codec for codec in (PCMU, PCMA)}
+    L{decode} and L{encode} work at 8 kHz; the L{Decoder} and L{Encoder}
+    it makes convert to and from L{INTERNAL_RATE}, each keeping its
+    resampler's history, and L{encode_frames} does all of a tick's
+    listeners with one matrix product and one table lookup.
+
+    @ivar silence: the payload byte of a zero sample.
+    """
+
+    rate = 8000
+    clock = 8000
+
+    def __init__(self, name: str, decode_table: Samples, encode_table: Payloads):
+        self.name = name
+        self._decode = decode_table
+        self._encode = encode_table
+        self.silence = bytes([int(encode_table[0])])
+        self._factor = INTERNAL_RATE // self.rate
+
+    def decode(self, payload: bytes) -> Samples:
+        """The 8 kHz samples of C{payload}, one per byte."""
+        return self._decode[np.frombuffer(payload, dtype=np.uint8)]
+
+    def encode(self, pcm: npt.NDArray[np.int16]) -> Payloads:
+        """
+        Encode 8 kHz samples of any shape (a frame, or one frame per row
+        for several participants); the result has the same shape.
+        """
+        return self._encode[pcm.view(np.uint16)]
+
+    def decoder(self, fmtp: Optional[str] = None) -> Decoder:
+        """A decoder to L{INTERNAL_RATE}; G.711 has no parameters."""
+        return _G711Decoder(self)
+
+    def encoder(self, fmtp: Optional[str] = None) -> Encoder:
+        """An encoder from L{INTERNAL_RATE}."""
+        return _G711Encoder(self)
+
+    def encode_frames(self, encoders: Sequence[Encoder], frames: Samples) -> List[Optional[bytes]]:
+        """Downsample every row at once, then one table lookup."""
+        mine = [e for e in encoders if isinstance(e, _G711Encoder)]
+        if len(mine) != len(encoders):
+            return super().encode_frames(encoders, frames)
+        histories = np.stack([e.history for e in mine])
+        narrow, histories = decimate_rows(frames, histories, self._factor)
+        for encoder, history in zip(mine, histories):
+            encoder.history = history
+        return [row.tobytes() for row in self.encode(to_int16(narrow))]
 
 
-def codec_named(name: str, clock: int) -> Optional[AudioCodec]:
-    """The codec an C{a=rtpmap} of C{name/clock} names, if we speak it."""
-    codec = CODECS.get(name.lower())
-    if codec is None or codec.clock != clock:
-        return None
-    return codec
+class _G711Decoder(Decoder):
+    def __init__(self, codec: G711) -> None:
+        self.codec = codec
+        self._resampler = Resampler(up=INTERNAL_RATE // codec.rate)
+
+    def decode(self, payload: bytes) -> Samples:
+        return to_int16(self._resampler.process(self.codec.decode(payload)))
+
+    def reset(self) -> None:
+        self._resampler.reset()
+
+
+class _G711Encoder(Encoder):
+    def __init__(self, codec: G711) -> None:
+        self.codec = codec
+        self.history = decimation_history(INTERNAL_RATE // codec.rate)
+
+    def encode(self, frame: Samples) -> Optional[bytes]:
+        return self.codec.encode_frames([self], frame[None, :])[0]
+
+
+PCMU = G711("PCMU", _ulaw_decode_table(), _ulaw_encode_table())
+PCMA = G711("PCMA", _alaw_decode_table(), _alaw_encode_table())
 
 
 __all__ = [
-    "CODECS",
     "FRAME_MS",
     "FRAME_SAMPLES",
     "INTERNAL_RATE",
     "PCMA",
     "PCMU",
     "AudioCodec",
+    "CodecError",
+    "Decoder",
+    "Encoder",
+    "G711",
     "Samples",
-    "codec_named",
 ]

@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Deque, List, Optional, Tuple
 
-from conference.media.codecs import FRAME_SAMPLES
+from conference.media.codecs import FRAME_MS
 from conference.media.rtp import timestamp_delta
 
 # Events 0-15 of RFC 4733 section 3.2 as characters; 16 is flash.
@@ -27,6 +27,7 @@ FLASH_NAME = "flash"
 END_REPEATS = 3
 DEFAULT_VOLUME = 10
 DEFAULT_DURATION = 800  # samples: 100 ms at 8 kHz
+DEFAULT_FRAME = 8000 * FRAME_MS // 1000  # one tick on an 8 kHz clock
 MAX_DURATION = 0xFFFF
 GAP_FRAMES = 2
 MAX_QUEUE = 64
@@ -133,7 +134,7 @@ class DTMFSender:
     Queued digits as telephone-event packets for the mixer's ticks.
     """
 
-    def __init__(self, frame: int = FRAME_SAMPLES, volume: int = DEFAULT_VOLUME) -> None:
+    def __init__(self, frame: int = DEFAULT_FRAME, volume: int = DEFAULT_VOLUME) -> None:
         self.frame = frame
         self.volume = volume
         self._queue: Deque[Tuple[int, int]] = deque()

@@ -4,25 +4,28 @@ The N-1 mixer of one conference, sans-I/O: on each tick of the
 conference's 20 ms clock it takes a frame from every participant's jitter
 buffer, and sends each participant the sum of everyone else.
 
-The work of a tick is a handful of numpy operations over an N x 160
-matrix, whatever N is: apply the incoming gains (zero for the muted and
-the silent), sum the rows once, subtract each row from the sum (nobody
-hears themself), apply the outgoing gains, add any tone a participant is
-being played (the end-of-conference warning), saturate to 16 bits (loud
-sums clip instead of wrapping around) and encode the rows of each codec
-with one table lookup.  Python loops only over participants, never over
-samples.
+The work of a tick is a handful of numpy operations over an N x 320
+matrix (20 ms at the internal 16 kHz), whatever N is: apply the incoming
+gains (zero for the muted and the silent), sum the rows once, subtract
+each row from the sum (nobody hears themself), apply the outgoing gains,
+add any tone a participant is being played (the end-of-conference
+warning), saturate to 16 bits (loud sums clip instead of wrapping
+around) and encode: the rows of all G.711
+listeners with one resampling product and one table lookup, each Opus or
+G.722 listener with its own encoder (one C call).  Python loops only over
+participants, never over samples; participants with different codecs
+hear each other because everything meets at the internal rate.
 """
 
 from __future__ import annotations
 
-from typing import Dict, Hashable, List, Optional
+from typing import Dict, Hashable, List, Optional, cast
 
 import numpy as np
 import numpy.typing as npt
 
 from conference.media.channel import Channel, Datagram
-from conference.media.codecs import FRAME_SAMPLES, AudioCodec
+from conference.media.codecs import FRAME_SAMPLES, AudioCodec, Encoder
 
 Matrix = npt.NDArray[np.float32]
 
@@ -116,17 +119,21 @@ class Mixer:
     def _encode(
         self, channels: List[Channel], heard: npt.NDArray[np.int16]
     ) -> List[Optional[bytes]]:
-        """Each participant's frame in its send codec, one lookup per codec."""
+        """
+        Each participant's frame in its send codec: the rows of one codec
+        go to it together (G.711: one resampling and one lookup for all).
+        """
         rows: Dict[AudioCodec, List[int]] = {}
         for row, channel in enumerate(channels):
-            pt = channel.send_pt
-            if channel.sends and pt is not None:
-                rows.setdefault(channel.codecs[pt], []).append(row)
+            encoder = channel.encoder
+            if channel.sends and encoder is not None:
+                rows.setdefault(encoder.codec, []).append(row)
         payloads: List[Optional[bytes]] = [None] * len(channels)
         for codec, indices in rows.items():
-            encoded = codec.encode(heard[indices])
-            for index, row in zip(indices, encoded):
-                payloads[index] = row.tobytes()
+            encoders = [cast(Encoder, channels[index].encoder) for index in indices]
+            encoded = codec.encode_frames(encoders, heard[indices])
+            for index, payload in zip(indices, encoded):
+                payloads[index] = payload
         return payloads
 
     def skip(self, frames: int) -> None:

@@ -33,19 +33,35 @@ from twisted.trial.unittest import SkipTest
 
 from tests.interop.harness import ServerProcess, free_port
 from tests.shared import PROJECT_ROOT
+from tests.unit.media.signals import tone, write_wav
 
 BARESIP_MODULES = Path("/usr/lib/baresip/modules")
 NAMESPACE_SETUP = "ip link set lo up && ip route add default dev lo"
+# Each codec as baresip's audio_codecs names it (name/rate/channels; a
+# name alone means /8000/1), and the rate and channels its aufile source
+# must then have.
+BARESIP_CODECS = {
+    "PCMU": ("PCMU", 8000, 1),
+    "PCMA": ("PCMA", 8000, 1),
+    "G722": ("G722/16000/1", 16000, 1),
+    "opus": ("opus/48000/2", 48000, 2),
+}
+
+
+def write_tone(path: Path, frequency: float, seconds: float, codec: str) -> None:
+    """A WAV of a -12 dBFS tone as baresip's aufile plays it with C{codec}."""
+    _, rate, channels = BARESIP_CODECS[codec]
+    write_wav(path, tone(frequency, seconds, -12, rate=rate), rate, channels)
 
 
 @dataclass
 class PhoneSpec:
     """
     One phone of the scenario: its name, the WAV it plays, the codec it
-    offers (C{PCMU} or C{PCMA}), its media encryption (baresip's
-    C{mediaenc}: C{srtp-mand} offers C{RTP/SAVP} with SDES keys, C{srtp}
-    best-effort SRTP over C{RTP/AVP}; L{None}: plain RTP) and, once run,
-    what it recorded.
+    offers (baresip's name: C{PCMU}, C{PCMA}, C{G722} or C{opus}), its
+    media encryption (baresip's C{mediaenc}: C{srtp-mand} offers
+    C{RTP/SAVP} with SDES keys, C{srtp} best-effort SRTP over C{RTP/AVP};
+    L{None}: plain RTP) and, once run, what it recorded.
     """
 
     name: str
@@ -112,7 +128,7 @@ def run_in_namespace(folder: Path, timeout: float) -> Dict[str, Any]:
 def baresip_config(folder: Path, phone: PhoneSpec, sip_port: int, rtp_low: int) -> None:
     """Write a baresip configuration folder for C{phone}."""
     folder.mkdir(parents=True, exist_ok=True)
-    modules = ["g711.so", "aufile.so", "aubridge.so", "sndfile.so"]
+    modules = ["g711.so", "g722.so", "opus.so", "aufile.so", "aubridge.so", "sndfile.so"]
     if phone.mediaenc is not None:
         modules.append("srtp.so")
     lines = [
@@ -130,7 +146,8 @@ def baresip_config(folder: Path, phone: PhoneSpec, sip_port: int, rtp_low: int) 
         f"snd_path {folder}",
     ]
     (folder / "config").write_text("\n".join(lines) + "\n")
-    account = f"<sip:{phone.name}@127.0.0.1:{sip_port}>;regint=0;audio_codecs={phone.codec}"
+    codec = BARESIP_CODECS[phone.codec][0]
+    account = f"<sip:{phone.name}@127.0.0.1:{sip_port}>;regint=0;audio_codecs={codec}"
     if phone.mediaenc is not None:
         account += f";mediaenc={phone.mediaenc}"
     (folder / "accounts").write_text(account + "\n")

@@ -31,10 +31,10 @@ from conference.sdp import parse_sdp
 from conference.sip.errors import RemoteProtocolError
 from tests.interop.harness import free_port, require_tool
 from tests.interop.janus import JanusProcess, janus_libraries
-from tests.interop.softphones import PhoneSpec, namespace_prefix
+from tests.interop.softphones import PhoneSpec, namespace_prefix, write_tone
 from tests.interop.test_focus import seed
 from tests.shared import PROJECT_ROOT
-from tests.unit.media.signals import band_share, read_wav, rms_db, tone, write_wav
+from tests.unit.media.signals import band_share, read_wav, rms_db
 
 CONFERENCE = "sip:janus-test@example.com"
 PHONES = [("alice", 500.0, "PCMU"), ("bob", 800.0, "PCMA"), ("carol", 1300.0, "PCMU")]
@@ -166,7 +166,7 @@ class JanusSoftphoneTests(TestCase):
         phones: List[Dict[str, Any]] = []
         for name, frequency, codec in PHONES:
             wav = folder / f"{name}.wav"
-            write_wav(wav, tone(frequency, SECONDS + 6, -12))
+            write_tone(wav, frequency, SECONDS + 6, codec)
             phones.append({"name": name, "wav": str(wav), "codec": codec})
         http_port = 18088
         scenario = {

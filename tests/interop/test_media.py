@@ -1,12 +1,13 @@
 # -*- test-case-name: tests.interop.test_media -*-
 """
-The built-in mixer against real softphones: three baresip instances join
-one conference, each playing its own tone (two offer PCMU only, one PCMA
-only), and each records what it hears.  Every recording must hold the two
-other tones and not its own.  Again with one of them on SDES-SRTP
-(C{RTP/SAVP}, baresip's C{srtp} module).  The server and the phones run together in a
-private network namespace (see L{tests.interop.softphones}).  SIPp joins
-and presses a key as RFC 4733 events, which the server reports once.
+The built-in mixer against real softphones: four baresip instances join
+one conference, each playing its own tone and offering one codec (PCMU,
+PCMA, Opus, G.722), and each records what it hears.  Every recording must
+hold the three other tones and not its own.  Again with three of them on
+plain RTP, SDES-SRTP over C{RTP/SAVP} and best-effort SRTP (baresip's
+C{srtp} module).  The server and the phones run together in a private
+network namespace (see L{tests.interop.softphones}).  SIPp joins and
+presses a key as RFC 4733 events, which the server reports once.
 """
 
 from __future__ import annotations
@@ -23,11 +24,16 @@ from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SkipTest, TestCase
 
 from tests.interop.harness import ServerProcess, require_tool, run_sipp
-from tests.interop.softphones import PhoneSpec, namespace_prefix, run_in_namespace
+from tests.interop.softphones import PhoneSpec, namespace_prefix, run_in_namespace, write_tone
 from tests.interop.test_focus import seed
-from tests.unit.media.signals import band_share, read_wav, rms_db, tone, write_wav
+from tests.unit.media.signals import band_share, read_wav, rms_db
 
-PHONES = [("alice", 500.0, "PCMU"), ("bob", 800.0, "PCMA"), ("carol", 1300.0, "PCMU")]
+PHONES = [
+    ("alice", 500.0, "PCMU"),
+    ("bob", 800.0, "PCMA"),
+    ("carol", 1300.0, "opus"),
+    ("dave", 1700.0, "G722"),
+]
 # Bob on SRTP over RTP/SAVP (baresip's srtp-mand), Carol on best-effort
 # SRTP (RTP/AVP with a=crypto, baresip's srtp), Alice on plain RTP.
 SRTP_PHONES = [
@@ -54,8 +60,8 @@ class SoftphoneConferenceTests(TestCase):
 
     timeout = 60
 
-    def test_three_phones(self) -> Deferred[List[PhoneSpec]]:
-        """Three baresips (PCMU, PCMA, PCMU) each hear the two other tones and not their own."""
+    def test_four_phones(self) -> Deferred[List[PhoneSpec]]:
+        """Four baresips (PCMU, PCMA, Opus, G.722) each hear the others' tones, not their own."""
         return self.conference([(*phone, None) for phone in PHONES])
 
     @inlineCallbacks
@@ -88,7 +94,7 @@ class SoftphoneConferenceTests(TestCase):
         phones: List[Dict[str, Any]] = []
         for name, frequency, codec, mediaenc in spec:
             wav = folder / f"{name}.wav"
-            write_wav(wav, tone(frequency, SECONDS + 6, -12))
+            write_tone(wav, frequency, SECONDS + 6, codec)
             phones.append({"name": name, "wav": str(wav), "codec": codec, "mediaenc": mediaenc})
         scenario = {
             "store": str(folder / "conference.sqlite"),

@@ -14,19 +14,22 @@ from twisted.internet import reactor as global_reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import deferLater
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from conference.app.media import NullMediaService, NullMediaSession
-from conference.app.mixer import MixerMediaService, media_service
+from conference.app.mixer import MixerMediaService, media_service, mixer_codecs
 from conference.interfaces import IMediaSession
 from conference.media.codecs import FRAME_SAMPLES, PCMA, PCMU
 from conference.media.dtmf import DTMFError, TelephoneEvent, parse_event
 from conference.media.rtcp import Goodbye, build_report, parse_rtcp
 from conference.media.rtp import build_rtp, parse_rtp
-from conference.offeranswer import Codec
+from conference.media.wideband import G722, OPUS, OPUS_FMTP, unavailable
+from conference.offeranswer import PCMU as PCMU_SDP
+from conference.offeranswer import TELEPHONE_EVENT, Codec
+from conference.sdp import fmtp_of, parse_sdp
 from conference.sip.errors import RemoteProtocolError
 from tests.mediacontract import CONFERENCE, FakeMediaReactor, MediaServiceContract
-from tests.unit.media.signals import band_share, rtp_stream, tone
+from tests.unit.media.signals import band_share, decode_stream, rtp_stream, tone
 from tests.unit.test_sdp import crlf
 
 ADDRESS = "198.51.100.1"
@@ -130,14 +133,14 @@ class MixerServiceTests(SynchronousTestCase):
             for port, (packets, source) in streams.items():
                 self.reactor.deliver(port, packets[n], source)
             self.reactor.advance(TICK)
-        heard_a = np.concatenate(
-            [PCMU.decode(parse_rtp(d).payload) for d in self.reactor.sent_to(("192.0.2.10", 6000))]
+        heard_a = decode_stream(
+            PCMU, [parse_rtp(d).payload for d in self.reactor.sent_to(("192.0.2.10", 6000))]
         )
-        heard_b = np.concatenate(
-            [PCMA.decode(parse_rtp(d).payload) for d in self.reactor.sent_to(("192.0.2.10", 6002))]
+        heard_b = decode_stream(
+            PCMA, [parse_rtp(d).payload for d in self.reactor.sent_to(("192.0.2.10", 6002))]
         )
-        self.assertGreater(band_share(heard_a[800:], 900), 0.95)
-        self.assertGreater(band_share(heard_b[800:], 500), 0.95)
+        self.assertGreater(band_share(heard_a[1600:], 900), 0.95)
+        self.assertGreater(band_share(heard_b[1600:], 500), 0.95)
 
     def test_warn(self) -> None:
         """warn plays the 440 Hz warning to that participant only, over silence."""
@@ -146,15 +149,12 @@ class MixerServiceTests(SynchronousTestCase):
         self.service.warn(a, 1000.0)
         self.advance(0.6)
         heard = {
-            port: np.concatenate(
-                [
-                    PCMU.decode(parse_rtp(d).payload)
-                    for d in self.reactor.sent_to(("192.0.2.10", port))
-                ]
+            port: decode_stream(
+                PCMU, [parse_rtp(d).payload for d in self.reactor.sent_to(("192.0.2.10", port))]
             )
             for port in (6000, 6002)
         }
-        self.assertGreater(band_share(heard[6000][:1600], 440), 0.95)
+        self.assertGreater(band_share(heard[6000][:3200], 440), 0.95)
         self.assertEqual(np.abs(heard[6002]).max(), 0)
 
     def test_stranger_not_mixed(self) -> None:
@@ -164,8 +164,8 @@ class MixerServiceTests(SynchronousTestCase):
         for packet in rtp_stream(PCMU, 0, tone(700, 0.5)):
             self.reactor.deliver(a.port, packet, ("203.0.113.9", 6000))
             self.reactor.advance(TICK)
-        heard = np.concatenate(
-            [PCMU.decode(parse_rtp(d).payload) for d in self.reactor.sent_to(("192.0.2.10", 6002))]
+        heard = decode_stream(
+            PCMU, [parse_rtp(d).payload for d in self.reactor.sent_to(("192.0.2.10", 6002))]
         )
         self.assertTrue(np.all(np.abs(heard.astype(int)) <= 8))
         self.assertEqual(self.service.counters(a).strangers, 25)
@@ -360,9 +360,91 @@ class LoopbackTests(TestCase):
         def check(_: None) -> None:
             for phone, other in zip(phones, (1000, 600)):
                 rtp = [parse_rtp(p) for p in phone.received if not 192 <= p[1] <= 223]
-                heard = np.concatenate([PCMU.decode(p.payload) for p in rtp])
+                heard = decode_stream(PCMU, [p.payload for p in rtp])
                 self.assertGreater(len(heard), 20 * FRAME_SAMPLES)
-                self.assertGreater(band_share(heard[800:], other), 0.9)
+                self.assertGreater(band_share(heard[1600:], other), 0.9)
 
         done.addCallback(check)
         return done
+
+
+def opus_offer(port: int, fmtp: str, host: str = "192.0.2.10") -> bytes:
+    """A phone's offer of Opus (dynamic 111, with C{fmtp}), then PCMU, and telephone-event."""
+    return crlf(
+        f"""
+        v=0
+        o=phone 1 1 IN IP4 {host}
+        s=-
+        c=IN IP4 {host}
+        t=0 0
+        m=audio {port} RTP/AVP 111 0 101
+        a=rtpmap:111 opus/48000/2
+        a=fmtp:111 {fmtp}
+        a=rtpmap:101 telephone-event/8000
+        """
+    )
+
+
+class WidebandServiceTests(SynchronousTestCase):
+    """
+    The mixer service with Opus and G.722: negotiated, coded, and refused
+    where the binding is missing.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = FakeMediaReactor()
+
+    def service(self, **kwargs: Any) -> MixerMediaService:
+        return MixerMediaService(self.reactor, address=ADDRESS, rng=random.Random(5), **kwargs)
+
+    def test_without_binding(self) -> None:
+        """Without PyAV's codecs Opus is not answered: PCMU is chosen, an Opus-only offer is 488."""
+        service = self.service(codecs=mixer_codecs((PCMU, PCMA)))
+        answered = self.successResultOf(
+            service.answer(CONFERENCE, "a", opus_offer(6000, "useinbandfec=1"))
+        )
+        audio = parse_sdp(answered.local_sdp).media[0]
+        self.assertEqual(audio.formats, ["0", "101"])
+        only_opus = opus_offer(6002, "").replace(b"111 0 101", b"111")
+        failure = self.failureResultOf(service.answer(CONFERENCE, "b", only_opus))
+        self.assertEqual(failure.value.status, 488)
+
+    def test_default_codecs(self) -> None:
+        """The mixer offers what PyAV codes, best first, then G.711 and telephone-event."""
+        speaks = [c for c in (OPUS, G722) if unavailable(c) is None]
+        names = [c.name for c in mixer_codecs() if not c.is_event]
+        self.assertEqual(names, [c.name for c in speaks] + ["PCMU", "PCMA"])
+        self.assertEqual(mixer_codecs((PCMU,)), (PCMU_SDP, TELEPHONE_EVENT))
+
+    def test_opus_participant(self) -> None:
+        """An Opus and a PCMU phone hear each other; the Opus stream honours cbr and bitrate."""
+        if unavailable(OPUS) is not None:
+            raise SkipTest(str(unavailable(OPUS)))
+        service = self.service()
+        fmtp = "cbr=1;maxaveragebitrate=16000"
+        a = self.successResultOf(service.answer(CONFERENCE, "a", opus_offer(6000, fmtp)))
+        b = self.successResultOf(service.answer(CONFERENCE, "b", offer(6002, 0)))
+        audio = parse_sdp(a.local_sdp).media[0]
+        self.assertEqual(audio.formats[0], "111")
+        self.assertEqual(fmtp_of(audio, "111"), OPUS_FMTP)
+        assert isinstance(a, NullMediaSession) and isinstance(b, NullMediaSession)
+        streams = [
+            (a.port, rtp_stream(OPUS, 111, tone(500, 1.0), ssrc=1), ("192.0.2.10", 6000)),
+            (b.port, rtp_stream(PCMU, 0, tone(900, 1.0), ssrc=2), ("192.0.2.10", 6002)),
+        ]
+        for n in range(50):
+            for port, packets, source in streams:
+                self.reactor.deliver(port, packets[n], source)
+            self.reactor.advance(TICK)
+        to_a = [parse_rtp(d) for d in self.reactor.sent_to(("192.0.2.10", 6000))]
+        to_b = [parse_rtp(d) for d in self.reactor.sent_to(("192.0.2.10", 6002))]
+        self.assertEqual({p.payload_type for p in to_a}, {111})
+        self.assertEqual(
+            {(q.timestamp - p.timestamp) % 2**32 for p, q in zip(to_a, to_a[1:])}, {960}
+        )
+        self.assertEqual({len(p.payload) for p in to_a}, {16000 // 8 // 50})
+        heard_a = decode_stream(OPUS, [p.payload for p in to_a])
+        heard_b = decode_stream(PCMU, [p.payload for p in to_b])
+        self.assertGreater(band_share(heard_a[3200:], 900), 0.9)
+        self.assertGreater(band_share(heard_b[3200:], 500), 0.9)
+        service.close_all()

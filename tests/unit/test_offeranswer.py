@@ -6,6 +6,7 @@ Tests for L{conference.offeranswer}: RFC 3264 answers, offers and checks.
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 from typing import List
 
 from hypothesis import given, settings
@@ -13,8 +14,10 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from conference.offeranswer import (
+    G722,
     IDLE,
     OFFER_SENT,
+    OPUS,
     PCMA,
     PCMU,
     SRTP_OFF,
@@ -23,6 +26,7 @@ from conference.offeranswer import (
     SRTP_REQUIRED,
     STABLE,
     TELEPHONE_EVENT,
+    TELEPHONE_EVENT_48K,
     WARN_SRTP_OFF,
     WARN_SRTP_REQUIRED,
     OfferAnswer,
@@ -755,3 +759,93 @@ class SRTPTests(SynchronousTestCase):
         assert oa.stream is not None
         self.assertEqual(oa.stream.secure, answer.media[0].has("crypto"))
         self.assertTrue(oa.stream.secure or (proto == "RTP/AVP" and policy != SRTP_REQUIRED))
+
+
+OPUS_OURS = replace(OPUS, fmtp="maxplaybackrate=16000;stereo=0")
+WIDEBAND = (OPUS_OURS, G722, PCMU, PCMA, TELEPHONE_EVENT, TELEPHONE_EVENT_48K)
+
+
+def wideband_negotiator() -> OfferAnswer:
+    """A negotiator speaking Opus (with our fmtp), G.722, G.711 and both telephone-events."""
+    return OfferAnswer(
+        address="198.51.100.1", port=20000, session_id="4242", warn_agent=AGENT, codecs=WIDEBAND
+    )
+
+
+class WidebandTests(SynchronousTestCase):
+    """
+    Opus (dynamic payload type, fmtp) and G.722 (static 9) in offers and answers.
+    """
+
+    def answer(self, offer: bytes) -> Media:
+        """Answer C{offer} with the wideband negotiator; its audio m-line."""
+        self.oa = wideband_negotiator()
+        return parse_sdp(self.oa.receive_offer(offer)).media[0]
+
+    def test_linphone_opus(self) -> None:
+        """Linphone's Opus 96 is answered first with our fmtp; its fmtp is kept for sending."""
+        audio = self.answer(LINPHONE_OFFER)
+        self.assertEqual(audio.formats, ["96", "0", "8", "101"])
+        self.assertEqual(rtpmap_of(audio, "96"), ("opus", 48000, 2))
+        self.assertEqual(fmtp_of(audio, "96"), "maxplaybackrate=16000;stereo=0")
+        # telephone-event on Opus's clock rather than the 8 kHz one (RFC 4733 2.1).
+        self.assertEqual(rtpmap_of(audio, "101"), ("telephone-event", 48000, 1))
+        stream = self.oa.stream
+        assert stream is not None
+        self.assertEqual(stream.codecs, [(96, OPUS_OURS), (0, PCMU), (8, PCMA)])
+        self.assertEqual((stream.telephone_event, stream.fmtp), (101, {96: "useinbandfec=1"}))
+
+    def test_g711_callers_unchanged(self) -> None:
+        """A G.711 offer gets the same answer whatever wideband codecs we speak."""
+        for offer in (SIPP_OFFER, audio_offer("8 0 101", "a=rtpmap:101 telephone-event/8000")):
+            plain = parse_sdp(negotiator().receive_offer(offer)).media[0]
+            self.assertEqual(self.answer(offer), plain)
+
+    def test_g722_static(self) -> None:
+        """Payload type 9 without rtpmap is G.722 (RFC 3551); the offer's order rules."""
+        audio = self.answer(audio_offer("9 0"))
+        self.assertEqual(audio.formats, ["9", "0"])
+        self.assertEqual(rtpmap_of(audio, "9"), ("G722", 8000, 1))
+        stream = self.oa.stream
+        assert stream is not None
+        self.assertEqual(stream.codecs[0], (9, G722))
+
+    def test_offerer_preference(self) -> None:
+        """We send with the offerer's first choice among the codecs we speak."""
+        opus = "a=rtpmap:111 opus/48000/2\r\na=fmtp:111 stereo=1; maxaveragebitrate=20000"
+        audio = self.answer(audio_offer("0 111 9", opus))
+        self.assertEqual(audio.formats, ["0", "111", "9"])
+        stream = self.oa.stream
+        assert stream is not None
+        self.assertEqual(stream.codecs[0], (0, PCMU))
+        self.assertEqual(stream.fmtp, {111: "stereo=1; maxaveragebitrate=20000"})
+        self.assertIsNone(fmtp_of(audio, "0"))
+
+    def test_opus_mono_rtpmap_refused(self) -> None:
+        """An rtpmap of opus/48000 (no /2) is not RFC 7587's Opus: not answered."""
+        audio = self.answer(audio_offer("96 0", "a=rtpmap:96 opus/48000"))
+        self.assertEqual(audio.formats, ["0"])
+
+    def test_our_offer(self) -> None:
+        """Our offer numbers Opus dynamically (96) with our fmtp, G.722 9, one telephone-event."""
+        oa = wideband_negotiator()
+        audio = parse_sdp(oa.create_offer()).media[0]
+        self.assertEqual(audio.formats, ["96", "9", "0", "8", "101"])
+        self.assertEqual(rtpmap_of(audio, "96"), ("opus", 48000, 2))
+        self.assertEqual(fmtp_of(audio, "96"), "maxplaybackrate=16000;stereo=0")
+        self.assertEqual(rtpmap_of(audio, "101"), ("telephone-event", 8000, 1))
+        answer = crlf(
+            """
+            v=0
+            o=phone 1 1 IN IP4 192.0.2.7
+            s=-
+            c=IN IP4 192.0.2.7
+            t=0 0
+            m=audio 8000 RTP/AVP 96 101
+            a=rtpmap:96 opus/48000/2
+            a=fmtp:96 useinbandfec=1
+            a=rtpmap:101 telephone-event/8000
+            """
+        )
+        stream = oa.receive_answer(answer)
+        self.assertEqual((stream.codecs, stream.fmtp), ([(96, OPUS_OURS)], {96: "useinbandfec=1"}))

@@ -22,7 +22,7 @@ from conference.app.indialog import holds, participant_direction
 from conference.app.mixer import MixerMediaService
 from conference.app.roster import Participant
 from conference.control.policy import LISTENER_ROLE
-from conference.media.codecs import PCMU
+from conference.media.codecs import FRAME_SAMPLES, PCMU
 from conference.media.rtp import build_rtp, parse_rtp
 from conference.media.srtp import SRTPContext, SRTPKeys
 from conference.sdp import parse_crypto, parse_sdp
@@ -33,7 +33,7 @@ from tests.unit.app.controlfixture import ALICE, BOB, CAROL, CONF, ControlFixtur
 from tests.unit.app.test_confevents import document
 from tests.unit.app.test_control import endpoint_status
 from tests.unit.app.test_focus import OFFER, PEER, FocusFixture
-from tests.unit.media.signals import band_share, rtp_stream, tone
+from tests.unit.media.signals import band_share, decode_stream, rtp_stream, tone
 from tests.unit.test_sdp import crlf
 
 TICK = 0.02
@@ -468,7 +468,7 @@ class SRTPJoinTests(ControlFixture):
         payloads = [
             parse_rtp(self.phone.unprotect(d)).payload for d in self.media_reactor.sent_to(PHONE)
         ]
-        return PCMU.decode(b"".join(payloads))
+        return decode_stream(PCMU, payloads)
 
     def test_savp_answer_and_audio(self) -> None:
         """Bob's SAVP join gets an SAVP answer with a key of ours; audio flows encrypted."""
@@ -477,8 +477,8 @@ class SRTPJoinTests(ControlFixture):
         self.assertNotEqual(self.answer.key, BOB_KEY)
         self.talk(1.0)
         self.assertGreater(band_share(self.heard_by_bob()[1600:], 900), 0.95)
-        heard_alice = PCMU.decode(
-            b"".join(parse_rtp(d).payload for d in self.media_reactor.sent_to(("192.0.2.10", 5000)))
+        heard_alice = decode_stream(
+            PCMU, [parse_rtp(d).payload for d in self.media_reactor.sent_to(("192.0.2.10", 5000))]
         )
         self.assertGreater(band_share(heard_alice[1600:], 500), 0.95)
         c = self.channel.counters
@@ -490,8 +490,8 @@ class SRTPJoinTests(ControlFixture):
         for packet in rtp_stream(PCMU, 0, tone(700, 0.5), ssrc=33):
             self.media_reactor.deliver(self.bob_port, packet, PHONE)
             self.media_reactor.advance(TICK)
-        heard = PCMU.decode(
-            b"".join(parse_rtp(d).payload for d in self.media_reactor.sent_to(("192.0.2.10", 5000)))
+        heard = decode_stream(
+            PCMU, [parse_rtp(d).payload for d in self.media_reactor.sent_to(("192.0.2.10", 5000))]
         )
         self.assertTrue(np.all(np.abs(heard.astype(int)) <= 8))
         self.assertEqual(self.channel.counters.unauthenticated, 25)
@@ -512,7 +512,9 @@ class SRTPJoinTests(ControlFixture):
         self.assertIs(self.mixer.channel(self.bob_session), self.channel)
         c = self.channel.counters
         self.assertEqual((c.unauthenticated, c.replayed), (0, 0))
-        self.assertEqual(len(self.heard_by_bob()), 160 * len(self.media_reactor.sent_to(PHONE)))
+        self.assertEqual(
+            len(self.heard_by_bob()), FRAME_SAMPLES * len(self.media_reactor.sent_to(PHONE))
+        )
 
     def test_required_refuses_plain(self) -> None:
         """With --srtp required, a plain RTP join is 488 with a Warning; SAVP is taken."""

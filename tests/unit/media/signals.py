@@ -1,13 +1,14 @@
 """
 Test signals and their measurement: tones, RMS level, the energy near a
-frequency (by FFT), and a WAV writer and reader for the softphones.
+frequency (by FFT), streams through a codec, and a WAV writer and reader
+for the softphones.
 """
 
 from __future__ import annotations
 
 import wave
 from pathlib import Path
-from typing import Any, List, Tuple
+from typing import Any, List, Sequence, Tuple
 
 import numpy as np
 import numpy.typing as npt
@@ -56,6 +57,23 @@ def band_share(
     return float(power[np.abs(freqs - frequency) <= width].sum()) / total
 
 
+def encode_stream(codec: AudioCodec, samples: npt.NDArray[np.int16], fmtp: str = "") -> List[bytes]:
+    """C{samples} (at the internal rate) as payloads of one frame each, by one encoder."""
+    encoder = codec.encoder(fmtp or None)
+    payloads = []
+    for n in range(len(samples) // FRAME_SAMPLES):
+        payload = encoder.encode(samples[n * FRAME_SAMPLES : (n + 1) * FRAME_SAMPLES])
+        assert payload is not None
+        payloads.append(payload)
+    return payloads
+
+
+def decode_stream(codec: AudioCodec, payloads: Sequence[bytes]) -> npt.NDArray[np.int16]:
+    """Payloads of one stream through one decoder, joined, at the internal rate."""
+    decoder = codec.decoder()
+    return np.concatenate([decoder.decode(p) for p in payloads])
+
+
 def rtp_stream(
     codec: AudioCodec,
     pt: int,
@@ -64,32 +82,24 @@ def rtp_stream(
     ssrc: int = 0x1234,
     sequence: int = 1000,
     timestamp: int = 5000,
-    frame: int = FRAME_SAMPLES,
 ) -> List[bytes]:
-    """C{samples} as RTP packets of one frame each."""
-    packets = []
-    for n in range(len(samples) // frame):
-        payload = codec.encode(samples[n * frame : (n + 1) * frame]).tobytes()
-        packets.append(
-            build_rtp(
-                pt,
-                sequence + n,
-                timestamp + n * frame,
-                ssrc,
-                payload,
-                marker=n == 0,
-            )
-        )
-    return packets
+    """C{samples} (at the internal rate) as RTP packets of one 20 ms frame each."""
+    step = codec.frame_step()
+    return [
+        build_rtp(pt, sequence + n, timestamp + n * step, ssrc, payload, marker=n == 0)
+        for n, payload in enumerate(encode_stream(codec, samples))
+    ]
 
 
-def write_wav(path: Path, samples: npt.NDArray[np.int16], rate: int = INTERNAL_RATE) -> None:
-    """Write mono 16-bit samples as a WAV file."""
+def write_wav(
+    path: Path, samples: npt.NDArray[np.int16], rate: int = INTERNAL_RATE, channels: int = 1
+) -> None:
+    """Write 16-bit samples as a WAV file, the same on each of C{channels}."""
     with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
+        out.setnchannels(channels)
         out.setsampwidth(2)
         out.setframerate(rate)
-        out.writeframes(samples.astype("<i2").tobytes())
+        out.writeframes(np.repeat(samples, channels).astype("<i2").tobytes())
 
 
 def read_wav(path: Path) -> Tuple[npt.NDArray[np.int16], int]:

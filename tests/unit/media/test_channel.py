@@ -12,10 +12,10 @@ from typing import List, Optional, Tuple
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from conference.media.channel import MAX_PACKETS_PER_TICK, RTCP_INTERVAL, Channel, Counters, Latch
-from conference.media.codecs import FRAME_SAMPLES, PCMA, PCMU
+from conference.media.codecs import FRAME_SAMPLES, INTERNAL_RATE, PCMA, PCMU
 from conference.media.dtmf import DTMFError, TelephoneEvent, parse_event
 from conference.media.rtcp import (
     Report,
@@ -30,7 +30,8 @@ from conference.media.rtcp import (
 )
 from conference.media.rtp import ReceptionReport, build_rtp, parse_rtp
 from conference.media.srtp import SRTPContext, SRTPKeys
-from tests.unit.media.signals import rtp_stream, tone
+from conference.media.wideband import G722, OPUS, unavailable
+from tests.unit.media.signals import decode_stream, peak_frequency, rtp_stream, tone
 
 PEER = ("192.0.2.7", 6000)
 PEER_RTCP = ("192.0.2.7", 6001)
@@ -51,11 +52,15 @@ def make_channel(now: float = 0.0, direction: str = "sendrecv") -> Channel:
     return channel
 
 
+# One 20 ms frame on G.711's 8 kHz clock.
+NARROW = 160
+
+
 def voice(n: int, ssrc: int = 0x1234, pt: int = 0, value: int = 1000) -> bytes:
-    """RTP packet n of a stream of constant frames."""
+    """RTP packet n of a stream of constant 20 ms frames of G.711."""
     codec = PCMU if pt == 0 else PCMA
-    payload = codec.encode(np.full(FRAME_SAMPLES, value, dtype=np.int16)).tobytes()
-    return build_rtp(pt, 100 + n, 8000 + FRAME_SAMPLES * n, ssrc, payload)
+    payload = codec.encode(np.full(NARROW, value, dtype=np.int16)).tobytes()
+    return build_rtp(pt, 100 + n, 8000 + NARROW * n, ssrc, payload)
 
 
 class LatchTests(SynchronousTestCase):
@@ -274,7 +279,7 @@ class SendTests(SynchronousTestCase):
     def test_rtp_stream(self) -> None:
         """Packets carry our SSRC, consecutive numbers, +160 timestamps, a first marker."""
         channel = make_channel()
-        payload = PCMU.silence * FRAME_SAMPLES
+        payload = PCMU.silence * NARROW
         sent = [channel.packets(payload)[0] for _ in range(3)]
         packets = [parse_rtp(d.data) for d in sent]
         self.assertEqual({p.ssrc for p in packets}, {channel.ssrc})
@@ -449,7 +454,8 @@ class ToneTests(SynchronousTestCase):
             if frame is not None:
                 out.append(frame)
         joined = np.concatenate(out)
-        expected = PCMA.decode(PCMA.encode(samples).tobytes())[FRAME_SAMPLES:]
+        # The first packet only puts the source on probation (RFC 3550 A.1).
+        expected = decode_stream(PCMA, [parse_rtp(p).payload for p in packets[1:]])
         self.assertTrue(np.array_equal(joined, expected[: len(joined)]))
         self.assertGreaterEqual(len(joined), len(expected) - 2 * FRAME_SAMPLES)
 
@@ -562,3 +568,102 @@ class SRTPChannelTests(SynchronousTestCase):
         channel.receive_rtcp(data, PEER_RTCP, 0.0)
         c = channel.counters
         self.assertEqual(c.dropped, 2)
+
+
+class WidebandChannelTests(SynchronousTestCase):
+    """
+    Opus (48 kHz RTP clock) and G.722 (8 kHz clock, 16 kHz audio) through a channel.
+    """
+
+    def setUp(self) -> None:
+        for codec in (OPUS, G722):
+            reason = unavailable(codec)
+            if reason is not None:
+                raise SkipTest(reason)
+        self.channel = Channel("carol", now=0.0, cname="test@example", rng=random.Random(2))
+        self.channel.configure(
+            remote=PEER,
+            codecs={111: OPUS, 9: G722, 0: PCMU},
+            send_pt=111,
+            event_pt=101,
+            fmtp={111: "useinbandfec=1"},
+        )
+
+    def play(self, packets: List[bytes]) -> np.ndarray:  # type: ignore[type-arg]
+        """Deliver one packet per 20 ms tick; what the buffer hands out, joined."""
+        out = []
+        for n, data in enumerate(packets):
+            self.channel.receive_rtp(data, PEER, 0.02 * n)
+            frame = self.channel.pop()
+            out.append(np.zeros(FRAME_SAMPLES, np.int16) if frame is None else frame)
+        return np.concatenate(out)
+
+    def test_opus_in(self) -> None:
+        """Opus at 48 kHz timestamps (wrapping 2**32) plays in order at 16 kHz, the tone kept."""
+        start = 2**32 - 10 * 960
+        packets = rtp_stream(OPUS, 111, tone(1000, 1.0, -10), timestamp=start)
+        heard = self.play(packets)[INTERNAL_RATE // 5 :]
+        self.assertLess(abs(peak_frequency(heard) - 1000), 10)
+        jitter = self.channel.jitter
+        self.assertEqual((jitter.resyncs, jitter.concealed, jitter.late), (0, 0, 0))
+        self.assertEqual(self.channel.counters.accepted, 49)  # the first is the probation
+
+    def test_g722_in(self) -> None:
+        """G.722's 160 timestamp units a packet carry 320 samples: no gap, no overlap."""
+        heard = self.play(rtp_stream(G722, 9, tone(700, 1.0, -10)))[INTERNAL_RATE // 5 :]
+        self.assertLess(abs(peak_frequency(heard) - 700), 10)
+        self.assertEqual((self.channel.jitter.concealed, self.channel.jitter.resyncs), (0, 0))
+
+    def test_malformed_dropped(self) -> None:
+        """Bad Opus and empty G.722 payloads are counted as malformed, never raised."""
+        good = rtp_stream(OPUS, 111, tone(1000, 0.2, -10))
+        for n, data in enumerate(good[:3]):
+            self.channel.receive_rtp(data, PEER, 0.02 * n)
+        bad = [
+            build_rtp(111, 1003, 5000 + 3 * 960, 0x1234, b"\xff"),
+            build_rtp(111, 1004, 5000 + 4 * 960, 0x1234, b""),
+            build_rtp(9, 1005, 5000 + 5 * 960, 0x1234, b""),
+        ]
+        for data in bad:
+            self.assertIsNone(self.channel.receive_rtp(data, PEER, 0.1))
+        counters = self.channel.counters
+        self.assertEqual((counters.malformed, counters.accepted), (3, 2))
+        self.channel.receive_rtp(good[6], PEER, 0.12)
+        self.assertEqual(counters.accepted, 3)
+
+    def test_opus_out(self) -> None:
+        """We stamp Opus in its 48 kHz clock: 960 a frame, skips too."""
+        encoder = self.channel.encoder
+        assert encoder is not None
+        payload = encoder.encode(np.zeros(FRAME_SAMPLES, np.int16))
+        first = parse_rtp(self.channel.packets(payload)[0].data)
+        second = parse_rtp(self.channel.packets(payload)[0].data)
+        self.channel.skip(3)
+        third = parse_rtp(self.channel.packets(payload)[0].data)
+        self.assertEqual(first.payload_type, 111)
+        self.assertEqual((second.timestamp - first.timestamp) % 2**32, 960)
+        self.assertEqual((third.timestamp - second.timestamp) % 2**32, 4 * 960)
+        self.assertEqual(self.channel.clock, 48000)
+
+    def test_encoder_kept_or_remade(self) -> None:
+        """A refresh with the same codec and fmtp keeps the encoder; a change remakes it."""
+        encoder = self.channel.encoder
+        codecs = {111: OPUS, 9: G722, 0: PCMU}
+        self.channel.configure(
+            remote=PEER, codecs=codecs, send_pt=111, fmtp={111: "useinbandfec=1"}
+        )
+        self.assertIs(self.channel.encoder, encoder)
+        self.channel.configure(remote=PEER, codecs=codecs, send_pt=111, fmtp={111: "cbr=1"})
+        self.assertIsNot(self.channel.encoder, encoder)
+        self.channel.configure(remote=PEER, codecs=codecs, send_pt=0)
+        assert self.channel.encoder is not None
+        self.assertIs(self.channel.encoder.codec, PCMU)
+        self.assertEqual(self.channel.clock, 8000)
+
+    def test_dtmf_on_opus_clock(self) -> None:
+        """telephone-event goes out on the audio's timestamps: durations in 48 kHz units."""
+        self.channel.send_dtmf("1", duration=4800)
+        ticks = [self.channel.packets(b"x") for _ in range(5)]
+        events = [parse_event(parse_rtp(d.data).payload) for tick in ticks for d in tick]
+        self.assertEqual([e.duration for e in events[:5]], [960, 1920, 2880, 3840, 4800])
+        self.assertTrue(events[-1].end)

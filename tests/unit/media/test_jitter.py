@@ -12,7 +12,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 from twisted.trial.unittest import SynchronousTestCase
 
-from conference.media.codecs import FRAME_SAMPLES, Samples
+from conference.media.codecs import FRAME_SAMPLES, INTERNAL_RATE, Samples
 from conference.media.jitter import CONCEAL_FRAMES, TRIM_AFTER, JitterBuffer
 
 F = FRAME_SAMPLES
@@ -172,9 +172,9 @@ class JitterBufferTests(SynchronousTestCase):
 
     def test_other_packet_sizes(self) -> None:
         """10 ms packets are joined and 30 ms packets split into 20 ms frames."""
-        for size, count in ((80, 40), (240, 12)):
+        for size, count in ((F // 2, 40), (F * 3 // 2, 12)):
             buffer = JitterBuffer()
-            pending = [(n * size / 8000, n) for n in range(count)]
+            pending = [(n * size / INTERNAL_RATE, n) for n in range(count)]
             samples = []
             for k in range(count * size // F + 1):
                 while pending and pending[0][0] <= 0.01 + k * TICK:

@@ -13,13 +13,14 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from conference.media.channel import Channel
-from conference.media.codecs import FRAME_SAMPLES, PCMA, PCMU, AudioCodec
+from conference.media.codecs import INTERNAL_RATE, PCMA, PCMU, AudioCodec, Decoder
 from conference.media.mixer import Mixer, mix_minus
 from conference.media.rtp import parse_rtp
 from conference.media.tone import WARNING_LEVEL_DBFS, warning_tone
+from conference.media.wideband import G722, OPUS, unavailable
 from tests.unit.media.signals import band_share, rms_db, rtp_stream, tone
 
 TICK = 0.02
@@ -79,7 +80,7 @@ class Conference:
         self.mixer = Mixer()
         self.peers: Dict[str, Tuple[str, int]] = {}
         self.streams: Dict[str, List[bytes]] = {}
-        self.codecs: Dict[str, AudioCodec] = {}
+        self.decoders: Dict[str, Decoder] = {}
         rng = random.Random(7)
         for n, ((codec, pt), frequency) in enumerate(zip(codecs, frequencies)):
             key = f"p{n}"
@@ -88,7 +89,7 @@ class Conference:
             channel.configure(remote=peer, codecs={pt: codec}, send_pt=pt)
             self.mixer.add(channel)
             self.peers[key] = peer
-            self.codecs[key] = codec
+            self.decoders[key] = codec.decoder()
             self.streams[key] = rtp_stream(codec, pt, tone(frequency, 2.0, -12), ssrc=0x100 + n)
         self.received: Dict[str, List[np.ndarray]] = {key: [] for key in self.peers}  # type: ignore[type-arg]
 
@@ -104,11 +105,11 @@ class Conference:
                     continue
                 packet = parse_rtp(datagram.data)
                 key = next(k for k, addr in self.peers.items() if addr == datagram.address)
-                self.received[key].append(self.codecs[key].decode(packet.payload))
+                self.received[key].append(self.decoders[key].decode(packet.payload))
 
     def heard(self, key: str) -> np.ndarray:  # type: ignore[type-arg]
-        """What C{key}'s peer received, after the first 100 ms."""
-        return np.concatenate(self.received[key])[800:]
+        """What C{key}'s peer received (decoded to the internal rate), after the first 100 ms."""
+        return np.concatenate(self.received[key])[INTERNAL_RATE // 10 :]
 
 
 class MixerTests(SynchronousTestCase):
@@ -131,11 +132,12 @@ class MixerTests(SynchronousTestCase):
     def test_warning_tone(self) -> None:
         """The warning tone is mixed into one participant's audio at -12 dBFS, nobody else's."""
         conference = Conference([(PCMU, 0)] * 2, [1000.0, 1500.0])
-        conference.mixer.channels["p0"].play(warning_tone(8000))
+        conference.mixer.channels["p0"].play(warning_tone(INTERNAL_RATE))
         conference.run(30)
         warned = np.concatenate(conference.received["p0"]).astype(np.float64)
         other = np.concatenate(conference.received["p1"])
-        beep = warned[:1600]
+        # The first 2 ms are the decoder's resampling delay.
+        beep = warned[32 : 32 + INTERNAL_RATE // 5]
         self.assertGreater(band_share(beep, 440.0), 0.3)
         self.assertGreater(band_share(warned, 1500.0), 0.3, "the warning masks the mix")
         self.assertLess(band_share(other, 440.0), 0.01)
@@ -143,7 +145,7 @@ class MixerTests(SynchronousTestCase):
         amplitude = 2 * abs(np.fft.rfft(beep)[88]) / len(beep)
         level = 20 * np.log10(amplitude / 32767)
         self.assertLess(abs(level - WARNING_LEVEL_DBFS), 0.5, f"{level:.2f} dBFS")
-        gap = warned[1600 + 80 : 2800 - 80]
+        gap = warned[INTERNAL_RATE // 5 + 160 : INTERNAL_RATE * 35 // 100 - 160]
         self.assertLess(band_share(gap, 440.0), 0.05)
         self.assertIsNone(conference.mixer.channels["p0"].overlay())
 
@@ -163,6 +165,28 @@ class MixerTests(SynchronousTestCase):
         self.assertGreater(band_share(b, 500), 0.95)
         expected = rms_db(tone(500, 1.0, -12))
         self.assertLess(abs(rms_db(b) - expected), 0.5)
+
+    def test_every_codec(self) -> None:
+        """Opus, G.722, PCMU and PCMA participants each hear the three others, not themselves."""
+        for codec in (OPUS, G722):
+            reason = unavailable(codec)
+            if reason is not None:
+                raise SkipTest(reason)
+        codecs: List[Tuple[AudioCodec, int]] = [(OPUS, 111), (G722, 9), (PCMU, 0), (PCMA, 8)]
+        freqs = [440.0, 700.0, 1100.0, 1500.0]
+        conference = Conference(codecs, freqs)
+        conference.run(50)
+        for n, own in enumerate(freqs):
+            heard = conference.heard(f"p{n}")
+            name = codecs[n][0].name
+            self.assertLess(band_share(heard, own), 0.01, f"{name} hears itself")
+            for other in freqs:
+                if other != own:
+                    self.assertGreater(band_share(heard, other), 0.2, f"{name} misses {other}")
+        # The sum of three -12 dBFS tones, whatever codecs carried them.
+        expected = rms_db(tone(700, 1.0, -12)) + 10 * np.log10(3)
+        for n in range(4):
+            self.assertLess(abs(rms_db(conference.heard(f"p{n}")) - expected), 1.0)
 
     def test_mute_and_gain(self) -> None:
         """A muted talker is heard by nobody; a deafened one hears silence; gain scales."""
@@ -197,4 +221,4 @@ class MixerTests(SynchronousTestCase):
         before = [parse_rtp(d.data).timestamp for d in conference.mixer.tick(0.0)]
         conference.mixer.skip(5)
         after = [parse_rtp(d.data).timestamp for d in conference.mixer.tick(0.2)]
-        self.assertEqual([(b - a) % 2**32 for a, b in zip(before, after)], [6 * FRAME_SAMPLES] * 2)
+        self.assertEqual([(b - a) % 2**32 for a, b in zip(before, after)], [6 * 160] * 2)
