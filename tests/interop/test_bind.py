@@ -339,7 +339,8 @@ class CrashTests(TestCase):
         deadline = time.monotonic() + 20
         n = 0
         # Keep up to 40 BINDs in flight until 80 got their 200, then kill -9
-        # mid-burst: the ones in flight will never be answered.
+        # mid-burst: the ones in flight will never be answered.  Under load
+        # the server may shed some with 503; those are simply not owed.
         while len(acknowledged) < 80 and time.monotonic() < deadline:
             if len(pending) < 40:
                 n += 1
@@ -378,9 +379,12 @@ class CrashTests(TestCase):
             except (BlockingIOError, socket.timeout):
                 return
             message = parse_datagram(data)
-            if isinstance(message, Response):
-                codes.append(message.code)
-            if isinstance(message, Response) and message.code == 200:
-                uri = pending.pop(message.call_id, None)
-                if uri is not None:
-                    acknowledged.add(uri)
+            if not isinstance(message, Response) or message.code < 200:
+                continue
+            codes.append(message.code)
+            # A 503 is overload shedding (docs/limits.rst): not done, so
+            # not owed after the restart, and its slot goes to a new BIND.
+            self.assertIn(message.code, (200, 503), message)
+            uri = pending.pop(message.call_id, None)
+            if uri is not None and message.code == 200:
+                acknowledged.add(uri)
