@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import resource
 import socket
@@ -90,7 +89,7 @@ def percentile(values: Sequence[float], p: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, int(round(p / 100.0 * len(ordered))) - 1))]
+    return ordered[max(0, min(len(ordered) - 1, round(p / 100.0 * len(ordered)) - 1))]
 
 
 # The child: everything below until the parent runs in the measured process.
@@ -288,7 +287,7 @@ def added_delay(codec_name: str, trials: int) -> Tuple[float, float]:
 
 def child(args: argparse.Namespace) -> None:
     """Measure in this (pinned) process and print one JSON object."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if args.child == "codec":
         result: Dict[str, Any] = {"us": codec_cost(args.codec[0], args.ticks)}
@@ -296,7 +295,9 @@ def child(args: argparse.Namespace) -> None:
         mean, worst = added_delay(args.codec[0], args.ticks)
         result = {"mean_ms": mean, "max_ms": worst}
     else:
-        result = asdict(measure(args.codec[0], args.participants, args.size, args.ticks, args.warmup))
+        result = asdict(
+            measure(args.codec[0], args.participants, args.size, args.ticks, args.warmup)
+        )
     print(json.dumps(result))
 
 
@@ -307,6 +308,7 @@ def run_child(python: str, *argv: str) -> Dict[str, Any]:
     """Run one measurement in a child pinned to the server's core."""
     answer = subprocess.run(
         [python, str(Path(__file__).resolve()), *argv],
+        check=False,
         capture_output=True,
         text=True,
         timeout=600,
@@ -360,6 +362,7 @@ def interpreters(args: argparse.Namespace) -> List[Tuple[str, str]]:
     if args.pypy_python:
         check = subprocess.run(
             [args.pypy_python, "-c", "import numpy, av, conference"],
+            check=False,
             capture_output=True,
             text=True,
         )

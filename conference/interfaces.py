@@ -530,6 +530,41 @@ class IBindingStore(Interface):
         """
 
 
+class IChangeFeed(Interface):
+    """
+    Changes committed by the other server processes sharing one store, so
+    that a node can notify the subscriptions it holds when another node
+    changed what they watch (a BIND on node A, a SUBSCRIBE held by node
+    B).  A process never hears its own changes here: it tells its own
+    subscribers directly.
+    """
+
+    def watch(callback: Callable[[str, str], None]) -> None:
+        """
+        Call C{callback(kind, key)} in the reactor thread for each change
+        another process commits: C{("binding", owner URI)}; or C{("*", "")}
+        when changes may have been missed (the feed reconnected), which
+        means: consider everything changed.  A callback that raises is
+        logged and the others still run.
+        """
+
+    def start() -> Deferred[None]:
+        """
+        Begin listening.
+
+        @return: a Deferred firing once changes committed from now on will
+            be reported, or failing with L{conference.records.StoreError}
+            when the feed cannot be reached.
+        """
+
+    def stop() -> Deferred[None]:
+        """
+        Stop listening and release what the feed holds (idempotent).
+
+        @return: a Deferred firing with L{None} when done.
+        """
+
+
 class IJanusTransport(Interface):
     """
     How the Janus media backend reaches Janus's API: JSON over HTTP in

@@ -378,6 +378,8 @@ class ConferenceService(MultiService):
             tag_factory=new_tag,
         )
         self.binder.listeners.append(self.subscriptions.changed)
+        # Changes other nodes commit to a shared store (docs/deployment.rst).
+        stores.changes.watch(self._changed_elsewhere)
         # NOTIFYs go to the dialog's next hop by RFC 3263 (docs/federation.rst).
         self.subscriptions.route = self.outbound
         self.registrar = Registrar(
@@ -624,6 +626,20 @@ class ConferenceService(MultiService):
         if not self.config.checkers:
             return SIPProtocolError("No credentials configured on this server (--auth)", 403)
         return self.authenticator.challenge(self.router.realm_for(request), now)
+
+    def _changed_elsewhere(self, kind: str, key: str) -> None:
+        """
+        Another process sharing the store committed a change: notify the
+        binding subscriptions held here, all of them when changes may have
+        been missed.
+        """
+        from conference.store.changes import BINDING, EVERYTHING
+
+        if kind == BINDING:
+            self.subscriptions.changed(key)
+        elif kind == EVERYTHING:
+            for resource in sorted({watch.resource for watch in self.subscriptions.watches()}):
+                self.subscriptions.changed(resource)
 
     def _add_listener(self, description: str) -> None:
         """

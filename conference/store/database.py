@@ -31,6 +31,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python.failure import Failure
 
 from conference.records import StoreError
+from conference.store.changes import CHANGES_CHANNEL, Change, new_origin
 
 T = TypeVar("T")
 
@@ -122,6 +123,8 @@ class Dialect:
         serializes every write transaction).
     @ivar errors: the driver's base exception classes.
     @ivar integrity_errors: the driver's constraint-violation classes.
+    @ivar notices: whether L{announce} tells other processes (PostgreSQL's
+        C{NOTIFY}, sent at commit); SQLite has no such thing.
     """
 
     name: str
@@ -132,6 +135,7 @@ class Dialect:
     errors: Tuple[Type[BaseException], ...]
     integrity_errors: Tuple[Type[BaseException], ...]
     schema_version_exists: str
+    notices: bool = False
 
     def sql(self, text: str) -> str:
         """
@@ -147,12 +151,22 @@ class Dialect:
         if self.advisory_locks:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
 
+    def announce(self, cursor: Cursor, change: Change) -> None:
+        """
+        Tell the other processes sharing the database about C{change} when
+        the current transaction commits (and never if it rolls back).
+        """
+        if self.notices:
+            cursor.execute(f"SELECT pg_notify({CHANGES_CHANNEL}, %s)", (change.encode(),))
+
 
 class Database:
     """
     Runs store operations on pooled connections, each in one transaction.
 
     @ivar dialect: the L{Dialect} of the engine.
+    @ivar origin: this handle's random name in the change notices it sends
+        (L{conference.store.changes}), so its own feed can skip them.
     """
 
     def __init__(
@@ -168,6 +182,7 @@ class Database:
             L{None} to read through C{writer}.
         """
         self.dialect = dialect
+        self.origin = new_origin()
         self._writer = writer
         self._reader = reader
         self._closed = False

@@ -18,17 +18,28 @@ from __future__ import annotations
 
 import importlib
 import platform
-from typing import Any, Tuple
+import threading
+from typing import Any, Optional, Tuple
 from urllib.parse import quote, urlencode
 
 from twisted.enterprise import adbapi
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.logger import Logger
+from zope.interface import implementer
 
+from conference.interfaces import IChangeFeed
 from conference.records import StoreError
+from conference.store.changes import CHANGES_CHANNEL, EVERYTHING, ChangeDispatcher
 from conference.store.database import Database, Dialect, upgrade_schema
+
+log = Logger()
 
 #: Connections (and threads) per server process.
 MAX_CONNECTIONS = 8
+#: How long the feed's thread waits for a notice before it checks whether
+#: it must stop, and waits before reconnecting, in seconds.
+FEED_POLL = 0.5
+FEED_RETRY = 1.0
 
 
 def postgresql_driver() -> Tuple[str, Any]:
@@ -102,6 +113,7 @@ def postgresql_dialect() -> Dialect:
         integrity_errors=(module.IntegrityError,),
         schema_version_exists="SELECT to_regclass('schema_version') WHERE "
         "to_regclass('schema_version') IS NOT NULL",
+        notices=True,
     )
 
 
@@ -147,3 +159,113 @@ def open_postgresql(
     d = database.write(upgrade_schema, dialect)
     d.addCallback(lambda _: database)
     return d.addErrback(failed)
+
+
+@implementer(IChangeFeed)
+class PostgreSQLChangeFeed(ChangeDispatcher):
+    """
+    The change notices of the other processes on one database (and
+    schema): a connection of its own, in a thread of its own, C{LISTEN}s
+    on the schema's channel (L{CHANGES_CHANNEL}) and hands each notice to
+    the reactor thread.
+
+    PostgreSQL delivers a notice only to connections listening when it is
+    committed, so after the connection is lost and made again the feed
+    reports C{("*", "")}: whatever was sent meanwhile is unknown, and the
+    watchers look at everything again.  Nothing polls the tables.
+    """
+
+    def __init__(self, conninfo: str, origin: str, reactor: Any) -> None:
+        super().__init__(origin)
+        self._conninfo = conninfo
+        self._reactor = reactor
+        self._stopping = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._started: Optional[Deferred[None]] = None
+        self._stopped: Optional[Deferred[None]] = None
+        self.reconnects = 0
+
+    def start(self) -> Deferred[None]:
+        """See L{IChangeFeed.start}: fires once the first C{LISTEN} ran."""
+        if self._started is not None:
+            return succeed(None) if self._started.called else self._started
+        self._started = Deferred()
+        self._stopped = Deferred()
+        self._thread = threading.Thread(
+            target=self._run, name="conference-change-feed", daemon=True
+        )
+        self._thread.start()
+        return self._started
+
+    def stop(self) -> Deferred[None]:
+        """See L{IChangeFeed.stop}: the thread ends within L{FEED_POLL}."""
+        self._stopping.set()
+        if self._stopped is None or self._stopped.called:
+            return succeed(None)
+        done: Deferred[None] = Deferred()
+        self._stopped.addBoth(lambda _: done.callback(None))
+        return done
+
+    def _call(self, fn: Any, *args: Any) -> None:
+        self._reactor.callFromThread(fn, *args)
+
+    def _listening(self, first: bool) -> None:
+        started = self._started
+        if first and started is not None and not started.called:
+            started.callback(None)
+        elif not first:
+            self.reconnects += 1
+            log.info("Change feed listening again: every subscription is looked at again")
+            self.dispatch(EVERYTHING, "")
+
+    def _failed(self, error: Exception, first: bool) -> None:
+        started = self._started
+        if first and started is not None and not started.called:
+            self._stopping.set()
+            started.errback(StoreError(f"PostgreSQL change feed: {error}"))
+        else:
+            log.warn("Change feed lost its connection ({error}); retrying", error=error)
+
+    def _run(self) -> None:
+        """
+        The thread: connect, listen and hand notices over; after a lost
+        connection, again.  A first connection that fails ends the thread
+        (L{start} fails).
+        """
+        listened = False
+        try:
+            while not self._stopping.is_set():
+                connection = None
+                try:
+                    connection = connect(self._conninfo)
+                    [(channel,)] = connection.execute(f"SELECT {CHANGES_CHANNEL}").fetchall()
+                    connection.execute('LISTEN "{}"'.format(channel.replace('"', '""')))
+                    self._call(self._listening, not listened)
+                    listened = True
+                    while not self._stopping.is_set():
+                        for notice in connection.notifies(timeout=FEED_POLL):
+                            self._call(self.deliver, notice.payload)
+                except Exception as e:  # the driver's errors, a lost server
+                    self._call(self._failed, e, not listened)
+                    if not listened:
+                        return
+                    self._stopping.wait(FEED_RETRY)
+                finally:
+                    if connection is not None:
+                        connection.close()
+        finally:
+            stopped = self._stopped
+            if stopped is not None:
+                self._call(stopped.callback, None)
+
+
+def open_change_feed(conninfo: str, origin: str, reactor: Any) -> Deferred[PostgreSQLChangeFeed]:
+    """
+    Start the change feed of the database C{conninfo}, skipping the
+    notices of C{origin} (the L{Database} of this process).
+
+    @return: a Deferred firing with the listening feed, or failing with
+        L{StoreError}.
+    """
+    feed = PostgreSQLChangeFeed(conninfo, origin, reactor)
+    return feed.start().addCallback(lambda _: feed)

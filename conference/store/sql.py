@@ -42,6 +42,7 @@ from conference.records import (
     RegistrationBinding,
     StoreError,
 )
+from conference.store.changes import BINDING, Change
 from conference.store.database import Cursor, Database
 from conference.store.memory import check_bytes, check_upserts, over_limit, registration_order
 from conference.store.sqlcalendar import hold, organizer_bytes
@@ -498,6 +499,7 @@ class SQLBindingStore:
         after = self._live(cursor, owner, now)
         if len(after) > change.max_bindings and len(after) > len(before):
             raise over_limit(owner, len(after), change.max_bindings)
+        self._db.dialect.announce(cursor, Change(BINDING, owner, self._db.origin))
         return after
 
     def take_one_time(

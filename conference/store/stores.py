@@ -14,10 +14,12 @@ from twisted.internet.defer import Deferred, fail, succeed
 from conference.interfaces import (
     IBindingStore,
     ICalendarStore,
+    IChangeFeed,
     IConferenceStore,
     IRegistrationStore,
 )
 from conference.records import StoreError
+from conference.store.changes import LocalChangeFeed
 from conference.store.database import Database
 from conference.store.memory import (
     MemoryBindingStore,
@@ -46,6 +48,9 @@ class Stores:
     @ivar bindings: an L{IBindingStore}.
     @ivar description: the description they were opened from, without any
         password (C{memory}, C{sqlite:PATH}, C{postgresql}).
+    @ivar changes: an L{IChangeFeed} of the changes other processes
+        sharing the backend commit (only PostgreSQL can be shared; the
+        others get a L{LocalChangeFeed}).
     """
 
     def __init__(
@@ -57,12 +62,14 @@ class Stores:
         *,
         description: str = "memory",
         closer: Optional[Callable[[], Deferred[None]]] = None,
+        changes: Optional[IChangeFeed] = None,
     ) -> None:
         self.conferences = conferences
         self.calendars = calendars
         self.registrations = registrations
         self.bindings = bindings
         self.description = description
+        self.changes: IChangeFeed = changes if changes is not None else LocalChangeFeed()
         self._closer = closer
 
     @classmethod
@@ -79,17 +86,27 @@ class Stores:
         )
 
     @classmethod
-    def sql(cls, database: Database, description: str) -> Stores:
+    def sql(
+        cls, database: Database, description: str, changes: Optional[IChangeFeed] = None
+    ) -> Stores:
         """
-        The SQL stores over an open L{Database}; closing them closes it.
+        The SQL stores over an open L{Database}; closing them closes it
+        (after stopping C{changes}, their feed, if given).
         """
+
+        def close() -> Deferred[None]:
+            if changes is None:
+                return database.close()
+            return changes.stop().addBoth(lambda _: database.close())
+
         return cls(
             SQLConferenceStore(database),
             SQLCalendarStore(database),
             SQLRegistrationStore(database),
             SQLBindingStore(database),
             description=description,
-            closer=database.close,
+            closer=close,
+            changes=changes,
         )
 
     def close(self) -> Deferred[None]:
@@ -152,6 +169,18 @@ def open_stores(description: str, reactor: Any) -> Deferred[Stores]:
     else:
         from conference.store.postgresql import open_postgresql
 
-        opened = open_postgresql(argument, reactor)
-        label = "postgresql"
+        return open_postgresql(argument, reactor).addCallback(_with_change_feed, argument, reactor)
     return opened.addCallback(lambda database: Stores.sql(database, label))
+
+
+def _with_change_feed(database: Database, conninfo: str, reactor: Any) -> Deferred[Stores]:
+    """PostgreSQL's stores, once their change feed listens (closing the database if it cannot)."""
+    from conference.store.postgresql import open_change_feed
+
+    def failed(failure: Any) -> Any:
+        database.close()
+        return failure
+
+    opened = open_change_feed(conninfo, database.origin, reactor)
+    opened.addCallback(lambda feed: Stores.sql(database, "postgresql", feed))
+    return opened.addErrback(failed)

@@ -14,14 +14,21 @@ from __future__ import annotations
 import os
 import platform
 import secrets
-from typing import Any
+import time
+from typing import Any, Callable, List, Tuple
 
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import SkipTest, TestCase
+from zope.interface.verify import verifyObject
 
-from conference.records import StoreError
+from conference.interfaces import IChangeFeed
+from conference.records import ConflictError, StoreError
+from conference.store.changes import BINDING, CHANGES_CHANNEL, EVERYTHING
 from conference.store.database import Database, SchemaVersionError, schema_files, statements
 from conference.store.postgresql import (
+    PostgreSQLChangeFeed,
     connect,
     conninfo_with,
     open_postgresql,
@@ -30,11 +37,13 @@ from conference.store.postgresql import (
 from conference.store.stores import Stores, open_stores
 from tests.unit.store.contracts import (
     ALICE,
+    NOW,
     BindingStoreContract,
     CalendarStoreContract,
     ConferenceStoreContract,
     RegistrationStoreContract,
     StoreBackend,
+    binding,
 )
 from tests.unit.store.holdings import (
     CAROL,
@@ -47,6 +56,7 @@ from tests.unit.store.holdings import (
 )
 
 ENVIRONMENT = "CONFERENCE_TEST_POSTGRES"
+OWNER = "sip:room@example.com"
 
 
 def server(test: TestCase) -> str:
@@ -288,3 +298,110 @@ class PostgreSQLTests(TestCase):
         opening = open_stores("postgresql:host=127.0.0.1 port=1 connect_timeout=5", reactor)
         failure = await self.assertFailure(opening, StoreError)
         self.assertIn("PostgreSQL", str(failure))
+
+
+async def eventually(check: Callable[[], bool], seconds: float = 10.0) -> bool:
+    """Wait (on the reactor) until C{check()} holds; whether it did in time."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        await deferLater(reactor, 0.02, lambda: None)
+    return True
+
+
+class ChangeFeedTests(TestCase):
+    """
+    The change feed (PostgreSQL LISTEN/NOTIFY) between two store handles on
+    one schema, as two server nodes have: committed binding changes of one
+    reach the other's watchers, and only those.
+    """
+
+    async def open_pair(self) -> Tuple[Stores, Stores, List[Tuple[str, str]]]:
+        """Two handles on a fresh schema and what the second one's feed reports."""
+        self.conninfo = fresh_schema(self)
+        first = await open_stores(f"postgresql:{self.conninfo}", reactor)
+        self.addCleanup(first.close)
+        second = await open_stores(f"postgresql:{self.conninfo}", reactor)
+        self.addCleanup(second.close)
+        heard: List[Tuple[str, str]] = []
+        second.changes.watch(lambda kind, key: heard.append((kind, key)))
+        return first, second, heard
+
+    async def test_change_reaches_other_handle(self) -> None:
+        """A BIND committed through one handle is reported to the other, not to itself."""
+        first, _, heard = await self.open_pair()
+        own: List[Tuple[str, str]] = []
+        first.changes.watch(lambda kind, key: own.append((kind, key)))
+        verifyObject(IChangeFeed, first.changes)
+        await first.bindings.apply(
+            OWNER, [], [binding("http://a/1", owner=OWNER)], NOW, max_bindings=10
+        )
+        self.assertTrue(await eventually(lambda: heard == [(BINDING, OWNER)]), heard)
+        await deferLater(reactor, 0.3, lambda: None)
+        self.assertEqual((own, heard), ([], [(BINDING, OWNER)]))
+
+    async def test_rolled_back_change_not_reported(self) -> None:
+        """A write that fails (etag conflict) sends nothing; the next one is heard alone."""
+        first, _, heard = await self.open_pair()
+        failing = first.bindings.apply(
+            OWNER,
+            [],
+            [binding("http://a/1", owner=OWNER)],
+            NOW,
+            max_bindings=10,
+            expected_etags={("conference", "http://a/1"): "nope"},
+        )
+        await self.assertFailure(failing, ConflictError)
+        other = "sip:other@example.com"
+        await first.bindings.apply(
+            other, [], [binding("http://b/1", owner=other)], NOW, max_bindings=10
+        )
+        self.assertTrue(await eventually(lambda: bool(heard)))
+        self.assertEqual(heard, [(BINDING, other)])
+
+    async def test_other_schema_not_heard(self) -> None:
+        """Changes in another schema of the same database are not reported."""
+        first, _, heard = await self.open_pair()
+        elsewhere = await open_stores(f"postgresql:{fresh_schema(self)}", reactor)
+        self.addCleanup(elsewhere.close)
+        stranger: List[Tuple[str, str]] = []
+        elsewhere.changes.watch(lambda kind, key: stranger.append((kind, key)))
+        await first.bindings.apply(
+            OWNER, [], [binding("http://a/1", owner=OWNER)], NOW, max_bindings=10
+        )
+        self.assertTrue(await eventually(lambda: bool(heard)))
+        await deferLater(reactor, 0.3, lambda: None)
+        self.assertEqual(stranger, [])
+
+    async def test_reconnect_reports_everything(self) -> None:
+        """A feed whose connection is killed listens again and reports ("*", "")."""
+        first, _, heard = await self.open_pair()
+        [(channel,)] = run_statement(self.conninfo, f"SELECT {CHANGES_CHANNEL}")
+        killed = run_statement(
+            self.conninfo,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE query = 'LISTEN \"{channel}\"'",
+        )
+        self.assertEqual(len(killed), 2)  # both handles listen
+        self.assertTrue(await eventually(lambda: (EVERYTHING, "") in heard), heard)
+        await first.bindings.apply(
+            OWNER, [], [binding("http://a/1", owner=OWNER)], NOW, max_bindings=10
+        )
+        self.assertTrue(await eventually(lambda: (BINDING, OWNER) in heard), heard)
+
+    async def test_stop(self) -> None:
+        """Closing the stores stops the feed's thread."""
+        _, second, _ = await self.open_pair()
+        feed = second.changes
+        assert isinstance(feed, PostgreSQLChangeFeed)
+        await second.close()
+        self.assertFalse(feed._thread is not None and feed._thread.is_alive())
+
+    async def test_unreachable(self) -> None:
+        """A feed that cannot connect fails to start with a StoreError."""
+        server(self)
+        feed = PostgreSQLChangeFeed("host=127.0.0.1 port=1 connect_timeout=5", "x", reactor)
+        starting: Deferred[Any] = feed.start()
+        failure = await self.assertFailure(starting, StoreError)
+        self.assertIn("change feed", str(failure))

@@ -5,6 +5,7 @@ Tests for L{conference.service}: start-up order, stores and stopping.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any, List, Tuple, cast
 
 from twisted.internet.defer import Deferred, fail
@@ -17,6 +18,7 @@ from conference.app.scheduler import SchedulingHandler
 from conference.errors import StartupError
 from conference.records import StoreError
 from conference.service import ConferenceService, ServerConfig, listen_hosts
+from conference.store.changes import BINDING, EVERYTHING, LocalChangeFeed
 from conference.testing import memory_stores
 
 
@@ -257,3 +259,41 @@ class ServiceTests(SynchronousTestCase):
         self.assertIsNone(service.accounts.is_account("sip:room@localhost"))
         service, _ = self.make(tls_ca="ca.pem", tls_client_cert="none")
         self.assertFalse(service.accounts.is_account("sip:room@localhost"))
+
+
+class ChangedElsewhereTests(SynchronousTestCase):
+    """
+    Binding changes other nodes commit (the store's change feed) reach the
+    binding subscriptions this node holds.
+    """
+
+    def setUp(self) -> None:
+        self.stores = memory_stores()
+        service = ConferenceService(
+            ServerConfig(listen=["udp:0"]), reactor=UDPMemoryReactor(), stores=self.stores
+        )
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.changed: List[str] = []
+        subscriptions = service.subscriptions
+        subscriptions.changed = self.changed.append  # type: ignore[method-assign,assignment]
+        watched = [SimpleNamespace(resource=r) for r in ("sip:b@x", "sip:a@x", "sip:b@x")]
+        subscriptions.watches = lambda resource=None: watched  # type: ignore[method-assign,assignment,return-value]
+        assert isinstance(self.stores.changes, LocalChangeFeed)
+        self.feed = self.stores.changes
+
+    def test_binding_change(self) -> None:
+        """A binding change of another node notifies that owner's subscriptions."""
+        self.feed.publish(BINDING, "sip:room@example.com")
+        self.assertEqual(self.changed, ["sip:room@example.com"])
+
+    def test_everything(self) -> None:
+        """After a feed gap every watched owner is looked at again, once each."""
+        self.feed.publish(EVERYTHING, "")
+        self.assertEqual(self.changed, ["sip:a@x", "sip:b@x"])
+
+    def test_ignored(self) -> None:
+        """Our own notices and kinds we do not know change nothing."""
+        self.feed.publish(BINDING, "sip:room@example.com", origin=self.feed.origin)
+        self.feed.publish("calendar", "sip:room@example.com")
+        self.assertEqual(self.changed, [])
