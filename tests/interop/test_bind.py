@@ -28,7 +28,7 @@ from twisted.trial.unittest import TestCase
 
 from conference.records import ConferenceRecord
 from conference.sip.digest import compute_ha1, compute_response, parse_auth_header
-from conference.sip.message import Response
+from conference.sip.message import Message, Response
 from conference.sip.parser import parse_datagram
 from conference.store import open_stores
 from tests.interop.harness import ServerProcess, require_tool, run, run_sipp
@@ -181,11 +181,11 @@ class SIPClient:
         return response
 
 
-def binding_uris(response: Response) -> List[str]:
+def binding_uris(message: Message) -> List[str]:
     """
-    The URIs in the Binding headers of a response.
+    The URIs in the Binding headers of a response (or a NOTIFY).
     """
-    return re.findall(r"<([^>]*)>", " ".join(response.header_fields("binding")))
+    return re.findall(r"<([^>]*)>", " ".join(message.header_fields("binding")))
 
 
 _server: Optional[ServerProcess] = None
