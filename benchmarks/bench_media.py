@@ -49,7 +49,7 @@ from bench_sip import SERVER_CORE, pin, say  # noqa: E402
 
 FRAME_S = 0.020
 MISS_LIMIT = 0.001
-CODECS = {"pcmu": ("PCMU", 8000, 0), "opus": ("opus", 48000, 111)}
+CODECS = {"pcmu": ("PCMU", 8000, 0), "g722": ("G722", 8000, 9), "opus": ("opus", 48000, 111)}
 
 
 @dataclass
