@@ -35,7 +35,7 @@ from typing import Callable, Optional, Tuple
 from conference.sip.errors import RemoteProtocolError
 from conference.sip.message import Request
 
-__all__ = ["EXEMPT_METHODS", "Overloaded", "OverloadControl"]
+__all__ = ["EXEMPT_METHODS", "Overloaded", "OverloadControl", "StandingQueue"]
 
 #: Methods never shed: they finish work already accepted (ACK, CANCEL,
 #: BYE, PRACK) or keep a front end's view of this node honest (OPTIONS).
@@ -53,6 +53,59 @@ class Overloaded(RemoteProtocolError):
             "Service Unavailable (overloaded)", 503, [("Retry-After", str(retry_after))]
         )
         self.retry_after = retry_after
+
+
+class StandingQueue:
+    """
+    The second signal, from the queue itself: how long each datagram waited
+    between the kernel receiving it and the server reading it (its
+    timestamp, C{SO_TIMESTAMPNS}).  The rule is CoDel's (RFC 8289): a burst
+    makes a queue that drains, overload a queue that stands.  The queue
+    stands once every datagram for C{interval} seconds waited more than
+    C{target}; from then on, new requests that waited more than C{target}
+    are refused (cheaply, before parsing: L{conference.sip.quick}) and the
+    rest are served, so what is admitted has waited less than C{target};
+    it stops standing after C{interval} without a datagram over C{target}.
+
+    @ivar standing: whether aged requests are being refused.
+    @ivar transitions: how many times the queue started standing.
+    """
+
+    def __init__(self, target: float, interval: float = 0.2) -> None:
+        """
+        @raise ValueError: unless both are positive.
+        """
+        if target <= 0 or interval <= 0:
+            raise ValueError("the queue target and interval must be positive")
+        self.target = target
+        self.interval = interval
+        self.standing = False
+        self.transitions = 0
+        self._above_since: Optional[float] = None
+        self._below_since: Optional[float] = None
+
+    def observe(self, waited: float, now: float) -> bool:
+        """
+        Take the wait of one datagram read at C{now}.
+
+        @return: whether a new request that waited this long is refused.
+        """
+        if waited > self.target:
+            self._below_since = None
+            if self._above_since is None:
+                self._above_since = now
+            elif not self.standing and now - self._above_since >= self.interval:
+                self.standing = True
+                self.transitions += 1
+            return self.standing
+        self._above_since = None
+        if self.standing:
+            if self._below_since is None:
+                self._below_since = now
+            elif now - self._below_since >= self.interval:
+                self.standing = False
+                self._below_since = None
+        return False
 
 
 class OverloadControl:
@@ -137,7 +190,11 @@ class OverloadControl:
             return None
         if request.to.tag:
             return None
-        self.sheds[request.method] += 1
+        return self.refuse(request.method)
+
+    def refuse(self, method: str) -> int:
+        """Count a refusal of a new C{method} request; the Retry-After to give."""
+        self.sheds[method] += 1
         low, high = self.retry_after
         return low + int(self._rng() * (high - low + 1)) if high > low else low
 

@@ -282,6 +282,14 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             _non_negative(float, "overload-lag-ms"),
         ],
         [
+            "overload-queue-ms",
+            None,
+            50.0,
+            "Wait (ms) in the UDP receive queue past which, once every request waits "
+            "longer for 200 ms, new requests get 503 before parsing. 0: off.",
+            _non_negative(float, "overload-queue-ms"),
+        ],
+        [
             "stop-timeout",
             None,
             5.0,
@@ -749,6 +757,7 @@ def config_from_options(options: Options) -> ServerConfig:
         handshake_timeout=options["handshake-timeout"],
         max_transactions=options["max-transactions"] or None,
         overload_lag=float(options["overload-lag-ms"]) / 1000.0 or None,
+        overload_queue=float(options["overload-queue-ms"]) / 1000.0 or None,
         max_media_per_source=options["max-media-per-source"] or None,
         max_media_per_caller=options["max-media-per-caller"] or None,
         media_reserve_percent=float(options["media-reserve"]),

@@ -138,6 +138,8 @@ class TransactionLayer:
         self.retry_after = retry_after
         self.admission: Optional[Callable[[Request], None]] = None
         self._server: Dict[Hashable, ServerTransaction] = {}
+        # Live server transactions by branch, for L{serving}.
+        self._branches: Dict[str, int] = {}
         self._client: Dict[Hashable, ClientTransaction] = {}
         self._merge: Dict[Hashable, ServerTransaction] = {}
         self._accepted: Dict[Hashable, ServerTransaction] = {}
@@ -236,6 +238,7 @@ class TransactionLayer:
         if isinstance(txn, ServerTransaction):
             if self._server.get(txn.key) is txn:
                 del self._server[txn.key]
+                self._forget_branch(txn.request.top_via.branch)
             for table, key in ((self._merge, txn.merge_key), (self._accepted, txn.accept_key)):
                 if key is not None and table.get(key) is txn:
                     del table[key]
@@ -297,11 +300,33 @@ class TransactionLayer:
         # RFC 2543 matching also needs the To tag of the original request.
         return txn if request.to.tag == txn.request.to.tag else None
 
+    def serving(self, branch: str) -> bool:
+        """
+        Whether a live server transaction has this Via branch: a request
+        with it may be a retransmission that transaction must absorb, so
+        the overload path must not refuse it unparsed.
+        """
+        return branch in self._branches
+
+    def _forget_branch(self, branch: Optional[str]) -> None:
+        if not branch:
+            return
+        count = self._branches.get(branch, 0) - 1
+        if count > 0:
+            self._branches[branch] = count
+        else:
+            self._branches.pop(branch, None)
+
     def _new_server(
         self, request: Request, key: Hashable, peer: Peer, now: float
     ) -> ServerTransaction:
-        txn = ServerTransaction(request, peer, key, now, has_cookie(request.top_via.branch))
+        branch = request.top_via.branch
+        txn = ServerTransaction(request, peer, key, now, has_cookie(branch))
+        if self._server.get(key) is not None:
+            self._forget_branch(branch)  # replaced: counted again below
         self._server[key] = txn
+        if branch:
+            self._branches[branch] = self._branches.get(branch, 0) + 1
         if txn.is_invite:
             self._schedule(txn, "100", now + self.trying_delay)
         return txn

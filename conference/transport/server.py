@@ -20,8 +20,9 @@ from twisted.python.failure import Failure
 from conference.deferreds import PENDING, fired_result
 from conference.interfaces import IRouter, RequestContext
 from conference.limits import BodyLimits, RateLimiter
-from conference.overload import Overloaded
+from conference.overload import EXEMPT_METHODS, OverloadControl, Overloaded, StandingQueue
 from conference.reactors import default_reactor
+from conference.sip import quick
 from conference.sip import transaction as txn
 from conference.sip.errors import LocalProtocolError, RemoteProtocolError, SIPProtocolError
 from conference.sip.headers import format_via, parse_via
@@ -112,6 +113,12 @@ class SIPServer:
         }
         self._shed_noted = -60.0
         self._pending_clients: Dict[int, Deferred[Response]] = {}
+        # Overload shedding (set by the service): the lag-based control and
+        # the queue-wait signal; refusals before parsing carry this To tag,
+        # so their ACKs are known without parsing too.
+        self.overload: Optional[OverloadControl] = None
+        self.queue: Optional[StandingQueue] = None
+        self._refusal_tag = new_tag()
 
     def now(self) -> float:
         """
@@ -136,12 +143,24 @@ class SIPServer:
 
     # Receiving ------------------------------------------------------------
 
-    def datagram_received(self, data: bytes, peer: txn.Peer) -> None:
+    def datagram_received(
+        self, data: bytes, peer: txn.Peer, arrival: Optional[float] = None
+    ) -> None:
         """
         Take one UDP datagram; bad ones are answered or dropped, never raise.
+
+        @param arrival: when the kernel received it (L{time.time}'s clock),
+            if the transport knows: with L{queue}, a request that waited
+            too long while the queue stands is refused before parsing.
         """
         if not data.strip(b"\r\n"):
             return  # RFC 5626 keep-alive
+        queue = self.queue
+        if arrival is not None and queue is not None:
+            now = self.now()
+            aged = queue.observe(max(0.0, now - arrival), now)
+            if aged and self._refuse_unparsed(data, peer):
+                return
         try:
             message = parse_datagram(data, max_size=self.max_message_size)
         except RemoteProtocolError as e:
@@ -190,6 +209,44 @@ class SIPServer:
             log.failure("Unexpected error receiving {message!r}", message=message)
             return
         self.run(actions)
+
+    def _refuse_unparsed(self, data: bytes, peer: txn.Peer) -> bool:
+        """
+        Refuse a new request 503 from its raw lines (L{conference.sip.quick}),
+        and absorb the ACKs of such refusals; whether it was done.  Anything
+        else (responses, requests in a dialog, exempt methods, possible
+        retransmissions of a request being served, what the quick reader
+        declines) is left to the full path.
+        """
+        control = self.overload
+        request = quick.peek(data)
+        if request is None or control is None:
+            return False
+        if request.method == "ACK":
+            return request.to_tag == self._refusal_tag
+        if (
+            request.method in EXEMPT_METHODS
+            or request.to_tag is not None
+            or self.layer.serving(request.branch)
+        ):
+            return False
+        retry = control.refuse(request.method)
+        self.stats["overloaded"] += 1
+        sender = self.senders.get(peer.connection)
+        if sender is not None:
+            self.stats["sent"] += 1
+            sender.send_bytes(
+                quick.refusal(
+                    request,
+                    503,
+                    "Service Unavailable (overloaded)",
+                    to_tag=self._refusal_tag,
+                    headers=[("Retry-After", str(retry))],
+                ),
+                peer.host,
+                quick.reply_port(request, peer.port),
+            )
+        return True
 
     def refuse(self, error: RemoteProtocolError, peer: txn.Peer) -> None:
         """

@@ -4,15 +4,25 @@ The UDP transport: one datagram is one message (RFC 3261 section 18.3).
 
 Twisted's UDP ports read at most 8 KiB by default; SIP allows up to 64 KiB
 over UDP, so the port's limit follows the configured message size.
+
+On Linux the port reads each datagram with the time the kernel received
+it (C{SO_TIMESTAMPNS}), so the server knows how long every request waited
+in the socket's queue: the overload control's second signal
+(L{conference.overload.StandingQueue}).  Elsewhere, or on a reactor that
+is not a POSIX one, datagrams come without it.
 """
 
 from __future__ import annotations
 
 import socket
+import struct
+import sys
 from typing import Any, Optional, Tuple
 
+from twisted.internet import udp
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IListeningPort, IReactorUDP
+from twisted.internet.posixbase import PosixReactorBase
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
@@ -23,6 +33,81 @@ from conference.transport.server import SIPServer
 log = Logger()
 
 RECEIVE_BUFFER = 4 * 1024 * 1024
+
+# Linux's SO_TIMESTAMPNS (asm-generic; Python's socket module lacks it) and
+# the struct timespec it delivers.
+SO_TIMESTAMPNS = 35 if sys.platform.startswith("linux") else None
+_TIMESPEC = struct.Struct("@ll")
+_ANCILLARY = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
+# What Twisted's own UDP port ignores or reports as refused when reading.
+_READ_IGNORE = frozenset(udp._sockErrReadIgnore)
+_READ_REFUSE = frozenset(udp._sockErrReadRefuse)
+
+
+class TimestampedPort(udp.Port):  # type: ignore[misc]
+    """
+    A UDP port that hands its protocol each datagram with the kernel's
+    receive time (C{datagram_received_at}), or reads as Twisted's does
+    where the socket option is refused.
+
+    @ivar stamps: whether datagrams carry their receive time.
+    """
+
+    stamps = False
+
+    def createInternetSocket(self) -> socket.socket:
+        sock: socket.socket = super().createInternetSocket()
+        if SO_TIMESTAMPNS is not None and _ANCILLARY:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            except OSError as e:
+                log.info("UDP receive timestamps unavailable: {error}", error=e)
+            else:
+                self.stamps = True
+        return sock
+
+    def doRead(self) -> None:
+        if not self.stamps:
+            super().doRead()
+            return
+        read = 0
+        while read < self.maxThroughput:
+            try:
+                data, ancillary, _, addr = self.socket.recvmsg(self.maxPacketSize, _ANCILLARY)
+            except OSError as e:
+                if e.args[0] in _READ_REFUSE and self._connectedAddr:
+                    self.protocol.connectionRefused()
+                if e.args[0] in _READ_IGNORE or e.args[0] in _READ_REFUSE:
+                    return
+                raise
+            read += len(data)
+            arrival: Optional[float] = None
+            for level, kind, value in ancillary:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                    seconds, nanoseconds = _TIMESPEC.unpack_from(value)
+                    arrival = seconds + nanoseconds * 1e-9
+            try:
+                self.protocol.datagram_received_at(data, addr[:2], arrival)
+            except BaseException:
+                log.failure("UDP datagram handling failed")
+
+
+def listen_udp(
+    reactor: IReactorUDP,
+    port: int,
+    protocol: SIPDatagramProtocol,
+    interface: str = "",
+    max_packet_size: int = 8192,
+) -> IListeningPort:
+    """
+    Listen with a L{TimestampedPort} on a POSIX reactor, with the
+    reactor's own C{listenUDP} on any other (tests' memory reactors).
+    """
+    if isinstance(reactor, PosixReactorBase):
+        listening = TimestampedPort(port, protocol, interface, max_packet_size, reactor)
+        listening.startListening()
+        return listening  # type: ignore[no-any-return]
+    return reactor.listenUDP(port, protocol, interface=interface, maxPacketSize=max_packet_size)
 
 
 class SIPDatagramProtocol(DatagramProtocol):
@@ -49,8 +134,15 @@ class SIPDatagramProtocol(DatagramProtocol):
         self.server.remove_sender(self)
 
     def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        self.datagram_received_at(datagram, addr, None)
+
+    def datagram_received_at(self, datagram: bytes, addr: Any, arrival: Optional[float]) -> None:
+        """
+        One datagram, with the time the kernel received it (L{None}: not
+        known), on the clock of C{time.time}.
+        """
         host, port = addr[0], addr[1]
-        self.server.datagram_received(datagram, Peer("UDP", host, port, self))
+        self.server.datagram_received(datagram, Peer("UDP", host, port, self), arrival)
 
     def local_address(self) -> Tuple[str, int]:
         """
@@ -125,10 +217,11 @@ class UDPListenerService(ListenerService):
 
     def _listen(self) -> Deferred[IListeningPort]:
         return succeed(
-            self._reactor.listenUDP(
+            listen_udp(
+                self._reactor,
                 self.number,
                 self.protocol,
                 interface=self.interface,
-                maxPacketSize=self.max_size + 1,
+                max_packet_size=self.max_size + 1,
             )
         )

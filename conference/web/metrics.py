@@ -118,6 +118,14 @@ class ServerCollector(Collector):
         overload: Optional[Any] = getattr(self.server, "overload", None)
         if overload is not None:
             yield from overload_metrics(overload)
+        queue: Optional[Any] = getattr(getattr(self.server, "sip", None), "queue", None)
+        if queue is not None:
+            yield GaugeMetricFamily(
+                "conference_sip_queue_standing",
+                "1 while requests wait in the UDP queue past --overload-queue-ms "
+                "and new ones are refused before parsing",
+                value=1.0 if queue.standing else 0.0,
+            )
         transactions = GaugeMetricFamily(
             "conference_sip_transactions",
             "Transactions alive now, by table of the transaction layer",

@@ -5,10 +5,13 @@ Tests for L{conference.transport.udp}.
 
 from __future__ import annotations
 
-from typing import Any, List, Tuple
+import socket
+import time
+from typing import Any, List, Optional, Tuple
 
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from conference.app.core import CoreRouter
 from conference.sip.transaction_model import new_tag
@@ -16,6 +19,7 @@ from conference.transport.server import SIPServer
 from conference.transport.udp import (
     SIPDatagramProtocol,
     UDPListenerService,
+    listen_udp,
     parse_udp_description,
 )
 from tests.builders import parse_response, request_bytes
@@ -136,3 +140,51 @@ class FakeUDPReactor:
     ) -> FakePort:
         self.calls.append((port, protocol, interface, maxPacketSize))
         return self.port
+
+
+class StampRecorder:
+    """A protocol stub that keeps each datagram with its receive time."""
+
+    def __init__(self) -> None:
+        self.got: List[Tuple[bytes, Any, Optional[float]]] = []
+        self.transport: Any = None
+        self.done: Deferred[None] = Deferred()
+
+    def makeConnection(self, transport: Any) -> None:
+        self.transport = transport
+
+    def doStart(self) -> None:
+        pass
+
+    def doStop(self) -> None:
+        pass
+
+    def datagram_received_at(self, data: bytes, addr: Any, arrival: Optional[float]) -> None:
+        self.got.append((data, addr, arrival))
+        if not self.done.called:
+            self.done.callback(None)
+
+
+class TimestampTests(TestCase):
+    """
+    The UDP port reads each datagram with the kernel's receive time.
+    """
+
+    async def test_arrival_time(self) -> None:
+        """A datagram sent on loopback comes with a receive time from just before it was read."""
+        from twisted.internet import reactor
+
+        recorder = StampRecorder()
+        port = listen_udp(reactor, 0, recorder, "127.0.0.1")  # type: ignore[arg-type]
+        self.addCleanup(port.stopListening)
+        if not getattr(port, "stamps", False):
+            raise SkipTest("this platform gives no UDP receive timestamps")
+        sent = time.time()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto(b"hello", ("127.0.0.1", port.getHost().port))  # type: ignore[attr-defined]
+            await recorder.done
+        [(data, addr, arrival)] = recorder.got
+        self.assertEqual((data, addr[0]), (b"hello", "127.0.0.1"))
+        assert arrival is not None
+        self.assertGreaterEqual(arrival, sent - 0.01)
+        self.assertLessEqual(arrival, time.time())

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from conference.overload import EXEMPT_METHODS, OverloadControl, Overloaded
+from conference.overload import EXEMPT_METHODS, OverloadControl, Overloaded, StandingQueue
 from conference.sip.message import Request
 from tests.builders import make_request
 
@@ -104,3 +104,45 @@ class DecisionTests(SynchronousTestCase):
             {"threshold": 0.1, "retry_after": (5, 2)},
         ):
             self.assertRaises(ValueError, OverloadControl, **kwargs)
+
+
+class StandingQueueTests(SynchronousTestCase):
+    """
+    The queue-wait signal: a burst drains, overload stands.
+    """
+
+    def test_burst_does_not_stand(self) -> None:
+        """Waits over the target for less than the interval refuse nothing."""
+        queue = StandingQueue(0.05, interval=0.2)
+        decisions = [queue.observe(0.1, t / 100) for t in range(15)]
+        decisions.append(queue.observe(0.001, 0.16))
+        decisions += [queue.observe(0.1, 0.17 + t / 100) for t in range(15)]
+        self.assertEqual((any(decisions), queue.standing), (False, False))
+
+    def test_standing_refuses_the_aged(self) -> None:
+        """After an interval of long waits, requests over the target are refused, others not."""
+        queue = StandingQueue(0.05, interval=0.2)
+        for t in range(21):
+            queue.observe(0.1, t / 100)
+        self.assertTrue(queue.standing)
+        self.assertEqual(queue.transitions, 1)
+        self.assertTrue(queue.observe(0.08, 0.22))
+        self.assertFalse(queue.observe(0.01, 0.23))
+        self.assertTrue(queue.standing)
+
+    def test_stops_after_interval_below(self) -> None:
+        """An interval without a wait over the target ends it."""
+        queue = StandingQueue(0.05, interval=0.2)
+        for t in range(21):
+            queue.observe(0.1, t / 100)
+        queue.observe(0.01, 1.0)
+        queue.observe(0.01, 1.1)
+        self.assertTrue(queue.standing)
+        queue.observe(0.01, 1.25)
+        self.assertFalse(queue.standing)
+        self.assertFalse(queue.observe(0.1, 1.26))
+
+    def test_bad_parameters(self) -> None:
+        """Target and interval must be positive."""
+        self.assertRaises(ValueError, StandingQueue, 0)
+        self.assertRaises(ValueError, StandingQueue, 0.05, interval=0)

@@ -16,6 +16,7 @@ from zope.interface import implementer
 
 from conference.app.core import CoreRouter, RequestContext
 from conference.interfaces import IRequestHandler
+from conference.overload import OverloadControl, StandingQueue
 from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request, Response, make_response
 from conference.sip.transaction import Peer
@@ -462,3 +463,71 @@ class TransactionLogTests(SynchronousTestCase):
             self.lines("out-1"),
         )
         self.assertEqual(len(self.lines("out-1")), 1)
+
+
+class UnparsedRefusalTests(SynchronousTestCase):
+    """
+    While the UDP queue stands, new requests that waited past the target
+    are refused 503 from their raw lines; everything else takes the full
+    path.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(1000.0)
+        self.router = CoreRouter(["example.com"], tag_factory=new_tag, accept_ip_literals=True)
+        self.handler = SlowHandler()
+        self.router.add_handler(self.handler)
+        self.server = SIPServer(self.router, reactor=self.clock)
+        self.server.overload = OverloadControl(0.1, retry_after=(3, 3))
+        self.server.queue = StandingQueue(0.05, interval=0.2)
+        self.server.queue.standing = True
+        self.sender = RecordingSender()
+        self.server.add_sender("udp", self.sender)
+        self.peer = Peer("UDP", "192.0.2.7", 40000, "udp")
+
+    def receive(self, method: str, n: int, waited: float, **kw: Any) -> None:
+        data = request_bytes(
+            method, "sip:room@example.com", branch=f"z9hG4bKu{n}", via_host="192.0.2.7:5070", **kw
+        )
+        self.server.datagram_received(data, self.peer, self.clock.seconds() - waited)
+
+    def test_aged_invite_refused(self) -> None:
+        """An INVITE that waited past the target is 503 Retry-After to its Via port, unparsed."""
+        self.receive("INVITE", 1, 0.5)
+        [(data, host, port)] = self.sender.sent
+        response = parse_response(data)
+        self.assertEqual((response.code, response.header("retry-after")), (503, "3"))
+        self.assertEqual((host, port), ("192.0.2.7", 5070))
+        self.assertEqual(self.handler.pending, [])
+        self.assertEqual(self.server.stats["received"], 0)  # never parsed
+        self.assertEqual(self.server.overload.sheds["INVITE"], 1)  # type: ignore[union-attr]
+        # Its ACK carries our tag and is absorbed the same way.
+        self.receive("ACK", 1, 0.5, to=f"<sip:room@example.com>;tag={response.to.tag}")
+        self.assertEqual((len(self.sender.sent), self.server.stats["received"]), (1, 0))
+
+    def test_fresh_invite_served(self) -> None:
+        """A request that waited less than the target reaches the application."""
+        self.receive("INVITE", 2, 0.001)
+        self.assertEqual(len(self.handler.pending), 1)
+
+    def test_exempt_and_in_dialog_pass(self) -> None:
+        """OPTIONS and requests with a To tag take the full path even when aged."""
+        self.receive("OPTIONS", 3, 0.5)
+        self.receive("INVITE", 4, 0.5, to="<sip:room@example.com>;tag=dlg")
+        self.assertEqual(self.server.stats["received"], 2)
+        self.assertNotIn(503, [r.code for r in self.sender.responses()])
+
+    def test_retransmission_absorbed(self) -> None:
+        """A retransmission of a request being served goes to its transaction, not a 503."""
+        self.receive("INVITE", 5, 0.001)
+        self.receive("INVITE", 5, 0.5)
+        self.assertNotIn(503, [r.code for r in self.sender.responses()])
+        self.assertEqual(len(self.handler.pending), 1)
+        self.assertTrue(self.server.layer.serving("z9hG4bKu5"))
+
+    def test_unknown_shape_takes_full_path(self) -> None:
+        """What the quick reader declines (here an RFC 2543 branch) is parsed as usual."""
+        data = request_bytes("INVITE", "sip:room@example.com", branch="old2543")
+        self.server.datagram_received(data, self.peer, self.clock.seconds() - 0.5)
+        self.assertEqual(self.server.stats["received"], 1)
