@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.interop.test_media -*-
 """
-Real softphones (baresip) in a conference, run inside a private network
-namespace.
+Real softphones (baresip and linphonec) in a conference, run inside a
+private network namespace.
 
 baresip picks the address of its default route as its own and puts it in
 SDP; on a machine with only loopback it has none.  So the whole scenario
@@ -11,10 +11,15 @@ route through it: there baresip chooses 127.0.0.1, and nothing leaves the
 namespace.
 
 L{run_in_namespace} starts this module as a program in such a namespace;
-its L{main} starts the server on a given SQLite store, starts the phones
-(each plays a WAV file through baresip's C{aufile} source and records what
-it hears with the C{sndfile} module), waits for them to hang up, stops the
-server and writes a JSON summary for the test to read.
+its L{main} starts the server on a given SQLite store, starts the phones,
+waits for them to hang up, stops the server and writes a JSON summary for
+the test to read.  A baresip plays a WAV file through its C{aufile} source
+and records what it hears with the C{sndfile} module; it dials and hangs
+up by itself (C{-e}, C{-t}).  linphonec (Debian's linphone-cli 5.1) is
+driven through its standard input: C{soundcard use files} puts WAV files
+in place of the sound card, C{play} and C{record} name them (set before
+the call, they apply from its start), C{call}, then C{terminate} and
+C{quit}.
 """
 
 from __future__ import annotations
@@ -24,10 +29,11 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import IO, Any, Dict, List, Optional, Sequence
 
 from twisted.trial.unittest import SkipTest
 
@@ -46,11 +52,24 @@ BARESIP_CODECS = {
     "G722": ("G722/16000/1", 16000, 1),
     "opus": ("opus/48000/2", 48000, 2),
 }
+# linphonec's file player takes 16-bit mono WAV and resamples it to the
+# codec's rate, whichever codec is negotiated.
+LINPHONEC_RATE = 16000
+# What linphonec prints once its call is over (hung up by either side).
+LINPHONEC_ENDED = "ended ("
 
 
-def write_tone(path: Path, frequency: float, seconds: float, codec: str) -> None:
-    """A WAV of a -12 dBFS tone as baresip's aufile plays it with C{codec}."""
-    _, rate, channels = BARESIP_CODECS[codec]
+def write_tone(
+    path: Path, frequency: float, seconds: float, codec: str, kind: str = "baresip"
+) -> None:
+    """
+    A WAV of a -12 dBFS tone as the phone plays it: for baresip's aufile
+    in the rate and channels of C{codec}, for linphonec 16 kHz mono.
+    """
+    if kind == "linphonec":
+        rate, channels = LINPHONEC_RATE, 1
+    else:
+        _, rate, channels = BARESIP_CODECS[codec]
     write_wav(path, tone(frequency, seconds, -12, rate=rate), rate, channels)
 
 
@@ -61,14 +80,19 @@ class PhoneSpec:
     offers (baresip's name: C{PCMU}, C{PCMA}, C{G722} or C{opus}), its
     media encryption (baresip's C{mediaenc}: C{srtp-mand} offers
     C{RTP/SAVP} with SDES keys, C{srtp} best-effort SRTP over C{RTP/AVP};
-    L{None}: plain RTP) and, once run, what it recorded.
+    L{None}: plain RTP), its C{kind} (C{baresip} or C{linphonec}; a
+    linphonec offers all its codecs, so its C{codec} must be empty, and
+    plain RTP) and, once run, what it recorded (C{heard}: the recording
+    of what it heard), the tail of its output and its exit status.
     """
 
     name: str
     wav: str
     codec: str = "PCMU"
     mediaenc: Optional[str] = None
+    kind: str = "baresip"
     recordings: List[str] = field(default_factory=list)
+    heard: Optional[str] = None
     output: str = ""
     status: Optional[int] = None
 
@@ -166,12 +190,130 @@ def start_phone(folder: Path, target: str, seconds: int) -> subprocess.Popen[byt
         )
 
 
+LINPHONERC = """\
+[sip]
+contact=<sip:{name}@127.0.0.1>
+sip_port={sip_port}
+sip_tcp_port=0
+sip_tls_port=0
+
+[rtp]
+audio_rtp_port={rtp_low}-{rtp_high}
+video_rtp_port={video_low}-{video_high}
+
+[sound]
+echocancellation=0
+
+[video]
+enabled=0
+display=0
+capture=0
+"""
+
+
+def linphonec_config(folder: Path, phone: PhoneSpec, sip_port: int, rtp_low: int) -> None:
+    """
+    Write a home folder for linphonec and C{phone}: a linphonerc and the
+    folders it keeps its database in (without them it stays offline).
+    """
+    if phone.codec or phone.mediaenc is not None:
+        raise ValueError(f"{phone.name}: linphonec takes no codec or mediaenc")
+    (folder / ".local" / "share" / "linphone").mkdir(parents=True, exist_ok=True)
+    (folder / ".config").mkdir(exist_ok=True)
+    (folder / "linphonerc").write_text(
+        LINPHONERC.format(
+            name=phone.name,
+            sip_port=sip_port,
+            rtp_low=rtp_low,
+            rtp_high=rtp_low + 9,
+            video_low=rtp_low + 10,
+            video_high=rtp_low + 19,
+        )
+    )
+
+
+class Linphonec:
+    """
+    One linphonec, calling with WAV files for sound card, driven through
+    its standard input by a thread: it dials at once, hangs up and quits
+    C{seconds} after it started (as baresip's C{-t}), or when its call
+    ends first.
+
+    @ivar process: the linphonec process.
+    """
+
+    def __init__(self, folder: Path, phone: PhoneSpec, target: str, seconds: int) -> None:
+        self.folder = folder
+        self.log_path = folder / "linphonec.log"
+        self.heard = folder / "heard.wav"
+        env = dict(os.environ)
+        env.update(
+            HOME=str(folder),
+            XDG_DATA_HOME=str(folder / ".local" / "share"),
+            XDG_CONFIG_HOME=str(folder / ".config"),
+        )
+        linphonec = shutil.which("linphonec") or "linphonec"
+        rc, debug = folder / "linphonerc", folder / "linphone.log"
+        with open(self.log_path, "wb") as log:  # the child keeps its own copy
+            self.process = subprocess.Popen(
+                [linphonec, "-c", str(rc), "-d", "6", "-l", str(debug)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.PIPE,
+                env=env,
+            )
+        assert self.process.stdin is not None
+        self._stdin: IO[bytes] = self.process.stdin
+        for command in (
+            "soundcard use files",
+            f"play {phone.wav}",
+            f"record {self.heard}",
+            f"call {target}",
+        ):
+            self.send(command)
+        self._deadline = time.monotonic() + seconds
+        self._thread = threading.Thread(target=self._hang_up, daemon=True)
+        self._thread.start()
+
+    def send(self, command: str) -> None:
+        """Type C{command} into linphonec (ignored once it has gone)."""
+        try:
+            self._stdin.write(command.encode() + b"\n")
+            self._stdin.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+
+    def output(self) -> str:
+        """What linphonec printed so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def _hang_up(self) -> None:
+        while time.monotonic() < self._deadline and self.process.poll() is None:
+            if LINPHONEC_ENDED in self.output():
+                break
+            time.sleep(0.1)
+        self.send("terminate")
+        time.sleep(0.5)
+        self.send("quit")
+
+
+def collect(folder: Path, phone: PhoneSpec) -> None:
+    """Fill in what C{phone}, run in C{folder}, printed and recorded."""
+    log = "linphonec.log" if phone.kind == "linphonec" else "baresip.log"
+    phone.output = (folder / log).read_text(errors="replace")[-4000:]
+    phone.recordings = sorted(str(p) for p in folder.glob("*.wav"))
+    suffix = "heard.wav" if phone.kind == "linphonec" else "-dec.wav"
+    heard = [p for p in phone.recordings if p.endswith(suffix)]
+    phone.heard = heard[0] if len(heard) == 1 else None
+
+
 def main(argv: Sequence[str]) -> int:
     """
     Run the scenario of C{argv[0]}/scenario.json: C{store} (a SQLite
     path), C{conference} (the user part of the conference URI),
     C{seconds} (how long the phones stay), C{phones} (L{PhoneSpec}
-    fields) and C{server_args}.
+    fields) and C{server_args}.  Each phone gets 20 RTP ports of its own
+    from 31000 up.
     """
     folder = Path(argv[0])
     scenario = json.loads((folder / "scenario.json").read_text())
@@ -179,13 +321,18 @@ def main(argv: Sequence[str]) -> int:
     server = ServerProcess(
         ["--store", f"sqlite:{scenario['store']}", *scenario.get("server_args", [])]
     )
-    processes = []
+    processes: List[subprocess.Popen[bytes]] = []
     try:
         target = f"sip:{scenario['conference']}@127.0.0.1:{server.port}"
         for n, phone in enumerate(phones):
             phone_folder = folder / phone.name
-            baresip_config(phone_folder, phone, free_port(), 31000 + 20 * n)
-            processes.append(start_phone(phone_folder, target, scenario["seconds"]))
+            if phone.kind == "linphonec":
+                linphonec_config(phone_folder, phone, free_port(), 31000 + 20 * n)
+                linphonec = Linphonec(phone_folder, phone, target, scenario["seconds"])
+                processes.append(linphonec.process)
+            else:
+                baresip_config(phone_folder, phone, free_port(), 31000 + 20 * n)
+                processes.append(start_phone(phone_folder, target, scenario["seconds"]))
             time.sleep(0.3)
         for phone, process in zip(phones, processes):
             try:
@@ -193,14 +340,14 @@ def main(argv: Sequence[str]) -> int:
             except subprocess.TimeoutExpired:
                 process.kill()
                 phone.status = process.wait()
-            phone_folder = folder / phone.name
-            phone.output = (phone_folder / "baresip.log").read_text(errors="replace")[-4000:]
-            phone.recordings = sorted(str(p) for p in phone_folder.glob("*.wav"))
+            collect(folder / phone.name, phone)
     finally:
         for process in processes:
             if process.poll() is None:
                 process.kill()
                 process.wait()
+            if process.stdin is not None:
+                process.stdin.close()
         server.stop()
     log = server.log_path.read_text(errors="replace")
     server.cleanup()

@@ -5,9 +5,12 @@ one conference, each playing its own tone and offering one codec (PCMU,
 PCMA, Opus, G.722), and each records what it hears.  Every recording must
 hold the three other tones and not its own.  Again with three of them on
 plain RTP, SDES-SRTP over C{RTP/SAVP} and best-effort SRTP (baresip's
-C{srtp} module).  The server and the phones run together in a private
-network namespace (see L{tests.interop.softphones}).  SIPp joins and
-presses a key as RFC 4733 events, which the server reports once.
+C{srtp} module).  And linphonec (linphone-cli 5.1, WAV files in place of
+a sound card, offering all its codecs: it gets Opus) with two baresips
+(PCMU, PCMA): both ways, each hears the others' tones and not its own.
+The server and the phones run together in a private network namespace
+(see L{tests.interop.softphones}).  SIPp joins and presses a key as RFC
+4733 events, which the server reports once.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Generator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Generator, List, NamedTuple, Optional, Sequence
 
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.threads import deferToThread
@@ -53,16 +56,35 @@ OTHER_SHARE_MIN = 0.2
 MIN_LEVEL_DB = -25.0
 
 
+class Phone(NamedTuple):
+    """A phone of a test conference: who, its tone, what it offers, which program."""
+
+    name: str
+    frequency: float
+    codec: str
+    mediaenc: Optional[str] = None
+    kind: str = "baresip"
+
+
+# Two baresips and linphonec, which offers all its codecs (Opus first).
+LINPHONEC_PHONES = [
+    Phone("alice", 500.0, "PCMU"),
+    Phone("bob", 800.0, "PCMA"),
+    Phone("linus", 1300.0, "", kind="linphonec"),
+]
+
+
 class SoftphoneConferenceTests(TestCase):
     """
-    baresip phones in one conference hear each other, not themselves.
+    Softphones (baresip, linphonec) in one conference hear each other, not
+    themselves.
     """
 
     timeout = 60
 
     def test_four_phones(self) -> Deferred[List[PhoneSpec]]:
         """Four baresips (PCMU, PCMA, Opus, G.722) each hear the others' tones, not their own."""
-        return self.conference([(*phone, None) for phone in PHONES])
+        return self.conference([Phone(*phone) for phone in PHONES])
 
     @inlineCallbacks
     def test_srtp_phone(self) -> Generator[Deferred[Any], Any, None]:
@@ -72,19 +94,28 @@ class SoftphoneConferenceTests(TestCase):
             if os.environ.get("CI"):
                 self.fail(message)
             raise SkipTest(message)
-        results = yield self.conference(SRTP_PHONES)
+        results = yield self.conference([Phone(*phone) for phone in SRTP_PHONES])
         alice, bob, carol = results
         for secure in (bob, carol):
             self.assertIn("SRTP is Enabled (cryptosuite=AES_CM_128_HMAC_SHA1_80)", secure.output)
         self.assertNotIn("SRTP is Enabled", alice.output)
 
     @inlineCallbacks
-    def conference(
-        self, spec: Sequence[Tuple[str, float, str, Optional[str]]]
-    ) -> Generator[Deferred[Any], Any, List[PhoneSpec]]:
+    def test_linphonec_with_baresips(self) -> Generator[Deferred[Any], Any, None]:
+        """linphonec and two baresips (PCMU, PCMA) hear each other's tones, not their own."""
+        require_tool("linphonec", "linphone-cli")
+        results = yield self.conference(LINPHONEC_PHONES)
+        linus = results[-1]
+        self.assertIn("Media streams established", linus.output)
+        # Its own log (-d 6) shows the negotiated codec: Opus, its first choice.
+        debug = (Path(str(linus.heard)).parent / "linphone.log").read_text(errors="replace")
+        self.assertRegex(debug, r"MSRtpRecv:\S+-->MSOpusDec")
+
+    @inlineCallbacks
+    def conference(self, spec: Sequence[Phone]) -> Generator[Deferred[Any], Any, List[PhoneSpec]]:
         """
-        Run phones (name, tone, codec, mediaenc) in one conference and
-        check that each hears the others' tones and not its own.
+        Run phones in one conference and check that each hears the others'
+        tones and not its own.
         """
         require_tool("baresip")
         namespace_prefix()  # skips where no network namespace can be made
@@ -92,10 +123,12 @@ class SoftphoneConferenceTests(TestCase):
         self.addCleanup(shutil.rmtree, str(folder), True)
         yield seed(folder / "conference.sqlite")
         phones: List[Dict[str, Any]] = []
-        for name, frequency, codec, mediaenc in spec:
+        for name, frequency, codec, mediaenc, kind in spec:
             wav = folder / f"{name}.wav"
-            write_tone(wav, frequency, SECONDS + 6, codec)
-            phones.append({"name": name, "wav": str(wav), "codec": codec, "mediaenc": mediaenc})
+            write_tone(wav, frequency, SECONDS + 6, codec, kind)
+            phones.append(
+                {"name": name, "wav": str(wav), "codec": codec, "mediaenc": mediaenc, "kind": kind}
+            )
         scenario = {
             "store": str(folder / "conference.sqlite"),
             "conference": "conf-now",
@@ -111,12 +144,15 @@ class SoftphoneConferenceTests(TestCase):
         log = summary["server_log"]
         self.assertEqual(summary["tracebacks"], [], log[-3000:])
         results = [PhoneSpec(**spec) for spec in summary["phones"]]
-        for phone, (name, own, codec, _) in zip(results, spec):
-            self.assertIn("Call established", phone.output, phone.output)
-            self.assertIn(f"Set audio encoder: {codec}", phone.output)
+        for phone, (name, own, codec, _, kind) in zip(results, spec):
+            if kind == "linphonec":
+                self.assertRegex(phone.output, r"Call 1 with sip:conf-now@\S+ connected\.")
+            else:
+                self.assertIn("Call established", phone.output, phone.output)
+                self.assertIn(f"Set audio encoder: {codec}", phone.output)
             self.assertIn(f"sip:{name}@127.0.0.1 joined sip:conf-now@example.com", log)
-            [heard] = [p for p in phone.recordings if p.endswith("-dec.wav")]
-            samples, rate = read_wav(Path(heard))
+            self.assertIsNotNone(phone.heard, f"{name} recorded {phone.recordings}")
+            samples, rate = read_wav(Path(str(phone.heard)))
             self.assertGreater(len(samples), 3 * rate, f"{name} recorded {len(samples)} samples")
             samples = samples[rate:]
             self.assertGreater(rms_db(samples), MIN_LEVEL_DB, f"{name} hears too little")
