@@ -556,6 +556,11 @@ class Channel:
         self._tone = tone
         self._tone_at = 0
 
+    @property
+    def playing(self) -> bool:
+        """Whether a tone is being played to the participant."""
+        return self._tone is not None
+
     def overlay(self) -> Optional[npt.NDArray[np.float32]]:
         """This tick's frame of the tone being played (L{None}: no tone)."""
         tone = self._tone

@@ -25,9 +25,11 @@ import numpy as np
 import numpy.typing as npt
 
 from conference.media.channel import Channel, Datagram
-from conference.media.codecs import FRAME_SAMPLES, AudioCodec, Encoder
+from conference.media.codecs import FRAME_MS, FRAME_SAMPLES, INTERNAL_RATE, AudioCodec, Encoder
+from conference.media.tone import alone_tone
 
 Matrix = npt.NDArray[np.float32]
+FRAME_RATE_PER_SECOND = 1000 // FRAME_MS
 
 
 def mix_minus(
@@ -64,12 +66,18 @@ class Mixer:
 
     @ivar channels: by key, in the order they joined.
     @ivar ticks: how many frames were mixed.
+    @ivar alone_every: while one participant is alone, the "you are
+        alone" cue (L{alone_tone}) is played to them one second after
+        they became alone and then every C{alone_every} ticks (L{None}:
+        never); a tone already playing (the end warning) is not cut.
     """
 
-    def __init__(self, frame: int = FRAME_SAMPLES) -> None:
+    def __init__(self, frame: int = FRAME_SAMPLES, alone_every: Optional[int] = 250) -> None:
         self.frame = frame
         self.channels: Dict[Hashable, Channel] = {}
         self.ticks = 0
+        self.alone_every = alone_every
+        self._alone_ticks = 0
 
     def add(self, channel: Channel) -> None:
         """A participant joins the mix."""
@@ -92,6 +100,7 @@ class Mixer:
         count = len(channels)
         if not count:
             return []
+        self._cue_alone(channels)
         frames = np.zeros((count, self.frame), dtype=np.float32)
         gains_in = np.zeros(count, dtype=np.float32)
         gains_out = np.zeros(count, dtype=np.float32)
@@ -115,6 +124,19 @@ class Mixer:
             out.extend(channel.packets(payload))
             out.extend(channel.rtcp_report(now))
         return out
+
+    def _cue_alone(self, channels: List[Channel]) -> None:
+        """Play the alone cue to a lone participant when it is due."""
+        every = self.alone_every
+        if len(channels) != 1 or every is None:
+            self._alone_ticks = 0
+            return
+        first = FRAME_RATE_PER_SECOND  # one second after becoming alone
+        due = self._alone_ticks >= first and (self._alone_ticks - first) % every == 0
+        self._alone_ticks += 1
+        [channel] = channels
+        if due and channel.sends and not channel.playing:
+            channel.play(alone_tone(INTERNAL_RATE))
 
     def _encode(
         self, channels: List[Channel], heard: npt.NDArray[np.int16]

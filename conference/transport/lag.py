@@ -24,14 +24,23 @@ class LagProbe:
     """
     Measures how late a timer of C{interval} seconds fires and tells the
     overload control; logs once when shedding starts and once when it
-    stops.
+    stops.  For C{grace} seconds after it starts nothing is counted: the
+    first seconds of a server (lazy imports, the collector's first pass,
+    a store warming up) make timers late without any queue of requests.
     """
 
     def __init__(
-        self, control: OverloadControl, *, interval: float = 0.05, reactor: Any = None
+        self,
+        control: OverloadControl,
+        *,
+        interval: float = 0.05,
+        grace: float = 2.0,
+        reactor: Any = None,
     ) -> None:
         self.control = control
         self.interval = interval
+        self.grace = grace
+        self._counting_from = 0.0
         self._reactor = default_reactor(reactor)
         self._call: Optional[IDelayedCall] = None
         self._due = 0.0
@@ -48,6 +57,7 @@ class LagProbe:
         Arm the probe (again a no-op while it runs).
         """
         if self._call is None:
+            self._counting_from = self._reactor.seconds() + self.grace
             self._arm()
 
     def stop(self) -> None:
@@ -64,6 +74,9 @@ class LagProbe:
 
     def _fired(self) -> None:
         now = self._reactor.seconds()
+        if now < self._counting_from:
+            self._arm()
+            return
         changed = self.control.observe(now - self._due, now)
         if changed is True:
             log.warn(

@@ -19,7 +19,12 @@ from conference.media.channel import Channel
 from conference.media.codecs import INTERNAL_RATE, PCMA, PCMU, AudioCodec, Decoder
 from conference.media.mixer import Mixer, mix_minus
 from conference.media.rtp import parse_rtp
-from conference.media.tone import WARNING_LEVEL_DBFS, warning_tone
+from conference.media.tone import (
+    ALONE_FREQUENCY,
+    ALONE_LEVEL_DBFS,
+    WARNING_LEVEL_DBFS,
+    warning_tone,
+)
 from conference.media.wideband import G722, OPUS, unavailable
 from tests.unit.media.signals import band_share, rms_db, rtp_stream, tone
 
@@ -148,6 +153,29 @@ class MixerTests(SynchronousTestCase):
         gap = warned[INTERNAL_RATE // 5 + 160 : INTERNAL_RATE * 35 // 100 - 160]
         self.assertLess(band_share(gap, 440.0), 0.05)
         self.assertIsNone(conference.mixer.channels["p0"].overlay())
+
+    def test_alone_cue(self) -> None:
+        """A lone participant hears the soft 660 Hz cue after 1 s, then every 5 s, else silence."""
+        conference = Conference([(PCMU, 0)], [1000.0])
+        conference.run(320)
+        heard = np.concatenate(conference.received["p0"]).astype(np.float64)
+        second = INTERNAL_RATE
+        cue = heard[second + second // 50 : second + second // 50 + second * 15 // 100]
+        self.assertGreater(band_share(cue, ALONE_FREQUENCY), 0.9)
+        self.assertLess(rms_db(cue), ALONE_LEVEL_DBFS)
+        self.assertLess(float(np.abs(heard[2 * second : 6 * second]).max()), 10)
+        again = heard[6 * second : 6 * second + second // 4]
+        self.assertGreater(band_share(again, ALONE_FREQUENCY), 0.9)
+
+    def test_no_cue_in_company(self) -> None:
+        """With two participants, or the cue turned off, nobody hears it."""
+        conference = Conference([(PCMU, 0)] * 2, [1000.0, 1500.0])
+        conference.run(100)
+        lone = Conference([(PCMU, 0)], [1000.0])
+        lone.mixer.alone_every = None
+        lone.run(100)
+        for heard in (conference.heard("p0"), conference.heard("p1"), lone.heard("p0")):
+            self.assertLess(band_share(heard, ALONE_FREQUENCY), 0.01)
 
     def test_warning_clipping_safe(self) -> None:
         """A tone over a full-scale mix saturates instead of wrapping around."""

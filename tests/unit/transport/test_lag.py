@@ -31,7 +31,7 @@ class ProbeTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.control = OverloadControl(0.1, smoothing=1.0)
-        self.probe = LagProbe(self.control, interval=0.05, reactor=self.clock)
+        self.probe = LagProbe(self.control, interval=0.05, grace=0.0, reactor=self.clock)
         self.events: List[Any] = []
 
         @implementer(ILogObserver)
@@ -57,6 +57,17 @@ class ProbeTests(SynchronousTestCase):
         self.clock.advance(0.05)
         self.assertFalse(self.control.overloaded)
         self.assertEqual([e["log_level"].name for e in self.events], ["warn", "info"])
+
+    def test_grace(self) -> None:
+        """Late timers in the first seconds after start (start-up work) are not counted."""
+        probe = LagProbe(self.control, interval=0.05, grace=2.0, reactor=self.clock)
+        probe.start()
+        self.clock.advance(1.0)  # the first firing, 0.95 s late, within the grace
+        self.assertEqual((self.control.lag, self.control.overloaded), (0.0, False))
+        self.clock.advance(1.05)
+        self.clock.advance(0.5)
+        self.assertTrue(self.control.overloaded)
+        probe.stop()
 
     def test_stop(self) -> None:
         """A stopped probe leaves no timer behind."""
