@@ -23,19 +23,22 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Generator, List, Optional, Set, Tuple
 
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.trial.unittest import TestCase
 
 from conference.sip.message import Response
 from tests.interop.harness import ServerProcess, free_port, require_tool, run
 from tests.interop.test_bind import SIPClient
+from tests.interop.test_focus import seed
 from tests.shared import PROJECT_ROOT
 
 CONFIG = PROJECT_ROOT / "deploy" / "kamailio.cfg"
@@ -147,12 +150,16 @@ class ClusterTests(TestCase):
     Three nodes behind Kamailio: routing by conference, probing, failover.
     """
 
-    def setUp(self) -> None:
+    @inlineCallbacks
+    def setUp(self) -> Generator[Deferred[Any], Any, None]:  # type: ignore[override]
         require_tool("kamailio", "kamailio")
         self.nodes: List[ServerProcess] = []
+        self.sent = b""
         for _ in range(3):
             folder = Path(tempfile.mkdtemp(prefix="conference-cluster-"))
             self.addCleanup(shutil.rmtree, str(folder), True)
+            # Every store holds conf-now (on now): any node can serve it.
+            yield seed(folder / "node.sqlite")
             # A stopping node waits for its transactions (Kamailio's probes
             # among them) up to --stop-timeout: 1 s is plenty here.
             node = ServerProcess(
@@ -210,8 +217,8 @@ class ClusterTests(TestCase):
     ) -> Tuple[Optional[Response], float]:
         """
         Send one request through Kamailio and wait for its final response;
-        ACK a final response to an INVITE (not a 2xx: none of these
-        conferences exists).
+        ACK a non-2xx final response to an INVITE (a 2xx is the caller's to
+        ACK).  The request sent is kept in C{self.sent}.
 
         @return: the final response (None if none came within C{timeout})
             and the seconds it took.
@@ -225,6 +232,7 @@ class ClusterTests(TestCase):
                 b"Content-Length: 0\r\n\r\n",
                 f"Content-Length: {len(body)}\r\n\r\n{body}".encode(),
             )
+        self.sent = data
         started = time.monotonic()
         self.client.sock.sendto(data, ("127.0.0.1", self.kamailio.port))
         deadline = started + timeout
@@ -239,8 +247,10 @@ class ClusterTests(TestCase):
             if response.call_id != call_id or response.code < 200:
                 continue
             elapsed = time.monotonic() - started
-            if method == "INVITE":
-                self.client.sock.sendto(ack(data, response), ("127.0.0.1", self.kamailio.port))
+            if method == "INVITE" and response.code >= 300:
+                self.client.sock.sendto(
+                    follow_up(data, response, "ACK"), ("127.0.0.1", self.kamailio.port)
+                )
             return response, elapsed
 
     def join(self, conference: str, timeout: float = 5.0) -> Tuple[Optional[Response], float]:
@@ -308,6 +318,37 @@ class ClusterTests(TestCase):
         self.assertNotIn("failover", self.kamailio.log())
         for node in self.nodes:
             self.assertEqual(node.tracebacks(), [], node.log()[-3000:])
+
+    def test_dialog_through_kamailio(self) -> None:
+        """A join gets 200 with Kamailio's Record-Route; its ACK and BYE follow it to the node."""
+        response, _ = self.join("conf-now")
+        assert response is not None, self.diagnostics()
+        self.assertEqual(response.code, 200, (response.phrase, self.diagnostics()))
+        routes = response.header_values("record-route")
+        self.assertEqual(len(routes), 1, routes)
+        self.assertIn(f"sip:127.0.0.1:{self.kamailio.port};lr", routes[0])
+        (port,) = self.invites("conf-now")
+        node = next(node for node in self.nodes if node.port == port)
+        invite, kamailio = self.sent, ("127.0.0.1", self.kamailio.port)
+        self.client.sock.sendto(follow_up(invite, response, "ACK"), kamailio)
+        self.client.sock.sendto(follow_up(invite, response, "BYE", 2), kamailio)
+        deadline = time.monotonic() + 5
+        answer: Optional[Response] = None
+        while answer is None and time.monotonic() < deadline:
+            got = self.client.receive(deadline - time.monotonic())
+            if got is not None and got.cseq.method == "BYE":
+                answer = got
+        self.assertIsNotNone(answer, self.diagnostics())
+        assert answer is not None
+        self.assertEqual(answer.code, 200, answer.phrase)
+        # The node got the BYE from Kamailio, and no other node saw the call.
+        self.assertRegex(
+            node.log(), rf"BYE sip:conf-now@\S+ from 127\.0\.0\.1:{self.kamailio.port}/UDP -> 200"
+        )
+        for other in self.nodes:
+            if other is not node:
+                self.assertNotIn("conf-now", other.log())
+        self.assertEqual(node.tracebacks(), [], node.log()[-3000:])
 
     def test_failover_after_kill(self) -> None:
         """kill -9 a conference's node: its joins are answered by one other node within seconds."""
@@ -382,25 +423,31 @@ class ClusterTests(TestCase):
         self.assertNotIn("node down", self.kamailio.log())
 
 
-def ack(invite: bytes, response: Response) -> bytes:
+def follow_up(invite: bytes, response: Response, method: str, cseq: int = 1) -> bytes:
     """
-    The ACK of a non-2xx final C{response} to C{invite}: its Request-URI,
-    Via (same branch), From, Call-ID and CSeq number, and the response's
-    To (with the tag).
+    A request that follows a final C{response} to C{invite} (Via, From,
+    Call-ID as the INVITE; To with the response's tag): the ACK of a
+    non-2xx (same branch, same Request-URI), or a request within the dialog
+    a 2xx established (ACK, BYE): a new branch, to the response's Contact,
+    along its Record-Route in reverse (RFC 3261 section 12.1.2).
     """
     lines = invite.split(b"\r\n\r\n", 1)[0].decode().split("\r\n")
     _, uri, version = lines[0].split(" ")
     keep = ("via:", "from:", "call-id:", "max-forwards:")
     headers = [line for line in lines[1:] if line.lower().startswith(keep)]
-    to = response.header("to")
-    cseq = response.header("cseq") or "1 INVITE"
+    if response.code < 300:
+        contact = response.header("contact") or ""
+        uri = re.sub(r"^[^<]*<([^>]*)>.*$", r"\1", contact)
+        branch = f"z9hG4bK{secrets.token_hex(8)}"
+        headers = [re.sub(r"branch=[^;]*", f"branch={branch}", line) for line in headers]
+        headers += [f"Route: {route}" for route in reversed(response.header_values("record-route"))]
     return (
         "\r\n".join(
             [
-                f"ACK {uri} {version}",
+                f"{method} {uri} {version}",
                 *headers,
-                f"To: {to}",
-                f"CSeq: {cseq.split()[0]} ACK",
+                f"To: {response.header('to')}",
+                f"CSeq: {cseq} {method}",
                 "Content-Length: 0",
             ]
         )
