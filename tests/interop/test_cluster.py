@@ -7,14 +7,16 @@ must reach the same node: the front end hashes the Request-URI user over
 the nodes (dispatcher algorithm 7).  These tests prove that routing with
 the real Kamailio and the real plugin, and what happens when a node dies:
 Kamailio's OPTIONS probing takes it out of rotation, and a join sent to it
-fails over to another node within a few seconds.
+fails over to another node within a few seconds.  Requests within a dialog
+follow Kamailio's Record-Route back to the node holding it.
 
 Each test starts its own cluster on loopback ephemeral ports: three
-C{twistd conference} nodes (separate SQLite stores: only the routing is
-under test here; a shared PostgreSQL store is the stores' business) and
-Kamailio in the foreground with the config's C{-A} defines pointing it at
-them.  The conferences do not exist, so joins are answered 404; which node
-answered is read from the nodes' transaction log lines
+C{twistd conference} nodes (separate SQLite stores, each seeded with the
+same conferences: only the routing is under test here; a shared PostgreSQL
+store is the stores' business) and Kamailio in the foreground with the
+config's C{-A} defines pointing it at them.  The routing tests join
+conferences that do not exist, answered 404; which node answered is read
+from the nodes' transaction log lines
 (C{INVITE sip:X@example.com from 127.0.0.1:P/UDP -> 404}).
 """
 
@@ -268,6 +270,18 @@ class ClusterTests(TestCase):
         counts = {node.port: len(pattern.findall(node.log())) for node in self.nodes}
         return {port: n for port, n in counts.items() if n}
 
+    def answered(self, conference: str, total: int) -> Dict[int, int]:
+        """
+        L{invites} once the nodes logged C{total} INVITEs to C{conference}
+        (a node logs a transaction just after sending its answer).
+        """
+        self.wait_for(
+            f"{total} INVITEs to {conference} logged",
+            lambda: sum(self.invites(conference).values()) >= total,
+            timeout=5,
+        )
+        return self.invites(conference)
+
     def wait_for(self, what: str, predicate: Callable[[], bool], timeout: float) -> float:
         """
         Poll C{predicate} until true; fail after C{timeout}.
@@ -287,7 +301,7 @@ class ClusterTests(TestCase):
         """
         response, _ = self.join(conference)
         self.assertIsNotNone(response, self.diagnostics())
-        (port,) = self.invites(conference)
+        (port,) = self.answered(conference, 1)
         return next(node for node in self.nodes if node.port == port)
 
     def test_config_check(self) -> None:
@@ -310,7 +324,7 @@ class ClusterTests(TestCase):
                 self.assertEqual(response.code, 404, response.phrase)
         used: Set[int] = set()
         for conference in conferences:
-            counts = self.invites(conference)
+            counts = self.answered(conference, 3)
             self.assertEqual(len(counts), 1, (conference, counts, self.diagnostics()))
             self.assertEqual(list(counts.values()), [3], (conference, counts))
             used.update(counts)
@@ -327,7 +341,7 @@ class ClusterTests(TestCase):
         routes = response.header_values("record-route")
         self.assertEqual(len(routes), 1, routes)
         self.assertIn(f"sip:127.0.0.1:{self.kamailio.port};lr", routes[0])
-        (port,) = self.invites("conf-now")
+        (port,) = self.answered("conf-now", 1)
         node = next(node for node in self.nodes if node.port == port)
         invite, kamailio = self.sent, ("127.0.0.1", self.kamailio.port)
         self.client.sock.sendto(follow_up(invite, response, "ACK"), kamailio)
@@ -342,9 +356,8 @@ class ClusterTests(TestCase):
         assert answer is not None
         self.assertEqual(answer.code, 200, answer.phrase)
         # The node got the BYE from Kamailio, and no other node saw the call.
-        self.assertRegex(
-            node.log(), rf"BYE sip:conf-now@\S+ from 127\.0\.0\.1:{self.kamailio.port}/UDP -> 200"
-        )
+        bye = re.compile(rf"BYE sip:conf-now@\S+ from 127\.0\.0\.1:{self.kamailio.port}/UDP -> 200")
+        self.wait_for("the BYE from Kamailio logged", lambda: bool(bye.search(node.log())), 5)
         for other in self.nodes:
             if other is not node:
                 self.assertNotIn("conf-now", other.log())
@@ -371,7 +384,7 @@ class ClusterTests(TestCase):
         assert response is not None
         self.assertEqual(response.code, 404, (attempts, self.diagnostics()))
         self.assertLess(failover, FAILOVER_LIMIT, attempts)
-        survivors = self.invites(conference)
+        survivors = self.answered(conference, 2)
         survivors.pop(dead.port, None)
         self.assertEqual(len(survivors), 1, survivors)
         # The dead node is now out of rotation: later joins go straight to
@@ -381,7 +394,7 @@ class ClusterTests(TestCase):
             assert response is not None, self.diagnostics()
             self.assertEqual(response.code, 404)
             self.assertLess(took, 1.0, "a join waited for the dead node again")
-        after = self.invites(conference)
+        after = self.answered(conference, 5)
         after.pop(dead.port, None)
         self.assertEqual(list(after), list(survivors), after)
         log = self.kamailio.log()
