@@ -539,7 +539,10 @@ def make_response(
     Build a response to C{request} per RFC 3261 section 8.2.6.
 
     Via, From, Call-ID and CSeq are copied; To is copied and gets C{to_tag}
-    when it has no tag yet (a 100 never gets one).
+    when it has no tag yet (a 100 never gets one).  A 18x or 2xx also copies
+    the request's Record-Route (section 12.1.1: a proxy that record-routed
+    a dialog's first request, such as Kamailio in front of several servers,
+    then stays in the dialog's route set on both sides).
     """
     response = Response(code, phrase, body)
     copied = response.headers
@@ -560,6 +563,13 @@ def make_response(
             value = tagged.to_string()
             response.set_header("to", value)
             response.remember_view("to", value, tagged)
+    if 101 <= code < 300:
+        routes = request.headers.get("record-route")
+        if routes:
+            for value in routes:
+                if "\r" in value or "\n" in value:
+                    raise LocalProtocolError("header record-route holds a line break")
+            copied["record-route"] = list(routes)
     for name, value in headers:
         response.add_header(name, value)
     return response

@@ -186,6 +186,23 @@ class MakeResponseTests(SynchronousTestCase):
         r.set_header("to", "<sip:bob@example.com>;tag=old")
         self.assertEqual(make_response(r, 200, to_tag="new").to.tag, "old")
 
+    def test_record_route(self) -> None:
+        """
+        A 18x or 2xx copies the Record-Route fields in order (RFC 3261
+        section 12.1.1); a 100 or a failure does not.
+        """
+        r = invite()
+        r.add_header("record-route", "<sip:p1.example.com;lr>")
+        r.add_header("record-route", "<sip:p2.example.com;lr>, <sip:p3.example.com;lr>")
+        for code in (180, 200):
+            self.assertEqual(
+                make_response(r, code, to_tag="b2").header_values("record-route"),
+                ["<sip:p1.example.com;lr>", "<sip:p2.example.com;lr>", "<sip:p3.example.com;lr>"],
+            )
+        for code in (100, 404):
+            self.assertFalse(make_response(r, code, to_tag="b2").has_header("record-route"))
+        self.assertFalse(make_response(invite(), 200, to_tag="b2").has_header("record-route"))
+
     def test_errorResponse(self) -> None:
         """
         error_response answers with the error's status, reason and headers.
