@@ -526,6 +526,10 @@ Message = Union[Request, Response]
 _COPIED = ("via", "from", "to", "call-id", "cseq")
 
 
+# Requests whose 18x/2xx may establish a dialog (RFC 3261, RFC 6665, RFC 3515).
+_DIALOG_CREATING = frozenset({"INVITE", "SUBSCRIBE", "REFER"})
+
+
 def make_response(
     request: Request,
     code: int,
@@ -539,9 +543,10 @@ def make_response(
     Build a response to C{request} per RFC 3261 section 8.2.6.
 
     Via, From, Call-ID and CSeq are copied; To is copied and gets C{to_tag}
-    when it has no tag yet (a 100 never gets one).  A 18x or 2xx also copies
-    the request's Record-Route (section 12.1.1: a proxy that record-routed
-    a dialog's first request, such as Kamailio in front of several servers,
+    when it has no tag yet (a 100 never gets one).  A 18x or 2xx to a
+    request that creates a dialog (INVITE, SUBSCRIBE, REFER) also copies
+    its Record-Route (section 12.1.1: a proxy that record-routed the
+    dialog's first request, such as Kamailio in front of several servers,
     then stays in the dialog's route set on both sides).
     """
     response = Response(code, phrase, body)
@@ -563,7 +568,7 @@ def make_response(
             value = tagged.to_string()
             response.set_header("to", value)
             response.remember_view("to", value, tagged)
-    if 101 <= code < 300:
+    if 101 <= code < 300 and request.method in _DIALOG_CREATING:
         routes = request.headers.get("record-route")
         if routes:
             for value in routes:

@@ -187,10 +187,7 @@ class MakeResponseTests(SynchronousTestCase):
         self.assertEqual(make_response(r, 200, to_tag="new").to.tag, "old")
 
     def test_record_route(self) -> None:
-        """
-        A 18x or 2xx copies the Record-Route fields in order (RFC 3261
-        section 12.1.1); a 100 or a failure does not.
-        """
+        """A 18x/2xx to a dialog-creating request copies Record-Route in order; others do not."""
         r = invite()
         r.add_header("record-route", "<sip:p1.example.com;lr>")
         r.add_header("record-route", "<sip:p2.example.com;lr>, <sip:p3.example.com;lr>")
@@ -202,6 +199,10 @@ class MakeResponseTests(SynchronousTestCase):
         for code in (100, 404):
             self.assertFalse(make_response(r, code, to_tag="b2").has_header("record-route"))
         self.assertFalse(make_response(invite(), 200, to_tag="b2").has_header("record-route"))
+        message = invite()
+        message.method = "MESSAGE"
+        message.add_header("record-route", "<sip:p1.example.com;lr>")
+        self.assertFalse(make_response(message, 200, to_tag="b2").has_header("record-route"))
 
     def test_errorResponse(self) -> None:
         """
