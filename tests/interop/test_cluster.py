@@ -11,10 +11,13 @@ fails over to another node within a few seconds.  Requests within a dialog
 follow Kamailio's Record-Route back to the node holding it.
 
 Each test starts its own cluster on loopback ephemeral ports: three
-C{twistd conference} nodes (separate SQLite stores, each seeded with the
-same conferences: only the routing is under test here; a shared PostgreSQL
-store is the stores' business) and Kamailio in the foreground with the
-config's C{-A} defines pointing it at them.  The routing tests join
+C{twistd conference} nodes and Kamailio in the foreground with the
+config's C{-A} defines pointing it at them.  L{ClusterTests} give the nodes
+separate SQLite stores, each seeded with the same conferences (only the
+routing is under test there); L{SharedStoreTests} put them on one
+PostgreSQL schema, as deployed: a BIND through Kamailio reaches a
+SUBSCRIBE held by another node (the store's change feed), and kill -9 of
+the node taking BINDs mid-burst loses none that was acknowledged.  The routing tests join
 conferences that do not exist, answered 404; which node answered is read
 from the nodes' transaction log lines
 (C{INVITE sip:X@example.com from 127.0.0.1:P/UDP -> 404}).
@@ -39,8 +42,10 @@ from twisted.trial.unittest import TestCase
 
 from conference.sip.message import Response
 from tests.interop.harness import ServerProcess, free_port, require_tool, run
-from tests.interop.test_bind import SIPClient
+from tests.interop.test_bind import CONF, USERS, SIPClient, binding_uris, make_database
 from tests.interop.test_focus import seed
+from tests.interop.test_nodes import Subscriber
+from tests.loopback.test_postgresql import fresh_schema
 from tests.shared import PROJECT_ROOT
 
 CONFIG = PROJECT_ROOT / "deploy" / "kamailio.cfg"
@@ -149,32 +154,40 @@ def defines(port: int, ds_list: Path) -> List[str]:
     ]
 
 
-class ClusterTests(TestCase):
+class Cluster(TestCase):
     """
-    Three nodes behind Kamailio: routing by conference, probing, failover.
+    Three nodes behind Kamailio, started for each test; what the tests
+    share.  Subclasses say what store each node uses.
     """
+
+    #: Options every node gets besides its store.
+    node_args: List[str] = []
+
+    @inlineCallbacks
+    def node_stores(self) -> Generator[Deferred[Any], Any, List[str]]:
+        """
+        The C{--store} of each node: separate SQLite files, each seeded
+        with conf-now (on now), so any node can serve it.
+        """
+        stores = []
+        for _ in range(3):
+            folder = Path(tempfile.mkdtemp(prefix="conference-cluster-"))
+            self.addCleanup(shutil.rmtree, str(folder), True)
+            yield seed(folder / "node.sqlite")
+            stores.append(f"sqlite:{folder / 'node.sqlite'}")
+        return stores
 
     @inlineCallbacks
     def setUp(self) -> Generator[Deferred[Any], Any, None]:  # type: ignore[override]
         require_tool("kamailio", "kamailio")
         self.nodes: List[ServerProcess] = []
         self.sent = b""
-        for _ in range(3):
-            folder = Path(tempfile.mkdtemp(prefix="conference-cluster-"))
-            self.addCleanup(shutil.rmtree, str(folder), True)
-            # Every store holds conf-now (on now): any node can serve it.
-            yield seed(folder / "node.sqlite")
+        stores = yield self.node_stores()
+        for store in stores:
             # A stopping node waits for its transactions (Kamailio's probes
             # among them) up to --stop-timeout: 1 s is plenty here.
             node = ServerProcess(
-                [
-                    "--domain",
-                    DOMAIN,
-                    "--store",
-                    f"sqlite:{folder / 'node.sqlite'}",
-                    "--stop-timeout",
-                    "1",
-                ]
+                ["--domain", DOMAIN, "--store", store, "--stop-timeout", "1", *self.node_args]
             )
             self.addCleanup(node.cleanup)
             self.nodes.append(node)
@@ -305,6 +318,12 @@ class ClusterTests(TestCase):
         self.assertIsNotNone(response, self.diagnostics())
         (port,) = self.answered(conference, 1)
         return next(node for node in self.nodes if node.port == port)
+
+
+class ClusterTests(Cluster):
+    """
+    Routing by conference, probing, failover.
+    """
 
     def test_config_check(self) -> None:
         """kamailio -c accepts deploy/kamailio.cfg as shipped and with the test's defines."""
@@ -468,3 +487,98 @@ def follow_up(invite: bytes, response: Response, method: str, cseq: int = 1) -> 
         )
         + "\r\n\r\n"
     ).encode()
+
+
+class SharedStoreTests(Cluster):
+    """
+    The three nodes on one PostgreSQL schema, as deployed: a change made
+    through one node reaches a subscription held by another, and killing a
+    node loses no acknowledged write.
+    """
+
+    node_args = ["--auth", USERS]
+
+    @inlineCallbacks
+    def node_stores(self) -> Generator[Deferred[Any], Any, List[str]]:
+        """One fresh PostgreSQL schema for all three, holding the test conference."""
+        store = f"postgresql:{fresh_schema(self)}"
+        yield make_database(store)
+        return [store] * 3
+
+    def binder(self) -> ServerProcess:
+        """BIND once through Kamailio and return the node that answered it."""
+        response = self.client.request(
+            "BIND", CONF, [("Binding", "<http://probe/0>;disposition=web")]
+        )
+        self.assertEqual(response.code, 200, self.diagnostics())
+        pattern = re.compile(r"BIND sip:example\.com from \S+ -> 200")
+
+        def logged() -> List[ServerProcess]:
+            return [node for node in self.nodes if pattern.search(node.log())]
+
+        # A node logs the transaction just after sending its answer.
+        self.wait_for("the BIND logged", lambda: bool(logged()), timeout=5)
+        found = logged()
+        self.assertEqual(len(found), 1, self.diagnostics())
+        return found[0]
+
+    def test_bind_reaches_subscriber_on_other_node(self) -> None:
+        """A BIND through Kamailio (node A) is NOTIFYed by node B to the SUBSCRIBE it holds."""
+        node_a = self.binder()
+        node_b = next(node for node in self.nodes if node is not node_a)
+        watcher = Subscriber(node_b.port)
+        self.addCleanup(watcher.close)
+        self.assertEqual(watcher.subscribe().code, 200, node_b.log()[-2000:])
+        uri = "http://cluster.example.com/floor"
+        bound = self.client.request("BIND", CONF, [("Binding", f"<{uri}>;disposition=web")])
+        self.assertEqual(bound.code, 200, self.diagnostics())
+        self.assertIn(uri, watcher.wait_for(uri), node_b.log()[-3000:])
+        self.assertNotIn(f"BIND sip:{DOMAIN}", node_b.log())
+
+    def test_kill_loses_no_acknowledged_write(self) -> None:
+        """kill -9 of the node taking BINDs mid-burst: every acknowledged binding survives."""
+        node_a = self.binder()
+        acknowledged = {"http://probe/0"}
+        pending: Dict[str, str] = {}
+        kamailio = ("127.0.0.1", self.kamailio.port)
+
+        def burst(first: int, count: int) -> None:
+            for n in range(first, first + count):
+                uri = f"http://burst/{n}"
+                call_id, data = self.client.build(
+                    "BIND", CONF, [("Binding", f"<{uri}>;disposition=web")]
+                )
+                pending[call_id] = uri
+                self.client.sock.sendto(data, kamailio)
+
+        def collect(seconds: float) -> None:
+            deadline = time.monotonic() + seconds
+            while pending and time.monotonic() < deadline:
+                response = self.client.receive(0.2)
+                if response is not None and response.code >= 200:
+                    uri = pending.pop(response.call_id, "")
+                    if response.code == 200 and uri:
+                        acknowledged.add(uri)
+
+        burst(1, 10)
+        collect(3.0)
+        # Ten more in flight when the node dies: some may be answered, some not.
+        burst(11, 10)
+        os.kill(node_a.process.pid, signal.SIGKILL)
+        node_a.process.wait()
+        collect(FR_TIMER / 1000 * 2 + 2)
+        self.assertGreater(len(acknowledged), 10, self.diagnostics())
+        # Another node answers the listing (after Kamailio fails over and a
+        # new digest challenge).
+        listing: Optional[Response] = None
+        for _ in range(10):
+            listing = self.client.request("BIND", CONF)
+            if listing.code == 200:
+                break
+            time.sleep(0.5)
+        assert listing is not None
+        self.assertEqual(listing.code, 200, self.diagnostics())
+        self.assertEqual(acknowledged - set(binding_uris(listing)), set(), self.diagnostics())
+        for node in self.nodes:
+            if node is not node_a:
+                self.assertEqual(node.tracebacks(), [], node.log()[-3000:])
