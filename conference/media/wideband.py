@@ -3,9 +3,8 @@
 The wideband codecs, G.722 and Opus, through PyAV (the C{av} package).
 
 PyAV's wheels bundle FFmpeg built with libopus, so one maintained
-dependency brings both codecs, on CPython (abi3 wheels) and PyPy 3.9
-(C{pp39} wheels up to PyAV 14.0), with nothing to install from the
-system.  Where it is missing, or its FFmpeg lacks a codec, L{unavailable}
+dependency brings both codecs on CPython (abi3 wheels), with nothing to
+install from the system.  Not on PyPy: see L{AV_REFUSED}.  Where it is missing, or its FFmpeg lacks a codec, L{unavailable}
 says so and the mixer simply does not offer that codec (docs/media.rst
 tells why PyAV rather than opuslib).
 
@@ -30,6 +29,7 @@ L{CodecError} and leaves the decoder usable for the next.
 
 from __future__ import annotations
 
+import platform
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Dict, Literal, Optional, Tuple
@@ -47,13 +47,24 @@ from conference.media.codecs import (
 )
 from conference.media.resample import Resampler, to_int16
 
-try:
-    import av
-    from av.error import FFmpegError
-except ImportError:  # the codecs are optional: see unavailable()
-    HAVE_AV = False
-else:
-    HAVE_AV = True
+#: Why PyAV is not used here (L{None}: it is, if installed).  On PyPy its
+#: Cython generators crash the interpreter when collected (cpyext has no
+#: slot wrapper for their finaliser: "Fatal RPython error:
+#: NotImplementedError"), so PyPy never imports it and speaks G.711 only.
+AV_REFUSED: Optional[str] = (
+    "PyAV is not used on PyPy (its Cython generators crash PyPy's cpyext when collected)"
+    if platform.python_implementation() == "PyPy"
+    else None
+)
+HAVE_AV = False
+if AV_REFUSED is None:
+    try:
+        import av
+        from av.error import FFmpegError
+    except ImportError:  # the codecs are optional: see unavailable()
+        pass
+    else:
+        HAVE_AV = True
 
 OPUS_CLOCK = 48000
 #: Wideband speech: 24 kbit/s leaves room for FEC at 20 ms frames.
@@ -254,6 +265,8 @@ _FFMPEG_NAMES = {G722: "g722", OPUS: "libopus"}
 
 def unavailable(codec: AudioCodec) -> Optional[str]:
     """Why C{codec} cannot be used here, or L{None} when it can."""
+    if AV_REFUSED is not None:
+        return AV_REFUSED
     if not HAVE_AV:
         return "PyAV (the av package) is not installed"
     name = _FFMPEG_NAMES[codec]

@@ -26,6 +26,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SkipTest, TestCase
 
+from conference.media.wideband import G722, OPUS, unavailable
 from tests.interop.harness import ServerProcess, require_tool, run_sipp
 from tests.interop.softphones import PhoneSpec, namespace_prefix, run_in_namespace, write_tone
 from tests.interop.test_focus import seed
@@ -84,6 +85,10 @@ class SoftphoneConferenceTests(TestCase):
 
     def test_four_phones(self) -> Deferred[List[PhoneSpec]]:
         """Four baresips (PCMU, PCMA, Opus, G.722) each hear the others' tones, not their own."""
+        for codec in (OPUS, G722):
+            reason = unavailable(codec)
+            if reason is not None:  # PyPy: G.711 only (docs/media.rst)
+                raise SkipTest(reason)
         return self.conference([Phone(*phone) for phone in PHONES])
 
     @inlineCallbacks
@@ -107,9 +112,11 @@ class SoftphoneConferenceTests(TestCase):
         results = yield self.conference(LINPHONEC_PHONES)
         linus = results[-1]
         self.assertIn("Media streams established", linus.output)
-        # Its own log (-d 6) shows the negotiated codec: Opus, its first choice.
+        # Its own log (-d 6) shows the negotiated codec: Opus, its first
+        # choice, where the server speaks it (not on PyPy: G.711 there).
         debug = (Path(str(linus.heard)).parent / "linphone.log").read_text(errors="replace")
-        self.assertRegex(debug, r"MSRtpRecv:\S+-->MSOpusDec")
+        decoder = "MSOpusDec" if unavailable(OPUS) is None else "(?i:MS(?:ulaw|alaw)Dec)"
+        self.assertRegex(debug, rf"MSRtpRecv:\S+-->{decoder}")
 
     @inlineCallbacks
     def conference(self, spec: Sequence[Phone]) -> Generator[Deferred[Any], Any, List[PhoneSpec]]:

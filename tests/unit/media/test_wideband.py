@@ -7,6 +7,7 @@ refusal when PyAV is missing.  (Tone round trips are in test_codecs.)
 
 from __future__ import annotations
 
+import platform
 from typing import Any
 
 import numpy as np
@@ -162,5 +163,14 @@ class UnavailableTests(SynchronousTestCase):
     def test_without_pyav(self) -> None:
         """No PyAV: both codecs are unavailable, with the reason."""
         self.patch(wideband, "HAVE_AV", False)
+        self.patch(wideband, "AV_REFUSED", None)
         for codec in (G722, OPUS):
             self.assertEqual(unavailable(codec), "PyAV (the av package) is not installed")
+
+    def test_refused_on_pypy(self) -> None:
+        """Where PyAV is refused (PyPy), that reason is given."""
+        refused = platform.python_implementation() == "PyPy"
+        self.assertEqual(wideband.AV_REFUSED is not None, refused)
+        self.patch(wideband, "AV_REFUSED", "not here")
+        for codec in (G722, OPUS):
+            self.assertEqual(unavailable(codec), "not here")
