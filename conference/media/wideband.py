@@ -4,9 +4,10 @@ The wideband codecs, G.722 and Opus, through PyAV (the C{av} package).
 
 PyAV's wheels bundle FFmpeg built with libopus, so one maintained
 dependency brings both codecs on CPython (abi3 wheels), with nothing to
-install from the system.  Not on PyPy: see L{AV_REFUSED}.  Where it is missing, or its FFmpeg lacks a codec, L{unavailable}
-says so and the mixer simply does not offer that codec (docs/media.rst
-tells why PyAV rather than opuslib).
+install from the system.  Not on PyPy: see L{AV_REFUSED}.  Where it is
+missing, or its FFmpeg lacks a codec, L{unavailable} says so and the
+mixer simply does not offer that codec (docs/media.rst tells why PyAV
+rather than opuslib).
 
 G.722 (RFC 3551 section 4.5.2): 16 kHz audio on an 8 kHz RTP clock, one
 byte per two samples, static payload type 9; no parameters.
