@@ -410,6 +410,33 @@ def run_server(
     return results
 
 
+def start_full(folder: Path) -> CommandServer:
+    """
+    The full server on a SQLite store seeded in C{folder} (a conference open
+    now, bench-now, and one later, bench-later), with the limits that would
+    refuse a benchmark's calls turned off.
+    """
+    store = folder / "focus.sqlite"
+    run_child(HERE / "bench_focus.py", ["--seed", str(store)], timeout=60)
+    port = free_udp_port()
+    options = ["--domain", DOMAIN, "--store", f"sqlite:{store}", "--rtp-ports", RTP_PORTS]
+    options += ["--max-participants", "1000000", "--rate-limit", "off"]
+    options += ["--identity-rate-limit", "off"]
+    # Every SIPp call has the same anonymous From.
+    options += ["--max-media-per-caller", "0"]
+    env = conference_env(folder)
+    return CommandServer(
+        "full", conference_command(folder, port, options), folder, port=port, env=env
+    )
+
+
+def join_inf(folder: Path, user: str = OPEN_USER) -> Path:
+    """The SIPp injection file naming the conference C{user} (one field)."""
+    inf = folder / f"{user}.csv"
+    inf.write_text(f"SEQUENTIAL\n{user};\n")
+    return inf
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """
     Run the benchmark (or a child mode) and print the table.
@@ -439,23 +466,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="conference-bench-focus-"))
     started = time.monotonic()
     results: List[FlowResult] = []
-    inf = {}
-    for flow, user in (("join", OPEN_USER), ("busy", LATER_USER)):
-        inf[flow] = folder / f"{flow}.csv"
-        inf[flow].write_text(f"SEQUENTIAL\n{user};\n")
+    inf = {"join": join_inf(folder, OPEN_USER), "busy": join_inf(folder, LATER_USER)}
     try:
-        store = folder / "focus.sqlite"
-        run_child(HERE / "bench_focus.py", ["--seed", str(store)], timeout=60)
-        port = free_udp_port()
-        options = ["--domain", DOMAIN, "--store", f"sqlite:{store}", "--rtp-ports", RTP_PORTS]
-        options += ["--max-participants", "1000000", "--rate-limit", "off"]
-        options += ["--identity-rate-limit", "off"]
-        # Every SIPp call has the same anonymous From.
-        options += ["--max-media-per-caller", "0"]
-        env = conference_env(folder)
-        full = CommandServer(
-            "full", conference_command(folder, port, options), folder, port=port, env=env
-        )
+        full = start_full(folder)
+        port = full.port
         try:
             canned = capture(port)
         except (RuntimeError, OSError):

@@ -14,6 +14,11 @@ overload issue): goodput >= 90% of capacity, no retransmission storm, p99
 of admitted calls < 50 ms, recovery within 2 s, memory flat.
 
     python benchmarks/bench_overload.py [--quick] [--duration S] [--factors 2,4]
+        [--flow invite|join]
+
+With C{--flow join} the load is bench_focus.py's full join (the server
+seeded as there), an expensive path where a refusal is a small fraction
+of an answer.
 
 Traffic goes only to 127.0.0.1; the server runs on core 1, SIPp on core 0.
 """
@@ -28,7 +33,9 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Sequence
+
+from bench_focus import join_inf, start_full
 
 # Beside this file (run as a script, its folder is first on sys.path).
 from bench_sip import (
@@ -43,7 +50,11 @@ from bench_sip import (
     scenario_file,
     stop_server,
 )
+from common import SCENARIOS
 from probe import invite_final, percentile
+
+#: The flows that can be overloaded, and how the table names them.
+FLOWS = {"invite": "INVITE -> 404", "join": "join: INVITE -> 200 -> ACK -> BYE"}
 
 
 @dataclass
@@ -87,22 +98,41 @@ def rss_kb(pid: int) -> int:
 
 
 def offer(
-    sipp: str, scenario: Path, server: Server, rate: int, duration: float, *, folder: Path
+    sipp: str,
+    scenario: Path,
+    server: Server,
+    rate: int,
+    duration: float,
+    *,
+    folder: Path,
+    extra: Sequence[str] = (),
 ) -> RunResult:
     """
     One SIPp run at C{rate} for C{duration} seconds, response times kept.
     """
     return run_sipp(
-        sipp, scenario, server=server, rate=rate, duration=duration, folder=folder, rtt=True
+        sipp,
+        scenario,
+        server=server,
+        rate=rate,
+        duration=duration,
+        folder=folder,
+        rtt=True,
+        extra=extra,
     )
 
 
-def report(capacity: int, runs: List[Overloaded], recovery: Optional[RunResult]) -> str:
+def report(
+    capacity: int,
+    runs: List[Overloaded],
+    recovery: Optional[RunResult],
+    flow: str = "INVITE -> 404",
+) -> str:
     """
     The result table.
     """
     lines = [
-        f"capacity (INVITE -> 404, every call answered, no retransmission): {capacity}/s",
+        f"capacity ({flow}, every call answered, no retransmission): {capacity}/s",
         "",
         f"{'offered':>10} {'goodput':>9} {'ratio':>6} {'shed/failed':>12} {'retrans':>8} "
         f"{'p99 ms':>7} {'RSS KiB before -> after':>26}",
@@ -134,6 +164,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--duration", type=float, help="seconds per offered load (default 30)")
     parser.add_argument("--factors", default="2,4", help="offered loads, times capacity")
     parser.add_argument("--sipp", default="sipp", help="the SIPp program")
+    parser.add_argument(
+        "--flow",
+        choices=sorted(FLOWS),
+        default="invite",
+        help="invite: INVITE -> 404 (the cheapest path); join: a full join "
+        "(INVITE -> 200 SDP + VEVENT -> ACK -> BYE), as bench_focus.py makes it",
+    )
     args = parser.parse_args(argv)
     sipp = shutil.which(args.sipp)
     if sipp is None:
@@ -149,12 +186,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     recovery: Optional[RunResult] = None
     capacity = 0
     try:
-        server = Server("full", sys.executable, "full", 404, folder)
+        extra: List[str] = []
+        if args.flow == "join":
+            server: Server = start_full(folder)
+            scenario = SCENARIOS / "focus_join.xml"
+            extra = ["-inf", str(join_inf(folder))]
+        else:
+            server = Server("full", sys.executable, "full", 404, folder)
         try:
-            final = invite_final(server.port) or 404
-            scenario = scenario_file("invite", final, folder)
-            offer(sipp, scenario, server, plan.start_rate, plan.warmup, folder=folder)
-            capacity, _, _ = find_max_rate(sipp, scenario, server, plan, folder)
+            if args.flow == "invite":
+                final = invite_final(server.port) or 404
+                scenario = scenario_file("invite", final, folder)
+            offer(sipp, scenario, server, plan.start_rate, plan.warmup, folder=folder, extra=extra)
+            capacity, _, _ = find_max_rate(sipp, scenario, server, plan, folder, extra=extra)
             if capacity == 0:
                 say("  no rate passed; nothing to overload")
                 return 1
@@ -162,14 +206,16 @@ def main(argv: Optional[List[str]] = None) -> int:
                 rate = int(capacity * factor)
                 server.settle(plan.settle_cap)
                 before = rss_kb(server.process.pid)
-                run = offer(sipp, scenario, server, rate, duration, folder=folder)
+                run = offer(sipp, scenario, server, rate, duration, folder=folder, extra=extra)
                 runs.append(Overloaded(factor, rate, run, before, rss_kb(server.process.pid)))
                 say(
                     f"  {factor:.0f}x {rate}/s: ok={run.successful}/{run.calls} "
                     f"failed={run.failed} retrans={run.retransmissions}"
                 )
             # No settling: how soon does it serve normally again?
-            recovery = offer(sipp, scenario, server, max(capacity // 2, 10), 2.0, folder=folder)
+            recovery = offer(
+                sipp, scenario, server, max(capacity // 2, 10), 2.0, folder=folder, extra=extra
+            )
         finally:
             stop_server(server)
     finally:
@@ -181,7 +227,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         f"{os.cpu_count()}, load average {os.getloadavg()[0]:.1f}, "
         f"{Path(sys.executable).name} {sys.version.split()[0]}"
     )
-    print(report(capacity, runs, recovery))
+    print(report(capacity, runs, recovery, FLOWS[args.flow]))
     return 0
 
 
