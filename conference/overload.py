@@ -35,11 +35,13 @@ from typing import Callable, Optional, Tuple
 from conference.sip.errors import RemoteProtocolError
 from conference.sip.message import Request
 
-__all__ = ["EXEMPT_METHODS", "Overloaded", "OverloadControl", "StandingQueue"]
+__all__ = ["EXEMPT_METHODS", "OVERLOADED_REASON", "Overloaded", "OverloadControl", "StandingQueue"]
 
 #: Methods never shed: they finish work already accepted (ACK, CANCEL,
 #: BYE, PRACK) or keep a front end's view of this node honest (OPTIONS).
 EXEMPT_METHODS = frozenset({"ACK", "CANCEL", "BYE", "PRACK", "OPTIONS"})
+#: The reason phrase of every overload refusal, parsed or not.
+OVERLOADED_REASON = "Service Unavailable (overloaded)"
 
 
 class Overloaded(RemoteProtocolError):
@@ -49,9 +51,7 @@ class Overloaded(RemoteProtocolError):
     """
 
     def __init__(self, retry_after: int) -> None:
-        super().__init__(
-            "Service Unavailable (overloaded)", 503, [("Retry-After", str(retry_after))]
-        )
+        super().__init__(OVERLOADED_REASON, 503, [("Retry-After", str(retry_after))])
         self.retry_after = retry_after
 
 

@@ -20,7 +20,13 @@ from twisted.python.failure import Failure
 from conference.deferreds import PENDING, fired_result
 from conference.interfaces import IRouter, RequestContext
 from conference.limits import BodyLimits, RateLimiter
-from conference.overload import EXEMPT_METHODS, OverloadControl, Overloaded, StandingQueue
+from conference.overload import (
+    EXEMPT_METHODS,
+    OVERLOADED_REASON,
+    OverloadControl,
+    Overloaded,
+    StandingQueue,
+)
 from conference.reactors import default_reactor
 from conference.sip import quick
 from conference.sip import transaction as txn
@@ -232,20 +238,14 @@ class SIPServer:
             return False
         retry = control.refuse(request.method)
         self.stats["overloaded"] += 1
-        sender = self.senders.get(peer.connection)
-        if sender is not None:
-            self.stats["sent"] += 1
-            sender.send_bytes(
-                quick.refusal(
-                    request,
-                    503,
-                    "Service Unavailable (overloaded)",
-                    to_tag=self._refusal_tag,
-                    headers=[("Retry-After", str(retry))],
-                ),
-                peer.host,
-                quick.reply_port(request, peer.port),
-            )
+        data = quick.refusal(
+            request,
+            503,
+            OVERLOADED_REASON,
+            to_tag=self._refusal_tag,
+            headers=[("Retry-After", str(retry))],
+        )
+        self._send_bytes(data, peer, peer.host, quick.reply_port(request, peer.port), "503")
         return True
 
     def refuse(self, error: RemoteProtocolError, peer: txn.Peer) -> None:
@@ -615,12 +615,16 @@ class SIPServer:
             message.forget_views()
         else:
             host, port = peer.host, peer.port
+        self._send_bytes(data, peer, host, port, message)
+
+    def _send_bytes(self, data: bytes, peer: txn.Peer, host: str, port: int, what: Any) -> None:
+        """Send C{data} over C{peer}'s transport to C{host}:C{port}, counted."""
         sender = self.senders.get(peer.connection)
         if sender is None:
             self.stats["dropped"] += 1
             log.info(
                 "No transport left to send {what} to {host}:{port}",
-                what=message,
+                what=what,
                 host=host,
                 port=port,
             )
