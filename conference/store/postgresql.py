@@ -203,8 +203,16 @@ class PostgreSQLChangeFeed(ChangeDispatcher):
         if self._stopped is None or self._stopped.called:
             return succeed(None)
         done: Deferred[None] = Deferred()
-        self._stopped.addBoth(lambda _: done.callback(None))
+        self._stopped.addBoth(self._joined, done)
         return done
+
+    def _joined(self, _: object, done: Deferred[None]) -> None:
+        # The thread's last act is to ask the reactor to fire _stopped, so
+        # it is already leaving: joining here waits microseconds, and a
+        # caller of stop() never sees the thread still alive.
+        if self._thread is not None:
+            self._thread.join(FEED_POLL)
+        done.callback(None)
 
     def _call(self, fn: Any, *args: Any) -> None:
         self._reactor.callFromThread(fn, *args)
