@@ -186,16 +186,41 @@ class JanusSoftphoneTests(TestCase):
         self.assertEqual(summary["tracebacks"], [], log[-3000:])
         self.assertIn("Janus session", log)  # the media went through Janus
         results = [PhoneSpec(**spec) for spec in summary["phones"]]
-        for phone, (name, own, codec) in zip(results, PHONES):
+        heard: Dict[str, Any] = {}
+        for phone, (name, _, codec) in zip(results, PHONES):
             self.assertIn("Call established", phone.output, phone.output)
             self.assertIn(f"Set audio encoder: {codec}", phone.output)
-            [heard] = [p for p in phone.recordings if p.endswith("-dec.wav")]
-            samples, rate = read_wav(Path(heard))
-            self.assertGreater(len(samples), 3 * rate, f"{name} recorded {len(samples)} samples")
+            [path] = [p for p in phone.recordings if p.endswith("-dec.wav")]
+            heard[name] = read_wav(Path(path))
+        # Every share, second by second, goes into any failure message, so
+        # that a miss says when the tone was absent, not only that it was.
+        report = [f"{name}: {len(s) / r:.1f} s" for name, (s, r) in heard.items()]
+        for name, (samples, rate) in heard.items():
+            for _, tone_hz, _ in PHONES:
+                shares = [
+                    round(band_share(samples[i : i + rate], tone_hz, rate), 2)
+                    for i in range(0, len(samples) - rate + 1, rate)
+                ]
+                report.append(f"{name} {tone_hz:.0f} Hz per second: {shares}")
+
+        def quiet(output: str) -> str:
+            lines = [line for line in output.splitlines() if "bit/s" not in line]
+            return "\n".join(lines)[-1500:]
+
+        janus_lines = [line for line in log.splitlines() if "anus" in line]
+        context = "\n".join(report + janus_lines[-20:])
+        for phone, (name, own, _) in zip(results, PHONES):
+            samples, rate = heard[name]
+            self.assertGreater(len(samples), 3 * rate, f"{name} recorded too little\n{context}")
             samples = samples[rate:]
-            self.assertGreater(rms_db(samples), MIN_LEVEL_DB, f"{name} hears too little")
-            self.assertLess(band_share(samples, own, rate), OWN_SHARE_MAX, f"{name} hears itself")
+            self.assertGreater(rms_db(samples), MIN_LEVEL_DB, f"{name} hears too little\n{context}")
+            own_share = band_share(samples, own, rate)
+            self.assertLess(own_share, OWN_SHARE_MAX, f"{name} hears itself\n{context}")
             for other_name, other, _ in PHONES:
                 if other_name != name:
                     share = band_share(samples, other, rate)
-                    self.assertGreater(share, OTHER_SHARE_MIN, f"{name} misses {other_name}")
+                    self.assertGreater(
+                        share,
+                        OTHER_SHARE_MIN,
+                        f"{name} misses {other_name}\n{context}\n{quiet(phone.output)}",
+                    )
