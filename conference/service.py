@@ -819,7 +819,7 @@ class ConferenceService(MultiService):
             if part is not None:
                 part.stop()
         stop_media = getattr(getattr(self, "media", None), "stop", None)
-        if stop_media is not None:  # the Janus backend's keepalive
+        if stop_media is not None:  # Janus's keepalive; the built-in service's parked ports
             stop_media()
         d = self.sip.stop(self.config.stop_timeout)
         d.addCallback(lambda _: self.outbound.close())

@@ -138,6 +138,17 @@ class MediaServiceContract:
         """A service on C{self.reactor} with these L{NullMediaService} options."""
         raise NotImplementedError()
 
+    def held(self) -> Dict[int, FakeUDPPort]:
+        """
+        The open ports that serve a session: a service may keep a closed
+        session's ports bound but parked (L{conference.app.rtpports}).
+        """
+        return {
+            number: port
+            for number, port in self.reactor.open.items()
+            if not getattr(port.protocol, "parked", False)
+        }
+
     def _case(self) -> SynchronousTestCase:
         assert isinstance(self, SynchronousTestCase)
         return self
@@ -183,7 +194,7 @@ class MediaServiceContract:
         self._failure(self.service.answer(CONFERENCE, "a", b"v=0\r\nnonsense\r\n"), 400)
         g729 = SIPP_OFFER.replace(b"RTP/AVP 0", b"RTP/AVP 18").replace(b"0 PCMU", b"18 G729")
         self._failure(self.service.answer(CONFERENCE, "a", g729), 488)
-        self._case().assertEqual(self.reactor.open, {})
+        self._case().assertEqual(self.held(), {})
 
     def test_contract_offer_complete(self) -> None:
         """An offerless join gets an offer; a matching answer completes it, a bad one raises 400."""
@@ -219,10 +230,20 @@ class MediaServiceContract:
         session = self._join()
         self.service.close(session)
         self.service.close(session)
-        case.assertEqual(self.reactor.open, {})
+        case.assertEqual(self.held(), {})
         self._failure(self.service.update(session, SIPP_OFFER), 481)
         e = case.assertRaises(RemoteProtocolError, self.service.complete, session, SIPP_OFFER)
         case.assertEqual(e.status, 481)
+
+    def test_contract_close_all(self) -> None:
+        """close_all closes every session and leaves no port bound, parked or not."""
+        case = self._case()
+        first, second = self._join(), self._join(who="b")
+        self.service.close(first)
+        self.service.close_all()
+        case.assertEqual(self.reactor.open, {})
+        case.assertTrue(getattr(second, "closed", True))
+        self._failure(self.service.update(second, SIPP_OFFER), 481)
 
     def test_contract_warn(self) -> None:
         """warn takes an open session and ignores a closed one; the call goes on either way."""
@@ -230,7 +251,7 @@ class MediaServiceContract:
         self.service.warn(session, 1000.0)
         self.service.close(session)
         self.service.warn(session, 1000.0)
-        self._case().assertEqual(self.reactor.open, {})
+        self._case().assertEqual(self.held(), {})
 
     def test_contract_exhaustion(self) -> None:
         """Beyond the session cap, or without a free port pair, a join is 503."""

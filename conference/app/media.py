@@ -13,15 +13,14 @@ it behind the same L{IMediaService} interface.
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple, cast
+from typing import Callable, Dict, Optional, Sequence, Tuple, cast
 
 from twisted.internet.defer import Deferred, maybeDeferred
-from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IListeningPort, IReactorTime, IReactorUDP
-from twisted.internet.protocol import DatagramProtocol
+from twisted.internet.interfaces import IReactorTime, IReactorUDP
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from conference.app.rtpports import PortPair, PortPairPool
 from conference.interfaces import IMediaService, IMediaSession
 from conference.media import srtp as _srtp
 from conference.offeranswer import (
@@ -43,40 +42,6 @@ log = Logger()
 DEFAULT_ADDRESS = "127.0.0.1"
 DEFAULT_PORT_RANGE = (20000, 29999)
 DEFAULT_MAX_SESSIONS = 1000
-# The smallest RTCP packet; RTP needs 12.  Both start with version 2.
-MIN_PACKET_SIZE = 8
-MAX_PACKET_SIZE = 8192
-
-
-class RTPSink(DatagramProtocol):
-    """
-    Counts the datagrams that reach one port and drops them.
-
-    @ivar packets: datagrams received; C{octets} their total size.
-    @ivar malformed: those too short or not RTP/RTCP version 2.
-    @ivar on_datagram: called with each datagram and its source, if set
-        (the mixer's receive path).
-    @ivar on_activity: called for each well-formed datagram, if set (the
-        null service refreshes the session's C{last_activity} through it;
-        the mixer unsets it and counts only the media it accepts).
-    """
-
-    def __init__(self) -> None:
-        self.packets = 0
-        self.octets = 0
-        self.malformed = 0
-        self.on_datagram: Optional[Callable[[bytes, Tuple[str, int]], None]] = None
-        self.on_activity: Optional[Callable[[], None]] = None
-
-    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
-        self.packets += 1
-        self.octets += len(datagram)
-        if len(datagram) < MIN_PACKET_SIZE or datagram[0] >> 6 != 2:
-            self.malformed += 1
-        elif self.on_activity is not None:
-            self.on_activity()
-        if self.on_datagram is not None:
-            self.on_datagram(datagram, (addr[0], addr[1]))
 
 
 @implementer(IMediaSession)
@@ -85,7 +50,8 @@ class NullMediaSession:
     One participant's media: the offer/answer state and the port pair.
 
     @ivar port: the RTP port (RTCP on C{port + 1}).
-    @ivar rtp: the L{RTPSink} of the RTP port; C{rtcp} that of RTCP.
+    @ivar pair: the L{PortPair} (back to the pool at close).
+    @ivar rtp: the L{conference.app.rtpports.RTPSink} of the RTP port; C{rtcp} that of RTCP.
     @ivar negotiation: the L{OfferAnswer} state.
     @ivar closed: whether L{NullMediaService.close} released it.
     @ivar last_activity: when media last arrived (see
@@ -99,8 +65,7 @@ class NullMediaSession:
         conference: str,
         participant: str,
         negotiation: OfferAnswer,
-        listeners: Tuple[IListeningPort, IListeningPort],
-        sinks: Tuple[RTPSink, RTPSink],
+        pair: PortPair,
         *,
         started: float = 0.0,
     ) -> None:
@@ -108,8 +73,8 @@ class NullMediaSession:
         self.participant = participant
         self.negotiation = negotiation
         self.port = negotiation.port
-        self.listeners = listeners
-        self.rtp, self.rtcp = sinks
+        self.pair = pair
+        self.rtp, self.rtcp = pair.sinks
         self.closed = False
         self.last_activity = started
 
@@ -214,69 +179,28 @@ class NullMediaService:
         self.session_ids = session_ids
         self.srtp = srtp_policy(srtp)
         self.sessions: Dict[int, NullMediaSession] = {}
-        self._next_port = low
-        self.capacity = min(max_sessions, self._pairs())
+        self.ports = PortPairPool(reactor, address, low, high)
+        self.capacity = min(max_sessions, self.ports.pairs)
 
     def _now(self) -> float:
         return cast(IReactorTime, self._reactor).seconds()
 
-    def _pairs(self) -> int:
-        return (self.high - self.low + 1) // 2
-
-    def _take_port(self) -> int:
-        port = self._next_port
-        self._next_port += 2
-        if self._next_port + 1 > self.high:
-            self._next_port = self.low
-        return port
-
-    def _listen(self) -> Tuple[int, Tuple[IListeningPort, IListeningPort], Tuple[RTPSink, RTPSink]]:
-        """
-        Open the next free RTP/RTCP pair, going round the range once; a
-        pair something else holds is skipped.
-
-        @raise RemoteProtocolError: 503 if no pair could be opened.
-        """
-        for _ in range(self._pairs()):
-            port = self._take_port()
-            if port in self.sessions:
-                continue
-            rtp, rtcp = RTPSink(), RTPSink()
-            try:
-                rtp_listener = self._reactor.listenUDP(
-                    port, rtp, interface=self.address, maxPacketSize=MAX_PACKET_SIZE
-                )
-            except CannotListenError:
-                continue
-            try:
-                rtcp_listener = self._reactor.listenUDP(
-                    port + 1, rtcp, interface=self.address, maxPacketSize=MAX_PACKET_SIZE
-                )
-            except CannotListenError:
-                rtp_listener.stopListening()
-                continue
-            return port, (rtp_listener, rtcp_listener), (rtp, rtcp)
-        log.warn("No free RTP port pair in {low}-{high}", low=self.low, high=self.high)
-        raise RemoteProtocolError("No media ports available", 503)
-
     def _open(self, conference: str, participant: str) -> NullMediaSession:
         if len(self.sessions) >= self.max_sessions:
             raise RemoteProtocolError("Media sessions exhausted", 503)
-        port, listeners, sinks = self._listen()
+        pair = self.ports.take(self.sessions)
         negotiation = OfferAnswer(
             address=self.address,
-            port=port,
+            port=pair.port,
             session_id=self.session_ids(),
             warn_agent=self.warn_agent,
             codecs=self.codecs,
             srtp=self.srtp,
         )
-        session = NullMediaSession(
-            conference, participant, negotiation, listeners, sinks, started=self._now()
-        )
-        for sink in sinks:
+        session = NullMediaSession(conference, participant, negotiation, pair, started=self._now())
+        for sink in pair.sinks:
             sink.on_activity = lambda: self.touch(session)
-        self.sessions[port] = session
+        self.sessions[pair.port] = session
         return session
 
     def _answer(self, conference: str, participant: str, offer: bytes) -> NullMediaSession:
@@ -353,20 +277,18 @@ class NullMediaService:
         return maybeDeferred(self._update, session, offer)
 
     def close(self, session: IMediaSession) -> None:
-        """Stop listening on the session's ports; idempotent."""
+        """Give the session's ports back to the pool (see L{PortPairPool}); idempotent."""
         if not isinstance(session, NullMediaSession) or session.closed:
             return
         session.closed = True
         if self.sessions.get(session.port) is session:
             del self.sessions[session.port]
-        for listener in session.listeners:
-            listener.stopListening()
-        session.rtp.on_activity = session.rtcp.on_activity = None  # no cycle left
         log.debug(
             "Closed media of {participant}: {packets} RTP packets dropped",
             participant=session.participant,
             packets=session.rtp.packets,
         )
+        self.ports.release(session.pair)  # the sinks forget the session: no cycle left
 
     def touch(self, session: IMediaSession) -> None:
         """
@@ -381,7 +303,15 @@ class NullMediaService:
         subscribers).
         """
 
+    def stop(self) -> None:
+        """
+        At shutdown, once the focus released its calls: close whatever is
+        left and unbind every port, parked ones included.
+        """
+        self.close_all()
+
     def close_all(self) -> None:
-        """Close every open session (at shutdown)."""
+        """Close every open session and unbind every port (at shutdown)."""
         for session in list(self.sessions.values()):
             self.close(session)
+        self.ports.close_all()

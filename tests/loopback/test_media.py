@@ -6,7 +6,7 @@ Tests for L{conference.app.media}: the null media service and its ports.
 from __future__ import annotations
 
 import struct
-from typing import Any, List, Tuple
+from typing import Any, Tuple
 
 from twisted.internet import reactor as global_reactor
 from twisted.internet.defer import Deferred
@@ -14,7 +14,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
-from conference.app.media import NullMediaService, NullMediaSession, RTPSink, srtp_policy
+from conference.app.media import NullMediaService, NullMediaSession, srtp_policy
 from conference.interfaces import IMediaService, IMediaSession
 from conference.media import srtp
 from conference.sdp import parse_sdp
@@ -94,14 +94,28 @@ class NullMediaServiceTests(SynchronousTestCase):
         self.assertEqual(sorted(self.reactor.open), [20002, 20003])
 
     def test_close(self) -> None:
-        """close stops both ports, forgets the session and is idempotent."""
+        """close parks both ports (dropping what arrives), forgets the session, is idempotent."""
         session = self.join()
-        rtp, rtcp = self.reactor.open[20000], self.reactor.open[20001]
         self.service.close(session)
         self.service.close(session)
-        self.assertFalse(rtp.listening or rtcp.listening)
-        self.assertEqual((self.reactor.open, self.service.sessions), ({}, {}))
+        self.assertEqual(self.service.sessions, {})
         self.assertTrue(session.closed)
+        self.assertTrue(session.rtp.parked and session.rtcp.parked)
+        self.reactor.deliver(20000, RTP_PACKET, ("192.0.2.1", 4000))
+        self.assertEqual(session.last_activity, 0)
+
+    def test_close_reuse(self) -> None:
+        """A closed pair serves the next join once its quarantine is over, afresh."""
+        first = self.join()
+        self.service.close(first)
+        self.assertEqual(self.join(who="sip:b@example.com").port, 20002)
+        self.reactor.advance(1)
+        third = self.join(who="sip:c@example.com")
+        self.assertEqual(third.port, 20000)
+        self.assertFalse(third.rtp.parked)
+        self.reactor.deliver(20000, RTP_PACKET, ("192.0.2.1", 4000))
+        self.assertEqual((third.rtp.packets, third.last_activity), (1, 1))
+        self.assertEqual(self.reactor.listened[-1], (20003, "198.51.100.1"))
 
     def test_close_all(self) -> None:
         """close_all releases every session."""
@@ -109,6 +123,14 @@ class NullMediaServiceTests(SynchronousTestCase):
         self.join(who="sip:b@example.com")
         self.service.close_all()
         self.assertEqual(self.reactor.open, {})
+
+    def test_stop(self) -> None:
+        """stop closes the sessions left and unbinds every port, parked ones too."""
+        first = self.join()
+        self.join(who="sip:b@example.com")
+        self.service.close(first)
+        self.service.stop()
+        self.assertEqual((self.reactor.open, self.service.sessions), ({}, {}))
 
     def test_cap(self) -> None:
         """Beyond max_sessions an answer or offer fails with 503 and opens nothing."""
@@ -130,7 +152,7 @@ class NullMediaServiceTests(SynchronousTestCase):
         self.assertEqual(e.reason, "No media ports available")
 
     def test_port_reused_after_close(self) -> None:
-        """The cursor goes round the range, so a closed pair is used again."""
+        """In a full range a closed pair is used again, quarantine or not."""
         service = NullMediaService(self.reactor, port_range=(30000, 30003))
         a = result(service.answer("c", "a", SIPP_OFFER), self)
         result(service.answer("c", "b", SIPP_OFFER), self)
@@ -288,23 +310,6 @@ class NullActivityTests(SynchronousTestCase):
         self.assertEqual(session.last_activity, 1010)
         self.service.close(session)
         self.assertIsNone(session.rtp.on_activity)
-
-
-class RTPSinkTests(SynchronousTestCase):
-    """
-    The counting sink.
-    """
-
-    def test_counts(self) -> None:
-        """Packets and octets are counted; short or non-v2 datagrams are malformed."""
-        sink = RTPSink()
-        seen: List[Tuple[bytes, Tuple[str, int]]] = []
-        sink.on_datagram = lambda data, addr: seen.append((data, addr))
-        sink.datagramReceived(RTP_PACKET, ("192.0.2.1", 4000))
-        sink.datagramReceived(b"\x00" * 20, ("192.0.2.1", 4000))
-        sink.datagramReceived(b"\x80", ("192.0.2.1", 4000))
-        self.assertEqual((sink.packets, sink.octets, sink.malformed), (3, len(RTP_PACKET) + 21, 2))
-        self.assertEqual(seen[0], (RTP_PACKET, ("192.0.2.1", 4000)))
 
 
 class LoopbackTests(TestCase):
