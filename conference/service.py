@@ -29,7 +29,7 @@ from conference.app.bookings import DEFAULT_MAX_ATTENDEES, DEFAULT_MAX_ORGANIZER
 from conference.app.core import CoreRouter
 from conference.app.registrar import Registrar
 from conference.app.trust import TrustSettings, load_trust_settings
-from conference.auth import Authenticator, AuthPolicy, CheckerAccounts, make_portal
+from conference.auth import Authenticator, AuthPolicy, CheckerAccounts, make_portal, reloading
 from conference.errors import StartupError
 from conference.interfaces import ISIPIdentity
 from conference.limits import DEFAULT_BODY_LIMITS, DEFAULT_EXEMPT, BodyLimits, Rate, RateLimiter
@@ -259,14 +259,16 @@ class ConferenceService(MultiService):
         hosts = listen_hosts(config.listen)
         domains = config.domains or ["localhost"]
         self.router = CoreRouter(domains, hosts, tag_factory=new_tag, accept_ip_literals=True)
+        # A password file is read when it changes, not at every login.
+        checkers = reloading(config.checkers)
         self.authenticator = Authenticator(
-            make_portal(config.checkers),
+            make_portal(checkers),
             DigestServer(lifetime=config.nonce_lifetime, algorithms=config.digest_algorithms),
             AuthPolicy(invite=config.auth_invite),
         )
         client_identities = bool(config.tls_ca) and config.tls_client_cert != "none"
         # Who has an account: their addresses never become conferences.
-        self.accounts = CheckerAccounts(config.checkers, complete=not client_identities)
+        self.accounts = CheckerAccounts(checkers, complete=not client_identities)
         self.limiter = limiter_from_config(config)
         self.trust = trust_from_config(config)
         from conference.app.federation import Federation

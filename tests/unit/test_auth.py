@@ -7,6 +7,8 @@ checkers, the SIP realm and identity, and the authentication policy.
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from hypothesis import given, settings
@@ -25,11 +27,13 @@ from conference.auth import (
     Authenticator,
     AuthPolicy,
     CheckerAccounts,
+    ReloadingPasswordFile,
     SIPDigestCredentials,
     SIPIdentity,
     SIPRealm,
     UnauthorizedError,
     make_portal,
+    reloading,
 )
 from conference.interfaces import IAccounts, ISIPIdentity
 from conference.sip.digest import (
@@ -274,6 +278,59 @@ class CheckerTests(AuthenticatorTestsMixin, SynchronousTestCase):
         assert identity is not None
         self.assertEqual(identity.username, "alice")
         self.assertIsNone(self.roundTrip(checker, password="guess"))
+
+    def logs_in(self, checker: Any, password: str) -> Optional[bool]:
+        """
+        Whether answering the challenge with C{password} authenticates
+        (L{None}: it failed otherwise than unauthorized).
+        """
+        auth = self.makeAuthenticator(checker)
+        error = self.failureResultOf(
+            auth.authenticate("REGISTER", URI, [], domain=DOMAIN, now=1000.0), UnauthorizedError
+        ).value
+        assert isinstance(error, UnauthorizedError)
+        authorization = answer(error.headers[0][1], password=password)
+        d = auth.authenticate("REGISTER", URI, [authorization], domain=DOMAIN, now=1001.0)
+        outcome: List[Optional[bool]] = []
+        d.addCallbacks(
+            lambda _: outcome.append(True),
+            lambda f: outcome.append(False if f.check(UnauthorizedError) else None),
+        )
+        [result] = outcome
+        return result
+
+    def test_file_read_when_changed(self) -> None:
+        """A file: checker is read once, again only after the file changed, and gone refuses."""
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("alice:secret\n")
+        [checker] = reloading([strcred.makeChecker("file:" + path)])
+        self.assertIsInstance(checker, ReloadingPasswordFile)
+        reads: List[int] = []
+        load = checker._loadCredentials
+
+        def counted() -> Any:
+            reads.append(1)
+            return load()
+
+        checker._loadCredentials = counted  # type: ignore[method-assign]
+        self.assertTrue(self.logs_in(checker, "secret"))
+        self.assertTrue(self.logs_in(checker, "secret"))
+        self.assertEqual(len(reads), 1)
+        with open(path, "w") as f:
+            f.write("alice:changed\n")
+        os.utime(path, (time.time() + 5, time.time() + 5))
+        self.assertIs(self.logs_in(checker, "secret"), False)
+        self.assertTrue(self.logs_in(checker, "changed"))
+        self.assertEqual(len(reads), 2)
+        os.remove(path)
+        self.assertIs(self.logs_in(checker, "changed"), False)
+        self.flushLoggedErrors()
+
+    def test_other_checkers_kept(self) -> None:
+        """reloading leaves checkers other than strcred's file: one as they are."""
+        memory = strcred.makeChecker("memory:alice:secret")
+        self.assertEqual(reloading([memory]), [memory])
 
     def test_no_checker_is_500(self) -> None:
         """A portal with no checker for digest fails with a 500."""
