@@ -246,15 +246,19 @@ class CheckerTests(AuthenticatorTestsMixin, SynchronousTestCase):
     The checkers C{--auth} builds through L{twisted.cred.strcred}.
     """
 
-    def roundTrip(self, checker: Any, password: str = "secret") -> Optional[ISIPIdentity]:
-        """Challenge, answer, and return the identity."""
+    def attempt(self, checker: Any, password: str) -> Deferred[Any]:
+        """Be challenged, answer with C{password}: the authentication's outcome."""
         auth = self.makeAuthenticator(checker)
         error = self.failureResultOf(
             auth.authenticate("REGISTER", URI, [], domain=DOMAIN, now=1000.0), UnauthorizedError
         ).value
         assert isinstance(error, UnauthorizedError)
         authorization = answer(error.headers[0][1], password=password)
-        d = auth.authenticate("REGISTER", URI, [authorization], domain=DOMAIN, now=1001.0)
+        return auth.authenticate("REGISTER", URI, [authorization], domain=DOMAIN, now=1001.0)
+
+    def roundTrip(self, checker: Any, password: str = "secret") -> Optional[ISIPIdentity]:
+        """Challenge, answer, and return the identity."""
+        d = self.attempt(checker, password)
         if password != "secret":
             self.failureResultOf(d, UnauthorizedError)
             return None
@@ -284,13 +288,7 @@ class CheckerTests(AuthenticatorTestsMixin, SynchronousTestCase):
         Whether answering the challenge with C{password} authenticates
         (L{None}: it failed otherwise than unauthorized).
         """
-        auth = self.makeAuthenticator(checker)
-        error = self.failureResultOf(
-            auth.authenticate("REGISTER", URI, [], domain=DOMAIN, now=1000.0), UnauthorizedError
-        ).value
-        assert isinstance(error, UnauthorizedError)
-        authorization = answer(error.headers[0][1], password=password)
-        d = auth.authenticate("REGISTER", URI, [authorization], domain=DOMAIN, now=1001.0)
+        d = self.attempt(checker, password)
         outcome: List[Optional[bool]] = []
         d.addCallbacks(
             lambda _: outcome.append(True),
