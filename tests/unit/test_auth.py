@@ -246,7 +246,7 @@ class CheckerTests(AuthenticatorTestsMixin, SynchronousTestCase):
     The checkers C{--auth} builds through L{twisted.cred.strcred}.
     """
 
-    def attempt(self, checker: Any, password: str) -> Deferred[ISIPIdentity]:
+    def attempt(self, checker: Any, password: str) -> Deferred[Optional[ISIPIdentity]]:
         """Be challenged, answer with C{password}: the authentication's outcome."""
         auth = self.makeAuthenticator(checker)
         error = self.failureResultOf(
