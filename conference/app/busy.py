@@ -17,7 +17,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from twisted.internet.defer import Deferred, gatherResults, succeed
 
@@ -136,30 +136,41 @@ def retry_after(now: datetime, free_at: Optional[datetime]) -> int:
     return max(MIN_RETRY, math.ceil((free_at - now).total_seconds()))
 
 
+def calendar_part(
+    freebusy: Component, formats: BodyFormats, sign: Optional[Signer] = None
+) -> Optional[Tuple[str, bytes]]:
+    """
+    The (Content-Type, body) of C{freebusy} in the calendar type the
+    caller accepts (L{None} if none), wrapped by C{sign} as
+    C{multipart/signed} when the server has S/MIME credentials.
+    """
+    if formats.calendar is None:
+        return None
+    content_type, body = freebusy_body(freebusy, formats.calendar)
+    if sign is not None:
+        content_type, body = sign(content_type, body)
+    return content_type, body
+
+
 def busy_response(
     request: Request,
     code: int,
     *,
     reason: str,
-    freebusy: Component,
+    part: Optional[Tuple[str, bytes]],
     retry: Optional[int],
-    formats: BodyFormats,
     to_tag: str,
-    sign: Optional[Signer] = None,
 ) -> Response:
     """
     The 486 (or 480) answer: Retry-After and, when the caller accepts a
-    calendar type, the VFREEBUSY (wrapped by C{sign} as
-    C{multipart/signed} when the server has S/MIME credentials).
+    calendar type, the VFREEBUSY C{part} (see L{calendar_part}).
     """
     headers: List[Tuple[str, str]] = []
     if retry is not None:
         headers.append(("Retry-After", str(retry)))
     body = b""
-    if formats.calendar is not None:
-        content_type, body = freebusy_body(freebusy, formats.calendar)
-        if sign is not None:
-            content_type, body = sign(content_type, body)
+    if part is not None:
+        content_type, body = part
         headers.append(("Content-Type", content_type))
     return make_response(request, code, reason, to_tag=to_tag, headers=headers, body=body)
 
@@ -345,11 +356,9 @@ class UserAvailability:
                 request,
                 486,
                 reason="Busy Here",
-                freebusy=fb,
+                part=calendar_part(fb, formats, self.sign),
                 retry=retry_after(start, free_at),
-                formats=formats,
                 to_tag=to_tag,
-                sign=self.sign,
             )
         if contacts:
             headers = [
@@ -363,11 +372,9 @@ class UserAvailability:
             request,
             480,
             reason="Temporarily Unavailable",
-            freebusy=fb,
+            part=calendar_part(fb, formats, self.sign),
             retry=None,
-            formats=formats,
             to_tag=to_tag,
-            sign=self.sign,
         )
 
 
@@ -382,6 +389,49 @@ def conference_unavailable(
     )
 
 
+class ConferenceBusyParts:
+    """
+    The calendar parts of the 486s of conferences that cannot be joined,
+    each made once per conference, kind, end, calendar type, signer and
+    second: callers retrying a full or not-yet-open conference (or a storm
+    of them) would otherwise rebuild, serialize and sign the same
+    VFREEBUSY at every attempt.  A part is what it would have been without
+    the cache: its DTSTAMP and window start are the whole second anyway.
+    At most C{size} parts are kept, the oldest made dropped first.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._parts: Dict[Tuple[Any, ...], Optional[Tuple[str, bytes]]] = {}
+        self.made = 0
+
+    def part(
+        self,
+        uri: str,
+        at: datetime,
+        until: datetime,
+        *,
+        kind: str,
+        formats: BodyFormats,
+        sign: Optional[Signer] = None,
+    ) -> Optional[Tuple[str, bytes]]:
+        """
+        The part L{calendar_part} gives for L{conference_unavailable} of
+        these, C{at} taken to the whole second.
+        """
+        at = at.replace(microsecond=0)
+        key = (uri, at, until, kind, formats.calendar, sign)
+        if key in self._parts:
+            return self._parts[key]
+        found = calendar_part(conference_unavailable(uri, at, until, kind), formats, sign)
+        self.made += 1
+        if self.size > 0:
+            if len(self._parts) >= self.size:
+                del self._parts[next(iter(self._parts))]
+            self._parts[key] = found
+        return found
+
+
 def refuse_conference(
     request: Request,
     uri: str,
@@ -393,22 +443,19 @@ def refuse_conference(
     reason: str,
     kind: str = "BUSY-UNAVAILABLE",
     sign: Optional[Signer] = None,
+    parts: Optional[ConferenceBusyParts] = None,
 ) -> Response:
     """
     486 for a conference that is full, locked or not yet open, with its
-    unavailable time and a Retry-After at C{until}.
+    unavailable time and a Retry-After at C{until}; the VFREEBUSY part
+    comes from C{parts} when given.
     """
-    at = utc_datetime(now)
-    fb = conference_unavailable(uri, at, until, kind)
+    at = utc_datetime(now).replace(microsecond=0)
+    part = (parts or ConferenceBusyParts(0)).part(
+        uri, at, until, kind=kind, formats=formats, sign=sign
+    )
     return busy_response(
-        request,
-        486,
-        reason=reason,
-        freebusy=fb,
-        retry=retry_after(at, until),
-        formats=formats,
-        to_tag=to_tag,
-        sign=sign,
+        request, 486, reason=reason, part=part, retry=retry_after(at, until), to_tag=to_tag
     )
 
 
@@ -427,10 +474,12 @@ __all__ = [
     "Signer",
     "XCAL",
     "BodyFormats",
+    "ConferenceBusyParts",
     "InConference",
     "UserAvailability",
     "body_formats",
     "busy_response",
+    "calendar_part",
     "check_formats",
     "conference_unavailable",
     "freebusy_body",

@@ -33,6 +33,7 @@ from conference.app.admission import (
 from conference.app.busy import (
     SDP,
     BodyFormats,
+    ConferenceBusyParts,
     InConference,
     Signer,
     UserAvailability,
@@ -172,6 +173,8 @@ class Focus:
         self._timer: Optional[IDelayedCall] = None
         #: Told each conference URI whose participants changed.
         self.listeners: List[Callable[[str], None]] = []
+        #: The VFREEBUSY parts of 486s, made once a second per conference.
+        self.busy_parts = ConferenceBusyParts()
         #: Decides who may join and as what (L{None}: anyone, no role).
         self.admit: Optional[Callable[[_Join, str], Optional[Any]]] = None
         #: Answers re-INVITE, UPDATE and the ACK of an offerless INVITE.
@@ -401,6 +404,7 @@ class Focus:
             sign=self.calendars.sign,
             reason=f"Busy Here (conference {why})",
             kind=kind,
+            parts=self.busy_parts,
         )
 
     def _accept(

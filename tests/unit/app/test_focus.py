@@ -277,6 +277,18 @@ class FocusTests(FocusFixture):
         self.assertEqual(busy.param("FBTYPE"), "BUSY-UNAVAILABLE")
         self.assertEqual(busy.values[0].stop, opens)
 
+    def test_busy_part_once_a_second(self) -> None:
+        """Repeated 486s of one conference in one second share one VFREEBUSY, made once."""
+        self.store(conference_calendar(start=T0 + timedelta(hours=2)))
+        first = self.answer(self.invite(call_id="a"))
+        second = self.answer(self.invite(call_id="b"))
+        self.assertEqual((first.code, second.code), (486, 486))
+        self.assertEqual(first.body, second.body)
+        self.assertEqual(self.focus.busy_parts.made, 1)
+        self.clock.advance(1)
+        self.assertNotEqual(self.answer(self.invite(call_id="c")).body, first.body)
+        self.assertEqual(self.focus.busy_parts.made, 2)
+
     def test_full(self) -> None:
         """A full conference answers 486 with Retry-After at the instance end."""
         self.store(conference_calendar(), max_participants="1")
