@@ -8,7 +8,10 @@ at once the same way.  Opening is the focus's join rule (from the start
 minus the early-join window), per instance of a recurring conference.
 
 One timer per live conference on the injected reactor, armed when someone
-joins and when the conference's record changes.
+joins and when the conference's record changes.  Joins and leaves read the
+record again only when it was last read more than L{REREAD} seconds ago:
+a busy conference's every join and leave would otherwise each cost a store
+read and a look at its calendar (record changes made here always re-arm).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from conference.app.focus import Focus
 from conference.calendar.errors import CalendarError
 from conference.records import ConferenceRecord
 
-__all__ = ["DEFAULT_GRACE", "DEFAULT_WARNING", "ConferenceLifecycle"]
+__all__ = ["DEFAULT_GRACE", "DEFAULT_WARNING", "REREAD", "ConferenceLifecycle"]
 
 log = Logger()
 
@@ -39,6 +42,8 @@ log = Logger()
 #: the conference is ended (seconds).
 DEFAULT_WARNING = 300.0
 DEFAULT_GRACE = 120.0
+#: Seconds a live conference's record, once read, serves joins and leaves.
+REREAD = 1.0
 
 
 @dataclass
@@ -48,11 +53,13 @@ class _Live:
 
     @ivar ends: the instance's DTEND (POSIX seconds).
     @ivar warned: whether the warning went out for this instance.
+    @ivar read_at: when the record was last read (POSIX seconds).
     """
 
     ends: float
     warned: bool = False
     timer: Optional[IDelayedCall] = None
+    read_at: float = 0.0
 
 
 class ConferenceLifecycle:
@@ -78,11 +85,27 @@ class ConferenceLifecycle:
         self._live: Dict[str, _Live] = {}
         self._ending: Set[str] = set()
         self.warnings: Dict[str, float] = {}
-        focus.listeners.append(self.changed)
+        focus.listeners.append(self.participants_changed)
+
+    def participants_changed(self, uri: str) -> None:
+        """
+        Someone joined or left C{uri} (or its moderation changed): as
+        L{changed}, unless its record was read within L{REREAD} seconds and
+        people are still in, when the timer armed then stands.
+        """
+        live = self._live.get(uri)
+        if (
+            live is not None
+            and uri not in self._ending
+            and self._reactor.seconds() - live.read_at < REREAD
+            and self.focus.roster.count(uri) > 0
+        ):
+            return
+        self.changed(uri)
 
     def changed(self, uri: str) -> None:
         """
-        Someone joined or left C{uri}, or its record changed: (re)arm its
+        C{uri}'s record changed (or someone joined or left): (re)arm its
         timer from the record, or forget it when nobody is in.
         """
         if uri in self._ending:
@@ -104,6 +127,7 @@ class ConferenceLifecycle:
         if live is None or live.ends != ends:
             self._forget(uri)
             live = self._live[uri] = _Live(ends)
+        live.read_at = now
         self._schedule(uri, live, now)
 
     def _ends(self, record: Optional[ConferenceRecord], now: float) -> Optional[float]:
@@ -158,7 +182,7 @@ class ConferenceLifecycle:
         self._live.pop(uri, None)
         ends = self._ends(record, now)
         if ends is not None and ends > live.ends:
-            self._live[uri] = _Live(ends)
+            self._live[uri] = _Live(ends, read_at=now)
             self._schedule(uri, self._live[uri], now)
             return
         self._end(uri, "conference over")

@@ -7,7 +7,9 @@ when cancelled; all on a fake clock.
 
 from __future__ import annotations
 
-from conference.app.lifecycle import ConferenceLifecycle
+from typing import Any, List
+
+from conference.app.lifecycle import REREAD, ConferenceLifecycle
 from conference.calendar.recurrence import MAX_STEPS, Budget
 from conference.records import ConferenceRecord
 from tests.unit.app.calendars import T0
@@ -89,6 +91,26 @@ class LifecycleTests(ControlFixture):
         self.lifecycle.changed(CONF)
         self.clock.advance(END + 120 - self.clock.seconds())
         self.assertEqual(len(self.sender.of("BYE")), 1)
+
+    def test_joins_read_once_a_second(self) -> None:
+        """Joins within REREAD of the last read keep its timer; a later one reads again."""
+        armed: List[str] = []
+        arm = self.lifecycle._arm
+
+        def counted(record: Any, uri: str) -> None:
+            armed.append(uri)
+            arm(record, uri)
+
+        self.lifecycle._arm = counted  # type: ignore[method-assign]
+        self.join(ALICE)
+        self.join(BOB)
+        self.assertEqual(armed, [CONF])
+        self.clock.advance(REREAD)
+        self.join(CAROL)
+        self.assertEqual(armed, [CONF, CONF])
+        self.store("", max_participants="10")
+        self.lifecycle.changed(CONF)  # a record change re-arms at once
+        self.assertEqual(len(armed), 3)
 
     def test_recurring_back_to_back(self) -> None:
         """At the end of one hourly instance the next, already open, keeps the call."""
