@@ -10,9 +10,9 @@ whatever arrives, and the next session takes it once it has been parked for
 L{QUARANTINE} seconds, so the packets the previous peer still had in flight
 are not handed to the new one (the mixer's latch rule drops strangers
 anyway; the quarantine means a parked port's late traffic never even
-reaches a channel).  Parking is bounded (L{MAX_PARKED} pairs by default),
-beyond which pairs are closed as before, so an idle server holds few
-sockets.
+reaches a channel).  Parking is bounded (L{parked_cap}: up to
+L{MAX_PARKED} pairs, fewer where the process may open few files), beyond
+which pairs are closed as before.
 """
 
 from __future__ import annotations
@@ -34,8 +34,26 @@ MIN_PACKET_SIZE = 8
 MAX_PACKET_SIZE = 8192
 #: Seconds a released pair stays parked before another session gets it.
 QUARANTINE = 0.5
-#: Pairs kept parked at most (two sockets each); more are closed.
-MAX_PARKED = 256
+#: Pairs kept parked at most (two sockets each); more are closed.  The
+#: pool keeps fewer where the process may open few files (L{parked_cap}).
+MAX_PARKED = 1024
+
+
+def parked_cap(limit: int = MAX_PARKED) -> int:
+    """
+    How many pairs may stay parked: at most C{limit}, and no more than an
+    eighth of the files the process may open (a quarter of them as
+    sockets), so parking never starves the server of descriptors.
+    """
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):
+        return min(limit, 128)
+    if soft == resource.RLIM_INFINITY:
+        return limit
+    return max(0, min(limit, soft // 8))
 
 
 class RTPSink(DatagramProtocol):
@@ -127,17 +145,19 @@ class PortPairPool:
         high: int,
         *,
         quarantine: float = QUARANTINE,
-        max_parked: int = MAX_PARKED,
+        max_parked: Optional[int] = None,
     ) -> None:
         """
         @param reactor: where ports are bound; also provides C{IReactorTime}.
         @param low: the lowest even port; C{high} the highest usable port.
+        @param max_parked: pairs kept parked at most (L{parked_cap} if
+            L{None}).
         """
         self._reactor = reactor
         self.address = address
         self.low, self.high = low, high
         self.quarantine = quarantine
-        self.max_parked = max_parked
+        self.max_parked = parked_cap() if max_parked is None else max_parked
         self.parked: Deque[PortPair] = deque()
         self._parked_ports: Set[int] = set()
         self._next_port = low

@@ -18,6 +18,7 @@ from conference.sip.transaction_model import new_tag
 from conference.transport.server import SIPServer
 from conference.transport.udp import (
     SIPDatagramProtocol,
+    TimestampedPort,
     UDPListenerService,
     listen_udp,
     parse_udp_description,
@@ -188,3 +189,24 @@ class TimestampTests(TestCase):
         assert arrival is not None
         self.assertGreaterEqual(arrival, sent - 0.01)
         self.assertLessEqual(arrival, time.time())
+
+    async def test_read_budget(self) -> None:
+        """One wake-up reads at most MAX_DATAGRAMS datagrams; the rest wait for the next."""
+        from twisted.internet import reactor
+
+        recorder = StampRecorder()
+        port = listen_udp(reactor, 0, recorder, "127.0.0.1")  # type: ignore[arg-type]
+        self.addCleanup(port.stopListening)
+        if not getattr(port, "stamps", False):
+            raise SkipTest("this platform gives no UDP receive timestamps")
+        budget = TimestampedPort.MAX_DATAGRAMS
+        port.stopReading()  # type: ignore[attr-defined]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for n in range(budget + 5):
+                sock.sendto(b"%d" % n, ("127.0.0.1", port.getHost().port))  # type: ignore[attr-defined]
+        port.doRead()  # type: ignore[attr-defined]
+        self.assertEqual(len(recorder.got), budget)
+        port.doRead()  # type: ignore[attr-defined]
+        self.assertEqual(
+            [data for data, _, _ in recorder.got], [b"%d" % n for n in range(budget + 5)]
+        )

@@ -5,12 +5,13 @@ Tests for L{conference.app.rtpports}: the sinks and the pool of port pairs.
 
 from __future__ import annotations
 
+import resource
 import struct
 from typing import List, Set, Tuple
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from conference.app.rtpports import PortPairPool, RTPSink
+from conference.app.rtpports import MAX_PARKED, PortPairPool, RTPSink, parked_cap
 from conference.sip.errors import RemoteProtocolError
 from tests.mediacontract import FakeMediaReactor
 
@@ -144,3 +145,13 @@ class PortPairPoolTests(SynchronousTestCase):
         self.pool.close_all()
         self.assertEqual((self.reactor.open, list(self.pool.parked)), ({}, []))
         self.assertEqual(self.pool.take(set()).port, 30004)
+
+    def test_parked_cap(self) -> None:
+        """By default at most MAX_PARKED pairs park, and no more than an eighth of the files."""
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        expected = MAX_PARKED if soft == resource.RLIM_INFINITY else min(MAX_PARKED, soft // 8)
+        self.assertEqual(parked_cap(), expected)
+        self.assertEqual(
+            PortPairPool(self.reactor, "198.51.100.1", 30000, 30007).max_parked, expected
+        )
+        self.assertLessEqual(parked_cap(4), 4)
