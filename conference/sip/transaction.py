@@ -345,16 +345,7 @@ class TransactionLayer:
         if txn is not None and not txn.rfc3261 and ack.to.tag != txn.to_tag:
             txn = None
         if txn is not None and txn.state in (S.COMPLETED, S.CONFIRMED):
-            # ACK for a non-2xx final: absorbed (section 17.2.1).
-            if txn.state is S.COMPLETED:
-                txn.state = S.CONFIRMED
-                txn.acked = True
-                self._cancel(txn, "G")
-                self._cancel(txn, "H")
-                actions: List[Action] = []
-                self._later(txn, "I", now, 0.0 if txn.peer.reliable else self.t4, actions)
-                return actions
-            return []
+            return self._absorb_ack(txn, now)
         if txn is None or txn.state is not S.ACCEPTED:
             try:
                 akey = (ack.call_id, ack.cseq.number, ack.from_.tag)
@@ -367,6 +358,47 @@ class TransactionLayer:
             txn.acked = True
             self._cancel(txn, "2xx")
         return [AckReceived(ack, peer)]
+
+    def _absorb_ack(self, txn: ServerTransaction, now: float) -> List[Action]:
+        """
+        The ACK for a non-2xx final of C{txn} (Completed or Confirmed):
+        absorbed, and Timer I started by the first (section 17.2.1).
+        """
+        if txn.state is not S.COMPLETED:
+            return []
+        txn.state = S.CONFIRMED
+        txn.acked = True
+        self._cancel(txn, "G")
+        self._cancel(txn, "H")
+        actions: List[Action] = []
+        self._later(txn, "I", now, 0.0 if txn.peer.reliable else self.t4, actions)
+        return actions
+
+    def absorbable(self, method: str, key: Hashable) -> Optional[ServerTransaction]:
+        """
+        The live server transaction a request known only by its method and
+        RFC 3261 server key (L{conference.sip.rawmatch.raw_server_key})
+        belongs to, when L{absorb} can handle that request without parsing
+        it: the ACK of a non-2xx final response, or a retransmission.
+        L{None} otherwise (the caller then parses the message and gives it
+        to L{receive}).  Changes nothing.
+        """
+        txn = self._server.get(key)
+        if txn is None or not txn.rfc3261:
+            return None
+        if method == "ACK":
+            return txn if txn.state in (S.COMPLETED, S.CONFIRMED) else None
+        return txn if method == txn.method else None
+
+    def absorb(self, method: str, txn: ServerTransaction, peer: Peer, now: float) -> List[Action]:
+        """
+        Handle a request L{absorbable} found C{txn} for, as L{receive}
+        would: an ACK absorbed (Timer I started by the first), a
+        retransmission answered with the last response sent.
+        """
+        if method == "ACK":
+            return self._absorb_ack(txn, now)
+        return self._retransmitted(txn, peer)
 
     def _receive_cancel(
         self, cancel: Request, key: Hashable, peer: Peer, now: float

@@ -34,6 +34,7 @@ from conference.sip.errors import LocalProtocolError, RemoteProtocolError, SIPPr
 from conference.sip.headers import format_via, parse_via
 from conference.sip.message import Message, Request, Response, error_response, make_response
 from conference.sip.parser import parse_datagram, validate
+from conference.sip.rawmatch import raw_server_key
 from conference.sip.transaction_model import new_branch, new_tag
 
 log = Logger()
@@ -167,6 +168,8 @@ class SIPServer:
             aged = queue.observe(max(0.0, now - arrival), now)
             if aged and self._refuse_unparsed(data, peer):
                 return
+        if self._absorbed(data, peer):
+            return
         try:
             message = parse_datagram(data, max_size=self.max_message_size)
         except RemoteProtocolError as e:
@@ -175,6 +178,31 @@ class SIPServer:
         if message is None:
             return
         self.message_received(message, peer, validated=True)
+
+    def _absorbed(self, data: bytes, peer: txn.Peer) -> bool:
+        """
+        Absorb the ACK of a non-2xx final, or answer a retransmission of a
+        request whose transaction lives, from the datagram's request line
+        and top Via alone (L{conference.sip.rawmatch}); whether it was
+        done.  Anything else, and any datagram from a source over its rate
+        limit, takes the full path (which treats those the same way).
+        """
+        if len(data) > self.max_message_size:
+            return False
+        found = raw_server_key(data)
+        if found is None:
+            return False
+        method, key = found
+        transaction = self.layer.absorbable(method, key)
+        if transaction is None:
+            return False
+        now = self.now()
+        limiter = self.limiter
+        if limiter is not None and limiter.check_source(peer.host, method, now) is not None:
+            return False  # nothing charged: the full path refuses it
+        self.stats["received"] += 1
+        self.run(self.layer.absorb(method, transaction, peer, now))
+        return True
 
     def message_received(
         self, message: Message, peer: txn.Peer, *, validated: bool = False

@@ -705,3 +705,52 @@ class TransactionCapTests(SynchronousTestCase):
         """Without max_server the layer takes any number of transactions."""
         layer = new_layer()
         self.assertEqual(len(self.fill(layer, 50)), 50)
+
+
+class AbsorbTests(SynchronousTestCase):
+    """
+    absorbable and absorb: what the layer handles from a request's method
+    and RFC 3261 key alone, as receive would.
+    """
+
+    KEY = ("3261", "z9hG4bKinv1", ("client.example.com", 5060), "INVITE")
+
+    def test_ack_of_non_2xx(self) -> None:
+        """The ACK of a non-2xx is absorbed and starts Timer I, once; later ones do nothing."""
+        layer = new_layer()
+        txn = start(layer, request())
+        layer.respond(txn, make_response(txn.request, 404, to_tag="x"), 0.0)
+        self.assertIs(layer.absorbable("ACK", self.KEY), txn)
+        self.assertEqual(layer.absorb("ACK", txn, UDP, 0.6), [])
+        self.assertIs(txn.state, TransactionState.CONFIRMED)
+        self.assertEqual(layer.next_deadline(), 0.6 + layer.t4)
+        self.assertIs(layer.absorbable("ACK", self.KEY), txn)
+        self.assertEqual(layer.absorb("ACK", txn, UDP, 0.7), [])
+        self.assertEqual(layer.next_deadline(), 0.6 + layer.t4)
+        run_timers(layer, 100.0)
+        assert_empty(self, layer)
+
+    def test_retransmission(self) -> None:
+        """A retransmission gets the last response again, with the peer it came from."""
+        layer = new_layer()
+        txn = start(layer, request("OPTIONS", cseq_method="OPTIONS"))
+        ok = make_response(txn.request, 200, to_tag="x")
+        layer.respond(txn, ok, 0.0)
+        key = (*self.KEY[:3], "OPTIONS")
+        moved = Peer("UDP", "192.0.2.1", 5999)
+        self.assertIs(layer.absorbable("OPTIONS", key), txn)
+        self.assertEqual(layer.absorb("OPTIONS", txn, moved, 0.5), [SendMessage(ok, moved)])
+        self.assertEqual(txn.peer, moved)
+
+    def test_declined(self) -> None:
+        """Unknown keys, 2xx ACKs, other methods and RFC 2543 transactions are left to receive."""
+        layer = new_layer()
+        self.assertIsNone(layer.absorbable("ACK", self.KEY))
+        txn = start(layer, request())
+        self.assertIsNone(layer.absorbable("ACK", self.KEY))  # no final yet
+        self.assertIsNone(layer.absorbable("BYE", (*self.KEY[:3], "INVITE")))
+        layer.respond(txn, make_response(txn.request, 200, to_tag="x"), 0.0)
+        self.assertIsNone(layer.absorbable("ACK", self.KEY))  # a 2xx's ACK is dialog business
+        old = start(layer, request(branch="old1", call_id="c2"))
+        layer.respond(old, make_response(old.request, 404, to_tag="y"), 0.0)
+        self.assertIsNone(layer.absorbable("ACK", old.key))
