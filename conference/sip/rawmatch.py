@@ -38,7 +38,8 @@ _VIA = re.compile(
     rb"[ \t]*SIP/2\.0/(" + _TOKEN + rb") ([A-Za-z0-9.-]+)(?::([0-9]{1,5}))?"
     rb"((?:;" + _TOKEN + rb"(?:=" + _TOKEN + rb")?)*)[ \t]*(?:,|$)"
 )
-_VIA_NAMES = (b"via", b"v")
+# The first Via header line (full or compact name).
+_VIA_LINE = re.compile(rb"\r\n(?:via|v)[ \t]*:", re.IGNORECASE)
 
 
 def raw_server_key(data: bytes) -> Optional[Tuple[str, Hashable]]:
@@ -52,29 +53,20 @@ def raw_server_key(data: bytes) -> Optional[Tuple[str, Hashable]]:
     if end < 0:
         return None
     head = data[:end]
+    if b"\r\n " in head or b"\r\n\t" in head:
+        return None  # folded lines: leave them to the parser
     line_end = head.find(b"\r\n")
     if line_end < 0:
         return None
     start = _REQUEST_LINE.fullmatch(head, 0, line_end)
     if start is None:
         return None
-    method = start.group(1).decode("ascii")
-    pos = line_end + 2
-    while True:
-        next_end = head.find(b"\r\n", pos)
-        line = head[pos:] if next_end < 0 else head[pos:next_end]
-        if line[:1] in (b" ", b"\t"):
-            return None  # folded: leave it to the parser
-        name, colon, value = line.partition(b":")
-        if not colon:
-            return None
-        if name.rstrip(b" \t").lower() in _VIA_NAMES:
-            if next_end >= 0 and head[next_end + 2 : next_end + 3] in (b" ", b"\t"):
-                return None  # the Via continues on a folded line
-            return _key(method, value)
-        if next_end < 0:
-            return None
-        pos = next_end + 2
+    via = _VIA_LINE.search(head, line_end)
+    if via is None:
+        return None
+    value_end = head.find(b"\r\n", via.end())
+    value = head[via.end() :] if value_end < 0 else head[via.end() : value_end]
+    return _key(start.group(1).decode("ascii"), value)
 
 
 def _key(method: str, value: bytes) -> Optional[Tuple[str, Hashable]]:
