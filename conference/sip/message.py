@@ -565,8 +565,12 @@ def make_response(
         to = request.to
         if to.tag is None:
             tagged = to.with_tag(to_tag)
-            value = tagged.to_string()
-            response.set_header("to", value)
+            # The tag is the field's last parameter: appended to the text
+            # as written rather than writing the whole field out again.
+            # (After CSeq, where set_header put it before.)
+            value = request.headers["to"][0] + ";tag=" + to_tag
+            del response.headers["to"]
+            response.headers["to"] = [value]
             response.remember_view("to", value, tagged)
     if 101 <= code < 300 and request.method in _DIALOG_CREATING:
         routes = request.headers.get("record-route")

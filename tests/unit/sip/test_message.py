@@ -296,6 +296,18 @@ class ViewCacheTests(SynchronousTestCase):
             ["via", "via", "from", "call-id", "cseq", "to"],
         )
 
+    def test_make_response_tag_appended(self) -> None:
+        """The tagged To is the request's To as written, with the tag appended; it parses."""
+        r = invite()
+        r.set_header("to", '"Bob  B." <sip:bob@example.com;transport=udp> ;x=1')
+        resp = make_response(r, 404, to_tag="t9")
+        self.assertEqual(
+            resp.header("to"), '"Bob  B." <sip:bob@example.com;transport=udp> ;x=1;tag=t9'
+        )
+        self.assertEqual(resp.to.tag, "t9")
+        resp.forget_views()
+        self.assertEqual((resp.to.tag, resp.to.params.get("x")), ("t9", "1"))
+
     def test_make_response_refuses_line_breaks(self) -> None:
         """A request field holding a line break (set directly) is still refused."""
         r = invite()
