@@ -39,6 +39,10 @@ from conference.sip.transaction_model import new_branch, new_tag
 
 log = Logger()
 
+# How late the timers that only end a transaction (Timer J, I, H...) may
+# fire, seconds; the retransmission timers fire on time.
+TIMER_SLACK = 0.05
+
 
 class Sender(Protocol):
     """
@@ -464,7 +468,9 @@ class SIPServer:
         )
 
     def _rearm(self) -> None:
-        deadline = self.layer.next_deadline()
+        # Timers that only end transactions may wait TIMER_SLACK, so that
+        # one wake-up ends all those due by then (TransactionLayer.wake_time).
+        deadline = self.layer.wake_time(TIMER_SLACK)
         if deadline is None:
             if self._timer is not None and self._timer.active():
                 self._timer.cancel()

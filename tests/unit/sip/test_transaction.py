@@ -754,3 +754,45 @@ class AbsorbTests(SynchronousTestCase):
         old = start(layer, request(branch="old1", call_id="c2"))
         layer.respond(old, make_response(old.request, 404, to_tag="y"), 0.0)
         self.assertIsNone(layer.absorbable("ACK", old.key))
+
+
+class WakeTimeTests(SynchronousTestCase):
+    """
+    wake_time: lax timers (those that only end transactions) may wait the
+    slack; exact ones never do; advance still fires everything in order.
+    """
+
+    def test_lax_timer_waits_slack(self) -> None:
+        """Timer J alone: wake at its deadline plus the slack; next_deadline stays exact."""
+        layer = new_layer()
+        txn = start(layer, request("OPTIONS"))
+        layer.respond(txn, make_response(txn.request, 200, to_tag="x"), 0.0)
+        self.assertEqual(layer.next_deadline(), 32.0)
+        self.assertEqual(layer.wake_time(0.05), 32.05)
+
+    def test_exact_timer_first(self) -> None:
+        """A retransmission timer due before the slack ends is the wake time."""
+        layer = new_layer()
+        done = start(layer, request("OPTIONS", branch="z9hG4bKo"))
+        layer.respond(done, make_response(done.request, 200, to_tag="x"), 0.0)
+        busy = start(layer, request())
+        layer.respond(busy, make_response(busy.request, 486, to_tag="y"), 31.8)
+        # Timer J at 32.0; the 486's Timer G at 32.3.
+        self.assertEqual(layer.wake_time(0.5), 32.3)
+        self.assertEqual(layer.wake_time(0.1), 32.1)
+
+    def test_advance_in_order_across_kinds(self) -> None:
+        """One late advance fires exact and lax timers together, earliest first."""
+        layer = new_layer()
+        done = start(layer, request("OPTIONS", branch="z9hG4bKo"))
+        layer.respond(done, make_response(done.request, 200, to_tag="x"), 0.0)
+        busy = start(layer, request())
+        layer.respond(busy, make_response(busy.request, 486, to_tag="y"), 31.8)
+        actions = layer.advance(32.4)
+        self.assertEqual([type(a) for a in actions], [TransactionTerminated, SendMessage])
+        self.assertIs(actions[0].transaction, done)  # type: ignore[union-attr]
+        self.assertEqual(layer.next_deadline(), 33.3)  # Timer G again, 1 s on
+
+    def test_empty(self) -> None:
+        """No timers: no wake time."""
+        self.assertIsNone(new_layer().wake_time(1.0))
