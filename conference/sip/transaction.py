@@ -276,7 +276,7 @@ class TransactionLayer:
         if isinstance(txn, ServerTransaction):
             if self._server.get(txn.key) is txn:
                 del self._server[txn.key]
-                self._forget_branch(txn.request.top_via.branch)
+                self._forget_branch(txn.branch)
             for table, key in ((self._merge, txn.merge_key), (self._accepted, txn.accept_key)):
                 if key is not None and table.get(key) is txn:
                     del table[key]
@@ -360,6 +360,7 @@ class TransactionLayer:
     ) -> ServerTransaction:
         branch = request.top_via.branch
         txn = ServerTransaction(request, peer, key, now, has_cookie(branch))
+        txn.branch = branch
         if self._server.get(key) is not None:
             self._forget_branch(branch)  # replaced: counted again below
         self._server[key] = txn
