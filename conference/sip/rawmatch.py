@@ -27,7 +27,7 @@ from typing import Hashable, Optional, Tuple
 
 from conference.sip.transaction_model import has_cookie
 
-__all__ = ["raw_server_key"]
+__all__ = ["raw_branch", "raw_server_key"]
 
 _TOKEN = rb"[A-Za-z0-9.!%*_+`'~-]+"
 # The request line: an upper-case method, a URI without spaces, SIP/2.0.
@@ -38,8 +38,21 @@ _VIA = re.compile(
     rb"[ \t]*SIP/2\.0/(" + _TOKEN + rb") ([A-Za-z0-9.-]+)(?::([0-9]{1,5}))?"
     rb"((?:;" + _TOKEN + rb"(?:=" + _TOKEN + rb")?)*)[ \t]*(?:,|$)"
 )
+_BRANCH = re.compile(rb";branch=([^;,\s]+)")
 # The first Via header line (full or compact name).
 _VIA_LINE = re.compile(rb"\r\n(?:via|v)[ \t]*:", re.IGNORECASE)
+
+
+def raw_branch(data: bytes) -> Optional[str]:
+    """
+    The value of the first C{;branch=} parameter written in lower case in
+    C{data} (normally the top Via's), or L{None}: a cheap first look, for
+    a caller that answers most requests fully anyway, at whether a request
+    can belong to a live transaction at all.  L{raw_server_key} is what
+    reads the top Via properly.
+    """
+    m = _BRANCH.search(data)
+    return m.group(1).decode("latin-1") if m is not None else None
 
 
 def raw_server_key(data: bytes) -> Optional[Tuple[str, Hashable]]:

@@ -34,7 +34,7 @@ from conference.sip.errors import LocalProtocolError, RemoteProtocolError, SIPPr
 from conference.sip.headers import format_via, parse_via
 from conference.sip.message import Message, Request, Response, error_response, make_response
 from conference.sip.parser import parse_datagram, validate
-from conference.sip.rawmatch import raw_server_key
+from conference.sip.rawmatch import raw_branch, raw_server_key
 from conference.sip.transaction_model import new_branch, new_tag
 
 log = Logger()
@@ -193,6 +193,9 @@ class SIPServer:
         """
         if len(data) > self.max_message_size:
             return False
+        branch = raw_branch(data)
+        if branch is None or not self.layer.serving(branch):
+            return False  # a new request (most are): straight to the parser
         found = raw_server_key(data)
         if found is None:
             return False

@@ -11,7 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from conference.sip.message import Request
 from conference.sip.parser import parse_datagram
-from conference.sip.rawmatch import raw_server_key
+from conference.sip.rawmatch import raw_branch, raw_server_key
 from conference.sip.transaction_model import server_key
 
 
@@ -93,3 +93,18 @@ class RawServerKeyTests(SynchronousTestCase):
         found: Optional[object] = raw_server_key(data)
         assert found is not None
         self.assertEqual(found[1], parsed_key(data))  # type: ignore[index]
+
+
+class RawBranchTests(SynchronousTestCase):
+    """
+    raw_branch: the first lower-case branch parameter, or None.
+    """
+
+    def test_branch(self) -> None:
+        """The top Via's branch is found up to the next separator; none gives None."""
+        self.assertEqual(raw_branch(wire()), "z9hG4bKa1")
+        self.assertEqual(raw_branch(wire(via="SIP/2.0/UDP h;branch=z9hG4bKb;rport")), "z9hG4bKb")
+        self.assertEqual(
+            raw_branch(wire(via="SIP/2.0/UDP h;branch=z9hG4bKc, SIP/2.0/UDP g")), "z9hG4bKc"
+        )
+        self.assertIsNone(raw_branch(wire(via="SIP/2.0/UDP h;BRANCH=z9hG4bKd")))
