@@ -486,9 +486,9 @@ class TransactionLayer:
         txn.completed_at = now
         actions.append(TransactionCompleted(txn))
         # From here on the transaction only waits (for retransmissions, an
-        # ACK, its timer): the request's parsed header views are not needed
-        # any more.  (The response's go once it is sent: see the adapter.)
-        txn.request.forget_views()
+        # ACK, its timer): the request is held compactly, without its
+        # parsed views.  (The response is once it is sent: see the adapter.)
+        txn.request.compact()
         if txn.is_invite and response.code < 300:
             txn.state = S.ACCEPTED
             txn.interval = self.t1

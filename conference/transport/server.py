@@ -646,10 +646,10 @@ class SIPServer:
         if isinstance(message, Response):
             host, port = response_destination(message, peer)
             # A final response stays with its transaction (for
-            # retransmissions) long after this; its parsed views are not
-            # needed by then, and would only give the garbage collector more
-            # to visit.  They are parsed again if ever needed.
-            message.forget_views()
+            # retransmissions) long after this: held compactly, as these
+            # bytes, without the parsed views (parsed again if ever needed),
+            # it gives the garbage collector next to nothing to visit.
+            message.compact(data)
         else:
             host, port = peer.host, peer.port
         self._send_bytes(data, peer, host, port, message)
