@@ -33,6 +33,7 @@ from conference.auth import Authenticator, AuthPolicy, CheckerAccounts, make_por
 from conference.errors import StartupError
 from conference.interfaces import ISIPIdentity
 from conference.limits import DEFAULT_BODY_LIMITS, DEFAULT_EXEMPT, BodyLimits, Rate, RateLimiter
+from conference.logtext import speed_up_text_observers
 from conference.overload import OverloadControl, StandingQueue
 from conference.reactors import default_reactor
 from conference.records import StoreError
@@ -747,6 +748,8 @@ class ConferenceService(MultiService):
         """
         if self.config.log_format == "json":
             globalLogPublisher.addObserver(jsonFileLogObserver(sys.stdout))
+        else:
+            speed_up_text_observers(globalLogPublisher)
         log.info(
             "Conference server starting: listen={listen} domains={domains} store={store}",
             listen=self.config.listen,

@@ -155,6 +155,10 @@ class _MessageMixin:
     headers: Dict[str, List[str]]
     body: bytes
     _views: Dict[str, Tuple[Any, Any]]
+    # Set by compact(): header fields in tuples; the serialized form and
+    # the body it was made with.
+    _compact = False
+    _wire: Optional[Tuple[bytes, bytes]] = None
 
     # Header access -------------------------------------------------------
 
@@ -173,6 +177,8 @@ class _MessageMixin:
         """
         if "\r" in value or "\n" in value:
             raise LocalProtocolError(f"header {name} holds a line break")
+        if self._compact:
+            self._thaw()
         self.headers.setdefault(canonical_name(name), []).append(value)
 
     def set_header(self, name: str, value: Union[str, Iterable[str]]) -> None:
@@ -187,6 +193,8 @@ class _MessageMixin:
         """
         Remove every field of a header; nothing happens if there is none.
         """
+        if self._compact:
+            self._thaw()
         self.headers.pop(canonical_name(name), None)
 
     def header(self, name: str) -> Optional[str]:
@@ -272,11 +280,12 @@ class _MessageMixin:
         fields = self.headers.get(name) or []
         views = self._view_cache()
         cached = views.get(name)
-        if cached is not None and cached[0] == fields:
+        if cached is not None and (cached[0] is fields or cached[0] == fields):
             result: _T = cached[1]
             return result
         result = parse(fields)
-        views[name] = (list(fields), result)
+        # A compacted message's fields are a tuple: kept as they are.
+        views[name] = (fields if isinstance(fields, tuple) else list(fields), result)
         return result
 
     def _view_cache(self) -> Dict[str, Tuple[Any, Any]]:
@@ -295,6 +304,29 @@ class _MessageMixin:
         otherwise visit again and again.
         """
         self._views = {}
+
+    def compact(self, wire: Optional[bytes] = None) -> None:
+        """
+        Hold a finished message compactly: what a completed transaction
+        keeps for its timer (tens of thousands of them on a loaded server).
+        The parsed views are dropped (L{forget_views}) and each header's
+        fields go in a tuple, which the garbage collector soon stops
+        visiting (as it does the dict holding only those); C{wire}, the
+        message as just serialized, is remembered for L{to_bytes}.  The
+        header methods make the message changeable again; do not change
+        C{headers} or C{body} of a compacted message directly.
+        """
+        self._views = {}
+        fields: Any = {name: tuple(values) for name, values in self.headers.items()}
+        self.headers = fields
+        self._compact = True
+        self._wire = (wire, self.body) if wire is not None else None
+
+    def _thaw(self) -> None:
+        """Make a compacted message's header fields lists again."""
+        self._compact = False
+        self._wire = None
+        self.headers = {name: list(values) for name, values in self.headers.items()}
 
     def remember_view(self, name: str, value: str, parsed: Any) -> None:
         """
@@ -435,8 +467,12 @@ class _MessageMixin:
         """
         Serialize the message, setting Content-Length from the body.
         """
+        wire = self._wire
+        if wire is not None and wire[1] is self.body:
+            return wire[0]  # compacted as it was sent
         self.headers.pop("content-length", None)
-        self.headers["content-length"] = [str(len(self.body))]
+        length: Any = (str(len(self.body)),) if self._compact else [str(len(self.body))]
+        self.headers["content-length"] = length
         lines = [self._start_line()]
         for name, values in self.headers.items():
             shown = display_name(name)
@@ -565,8 +601,12 @@ def make_response(
         to = request.to
         if to.tag is None:
             tagged = to.with_tag(to_tag)
-            value = tagged.to_string()
-            response.set_header("to", value)
+            # The tag is the field's last parameter: appended to the text
+            # as written rather than writing the whole field out again.
+            # (After CSeq, where set_header put it before.)
+            value = request.headers["to"][0] + ";tag=" + to_tag
+            del response.headers["to"]
+            response.headers["to"] = [value]
             response.remember_view("to", value, tagged)
     if 101 <= code < 300 and request.method in _DIALOG_CREATING:
         routes = request.headers.get("record-route")

@@ -74,6 +74,13 @@ PROCEEDING_GUARD = 180.0
 # the garbage collector anything to visit).
 _TimerEntry = Tuple[float, int]
 
+# Timers that only end a transaction or report that it timed out: firing
+# them a little late changes nothing a peer sees, so an adapter may wake
+# once for many of them (L{TransactionLayer.wake_time}); at thousands of
+# requests a second, every transaction's Timer J would otherwise wake the
+# event loop on its own.  Retransmission and 100 Trying timers stay exact.
+LAX_TIMERS = frozenset({"J", "I", "K", "D", "H", "L", "M", "B", "F", "C"})
+
 
 class TransactionsExhausted(RemoteProtocolError):
     """
@@ -143,7 +150,9 @@ class TransactionLayer:
         self._client: Dict[Hashable, ClientTransaction] = {}
         self._merge: Dict[Hashable, ServerTransaction] = {}
         self._accepted: Dict[Hashable, ServerTransaction] = {}
+        # Exact timers, and the LAX_TIMERS apart.
         self._heap: List[_TimerEntry] = []
+        self._lax_heap: List[_TimerEntry] = []
         self._timers: Dict[int, Tuple[Transaction, str]] = {}
         self._seq = itertools.count()
 
@@ -167,7 +176,7 @@ class TransactionLayer:
             "client": len(self._client),
             "merge": len(self._merge),
             "accepted": len(self._accepted),
-            "timers": len(self._heap),
+            "timers": len(self._heap) + len(self._lax_heap),
         }
 
     # Timers ----------------------------------------------------------------
@@ -176,11 +185,26 @@ class TransactionLayer:
         """
         The earliest time at which L{advance} has something to do.
         """
-        heap = self._heap
+        return self.wake_time(0.0)
+
+    def wake_time(self, slack: float) -> Optional[float]:
+        """
+        When to call L{advance} next if timers that only end transactions
+        (L{LAX_TIMERS}) may fire up to C{slack} seconds late: the earliest
+        exact deadline, or the earliest lax one plus C{slack}, whichever
+        comes first.  Waking then, one call handles every lax timer due.
+        """
         timers = self._timers
+        heap = self._heap
         while heap and heap[0][1] not in timers:
             heapq.heappop(heap)
-        return heap[0][0] if heap else None
+        lax = self._lax_heap
+        while lax and lax[0][1] not in timers:
+            heapq.heappop(lax)
+        if not lax:
+            return heap[0][0] if heap else None
+        later = lax[0][0] + slack
+        return min(heap[0][0], later) if heap else later
 
     def advance(self, now: float) -> List[Action]:
         """
@@ -190,10 +214,20 @@ class TransactionLayer:
         C{now}, so a late call replays the exact schedule.
         """
         actions: List[Action] = []
-        heap = self._heap
         timers = self._timers
-        while heap and heap[0][0] <= now:
-            at, seq = heapq.heappop(heap)
+        while True:
+            # Earliest first across both heaps (either may be rebuilt by
+            # what a timer does, so both are looked up again each time).
+            heap, lax = self._heap, self._lax_heap
+            if heap and (not lax or heap[0] <= lax[0]):
+                source = heap
+            elif lax:
+                source = lax
+            else:
+                break
+            if source[0][0] > now:
+                break
+            at, seq = heapq.heappop(source)
             owner = timers.pop(seq, None)
             if owner is None:
                 continue
@@ -201,6 +235,7 @@ class TransactionLayer:
             del txn.timers[name]
             if not timers:
                 heap.clear()
+                lax.clear()
             if isinstance(txn, ServerTransaction):
                 self._fire_server(txn, name, at, actions)
             else:
@@ -212,7 +247,7 @@ class TransactionLayer:
         seq = next(self._seq)
         txn.timers[name] = seq
         self._timers[seq] = (txn, name)
-        heapq.heappush(self._heap, (at, seq))
+        heapq.heappush(self._lax_heap if name in LAX_TIMERS else self._heap, (at, seq))
 
     def _cancel(self, txn: Transaction, name: str) -> None:
         seq = txn.timers.pop(name, None)
@@ -220,13 +255,16 @@ class TransactionLayer:
             return
         timers = self._timers
         del timers[seq]
-        heap = self._heap
+        heap, lax = self._heap, self._lax_heap
         if not timers:
             heap.clear()
-        elif len(heap) > 64 and len(heap) > 4 * len(timers):
+            lax.clear()
+        elif len(heap) + len(lax) > 64 and len(heap) + len(lax) > 4 * len(timers):
             # Mostly cancelled entries: rebuild (amortised O(1) a cancel).
             self._heap = [e for e in heap if e[1] in timers]
             heapq.heapify(self._heap)
+            self._lax_heap = [e for e in lax if e[1] in timers]
+            heapq.heapify(self._lax_heap)
 
     def _terminate(self, txn: Transaction, now: float, actions: List[Action]) -> None:
         for name in list(txn.timers):
@@ -238,7 +276,7 @@ class TransactionLayer:
         if isinstance(txn, ServerTransaction):
             if self._server.get(txn.key) is txn:
                 del self._server[txn.key]
-                self._forget_branch(txn.request.top_via.branch)
+                self._forget_branch(txn.branch)
             for table, key in ((self._merge, txn.merge_key), (self._accepted, txn.accept_key)):
                 if key is not None and table.get(key) is txn:
                     del table[key]
@@ -322,6 +360,7 @@ class TransactionLayer:
     ) -> ServerTransaction:
         branch = request.top_via.branch
         txn = ServerTransaction(request, peer, key, now, has_cookie(branch))
+        txn.branch = branch
         if self._server.get(key) is not None:
             self._forget_branch(branch)  # replaced: counted again below
         self._server[key] = txn
@@ -345,16 +384,7 @@ class TransactionLayer:
         if txn is not None and not txn.rfc3261 and ack.to.tag != txn.to_tag:
             txn = None
         if txn is not None and txn.state in (S.COMPLETED, S.CONFIRMED):
-            # ACK for a non-2xx final: absorbed (section 17.2.1).
-            if txn.state is S.COMPLETED:
-                txn.state = S.CONFIRMED
-                txn.acked = True
-                self._cancel(txn, "G")
-                self._cancel(txn, "H")
-                actions: List[Action] = []
-                self._later(txn, "I", now, 0.0 if txn.peer.reliable else self.t4, actions)
-                return actions
-            return []
+            return self._absorb_ack(txn, now)
         if txn is None or txn.state is not S.ACCEPTED:
             try:
                 akey = (ack.call_id, ack.cseq.number, ack.from_.tag)
@@ -367,6 +397,47 @@ class TransactionLayer:
             txn.acked = True
             self._cancel(txn, "2xx")
         return [AckReceived(ack, peer)]
+
+    def _absorb_ack(self, txn: ServerTransaction, now: float) -> List[Action]:
+        """
+        The ACK for a non-2xx final of C{txn} (Completed or Confirmed):
+        absorbed, and Timer I started by the first (section 17.2.1).
+        """
+        if txn.state is not S.COMPLETED:
+            return []
+        txn.state = S.CONFIRMED
+        txn.acked = True
+        self._cancel(txn, "G")
+        self._cancel(txn, "H")
+        actions: List[Action] = []
+        self._later(txn, "I", now, 0.0 if txn.peer.reliable else self.t4, actions)
+        return actions
+
+    def absorbable(self, method: str, key: Hashable) -> Optional[ServerTransaction]:
+        """
+        The live server transaction a request known only by its method and
+        RFC 3261 server key (L{conference.sip.rawmatch.raw_server_key})
+        belongs to, when L{absorb} can handle that request without parsing
+        it: the ACK of a non-2xx final response, or a retransmission.
+        L{None} otherwise (the caller then parses the message and gives it
+        to L{receive}).  Changes nothing.
+        """
+        txn = self._server.get(key)
+        if txn is None or not txn.rfc3261:
+            return None
+        if method == "ACK":
+            return txn if txn.state in (S.COMPLETED, S.CONFIRMED) else None
+        return txn if method == txn.method else None
+
+    def absorb(self, method: str, txn: ServerTransaction, peer: Peer, now: float) -> List[Action]:
+        """
+        Handle a request L{absorbable} found C{txn} for, as L{receive}
+        would: an ACK absorbed (Timer I started by the first), a
+        retransmission answered with the last response sent.
+        """
+        if method == "ACK":
+            return self._absorb_ack(txn, now)
+        return self._retransmitted(txn, peer)
 
     def _receive_cancel(
         self, cancel: Request, key: Hashable, peer: Peer, now: float
@@ -415,9 +486,9 @@ class TransactionLayer:
         txn.completed_at = now
         actions.append(TransactionCompleted(txn))
         # From here on the transaction only waits (for retransmissions, an
-        # ACK, its timer): the request's parsed header views are not needed
-        # any more.  (The response's go once it is sent: see the adapter.)
-        txn.request.forget_views()
+        # ACK, its timer): the request is held compactly, without its
+        # parsed views.  (The response is once it is sent: see the adapter.)
+        txn.request.compact()
         if txn.is_invite and response.code < 300:
             txn.state = S.ACCEPTED
             txn.interval = self.t1

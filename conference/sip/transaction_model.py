@@ -200,6 +200,7 @@ class ServerTransaction(_TransactionBase):
     @ivar acked: whether the ACK for its final response arrived.
     @ivar merge_key: the section 8.2.2.2 key it is filed under, if any.
     @ivar accept_key: the key a 2xx ACK finds it by while Accepted.
+    @ivar branch: the request's top Via branch, as counted by the layer.
     """
 
     def __init__(
@@ -214,6 +215,9 @@ class ServerTransaction(_TransactionBase):
         self.acked = False
         self.merge_key: Optional[Hashable] = None
         self.accept_key: Optional[Hashable] = None
+        # The top Via branch, kept as a string: the request's parsed views
+        # are dropped once the final response is sent.
+        self.branch: Optional[str] = None
 
 
 class ClientTransaction(_TransactionBase):

@@ -18,6 +18,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 from zope.interface import directlyProvides, providedBy
 
+from conference.deferreds import PENDING, fired_result
+
 #: Upper bounds (seconds) of the store latency histogram's buckets.
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
 
@@ -79,7 +81,12 @@ class TimedStore:
         value = getattr(self._target, attribute)
         if attribute.startswith("_") or not callable(value):
             return value
-        return self._timed(attribute, value)
+        timed = self._timed(attribute, value)
+        # Remembered: the request path calls the same few operations
+        # thousands of times a second, and a method of the store is the
+        # same method on every access.
+        self.__dict__[attribute] = timed
+        return timed
 
     def _timed(self, operation: str, method: Callable[..., Any]) -> Callable[..., Any]:
         latency, seconds, name = self._latency, self._seconds, self._name
@@ -92,6 +99,11 @@ class TimedStore:
                 latency.observe(name, operation, seconds() - started, failed=True)
                 raise
             if not isinstance(result, Deferred):
+                latency.observe(name, operation, seconds() - started)
+                return result
+            if fired_result(result) is not PENDING:
+                # Answered at once (the memory store's Deferreds): no
+                # callback to chain, the caller reads the value directly.
                 latency.observe(name, operation, seconds() - started)
                 return result
 

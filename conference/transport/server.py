@@ -34,9 +34,14 @@ from conference.sip.errors import LocalProtocolError, RemoteProtocolError, SIPPr
 from conference.sip.headers import format_via, parse_via
 from conference.sip.message import Message, Request, Response, error_response, make_response
 from conference.sip.parser import parse_datagram, validate
+from conference.sip.rawmatch import raw_branch, raw_server_key
 from conference.sip.transaction_model import new_branch, new_tag
 
 log = Logger()
+
+# How late the timers that only end a transaction (Timer J, I, H...) may
+# fire, seconds; the retransmission timers fire on time.
+TIMER_SLACK = 0.05
 
 
 class Sender(Protocol):
@@ -167,6 +172,8 @@ class SIPServer:
             aged = queue.observe(max(0.0, now - arrival), now)
             if aged and self._refuse_unparsed(data, peer):
                 return
+        if self._absorbed(data, peer):
+            return
         try:
             message = parse_datagram(data, max_size=self.max_message_size)
         except RemoteProtocolError as e:
@@ -175,6 +182,34 @@ class SIPServer:
         if message is None:
             return
         self.message_received(message, peer, validated=True)
+
+    def _absorbed(self, data: bytes, peer: txn.Peer) -> bool:
+        """
+        Absorb the ACK of a non-2xx final, or answer a retransmission of a
+        request whose transaction lives, from the datagram's request line
+        and top Via alone (L{conference.sip.rawmatch}); whether it was
+        done.  Anything else, and any datagram from a source over its rate
+        limit, takes the full path (which treats those the same way).
+        """
+        if len(data) > self.max_message_size:
+            return False
+        branch = raw_branch(data)
+        if branch is None or not self.layer.serving(branch):
+            return False  # a new request (most are): straight to the parser
+        found = raw_server_key(data)
+        if found is None:
+            return False
+        method, key = found
+        transaction = self.layer.absorbable(method, key)
+        if transaction is None:
+            return False
+        now = self.now()
+        limiter = self.limiter
+        if limiter is not None and limiter.check_source(peer.host, method, now) is not None:
+            return False  # nothing charged: the full path refuses it
+        self.stats["received"] += 1
+        self.run(self.layer.absorb(method, transaction, peer, now))
+        return True
 
     def message_received(
         self, message: Message, peer: txn.Peer, *, validated: bool = False
@@ -436,7 +471,9 @@ class SIPServer:
         )
 
     def _rearm(self) -> None:
-        deadline = self.layer.next_deadline()
+        # Timers that only end transactions may wait TIMER_SLACK, so that
+        # one wake-up ends all those due by then (TransactionLayer.wake_time).
+        deadline = self.layer.wake_time(TIMER_SLACK)
         if deadline is None:
             if self._timer is not None and self._timer.active():
                 self._timer.cancel()
@@ -609,10 +646,10 @@ class SIPServer:
         if isinstance(message, Response):
             host, port = response_destination(message, peer)
             # A final response stays with its transaction (for
-            # retransmissions) long after this; its parsed views are not
-            # needed by then, and would only give the garbage collector more
-            # to visit.  They are parsed again if ever needed.
-            message.forget_views()
+            # retransmissions) long after this: held compactly, as these
+            # bytes, without the parsed views (parsed again if ever needed),
+            # it gives the garbage collector next to nothing to visit.
+            message.compact(data)
         else:
             host, port = peer.host, peer.port
         self._send_bytes(data, peer, host, port, message)

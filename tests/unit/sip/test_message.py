@@ -5,7 +5,10 @@ Tests for L{conference.sip.message}.
 
 from __future__ import annotations
 
-from twisted.trial.unittest import SynchronousTestCase
+import gc
+import platform
+
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from conference.sip.errors import LocalProtocolError, RemoteProtocolError
 from conference.sip.message import (
@@ -295,6 +298,56 @@ class ViewCacheTests(SynchronousTestCase):
             [name for name, _ in resp.iter_headers()][:6],
             ["via", "via", "from", "call-id", "cseq", "to"],
         )
+
+    def test_make_response_tag_appended(self) -> None:
+        """The tagged To is the request's To as written, with the tag appended; it parses."""
+        r = invite()
+        r.set_header("to", '"Bob  B." <sip:bob@example.com;transport=udp> ;x=1')
+        resp = make_response(r, 404, to_tag="t9")
+        self.assertEqual(
+            resp.header("to"), '"Bob  B." <sip:bob@example.com;transport=udp> ;x=1;tag=t9'
+        )
+        self.assertEqual(resp.to.tag, "t9")
+        resp.forget_views()
+        self.assertEqual((resp.to.tag, resp.to.params.get("x")), ("t9", "1"))
+
+    def test_compact(self) -> None:
+        """A compacted message reads the same, serializes to its wire bytes, views re-parsed."""
+        r = invite()
+        resp = make_response(r, 404, to_tag="t1")
+        data = resp.to_bytes()
+        resp.compact(data)
+        self.assertIs(resp.to_bytes(), data)
+        self.assertTrue(all(isinstance(v, tuple) for v in resp.headers.values()))
+        self.assertEqual(resp.to.tag, "t1")
+        self.assertIs(resp.top_via, resp.top_via)  # remembered again
+        self.assertEqual(resp.header_fields("via"), r.header_fields("via"))
+        r.compact()
+        self.assertEqual(r.to_bytes(), invite().to_bytes())
+
+    def test_compact_untracked(self) -> None:
+        """On CPython the collector stops tracking a compacted message's fields."""
+        if platform.python_implementation() != "CPython":
+            raise SkipTest("CPython's collector only")
+        resp = make_response(invite(), 404, to_tag="t1")
+        resp.compact(resp.to_bytes())
+        gc.collect()
+        self.assertFalse(gc.is_tracked(resp.headers))
+        self.assertFalse(any(gc.is_tracked(v) for v in resp.headers.values()))
+
+    def test_compact_thawed_by_changes(self) -> None:
+        """Header methods make a compacted message changeable; its bytes follow."""
+        resp = make_response(invite(), 404, to_tag="t1")
+        resp.compact(resp.to_bytes())
+        resp.add_header("Retry-After", "5")
+        self.assertIsInstance(resp.headers["via"], list)
+        self.assertIn(b"Retry-After: 5\r\n", resp.to_bytes())
+        resp.compact(resp.to_bytes())
+        resp.remove_header("retry-after")
+        self.assertNotIn(b"Retry-After", resp.to_bytes())
+        resp.compact(resp.to_bytes())
+        resp.body = b"x"
+        self.assertIn(b"Content-Length: 1\r\n", resp.to_bytes())
 
     def test_make_response_refuses_line_breaks(self) -> None:
         """A request field holding a line break (set directly) is still refused."""

@@ -705,3 +705,94 @@ class TransactionCapTests(SynchronousTestCase):
         """Without max_server the layer takes any number of transactions."""
         layer = new_layer()
         self.assertEqual(len(self.fill(layer, 50)), 50)
+
+
+class AbsorbTests(SynchronousTestCase):
+    """
+    absorbable and absorb: what the layer handles from a request's method
+    and RFC 3261 key alone, as receive would.
+    """
+
+    KEY = ("3261", "z9hG4bKinv1", ("client.example.com", 5060), "INVITE")
+
+    def test_ack_of_non_2xx(self) -> None:
+        """The ACK of a non-2xx is absorbed and starts Timer I, once; later ones do nothing."""
+        layer = new_layer()
+        txn = start(layer, request())
+        layer.respond(txn, make_response(txn.request, 404, to_tag="x"), 0.0)
+        self.assertIs(layer.absorbable("ACK", self.KEY), txn)
+        self.assertEqual(layer.absorb("ACK", txn, UDP, 0.6), [])
+        self.assertIs(txn.state, TransactionState.CONFIRMED)
+        self.assertEqual(layer.next_deadline(), 0.6 + layer.t4)
+        self.assertIs(layer.absorbable("ACK", self.KEY), txn)
+        self.assertEqual(layer.absorb("ACK", txn, UDP, 0.7), [])
+        self.assertEqual(layer.next_deadline(), 0.6 + layer.t4)
+        run_timers(layer, 100.0)
+        assert_empty(self, layer)
+
+    def test_retransmission(self) -> None:
+        """A retransmission gets the last response again, with the peer it came from."""
+        layer = new_layer()
+        txn = start(layer, request("OPTIONS", cseq_method="OPTIONS"))
+        ok = make_response(txn.request, 200, to_tag="x")
+        layer.respond(txn, ok, 0.0)
+        key = (*self.KEY[:3], "OPTIONS")
+        moved = Peer("UDP", "192.0.2.1", 5999)
+        self.assertIs(layer.absorbable("OPTIONS", key), txn)
+        self.assertEqual(layer.absorb("OPTIONS", txn, moved, 0.5), [SendMessage(ok, moved)])
+        self.assertEqual(txn.peer, moved)
+
+    def test_declined(self) -> None:
+        """Unknown keys, 2xx ACKs, other methods and RFC 2543 transactions are left to receive."""
+        layer = new_layer()
+        self.assertIsNone(layer.absorbable("ACK", self.KEY))
+        txn = start(layer, request())
+        self.assertIsNone(layer.absorbable("ACK", self.KEY))  # no final yet
+        self.assertIsNone(layer.absorbable("BYE", (*self.KEY[:3], "INVITE")))
+        layer.respond(txn, make_response(txn.request, 200, to_tag="x"), 0.0)
+        self.assertIsNone(layer.absorbable("ACK", self.KEY))  # a 2xx's ACK is dialog business
+        old = start(layer, request(branch="old1", call_id="c2"))
+        layer.respond(old, make_response(old.request, 404, to_tag="y"), 0.0)
+        self.assertIsNone(layer.absorbable("ACK", old.key))
+
+
+class WakeTimeTests(SynchronousTestCase):
+    """
+    wake_time: lax timers (those that only end transactions) may wait the
+    slack; exact ones never do; advance still fires everything in order.
+    """
+
+    def test_lax_timer_waits_slack(self) -> None:
+        """Timer J alone: wake at its deadline plus the slack; next_deadline stays exact."""
+        layer = new_layer()
+        txn = start(layer, request("OPTIONS"))
+        layer.respond(txn, make_response(txn.request, 200, to_tag="x"), 0.0)
+        self.assertEqual(layer.next_deadline(), 32.0)
+        self.assertEqual(layer.wake_time(0.05), 32.05)
+
+    def test_exact_timer_first(self) -> None:
+        """A retransmission timer due before the slack ends is the wake time."""
+        layer = new_layer()
+        done = start(layer, request("OPTIONS", branch="z9hG4bKo"))
+        layer.respond(done, make_response(done.request, 200, to_tag="x"), 0.0)
+        busy = start(layer, request())
+        layer.respond(busy, make_response(busy.request, 486, to_tag="y"), 31.8)
+        # Timer J at 32.0; the 486's Timer G at 32.3.
+        self.assertEqual(layer.wake_time(0.5), 32.3)
+        self.assertEqual(layer.wake_time(0.1), 32.1)
+
+    def test_advance_in_order_across_kinds(self) -> None:
+        """One late advance fires exact and lax timers together, earliest first."""
+        layer = new_layer()
+        done = start(layer, request("OPTIONS", branch="z9hG4bKo"))
+        layer.respond(done, make_response(done.request, 200, to_tag="x"), 0.0)
+        busy = start(layer, request())
+        layer.respond(busy, make_response(busy.request, 486, to_tag="y"), 31.8)
+        actions = layer.advance(32.4)
+        self.assertEqual([type(a) for a in actions], [TransactionTerminated, SendMessage])
+        self.assertIs(actions[0].transaction, done)  # type: ignore[union-attr]
+        self.assertEqual(layer.next_deadline(), 33.3)  # Timer G again, 1 s on
+
+    def test_empty(self) -> None:
+        """No timers: no wake time."""
+        self.assertIsNone(new_layer().wake_time(1.0))

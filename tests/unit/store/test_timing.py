@@ -86,3 +86,20 @@ class TimedStoreTests(SynchronousTestCase):
         self.assertEqual(self.store.label, "kept")
         self.assertEqual(sum(self.latency.counts[("test", "now")]), 1)
         self.assertNotIn(("test", "label"), self.latency.counts)
+
+    def test_fired(self) -> None:
+        """A Deferred that already fired is counted at once and returned as it is."""
+        fired: Deferred[Any] = Deferred()
+        fired.callback("now")
+        self.target.later = lambda: fired  # type: ignore[method-assign]
+        d = self.store.later()
+        self.assertIs(d, fired)
+        self.assertEqual(sum(self.latency.counts[("test", "later")]), 1)
+        self.assertEqual(self.successResultOf(d), "now")
+
+    def test_wrapper_remembered(self) -> None:
+        """Each operation's timed wrapper is made once and still times every call."""
+        self.assertIs(self.store.now, self.store.now)
+        self.store.now()
+        self.store.now()
+        self.assertEqual(sum(self.latency.counts[("test", "now")]), 2)

@@ -21,7 +21,7 @@ from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request, Response, make_response
 from conference.sip.transaction import Peer
 from conference.sip.transaction_model import new_branch, new_tag
-from conference.transport.server import SIPServer, response_destination
+from conference.transport.server import TIMER_SLACK, SIPServer, response_destination
 from tests.builders import make_request, parse_response, request_bytes
 
 
@@ -295,6 +295,30 @@ class ServerTests(SynchronousTestCase):
             response_destination(make_response(request, 200), peer), ("198.51.100.1", 33333)
         )
 
+    def test_retransmission_answered_unparsed(self) -> None:
+        """A retransmitted OPTIONS gets the same bytes again, from its raw lines alone."""
+        data = request_bytes("OPTIONS", "sip:example.com")
+        self.receive(data)
+        # The copy's Contact is broken: only the request line and top Via are read.
+        self.receive(data.replace(b"Max-Forwards: 70", b"Max-Forwards: 70\r\nContact: <"))
+        first, again = self.sender.sent
+        self.assertEqual(first, again)
+        self.assertEqual(self.server.stats["received"], 2)
+
+    def test_ack_of_final_absorbed_unparsed(self) -> None:
+        """The ACK of a non-2xx final ends Completed from its raw lines; nothing is sent."""
+        self.receive(request_bytes("INVITE", "sip:room@example.com", branch="z9hG4bKi1"))
+        [(request, d)] = self.handler.pending
+        d.callback(make_response(request, 486, to_tag="busy"))
+        self.receive(
+            request_bytes(
+                "ACK", "sip:room@example.com", branch="z9hG4bKi1", to="<sip:r@x>;tag=busy"
+            )
+        )
+        self.assertEqual(self.server.layer.next_deadline(), self.server.layer.t4)  # Timer I
+        self.assertEqual(len(self.sender.sent), 1)
+        self.assertEqual(self.handler.acked, [])
+
 
 class TransactionCapTests(SynchronousTestCase):
     """
@@ -350,9 +374,9 @@ class TransactionCapTests(SynchronousTestCase):
         self.assertEqual(len(warned), 1)
 
     def test_served_again_after_timer_j(self) -> None:
-        """When the live transactions end (Timer J), new requests are answered again."""
+        """When the live transactions end (Timer J, up to TIMER_SLACK late), new requests pass."""
         self.flood(6)
-        self.clock.advance(64 * self.server.layer.t1)
+        self.clock.advance(64 * self.server.layer.t1 + TIMER_SLACK)
         self.assertEqual(self.server.layer.pending(), 0)
         self.assertEqual(self.flood(1, first=100)[-1], 200)
 

@@ -1,0 +1,115 @@
+# -*- test-case-name: tests.unit.test_logtext -*-
+"""
+Tests for L{conference.logtext}.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Dict, List
+
+from twisted.logger import (
+    FileLogObserver,
+    LogLevel,
+    LogPublisher,
+    formatEventAsClassicLogText,
+    formatTime,
+    jsonFileLogObserver,
+    textFileLogObserver,
+    timeFormatRFC3339,
+)
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from conference.logtext import ClassicText, speed_up_text_observers
+
+WHEN = 1_780_000_000.25
+
+
+def twisted_text(event: Dict[str, Any], time_format: Any = timeFormatRFC3339) -> Any:
+    """What Twisted's own text observer writes for C{event}."""
+    return formatEventAsClassicLogText(event, formatTime=lambda e: formatTime(e, time_format))
+
+
+def summary_event(**extra: Any) -> Dict[str, Any]:
+    """A per-transaction event as conference.transport.server logs it."""
+    event: Dict[str, Any] = {
+        "log_format": "{transaction_summary}",
+        "transaction_summary": "OPTIONS sip:a@b from 127.0.0.1:5/UDP -> 200 (0.1 ms) call-id=x",
+        "log_time": WHEN,
+        "log_namespace": "conference.transport.server",
+        "log_level": LogLevel.info,
+        "status": 200,
+    }
+    event.update(extra)
+    return event
+
+
+class ClassicTextTests(SynchronousTestCase):
+    """
+    ClassicText writes what formatEventAsClassicLogText writes.
+    """
+
+    def test_summary(self) -> None:
+        """The per-transaction summary comes out as Twisted formats it."""
+        event = summary_event()
+        self.assertEqual(ClassicText()(event), twisted_text(event))
+
+    def test_summary_multiline(self) -> None:
+        """Continuation lines of a summary are indented as Twisted does."""
+        event = summary_event(transaction_summary="one\ntwo\nthree")
+        self.assertEqual(ClassicText()(event), twisted_text(event))
+
+    def test_other_events(self) -> None:
+        """Other events (system, failure, no time, no format) come out unchanged."""
+        failure = Failure(ValueError("bad"))
+        events: List[Dict[str, Any]] = [
+            {"log_format": "hello {x}", "x": 3, "log_time": WHEN, "log_level": LogLevel.warn},
+            {"log_format": "hi", "log_time": WHEN, "log_system": "udp"},
+            {"log_format": "hi", "log_namespace": "n"},
+            {"log_time": WHEN},
+            summary_event(log_failure=failure),
+            summary_event(log_system="sys"),
+            summary_event(transaction_summary=""),
+            summary_event(log_level=None),
+        ]
+        for event in events:
+            self.assertEqual(ClassicText()(event), twisted_text(event))
+
+    def test_time_per_second(self) -> None:
+        """The time stamp follows the second, including a custom format."""
+        formatter = ClassicText("%H:%M:%S")
+        for when in (WHEN, WHEN + 0.5, WHEN + 1.0, WHEN - 3600):
+            self.assertEqual(formatter.format_time(when), formatTime(when, "%H:%M:%S"))
+        self.assertEqual(ClassicText(None).format_time(WHEN), "-")
+        self.assertEqual(ClassicText().format_time(None), "-")
+        fine = ClassicText("%S.%f")
+        self.assertEqual(fine.format_time(WHEN), formatTime(WHEN, "%S.%f"))
+
+
+class SpeedUpTests(SynchronousTestCase):
+    """
+    speed_up_text_observers changes only twistd's text observers.
+    """
+
+    def test_text_observer(self) -> None:
+        """A text observer gets ClassicText and writes the same lines."""
+        out = io.StringIO()
+        publisher = LogPublisher()
+        observer = textFileLogObserver(out, timeFormat="%Y %H:%M:%S")
+        publisher.addObserver(observer)
+        self.assertEqual(speed_up_text_observers(publisher), 1)
+        self.assertIsInstance(observer.formatEvent, ClassicText)
+        publisher(summary_event())
+        self.assertEqual(out.getvalue(), twisted_text(summary_event(), "%Y %H:%M:%S"))
+
+    def test_others_left_alone(self) -> None:
+        """JSON and custom-format file observers are not changed."""
+        publisher = LogPublisher()
+        json_observer = jsonFileLogObserver(io.StringIO())
+        custom = FileLogObserver(io.StringIO(), lambda event: "x\n")
+        publisher.addObserver(json_observer)
+        publisher.addObserver(custom)
+        before = (json_observer.formatEvent, custom.formatEvent)
+        self.assertEqual(speed_up_text_observers(publisher), 0)
+        self.assertEqual((json_observer.formatEvent, custom.formatEvent), before)
