@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 from twisted.logger import (
     FileLogObserver,
+    LogLevel,
     LogPublisher,
     formatEventAsClassicLogText,
     formatTime,
@@ -44,8 +45,15 @@ class ClassicText:
     logger's system text.
     """
 
-    def __init__(self, time_format: Optional[str] = timeFormatRFC3339) -> None:
+    def __init__(
+        self, time_format: Optional[str] = timeFormatRFC3339, min_level: Optional[LogLevel] = None
+    ) -> None:
+        """
+        @param min_level: events below this level are not written (the
+            server's C{--log-level}); L{None} writes every event.
+        """
         self.time_format = time_format
+        self.min_level = min_level
         self._second: Optional[int] = None
         self._stamp = "-"
         self._systems: Dict[Tuple[Any, Any], str] = {}
@@ -84,6 +92,10 @@ class ClassicText:
         return system
 
     def __call__(self, event: Dict[str, Any]) -> Optional[str]:
+        if self.min_level is not None:
+            level = event.get("log_level")
+            if isinstance(level, type(self.min_level)) and level < self.min_level:
+                return None
         if (
             event.get("log_format") == SUMMARY_FORMAT
             and "log_failure" not in event
@@ -119,11 +131,12 @@ def _twisted_time_format(format_event: Callable[..., Any]) -> Tuple[bool, Option
     return True, value
 
 
-def speed_up_text_observers(publisher: LogPublisher) -> int:
+def speed_up_text_observers(publisher: LogPublisher, min_level: Optional[LogLevel] = None) -> int:
     """
     Give every text observer C{textFileLogObserver} made among
-    C{publisher}'s observers a L{ClassicText} with the same time format;
-    other observers (JSON, syslog, custom ones) are left alone.
+    C{publisher}'s observers a L{ClassicText} with the same time format
+    (and C{min_level}); other observers (JSON, syslog, custom ones) are
+    left alone.
 
     @return: how many observers were changed.
     """
@@ -134,6 +147,6 @@ def speed_up_text_observers(publisher: LogPublisher) -> int:
             continue
         ours, time_format = _twisted_time_format(observer.formatEvent)
         if ours:
-            observer.formatEvent = ClassicText(time_format)
+            observer.formatEvent = ClassicText(time_format, min_level)
             changed += 1
     return changed

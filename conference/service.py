@@ -22,7 +22,15 @@ from twisted.internet.defer import Deferred, FirstError, fail, gatherResults, su
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger, globalLogPublisher, jsonFileLogObserver
+from twisted.logger import (
+    FilteringLogObserver,
+    ILogObserver,
+    Logger,
+    LogLevel,
+    LogLevelFilterPredicate,
+    globalLogPublisher,
+    jsonFileLogObserver,
+)
 from twisted.python.failure import Failure
 
 from conference.app.bookings import DEFAULT_MAX_ATTENDEES, DEFAULT_MAX_ORGANIZER_BYTES
@@ -74,6 +82,9 @@ class ServerConfig:
     store: str = "sqlite:conference.sqlite"
     checkers: List[ICredentialsChecker] = field(default_factory=list)
     log_format: str = "text"
+    # Events below this level are not written (twistd's text log and the
+    # JSON lines); None leaves an embedding application's logging as is.
+    log_level: Optional[str] = None
     max_message_size: int = 65536
     max_connections: int = 1024
     idle_timeout: float = 300.0
@@ -746,10 +757,16 @@ class ConferenceService(MultiService):
         L{StartupError} (or, for a bug, any other exception), which is
         logged once; the listeners are then closed again.
         """
+        level = LogLevel.levelWithName(self.config.log_level) if self.config.log_level else None
         if self.config.log_format == "json":
-            globalLogPublisher.addObserver(jsonFileLogObserver(sys.stdout))
+            observer: ILogObserver = jsonFileLogObserver(sys.stdout)
+            if level is not None:
+                observer = FilteringLogObserver(
+                    observer, [LogLevelFilterPredicate(defaultLogLevel=level)]
+                )
+            globalLogPublisher.addObserver(observer)
         else:
-            speed_up_text_observers(globalLogPublisher)
+            speed_up_text_observers(globalLogPublisher, level)
         log.info(
             "Conference server starting: listen={listen} domains={domains} store={store}",
             listen=self.config.listen,

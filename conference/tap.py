@@ -29,6 +29,9 @@ from conference.startup import cannot_start, exit_on_failure, usage_exit
 from conference.store import parse_store
 from conference.transport.udp import parse_udp_description
 
+#: The names --log-level takes (twisted.logger's levels).
+LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
+
 
 def check_store(description: str) -> str:
     """
@@ -223,6 +226,12 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             None,
             "text",
             "Log as text (twistd's log) or json (one JSON event per line on stdout).",
+        ],
+        [
+            "log-level",
+            None,
+            "info",
+            "The least severe events written: debug, info, warn, error or critical.",
         ],
         [
             "max-message-size",
@@ -609,6 +618,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             self["binding-dispositions"] = _dispositions(self["binding-dispositions"])
         if self["log-format"] not in ("text", "json"):
             raise usage.UsageError("--log-format must be text or json")
+        if self["log-level"] not in LOG_LEVELS:
+            raise usage.UsageError("--log-level must be one of " + ", ".join(LOG_LEVELS))
         if self["media"].startswith("janus:"):
             from conference.app.janushttp import parse_janus_url
 
@@ -725,6 +736,7 @@ def config_from_options(options: Options) -> ServerConfig:
         store=options["store"],
         checkers=list(options.get("credCheckers", [])),
         log_format=options["log-format"],
+        log_level=options["log-level"],
         max_message_size=options["max-message-size"],
         max_connections=options["max-connections"],
         idle_timeout=options["idle-timeout"],

@@ -103,6 +103,20 @@ class SpeedUpTests(SynchronousTestCase):
         publisher(summary_event())
         self.assertEqual(out.getvalue(), twisted_text(summary_event(), "%Y %H:%M:%S"))
 
+    def test_min_level(self) -> None:
+        """With a least level, events below it are not written; the others are, unchanged."""
+        out = io.StringIO()
+        publisher = LogPublisher()
+        publisher.addObserver(textFileLogObserver(out))
+        self.assertEqual(speed_up_text_observers(publisher, LogLevel.info), 1)
+        debug = {**summary_event(), "log_level": LogLevel.debug}
+        warn = {**summary_event(), "log_level": LogLevel.warn}
+        publisher(debug)
+        self.assertEqual(out.getvalue(), "")
+        publisher(summary_event())
+        publisher(warn)
+        self.assertEqual(out.getvalue(), twisted_text(summary_event()) + twisted_text(warn))
+
     def test_others_left_alone(self) -> None:
         """JSON and custom-format file observers are not changed."""
         publisher = LogPublisher()

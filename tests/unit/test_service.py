@@ -5,13 +5,16 @@ Tests for L{conference.service}: start-up order, stores and stopping.
 
 from __future__ import annotations
 
+import io
+import json
+import sys
 from types import SimpleNamespace
 from typing import Any, List, Tuple, cast
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import CannotListenError
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogPublisher
+from twisted.logger import ILogObserver, Logger, LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from conference.app.scheduler import SchedulingHandler
@@ -84,6 +87,26 @@ class ServiceTests(SynchronousTestCase):
             [(port, iface) for port, _, _, iface in reactor.tcpServers], [(5070, "127.0.0.1")]
         )
         self.assertIn("REGISTER", service.router.allow)
+
+    def test_json_log_level(self) -> None:
+        """With --log-format json the JSON lines hold only events at --log-level or above."""
+        out = io.StringIO()
+        self.patch(sys, "stdout", out)
+        before = list(getattr(globalLogPublisher, "_observers", []))
+        service, _ = self.make(log_format="json", log_level="warn")
+        service.startService()
+        self.successResultOf(service.ready)
+        added = [o for o in getattr(globalLogPublisher, "_observers", []) if o not in before]
+        for observer in added:
+            self.addCleanup(globalLogPublisher.removeObserver, observer)
+        self.assertEqual(len(added), 1)
+        Logger(namespace="probe").info("quiet {n}", n=1)
+        Logger(namespace="probe").warn("loud {n}", n=2)
+        # jsonFileLogObserver writes each event as RS, JSON text, LF (RFC 7464).
+        lines = [json.loads(r) for r in out.getvalue().split("\x1e") if r.strip()]
+        probes = [e["log_format"] for e in lines if e.get("log_namespace") == "probe"]
+        self.assertEqual(probes, ["loud {n}"])
+        self.successResultOf(service.stopService())
 
     def test_stop(self) -> None:
         """Stopping closes the listeners and fires once transactions are done."""

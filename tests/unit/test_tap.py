@@ -44,7 +44,7 @@ class OptionsTests(SynchronousTestCase):
             config.listen, ["udp:5060:interface=127.0.0.1", "tcp:5060:interface=127.0.0.1"]
         )
         self.assertEqual(config.store, "sqlite:conference.sqlite")
-        self.assertEqual(config.log_format, "text")
+        self.assertEqual((config.log_format, config.log_level), ("text", "info"))
         self.assertEqual(config.max_message_size, 65536)
 
     def test_repeatable(self) -> None:
@@ -162,6 +162,12 @@ class OptionsTests(SynchronousTestCase):
             # description itself must have single spaces only.
             description = re.sub(r"^\s*(-\w, )?--[\w-]+=?\s+", "", line).strip()
             self.assertNotRegex(description, r"\S {2,}\S", line)
+
+    def test_log_level(self) -> None:
+        """--log-level takes twisted.logger's level names only."""
+        config = config_from_options(self.parse("--log-level", "debug"))
+        self.assertEqual(config.log_level, "debug")
+        self.assertRaises(usage.UsageError, self.parse, "--log-level", "verbose")
 
     def test_log_format(self) -> None:
         """--log-format takes text or json only."""
