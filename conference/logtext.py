@@ -96,19 +96,46 @@ class ClassicText:
             level = event.get("log_level")
             if isinstance(level, type(self.min_level)) and level < self.min_level:
                 return None
-        if (
-            event.get("log_format") == SUMMARY_FORMAT
-            and "log_failure" not in event
-            and "log_time" in event
-        ):
-            summary = event.get(SUMMARY_FIELD)
-            system = self._system(event)
-            if isinstance(summary, str) and summary and system is not None:
-                text = f"{self.format_time(event['log_time'])} [{system}] {summary}\n"
-                if "\n" in summary:
-                    text = text[:-1].replace("\n", "\n\t") + "\n"
-                return text
+        text = self._plain(event)
+        if text is not None:
+            return text
         return formatEventAsClassicLogText(event, formatTime=self.format_time)
+
+    def _plain(self, event: Dict[str, Any]) -> Optional[str]:
+        """
+        The line of an event Twisted's formatter would write the same way
+        with C{str.format_map}: a text format calling nothing (no C{"()"}),
+        no failure, nothing flattened, a cached system; L{None} otherwise,
+        or when formatting fails (Twisted's formatter then says so).
+        """
+        fmt = event.get("log_format")
+        if (
+            not isinstance(fmt, str)
+            or "log_failure" in event
+            or "log_flattened" in event
+            or "log_time" not in event
+        ):
+            return None
+        system = self._system(event)
+        if system is None:
+            return None
+        if fmt == SUMMARY_FORMAT:
+            message = event.get(SUMMARY_FIELD)
+            if not isinstance(message, str):
+                return None
+        elif "(" in fmt:
+            return None
+        else:
+            try:
+                message = fmt.format_map(event)
+            except Exception:  # Twisted's formatter reports what went wrong
+                return None
+        if not message:
+            return None
+        text = f"{self.format_time(event['log_time'])} [{system}] {message}\n"
+        if "\n" in message:
+            text = text[:-1].replace("\n", "\n\t") + "\n"
+        return text
 
 
 def _twisted_time_format(format_event: Callable[..., Any]) -> Tuple[bool, Optional[str]]:

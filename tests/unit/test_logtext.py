@@ -8,6 +8,8 @@ from __future__ import annotations
 import io
 from typing import Any, Dict, List
 
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.logger import (
     FileLogObserver,
     LogLevel,
@@ -75,6 +77,57 @@ class ClassicTextTests(SynchronousTestCase):
         ]
         for event in events:
             self.assertEqual(ClassicText()(event), twisted_text(event))
+
+    def test_plain_formats(self) -> None:
+        """Formats with fields, conversions, specs, attributes, calls or errors match Twisted's."""
+
+        class Thing:
+            name = "thing"
+
+            def __repr__(self) -> str:
+                return "<Thing>"
+
+        base = {
+            "log_time": WHEN,
+            "log_namespace": "conference.app.focus",
+            "log_level": LogLevel.info,
+        }
+        formats = [
+            "{who} joined {uri} ({n} in)",
+            "{s:.0f} s left, {ratio:.1%}",
+            "{thing!r} and {thing.name} and {thing}",
+            "{{literal}} {who}",
+            "{missing} is not there",
+            "{who.nothing} fails",
+            "{thing.name()} is a call",
+            "line one {who}\nline two",
+            "",
+            "{bad",
+        ]
+        for fmt in formats:
+            event = {
+                **base,
+                "log_format": fmt,
+                "who": "sip:a@example.com",
+                "uri": "sip:room@example.com",
+                "n": 3,
+                "s": 12.6,
+                "ratio": 0.25,
+                "thing": Thing(),
+            }
+            self.assertEqual(ClassicText()(event), twisted_text(event), fmt)
+
+    @given(st.text(max_size=40), st.text(max_size=20))
+    def test_plain_any_text(self, fmt: str, value: str) -> None:
+        """Any format text and value come out as Twisted writes them."""
+        event = {
+            "log_time": WHEN,
+            "log_namespace": "n",
+            "log_level": LogLevel.info,
+            "log_format": fmt,
+            "v": value,
+        }
+        self.assertEqual(ClassicText()(event), twisted_text(event))
 
     def test_time_per_second(self) -> None:
         """The time stamp follows the second, including a custom format."""
