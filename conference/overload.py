@@ -35,7 +35,13 @@ from typing import Callable, Optional, Tuple
 from conference.sip.errors import RemoteProtocolError
 from conference.sip.message import Request
 
-__all__ = ["EXEMPT_METHODS", "OVERLOADED_REASON", "Overloaded", "OverloadControl", "ProportionalShedding"]
+__all__ = [
+    "EXEMPT_METHODS",
+    "OVERLOADED_REASON",
+    "Overloaded",
+    "OverloadControl",
+    "ProportionalShedding",
+]
 
 #: Methods never shed: they finish work already accepted (ACK, CANCEL,
 #: BYE, PRACK) or keep a front end's view of this node honest (OPTIONS).

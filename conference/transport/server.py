@@ -219,10 +219,11 @@ class SIPServer:
     def _refuse_unparsed(self, data: bytes, peer: txn.Peer) -> bool:
         """
         Refuse a new request 503 from its raw lines (L{conference.sip.quick})
-        when it falls in L{queue}'s refused share, and absorb the ACKs of such refusals; whether it was done.  Anything
-        else (responses, requests in a dialog, exempt methods, possible
-        retransmissions of a request being served, what the quick reader
-        declines) is left to the full path.
+        when it falls in L{queue}'s refused share, and absorb the ACKs of
+        such refusals; whether it was done.  Anything else (responses,
+        requests in a dialog, exempt methods, possible retransmissions of
+        a request being served, what the quick reader declines) is left to
+        the full path.
         """
         control = self.overload
         request = quick.peek(data)

@@ -221,7 +221,8 @@ class ProportionalSheddingTests(SynchronousTestCase):
         """A fraction of a quarter refuses exactly every fourth candidate."""
         shedding = ProportionalShedding(0.02)
         shedding.fraction = 0.25
-        self.assertEqual([shedding.refuse_next() for _ in range(8)], [False, False, False, True] * 2)
+        decisions = [shedding.refuse_next() for _ in range(8)]
+        self.assertEqual(decisions, [False, False, False, True] * 2)
         shedding.fraction = 0.0
         self.assertFalse(any(shedding.refuse_next() for _ in range(8)))
 
