@@ -92,6 +92,13 @@ class ProportionalShedding:
     correction is bounded (at most halving or doubling the admitted share
     per interval) and M{a} never goes below M{1 - max_fraction}.
 
+    The per-request rule of CoDel stays beside it for what the share
+    cannot fix at once: while shedding, a new request that itself waited
+    more than C{limit} is refused too.  When overload starts, a backlog
+    builds before the share has been cut; refusing its aged requests
+    (cheaply) drains it fast and keeps what is admitted under the limit,
+    instead of admitting them late and cutting the share further to drain.
+
     Shedding starts only once the queue I{stands}: every datagram of an
     interval waited more than C{target} (CoDel's rule, RFC 8289: a burst
     makes a queue that drains, overload one that stands).  When the mean
@@ -113,6 +120,7 @@ class ProportionalShedding:
         *,
         drain: float = 0.5,
         max_fraction: float = 0.98,
+        limit: Optional[float] = None,
     ) -> None:
         """
         @param target: the mean queue wait (seconds) above which the
@@ -121,6 +129,9 @@ class ProportionalShedding:
         @param drain: seconds to drain a queue standing above C{target}.
         @param max_fraction: the most refused: some new requests are always
             let in, so a server that misjudges itself still serves.
+        @param limit: while shedding, a new request that itself waited
+            longer than this is refused whatever the share (default twice
+            the target).
         @raise ValueError: unless target, interval and drain are positive
             and max_fraction is in (0, 1).
         """
@@ -132,6 +143,7 @@ class ProportionalShedding:
         self.interval = interval
         self.drain = drain
         self.max_fraction = max_fraction
+        self.limit = 2 * target if limit is None else limit
         self.fraction = 0.0
         self.wait = 0.0
         self.transitions = 0
@@ -189,15 +201,19 @@ class ProportionalShedding:
         if before == 0 and self.fraction > 0:
             self.transitions += 1
 
-    def refuse_next(self) -> bool:
+    def refuse_next(self, waited: float = 0.0) -> bool:
         """
-        Whether to refuse the new request at hand (call it for new requests
-        only, so the fraction is of those): every M{1/fraction}-th one.
+        Whether to refuse the new request at hand, which waited C{waited}
+        seconds (call it for new requests only, so the fraction is of
+        those): every M{1/fraction}-th one, and, while shedding, any that
+        waited past C{limit}.
         """
         fraction = self.fraction
         if fraction <= 0:
             self._credit = 0.0
             return False
+        if waited > self.limit:
+            return True
         self._credit += fraction
         if self._credit >= 1.0:
             self._credit -= 1.0

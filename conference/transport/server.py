@@ -164,8 +164,8 @@ class SIPServer:
         queue = self.queue
         if arrival is not None and queue is not None:
             now = self.now()
-            shedding = queue.observe(max(0.0, now - arrival), now)
-            if shedding and self._refuse_unparsed(data, peer):
+            waited = max(0.0, now - arrival)
+            if queue.observe(waited, now) and self._refuse_unparsed(data, peer, waited):
                 return
         try:
             message = parse_datagram(data, max_size=self.max_message_size)
@@ -216,7 +216,7 @@ class SIPServer:
             return
         self.run(actions)
 
-    def _refuse_unparsed(self, data: bytes, peer: txn.Peer) -> bool:
+    def _refuse_unparsed(self, data: bytes, peer: txn.Peer, waited: float = 0.0) -> bool:
         """
         Refuse a new request 503 from its raw lines (L{conference.sip.quick})
         when it falls in L{queue}'s refused share, and absorb the ACKs of
@@ -237,7 +237,7 @@ class SIPServer:
             or self.layer.serving(request.branch)
         ):
             return False
-        if self.queue is not None and not self.queue.refuse_next():
+        if self.queue is not None and not self.queue.refuse_next(waited):
             return False
         retry = control.refuse(request.method)
         self.stats["overloaded"] += 1
