@@ -29,6 +29,8 @@ import argparse
 import contextlib
 import os
 import random
+import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -37,9 +39,11 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Set
+from typing import Dict, Iterator, List, Optional, Set, Tuple
 
-# Beside this file (run as a script, its folder is first on sys.path).
+# Beside this file (run as a script, its folder is first on sys.path); the
+# digest helpers come from this tree.
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 from bench_sip import (
     RunResult,
     find_max_rate,
@@ -96,24 +100,58 @@ def mutate(message: bytes, rng: random.Random) -> bytes:
     return bytes(raw)
 
 
-def register(n: int, port: int, *, query: bool = False) -> bytes:
+def register(
+    n: int,
+    port: int,
+    *,
+    query: bool = False,
+    challenge: Optional[Tuple[str, str, str]] = None,
+) -> bytes:
     """
-    A REGISTER of C{sip:bad<n>@example.com} binding a contact at C{port}
-    for an hour, or (C{query}) one without Contact, asking for the bindings.
+    A REGISTER by user C{bad<n>} binding a contact at C{port} for an hour,
+    or (C{query}) one without Contact, asking for the bindings; with
+    C{challenge} (realm, nonce, opaque of a 401), authorized (digest, MD5,
+    qop auth, nonce count 1) and with its CSeq one higher.
     """
     kind = "q" if query else "r"
+    step = "a" if challenge else "c"
     lines = [
         f"REGISTER sip:{DOMAIN} SIP/2.0",
-        f"Via: SIP/2.0/UDP {LOOPBACK}:{port};branch=z9hG4bK-bad{kind}{n};rport",
+        f"Via: SIP/2.0/UDP {LOOPBACK}:{port};branch=z9hG4bK-bad{kind}{step}{n};rport",
         "Max-Forwards: 70",
         f"From: <sip:bad{n}@{DOMAIN}>;tag=f{kind}{n}",
         f"To: <sip:bad{n}@{DOMAIN}>",
         f"Call-ID: bad{kind}-{n}@{LOOPBACK}",
-        f"CSeq: {2 if query else 1} REGISTER",
+        f"CSeq: {2 if challenge else 1} REGISTER",
     ]
     if not query:
         lines += [f"Contact: <{contact(n, port)}>", "Expires: 3600"]
+    if challenge is not None:
+        from conference.sip.digest import compute_ha1, compute_response
+
+        realm, nonce, opaque = challenge
+        cnonce = secrets.token_hex(4)
+        uri = f"sip:{DOMAIN}"
+        ha1 = compute_ha1("MD5", f"bad{n}", realm, f"pw{n}")
+        digest = compute_response(
+            "MD5", ha1, nonce=nonce, method="REGISTER", uri=uri, qop="auth", nc=1, cnonce=cnonce
+        )
+        lines.append(
+            f'Authorization: Digest username="bad{n}", realm="{realm}", nonce="{nonce}", '
+            f'uri="{uri}", response="{digest}", algorithm=MD5, qop=auth, '
+            f'nc=00000001, cnonce="{cnonce}", opaque="{opaque}"'
+        )
     return ("\r\n".join([*lines, "Content-Length: 0", "", ""])).encode()
+
+
+def challenge_of(data: bytes) -> Optional[Tuple[str, str, str]]:
+    """The realm, nonce and opaque of a 401, or L{None}."""
+    if status_of(data) != 401:
+        return None
+    found = re.search(rb'realm="([^"]*)".*?nonce="([^"]*)"(?:.*?opaque="([^"]*)")?', data)
+    if found is None:
+        return None
+    return found.group(1).decode(), found.group(2).decode(), (found.group(3) or b"").decode()
 
 
 def contact(n: int, port: int) -> str:
@@ -163,6 +201,7 @@ class Flood:
     bad_sent: int = 0
     registers_sent: int = 0
     answers: Dict[int, int] = field(default_factory=dict)
+    challenged: Set[int] = field(default_factory=set)
     acknowledged: Set[int] = field(default_factory=set)
 
 
@@ -178,7 +217,7 @@ def run_flood(port: int, seconds: float, rate: float, corpus: Path, *, seed: int
     good.setblocking(False)
     bad.setblocking(False)
     good_port = good.getsockname()[1]
-    templates = [register(0, good_port), register(0, good_port, query=True)]
+    templates = [register(0, good_port), register(0, good_port, challenge=("r", "n", "o"))]
     templates.append(
         (
             f"INVITE sip:bench@{LOOPBACK}:{port} SIP/2.0\r\n"
@@ -207,7 +246,7 @@ def run_flood(port: int, seconds: float, rate: float, corpus: Path, *, seed: int
             elif elapsed > seconds + 4.0:
                 break
             _drain(bad)
-            _collect(good, flood)
+            _collect(good, flood, port)
             time.sleep(0.001)
     finally:
         bad.close()
@@ -224,8 +263,12 @@ def _drain(sock: socket.socket) -> None:
         return
 
 
-def _collect(sock: socket.socket, flood: Flood) -> None:
-    """Record the final answers to the REGISTERs."""
+def _collect(sock: socket.socket, flood: Flood, server: int) -> None:
+    """
+    Answer the REGISTERs' challenges (once each) and record their final
+    answers.
+    """
+    port = sock.getsockname()[1]
     try:
         while True:
             data = sock.recv(65536)
@@ -233,11 +276,27 @@ def _collect(sock: socket.socket, flood: Flood) -> None:
             if status is None or status < 200 or not call_id or not call_id.startswith("badr-"):
                 continue
             n = int(call_id[5:].split("@")[0])
+            challenge = challenge_of(data)
+            if challenge is not None and n not in flood.challenged:
+                flood.challenged.add(n)
+                sock.sendto(register(n, port, challenge=challenge), (LOOPBACK, server))
+                continue
             flood.answers.setdefault(n, status)
             if status == 200:
                 flood.acknowledged.add(n)
     except (OSError, ValueError):
         return
+
+
+def write_users(folder: Path, seconds: float) -> Path:
+    """
+    The password file: user C{bad<n>}, password C{pw<n>}, for every
+    REGISTER the flood may send.
+    """
+    users = folder / "users.txt"
+    count = int(seconds * REGISTER_RATE) + 10
+    users.write_text("".join(f"bad{n}:pw{n}\n" for n in range(count)))
+    return users
 
 
 def lost_writes(port: int, acknowledged: Set[int]) -> List[int]:
@@ -262,13 +321,20 @@ def lost_writes(port: int, acknowledged: Set[int]) -> List[int]:
 
 def _query(sock: socket.socket, port: int, n: int) -> Optional[bytes]:
     """The 200 answering a query for REGISTER C{n}'s address, or L{None}."""
-    data = register(n, sock.getsockname()[1], query=True)
+    local = sock.getsockname()[1]
+    data = register(n, local, query=True)
     for _ in range(5):
         sock.sendto(data, (LOOPBACK, port))
         try:
             while True:
                 answer = sock.recv(65536)
-                if call_id_of(answer) == f"badq-{n}@{LOOPBACK}" and status_of(answer) == 200:
+                if call_id_of(answer) != f"badq-{n}@{LOOPBACK}":
+                    continue
+                challenge = challenge_of(answer)
+                if challenge is not None:
+                    data = register(n, local, query=True, challenge=challenge)
+                    sock.sendto(data, (LOOPBACK, port))
+                elif status_of(answer) == 200:
                     return answer
         except OSError:
             continue
@@ -327,6 +393,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         port = free_udp_port()
         options = ["--domain", DOMAIN, "--store", f"sqlite:{folder / 'bad.sqlite'}"]
         options += ["--rate-limit", "off", "--identity-rate-limit", "off"]
+        options += ["--auth", f"file:{write_users(folder, duration)}"]
         server = CommandServer(
             "full",
             conference_command(folder, port, options),
