@@ -46,6 +46,10 @@ __all__ = [
 #: Methods never shed: they finish work already accepted (ACK, CANCEL,
 #: BYE, PRACK) or keep a front end's view of this node honest (OPTIONS).
 EXEMPT_METHODS = frozenset({"ACK", "CANCEL", "BYE", "PRACK", "OPTIONS"})
+#: How much the admitted share of L{ProportionalShedding} grows, at most,
+#: in an interval where the queue ran dry (4x) and in any other (2x).
+_DRY_GROWTH = 3.0
+_MOST_GROWTH = 1.0
 #: The reason phrase of every overload refusal, parsed or not.
 OVERLOADED_REASON = "Service Unavailable (overloaded)"
 
@@ -103,7 +107,7 @@ class ProportionalShedding:
     interval waited more than C{target} (CoDel's rule, RFC 8289: a burst
     makes a queue that drains, overload one that stands).  When the mean
     wait of an interval falls below a quarter of the target the queue ran
-    dry, capacity went unused, and the admitted share doubles; an idle gap
+    dry, capacity went unused, and the admitted share quadruples; an idle gap
     between datagrams counts as such intervals, so after the load stops
     nothing is refused within a few intervals.
 
@@ -194,8 +198,10 @@ class ProportionalShedding:
         for _ in range(min(8, max(1, int(elapsed / self.interval)))):
             excess = (wait - self.wait) / self.interval + (wait - self.target) / self.drain
             if wait < self.target / 4:
-                excess = -1.0  # the queue ran dry: capacity went unused
-            admitted *= 1.0 - min(0.5, max(-1.0, excess))
+                excess = -_DRY_GROWTH  # the queue ran dry: capacity went unused
+            else:
+                excess = max(-_MOST_GROWTH, excess)
+            admitted *= 1.0 - min(0.5, excess)
             self.wait, wait = wait, 0.0
         self.fraction = min(self.max_fraction, max(0.0, 1.0 - admitted))
         if before == 0 and self.fraction > 0:
