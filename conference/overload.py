@@ -102,6 +102,9 @@ class ProportionalShedding:
     builds before the share has been cut; refusing its aged requests
     (cheaply) drains it fast and keeps what is admitted under the limit,
     instead of admitting them late and cutting the share further to drain.
+    Each correction starts from the share actually refused in the interval,
+    aged requests included: while the limit holds the queue, that share is
+    what the controller must adopt, and it does so at once.
 
     Shedding starts only once the queue I{stands}: every datagram of an
     interval waited more than C{target} (CoDel's rule, RFC 8289: a burst
@@ -134,8 +137,8 @@ class ProportionalShedding:
         @param max_fraction: the most refused: some new requests are always
             let in, so a server that misjudges itself still serves.
         @param limit: while shedding, a new request that itself waited
-            longer than this is refused whatever the share (default twice
-            the target).
+            longer than this is refused whatever the share (default 1.5
+            times the target).
         @raise ValueError: unless target, interval and drain are positive
             and max_fraction is in (0, 1).
         """
@@ -147,7 +150,7 @@ class ProportionalShedding:
         self.interval = interval
         self.drain = drain
         self.max_fraction = max_fraction
-        self.limit = 2 * target if limit is None else limit
+        self.limit = 1.5 * target if limit is None else limit
         self.fraction = 0.0
         self.wait = 0.0
         self.transitions = 0
@@ -156,6 +159,8 @@ class ProportionalShedding:
         self._count = 0
         self._least = 0.0
         self._credit = 0.0
+        self._candidates = 0
+        self._refused = 0
 
     @property
     def standing(self) -> bool:
@@ -191,10 +196,17 @@ class ProportionalShedding:
         standing = self._count > 0 and self._least > self.target
         self._total, self._count = 0.0, 0
         before = self.fraction
+        # The share actually refused, aged requests included: while the
+        # limit holds the queue, that is what the share must become.
+        if self._candidates:
+            refused = self._refused / self._candidates
+        else:
+            refused = before
+        self._candidates = self._refused = 0
         if before == 0 and not standing:
             self.wait = wait  # a burst, or no queue: nothing to correct
             return
-        admitted = 1.0 - before
+        admitted = 1.0 - max(before, refused)
         for _ in range(min(8, max(1, int(elapsed / self.interval)))):
             excess = (wait - self.wait) / self.interval + (wait - self.target) / self.drain
             if wait < self.target / 4:
@@ -218,11 +230,14 @@ class ProportionalShedding:
         if fraction <= 0:
             self._credit = 0.0
             return False
+        self._candidates += 1
         if waited > self.limit:
+            self._refused += 1
             return True
         self._credit += fraction
         if self._credit >= 1.0:
             self._credit -= 1.0
+            self._refused += 1
             return True
         return False
 
