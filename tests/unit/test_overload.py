@@ -187,6 +187,12 @@ class ProportionalSheddingTests(SynchronousTestCase):
             self.assertLess(abs(sum(settled) / len(settled) - share), 0.05, offered)
             self.assertEqual(shedding.transitions, 1)
 
+    def test_settles_fast(self) -> None:
+        """Half a second into 4x the share is already the one that matches capacity."""
+        run = simulate(ProportionalShedding(0.02), 4.0, 1.0)
+        early = [f for t, f in run.fractions if 0.4 <= t < 0.6]
+        self.assertLess(abs(sum(early) / len(early) - 0.78), 0.05)
+
     def test_below_capacity_refuses_nothing(self) -> None:
         """At 80% of capacity nothing is refused."""
         shedding = ProportionalShedding(0.02)
