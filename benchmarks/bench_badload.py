@@ -106,23 +106,26 @@ def register(
     *,
     query: bool = False,
     challenge: Optional[Tuple[str, str, str]] = None,
+    attempt: int = 0,
 ) -> bytes:
     """
     A REGISTER by user C{bad<n>} binding a contact at C{port} for an hour,
     or (C{query}) one without Contact, asking for the bindings; with
     C{challenge} (realm, nonce, opaque of a 401), authorized (digest, MD5,
-    qop auth, nonce count 1) and with its CSeq one higher.
+    qop auth, nonce count 1).  Its CSeq is M{2 attempt + 1}, one more when
+    authorized, so a new attempt after a 503 is a new request.
     """
     kind = "q" if query else "r"
     step = "a" if challenge else "c"
+    cseq = 2 * attempt + (2 if challenge else 1)
     lines = [
         f"REGISTER sip:{DOMAIN} SIP/2.0",
-        f"Via: SIP/2.0/UDP {LOOPBACK}:{port};branch=z9hG4bK-bad{kind}{step}{n};rport",
+        f"Via: SIP/2.0/UDP {LOOPBACK}:{port};branch=z9hG4bK-bad{kind}{step}{n}x{cseq};rport",
         "Max-Forwards: 70",
         f"From: <sip:bad{n}@{DOMAIN}>;tag=f{kind}{n}",
         f"To: <sip:bad{n}@{DOMAIN}>",
         f"Call-ID: bad{kind}-{n}@{LOOPBACK}",
-        f"CSeq: {2 if challenge else 1} REGISTER",
+        f"CSeq: {cseq} REGISTER",
     ]
     if not query:
         lines += [f"Contact: <{contact(n, port)}>", "Expires: 3600"]
@@ -201,7 +204,9 @@ class Flood:
     bad_sent: int = 0
     registers_sent: int = 0
     answers: Dict[int, int] = field(default_factory=dict)
-    challenged: Set[int] = field(default_factory=set)
+    attempts: Dict[int, int] = field(default_factory=dict)
+    retry: Dict[int, float] = field(default_factory=dict)
+    refused: int = 0
     acknowledged: Set[int] = field(default_factory=set)
 
 
@@ -243,10 +248,16 @@ def run_flood(port: int, seconds: float, rate: float, corpus: Path, *, seed: int
                     n = flood.registers_sent
                     good.sendto(register(n, good_port), (LOOPBACK, port))
                     flood.registers_sent += 1
+                for n, when in sorted(flood.retry.items()):
+                    if when <= elapsed:
+                        del flood.retry[n]
+                        flood.attempts[n] = attempt = flood.attempts.get(n, 0) + 1
+                        again = register(n, good_port, attempt=attempt)
+                        good.sendto(again, (LOOPBACK, port))
             elif elapsed > seconds + 4.0:
                 break
             _drain(bad)
-            _collect(good, flood, port)
+            _collect(good, flood, port, elapsed)
             time.sleep(0.001)
     finally:
         bad.close()
@@ -263,9 +274,10 @@ def _drain(sock: socket.socket) -> None:
         return
 
 
-def _collect(sock: socket.socket, flood: Flood, server: int) -> None:
+def _collect(sock: socket.socket, flood: Flood, server: int, now: float) -> None:
     """
-    Answer the REGISTERs' challenges (once each) and record their final
+    Answer the REGISTERs' challenges, plan a new attempt after each 503
+    once its Retry-After has passed, as a phone does, and record the final
     answers.
     """
     port = sock.getsockname()[1]
@@ -276,14 +288,22 @@ def _collect(sock: socket.socket, flood: Flood, server: int) -> None:
             if status is None or status < 200 or not call_id or not call_id.startswith("badr-"):
                 continue
             n = int(call_id[5:].split("@")[0])
+            attempt = flood.attempts.get(n, 0)
+            found = re.search(rb"\r\nCSeq:\s*(\d+)", data, re.IGNORECASE)
+            if found is None or (int(found.group(1)) - 1) // 2 != attempt:
+                continue  # an earlier attempt's late answer
             challenge = challenge_of(data)
-            if challenge is not None and n not in flood.challenged:
-                flood.challenged.add(n)
-                sock.sendto(register(n, port, challenge=challenge), (LOOPBACK, server))
+            if challenge is not None and int(found.group(1)) % 2:
+                again = register(n, port, challenge=challenge, attempt=attempt)
+                sock.sendto(again, (LOOPBACK, server))
                 continue
-            flood.answers.setdefault(n, status)
+            flood.answers[n] = status
             if status == 200:
                 flood.acknowledged.add(n)
+            elif status == 503:
+                flood.refused += 1
+                after = re.search(rb"\r\nRetry-After:\s*(\d+)", data, re.IGNORECASE)
+                flood.retry[n] = now + (int(after.group(1)) if after else 5)
     except (OSError, ValueError):
         return
 
@@ -459,7 +479,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         f"({valid.successful / valid.elapsed / capacity if valid.elapsed else 0:.2f}x capacity), "
         f"{valid.failed} failed or refused, {valid.retransmissions} retransmissions, "
         f"p99 {percentile(valid.rtt_ms, 99):.1f} ms\n"
-        f"REGISTERs: {flood.registers_sent} sent, answers {by_status}, "
+        f"REGISTERs: {flood.registers_sent} addresses, {flood.refused} attempts refused 503 "
+        f"(tried again after Retry-After), last answers {by_status}, "
         f"{len(flood.acknowledged)} acknowledged 200, {len(lost)} of them lost afterwards\n"
         f"server alive: {'yes' if alive else 'NO'}; tracebacks in its log: {tracebacks}\n"
         f"{'PASS' if ok else 'FAIL'}"
