@@ -106,9 +106,10 @@ class ProportionalShedding:
     aged requests included: while the limit holds the queue, that share is
     what the controller must adopt, and it does so at once.
 
-    Shedding starts only once the queue I{stands}: every datagram of an
-    interval waited more than C{target} (CoDel's rule, RFC 8289: a burst
-    makes a queue that drains, overload one that stands).  When the mean
+    Shedding starts only once the queue I{stands}: every datagram for
+    C{start} seconds (whole intervals) waited more than C{target} (CoDel's
+    rule, RFC 8289: a burst makes a queue that drains, overload one that
+    stands).  When the mean
     wait of an interval falls below a quarter of the target the queue ran
     dry, capacity went unused, and the admitted share quadruples; an idle gap
     between datagrams counts as such intervals, so after the load stops
@@ -128,6 +129,7 @@ class ProportionalShedding:
         drain: float = 0.5,
         max_fraction: float = 0.98,
         limit: Optional[float] = None,
+        start: float = 0.2,
     ) -> None:
         """
         @param target: the mean queue wait (seconds) above which the
@@ -139,6 +141,9 @@ class ProportionalShedding:
         @param limit: while shedding, a new request that itself waited
             longer than this is refused whatever the share (default 1.5
             times the target).
+        @param start: how long (seconds) every datagram must have waited
+            more than C{target} before shedding starts (one interval when
+            it stopped less than a second before).
         @raise ValueError: unless target, interval and drain are positive
             and max_fraction is in (0, 1).
         """
@@ -151,6 +156,9 @@ class ProportionalShedding:
         self.drain = drain
         self.max_fraction = max_fraction
         self.limit = 1.5 * target if limit is None else limit
+        self.start = start
+        self._stood = 0.0
+        self._calm = float("inf")
         self.fraction = 0.0
         self.wait = 0.0
         self.transitions = 0
@@ -203,9 +211,15 @@ class ProportionalShedding:
         else:
             refused = before
         self._candidates = self._refused = 0
-        if before == 0 and not standing:
-            self.wait = wait  # a burst, or no queue: nothing to correct
-            return
+        if before == 0:
+            self._calm += elapsed
+            self._stood = self._stood + elapsed if standing else 0.0
+            # Shedding that stopped within the last second resumes at once.
+            if self._stood < (self.start if self._calm > 1.0 + self._stood else self.interval):
+                self.wait = wait  # a burst, or no queue: nothing to correct
+                return
+            self._stood = 0.0
+        self._calm = 0.0
         admitted = 1.0 - max(before, refused)
         for _ in range(min(8, max(1, int(elapsed / self.interval)))):
             excess = (wait - self.wait) / self.interval + (wait - self.target) / self.drain

@@ -185,12 +185,12 @@ class ProportionalSheddingTests(SynchronousTestCase):
             self.assertLess(run.p99(1.0), 0.05, offered)
             settled = [f for t, f in run.fractions if t >= 1.0]
             self.assertLess(abs(sum(settled) / len(settled) - share), 0.05, offered)
-            self.assertEqual(shedding.transitions, 1)
+            self.assertLessEqual(shedding.transitions, 2)  # may stop once as the backlog clears
 
     def test_settles_fast(self) -> None:
-        """Half a second into 4x the share is already the one that matches capacity."""
+        """0.6 s into 4x the share is already the one that matches capacity."""
         run = simulate(ProportionalShedding(0.02), 4.0, 1.0)
-        early = [f for t, f in run.fractions if 0.4 <= t < 0.6]
+        early = [f for t, f in run.fractions if 0.6 <= t < 0.8]
         self.assertLess(abs(sum(early) / len(early) - 0.78), 0.05)
 
     def test_below_capacity_refuses_nothing(self) -> None:
@@ -242,9 +242,21 @@ class ProportionalSheddingTests(SynchronousTestCase):
         self.assertFalse(shedding.refuse_next(1.0))
 
     def test_onset_p99(self) -> None:
-        """Over 10 s of 4x, onset included, p99 of what is admitted stays under 50 ms."""
-        run = simulate(ProportionalShedding(0.02), 4.0, 10.0)
-        self.assertLess(run.p99(0.0), 0.05)
+        """Over 30 s of 2x or 4x, onset included, p99 of what is admitted stays under 50 ms."""
+        for offered in (2.0, 4.0):
+            run = simulate(ProportionalShedding(0.02), offered, 30.0)
+            self.assertLess(run.p99(0.0), 0.05, offered)
+
+    def test_waits_before_starting(self) -> None:
+        """Shedding starts only after the queue stood for 200 ms, then resumes at once."""
+        shedding = ProportionalShedding(0.02)
+        for n in range(4):
+            self.assertFalse(shedding.observe(0.03, n * 0.06))
+        self.assertTrue(shedding.observe(0.03, 0.24))
+        self.assertFalse(shedding.observe(0.0, 2.0))  # idle: stopped
+        self.assertFalse(shedding.observe(0.03, 2.06))
+        self.assertTrue(shedding.observe(0.03, 2.12))
+        self.assertEqual(shedding.transitions, 2)
 
     def test_never_refuses_all(self) -> None:
         """However long the queue, some new requests are let in."""
