@@ -44,6 +44,7 @@ from typing import Dict, Iterator, List, Optional, Set, Tuple
 # Beside this file (run as a script, its folder is first on sys.path); the
 # digest helpers come from this tree.
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
+from bench_overload import offer
 from bench_sip import (
     RunResult,
     find_max_rate,
@@ -86,18 +87,17 @@ def mutate(message: bytes, rng: random.Random) -> bytes:
     them (tests/unit/sip/test_rfc4475.py): a byte replaced, one to three
     deleted, or one to three inserted, at any position.
     """
-    raw = bytearray(message)
-    for _ in range(rng.randint(1, 4)):
-        pos = rng.randint(0, len(raw))
-        chunk = bytes(rng.randrange(256) for _ in range(rng.randint(1, 3)))
-        op = rng.choice(("flip", "del", "ins"))
-        if op == "flip" and pos < len(raw):
-            raw[pos] = chunk[0]
-        elif op == "del":
-            del raw[pos : pos + len(chunk)]
-        else:
-            raw[pos:pos] = chunk
-    return bytes(raw)
+    from tests.builders import mutated
+
+    edits = [
+        (
+            rng.randint(0, len(message)),
+            rng.choice(("flip", "del", "ins")),
+            bytes(rng.randrange(256) for _ in range(rng.randint(1, 3))),
+        )
+        for _ in range(rng.randint(1, 4))
+    ]
+    return mutated(message, edits)
 
 
 def register(
@@ -444,14 +444,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             server.settle(plan.settle_cap)
             floods: List[Flood] = []
             say(f"  {rate}/s valid + {flood_rate:.0f}/s bad for {duration:.0f} s")
-            valid: RunResult = run_sipp(
+            valid: RunResult = offer(
                 sipp,
                 scenario,
-                server=server,
-                rate=rate,
-                duration=duration,
+                server,
+                rate,
+                duration,
                 folder=folder,
-                rtt=True,
                 during=lambda: floods.append(run_flood(server.port, duration, flood_rate, corpus)),
             )
             flood = floods[0]
