@@ -109,11 +109,11 @@ class ProportionalShedding:
     Shedding starts only once the queue I{stands}: every datagram for
     C{start} seconds (whole intervals) waited more than C{target} (CoDel's
     rule, RFC 8289: a burst makes a queue that drains, overload one that
-    stands).  When the mean
-    wait of an interval falls below a quarter of the target the queue ran
-    dry, capacity went unused, and the admitted share quadruples; an idle gap
-    between datagrams counts as such intervals, so after the load stops
-    nothing is refused within a few intervals.
+    stands).  When the mean wait of an interval falls below a quarter of
+    the target the queue ran dry, capacity went unused, and the admitted
+    share quadruples; an idle gap between datagrams counts as such
+    intervals, so after the load stops nothing is refused within a few
+    intervals.
 
     @ivar fraction: the share of new requests refused now, in
         [0, C{max_fraction}].
