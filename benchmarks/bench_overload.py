@@ -33,7 +33,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 from bench_focus import join_inf, start_full
 
@@ -106,9 +106,11 @@ def offer(
     *,
     folder: Path,
     extra: Sequence[str] = (),
+    during: Optional[Callable[[], None]] = None,
 ) -> RunResult:
     """
-    One SIPp run at C{rate} for C{duration} seconds, response times kept.
+    One SIPp run at C{rate} for C{duration} seconds, response times kept;
+    C{during} runs while SIPp does.
     """
     return run_sipp(
         sipp,
@@ -119,6 +121,7 @@ def offer(
         folder=folder,
         rtt=True,
         extra=extra,
+        during=during,
     )
 
 

@@ -35,11 +35,21 @@ from typing import Callable, Optional, Tuple
 from conference.sip.errors import RemoteProtocolError
 from conference.sip.message import Request
 
-__all__ = ["EXEMPT_METHODS", "OVERLOADED_REASON", "Overloaded", "OverloadControl", "StandingQueue"]
+__all__ = [
+    "EXEMPT_METHODS",
+    "OVERLOADED_REASON",
+    "Overloaded",
+    "OverloadControl",
+    "ProportionalShedding",
+]
 
 #: Methods never shed: they finish work already accepted (ACK, CANCEL,
 #: BYE, PRACK) or keep a front end's view of this node honest (OPTIONS).
 EXEMPT_METHODS = frozenset({"ACK", "CANCEL", "BYE", "PRACK", "OPTIONS"})
+#: How much the admitted share of L{ProportionalShedding} grows, at most,
+#: in an interval where the queue ran dry (4x) and in any other (2x).
+_DRY_GROWTH = 3.0
+_MOST_GROWTH = 1.0
 #: The reason phrase of every overload refusal, parsed or not.
 OVERLOADED_REASON = "Service Unavailable (overloaded)"
 
@@ -55,56 +65,194 @@ class Overloaded(RemoteProtocolError):
         self.retry_after = retry_after
 
 
-class StandingQueue:
+class ProportionalShedding:
     """
-    The second signal, from the queue itself: how long each datagram waited
-    between the kernel receiving it and the server reading it (its
-    timestamp, C{SO_TIMESTAMPNS}).  The rule is CoDel's (RFC 8289): a burst
-    makes a queue that drains, overload a queue that stands.  The queue
-    stands once every datagram for C{interval} seconds waited more than
-    C{target}; from then on, new requests that waited more than C{target}
-    are refused (cheaply, before parsing: L{conference.sip.quick}) and the
-    rest are served, so what is admitted has waited less than C{target};
-    it stops standing after C{interval} without a datagram over C{target}.
+    The second signal, from the queue itself, and what to do about it: how
+    long each datagram waited between the kernel receiving it and the
+    server reading it (its timestamp, C{SO_TIMESTAMPNS}), and the share of
+    new requests to refuse so that the work admitted matches capacity.
 
-    @ivar standing: whether aged requests are being refused.
-    @ivar transitions: how many times the queue started standing.
+    This is RFC 7339's loss-based scheme applied by the server to itself:
+    a I{fraction} of new requests is refused (cheaply, before parsing:
+    L{conference.sip.quick}), whatever each one's own wait, spread evenly
+    (an accumulator, not dice: every M{1/fraction}-th candidate, so the
+    admitted share is exact and tests are deterministic).
+
+    Every C{interval} the admitted share M{a = 1 - fraction} is corrected
+    from the interval's mean wait M{w} (the previous one M{w'})::
+
+        excess = (w - w') / interval + (w - target) / drain
+        a = a * (1 - excess)
+
+    While the server is busy all the time, its queue grows by the excess
+    of the work offered over the work it can do: the first term I{is}
+    that excess, as a share of capacity, so cutting the admitted share by
+    it stops the growth within one interval (a rate-based controller: no
+    capacity figure needed, the queue measures it).  The second drains
+    what stood above C{target} in about C{drain} seconds, and lets the
+    share grow back once the queue is below it; the share settles where
+    the queue neither grows nor stands above the target.  A burst raises
+    one interval's wait and the next one's fall undoes the cut.  The
+    correction is bounded (at most halving or doubling the admitted share
+    per interval) and M{a} never goes below M{1 - max_fraction}.
+
+    The per-request rule of CoDel stays beside it for what the share
+    cannot fix at once: while shedding, a new request that itself waited
+    more than C{limit} is refused too.  When overload starts, a backlog
+    builds before the share has been cut; refusing its aged requests
+    (cheaply) drains it fast and keeps what is admitted under the limit,
+    instead of admitting them late and cutting the share further to drain.
+    Each correction starts from the share actually refused in the interval,
+    aged requests included: while the limit holds the queue, that share is
+    what the controller must adopt, and it does so at once.
+
+    Shedding starts only once the queue I{stands}: every datagram for
+    C{start} seconds (whole intervals) waited more than C{target} (CoDel's
+    rule, RFC 8289: a burst makes a queue that drains, overload one that
+    stands).  When the mean wait of an interval falls below a quarter of
+    the target the queue ran dry, capacity went unused, and the admitted
+    share quadruples; an idle gap between datagrams counts as such
+    intervals, so after the load stops nothing is refused within a few
+    intervals.
+
+    @ivar fraction: the share of new requests refused now, in
+        [0, C{max_fraction}].
+    @ivar wait: the mean wait of the last complete interval, seconds.
+    @ivar transitions: how many times shedding started (the fraction left 0).
     """
 
-    def __init__(self, target: float, interval: float = 0.2) -> None:
+    def __init__(
+        self,
+        target: float,
+        interval: float = 0.05,
+        *,
+        drain: float = 0.5,
+        max_fraction: float = 0.98,
+        limit: Optional[float] = None,
+        start: float = 0.2,
+    ) -> None:
         """
-        @raise ValueError: unless both are positive.
+        @param target: the mean queue wait (seconds) above which the
+            admitted share shrinks, and below which it grows back.
+        @param interval: seconds between corrections.
+        @param drain: seconds to drain a queue standing above C{target}.
+        @param max_fraction: the most refused: some new requests are always
+            let in, so a server that misjudges itself still serves.
+        @param limit: while shedding, a new request that itself waited
+            longer than this is refused whatever the share (default 1.5
+            times the target).
+        @param start: how long (seconds) every datagram must have waited
+            more than C{target} before shedding starts (one interval when
+            it stopped less than a second before).
+        @raise ValueError: unless target, interval and drain are positive
+            and max_fraction is in (0, 1).
         """
-        if target <= 0 or interval <= 0:
-            raise ValueError("the queue target and interval must be positive")
+        if min(target, interval, drain) <= 0:
+            raise ValueError("the queue target, interval and drain time must be positive")
+        if not 0 < max_fraction < 1:
+            raise ValueError("max_fraction must be in (0, 1)")
         self.target = target
         self.interval = interval
-        self.standing = False
+        self.drain = drain
+        self.max_fraction = max_fraction
+        self.limit = 1.5 * target if limit is None else limit
+        self.start = start
+        self._stood = 0.0
+        self._calm = float("inf")
+        self.fraction = 0.0
+        self.wait = 0.0
         self.transitions = 0
-        self._above_since: Optional[float] = None
-        self._below_since: Optional[float] = None
+        self._started: Optional[float] = None
+        self._total = 0.0
+        self._count = 0
+        self._least = 0.0
+        self._credit = 0.0
+        self._candidates = 0
+        self._refused = 0
+
+    @property
+    def standing(self) -> bool:
+        """Whether new requests are being refused (the fraction is above 0)."""
+        return self.fraction > 0
 
     def observe(self, waited: float, now: float) -> bool:
         """
-        Take the wait of one datagram read at C{now}.
+        Take the wait of one datagram read at C{now}; correct the fraction
+        when an interval has passed.
 
-        @return: whether a new request that waited this long is refused.
+        @return: whether new requests are being refused now (when not, the
+            caller need not look at the datagram before parsing it).
         """
-        if waited > self.target:
-            self._below_since = None
-            if self._above_since is None:
-                self._above_since = now
-            elif not self.standing and now - self._above_since >= self.interval:
-                self.standing = True
-                self.transitions += 1
-            return self.standing
-        self._above_since = None
-        if self.standing:
-            if self._below_since is None:
-                self._below_since = now
-            elif now - self._below_since >= self.interval:
-                self.standing = False
-                self._below_since = None
+        started = self._started
+        if started is None:
+            self._started = now
+        elif now - started >= self.interval:
+            self._correct(now - started)
+            self._started = now
+        self._total += waited
+        self._least = waited if self._count == 0 else min(self._least, waited)
+        self._count += 1
+        return self.fraction > 0
+
+    def _correct(self, elapsed: float) -> None:
+        """
+        The controller's step at the end of an interval that lasted
+        C{elapsed} seconds (longer when no datagram came for a while: then
+        the queue was empty for the intervals after the first).
+        """
+        wait = self._total / self._count if self._count else 0.0
+        standing = self._count > 0 and self._least > self.target
+        self._total, self._count = 0.0, 0
+        before = self.fraction
+        # The share actually refused, aged requests included: while the
+        # limit holds the queue, that is what the share must become.
+        if self._candidates:
+            refused = self._refused / self._candidates
+        else:
+            refused = before
+        self._candidates = self._refused = 0
+        if before == 0:
+            self._calm += elapsed
+            self._stood = self._stood + elapsed if standing else 0.0
+            # Shedding that stopped within the last second resumes at once.
+            if self._stood < (self.start if self._calm > 1.0 + self._stood else self.interval):
+                self.wait = wait  # a burst, or no queue: nothing to correct
+                return
+            self._stood = 0.0
+        self._calm = 0.0
+        admitted = 1.0 - max(before, refused)
+        for _ in range(min(8, max(1, int(elapsed / self.interval)))):
+            excess = (wait - self.wait) / self.interval + (wait - self.target) / self.drain
+            if wait < self.target / 4:
+                excess = -_DRY_GROWTH  # the queue ran dry: capacity went unused
+            else:
+                excess = max(-_MOST_GROWTH, excess)
+            admitted *= 1.0 - min(0.5, excess)
+            self.wait, wait = wait, 0.0
+        self.fraction = min(self.max_fraction, max(0.0, 1.0 - admitted))
+        if before == 0 and self.fraction > 0:
+            self.transitions += 1
+
+    def refuse_next(self, waited: float = 0.0) -> bool:
+        """
+        Whether to refuse the new request at hand, which waited C{waited}
+        seconds (call it for new requests only, so the fraction is of
+        those): every M{1/fraction}-th one, and, while shedding, any that
+        waited past C{limit}.
+        """
+        fraction = self.fraction
+        if fraction <= 0:
+            self._credit = 0.0
+            return False
+        self._candidates += 1
+        if waited > self.limit:
+            self._refused += 1
+            return True
+        self._credit += fraction
+        if self._credit >= 1.0:
+            self._credit -= 1.0
+            self._refused += 1
+            return True
         return False
 
 

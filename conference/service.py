@@ -42,7 +42,7 @@ from conference.errors import StartupError
 from conference.interfaces import ISIPIdentity
 from conference.limits import DEFAULT_BODY_LIMITS, DEFAULT_EXEMPT, BodyLimits, Rate, RateLimiter
 from conference.logtext import speed_up_text_observers
-from conference.overload import OverloadControl, StandingQueue
+from conference.overload import OverloadControl, ProportionalShedding
 from conference.reactors import default_reactor
 from conference.records import StoreError
 from conference.sip.digest import DEFAULT_ALGORITHMS, DigestServer
@@ -134,10 +134,10 @@ class ServerConfig:
     # Overload (docs/limits.rst): the smoothed event-loop lag, in seconds,
     # past which new requests are answered 503; None: never shed.
     overload_lag: Optional[float] = 0.1
-    # ... and the wait in the UDP socket's queue past which, once it
-    # stands (conference.overload.StandingQueue), new requests are refused
-    # before parsing; None: not used.
-    overload_queue: Optional[float] = 0.05
+    # ... and the mean wait in the UDP socket's queue the proportional
+    # shedding (conference.overload.ProportionalShedding) holds it at, by
+    # refusing a share of new requests before parsing; None: not used.
+    overload_queue: Optional[float] = 0.02
     max_media_per_source: Optional[int] = 32
     max_media_per_caller: Optional[int] = 4
     media_reserve_percent: float = 20.0
@@ -312,7 +312,7 @@ class ConferenceService(MultiService):
             self.lag_probe = LagProbe(self.overload, reactor=reactor)
             self.sip.overload = self.overload
             if config.overload_queue:
-                self.sip.queue = StandingQueue(config.overload_queue)
+                self.sip.queue = ProportionalShedding(config.overload_queue)
         self.stream_factory = SIPStreamFactory(
             self.sip,
             reactor,

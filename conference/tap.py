@@ -293,9 +293,9 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         [
             "overload-queue-ms",
             None,
-            50.0,
-            "Wait (ms) in the UDP receive queue past which, once every request waits "
-            "longer for 200 ms, new requests get 503 before parsing. 0: off.",
+            20.0,
+            "Mean wait (ms) in the UDP receive queue held by refusing a share of new "
+            "requests 503 before parsing, adjusted every 50 ms. 0: off.",
             _non_negative(float, "overload-queue-ms"),
         ],
         [

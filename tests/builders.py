@@ -63,3 +63,23 @@ def parse_response(data: bytes) -> Response:
     message = parse_datagram(data)
     assert isinstance(message, Response), message
     return message
+
+
+def mutated(message: bytes, edits: Iterable[Tuple[int, str, bytes]]) -> bytes:
+    """
+    C{message} with C{edits} made in turn, each C{(where, op, chunk)}: at
+    C{where} (modulo the length so far, plus one), C{"flip"} replaces a
+    byte with C{chunk}'s first, C{"del"} deletes C{len(chunk)} bytes, any
+    other inserts C{chunk}.  The parser's robustness tests draw the edits
+    with hypothesis; C{benchmarks/bench_badload.py} from a seeded RNG.
+    """
+    raw = bytearray(message)
+    for where, op, chunk in edits:
+        pos = where % (len(raw) + 1)
+        if op == "flip" and pos < len(raw):
+            raw[pos] = chunk[0]
+        elif op == "del":
+            del raw[pos : pos + len(chunk)]
+        else:
+            raw[pos:pos] = chunk
+    return bytes(raw)

@@ -25,7 +25,7 @@ from conference.overload import (
     OVERLOADED_REASON,
     OverloadControl,
     Overloaded,
-    StandingQueue,
+    ProportionalShedding,
 )
 from conference.reactors import default_reactor
 from conference.sip import quick
@@ -128,7 +128,7 @@ class SIPServer:
         # the queue-wait signal; refusals before parsing carry this To tag,
         # so their ACKs are known without parsing too.
         self.overload: Optional[OverloadControl] = None
-        self.queue: Optional[StandingQueue] = None
+        self.queue: Optional[ProportionalShedding] = None
         self._refusal_tag = new_tag()
 
     def now(self) -> float:
@@ -161,16 +161,16 @@ class SIPServer:
         Take one UDP datagram; bad ones are answered or dropped, never raise.
 
         @param arrival: when the kernel received it (L{time.time}'s clock),
-            if the transport knows: with L{queue}, a request that waited
-            too long while the queue stands is refused before parsing.
+            if the transport knows: with L{queue}, while it sheds, its
+            share of new requests is refused before parsing.
         """
         if not data.strip(b"\r\n"):
             return  # RFC 5626 keep-alive
         queue = self.queue
         if arrival is not None and queue is not None:
             now = self.now()
-            aged = queue.observe(max(0.0, now - arrival), now)
-            if aged and self._refuse_unparsed(data, peer):
+            waited = max(0.0, now - arrival)
+            if queue.observe(waited, now) and self._refuse_unparsed(data, peer, waited):
                 return
         if self._absorbed(data, peer):
             return
@@ -251,13 +251,14 @@ class SIPServer:
             return
         self.run(actions)
 
-    def _refuse_unparsed(self, data: bytes, peer: txn.Peer) -> bool:
+    def _refuse_unparsed(self, data: bytes, peer: txn.Peer, waited: float = 0.0) -> bool:
         """
-        Refuse a new request 503 from its raw lines (L{conference.sip.quick}),
-        and absorb the ACKs of such refusals; whether it was done.  Anything
-        else (responses, requests in a dialog, exempt methods, possible
-        retransmissions of a request being served, what the quick reader
-        declines) is left to the full path.
+        Refuse a new request 503 from its raw lines (L{conference.sip.quick})
+        when it falls in L{queue}'s refused share, and absorb the ACKs of
+        such refusals; whether it was done.  Anything else (responses,
+        requests in a dialog, exempt methods, possible retransmissions of
+        a request being served, what the quick reader declines) is left to
+        the full path.
         """
         control = self.overload
         request = quick.peek(data)
@@ -270,6 +271,8 @@ class SIPServer:
             or request.to_tag is not None
             or self.layer.serving(request.branch)
         ):
+            return False
+        if self.queue is not None and not self.queue.refuse_next(waited):
             return False
         retry = control.refuse(request.method)
         self.stats["overloaded"] += 1

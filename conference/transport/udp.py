@@ -8,7 +8,7 @@ over UDP, so the port's limit follows the configured message size.
 On Linux the port reads each datagram with the time the kernel received
 it (C{SO_TIMESTAMPNS}), so the server knows how long every request waited
 in the socket's queue: the overload control's second signal
-(L{conference.overload.StandingQueue}).  Elsewhere, or on a reactor that
+(L{conference.overload.ProportionalShedding}).  Elsewhere, or on a reactor that
 is not a POSIX one, datagrams come without it.
 """
 

@@ -122,9 +122,14 @@ class ServerCollector(Collector):
         if queue is not None:
             yield GaugeMetricFamily(
                 "conference_sip_queue_standing",
-                "1 while requests wait in the UDP queue past --overload-queue-ms "
-                "and new ones are refused before parsing",
+                "1 while the UDP queue's wait makes a share of new requests "
+                "refused before parsing (--overload-queue-ms)",
                 value=1.0 if queue.standing else 0.0,
+            )
+            yield GaugeMetricFamily(
+                "conference_sip_shed_fraction",
+                "The share of new requests refused before parsing now",
+                value=float(queue.fraction),
             )
         transactions = GaugeMetricFamily(
             "conference_sip_transactions",

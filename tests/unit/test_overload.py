@@ -6,11 +6,20 @@ never shed, and the Retry-After it answers with.
 
 from __future__ import annotations
 
+import random
+from dataclasses import dataclass, field
+from typing import List, Tuple
+
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from conference.overload import EXEMPT_METHODS, OverloadControl, Overloaded, StandingQueue
+from conference.overload import (
+    EXEMPT_METHODS,
+    OverloadControl,
+    Overloaded,
+    ProportionalShedding,
+)
 from conference.sip.message import Request
 from tests.builders import make_request
 
@@ -106,43 +115,160 @@ class DecisionTests(SynchronousTestCase):
             self.assertRaises(ValueError, OverloadControl, **kwargs)
 
 
-class StandingQueueTests(SynchronousTestCase):
+def simulate(
+    shedding: ProportionalShedding,
+    offered: float,
+    seconds: float,
+    *,
+    refusal: float = 0.03,
+    start: float = 0.0,
+    capacity: float = 1000.0,
+) -> SimulatedRun:
     """
-    The queue-wait signal: a burst drains, overload stands.
+    A single-server queue on a simulated clock: new requests arrive evenly
+    at C{offered} times C{capacity} per second from C{start}, each is read
+    when the server is free (its wait observed then), and costs
+    M{1/capacity} seconds when admitted, C{refusal} of that when refused.
+    The service time varies by +-50% (seeded), as real requests do.
+    """
+    rng = random.Random(7)
+    rate = offered * capacity
+    free = start
+    run = SimulatedRun()
+    for n in range(int(rate * seconds)):
+        arrival = start + n / rate
+        begin = max(arrival, free)
+        waited = begin - arrival
+        if shedding.observe(waited, begin) and shedding.refuse_next(waited):
+            free = begin + refusal / capacity
+            run.refused += 1
+        else:
+            free = begin + rng.uniform(0.5, 1.5) / capacity
+            run.admitted.append((arrival, free - arrival))
+        run.fractions.append((begin, shedding.fraction))
+    run.end = free
+    return run
+
+
+@dataclass
+class SimulatedRun:
+    """What L{simulate} saw: admitted requests (arrival, response time), refusals."""
+
+    admitted: List[Tuple[float, float]] = field(default_factory=list)
+    refused: int = 0
+    fractions: List[Tuple[float, float]] = field(default_factory=list)
+    end: float = 0.0
+
+    def goodput(self, after: float, until: float, capacity: float = 1000.0) -> float:
+        """Admitted requests that arrived in [after, until), per second, over capacity."""
+        count = sum(1 for arrival, _ in self.admitted if after <= arrival < until)
+        return count / (until - after) / capacity
+
+    def p99(self, after: float) -> float:
+        """The 99th percentile response time of requests admitted after C{after}."""
+        times = sorted(t for arrival, t in self.admitted if arrival >= after)
+        return times[int(len(times) * 0.99)]
+
+
+class ProportionalSheddingTests(SynchronousTestCase):
+    """
+    The queue-wait controller: it converges to the share that matches
+    capacity, ignores bursts and lets everything in again once load stops.
     """
 
-    def test_burst_does_not_stand(self) -> None:
-        """Waits over the target for less than the interval refuse nothing."""
-        queue = StandingQueue(0.05, interval=0.2)
-        decisions = [queue.observe(0.1, t / 100) for t in range(15)]
-        decisions.append(queue.observe(0.001, 0.16))
-        decisions += [queue.observe(0.1, 0.17 + t / 100) for t in range(15)]
-        self.assertEqual((any(decisions), queue.standing), (False, False))
+    def test_converges_at_2x_and_4x(self) -> None:
+        """Past capacity, goodput after the first second is >= 90% and p99 < 50 ms."""
+        for offered, share in ((2.0, 0.51), (4.0, 0.78)):
+            shedding = ProportionalShedding(0.02)
+            run = simulate(shedding, offered, 6.0)
+            self.assertGreaterEqual(run.goodput(1.0, 6.0), 0.9, offered)
+            self.assertLess(run.p99(1.0), 0.05, offered)
+            settled = [f for t, f in run.fractions if t >= 1.0]
+            self.assertLess(abs(sum(settled) / len(settled) - share), 0.05, offered)
+            self.assertLessEqual(shedding.transitions, 2)  # may stop once as the backlog clears
 
-    def test_standing_refuses_the_aged(self) -> None:
-        """After an interval of long waits, requests over the target are refused, others not."""
-        queue = StandingQueue(0.05, interval=0.2)
-        for t in range(21):
-            queue.observe(0.1, t / 100)
-        self.assertTrue(queue.standing)
-        self.assertEqual(queue.transitions, 1)
-        self.assertTrue(queue.observe(0.08, 0.22))
-        self.assertFalse(queue.observe(0.01, 0.23))
-        self.assertTrue(queue.standing)
+    def test_settles_fast(self) -> None:
+        """0.6 s into 4x the share is already the one that matches capacity."""
+        run = simulate(ProportionalShedding(0.02), 4.0, 1.0)
+        early = [f for t, f in run.fractions if 0.6 <= t < 0.8]
+        self.assertLess(abs(sum(early) / len(early) - 0.78), 0.05)
 
-    def test_stops_after_interval_below(self) -> None:
-        """An interval without a wait over the target ends it."""
-        queue = StandingQueue(0.05, interval=0.2)
-        for t in range(21):
-            queue.observe(0.1, t / 100)
-        queue.observe(0.01, 1.0)
-        queue.observe(0.01, 1.1)
-        self.assertTrue(queue.standing)
-        queue.observe(0.01, 1.25)
-        self.assertFalse(queue.standing)
-        self.assertFalse(queue.observe(0.1, 1.26))
+    def test_below_capacity_refuses_nothing(self) -> None:
+        """At 80% of capacity nothing is refused."""
+        shedding = ProportionalShedding(0.02)
+        run = simulate(shedding, 0.8, 3.0)
+        self.assertEqual((run.refused, shedding.transitions), (0, 0))
+
+    def test_burst_refuses_nothing(self) -> None:
+        """A burst that drains within an interval (20 ms at 2x) refuses nothing."""
+        shedding = ProportionalShedding(0.02)
+        quiet = simulate(shedding, 0.5, 1.0)
+        burst = simulate(shedding, 2.0, 0.02, start=quiet.end)
+        after = simulate(shedding, 0.5, 1.0, start=burst.end)
+        self.assertEqual((burst.refused, after.refused, shedding.transitions), (0, 0, 0))
+
+    def test_recovers_after_load(self) -> None:
+        """After 4x stops, requests at half capacity are all admitted within 0.5 s."""
+        shedding = ProportionalShedding(0.02)
+        overload = simulate(shedding, 4.0, 3.0)
+        after = simulate(shedding, 0.5, 2.0, start=overload.end + 0.05)
+        refusing = [t for t, f in after.fractions if f > 0]
+        self.assertLess(max(refusing, default=overload.end) - overload.end, 0.5)
+        self.assertEqual(shedding.fraction, 0.0)
+
+    def test_idle_gap_resets(self) -> None:
+        """A datagram after a second of silence finds nothing refused."""
+        shedding = ProportionalShedding(0.02)
+        simulate(shedding, 4.0, 2.0)
+        self.assertGreater(shedding.fraction, 0.5)
+        self.assertFalse(shedding.observe(0.0, 10.0))
+        self.assertEqual(shedding.fraction, 0.0)
+
+    def test_refusals_spread_evenly(self) -> None:
+        """A fraction of a quarter refuses exactly every fourth candidate."""
+        shedding = ProportionalShedding(0.02)
+        shedding.fraction = 0.25
+        decisions = [shedding.refuse_next() for _ in range(8)]
+        self.assertEqual(decisions, [False, False, False, True] * 2)
+        shedding.fraction = 0.0
+        self.assertFalse(any(shedding.refuse_next() for _ in range(8)))
+
+    def test_aged_refused_while_shedding(self) -> None:
+        """While shedding, a request that waited past the limit is refused whatever the share."""
+        shedding = ProportionalShedding(0.02, limit=0.04)
+        shedding.fraction = 0.01
+        self.assertEqual([shedding.refuse_next(0.05), shedding.refuse_next(0.01)], [True, False])
+        shedding.fraction = 0.0
+        self.assertFalse(shedding.refuse_next(1.0))
+
+    def test_onset_p99(self) -> None:
+        """Over 30 s of 2x or 4x, onset included, p99 of what is admitted stays under 50 ms."""
+        for offered in (2.0, 4.0):
+            run = simulate(ProportionalShedding(0.02), offered, 30.0)
+            self.assertLess(run.p99(0.0), 0.05, offered)
+
+    def test_waits_before_starting(self) -> None:
+        """Shedding starts only after the queue stood for 200 ms, then resumes at once."""
+        shedding = ProportionalShedding(0.02)
+        for n in range(4):
+            self.assertFalse(shedding.observe(0.03, n * 0.06))
+        self.assertTrue(shedding.observe(0.03, 0.24))
+        self.assertFalse(shedding.observe(0.0, 2.0))  # idle: stopped
+        self.assertFalse(shedding.observe(0.03, 2.06))
+        self.assertTrue(shedding.observe(0.03, 2.12))
+        self.assertEqual(shedding.transitions, 2)
+
+    def test_never_refuses_all(self) -> None:
+        """However long the queue, some new requests are let in."""
+        shedding = ProportionalShedding(0.02, max_fraction=0.9)
+        for n in range(100):
+            shedding.observe(5.0 + n, n * 0.05)
+        self.assertEqual(shedding.fraction, 0.9)
+        self.assertFalse(all(shedding.refuse_next() for _ in range(20)))
 
     def test_bad_parameters(self) -> None:
-        """Target and interval must be positive."""
-        self.assertRaises(ValueError, StandingQueue, 0)
-        self.assertRaises(ValueError, StandingQueue, 0.05, interval=0)
+        """Target, interval and drain time must be positive, the most refused below 1."""
+        self.assertRaises(ValueError, ProportionalShedding, 0)
+        self.assertRaises(ValueError, ProportionalShedding, 0.02, interval=0)
+        self.assertRaises(ValueError, ProportionalShedding, 0.02, drain=0)
+        self.assertRaises(ValueError, ProportionalShedding, 0.02, max_fraction=1.0)

@@ -43,6 +43,7 @@ from conference.sip.headers import (
 from conference.sip.message import Message, Request, Response
 from conference.sip.parser import StreamParser, error_message, parse_datagram
 from conference.sip.uri import SIPURI, AbsoluteURI
+from tests.builders import mutated
 from tests.shared import corpus
 
 # name -> (status, words of the reason, whether the partial message exists)
@@ -588,17 +589,9 @@ class RobustnessTests(SynchronousTestCase):
         A mutated message parses (and its core headers are usable) or raises
         RemoteProtocolError with a 400, 505 or 513.
         """
-        raw = bytearray(data(name))
-        for where, op, chunk in edits:
-            pos = where % (len(raw) + 1)
-            if op == "flip" and pos < len(raw):
-                raw[pos] = chunk[0]
-            elif op == "del":
-                del raw[pos : pos + len(chunk)]
-            else:
-                raw[pos:pos] = chunk
+        raw = mutated(data(name), edits)
         try:
-            message = parse_datagram(bytes(raw))
+            message = parse_datagram(raw)
         except RemoteProtocolError as e:
             self.assertIn(e.status, (400, 505, 513))
             self.assertFalse(e.reason.startswith("Internal"), e.reason)

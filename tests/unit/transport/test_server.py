@@ -16,7 +16,7 @@ from zope.interface import implementer
 
 from conference.app.core import CoreRouter, RequestContext
 from conference.interfaces import IRequestHandler
-from conference.overload import OverloadControl, StandingQueue
+from conference.overload import OverloadControl, ProportionalShedding
 from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request, Response, make_response
 from conference.sip.transaction import Peer
@@ -491,9 +491,9 @@ class TransactionLogTests(SynchronousTestCase):
 
 class UnparsedRefusalTests(SynchronousTestCase):
     """
-    While the UDP queue stands, new requests that waited past the target
-    are refused 503 from their raw lines; everything else takes the full
-    path.
+    While the UDP queue's wait makes the server shed, its share of new
+    requests is refused 503 from their raw lines; everything else takes
+    the full path.
     """
 
     def setUp(self) -> None:
@@ -504,8 +504,8 @@ class UnparsedRefusalTests(SynchronousTestCase):
         self.router.add_handler(self.handler)
         self.server = SIPServer(self.router, reactor=self.clock)
         self.server.overload = OverloadControl(0.1, retry_after=(3, 3))
-        self.server.queue = StandingQueue(0.05, interval=0.2)
-        self.server.queue.standing = True
+        self.server.queue = ProportionalShedding(0.02)
+        self.server.queue.fraction = 1.0  # every new request refused
         self.sender = RecordingSender()
         self.server.add_sender("udp", self.sender)
         self.peer = Peer("UDP", "192.0.2.7", 40000, "udp")
@@ -516,8 +516,8 @@ class UnparsedRefusalTests(SynchronousTestCase):
         )
         self.server.datagram_received(data, self.peer, self.clock.seconds() - waited)
 
-    def test_aged_invite_refused(self) -> None:
-        """An INVITE that waited past the target is 503 Retry-After to its Via port, unparsed."""
+    def test_new_invite_refused(self) -> None:
+        """A new INVITE in the refused share is 503 Retry-After to its Via port, unparsed."""
         self.receive("INVITE", 1, 0.5)
         [(data, host, port)] = self.sender.sent
         response = parse_response(data)
@@ -530,13 +530,22 @@ class UnparsedRefusalTests(SynchronousTestCase):
         self.receive("ACK", 1, 0.5, to=f"<sip:room@example.com>;tag={response.to.tag}")
         self.assertEqual((len(self.sender.sent), self.server.stats["received"]), (1, 0))
 
-    def test_fresh_invite_served(self) -> None:
-        """A request that waited less than the target reaches the application."""
-        self.receive("INVITE", 2, 0.001)
+    def test_not_shedding_serves(self) -> None:
+        """With nothing to refuse, a new request reaches the application."""
+        self.server.queue.fraction = 0.0  # type: ignore[union-attr]
+        self.receive("INVITE", 2, 0.5)
         self.assertEqual(len(self.handler.pending), 1)
 
+    def test_share_refused(self) -> None:
+        """With half to refuse, every other new INVITE is refused, the rest served."""
+        self.server.queue.fraction = 0.5  # type: ignore[union-attr]
+        for n in range(10, 14):
+            self.receive("INVITE", n, 0.001, call_id=f"share-{n}")
+        self.assertEqual(len(self.handler.pending), 2)
+        self.assertEqual([r.code for r in self.sender.responses()].count(503), 2)
+
     def test_exempt_and_in_dialog_pass(self) -> None:
-        """OPTIONS and requests with a To tag take the full path even when aged."""
+        """OPTIONS and requests with a To tag take the full path while shedding."""
         self.receive("OPTIONS", 3, 0.5)
         self.receive("INVITE", 4, 0.5, to="<sip:room@example.com>;tag=dlg")
         self.assertEqual(self.server.stats["received"], 2)
@@ -544,7 +553,9 @@ class UnparsedRefusalTests(SynchronousTestCase):
 
     def test_retransmission_absorbed(self) -> None:
         """A retransmission of a request being served goes to its transaction, not a 503."""
+        self.server.queue.fraction = 0.0  # type: ignore[union-attr]
         self.receive("INVITE", 5, 0.001)
+        self.server.queue.fraction = 1.0  # type: ignore[union-attr]
         self.receive("INVITE", 5, 0.5)
         self.assertNotIn(503, [r.code for r in self.sender.responses()])
         self.assertEqual(len(self.handler.pending), 1)
