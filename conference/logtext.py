@@ -8,9 +8,10 @@ event it builds a time zone and a C{datetime} and runs C{strftime}, looks
 the system up through C{str.format}, and formats the message through
 C{string.Formatter}.  L{ClassicText} writes the very same text
 (C{"{time} [{system}] {message}\\n"}, continuation lines indented), but
-formats the time once per second, the system once per logger, and takes the
-per-transaction summary as it is, since its format only names it.  Every
-other event goes through Twisted's formatter with the cached time.
+formats the time once per second, the system once per logger, and the
+message with C{str.format_map} when its format calls nothing (Twisted's
+formatter adds only the C{"{f()}"} call syntax to C{str.format}).  Other
+events go through Twisted's formatter with the cached time.
 
 twistd builds its observer before the service exists;
 L{speed_up_text_observers} gives twistd's text observers (and only those,
@@ -19,6 +20,7 @@ recognized by their formatter) this formatter when the service starts.
 
 from __future__ import annotations
 
+from string import Formatter
 from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 from twisted.logger import (
@@ -30,9 +32,8 @@ from twisted.logger import (
     timeFormatRFC3339,
 )
 
-#: The format of the per-transaction event: its text is the summary field.
-SUMMARY_FORMAT = "{transaction_summary}"
-SUMMARY_FIELD = "transaction_summary"
+#: Formats remembered as calling something or not, at most.
+MAX_FORMATS = 1000
 
 # The closure twisted.logger.textFileLogObserver gives its observers.
 _TWISTED_FORMATTER = "textFileLogObserver.<locals>.formatEvent"
@@ -57,6 +58,7 @@ class ClassicText:
         self._second: Optional[int] = None
         self._stamp = "-"
         self._systems: Dict[Tuple[Any, Any], str] = {}
+        self._plain_formats: Dict[str, bool] = {}
 
     def format_time(self, when: Optional[float]) -> str:
         """
@@ -101,12 +103,29 @@ class ClassicText:
             return text
         return formatEventAsClassicLogText(event, formatTime=self.format_time)
 
+    def _calls_nothing(self, fmt: str) -> bool:
+        """
+        Whether C{str.format_map} formats C{fmt} as Twisted's formatter
+        does: no field calls (C{"{f()}"}) and the format parses; decided
+        once per format text.
+        """
+        plain = self._plain_formats.get(fmt)
+        if plain is None:
+            try:
+                fields = [field for _, field, _, _ in Formatter().parse(fmt) if field]
+            except ValueError:
+                fields = ["()"]
+            plain = not any("()" in field for field in fields)
+            if len(self._plain_formats) < MAX_FORMATS:
+                self._plain_formats[fmt] = plain
+        return plain
+
     def _plain(self, event: Dict[str, Any]) -> Optional[str]:
         """
         The line of an event Twisted's formatter would write the same way
-        with C{str.format_map}: a text format calling nothing (no C{"()"}),
-        no failure, nothing flattened, a cached system; L{None} otherwise,
-        or when formatting fails (Twisted's formatter then says so).
+        with C{str.format_map}: a text format calling nothing, no failure,
+        nothing flattened, a cached system; L{None} otherwise, or when
+        formatting fails (Twisted's formatter then says so).
         """
         fmt = event.get("log_format")
         if (
@@ -117,19 +136,12 @@ class ClassicText:
         ):
             return None
         system = self._system(event)
-        if system is None:
+        if system is None or not self._calls_nothing(fmt):
             return None
-        if fmt == SUMMARY_FORMAT:
-            message = event.get(SUMMARY_FIELD)
-            if not isinstance(message, str):
-                return None
-        elif "(" in fmt:
+        try:
+            message = fmt.format_map(event)
+        except Exception:  # Twisted's formatter reports what went wrong
             return None
-        else:
-            try:
-                message = fmt.format_map(event)
-            except Exception:  # Twisted's formatter reports what went wrong
-                return None
         if not message:
             return None
         text = f"{self.format_time(event['log_time'])} [{system}] {message}\n"

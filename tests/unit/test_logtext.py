@@ -23,6 +23,7 @@ from twisted.logger import (
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from conference import logtext
 from conference.logtext import ClassicText, speed_up_text_observers
 
 WHEN = 1_780_000_000.25
@@ -116,6 +117,23 @@ class ClassicTextTests(SynchronousTestCase):
                 "thing": Thing(),
             }
             self.assertEqual(ClassicText()(event), twisted_text(event), fmt)
+
+    def test_parentheses_plain(self) -> None:
+        """Literal parentheses take the plain path; only a field call goes to Twisted's."""
+        used: List[Dict[str, Any]] = []
+
+        def twisted(event: Dict[str, Any], formatTime: Any) -> Any:
+            used.append(event)
+            return formatEventAsClassicLogText(event, formatTime=formatTime)
+
+        self.patch(logtext, "formatEventAsClassicLogText", twisted)
+        joined = {**summary_event(), "log_format": "{who} joined ({n} in)", "who": "a", "n": 2}
+        called = {**summary_event(), "log_format": "{who.upper()} left", "who": "a"}
+        text = ClassicText()
+        self.assertEqual(text(joined), twisted_text(joined))
+        self.assertEqual(used, [])
+        self.assertEqual(text(called), twisted_text(called))
+        self.assertEqual(used, [called])
 
     @given(st.text(max_size=40), st.text(max_size=20))
     def test_plain_any_text(self, fmt: str, value: str) -> None:
