@@ -11,6 +11,7 @@ from typing import Any, List, Optional, Tuple
 
 from twisted.application.service import IService
 from twisted.cred import credentials, strcred
+from twisted.logger import LogLevel
 from twisted.python import usage
 
 from conference.app.bookings import DEFAULT_MAX_ATTENDEES, DEFAULT_MAX_ORGANIZER_BYTES
@@ -29,8 +30,8 @@ from conference.startup import cannot_start, exit_on_failure, usage_exit
 from conference.store import parse_store
 from conference.transport.udp import parse_udp_description
 
-#: The names --log-level takes (twisted.logger's levels).
-LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
+#: The names --log-level takes: twisted.logger's levels, least severe first.
+LOG_LEVELS = tuple(level.name for level in LogLevel.iterconstants())
 
 
 def check_store(description: str) -> str:
