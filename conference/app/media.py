@@ -130,6 +130,7 @@ class NullMediaService:
     per participant and drops the media.
 
     @ivar sessions: the open sessions, by RTP port.
+    @ivar ports: the L{PortPairPool} of the port range.
     @ivar capacity: how many sessions it can hold: C{max_sessions} or the
         port pairs of the range, whichever is fewer.
     """
@@ -172,7 +173,6 @@ class NullMediaService:
             raise ValueError("max_sessions must be at least 1")
         self._reactor = reactor
         self.address = address
-        self.low, self.high = low, high
         self.max_sessions = max_sessions
         self.warn_agent = warn_agent or address
         self.codecs = tuple(codecs)
