@@ -441,19 +441,17 @@ def refuse_conference(
     formats: BodyFormats,
     to_tag: str,
     reason: str,
+    parts: ConferenceBusyParts,
     kind: str = "BUSY-UNAVAILABLE",
     sign: Optional[Signer] = None,
-    parts: Optional[ConferenceBusyParts] = None,
 ) -> Response:
     """
     486 for a conference that is full, locked or not yet open, with its
-    unavailable time and a Retry-After at C{until}; the VFREEBUSY part
-    comes from C{parts} when given.
+    unavailable time (the VFREEBUSY part from C{parts}) and a Retry-After
+    at C{until}.
     """
     at = utc_datetime(now).replace(microsecond=0)
-    part = (parts or ConferenceBusyParts(0)).part(
-        uri, at, until, kind=kind, formats=formats, sign=sign
-    )
+    part = parts.part(uri, at, until, kind=kind, formats=formats, sign=sign)
     return busy_response(
         request, 486, reason=reason, part=part, retry=retry_after(at, until), to_tag=to_tag
     )
