@@ -49,10 +49,10 @@ from bench_sip import (
     RunResult,
     find_max_rate,
     free_udp_port,
-    run_sipp,
     say,
     scenario_file,
     stop_server,
+    warm_up,
 )
 from common import FULL, QUICK, ROOT, CommandServer, conference_command, conference_env, pin_self
 from probe import LOOPBACK, invite_final, percentile, probe_once
@@ -426,15 +426,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             scenario = scenario_file("invite", final, folder)
             capacity = args.capacity
             if not capacity:
-                warm = plan.warmup
-                run_sipp(
-                    sipp,
-                    scenario,
-                    server=server,
-                    rate=plan.start_rate,
-                    duration=warm,
-                    folder=folder,
-                )
+                warm_up(sipp, scenario, server, plan, folder, label="invite")
                 capacity, _, _ = find_max_rate(sipp, scenario, server, plan, folder)
             if not capacity:
                 say("  no rate passed; nothing to overload")

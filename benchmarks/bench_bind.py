@@ -29,11 +29,11 @@ import shutil
 import socket
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, Generator, List, Optional, Sequence, Tuple
 
-from bench_sip import Plan, find_max_rate, free_udp_port, run_sipp, say
+from bench_sip import Plan, find_max_rate, free_udp_port, run_sipp, say, warm_up
 from common import (
     FULL,
     QUICK,
@@ -316,8 +316,7 @@ def search(
     SIPp's response times at 80% of it.
     """
     path = scenario(kind, per_challenge, folder)
-    warm_plan = replace(plan, duration=plan.warmup)
-    loaded_run(sipp, path, server, rate=plan.start_rate, plan=warm_plan, folder=folder, extra=extra)
+    warm_up(sipp, path, server, plan, folder, label=kind, extra=extra)
     max_calls, runs, max_cpu = find_max_rate(sipp, path, server, plan, folder, extra=extra)
     result = BindResult(store, size, kind, per_challenge, max_calls, runs, max_cpu)
     if max_calls:

@@ -28,11 +28,11 @@ import socket
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, Generator, List, Optional, Sequence, Tuple
 
-from bench_sip import Plan, find_max_rate, free_udp_port, say
+from bench_sip import Plan, find_max_rate, free_udp_port, say, warm_up
 from common import (
     FULL,
     QUICK,
@@ -306,17 +306,7 @@ def measure(
     """
     scenario = SCENARIOS / f"focus_{flow}.xml"
     extra = ["-inf", str(inf)]
-    server.settle(plan.settle_cap)
-    warm = loaded_run(
-        sipp,
-        scenario,
-        server,
-        rate=plan.start_rate,
-        plan=replace(plan, duration=plan.warmup),
-        folder=folder,
-        extra=extra,
-    )
-    say(f"  {server.name:10} {flow:8} warm-up: {'pass' if warm.passed else 'FAIL'}")
+    warm_up(sipp, scenario, server, plan, folder, label=flow, extra=extra)
     max_rate, runs, max_cpu = find_max_rate(sipp, scenario, server, plan, folder, extra=extra)
     result = FlowResult(server.name, flow, max_rate, runs, max_cpu_percent=max_cpu)
     if max_rate == 0:

@@ -49,6 +49,7 @@ from bench_sip import (
     say,
     scenario_file,
     stop_server,
+    warm_up,
 )
 from common import SCENARIOS
 from probe import invite_final, percentile
@@ -200,7 +201,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             if args.flow == "invite":
                 final = invite_final(server.port) or 404
                 scenario = scenario_file("invite", final, folder)
-            offer(sipp, scenario, server, plan.start_rate, plan.warmup, folder=folder, extra=extra)
+            warm_up(sipp, scenario, server, plan, folder, label=args.flow, extra=extra)
             capacity, _, _ = find_max_rate(sipp, scenario, server, plan, folder, extra=extra)
             if capacity == 0:
                 say("  no rate passed; nothing to overload")

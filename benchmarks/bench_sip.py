@@ -55,9 +55,10 @@ class Plan:
     max_rate: int
     doublings: int  # cap on the number of doubling steps
     bisections: int
-    warmup: float  # seconds of traffic before the search (JIT warm-up)
+    warmup: float  # seconds of traffic per warm-up run (see warm_up)
     settle_cap: float  # most seconds to wait for the server to go idle
     retries: int  # more tries of a failed run before it counts as failed
+    warmup_limit: float = 60.0  # most seconds of warm-up before measuring anyway
 
 
 FULL = Plan(
@@ -69,6 +70,7 @@ FULL = Plan(
     warmup=4.0,
     settle_cap=8.0,
     retries=1,
+    warmup_limit=240.0,
 )
 QUICK = Plan(
     duration=1.0,
@@ -79,6 +81,7 @@ QUICK = Plan(
     warmup=0.5,
     settle_cap=2.0,
     retries=0,
+    warmup_limit=90.0,
 )
 
 
@@ -501,17 +504,75 @@ def find_max_rate(
     return low, runs, cpu_at[low]
 
 
+# Warm-up runs stop once the last STEADY_RUNS cost the same CPU per call
+# within STEADY (the largest at most this much above the smallest).
+STEADY = 0.1
+STEADY_RUNS = 3
+# Shortest warm-up run: a shorter one is a few CPU clock ticks and too noisy.
+WARM_STEP = 4.0
+
+
+def is_steady(costs: Sequence[float]) -> bool:
+    """
+    Whether the last L{STEADY_RUNS} warm-up runs' CPU per call agree within
+    L{STEADY}: three, not two, because a JIT's costs fall in steps, with
+    short plateaus between them.
+    """
+    last = costs[-STEADY_RUNS:]
+    return len(last) == STEADY_RUNS and max(last) <= (1 + STEADY) * min(last)
+
+
+def warm_up(
+    sipp: str,
+    scenario: Path,
+    server: Server,
+    plan: Plan,
+    folder: Path,
+    *,
+    label: str,
+    extra: Sequence[str] = (),
+) -> List[float]:
+    """
+    Run C{scenario} at the plan's start rate until the server's CPU per call
+    holds still (L{is_steady}), or
+    C{plan.warmup_limit} seconds of runs.  A JIT needs it: PyPy took a
+    minute of joins to compile the focus's paths (2,300 microseconds of CPU
+    per join in the first 20 s, 800 from the third minute on), so figures
+    taken after a fixed few seconds measured its compiler, not the server.
+    CPython is steady from the start.
+
+    @return: the CPU microseconds per call of each warm-up run.
+    """
+    step = max(plan.warmup, WARM_STEP)
+    costs: List[float] = []
+    started = time.monotonic()
+    steady = False
+    while not steady and time.monotonic() - started < plan.warmup_limit:
+        server.settle(plan.settle_cap)
+        run = run_sipp(
+            sipp,
+            scenario,
+            server=server,
+            rate=plan.start_rate,
+            duration=step,
+            folder=folder,
+            extra=extra,
+        )
+        costs.append(1e6 * run.cpu_seconds / run.calls if run.calls else 0.0)
+        steady = is_steady(costs)
+    shown = " ".join(f"{cost:.0f}" for cost in costs)
+    verdict = "steady" if steady else f"NOT steady after {plan.warmup_limit:.0f} s"
+    say(f"  {server.name:10} {label:8} warm-up us/call: {shown} ({verdict})")
+    return costs
+
+
 def measure(
     sipp: str, name: str, scenario: Path, server: Server, *, plan: Plan, folder: Path
 ) -> Measurement:
     """
     The highest sustained rate, then CPU and response times at 80% of it.
     """
-    server.settle(plan.settle_cap)
-    warm = run_sipp(
-        sipp, scenario, server=server, rate=plan.start_rate, duration=plan.warmup, folder=folder
-    )
-    say(f"  {server.name:10} {name:8} warm-up: {warm.successful}/{warm.calls} ok")
+    warm_up(sipp, scenario, server, plan, folder, label=name)
     max_rate, runs, max_cpu = find_max_rate(sipp, scenario, server, plan, folder)
     result = Measurement(server=server.name, scenario=name, max_rate=max_rate, runs=runs)
     result.max_cpu_percent = max_cpu

@@ -35,6 +35,7 @@ QUICK = Plan(
     warmup=0.3,
     settle_cap=1.0,
     retries=0,
+    warmup_limit=90.0,
 )
 FULL = Plan(
     duration=5.0,
@@ -45,6 +46,7 @@ FULL = Plan(
     warmup=3.0,
     settle_cap=6.0,
     retries=1,
+    warmup_limit=240.0,
 )
 
 

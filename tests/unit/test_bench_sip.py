@@ -1,0 +1,49 @@
+# -*- test-case-name: tests.unit.test_bench_sip -*-
+"""
+Tests for the pieces of C{benchmarks/bench_sip.py} that decide, without
+running SIPp, when a measurement may start.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.shared import PROJECT_ROOT
+
+sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
+
+import bench_sip
+
+
+class SteadyTests(SynchronousTestCase):
+    """
+    L{bench_sip.is_steady}: warm-up stops once the CPU per call holds still.
+    """
+
+    def test_too_few_runs(self) -> None:
+        """Fewer runs than the window have nothing to agree with."""
+        self.assertFalse(bench_sip.is_steady([]))
+        self.assertFalse(bench_sip.is_steady([1000.0, 1000.0]))
+        self.assertTrue(bench_sip.is_steady([1000.0, 1000.0, 1000.0]))
+
+    def test_jit_curve(self) -> None:
+        """PyPy's falling costs (a run of record) are steady only once they flatten."""
+        curve = [2331.0, 1385.0, 875.0, 825.0, 875.0, 797.0]
+        verdicts = [bench_sip.is_steady(curve[: n + 1]) for n in range(len(curve))]
+        self.assertEqual(verdicts, [False, False, False, False, True, True])
+
+    def test_plateau_between_steps(self) -> None:
+        """Two equal runs on a plateau do not end the warm-up while the third fell."""
+        self.assertFalse(bench_sip.is_steady([1400.0, 1100.0, 1090.0]))
+
+    def test_rising_cost_is_not_steady(self) -> None:
+        """A cost that grows by more than the tolerance keeps the warm-up going."""
+        self.assertFalse(bench_sip.is_steady([500.0, 500.0, 600.0]))
+        self.assertTrue(bench_sip.is_steady([500.0, 520.0, 540.0]))
+
+    def test_plans_bound_the_warm_up(self) -> None:
+        """Both plans stop warming up eventually, the quick one sooner."""
+        self.assertLess(bench_sip.QUICK.warmup_limit, bench_sip.FULL.warmup_limit)
+        self.assertGreater(bench_sip.QUICK.warmup_limit, 0)
