@@ -43,6 +43,7 @@ from conference.interfaces import ISIPIdentity
 from conference.limits import DEFAULT_BODY_LIMITS, DEFAULT_EXEMPT, BodyLimits, Rate, RateLimiter
 from conference.logtext import speed_up_text_observers
 from conference.overload import OverloadControl, ProportionalShedding
+from conference.overload_feedback import OverloadFeedback
 from conference.reactors import default_reactor
 from conference.records import StoreError
 from conference.sip.digest import DEFAULT_ALGORITHMS, DigestServer
@@ -311,6 +312,7 @@ class ConferenceService(MultiService):
             self.sip.layer.admission = self.overload.check
             self.lag_probe = LagProbe(self.overload, reactor=reactor)
             self.sip.overload = self.overload
+            self.sip.feedback = OverloadFeedback()
             if config.overload_queue:
                 self.sip.queue = ProportionalShedding(config.overload_queue)
         self.stream_factory = SIPStreamFactory(

@@ -27,6 +27,7 @@ from conference.overload import (
     Overloaded,
     ProportionalShedding,
 )
+from conference.overload_feedback import OverloadFeedback, with_feedback
 from conference.reactors import default_reactor
 from conference.sip import quick
 from conference.sip import transaction as txn
@@ -129,6 +130,8 @@ class SIPServer:
         # so their ACKs are known without parsing too.
         self.overload: Optional[OverloadControl] = None
         self.queue: Optional[ProportionalShedding] = None
+        # RFC 7339 feedback in the responses to clients that ask for it.
+        self.feedback: Optional[OverloadFeedback] = None
         self._refusal_tag = new_tag()
 
     def now(self) -> float:
@@ -645,6 +648,8 @@ class SIPServer:
         Serialize and send C{message}: requests to C{peer}, responses per
         RFC 3261 section 18.2.2 and RFC 3581.
         """
+        if self.feedback is not None and isinstance(message, Response):
+            self._add_feedback(message)
         data = message.to_bytes()
         if isinstance(message, Response):
             host, port = response_destination(message, peer)
@@ -656,6 +661,22 @@ class SIPServer:
         else:
             host, port = peer.host, peer.port
         self._send_bytes(data, peer, host, port, message)
+
+    def _add_feedback(self, response: Response) -> None:
+        """
+        Tell the client of C{response}, if it asked (RFC 7339), what share
+        of new requests to drop: the share the queue signal refuses, or
+        all of them while the lag signal sheds.
+        """
+        feedback = self.feedback
+        assert feedback is not None
+        queue, overload = self.queue, self.overload
+        share = queue.fraction if queue is not None else 0.0
+        if overload is not None and overload.overloaded:
+            share = 1.0
+        advice = feedback.advice(share, self.now())
+        if advice is not None:
+            with_feedback(response, advice)
 
     def _send_bytes(self, data: bytes, peer: txn.Peer, host: str, port: int, what: Any) -> None:
         """Send C{data} over C{peer}'s transport to C{host}:C{port}, counted."""

@@ -35,6 +35,7 @@ SANS_IO = (
     "conference.media",
     "conference.limits",
     "conference.overload",
+    "conference.overload_feedback",
     "conference.control",
     "conference.janus",
 )

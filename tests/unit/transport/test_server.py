@@ -17,6 +17,7 @@ from zope.interface import implementer
 from conference.app.core import CoreRouter, RequestContext
 from conference.interfaces import IRequestHandler
 from conference.overload import OverloadControl, ProportionalShedding
+from conference.overload_feedback import OverloadFeedback
 from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request, Response, make_response
 from conference.sip.transaction import Peer
@@ -566,3 +567,54 @@ class UnparsedRefusalTests(SynchronousTestCase):
         data = request_bytes("INVITE", "sip:room@example.com", branch="old2543")
         self.server.datagram_received(data, self.peer, self.clock.seconds() - 0.5)
         self.assertEqual(self.server.stats["received"], 1)
+
+
+class OverloadFeedbackTests(SynchronousTestCase):
+    """
+    RFC 7339: while the server sheds, its responses tell clients that ask
+    (an C{oc} Via parameter) the share of new requests to drop.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(1_764_000_000.0)
+        router = CoreRouter(["example.com"], tag_factory=new_tag, accept_ip_literals=True)
+        self.server = SIPServer(router, reactor=self.clock)
+        self.server.overload = OverloadControl(0.1, retry_after=(3, 3))
+        self.server.queue = ProportionalShedding(0.02)
+        self.server.feedback = OverloadFeedback()
+        self.sender = RecordingSender()
+        self.server.add_sender("udp", self.sender)
+        self.peer = Peer("UDP", "192.0.2.7", 40000, "udp")
+
+    def options(self, n: int, asks: bool = True) -> Response:
+        """Send an OPTIONS (whose Via carries oc when C{asks}); return its answer."""
+        branch = f"z9hG4bKoc{n}" + (";oc" if asks else "")
+        data = request_bytes("OPTIONS", "sip:example.com", branch=branch, call_id=f"oc-{n}")
+        self.server.datagram_received(data, self.peer)
+        return self.sender.responses()[-1]
+
+    def test_share_advertised(self) -> None:
+        """With 40 % refused, a client that asks is told to drop 40 % for 500 ms."""
+        self.server.queue.fraction = 0.4  # type: ignore[union-attr]
+        [via] = self.options(1).vias
+        self.assertEqual(via.otherParams["oc"], "40")
+        self.assertEqual(via.otherParams["oc-algo"], "loss")
+        self.assertEqual(via.otherParams["oc-validity"], "500")
+
+    def test_lag_shedding_is_everything(self) -> None:
+        """While the lag signal sheds every new request, the advice is 100 %."""
+        self.server.overload.overloaded = True  # type: ignore[union-attr]
+        [via] = self.options(2).vias
+        self.assertEqual(via.otherParams["oc"], "100")
+
+    def test_not_asked_not_told(self) -> None:
+        """A client whose Via has no oc gets its Via back unchanged."""
+        self.server.queue.fraction = 0.4  # type: ignore[union-attr]
+        [via] = self.options(3, asks=False).vias
+        self.assertNotIn("oc", via.otherParams)
+
+    def test_quiet_when_serving(self) -> None:
+        """A server that is not shedding adds nothing, even for a client that asks."""
+        [via] = self.options(4).vias
+        self.assertEqual(via.otherParams, {"oc": None})
