@@ -51,6 +51,7 @@ from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request
 from conference.sip.transaction_model import new_branch, new_tag
 from conference.store import Stores, open_stores
+from conference.store.conferencecache import CachedConferenceStore
 from conference.store.timing import StoreLatency, time_stores
 from conference.transport.lag import LagProbe
 from conference.transport.listening import (
@@ -339,6 +340,7 @@ class ConferenceService(MultiService):
             keepalive=config.outbound_keepalive,
         )
         self.stores: Optional[Stores] = stores
+        self.conference_cache: Optional[CachedConferenceStore] = None
         self._own_stores = stores is None
         #: Store call durations for /metrics (L{conference.store.timing}).
         self.store_latency = StoreLatency()
@@ -652,15 +654,20 @@ class ConferenceService(MultiService):
 
     def _changed_elsewhere(self, kind: str, key: str) -> None:
         """
-        Another process sharing the store committed a change: notify the
-        binding subscriptions held here, all of them when changes may have
-        been missed.
+        Another process sharing the store committed a change: forget the
+        conference record it changed, notify the binding subscriptions held
+        here; everything when changes may have been missed.
         """
-        from conference.store.changes import BINDING, EVERYTHING
+        from conference.store.changes import BINDING, CONFERENCE, EVERYTHING
 
+        cache = self.conference_cache
+        if kind == CONFERENCE and cache is not None:
+            cache.forget(key)
         if kind == BINDING:
             self.subscriptions.changed(key)
         elif kind == EVERYTHING:
+            if cache is not None:
+                cache.forget_all()
             for resource in sorted({watch.resource for watch in self.subscriptions.watches()}):
                 self.subscriptions.changed(resource)
 
@@ -799,6 +806,9 @@ class ConferenceService(MultiService):
         listeners; fires once every one is bound.
         """
         self.stores = time_stores(stores, self.store_latency, self._reactor)
+        # Records remembered until they change (timed reads are the misses).
+        self.conference_cache = CachedConferenceStore(stores.conferences)
+        stores.conferences = self.conference_cache
         self._applications(stores)
         for service in self:
             service.startService()

@@ -35,6 +35,7 @@ log = Logger()
 CHANGES_CHANNEL = "'conference:' || left(md5(current_schema()), 16)"
 #: The kinds of change a notice names.
 BINDING = "binding"
+CONFERENCE = "conference"
 EVERYTHING = "*"
 #: PostgreSQL refuses payloads of 8000 bytes or more; keys are URIs.
 MAX_PAYLOAD = 7900
@@ -48,8 +49,9 @@ def new_origin() -> str:
 @dataclass(frozen=True)
 class Change:
     """
-    One committed change: C{kind} (L{BINDING}), C{key} (the owner URI) and
-    the C{origin} of the process that committed it.
+    One committed change: C{kind} (L{BINDING}: C{key} is the owner URI;
+    L{CONFERENCE}: the conference URI) and the C{origin} of the process
+    that committed it.
     """
 
     kind: str

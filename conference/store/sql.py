@@ -42,7 +42,7 @@ from conference.records import (
     RegistrationBinding,
     StoreError,
 )
-from conference.store.changes import BINDING, Change
+from conference.store.changes import BINDING, CONFERENCE, Change
 from conference.store.database import Cursor, Database
 from conference.store.memory import check_bytes, check_upserts, over_limit, registration_order
 from conference.store.sqlcalendar import hold, organizer_bytes
@@ -194,6 +194,7 @@ class SQLConferenceStore:
             ) from e
         if holders is not None:
             hold(cursor, self._sql, record.uri, holders, record.updated)
+        dialect.announce(cursor, Change(CONFERENCE, record.uri, self._db.origin))
         return ConferenceRecord(
             uri=record.uri,
             uid=record.uid,
@@ -270,7 +271,10 @@ class SQLConferenceStore:
 
         def run(cursor: Cursor) -> bool:
             cursor.execute(self._sql("DELETE FROM conferences WHERE uri = ?"), (uri,))
-            return cursor.rowcount > 0
+            deleted = cursor.rowcount > 0
+            if deleted:
+                self._db.dialect.announce(cursor, Change(CONFERENCE, uri, self._db.origin))
+            return deleted
 
         return self._db.write_statement(run)
 

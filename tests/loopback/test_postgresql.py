@@ -24,8 +24,8 @@ from twisted.trial.unittest import SkipTest, TestCase
 from zope.interface.verify import verifyObject
 
 from conference.interfaces import IChangeFeed
-from conference.records import ConflictError, StoreError
-from conference.store.changes import BINDING, CHANGES_CHANNEL, EVERYTHING
+from conference.records import ConferenceRecord, ConflictError, StoreError
+from conference.store.changes import BINDING, CHANGES_CHANNEL, CONFERENCE, EVERYTHING
 from conference.store.database import Database, SchemaVersionError, schema_files, statements
 from conference.store.postgresql import (
     PostgreSQLChangeFeed,
@@ -57,6 +57,7 @@ from tests.unit.store.holdings import (
 
 ENVIRONMENT = "CONFERENCE_TEST_POSTGRES"
 OWNER = "sip:room@example.com"
+CONF = "sip:conf-feed@example.com"
 
 
 def server(test: TestCase) -> str:
@@ -340,6 +341,15 @@ class ChangeFeedTests(TestCase):
         self.assertTrue(await eventually(lambda: heard == [(BINDING, OWNER)]), heard)
         await deferLater(reactor, 0.3, lambda: None)
         self.assertEqual((own, heard), ([], [(BINDING, OWNER)]))
+
+    async def test_conference_change_reaches_other_handle(self) -> None:
+        """A conference written, then deleted, through one handle is reported to the other."""
+        first, _, heard = await self.open_pair()
+        record = ConferenceRecord(uri=CONF, uid="uid-feed", organizer=OWNER, calendar=b"<x/>")
+        await first.conferences.put(record, None)
+        await first.conferences.delete(CONF)
+        wanted = [(CONFERENCE, CONF), (CONFERENCE, CONF)]
+        self.assertTrue(await eventually(lambda: heard == wanted), heard)
 
     async def test_rolled_back_change_not_reported(self) -> None:
         """A write that fails (etag conflict) sends nothing; the next one is heard alone."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any, List, Tuple, cast
 
@@ -19,9 +20,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from conference.app.scheduler import SchedulingHandler
 from conference.errors import StartupError
-from conference.records import StoreError
+from conference.records import ConferenceRecord, StoreError
 from conference.service import ConferenceService, ServerConfig, listen_hosts
-from conference.store.changes import BINDING, EVERYTHING, LocalChangeFeed
+from conference.store.changes import BINDING, CONFERENCE, EVERYTHING, LocalChangeFeed
 from conference.testing import memory_stores
 
 
@@ -287,12 +288,13 @@ class ServiceTests(SynchronousTestCase):
 class ChangedElsewhereTests(SynchronousTestCase):
     """
     Binding changes other nodes commit (the store's change feed) reach the
-    binding subscriptions this node holds.
+    binding subscriptions this node holds; conference changes make it read
+    the record again.
     """
 
     def setUp(self) -> None:
         self.stores = memory_stores()
-        service = ConferenceService(
+        self.service = service = ConferenceService(
             ServerConfig(listen=["udp:0"]), reactor=UDPMemoryReactor(), stores=self.stores
         )
         service.startService()
@@ -320,3 +322,35 @@ class ChangedElsewhereTests(SynchronousTestCase):
         self.feed.publish(BINDING, "sip:room@example.com", origin=self.feed.origin)
         self.feed.publish("calendar", "sip:room@example.com")
         self.assertEqual(self.changed, [])
+
+    def cached_conference(self) -> ConferenceRecord:
+        """Store a conference behind the cache (as another node would) and read it."""
+        cache = self.service.conference_cache
+        assert cache is not None
+        record = ConferenceRecord(
+            uri="sip:conf@example.com", uid="u1", organizer="sip:a@x", calendar=b"<x/>"
+        )
+        self.successResultOf(cache.store.put(record, None))
+        found = self.successResultOf(self.stores.conferences.get(record.uri))
+        assert found is not None
+        self.successResultOf(cache.store.put(replace(found, sequence=9), None))
+        return found
+
+    def sequence(self, uri: str) -> int:
+        """The sequence of the conference C{uri} as the service reads it."""
+        found = self.successResultOf(self.stores.conferences.get(uri))
+        assert found is not None
+        return found.sequence
+
+    def test_conference_change(self) -> None:
+        """A conference another node changed is read again, not served from memory."""
+        found = self.cached_conference()
+        self.assertEqual(self.sequence(found.uri), 0)  # not told yet: from memory
+        self.feed.publish(CONFERENCE, found.uri)
+        self.assertEqual(self.sequence(found.uri), 9)
+
+    def test_everything_forgets_conferences(self) -> None:
+        """After a feed gap every conference record is read again."""
+        found = self.cached_conference()
+        self.feed.publish(EVERYTHING, "")
+        self.assertEqual(self.sequence(found.uri), 9)

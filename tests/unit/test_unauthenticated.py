@@ -19,7 +19,9 @@ from conference.records import BindingRecord, CalendarEntry, RegistrationBinding
 from conference.service import ConferenceService, ServerConfig
 from conference.sip.message import Response
 from conference.sip.transaction import Peer
+from conference.store.conferencecache import CachedConferenceStore
 from conference.store.stores import Stores
+from conference.store.timing import TimedStore
 from conference.testing import memory_stores
 from tests.builders import parse_response, request_bytes
 from tests.unit.app.calendars import T0, conference_calendar, conference_record
@@ -75,11 +77,14 @@ def extras(method: str, target: str) -> Tuple[List[Tuple[str, str]], bytes]:
 
 def snapshot(stores: Stores) -> Dict[str, Any]:
     """
-    A deep copy of every memory store's contents.
+    A deep copy of every memory store's contents (behind the service's
+    timing proxies and conference cache).
     """
     state: Dict[str, Any] = {}
     for name in ("conferences", "calendars", "registrations", "bindings"):
         store = getattr(stores, name)
+        while isinstance(store, (CachedConferenceStore, TimedStore)):
+            store = store.store if isinstance(store, CachedConferenceStore) else store._target
         state[name] = copy.deepcopy(
             {k: v for k, v in vars(store).items() if isinstance(v, (dict, list, set))}
         )

@@ -1,0 +1,163 @@
+# -*- test-case-name: tests.unit.store.test_conferencecache -*-
+"""
+Conference records remembered between requests, so that every INVITE to
+a conference (a join, a 486 with its VFREEBUSY) and every INVITE to an
+address that names none (a 404) does not read the same row again: that
+read was 5 to 10 % of the CPU of a join or a refusal (docs/benchmarks.rst).
+
+A record is remembered until it changes.  Writes of this process go
+through the cache and forget what they touch; writes of other processes
+sharing a PostgreSQL database arrive as change notices
+(L{conference.store.changes.CONFERENCE}, sent in the writing transaction)
+and forget theirs; a feed that reconnected, and so may have missed some,
+forgets everything.  What "no such conference" is remembered too, and
+forgotten the same way, with the number of entries bounded (least
+recently used first) so that INVITEs to made-up addresses cannot grow it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, List, Optional
+
+from twisted.internet.defer import Deferred, succeed
+from zope.interface import implementer
+
+from conference.interfaces import IConferenceStore
+from conference.records import ConferenceRecord, Holders
+
+__all__ = ["CachedConferenceStore"]
+
+#: How many conference URIs (found or not) are remembered at most.
+DEFAULT_SIZE = 4096
+
+
+@implementer(IConferenceStore)
+class CachedConferenceStore:
+    """
+    An L{IConferenceStore} that remembers C{get} answers of another one.
+
+    A read that was under way when anything was forgotten (a write, a
+    notice) is not remembered when it lands: a generation counts the
+    forgettings, and an answer is kept only if the generation it was read
+    in still holds.  Reads take milliseconds and writes are rare, so this
+    costs next to nothing and needs no bookkeeping per URI.
+
+    @ivar hits: answers given from memory.
+    @ivar misses: answers read from the store behind.
+    """
+
+    def __init__(self, store: IConferenceStore, size: int = DEFAULT_SIZE) -> None:
+        """
+        @param store: the store behind.
+        @param size: the most URIs remembered.
+        @raise ValueError: unless C{size} is positive.
+        """
+        if size <= 0:
+            raise ValueError("the conference cache needs room for at least one entry")
+        self.store = store
+        self.size = size
+        self._records: OrderedDict[str, Optional[ConferenceRecord]] = OrderedDict()
+        self._generation = 0
+        self.hits = self.misses = 0
+
+    # Forgetting ------------------------------------------------------------
+
+    def forget(self, uri: str) -> None:
+        """Forget C{uri}: it changed, here or in another process."""
+        self._records.pop(uri, None)
+        self._generation += 1
+
+    def forget_all(self) -> None:
+        """Forget everything: changes may have been missed."""
+        self._records.clear()
+        self._generation += 1
+
+    def _remember(self, uri: str, generation: int, record: Optional[ConferenceRecord]) -> None:
+        if generation != self._generation:
+            return  # something was forgotten while it was read: maybe stale
+        records = self._records
+        records[uri] = record
+        while len(records) > self.size:
+            records.popitem(last=False)
+
+    # Reading -----------------------------------------------------------------
+
+    def get(self, uri: str) -> Deferred[Optional[ConferenceRecord]]:
+        """
+        See L{IConferenceStore.get}: from memory when remembered.
+        """
+        records = self._records
+        if uri in records:
+            self.hits += 1
+            records.move_to_end(uri)
+            return succeed(records[uri])
+        self.misses += 1
+        generation = self._generation
+        reading = self.store.get(uri)
+
+        def remember(record: Optional[ConferenceRecord]) -> Optional[ConferenceRecord]:
+            self._remember(uri, generation, record)
+            return record
+
+        return reading.addCallback(remember)
+
+    def get_by_uid(self, uid: str) -> Deferred[Optional[ConferenceRecord]]:
+        """See L{IConferenceStore.get_by_uid} (not remembered: not on a hot path)."""
+        return self.store.get_by_uid(uid)
+
+    def list(
+        self, organizer: Optional[str] = None, state: Optional[str] = None
+    ) -> Deferred[List[ConferenceRecord]]:
+        """See L{IConferenceStore.list}."""
+        return self.store.list(organizer, state)
+
+    def count_by_organizer(self, organizer: str) -> Deferred[int]:
+        """See L{IConferenceStore.count_by_organizer}."""
+        return self.store.count_by_organizer(organizer)
+
+    # Writing -----------------------------------------------------------------
+
+    def _forgetting(self, uri: str, writing: Deferred[Any]) -> Deferred[Any]:
+        """
+        Forget C{uri} now and again when C{writing} ends, whatever its
+        outcome: a read started during the write must not be remembered.
+        """
+        self.forget(uri)
+
+        def done(result: Any) -> Any:
+            self.forget(uri)
+            return result
+
+        return writing.addBoth(done)
+
+    def put(
+        self,
+        record: ConferenceRecord,
+        expected_version: Optional[int],
+        *,
+        max_per_organizer: Optional[int] = None,
+        max_organizer_bytes: Optional[int] = None,
+        holders: Optional[Holders] = None,
+    ) -> Deferred[ConferenceRecord]:
+        """See L{IConferenceStore.put}."""
+        return self._forgetting(
+            record.uri,
+            self.store.put(
+                record,
+                expected_version,
+                max_per_organizer=max_per_organizer,
+                max_organizer_bytes=max_organizer_bytes,
+                holders=holders,
+            ),
+        )
+
+    def set_holders(
+        self, uri: str, expected_version: int, holders: Holders, now: float
+    ) -> Deferred[int]:
+        """See L{IConferenceStore.set_holders} (the record itself is unchanged)."""
+        return self.store.set_holders(uri, expected_version, holders, now)
+
+    def delete(self, uri: str) -> Deferred[bool]:
+        """See L{IConferenceStore.delete}."""
+        return self._forgetting(uri, self.store.delete(uri))
