@@ -508,6 +508,8 @@ def find_max_rate(
 # within STEADY (the largest at most this much above the smallest).
 STEADY = 0.1
 STEADY_RUNS = 3
+# ... and the last is no lower than every earlier one by more than this.
+STILL_FALLING = 0.05
 # Shortest warm-up run: a shorter one is a few CPU clock ticks and too noisy.
 WARM_STEP = 4.0
 
@@ -515,11 +517,16 @@ WARM_STEP = 4.0
 def is_steady(costs: Sequence[float]) -> bool:
     """
     Whether the last L{STEADY_RUNS} warm-up runs' CPU per call agree within
-    L{STEADY}: three, not two, because a JIT's costs fall in steps, with
-    short plateaus between them.
+    L{STEADY} (three, not two, because a JIT's costs fall in steps, with
+    short plateaus between them) and the last is not a new low by more
+    than L{STILL_FALLING}.
     """
     last = costs[-STEADY_RUNS:]
-    return len(last) == STEADY_RUNS and max(last) <= (1 + STEADY) * min(last)
+    if len(last) < STEADY_RUNS or max(last) > (1 + STEADY) * min(last):
+        return False
+    # Still falling: the last run is a new low, clearly below every earlier
+    # one (a JIT's slow final descent, which stays within the band above).
+    return costs[-1] >= (1 - STILL_FALLING) * min(costs[:-1])
 
 
 def warm_up(

@@ -34,6 +34,12 @@ class SteadyTests(SynchronousTestCase):
         verdicts = [bench_sip.is_steady(curve[: n + 1]) for n in range(len(curve))]
         self.assertEqual(verdicts, [False, False, False, False, True, True])
 
+    def test_slow_descent(self) -> None:
+        """Costs still falling within the band (a run of record at 200/s) are not steady."""
+        curve = [3288.0, 2738.0, 2312.0, 1962.0, 1750.0, 1625.0, 1475.0, 1487.0, 1375.0]
+        self.assertFalse(bench_sip.is_steady(curve))
+        self.assertTrue(bench_sip.is_steady([*curve, 1390.0]))
+
     def test_plateau_between_steps(self) -> None:
         """Two equal runs on a plateau do not end the warm-up while the third fell."""
         self.assertFalse(bench_sip.is_steady([1400.0, 1100.0, 1090.0]))
