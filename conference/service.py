@@ -655,19 +655,30 @@ class ConferenceService(MultiService):
     def _changed_elsewhere(self, kind: str, key: str) -> None:
         """
         Another process sharing the store committed a change: forget the
-        conference record it changed, notify the binding subscriptions held
-        here; everything when changes may have been missed.
+        conference record it changed and apply it as this node's scheduler
+        would, notify the binding subscriptions held here; everything when
+        changes may have been missed.
         """
         from conference.store.changes import BINDING, CONFERENCE, EVERYTHING
 
         cache = self.conference_cache
-        if kind == CONFERENCE and cache is not None:
-            cache.forget(key)
+        if kind == CONFERENCE:
+            if cache is not None:
+                cache.forget(key)
+            # What this node's scheduler does after applying a change
+            # itself: roles, the end timer, conference event NOTIFYs and
+            # the dial-out timer follow the record again.
+            for hook in self.scheduler.applied:
+                hook(key)
         if kind == BINDING:
             self.subscriptions.changed(key)
         elif kind == EVERYTHING:
             if cache is not None:
                 cache.forget_all()
+            for uri in self.focus.roster.conferences():
+                for hook in self.scheduler.applied:
+                    hook(uri)
+            self.autodial.start()
             for resource in sorted({watch.resource for watch in self.subscriptions.watches()}):
                 self.subscriptions.changed(resource)
 

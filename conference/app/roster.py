@@ -127,6 +127,10 @@ class Roster:
                 entry.members = {}
         return participant
 
+    def conferences(self) -> List[str]:
+        """The URIs of the conferences someone is in, sorted."""
+        return sorted(uri for uri in self._conferences if self.count(uri))
+
     def count(self, conference: str) -> int:
         """
         How many are in C{conference}.

@@ -349,6 +349,22 @@ class ChangedElsewhereTests(SynchronousTestCase):
         self.feed.publish(CONFERENCE, found.uri)
         self.assertEqual(self.sequence(found.uri), 9)
 
+    def test_conference_change_applied(self) -> None:
+        """A conference another node changed is applied here as this node's scheduler would."""
+        applied: List[str] = []
+        self.service.scheduler.applied.append(applied.append)
+        self.feed.publish(CONFERENCE, "sip:conf@example.com")
+        self.assertEqual(applied, ["sip:conf@example.com"])
+
+    def test_everything_applies_live_conferences(self) -> None:
+        """After a feed gap the conferences someone is in here are applied again."""
+        applied: List[str] = []
+        self.service.scheduler.applied.append(applied.append)
+        roster = self.service.focus.roster
+        roster.conferences = lambda: ["sip:a@x", "sip:b@x"]  # type: ignore[method-assign]
+        self.feed.publish(EVERYTHING, "")
+        self.assertEqual(applied, ["sip:a@x", "sip:b@x"])
+
     def test_everything_forgets_conferences(self) -> None:
         """After a feed gap every conference record is read again."""
         found = self.cached_conference()

@@ -71,6 +71,14 @@ class RosterTests(SynchronousTestCase):
         self.assertEqual(self.roster.conferences_of("sip:a@example.com"), [CONF])
         self.assertEqual(self.roster.conferences_of("sip:z@example.com"), [])
 
+    def test_conferences(self) -> None:
+        """The conferences someone is in are listed; one left empty is not."""
+        self.assertEqual(self.roster.conferences(), [])
+        self.roster.add(participant("a"))
+        self.assertEqual(self.roster.conferences(), [CONF])
+        self.roster.remove("a")
+        self.assertEqual(self.roster.conferences(), [])
+
     def test_expiry(self) -> None:
         """A session not refreshed by its deadline is taken out."""
         self.roster.add(participant("a", expires_at=100.0))
