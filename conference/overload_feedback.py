@@ -19,10 +19,18 @@ from __future__ import annotations
 import math
 from typing import List, NamedTuple, Optional
 
+from conference.sip.errors import RemoteProtocolError
 from conference.sip.headers import format_via, parse_via
 from conference.sip.message import Response
 
-__all__ = ["Advice", "OverloadFeedback", "asks_feedback", "with_feedback"]
+__all__ = [
+    "Advice",
+    "OverloadFeedback",
+    "advised_field",
+    "asks_feedback",
+    "with_feedback",
+    "with_raw_feedback",
+]
 
 #: The only algorithm we speak, which every RFC 7339 client must support.
 LOSS = "loss"
@@ -121,30 +129,59 @@ def asks_feedback(field: str) -> bool:
     return "oc" in field.lower()
 
 
+def advised_field(field: str, advice: Advice) -> Optional[str]:
+    """
+    The Via field value C{field} with C{advice} in its first Via, when that
+    Via carries C{oc}, the client's sign that it supports RFC 7339, and
+    its C{oc-algo} list (default: loss) includes loss; else L{None}.
+
+    @raise conference.sip.errors.RemoteProtocolError: for a Via that does
+        not parse (the caller's message was parsed already, or the caller
+        sends nothing different for it).
+    """
+    if not asks_feedback(field):
+        return None
+    vias = parse_via(field)
+    params = vias[0].otherParams
+    if "oc" not in params:
+        return None
+    offered = params.get("oc-algo")
+    if offered is not None and LOSS not in {a.strip().lower() for a in offered.split(",")}:
+        return None
+    for name in _OURS:
+        params.pop(name, None)
+    written: List[str] = [format_via(vias[0]) + advice.parameters()]
+    written += [format_via(via) for via in vias[1:]]
+    return ", ".join(written)
+
+
 def with_feedback(response: Response, advice: Advice) -> bool:
     """
-    Put C{advice} in the top Via of C{response} when that Via (the
-    request's, copied) carries C{oc}, the client's sign that it supports
-    RFC 7339, and its C{oc-algo} list (default: loss) includes loss.
+    Put C{advice} in the top Via of C{response} (see L{advised_field}).
 
     @return: whether the response was changed.
     """
     fields = response.headers.get("via")
-    if not fields or not asks_feedback(fields[0]):
+    if not fields:
         return False
-    vias = parse_via(fields[0])
-    top = vias[0]
-    params = top.otherParams
-    if "oc" not in params:
+    field = advised_field(fields[0], advice)
+    if field is None:
         return False
-    offered = params.get("oc-algo")
-    if offered is not None and LOSS not in {a.strip().lower() for a in offered.split(",")}:
-        return False
-    for name in _OURS:
-        params.pop(name, None)
-    written: List[str] = [format_via(top) + advice.parameters()]
-    written += [format_via(via) for via in vias[1:]]
     # In place, so Via stays the first header; its parsed views are
     # remembered with the old text and so are parsed again if asked for.
-    response.headers["via"] = [", ".join(written), *fields[1:]]
+    response.headers["via"] = [field, *fields[1:]]
     return True
+
+
+def with_raw_feedback(line: bytes, advice: Advice) -> Optional[bytes]:
+    """
+    The raw Via header line C{line} (C{Via: ...} as received, for a
+    response made without parsing) with C{advice} in its first Via, or
+    L{None} when that Via does not ask for it or does not parse.
+    """
+    name, _, value = line.partition(b":")
+    try:
+        field = advised_field(value.decode("utf-8").strip(), advice)
+    except (UnicodeDecodeError, RemoteProtocolError):
+        return None
+    return None if field is None else name + b": " + field.encode("utf-8")

@@ -10,6 +10,7 @@ It is the only place where the core meets the reactor.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple
 
 from twisted.internet.defer import Deferred, maybeDeferred
@@ -27,7 +28,7 @@ from conference.overload import (
     Overloaded,
     ProportionalShedding,
 )
-from conference.overload_feedback import OverloadFeedback, with_feedback
+from conference.overload_feedback import OverloadFeedback, with_feedback, with_raw_feedback
 from conference.reactors import default_reactor
 from conference.sip import quick
 from conference.sip import transaction as txn
@@ -279,6 +280,12 @@ class SIPServer:
             return False
         retry = control.refuse(request.method)
         self.stats["overloaded"] += 1
+        feedback = self.feedback
+        if feedback is not None and b"oc" in request.vias[0].lower():
+            advice = feedback.advice(self._shed_share(), self.now())
+            line = None if advice is None else with_raw_feedback(request.vias[0], advice)
+            if line is not None:
+                request = replace(request, vias=(line, *request.vias[1:]))
         data = quick.refusal(
             request,
             503,
@@ -670,13 +677,17 @@ class SIPServer:
         """
         feedback = self.feedback
         assert feedback is not None
-        queue, overload = self.queue, self.overload
-        share = queue.fraction if queue is not None else 0.0
-        if overload is not None and overload.overloaded:
-            share = 1.0
-        advice = feedback.advice(share, self.now())
+        advice = feedback.advice(self._shed_share(), self.now())
         if advice is not None:
             with_feedback(response, advice)
+
+    def _shed_share(self) -> float:
+        """The share of new requests refused now (all while the lag sheds)."""
+        overload = self.overload
+        if overload is not None and overload.overloaded:
+            return 1.0
+        queue = self.queue
+        return queue.fraction if queue is not None else 0.0
 
     def _send_bytes(self, data: bytes, peer: txn.Peer, host: str, port: int, what: Any) -> None:
         """Send C{data} over C{peer}'s transport to C{host}:C{port}, counted."""

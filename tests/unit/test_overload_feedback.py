@@ -13,7 +13,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from conference.overload_feedback import Advice, OverloadFeedback, asks_feedback, with_feedback
+from conference.overload_feedback import (
+    Advice,
+    OverloadFeedback,
+    asks_feedback,
+    with_feedback,
+    with_raw_feedback,
+)
 from conference.sip.headers import parse_via
 from conference.sip.message import make_response
 from conference.sip.parser import parse_datagram
@@ -155,6 +161,19 @@ class ViaTests(SynchronousTestCase):
         via, _ = response_via("SIP/2.0/UDP h1;branch=z9hG4bKfb1;oc=5;oc-seq=1.0")
         self.assertEqual(via.count(";oc="), 1)
         self.assertNotIn("oc-seq=1.0", via)
+
+    def test_raw_line(self) -> None:
+        """A raw Via line gets the advice in its first Via; one that does not ask, nothing."""
+        advice = Advice(30, 500, "1764000000.250")
+        line = with_raw_feedback(b"v: SIP/2.0/UDP h1;branch=z9hG4bKfb1;oc, SIP/2.0/UDP h2", advice)
+        self.assertEqual(
+            line,
+            b'v: SIP/2.0/UDP h1;branch=z9hG4bKfb1;oc=30;oc-algo="loss";oc-validity=500'
+            b";oc-seq=1764000000.250, SIP/2.0/UDP h2",
+        )
+        self.assertIsNone(with_raw_feedback(b"Via: SIP/2.0/UDP h1;branch=z9hG4bKfb1", advice))
+        self.assertIsNone(with_raw_feedback(b"Via: SIP/9 nonsense;oc", advice))
+        self.assertIsNone(with_raw_feedback(b"Via: SIP/2.0/UDP h\xff;oc", advice))
 
     def test_cheap_test(self) -> None:
         """The text test lets through anything that may carry oc, in any case."""

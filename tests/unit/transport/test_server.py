@@ -614,6 +614,19 @@ class OverloadFeedbackTests(SynchronousTestCase):
         [via] = self.options(3, asks=False).vias
         self.assertNotIn("oc", via.otherParams)
 
+    def test_refused_unparsed(self) -> None:
+        """A new request refused from its raw lines carries the advice too."""
+        self.server.queue.fraction = 1.0  # type: ignore[union-attr]
+        data = request_bytes(
+            "INVITE", "sip:room@example.com", branch="z9hG4bKoc9;oc", via_host="192.0.2.7:5070"
+        )
+        self.server.datagram_received(data, self.peer, self.clock.seconds() - 0.5)
+        response = self.sender.responses()[-1]
+        self.assertEqual(response.code, 503)
+        self.assertEqual(self.server.stats["received"], 0)  # never parsed
+        [via] = response.vias
+        self.assertEqual((via.branch, via.otherParams["oc"]), ("z9hG4bKoc9", "100"))
+
     def test_quiet_when_serving(self) -> None:
         """A server that is not shedding adds nothing, even for a client that asks."""
         [via] = self.options(4).vias
