@@ -316,6 +316,7 @@ class ConferenceService(MultiService):
             self.sip.feedback = OverloadFeedback()
             if config.overload_queue:
                 self.sip.queue = ProportionalShedding(config.overload_queue)
+                self.lag_probe.queue = self.sip.queue
         self.stream_factory = SIPStreamFactory(
             self.sip,
             reactor,

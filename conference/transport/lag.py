@@ -12,19 +12,27 @@ from typing import Any, Optional
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
-from conference.overload import OverloadControl
+from conference.overload import OverloadControl, ProportionalShedding
 from conference.reactors import default_reactor
 
 __all__ = ["LagProbe"]
 
 log = Logger()
 
+#: Seconds the queue signal must stay quiet before its end is logged.
+QUIET = 1.0
+
 
 class LagProbe:
     """
     Measures how late a timer of C{interval} seconds fires and tells the
     overload control; logs once when shedding starts and once when it
-    stops.  For C{grace} seconds after it starts nothing is counted: the
+    stops, for the lag and for the receive queue's wait (L{queue}, which
+    the UDP port feeds per datagram: its state is looked at here, once per
+    tick, so that the per-datagram path stays free of logging, and its end
+    is logged only once it held for L{QUIET} seconds, so that a queue
+    at the edge of capacity does not log every interval).  For C{grace}
+    seconds after it starts nothing is counted: the
     first seconds of a server (lazy imports, the collector's first pass,
     a store warming up) make timers late without any queue of requests.
     """
@@ -44,6 +52,11 @@ class LagProbe:
         self._reactor = default_reactor(reactor)
         self._call: Optional[IDelayedCall] = None
         self._due = 0.0
+        #: The queue-wait shedding whose starts and stops are logged here.
+        self.queue: Optional[ProportionalShedding] = None
+        self._queue_logged = False
+        self._queue_quiet: Optional[float] = None
+        self._queue_shed_from = 0
 
     @property
     def running(self) -> bool:
@@ -90,4 +103,32 @@ class LagProbe:
                 lag=self.control.lag * 1000,
                 shed=sum(self.control.sheds.values()),
             )
+        if self.queue is not None:
+            self._watch_queue(self.queue, now)
         self._arm()
+
+    def _watch_queue(self, queue: ProportionalShedding, now: float) -> None:
+        """Log the queue signal's shedding starting, and ending for good."""
+        shed = sum(self.control.sheds.values())
+        if queue.standing:
+            self._queue_quiet = None
+            if not self._queue_logged:
+                self._queue_logged = True
+                self._queue_shed_from = shed
+                log.warn(
+                    "Overloaded: new SIP requests wait {wait:.0f} ms to be read; "
+                    "answering {share:.0f}% of new requests 503 (Retry-After) until "
+                    "the queue drains",
+                    wait=queue.wait * 1000,
+                    share=queue.fraction * 100,
+                )
+        elif self._queue_logged:
+            if self._queue_quiet is None:
+                self._queue_quiet = now
+            elif now - self._queue_quiet >= QUIET:
+                self._queue_logged = False
+                self._queue_quiet = None
+                log.info(
+                    "Overload over: the SIP receive queue drained; {shed} requests were shed",
+                    shed=shed - self._queue_shed_from,
+                )

@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from conference.app.core import CoreRouter
-from conference.overload import OverloadControl
+from conference.overload import OverloadControl, ProportionalShedding
 from conference.sip.transaction import Peer
 from conference.sip.transaction_model import new_tag
 from conference.transport.lag import LagProbe
@@ -68,6 +68,28 @@ class ProbeTests(SynchronousTestCase):
         self.clock.advance(0.5)
         self.assertTrue(self.control.overloaded)
         probe.stop()
+
+    def queue_ticks(self, fractions: List[float]) -> List[str]:
+        """Tick the probe once per queue fraction given; the levels logged."""
+        queue = ProportionalShedding(0.02)
+        self.probe.queue = queue
+        self.probe.start()
+        for fraction in fractions:
+            queue.fraction = fraction
+            self.clock.advance(0.05)
+        return [e["log_level"].name for e in self.events]
+
+    def test_queue_shedding_logged(self) -> None:
+        """Queue shedding starting is logged once, its end once it held a second."""
+        levels = self.queue_ticks([0.5] * 5 + [0.0] * 10)
+        self.assertEqual(levels, ["warn"])  # quiet for 0.5 s: not over yet
+        self.clock.pump([0.05] * 12)
+        self.assertEqual([e["log_level"].name for e in self.events], ["warn", "info"])
+
+    def test_queue_flapping_logged_once(self) -> None:
+        """A queue at the edge, refusing and not by turns, logs one start, no stop."""
+        levels = self.queue_ticks([0.3, 0.0, 0.0, 0.3, 0.0, 0.3, 0.0, 0.0, 0.3] * 3)
+        self.assertEqual(levels, ["warn"])
 
     def test_stop(self) -> None:
         """A stopped probe leaves no timer behind."""
