@@ -41,6 +41,7 @@ from conference.calendar.errors import CalendarError
 from conference.calendar.freebusy import busy_intervals
 from conference.interfaces import IConferenceStore
 from conference.records import ConferenceRecord, Holders
+from conference.store.conferencecache import ForwardingConferenceStore
 
 log = Logger()
 
@@ -371,7 +372,7 @@ class CalDAVFreeBusy:
 
 
 @implementer(IConferenceStore)
-class CalDAVMirror:
+class CalDAVMirror(ForwardingConferenceStore):
     """
     A conference store that also writes each conference into its
     organizer's CalDAV calendar once the store took it (and deletes it
@@ -390,15 +391,9 @@ class CalDAVMirror:
         @param local: whether an organizer's address is a user of this
             server; only those have a calendar on our CalDAV server.
         """
-        self.store = store
+        super().__init__(store)
         self.caldav = caldav
         self.local = local
-
-    def get(self, uri: str) -> Deferred[Optional[ConferenceRecord]]:
-        return self.store.get(uri)
-
-    def get_by_uid(self, uid: str) -> Deferred[Optional[ConferenceRecord]]:
-        return self.store.get_by_uid(uid)
 
     def put(
         self,
@@ -409,7 +404,8 @@ class CalDAVMirror:
         max_organizer_bytes: Optional[int] = None,
         holders: Optional[Holders] = None,
     ) -> Deferred[ConferenceRecord]:
-        d = self.store.put(
+        """See L{IConferenceStore.put}; mirrored once stored."""
+        d = super().put(
             record,
             expected_version,
             max_per_organizer=max_per_organizer,
@@ -418,20 +414,9 @@ class CalDAVMirror:
         )
         return d.addCallback(self._mirror, False)
 
-    def set_holders(
-        self, uri: str, expected_version: int, holders: Holders, now: float
-    ) -> Deferred[int]:
-        return self.store.set_holders(uri, expected_version, holders, now)
-
-    def list(
-        self, organizer: Optional[str] = None, state: Optional[str] = None
-    ) -> Deferred[List[ConferenceRecord]]:
-        return self.store.list(organizer, state)
-
-    def count_by_organizer(self, organizer: str) -> Deferred[int]:
-        return self.store.count_by_organizer(organizer)
-
     def delete(self, uri: str) -> Deferred[bool]:
+        """See L{IConferenceStore.delete}; the mirror deleted once it is gone."""
+
         async def forget() -> bool:
             record = await self.store.get(uri)
             gone = await self.store.delete(uri)

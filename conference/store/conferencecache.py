@@ -26,16 +26,79 @@ from zope.interface import implementer
 from conference.interfaces import IConferenceStore
 from conference.records import ConferenceRecord, Holders
 
-__all__ = ["CachedConferenceStore"]
+__all__ = ["CachedConferenceStore", "ForwardingConferenceStore"]
 
 #: How many conference URIs (found or not) are remembered at most.
 DEFAULT_SIZE = 4096
 
 
 @implementer(IConferenceStore)
-class CachedConferenceStore:
+class ForwardingConferenceStore:
     """
-    An L{IConferenceStore} that remembers C{get} answers of another one.
+    An L{IConferenceStore} that hands every call to another one: the base
+    of the stores that stand in front of one to add something (this
+    module's cache, the CalDAV mirror of L{conference.app.caldav}), which
+    override only what they change.
+
+    @ivar store: the store behind.
+    """
+
+    def __init__(self, store: IConferenceStore) -> None:
+        self.store = store
+
+    def get(self, uri: str) -> Deferred[Optional[ConferenceRecord]]:
+        """See L{IConferenceStore.get}."""
+        return self.store.get(uri)
+
+    def get_by_uid(self, uid: str) -> Deferred[Optional[ConferenceRecord]]:
+        """See L{IConferenceStore.get_by_uid}."""
+        return self.store.get_by_uid(uid)
+
+    def put(
+        self,
+        record: ConferenceRecord,
+        expected_version: Optional[int],
+        *,
+        max_per_organizer: Optional[int] = None,
+        max_organizer_bytes: Optional[int] = None,
+        holders: Optional[Holders] = None,
+    ) -> Deferred[ConferenceRecord]:
+        """See L{IConferenceStore.put}."""
+        return self.store.put(
+            record,
+            expected_version,
+            max_per_organizer=max_per_organizer,
+            max_organizer_bytes=max_organizer_bytes,
+            holders=holders,
+        )
+
+    def set_holders(
+        self, uri: str, expected_version: int, holders: Holders, now: float
+    ) -> Deferred[int]:
+        """See L{IConferenceStore.set_holders}."""
+        return self.store.set_holders(uri, expected_version, holders, now)
+
+    def list(
+        self, organizer: Optional[str] = None, state: Optional[str] = None
+    ) -> Deferred[List[ConferenceRecord]]:
+        """See L{IConferenceStore.list}."""
+        return self.store.list(organizer, state)
+
+    def count_by_organizer(self, organizer: str) -> Deferred[int]:
+        """See L{IConferenceStore.count_by_organizer}."""
+        return self.store.count_by_organizer(organizer)
+
+    def delete(self, uri: str) -> Deferred[bool]:
+        """See L{IConferenceStore.delete}."""
+        return self.store.delete(uri)
+
+
+@implementer(IConferenceStore)
+class CachedConferenceStore(ForwardingConferenceStore):
+    """
+    An L{IConferenceStore} that remembers C{get} answers of another one
+    (C{get_by_uid}, C{list} and the rest are not on a hot path and pass
+    through, as does C{set_holders}, which leaves the record as it is).
 
     A read that was under way when anything was forgotten (a write, a
     notice) is not remembered when it lands: a generation counts the
@@ -55,7 +118,7 @@ class CachedConferenceStore:
         """
         if size <= 0:
             raise ValueError("the conference cache needs room for at least one entry")
-        self.store = store
+        super().__init__(store)
         self.size = size
         self._records: OrderedDict[str, Optional[ConferenceRecord]] = OrderedDict()
         self._generation = 0
@@ -102,20 +165,6 @@ class CachedConferenceStore:
 
         return reading.addCallback(remember)
 
-    def get_by_uid(self, uid: str) -> Deferred[Optional[ConferenceRecord]]:
-        """See L{IConferenceStore.get_by_uid} (not remembered: not on a hot path)."""
-        return self.store.get_by_uid(uid)
-
-    def list(
-        self, organizer: Optional[str] = None, state: Optional[str] = None
-    ) -> Deferred[List[ConferenceRecord]]:
-        """See L{IConferenceStore.list}."""
-        return self.store.list(organizer, state)
-
-    def count_by_organizer(self, organizer: str) -> Deferred[int]:
-        """See L{IConferenceStore.count_by_organizer}."""
-        return self.store.count_by_organizer(organizer)
-
     # Writing -----------------------------------------------------------------
 
     def _forgetting(self, uri: str, writing: Deferred[Any]) -> Deferred[Any]:
@@ -143,7 +192,7 @@ class CachedConferenceStore:
         """See L{IConferenceStore.put}."""
         return self._forgetting(
             record.uri,
-            self.store.put(
+            super().put(
                 record,
                 expected_version,
                 max_per_organizer=max_per_organizer,
@@ -152,12 +201,6 @@ class CachedConferenceStore:
             ),
         )
 
-    def set_holders(
-        self, uri: str, expected_version: int, holders: Holders, now: float
-    ) -> Deferred[int]:
-        """See L{IConferenceStore.set_holders} (the record itself is unchanged)."""
-        return self.store.set_holders(uri, expected_version, holders, now)
-
     def delete(self, uri: str) -> Deferred[bool]:
         """See L{IConferenceStore.delete}."""
-        return self._forgetting(uri, self.store.delete(uri))
+        return self._forgetting(uri, super().delete(uri))
