@@ -322,14 +322,42 @@ class TransactionLayer:
             return self._receive_cancel(message, key, peer, now)
         if self.admission is not None:
             self.admission(message)
-        to_tag = message.to.tag
-        mkey = merge_key(message)
-        txn = self._new_server(message, key, peer, now)
-        if to_tag is None and mkey in self._merge:
+        if self.merged(message):
+            txn = self._new_server(message, key, peer, now)
             return self._respond(txn, self._answer(message, 482, "Loop Detected (merged)"), now)
+        return [RequestReceived(message, self._filed(message, key, peer, now))]
+
+    def merged(self, request: Request) -> bool:
+        """
+        Whether C{request}, a new request, is a merged copy (section
+        8.2.2.2): no To tag, and the From tag, Call-ID and CSeq of a live
+        server transaction it did not match.  Changes nothing.
+        """
+        return request.to.tag is None and merge_key(request) in self._merge
+
+    def adopt(self, request: Request, peer: Peer, now: float) -> ServerTransaction:
+        """
+        The server transaction of a new request the adapter began to
+        answer without one (L{conference.sip.stateless}) and must answer
+        through one after all: made as L{receive} makes it, the
+        L{admission} check and the L{merged} test left out (the adapter
+        made them before), so that retransmissions and the answer go
+        through it from now on.
+
+        @param now: when the request arrived.
+        @raise TransactionsExhausted: when C{max_server} server
+            transactions are live.
+        """
+        if self.max_server is not None and len(self._server) >= self.max_server:
+            raise TransactionsExhausted(self.max_server, self.retry_after)
+        return self._filed(request, server_key(request, request.method), peer, now)
+
+    def _filed(self, request: Request, key: Hashable, peer: Peer, now: float) -> ServerTransaction:
+        txn = self._new_server(request, key, peer, now)
+        mkey = merge_key(request)
         txn.merge_key = mkey
         self._merge[mkey] = txn
-        return [RequestReceived(message, txn)]
+        return txn
 
     def _match(self, key: Hashable, request: Request) -> Optional[ServerTransaction]:
         txn = self._server.get(key)

@@ -296,7 +296,8 @@ class ServerTests(SynchronousTestCase):
         )
 
     def test_retransmission_answered_unparsed(self) -> None:
-        """A retransmitted OPTIONS gets the same bytes again, from its raw lines alone."""
+        """A retransmitted OPTIONS (answered statefully) gets the same bytes again, unparsed."""
+        self.server.answer_statelessly = False
         data = request_bytes("OPTIONS", "sip:example.com")
         self.receive(data)
         # The copy's Contact is broken: only the request line and top Via are read.
@@ -336,6 +337,7 @@ class TransactionCapTests(SynchronousTestCase):
             reactor=self.clock,
             limiter=RateLimiter(Rate(1, 60)),  # 127.0.0.1 is exempt by default
             max_transactions=5,
+            answer_statelessly=False,
         )
         self.sender = RecordingSender()
         self.server.add_sender("udp", self.sender)
@@ -372,6 +374,17 @@ class TransactionCapTests(SynchronousTestCase):
         self.flood(20)
         warned = [e for e in events if "transactions live" in e.get("log_format", "")]
         self.assertEqual(len(warned), 1)
+
+    def test_stateless_answers_past_cap(self) -> None:
+        """Answers that need no transaction (OPTIONS) are still given past the cap."""
+        self.server.answer_statelessly = True
+        self.flood(5)
+        self.assertEqual(self.server.layer.pending(), 0)
+        self.server.answer_statelessly = False
+        self.flood(5, first=5)
+        self.server.answer_statelessly = True
+        self.assertEqual(self.flood(3, first=10), [200] * 13)
+        self.assertEqual((self.server.stats["shed"], self.server.stats["stateless"]), (0, 8))
 
     def test_served_again_after_timer_j(self) -> None:
         """When the live transactions end (Timer J, up to TIMER_SLACK late), new requests pass."""
@@ -438,6 +451,7 @@ class TransactionLogTests(SynchronousTestCase):
 
     def test_not_lost_on_stop(self) -> None:
         """A UDP transaction still waiting for Timer J is already logged when the server stops."""
+        self.server.answer_statelessly = False
         self.server.datagram_received(
             request_bytes("OPTIONS", "sip:example.com", call_id="log-3"), self.peer
         )
