@@ -342,7 +342,7 @@ class SIPServer:
         if not stateless.candidate(request):
             return False
         layer = self.layer
-        if layer.serving(request.top_via.branch) or layer.merged(request):
+        if layer.serving(request.top_via.branch or "") or layer.merged(request):
             return False
         if layer.admission is not None:
             layer.admission(request)
