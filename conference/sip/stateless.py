@@ -38,6 +38,7 @@ from typing import Any, Optional
 
 from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request, Response
+from conference.sip.rawmatch import raw_head
 from conference.sip.transaction_model import has_cookie
 
 __all__ = [
@@ -218,12 +219,9 @@ def raw_stateless_ack(data: bytes) -> bool:
     """
     if not data.startswith(b"ACK "):
         return False
-    end = data.find(b"\r\n\r\n")
-    if end < 0:
+    head = raw_head(data)
+    if head is None:
         return False
-    head = data[: end + 2]
-    if b"\r\n " in head or b"\r\n\t" in head:
-        return False  # folded lines: leave them to the parser
     found = _TO_LINE.search(head)
     if found is None or _TO_LINE.search(head, found.end()) is not None:
         return False
