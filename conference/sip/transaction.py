@@ -316,8 +316,8 @@ class TransactionLayer:
         txn = self._match(key, message)
         if txn is not None:
             return self._retransmitted(txn, peer)
-        if self.max_server is not None and len(self._server) >= self.max_server:
-            raise TransactionsExhausted(self.max_server, self.retry_after)
+        if self.full():
+            raise TransactionsExhausted(self.max_server or 0, self.retry_after)
         if message.method == "CANCEL":
             return self._receive_cancel(message, key, peer, now)
         if self.admission is not None:
@@ -348,8 +348,8 @@ class TransactionLayer:
         @raise TransactionsExhausted: when C{max_server} server
             transactions are live.
         """
-        if self.max_server is not None and len(self._server) >= self.max_server:
-            raise TransactionsExhausted(self.max_server, self.retry_after)
+        if self.full():
+            raise TransactionsExhausted(self.max_server or 0, self.retry_after)
         return self._filed(request, server_key(request, request.method), peer, now)
 
     def _filed(self, request: Request, key: Hashable, peer: Peer, now: float) -> ServerTransaction:
@@ -365,6 +365,13 @@ class TransactionLayer:
             return txn
         # RFC 2543 matching also needs the To tag of the original request.
         return txn if request.to.tag == txn.request.to.tag else None
+
+    def full(self) -> bool:
+        """
+        Whether C{max_server} server transactions are live, so that a new
+        request would be refused with L{TransactionsExhausted}.
+        """
+        return self.max_server is not None and len(self._server) >= self.max_server
 
     def serving(self, branch: str) -> bool:
         """

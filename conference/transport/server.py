@@ -334,21 +334,23 @@ class SIPServer:
         answer allows (RFC 3261 section 8.2.7); whether it was taken care
         of here, statelessly or through the transaction made for it when
         its answer did not allow.  The overload admission applies as
-        before; retransmissions of a request being served statefully and
-        merged copies are left to the transaction layer.
+        before; retransmissions of a request being served statefully,
+        merged copies, and everything while the transaction cap is reached
+        (whose 503 must come before the application acts) are left to the
+        transaction layer.
         """
         if not self.answer_statelessly or self._stopping is not None:
             return False
         if not stateless.candidate(request):
             return False
         layer = self.layer
-        if layer.serving(request.top_via.branch or "") or layer.merged(request):
+        if layer.full() or layer.serving(request.top_via.branch or "") or layer.merged(request):
             return False
         if layer.admission is not None:
             layer.admission(request)
         pending = stateless.Pending(request, peer, self.now())
         self._dispatch(request, pending)
-        if pending.transaction is None and not pending.answered:
+        if pending.open:
             # The answer is still to come: from now on it is a transaction's.
             self._adopt(pending)
         return True

@@ -377,16 +377,16 @@ class TransactionCapTests(SynchronousTestCase):
         warned = [e for e in events if "transactions live" in e.get("log_format", "")]
         self.assertEqual(len(warned), 1)
 
-    def test_stateless_answers_past_cap(self) -> None:
-        """Answers that need no transaction (OPTIONS) are still given past the cap."""
+    def test_stateless_answers_take_no_place(self) -> None:
+        """Stateless answers hold no transaction; at the cap all is shed before the application."""
         self.server.answer_statelessly = True
-        self.flood(5)
+        self.flood(8)
         self.assertEqual(self.server.layer.pending(), 0)
         self.server.answer_statelessly = False
-        self.flood(5, first=5)
+        self.flood(5, first=8)
         self.server.answer_statelessly = True
-        self.assertEqual(self.flood(3, first=10), [200] * 13)
-        self.assertEqual((self.server.stats["shed"], self.server.stats["stateless"]), (0, 8))
+        self.assertEqual(self.flood(2, first=13), [200] * 13 + [503] * 2)
+        self.assertEqual((self.server.stats["shed"], self.server.stats["stateless"]), (2, 8))
 
     def test_served_again_after_timer_j(self) -> None:
         """When the live transactions end (Timer J, up to TIMER_SLACK late), new requests pass."""
