@@ -339,6 +339,10 @@ class SIPServer:
         (whose 503 must come before the application acts) are left to the
         transaction layer.
         """
+        if request.method == "ACK":
+            # The ACK of a stateless answer that came over a stream, or
+            # written so that the raw reader declined it: nothing to match.
+            return stateless.is_stateless_tag(request.to.tag)
         if not self.answer_statelessly or self._stopping is not None:
             return False
         if not stateless.candidate(request):

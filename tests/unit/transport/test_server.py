@@ -587,10 +587,11 @@ class UnparsedRefusalTests(SynchronousTestCase):
 @implementer(IRequestHandler)
 class NobodyHandler:
     """
-    Answers INVITE 404 at once for C{nobody}, 200 for anyone else (a join).
+    Answers INVITE 404 at once for C{nobody}, 200 for anyone else (a join),
+    and records the ACKs it is given.
     """
 
-    methods = ("INVITE",)
+    methods = ("INVITE", "ACK")
     accepts: dict[str, Any] = {"INVITE": ("application/sdp",)}
 
     def __init__(self) -> None:
@@ -722,6 +723,21 @@ class StatelessTests(SynchronousTestCase):
         self.assertEqual(self.handler.acked, [])
         self.assertEqual(self.events[before:], [])
         self.assertEqual((self.server.stats["received"], self.server.stats["refused"]), (2, 0))
+
+    def test_ack_over_stream_dropped(self) -> None:
+        """Over TCP (parsed, as every stream message) the ACK of a stateless 404 is dropped too."""
+        peer = Peer("TCP", "198.51.100.1", 40000, "conn")
+        invite = request_bytes("INVITE", "sip:nobody@example.com", transport="TCP")
+        self.server.datagram_received(invite, peer)
+        [response] = self.sender.responses()
+        ack = make_request(
+            "ACK", "sip:nobody@example.com", transport="TCP", to=response.header("to") or ""
+        )
+        self.server.message_received(ack, peer)
+        self.assertEqual(self.handler.acked, [])
+        other = make_request("ACK", "sip:nobody@example.com", to="<sip:n@example.com>;tag=abc")
+        self.server.message_received(other, peer)
+        self.assertEqual(len(self.handler.acked), 1)
 
     def test_logged_like_a_transaction(self) -> None:
         """A stateless answer logs the transaction line, with its fields, as before."""
