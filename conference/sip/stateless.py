@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections import deque
 from hashlib import blake2b
-from typing import Any, Optional
+from typing import Any, Deque, Dict, Optional, Tuple
 
 from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request, Response
@@ -45,6 +46,7 @@ __all__ = [
     "STATELESS_REFUSALS",
     "TAG_PREFIX",
     "Pending",
+    "RecentInvites",
     "StatelessTags",
     "allowed",
     "candidate",
@@ -200,6 +202,53 @@ class Pending:
         Whether an answer may still go out without a transaction.
         """
         return self.transaction is None and not self.answered and not self.refused
+
+
+class RecentInvites:
+    """
+    The branches of the INVITEs answered statelessly in the last
+    C{window} seconds, so that a CANCEL for one still gets 200 (section
+    9.2: the INVITE was answered, the CANCEL changes nothing), as it did
+    when the INVITE's transaction lived on for its ACK, rather than 481.
+    A set of strings, not transactions: at most C{limit}, the oldest
+    forgotten first.
+    """
+
+    def __init__(self, window: float = 5.0, limit: int = 65536) -> None:
+        """
+        @param window: seconds a branch is remembered (by default T4,
+            how long a UDP INVITE transaction outlives its ACK).
+        @param limit: the most branches remembered.
+        """
+        self.window = window
+        self.limit = limit
+        self._expiry: Dict[str, float] = {}
+        self._order: Deque[Tuple[float, str]] = deque()
+
+    def __len__(self) -> int:
+        return len(self._expiry)
+
+    def add(self, branch: str, now: float) -> None:
+        """
+        Remember C{branch}, answered at C{now} (the clock never goes back).
+        """
+        order = self._order
+        while order and (order[0][0] <= now or len(order) >= self.limit):
+            self._drop_oldest()
+        expiry = now + self.window
+        self._expiry[branch] = expiry
+        order.append((expiry, branch))
+
+    def holds(self, branch: str, now: float) -> bool:
+        """
+        Whether C{branch} was answered statelessly within the window.
+        """
+        return self._expiry.get(branch, now) > now
+
+    def _drop_oldest(self) -> None:
+        at, branch = self._order.popleft()
+        if self._expiry.get(branch) == at:  # not remembered again since
+            del self._expiry[branch]
 
 
 # The To header line (full or compact name) and its value.

@@ -137,6 +137,8 @@ class SIPServer:
         # included, carry these To tags, so their ACKs are known unparsed.
         self.tags = stateless.StatelessTags()
         self.answer_statelessly = answer_statelessly
+        # INVITEs answered statelessly, for the CANCELs that follow them.
+        self._recent_invites = stateless.RecentInvites(self.layer.t4)
 
     def now(self) -> float:
         """
@@ -343,6 +345,8 @@ class SIPServer:
             # The ACK of a stateless answer that came over a stream, or
             # written so that the raw reader declined it: nothing to match.
             return stateless.is_stateless_tag(request.to.tag)
+        if request.method == "CANCEL":
+            return self._cancel_of_stateless(request, peer)
         if not self.answer_statelessly or self._stopping is not None:
             return False
         if not stateless.candidate(request):
@@ -381,10 +385,31 @@ class SIPServer:
         request, peer = pending.request, pending.peer
         stateless.stamp(request, response, self.tags.tag_for(request))
         pending.answered = True
+        now = self.now()
+        if request.method == "INVITE":
+            self._recent_invites.add(request.top_via.branch or "", now)
+        self._send_statelessly(request, peer, response, now - pending.arrived)
+
+    def _cancel_of_stateless(self, cancel: Request, peer: txn.Peer) -> bool:
+        """
+        Answer 200 to a CANCEL for an INVITE answered statelessly a moment
+        ago (its branch, no live transaction), with that answer's To tag,
+        as its transaction would have (section 9.2); whether it was.
+        """
+        branch = cancel.top_via.branch or ""
+        if self.layer.serving(branch) or not self._recent_invites.holds(branch, self.now()):
+            return False
+        response = make_response(cancel, 200, to_tag=self.tags.tag_for(cancel))
+        self._send_statelessly(cancel, peer, response, 0.0)
+        return True
+
+    def _send_statelessly(
+        self, request: Request, peer: txn.Peer, response: Response, duration: float
+    ) -> None:
         self.stats["stateless"] += 1
         host, port = response_destination(response, peer)
         self._send_bytes(response.to_bytes(), peer, host, port, response)
-        self._log_outcome(request, peer, response.code, self.now() - pending.arrived, "from")
+        self._log_outcome(request, peer, response.code, duration, "from")
 
     # --- abuse limits -------------------------------------------
 

@@ -14,6 +14,7 @@ from conference.sip.parser import parse_datagram
 from conference.sip.stateless import (
     TAG_PREFIX,
     Pending,
+    RecentInvites,
     StatelessTags,
     allowed,
     candidate,
@@ -141,6 +142,38 @@ class DecisionTests(SynchronousTestCase):
             self.assertTrue(pending.open)
             setattr(pending, attribute, value)
             self.assertFalse(pending.open)
+
+
+class RecentInvitesTests(SynchronousTestCase):
+    """
+    The branches of INVITEs answered statelessly, for their CANCELs.
+    """
+
+    def test_window(self) -> None:
+        """A branch is held for the window, then forgotten."""
+        recent = RecentInvites(window=5.0)
+        recent.add("z9hG4bKa", 100.0)
+        self.assertTrue(recent.holds("z9hG4bKa", 104.9))
+        self.assertFalse(recent.holds("z9hG4bKb", 101.0))
+        self.assertFalse(recent.holds("z9hG4bKa", 105.0))
+        recent.add("z9hG4bKc", 106.0)
+        self.assertEqual(len(recent), 1)
+
+    def test_again(self) -> None:
+        """A branch answered again is held from the later answer."""
+        recent = RecentInvites(window=5.0)
+        recent.add("z9hG4bKa", 100.0)
+        recent.add("z9hG4bKa", 103.0)
+        recent.add("z9hG4bKb", 105.5)
+        self.assertTrue(recent.holds("z9hG4bKa", 107.0))
+
+    def test_limit(self) -> None:
+        """At most limit branches are held, the oldest forgotten first."""
+        recent = RecentInvites(window=60.0, limit=3)
+        for n in range(5):
+            recent.add(f"b{n}", float(n))
+        self.assertEqual(len(recent), 3)
+        self.assertEqual([recent.holds(f"b{n}", 5.0) for n in range(5)], [False] * 2 + [True] * 3)
 
 
 TAG = "sl0123456789abcdef"

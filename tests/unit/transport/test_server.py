@@ -739,6 +739,23 @@ class StatelessTests(SynchronousTestCase):
         self.server.message_received(other, peer)
         self.assertEqual(len(self.handler.acked), 1)
 
+    def test_cancel_after_stateless_404(self) -> None:
+        """A CANCEL for an INVITE answered 404 statelessly gets 200 with its tag, for T4."""
+        invite = request_bytes("INVITE", "sip:nobody@example.com", branch="z9hG4bKc1")
+        self.server.datagram_received(invite, self.peer)
+        cancel = request_bytes("CANCEL", "sip:nobody@example.com", branch="z9hG4bKc1")
+        self.server.datagram_received(cancel, self.peer)
+        not_found, ok = self.sender.responses()
+        self.assertEqual((not_found.code, ok.code, ok.cseq.method), (404, 200, "CANCEL"))
+        self.assertEqual(ok.to.tag, not_found.to.tag)
+        self.assertEqual(self.server.layer.pending(), 0)
+        self.clock.advance(self.server.layer.t4)
+        self.server.datagram_received(cancel, self.peer)
+        self.assertEqual(self.sender.responses()[-1].code, 481)
+        other = request_bytes("CANCEL", "sip:nobody@example.com", branch="z9hG4bKc2")
+        self.server.datagram_received(other, self.peer)
+        self.assertEqual(self.sender.responses()[-1].code, 481)
+
     def test_logged_like_a_transaction(self) -> None:
         """A stateless answer logs the transaction line, with its fields, as before."""
         self.server.datagram_received(
