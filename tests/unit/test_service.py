@@ -333,6 +333,7 @@ class StatelessAnswerTests(SynchronousTestCase):
         What a fresh service over memory stores sends for C{datagrams}, and its SIP server.
         """
         from conference.sip.transaction import Peer
+        from tests.unit.transport.test_server import RecordingSender
 
         service = ConferenceService(
             ServerConfig(listen=["udp:0"], domains=["example.com"]),
@@ -342,19 +343,11 @@ class StatelessAnswerTests(SynchronousTestCase):
         service.startService()
         self.addCleanup(service.stopService)
         service.sip.answer_statelessly = stateless
-        sent: List[bytes] = []
-
-        class Sender:
-            def send_bytes(self, data: bytes, host: str, port: int) -> None:
-                sent.append(data)
-
-            def local_address(self) -> Tuple[str, int]:
-                return ("127.0.0.1", 5060)
-
-        service.sip.add_sender("test", Sender())
+        sender = RecordingSender()
+        service.sip.add_sender("test", sender)
         for data in datagrams:
             service.sip.datagram_received(data, Peer("UDP", "127.0.0.1", 5070, "test"))
-        return sent, service.sip
+        return [data for data, _, _ in sender.sent], service.sip
 
     def test_options_and_404(self) -> None:
         """OPTIONS (Allow, Accept, Supported...) and the INVITE's 404 read as the stateful ones."""
