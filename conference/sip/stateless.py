@@ -38,8 +38,9 @@ from hashlib import blake2b
 from typing import Any, Deque, Dict, Optional, Tuple
 
 from conference.sip.errors import SIPProtocolError
-from conference.sip.message import Request, Response
+from conference.sip.message import Request, Response, make_response
 from conference.sip.rawmatch import raw_head
+from conference.sip.transaction import TransactionLayer
 from conference.sip.transaction_model import has_cookie
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "Pending",
     "RecentInvites",
     "StatelessTags",
+    "StatelessUAS",
     "allowed",
     "candidate",
     "is_stateless_tag",
@@ -249,6 +251,75 @@ class RecentInvites:
         at, branch = self._order.popleft()
         if self._expiry.get(branch) == at:  # not remembered again since
             del self._expiry[branch]
+
+
+class StatelessUAS:
+    """
+    The stateless path's decisions for the server transactions of one
+    L{TransactionLayer}: which requests start on it, which answers finish
+    on it, and the ACKs and CANCELs that follow them.
+
+    @ivar tags: the To tags of its answers.
+    @ivar recent: the INVITEs it answered lately.
+    """
+
+    def __init__(self, layer: TransactionLayer, secret: Optional[bytes] = None) -> None:
+        self.layer = layer
+        self.tags = StatelessTags(secret)
+        self.recent = RecentInvites(layer.t4)
+
+    def start(self, request: Request, peer: Any, now: float) -> Optional[Pending]:
+        """
+        A L{Pending} for a new C{request} that may be answered without a
+        transaction, or L{None}: not a L{candidate}, or the layer's
+        business (a retransmission of a request it serves, a merged copy,
+        or the cap reached, whose 503 must come before the application).
+
+        @raise RemoteProtocolError: from the layer's admission check
+            (overload), as for any new request.
+        """
+        if not candidate(request):
+            return None
+        layer = self.layer
+        if layer.full() or layer.serving(request.top_via.branch or "") or layer.merged(request):
+            return None
+        if layer.admission is not None:
+            layer.admission(request)
+        return Pending(request, peer, now)
+
+    def finish(self, pending: Pending, response: Response, now: float) -> bool:
+        """
+        Whether C{response} goes to C{pending}'s request without a
+        transaction (it is still L{Pending.open} and the answer is
+        L{allowed}); if so it is given the stateless To tag.
+        """
+        request = pending.request
+        if not pending.open or not allowed(request, response):
+            return False
+        stamp(request, response, self.tags.tag_for(request))
+        pending.answered = True
+        if request.method == "INVITE":
+            self.recent.add(request.top_via.branch or "", now)
+        return True
+
+    def drops(self, ack: Request) -> bool:
+        """
+        Whether C{ack}, parsed, is the ACK of a stateless answer (for
+        those L{raw_stateless_ack} did not see: streams, unusual spelling).
+        """
+        return is_stateless_tag(ack.to.tag)
+
+    def cancel_answer(self, cancel: Request, now: float) -> Optional[Response]:
+        """
+        The 200 for a CANCEL of an INVITE answered statelessly within
+        L{RecentInvites.window}, with that answer's To tag, as its
+        transaction would have answered (section 9.2); L{None} for any
+        other CANCEL (the layer answers it).
+        """
+        branch = cancel.top_via.branch or ""
+        if self.layer.serving(branch) or not self.recent.holds(branch, now):
+            return None
+        return make_response(cancel, 200, to_tag=self.tags.tag_for(cancel))
 
 
 # The To header line (full or compact name) and its value.

@@ -329,24 +329,19 @@ class TransactionLayer:
 
     def merged(self, request: Request) -> bool:
         """
-        Whether C{request}, a new request, is a merged copy (section
-        8.2.2.2): no To tag, and the From tag, Call-ID and CSeq of a live
-        server transaction it did not match.  Changes nothing.
+        Whether new C{request} is a merged copy (section 8.2.2.2): no To
+        tag, and a live transaction's From tag, Call-ID and CSeq.
         """
         return request.to.tag is None and merge_key(request) in self._merge
 
     def adopt(self, request: Request, peer: Peer, now: float) -> ServerTransaction:
         """
-        The server transaction of a new request the adapter began to
-        answer without one (L{conference.sip.stateless}) and must answer
-        through one after all: made as L{receive} makes it, the
-        L{admission} check and the L{merged} test left out (the adapter
-        made them before), so that retransmissions and the answer go
-        through it from now on.
+        The server transaction of a new request begun without one
+        (L{conference.sip.stateless}) whose answer needs one after all:
+        filed as L{receive} files it (the L{admission} and L{merged}
+        checks were made before), C{now} being when the request arrived.
 
-        @param now: when the request arrived.
-        @raise TransactionsExhausted: when C{max_server} server
-            transactions are live.
+        @raise TransactionsExhausted: at C{max_server} live transactions.
         """
         if self.full():
             raise TransactionsExhausted(self.max_server or 0, self.retry_after)
@@ -354,8 +349,7 @@ class TransactionLayer:
 
     def _filed(self, request: Request, key: Hashable, peer: Peer, now: float) -> ServerTransaction:
         txn = self._new_server(request, key, peer, now)
-        mkey = merge_key(request)
-        txn.merge_key = mkey
+        txn.merge_key = mkey = merge_key(request)
         self._merge[mkey] = txn
         return txn
 
@@ -367,10 +361,7 @@ class TransactionLayer:
         return txn if request.to.tag == txn.request.to.tag else None
 
     def full(self) -> bool:
-        """
-        Whether C{max_server} server transactions are live, so that a new
-        request would be refused with L{TransactionsExhausted}.
-        """
+        """Whether C{max_server} server transactions are live (no new one may start)."""
         return self.max_server is not None and len(self._server) >= self.max_server
 
     def serving(self, branch: str) -> bool:

@@ -135,10 +135,8 @@ class SIPServer:
         self.queue: Optional[ProportionalShedding] = None
         # Stateless answers (section 8.2.7), the refusals before parsing
         # included, carry these To tags, so their ACKs are known unparsed.
-        self.tags = stateless.StatelessTags()
+        self.uas = stateless.StatelessUAS(self.layer)
         self.answer_statelessly = answer_statelessly
-        # INVITEs answered statelessly, for the CANCELs that follow them.
-        self._recent_invites = stateless.RecentInvites(self.layer.t4)
 
     def now(self) -> float:
         """
@@ -295,7 +293,7 @@ class SIPServer:
             request,
             503,
             OVERLOADED_REASON,
-            to_tag=self.tags.tag(
+            to_tag=self.uas.tags.tag(
                 request.branch,
                 request.lines[0].decode("latin-1"),
                 request.lines[2].decode("latin-1"),
@@ -333,30 +331,24 @@ class SIPServer:
     def _stateless(self, request: Request, peer: txn.Peer) -> bool:
         """
         Answer a new out-of-dialog request without a transaction if its
-        answer allows (RFC 3261 section 8.2.7); whether it was taken care
-        of here, statelessly or through the transaction made for it when
-        its answer did not allow.  The overload admission applies as
-        before; retransmissions of a request being served statefully,
-        merged copies, and everything while the transaction cap is reached
-        (whose 503 must come before the application acts) are left to the
-        transaction layer.
+        answer allows (RFC 3261 section 8.2.7, L{stateless.StatelessUAS}
+        decides), drop the ACK and answer the CANCEL of such an answer;
+        whether it was taken care of here (statelessly, or through the
+        transaction made for it when its answer did not allow).
         """
+        uas, now = self.uas, self.now()
         if request.method == "ACK":
-            # The ACK of a stateless answer that came over a stream, or
-            # written so that the raw reader declined it: nothing to match.
-            return stateless.is_stateless_tag(request.to.tag)
+            return uas.drops(request)  # streams; what the raw reader declined
         if request.method == "CANCEL":
-            return self._cancel_of_stateless(request, peer)
+            response = uas.cancel_answer(request, now)
+            if response is not None:
+                self._send_statelessly(request, peer, response, 0.0)
+            return response is not None
         if not self.answer_statelessly or self._stopping is not None:
             return False
-        if not stateless.candidate(request):
+        pending = uas.start(request, peer, now)
+        if pending is None:
             return False
-        layer = self.layer
-        if layer.full() or layer.serving(request.top_via.branch or "") or layer.merged(request):
-            return False
-        if layer.admission is not None:
-            layer.admission(request)
-        pending = stateless.Pending(request, peer, self.now())
         self._dispatch(request, pending)
         if pending.open:
             # The answer is still to come: from now on it is a transaction's.
@@ -376,36 +368,13 @@ class SIPServer:
             return
         self._rearm()
 
-    def _answer_statelessly(self, pending: stateless.Pending, response: Response) -> None:
-        """
-        Send C{response} to C{pending}'s request without a transaction,
-        with the deterministic To tag, and log it as a transaction's
-        outcome is logged.
-        """
-        request, peer = pending.request, pending.peer
-        stateless.stamp(request, response, self.tags.tag_for(request))
-        pending.answered = True
-        now = self.now()
-        if request.method == "INVITE":
-            self._recent_invites.add(request.top_via.branch or "", now)
-        self._send_statelessly(request, peer, response, now - pending.arrived)
-
-    def _cancel_of_stateless(self, cancel: Request, peer: txn.Peer) -> bool:
-        """
-        Answer 200 to a CANCEL for an INVITE answered statelessly a moment
-        ago (its branch, no live transaction), with that answer's To tag,
-        as its transaction would have (section 9.2); whether it was.
-        """
-        branch = cancel.top_via.branch or ""
-        if self.layer.serving(branch) or not self._recent_invites.holds(branch, self.now()):
-            return False
-        response = make_response(cancel, 200, to_tag=self.tags.tag_for(cancel))
-        self._send_statelessly(cancel, peer, response, 0.0)
-        return True
-
     def _send_statelessly(
         self, request: Request, peer: txn.Peer, response: Response, duration: float
     ) -> None:
+        """
+        Send C{response} without a transaction, and log it as a
+        transaction's outcome is logged.
+        """
         self.stats["stateless"] += 1
         host, port = response_destination(response, peer)
         self._send_bytes(response.to_bytes(), peer, host, port, response)
@@ -714,11 +683,14 @@ class SIPServer:
         statelessly when the answer allows, else given its transaction.
         """
         if isinstance(transaction, stateless.Pending):
-            if transaction.open:
-                if stateless.allowed(transaction.request, response):
-                    self._answer_statelessly(transaction, response)
-                    return
-                self._adopt(transaction)
+            pending, now = transaction, self.now()
+            if self.uas.finish(pending, response, now):
+                self._send_statelessly(
+                    pending.request, pending.peer, response, now - pending.arrived
+                )
+                return
+            if pending.open:
+                self._adopt(pending)
             if transaction.transaction is None:
                 log.debug("Late response {code} dropped", code=response.code)
                 return

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from conference.sip.errors import RemoteProtocolError
 from conference.sip.message import Request, make_response
 from conference.sip.parser import parse_datagram
 from conference.sip.stateless import (
@@ -16,12 +17,14 @@ from conference.sip.stateless import (
     Pending,
     RecentInvites,
     StatelessTags,
+    StatelessUAS,
     allowed,
     candidate,
     is_stateless_tag,
     raw_stateless_ack,
     stamp,
 )
+from conference.sip.transaction import Peer, TransactionLayer
 from conference.sip.transaction_model import new_tag
 from tests.builders import make_request, request_bytes
 
@@ -243,3 +246,66 @@ class RawAckTests(SynchronousTestCase):
         ]
         for data in cases:
             self.assertFalse(raw_stateless_ack(data), data)
+
+
+class StatelessUASTests(SynchronousTestCase):
+    """
+    StatelessUAS: where the stateless path starts, finishes, and what follows it.
+    """
+
+    def setUp(self) -> None:
+        self.layer = TransactionLayer()
+        self.uas = StatelessUAS(self.layer, SECRET)
+
+    def test_start(self) -> None:
+        """Candidates start; retransmissions, merged copies and a full layer stay the layer's."""
+        request = make_request("OPTIONS", "sip:example.com", branch="z9hG4bKu1")
+        self.assertIsNotNone(self.uas.start(request, None, 0.0))
+        self.assertIsNone(self.uas.start(make_request("ACK", "sip:example.com"), None, 0.0))
+        self.layer.receive(request, Peer("UDP", "192.0.2.1", 5060), 0.0)
+        self.assertIsNone(self.uas.start(request, None, 0.0))  # serving its branch
+        copy = make_request("OPTIONS", "sip:example.com", branch="z9hG4bKu2")
+        self.assertIsNone(self.uas.start(copy, None, 0.0))  # merged
+        self.layer.max_server = 1
+        other = make_request("OPTIONS", "sip:example.com", branch="z9hG4bKu3", call_id="u3")
+        self.assertIsNone(self.uas.start(other, None, 0.0))
+
+    def test_admission(self) -> None:
+        """The layer's admission check refuses a request on the stateless path too."""
+
+        def refuse(request: Request) -> None:
+            raise RemoteProtocolError("Service Unavailable (overloaded)", 503)
+
+        self.layer.admission = refuse
+        with self.assertRaises(RemoteProtocolError):
+            self.uas.start(make_request("INVITE", "sip:x@example.com"), None, 0.0)
+
+    def test_finish_cancel_ack(self) -> None:
+        """A stateless 404 is stamped; its CANCEL gets 200 with its tag, its ACK is dropped."""
+        invite = make_request("INVITE", "sip:nobody@example.com", branch="z9hG4bKf1")
+        pending = self.uas.start(invite, None, 10.0)
+        assert pending is not None
+        response = make_response(invite, 404, to_tag="random")
+        self.assertTrue(self.uas.finish(pending, response, 10.0))
+        self.assertFalse(self.uas.finish(pending, make_response(invite, 404), 10.0))
+        tag = response.to.tag
+        self.assertEqual(tag, self.uas.tags.tag_for(invite))
+        cancel = make_request("CANCEL", "sip:nobody@example.com", branch="z9hG4bKf1")
+        ok = self.uas.cancel_answer(cancel, 12.0)
+        assert ok is not None
+        self.assertEqual((ok.code, ok.to.tag), (200, tag))
+        self.assertIsNone(self.uas.cancel_answer(cancel, 10.0 + self.layer.t4))
+        ack = make_request("ACK", "sip:nobody@example.com", to=f"<sip:n@example.com>;tag={tag}")
+        self.assertTrue(self.uas.drops(ack))
+        self.assertFalse(
+            self.uas.drops(make_request("ACK", "sip:n@example.com", to="<sip:n@e>;tag=1"))
+        )
+
+    def test_finish_refuses(self) -> None:
+        """An answer that needs a transaction is left as it is."""
+        invite = make_request("INVITE", "sip:room@example.com")
+        pending = self.uas.start(invite, None, 0.0)
+        assert pending is not None
+        response = make_response(invite, 200, to_tag="t")
+        self.assertFalse(self.uas.finish(pending, response, 0.0))
+        self.assertEqual((response.to.tag, pending.open), ("t", True))
