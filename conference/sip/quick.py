@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
+from conference.sip.rawmatch import raw_head
+
 __all__ = ["Peek", "peek", "refusal", "reply_port"]
 
 BRANCH_COOKIE = b"z9hG4bK"
@@ -68,18 +70,18 @@ def peek(data: bytes) -> Optional[Peek]:
     The L{Peek} of a request datagram, or L{None} when the quick path
     should not handle it (see the module docstring).
     """
-    end = data.find(b"\r\n\r\n")
-    if end < 0:
+    head = raw_head(data)  # None when unterminated or folded
+    if head is None:
         return None
-    lines = data[:end].split(b"\r\n")
+    lines = head[:-2].split(b"\r\n")
     start = lines[0].split(b" ")
     if len(start) != 3 or not start[2].startswith(b"SIP/2.0") or start[0].startswith(b"SIP/"):
         return None
     vias: List[bytes] = []
     found = {}
     for line in lines[1:]:
-        if not line or line[:1] in (b" ", b"\t"):
-            return None  # folded: leave it to the parser
+        if not line:
+            return None
         name, colon, value = line.partition(b":")
         if not colon:
             return None

@@ -27,7 +27,7 @@ from typing import Hashable, Optional, Tuple
 
 from conference.sip.transaction_model import has_cookie
 
-__all__ = ["raw_branch", "raw_server_key"]
+__all__ = ["raw_branch", "raw_head", "raw_server_key"]
 
 _TOKEN = rb"[A-Za-z0-9.!%*_+`'~-]+"
 # The request line: an upper-case method, a URI without spaces, SIP/2.0.
@@ -55,6 +55,21 @@ def raw_branch(data: bytes) -> Optional[str]:
     return m.group(1).decode("latin-1") if m is not None else None
 
 
+def raw_head(data: bytes) -> Optional[bytes]:
+    """
+    The start line and header lines of datagram C{data}, each ending in
+    CRLF, or L{None} when there is no blank line ending them or a line is
+    folded (what the readers of raw lines leave to the parser).
+    """
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = data[: end + 2]
+    if b"\r\n " in head or b"\r\n\t" in head:
+        return None
+    return head
+
+
 def raw_server_key(data: bytes) -> Optional[Tuple[str, Hashable]]:
     """
     The method and the server transaction key (RFC 3261 matching, with
@@ -62,12 +77,9 @@ def raw_server_key(data: bytes) -> Optional[Tuple[str, Hashable]]:
     it is not a request with a plainly written top Via carrying an RFC
     3261 branch.
     """
-    end = data.find(b"\r\n\r\n")
-    if end < 0:
+    head = raw_head(data)
+    if head is None:
         return None
-    head = data[:end]
-    if b"\r\n " in head or b"\r\n\t" in head:
-        return None  # folded lines: leave them to the parser
     line_end = head.find(b"\r\n")
     if line_end < 0:
         return None

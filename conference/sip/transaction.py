@@ -316,20 +316,42 @@ class TransactionLayer:
         txn = self._match(key, message)
         if txn is not None:
             return self._retransmitted(txn, peer)
-        if self.max_server is not None and len(self._server) >= self.max_server:
-            raise TransactionsExhausted(self.max_server, self.retry_after)
+        if self.full():
+            raise TransactionsExhausted(self.max_server or 0, self.retry_after)
         if message.method == "CANCEL":
             return self._receive_cancel(message, key, peer, now)
         if self.admission is not None:
             self.admission(message)
-        to_tag = message.to.tag
-        mkey = merge_key(message)
-        txn = self._new_server(message, key, peer, now)
-        if to_tag is None and mkey in self._merge:
+        if self.merged(message):
+            txn = self._new_server(message, key, peer, now)
             return self._respond(txn, self._answer(message, 482, "Loop Detected (merged)"), now)
-        txn.merge_key = mkey
+        return [RequestReceived(message, self._filed(message, key, peer, now))]
+
+    def merged(self, request: Request) -> bool:
+        """
+        Whether new C{request} is a merged copy (section 8.2.2.2): no To
+        tag, and a live transaction's From tag, Call-ID and CSeq.
+        """
+        return request.to.tag is None and merge_key(request) in self._merge
+
+    def adopt(self, request: Request, peer: Peer, now: float) -> ServerTransaction:
+        """
+        The server transaction of a new request begun without one
+        (L{conference.sip.stateless}) whose answer needs one after all:
+        filed as L{receive} files it (the L{admission} and L{merged}
+        checks were made before), C{now} being when the request arrived.
+
+        @raise TransactionsExhausted: at C{max_server} live transactions.
+        """
+        if self.full():
+            raise TransactionsExhausted(self.max_server or 0, self.retry_after)
+        return self._filed(request, server_key(request, request.method), peer, now)
+
+    def _filed(self, request: Request, key: Hashable, peer: Peer, now: float) -> ServerTransaction:
+        txn = self._new_server(request, key, peer, now)
+        txn.merge_key = mkey = merge_key(request)
         self._merge[mkey] = txn
-        return [RequestReceived(message, txn)]
+        return txn
 
     def _match(self, key: Hashable, request: Request) -> Optional[ServerTransaction]:
         txn = self._server.get(key)
@@ -337,6 +359,10 @@ class TransactionLayer:
             return txn
         # RFC 2543 matching also needs the To tag of the original request.
         return txn if request.to.tag == txn.request.to.tag else None
+
+    def full(self) -> bool:
+        """Whether C{max_server} server transactions are live (no new one may start)."""
+        return self.max_server is not None and len(self._server) >= self.max_server
 
     def serving(self, branch: str) -> bool:
         """

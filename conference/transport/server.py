@@ -30,7 +30,7 @@ from conference.overload import (
 )
 from conference.overload_feedback import OverloadFeedback, with_feedback, with_raw_feedback
 from conference.reactors import default_reactor
-from conference.sip import quick
+from conference.sip import quick, stateless
 from conference.sip import transaction as txn
 from conference.sip.errors import LocalProtocolError, RemoteProtocolError, SIPProtocolError
 from conference.sip.headers import format_via, parse_via
@@ -92,6 +92,7 @@ class SIPServer:
         limiter: Optional[RateLimiter] = None,
         body_limits: Optional[BodyLimits] = None,
         max_transactions: Optional[int] = None,
+        answer_statelessly: bool = True,
     ) -> None:
         """
         @param limiter: per-source and per-identity rate limits.
@@ -99,6 +100,9 @@ class SIPServer:
         @param max_transactions: the most live server transactions of the
             layer made here; new requests past it are answered
             503 statelessly.
+        @param answer_statelessly: whether answers that need no
+            transaction (OPTIONS, 404 and the core's refusals out of
+            dialog: L{conference.sip.stateless}) are sent without one.
         """
         self._reactor: IReactorTime = default_reactor(reactor)
         self.router = router
@@ -123,17 +127,20 @@ class SIPServer:
             "limited": 0,
             "shed": 0,
             "overloaded": 0,
+            "stateless": 0,
         }
         self._shed_noted = -60.0
         self._pending_clients: Dict[int, Deferred[Response]] = {}
         # Overload shedding (set by the service): the lag-based control and
-        # the queue-wait signal; refusals before parsing carry this To tag,
-        # so their ACKs are known without parsing too.
+        # the queue-wait signal.
         self.overload: Optional[OverloadControl] = None
         self.queue: Optional[ProportionalShedding] = None
         # RFC 7339 feedback in the responses to clients that ask for it.
         self.feedback: Optional[OverloadFeedback] = None
-        self._refusal_tag = new_tag()
+        # Stateless answers (section 8.2.7), the refusals before parsing
+        # included, carry these To tags, so their ACKs are known unparsed.
+        self.uas = stateless.StatelessUAS(self.layer)
+        self.answer_statelessly = answer_statelessly
 
     def now(self) -> float:
         """
@@ -197,6 +204,10 @@ class SIPServer:
         """
         if len(data) > self.max_message_size:
             return False
+        if stateless.raw_stateless_ack(data):
+            # The ACK of a stateless answer: no transaction, no dialog.
+            self.stats["received"] += 1
+            return True
         branch = raw_branch(data)
         if branch is None or not self.layer.serving(branch):
             return False  # a new request (most are): straight to the parser
@@ -232,6 +243,8 @@ class SIPServer:
             if isinstance(message, Request):
                 self._fix_via(message, peer)
                 if self._over_limits(message, peer):
+                    return
+                if self._stateless(message, peer):
                     return
             actions = self.layer.receive(message, peer, self.now())
         except txn.TransactionsExhausted as e:
@@ -269,7 +282,7 @@ class SIPServer:
         if request is None or control is None:
             return False
         if request.method == "ACK":
-            return request.to_tag == self._refusal_tag
+            return stateless.is_stateless_tag(request.to_tag)
         if (
             request.method in EXEMPT_METHODS
             or request.to_tag is not None
@@ -290,7 +303,11 @@ class SIPServer:
             request,
             503,
             OVERLOADED_REASON,
-            to_tag=self._refusal_tag,
+            to_tag=self.uas.tags.tag(
+                request.branch,
+                request.lines[0].decode("latin-1"),
+                request.lines[2].decode("latin-1"),
+            ),
             headers=[("Retry-After", str(retry))],
         )
         self._send_bytes(data, peer, peer.host, quick.reply_port(request, peer.port), "503")
@@ -318,6 +335,62 @@ class SIPServer:
         except Exception:
             # Too broken to answer (no usable Via, To, ...): drop it.
             self.stats["dropped"] += 1
+
+    # --- stateless answers (conference.sip.stateless) ---------------------
+
+    def _stateless(self, request: Request, peer: txn.Peer) -> bool:
+        """
+        Answer a new out-of-dialog request without a transaction if its
+        answer allows (RFC 3261 section 8.2.7, L{stateless.StatelessUAS}
+        decides), drop the ACK and answer the CANCEL of such an answer;
+        whether it was taken care of here (statelessly, or through the
+        transaction made for it when its answer did not allow).
+        """
+        uas, now = self.uas, self.now()
+        if request.method == "ACK":
+            return uas.drops(request)  # streams; what the raw reader declined
+        if request.method == "CANCEL":
+            response = uas.cancel_answer(request, now)
+            if response is not None:
+                self._send_statelessly(request, peer, response, 0.0)
+            return response is not None
+        if not self.answer_statelessly or self._stopping is not None:
+            return False
+        pending = uas.start(request, peer, now)
+        if pending is None:
+            return False
+        self._dispatch(request, pending)
+        if pending.open:
+            # The answer is still to come: from now on it is a transaction's.
+            self._adopt(pending)
+        return True
+
+    def _adopt(self, pending: stateless.Pending) -> None:
+        """
+        Give C{pending} the server transaction its answer needs after all
+        (refused 503 when the server is at its transaction cap).
+        """
+        try:
+            pending.transaction = self.layer.adopt(pending.request, pending.peer, pending.arrived)
+        except txn.TransactionsExhausted as e:
+            pending.refused = True
+            self._shed(pending.request, e, pending.peer)
+            return
+        self._rearm()
+
+    def _send_statelessly(
+        self, request: Request, peer: txn.Peer, response: Response, duration: float
+    ) -> None:
+        """
+        Send C{response} without a transaction, and log it as a
+        transaction's outcome is logged.
+        """
+        self.stats["stateless"] += 1
+        if self.feedback is not None:
+            self._add_feedback(response)
+        host, port = response_destination(response, peer)
+        self._send_bytes(response.to_bytes(), peer, host, port, response)
+        self._log_outcome(request, peer, response.code, duration, "from")
 
     # --- abuse limits -------------------------------------------
 
@@ -453,15 +526,27 @@ class SIPServer:
         C{timeout}; C{duration_ms} is the latency from the request's
         arrival (or sending) to that moment.
         """
-        request = transaction.request
-        peer = transaction.peer
+        final = transaction.final_response
+        self._log_outcome(
+            transaction.request,
+            transaction.peer,
+            final.code if final is not None else "timeout",
+            transaction.duration,
+            "to" if isinstance(transaction, txn.ClientTransaction) else "from",
+        )
+
+    @staticmethod
+    def _log_outcome(
+        request: Request, peer: txn.Peer, status: Any, duration: Optional[float], direction: str
+    ) -> None:
+        """
+        The info event of one transaction (or stateless answer): C{status}
+        is the final code or C{"timeout"}, C{duration} seconds from the
+        request's arrival (or sending) to it.
+        """
         method = request.method
         uri = str(request.uri)
-        final = transaction.final_response
-        status: Any = final.code if final is not None else "timeout"
-        duration = transaction.duration
         duration_ms = duration * 1000 if duration is not None else 0.0
-        direction = "to" if isinstance(transaction, txn.ClientTransaction) else "from"
         call_id = request.header("call-id")
         # One event per transaction, so it must be cheap: the text is
         # formatted here in one step and the format only names it, since
@@ -606,7 +691,22 @@ class SIPServer:
         """
         Send C{response} through C{transaction}; late answers to a
         transaction that already ended (cancelled, timed out) are dropped.
+        A L{stateless.Pending} in place of a transaction is answered
+        statelessly when the answer allows, else given its transaction.
         """
+        if isinstance(transaction, stateless.Pending):
+            pending, now = transaction, self.now()
+            if self.uas.finish(pending, response, now):
+                self._send_statelessly(
+                    pending.request, pending.peer, response, now - pending.arrived
+                )
+                return
+            if pending.open:
+                self._adopt(pending)
+            if transaction.transaction is None:
+                log.debug("Late response {code} dropped", code=response.code)
+                return
+            transaction = transaction.transaction
         try:
             actions = self.layer.respond(transaction, response, self.now())
         except LocalProtocolError as e:

@@ -34,6 +34,7 @@ SIP_MESSAGE_KINDS = {
     "sent": "SIP messages written to a transport",
     "refused": "SIP messages answered with an error before dispatch (bad syntax, too large)",
     "dropped": "SIP messages dropped unparsed or undeliverable",
+    "stateless": "SIP responses sent without a transaction (RFC 3261 section 8.2.7)",
 }
 
 #: Join outcomes always exported (0 until they happen): C{joined} or why
@@ -99,7 +100,7 @@ class ServerCollector(Collector):
         stats = dict(sip.stats)
         messages = CounterMetricFamily(
             "conference_sip_messages",
-            "SIP messages by what happened to them (received, sent, refused, dropped)",
+            "SIP messages by what happened to them (received, sent, refused, dropped, stateless)",
             labels=["kind"],
         )
         for kind in SIP_MESSAGE_KINDS:

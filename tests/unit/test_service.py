@@ -370,3 +370,59 @@ class ChangedElsewhereTests(SynchronousTestCase):
         found = self.cached_conference()
         self.feed.publish(EVERYTHING, "")
         self.assertEqual(self.sequence(found.uri), 9)
+
+
+class StatelessAnswerTests(SynchronousTestCase):
+    """
+    The whole server answers OPTIONS and INVITEs to unknown addresses
+    without transactions, with the answers it gives with them.
+    """
+
+    def answers(self, stateless: bool, *datagrams: bytes) -> Tuple[List[bytes], Any]:
+        """
+        What a fresh service over memory stores sends for C{datagrams}, and its SIP server.
+        """
+        from conference.sip.transaction import Peer
+        from tests.unit.transport.test_server import RecordingSender
+
+        service = ConferenceService(
+            ServerConfig(listen=["udp:0"], domains=["example.com"]),
+            reactor=UDPMemoryReactor(),
+            stores=memory_stores(),
+        )
+        service.startService()
+        self.addCleanup(service.stopService)
+        service.sip.answer_statelessly = stateless
+        sender = RecordingSender()
+        service.sip.add_sender("test", sender)
+        for data in datagrams:
+            service.sip.datagram_received(data, Peer("UDP", "127.0.0.1", 5070, "test"))
+        return [data for data, _, _ in sender.sent], service.sip
+
+    def test_options_and_404(self) -> None:
+        """OPTIONS (Allow, Accept, Supported...) and the INVITE's 404 read as the stateful ones."""
+        from tests.builders import request_bytes
+        from tests.unit.transport.test_server import without_to_tag
+
+        datagrams = [
+            request_bytes("OPTIONS", "sip:bench@127.0.0.1:5060", call_id="o1"),
+            request_bytes("OPTIONS", "sip:example.com", call_id="o2", branch="z9hG4bKo2"),
+            request_bytes(
+                "INVITE",
+                "sip:bench@127.0.0.1:5060",
+                call_id="i1",
+                branch="z9hG4bKi1",
+                headers=[("Content-Type", "application/sdp")],
+                body=b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n",
+            ),
+        ]
+        quick, server = self.answers(True, *datagrams)
+        full, stateful = self.answers(False, *datagrams)
+        self.assertEqual([without_to_tag(d) for d in quick], [without_to_tag(d) for d in full])
+        self.assertEqual(
+            [d.split(b"\r\n")[0] for d in quick][2],
+            b"SIP/2.0 404 Not Found (no such conference or user)",
+        )
+        self.assertIn(b"\r\nAllow: ", quick[0])
+        self.assertEqual((server.stats["stateless"], server.layer.pending()), (3, 0))
+        self.assertEqual((stateful.stats["stateless"], stateful.layer.pending()), (0, 3))

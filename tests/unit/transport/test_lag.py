@@ -143,6 +143,14 @@ class SheddingServerTests(SynchronousTestCase):
         self.assertEqual(self.server.stats["overloaded"], 1)
         self.assertEqual(self.server.layer.pending(), 0)
 
+    def test_stateless_retransmission_admitted_anew(self) -> None:
+        """A request answered statelessly has no transaction: its retransmission is a new one."""
+        self.send("MESSAGE", 4)
+        self.control.observe(1.0, 0.0)
+        self.send("MESSAGE", 4)
+        codes = [r.code for r in self.sender.responses()]
+        self.assertEqual(codes, [405, 503])
+
     def test_options_still_answered(self) -> None:
         """OPTIONS (a dispatcher's probe) still reaches the router while overloaded."""
         self.control.observe(1.0, 0.0)
@@ -152,6 +160,7 @@ class SheddingServerTests(SynchronousTestCase):
 
     def test_retransmission_absorbed(self) -> None:
         """A request accepted before overload is matched on retransmission, not refused."""
+        self.server.answer_statelessly = False  # the 405 has a transaction
         self.send("MESSAGE", 3)
         before = len(self.sender.sent)
         self.control.observe(1.0, 0.0)

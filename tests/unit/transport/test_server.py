@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, List, Optional, Tuple, cast
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
@@ -297,7 +299,8 @@ class ServerTests(SynchronousTestCase):
         )
 
     def test_retransmission_answered_unparsed(self) -> None:
-        """A retransmitted OPTIONS gets the same bytes again, from its raw lines alone."""
+        """A retransmitted OPTIONS (answered statefully) gets the same bytes again, unparsed."""
+        self.server.answer_statelessly = False
         data = request_bytes("OPTIONS", "sip:example.com")
         self.receive(data)
         # The copy's Contact is broken: only the request line and top Via are read.
@@ -337,6 +340,7 @@ class TransactionCapTests(SynchronousTestCase):
             reactor=self.clock,
             limiter=RateLimiter(Rate(1, 60)),  # 127.0.0.1 is exempt by default
             max_transactions=5,
+            answer_statelessly=False,
         )
         self.sender = RecordingSender()
         self.server.add_sender("udp", self.sender)
@@ -373,6 +377,17 @@ class TransactionCapTests(SynchronousTestCase):
         self.flood(20)
         warned = [e for e in events if "transactions live" in e.get("log_format", "")]
         self.assertEqual(len(warned), 1)
+
+    def test_stateless_answers_take_no_place(self) -> None:
+        """Stateless answers hold no transaction; at the cap all is shed before the application."""
+        self.server.answer_statelessly = True
+        self.flood(8)
+        self.assertEqual(self.server.layer.pending(), 0)
+        self.server.answer_statelessly = False
+        self.flood(5, first=8)
+        self.server.answer_statelessly = True
+        self.assertEqual(self.flood(2, first=13), [200] * 13 + [503] * 2)
+        self.assertEqual((self.server.stats["shed"], self.server.stats["stateless"]), (2, 8))
 
     def test_served_again_after_timer_j(self) -> None:
         """When the live transactions end (Timer J, up to TIMER_SLACK late), new requests pass."""
@@ -439,6 +454,7 @@ class TransactionLogTests(SynchronousTestCase):
 
     def test_not_lost_on_stop(self) -> None:
         """A UDP transaction still waiting for Timer J is already logged when the server stops."""
+        self.server.answer_statelessly = False
         self.server.datagram_received(
             request_bytes("OPTIONS", "sip:example.com", call_id="log-3"), self.peer
         )
@@ -631,3 +647,249 @@ class OverloadFeedbackTests(SynchronousTestCase):
         """A server that is not shedding adds nothing, even for a client that asks."""
         [via] = self.options(4).vias
         self.assertEqual(via.otherParams, {"oc": None})
+
+
+@implementer(IRequestHandler)
+class NobodyHandler:
+    """
+    Answers INVITE 404 at once for C{nobody}, 200 for anyone else (a join),
+    and records the ACKs it is given.
+    """
+
+    methods = ("INVITE", "ACK")
+    accepts: dict[str, Any] = {"INVITE": ("application/sdp",)}
+
+    def __init__(self) -> None:
+        self.acked: List[Request] = []
+
+    def handle_request(self, request: Request, context: RequestContext) -> Response:
+        if getattr(request.uri, "username", None) == "nobody":
+            raise SIPProtocolError("Not Found (no such conference or user)", 404)
+        return make_response(request, 200, to_tag=new_tag(), headers=[("Contact", "<sip:c@h>")])
+
+    def handle_ack(self, request: Request, context: RequestContext) -> None:
+        self.acked.append(request)
+
+    def handle_cancel(self, request: Request, context: RequestContext) -> None:
+        pass
+
+    def handle_timeout(self, request: Request) -> None:
+        pass
+
+
+def without_to_tag(data: bytes) -> bytes:
+    """C{data} with its To line's tag value blanked (it differs by design)."""
+    head, _, rest = data.partition(b"\r\nTo: ")
+    line, _, tail = rest.partition(b"\r\n")
+    return head + b"\r\nTo: " + line.rpartition(b";tag=")[0] + b";tag=*\r\n" + tail
+
+
+class StatelessTests(SynchronousTestCase):
+    """
+    Answers that need no transaction (RFC 3261 section 8.2.7) go without
+    one, and read exactly as the stateful answers.
+    """
+
+    def make(self, stateless: bool = True) -> Tuple[SIPServer, RecordingSender]:
+        router = CoreRouter(
+            ["example.com"],
+            tag_factory=new_tag,
+            accept_ip_literals=True,
+            supported=["timer", "replaces"],
+        )
+        router.add_handler(self.handler)
+        server = SIPServer(router, reactor=self.clock, answer_statelessly=stateless)
+        sender = RecordingSender()
+        server.add_sender("udp", sender)
+        server.add_sender("conn", sender)
+        return server, sender
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.handler = NobodyHandler()
+        self.server, self.sender = self.make()
+        self.peer = Peer("UDP", "192.0.2.1", 5060, "udp")
+        self.events: List[Any] = []
+        observer = cast(ILogObserver, self.events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+
+    def test_options_without_transaction(self) -> None:
+        """OPTIONS is answered 200 with a stateless To tag and leaves nothing behind."""
+        self.server.datagram_received(request_bytes("OPTIONS", "sip:example.com"), self.peer)
+        [response] = self.sender.responses()
+        self.assertEqual(response.code, 200)
+        self.assertTrue(response.to.tag and response.to.tag.startswith("sl"))
+        self.assertEqual(self.server.layer.sizes()["server"], 0)
+        self.assertIsNone(self.server.layer.next_deadline())
+        self.assertEqual((self.server.stats["stateless"], self.server.stats["sent"]), (1, 1))
+
+    def test_retransmission_identical(self) -> None:
+        """A retransmitted OPTIONS or INVITE gets the very same bytes again."""
+        for data in (
+            request_bytes("OPTIONS", "sip:example.com", branch="z9hG4bKr1"),
+            request_bytes("INVITE", "sip:nobody@example.com", branch="z9hG4bKr2"),
+        ):
+            self.server.datagram_received(data, self.peer)
+            self.clock.advance(1.0)
+            self.server.datagram_received(data, self.peer)
+        first, again, invite, invite_again = (data for data, _, _ in self.sender.sent)
+        self.assertEqual(first, again)
+        self.assertEqual(invite, invite_again)
+        self.assertEqual(parse_response(invite).code, 404)
+
+    @settings(max_examples=60, deadline=None)
+    @given(
+        st.sampled_from(["OPTIONS", "INVITE", "MESSAGE", "FOO"]),
+        st.sampled_from(["sip:example.com", "sip:nobody@example.com", "sip:x@elsewhere.org"]),
+        st.text("abcdef0123456789-.", min_size=1, max_size=12),
+        st.booleans(),
+        st.sampled_from([(), (("Require", "foo"),), (("Supported", "timer"),)]),
+    )
+    def test_same_as_stateful(
+        self, method: str, uri: str, ident: str, rport: bool, extra: Tuple[Tuple[str, str], ...]
+    ) -> None:
+        """Stateless answers are byte for byte the stateful ones but for the To tag's value."""
+        data = request_bytes(
+            method,
+            uri,
+            branch="z9hG4bK" + ident,
+            call_id=ident + "@h",
+            rport=rport,
+            headers=extra,
+        )
+        answers = []
+        for stateless in (True, False):
+            server, sender = self.make(stateless)
+            server.datagram_received(data, Peer("UDP", "198.51.100.9", 5080, "udp"))
+            [sent] = sender.sent
+            answers.append((without_to_tag(sent[0]), sent[1:], server.stats["stateless"]))
+        (quick, where, counted), (full, full_where, _) = answers
+        self.assertEqual((quick, where), (full, full_where))
+        code = parse_response(quick).code
+        self.assertEqual(counted, 0 if method == "INVITE" and code == 200 else 1)
+
+    def test_ack_dropped_unparsed(self) -> None:
+        """The ACK of a stateless 404 is dropped from its raw lines: no handler, no log line."""
+        self.server.datagram_received(
+            request_bytes("INVITE", "sip:nobody@example.com", branch="z9hG4bKa1"), self.peer
+        )
+        [response] = self.sender.responses()
+        ack = request_bytes(
+            "ACK",
+            "sip:nobody@example.com",
+            branch="z9hG4bKa1",
+            to=response.header("to") or "",
+            headers=[("Contact", "<")],  # would be refused 400 if it were parsed
+        )
+        before = len(self.events)
+        self.server.datagram_received(ack, self.peer)
+        self.assertEqual(len(self.sender.sent), 1)
+        self.assertEqual(self.handler.acked, [])
+        self.assertEqual(self.events[before:], [])
+        self.assertEqual((self.server.stats["received"], self.server.stats["refused"]), (2, 0))
+
+    def test_ack_over_stream_dropped(self) -> None:
+        """Over TCP (parsed, as every stream message) the ACK of a stateless 404 is dropped too."""
+        peer = Peer("TCP", "198.51.100.1", 40000, "conn")
+        invite = request_bytes("INVITE", "sip:nobody@example.com", transport="TCP")
+        self.server.datagram_received(invite, peer)
+        [response] = self.sender.responses()
+        ack = make_request(
+            "ACK", "sip:nobody@example.com", transport="TCP", to=response.header("to") or ""
+        )
+        self.server.message_received(ack, peer)
+        self.assertEqual(self.handler.acked, [])
+        other = make_request("ACK", "sip:nobody@example.com", to="<sip:n@example.com>;tag=abc")
+        self.server.message_received(other, peer)
+        self.assertEqual(len(self.handler.acked), 1)
+
+    def test_cancel_after_stateless_404(self) -> None:
+        """A CANCEL for an INVITE answered 404 statelessly gets 200 with its tag, for T4."""
+        invite = request_bytes("INVITE", "sip:nobody@example.com", branch="z9hG4bKc1")
+        self.server.datagram_received(invite, self.peer)
+        cancel = request_bytes("CANCEL", "sip:nobody@example.com", branch="z9hG4bKc1")
+        self.server.datagram_received(cancel, self.peer)
+        not_found, ok = self.sender.responses()
+        self.assertEqual((not_found.code, ok.code, ok.cseq.method), (404, 200, "CANCEL"))
+        self.assertEqual(ok.to.tag, not_found.to.tag)
+        self.assertEqual(self.server.layer.pending(), 0)
+        self.clock.advance(self.server.layer.t4)
+        self.server.datagram_received(cancel, self.peer)
+        self.assertEqual(self.sender.responses()[-1].code, 481)
+        other = request_bytes("CANCEL", "sip:nobody@example.com", branch="z9hG4bKc2")
+        self.server.datagram_received(other, self.peer)
+        self.assertEqual(self.sender.responses()[-1].code, 481)
+
+    def test_logged_like_a_transaction(self) -> None:
+        """A stateless answer logs the transaction line, with its fields, as before."""
+        self.server.datagram_received(
+            request_bytes("INVITE", "sip:nobody@example.com", call_id="sl-1"), self.peer
+        )
+        [event] = [e for e in self.events if e.get("call_id") == "sl-1"]
+        self.assertEqual(
+            formatEvent(event),
+            "INVITE sip:nobody@example.com from 192.0.2.1:5060/UDP -> 404 (0.0 ms) call-id=sl-1",
+        )
+        self.assertEqual(
+            (event["method"], event["status"], event["outbound"]), ("INVITE", 404, False)
+        )
+
+    def test_answer_needing_transaction(self) -> None:
+        """A 2xx to INVITE gets its transaction at once: resent until ACKed, copies absorbed."""
+        data = request_bytes("INVITE", "sip:room@example.com", branch="z9hG4bKj1")
+        self.server.datagram_received(data, self.peer)
+        self.assertEqual(self.server.layer.sizes()["accepted"], 1)
+        self.server.datagram_received(data, self.peer)  # a copy: the same 2xx again
+        self.clock.advance(self.server.layer.t1)  # the 2xx timer
+        first, copy, resent = (data for data, _, _ in self.sender.sent)
+        self.assertEqual(first, copy)
+        self.assertEqual(first, resent)
+        self.assertFalse(parse_response(first).to.tag.startswith("sl"))  # type: ignore[union-attr]
+        self.assertEqual(self.server.stats["stateless"], 0)
+
+    def test_late_answer_adopted(self) -> None:
+        """An answer still to come gets a transaction now; its retransmission is absorbed."""
+        slow = SlowHandler()
+        self.server.router.add_handler(slow)  # type: ignore[attr-defined]
+        data = request_bytes("INVITE", "sip:room@example.com", branch="z9hG4bKl1")
+        self.server.datagram_received(data, self.peer)
+        self.server.datagram_received(data, self.peer)
+        self.assertEqual(len(slow.pending), 1)
+        self.clock.advance(0.2)  # 100 Trying from the transaction
+        request, d = slow.pending[0]
+        d.callback(make_response(request, 404, to_tag="late"))
+        self.assertEqual([r.code for r in self.sender.responses()], [100, 404])
+        self.assertEqual(self.server.layer.sizes()["server"], 1)
+        self.clock.advance(self.server.layer.t1)  # Timer G: the 404 again
+        self.assertEqual([r.code for r in self.sender.responses()], [100, 404, 404])
+
+    def test_stream(self) -> None:
+        """Over TCP the stateless answer goes back on the connection it came on."""
+        peer = Peer("TCP", "198.51.100.1", 40000, "conn")
+        self.server.datagram_received(
+            request_bytes("OPTIONS", "sip:example.com", transport="TCP"), peer
+        )
+        [(data, host, port)] = self.sender.sent
+        self.assertEqual((host, port, parse_response(data).code), ("198.51.100.1", 40000, 200))
+        self.assertEqual(self.server.stats["stateless"], 1)
+
+    def test_merged_copy_stateful(self) -> None:
+        """A copy merged with a live transaction still gets the layer's 482."""
+        slow = SlowHandler()
+        self.server.router.add_handler(slow)  # type: ignore[attr-defined]
+        self.server.datagram_received(
+            request_bytes("INVITE", "sip:room@example.com", branch="z9hG4bKm1"), self.peer
+        )
+        self.server.datagram_received(
+            request_bytes("INVITE", "sip:room@example.com", branch="z9hG4bKm2"), self.peer
+        )
+        self.assertEqual([r.code for r in self.sender.responses()], [482])
+
+    def test_off_when_stopping(self) -> None:
+        """A stopping server answers statefully (its 503 Shutting Down)."""
+        self.server.stop()
+        self.server.datagram_received(request_bytes("OPTIONS", "sip:example.com"), self.peer)
+        [response] = self.sender.responses()
+        self.assertEqual(response.code, 503)
+        self.assertEqual(self.server.stats["stateless"], 0)

@@ -46,8 +46,10 @@ class CollectorTests(WebFixture):
         self.sip.stats["received"] = 7
         self.sip.stats["limited"] = 2
         self.sip.stats["shed"] = 3
+        self.sip.stats["stateless"] = 5
         text = self.scrape()
         self.assertIn('conference_sip_messages_total{kind="received"} 7.0', text)
+        self.assertIn('conference_sip_messages_total{kind="stateless"} 5.0', text)
         self.assertIn("conference_sip_rate_limited_total 2.0", text)
         self.assertIn("conference_sip_shed_total 3.0", text)
         self.assertIn('conference_sip_transactions{table="server"} 0.0', text)
