@@ -50,6 +50,7 @@ from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request
 from conference.sip.transaction_model import new_branch, new_tag
 from conference.store import Stores, open_stores
+from conference.store.cache import cache_bindings
 from conference.store.timing import StoreLatency, time_stores
 from conference.transport.lag import LagProbe
 from conference.transport.listening import (
@@ -797,6 +798,8 @@ class ConferenceService(MultiService):
         listeners; fires once every one is bound.
         """
         self.stores = time_stores(stores, self.store_latency, self._reactor)
+        # Before anything watches the feed: docs/stores.rst, "Binding cache".
+        cache_bindings(stores, self._reactor.seconds)
         self._applications(stores)
         for service in self:
             service.startService()

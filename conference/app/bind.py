@@ -285,6 +285,19 @@ def _failed(error: Exception) -> Deferred[Any]:
     return d
 
 
+def _failed_answer(failure: Failure, max_bindings: int) -> Deferred[Any]:
+    """
+    A failed Deferred with the SIP answer L{store_failure} makes of
+    C{failure}.
+    """
+    d: Deferred[Any] = Deferred()
+    try:
+        d.errback(store_failure(failure, max_bindings))
+    except Exception:
+        d.errback(Failure())
+    return d
+
+
 @implementer(IRequestHandler)
 class BindHandler:
     """
@@ -330,10 +343,13 @@ class BindHandler:
 
     # IRequestHandler -------------------------------------------------------
 
-    def handle_request(self, request: Request, context: RequestContext) -> Deferred[Response]:
+    def handle_request(
+        self, request: Request, context: RequestContext
+    ) -> Union[Response, Deferred[Response]]:
         """
         Answer a BIND; every fault becomes its 4xx (or a 503 when the store
-        fails), never an exception.
+        fails), never an exception.  A query is answered at once when the
+        stores answer at once (the binding cache's hits, the memory store).
         """
         try:
             values = parse_bindings(request.header_fields("binding"))
@@ -345,12 +361,11 @@ class BindHandler:
             if request.header_fields("binding"):  # an update, refused before it is read
                 count_update(Failure(e), self.updates)
             return _failed(e)
+        if not values:
+            return self._query_answer(request, target, identity, context.now)
         d: Deferred[Any] = self.owners.resolve(target)
-        if values:
-            d.addCallback(self._update, request, values, identity, context.now)
-            d.addBoth(count_update, self.updates)
-        else:
-            d.addCallback(self._query_answer, request, identity, context.now)
+        d.addCallback(self._update, request, values, identity, context.now)
+        d.addBoth(count_update, self.updates)
         return d
 
     def handle_ack(self, request: Request, context: RequestContext) -> None:
@@ -488,10 +503,31 @@ class BindHandler:
         return headers
 
     def _query_answer(
-        self, owner: Owner, request: Request, identity: Optional[str], now: float
-    ) -> Deferred[Response]:
-        d = self.discovery_headers(owner, identity, now)
-        return d.addCallback(lambda headers: self._ok(request, headers))
+        self, request: Request, target: Any, identity: Optional[str], now: float
+    ) -> Union[Response, Deferred[Response]]:
+        """
+        The 200 to a query of C{target}'s bindings: at once when the owner
+        lookup and the binding reads answer at once, else a Deferred;
+        faults (404, the store's 503) always as a failed Deferred.
+        """
+
+        def answer(owner: Optional[Owner]) -> MaybeDeferred[Response]:
+            if owner is None:
+                raise RemoteProtocolError(
+                    f"{target} is not a conference nor an address of record", 404
+                )
+            headers = self._discovery_now(owner, identity, now)
+            return then(headers, lambda found: self._ok(request, found))
+
+        try:
+            found = self.owners.find_now(self.owners.key(target))
+            if isinstance(found, Deferred):
+                d: Deferred[Any] = found.addErrback(store_failure).addCallback(answer)
+                return d
+            response = answer(found)
+        except Exception:
+            return _failed_answer(Failure(), self.policy.max_bindings)
+        return response
 
     # Updates ---------------------------------------------------------------
 

@@ -35,6 +35,8 @@ log = Logger()
 CHANGES_CHANNEL = "'conference:' || left(md5(current_schema()), 16)"
 #: The kinds of change a notice names.
 BINDING = "binding"
+#: An owner's accepted dispositions changed (its bindings did not: no NOTIFY).
+DISPOSITIONS = "dispositions"
 EVERYTHING = "*"
 #: PostgreSQL refuses payloads of 8000 bytes or more; keys are URIs.
 MAX_PAYLOAD = 7900
@@ -142,6 +144,7 @@ class LocalChangeFeed(ChangeDispatcher):
 __all__ = [
     "BINDING",
     "CHANGES_CHANNEL",
+    "DISPOSITIONS",
     "EVERYTHING",
     "Change",
     "ChangeDispatcher",
