@@ -812,3 +812,55 @@ class SynchronousOptionsTests(SynchronousTestCase):
         answer = result_of(self.options(h))
         self.assertEqual((answer.code, answer.header("retry-after")), (503, "5"))
         self.flushLoggedErrors()
+
+
+class SynchronousQueryTests(SynchronousTestCase):
+    """
+    A BIND query is answered at once when the stores answer at once, and
+    the same way through Deferreds when they do not.
+    """
+
+    def query(self, h: Harness, to: str = "sip:alice@example.com") -> Any:
+        request = make_request("BIND", "sip:example.com", to=f"<{to}>")
+        return h.router.dispatch(request, RequestContext(PEER, h.clock.seconds(), ALICE))
+
+    def test_memory_store_answers_at_once(self) -> None:
+        """With the memory store the answer to a query is a Response, not a Deferred."""
+        h = Harness()
+        h.send("BIND", "sip:alice@example.com", bindings=["<http://public>;disposition=web;public"])
+        answer = self.query(h)
+        self.assertIsInstance(answer, Response)
+        self.assertEqual((answer.code, uris(answer)), (200, ["http://public"]))
+        self.assertTrue(answer.header("accept-binding"))
+
+    def test_slow_store_same_answer(self) -> None:
+        """A store that answers later gives the same 200, once it answers."""
+        fast = Harness()
+        fast.send("BIND", "sip:alice@example.com", bindings=["<http://a>;disposition=web"])
+        slow_store = SlowStore(fast.stores.bindings)
+        answer = self.query(Harness(store=slow_store))
+        self.assertNoResult(answer)
+        slow_store.release()
+        slow_store.release()
+        response = self.successResultOf(answer)
+        expected = self.query(fast)
+        self.assertEqual(
+            [(n, v) for n, v in response.iter_headers() if n in ("binding", "accept-binding")],
+            [(n, v) for n, v in expected.iter_headers() if n in ("binding", "accept-binding")],
+        )
+
+    def test_store_failure_is_503(self) -> None:
+        """A binding store failing at once makes the query a 503 with Retry-After."""
+
+        class Broken:
+            def bindings(self, *a: Any, **k: Any) -> Deferred[Any]:
+                return fail(StoreError("down"))
+
+        answer = result_of(self.query(Harness(store=Broken())))
+        self.assertEqual((answer.code, answer.header("retry-after")), (503, "5"))
+        self.flushLoggedErrors()
+
+    def test_no_owner_is_404(self) -> None:
+        """A query of a URI without a user part is a 404, answered at once."""
+        answer = result_of(self.query(Harness(), to="sip:example.com"))
+        self.assertEqual(answer.code, 404)
