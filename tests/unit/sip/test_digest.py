@@ -23,6 +23,8 @@ from conference.sip.digest import (
     DigestReplayError,
     DigestServer,
     NonceCounter,
+    _parse_auth_header,
+    _parse_plain,
     compute_ha1,
     compute_response,
     hash_hex,
@@ -220,6 +222,24 @@ class ParseTests(SynchronousTestCase):
     def test_scheme_only(self) -> None:
         """A bare scheme has no parameters."""
         self.assertEqual(parse_auth_header("Digest"), ("Digest", {}))
+
+    def test_plain_field(self) -> None:
+        """A field as clients write it is split by the patterns, values as sent."""
+        value = (
+            'Digest username="alice", realm="example.com", nonce="a1b2", uri="sip:x@y;p=1",'
+            ' response="0f", algorithm=MD5, qop=auth, nc=00000001, cnonce="c d"'
+        )
+        plain = _parse_plain(value)
+        self.assertIsNotNone(plain)
+        self.assertEqual(plain, _parse_auth_header(value))
+
+    @settings(max_examples=400)
+    @given(st.text(alphabet='Digest ab=",\\\t\r\n\x01\xe9', max_size=30))
+    def test_patterns_agree(self, value: str) -> None:
+        """The patterns accept only what the reader accepts, and read it the same way."""
+        plain = _parse_plain("Digest " + value)
+        if plain is not None:
+            self.assertEqual(plain, _parse_auth_header("Digest " + value))
 
     def assertParseError(self, value: str, fragment: str) -> None:
         """Parsing C{value} fails with a reason mentioning C{fragment}."""
