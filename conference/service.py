@@ -381,7 +381,9 @@ class ConferenceService(MultiService):
             max_bindings=config.max_bindings,
             max_data_size=config.max_binding_data,
         )
-        owners = OwnerResolver(stores.conferences, self.router.domain_of, self.accounts)
+        owners = OwnerResolver(
+            stores.conferences, self.router.domain_of, self.accounts, seconds=self._reactor.seconds
+        )
         self.binder = BindHandler(
             stores.bindings,
             owners,

@@ -78,6 +78,11 @@ __all__ = [
 
 log = Logger()
 
+#: Seconds an owner lookup is reused for queries (L{OwnerResolver}).
+OWNER_MAX_AGE = 1.0
+#: Owner lookups remembered at most.
+OWNER_CACHE_MAX = 4096
+
 #: Body types a BIND may carry: multipart bodies whose parts C{cid:} URIs name.
 BODY_TYPES = ("multipart/mixed", "multipart/related", "multipart/alternative")
 
@@ -163,6 +168,9 @@ class OwnerResolver:
     @ivar conferences: where conferences are looked up.
     @ivar domain_of: maps a host to the served domain it names, or L{None}.
     @ivar accounts: the server's accounts, or L{None}.
+    @ivar max_age: seconds a lookup for a query (L{find_now} with
+        C{cached}) is reused, when a clock was given; updates always look
+        again.
     """
 
     def __init__(
@@ -170,10 +178,46 @@ class OwnerResolver:
         conferences: IConferenceStore,
         domain_of: DomainOf,
         accounts: Optional[IAccounts] = None,
+        *,
+        seconds: Optional[Callable[[], float]] = None,
+        max_age: float = OWNER_MAX_AGE,
     ) -> None:
+        """
+        @param seconds: the clock lookups for queries are remembered by;
+            without it nothing is remembered.
+        """
         self.conferences = conferences
         self.domain_of = domain_of
         self.accounts = accounts
+        self.max_age = max_age
+        self._seconds = seconds
+        self._owners: Dict[Tuple[str, str], Tuple[float, Owner]] = {}
+
+    def forget(self) -> None:
+        """
+        Drop every remembered lookup.
+        """
+        self._owners.clear()
+
+    def _remembered(self, key: Tuple[str, str]) -> Optional[Owner]:
+        if self._seconds is None:
+            return None
+        entry = self._owners.get(key)
+        if entry is None:
+            return None
+        age = self._seconds() - entry[0]
+        return entry[1] if 0.0 <= age < self.max_age else None
+
+    def _remember(
+        self, key: Tuple[str, str], read_at: float, owner: Optional[Owner]
+    ) -> Optional[Owner]:
+        owners = self._owners
+        if owner is None:
+            return None
+        if key not in owners and len(owners) >= OWNER_CACHE_MAX:
+            del owners[next(iter(owners))]
+        owners[key] = (read_at, owner)
+        return owner
 
     def _conference(self, record: ConferenceRecord, canonical: str) -> Owner:
         """
@@ -215,14 +259,25 @@ class OwnerResolver:
         d: Deferred[Optional[Owner]] = as_deferred(lambda: self.find_now(key))
         return d.addErrback(store_failure)
 
-    def find_now(self, key: Optional[Tuple[str, str]]) -> MaybeDeferred[Optional[Owner]]:
+    def find_now(
+        self, key: Optional[Tuple[str, str]], cached: bool = False
+    ) -> MaybeDeferred[Optional[Owner]]:
         """
         The owner for a L{key}: the owner itself when the conference store
         answers at once (the memory store does), else a Deferred.  Store
         faults are not translated (see L{store_failure}).
+
+        @param cached: a lookup for a query: one made less than
+            L{max_age} seconds ago may answer (docs/bind.rst, "Caching").
         """
         if key is None:
             return None
+        if cached and self._seconds is not None:
+            known = self._remembered(key)
+            if known is not None:
+                return known
+            read_at = self._seconds()
+            return then(self.find_now(key), lambda owner: self._remember(key, read_at, owner))
         canonical, written = key
         candidates = [canonical] + ([written] if written != canonical else [])
         for index, candidate in enumerate(candidates):
@@ -520,7 +575,7 @@ class BindHandler:
             return then(headers, lambda found: self._ok(request, found))
 
         try:
-            found = self.owners.find_now(self.owners.key(target))
+            found = self.owners.find_now(self.owners.key(target), cached=True)
             if isinstance(found, Deferred):
                 d: Deferred[Any] = found.addErrback(store_failure).addCallback(answer)
                 return d
@@ -630,7 +685,7 @@ class BindHandler:
             return []
         identity = identity_of(context)
         try:
-            owner = self.owners.find_now(key)
+            owner = self.owners.find_now(key, cached=True)
         except Exception:
             store_failure(Failure())  # raises a store fault's SIP answer
             raise
