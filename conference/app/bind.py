@@ -65,6 +65,7 @@ from conference.sip.errors import RemoteProtocolError, SIPProtocolError
 from conference.sip.message import Request, Response, make_response
 from conference.sip.transaction_model import new_tag
 from conference.sip.uri import SIPURI
+from conference.store.cache import uncached
 
 __all__ = [
     "BODY_TYPES",
@@ -598,8 +599,9 @@ class BindHandler:
         body = body_multipart(
             request.content_type, request.body, max_size=4 * self.policy.max_data_size + 4096
         )
-        current = self.store.bindings(owner.uri, now)
-        own = self.store.owner_dispositions(owner.uri)
+        committed = uncached(self.store)  # plan on what is committed, not on a cache
+        current = committed.bindings(owner.uri, now)
+        own = committed.owner_dispositions(owner.uri)
         read: Deferred[List[Any]] = gatherResults([current, own], consumeErrors=True)
         read.addErrback(_first_error)
         read.addErrback(store_failure, self.policy.max_bindings)

@@ -256,6 +256,15 @@ def _live(
     return [r for r in records if r.expires_at > now and r.disposition in dispositions]
 
 
+def uncached(store: IBindingStore) -> IBindingStore:
+    """
+    The store behind C{store} when it is a L{CachedBindingStore}, else
+    C{store}: what an update plans on, so that it reads what is committed
+    (as it did before there was a cache), however recently.
+    """
+    return store.store if isinstance(store, CachedBindingStore) else store
+
+
 def cache_bindings(stores: Stores, seconds: Callable[[], float]) -> Stores:
     """
     Put a L{CachedBindingStore} in front of the binding store of C{stores}
@@ -268,4 +277,4 @@ def cache_bindings(stores: Stores, seconds: Callable[[], float]) -> Stores:
     return stores
 
 
-__all__ = ["MAX_AGE", "MAX_OWNERS", "CachedBindingStore", "cache_bindings"]
+__all__ = ["MAX_AGE", "MAX_OWNERS", "CachedBindingStore", "cache_bindings", "uncached"]

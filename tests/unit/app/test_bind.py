@@ -25,12 +25,13 @@ from conference.bindings.access import CONFERENCE, USER
 from conference.bindings.headers import parse_binding
 from conference.bindings.logic import BindingPolicy
 from conference.calendar import parse_ical_calendar, to_xcal
-from conference.records import ConferenceRecord, LimitExceededError, StoreError
+from conference.records import BindingRecord, ConferenceRecord, LimitExceededError, StoreError
 from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request, Response
 from conference.sip.multipart import BodyPart, build_multipart
 from conference.sip.transaction import Peer
 from conference.sip.uri import parse_uri
+from conference.store.cache import CachedBindingStore
 from conference.testing import memory_stores
 from tests.builders import make_request
 
@@ -948,3 +949,36 @@ class OwnerCacheTests(SynchronousTestCase):
         owner = result_of(pending)
         self.assertIs(resolver.find_now(self.key, cached=True), owner)
         self.assertEqual(len(held), 1)
+
+
+class CachedStoreTests(SynchronousTestCase):
+    """
+    The handler over the binding cache: queries answered from it, updates
+    planned on what the store holds.
+    """
+
+    def setUp(self) -> None:
+        clock = Clock()
+        clock.advance(1_000_000)
+        inner = memory_stores().bindings
+        self.inner = inner
+        self.cache = CachedBindingStore(inner, None, clock.seconds)
+        self.h = Harness(store=self.cache)
+        self.h.clock = clock
+
+    def test_query_sees_update(self) -> None:
+        """A query after an update through the handler shows the update."""
+        self.assertEqual(uris(self.h.send("BIND", "sip:alice@example.com")), [])
+        self.h.send("BIND", "sip:alice@example.com", bindings=["<http://a>;disposition=web"])
+        self.assertEqual(uris(self.h.send("BIND", "sip:alice@example.com")), ["http://a"])
+
+    def test_update_plans_on_store(self) -> None:
+        """An update reads the store, not a cached read older than a change it missed."""
+        self.assertEqual(uris(self.h.send("BIND", "sip:alice@example.com")), [])
+        now = self.h.clock.seconds()
+        record = BindingRecord(
+            "sip:alice@example.com", "web", "http://a", now + 600, "e-old", False, "x"
+        )
+        result_of(self.inner.apply(record.owner, [], [record], now, max_bindings=9))
+        r = self.h.send("BIND", "sip:alice@example.com", bindings=["<http://a>;disposition=web"])
+        self.assertEqual(parse_binding(r.header("binding") or "")[0].etag, "e-old")
