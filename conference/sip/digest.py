@@ -48,6 +48,8 @@ _CLOCK_SLACK = 5.0
 _TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
 _LWS = " \t\r\n"
 _HEX = re.compile(r"[0-9a-fA-F]+\Z")
+#: Nonces whose MAC was checked (and opaque values) remembered at most.
+VERIFIED_MAX = 4096
 _NC = re.compile(r"[0-9a-fA-F]{8}\Z")
 
 
@@ -531,6 +533,11 @@ class DigestServer:
         self.lifetime = lifetime
         self.algorithms = names
         self.counter = NonceCounter(lifetime, max_nonces)
+        # Answers that depend only on the secret, remembered: the opaque
+        # value per realm, and the issue time of each nonce whose MAC was
+        # found right (a phone reuses its nonce for many requests).
+        self._opaques: Dict[str, str] = {}
+        self._verified: Dict[Tuple[str, str], int] = {}
 
     # Challenges -------------------------------------------------------------
 
@@ -549,8 +556,15 @@ class DigestServer:
         """
         The opaque value for C{realm} (constant; clients echo it).
         """
-        data = b"conference-sip-digest-opaque\x00" + realm.lower().encode("utf-8")
-        return hmac.new(self._secret, data, hashlib.sha256).hexdigest()[:32]
+        key = realm.lower()
+        known = self._opaques.get(key)
+        if known is None:
+            data = b"conference-sip-digest-opaque\x00" + key.encode("utf-8")
+            known = hmac.new(self._secret, data, hashlib.sha256).hexdigest()[:32]
+            if len(self._opaques) >= VERIFIED_MAX:
+                self._opaques.clear()
+            self._opaques[key] = known
+        return known
 
     def challenges(self, realm: str, now: float, *, stale: bool = False) -> List[str]:
         """
@@ -580,13 +594,19 @@ class DigestServer:
             (tampered with, issued for another realm, or under another
             secret).
         """
-        if len(nonce) != _NONCE_HEX_LENGTH or not _HEX.match(nonce):
-            raise DigestRejectedError("nonce was not issued by this server")
-        raw = bytes.fromhex(nonce)
-        stamp, mac = raw[:16], raw[16:]
-        if not hmac.compare_digest(mac, self._mac(stamp, realm)):
-            raise DigestRejectedError(f"nonce is not valid for realm {realm}")
-        issued = int.from_bytes(stamp[:8], "big")
+        key = (nonce, realm.lower())
+        issued = self._verified.get(key)
+        if issued is None:
+            if len(nonce) != _NONCE_HEX_LENGTH or not _HEX.match(nonce):
+                raise DigestRejectedError("nonce was not issued by this server")
+            raw = bytes.fromhex(nonce)
+            stamp, mac = raw[:16], raw[16:]
+            if not hmac.compare_digest(mac, self._mac(stamp, realm)):
+                raise DigestRejectedError(f"nonce is not valid for realm {realm}")
+            issued = int.from_bytes(stamp[:8], "big")
+            if len(self._verified) >= VERIFIED_MAX:
+                self._verified.clear()
+            self._verified[key] = issued
         stale = now - issued > self.lifetime or issued > now + _CLOCK_SLACK
         return NonceCheck(issued, stale)
 
