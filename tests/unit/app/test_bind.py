@@ -8,7 +8,7 @@ OPTIONS and REGISTER discovery hooks and the service wiring.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -759,6 +759,36 @@ class SlowStore:
         return getattr(self.inner, name)
 
 
+class BrokenBindings:
+    """
+    A binding store whose reads fail at once.
+    """
+
+    def bindings(self, *a: Any, **k: Any) -> Deferred[Any]:
+        return fail(StoreError("down"))
+
+
+def assert_slow_same(test: SynchronousTestCase, ask: Callable[[Harness], Any]) -> None:
+    """
+    C{ask} (an OPTIONS or a BIND query of alice) waits on a store that
+    answers later, then gives the same Binding and Accept-Binding headers
+    as over the memory store.
+    """
+    fast = Harness()
+    fast.send("BIND", "sip:alice@example.com", bindings=["<http://public>;disposition=web;public"])
+    slow_store = SlowStore(fast.stores.bindings)
+    answer = ask(Harness(store=slow_store))
+    test.assertNoResult(answer)
+    slow_store.release()
+    slow_store.release()
+    response = test.successResultOf(answer)
+    expected = ask(fast)
+    test.assertEqual(
+        [(n, v) for n, v in response.iter_headers() if n in ("binding", "accept-binding")],
+        [(n, v) for n, v in expected.iter_headers() if n in ("binding", "accept-binding")],
+    )
+
+
 class SynchronousOptionsTests(SynchronousTestCase):
     """
     OPTIONS is answered at once when the stores answer at once, and the
@@ -785,32 +815,11 @@ class SynchronousOptionsTests(SynchronousTestCase):
 
     def test_slow_store_same_answer(self) -> None:
         """A store that answers later gives the same headers, once it answers."""
-        fast = Harness()
-        fast.send(
-            "BIND", "sip:alice@example.com", bindings=["<http://public>;disposition=web;public"]
-        )
-        slow_store = SlowStore(fast.stores.bindings)
-        slow = Harness(store=slow_store)
-        answer = self.options(slow)
-        self.assertIsInstance(answer, Deferred)
-        self.assertNoResult(answer)
-        slow_store.release()
-        slow_store.release()
-        response = self.successResultOf(answer)
-        expected = self.options(fast)
-        self.assertEqual(
-            [(n, v) for n, v in response.iter_headers() if n in ("binding", "accept-binding")],
-            [(n, v) for n, v in expected.iter_headers() if n in ("binding", "accept-binding")],
-        )
+        assert_slow_same(self, self.options)
 
     def test_store_failure_is_503(self) -> None:
         """A store that fails at once still makes the OPTIONS a 503 with Retry-After."""
-
-        class Broken:
-            def bindings(self, *a: Any, **k: Any) -> Deferred[Any]:
-                return fail(StoreError("down"))
-
-        h = Harness(store=Broken())
+        h = Harness(store=BrokenBindings())
         answer = result_of(self.options(h))
         self.assertEqual((answer.code, answer.header("retry-after")), (503, "5"))
         self.flushLoggedErrors()
@@ -837,28 +846,11 @@ class SynchronousQueryTests(SynchronousTestCase):
 
     def test_slow_store_same_answer(self) -> None:
         """A store that answers later gives the same 200, once it answers."""
-        fast = Harness()
-        fast.send("BIND", "sip:alice@example.com", bindings=["<http://a>;disposition=web"])
-        slow_store = SlowStore(fast.stores.bindings)
-        answer = self.query(Harness(store=slow_store))
-        self.assertNoResult(answer)
-        slow_store.release()
-        slow_store.release()
-        response = self.successResultOf(answer)
-        expected = self.query(fast)
-        self.assertEqual(
-            [(n, v) for n, v in response.iter_headers() if n in ("binding", "accept-binding")],
-            [(n, v) for n, v in expected.iter_headers() if n in ("binding", "accept-binding")],
-        )
+        assert_slow_same(self, self.query)
 
     def test_store_failure_is_503(self) -> None:
         """A binding store failing at once makes the query a 503 with Retry-After."""
-
-        class Broken:
-            def bindings(self, *a: Any, **k: Any) -> Deferred[Any]:
-                return fail(StoreError("down"))
-
-        answer = result_of(self.query(Harness(store=Broken())))
+        answer = result_of(self.query(Harness(store=BrokenBindings())))
         self.assertEqual((answer.code, answer.header("retry-after")), (503, "5"))
         self.flushLoggedErrors()
 
