@@ -163,6 +163,20 @@ class PostgreSQLBindingStoreTests(PostgreSQLBackend, BindingStoreContract, TestC
     """
 
 
+class PostgreSQLCachedBindingStoreTests(PostgreSQLBackend, BindingStoreContract, TestCase):
+    """
+    The binding cache over PostgreSQL (each handle with a cache of its own,
+    told of the other's changes by the feed) keeps the binding store
+    contract.
+    """
+
+    async def open_again(self) -> Stores:
+        """
+        Stores on the same schema, bindings cached.
+        """
+        return cache_bindings(await super().open_again(), reactor.seconds)
+
+
 class PostgreSQLHoldingsTests(PostgreSQLBackend, HoldingsContract, TestCase):
     """
     Holders and byte caps of the SQL stores on PostgreSQL.
