@@ -19,9 +19,10 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from conference.app.scheduler import SchedulingHandler
 from conference.errors import StartupError
-from conference.records import StoreError
+from conference.records import BindingRecord, StoreError
 from conference.service import ConferenceService, ServerConfig, listen_hosts
-from conference.store.changes import BINDING, EVERYTHING, LocalChangeFeed
+from conference.store.cache import CachedBindingStore
+from conference.store.changes import BINDING, DISPOSITIONS, EVERYTHING, LocalChangeFeed
 from conference.testing import memory_stores
 
 
@@ -297,6 +298,7 @@ class ChangedElsewhereTests(SynchronousTestCase):
         )
         service.startService()
         self.addCleanup(service.stopService)
+        self.service = service
         self.changed: List[str] = []
         subscriptions = service.subscriptions
         subscriptions.changed = self.changed.append  # type: ignore[method-assign,assignment]
@@ -314,6 +316,28 @@ class ChangedElsewhereTests(SynchronousTestCase):
         """After a feed gap every watched owner is looked at again, once each."""
         self.feed.publish(EVERYTHING, "")
         self.assertEqual(self.changed, ["sip:a@x", "sip:b@x"])
+
+    def test_cache_forgets_first(self) -> None:
+        """What subscriptions read on a notice is the other node's commit, not a cached read."""
+        bindings = self.stores.bindings
+        assert isinstance(bindings, CachedBindingStore)
+        owner = "sip:room@example.com"
+        self.assertEqual(self.successResultOf(bindings.bindings(owner, 10.0)), [])
+        record = BindingRecord(owner, "web", "http://a", 100.0, "e", False, owner)
+        self.successResultOf(bindings.store.apply(owner, [], [record], 10.0, max_bindings=9))
+        seen: List[Any] = []
+
+        def changed(resource: str) -> None:
+            bindings.bindings(resource, 10.0).addCallback(seen.append)
+
+        self.service.subscriptions.changed = changed  # type: ignore[method-assign]
+        self.feed.publish(BINDING, owner)
+        self.assertEqual(seen, [[record]])
+
+    def test_dispositions_change(self) -> None:
+        """A dispositions notice tells no subscription (bindings did not change)."""
+        self.feed.publish(DISPOSITIONS, "sip:room@example.com")
+        self.assertEqual(self.changed, [])
 
     def test_ignored(self) -> None:
         """Our own notices and kinds we do not know change nothing."""
