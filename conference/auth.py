@@ -22,6 +22,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from conference.deferreds import PENDING, fired_result
 from conference.interfaces import IAccounts, ISIPIdentity
 from conference.sip.digest import (
     DigestCredentials,
@@ -301,7 +302,15 @@ class Authenticator:
             return fail(e)
         credentials = SIPDigestCredentials(digest, method, body)
         d = self._login(credentials, domain)
-        d.addCallback(self._accepted, digest, nonce, domain, now)
+        result = fired_result(d)
+        if result is not PENDING:
+            # The checker answered at once (file: and memory: do): no chain.
+            try:
+                return succeed(self._accepted(result, digest, nonce, domain, now))
+            except Exception:
+                d = fail()
+        else:
+            d.addCallback(self._accepted, digest, nonce, domain, now)
         d.addErrback(self._refused, domain, now)
         return d
 
@@ -319,6 +328,8 @@ class Authenticator:
 
     def _login(self, credentials: SIPDigestCredentials, domain: str) -> Deferred[Any]:
         d = self.portal.login(credentials, domain, ISIPIdentity)
+        if fired_result(d) is not PENDING:
+            return d  # logged in at once: nothing to retry
 
         def retry(failure: Failure) -> Any:
             # strcred's memory: checker keys users by str, the others by bytes.

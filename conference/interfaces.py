@@ -542,7 +542,8 @@ class IChangeFeed(Interface):
     def watch(callback: Callable[[str, str], None]) -> None:
         """
         Call C{callback(kind, key)} in the reactor thread for each change
-        another process commits: C{("binding", owner URI)}; or C{("*", "")}
+        another process commits: C{("binding", owner URI)}, C{("dispositions",
+        owner URI)} (its accepted dispositions, not its bindings); or C{("*", "")}
         when changes may have been missed (the feed reconnected), which
         means: consider everything changed.  A callback that raises is
         logged and the others still run.

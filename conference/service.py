@@ -51,6 +51,7 @@ from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request
 from conference.sip.transaction_model import new_branch, new_tag
 from conference.store import Stores, open_stores
+from conference.store.cache import cache_bindings
 from conference.store.conferencecache import CachedConferenceStore
 from conference.store.timing import StoreLatency, time_stores
 from conference.transport.lag import LagProbe
@@ -385,7 +386,9 @@ class ConferenceService(MultiService):
             max_bindings=config.max_bindings,
             max_data_size=config.max_binding_data,
         )
-        owners = OwnerResolver(stores.conferences, self.router.domain_of, self.accounts)
+        self.owners = owners = OwnerResolver(
+            stores.conferences, self.router.domain_of, self.accounts, seconds=self._reactor.seconds
+        )
         self.binder = BindHandler(
             stores.bindings,
             owners,
@@ -462,8 +465,11 @@ class ConferenceService(MultiService):
             # A room with a CalDAV calendar is not booked over it.
             self.scheduler.external_busy = caldav.busy
             self.scheduler.external_window = caldav.window
+        owners = self.owners
         self.scheduler.applied.extend(
             [
+                # Owner lookups reused for queries follow the record at once.
+                lambda uri: owners.forget(),
                 self.control.changed,
                 self.lifecycle.changed,
                 self.conference_events.changed,
@@ -821,6 +827,8 @@ class ConferenceService(MultiService):
         # Records remembered until they change (timed reads are the misses).
         self.conference_cache = CachedConferenceStore(stores.conferences)
         stores.conferences = self.conference_cache
+        # Before anything watches the feed: docs/stores.rst, "Binding cache".
+        cache_bindings(stores, self._reactor.seconds)
         self._applications(stores)
         for service in self:
             service.startService()

@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.unit.app.test_bind -*-
 """
 The BIND method (draft-schulzrinne-sip-bind-00) wired to the binding store:
-who owns the To URI, who may query or update, the atomic update, and the
-Binding headers that REGISTER and OPTIONS answers carry for discovery.
+who may query or update (who owns the To URI is L{conference.app.owners}),
+the atomic update, and the Binding headers that REGISTER and OPTIONS
+answers carry for discovery.
 
 The rules themselves live in L{conference.bindings}; this module only reads
 the stores, applies the plan, and answers once the store has committed, so a
@@ -23,7 +24,6 @@ from typing import (
     Optional,
     Sequence,
     Tuple,
-    TypeVar,
     Union,
 )
 
@@ -32,10 +32,15 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from conference.app.conferences import owner_of
-from conference.app.core import RequestContext, store_refusal
+from conference.app.core import RequestContext
+from conference.app.owners import (
+    MaybeDeferred,
+    OwnerResolver,
+    conference_owner,
+    failed_deferred,
+    store_failure,
+)
 from conference.bindings.access import (
-    CONFERENCE,
     USER,
     Owner,
     check_update,
@@ -49,22 +54,16 @@ from conference.bindings.logic import (
     BindPlan,
     accepted_dispositions,
     binding_headers,
-    limit_refusal,
     plan_bind,
     plan_query,
 )
-from conference.deferreds import PENDING, as_deferred, fired_result, then
-from conference.interfaces import IAccounts, IBindingStore, IConferenceStore, IRequestHandler
-from conference.records import (
-    BindingRecord,
-    ConferenceRecord,
-    LimitExceededError,
-    StoreError,
-)
+from conference.deferreds import as_deferred, then
+from conference.interfaces import IBindingStore, IRequestHandler
+from conference.records import BindingRecord
 from conference.sip.errors import RemoteProtocolError, SIPProtocolError
 from conference.sip.message import Request, Response, make_response
 from conference.sip.transaction_model import new_tag
-from conference.sip.uri import SIPURI
+from conference.store.cache import uncached
 
 __all__ = [
     "BODY_TYPES",
@@ -82,9 +81,6 @@ log = Logger()
 BODY_TYPES = ("multipart/mixed", "multipart/related", "multipart/alternative")
 
 Headers = List[Tuple[str, str]]
-_V = TypeVar("_V")
-MaybeDeferred = Union[_V, "Deferred[_V]"]
-DomainOf = Callable[[str], Optional[str]]
 Challenge = Callable[[Request, float], Exception]
 
 
@@ -97,191 +93,16 @@ def identity_of(context: RequestContext) -> Optional[str]:
     return str(aor) if aor else None
 
 
-def store_failure(failure: Failure, max_bindings: int = 0) -> Failure:
+def _failed_answer(failure: Failure, max_bindings: int) -> Deferred[Any]:
     """
-    Turn a store failure into the SIP answer: the binding limit is the
-    403 of L{limit_refusal}; any other store fault is a 503 with
-    Retry-After (nothing was committed); protocol errors pass through.
+    A failed Deferred with the SIP answer L{store_failure} makes of
+    C{failure}.
     """
-    error = failure.value
-    if isinstance(error, SIPProtocolError):
-        return failure
-    if isinstance(error, LimitExceededError):
-        raise limit_refusal(max_bindings)
-    if isinstance(error, StoreError):
-        raise store_refusal(error, "Binding store")
-    return failure
-
-
-def _calendar_addresses(record: ConferenceRecord) -> Tuple[str, FrozenSet[str]]:
-    """
-    The owner of a stored conference (L{owner_of}) and the ATTENDEE
-    addresses of the owner's own live bookings in its calendar (master and
-    overridden VEVENTs, cancelled ones left out): those of other
-    organizers' bookings of the same URI have no say.  No attendees when
-    the calendar cannot be read.
-    """
-    from conference.calendar import CalendarError, normalize_address, parse_xcal_calendar
-
-    owner = owner_of(record)
-    attendees = set()
-    try:
-        calendar = parse_xcal_calendar(record.calendar)
-    except (CalendarError, ValueError) as e:
-        log.warn("Conference {uri} has an unreadable calendar: {error}", uri=record.uri, error=e)
-        return owner, frozenset()
-    for event in calendar.walk("VEVENT"):
-        prop = event.get("ORGANIZER")
-        organizer = prop.value if prop is not None else None
-        if not isinstance(organizer, str) or normalize_address(organizer) != owner:
-            continue
-        if str(event.value("STATUS", "")).upper() == "CANCELLED":
-            continue
-        for attendee in event.get_all("ATTENDEE"):
-            if attendee.value and (attendee.param("CUTYPE") or "").upper() != "ROOM":
-                attendees.add(str(attendee.value))
-    return owner, frozenset(attendees)
-
-
-def conference_owner(record: ConferenceRecord, uri: Optional[str] = None) -> Owner:
-    """
-    The binding owner a stored conference is: its owner (the organizer
-    who created it) may change its bindings; the attendees of the owner's
-    bookings (the room itself excepted) see them too.
-    """
-    owner, attendees = _calendar_addresses(record)
-    return Owner(uri or record.uri, CONFERENCE, owner or None, attendees)
-
-
-class OwnerResolver:
-    """
-    Finds whose bindings a URI names: a stored conference, else the address
-    of record C{sip:user@domain} of a served domain.  A conference whose
-    address is a known account's (one created before that account was)
-    is that user's: their bindings are theirs.
-
-    @ivar conferences: where conferences are looked up.
-    @ivar domain_of: maps a host to the served domain it names, or L{None}.
-    @ivar accounts: the server's accounts, or L{None}.
-    """
-
-    def __init__(
-        self,
-        conferences: IConferenceStore,
-        domain_of: DomainOf,
-        accounts: Optional[IAccounts] = None,
-    ) -> None:
-        self.conferences = conferences
-        self.domain_of = domain_of
-        self.accounts = accounts
-
-    def _conference(self, record: ConferenceRecord, canonical: str) -> Owner:
-        """
-        The owner a URI with the stored conference C{record} names.
-        """
-        if self.accounts is not None and self.accounts.is_account(canonical):
-            return Owner(canonical, USER)
-        return conference_owner(record, canonical)
-
-    def key(self, uri: Any) -> Optional[Tuple[str, str]]:
-        """
-        C{(owner URI, as written normalised)} for a URI with a user part in
-        a served domain; L{None} if it has no user part.
-
-        @raise RemoteProtocolError: 404 if its domain is not served here.
-        """
-        if not isinstance(uri, SIPURI) or not uri.username or not uri.host:
-            return None
-        domain = self.domain_of(uri.host)
-        if domain is None:
-            raise RemoteProtocolError(f"Domain {uri.host.lower()} not served here", 404)
-        return f"sip:{uri.username}@{domain}", normalize_aor(f"sip:{uri.username}@{uri.host}")
-
-    def find(self, uri: Any) -> Deferred[Optional[Owner]]:
-        """
-        The owner C{uri} names, or L{None} when it names none (no user
-        part: the server or a domain itself).
-
-        @return: a Deferred; it fails with a 404 L{RemoteProtocolError}
-            for a domain not served here, or as L{store_failure}.
-        """
-        try:
-            key = self.key(uri)
-        except RemoteProtocolError as e:
-            return _failed(e)
-        return self._find(key)
-
-    def _find(self, key: Optional[Tuple[str, str]]) -> Deferred[Optional[Owner]]:
-        d: Deferred[Optional[Owner]] = as_deferred(lambda: self.find_now(key))
-        return d.addErrback(store_failure)
-
-    def find_now(self, key: Optional[Tuple[str, str]]) -> MaybeDeferred[Optional[Owner]]:
-        """
-        The owner for a L{key}: the owner itself when the conference store
-        answers at once (the memory store does), else a Deferred.  Store
-        faults are not translated (see L{store_failure}).
-        """
-        if key is None:
-            return None
-        canonical, written = key
-        candidates = [canonical] + ([written] if written != canonical else [])
-        for index, candidate in enumerate(candidates):
-            d = self.conferences.get(candidate)
-            record = fired_result(d)
-            if record is PENDING:
-                return self._look_later(d, candidates, index, canonical)
-            if record is not None:
-                return self._conference(record, canonical)
-        return Owner(canonical, USER)
-
-    def _look_later(
-        self,
-        d: Deferred[Optional[ConferenceRecord]],
-        candidates: List[str],
-        index: int,
-        canonical: str,
-    ) -> Deferred[Optional[Owner]]:
-        """
-        L{find_now} from C{candidates[index]} on, whose lookup C{d} has not
-        answered yet.
-        """
-
-        def found(record: Optional[ConferenceRecord]) -> Any:
-            if record is not None:
-                return self._conference(record, canonical)
-            if index + 1 >= len(candidates):
-                return Owner(canonical, USER)
-            following = self.conferences.get(candidates[index + 1])
-            return self._look_later(following, candidates, index + 1, canonical)
-
-        return d.addCallback(found)
-
-    def resolve(self, uri: Any) -> Deferred[Owner]:
-        """
-        The owner C{uri} names.
-
-        @return: a Deferred failing with a 404 L{RemoteProtocolError} when
-            it names no conference nor address of record of a served domain.
-        """
-        try:
-            key = self.key(uri)
-        except RemoteProtocolError as e:
-            return _failed(e)
-        if key is None:
-            return _failed(
-                RemoteProtocolError(f"{uri} is not a conference nor an address of record", 404)
-            )
-
-        def present(owner: Optional[Owner]) -> Owner:
-            assert owner is not None
-            return owner
-
-        return self._find(key).addCallback(present)
-
-
-def _failed(error: Exception) -> Deferred[Any]:
     d: Deferred[Any] = Deferred()
-    d.errback(Failure(error))
+    try:
+        d.errback(store_failure(failure, max_bindings))
+    except Exception:
+        d.errback(Failure())
     return d
 
 
@@ -330,10 +151,13 @@ class BindHandler:
 
     # IRequestHandler -------------------------------------------------------
 
-    def handle_request(self, request: Request, context: RequestContext) -> Deferred[Response]:
+    def handle_request(
+        self, request: Request, context: RequestContext
+    ) -> Union[Response, Deferred[Response]]:
         """
         Answer a BIND; every fault becomes its 4xx (or a 503 when the store
-        fails), never an exception.
+        fails), never an exception.  A query is answered at once when the
+        stores answer at once (the binding cache's hits, the memory store).
         """
         try:
             values = parse_bindings(request.header_fields("binding"))
@@ -344,13 +168,12 @@ class BindHandler:
         except SIPProtocolError as e:
             if request.header_fields("binding"):  # an update, refused before it is read
                 count_update(Failure(e), self.updates)
-            return _failed(e)
+            return failed_deferred(e)
+        if not values:
+            return self._query_answer(request, target, identity, context.now)
         d: Deferred[Any] = self.owners.resolve(target)
-        if values:
-            d.addCallback(self._update, request, values, identity, context.now)
-            d.addBoth(count_update, self.updates)
-        else:
-            d.addCallback(self._query_answer, request, identity, context.now)
+        d.addCallback(self._update, request, values, identity, context.now)
+        d.addBoth(count_update, self.updates)
         return d
 
     def handle_ack(self, request: Request, context: RequestContext) -> None:
@@ -488,10 +311,31 @@ class BindHandler:
         return headers
 
     def _query_answer(
-        self, owner: Owner, request: Request, identity: Optional[str], now: float
-    ) -> Deferred[Response]:
-        d = self.discovery_headers(owner, identity, now)
-        return d.addCallback(lambda headers: self._ok(request, headers))
+        self, request: Request, target: Any, identity: Optional[str], now: float
+    ) -> Union[Response, Deferred[Response]]:
+        """
+        The 200 to a query of C{target}'s bindings: at once when the owner
+        lookup and the binding reads answer at once, else a Deferred;
+        faults (404, the store's 503) always as a failed Deferred.
+        """
+
+        def answer(owner: Optional[Owner]) -> MaybeDeferred[Response]:
+            if owner is None:
+                raise RemoteProtocolError(
+                    f"{target} is not a conference nor an address of record", 404
+                )
+            headers = self._discovery_now(owner, identity, now)
+            return then(headers, lambda found: self._ok(request, found))
+
+        try:
+            found = self.owners.find_now(self.owners.key(target), cached=True)
+            if isinstance(found, Deferred):
+                d: Deferred[Any] = found.addErrback(store_failure).addCallback(answer)
+                return d
+            response = answer(found)
+        except Exception:
+            return _failed_answer(Failure(), self.policy.max_bindings)
+        return response
 
     # Updates ---------------------------------------------------------------
 
@@ -507,8 +351,9 @@ class BindHandler:
         body = body_multipart(
             request.content_type, request.body, max_size=4 * self.policy.max_data_size + 4096
         )
-        current = self.store.bindings(owner.uri, now)
-        own = self.store.owner_dispositions(owner.uri)
+        committed = uncached(self.store)  # plan on what is committed, not on a cache
+        current = committed.bindings(owner.uri, now)
+        own = committed.owner_dispositions(owner.uri)
         read: Deferred[List[Any]] = gatherResults([current, own], consumeErrors=True)
         read.addErrback(_first_error)
         read.addErrback(store_failure, self.policy.max_bindings)
@@ -588,13 +433,13 @@ class BindHandler:
         try:
             key = self.owners.key(request.uri)
         except RemoteProtocolError as e:
-            return _failed(e)
+            return failed_deferred(e)
         if key is None:
             # The server or a domain itself: no owner, nothing to look up.
             return []
         identity = identity_of(context)
         try:
-            owner = self.owners.find_now(key)
+            owner = self.owners.find_now(key, cached=True)
         except Exception:
             store_failure(Failure())  # raises a store fault's SIP answer
             raise

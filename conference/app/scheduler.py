@@ -85,6 +85,7 @@ from conference.records import (
 from conference.sip.errors import RemoteProtocolError, SIPProtocolError
 from conference.sip.message import Request, Response, make_response
 from conference.sip.transaction_model import new_branch, new_tag
+from conference.store.cache import uncached
 from conference.store.stores import Stores
 
 log = Logger()
@@ -137,8 +138,9 @@ class SentByApprovals:
         Fetch the C{sent-by} bindings of C{principals}.
         """
         approvals: Dict[str, List[Tuple[str, float]]] = {}
+        committed = uncached(store)  # a withdrawn approval counts at once, on every node
         for principal in sorted({normalize_address(p) for p in principals}):
-            records = await store.bindings(principal, now, {"sent-by"})
+            records = await committed.bindings(principal, now, {"sent-by"})
             approvals[principal] = [
                 (normalize_address(r.uri), r.expires_at) for r in records if r.expires_at > now
             ]

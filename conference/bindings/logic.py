@@ -331,11 +331,29 @@ def record_value(record: BindingRecord, now: float) -> BindingValue:
     return BindingValue(uri, record.disposition, expires, record.etag or None, record.public)
 
 
+#: Field values written, by record: the record itself (kept, so its id is
+#: not reused meanwhile), the lifetime shown and the text.  The binding
+#: cache hands out the same records query after query, and a value changes
+#: only when its lifetime shown does (once a second).
+_FORMATTED: Dict[int, Tuple[BindingRecord, int, str]] = {}
+#: Values remembered at most (all forgotten when full).
+FORMATTED_MAX = 4096
+
+
 def format_record(record: BindingRecord, now: float) -> str:
     """
     C{record} as a Binding field value (see L{record_value}).
     """
-    return format_binding(record_value(record, now))
+    expires = 1 if record.one_time else max(2, math.ceil(record.expires_at - now))
+    key = id(record)
+    known = _FORMATTED.get(key)
+    if known is not None and known[0] is record and known[1] == expires:
+        return known[2]
+    text = format_binding(record_value(record, now))
+    if len(_FORMATTED) >= FORMATTED_MAX:
+        _FORMATTED.clear()
+    _FORMATTED[key] = (record, expires, text)
+    return text
 
 
 def binding_headers(records: Sequence[BindingRecord], now: float) -> List[Tuple[str, str]]:

@@ -36,6 +36,8 @@ CHANGES_CHANNEL = "'conference:' || left(md5(current_schema()), 16)"
 #: The kinds of change a notice names.
 BINDING = "binding"
 CONFERENCE = "conference"
+#: An owner's accepted dispositions changed (its bindings did not: no NOTIFY).
+DISPOSITIONS = "dispositions"
 EVERYTHING = "*"
 #: PostgreSQL refuses payloads of 8000 bytes or more; keys are URIs.
 MAX_PAYLOAD = 7900
@@ -144,6 +146,8 @@ class LocalChangeFeed(ChangeDispatcher):
 __all__ = [
     "BINDING",
     "CHANGES_CHANNEL",
+    "CONFERENCE",
+    "DISPOSITIONS",
     "EVERYTHING",
     "Change",
     "ChangeDispatcher",

@@ -42,7 +42,7 @@ from conference.records import (
     RegistrationBinding,
     StoreError,
 )
-from conference.store.changes import BINDING, CONFERENCE, Change
+from conference.store.changes import BINDING, CONFERENCE, DISPOSITIONS, Change
 from conference.store.database import Cursor, Database
 from conference.store.memory import check_bytes, check_upserts, over_limit, registration_order
 from conference.store.sqlcalendar import hold, organizer_bytes
@@ -574,5 +574,6 @@ class SQLBindingStore:
 
         def run(cursor: Cursor) -> None:
             cursor.execute(statement, params)
+            self._db.dialect.announce(cursor, Change(DISPOSITIONS, owner, self._db.origin))
 
-        return self._db.write_statement(run)
+        return self._db.write(run)

@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from conference.app.mixer import MixerMediaService
 from conference.media.channel import Counters
 from conference.records import StoreError
+from conference.store.cache import CachedBindingStore
 from conference.store.timing import BUCKETS as STORE_BUCKETS
 from conference.store.timing import StoreLatency
 
@@ -193,6 +194,16 @@ class ServerCollector(Collector):
                 binder.updates,
                 BIND_OUTCOMES,
             )
+            cache = getattr(binder, "store", None)
+            if isinstance(cache, CachedBindingStore):
+                yield outcome_counter(
+                    "conference_binding_cache_reads",
+                    "Reads of an owner's bindings or dispositions (queries, OPTIONS, "
+                    "REGISTER, NOTIFY) by outcome: hit (answered from the binding "
+                    "cache) or miss (read from the store)",
+                    {"hit": cache.hits, "miss": cache.misses},
+                    ("hit", "miss"),
+                )
 
 
 def overload_metrics(overload: Any) -> Iterator[Metric]:

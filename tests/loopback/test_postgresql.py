@@ -25,7 +25,8 @@ from zope.interface.verify import verifyObject
 
 from conference.interfaces import IChangeFeed
 from conference.records import ConferenceRecord, ConflictError, StoreError
-from conference.store.changes import BINDING, CHANGES_CHANNEL, CONFERENCE, EVERYTHING
+from conference.store.cache import cache_bindings
+from conference.store.changes import BINDING, CHANGES_CHANNEL, CONFERENCE, DISPOSITIONS, EVERYTHING
 from conference.store.database import Database, SchemaVersionError, schema_files, statements
 from conference.store.postgresql import (
     PostgreSQLChangeFeed,
@@ -161,6 +162,20 @@ class PostgreSQLBindingStoreTests(PostgreSQLBackend, BindingStoreContract, TestC
     """
     L{conference.store.sql.SQLBindingStore} on PostgreSQL.
     """
+
+
+class PostgreSQLCachedBindingStoreTests(PostgreSQLBackend, BindingStoreContract, TestCase):
+    """
+    The binding cache over PostgreSQL (each handle with a cache of its own,
+    told of the other's changes by the feed) keeps the binding store
+    contract.
+    """
+
+    async def open_again(self) -> Stores:
+        """
+        Stores on the same schema, bindings cached.
+        """
+        return cache_bindings(await super().open_again(), reactor.seconds)
 
 
 class PostgreSQLHoldingsTests(PostgreSQLBackend, HoldingsContract, TestCase):
@@ -311,6 +326,13 @@ async def eventually(check: Callable[[], bool], seconds: float = 10.0) -> bool:
     return True
 
 
+def cached_sees(store: Any, expected: List[Any]) -> bool:
+    """Whether C{store} answers at once with C{expected} for the test owner."""
+    out: List[Any] = []
+    store.bindings(OWNER, NOW).addCallback(out.append)
+    return out == [expected]
+
+
 class ChangeFeedTests(TestCase):
     """
     The change feed (PostgreSQL LISTEN/NOTIFY) between two store handles on
@@ -399,6 +421,24 @@ class ChangeFeedTests(TestCase):
             OWNER, [], [binding("http://a/1", owner=OWNER)], NOW, max_bindings=10
         )
         self.assertTrue(await eventually(lambda: (BINDING, OWNER) in heard), heard)
+
+    async def test_dispositions_reported(self) -> None:
+        """Setting an owner's dispositions through one handle is reported to the other."""
+        first, _, heard = await self.open_pair()
+        await first.bindings.set_owner_dispositions(OWNER, ["web"])
+        self.assertTrue(await eventually(lambda: heard == [(DISPOSITIONS, OWNER)]), heard)
+
+    async def test_cache_forgets_change_elsewhere(self) -> None:
+        """A node's binding cache answers with what another node committed once told."""
+        first, second, _ = await self.open_pair()
+        cached = cache_bindings(second, reactor.seconds).bindings
+        self.assertEqual(await cached.bindings(OWNER, NOW), [])
+        self.assertEqual(await cached.owner_dispositions(OWNER), None)
+        added = binding("http://a/1", owner=OWNER)
+        await first.bindings.apply(OWNER, [], [added], NOW, max_bindings=10)
+        await first.bindings.set_owner_dispositions(OWNER, ["web"])
+        self.assertTrue(await eventually(lambda: cached_sees(cached, [added])))
+        self.assertEqual(await cached.owner_dispositions(OWNER), frozenset({"web"}))
 
     async def test_stop(self) -> None:
         """Closing the stores stops the feed's thread."""

@@ -14,8 +14,13 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.cred import strcred
-from twisted.cred.checkers import FilePasswordDB, InMemoryUsernamePasswordDatabaseDontUse
+from twisted.cred.checkers import (
+    FilePasswordDB,
+    ICredentialsChecker,
+    InMemoryUsernamePasswordDatabaseDontUse,
+)
 from twisted.cred.credentials import IUsernameDigestHash, IUsernameHashedPassword
+from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
@@ -282,6 +287,41 @@ class CheckerTests(AuthenticatorTestsMixin, SynchronousTestCase):
         assert identity is not None
         self.assertEqual(identity.username, "alice")
         self.assertIsNone(self.roundTrip(checker, password="guess"))
+
+    def test_slow_checker(self) -> None:
+        """A checker answering later gives the identity, or the 401, once it answers."""
+
+        @implementer(ICredentialsChecker)
+        class Slow:
+            credentialInterfaces = (IUsernameDigestHash,)
+
+            def __init__(self) -> None:
+                self.pending: List[Tuple[Deferred[Any], Any]] = []
+
+            def requestAvatarId(self, credentials: Any) -> Deferred[Any]:
+                d: Deferred[Any] = Deferred()
+                self.pending.append((d, credentials))
+                return d
+
+            def release(self) -> None:
+                for d, credentials in self.pending:
+                    ha1 = compute_ha1("SHA-256", "alice", DOMAIN, "secret")
+                    if credentials.checkHash(ha1):
+                        d.callback(b"alice")
+                    else:
+                        d.errback(UnauthorizedLogin())
+
+        slow = Slow()
+        right = self.attempt(slow, "secret")
+        self.assertNoResult(right)
+        slow.release()
+        identity = self.successResultOf(right)
+        assert identity is not None
+        self.assertEqual(identity.aor, "sip:alice@example.com")
+        slow.pending.clear()
+        wrong = self.attempt(slow, "guess")
+        slow.release()
+        self.failureResultOf(wrong, UnauthorizedError)
 
     def logs_in(self, checker: Any, password: str) -> Optional[bool]:
         """

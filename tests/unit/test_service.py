@@ -20,9 +20,10 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from conference.app.scheduler import SchedulingHandler
 from conference.errors import StartupError
-from conference.records import ConferenceRecord, StoreError
+from conference.records import BindingRecord, ConferenceRecord, StoreError
 from conference.service import ConferenceService, ServerConfig, listen_hosts
-from conference.store.changes import BINDING, CONFERENCE, EVERYTHING, LocalChangeFeed
+from conference.store.cache import CachedBindingStore
+from conference.store.changes import BINDING, CONFERENCE, DISPOSITIONS, EVERYTHING, LocalChangeFeed
 from conference.testing import memory_stores
 
 
@@ -299,6 +300,7 @@ class ChangedElsewhereTests(SynchronousTestCase):
         )
         service.startService()
         self.addCleanup(service.stopService)
+        self.service = service
         self.changed: List[str] = []
         subscriptions = service.subscriptions
         subscriptions.changed = self.changed.append  # type: ignore[method-assign,assignment]
@@ -316,6 +318,28 @@ class ChangedElsewhereTests(SynchronousTestCase):
         """After a feed gap every watched owner is looked at again, once each."""
         self.feed.publish(EVERYTHING, "")
         self.assertEqual(self.changed, ["sip:a@x", "sip:b@x"])
+
+    def test_cache_forgets_first(self) -> None:
+        """What subscriptions read on a notice is the other node's commit, not a cached read."""
+        bindings = self.stores.bindings
+        assert isinstance(bindings, CachedBindingStore)
+        owner = "sip:room@example.com"
+        self.assertEqual(self.successResultOf(bindings.bindings(owner, 10.0)), [])
+        record = BindingRecord(owner, "web", "http://a", 100.0, "e", False, owner)
+        self.successResultOf(bindings.store.apply(owner, [], [record], 10.0, max_bindings=9))
+        seen: List[Any] = []
+
+        def changed(resource: str) -> None:
+            bindings.bindings(resource, 10.0).addCallback(seen.append)
+
+        self.service.subscriptions.changed = changed  # type: ignore[method-assign]
+        self.feed.publish(BINDING, owner)
+        self.assertEqual(seen, [[record]])
+
+    def test_dispositions_change(self) -> None:
+        """A dispositions notice tells no subscription (bindings did not change)."""
+        self.feed.publish(DISPOSITIONS, "sip:room@example.com")
+        self.assertEqual(self.changed, [])
 
     def test_ignored(self) -> None:
         """Our own notices and kinds we do not know change nothing."""
@@ -355,6 +379,13 @@ class ChangedElsewhereTests(SynchronousTestCase):
         self.service.scheduler.applied.append(applied.append)
         self.feed.publish(CONFERENCE, "sip:conf@example.com")
         self.assertEqual(applied, ["sip:conf@example.com"])
+
+    def test_conference_change_forgets_owners(self) -> None:
+        """A conference changed elsewhere makes the owner lookups reused for queries go."""
+        forgotten: List[bool] = []
+        self.service.owners.forget = lambda: forgotten.append(True)  # type: ignore[method-assign]
+        self.feed.publish(CONFERENCE, "sip:conf@example.com")
+        self.assertEqual(forgotten, [True])
 
     def test_everything_applies_live_conferences(self) -> None:
         """After a feed gap the conferences someone is in here are applied again."""

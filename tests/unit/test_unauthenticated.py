@@ -19,6 +19,7 @@ from conference.records import BindingRecord, CalendarEntry, RegistrationBinding
 from conference.service import ConferenceService, ServerConfig
 from conference.sip.message import Response
 from conference.sip.transaction import Peer
+from conference.store.cache import CachedBindingStore
 from conference.store.conferencecache import CachedConferenceStore
 from conference.store.stores import Stores
 from conference.store.timing import TimedStore
@@ -78,13 +79,13 @@ def extras(method: str, target: str) -> Tuple[List[Tuple[str, str]], bytes]:
 def snapshot(stores: Stores) -> Dict[str, Any]:
     """
     A deep copy of every memory store's contents (behind the service's
-    timing proxies and conference cache).
+    timing proxies and caches, whose reads change nothing stored).
     """
     state: Dict[str, Any] = {}
     for name in ("conferences", "calendars", "registrations", "bindings"):
         store = getattr(stores, name)
-        while isinstance(store, (CachedConferenceStore, TimedStore)):
-            store = store.store if isinstance(store, CachedConferenceStore) else store._target
+        while isinstance(store, (CachedConferenceStore, CachedBindingStore, TimedStore)):
+            store = store._target if isinstance(store, TimedStore) else store.store
         state[name] = copy.deepcopy(
             {k: v for k, v in vars(store).items() if isinstance(v, (dict, list, set))}
         )

@@ -7,7 +7,7 @@ OPTIONS and REGISTER discovery hooks and the service wiring.
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -24,12 +24,13 @@ from conference.bindings.access import CONFERENCE, USER
 from conference.bindings.headers import parse_binding
 from conference.bindings.logic import BindingPolicy
 from conference.calendar import parse_ical_calendar, to_xcal
-from conference.records import ConferenceRecord, LimitExceededError, StoreError
+from conference.records import BindingRecord, ConferenceRecord, LimitExceededError, StoreError
 from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request, Response
 from conference.sip.multipart import BodyPart, build_multipart
 from conference.sip.transaction import Peer
 from conference.sip.uri import parse_uri
+from conference.store.cache import CachedBindingStore
 from conference.testing import memory_stores
 from tests.builders import make_request
 
@@ -757,6 +758,36 @@ class SlowStore:
         return getattr(self.inner, name)
 
 
+class BrokenBindings:
+    """
+    A binding store whose reads fail at once.
+    """
+
+    def bindings(self, *a: Any, **k: Any) -> Deferred[Any]:
+        return fail(StoreError("down"))
+
+
+def assert_slow_same(test: SynchronousTestCase, ask: Callable[[Harness], Any]) -> None:
+    """
+    C{ask} (an OPTIONS or a BIND query of alice) waits on a store that
+    answers later, then gives the same Binding and Accept-Binding headers
+    as over the memory store.
+    """
+    fast = Harness()
+    fast.send("BIND", "sip:alice@example.com", bindings=["<http://public>;disposition=web;public"])
+    slow_store = SlowStore(fast.stores.bindings)
+    answer = ask(Harness(store=slow_store))
+    test.assertNoResult(answer)
+    slow_store.release()
+    slow_store.release()
+    response = test.successResultOf(answer)
+    expected = ask(fast)
+    test.assertEqual(
+        [(n, v) for n, v in response.iter_headers() if n in ("binding", "accept-binding")],
+        [(n, v) for n, v in expected.iter_headers() if n in ("binding", "accept-binding")],
+    )
+
+
 class SynchronousOptionsTests(SynchronousTestCase):
     """
     OPTIONS is answered at once when the stores answer at once, and the
@@ -783,32 +814,79 @@ class SynchronousOptionsTests(SynchronousTestCase):
 
     def test_slow_store_same_answer(self) -> None:
         """A store that answers later gives the same headers, once it answers."""
-        fast = Harness()
-        fast.send(
-            "BIND", "sip:alice@example.com", bindings=["<http://public>;disposition=web;public"]
-        )
-        slow_store = SlowStore(fast.stores.bindings)
-        slow = Harness(store=slow_store)
-        answer = self.options(slow)
-        self.assertIsInstance(answer, Deferred)
-        self.assertNoResult(answer)
-        slow_store.release()
-        slow_store.release()
-        response = self.successResultOf(answer)
-        expected = self.options(fast)
-        self.assertEqual(
-            [(n, v) for n, v in response.iter_headers() if n in ("binding", "accept-binding")],
-            [(n, v) for n, v in expected.iter_headers() if n in ("binding", "accept-binding")],
-        )
+        assert_slow_same(self, self.options)
 
     def test_store_failure_is_503(self) -> None:
         """A store that fails at once still makes the OPTIONS a 503 with Retry-After."""
-
-        class Broken:
-            def bindings(self, *a: Any, **k: Any) -> Deferred[Any]:
-                return fail(StoreError("down"))
-
-        h = Harness(store=Broken())
+        h = Harness(store=BrokenBindings())
         answer = result_of(self.options(h))
         self.assertEqual((answer.code, answer.header("retry-after")), (503, "5"))
         self.flushLoggedErrors()
+
+
+class SynchronousQueryTests(SynchronousTestCase):
+    """
+    A BIND query is answered at once when the stores answer at once, and
+    the same way through Deferreds when they do not.
+    """
+
+    def query(self, h: Harness, to: str = "sip:alice@example.com") -> Any:
+        request = make_request("BIND", "sip:example.com", to=f"<{to}>")
+        return h.router.dispatch(request, RequestContext(PEER, h.clock.seconds(), ALICE))
+
+    def test_memory_store_answers_at_once(self) -> None:
+        """With the memory store the answer to a query is a Response, not a Deferred."""
+        h = Harness()
+        h.send("BIND", "sip:alice@example.com", bindings=["<http://public>;disposition=web;public"])
+        answer = self.query(h)
+        self.assertIsInstance(answer, Response)
+        self.assertEqual((answer.code, uris(answer)), (200, ["http://public"]))
+        self.assertTrue(answer.header("accept-binding"))
+
+    def test_slow_store_same_answer(self) -> None:
+        """A store that answers later gives the same 200, once it answers."""
+        assert_slow_same(self, self.query)
+
+    def test_store_failure_is_503(self) -> None:
+        """A binding store failing at once makes the query a 503 with Retry-After."""
+        answer = result_of(self.query(Harness(store=BrokenBindings())))
+        self.assertEqual((answer.code, answer.header("retry-after")), (503, "5"))
+        self.flushLoggedErrors()
+
+    def test_no_owner_is_404(self) -> None:
+        """A query of a URI without a user part is a 404, answered at once."""
+        answer = result_of(self.query(Harness(), to="sip:example.com"))
+        self.assertEqual(answer.code, 404)
+
+
+class CachedStoreTests(SynchronousTestCase):
+    """
+    The handler over the binding cache: queries answered from it, updates
+    planned on what the store holds.
+    """
+
+    def setUp(self) -> None:
+        clock = Clock()
+        clock.advance(1_000_000)
+        inner = memory_stores().bindings
+        self.inner = inner
+        self.cache = CachedBindingStore(inner, None, clock.seconds)
+        self.h = Harness(store=self.cache)
+        self.h.clock = clock
+
+    def test_query_sees_update(self) -> None:
+        """A query after an update through the handler shows the update."""
+        self.assertEqual(uris(self.h.send("BIND", "sip:alice@example.com")), [])
+        self.h.send("BIND", "sip:alice@example.com", bindings=["<http://a>;disposition=web"])
+        self.assertEqual(uris(self.h.send("BIND", "sip:alice@example.com")), ["http://a"])
+
+    def test_update_plans_on_store(self) -> None:
+        """An update reads the store, not a cached read older than a change it missed."""
+        self.assertEqual(uris(self.h.send("BIND", "sip:alice@example.com")), [])
+        now = self.h.clock.seconds()
+        record = BindingRecord(
+            "sip:alice@example.com", "web", "http://a", now + 600, "e-old", False, "x"
+        )
+        result_of(self.inner.apply(record.owner, [], [record], now, max_bindings=9))
+        r = self.h.send("BIND", "sip:alice@example.com", bindings=["<http://a>;disposition=web"])
+        self.assertEqual(parse_binding(r.header("binding") or "")[0].etag, "e-old")

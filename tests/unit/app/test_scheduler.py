@@ -41,6 +41,7 @@ from conference.sip.headers import parse_warning
 from conference.sip.message import Request, Response, make_response
 from conference.sip.multipart import BodyPart, build_multipart
 from conference.sip.transaction import Peer
+from conference.store.cache import CachedBindingStore
 from conference.store.memory import MemoryConferenceStore
 from conference.testing import memory_stores
 from tests.builders import make_request
@@ -1025,6 +1026,18 @@ class DelegationTests(SynchronousTestCase):
             conference_ical().replace("ORGANIZER;", 'ORGANIZER;SENT-BY="sip:d@x";')
         )
         self.assertEqual(delegating_principals(calendar), ["sip:alice@example.com"])
+
+    def test_approval_read_behind_cache(self) -> None:
+        """Approvals are read from the store itself, not from a binding cache's older read."""
+        store = memory_stores().bindings
+        cached = CachedBindingStore(store, None, lambda: 50.0)
+        self.assertEqual(self.successResultOf(cached.bindings("sip:a@x", 50.0)), [])
+        approval = BindingRecord("sip:a@x", "sent-by", "sip:d@x", 100.0, "e", False, "sip:a@x")
+        self.successResultOf(store.apply("sip:a@x", [], [approval], 50.0, max_bindings=9))
+        policy = self.successResultOf(
+            Deferred.fromCoroutine(SentByApprovals.load(cached, ["sip:a@x"], 50.0))
+        )
+        self.assertTrue(policy.is_delegate_approved("sip:a@x", "sip:d@x", 60.0))
 
     def test_expired_approval(self) -> None:
         """An approval is only good until it expires."""

@@ -13,7 +13,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from conference.bindings.access import CONFERENCE, SENT_BY, Owner
 from conference.bindings.headers import parse_bindings
 from conference.bindings.logic import (
+    _FORMATTED,
     DEFAULT_DISPOSITIONS,
+    FORMATTED_MAX,
     BindingPolicy,
     BindingRefused,
     BindPlan,
@@ -456,6 +458,30 @@ class AnswerTests(SynchronousTestCase):
             format_record(existing("web", "http://a", NOW + 10, public=True), NOW),
             "<http://a>;disposition=web;expires=10;etag=old;public",
         )
+
+    def test_formatted_again(self) -> None:
+        """
+        A record shown again gives the same text while its lifetime shown
+        stays, and the new lifetime once it moves; an equal record of its
+        own gets its own text.
+        """
+        record = existing("web", "http://a", NOW + 10.5)
+        first = format_record(record, NOW)
+        self.assertEqual(first, "<http://a>;disposition=web;expires=11;etag=old")
+        self.assertIs(format_record(record, NOW + 0.4), first)
+        self.assertEqual(
+            format_record(record, NOW + 0.6), "<http://a>;disposition=web;expires=10;etag=old"
+        )
+        public = existing("web", "http://a", NOW + 10.5, public=True)
+        self.assertTrue(format_record(public, NOW).endswith(";public"))
+
+    def test_formatted_bounded(self) -> None:
+        """
+        At most FORMATTED_MAX values are remembered.
+        """
+        for i in range(FORMATTED_MAX + 10):
+            format_record(existing("web", f"http://{i}"), NOW)
+        self.assertLessEqual(len(_FORMATTED), FORMATTED_MAX)
 
     def test_query(self) -> None:
         """

@@ -8,7 +8,7 @@ grammar, stateless nonces, and replay refusal.
 from __future__ import annotations
 
 import itertools
-from typing import Callable, Dict, Iterator, Optional
+from typing import Callable, Dict, Iterator, List, Optional
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,12 +17,15 @@ from twisted.trial.unittest import SynchronousTestCase
 from conference.sip.digest import (
     DEFAULT_ALGORITHMS,
     RFC8760_ALGORITHMS,
+    VERIFIED_MAX,
     DigestCredentials,
     DigestParseError,
     DigestRejectedError,
     DigestReplayError,
     DigestServer,
     NonceCounter,
+    _parse_auth_header,
+    _parse_plain,
     compute_ha1,
     compute_response,
     hash_hex,
@@ -220,6 +223,24 @@ class ParseTests(SynchronousTestCase):
     def test_scheme_only(self) -> None:
         """A bare scheme has no parameters."""
         self.assertEqual(parse_auth_header("Digest"), ("Digest", {}))
+
+    def test_plain_field(self) -> None:
+        """A field as clients write it is split by the patterns, values as sent."""
+        value = (
+            'Digest username="alice", realm="example.com", nonce="a1b2", uri="sip:x@y;p=1",'
+            ' response="0f", algorithm=MD5, qop=auth, nc=00000001, cnonce="c d"'
+        )
+        plain = _parse_plain(value)
+        self.assertIsNotNone(plain)
+        self.assertEqual(plain, _parse_auth_header(value))
+
+    @settings(max_examples=400)
+    @given(st.text(alphabet='Digest ab=",\\\t\r\n\x01\xe9', max_size=30))
+    def test_patterns_agree(self, value: str) -> None:
+        """The patterns accept only what the reader accepts, and read it the same way."""
+        plain = _parse_plain("Digest " + value)
+        if plain is not None:
+            self.assertEqual(plain, _parse_auth_header("Digest " + value))
 
     def assertParseError(self, value: str, fragment: str) -> None:
         """Parsing C{value} fails with a reason mentioning C{fragment}."""
@@ -557,6 +578,41 @@ class ServerTests(SynchronousTestCase):
         self.assertRaises(ValueError, DigestServer, SECRET, algorithms=[])
         self.assertRaises(ValueError, DigestServer, SECRET, lifetime=0)
         self.assertEqual(len(DigestServer().opaque(DOMAIN)), 32)
+
+    def test_nonce_mac_checked_once(self) -> None:
+        """A nonce whose MAC was found right is not hashed again, in that realm only."""
+        macs: List[bytes] = []
+        real = self.server._mac
+
+        def counted(stamp: bytes, realm: str) -> bytes:
+            macs.append(stamp)
+            return real(stamp, realm)
+
+        self.server._mac = counted  # type: ignore[method-assign]
+        nonce = self.server.make_nonce(DOMAIN, 1000.0)
+        first = self.server.check_nonce(nonce, DOMAIN, 1001.0)
+        self.assertEqual(self.server.check_nonce(nonce, DOMAIN.upper(), 1002.0), first)
+        self.assertEqual(len(macs), 2)  # made once, checked once
+        self.assertRaises(DigestRejectedError, self.server.check_nonce, nonce, "other.org", 1001.0)
+        self.assertTrue(self.server.check_nonce(nonce, DOMAIN, 1000.0 + 61).stale)
+
+    def test_tampered_nonce_after_genuine(self) -> None:
+        """A tampered copy of a remembered nonce is still refused."""
+        nonce = self.server.make_nonce(DOMAIN, 1000.0)
+        self.server.check_nonce(nonce, DOMAIN, 1001.0)
+        tampered = nonce[:-1] + ("0" if nonce[-1] != "0" else "1")
+        self.assertRaises(DigestRejectedError, self.server.check_nonce, tampered, DOMAIN, 1001.0)
+
+    def test_remembered_bounded(self) -> None:
+        """At most VERIFIED_MAX checked nonces are remembered."""
+        for i in range(VERIFIED_MAX + 5):
+            self.server.check_nonce(self.server.make_nonce(DOMAIN, 1000.0 + i), DOMAIN, 1000.0)
+        self.assertLessEqual(len(self.server._verified), VERIFIED_MAX)
+
+    def test_opaque_remembered(self) -> None:
+        """The opaque value is the same string for a realm however it is cased."""
+        self.assertIs(self.server.opaque(DOMAIN), self.server.opaque(DOMAIN.upper()))
+        self.assertNotEqual(self.server.opaque(DOMAIN), self.server.opaque("other.org"))
 
 
 class NonceCounterTests(SynchronousTestCase):

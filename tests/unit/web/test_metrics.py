@@ -22,6 +22,7 @@ from conference.media.rtcp import build_report
 from conference.media.rtp import ReceptionReport
 from conference.overload import OverloadControl
 from conference.records import StoreError
+from conference.store.cache import CachedBindingStore
 from conference.store.timing import StoreLatency, TimedStore, time_stores
 from conference.web.metrics import WEB_LOGINS, StoreProbe, WebCollector, server_registry
 from tests.builders import make_request
@@ -164,6 +165,18 @@ class OutcomeTests(WebFixture):
         self.assertIn('conference_bind_updates_total{outcome="forbidden"} 1.0', text)
         self.assertIn('conference_bind_updates_total{outcome="bad-request"} 1.0', text)
         self.assertIn('conference_bind_updates_total{outcome="store-unavailable"} 0.0', text)
+
+    def test_binding_cache_reads(self) -> None:
+        """Reads through the binding cache are counted as hits and misses."""
+        harness = Harness(store=CachedBindingStore(Harness().stores.bindings, None, lambda: 5.0))
+        self.binder = harness.bind
+        text = self.scrape()
+        self.assertIn('conference_binding_cache_reads_total{outcome="hit"} 0.0', text)
+        harness.send("BIND", "sip:alice@example.com")
+        harness.send("BIND", "sip:alice@example.com")
+        text = self.scrape()
+        self.assertIn('conference_binding_cache_reads_total{outcome="miss"} 2.0', text)
+        self.assertIn('conference_binding_cache_reads_total{outcome="hit"} 2.0', text)
 
 
 class WebCollectorTests(SynchronousTestCase):
