@@ -683,7 +683,8 @@ def pypy_python(path: str) -> Optional[str]:
         last = (check.stderr.strip().splitlines() or ["?"])[-1]
         say(f"--pypy: {found} lacks the server's dependencies ({last}); skipping the PyPy rows")
         return None
-    return found
+    # Absolute: the servers start in folders of their own.
+    return os.path.abspath(found)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

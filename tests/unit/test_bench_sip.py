@@ -6,6 +6,7 @@ running SIPp, when a measurement may start.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -53,3 +54,21 @@ class SteadyTests(SynchronousTestCase):
         """Both plans stop warming up eventually, the quick one sooner."""
         self.assertLess(bench_sip.QUICK.warmup_limit, bench_sip.FULL.warmup_limit)
         self.assertGreater(bench_sip.QUICK.warmup_limit, 0)
+
+
+class InterpreterTests(SynchronousTestCase):
+    """
+    L{bench_sip.pypy_python}: the second interpreter, checked before use.
+    """
+
+    def test_relative_path_made_absolute(self) -> None:
+        """A usable interpreter named by a relative path is returned absolute."""
+        relative = os.path.relpath(sys.executable)
+        found = bench_sip.pypy_python(relative)
+        assert found is not None
+        self.assertTrue(os.path.isabs(found))
+        self.assertTrue(os.path.samefile(found, sys.executable))
+
+    def test_missing(self) -> None:
+        """A missing interpreter is skipped, not half-used."""
+        self.assertIsNone(bench_sip.pypy_python("/nonexistent/pypy3"))
