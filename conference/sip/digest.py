@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from conference.sip.errors import RemoteProtocolError
+from conference.sip.headers import TOKEN_RE
 
 # Digest algorithm names (IANA "HTTP Digest Hash Algorithms") and their
 # hashlib names.  SHA-512-256 is left out: hashlib only has it when
@@ -134,7 +135,7 @@ def _quoted(text: str, i: int) -> Tuple[str, int]:
     raise DigestParseError("unterminated quoted string")
 
 
-_TOKEN_RE = r"[A-Za-z0-9\-.!%*_+`'~]+"
+_TOKEN_RE = TOKEN_RE.pattern
 _FAST_SCHEME = re.compile(rf"[ \t\r\n]*({_TOKEN_RE})(?:[ \t\r\n]+|\Z)")
 _FAST_PARAM = re.compile(
     rf"({_TOKEN_RE})[ \t\r\n]*=[ \t\r\n]*"
