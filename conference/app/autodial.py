@@ -9,10 +9,17 @@ attendees only, at contacts registered here).
 One timer per such conference on the injected reactor, armed for every
 scheduled conference when the service starts and again whenever a
 conference's record changes.
+
+Nodes sharing one store all arm the timer; at DTSTART each tries to
+claim the instance by writing its start into the record's L{CLAIM}
+setting, with the version it read (optimistic concurrency), and only the
+one whose write lands calls the attendees: one call per attendee
+whatever the number of nodes (docs/deployment.rst).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Dict, List, Optional
 
 from twisted.internet.defer import Deferred
@@ -29,12 +36,19 @@ from conference.app.conferences import (
 from conference.app.dialout import DialOut
 from conference.calendar.errors import CalendarError
 from conference.calendar.itip import normalize_address
-from conference.records import ConferenceRecord
+from conference.records import ConferenceRecord, ConflictError
 from conference.sip.errors import SIPProtocolError
 
-__all__ = ["AutoDialOut"]
+__all__ = ["CLAIM", "AutoDialOut"]
 
 log = Logger()
+
+#: The record setting holding the DTSTART (epoch seconds) of the last
+#: instance whose dial-out a node claimed.
+CLAIM = "dial_out_claimed"
+#: Writes tried before giving an instance up (each conflict is another
+#: write of the record, most likely another node's claim).
+CLAIM_TRIES = 3
 
 
 class AutoDialOut:
@@ -92,14 +106,39 @@ class AutoDialOut:
         if instance is None:
             return None
         when = instance.start.timestamp()
-        self.timers[record.uri] = self._reactor.callLater(when - now, self._due, record.uri)
+        self.timers[record.uri] = self._reactor.callLater(when - now, self._due, record.uri, when)
         return when
 
-    def _due(self, uri: str) -> None:
+    def _due(self, uri: str, start: float) -> None:
         self.timers.pop(uri, None)
-        d: Deferred[Any] = self.control.focus.stores.conferences.get(uri)
+        d: Deferred[Optional[ConferenceRecord]] = Deferred.fromCoroutine(self._claim(uri, start))
         d.addCallback(self._call_all)
         d.addErrback(lambda f: log.error("Dial-out of {uri} failed: {f}", uri=uri, f=f))
+
+    async def _claim(self, uri: str, start: float) -> Optional[ConferenceRecord]:
+        """
+        The record of C{uri} once this node has claimed the dial-out of its
+        instance starting at C{start}; L{None} when another node did (the
+        timer is then armed for the next instance) or there is no record.
+        """
+        stamp = str(int(start))
+        conferences = self.control.focus.stores.conferences
+        for _ in range(CLAIM_TRIES):
+            record: Optional[ConferenceRecord] = await conferences.get(uri)
+            if record is None:
+                return None
+            if record.settings.get(CLAIM) == stamp:
+                log.info("Dial-out of {uri} is another node's", uri=uri)
+                self.arm(record)
+                return None
+            claimed = replace(record, settings={**record.settings, CLAIM: stamp})
+            try:
+                stored: ConferenceRecord = await conferences.put(claimed, record.version)
+            except ConflictError:
+                continue  # written meanwhile: look again
+            return stored
+        log.warn("Dial-out of {uri} not claimed: its record kept changing", uri=uri)
+        return None
 
     def _call_all(self, record: Optional[ConferenceRecord]) -> None:
         if record is None:

@@ -6,13 +6,14 @@ says X-CONFERENCE-DIAL-OUT:TRUE are called at each DTSTART.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
-from typing import List, Tuple
+from typing import Any, List, Optional, Tuple
 
 from twisted.internet.defer import Deferred
 from twisted.names import dns
 
-from conference.app.autodial import AutoDialOut
+from conference.app.autodial import CLAIM, AutoDialOut
 from conference.app.dialout import DialOut
 from conference.calendar.recurrence import MAX_STEPS, Budget
 from conference.records import ConferenceRecord, RegistrationBinding
@@ -110,6 +111,58 @@ class AutoDialOutTests(ControlFixture):
         self.autodial.changed(CONF)
         self.assertEqual(Budget.total - before, spent)  # the failure is cached
         self.clock.advance(7200)
+        self.assertEqual(self.invites, [])
+
+    def node(self) -> AutoDialOut:
+        """Another node's dial-out over the same stores, calling through the same network."""
+        dialout = DialOut(
+            self.control,
+            send_request=self.send_invite,
+            send_ack=lambda request, peer: None,
+            local_address=lambda peer: ("127.0.0.1", 5060),
+        )
+        return AutoDialOut(dialout, self.clock)
+
+    def test_claim_recorded(self) -> None:
+        """The node that calls writes the instance's start into the record first."""
+        self.store("X-CONFERENCE-DIAL-OUT:TRUE")
+        self.successResultOf(self.autodial.start())
+        self.clock.advance(3600)
+        record = self.successResultOf(self.stores.conferences.get(CONF))
+        assert record is not None
+        self.assertEqual(record.settings[CLAIM], str(int(T0.timestamp())))
+        self.assertEqual(len(self.invites), 2)
+
+    def test_two_nodes_call_once(self) -> None:
+        """Two nodes sharing the store both fire at DTSTART; the attendees are called once."""
+        self.store("X-CONFERENCE-DIAL-OUT:TRUE\r\nRRULE:FREQ=DAILY;COUNT=2")
+        other = self.node()
+        self.successResultOf(self.autodial.start())
+        self.successResultOf(other.start())
+        self.clock.advance(3600)
+        self.assertEqual(len(self.invites), 2)
+        self.assertEqual(len(other.timers), 1)  # the node that lost waits for the next one
+        self.clock.advance(timedelta(days=1).total_seconds())
+        self.assertEqual(len(self.invites), 4)
+
+    def test_lost_race(self) -> None:
+        """A node whose claim is overtaken by another node's (a version conflict) calls nobody."""
+        self.store("X-CONFERENCE-DIAL-OUT:TRUE")
+        conferences = self.stores.conferences
+        real_put = conferences.put
+        stamp = str(int(T0.timestamp()))
+
+        def overtaken(record: ConferenceRecord, expected: Optional[int], **kw: Any) -> Any:
+            conferences.put = real_put  # type: ignore[method-assign]
+            current = self.successResultOf(conferences.get(CONF))
+            assert current is not None
+            theirs = replace(current, settings={**current.settings, CLAIM: stamp})
+            self.successResultOf(real_put(theirs, current.version))
+            return real_put(record, expected, **kw)  # now stale: ConflictError
+
+        conferences.put = overtaken  # type: ignore[method-assign,assignment]
+        self.successResultOf(self.autodial.start())
+        self.clock.advance(3600)
         self.assertEqual(self.invites, [])
 
 
