@@ -661,17 +661,15 @@ class ConferenceService(MultiService):
 
     def _changed_elsewhere(self, kind: str, key: str) -> None:
         """
-        Another process sharing the store committed a change: forget the
-        conference record it changed and apply it as this node's scheduler
-        would, notify the binding subscriptions held here; everything when
-        changes may have been missed.
+        Another process sharing the store committed a change: apply a
+        conference's as this node's scheduler would, notify the binding
+        subscriptions held here; everything when changes may have been
+        missed.
         """
         from conference.store.changes import BINDING, CONFERENCE, EVERYTHING
 
-        cache = self.conference_cache
+        # The conference cache watches the feed itself, and was told first.
         if kind == CONFERENCE:
-            if cache is not None:
-                cache.forget(key)
             # What this node's scheduler does after applying a change
             # itself: roles, the end timer, conference event NOTIFYs and
             # the dial-out timer follow the record again.
@@ -680,8 +678,6 @@ class ConferenceService(MultiService):
         if kind == BINDING:
             self.subscriptions.changed(key)
         elif kind == EVERYTHING:
-            if cache is not None:
-                cache.forget_all()
             for uri in self.focus.roster.conferences():
                 for hook in self.scheduler.applied:
                     hook(uri)
@@ -825,9 +821,10 @@ class ConferenceService(MultiService):
         """
         self.stores = time_stores(stores, self.store_latency, self._reactor)
         # Records remembered until they change (timed reads are the misses).
-        self.conference_cache = CachedConferenceStore(stores.conferences)
+        # Both caches watch the feed before anything else does, so a change
+        # elsewhere is forgotten before others read (docs/stores.rst).
+        self.conference_cache = CachedConferenceStore(stores.conferences, stores.changes)
         stores.conferences = self.conference_cache
-        # Before anything watches the feed: docs/stores.rst, "Binding cache".
         cache_bindings(stores, self._reactor.seconds)
         self._applications(stores)
         for service in self:

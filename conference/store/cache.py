@@ -42,6 +42,7 @@ from typing import (
     Optional,
     Sequence,
     Tuple,
+    TypeVar,
 )
 
 from twisted.internet.defer import Deferred, succeed
@@ -61,6 +62,7 @@ MAX_AGE = 1.0
 #: Owners remembered at most (the oldest read is forgotten first).
 MAX_OWNERS = 4096
 
+_T = TypeVar("_T")
 _Bindings = Tuple[float, float, Tuple[BindingRecord, ...]]
 _Dispositions = Tuple[float, Optional[FrozenSet[str]]]
 
@@ -130,11 +132,7 @@ class CachedBindingStore:
             self.clear()
 
     def _forget_after(self, d: Deferred[Any], owner: str) -> Deferred[Any]:
-        def done(result: Any) -> Any:
-            self.forget(owner)
-            return result
-
-        return d.addBoth(done)
+        return forget_after(d, lambda: self.forget(owner))
 
     def _keep(self, table: Dict[str, Any], owner: str, value: Any) -> None:
         if owner not in table and len(table) >= self._max_owners:
@@ -248,6 +246,21 @@ class CachedBindingStore:
         return self._forget_after(self.store.set_owner_dispositions(owner, dispositions), owner)
 
 
+def forget_after(d: Deferred[_T], forget: Callable[[], None]) -> Deferred[_T]:
+    """
+    C{d}, which first calls C{forget} when it fires, whatever its outcome:
+    a cache forgets what a write touched once the write has ended, before
+    the write's own callbacks run, so they and any read started during the
+    write see what was committed.
+    """
+
+    def done(result: Any) -> Any:
+        forget()
+        return result
+
+    return d.addBoth(done)
+
+
 def _live(
     records: Sequence[BindingRecord], now: float, dispositions: Optional[Collection[str]]
 ) -> List[BindingRecord]:
@@ -277,4 +290,11 @@ def cache_bindings(stores: Stores, seconds: Callable[[], float]) -> Stores:
     return stores
 
 
-__all__ = ["MAX_AGE", "MAX_OWNERS", "CachedBindingStore", "cache_bindings", "uncached"]
+__all__ = [
+    "MAX_AGE",
+    "MAX_OWNERS",
+    "CachedBindingStore",
+    "cache_bindings",
+    "forget_after",
+    "uncached",
+]

@@ -18,15 +18,19 @@ recently used first) so that INVITEs to made-up addresses cannot grow it.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, List, Optional
+from typing import List, Optional, TypeVar
 
 from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
 
-from conference.interfaces import IConferenceStore
+from conference.interfaces import IChangeFeed, IConferenceStore
 from conference.records import ConferenceRecord, Holders
+from conference.store.cache import forget_after
+from conference.store.changes import CONFERENCE, EVERYTHING
 
 __all__ = ["CachedConferenceStore", "ForwardingConferenceStore"]
+
+_T = TypeVar("_T")
 
 #: How many conference URIs (found or not) are remembered at most.
 DEFAULT_SIZE = 4096
@@ -110,9 +114,16 @@ class CachedConferenceStore(ForwardingConferenceStore):
     @ivar misses: answers read from the store behind.
     """
 
-    def __init__(self, store: IConferenceStore, size: int = DEFAULT_SIZE) -> None:
+    def __init__(
+        self,
+        store: IConferenceStore,
+        changes: Optional[IChangeFeed] = None,
+        size: int = DEFAULT_SIZE,
+    ) -> None:
         """
         @param store: the store behind.
+        @param changes: the feed of other processes' changes, watched here
+            (L{None} when no other process writes the store).
         @param size: the most URIs remembered.
         @raise ValueError: unless C{size} is positive.
         """
@@ -123,6 +134,8 @@ class CachedConferenceStore(ForwardingConferenceStore):
         self._records: OrderedDict[str, Optional[ConferenceRecord]] = OrderedDict()
         self._generation = 0
         self.hits = self.misses = 0
+        if changes is not None:
+            changes.watch(self.changed)
 
     # Forgetting ------------------------------------------------------------
 
@@ -135,6 +148,16 @@ class CachedConferenceStore(ForwardingConferenceStore):
         """Forget everything: changes may have been missed."""
         self._records.clear()
         self._generation += 1
+
+    def changed(self, kind: str, key: str) -> None:
+        """
+        For L{IChangeFeed.watch}: another process committed a change (a
+        conference's, or maybe anything's when the feed reconnected).
+        """
+        if kind == CONFERENCE:
+            self.forget(key)
+        elif kind == EVERYTHING:
+            self.forget_all()
 
     def _remember(self, uri: str, generation: int, record: Optional[ConferenceRecord]) -> None:
         if generation != self._generation:
@@ -167,18 +190,13 @@ class CachedConferenceStore(ForwardingConferenceStore):
 
     # Writing -----------------------------------------------------------------
 
-    def _forgetting(self, uri: str, writing: Deferred[Any]) -> Deferred[Any]:
+    def _forgetting(self, uri: str, writing: Deferred[_T]) -> Deferred[_T]:
         """
         Forget C{uri} now and again when C{writing} ends, whatever its
         outcome: a read started during the write must not be remembered.
         """
         self.forget(uri)
-
-        def done(result: Any) -> Any:
-            self.forget(uri)
-            return result
-
-        return writing.addBoth(done)
+        return forget_after(writing, lambda: self.forget(uri))
 
     def put(
         self,

@@ -15,6 +15,7 @@ from zope.interface.verify import verifyObject
 
 from conference.interfaces import IConferenceStore
 from conference.records import ConferenceRecord
+from conference.store.changes import BINDING, CONFERENCE, EVERYTHING, LocalChangeFeed
 from conference.store.conferencecache import CachedConferenceStore
 from conference.store.memory import MemoryConferenceStore
 from conference.store.stores import Stores
@@ -126,6 +127,24 @@ class CacheTests(SynchronousTestCase):
         assert after is not None
         self.assertEqual(after.sequence, 7)
 
+    def test_feed_notices(self) -> None:
+        """The cache watches the change feed: a conference notice forgets it, "*" everything."""
+        feed = LocalChangeFeed()
+        cache = CachedConferenceStore(self.inner, feed)
+        self.successResultOf(cache.get(CONF))
+        self.successResultOf(cache.get("sip:nobody@example.com"))
+        feed.publish(BINDING, CONF)  # not ours
+        self.successResultOf(cache.get(CONF))
+        self.assertEqual(self.inner.reads, 2)
+        feed.publish(CONFERENCE, CONF)
+        self.successResultOf(cache.get(CONF))
+        self.successResultOf(cache.get("sip:nobody@example.com"))
+        self.assertEqual(self.inner.reads, 3)
+        feed.publish(EVERYTHING, "")
+        self.successResultOf(cache.get(CONF))
+        self.successResultOf(cache.get("sip:nobody@example.com"))
+        self.assertEqual(self.inner.reads, 5)
+
     def test_forget_all(self) -> None:
         """Forgetting everything (a feed that reconnected) reads everything again."""
         self.get()
@@ -160,4 +179,4 @@ class CacheTests(SynchronousTestCase):
 
     def test_bad_size(self) -> None:
         """A cache with no room is refused."""
-        self.assertRaises(ValueError, CachedConferenceStore, self.inner, 0)
+        self.assertRaises(ValueError, CachedConferenceStore, self.inner, size=0)
