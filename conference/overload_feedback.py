@@ -20,8 +20,8 @@ import math
 from typing import List, NamedTuple, Optional
 
 from conference.sip.errors import RemoteProtocolError
-from conference.sip.headers import format_via, parse_via
 from conference.sip.message import Response
+from conference.sip.via import format_via, parse_via
 
 __all__ = [
     "Advice",

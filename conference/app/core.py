@@ -320,7 +320,6 @@ class CoreRouter:
         handler of its method.  Never raises for a bad request: protocol
         errors become their responses.
         """
-        tag = self._tag_factory()
         try:
             self.check(request, context.peer.transport)
             if request.method == "OPTIONS" and "OPTIONS" not in self._handlers:
@@ -334,16 +333,16 @@ class CoreRouter:
                     raise RemoteProtocolError("Call/Transaction Does Not Exist", 481)
                 answer = handler.handle_request(request, context)
         except SIPProtocolError as e:
-            return error_response(request, e, tag)
+            return error_response(request, e, self._tag_factory())
         except StoreError as e:
-            return error_response(request, store_refusal(e), tag)
+            return error_response(request, store_refusal(e), self._tag_factory())
         if isinstance(answer, Deferred):
 
             def failed(failure: Any) -> Response:
                 error = failure.trap(SIPProtocolError, StoreError) and failure.value
                 if isinstance(error, StoreError):
                     error = store_refusal(error)
-                return error_response(request, error, tag)
+                return error_response(request, error, self._tag_factory())
 
             answer.addErrback(failed)
         return answer  # type: ignore[no-any-return]

@@ -10,14 +10,12 @@ escapes intact and raise L{RemoteProtocolError} naming the fault.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from datetime import datetime, timezone
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from conference.sip.errors import RemoteProtocolError
-from conference.sip.uri import URI, parse_host, parse_uri
-from conference.sip.via import Via
+from conference.sip.uri import URI, parse_uri
 
 _TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
 _QUOTED_BODY = r'(?:[^"\\]|\\.)*'
@@ -33,11 +31,14 @@ _PARAM_RE = re.compile(
 # (received=[2001:db8::1]); anything else in brackets must be quoted.
 _BRACKETED_RE = re.compile(r"\[[0-9A-Fa-f:.]+\]")
 _DISPLAY_RE = re.compile(rf"{_TOKEN}(?:[ \t]+{_TOKEN})*")
-_VIA_RE = re.compile(
-    rf"[ \t]*({_TOKEN})[ \t]*/[ \t]*({_TOKEN})[ \t]*/[ \t]*({_TOKEN})[ \t]+"
-    r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?:[ \t]*:[ \t]*([0-9]+))?"
-)
 _CSEQ_RE = re.compile(rf"[ \t]*([0-9]+)[ \t]+({_TOKEN})[ \t]*")
+# The forms almost every peer writes, recognised by one match each (see
+# _fast_address and _fast_via); anything else takes the general parser.
+SIMPLE_PARAMS = rf"(?:;{_TOKEN}(?:={_TOKEN})?)*"
+_SIMPLE_PARAM_RE = re.compile(rf";({_TOKEN})(?:=({_TOKEN}))?")
+_FAST_ADDRESS_RE = re.compile(
+    rf'(?:"([^"\\]*)"[ \t]*|({_TOKEN}(?:[ \t]+{_TOKEN})*)[ \t]*)?<([^\s<>"]+)>({SIMPLE_PARAMS})'
+)
 _MEDIA_RE = re.compile(rf"[ \t]*({_TOKEN})[ \t]*/[ \t]*({_TOKEN})")
 _QVALUE_RE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
 _INT_RE = re.compile(r"[ \t]*([0-9]+)[ \t]*")
@@ -56,7 +57,7 @@ MAX_DELTA_SECONDS = 2**32 - 1
 MAX_CSEQ = 2**31 - 1
 
 
-def _bad(what: str, why: str) -> RemoteProtocolError:
+def bad_header(what: str, why: str) -> RemoteProtocolError:
     return RemoteProtocolError(f"Bad {what}: {why}")
 
 
@@ -112,7 +113,7 @@ def split_list(value: str) -> List[str]:
     return [p for p in (part.strip() for part in out) if p]
 
 
-def _scan_params(text: str, pos: int, what: str) -> Tuple[Dict[str, Optional[str]], int]:
+def scan_params(text: str, pos: int, what: str) -> Tuple[Dict[str, Optional[str]], int]:
     params: Dict[str, Optional[str]] = {}
     match = _PARAM_RE.match
     while True:
@@ -121,7 +122,7 @@ def _scan_params(text: str, pos: int, what: str) -> Tuple[Dict[str, Optional[str
             return params, pos
         name = m.group(1).lower()
         if name in params:
-            raise _bad(what, f"parameter {name!r} repeated")
+            raise bad_header(what, f"parameter {name!r} repeated")
         token, quoted = m.group(2), m.group(3)
         params[name] = (
             token if token is not None else (_unquote(quoted) if quoted is not None else None)
@@ -137,9 +138,9 @@ def parse_params(text: str, what: str = "header") -> Dict[str, Optional[str]]:
 
     @raise RemoteProtocolError: on anything else (naming C{what}).
     """
-    params, pos = _scan_params(text, 0, what)
+    params, pos = scan_params(text, 0, what)
     if text[pos:].strip(" \t"):
-        raise _bad(what, f"malformed parameters {text[pos:][:40]!r}")
+        raise bad_header(what, f"malformed parameters {text[pos:][:40]!r}")
     return params
 
 
@@ -229,7 +230,42 @@ def _parse_uri_in(text: str, what: str) -> URI:
     try:
         return parse_uri(text)
     except RemoteProtocolError as e:
-        raise _bad(what, e.reason) from None
+        raise bad_header(what, e.reason) from None
+
+
+def simple_params(text: str) -> Optional[Dict[str, Optional[str]]]:
+    """
+    The parameters of a C{;name=token;name} run already matched by
+    C{SIMPLE_PARAMS}, or L{None} if a name repeats (the general parser
+    then names the fault).
+    """
+    params: Dict[str, Optional[str]] = {}
+    if not text:
+        return params
+    for written, value in _SIMPLE_PARAM_RE.findall(text):
+        name = written.lower()
+        if name in params:
+            return None
+        params[name] = value or None  # a token is never empty: "" is absent
+    return params
+
+
+def _fast_address(value: str, what: str) -> Optional[Address]:
+    """
+    The common name-addr forms (C{<uri>;tag=x}, C{Name <uri>},
+    C{"Name" <uri>} with plain token parameters) parsed by one match, the
+    same as L{parse_address} parses them; L{None} for anything else.
+    """
+    m = _FAST_ADDRESS_RE.fullmatch(value)
+    if m is None:
+        return None
+    quoted, display, inner, param_text = m.groups()
+    params = simple_params(param_text)
+    if params is None:
+        return None
+    address = Address(_parse_uri_in(inner, what), quoted if quoted is not None else display)
+    address.params = params
+    return address
 
 
 def parse_address(value: str, what: str = "address") -> Address:
@@ -244,49 +280,59 @@ def parse_address(value: str, what: str = "address") -> Address:
         parameters, C{*}).
     """
     v = value.strip(" \t")
+    fast = _fast_address(v, what)
+    if fast is not None:
+        return fast
+    return _general_address(v, what)
+
+
+def _general_address(v: str, what: str) -> Address:
+    """
+    L{parse_address} of a stripped value, every form.
+    """
     if not v:
-        raise _bad(what, "empty")
+        raise bad_header(what, "empty")
     display: Optional[str] = None
     if v[0] == '"':
         m = _QUOTED_RE.match(v)
         if m is None:
-            raise _bad(what, "unterminated quoted string in display name")
+            raise bad_header(what, "unterminated quoted string in display name")
         display = _unquote(m.group(1))
         lt = m.end()
         while lt < len(v) and v[lt] in " \t":
             lt += 1
         if lt >= len(v) or v[lt] != "<":
-            raise _bad(what, "quoted display name not followed by <URI>")
+            raise bad_header(what, "quoted display name not followed by <URI>")
     else:
         lt = v.find("<")
         if lt > 0:
             before = v[:lt].strip(" \t")
             if before:
                 if not _DISPLAY_RE.fullmatch(before):
-                    raise _bad(what, "display name holds non-token characters; quote it")
+                    raise bad_header(what, "display name holds non-token characters; quote it")
                 display = before
     if lt >= 0:
         gt = v.find(">", lt + 1)
         if gt < 0:
-            raise _bad(what, "missing '>'")
+            raise bad_header(what, "missing '>'")
         inner = v[lt + 1 : gt]
         if inner != inner.strip() or " " in inner or "\t" in inner:
-            raise _bad(what, "whitespace inside <>")
+            raise bad_header(what, "whitespace inside <>")
         uri = _parse_uri_in(inner, what)
-        params, pos = _scan_params(v, gt + 1, what)
+        params, pos = scan_params(v, gt + 1, what)
     else:
         if v == "*":
-            raise _bad(what, "'*' where an address is needed")
+            raise bad_header(what, "'*' where an address is needed")
         semi = v.find(";")
         spec = (v if semi < 0 else v[:semi]).rstrip(" \t")
         if "?" in spec or "," in spec:
-            raise _bad(what, "an addr-spec holding '?' or ',' must be enclosed in <>")
+            raise bad_header(what, "an addr-spec holding '?' or ',' must be enclosed in <>")
         if " " in spec or "\t" in spec:
-            raise _bad(what, "whitespace inside addr-spec")
+            raise bad_header(what, "whitespace inside addr-spec")
         uri = _parse_uri_in(spec, what)
-        params, pos = _scan_params(v, len(spec), what)
+        params, pos = scan_params(v, len(spec), what)
     if pos != len(v):
-        raise _bad(what, f"malformed parameters {v[pos:][:40]!r}")
+        raise bad_header(what, f"malformed parameters {v[pos:][:40]!r}")
     return Address(uri, display, params)
 
 
@@ -298,132 +344,8 @@ def contact_is_star(values: Sequence[str]) -> bool:
     """
     stars = sum(1 for v in values if v.strip() == "*")
     if stars and len(values) > 1:
-        raise _bad("Contact", "'*' mixed with other contacts")
+        raise bad_header("Contact", "'*' mixed with other contacts")
     return stars == 1
-
-
-# Via ------------------------------------------------------------------------
-
-
-def _valid_address(text: str) -> bool:
-    if text.startswith("[") and text.endswith("]"):
-        text = text[1:-1]
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _make_via(
-    transport: str, host: str, port: Optional[int], params: Dict[str, Optional[str]]
-) -> Via:
-    via = Via(host, port, transport)
-    other: Dict[str, Optional[str]] = {}
-    for name, value in params.items():
-        if name == "branch":
-            if value is None or not TOKEN_RE.fullmatch(value):
-                raise _bad("Via", "branch is not a token")
-            via.branch = value
-        elif name == "received":
-            if value is None or not _valid_address(value):
-                raise _bad("Via", "received is not an IP address")
-            via.received = value
-        elif name == "rport":
-            if value is None:
-                via.rportRequested = True
-            elif value.isdigit() and len(value) <= 5 and 0 < int(value) <= 65535:
-                via.rportValue = int(value)
-            else:
-                raise _bad("Via", "rport is not a port")
-        elif name == "maddr":
-            if value is None:
-                raise _bad("Via", "maddr without a value")
-            try:
-                parse_host(value)
-            except RemoteProtocolError:
-                raise _bad("Via", "maddr is not a host") from None
-            via.maddr = value
-        elif name == "ttl":
-            if value is None or not (value.isdigit() and len(value) <= 3 and int(value) <= 255):
-                raise _bad("Via", "ttl is not 0..255")
-            via.ttl = int(value)
-        elif name == "hidden":
-            via.hidden = True
-        else:
-            other[name] = value
-    via.otherParams = other
-    return via
-
-
-def parse_via(value: str) -> List[Via]:
-    """
-    Parse one Via field value, which may hold several comma-separated vias.
-
-    Each is a L{Via} whose C{port} is L{None} when the
-    sent-by has none (Twisted would assume 5060), whose C{transport} is
-    upper-cased and whose C{host} keeps IPv6 brackets; C{branch},
-    C{received}, C{rport}, C{maddr} and C{ttl} are checked and unknown
-    parameters go to C{otherParams} in order.
-
-    @raise RemoteProtocolError: naming the fault.
-    """
-    vias: List[Via] = []
-    pos = 0
-    n = len(value)
-    while True:
-        m = _VIA_RE.match(value, pos)
-        if m is None:
-            raise _bad("Via", f"malformed sent-protocol or sent-by {value[pos:][:40]!r}")
-        name, version, transport, host, port_text = m.groups()
-        if name.upper() != "SIP" or version != "2.0":
-            raise _bad("Via", f"sent-protocol {name}/{version} is not SIP/2.0")
-        try:
-            parse_host(host)
-        except RemoteProtocolError:
-            raise _bad("Via", f"bad sent-by host {host!r}") from None
-        port: Optional[int] = None
-        if port_text is not None:
-            if len(port_text) > 5 or int(port_text) > 65535:
-                raise _bad("Via", "sent-by port out of range")
-            port = int(port_text)
-        params, pos = _scan_params(value, m.end(), "Via")
-        vias.append(_make_via(transport.upper(), host, port, params))
-        while pos < n and value[pos] in " \t":
-            pos += 1
-        if pos == n:
-            return vias
-        if value[pos] != ",":
-            raise _bad("Via", f"junk after via {value[pos:][:40]!r}")
-        pos += 1
-
-
-def format_via(via: Via) -> str:
-    """
-    Serialize a Via: unlike Twisted's C{toString} this omits an absent port
-    and keeps unknown parameters in order and quoted where needed.
-    """
-    out = f"SIP/2.0/{via.transport} {via.host}"
-    if via.port is not None:
-        out += f":{via.port}"
-    params: Dict[str, Optional[str]] = {}
-    if via.branch is not None:
-        params["branch"] = str(via.branch)
-    if via.received is not None:
-        params["received"] = str(via.received)
-    if via.rportRequested:
-        params["rport"] = None
-    elif via.rportValue is not None:
-        params["rport"] = str(via.rportValue)
-    if via.maddr is not None:
-        params["maddr"] = str(via.maddr)
-    if via.ttl is not None:
-        params["ttl"] = str(via.ttl)
-    if via.hidden:
-        params["hidden"] = None
-    for name, value in via.otherParams.items():
-        params[str(name)] = None if value is None else str(value)
-    return out + format_params(params)
 
 
 # Scalars --------------------------------------------------------------------
@@ -448,12 +370,15 @@ def parse_cseq(value: str) -> CSeq:
 
     @raise RemoteProtocolError: naming the fault.
     """
+    digits, _, method = value.partition(" ")
+    if len(digits) < 10 and digits.isascii() and digits.isdigit() and TOKEN_RE.fullmatch(method):
+        return CSeq(int(digits), method)  # the usual form: below 2**31 by its length
     m = _CSEQ_RE.fullmatch(value)
     if m is None:
-        raise _bad("CSeq", "not 'number method'")
+        raise bad_header("CSeq", "not 'number method'")
     digits = m.group(1).lstrip("0") or "0"
     if len(digits) > 10 or int(digits) > MAX_CSEQ:
-        raise _bad("CSeq", "sequence number larger than 2**31-1")
+        raise bad_header("CSeq", "sequence number larger than 2**31-1")
     return CSeq(int(digits), m.group(2))
 
 
@@ -465,12 +390,17 @@ def parse_int_header(value: str, name: str, maximum: int = MAX_DELTA_SECONDS) ->
 
     @raise RemoteProtocolError: if it is not 0..C{maximum}.
     """
+    if len(value) < 10 and value.isascii() and value.isdigit():
+        # The usual plain number: no pattern, no stripping.
+        number = int(value)
+        if number <= maximum:
+            return number
     m = _INT_RE.fullmatch(value)
     if m is None:
-        raise _bad(name, "not a non-negative integer")
+        raise bad_header(name, "not a non-negative integer")
     digits = m.group(1).lstrip("0") or "0"
     if len(digits) > len(str(maximum)) or int(digits) > maximum:
-        raise _bad(name, f"larger than {maximum}")
+        raise bad_header(name, f"larger than {maximum}")
     return int(digits)
 
 
@@ -482,7 +412,7 @@ def parse_call_id(value: str) -> str:
     """
     text = value.strip(" \t")
     if not _CALL_ID_RE.fullmatch(text):
-        raise _bad("Call-ID", "not word[@word]")
+        raise bad_header("Call-ID", "not word[@word]")
     return text
 
 
@@ -495,7 +425,7 @@ def parse_date(value: str) -> datetime:
     """
     m = _DATE_RE.fullmatch(value.strip(" \t"))
     if m is None:
-        raise _bad("Date", "not an RFC 1123 date in GMT")
+        raise bad_header("Date", "not an RFC 1123 date in GMT")
     _, day, month, year, hh, mm, ss = m.groups()
     try:
         return datetime(
@@ -508,7 +438,7 @@ def parse_date(value: str) -> datetime:
             tzinfo=timezone.utc,
         )
     except ValueError:
-        raise _bad("Date", "no such date or time") from None
+        raise bad_header("Date", "no such date or time") from None
 
 
 # Media types ----------------------------------------------------------------
@@ -538,10 +468,10 @@ class MediaType(NamedTuple):
 def _media(value: str, what: str) -> Tuple[str, str, Dict[str, Optional[str]]]:
     m = _MEDIA_RE.match(value)
     if m is None:
-        raise _bad(what, "not type/subtype")
-    params, pos = _scan_params(value, m.end(), what)
+        raise bad_header(what, "not type/subtype")
+    params, pos = scan_params(value, m.end(), what)
     if value[pos:].strip(" \t"):
-        raise _bad(what, f"malformed parameters {value[pos:][:40]!r}")
+        raise bad_header(what, f"malformed parameters {value[pos:][:40]!r}")
     return m.group(1).lower(), m.group(2).lower(), params
 
 
@@ -555,7 +485,7 @@ def parse_media_type(value: str) -> MediaType:
     out: Dict[str, str] = {}
     for name, pvalue in params.items():
         if pvalue is None:
-            raise _bad("Content-Type", f"parameter {name!r} without a value")
+            raise bad_header("Content-Type", f"parameter {name!r} without a value")
         out[name] = pvalue
     return MediaType(type_, subtype, out)
 
@@ -593,7 +523,7 @@ def parse_qvalue(text: str) -> float:
     @raise RemoteProtocolError: if it is not one.
     """
     if not _QVALUE_RE.fullmatch(text):
-        raise _bad("q-value", f"{text[:20]!r} is not 0..1")
+        raise bad_header("q-value", f"{text[:20]!r} is not 0..1")
     return float(text)
 
 
@@ -645,7 +575,7 @@ def parse_option_tags(value: str, what: str = "Require") -> List[str]:
     tags = split_list(value)
     for tag in tags:
         if not TOKEN_RE.fullmatch(tag):
-            raise _bad(what, f"{tag[:40]!r} is not an option tag")
+            raise bad_header(what, f"{tag[:40]!r} is not an option tag")
     return tags
 
 
@@ -669,7 +599,7 @@ def parse_warning(value: str) -> List[WarningValue]:
     for element in split_list(value):
         m = _WARNING_RE.fullmatch(element)
         if m is None:
-            raise _bad("Warning", 'not 3-digit-code agent "text"')
+            raise bad_header("Warning", 'not 3-digit-code agent "text"')
         out.append(WarningValue(int(m.group(1)), m.group(2), _unquote(m.group(3))))
     return out
 
@@ -692,7 +622,7 @@ def parse_retry_after(value: str) -> RetryAfter:
     """
     m = _RETRY_RE.match(value)
     if m is None:
-        raise _bad("Retry-After", "not delta-seconds")
+        raise bad_header("Retry-After", "not delta-seconds")
     seconds = parse_int_header(m.group(1), "Retry-After")
     params = parse_params(value[m.end() :], "Retry-After")
     if "duration" in params:

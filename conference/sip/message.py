@@ -36,10 +36,9 @@ from conference.sip.headers import (
     parse_address,
     parse_cseq,
     parse_media_type,
-    parse_via,
     split_list,
 )
-from conference.sip.via import Via
+from conference.sip.via import Via, parse_via
 
 if TYPE_CHECKING:
     from conference.sip.uri import URI

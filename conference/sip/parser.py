@@ -65,6 +65,7 @@ SINGLE_VALUED = (
     "user-agent",
     "server",
 )
+_SINGLE_VALUED_SET = frozenset(SINGLE_VALUED)
 REQUIRED = ("to", "from", "call-id", "cseq", "via")
 
 _E = TypeVar("_E", bound=SIPProtocolError)
@@ -425,10 +426,11 @@ def validate(message: Message) -> None:
     @raise RemoteProtocolError: (400) naming the first fault.
     """
     headers = message.headers
-    for name in SINGLE_VALUED:
-        values = headers.get(name)
-        if values is not None and len(values) > 1:
-            raise RemoteProtocolError(f"Multiple {display_name(name)} header fields")
+    # A message has far fewer fields than there are single-valued headers.
+    repeated = [n for n, values in headers.items() if len(values) > 1 and n in _SINGLE_VALUED_SET]
+    if repeated:
+        first = min(repeated, key=SINGLE_VALUED.index)
+        raise RemoteProtocolError(f"Multiple {display_name(first)} header fields")
     missing = [display_name(n) for n in REQUIRED if not headers.get(n)]
     if missing:
         raise RemoteProtocolError("Missing " + ", ".join(missing))

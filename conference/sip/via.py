@@ -6,12 +6,27 @@ It has the attributes of L{twisted.protocols.sip.Via}, so code written for
 Twisted's SIP classes reads it the same way, but it is our own class:
 importing C{twisted.protocols.sip} installs the default reactor, which the
 sans-I/O core must never do (see the architecture document).  Parsing and
-serializing are L{conference.sip.headers.parse_via} and C{format_via}.
+serializing are L{parse_via} and L{format_via}, here.
 """
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Union
+import ipaddress
+import re
+from typing import Dict, List, Optional, Union
+
+from conference.sip.errors import RemoteProtocolError
+from conference.sip.headers import (
+    SIMPLE_PARAMS,
+    TOKEN_RE,
+    bad_header,
+    format_params,
+    scan_params,
+    simple_params,
+)
+from conference.sip.uri import parse_host
+
+_TOKEN = TOKEN_RE.pattern
 
 
 class Via:
@@ -96,11 +111,177 @@ class Via:
     def toString(self) -> str:
         """
         The wire form (Twisted's spelling of
-        L{conference.sip.headers.format_via}).
+        L{format_via}).
         """
-        from conference.sip.headers import format_via
-
         return format_via(self)
 
     def __repr__(self) -> str:
         return f"<Via {self.toString()}>"
+
+
+_VIA_RE = re.compile(
+    rf"[ \t]*({_TOKEN})[ \t]*/[ \t]*({_TOKEN})[ \t]*/[ \t]*({_TOKEN})[ \t]+"
+    r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?:[ \t]*:[ \t]*([0-9]+))?"
+)
+_FAST_VIA_RE = re.compile(
+    rf"SIP/2\.0/({_TOKEN}) ([A-Za-z0-9\-.]+)(?::([0-9]{{1,5}}))?({SIMPLE_PARAMS})"
+)
+
+
+# Via ------------------------------------------------------------------------
+
+
+def _valid_address(text: str) -> bool:
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _make_via(
+    transport: str, host: str, port: Optional[int], params: Dict[str, Optional[str]]
+) -> Via:
+    via = Via(host, port, transport)
+    other: Dict[str, Optional[str]] = {}
+    for name, value in params.items():
+        if name == "branch":
+            if value is None or not TOKEN_RE.fullmatch(value):
+                raise bad_header("Via", "branch is not a token")
+            via.branch = value
+        elif name == "received":
+            if value is None or not _valid_address(value):
+                raise bad_header("Via", "received is not an IP address")
+            via.received = value
+        elif name == "rport":
+            if value is None:
+                via.rportRequested = True
+            elif value.isdigit() and len(value) <= 5 and 0 < int(value) <= 65535:
+                via.rportValue = int(value)
+            else:
+                raise bad_header("Via", "rport is not a port")
+        elif name == "maddr":
+            if value is None:
+                raise bad_header("Via", "maddr without a value")
+            try:
+                parse_host(value)
+            except RemoteProtocolError:
+                raise bad_header("Via", "maddr is not a host") from None
+            via.maddr = value
+        elif name == "ttl":
+            if value is None or not (value.isdigit() and len(value) <= 3 and int(value) <= 255):
+                raise bad_header("Via", "ttl is not 0..255")
+            via.ttl = int(value)
+        elif name == "hidden":
+            via.hidden = True
+        else:
+            other[name] = value
+    via.otherParams = other
+    return via
+
+
+def _fast_via(value: str) -> Optional[Via]:
+    """
+    A single Via as almost every peer writes it (C{SIP/2.0/UDP host:port}
+    then plain token parameters) parsed by one match, the same as
+    L{parse_via} parses it; L{None} for anything else.
+    """
+    m = _FAST_VIA_RE.fullmatch(value)
+    if m is None:
+        return None
+    transport, host, port_text, param_text = m.groups()
+    params = simple_params(param_text)
+    if params is None:
+        return None
+    try:
+        parse_host(host)
+    except RemoteProtocolError:
+        raise bad_header("Via", f"bad sent-by host {host!r}") from None
+    port: Optional[int] = None
+    if port_text is not None:
+        port = int(port_text)
+        if port > 65535:
+            raise bad_header("Via", "sent-by port out of range")
+    return _make_via(transport.upper(), host, port, params)
+
+
+def parse_via(value: str) -> List[Via]:
+    """
+    Parse one Via field value, which may hold several comma-separated vias.
+
+    Each is a L{Via} whose C{port} is L{None} when the
+    sent-by has none (Twisted would assume 5060), whose C{transport} is
+    upper-cased and whose C{host} keeps IPv6 brackets; C{branch},
+    C{received}, C{rport}, C{maddr} and C{ttl} are checked and unknown
+    parameters go to C{otherParams} in order.
+
+    @raise RemoteProtocolError: naming the fault.
+    """
+    fast = _fast_via(value)
+    if fast is not None:
+        return [fast]
+    return _general_vias(value)
+
+
+def _general_vias(value: str) -> List[Via]:
+    """
+    L{parse_via}, every form.
+    """
+    vias: List[Via] = []
+    pos = 0
+    n = len(value)
+    while True:
+        m = _VIA_RE.match(value, pos)
+        if m is None:
+            raise bad_header("Via", f"malformed sent-protocol or sent-by {value[pos:][:40]!r}")
+        name, version, transport, host, port_text = m.groups()
+        if name.upper() != "SIP" or version != "2.0":
+            raise bad_header("Via", f"sent-protocol {name}/{version} is not SIP/2.0")
+        try:
+            parse_host(host)
+        except RemoteProtocolError:
+            raise bad_header("Via", f"bad sent-by host {host!r}") from None
+        port: Optional[int] = None
+        if port_text is not None:
+            if len(port_text) > 5 or int(port_text) > 65535:
+                raise bad_header("Via", "sent-by port out of range")
+            port = int(port_text)
+        params, pos = scan_params(value, m.end(), "Via")
+        vias.append(_make_via(transport.upper(), host, port, params))
+        while pos < n and value[pos] in " \t":
+            pos += 1
+        if pos == n:
+            return vias
+        if value[pos] != ",":
+            raise bad_header("Via", f"junk after via {value[pos:][:40]!r}")
+        pos += 1
+
+
+def format_via(via: Via) -> str:
+    """
+    Serialize a Via: unlike Twisted's C{toString} this omits an absent port
+    and keeps unknown parameters in order and quoted where needed.
+    """
+    out = f"SIP/2.0/{via.transport} {via.host}"
+    if via.port is not None:
+        out += f":{via.port}"
+    params: Dict[str, Optional[str]] = {}
+    if via.branch is not None:
+        params["branch"] = str(via.branch)
+    if via.received is not None:
+        params["received"] = str(via.received)
+    if via.rportRequested:
+        params["rport"] = None
+    elif via.rportValue is not None:
+        params["rport"] = str(via.rportValue)
+    if via.maddr is not None:
+        params["maddr"] = str(via.maddr)
+    if via.ttl is not None:
+        params["ttl"] = str(via.ttl)
+    if via.hidden:
+        params["hidden"] = None
+    for name, value in via.otherParams.items():
+        params[str(name)] = None if value is None else str(value)
+    return out + format_params(params)

@@ -30,9 +30,9 @@ from conference.overload_feedback import OverloadFeedback, with_feedback, with_r
 from conference.sip import quick, stateless
 from conference.sip import transaction as txn
 from conference.sip.errors import RemoteProtocolError, SIPProtocolError
-from conference.sip.headers import format_via, parse_via
 from conference.sip.message import Message, Request, Response, error_response, make_response
 from conference.sip.transaction_model import new_tag
+from conference.sip.via import format_via, parse_via
 
 __all__ = ["Refusals"]
 

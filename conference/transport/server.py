@@ -387,9 +387,12 @@ class SIPServer(Refusals):
         request: Request, peer: txn.Peer, status: Any, duration: Optional[float], direction: str
     ) -> None:
         """
-        The info event of one transaction (or stateless answer): C{status}
-        is the final code or C{"timeout"}, C{duration} seconds from the
-        request's arrival (or sending) to it.
+        The event of one transaction (or stateless answer): C{status} is the
+        final code or C{"timeout"}, C{duration} seconds from the request's
+        arrival (or sending) to it.  Info, but debug for an OPTIONS answered
+        2xx: keep-alives and a front end's health probes, thousands a minute
+        that would bury every other line (the metrics count them all the
+        same: docs/transactions.rst).
         """
         method = request.method
         uri = str(request.uri)
@@ -400,7 +403,8 @@ class SIPServer(Refusals):
         # the log formatter's per-field lookups ({peer.host}, {x:.1f}) cost
         # more than the rest of the event.  The fields stay in the event
         # for JSON logs and observers that read them.
-        log.info(
+        keepalive = method == "OPTIONS" and isinstance(status, int) and 200 <= status < 300
+        (log.debug if keepalive else log.info)(
             "{transaction_summary}",
             transaction_summary=(
                 f"{method} {uri} {direction} {peer.host}:{peer.port}/{peer.transport} -> "

@@ -185,10 +185,10 @@ class Cluster(TestCase):
         stores = yield self.node_stores()
         for store in stores:
             # A stopping node waits for its transactions (Kamailio's probes
-            # among them) up to --stop-timeout: 1 s is plenty here.
-            node = ServerProcess(
-                ["--domain", DOMAIN, "--store", store, "--stop-timeout", "1", *self.node_args]
-            )
+            # among them) up to --stop-timeout: 1 s is plenty here.  Debug
+            # logging, since the answered probes are debug lines.
+            args = ["--domain", DOMAIN, "--store", store, "--stop-timeout", "1"]
+            node = ServerProcess([*args, "--log-level", "debug", *self.node_args])
             self.addCleanup(node.cleanup)
             self.nodes.append(node)
         # Runs before the cleanups above: the nodes stop together.

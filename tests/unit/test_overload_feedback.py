@@ -20,9 +20,9 @@ from conference.overload_feedback import (
     with_feedback,
     with_raw_feedback,
 )
-from conference.sip.headers import parse_via
 from conference.sip.message import make_response
 from conference.sip.parser import parse_datagram
+from conference.sip.via import parse_via
 from tests.builders import make_request
 
 #: RFC 7339's oc-seq: 1*12DIGIT "." 1*5DIGIT.

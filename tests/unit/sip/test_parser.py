@@ -12,10 +12,11 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from conference.sip.errors import MessageTooLarge, RemoteProtocolError
-from conference.sip.headers import Address, format_via, parse_via
+from conference.sip.headers import Address
 from conference.sip.message import Message, Request, Response
 from conference.sip.parser import StreamParser, error_message, parse_datagram, validate
 from conference.sip.uri import SIPURI
+from conference.sip.via import format_via, parse_via
 
 HEAD = (
     "OPTIONS sip:bob@example.com SIP/2.0\r\n"

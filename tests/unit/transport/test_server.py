@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
-from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
+from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
@@ -451,6 +451,33 @@ class TransactionLogTests(SynchronousTestCase):
             ("OPTIONS", 200, 0.0, False),
         )
         self.assertEqual(event["peer"], self.peer)
+
+    def test_keepalives_at_debug(self) -> None:
+        """An OPTIONS answered 200 is a debug event; any other outcome, and other methods, info."""
+        self.server.datagram_received(
+            request_bytes("OPTIONS", "sip:example.com", call_id="ka-1"), self.peer
+        )
+        self.server.datagram_received(
+            request_bytes("OPTIONS", "sip:nobody@elsewhere.example", call_id="ka-2"), self.peer
+        )
+        self.server.datagram_received(
+            request_bytes("INVITE", "sip:conf@example.com", call_id="ka-3"), self.peer
+        )
+        request, d = self.handler.pending[0]
+        d.callback(make_response(request, 200, to_tag="x"))
+        levels = {
+            e["call_id"]: (e["status"], e["log_level"])
+            for e in self.events
+            if e.get("call_id", "").startswith("ka-")
+        }
+        self.assertEqual(
+            levels,
+            {
+                "ka-1": (200, LogLevel.debug),
+                "ka-2": (404, LogLevel.info),
+                "ka-3": (200, LogLevel.info),
+            },
+        )
 
     def test_not_lost_on_stop(self) -> None:
         """A UDP transaction still waiting for Timer J is already logged when the server stops."""
