@@ -14,13 +14,15 @@ is not a POSIX one, datagrams come without it.
 
 from __future__ import annotations
 
+import errno
 import socket
 import struct
 import sys
-from typing import Any, Optional, Tuple
+from typing import Any, Optional, Set, Tuple
 
 from twisted.internet import udp
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.error import MessageLengthError
 from twisted.internet.interfaces import IListeningPort, IReactorUDP
 from twisted.internet.posixbase import PosixReactorBase
 from twisted.internet.protocol import DatagramProtocol
@@ -75,6 +77,36 @@ class TimestampedPort(udp.Port):  # type: ignore[misc]
             else:
                 self.stamps = True
         return sock
+
+    #: How many destination hosts to remember as checked, at most.
+    MAX_CHECKED = 4096
+    _checked: Optional[Set[str]] = None
+
+    def write(self, datagram: bytes, addr: Optional[Tuple[str, int]] = None) -> None:
+        """
+        Twisted's write, without its checks that the host is an IP address
+        of this socket's family for a host it already checked: the server
+        answers the same few peers (a front end, its phones) thousands of
+        times a second, and those checks cost a fifth of the send.
+        """
+        checked = self._checked
+        if checked is None:
+            checked = self._checked = set()
+        if addr is None or self._connectedAddr or addr[0] not in checked:
+            super().write(datagram, addr)  # raises for a bad address
+            if addr is not None and len(checked) < self.MAX_CHECKED:
+                checked.add(addr[0])
+            return
+        try:
+            self.socket.sendto(datagram, addr)
+        except OSError as e:
+            # What Twisted's write does with these.
+            if e.args[0] == errno.EINTR:
+                self.write(datagram, addr)
+            elif e.args[0] == errno.EMSGSIZE:
+                raise MessageLengthError("message too long") from None
+            elif e.args[0] != errno.ECONNREFUSED:
+                raise
 
     def doRead(self) -> None:
         if not self.stamps:
