@@ -195,16 +195,23 @@ def _fast_via(value: str) -> Optional[Via]:
     params = simple_params(param_text)
     if params is None:
         return None
+    return _make_via(transport.upper(), host, _sent_by_port(host, port_text), params)
+
+
+def _sent_by_port(host: str, port_text: Optional[str]) -> Optional[int]:
+    """
+    The port of a sent-by (L{None} when absent), once its host and port
+    are checked.
+    """
     try:
         parse_host(host)
     except RemoteProtocolError:
         raise bad_header("Via", f"bad sent-by host {host!r}") from None
-    port: Optional[int] = None
-    if port_text is not None:
-        port = int(port_text)
-        if port > 65535:
-            raise bad_header("Via", "sent-by port out of range")
-    return _make_via(transport.upper(), host, port, params)
+    if port_text is None:
+        return None
+    if len(port_text) > 5 or int(port_text) > 65535:
+        raise bad_header("Via", "sent-by port out of range")
+    return int(port_text)
 
 
 def parse_via(value: str) -> List[Via]:
@@ -239,15 +246,7 @@ def _general_vias(value: str) -> List[Via]:
         name, version, transport, host, port_text = m.groups()
         if name.upper() != "SIP" or version != "2.0":
             raise bad_header("Via", f"sent-protocol {name}/{version} is not SIP/2.0")
-        try:
-            parse_host(host)
-        except RemoteProtocolError:
-            raise bad_header("Via", f"bad sent-by host {host!r}") from None
-        port: Optional[int] = None
-        if port_text is not None:
-            if len(port_text) > 5 or int(port_text) > 65535:
-                raise bad_header("Via", "sent-by port out of range")
-            port = int(port_text)
+        port = _sent_by_port(host, port_text)
         params, pos = scan_params(value, m.end(), "Via")
         vias.append(_make_via(transport.upper(), host, port, params))
         while pos < n and value[pos] in " \t":
