@@ -90,6 +90,13 @@ def _fail(text: str, why: str) -> RemoteProtocolError:
     return RemoteProtocolError(f"Bad URI {shown!r}: {why}")
 
 
+# Hosts found valid, so that the sent-by of every Via (the same few peers
+# in message after message) is checked once.  Bounded: past the bound,
+# hosts are checked every time.
+_VALID_HOSTS: Dict[str, None] = {}
+_MAX_VALID_HOSTS = 4096
+
+
 def parse_host(text: str, uri: str = "") -> str:
     """
     Validate a host (hostname, IPv4 address or bracketed IPv6 reference) and
@@ -97,6 +104,15 @@ def parse_host(text: str, uri: str = "") -> str:
 
     @raise RemoteProtocolError: if it is none of those.
     """
+    if text in _VALID_HOSTS:
+        return text
+    _check_host(text, uri)
+    if len(_VALID_HOSTS) < _MAX_VALID_HOSTS:
+        _VALID_HOSTS[text] = None
+    return text
+
+
+def _check_host(text: str, uri: str) -> None:
     if text.startswith("["):
         if not text.endswith("]"):
             raise _fail(uri or text, "unterminated IPv6 reference")
@@ -104,7 +120,7 @@ def parse_host(text: str, uri: str = "") -> str:
             ipaddress.IPv6Address(text[1:-1])
         except ValueError:
             raise _fail(uri or text, "bad IPv6 reference") from None
-        return text
+        return
     if not _HOSTNAME_RE.fullmatch(text):
         raise _fail(uri or text, "bad host")
     # A host whose last label starts with a digit must be an IPv4 address
@@ -116,12 +132,11 @@ def parse_host(text: str, uri: str = "") -> str:
         m = _IPV4_RE.fullmatch(text)
         if m is None or max(map(int, m.groups())) > 255:
             raise _fail(uri or text, "bad IPv4 address")
-        return text
+        return
     labels = text[:-1].split(".") if text.endswith(".") else text.split(".")
     for label in labels:
         if not label or label[0] == "-" or label[-1] == "-":
             raise _fail(uri or text, "bad host name")
-    return text
 
 
 def _split_hostport(text: str, uri: str) -> Tuple[str, Optional[int]]:

@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from conference.sip import uri as uri_module
 from conference.sip.errors import RemoteProtocolError
-from conference.sip.uri import SIPURI, AbsoluteURI, parse_uri
+from conference.sip.uri import SIPURI, AbsoluteURI, parse_host, parse_uri
 
 
 def sipuri(text: str) -> SIPURI:
@@ -300,3 +301,32 @@ class CacheTests(SynchronousTestCase):
         uri = parse_uri(f"sip:{user}@example.com")
         assert isinstance(uri, SIPURI)
         self.assertEqual(uri.username, user)
+
+
+class HostTests(SynchronousTestCase):
+    """
+    parse_host remembers the hosts it found valid, within a bound.
+    """
+
+    def setUp(self) -> None:
+        saved = dict(uri_module._VALID_HOSTS)
+        uri_module._VALID_HOSTS.clear()
+        self.addCleanup(uri_module._VALID_HOSTS.update, saved)
+        self.addCleanup(uri_module._VALID_HOSTS.clear)
+
+    def test_valid_remembered(self) -> None:
+        """A valid host is checked once and remembered; a bad one raises every time and is not."""
+        self.assertEqual(parse_host("192.0.2.1"), "192.0.2.1")
+        self.assertEqual(parse_host("[2001:db8::1]"), "[2001:db8::1]")
+        for _ in range(2):
+            self.assertRaises(RemoteProtocolError, parse_host, "192.0.2.300")
+            self.assertRaises(RemoteProtocolError, parse_host, "-bad.example")
+        self.assertEqual(set(uri_module._VALID_HOSTS), {"192.0.2.1", "[2001:db8::1]"})
+
+    def test_bounded(self) -> None:
+        """Past the bound, new hosts are still checked and answered, but not remembered."""
+        self.patch(uri_module, "_MAX_VALID_HOSTS", 2)
+        for n in range(4):
+            self.assertEqual(parse_host(f"h{n}.example"), f"h{n}.example")
+        self.assertEqual(len(uri_module._VALID_HOSTS), 2)
+        self.assertRaises(RemoteProtocolError, parse_host, "h.-x")
