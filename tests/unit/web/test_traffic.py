@@ -33,7 +33,7 @@ class CounterTests(SynchronousTestCase):
     """
 
     def test_real_server(self) -> None:
-        """An OPTIONS (a debug event) and an unknown method answered by SIPServer count once each."""
+        """An OPTIONS (a debug event) and an unknown method answered by SIPServer count once."""
         counter = TransactionCounter()
         observed = ObservedCounter(counter, globalLogPublisher)
         observed.start()
