@@ -171,6 +171,9 @@ class ServerConfig:
     # Whether the server may tune this process's garbage collector once it
     # is serving (see tune_gc); on for twistd, off for embedding.
     tune_gc: bool = False
+    # The cluster's front end (docs/deployment.rst), a SIP URI: automatic
+    # dial-out is handed to the node it routes the conference to.
+    front_end: Optional[str] = None
 
 
 def listen_hosts(descriptions: Sequence[str]) -> List[str]:
@@ -604,7 +607,13 @@ class ConferenceService(MultiService):
             is_local=lambda aor: router.domain_of(aor.rpartition("@")[2]) is not None,
             contact_address=contact_address,
         )
-        self.autodial = AutoDialOut(self.moderation.dialout, self._reactor)
+        self.autodial = AutoDialOut(
+            self.moderation.dialout,
+            self._reactor,
+            front_end=self.config.front_end,
+            sender=self.outbound,
+        )
+        self.router.options_hooks.append(self.autodial.options_hook)
         self.router.add_handler(self.moderation)
         self.lifecycle = ConferenceLifecycle(self.focus, self._reactor)
         self.control.ending = self.lifecycle.ends_at

@@ -102,6 +102,25 @@ def _non_negative(kind: type, name: str) -> Any:
     return _number(kind, name, allow_zero=True)
 
 
+def _front_end(text: Any) -> Optional[str]:
+    """
+    Check C{--front-end}: a SIP URI with a host (C{sip:HOST:PORT}).
+    """
+    from conference.sip.errors import RemoteProtocolError
+    from conference.sip.uri import SIPURI, parse_uri
+
+    if text is None:
+        return None
+    value = str(text).strip().strip("<>")
+    try:
+        uri = parse_uri(value)
+    except RemoteProtocolError as e:
+        raise usage.UsageError(f"--front-end: {e.reason}") from None
+    if not isinstance(uri, SIPURI):
+        raise usage.UsageError(f"--front-end: not a sip: or sips: URI: {text!r}")
+    return value
+
+
 def _rate(name: str) -> Any:
     """
     Parse a rate option: C{N/SECONDS}, C{N} (per second), or C{off}.
@@ -507,6 +526,14 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             None,
             "PEM bundle of the CAs outbound TLS servers must chain to; default: the system's.",
         ],
+        [
+            "front-end",
+            None,
+            None,
+            "The cluster's front end (sip:HOST:PORT, Kamailio): automatic dial-out is handed "
+            "to the node it routes the conference to.",
+            _front_end,
+        ],
         ["smime-ca", None, None, "PEM bundle of the CAs S/MIME signer certificates chain to."],
         ["smime-cert", None, None, "PEM certificate (and intermediates) the server signs with."],
         ["smime-key", None, None, "PEM private key of --smime-cert (RSA to decrypt)."],
@@ -785,6 +812,7 @@ def config_from_options(options: Options) -> ServerConfig:
         resolver=options["resolver"],
         tls_peer_ca=options["tls-peer-ca"],
         outbound_keepalive=options["outbound-keepalive"],
+        front_end=options["front-end"],
         freebusy_source=options["freebusy-source"],
         freebusy_credentials=options["freebusy-credentials"],
         freebusy_timeout=float(options["freebusy-timeout"]),

@@ -15,14 +15,25 @@ claim the instance by writing its start into the record's L{CLAIM}
 setting, with the version it read (optimistic concurrency), and only the
 one whose write lands calls the attendees: one call per attendee
 whatever the number of nodes (docs/deployment.rst).
+
+Behind a front end (C{--front-end}: Kamailio hashing the conference name
+to a node), the instance must live on the node the front end sends the
+conference's joins to, or the conference is split in two.  So each node,
+at DTSTART, hands the dial-out to that node: an OPTIONS to the conference
+URI through the front end, carrying L{NUDGE_HEADER} with the instance's
+start.  The node it reaches checks, from its own store, that this
+conference dials out and that the instance starts then (give or take
+L{NUDGE_EARLY}/L{NUDGE_LATE}), then claims and calls as above; so the
+header can only ever start what is due anyway.  When the front end does
+not answer 2xx, the node claims the instance itself.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
@@ -38,8 +49,11 @@ from conference.calendar.errors import CalendarError
 from conference.calendar.itip import normalize_address
 from conference.records import ConferenceRecord, ConflictError
 from conference.sip.errors import SIPProtocolError
+from conference.sip.message import Request, Response
+from conference.sip.transaction_model import new_tag
+from conference.sip.uri import SIPURI, parse_uri
 
-__all__ = ["CLAIM", "AutoDialOut"]
+__all__ = ["CLAIM", "NUDGE_HEADER", "AutoDialOut"]
 
 log = Logger()
 
@@ -49,6 +63,25 @@ CLAIM = "dial_out_claimed"
 #: Writes tried before giving an instance up (each conflict is another
 #: write of the record, most likely another node's claim).
 CLAIM_TRIES = 3
+#: The header of the OPTIONS that hands an instance's dial-out to the
+#: node the front end routes the conference to: the start, epoch seconds.
+NUDGE_HEADER = "Conference-Dial-Out"
+#: How far before and after an instance's start a hand-over is taken
+#: (seconds; the nodes' clocks differ, the front end may retry).
+NUDGE_EARLY = 5.0
+NUDGE_LATE = 60.0
+
+
+class RequestSender(Protocol):
+    """
+    What sends a request to a next hop (L{conference.transport.outbound.OutboundSender}).
+    """
+
+    def send(self, request: Request, destination: Optional[Any] = None) -> Deferred[Response]:
+        """
+        Send C{request} (no Via yet) to C{destination}; fire with the final
+        response, or fail when no target answered.
+        """
 
 
 class AutoDialOut:
@@ -58,11 +91,31 @@ class AutoDialOut:
     @ivar timers: the armed start of each conference, by URI.
     """
 
-    def __init__(self, dialout: DialOut, reactor: IReactorTime) -> None:
+    def __init__(
+        self,
+        dialout: DialOut,
+        reactor: IReactorTime,
+        *,
+        front_end: Optional[str] = None,
+        sender: Optional[RequestSender] = None,
+    ) -> None:
+        """
+        @param front_end: the cluster's front end (a SIP URI), through
+            which each instance is handed to the node it routes the
+            conference to; L{None}: this node claims it.
+        @param sender: sends the hand-over (needed with C{front_end}).
+        """
         self.dialout = dialout
         self.control = dialout.control
         self._reactor = reactor
         self.timers: Dict[str, IDelayedCall] = {}
+        self.front_end: Optional[SIPURI] = None
+        if front_end is not None:
+            parsed = parse_uri(front_end)
+            if not isinstance(parsed, SIPURI) or sender is None:
+                raise ValueError(f"front end {front_end!r}: not a SIP URI, or no sender")
+            self.front_end = parsed
+        self.sender = sender
 
     def start(self) -> Deferred[Any]:
         """
@@ -111,6 +164,104 @@ class AutoDialOut:
 
     def _due(self, uri: str, start: float) -> None:
         self.timers.pop(uri, None)
+        if self.front_end is None:
+            self._claim_and_call(uri, start)
+            return
+        d = self._hand_over(uri, start)
+
+        def answered(response: Response) -> None:
+            if 200 <= response.code < 300:
+                log.info("Dial-out of {uri} handed to the front end", uri=uri)
+                self.changed(uri)  # the next instance
+                return
+            log.warn(
+                "Front end refused the dial-out of {uri} ({code}): calling from here",
+                uri=uri,
+                code=response.code,
+            )
+            self._claim_and_call(uri, start)
+
+        def unanswered(failure: Any) -> None:
+            log.warn(
+                "Front end did not take the dial-out of {uri} ({why}): calling from here",
+                uri=uri,
+                why=failure.getErrorMessage(),
+            )
+            self._claim_and_call(uri, start)
+
+        d.addCallbacks(answered, unanswered)
+
+    def _hand_over(self, uri: str, start: float) -> Deferred[Response]:
+        """
+        Send the OPTIONS that hands the instance of C{uri} starting at
+        C{start} to the node the front end routes C{uri} to.
+        """
+        assert self.sender is not None and self.front_end is not None
+        target = parse_uri(uri)
+        request = Request("OPTIONS", target)
+        domain = target.host if isinstance(target, SIPURI) else "localhost"
+        request.add_header("Max-Forwards", "70")
+        request.add_header("From", f"<sip:conference@{domain}>;tag={new_tag()}")
+        request.add_header("To", f"<{uri}>")
+        request.add_header("Call-ID", f"{new_tag()}{new_tag()}@{domain}")
+        request.add_header("CSeq", "1 OPTIONS")
+        request.add_header(NUDGE_HEADER, str(int(start)))
+        return self.sender.send(request, self.front_end)
+
+    def options_hook(self, request: Request, context: Any) -> Sequence[Tuple[str, str]]:
+        """
+        For L{conference.app.core.CoreRouter.options_hooks}: an OPTIONS
+        carrying L{NUDGE_HEADER} hands this node the dial-out of the
+        instance it names (checked in L{take}); it adds no header.
+        """
+        value = request.header(NUDGE_HEADER)
+        if value is not None:
+            self.take(str(request.uri), value.strip())
+        return []
+
+    def take(self, uri: str, start_text: str) -> Deferred[bool]:
+        """
+        Claim and call the instance of C{uri} starting at C{start_text}
+        (epoch seconds) if this conference dials out and that instance
+        starts within L{NUDGE_EARLY} / L{NUDGE_LATE} of now; fires with
+        whether it was taken (claimed here or already).
+        """
+        if not start_text.isascii() or not start_text.isdigit() or len(start_text) > 12:
+            log.info("Dial-out hand-over for {uri} ignored: bad start", uri=uri)
+            return succeed(False)
+        start = float(start_text)
+        now = self._reactor.seconds()
+        if not start - NUDGE_EARLY <= now <= start + NUDGE_LATE:
+            log.info("Dial-out hand-over for {uri} ignored: not due now", uri=uri)
+            return succeed(False)
+        d: Deferred[Optional[ConferenceRecord]] = self.control.focus.stores.conferences.get(uri)
+
+        def check(record: Optional[ConferenceRecord]) -> bool:
+            if record is None or not self._starts_at(record, start):
+                log.info("Dial-out hand-over for {uri} ignored: no such instance", uri=uri)
+                return False
+            self._claim_and_call(record.uri, start)
+            return True
+
+        return d.addCallback(check)
+
+    def _starts_at(self, record: ConferenceRecord, start: float) -> bool:
+        """
+        Whether C{record} is a scheduled dial-out conference with an
+        instance starting at C{start}.
+        """
+        if record.state != SCHEDULED:
+            return False
+        try:
+            if not self.control.policy(record, calendar_of(record)).dial_out:
+                return False
+            moment = utc_datetime(start - 1)
+            instance = next_instance(timeline_of(record, moment), moment)
+        except CalendarError:
+            return False
+        return instance is not None and instance.start.timestamp() == start
+
+    def _claim_and_call(self, uri: str, start: float) -> None:
         d: Deferred[Optional[ConferenceRecord]] = Deferred.fromCoroutine(self._claim(uri, start))
         d.addCallback(self._call_all)
         d.addErrback(lambda f: log.error("Dial-out of {uri} failed: {f}", uri=uri, f=f))

@@ -122,6 +122,16 @@ class OptionsTests(SynchronousTestCase):
             self.parse("--freebusy-source", "caldav:" + url, "--freebusy-credentials", path + "x")
         self.assertIn("--freebusy-credentials", str(caught.exception))
 
+    def test_front_end(self) -> None:
+        """--front-end takes a SIP URI to the config; anything else is a usage error naming it."""
+        self.assertIsNone(config_from_options(self.parse()).front_end)
+        config = config_from_options(self.parse("--front-end", "<sip:127.0.0.1:5060>"))
+        self.assertEqual(config.front_end, "sip:127.0.0.1:5060")
+        for bad in ("http://kamailio/", "sip:"):
+            with self.assertRaises(usage.UsageError) as caught:
+                self.parse("--front-end", bad)
+            self.assertIn("--front-end", str(caught.exception))
+
     def test_tls_peer_ca_missing(self) -> None:
         """A --tls-peer-ca file that cannot be read is a usage error naming the option."""
         with self.assertRaises(usage.UsageError) as caught:

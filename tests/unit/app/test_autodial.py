@@ -13,21 +13,22 @@ from typing import Any, List, Optional, Tuple
 from twisted.internet.defer import Deferred
 from twisted.names import dns
 
-from conference.app.autodial import CLAIM, AutoDialOut
+from conference.app.autodial import CLAIM, NUDGE_HEADER, NUDGE_LATE, AutoDialOut
 from conference.app.dialout import DialOut
 from conference.calendar.recurrence import MAX_STEPS, Budget
 from conference.records import ConferenceRecord, RegistrationBinding
-from conference.sip.message import Request, Response
+from conference.sip.message import Request, Response, make_response
 from conference.sip.transaction import Peer
+from tests.builders import make_request
 from tests.dnszone import srv
 from tests.unit.app.calendars import T0
 from tests.unit.app.controlfixture import CONF, ControlFixture
 from tests.unit.transport.fakenet import FakeNetwork
 
 
-class AutoDialOutTests(ControlFixture):
+class DialOutFixture(ControlFixture):
     """
-    Calls at DTSTART.
+    A conference store, bob and carol registered, INVITEs recorded.
     """
 
     def setUp(self) -> None:
@@ -53,6 +54,12 @@ class AutoDialOutTests(ControlFixture):
     def send_invite(self, request: Request, peer: Peer) -> Deferred[Response]:
         self.invites.append((request, peer))
         return Deferred()
+
+
+class AutoDialOutTests(DialOutFixture):
+    """
+    Calls at DTSTART.
+    """
 
     def test_calls_at_start(self) -> None:
         """At DTSTART the registered attendees are called, on behalf of the organizer."""
@@ -202,3 +209,89 @@ class NetworkAutoDialOutTests(ControlFixture):
                 ("sip:erin@example.net", "198.51.100.1", 5070),
             ],
         )
+
+
+class FrontEndSender:
+    """
+    Records the hand-overs sent to the front end; each is answered by the
+    test.
+    """
+
+    def __init__(self) -> None:
+        self.sent: List[Tuple[Request, Any, Deferred[Response]]] = []
+
+    def send(self, request: Request, destination: Optional[Any] = None) -> Deferred[Response]:
+        d: Deferred[Response] = Deferred()
+        self.sent.append((request, destination, d))
+        return d
+
+
+class HandOverTests(DialOutFixture):
+    """
+    Behind a front end, each instance is handed to the node the front end
+    routes the conference to.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.front = FrontEndSender()
+        self.autodial = AutoDialOut(
+            self.autodial.dialout, self.clock, front_end="sip:127.0.0.1:5090", sender=self.front
+        )
+        self.store("X-CONFERENCE-DIAL-OUT:TRUE")
+        self.start = str(int(T0.timestamp()))
+        self.successResultOf(self.autodial.start())
+
+    def test_handed_over(self) -> None:
+        """At DTSTART an OPTIONS naming the start goes to the front end; on 200 no call is made."""
+        self.clock.advance(3600)
+        [(request, destination, answer)] = self.front.sent
+        self.assertEqual((request.method, str(request.uri)), ("OPTIONS", CONF))
+        self.assertEqual(request.header(NUDGE_HEADER), self.start)
+        self.assertEqual(str(destination), "sip:127.0.0.1:5090")
+        answer.callback(make_response(request, 200, to_tag="n"))
+        self.assertEqual(self.invites, [])
+
+    def test_refused_or_unanswered(self) -> None:
+        """When the front end answers 503 or not at all, this node claims and calls itself."""
+        self.clock.advance(3600)
+        [(request, _, answer)] = self.front.sent
+        answer.callback(make_response(request, 503, to_tag="n"))
+        self.assertEqual(len(self.invites), 2)
+        self.setUp()
+        self.clock.advance(3600)
+        self.front.sent[0][2].errback(TimeoutError("no answer"))
+        self.assertEqual(len(self.invites), 2)
+
+    def test_taken(self) -> None:
+        """The node hand-overs reach claims the instance and calls, once for any number of them."""
+        self.clock.advance(3599)
+        for _ in range(3):
+            request = make_request("OPTIONS", CONF, headers=[(NUDGE_HEADER, self.start)])
+            self.assertEqual(self.autodial.options_hook(request, None), [])
+        self.assertEqual(len(self.invites), 2)
+        record = self.successResultOf(self.stores.conferences.get(CONF))
+        assert record is not None
+        self.assertEqual(record.settings[CLAIM], self.start)
+
+    def test_only_what_is_due(self) -> None:
+        """A hand-over of anything but a dial-out instance due now starts nothing."""
+        start = int(self.start)
+        early = self.autodial.take(CONF, self.start)  # an hour before it starts
+        self.assertFalse(self.successResultOf(early))
+        self.clock.advance(3600)
+        for text in (str(start + 1), "x", "1" * 20, ""):
+            self.assertFalse(self.successResultOf(self.autodial.take(CONF, text)), text)
+        self.assertFalse(
+            self.successResultOf(self.autodial.take("sip:other@example.com", self.start))
+        )
+        self.assertEqual(self.invites, [])
+        self.clock.advance(NUDGE_LATE + 1)
+        self.assertFalse(self.successResultOf(self.autodial.take(CONF, self.start)))
+        self.assertEqual(self.invites, [])
+
+    def test_bad_front_end(self) -> None:
+        """A front end that is not a SIP URI, or no sender, is refused at once."""
+        dialout = self.autodial.dialout
+        self.assertRaises(ValueError, AutoDialOut, dialout, self.clock, front_end="tel:+1")
+        self.assertRaises(ValueError, AutoDialOut, dialout, self.clock, front_end="sip:h")
