@@ -31,6 +31,7 @@ import re
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -40,11 +41,12 @@ from typing import Any, Callable, Dict, Generator, List, Optional, Set, Tuple
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.trial.unittest import TestCase
 
-from conference.sip.message import Response
+from conference.sip.message import Request, Response, make_response
+from conference.sip.parser import parse_datagram
 from tests.interop.harness import ServerProcess, free_port, require_tool, run
 from tests.interop.test_bind import CONF, USERS, SIPClient, binding_uris, make_database
 from tests.interop.test_focus import seed
-from tests.interop.test_nodes import Subscriber
+from tests.interop.test_nodes import DIAL_OUT_IN, Subscriber, seed_dial_out
 from tests.loopback.test_postgresql import fresh_schema
 from tests.shared import PROJECT_ROOT
 
@@ -78,10 +80,13 @@ class Kamailio:
     loopback UDP port, dispatching to C{nodes}.
     """
 
-    def __init__(self, nodes: List[ServerProcess]) -> None:
+    def __init__(self, nodes: List[ServerProcess], port: Optional[int] = None) -> None:
+        """
+        @param port: the UDP port to listen on (default: a free one).
+        """
         kamailio = require_tool("kamailio", "kamailio")
         self.folder = Path(tempfile.mkdtemp(prefix="conference-kamailio-"))
-        self.port = free_port()
+        self.port = port if port is not None else free_port()
         ds_list = self.folder / "dispatcher.list"
         ds_list.write_text("".join(f"1 sip:127.0.0.1:{node.port} 0 0\n" for node in nodes))
         self.log_path = self.folder / "kamailio.log"
@@ -162,6 +167,8 @@ class Cluster(TestCase):
 
     #: Options every node gets besides its store.
     node_args: List[str] = []
+    #: Whether the nodes are told Kamailio is their front end (--front-end).
+    front_end = False
 
     @inlineCallbacks
     def node_stores(self) -> Generator[Deferred[Any], Any, List[str]]:
@@ -183,17 +190,19 @@ class Cluster(TestCase):
         self.nodes: List[ServerProcess] = []
         self.sent = b""
         stores = yield self.node_stores()
+        kamailio_port = free_port()
+        front = ["--front-end", f"sip:127.0.0.1:{kamailio_port}"] if self.front_end else []
         for store in stores:
             # A stopping node waits for its transactions (Kamailio's probes
             # among them) up to --stop-timeout: 1 s is plenty here.  Debug
             # logging, since the answered probes are debug lines.
             args = ["--domain", DOMAIN, "--store", store, "--stop-timeout", "1"]
-            node = ServerProcess([*args, "--log-level", "debug", *self.node_args])
+            node = ServerProcess([*args, "--log-level", "debug", *front, *self.node_args])
             self.addCleanup(node.cleanup)
             self.nodes.append(node)
         # Runs before the cleanups above: the nodes stop together.
         self.addCleanup(self.terminate_nodes)
-        self.kamailio = Kamailio(self.nodes)
+        self.kamailio = Kamailio(self.nodes, kamailio_port)
         self.addCleanup(self.kamailio.stop)
         self.client = SIPClient(self.kamailio.port)
         self.addCleanup(self.client.close)
@@ -582,3 +591,52 @@ class SharedStoreTests(Cluster):
         for node in self.nodes:
             if node is not node_a:
                 self.assertEqual(node.tracebacks(), [], node.log()[-3000:])
+
+
+class FrontEndDialOutTests(Cluster):
+    """
+    Automatic dial-out in a cluster: the instance is handed, through
+    Kamailio, to the node Kamailio routes the conference to, so the
+    attendees called at DTSTART and those who join later meet on one node.
+    """
+
+    node_args = ["--auth", USERS]
+    front_end = True
+    timeout = 120
+
+    @inlineCallbacks
+    def node_stores(self) -> Generator[Deferred[Any], Any, List[str]]:
+        """One PostgreSQL schema holding a dial-out conference due soon, bob registered."""
+        store = f"postgresql:{fresh_schema(self)}"
+        yield make_database(store)
+        self.bob = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(self.bob.close)
+        self.bob.bind(("127.0.0.1", 0))
+        self.start = float(int(time.time()) + DIAL_OUT_IN)
+        contact = f"sip:bob@127.0.0.1:{self.bob.getsockname()[1]}"
+        yield seed_dial_out(store, contact, self.start)
+        return [store] * 3
+
+    def test_called_from_routed_node(self) -> None:
+        """Bob is called once, by the node Kamailio dispatches the conference's requests to."""
+        calls: Dict[str, int] = {}
+        deadline = self.start + 8
+        while time.time() < deadline:
+            self.bob.settimeout(max(0.05, deadline - time.time()))
+            try:
+                data, source = self.bob.recvfrom(65536)
+            except socket.timeout:
+                break
+            message = parse_datagram(data)
+            if isinstance(message, Request) and message.method == "INVITE":
+                calls[message.call_id or ""] = message.top_via.port or 5060
+                reply = make_response(message, 486, to_tag="bob1").to_bytes()
+                self.bob.sendto(reply, source)
+        self.assertEqual(len(calls), 1, self.diagnostics())
+        routed = re.findall(
+            r"dispatch OPTIONS sip:dialout@example\.com to sip:127\.0\.0\.1:(\d+)",
+            self.kamailio.log(),
+        )
+        self.assertEqual(len(routed), 3, self.diagnostics())  # one hand-over per node
+        self.assertEqual(set(routed), {str(port) for port in calls.values()}, self.diagnostics())
+        self.assertEqual([t for node in self.nodes for t in node.tracebacks()], [])
