@@ -24,14 +24,15 @@ URI through the front end, carrying L{NUDGE_HEADER} with the instance's
 start.  The node it reaches checks, from its own store, that this
 conference dials out and that the instance starts then (give or take
 L{NUDGE_EARLY}/L{NUDGE_LATE}), then claims and calls as above; so the
-header can only ever start what is due anyway.  When the front end does
-not answer 2xx, the node claims the instance itself.
+header can only ever start what is due anyway.  Its 200 says whether it
+took the instance; when the front end does not answer 2xx saying so, the
+node claims the instance itself.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple, Union
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -70,6 +71,9 @@ NUDGE_HEADER = "Conference-Dial-Out"
 #: (seconds; the nodes' clocks differ, the front end may retry).
 NUDGE_EARLY = 5.0
 NUDGE_LATE = 60.0
+#: What the 200 to a hand-over says in L{NUDGE_HEADER}.
+TAKEN = "taken"
+DECLINED = "declined"
 
 
 class RequestSender(Protocol):
@@ -170,14 +174,16 @@ class AutoDialOut:
         d = self._hand_over(uri, start)
 
         def answered(response: Response) -> None:
-            if 200 <= response.code < 300:
+            if 200 <= response.code < 300 and response.header(NUDGE_HEADER) == TAKEN:
                 log.info("Dial-out of {uri} handed to the front end", uri=uri)
                 self.changed(uri)  # the next instance
                 return
             log.warn(
-                "Front end refused the dial-out of {uri} ({code}): calling from here",
+                "Dial-out of {uri} not taken through the front end ({code} {taken}): "
+                "calling from here",
                 uri=uri,
                 code=response.code,
+                taken=response.header(NUDGE_HEADER) or "",
             )
             self._claim_and_call(uri, start)
 
@@ -208,16 +214,21 @@ class AutoDialOut:
         request.add_header(NUDGE_HEADER, str(int(start)))
         return self.sender.send(request, self.front_end)
 
-    def options_hook(self, request: Request, context: Any) -> Sequence[Tuple[str, str]]:
+    def options_hook(
+        self, request: Request, context: Any
+    ) -> Union[Sequence[Tuple[str, str]], Deferred[Sequence[Tuple[str, str]]]]:
         """
         For L{conference.app.core.CoreRouter.options_hooks}: an OPTIONS
         carrying L{NUDGE_HEADER} hands this node the dial-out of the
-        instance it names (checked in L{take}); it adds no header.
+        instance it names (checked in L{take}); its 200 then says
+        C{Conference-Dial-Out: taken} or C{declined}, so the sender knows
+        whether to call from where it is.  Other OPTIONS get nothing.
         """
         value = request.header(NUDGE_HEADER)
-        if value is not None:
-            self.take(str(request.uri), value.strip())
-        return []
+        if value is None:
+            return []
+        d = self.take(str(request.uri), value.strip())
+        return d.addCallback(lambda taken: [(NUDGE_HEADER, TAKEN if taken else DECLINED)])
 
     def take(self, uri: str, start_text: str) -> Deferred[bool]:
         """

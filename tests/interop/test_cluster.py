@@ -639,4 +639,6 @@ class FrontEndDialOutTests(Cluster):
         )
         self.assertEqual(len(routed), 3, self.diagnostics())  # one hand-over per node
         self.assertEqual(set(routed), {str(port) for port in calls.values()}, self.diagnostics())
+        handed = [node for node in self.nodes if "handed to the front end" in node.log()]
+        self.assertEqual(len(handed), 3, self.diagnostics())  # taken: nobody fell back
         self.assertEqual([t for node in self.nodes for t in node.tracebacks()], [])

@@ -249,26 +249,38 @@ class HandOverTests(DialOutFixture):
         self.assertEqual((request.method, str(request.uri)), ("OPTIONS", CONF))
         self.assertEqual(request.header(NUDGE_HEADER), self.start)
         self.assertEqual(str(destination), "sip:127.0.0.1:5090")
-        answer.callback(make_response(request, 200, to_tag="n"))
+        taken = [(NUDGE_HEADER, "taken")]
+        answer.callback(make_response(request, 200, to_tag="n", headers=taken))
         self.assertEqual(self.invites, [])
 
-    def test_refused_or_unanswered(self) -> None:
-        """When the front end answers 503 or not at all, this node claims and calls itself."""
-        self.clock.advance(3600)
-        [(request, _, answer)] = self.front.sent
-        answer.callback(make_response(request, 503, to_tag="n"))
-        self.assertEqual(len(self.invites), 2)
-        self.setUp()
-        self.clock.advance(3600)
-        self.front.sent[0][2].errback(TimeoutError("no answer"))
-        self.assertEqual(len(self.invites), 2)
+    def test_not_taken(self) -> None:
+        """A front end answering 503, 200 without "taken", or nothing: this node calls itself."""
+        answers: List[Any] = [
+            (503, []),
+            (200, [(NUDGE_HEADER, "declined")]),
+            (200, []),
+            TimeoutError("no answer"),
+        ]
+        for outcome in answers:
+            self.setUp()
+            self.clock.advance(3600)
+            [(request, _, answer)] = self.front.sent
+            if isinstance(outcome, Exception):
+                answer.errback(outcome)
+            else:
+                code, headers = outcome
+                answer.callback(make_response(request, code, to_tag="n", headers=headers))
+            self.assertEqual(len(self.invites), 2, outcome)
 
     def test_taken(self) -> None:
         """The node hand-overs reach claims the instance and calls, once for any number of them."""
         self.clock.advance(3599)
         for _ in range(3):
             request = make_request("OPTIONS", CONF, headers=[(NUDGE_HEADER, self.start)])
-            self.assertEqual(self.autodial.options_hook(request, None), [])
+            said = self.autodial.options_hook(request, None)
+            assert isinstance(said, Deferred)
+            self.assertEqual(self.successResultOf(said), [(NUDGE_HEADER, "taken")])
+        self.assertEqual(self.autodial.options_hook(make_request("OPTIONS", CONF), None), [])
         self.assertEqual(len(self.invites), 2)
         record = self.successResultOf(self.stores.conferences.get(CONF))
         assert record is not None
@@ -285,6 +297,10 @@ class HandOverTests(DialOutFixture):
         self.assertFalse(
             self.successResultOf(self.autodial.take("sip:other@example.com", self.start))
         )
+        late = make_request("OPTIONS", CONF, headers=[(NUDGE_HEADER, str(start + 1))])
+        said = self.autodial.options_hook(late, None)
+        assert isinstance(said, Deferred)
+        self.assertEqual(self.successResultOf(said), [(NUDGE_HEADER, "declined")])
         self.assertEqual(self.invites, [])
         self.clock.advance(NUDGE_LATE + 1)
         self.assertFalse(self.successResultOf(self.autodial.take(CONF, self.start)))
