@@ -32,7 +32,7 @@ node claims the instance itself.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -46,6 +46,7 @@ from conference.app.conferences import (
     utc_datetime,
 )
 from conference.app.dialout import DialOut
+from conference.app.outbound import URISender
 from conference.calendar.errors import CalendarError
 from conference.calendar.itip import normalize_address
 from conference.records import ConferenceRecord, ConflictError
@@ -76,18 +77,6 @@ TAKEN = "taken"
 DECLINED = "declined"
 
 
-class RequestSender(Protocol):
-    """
-    What sends a request to a next hop (L{conference.transport.outbound.OutboundSender}).
-    """
-
-    def send(self, request: Request, destination: Optional[Any] = None) -> Deferred[Response]:
-        """
-        Send C{request} (no Via yet) to C{destination}; fire with the final
-        response, or fail when no target answered.
-        """
-
-
 class AutoDialOut:
     """
     Calls the attendees of dial-out conferences at each DTSTART.
@@ -101,7 +90,7 @@ class AutoDialOut:
         reactor: IReactorTime,
         *,
         front_end: Optional[str] = None,
-        sender: Optional[RequestSender] = None,
+        sender: Optional[URISender] = None,
     ) -> None:
         """
         @param front_end: the cluster's front end (a SIP URI), through
@@ -113,12 +102,11 @@ class AutoDialOut:
         self.control = dialout.control
         self._reactor = reactor
         self.timers: Dict[str, IDelayedCall] = {}
-        self.front_end: Optional[SIPURI] = None
-        if front_end is not None:
-            parsed = parse_uri(front_end)
-            if not isinstance(parsed, SIPURI) or sender is None:
-                raise ValueError(f"front end {front_end!r}: not a SIP URI, or no sender")
-            self.front_end = parsed
+        if front_end is not None and (
+            sender is None or not isinstance(parse_uri(front_end), SIPURI)
+        ):
+            raise ValueError(f"front end {front_end!r}: not a SIP URI, or no sender")
+        self.front_end = front_end
         self.sender = sender
 
     def start(self) -> Deferred[Any]:
@@ -212,7 +200,7 @@ class AutoDialOut:
         request.add_header("Call-ID", f"{new_tag()}{new_tag()}@{domain}")
         request.add_header("CSeq", "1 OPTIONS")
         request.add_header(NUDGE_HEADER, str(int(start)))
-        return self.sender.send(request, self.front_end)
+        return self.sender.send_to(request, self.front_end)
 
     def options_hook(
         self, request: Request, context: Any

@@ -220,9 +220,9 @@ class FrontEndSender:
     def __init__(self) -> None:
         self.sent: List[Tuple[Request, Any, Deferred[Response]]] = []
 
-    def send(self, request: Request, destination: Optional[Any] = None) -> Deferred[Response]:
+    def send_to(self, request: Request, uri: str) -> Deferred[Response]:
         d: Deferred[Response] = Deferred()
-        self.sent.append((request, destination, d))
+        self.sent.append((request, uri, d))
         return d
 
 
