@@ -19,11 +19,13 @@ from twisted.cred.credentials import IUsernameDigestHash, IUsernameHashedPasswor
 from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from conference.deferreds import PENDING, fired_result
 from conference.interfaces import IAccounts, ISIPIdentity
+from conference.reactors import default_reactor
 from conference.sip.digest import (
     DigestCredentials,
     DigestError,
@@ -449,15 +451,27 @@ def _knows(checker: Any, username: str, address: str) -> Optional[bool]:
     return None
 
 
+# How long a password file's modification time, once looked at, is trusted
+# before it is looked at again: a changed file is read within this bound.
+RECHECK_SECONDS = 1.0
+
+
 class ReloadingPasswordFile(FilePasswordDB):
     """
     A C{file:} checker that reads its file once and again only when the
     file's modification time moves, where strcred's reads the whole file
-    at every login (a tenth of an authenticated request's CPU).  A file
-    that cannot be read, or has gone, refuses logins as before.
+    at every login (a tenth of an authenticated request's CPU).  The
+    modification time itself is looked at no more than once per
+    L{RECHECK_SECONDS} (a system call per login was a twentieth of an
+    authenticated query), so an edited file is used within that bound.  A
+    file that cannot be read, or has gone, refuses logins as before (from
+    the next look at it).
+
+    Logins are answered with an already fired Deferred: the password is
+    checked at once, not through strcred's C{maybeDeferred} chain.
     """
 
-    def __init__(self, source: FilePasswordDB) -> None:
+    def __init__(self, source: FilePasswordDB, *, clock: Optional[IReactorTime] = None) -> None:
         super().__init__(
             source.filename,
             source.delim,
@@ -467,24 +481,59 @@ class ReloadingPasswordFile(FilePasswordDB):
             source.hash,
             cache=True,
         )
+        self._clock = default_reactor(clock)
+        self._checked_at: Optional[float] = None
 
     def getUser(self, username: bytes) -> Tuple[bytes, bytes]:
+        now = self._clock.seconds()
+        if (
+            self._credCache is not None
+            and self._checked_at is not None
+            and 0 <= now - self._checked_at < RECHECK_SECONDS
+        ):
+            if not self.caseSensitive:
+                username = username.lower()
+            return username, self._credCache[username]
         try:
-            return super().getUser(username)
+            found = super().getUser(username)
         except OSError as e:  # the file's mtime could not be read
             self._log.error("Unable to load credentials db: {e!r}", e=e)
             self._credCache = None
+            self._checked_at = None
             raise UnauthorizedLogin() from e
+        except KeyError:
+            self._checked_at = now
+            raise
+        self._checked_at = now
+        return found
+
+    def requestAvatarId(self, credentials: Any) -> Deferred[Any]:
+        """
+        Strcred's check, answered at once: the user's stored value, then
+        the credentials' own C{checkPassword} (or the configured hash).
+        """
+        if self.hash:
+            return super().requestAvatarId(credentials)
+        try:
+            username, stored = self.getUser(credentials.username)
+        except KeyError:
+            return fail(UnauthorizedLogin())
+        except UnauthorizedLogin:
+            return fail()
+        matched = credentials.checkPassword(stored)
+        if isinstance(matched, Deferred):  # a checkPassword that answers later
+            return matched.addCallback(self._cbPasswordMatch, username)
+        return succeed(username) if matched else fail(UnauthorizedLogin())
 
 
-def reloading(checkers: Iterable[Any]) -> List[Any]:
+def reloading(checkers: Iterable[Any], *, clock: Optional[IReactorTime] = None) -> List[Any]:
     """
     C{checkers} with each plain C{file:} checker (strcred's
     L{FilePasswordDB}) replaced by a L{ReloadingPasswordFile} of the same
-    file.
+    file, on C{clock} (the global reactor when L{None}).
     """
     return [
-        ReloadingPasswordFile(checker) if type(checker) is FilePasswordDB else checker
+        ReloadingPasswordFile(checker, clock=clock) if type(checker) is FilePasswordDB else checker
         for checker in checkers
     ]
 
@@ -499,6 +548,7 @@ def make_portal(checkers: Iterable[Any], realm: Optional[IRealm] = None) -> Port
 
 __all__ = [
     "ALWAYS_AUTHENTICATED",
+    "RECHECK_SECONDS",
     "AuthPolicy",
     "CheckerAccounts",
     "ReloadingPasswordFile",

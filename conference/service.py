@@ -278,7 +278,7 @@ class ConferenceService(MultiService):
         domains = config.domains or ["localhost"]
         self.router = CoreRouter(domains, hosts, tag_factory=new_tag, accept_ip_literals=True)
         # A password file is read when it changes, not at every login.
-        checkers = reloading(config.checkers)
+        checkers = reloading(config.checkers, clock=reactor)
         self.authenticator = Authenticator(
             make_portal(checkers),
             DigestServer(lifetime=config.nonce_lifetime, algorithms=config.digest_algorithms),

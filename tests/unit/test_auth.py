@@ -23,12 +23,14 @@ from twisted.cred.credentials import IUsernameDigestHash, IUsernameHashedPasswor
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from conference.auth import (
     ALWAYS_AUTHENTICATED,
+    RECHECK_SECONDS,
     Authenticator,
     AuthPolicy,
     CheckerAccounts,
@@ -342,7 +344,8 @@ class CheckerTests(AuthenticatorTestsMixin, SynchronousTestCase):
         path = self.mktemp()
         with open(path, "w") as f:
             f.write("alice:secret\n")
-        [checker] = reloading([strcred.makeChecker("file:" + path)])
+        clock = Clock()
+        [checker] = reloading([strcred.makeChecker("file:" + path)], clock=clock)
         self.assertIsInstance(checker, ReloadingPasswordFile)
         reads: List[int] = []
         load = checker._loadCredentials
@@ -358,12 +361,49 @@ class CheckerTests(AuthenticatorTestsMixin, SynchronousTestCase):
         with open(path, "w") as f:
             f.write("alice:changed\n")
         os.utime(path, (time.time() + 5, time.time() + 5))
+        clock.advance(RECHECK_SECONDS)
         self.assertIs(self.logs_in(checker, "secret"), False)
         self.assertTrue(self.logs_in(checker, "changed"))
         self.assertEqual(len(reads), 2)
         os.remove(path)
+        clock.advance(RECHECK_SECONDS)
         self.assertIs(self.logs_in(checker, "changed"), False)
         self.flushLoggedErrors()
+
+    def test_file_looked_at_once_per_bound(self) -> None:
+        """Within RECHECK_SECONDS a file: checker trusts what it read; after it, sees the edit."""
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("alice:secret\n")
+        clock = Clock()
+        [checker] = reloading([strcred.makeChecker("file:" + path)], clock=clock)
+        self.assertTrue(self.logs_in(checker, "secret"))
+        with open(path, "w") as f:
+            f.write("alice:changed\n")
+        os.utime(path, (time.time() + 5, time.time() + 5))
+        clock.advance(RECHECK_SECONDS / 2)
+        self.assertTrue(self.logs_in(checker, "secret"))
+        self.assertIs(self.logs_in(checker, "guess"), False)
+        clock.advance(RECHECK_SECONDS / 2)
+        self.assertIs(self.logs_in(checker, "secret"), False)
+        self.assertTrue(self.logs_in(checker, "changed"))
+
+    def test_file_login_answers_at_once(self) -> None:
+        """A file: checker's login Deferred has fired when requestAvatarId returns."""
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("alice:secret\n")
+        [checker] = reloading([strcred.makeChecker("file:" + path)], clock=Clock())
+        server = DigestServer(SECRET, random=counting_random())
+        challenge = server.challenges(DOMAIN, 1000.0)[0]
+        digest = parse_credentials(answer(challenge, password="secret"))
+        credentials = SIPDigestCredentials(digest, "REGISTER")
+        self.assertEqual(self.successResultOf(checker.requestAvatarId(credentials)), b"alice")
+        wrong = SIPDigestCredentials(parse_credentials(answer(challenge, password="x")), "REGISTER")
+        self.failureResultOf(checker.requestAvatarId(wrong), UnauthorizedLogin)
+        nobody = parse_credentials(answer(challenge, username="mallory"))
+        stranger = SIPDigestCredentials(nobody, "REGISTER")
+        self.failureResultOf(checker.requestAvatarId(stranger), UnauthorizedLogin)
 
     def test_other_checkers_kept(self) -> None:
         """reloading leaves checkers other than strcred's file: one as they are."""
