@@ -242,14 +242,21 @@ class MixerServiceTests(SynchronousTestCase):
         self.assertEqual(e.status, 481)
 
     def test_rtcp_bye_on_close(self) -> None:
-        """Closing a session sends an RTCP BYE to the peer's RTCP port."""
+        """Closing a session that sent media sends an RTCP BYE to the peer's RTCP port."""
         a = self.join(6000)
         ssrc = self.service.channel(a).ssrc
+        self.reactor.advance(TICK)
         self.service.close(a)
         [bye] = self.reactor.sent_to(("192.0.2.10", 6001))
         goodbye = parse_rtcp(bye)[-1]
         assert isinstance(goodbye, Goodbye)
         self.assertEqual(goodbye.ssrcs, (ssrc,))
+
+    def test_no_rtcp_bye_before_media(self) -> None:
+        """A session closed before its first frame says no RTCP BYE (RFC 3550 6.3.7)."""
+        a = self.join(6000)
+        self.service.close(a)
+        self.assertEqual(self.reactor.sent_to(("192.0.2.10", 6001)), [])
 
     def test_offer_then_answer(self) -> None:
         """An offerless join sends nothing until the ACK's answer tells where to."""
