@@ -280,14 +280,18 @@ class NullMediaService:
         """Give the session's ports back to the pool (see L{PortPairPool}); idempotent."""
         if not isinstance(session, NullMediaSession) or session.closed:
             return
-        session.closed = True
-        if self.sessions.get(session.port) is session:
-            del self.sessions[session.port]
         log.debug(
             "Closed media of {participant}: {packets} RTP packets dropped",
             participant=session.participant,
             packets=session.rtp.packets,
         )
+        self._release_session(session)
+
+    def _release_session(self, session: NullMediaSession) -> None:
+        """Mark C{session} closed, forget it and give its ports back."""
+        session.closed = True
+        if self.sessions.get(session.port) is session:
+            del self.sessions[session.port]
         self.ports.release(session.pair)  # the sinks forget the session: no cycle left
 
     def touch(self, session: IMediaSession) -> None:
