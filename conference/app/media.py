@@ -31,7 +31,7 @@ from conference.offeranswer import (
     Codec,
     OfferAnswer,
     Stream,
-    select_stream,
+    choose_stream,
 )
 from conference.reactors import default_reactor
 from conference.sdp import parse_sdp
@@ -208,10 +208,10 @@ class NullMediaService:
             raise RemoteProtocolError("Media sessions exhausted", 503)
         # Refuse what cannot be answered before taking any port.
         parsed = parse_sdp(offer)
-        select_stream(parsed, self.codecs, self.warn_agent, srtp=self.srtp)
+        choice = choose_stream(parsed, self.codecs, self.warn_agent, srtp=self.srtp)
         session = self._open(conference, participant)
         try:
-            session.negotiation.receive_offer(parsed)
+            session.negotiation.receive_offer(parsed, choice=choice)
         except BaseException:
             self.close(session)
             raise
