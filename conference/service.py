@@ -789,7 +789,7 @@ class ConferenceService(MultiService):
                 )
             globalLogPublisher.addObserver(observer)
         else:
-            speed_up_text_observers(globalLogPublisher, level)
+            speed_up_text_observers(globalLogPublisher, level, self._reactor)
         log.info(
             "Conference server starting: listen={listen} domains={domains} store={store}",
             listen=self.config.listen,
