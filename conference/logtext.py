@@ -23,7 +23,7 @@ and, given the reactor, a stream that flushes once per turn of the loop
 from __future__ import annotations
 
 from string import Formatter
-from typing import IO, Any, Callable, Dict, Iterable, Optional, Tuple, cast
+from typing import IO, Any, Callable, Dict, Iterable, List, Optional, Tuple, cast
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import (
@@ -175,26 +175,29 @@ def _twisted_time_format(format_event: Callable[..., Any]) -> Tuple[bool, Option
 
 class TurnFlushed:
     """
-    The stream of a text log observer, flushed once per turn of the
-    reactor's loop.  Twisted's C{FileLogObserver} flushes after every
-    event: a C{write} system call per line, several per call under load.
-    Here the lines of one turn reach the file together, at the end of
-    that turn (a C{callLater(0)}); while the reactor is not running
-    (before it starts, after it stops) every flush happens at once, so
-    the last lines of a shutdown are never left in the buffer.
+    The stream of a text log observer, written once per turn of the
+    reactor's loop.  Twisted's C{FileLogObserver} writes and flushes
+    every event: a C{write} system call per line (also without the
+    flush when the stream is unbuffered, as C{PYTHONUNBUFFERED} makes
+    standard output), several per call under load.  Here the lines of one
+    turn are kept and reach the stream together at the end of that turn
+    (a C{callLater(0)}); while the reactor is not running (before it
+    starts, after it stops) every flush happens at once, so the last
+    lines of a shutdown are never held back.
     """
 
     def __init__(self, out: IO[Any], reactor: IReactorTime) -> None:
         self.out = out
         self._reactor = reactor
+        self._lines: List[Any] = []
         self._pending: Optional[IDelayedCall] = None
 
-    def write(self, data: Any) -> Any:
-        """Write C{data} to the stream's buffer."""
-        return self.out.write(data)
+    def write(self, data: Any) -> None:
+        """Keep C{data} (text or bytes, as the observer writes) for the next flush."""
+        self._lines.append(data)
 
     def flush(self) -> None:
-        """Flush at the end of this turn of the loop (at once if it is not running)."""
+        """Write what was kept at the end of this turn (at once if the reactor is not running)."""
         if not getattr(self._reactor, "running", False):
             self._flush()
         elif self._pending is None:
@@ -204,7 +207,10 @@ class TurnFlushed:
         if self._pending is not None and self._pending.active():
             self._pending.cancel()
         self._pending = None
-        self.out.flush()
+        lines, self._lines = self._lines, []
+        if lines:
+            self.out.write(lines[0][:0].join(lines))
+            self.out.flush()
 
 
 def speed_up_text_observers(

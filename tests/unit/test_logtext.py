@@ -219,8 +219,18 @@ class CountingStream(io.StringIO):
 
 class TurnFlushedTests(SynchronousTestCase):
     """
-    TurnFlushed: one flush per turn of the reactor's loop.
+    TurnFlushed: one write and flush per turn of the reactor's loop.
     """
+
+    def test_bytes(self) -> None:
+        """A bytes stream gets the turn's lines as one bytes write."""
+        out, clock = io.BytesIO(), RunningClock()
+        stream = TurnFlushed(out, clock)
+        stream.write(b"a\n")
+        stream.write(b"b\n")
+        stream.flush()
+        clock.advance(0)
+        self.assertEqual(out.getvalue(), b"a\nb\n")
 
     def test_one_flush_per_turn(self) -> None:
         """Lines written in one turn are flushed once, at its end."""
@@ -229,12 +239,13 @@ class TurnFlushedTests(SynchronousTestCase):
         for line in ("a\n", "b\n", "c\n"):
             stream.write(line)
             stream.flush()
-        self.assertEqual(out.flushes, 0)
+        self.assertEqual((out.flushes, out.getvalue()), (0, ""))
         clock.advance(0)
         self.assertEqual((out.flushes, out.getvalue()), (1, "a\nb\nc\n"))
+        stream.write("d\n")
         stream.flush()
         clock.advance(0)
-        self.assertEqual(out.flushes, 2)
+        self.assertEqual((out.flushes, out.getvalue()), (2, "a\nb\nc\nd\n"))
 
     def test_flush_at_once_when_not_running(self) -> None:
         """Before the reactor runs or after it stopped, every flush happens at once."""
@@ -244,7 +255,7 @@ class TurnFlushedTests(SynchronousTestCase):
         stream.flush()
         clock.running = False
         stream.flush()
-        self.assertEqual(out.flushes, 1)
+        self.assertEqual((out.flushes, out.getvalue()), (1, "a\n"))
         self.assertEqual(clock.getDelayedCalls(), [])
 
     def test_observer_stream_batched(self) -> None:
@@ -255,7 +266,7 @@ class TurnFlushedTests(SynchronousTestCase):
         self.assertEqual(speed_up_text_observers(publisher, None, clock), 1)
         publisher(summary_event())
         publisher(summary_event())
-        self.assertEqual(out.flushes, 0)
+        self.assertEqual((out.flushes, out.getvalue()), (0, ""))
         clock.advance(0)
         self.assertEqual(out.flushes, 1)
         self.assertEqual(out.getvalue(), twisted_text(summary_event(), "%Y %H:%M:%S") * 2)
