@@ -15,17 +15,14 @@ events go through Twisted's formatter with the cached time.
 
 twistd builds its observer before the service exists;
 L{speed_up_text_observers} gives twistd's text observers (and only those,
-recognized by their formatter) this formatter when the service starts,
-and, given the reactor, a stream that flushes once per turn of the loop
-(L{TurnFlushed}) rather than after every line.
+recognized by their formatter) this formatter when the service starts.
 """
 
 from __future__ import annotations
 
 from string import Formatter
-from typing import IO, Any, Callable, Dict, Iterable, List, Optional, Tuple, cast
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import (
     FileLogObserver,
     LogLevel,
@@ -173,56 +170,12 @@ def _twisted_time_format(format_event: Callable[..., Any]) -> Tuple[bool, Option
     return True, value
 
 
-class TurnFlushed:
-    """
-    The stream of a text log observer, written once per turn of the
-    reactor's loop.  Twisted's C{FileLogObserver} writes and flushes
-    every event: a C{write} system call per line (also without the
-    flush when the stream is unbuffered, as C{PYTHONUNBUFFERED} makes
-    standard output), several per call under load.  Here the lines of one
-    turn are kept and reach the stream together at the end of that turn
-    (a C{callLater(0)}); while the reactor is not running (before it
-    starts, after it stops) every flush happens at once, so the last
-    lines of a shutdown are never held back.
-    """
-
-    def __init__(self, out: IO[Any], reactor: IReactorTime) -> None:
-        self.out = out
-        self._reactor = reactor
-        self._lines: List[Any] = []
-        self._pending: Optional[IDelayedCall] = None
-
-    def write(self, data: Any) -> None:
-        """Keep C{data} (text or bytes, as the observer writes) for the next flush."""
-        self._lines.append(data)
-
-    def flush(self) -> None:
-        """Write what was kept at the end of this turn (at once if the reactor is not running)."""
-        if not getattr(self._reactor, "running", False):
-            self._flush()
-        elif self._pending is None:
-            self._pending = self._reactor.callLater(0, self._flush)
-
-    def _flush(self) -> None:
-        if self._pending is not None and self._pending.active():
-            self._pending.cancel()
-        self._pending = None
-        lines, self._lines = self._lines, []
-        if lines:
-            self.out.write(lines[0][:0].join(lines))
-            self.out.flush()
-
-
-def speed_up_text_observers(
-    publisher: LogPublisher,
-    min_level: Optional[LogLevel] = None,
-    reactor: Optional[IReactorTime] = None,
-) -> int:
+def speed_up_text_observers(publisher: LogPublisher, min_level: Optional[LogLevel] = None) -> int:
     """
     Give every text observer C{textFileLogObserver} made among
     C{publisher}'s observers a L{ClassicText} with the same time format
-    (and C{min_level}) and, with a C{reactor}, a L{TurnFlushed} stream;
-    other observers (JSON, syslog, custom ones) are left alone.
+    (and C{min_level}); other observers (JSON, syslog, custom ones) are
+    left alone.
 
     @return: how many observers were changed.
     """
@@ -234,10 +187,5 @@ def speed_up_text_observers(
         ours, time_format = _twisted_time_format(observer.formatEvent)
         if ours:
             observer.formatEvent = ClassicText(time_format, min_level)
-            # Twisted's observer keeps its stream in a private attribute:
-            # only an observer that has one is given the batched stream.
-            out = getattr(observer, "_outFile", None)
-            if reactor is not None and out is not None and not isinstance(out, TurnFlushed):
-                cast(Any, observer)._outFile = TurnFlushed(out, reactor)
             changed += 1
     return changed

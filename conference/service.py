@@ -789,9 +789,7 @@ class ConferenceService(MultiService):
                 )
             globalLogPublisher.addObserver(observer)
         else:
-            # Embedded (no log level): the host's log streams stay as they are.
-            batch = self._reactor if level is not None else None
-            speed_up_text_observers(globalLogPublisher, level, batch)
+            speed_up_text_observers(globalLogPublisher, level)
         log.info(
             "Conference server starting: listen={listen} domains={domains} store={store}",
             listen=self.config.listen,

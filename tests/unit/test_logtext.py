@@ -10,7 +10,6 @@ from typing import Any, Dict, List
 
 from hypothesis import given
 from hypothesis import strategies as st
-from twisted.internet.task import Clock
 from twisted.logger import (
     FileLogObserver,
     LogLevel,
@@ -25,7 +24,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from conference import logtext
-from conference.logtext import ClassicText, TurnFlushed, speed_up_text_observers
+from conference.logtext import ClassicText, speed_up_text_observers
 
 WHEN = 1_780_000_000.25
 
@@ -199,74 +198,3 @@ class SpeedUpTests(SynchronousTestCase):
         before = (json_observer.formatEvent, custom.formatEvent)
         self.assertEqual(speed_up_text_observers(publisher), 0)
         self.assertEqual((json_observer.formatEvent, custom.formatEvent), before)
-
-
-class RunningClock(Clock):
-    """A fake clock that says its reactor is running."""
-
-    running = True
-
-
-class CountingStream(io.StringIO):
-    """A text stream that counts its flushes."""
-
-    flushes = 0
-
-    def flush(self) -> None:
-        self.flushes += 1
-        super().flush()
-
-
-class TurnFlushedTests(SynchronousTestCase):
-    """
-    TurnFlushed: one write and flush per turn of the reactor's loop.
-    """
-
-    def test_bytes(self) -> None:
-        """A bytes stream gets the turn's lines as one bytes write."""
-        out, clock = io.BytesIO(), RunningClock()
-        stream = TurnFlushed(out, clock)
-        stream.write(b"a\n")
-        stream.write(b"b\n")
-        stream.flush()
-        clock.advance(0)
-        self.assertEqual(out.getvalue(), b"a\nb\n")
-
-    def test_one_flush_per_turn(self) -> None:
-        """Lines written in one turn are flushed once, at its end."""
-        out, clock = CountingStream(), RunningClock()
-        stream = TurnFlushed(out, clock)
-        for line in ("a\n", "b\n", "c\n"):
-            stream.write(line)
-            stream.flush()
-        self.assertEqual((out.flushes, out.getvalue()), (0, ""))
-        clock.advance(0)
-        self.assertEqual((out.flushes, out.getvalue()), (1, "a\nb\nc\n"))
-        stream.write("d\n")
-        stream.flush()
-        clock.advance(0)
-        self.assertEqual((out.flushes, out.getvalue()), (2, "a\nb\nc\nd\n"))
-
-    def test_flush_at_once_when_not_running(self) -> None:
-        """Before the reactor runs or after it stopped, every flush happens at once."""
-        out, clock = CountingStream(), RunningClock()
-        stream = TurnFlushed(out, clock)
-        stream.write("a\n")
-        stream.flush()
-        clock.running = False
-        stream.flush()
-        self.assertEqual((out.flushes, out.getvalue()), (1, "a\n"))
-        self.assertEqual(clock.getDelayedCalls(), [])
-
-    def test_observer_stream_batched(self) -> None:
-        """Given the reactor, twistd's text observer writes its lines through one flush per turn."""
-        out, clock = CountingStream(), RunningClock()
-        publisher = LogPublisher()
-        publisher.addObserver(textFileLogObserver(out, timeFormat="%Y %H:%M:%S"))
-        self.assertEqual(speed_up_text_observers(publisher, None, clock), 1)
-        publisher(summary_event())
-        publisher(summary_event())
-        self.assertEqual((out.flushes, out.getvalue()), (0, ""))
-        clock.advance(0)
-        self.assertEqual(out.flushes, 1)
-        self.assertEqual(out.getvalue(), twisted_text(summary_event(), "%Y %H:%M:%S") * 2)

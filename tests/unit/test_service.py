@@ -15,19 +15,11 @@ from typing import Any, List, Tuple, cast
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import CannotListenError
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import (
-    ILogObserver,
-    Logger,
-    LogLevel,
-    formatEvent,
-    globalLogPublisher,
-    textFileLogObserver,
-)
+from twisted.logger import ILogObserver, Logger, LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from conference.app.scheduler import SchedulingHandler
 from conference.errors import StartupError
-from conference.logtext import TurnFlushed
 from conference.records import BindingRecord, ConferenceRecord, StoreError
 from conference.service import ConferenceService, ServerConfig, listen_hosts
 from conference.store.cache import CachedBindingStore
@@ -117,25 +109,6 @@ class ServiceTests(SynchronousTestCase):
         probes = [e["log_format"] for e in lines if e.get("log_namespace") == "probe"]
         self.assertEqual(probes, ["loud {n}"])
         self.successResultOf(service.stopService())
-
-    def text_observer_stream(self, **kwargs: Any) -> Any:
-        """The stream of a twistd-style text observer after a service with C{kwargs} started."""
-        observer = textFileLogObserver(io.StringIO())
-        globalLogPublisher.addObserver(observer)
-        self.addCleanup(globalLogPublisher.removeObserver, observer)
-        service, _ = self.make(**kwargs)
-        service.startService()
-        self.successResultOf(service.ready)
-        self.addCleanup(lambda: self.successResultOf(service.stopService()))
-        return observer._outFile  # type: ignore[attr-defined]
-
-    def test_text_log_batched(self) -> None:
-        """With a log level (twistd), the text log's stream is written once per loop turn."""
-        self.assertIsInstance(self.text_observer_stream(log_level="info"), TurnFlushed)
-
-    def test_embedded_text_log_left_alone(self) -> None:
-        """Embedded (no log level), the host's text log stream is not replaced."""
-        self.assertIsInstance(self.text_observer_stream(), io.StringIO)
 
     def test_stop(self) -> None:
         """Stopping closes the listeners and fires once transactions are done."""
