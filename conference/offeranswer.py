@@ -440,31 +440,46 @@ class OfferAnswer:
         @raise RemoteProtocolError: 400 (malformed), 491 (our own offer is
             pending: glare, RFC 3261 section 14.2) or 488 with a Warning.
         """
+        return self._checked(offer)[0]
+
+    def _checked(
+        self,
+        offer: Union[bytes, SessionDescription],
+        chosen: Optional[Tuple[int, Optional[Crypto]]] = None,
+    ) -> Tuple[SessionDescription, Tuple[int, Optional[Crypto]]]:
+        """L{check_offer}, also returning what L{choose_stream} chose (C{chosen} if given)."""
         if self.state == OFFER_SENT:
             raise RemoteProtocolError("Request Pending", 491)
         sdp = _as_sdp(offer)
         if self.local is not None and len(sdp.media) < len(self.local.media):
             # RFC 3264 section 8: m-lines are never removed, only disabled.
             raise not_acceptable(WARN_MISC, self.warn_agent)
-        choose_stream(sdp, self.codecs, self.warn_agent, self._preferred(), self.srtp)
-        return sdp
+        if chosen is None or self.stream is not None:
+            chosen = choose_stream(sdp, self.codecs, self.warn_agent, self._preferred(), self.srtp)
+        return sdp, chosen
 
     def _preferred(self) -> Optional[int]:
         return self.stream.index if self.stream is not None else None
 
-    def receive_offer(self, offer: Union[bytes, SessionDescription]) -> bytes:
+    def receive_offer(
+        self,
+        offer: Union[bytes, SessionDescription],
+        *,
+        choice: Optional[Tuple[int, Optional[Crypto]]] = None,
+    ) -> bytes:
         """
         Answer C{offer} (the first or a new one in the session) and settle
         on its stream.
 
+        @param choice: what L{choose_stream} (with our codecs and SRTP
+            policy, no preference) returned for C{offer}, when the caller
+            already checked it, so a join chooses once; ignored once a
+            stream is settled (a new offer prefers the current stream).
         @return: the answer, serialized.
         @raise RemoteProtocolError: as L{check_offer}; the state is then
             unchanged.
         """
-        sdp = self.check_offer(offer)
-        index, crypto = choose_stream(
-            sdp, self.codecs, self.warn_agent, self._preferred(), self.srtp
-        )
+        sdp, (index, crypto) = self._checked(offer, choice)
         answer = self._skeleton(sdp)
         local = self._our_crypto(crypto) if crypto is not None else None
         offered = sdp.media[index]

@@ -55,6 +55,8 @@ log = Logger()
 #: Wrong PINs allowed from one source for one conference within
 #: L{PinGuard.window} seconds before it is refused outright.
 PIN_TRIES = 3
+#: Conferences whose policy is remembered at most (then forgotten at once).
+MAX_POLICIES = 4096
 
 
 class PinGuard:
@@ -162,6 +164,9 @@ class ConferenceControl:
         self.ending: Callable[[str], Optional[float]] = lambda uri: None
         self.dtmf_pins = dtmf_pins
         self.admins = frozenset(normalize_address(a) for a in admins)
+        #: The last policy read per conference, with the calendar and
+        #: settings it was read from.
+        self._policies: Dict[str, Tuple[Any, Dict[str, str], CalendarPolicy]] = {}
         focus.admit = self._admit
         focus.listeners.append(self._apply_media)
 
@@ -169,9 +174,19 @@ class ConferenceControl:
 
     def policy(self, record: ConferenceRecord, calendar: Any) -> CalendarPolicy:
         """
-        The policy of C{record}'s conference.
+        The policy of C{record}'s conference, read once per calendar and
+        settings (a join asks for it; C{calendar_of} parses the calendar
+        once per record version, so the same object comes back until the
+        conference changes).
         """
-        return policy_of(calendar, record.settings, default_guests=self.default_guests)
+        cached = self._policies.get(record.uri)
+        if cached is not None and cached[0] is calendar and cached[1] == record.settings:
+            return cached[2]
+        policy = policy_of(calendar, record.settings, default_guests=self.default_guests)
+        if len(self._policies) >= MAX_POLICIES:
+            self._policies.clear()
+        self._policies[record.uri] = (calendar, dict(record.settings), policy)
+        return policy
 
     def _admit(self, join: Any, who: str) -> Role:
         """

@@ -71,7 +71,6 @@ from conference.records import ConferenceRecord
 from conference.sip.dialog import Dialog, DialogTable
 from conference.sip.errors import RemoteProtocolError, SIPProtocolError
 from conference.sip.message import Request, Response, make_response
-from conference.sip.multipart import BodyPart, build_multipart
 from conference.sip.transaction import Peer
 from conference.store.stores import Stores
 
@@ -506,15 +505,8 @@ class Focus:
         sdp: bytes = session.local_sdp
         if formats.calendar is None:
             return SDP, sdp
-        content_type, body = self.calendars.part(
-            record, calendar, instance, formats.calendar, self._reactor.seconds()
-        )
-        return build_multipart(
-            [
-                BodyPart(SDP, sdp, disposition="session"),
-                BodyPart(content_type, body, disposition="render;handling=optional"),
-            ],
-            "mixed",
+        return self.calendars.with_sdp(
+            record, calendar, instance, formats.calendar, self._reactor.seconds(), sdp=sdp
         )
 
     def _bye(self, request: Request) -> Response:

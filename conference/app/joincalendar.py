@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional, Tuple
 
-from conference.app.busy import XCAL, Signer
+from conference.app.busy import SDP, XCAL, Signer
 from conference.app.conferences import Instance, attendees_of, join_calendar, utc_datetime
 from conference.app.roster import Roster
 from conference.calendar import to_ical, to_xcal
 from conference.records import ConferenceRecord
+from conference.sip.multipart import BodyPart, Envelope, build_multipart, envelope
 
 __all__ = ["JoinCalendars"]
 
@@ -36,6 +37,8 @@ class JoinCalendars:
         self.sign = sign
         self.limit = limit
         self._cache: Dict[Tuple[Any, ...], Tuple[str, bytes]] = {}
+        #: The multipart/mixed bodies around each cached calendar part.
+        self._envelopes: Dict[Tuple[str, bytes], Envelope] = {}
 
     def part(
         self, record: ConferenceRecord, calendar: Any, instance: Instance, fmt: str, now: float
@@ -45,6 +48,44 @@ class JoinCalendars:
         xCal (C{fmt} L{XCAL}) or iCalendar text, signed when configured.
         """
         return self._render(record, calendar, instance, (fmt, self.sign), now)
+
+    def with_sdp(
+        self,
+        record: ConferenceRecord,
+        calendar: Any,
+        instance: Instance,
+        fmt: str,
+        now: float,
+        *,
+        sdp: bytes,
+    ) -> Tuple[str, bytes]:
+        """
+        The Content-Type and body of a join's 200: multipart/mixed with the
+        SDP answer (disposition C{session}) and the calendar part of
+        L{part} (C{render;handling=optional}).  The multipart around them
+        is built once per calendar part; a join only puts its SDP in.
+        """
+        calendar_part = self.part(record, calendar, instance, fmt, now)
+        made = self._envelopes.get(calendar_part)
+        if made is None:
+            content_type, body = calendar_part
+            made = envelope(
+                BodyPart(SDP, b"", disposition="session"),
+                [BodyPart(content_type, body, disposition="render;handling=optional")],
+            )
+            if len(self._envelopes) > self.limit:
+                self._envelopes.clear()
+            self._envelopes[calendar_part] = made
+        filled = made.fill(sdp)
+        if filled is not None:
+            return filled
+        content_type, body = calendar_part
+        return build_multipart(
+            [
+                BodyPart(SDP, sdp, disposition="session"),
+                BodyPart(content_type, body, disposition="render;handling=optional"),
+            ]
+        )
 
     def xcal(
         self, record: ConferenceRecord, calendar: Any, instance: Instance, now: float

@@ -31,7 +31,7 @@ from conference.offeranswer import (
     Codec,
     OfferAnswer,
     Stream,
-    select_stream,
+    choose_stream,
 )
 from conference.reactors import default_reactor
 from conference.sdp import parse_sdp
@@ -208,10 +208,10 @@ class NullMediaService:
             raise RemoteProtocolError("Media sessions exhausted", 503)
         # Refuse what cannot be answered before taking any port.
         parsed = parse_sdp(offer)
-        select_stream(parsed, self.codecs, self.warn_agent, srtp=self.srtp)
+        choice = choose_stream(parsed, self.codecs, self.warn_agent, srtp=self.srtp)
         session = self._open(conference, participant)
         try:
-            session.negotiation.receive_offer(parsed)
+            session.negotiation.receive_offer(parsed, choice=choice)
         except BaseException:
             self.close(session)
             raise
@@ -280,14 +280,18 @@ class NullMediaService:
         """Give the session's ports back to the pool (see L{PortPairPool}); idempotent."""
         if not isinstance(session, NullMediaSession) or session.closed:
             return
-        session.closed = True
-        if self.sessions.get(session.port) is session:
-            del self.sessions[session.port]
         log.debug(
             "Closed media of {participant}: {packets} RTP packets dropped",
             participant=session.participant,
             packets=session.rtp.packets,
         )
+        self._release_session(session)
+
+    def _release_session(self, session: NullMediaSession) -> None:
+        """Mark C{session} closed, forget it and give its ports back."""
+        session.closed = True
+        if self.sessions.get(session.port) is session:
+            del self.sessions[session.port]
         self.ports.release(session.pair)  # the sinks forget the session: no cycle left
 
     def touch(self, session: IMediaSession) -> None:

@@ -76,6 +76,18 @@ def mixer_codecs(speaks: Optional[Sequence[AudioCodec]] = None) -> Tuple[Codec, 
     return (*voices, TELEPHONE_EVENT, *(codec for codec in found if codec.is_event))
 
 
+class _FrameClock(LoopingCall):
+    """
+    A L{LoopingCall} on the clock its creator sets, never the global
+    reactor: Twisted's constructor imports C{twisted.internet.reactor} on
+    every call, a cost paid once per conference that fills up, which for
+    short calls is once per join.
+    """
+
+    def __init__(self, f: Callable[..., object], *a: object, **kw: object) -> None:
+        self.f, self.a, self.kw = f, a, kw
+
+
 class _Conference:
     """One conference's mixer and its clock."""
 
@@ -190,18 +202,22 @@ class MixerMediaService(NullMediaService):
 
     def close(self, session: IMediaSession) -> None:
         """Say RTCP BYE, leave the mix (stopping its clock if last), close the ports."""
-        if isinstance(session, NullMediaSession) and not session.closed:
-            channel = self.channels.pop(session.port, None)
-            if channel is not None:
-                self._send(session, channel.goodbye(self._now()))
-                self._leave(session.conference, channel)
-                self.retired.add(channel.counters)
-                log.debug(
-                    "Media of {participant}: {counters}",
-                    participant=session.participant,
-                    counters=channel.counters,
-                )
-        super().close(session)
+        if not isinstance(session, NullMediaSession) or session.closed:
+            return
+        channel = self.channels.pop(session.port, None)
+        if channel is None:
+            super().close(session)
+            return
+        self._send(session, channel.goodbye(self._now()))
+        self._leave(session.conference, channel)
+        self.retired.add(channel.counters)
+        # One debug event per session, the channel's (not also the null service's).
+        log.debug(
+            "Media of {participant}: {counters}",
+            participant=session.participant,
+            counters=channel.counters,
+        )
+        self._release_session(session)
 
     # Mixing ----------------------------------------------------------------
 
@@ -209,7 +225,7 @@ class MixerMediaService(NullMediaService):
         conference = self.conferences.get(uri)
         if conference is None:
             conference = self.conferences[uri] = _Conference(uri, Mixer(FRAME_SAMPLES))
-            loop = LoopingCall.withCount(lambda count: self._tick(conference, count))
+            loop = _FrameClock.withCount(lambda count: self._tick(conference, count))
             loop.clock = cast(IReactorTime, self._reactor)
             conference.loop = loop
             loop.start(FRAME_MS / 1000.0, now=False)

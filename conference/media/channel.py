@@ -256,6 +256,8 @@ class Channel:
         self._dtmf_out = DTMFSender(self._step)
         self._next_rtcp = now + RTCP_INTERVAL * rng.uniform(0.5, 1.5)
         self._sent_since_report = False
+        #: Whether an RTCP report went out (RTP sent is C{counters.sent}).
+        self._reported = False
         self._last_sr: Optional[Tuple[int, float]] = None
         self.remote_loss: Optional[Tuple[int, int, int]] = None
         self.round_trip: Optional[float] = None
@@ -652,12 +654,18 @@ class Channel:
         if now < self._next_rtcp or destination is None:
             return []
         self._next_rtcp = now + RTCP_INTERVAL * self._rng.uniform(0.5, 1.5)
+        self._reported = True
         return [Datagram(self.key, True, self._seal(self._compound(now)), destination)]
 
     def goodbye(self, now: float, reason: str = "") -> List[Datagram]:
-        """The compound packet with a BYE, to send when the session ends."""
+        """
+        The compound packet with a BYE, to send when the session ends;
+        none when we never sent RTP or RTCP in it (RFC 3550 section 6.3.7:
+        such a participant must not send a BYE, the peer never learnt our
+        SSRC), as for calls that end before the first frame.
+        """
         destination = self.rtcp.destination
-        if destination is None:
+        if destination is None or not (self.counters.sent or self._reported):
             return []
         compound = self._compound(now) + build_bye(self.ssrc, reason)
         return [Datagram(self.key, True, self._seal(compound), destination)]

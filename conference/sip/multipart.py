@@ -28,9 +28,11 @@ __all__ = [
     "DEFAULT_MAX_PARTS",
     "DEFAULT_MAX_SIZE",
     "BodyPart",
+    "Envelope",
     "Multipart",
     "Part",
     "build_multipart",
+    "envelope",
     "find_content_id",
     "parse_multipart",
     "serialize_part",
@@ -412,3 +414,53 @@ def build_multipart(
     body = b"".join(mark + b"\r\n" + c + b"\r\n" for c in chunks) + mark + b"--\r\n"
     media = MediaType("multipart", subtype.lower(), {"boundary": boundary, **dict(params)})
     return str(media), body
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """
+    A multipart body built once around a part whose content changes from
+    message to message while its headers and the other parts stay: a
+    join's 200 is the participant's SDP answer beside the conference's
+    calendar part, which is the same for every join of a conference
+    version.  L{fill} then costs a search and a join of bytes.
+
+    @ivar content_type: the multipart Content-Type value (with the boundary).
+    @ivar delimiter: C{--} and the boundary, which the filled content must not hold.
+    @ivar head: the bytes before the varying content; C{tail} those after it.
+    """
+
+    content_type: str
+    delimiter: bytes
+    head: bytes
+    tail: bytes
+
+    def fill(self, content: bytes) -> Optional[Tuple[str, bytes]]:
+        """
+        The Content-Type value and body with C{content} in its place;
+        L{None} when C{content} holds the delimiter (then build the body
+        anew with L{build_multipart}, which picks another boundary).
+        """
+        if self.delimiter in content:
+            return None
+        return self.content_type, self.head + content + self.tail
+
+
+def envelope(
+    varying: BodyPart, others: Sequence[Union[BodyPart, Part]], subtype: str = "mixed"
+) -> Envelope:
+    """
+    The L{Envelope} of a multipart body whose first part is C{varying}
+    (its headers; its body is ignored) and whose further parts are
+    C{others}, as L{build_multipart} would write it.
+
+    @raise LocalProtocolError: as L{build_multipart}.
+    """
+    marker = secrets.token_hex(16).encode("ascii")
+    first = BodyPart(
+        varying.content_type, marker, varying.content_id, varying.disposition, varying.headers
+    )
+    content_type, body = build_multipart([first, *others], subtype)
+    head, tail = body.split(marker, 1)
+    boundary = parse_media_type(content_type).params["boundary"]
+    return Envelope(content_type, b"--" + boundary.encode("ascii"), head, tail)

@@ -14,6 +14,8 @@ from twisted.internet import reactor as global_reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import deferLater
+from twisted.internet.testing import EventLoggingObserver
+from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from conference.app.media import NullMediaService, NullMediaSession
@@ -242,14 +244,40 @@ class MixerServiceTests(SynchronousTestCase):
         self.assertEqual(e.status, 481)
 
     def test_rtcp_bye_on_close(self) -> None:
-        """Closing a session sends an RTCP BYE to the peer's RTCP port."""
+        """Closing a session that sent media sends an RTCP BYE to the peer's RTCP port."""
         a = self.join(6000)
         ssrc = self.service.channel(a).ssrc
+        self.reactor.advance(TICK)
         self.service.close(a)
         [bye] = self.reactor.sent_to(("192.0.2.10", 6001))
         goodbye = parse_rtcp(bye)[-1]
         assert isinstance(goodbye, Goodbye)
         self.assertEqual(goodbye.ssrcs, (ssrc,))
+
+    def test_no_rtcp_bye_before_media(self) -> None:
+        """A session closed before its first frame says no RTCP BYE (RFC 3550 6.3.7)."""
+        a = self.join(6000)
+        self.service.close(a)
+        self.assertEqual(self.reactor.sent_to(("192.0.2.10", 6001)), [])
+
+    def test_one_debug_event_per_close(self) -> None:
+        """Closing a mixed session logs one debug event, with the channel's counters."""
+        events = EventLoggingObserver()
+        globalLogPublisher.addObserver(events)
+        self.addCleanup(globalLogPublisher.removeObserver, events)
+        a = self.join(6000)
+        self.service.close(a)
+        closed = [e for e in events if e.get("participant") == a.participant]  # type: ignore[attr-defined]
+        self.assertEqual([e["log_format"] for e in closed], ["Media of {participant}: {counters}"])
+
+    def test_clock_is_injected(self) -> None:
+        """The conference's frame clock runs on the injected reactor, not the global one."""
+        self.join(6000)
+        [conference] = self.service.conferences.values()
+        assert conference.loop is not None
+        self.assertIs(conference.loop.clock, self.reactor)
+        self.reactor.advance(TICK)
+        self.assertTrue(self.reactor.sent_to(("192.0.2.10", 6000)))
 
     def test_offer_then_answer(self) -> None:
         """An offerless join sends nothing until the ACK's answer tells where to."""

@@ -25,12 +25,14 @@ from conference.offeranswer import (
     SRTP_POLICIES,
     SRTP_REQUIRED,
     STABLE,
+    SUPPORTED_CODECS,
     TELEPHONE_EVENT,
     TELEPHONE_EVENT_48K,
     WARN_SRTP_OFF,
     WARN_SRTP_REQUIRED,
     OfferAnswer,
     answer_direction,
+    choose_stream,
     codec_of,
 )
 from conference.sdp import (
@@ -294,6 +296,30 @@ class AnswerTests(SynchronousTestCase):
         self.assertRaises(
             ValueError, OfferAnswer, address="h", port=1, session_id="x", warn_agent="h"
         )
+
+
+class ChoiceTests(SynchronousTestCase):
+    """
+    A first offer answered with the stream its caller already chose.
+    """
+
+    def test_given_choice_is_used(self) -> None:
+        """The stream passed as C{choice} is answered, without choosing again."""
+        offer = audio_offer("0", more_media="m=audio 4002 RTP/AVP 0")
+        self.assertEqual(choose_stream(parse_sdp(offer), SUPPORTED_CODECS, AGENT), (0, None))
+        oa = negotiator()
+        answer = parse_sdp(oa.receive_offer(offer, choice=(1, None)))
+        self.assertEqual([m.port for m in answer.media], [0, 20000])
+        assert oa.stream is not None
+        self.assertEqual((oa.stream.index, oa.stream.port), (1, 4002))
+
+    def test_choice_ignored_once_settled(self) -> None:
+        """A new offer in the session keeps preferring its stream, whatever C{choice} says."""
+        offer = audio_offer("0", more_media="m=audio 4002 RTP/AVP 0")
+        oa = negotiator()
+        oa.receive_offer(offer, choice=(1, None))
+        answer = parse_sdp(oa.receive_offer(offer, choice=(0, None)))
+        self.assertEqual([m.port for m in answer.media], [0, 20000])
 
 
 class ReOfferTests(SynchronousTestCase):

@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 from lxml import etree
 from twisted.trial.unittest import SynchronousTestCase
 
+from conference.app.conferences import calendar_of
 from conference.app.control import PinGuard, uri_pin
 from conference.calendar import parse_ical_calendar, to_xcal
 from conference.calendar.recurrence import MAX_STEPS, Budget
@@ -110,6 +111,25 @@ class PinTests(ControlFixture):
         self.assertEqual(self.join(EVE, uri="sip:conf;pin=9999@example.com").code, 403)
         self.assertEqual(self.focus.roster.count(CONF), 0)
         self.assertEqual(self.join(EVE, uri="sip:conf;pin=1234@example.com").code, 200)
+
+    def test_policy_read_once_per_version(self) -> None:
+        """The policy is read once per conference version; a new PIN applies at once."""
+        record = self.successResultOf(self.stores.conferences.get(CONF))
+        assert record is not None
+        calendar = calendar_of(record)
+        self.assertIs(self.control.policy(record, calendar), self.control.policy(record, calendar))
+        self.store("X-CONFERENCE-PIN:4321")
+        self.assertEqual(self.join(EVE, uri="sip:conf;pin=1234@example.com").code, 403)
+        self.assertEqual(self.join(EVE, uri="sip:conf;pin=4321@example.com").code, 200)
+
+    def test_pin_setting_change_applies(self) -> None:
+        """A changed pin setting is read anew even with the same calendar."""
+        record = self.successResultOf(self.stores.conferences.get(CONF))
+        assert record is not None
+        calendar = calendar_of(record)
+        self.assertEqual(self.control.policy(record, calendar).pin, "1234")
+        record.settings["pin"] = "777"
+        self.assertEqual(self.control.policy(record, calendar).pin, "777")
 
     def test_members_need_none(self) -> None:
         """An authenticated attendee joins without the PIN."""

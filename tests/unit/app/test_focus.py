@@ -211,6 +211,14 @@ class FocusTests(FocusFixture):
         dispositions = [p.header("content-disposition") for p in multipart.parts]
         self.assertEqual(dispositions, ["session", "render;handling=optional"])
 
+    def test_join_body_envelope_reused(self) -> None:
+        """Joins of one conference version share the multipart built around its calendar part."""
+        first = self.answer(self.invite(call_id="a", from_="<sip:yan@example.com>;tag=y"))
+        second = self.answer(self.invite(call_id="b", from_="<sip:zed@example.com>;tag=z"))
+        self.assertEqual(second.header("content-type"), first.header("content-type"))
+        self.assertEqual(self.parts(second), self.parts(first))
+        self.assertEqual(self.parts(second)["application/sdp"], ANSWER)
+
     def test_join_sdp_only(self) -> None:
         """No Accept (or SDP only): the answer is SDP alone."""
         for accept in (None, "application/sdp"):

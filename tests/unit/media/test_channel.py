@@ -18,6 +18,7 @@ from conference.media.channel import MAX_PACKETS_PER_TICK, RTCP_INTERVAL, Channe
 from conference.media.codecs import FRAME_SAMPLES, INTERNAL_RATE, PCMA, PCMU
 from conference.media.dtmf import DTMFError, TelephoneEvent, parse_event
 from conference.media.rtcp import (
+    Goodbye,
     Report,
     SenderInfo,
     SourceDescription,
@@ -412,9 +413,23 @@ class RTCPTests(SynchronousTestCase):
             channel.receive_rtp(voice(n), PEER, 0.02 * n)
         channel.receive_rtcp(build_report(0x1234, None) + build_bye(0x1234), PEER_RTCP, 1.0)
         self.assertTrue(channel.bye_received)
+        channel.packets(b"\xff" * 160)
         [goodbye] = channel.goodbye(2.0, "conference over")
         self.assertEqual(parse_rtcp(goodbye.data)[-1].reason, "conference over")  # type: ignore[union-attr]
         self.assertEqual(Channel("x", now=0, cname="c").goodbye(1.0), [])
+
+    def test_no_bye_before_sending(self) -> None:
+        """No RTCP BYE from a channel that never sent RTP or RTCP (RFC 3550 6.3.7)."""
+        channel = make_channel()
+        channel.receive_rtp(voice(0), PEER, 0.0)
+        self.assertEqual(channel.goodbye(0.5), [])
+
+    def test_bye_after_report_only(self) -> None:
+        """A channel that only sent an RTCP report says BYE: the peer knows its SSRC."""
+        channel = make_channel()
+        self.assertEqual(len(channel.rtcp_report(RTCP_INTERVAL * 2)), 1)
+        [goodbye] = channel.goodbye(RTCP_INTERVAL * 2 + 1)
+        self.assertIsInstance(parse_rtcp(goodbye.data)[-1], Goodbye)
 
 
 class HeardTests(SynchronousTestCase):

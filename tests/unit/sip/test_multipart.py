@@ -16,6 +16,7 @@ from conference.sip.headers import parse_media_type
 from conference.sip.multipart import (
     BodyPart,
     build_multipart,
+    envelope,
     find_content_id,
     parse_multipart,
     serialize_part,
@@ -323,6 +324,40 @@ class BuildTests(SynchronousTestCase):
 
 _bytes = st.binary(max_size=60)
 _types = st.sampled_from(["text/plain", "application/sdp", "application/octet-stream"])
+
+
+class EnvelopeTests(SynchronousTestCase):
+    """
+    envelope: a multipart built once, its first part's content filled per message.
+    """
+
+    def test_fill_matches_build(self) -> None:
+        """A filled envelope is what build_multipart writes with the same boundary."""
+        made = envelope(
+            BodyPart("application/sdp", b"", disposition="session"),
+            [BodyPart("text/plain", b"fixed", disposition="render")],
+        )
+        filled = made.fill(b"v=0\r\n")
+        assert filled is not None
+        content_type, body = filled
+        boundary = parse_media_type(content_type).params["boundary"]
+        self.assertEqual(
+            (content_type, body),
+            build_multipart(
+                [
+                    BodyPart("application/sdp", b"v=0\r\n", disposition="session"),
+                    BodyPart("text/plain", b"fixed", disposition="render"),
+                ],
+                boundary=boundary,
+            ),
+        )
+        parsed = parse_multipart(body, parse_media_type(content_type))
+        self.assertEqual([p.body for p in parsed.parts], [b"v=0\r\n", b"fixed"])
+
+    def test_content_holding_delimiter(self) -> None:
+        """Content that holds the delimiter is refused (None): the caller builds anew."""
+        made = envelope(BodyPart("text/plain", b""), [BodyPart("text/plain", b"x")])
+        self.assertIsNone(made.fill(b"a" + made.delimiter + b"b"))
 
 
 class PropertyTests(SynchronousTestCase):
