@@ -336,6 +336,15 @@ class _MessageMixin:
         """
         self._view_cache()[canonical_name(name)] = (value, parsed)
 
+    def remember_list_view(self, name: str, parsed: Any) -> None:
+        """
+        Record that every field of list header C{name}, as they are now,
+        parse to C{parsed} (for code that just wrote those fields from
+        C{parsed}), so the view need not parse them again.
+        """
+        key = canonical_name(name)
+        self._view_cache()[key] = (list(self.headers.get(key) or ()), parsed)
+
     def copy_views(self, other: _MessageMixin, names: Iterable[str]) -> None:
         """
         Take over C{other}'s parsed views of the headers C{names} (for a

@@ -108,6 +108,17 @@ class Via:
         self.rportValue = port
         self.rportRequested = False
 
+    def copy(self) -> Via:
+        """
+        An independent copy (its C{otherParams} too), to change where this
+        one must stay as it is (a message's remembered Vias).
+        """
+        other = Via.__new__(Via)
+        for name in Via.__slots__:
+            setattr(other, name, getattr(self, name))
+        other.otherParams = dict(self.otherParams)
+        return other
+
     def toString(self) -> str:
         """
         The wire form (Twisted's spelling of

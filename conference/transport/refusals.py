@@ -15,7 +15,7 @@ every path here ends in one stateless answer (or a drop) and a count.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from twisted.logger import Logger
 
@@ -32,7 +32,7 @@ from conference.sip import transaction as txn
 from conference.sip.errors import RemoteProtocolError, SIPProtocolError
 from conference.sip.message import Message, Request, Response, error_response, make_response
 from conference.sip.transaction_model import new_tag
-from conference.sip.via import format_via, parse_via
+from conference.sip.via import Via, format_via, parse_via
 
 __all__ = ["Refusals"]
 
@@ -196,23 +196,31 @@ class Refusals:
         fields = request.headers.get("via")
         if not fields:
             return
+        remembered: Optional[List[Via]] = None
         try:
             # Usually parsed (and remembered) by validation already.
-            top = request.top_via
+            remembered = request.parsed_vias()
+            top = remembered[0]
         except SIPProtocolError:
             # A message being refused may have a bad Via further down: only
             # the first field matters here.
             top = parse_via(fields[0])[0]
         if not top.rportRequested and top.host.strip("[]") == peer.host:
             return
-        # Change a fresh parse, never the message's remembered Via objects;
-        # the new field text makes the message parse its Vias anew.
-        vias = parse_via(fields[0])
+        if len(fields) == 1 and remembered is not None:
+            # The usual case: one Via field.  Change a copy of the top Via,
+            # never the remembered one, and remember the new list with the
+            # new text, so that it is not parsed again.
+            vias = [top.copy(), *remembered[1:]]
+        else:
+            vias = parse_via(fields[0])  # a fresh parse, of this field alone
         top = vias[0]
         if top.rportRequested:
             top.rport = peer.port
         top.received = peer.host
         fields[0] = ", ".join(format_via(v) for v in vias)
+        if len(fields) == 1:
+            request.remember_list_view("via", vias)
 
     def _add_feedback(self, response: Response) -> None:
         """

@@ -20,6 +20,7 @@ from conference.app.core import CoreRouter, RequestContext
 from conference.interfaces import IRequestHandler
 from conference.overload import OverloadControl, ProportionalShedding
 from conference.overload_feedback import OverloadFeedback
+from conference.sip import message as message_module
 from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request, Response, make_response
 from conference.sip.transaction import Peer
@@ -109,6 +110,21 @@ class ServerTests(SynchronousTestCase):
         self.assertEqual((host, port), ("198.51.100.7", 40000))
         via = parse_response(data).top_via
         self.assertEqual((via.received, via.rport), ("198.51.100.7", 40000))
+
+    def test_via_fixed_once(self) -> None:
+        """received/rport go into a copy of the top Via, kept with the new text: no reparse."""
+        request = make_request("OPTIONS", "sip:example.com", rport=True)
+        request.headers["via"][0] += ", SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKnext"
+        before = request.parsed_vias()
+        self.patch(message_module, "parse_via", lambda value: self.fail("Via parsed again"))
+        self.server._fix_via(request, Peer("UDP", "198.51.100.7", 40000, "udp"))
+        top, second = request.parsed_vias()
+        self.assertEqual(
+            (top.received, top.rport, second.host), ("198.51.100.7", 40000, "192.0.2.9")
+        )
+        self.assertIn("received=198.51.100.7;rport=40000", request.headers["via"][0])
+        self.assertIsNone(before[0].received)  # the remembered Via was not changed
+        self.assertIs(second, before[1])
 
     def test_received_without_rport(self) -> None:
         """Without rport the response goes to received and the Via port."""
