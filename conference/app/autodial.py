@@ -140,19 +140,27 @@ class AutoDialOut:
             return None
         now = self._reactor.seconds()
         try:
-            calendar = calendar_of(record)
-            if not self.control.policy(record, calendar).dial_out:
-                return None
-            moment = utc_datetime(now)
-            instance = next_instance(timeline_of(record, moment), moment)
+            when = self._next_start(record, now)
         except CalendarError as e:
             log.error("Conference {uri} has a bad stored calendar: {e}", uri=record.uri, e=e)
             return None
-        if instance is None:
+        if when is None:
             return None
-        when = instance.start.timestamp()
         self.timers[record.uri] = self._reactor.callLater(when - now, self._due, record.uri, when)
         return when
+
+    def _next_start(self, record: ConferenceRecord, after: float) -> Optional[float]:
+        """
+        The start of C{record}'s first instance after C{after}, if it dials
+        out and has one.
+
+        @raise CalendarError: for a stored calendar that cannot be read.
+        """
+        if not self.control.policy(record, calendar_of(record)).dial_out:
+            return None
+        moment = utc_datetime(after)
+        instance = next_instance(timeline_of(record, moment), moment)
+        return instance.start.timestamp() if instance is not None else None
 
     def _due(self, uri: str, start: float) -> None:
         self.timers.pop(uri, None)
@@ -252,13 +260,9 @@ class AutoDialOut:
         if record.state != SCHEDULED:
             return False
         try:
-            if not self.control.policy(record, calendar_of(record)).dial_out:
-                return False
-            moment = utc_datetime(start - 1)
-            instance = next_instance(timeline_of(record, moment), moment)
+            return self._next_start(record, start - 1) == start
         except CalendarError:
             return False
-        return instance is not None and instance.start.timestamp() == start
 
     def _claim_and_call(self, uri: str, start: float) -> None:
         d: Deferred[Optional[ConferenceRecord]] = Deferred.fromCoroutine(self._claim(uri, start))
