@@ -790,6 +790,8 @@ class ConferenceService(MultiService):
         logged once; the listeners are then closed again.
         """
         level = LogLevel.levelWithName(self.config.log_level) if self.config.log_level else None
+        # Keep-alive OPTIONS are debug events: not built when none is written.
+        self.sip.log_keepalives = level is None or level is LogLevel.debug
         if self.config.log_format == "json":
             observer: ILogObserver = jsonFileLogObserver(sys.stdout)
             if level is not None:

@@ -80,6 +80,9 @@ log = Logger()
 #: Body types a BIND may carry: multipart bodies whose parts C{cid:} URIs name.
 BODY_TYPES = ("multipart/mixed", "multipart/related", "multipart/alternative")
 
+#: The most Accept-Binding values remembered (by owner, caller and set).
+MAX_ACCEPT_VALUES = 4096
+
 Headers = List[Tuple[str, str]]
 Challenge = Callable[[Request, float], Exception]
 
@@ -148,6 +151,9 @@ class BindHandler:
         self._tag_factory = tag_factory
         #: BIND updates by outcome (applied, or the refusal's reason), for /metrics.
         self.updates: Counter[str] = Counter()
+        # Accept-Binding values already written, with the policy they were
+        # written under (see _accept_value).
+        self._accept_values: Dict[Tuple[Any, ...], Tuple[BindingPolicy, str]] = {}
 
     # IRequestHandler -------------------------------------------------------
 
@@ -203,9 +209,29 @@ class BindHandler:
 
     def _accept_binding_now(self, owner: Owner, identity: Optional[str]) -> MaybeDeferred[str]:
         def value(own: Optional[FrozenSet[str]]) -> str:
-            return format_accept_binding(accepted_dispositions(self.policy, owner, identity, own))
+            return self._accept_value(owner, identity, own)
 
         return then(self.store.owner_dispositions(owner.uri), value)
+
+    def _accept_value(
+        self, owner: Owner, identity: Optional[str], own: Optional[FrozenSet[str]]
+    ) -> str:
+        """
+        The Accept-Binding value for C{owner}'s set C{own} (or the policy's)
+        as C{identity} sees it: worked out once per owner, caller and set
+        while the policy stays (every OPTIONS to a user carries one), and
+        bounded, since owners and callers come from peers.
+        """
+        policy = self.policy
+        key = (owner.uri, owner.kind, identity, own)
+        known = self._accept_values.get(key)
+        if known is not None and known[0] is policy:
+            return known[1]
+        value = format_accept_binding(accepted_dispositions(policy, owner, identity, own))
+        if len(self._accept_values) >= MAX_ACCEPT_VALUES:
+            self._accept_values.clear()
+        self._accept_values[key] = (policy, value)
+        return value
 
     def query(
         self,

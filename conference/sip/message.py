@@ -112,12 +112,23 @@ _SPECIAL_CASES = {
 }
 
 
+_CANONICAL_NAMES: Dict[str, str] = {}
+_MAX_CANONICAL_NAMES = 512
+
+
 def canonical_name(name: str) -> str:
     """
     Return the lower-case long form of a header field name.
     """
-    name = name.strip().lower()
-    return COMPACT_FORMS.get(name, name)
+    # Remembered (boundedly, like display_name): every header access of
+    # every message names its header through here.
+    canonical = _CANONICAL_NAMES.get(name)
+    if canonical is None:
+        lowered = name.strip().lower()
+        canonical = COMPACT_FORMS.get(lowered, lowered)
+        if len(_CANONICAL_NAMES) < _MAX_CANONICAL_NAMES:
+            _CANONICAL_NAMES[name] = canonical
+    return canonical
 
 
 _DISPLAY_NAMES: Dict[str, str] = {}

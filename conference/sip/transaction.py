@@ -332,7 +332,9 @@ class TransactionLayer:
         Whether new C{request} is a merged copy (section 8.2.2.2): no To
         tag, and a live transaction's From tag, Call-ID and CSeq.
         """
-        return request.to.tag is None and merge_key(request) in self._merge
+        # Nothing live to merge with (a server answering statelessly):
+        # no key to build.
+        return bool(self._merge) and request.to.tag is None and merge_key(request) in self._merge
 
     def adopt(self, request: Request, peer: Peer, now: float) -> ServerTransaction:
         """

@@ -26,7 +26,12 @@ from conference.overload import (
     OverloadControl,
     ProportionalShedding,
 )
-from conference.overload_feedback import OverloadFeedback, with_feedback, with_raw_feedback
+from conference.overload_feedback import (
+    OverloadFeedback,
+    asks_feedback,
+    with_feedback,
+    with_raw_feedback,
+)
 from conference.sip import quick, stateless
 from conference.sip import transaction as txn
 from conference.sip.errors import RemoteProtocolError, SIPProtocolError
@@ -230,6 +235,9 @@ class Refusals:
         """
         feedback = self.feedback
         assert feedback is not None
+        vias = response.headers.get("via")
+        if not vias or not asks_feedback(vias[0]):
+            return  # the client never asked: nothing to work out
         advice = feedback.advice(self._shed_share(), self.now())
         if advice is not None:
             with_feedback(response, advice)

@@ -138,6 +138,11 @@ class SIPServer(Refusals):
         # included, carry these To tags, so their ACKs are known unparsed.
         self.uas = stateless.StatelessUAS(self.layer)
         self.answer_statelessly = answer_statelessly
+        # Whether the debug event of an OPTIONS answered 2xx is emitted at
+        # all: the service turns it off when its log level writes no debug
+        # events, since building thousands a minute that every observer
+        # then drops is a twentieth of a keep-alive's cost.
+        self.log_keepalives = True
 
     def now(self) -> float:
         """
@@ -382,9 +387,13 @@ class SIPServer(Refusals):
             "to" if isinstance(transaction, txn.ClientTransaction) else "from",
         )
 
-    @staticmethod
     def _log_outcome(
-        request: Request, peer: txn.Peer, status: Any, duration: Optional[float], direction: str
+        self,
+        request: Request,
+        peer: txn.Peer,
+        status: Any,
+        duration: Optional[float],
+        direction: str,
     ) -> None:
         """
         The event of one transaction (or stateless answer): C{status} is the
@@ -392,9 +401,13 @@ class SIPServer(Refusals):
         arrival (or sending) to it.  Info, but debug for an OPTIONS answered
         2xx: keep-alives and a front end's health probes, thousands a minute
         that would bury every other line (the metrics count them all the
-        same: docs/transactions.rst).
+        same: docs/transactions.rst); not emitted at all unless
+        L{log_keepalives}.
         """
         method = request.method
+        keepalive = method == "OPTIONS" and isinstance(status, int) and 200 <= status < 300
+        if keepalive and not self.log_keepalives:
+            return
         uri = str(request.uri)
         duration_ms = duration * 1000 if duration is not None else 0.0
         call_id = request.header("call-id")
@@ -403,7 +416,6 @@ class SIPServer(Refusals):
         # the log formatter's per-field lookups ({peer.host}, {x:.1f}) cost
         # more than the rest of the event.  The fields stay in the event
         # for JSON logs and observers that read them.
-        keepalive = method == "OPTIONS" and isinstance(status, int) and 200 <= status < 300
         (log.debug if keepalive else log.info)(
             "{transaction_summary}",
             transaction_summary=(

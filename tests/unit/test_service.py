@@ -90,6 +90,17 @@ class ServiceTests(SynchronousTestCase):
         )
         self.assertIn("REGISTER", service.router.allow)
 
+    def test_keepalive_events_follow_level(self) -> None:
+        """Keep-alive OPTIONS events are emitted unless the log level writes no debug events."""
+        emitted = {}
+        for level in (None, "debug", "info", "warn"):
+            service, _ = self.make(log_level=level)
+            service.startService()
+            self.successResultOf(service.ready)
+            emitted[level] = service.sip.log_keepalives
+            self.successResultOf(service.stopService())
+        self.assertEqual(emitted, {None: True, "debug": True, "info": False, "warn": False})
+
     def test_json_log_level(self) -> None:
         """With --log-format json the JSON lines hold only events at --log-level or above."""
         out = io.StringIO()

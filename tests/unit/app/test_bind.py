@@ -16,6 +16,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from conference.app import bind as bind_module
 from conference.app.bind import BindHandler, OwnerResolver, conference_owner, store_failure
 from conference.app.core import CoreRouter, RequestContext
 from conference.app.registrar import Registrar
@@ -598,6 +599,32 @@ class DiscoveryTests(SynchronousTestCase):
         """An authenticated owner's OPTIONS shows everything."""
         r = self.h.send("OPTIONS", "sip:alice@example.com", uri="sip:alice@example.com")
         self.assertEqual(uris(r), ["http://private", "http://public"])
+
+    def test_accept_binding_per_caller_and_policy(self) -> None:
+        """Accept-Binding shows sent-by to the owner, not to bob; it follows a policy change."""
+        bob = SIPIdentity("bob", "example.com")
+
+        def accept(identity: Optional[SIPIdentity]) -> Optional[str]:
+            return self.h.send(
+                "OPTIONS", "sip:alice@example.com", identity=identity, uri="sip:alice@example.com"
+            ).header("accept-binding")
+
+        for _ in range(2):  # the second time from what was worked out the first
+            self.assertNotIn("sent-by", accept(bob) or "")
+            self.assertIn("sent-by", accept(ALICE) or "")
+        self.h.bind.policy = BindingPolicy(dispositions=frozenset({"web"}))
+        self.assertEqual((accept(bob), accept(ALICE)), ("web", "web"))
+
+    def test_accept_binding_values_bounded(self) -> None:
+        """The Accept-Binding values remembered stay under their bound, answers unchanged."""
+        self.patch(bind_module, "MAX_ACCEPT_VALUES", 2)
+        values = set()
+        for user in ("u1", "u2", "u3", "u4", "u5"):
+            uri = f"sip:{user}@example.com"
+            r = self.h.send("OPTIONS", uri, identity=None, uri=uri)
+            values.add(r.header("accept-binding"))
+            self.assertLessEqual(len(self.h.bind._accept_values), 2)
+        self.assertEqual(len(values), 1)
 
     def test_options_to_server(self) -> None:
         """OPTIONS to the server itself carries no Binding header."""

@@ -10,6 +10,7 @@ import platform
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
+from conference.sip import message as message_module
 from conference.sip.errors import LocalProtocolError, RemoteProtocolError
 from conference.sip.message import (
     Request,
@@ -49,6 +50,19 @@ class NameTests(SynchronousTestCase):
         """
         self.assertEqual(canonical_name(" V "), "via")
         self.assertEqual(canonical_name("Call-ID"), "call-id")
+
+    def test_canonical_remembered_boundedly(self) -> None:
+        """
+        Names are remembered up to the bound; past it they are still mapped
+        right, only not remembered.
+        """
+        self.patch(message_module, "_CANONICAL_NAMES", {})
+        self.patch(message_module, "_MAX_CANONICAL_NAMES", 2)
+        names = ["X-A", "x-b", "I", "Content-Type"]
+        self.assertEqual(
+            [canonical_name(n) for n in names * 2], ["x-a", "x-b", "call-id", "content-type"] * 2
+        )
+        self.assertEqual(message_module._CANONICAL_NAMES, {"X-A": "x-a", "x-b": "x-b"})
 
     def test_display(self) -> None:
         """

@@ -495,6 +495,19 @@ class TransactionLogTests(SynchronousTestCase):
             },
         )
 
+    def test_keepalives_not_emitted(self) -> None:
+        """With log_keepalives off an OPTIONS answered 200 emits no event; a 404 still does."""
+        self.server.log_keepalives = False
+        self.server.datagram_received(
+            request_bytes("OPTIONS", "sip:example.com", call_id="kq-1"), self.peer
+        )
+        self.server.datagram_received(
+            request_bytes("OPTIONS", "sip:nobody@elsewhere.example", call_id="kq-2"), self.peer
+        )
+        logged = [e["call_id"] for e in self.events if e.get("call_id", "").startswith("kq-")]
+        self.assertEqual(logged, ["kq-2"])
+        self.assertEqual(self.server.stats["stateless"], 2)
+
     def test_not_lost_on_stop(self) -> None:
         """A UDP transaction still waiting for Timer J is already logged when the server stops."""
         self.server.answer_statelessly = False
@@ -672,6 +685,26 @@ class OverloadFeedbackTests(SynchronousTestCase):
         self.server.queue.fraction = 0.4  # type: ignore[union-attr]
         [via] = self.options(3, asks=False).vias
         self.assertNotIn("oc", via.otherParams)
+
+    def test_not_asked_not_worked_out(self) -> None:
+        """The advice is not even worked out for a response to a client that did not ask."""
+        asked: List[float] = []
+        feedback = self.server.feedback
+        assert feedback is not None
+        advice = feedback.advice
+
+        def recording(share: float, now: float) -> Any:
+            asked.append(share)
+            return advice(share, now)
+
+        self.patch(feedback, "advice", recording)
+        self.server.queue.fraction = 0.4  # type: ignore[union-attr]
+        data = request_bytes("OPTIONS", "sip:example.com", branch="z9hG4bKplain5", call_id="n-5")
+        self.server.datagram_received(data, self.peer)
+        self.assertEqual(self.sender.responses()[-1].code, 200)
+        self.assertEqual(asked, [])
+        self.options(6)
+        self.assertEqual(asked, [0.4])
 
     def test_refused_unparsed(self) -> None:
         """A new request refused from its raw lines carries the advice too."""
