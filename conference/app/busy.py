@@ -536,7 +536,9 @@ class ClosedConferences:
     def __len__(self) -> int:
         return len(self._closed)
 
-    def until(self, record: ConferenceRecord, now: float, early_join: timedelta) -> Optional[datetime]:
+    def until(
+        self, record: ConferenceRecord, now: float, early_join: timedelta
+    ) -> Optional[datetime]:
         """
         When C{record}'s conference stops refusing joins (its next
         instance's opening), if it is remembered as closed at C{now}.
