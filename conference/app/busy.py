@@ -503,10 +503,14 @@ def refuse_conference(
 @dataclass(frozen=True)
 class _Closed:
     """
-    What L{ClosedConferences} remembers of one conference.
+    What L{ClosedConferences} remembers of one conference: which version
+    of its record was decided (not the record itself, so that its calendar
+    is not kept alive here), with which margin, and the outcome.
     """
 
-    record: ConferenceRecord
+    version: int
+    state: str
+    calendar_hash: int
     early_join: timedelta
     until: datetime
     valid_until: float
@@ -521,12 +525,12 @@ class ClosedConferences:
     opens, so a caller retrying (or a storm of INVITEs) before then is
     refused from one lookup.
 
-    An entry serves only the record it was made from (the same object, or
-    one with the same version, state and calendar), the same early-join
-    margin, and only until the earlier of the next instance's opening and
-    the end of the expansion's day (L{TIMELINE_SPAN}), when the focus
-    decides afresh as it would have.  At most C{size} conferences are
-    remembered, the oldest dropped first.
+    An entry serves only a record of the same version, state and calendar
+    (its hash, which a bytes object computes once) as the one it was made
+    from, with the same early-join margin, and only until the earlier of
+    the next instance's opening and the end of the expansion's day
+    (L{TIMELINE_SPAN}), when the focus decides afresh as it would have.
+    At most C{size} conferences are remembered, the oldest dropped first.
     """
 
     def __init__(self, size: int = 1024) -> None:
@@ -544,13 +548,13 @@ class ClosedConferences:
         instance's opening), if it is remembered as closed at C{now}.
         """
         entry = self._closed.get(record.uri)
-        if entry is None or now >= entry.valid_until or entry.early_join != early_join:
-            return None
-        known = entry.record
-        if known is not record and (
-            known.version != record.version
-            or known.state != record.state
-            or known.calendar != record.calendar
+        if (
+            entry is None
+            or now >= entry.valid_until
+            or entry.version != record.version
+            or entry.early_join != early_join
+            or entry.state != record.state
+            or entry.calendar_hash != hash(record.calendar)
         ):
             return None
         return entry.until
@@ -564,14 +568,21 @@ class ClosedConferences:
         """
         span = TIMELINE_SPAN.total_seconds()
         day_end = (math.floor(now.timestamp() / span) + 1) * span
-        valid_until = min(until.timestamp(), day_end)
+        entry = _Closed(
+            record.version,
+            record.state,
+            hash(record.calendar),
+            early_join,
+            until,
+            min(until.timestamp(), day_end),
+        )
         closed = self._closed
         closed.pop(record.uri, None)
         if self.size <= 0:
             return
         while len(closed) >= self.size:
             del closed[next(iter(closed))]
-        closed[record.uri] = _Closed(record, early_join, until, valid_until)
+        closed[record.uri] = entry
 
     def forget(self, uri: str) -> None:
         """
