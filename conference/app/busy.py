@@ -565,7 +565,11 @@ class ClosedConferences:
         """
         Remember that C{record}'s conference, decided at C{now}, is closed
         until C{until} (its next instance's start less C{early_join}).
+        Not with a negative margin: an instance that started before C{now}
+        might then still open before C{until}.
         """
+        if early_join < timedelta(0):
+            return
         span = TIMELINE_SPAN.total_seconds()
         day_end = (math.floor(now.timestamp() / span) + 1) * span
         entry = _Closed(

@@ -202,6 +202,12 @@ class ClosedConferencesTests(SynchronousTestCase):
         none.remember(records[0], AT, OPENS, EARLY)
         self.assertEqual(len(none), 0)
 
+    def test_negative_margin(self) -> None:
+        """A negative early-join margin is never remembered."""
+        closed = ClosedConferences()
+        closed.remember(record(), AT, OPENS, -EARLY)
+        self.assertEqual(len(closed), 0)
+
 
 class BodyFormatsTests(SynchronousTestCase):
     """
