@@ -22,7 +22,13 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 from twisted.internet.defer import Deferred, gatherResults, succeed
 
 from conference.app.bookings import entry_calendar
-from conference.app.conferences import UTC, current_instance, timeline_of, utc_datetime
+from conference.app.conferences import (
+    TIMELINE_SPAN,
+    UTC,
+    current_instance,
+    timeline_of,
+    utc_datetime,
+)
 from conference.app.roster import Roster
 from conference.calendar import (
     Component,
@@ -73,6 +79,16 @@ class BodyFormats:
     calendar: Optional[str]
 
 
+#: What each Accept text (its header fields, in order) allows: a phone or
+#: a SIPp scenario sends the same one at every call, and parsing it was a
+#: fifth of the focus's work on a 486.  Malformed ones are not kept.
+_FORMATS: Dict[Tuple[str, ...], BodyFormats] = {}
+#: The most Accept texts kept (the map is emptied when it is full, so made-up
+#: values cannot grow it).
+FORMATS_CACHE_SIZE = 256
+_NO_ACCEPT = BodyFormats(True, None)
+
+
 def body_formats(request: Request) -> BodyFormats:
     """
     Read the Accept header fields of C{request}.
@@ -81,13 +97,20 @@ def body_formats(request: Request) -> BodyFormats:
     """
     fields = request.header_fields("accept")
     if not fields:
-        return BodyFormats(True, None)
-    ranges = []
-    for value in fields:
-        ranges.extend(parse_accept(value))
-    listed = {r.mime for r in ranges if r.q > 0}
-    calendar = XCAL if XCAL in listed else ICAL if ICAL in listed else None
-    return BodyFormats(media_acceptable(ranges, SDP), calendar)
+        return _NO_ACCEPT
+    key = tuple(fields)
+    found = _FORMATS.get(key)
+    if found is None:
+        ranges = []
+        for value in fields:
+            ranges.extend(parse_accept(value))
+        listed = {r.mime for r in ranges if r.q > 0}
+        calendar = XCAL if XCAL in listed else ICAL if ICAL in listed else None
+        found = BodyFormats(media_acceptable(ranges, SDP), calendar)
+        if len(_FORMATS) >= FORMATS_CACHE_SIZE:
+            _FORMATS.clear()
+        _FORMATS[key] = found
+    return found
 
 
 def freebusy_body(freebusy: Component, fmt: str) -> Tuple[str, bytes]:
@@ -391,18 +414,19 @@ def conference_unavailable(
 
 class ConferenceBusyParts:
     """
-    The calendar parts of the 486s of conferences that cannot be joined,
-    each made once per conference, kind, end, calendar type, signer and
-    second: callers retrying a full or not-yet-open conference (or a storm
-    of them) would otherwise rebuild, serialize and sign the same
-    VFREEBUSY at every attempt.  A part is what it would have been without
-    the cache: its DTSTAMP and window start are the whole second anyway.
-    At most C{size} parts are kept, the oldest made dropped first.
+    The calendar parts and Retry-After values of the 486s of conferences
+    that cannot be joined, each made once per conference, kind, end,
+    calendar type, signer and second: callers retrying a full or
+    not-yet-open conference (or a storm of them) would otherwise rebuild,
+    serialize and sign the same VFREEBUSY at every attempt.  A part is what
+    it would have been without the cache: its DTSTAMP and window start are
+    the whole second anyway.  At most C{size} are kept, the oldest made
+    dropped first.
     """
 
     def __init__(self, size: int = 256) -> None:
         self.size = size
-        self._parts: Dict[Tuple[Any, ...], Optional[Tuple[str, bytes]]] = {}
+        self._parts: Dict[Tuple[Any, ...], Tuple[Optional[Tuple[str, bytes]], int]] = {}
         self.made = 0
 
     def part(
@@ -419,11 +443,33 @@ class ConferenceBusyParts:
         The part L{calendar_part} gives for L{conference_unavailable} of
         these, C{at} taken to the whole second.
         """
-        at = at.replace(microsecond=0)
-        key = (uri, at, until, kind, formats.calendar, sign)
-        if key in self._parts:
-            return self._parts[key]
-        found = calendar_part(conference_unavailable(uri, at, until, kind), formats, sign)
+        second = math.floor(at.timestamp())
+        return self.refusal(uri, second, until, kind=kind, formats=formats, sign=sign)[0]
+
+    def refusal(
+        self,
+        uri: str,
+        now: float,
+        until: datetime,
+        *,
+        kind: str,
+        formats: BodyFormats,
+        sign: Optional[Signer] = None,
+    ) -> Tuple[Optional[Tuple[str, bytes]], int]:
+        """
+        The part (as L{part}) and the Retry-After (L{retry_after} until
+        C{until}) of a 486 at POSIX time C{now}, both for its whole second:
+        within a second the answer is a dictionary lookup, with no
+        datetime made.
+        """
+        second = math.floor(now)
+        key = (uri, second, until, kind, formats.calendar, sign)
+        found = self._parts.get(key)
+        if found is not None:
+            return found
+        at = utc_datetime(second)
+        part = calendar_part(conference_unavailable(uri, at, until, kind), formats, sign)
+        found = (part, retry_after(at, until))
         self.made += 1
         if self.size > 0:
             if len(self._parts) >= self.size:
@@ -450,11 +496,103 @@ def refuse_conference(
     unavailable time (the VFREEBUSY part from C{parts}) and a Retry-After
     at C{until}.
     """
-    at = utc_datetime(now).replace(microsecond=0)
-    part = parts.part(uri, at, until, kind=kind, formats=formats, sign=sign)
-    return busy_response(
-        request, 486, reason=reason, part=part, retry=retry_after(at, until), to_tag=to_tag
-    )
+    part, retry = parts.refusal(uri, now, until, kind=kind, formats=formats, sign=sign)
+    return busy_response(request, 486, reason=reason, part=part, retry=retry, to_tag=to_tag)
+
+
+@dataclass(frozen=True)
+class _Closed:
+    """
+    What L{ClosedConferences} remembers of one conference: which version
+    of its record was decided (not the record itself, so that its calendar
+    is not kept alive here), with which margin, and the outcome.
+    """
+
+    version: int
+    state: str
+    calendar_hash: int
+    early_join: timedelta
+    until: datetime
+    valid_until: float
+
+
+class ClosedConferences:
+    """
+    Conferences known not to be open yet, per record version: the focus
+    decides that from the stored calendar (parsed, checked for
+    cancellation, expanded, searched for the current and the next
+    instance), and the answer stays the same until the next instance
+    opens, so a caller retrying (or a storm of INVITEs) before then is
+    refused from one lookup.
+
+    An entry serves only a record of the same version, state and calendar
+    (its hash, which a bytes object computes once) as the one it was made
+    from, with the same early-join margin, and only until the earlier of
+    the next instance's opening and the end of the expansion's day
+    (L{TIMELINE_SPAN}), when the focus decides afresh as it would have.
+    At most C{size} conferences are remembered, the oldest dropped first.
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._closed: Dict[str, _Closed] = {}
+
+    def __len__(self) -> int:
+        return len(self._closed)
+
+    def until(
+        self, record: ConferenceRecord, now: float, early_join: timedelta
+    ) -> Optional[datetime]:
+        """
+        When C{record}'s conference stops refusing joins (its next
+        instance's opening), if it is remembered as closed at C{now}.
+        """
+        entry = self._closed.get(record.uri)
+        if (
+            entry is None
+            or now >= entry.valid_until
+            or entry.version != record.version
+            or entry.early_join != early_join
+            or entry.state != record.state
+            or entry.calendar_hash != hash(record.calendar)
+        ):
+            return None
+        return entry.until
+
+    def remember(
+        self, record: ConferenceRecord, now: datetime, until: datetime, early_join: timedelta
+    ) -> None:
+        """
+        Remember that C{record}'s conference, decided at C{now}, is closed
+        until C{until} (its next instance's start less C{early_join}).
+        Not with a negative margin: an instance that started before C{now}
+        might then still open before C{until}.
+        """
+        if early_join < timedelta(0):
+            return
+        span = TIMELINE_SPAN.total_seconds()
+        day_end = (math.floor(now.timestamp() / span) + 1) * span
+        entry = _Closed(
+            record.version,
+            record.state,
+            hash(record.calendar),
+            early_join,
+            until,
+            min(until.timestamp(), day_end),
+        )
+        closed = self._closed
+        closed.pop(record.uri, None)
+        if self.size <= 0:
+            return
+        while len(closed) >= self.size:
+            del closed[next(iter(closed))]
+        closed[record.uri] = entry
+
+    def forget(self, uri: str) -> None:
+        """
+        Forget what was decided about C{uri}.
+        """
+        self._closed.pop(uri, None)
 
 
 def check_formats(formats: BodyFormats) -> None:
@@ -472,6 +610,7 @@ __all__ = [
     "Signer",
     "XCAL",
     "BodyFormats",
+    "ClosedConferences",
     "ConferenceBusyParts",
     "InConference",
     "UserAvailability",

@@ -33,6 +33,7 @@ from conference.app.admission import (
 from conference.app.busy import (
     SDP,
     BodyFormats,
+    ClosedConferences,
     ConferenceBusyParts,
     InConference,
     Signer,
@@ -77,6 +78,8 @@ from conference.store.stores import Stores
 log = Logger()
 
 DEFAULT_MAX_PARTICIPANTS = 100
+#: The /metrics outcome of each reason a conference refuses a join.
+_OUTCOMES = {"not open yet": "not-open", "locked": "locked", "full": "full"}
 
 
 @dataclass
@@ -174,6 +177,8 @@ class Focus:
         self.listeners: List[Callable[[str], None]] = []
         #: The VFREEBUSY parts of 486s, made once a second per conference.
         self.busy_parts = ConferenceBusyParts()
+        #: Conferences not open yet, decided once per record version.
+        self.closed = ClosedConferences()
         #: Decides who may join and as what (L{None}: anyone, no role).
         self.admit: Optional[Callable[[_Join, str], Optional[Any]]] = None
         #: Answers re-INVITE, UPDATE and the ACK of an offerless INVITE.
@@ -269,6 +274,10 @@ class Focus:
 
     def _join(self, join: _Join) -> Response | Deferred[Response]:
         request, context, record = join.request, join.context, join.record
+        opens = self.closed.until(record, context.now, self.early_join)
+        if opens is not None:
+            # Decided for this version of the record by an earlier INVITE.
+            return self._refuse(join, opens, "not open yet", "BUSY-UNAVAILABLE")
         now = utc_datetime(context.now)
         try:
             calendar = calendar_of(record)
@@ -287,9 +296,9 @@ class Focus:
             upcoming = next_instance(timeline, now)
             if upcoming is None or is_over(timeline, now):
                 raise RemoteProtocolError("Gone (conference ended)", 410)
-            return self._refuse(
-                join, upcoming.start - self.early_join, "not open yet", "BUSY-UNAVAILABLE"
-            )
+            opens = upcoming.start - self.early_join
+            self.closed.remember(record, now, opens, self.early_join)
+            return self._refuse(join, opens, "not open yet", "BUSY-UNAVAILABLE")
         maximum = self.maximum(record)
         join.calendar, join.instance = calendar, instance
         who = caller_identity(request, context)
@@ -392,7 +401,7 @@ class Focus:
         486 for a conference that cannot be joined now ("not open yet",
         "locked", "full"), with its unavailable time until C{until}.
         """
-        self.outcomes[why.replace(" yet", "").replace(" ", "-")] += 1
+        self.outcomes[_OUTCOMES.get(why) or why.replace(" ", "-")] += 1
         return refuse_conference(
             join.request,
             join.record.uri,

@@ -297,6 +297,31 @@ class FocusTests(FocusFixture):
         self.assertNotEqual(self.answer(self.invite(call_id="c")).body, first.body)
         self.assertEqual(self.focus.busy_parts.made, 2)
 
+    def test_not_open_decided_once(self) -> None:
+        """Refusals before the opening come from the remembered decision, until the opening."""
+        self.store(conference_calendar(start=T0 + timedelta(hours=2)))
+        first = self.answer(self.invite(call_id="a"))
+        self.assertEqual(len(self.focus.closed), 1)
+        self.clock.advance(3600)
+        second = self.answer(self.invite(call_id="b"))
+        self.assertEqual((first.code, second.code), (486, 486))
+        retries = [int(r.header("retry-after") or 0) for r in (first, second)]
+        self.assertEqual(retries[0] - retries[1], 3600)
+        self.clock.advance(3600 - 600)  # the early-join margin: open now
+        self.assertEqual(self.answer(self.invite(call_id="c")).code, 200)
+        self.assertEqual(self.focus.outcomes["not-open"], 2)
+
+    def test_not_open_rewritten(self) -> None:
+        """A new version of the conference is decided afresh: moved to now, or cancelled."""
+        self.store(conference_calendar(start=T0 + timedelta(hours=2)))
+        self.assertEqual(self.answer(self.invite(call_id="a")).code, 486)
+        self.store(conference_calendar())
+        self.assertEqual(self.answer(self.invite(call_id="b")).code, 200)
+        self.store(conference_calendar(start=T0 + timedelta(hours=2)))
+        self.assertEqual(self.answer(self.invite(call_id="c")).code, 486)
+        self.store(conference_calendar(start=T0 + timedelta(hours=2), status="CANCELLED"))
+        self.assertEqual(self.answer(self.invite(call_id="d")).code, 410)
+
     def test_full(self) -> None:
         """A full conference answers 486 with Retry-After at the instance end."""
         self.store(conference_calendar(), max_participants="1")
