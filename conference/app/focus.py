@@ -277,7 +277,7 @@ class Focus:
         opens = self.closed.until(record, context.now, self.early_join)
         if opens is not None:
             # Decided for this version of the record by an earlier INVITE.
-            return self._refuse(join, opens, "not open yet", "BUSY-UNAVAILABLE")
+            return self._refuse(join, opens, "not open yet", "BUSY-UNAVAILABLE", stable=True)
         now = utc_datetime(context.now)
         try:
             calendar = calendar_of(record)
@@ -298,7 +298,7 @@ class Focus:
                 raise RemoteProtocolError("Gone (conference ended)", 410)
             opens = upcoming.start - self.early_join
             self.closed.remember(record, now, opens, self.early_join)
-            return self._refuse(join, opens, "not open yet", "BUSY-UNAVAILABLE")
+            return self._refuse(join, opens, "not open yet", "BUSY-UNAVAILABLE", stable=True)
         maximum = self.maximum(record)
         join.calendar, join.instance = calendar, instance
         who = caller_identity(request, context)
@@ -396,13 +396,21 @@ class Focus:
                 continue
             self.end_call(call, f"no media for {self.admission.timeout:g} s")
 
-    def _refuse(self, join: _Join, until: Any, why: str, kind: str = "BUSY") -> Response:
+    def _refuse(
+        self, join: _Join, until: Any, why: str, kind: str = "BUSY", *, stable: bool = False
+    ) -> Response:
         """
         486 for a conference that cannot be joined now ("not open yet",
         "locked", "full"), with its unavailable time until C{until}.
+
+        @param stable: whether the refusal stands until C{until} whoever
+            asks (a conference not open yet, unlike a full or locked one):
+            the answer says so (L{Response.stable_until}), and the SIP
+            layer then sends it without a transaction when that covers the
+            INVITE's retransmissions.
         """
         self.outcomes[_OUTCOMES.get(why) or why.replace(" ", "-")] += 1
-        return refuse_conference(
+        response = refuse_conference(
             join.request,
             join.record.uri,
             join.context.now,
@@ -414,6 +422,9 @@ class Focus:
             kind=kind,
             parts=self.busy_parts,
         )
+        if stable:
+            response.stable_until = until.timestamp()
+        return response
 
     def _accept(
         self,

@@ -552,7 +552,17 @@ class Request(_MessageMixin):
 class Response(_MessageMixin):
     """
     A SIP response.
+
+    @ivar stable_until: for a non-2xx final answer, the time (the clock of
+        the C{now} the layers are given) until which the application would
+        give this same answer to the same request: a retransmission
+        answered afresh gets it again.  The stateless path
+        (L{conference.sip.stateless}) may then send it without a
+        transaction when that covers the request's retransmission window.
+        L{None} (the default): nothing is promised.
     """
+
+    stable_until: Optional[float] = None
 
     def __init__(self, code: int, phrase: Optional[str] = None, body: bytes = b"") -> None:
         _init_message(self)

@@ -62,8 +62,9 @@ __all__ = [
 #: configuration (405, 415, 416, 420, 501) or from a lookup that found
 #: nothing (404, and 410 for a conference that is over), so that a
 #: retransmission gets the same answer.  Not 401/407 (a new nonce each
-#: time), not 403, 480 or 486 (they depend on who asks and when), not 5xx
-#: (transient by nature).
+#: time), not 403, 480 or 486 (they depend on who asks and when: unless the
+#: application promises the answer stands, L{Response.stable_until}), not
+#: 5xx (transient by nature).
 STATELESS_REFUSALS = frozenset({404, 405, 410, 415, 416, 420, 501})
 
 #: Every stateless To tag starts with this.  Tags from
@@ -294,13 +295,29 @@ class StatelessUAS:
         L{allowed}); if so it is given the stateless To tag.
         """
         request = pending.request
-        if not pending.open or not allowed(request, response):
+        if not pending.open or not (allowed(request, response) or self._stable(response, now)):
             return False
         stamp(request, response, self.tags.tag_for(request))
         pending.answered = True
         if request.method == "INVITE":
             self.recent.add(request.top_via.branch or "", now)
         return True
+
+    def _stable(self, response: Response, now: float) -> bool:
+        """
+        Whether C{response} is a refusal the application promises to give
+        again (L{Response.stable_until}) for as long as its request may be
+        retransmitted (Timer B, 64*T1, the longest of those windows), so
+        that answering a retransmission afresh is answering it as its
+        transaction would.  Never a challenge: a new nonce each time.
+        """
+        until = response.stable_until
+        return (
+            until is not None
+            and response.code >= 300
+            and response.code not in (401, 407)
+            and until >= now + 64 * self.layer.t1
+        )
 
     def drops(self, ack: Request) -> bool:
         """

@@ -285,6 +285,19 @@ class FocusTests(FocusFixture):
         self.assertEqual(busy.param("FBTYPE"), "BUSY-UNAVAILABLE")
         self.assertEqual(busy.values[0].stop, opens)
 
+    def test_refusals_stable_until(self) -> None:
+        """Only the not-open-yet 486 promises to stand (until it opens); a locked one does not."""
+        self.store(conference_calendar(start=T0 + timedelta(hours=2)))
+        opens = T0 + timedelta(hours=2) - timedelta(minutes=10)
+        first = self.answer(self.invite(call_id="a"))
+        again = self.answer(self.invite(call_id="b"))  # from the remembered decision
+        self.assertEqual(
+            (first.stable_until, again.stable_until), (opens.timestamp(), opens.timestamp())
+        )
+        self.store(conference_calendar(), locked="true")
+        locked = self.answer(self.invite(call_id="c"))
+        self.assertEqual((locked.code, locked.stable_until), (486, None))
+
     def test_busy_part_once_a_second(self) -> None:
         """Repeated 486s of one conference in one second share one VFREEBUSY, made once."""
         self.store(conference_calendar(start=T0 + timedelta(hours=2)))

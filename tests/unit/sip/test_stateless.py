@@ -301,6 +301,24 @@ class StatelessUASTests(SynchronousTestCase):
             self.uas.drops(make_request("ACK", "sip:n@example.com", to="<sip:n@e>;tag=1"))
         )
 
+    def test_finish_stable_refusal(self) -> None:
+        """A 486 promised to stand through Timer B goes statelessly; a shorter promise does not."""
+        window = 64 * self.layer.t1
+        for code, until, stateless in (
+            (486, 100.0 + window, True),
+            (486, 100.0 + window - 0.5, False),
+            (486, None, False),
+            (401, 100.0 + 3600, False),  # a challenge: a new nonce each time
+            (200, 100.0 + 3600, False),  # a 2xx may create a dialog
+        ):
+            invite = make_request("INVITE", "sip:room@example.com", branch=f"z9hG4bKs{code}")
+            pending = self.uas.start(invite, None, 100.0)
+            assert pending is not None
+            response = make_response(invite, code, to_tag="random")
+            response.stable_until = until
+            self.assertEqual(self.uas.finish(pending, response, 100.0), stateless, (code, until))
+            self.assertEqual(is_stateless_tag(response.to.tag), stateless)
+
     def test_finish_refuses(self) -> None:
         """An answer that needs a transaction is left as it is."""
         invite = make_request("INVITE", "sip:room@example.com")
