@@ -97,6 +97,36 @@ class _Join:
     pin_entry: Any = None
 
 
+def _log_participation(call: Call, why: str, now: float, roster: Roster) -> None:
+    """
+    The one info event of a participation, logged when it ends: who was
+    in which conference, for how long, why it ended, how many are left in,
+    and the Call-ID that finds the INVITE's and BYE's transaction lines.
+    A join and its leave used to be a line each; a join costs less with
+    one, and the INVITE's transaction line already says when it was.
+    As in the transaction line, the text is formatted here in one step and
+    the fields stay in the event for JSON logs.
+    """
+    participant = call.participant
+    who, conference = participant.identity, participant.conference
+    seconds = max(0.0, now - participant.joined)
+    count = roster.count(conference)
+    call_id = call.dialog.call_id
+    log.info(
+        "{participation}",
+        participation=(
+            f"{who} joined {conference} for {seconds:.1f} s, left ({why}); "
+            f"{count} in; call-id={call_id}"
+        ),
+        who=who,
+        conference=conference,
+        seconds=seconds,
+        why=why,
+        count=count,
+        call_id=call_id,
+    )
+
+
 @implementer(IRequestHandler)
 class Focus:
     """
@@ -468,12 +498,8 @@ class Focus:
         if self.admission is not None and ticket is not None:
             self.admission.opened(ticket, session, dialog.key)
         self.rearm()
-        log.info(
-            "{who} joined {conference} ({count} in)",
-            who=who,
-            conference=record.uri,
-            count=self.roster.count(record.uri),
-        )
+        # No line here: the participation's one line comes when it ends
+        # (L{_leave}); the INVITE's transaction line shows the join.
         self.notify_listeners(record.uri)
         self.outcomes["joined"] += 1
         return response
@@ -526,12 +552,7 @@ class Focus:
                 self.media.close(call.participant.session)
             self._release(call.ticket)
             self.dialogs.remove(call.dialog)
-            log.info(
-                "{who} left {conference} ({why})",
-                who=call.participant.identity,
-                conference=call.participant.conference,
-                why=why,
-            )
+            _log_participation(call, why, self._reactor.seconds(), self.roster)
             self.notify_listeners(call.participant.conference)
         return call
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 import ipaddress
 import random
 from dataclasses import dataclass, fields
+from functools import lru_cache
 from typing import Dict, Hashable, List, Mapping, NamedTuple, Optional, Tuple
 
 import numpy as np
@@ -149,10 +150,13 @@ class Counters:
             setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
 
 
+@lru_cache(maxsize=1024)
 def _canonical(host: str) -> Optional[str]:
     """
     The canonical text of an IP address (IPv6 compressed); L{None} for a
     host name or the unspecified address (C{0.0.0.0}: RFC 2543 hold).
+    Remembered for the last addresses: each join's SDP and each source a
+    port has not latched yet names one, and they repeat.
     """
     try:
         address = ipaddress.ip_address(host.strip("[]"))
