@@ -17,8 +17,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from conference.app.core import CoreRouter, RequestContext
 from conference.app import focus as focus_app
+from conference.app.core import CoreRouter, RequestContext
 from conference.app.focus import Focus
 from conference.calendar import parse_ical_calendar, parse_xcal_calendar
 from conference.interfaces import IMediaService, IMediaSession, IRequestHandler
