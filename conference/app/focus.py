@@ -65,7 +65,7 @@ from conference.app.roster import (
 )
 from conference.calendar.errors import CalendarError
 from conference.control.policy import policy_of
-from conference.deferreds import then
+from conference.deferreds import PENDING, fired_result, then
 from conference.interfaces import IMediaService, IMediaSession, IRequestHandler
 from conference.records import ConferenceRecord
 from conference.sip.dialog import Dialog, DialogTable
@@ -358,6 +358,12 @@ class Focus:
                 error.headers.append(("Retry-After", str(self._retry_after(context.now))))
             return failure
 
+        # The media services answer at once (a fired Deferred): then the
+        # 200 is built here, without a callback chain; a failure or a
+        # pending answer goes through the callbacks.
+        session = fired_result(session_d)
+        if session is not PENDING:
+            return answered(session)
         return session_d.addCallbacks(answered, failed)
 
     # --- media admission and inactivity ------------------------------
