@@ -8,11 +8,11 @@ refusals with free/busy, dialogs, session timers and the user path
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, cast
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
-from twisted.logger import LogEvent, LogLevel, formatEvent, globalLogPublisher
+from twisted.logger import ILogObserver, LogEvent, LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
@@ -342,8 +342,9 @@ class FocusTests(FocusFixture):
     def test_one_line_per_participation(self) -> None:
         """A join logs nothing; its end logs one info line: who, where, how long, why."""
         events: List[LogEvent] = []
-        globalLogPublisher.addObserver(events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        observe = cast(ILogObserver, events.append)
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
         response = self.answer(self.invite())
         self.assertEqual([e for e in events if e.get("log_namespace") == focus_app.__name__], [])
         self.clock.advance(12.5)
