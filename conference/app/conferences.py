@@ -131,12 +131,25 @@ def attendees_of(calendar: Component) -> List[Tuple[str, str, str]]:
 
 def is_cancelled(record: ConferenceRecord, calendar: Component) -> bool:
     """
-    Whether the conference as a whole is cancelled.
+    Whether the conference as a whole is cancelled.  C{calendar} is
+    C{record}'s (L{calendar_of}): the answer is kept per record version.
     """
     if record.state == CANCELLED:
         return True
-    masters = master_events(calendar)
-    return bool(masters) and all(str(e.value("STATUS", "")).upper() == "CANCELLED" for e in masters)
+    key = (record.uri, record.version, record.calendar)
+    cancelled = _all_cancelled.get(key)
+    if cancelled is None:  # once per record version, as its calendar is parsed
+        masters = master_events(calendar)
+        cancelled = bool(masters) and all(
+            str(e.value("STATUS", "")).upper() == "CANCELLED" for e in masters
+        )
+        if len(_all_cancelled) > 1024:
+            _all_cancelled.clear()
+        _all_cancelled[key] = cancelled
+    return cancelled
+
+
+_all_cancelled: Dict[Tuple[str, int, bytes], bool] = {}
 
 
 def instances(

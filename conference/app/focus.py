@@ -66,7 +66,7 @@ from conference.app.roster import (
 )
 from conference.calendar.errors import CalendarError
 from conference.control.policy import policy_of
-from conference.deferreds import then
+from conference.deferreds import PENDING, fired_result, then
 from conference.interfaces import IMediaService, IMediaSession, IRequestHandler
 from conference.records import ConferenceRecord
 from conference.sip.dialog import Dialog, DialogTable
@@ -98,6 +98,36 @@ class _Join:
     instance: Optional[Instance] = None
     role: Any = None
     pin_entry: Any = None
+
+
+def _log_participation(call: Call, why: str, now: float, roster: Roster) -> None:
+    """
+    The one info event of a participation, logged when it ends: who was
+    in which conference, for how long, why it ended, how many are left in,
+    and the Call-ID that finds the INVITE's and BYE's transaction lines.
+    A join and its leave used to be a line each; a join costs less with
+    one, and the INVITE's transaction line already says when it was.
+    As in the transaction line, the text is formatted here in one step and
+    the fields stay in the event for JSON logs.
+    """
+    participant = call.participant
+    who, conference = participant.identity, participant.conference
+    seconds = max(0.0, now - participant.joined)
+    count = roster.count(conference)
+    call_id = call.dialog.call_id
+    log.info(
+        "{participation}",
+        participation=(
+            f"{who} joined {conference} for {seconds:.1f} s, left ({why}); "
+            f"{count} in; call-id={call_id}"
+        ),
+        who=who,
+        conference=conference,
+        seconds=seconds,
+        why=why,
+        count=count,
+        call_id=call_id,
+    )
 
 
 @implementer(IRequestHandler)
@@ -337,6 +367,12 @@ class Focus:
                 error.headers.append(("Retry-After", str(self._retry_after(context.now))))
             return failure
 
+        # The media services answer at once (a fired Deferred): then the
+        # 200 is built here, without a callback chain; a failure or a
+        # pending answer goes through the callbacks.
+        session = fired_result(session_d)
+        if session is not PENDING:
+            return answered(session)
         return session_d.addCallbacks(answered, failed)
 
     # --- media admission and inactivity ------------------------------
@@ -488,12 +524,8 @@ class Focus:
         if self.admission is not None and ticket is not None:
             self.admission.opened(ticket, session, dialog.key)
         self.rearm()
-        log.info(
-            "{who} joined {conference} ({count} in)",
-            who=who,
-            conference=record.uri,
-            count=self.roster.count(record.uri),
-        )
+        # No line here: the participation's one line comes when it ends
+        # (L{_leave}); the INVITE's transaction line shows the join.
         self.notify_listeners(record.uri)
         self.outcomes["joined"] += 1
         return response
@@ -546,12 +578,7 @@ class Focus:
                 self.media.close(call.participant.session)
             self._release(call.ticket)
             self.dialogs.remove(call.dialog)
-            log.info(
-                "{who} left {conference} ({why})",
-                who=call.participant.identity,
-                conference=call.participant.conference,
-                why=why,
-            )
+            _log_participation(call, why, self._reactor.seconds(), self.roster)
             self.notify_listeners(call.participant.conference)
         return call
 

@@ -10,7 +10,7 @@ common case.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, FrozenSet, Optional, Tuple
 
 from conference.app.busy import SDP, XCAL, Signer
 from conference.app.conferences import Instance, attendees_of, join_calendar, utc_datetime
@@ -37,6 +37,8 @@ class JoinCalendars:
         self.sign = sign
         self.limit = limit
         self._cache: Dict[Tuple[Any, ...], Tuple[str, bytes]] = {}
+        #: The attendees' addresses, by conference URI and record version.
+        self._attendees: Dict[Tuple[str, Any], FrozenSet[str]] = {}
         #: The multipart/mixed bodies around each cached calendar part.
         self._envelopes: Dict[Tuple[str, bytes], Envelope] = {}
 
@@ -104,7 +106,12 @@ class JoinCalendars:
         now: float,
     ) -> Tuple[str, bytes]:
         fmt, sign = how
-        attendees = {a for a, _, _ in attendees_of(calendar)}
+        attendees = self._attendees.get((record.uri, record.version))
+        if attendees is None:  # once per conference version, not per join
+            attendees = frozenset(a for a, _, _ in attendees_of(calendar))
+            if len(self._attendees) > self.limit:
+                self._attendees.clear()
+            self._attendees[record.uri, record.version] = attendees
         present = frozenset(
             p.identity for p in self.roster.participants(record.uri) if p.identity in attendees
         )

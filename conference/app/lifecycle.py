@@ -12,6 +12,11 @@ joins and when the conference's record changes.  Joins and leaves read the
 record again only when it was last read more than L{REREAD} seconds ago:
 a busy conference's every join and leave would otherwise each cost a store
 read and a look at its calendar (record changes made here always re-arm).
+When the last participant leaves, the schedule rests (its timer cancelled,
+nobody to warn) for those seconds rather than being forgotten, so that a
+conference whose calls come and go one at a time (a test line, a
+benchmark, a dial-in that drops and redials) does not read its record at
+every join either.
 """
 
 from __future__ import annotations
@@ -83,6 +88,8 @@ class ConferenceLifecycle:
         self.warning = warning
         self.grace = grace
         self._live: Dict[str, _Live] = {}
+        #: The live schedules nobody is in, oldest first (see L{_rest}).
+        self._resting: Dict[str, None] = {}
         self._ending: Set[str] = set()
         self.warnings: Dict[str, float] = {}
         focus.listeners.append(self.participants_changed)
@@ -90,18 +97,20 @@ class ConferenceLifecycle:
     def participants_changed(self, uri: str) -> None:
         """
         Someone joined or left C{uri} (or its moderation changed): as
-        L{changed}, unless its record was read within L{REREAD} seconds and
-        people are still in, when the timer armed then stands.
+        L{changed}, unless its record was read within L{REREAD} seconds:
+        then the timer armed then stands while people are in, rests when
+        the last one left, and is armed again from that reading when
+        someone joins a resting schedule.
         """
         live = self._live.get(uri)
-        if (
-            live is not None
-            and uri not in self._ending
-            and self._reactor.seconds() - live.read_at < REREAD
-            and self.focus.roster.count(uri) > 0
-        ):
+        now = self._reactor.seconds()
+        if live is None or uri in self._ending or now - live.read_at >= REREAD:
+            self.changed(uri)
             return
-        self.changed(uri)
+        if self.focus.roster.count(uri) == 0:
+            self._rest(uri, live, now)
+        elif uri in self._resting:
+            self._schedule(uri, live, now)
 
     def changed(self, uri: str) -> None:
         """
@@ -153,6 +162,7 @@ class ConferenceLifecycle:
         return instance.end.timestamp()
 
     def _schedule(self, uri: str, live: _Live, now: float) -> None:
+        self._resting.pop(uri, None)
         if live.timer is not None and live.timer.active():
             live.timer.cancel()
         warn_at = live.ends - self.warning
@@ -209,7 +219,29 @@ class ConferenceLifecycle:
         if count:
             log.info("{uri} ended ({why}): {n} call(s) hung up", uri=uri, why=why, n=count)
 
+    def _rest(self, uri: str, live: _Live, now: float) -> None:
+        """
+        Nobody is in C{uri} any more: cancel its timer and forget its
+        warning, as L{_forget} does, but keep the reading of its record for
+        a join within L{REREAD} seconds of it.  Schedules that rested past
+        that are forgotten here, oldest first, so they do not pile up.
+        """
+        if live.timer is not None and live.timer.active():
+            live.timer.cancel()
+        live.timer = None
+        live.warned = False
+        self.warnings.pop(uri, None)
+        self._resting.pop(uri, None)
+        self._resting[uri] = None
+        while self._resting:
+            oldest = next(iter(self._resting))
+            rested = self._live.get(oldest)
+            if rested is not None and now - rested.read_at < REREAD:
+                break
+            self._forget(oldest)
+
     def _forget(self, uri: str) -> None:
+        self._resting.pop(uri, None)
         live = self._live.pop(uri, None)
         self.warnings.pop(uri, None)
         if live is not None and live.timer is not None and live.timer.active():

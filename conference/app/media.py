@@ -119,8 +119,11 @@ def srtp_policy(policy: Optional[str]) -> str:
     return policy
 
 
+_SYSTEM_RANDOM = random.SystemRandom()
+
+
 def _random_session_id() -> str:
-    return str(random.SystemRandom().getrandbits(62))
+    return str(_SYSTEM_RANDOM.getrandbits(62))
 
 
 @implementer(IMediaService)

@@ -39,6 +39,7 @@ from __future__ import annotations
 import ipaddress
 import random
 from dataclasses import dataclass, fields
+from functools import lru_cache
 from typing import Dict, Hashable, List, Mapping, NamedTuple, Optional, Tuple
 
 import numpy as np
@@ -145,14 +146,21 @@ class Counters:
 
     def add(self, other: Counters) -> None:
         """Add C{other}'s counts to these (totals over closed channels)."""
-        for field in fields(self):
-            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
+        for name in _COUNTER_NAMES:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
+#: The names of the L{Counters} (read once: C{fields} is costly per call).
+_COUNTER_NAMES = tuple(field.name for field in fields(Counters))
+
+
+@lru_cache(maxsize=1024)
 def _canonical(host: str) -> Optional[str]:
     """
     The canonical text of an IP address (IPv6 compressed); L{None} for a
     host name or the unspecified address (C{0.0.0.0}: RFC 2543 hold).
+    Remembered for the last addresses: each join's SDP and each source a
+    port has not latched yet names one, and they repeat.
     """
     try:
         address = ipaddress.ip_address(host.strip("[]"))
@@ -225,9 +233,11 @@ class Channel:
         self.key = key
         self.cname = cname
         self.frame = frame
-        self.ssrc = rng.getrandbits(32)
-        self._sequence = rng.getrandbits(16)
-        self._timestamp = rng.getrandbits(32)
+        # One draw (one read of the system's entropy) for the three.
+        bits = rng.getrandbits(80)
+        self.ssrc = bits >> 48
+        self._sequence = (bits >> 32) & 0xFFFF
+        self._timestamp = bits & 0xFFFFFFFF
         self._rng = rng
         self.jitter = jitter or JitterBuffer(frame=frame)
         self.counters = Counters()

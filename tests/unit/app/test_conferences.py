@@ -66,6 +66,15 @@ class ConferenceCalendarTests(SynchronousTestCase):
         live = conference_calendar()
         self.assertFalse(c.is_cancelled(conference_record(live), live))
 
+    def test_cancelled_per_version(self) -> None:
+        """The answer is kept per record version: a new version that cancels is cancelled."""
+        live = conference_calendar()
+        record = conference_record(live)
+        self.assertFalse(c.is_cancelled(record, c.calendar_of(record)))
+        cancelled = replace(conference_record(conference_calendar(status="CANCELLED")), version=2)
+        self.assertTrue(c.is_cancelled(cancelled, c.calendar_of(cancelled)))
+        self.assertFalse(c.is_cancelled(record, c.calendar_of(record)))
+
     def test_overlaps(self) -> None:
         """Overlapping bookings are detected; back-to-back ones are not."""
         one = conference_calendar()

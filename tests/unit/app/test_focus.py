@@ -8,14 +8,16 @@ refusals with free/busy, dialogs, session timers and the user path
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, cast
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
+from twisted.logger import ILogObserver, LogEvent, LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from conference.app import focus as focus_app
 from conference.app.core import CoreRouter, RequestContext
 from conference.app.focus import Focus
 from conference.calendar import parse_ical_calendar, parse_xcal_calendar
@@ -374,6 +376,32 @@ class FocusTests(FocusFixture):
         self.assertEqual(self.focus.roster.count(CONF), 0)
         self.assertTrue(self.media.sessions[0].closed)
         self.assertEqual(self.answer(bye).code, 481)
+
+    def test_one_line_per_participation(self) -> None:
+        """A join logs nothing; its end logs one info line: who, where, how long, why."""
+        events: List[LogEvent] = []
+        observe = cast(ILogObserver, events.append)
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        response = self.answer(self.invite())
+        self.assertEqual([e for e in events if e.get("log_namespace") == focus_app.__name__], [])
+        self.clock.advance(12.5)
+        bye = make_request(
+            "BYE",
+            CONF,
+            to=response.header("to"),
+            call_id="call-1",
+            cseq=2,
+            from_="<sip:bob@example.com>;tag=bob1",
+        )
+        self.answer(bye)
+        [event] = [e for e in events if e.get("log_namespace") == focus_app.__name__]
+        self.assertEqual(event["log_level"], LogLevel.info)
+        self.assertEqual(
+            formatEvent(event),
+            f"sip:bob@example.com joined {CONF} for 12.5 s, left (BYE); 0 in; call-id=call-1",
+        )
+        self.assertEqual((event["seconds"], event["why"], event["count"]), (12.5, "BYE", 0))
 
     def test_session_timer_expiry(self) -> None:
         """A session not refreshed in time is ended with BYE."""

@@ -94,14 +94,7 @@ class LifecycleTests(ControlFixture):
 
     def test_joins_read_once_a_second(self) -> None:
         """Joins within REREAD of the last read keep its timer; a later one reads again."""
-        armed: List[str] = []
-        arm = self.lifecycle._arm
-
-        def counted(record: Any, uri: str) -> None:
-            armed.append(uri)
-            arm(record, uri)
-
-        self.lifecycle._arm = counted  # type: ignore[method-assign]
+        armed = self.counted_arms()
         self.join(ALICE)
         self.join(BOB)
         self.assertEqual(armed, [CONF])
@@ -111,6 +104,64 @@ class LifecycleTests(ControlFixture):
         self.store("", max_participants="10")
         self.lifecycle.changed(CONF)  # a record change re-arms at once
         self.assertEqual(len(armed), 3)
+
+    def counted_arms(self) -> List[str]:
+        """The URIs L{ConferenceLifecycle._arm} is called for (one per record read)."""
+        armed: List[str] = []
+        arm = self.lifecycle._arm
+
+        def counted(record: Any, uri: str) -> None:
+            armed.append(uri)
+            arm(record, uri)
+
+        self.lifecycle._arm = counted  # type: ignore[method-assign]
+        return armed
+
+    def pending(self) -> List[Any]:
+        """The lifecycle's timers still armed (those due around DTEND)."""
+        return [c for c in self.clock.getDelayedCalls() if c.active() and c.getTime() > END - 400]
+
+    def test_empty_rests_then_rejoin_without_read(self) -> None:
+        """The last one leaving cancels the timer; a join within REREAD arms it again
+        from the same reading, a later one reads the record again."""
+        armed = self.counted_arms()
+        joined = self.join(ALICE)
+        self.assertEqual(len(self.pending()), 1)
+        self.in_call(joined, "BYE")
+        self.assertEqual(self.pending(), [])
+        self.join(BOB)
+        self.assertEqual(armed, [CONF])
+        self.assertEqual(len(self.pending()), 1)
+        self.clock.advance(END + 120 - self.clock.seconds())
+        self.assertEqual(len(self.sender.of("BYE")), 1)
+
+    def test_rest_past_reread_reads_again(self) -> None:
+        """A schedule that rested longer than REREAD is forgotten: the next join reads."""
+        armed = self.counted_arms()
+        self.in_call(self.join(ALICE), "BYE")
+        self.clock.advance(REREAD)
+        self.join(BOB)
+        self.assertEqual(armed, [CONF, CONF])
+        self.assertEqual(len(self.pending()), 1)
+
+    def test_rejoin_in_window_warned_again(self) -> None:
+        """Inside the warning window, a join after everyone left is warned at once again."""
+        self.clock.advance(END - 60 - self.clock.seconds())
+        joined = self.join(ALICE)
+        self.assertEqual(len(self.media.warnings), 1)
+        self.in_call(joined, "BYE")
+        self.assertIsNone(self.lifecycle.ends_at(CONF))
+        self.join(BOB)
+        self.assertEqual(len(self.media.warnings), 2)
+        self.assertEqual(self.lifecycle.ends_at(CONF), END)
+
+    def test_resting_record_change_forgets(self) -> None:
+        """A record change while nobody is in forgets the resting schedule."""
+        armed = self.counted_arms()
+        self.in_call(self.join(ALICE), "BYE")
+        self.lifecycle.changed(CONF)
+        self.join(BOB)
+        self.assertEqual(armed, [CONF, CONF])
 
     def test_recurring_back_to_back(self) -> None:
         """At the end of one hourly instance the next, already open, keeps the call."""
@@ -139,7 +190,4 @@ class LifecycleTests(ControlFixture):
         """Stopping cancels the timers."""
         self.join(ALICE)
         self.lifecycle.stop()
-        self.assertEqual(
-            [c for c in self.clock.getDelayedCalls() if c.active() and c.getTime() > END - 400],
-            [],
-        )
+        self.assertEqual(self.pending(), [])
