@@ -361,17 +361,21 @@ class FocusTests(FocusFixture):
         """An address nobody uses is 404."""
         self.assertEqual(self.answer(self.invite("sip:nobody@example.com")).code, 404)
 
-    def test_bye(self) -> None:
-        """BYE ends the call: 200, out of the roster, media closed."""
-        response = self.answer(self.invite())
-        bye = make_request(
+    def bye(self, joined: Response) -> Request:
+        """The BYE of bob's call C{call-1}, answered C{joined}."""
+        return make_request(
             "BYE",
             CONF,
-            to=response.header("to"),
+            to=joined.header("to"),
             call_id="call-1",
             cseq=2,
             from_="<sip:bob@example.com>;tag=bob1",
         )
+
+    def test_bye(self) -> None:
+        """BYE ends the call: 200, out of the roster, media closed."""
+        response = self.answer(self.invite())
+        bye = self.bye(response)
         self.assertEqual(self.answer(bye).code, 200)
         self.assertEqual(self.focus.roster.count(CONF), 0)
         self.assertTrue(self.media.sessions[0].closed)
@@ -386,14 +390,7 @@ class FocusTests(FocusFixture):
         response = self.answer(self.invite())
         self.assertEqual([e for e in events if e.get("log_namespace") == focus_app.__name__], [])
         self.clock.advance(12.5)
-        bye = make_request(
-            "BYE",
-            CONF,
-            to=response.header("to"),
-            call_id="call-1",
-            cseq=2,
-            from_="<sip:bob@example.com>;tag=bob1",
-        )
+        bye = self.bye(response)
         self.answer(bye)
         [event] = [e for e in events if e.get("log_namespace") == focus_app.__name__]
         self.assertEqual(event["log_level"], LogLevel.info)
