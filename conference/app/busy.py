@@ -588,12 +588,6 @@ class ClosedConferences:
             del closed[next(iter(closed))]
         closed[record.uri] = entry
 
-    def forget(self, uri: str) -> None:
-        """
-        Forget what was decided about C{uri}.
-        """
-        self._closed.pop(uri, None)
-
 
 def check_formats(formats: BodyFormats) -> None:
     """

@@ -196,8 +196,6 @@ class ClosedConferencesTests(SynchronousTestCase):
         self.assertEqual(len(closed), 2)
         self.assertIsNone(closed.until(records[0], AT.timestamp(), EARLY))
         self.assertEqual(closed.until(records[2], AT.timestamp(), EARLY), OPENS)
-        closed.forget(records[2].uri)
-        self.assertEqual(len(closed), 1)
         none = ClosedConferences(size=0)
         none.remember(records[0], AT, OPENS, EARLY)
         self.assertEqual(len(none), 0)
