@@ -149,6 +149,33 @@ def display_name(name: str) -> str:
     return shown
 
 
+# Typed views shared between messages, by header and field text: peers
+# write the same To, From, Contact and Content-Type fields in message after
+# message (every request of a dialog, a phone's own contact, the To of its
+# calls to one conference), and a view depends on nothing but its text.
+# Views are read-only (see _MessageMixin), which is what makes sharing
+# them safe.  Bounded, since the texts come from peers; faults are not
+# kept (each raises afresh).
+_SHARED_VIEWS: Dict[Tuple[str, str], Any] = {}
+_MAX_SHARED_VIEWS = 2048
+_SHARED_NAMES = frozenset({"to", "from", "contact", "content-type"})
+
+
+def _shared(name: str, value: str, parse: Callable[[str], _T]) -> _T:
+    """
+    C{parse(value)} for header C{name}, or the view another message's
+    identical field gave.
+    """
+    key = (name, value)
+    result: Optional[_T] = _SHARED_VIEWS.get(key)
+    if result is None:
+        result = parse(value)
+        if len(_SHARED_VIEWS) >= _MAX_SHARED_VIEWS:
+            _SHARED_VIEWS.clear()
+        _SHARED_VIEWS[key] = result
+    return result
+
+
 class _MessageMixin:
     """
     What requests and responses share: headers, body, typed accessors.
@@ -159,7 +186,8 @@ class _MessageMixin:
     for as long as the fields are unchanged, and parses again once they
     changed, however they were changed (the header methods or direct
     edits of L{headers}).  Treat what they return as read-only: copy
-    before changing it.
+    before changing it.  The To, From, Contact and Content-Type views
+    are also shared between messages whose fields read the same.
     """
 
     headers: Dict[str, List[str]]
@@ -278,7 +306,7 @@ class _MessageMixin:
         if cached is not None and cached[0] == value:
             result: _T = cached[1]
             return result
-        result = parse(value)
+        result = _shared(name, value, parse) if name in _SHARED_NAMES else parse(value)
         views[name] = (value, result)
         return result
 
@@ -293,7 +321,10 @@ class _MessageMixin:
         if cached is not None and (cached[0] is fields or cached[0] == fields):
             result: _T = cached[1]
             return result
-        result = parse(fields)
+        if name in _SHARED_NAMES and len(fields) == 1:
+            result = _shared(name, fields[0], lambda _: parse(fields))
+        else:
+            result = parse(fields)
         # A compacted message's fields are a tuple: kept as they are.
         views[name] = (fields if isinstance(fields, tuple) else list(fields), result)
         return result

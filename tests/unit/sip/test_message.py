@@ -289,10 +289,48 @@ class ViewCacheTests(SynchronousTestCase):
     def test_forget_views(self) -> None:
         """Forgotten views are parsed again, to equal values."""
         r = invite()
-        before = r.to
+        before = r.top_via
         r.forget_views()
-        self.assertIsNot(r.to, before)
-        self.assertEqual(r.to, before)
+        self.assertIsNot(r.top_via, before)
+        self.assertEqual(r.top_via.branch, before.branch)
+
+    def test_views_shared_between_messages(self) -> None:
+        """Two messages with the same To, Contact and Content-Type text share those views."""
+        first, second = invite(), invite()
+        self.assertIs(first.to, second.to)
+        self.assertIs(first.parsed_contacts(), second.parsed_contacts())
+        self.assertIs(first.content_type, second.content_type)
+        self.assertIsNot(first.top_via, second.top_via)  # Vias are never shared
+
+    def test_shared_view_follows_the_text(self) -> None:
+        """A message whose field differs gets its own view, not another message's."""
+        first, second = invite(), invite()
+        second.set_header("to", "<sip:carol@example.com>")
+        self.assertEqual(str(first.to.uri), "sip:bob@example.com")
+        self.assertEqual(str(second.to.uri), "sip:carol@example.com")
+
+    def test_shared_views_bounded(self) -> None:
+        """The shared views are forgotten all at once when the bound is reached."""
+        message = message_module
+        self.patch(message, "_MAX_SHARED_VIEWS", 3)
+        self.addCleanup(message._SHARED_VIEWS.clear)
+        message._SHARED_VIEWS.clear()
+        for n in range(3):
+            r = invite()
+            r.set_header("to", f"<sip:u{n}@example.com>")
+            _ = r.to
+        self.assertEqual(len(message._SHARED_VIEWS), 3)
+        r = invite()
+        r.set_header("to", "<sip:u3@example.com>")
+        _ = r.to
+        self.assertEqual(list(message._SHARED_VIEWS), [("to", "<sip:u3@example.com>")])
+
+    def test_shared_views_keep_no_fault(self) -> None:
+        """A malformed field raises at every message that holds it."""
+        for _ in range(2):
+            r = invite()
+            r.set_header("to", "<sip:bob@example.com")
+            self.assertRaises(RemoteProtocolError, getattr, r, "to")
 
     def test_make_response_remembers_to(self) -> None:
         """A response's tagged To view is the address it was built from, and survives edits."""
