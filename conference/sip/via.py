@@ -295,3 +295,28 @@ def format_via(via: Via) -> str:
     for name, value in via.otherParams.items():
         params[str(name)] = None if value is None else str(value)
     return out + format_params(params)
+
+
+# A bare rport parameter (RFC 3581: no value yet) in a Via field.
+_BARE_RPORT_RE = re.compile(r";[ \t]*rport(?=[ \t]*(?:;|$))", re.IGNORECASE)
+
+
+def with_received(field: str, host: str, port: Optional[int]) -> Optional[str]:
+    """
+    The text of a one-value Via field with C{received=host} and, when
+    C{port} is given, its bare C{rport} set to C{port} (RFC 3261 section
+    18.2.1, RFC 3581 section 4), edited in place rather than written out
+    again: C{received} goes just before C{rport}, or last.  L{None} when
+    the field is not that plain (several values, a quoted string, a
+    C{received} already, no bare C{rport} to fill or more than one); the
+    caller then rewrites it from the parsed L{Via}.
+    """
+    if "," in field or '"' in field or "received" in field.lower():
+        return None
+    received = ";received=" + host
+    if port is None:
+        return field.rstrip(" \t") + received
+    spots = _BARE_RPORT_RE.findall(field)
+    if len(spots) != 1 or field.lower().count("rport") != 1:
+        return None
+    return _BARE_RPORT_RE.sub(f"{received};rport={port}", field, count=1)

@@ -37,7 +37,7 @@ from conference.sip import transaction as txn
 from conference.sip.errors import RemoteProtocolError, SIPProtocolError
 from conference.sip.message import Message, Request, Response, error_response, make_response
 from conference.sip.transaction_model import new_tag
-from conference.sip.via import Via, format_via, parse_via
+from conference.sip.via import Via, format_via, parse_via, with_received
 
 __all__ = ["Refusals"]
 
@@ -220,10 +220,14 @@ class Refusals:
         else:
             vias = parse_via(fields[0])  # a fresh parse, of this field alone
         top = vias[0]
-        if top.rportRequested:
-            top.rport = peer.port
+        rport = peer.port if top.rportRequested else None
+        if rport is not None:
+            top.rport = rport
         top.received = peer.host
-        fields[0] = ", ".join(format_via(v) for v in vias)
+        # The field as written with the two parameters put in, when it is
+        # that plain (one Via value); else written out again.
+        edited = with_received(fields[0], peer.host, rport) if len(vias) == 1 else None
+        fields[0] = edited if edited is not None else ", ".join(format_via(v) for v in vias)
         if len(fields) == 1:
             request.remember_list_view("via", vias)
 

@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from conference.sip.errors import RemoteProtocolError
-from conference.sip.via import Via, _fast_via, _general_vias, format_via, parse_via
+from conference.sip.via import (
+    Via,
+    _fast_via,
+    _general_vias,
+    format_via,
+    parse_via,
+    with_received,
+)
 from tests.unit.sip.test_headers import PARAMS, outcome
 
 HOSTS = st.sampled_from(["h", "example.com", "127.0.0.1", "1.2.3.999", "-x", "a..b", "[::1]"])
@@ -185,3 +192,64 @@ class FastViaTests(SynchronousTestCase):
         The Via every peer writes is taken by the fast parser.
         """
         self.assertIsNotNone(_fast_via("SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-1;rport"))
+
+
+class WithReceivedTests(SynchronousTestCase):
+    """
+    The top Via's received and rport written into the field as it came.
+    """
+
+    def test_rport_filled(self) -> None:
+        """A bare rport gets the port, with received just before it."""
+        self.assertEqual(
+            with_received("SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1;rport", "10.0.0.9", 40000),
+            "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1;received=10.0.0.9;rport=40000",
+        )
+        self.assertEqual(
+            with_received("SIP/2.0/UDP h ; RPORT ;branch=z9hG4bK-1", "::1", 5),
+            "SIP/2.0/UDP h ;received=::1;rport=5 ;branch=z9hG4bK-1",
+        )
+
+    def test_received_only(self) -> None:
+        """Without rport asked for, received is added last."""
+        self.assertEqual(
+            with_received("SIP/2.0/TCP h:5060;branch=z9hG4bKa;rport=7 ", "10.0.0.9", None),
+            "SIP/2.0/TCP h:5060;branch=z9hG4bKa;rport=7;received=10.0.0.9",
+        )
+
+    def test_declines_unusual_fields(self) -> None:
+        """Several values, quoted strings, a received already or no bare rport: L{None}."""
+        for field, port in [
+            ("SIP/2.0/UDP h;branch=z9hG4bKa;rport, SIP/2.0/UDP g", 1),
+            ('SIP/2.0/UDP h;branch=z9hG4bKa;rport;x="a;rport"', 1),
+            ("SIP/2.0/UDP h;branch=z9hG4bKa;received=10.0.0.1;rport", 1),
+            ("SIP/2.0/UDP h;branch=z9hG4bKa;rport=5", 1),
+            ("SIP/2.0/UDP h;branch=z9hG4bKa;rport;rport", 1),
+            ("SIP/2.0/UDP h;branch=z9hG4bKa;xrport", 1),
+        ]:
+            self.assertIsNone(with_received(field, "10.0.0.9", port), field)
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        HOSTS,
+        st.sampled_from(["", ":5060"]),
+        PARAMS,
+        st.sampled_from([";rport", "; rport", ";RPort", ";rport=9", ""]),
+        PARAMS,
+    )
+    def test_parses_as_set(self, host: str, port: str, before: str, rport: str, after: str) -> None:
+        """Whatever it writes parses to the Via with received and rport set on it."""
+        field = f"SIP/2.0/UDP {host}{port};branch=z9hG4bKa{before}{rport}{after}"
+        try:
+            (via,) = parse_via(field)
+        except (RemoteProtocolError, ValueError):
+            return
+        source_port = 40000 if via.rportRequested else None
+        edited = with_received(field, "192.0.2.7", source_port)
+        if edited is None:
+            return
+        expected = via.copy()
+        if source_port is not None:
+            expected.rport = source_port
+        expected.received = "192.0.2.7"
+        self.assertEqual(via_fields(parse_via(edited)), via_fields([expected]), edited)
