@@ -169,9 +169,9 @@ def stamp(request: Request, response: Response, tag: str) -> None:
     Give C{response} the To tag C{tag} in place of the one the application
     chose: C{request}'s To field as written, then C{;tag=}.
     """
-    value = request.headers["to"][0] + ";tag=" + tag
-    response.headers["to"] = [value]
-    response.remember_view("to", value, request.to.with_tag(tag))
+    # Its view is not built here: nothing reads a stateless answer's To
+    # before it is sent (it is parsed from this text if something does).
+    response.headers["to"] = [request.headers["to"][0] + ";tag=" + tag]
 
 
 class Pending:
