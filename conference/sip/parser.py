@@ -450,9 +450,14 @@ def validate(message: Message) -> None:
     message.parsed_vias()
     message.parsed_address("to", "To")
     message.parsed_address("from", "From")
-    if "contact" in headers:
-        contacts = message.header_values("contact")
-        if not contact_is_star(contacts):
+    contact_fields = headers.get("contact")
+    if contact_fields:
+        # Only a field holding "*" can be the wildcard (or mix it in): the
+        # others are parsed as addresses at once, not split twice.
+        if any("*" in field for field in contact_fields):
+            if not contact_is_star(message.header_values("contact")):
+                message.parsed_contacts("Contact")
+        else:
             message.parsed_contacts("Contact")
     _optional(message, is_request)
 

@@ -177,8 +177,8 @@ class SIPServer(Refusals):
             if the transport knows: with L{queue}, while it sheds, its
             share of new requests is refused before parsing.
         """
-        if not data.strip(b"\r\n"):
-            return  # RFC 5626 keep-alive
+        if data[:1] in b"\r\n" and not data.strip(b"\r\n"):
+            return  # RFC 5626 keep-alive (a message starts with a letter)
         queue = self.queue
         if arrival is not None and queue is not None:
             now = self.now()
