@@ -339,6 +339,8 @@ class StatelessUAS:
         return make_response(cancel, 200, to_tag=self.tags.tag_for(cancel))
 
 
+# How a stateless tag's parameter usually reads.
+_TAG_MARK = b"=" + TAG_PREFIX.encode("ascii")
 # The To header line (full or compact name) and its value.
 _TO_LINE = re.compile(rb"\r\n(?:to|t)[ \t]*:([^\r\n]*)", re.IGNORECASE)
 _TAG_PARAM = re.compile(rb";[ \t]*tag[ \t]*=[ \t]*([^;, \t]*)", re.IGNORECASE)
@@ -354,7 +356,9 @@ def raw_stateless_ack(data: bytes) -> bool:
     a stateless UAS does.  L{False} for anything else, and for what is
     written unusually (the parser then reads it).
     """
-    if not data.startswith(b"ACK "):
+    if not data.startswith(b"ACK ") or _TAG_MARK not in data:
+        # Most ACKs of our 2xx answers: no stateless tag as usually written
+        # (an unusual spelling is read by the parser, which drops it too).
         return False
     head = raw_head(data)
     if head is None:

@@ -232,7 +232,7 @@ class RawAckTests(SynchronousTestCase):
             self.assertTrue(raw, data)
 
     def test_declines(self) -> None:
-        """Folded lines, two To lines, no end of headers: declined (the parser decides)."""
+        """Folded lines, two To lines, no end of headers, spaced tags: declined (parser decides)."""
         plain = ack_bytes(f"<sip:nobody@example.com>;tag={TAG}")
         self.assertTrue(raw_stateless_ack(plain))
         cases = [
@@ -243,6 +243,7 @@ class RawAckTests(SynchronousTestCase):
             plain[: plain.find(b"\r\n\r\n")],
             plain.replace(b"ACK ", b"INVITE ", 1),
             plain.replace(b";tag=sl", b";tag=1;tag=sl"),
+            plain.replace(b";tag=sl", b";tag= sl"),  # unusual: left to the parser
         ]
         for data in cases:
             self.assertFalse(raw_stateless_ack(data), data)
