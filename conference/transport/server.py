@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -582,9 +582,15 @@ class SIPServer(Refusals):
         if handler is None:
             return
         context = RequestContext(peer=peer, now=self.now())
-        maybeDeferred(getattr(handler, hook), request, context).addErrback(
-            lambda f: log.failure("{hook} failed", f, hook=hook)
-        )
+        # Called directly (every join's ACK comes here): a Deferred is only
+        # made when the handler returns one.
+        try:
+            result = getattr(handler, hook)(request, context)
+        except Exception:
+            log.failure("{hook} failed", hook=hook)
+            return
+        if isinstance(result, Deferred):
+            result.addErrback(lambda f: log.failure("{hook} failed", f, hook=hook))
 
     # Client transactions -------------------------------------------------
 

@@ -790,6 +790,27 @@ class StatelessTests(SynchronousTestCase):
         globalLogPublisher.addObserver(observer)
         self.addCleanup(globalLogPublisher.removeObserver, observer)
 
+    def test_ack_handler_faults_logged(self) -> None:
+        """An ACK handler that raises, or fails later, is logged once each; the server goes on."""
+        later: Deferred[None] = Deferred()
+        outcomes: List[Any] = [ZeroDivisionError(), later]
+
+        def handle_ack(request: Request, context: RequestContext) -> Any:
+            outcome = outcomes.pop(0)
+            if isinstance(outcome, Exception):
+                raise outcome
+            return outcome
+
+        self.handler.handle_ack = handle_ack  # type: ignore[method-assign]
+        for n in range(2):
+            data = request_bytes("ACK", "sip:room@example.com", to=f"<sip:r@x>;tag=d{n}")
+            self.server.datagram_received(data, self.peer)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        later.errback(KeyError("gone"))
+        self.assertEqual(len(self.flushLoggedErrors(KeyError)), 1)
+        self.server.datagram_received(request_bytes("OPTIONS", "sip:example.com"), self.peer)
+        self.assertEqual([r.code for r in self.sender.responses()], [200])
+
     def test_options_without_transaction(self) -> None:
         """OPTIONS is answered 200 with a stateless To tag and leaves nothing behind."""
         self.server.datagram_received(request_bytes("OPTIONS", "sip:example.com"), self.peer)
