@@ -311,12 +311,13 @@ def with_received(field: str, host: str, port: Optional[int]) -> Optional[str]:
     C{received} already, no bare C{rport} to fill or more than one); the
     caller then rewrites it from the parsed L{Via}.
     """
-    if "," in field or '"' in field or "received" in field.lower():
+    lowered = field.lower()
+    if "," in field or '"' in field or "received" in lowered:
         return None
     received = ";received=" + host
     if port is None:
         return field.rstrip(" \t") + received
-    spots = _BARE_RPORT_RE.findall(field)
-    if len(spots) != 1 or field.lower().count("rport") != 1:
+    edited, spots = _BARE_RPORT_RE.subn(f"{received};rport={port}", field)
+    if spots != 1 or lowered.count("rport") != 1:
         return None
-    return _BARE_RPORT_RE.sub(f"{received};rport={port}", field, count=1)
+    return edited
