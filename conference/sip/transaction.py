@@ -513,19 +513,24 @@ class TransactionLayer:
         txn.final_response = response
         txn.completed_at = now
         actions.append(TransactionCompleted(txn))
-        # From here on the transaction only waits (for retransmissions, an
-        # ACK, its timer): the request is held compactly, without its
-        # parsed views.  (The response is once it is sent: see the adapter.)
-        txn.request.compact()
-        if txn.is_invite and response.code < 300:
-            txn.state = S.ACCEPTED
-            txn.interval = self.t1
+        accepted = txn.is_invite and response.code < 300
+        if accepted:
+            # Keyed while the request's views are still there: compact()
+            # drops them, and reading them after would parse CSeq and From
+            # again and keep the new views for the transaction's life.
             try:
                 req = txn.request
                 txn.accept_key = (req.call_id, req.cseq.number, req.from_.tag)
                 self._accepted[txn.accept_key] = txn
             except SIPProtocolError:
                 pass
+        # From here on the transaction only waits (for retransmissions, an
+        # ACK, its timer): the request is held compactly, without its
+        # parsed views.  (The response is once it is sent: see the adapter.)
+        txn.request.compact()
+        if accepted:
+            txn.state = S.ACCEPTED
+            txn.interval = self.t1
             self._schedule(txn, "2xx", now + self.t1)
             self._schedule(txn, "L", now + 64 * self.t1)
         elif txn.is_invite:

@@ -299,6 +299,17 @@ class InviteServerTests(SynchronousTestCase):
         self.assertEqual([(t, type(a)) for t, a in events], [(32.0, TransactionTerminated)])
         assert_empty(self, layer)
 
+    def test_accepted_request_holds_no_views(self) -> None:
+        """An Accepted INVITE is keyed for its ACK first, then its request keeps no parsed views."""
+        layer = new_layer()
+        txn = start(layer, request())
+        layer.respond(txn, make_response(txn.request, 200, to_tag="x"), 0.0)
+        # Taken before compact(): nothing was parsed again to key it.
+        self.assertEqual(txn.request._views, {})
+        self.assertEqual(txn.accept_key, ("call-1@client", 1, "ft1"))
+        ack = request("ACK", branch="z9hG4bKack1", to_tag="x")
+        self.assertEqual(layer.receive(ack, UDP, 0.1), [AckReceived(ack, UDP)])
+
     def test_2xx_never_acked(self) -> None:
         """A 2xx never ACKed is cleaned up after 64*T1 with a timeout."""
         layer = new_layer()
