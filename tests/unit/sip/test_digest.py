@@ -7,6 +7,7 @@ grammar, stateless nonces, and replay refusal.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from typing import Callable, Dict, Iterator, List, Optional
 
@@ -16,6 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from conference.sip.digest import (
     DEFAULT_ALGORITHMS,
+    HASHES,
     RFC8760_ALGORITHMS,
     VERIFIED_MAX,
     DigestCredentials,
@@ -183,6 +185,13 @@ class VectorTests(SynchronousTestCase):
         self.assertRaises(ValueError, hash_hex, "SHA-1", b"x")
         creds = parse_credentials(RFC_AUTHORIZATION.replace("SHA-256", "SHA-512-256"))
         self.assertFalse(verify_response(creds, "GET", password=RFC_PASSWORD))
+
+    def test_hash_hex_every_algorithm(self) -> None:
+        """hash_hex gives hashlib's digest for each algorithm in the table, in any case."""
+        for algorithm, name in HASHES.items():
+            expected = hashlib.new(name, b"alice:example.com:secret").hexdigest()
+            self.assertEqual(hash_hex(algorithm, "alice:example.com:secret"), expected)
+            self.assertEqual(hash_hex(algorithm.lower(), b"alice:example.com:secret"), expected)
 
     def test_auth_int_covers_body(self) -> None:
         """With qop=auth-int a different body gives a different response."""
