@@ -347,7 +347,9 @@ class OfferAnswer:
 
     @ivar state: L{IDLE} before any exchange, L{OFFER_SENT} while our
         offer awaits its answer, L{STABLE} after a completed exchange.
-    @ivar local: the description we last sent, or L{None}.
+    @ivar local: the description we last sent, or L{None}; read-only
+        (replace it, never change it in place: L{local_sdp} keeps its
+        serialized form).
     @ivar remote: the peer's description of the last completed exchange.
     @ivar stream: the audio stream settled on, or L{None}.
     @ivar version: the C{o=} session version of C{local}.
@@ -397,13 +399,22 @@ class OfferAnswer:
         self.state = IDLE
         self.version = initial_version - 1
         self.local: Optional[SessionDescription] = None
+        # L{local} as serialized by L{_publish}: a join's answer is
+        # serialized once, not again for the 200's body.
+        self._local_wire: Optional[Tuple[SessionDescription, bytes]] = None
         self.remote: Optional[SessionDescription] = None
         self.stream: Optional[Stream] = None
 
     @property
     def local_sdp(self) -> bytes:
         """The serialized L{local}, or C{b""} before we sent any."""
-        return serialize_sdp(self.local) if self.local is not None else b""
+        local = self.local
+        if local is None:
+            return b""
+        wire = self._local_wire
+        if wire is not None and wire[0] is local:
+            return wire[1]
+        return serialize_sdp(local)
 
     def _skeleton(self, timings: Optional[SessionDescription] = None) -> SessionDescription:
         addrtype = addrtype_of(self.address)
@@ -427,11 +438,13 @@ class OfferAnswer:
         if self.local is not None:
             sdp.origin.session_version = self.local.origin.session_version
             if sdp == self.local:
-                return serialize_sdp(sdp)
+                return self.local_sdp
         self.version += 1
         sdp.origin.session_version = self.version
         self.local = sdp
-        return serialize_sdp(sdp)
+        wire = serialize_sdp(sdp)
+        self._local_wire = (sdp, wire)
+        return wire
 
     def check_offer(self, offer: Union[bytes, SessionDescription]) -> SessionDescription:
         """

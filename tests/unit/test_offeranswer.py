@@ -348,6 +348,18 @@ class ReOfferTests(SynchronousTestCase):
         self.assertEqual(self.oa.receive_offer(LINPHONE_OFFER), first)
         self.assertEqual(self.oa.version, 1)
 
+    def test_local_sdp_serialized_once(self) -> None:
+        """local_sdp is the answer as sent (the same bytes object) until local is replaced."""
+        wire = self.oa.receive_offer(
+            LINPHONE_OFFER.replace(b"a=rtcp-fb:* trr-int 1000", b"a=sendonly", 1)
+        )
+        self.assertIs(self.oa.local_sdp, wire)
+        assert self.oa.local is not None
+        replaced = replace(self.oa.local, name="replaced")
+        self.oa.local = replaced
+        self.assertEqual(self.oa.local_sdp, serialize_sdp(replaced))
+        self.assertIn(b"s=replaced", self.oa.local_sdp)
+
     def test_versions_keep_counting(self) -> None:
         """Each changed answer raises the version by one."""
         versions: List[int] = []
