@@ -87,6 +87,20 @@ class _FrameClock(LoopingCall):
     def __init__(self, f: Callable[..., object], *a: object, **kw: object) -> None:
         self.f, self.a, self.kw = f, a, kw
 
+    def release(self) -> None:
+        """
+        Forget the callable of a stopped clock.  Made by C{withCount}, it
+        holds this clock (and the tick's closure the conference): a cycle
+        reference counting cannot free, left for the garbage collector
+        once per conference that empties, which for short calls is once
+        per join.
+        """
+        self.f, self.a, self.kw = _stopped, (), {}
+
+
+def _stopped(*a: object, **kw: object) -> None:
+    """What a released clock would call (it never runs again)."""
+
 
 class _Conference:
     """One conference's mixer and its clock."""
@@ -94,7 +108,7 @@ class _Conference:
     def __init__(self, uri: str, mixer: Mixer) -> None:
         self.uri = uri
         self.mixer = mixer
-        self.loop: Optional[LoopingCall] = None
+        self.loop: Optional[_FrameClock] = None
         self.skipped = 0
 
 
@@ -225,7 +239,9 @@ class MixerMediaService(NullMediaService):
         conference = self.conferences.get(uri)
         if conference is None:
             conference = self.conferences[uri] = _Conference(uri, Mixer(FRAME_SAMPLES))
-            loop = _FrameClock.withCount(lambda count: self._tick(conference, count))
+            loop = cast(
+                _FrameClock, _FrameClock.withCount(lambda count: self._tick(conference, count))
+            )
             loop.clock = cast(IReactorTime, self._reactor)
             conference.loop = loop
             loop.start(FRAME_MS / 1000.0, now=False)
@@ -238,8 +254,11 @@ class MixerMediaService(NullMediaService):
         conference.mixer.remove(channel.key)
         if not len(conference.mixer):
             del self.conferences[uri]
-            if conference.loop is not None and conference.loop.running:
-                conference.loop.stop()
+            loop, conference.loop = conference.loop, None
+            if loop is not None:
+                if loop.running:
+                    loop.stop()
+                loop.release()
 
     def _tick(self, conference: _Conference, count: int) -> None:
         """

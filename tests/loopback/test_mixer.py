@@ -6,7 +6,9 @@ Tests for L{conference.app.mixer}: the mixer service on a fake reactor
 
 from __future__ import annotations
 
+import gc
 import random
+import weakref
 from typing import Any, List, Tuple
 
 import numpy as np
@@ -278,6 +280,24 @@ class MixerServiceTests(SynchronousTestCase):
         self.assertIs(conference.loop.clock, self.reactor)
         self.reactor.advance(TICK)
         self.assertTrue(self.reactor.sent_to(("192.0.2.10", 6000)))
+
+    def test_last_leave_frees_the_clock(self) -> None:
+        """The last leave frees the stopped clock and its conference without a cycle."""
+        if gc.isenabled():  # no collection may free a cycle meanwhile
+            gc.disable()
+            self.addCleanup(gc.enable)
+        a = self.join(6000)
+        [conference] = self.service.conferences.values()
+        loop = conference.loop
+        assert loop is not None
+        gone = weakref.ref(conference)
+        del conference
+        self.service.close(a)
+        self.assertFalse(loop.running)
+        del loop
+        # Freed by reference counting alone: no collection needed.
+        self.assertIsNone(gone())
+        self.assertEqual(self.service.conferences, {})
 
     def test_offer_then_answer(self) -> None:
         """An offerless join sends nothing until the ACK's answer tells where to."""
