@@ -29,8 +29,7 @@ HASHES: Mapping[str, str] = {"SHA-256": "sha256", "MD5": "md5"}
 # Their constructors: hashlib.new by name costs twice a direct call, and
 # every authenticated request computes three digests.
 _CONSTRUCTORS: Mapping[str, Callable[[bytes], Any]] = {
-    "SHA-256": hashlib.sha256,
-    "MD5": hashlib.md5,
+    algorithm: getattr(hashlib, name) for algorithm, name in HASHES.items()
 }
 
 # Offered by default: MD5 alone.  Every SIP client knows it, and some abort
