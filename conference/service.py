@@ -9,7 +9,6 @@ transports and the stores, starts them in order and stops them gracefully.
 
 from __future__ import annotations
 
-import gc
 import sys
 import time
 from dataclasses import dataclass, field
@@ -46,6 +45,7 @@ from conference.overload import OverloadControl, ProportionalShedding
 from conference.overload_feedback import OverloadFeedback
 from conference.reactors import default_reactor
 from conference.records import StoreError
+from conference.runtime import tune_gc
 from conference.sip.digest import DEFAULT_ALGORITHMS, DigestServer
 from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request
@@ -185,34 +185,6 @@ def listen_hosts(descriptions: Sequence[str]) -> List[str]:
     for description in descriptions:
         hosts.extend(endpoint_interfaces(description))
     return hosts
-
-
-# Young-generation threshold when tune_gc is on (CPython's default: 700).
-GC_THRESHOLD = 50_000
-
-
-def tune_gc() -> None:
-    """
-    Tune CPython's garbage collector for a long-running server: freeze what
-    start-up created (modules, handlers, caches) so collections no longer
-    visit it, and raise the young-generation threshold.  A loaded server
-    keeps tens of thousands of transactions alive for their timers (Timer
-    J: 32 s); with the default threshold, small swings in the number of
-    live objects keep triggering collections that promote those objects
-    and then visit them again in full collections, which costs more CPU
-    than answering the requests.  The request path makes no reference
-    cycles, so the rare cyclic garbage waits for GC_THRESHOLD objects.
-    Does nothing where the interpreter has no such knobs (PyPy).
-    """
-    freeze = getattr(gc, "freeze", None)
-    set_threshold = getattr(gc, "set_threshold", None)
-    get_threshold = getattr(gc, "get_threshold", None)
-    if freeze is None or set_threshold is None or get_threshold is None:
-        return
-    gc.collect()
-    freeze()
-    _, older, oldest = get_threshold()
-    set_threshold(GC_THRESHOLD, older, oldest)
 
 
 def limiter_from_config(config: ServerConfig) -> RateLimiter:

@@ -1,0 +1,89 @@
+# -*- test-case-name: tests.unit.test_runtime -*-
+"""
+The interpreter's memory manager, tuned for a long-running SIP server.
+
+A loaded server keeps tens of thousands of transactions alive for their
+timers (Timer J: 32 s) while it makes and drops the objects of every
+request, and each runtime's defaults handle that pattern badly: CPython's
+collector visits the live transactions again and again, and PyPy's nursery
+(the size of the L2 cache, often 1 MiB) fills a few times per join, so the
+objects of requests in progress are copied into the old generation and
+collected there.  CPython can be tuned from inside the process; PyPy only
+from its environment (C{PYPY_GC_NURSERY}, read when the interpreter starts),
+so for PyPy the server says what to set (docs/benchmarks.rst, "Which
+runtime").
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+from typing import Mapping, Optional
+
+from twisted.logger import Logger
+
+log = Logger()
+
+#: Young-generation threshold when tuning CPython (its default: 700).
+GC_THRESHOLD = 50_000
+
+#: The PyPy nursery the server should run with (C{PYPY_GC_NURSERY}): a
+#: join costs half what it does with a 1 MiB nursery, and larger ones gain
+#: little more (docs/benchmarks.rst, "PyPy's nursery").
+PYPY_NURSERY = "16MB"
+
+#: PyPy's environment variable for the nursery's size.
+NURSERY_VARIABLE = "PYPY_GC_NURSERY"
+
+
+def tune_gc() -> None:
+    """
+    Tune the garbage collector for a long-running server, once it is
+    serving.
+
+    On CPython: freeze what start-up created (modules, handlers, caches) so
+    collections no longer visit it, and raise the young-generation
+    threshold to L{GC_THRESHOLD}.  With the default threshold, small swings
+    in the number of live objects keep triggering collections that promote
+    the live transactions and then visit them again in full collections,
+    which costs more CPU than answering the requests.  The request path
+    makes no reference cycles, so the rare cyclic garbage waits for
+    L{GC_THRESHOLD} objects.
+
+    On PyPy, which has no such knobs at run time: log once what to set in
+    the environment when the nursery was left at PyPy's default
+    (L{nursery_advice}).
+    """
+    advice = nursery_advice(sys.implementation.name, os.environ)
+    if advice is not None:
+        log.info("{advice}", advice=advice)
+    freeze = getattr(gc, "freeze", None)
+    set_threshold = getattr(gc, "set_threshold", None)
+    get_threshold = getattr(gc, "get_threshold", None)
+    if freeze is None or set_threshold is None or get_threshold is None:
+        return
+    gc.collect()
+    freeze()
+    _, older, oldest = get_threshold()
+    set_threshold(GC_THRESHOLD, older, oldest)
+
+
+def nursery_advice(implementation: str, environ: Mapping[str, str]) -> Optional[str]:
+    """
+    What to tell the operator of a server on C{implementation} (the
+    C{sys.implementation.name}) started with C{environ}: on PyPy with no
+    nursery size set, to set L{PYPY_NURSERY}; otherwise nothing.
+
+    @return: the advice as one log line, or L{None}.
+    """
+    if implementation != "pypy" or environ.get(NURSERY_VARIABLE, "").strip():
+        return None
+    return (
+        f"PyPy runs with its default nursery (the L2 cache's size): a conference "
+        f"join costs about twice as much CPU as with {NURSERY_VARIABLE}={PYPY_NURSERY} "
+        f"in the server's environment (docs/benchmarks.rst)"
+    )
+
+
+__all__ = ["GC_THRESHOLD", "NURSERY_VARIABLE", "PYPY_NURSERY", "nursery_advice", "tune_gc"]

@@ -1,0 +1,96 @@
+"""
+Tests for L{conference.runtime}: the garbage collector tuned for a server.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+from typing import Any, Dict, List, cast
+
+from twisted.logger import ILogObserver, LogLevel, globalLogPublisher
+from twisted.trial import unittest
+
+from conference import runtime
+
+
+class NurseryAdviceTests(unittest.TestCase):
+    """
+    L{runtime.nursery_advice} tells a PyPy server's operator what to set.
+    """
+
+    def test_pypy_default_nursery(self) -> None:
+        """PyPy with no nursery size set is told the variable and the size to set."""
+        advice = runtime.nursery_advice("pypy", {"PATH": "/usr/bin"})
+        assert advice is not None
+        self.assertIn(f"{runtime.NURSERY_VARIABLE}={runtime.PYPY_NURSERY}", advice)
+
+    def test_pypy_nursery_set(self) -> None:
+        """PyPy whose nursery the operator chose, whatever the size, gets no advice."""
+        self.assertIsNone(runtime.nursery_advice("pypy", {runtime.NURSERY_VARIABLE: "4MB"}))
+
+    def test_pypy_nursery_blank(self) -> None:
+        """An empty variable is PyPy's default nursery, so the advice still comes."""
+        self.assertIsNotNone(runtime.nursery_advice("pypy", {runtime.NURSERY_VARIABLE: " "}))
+
+    def test_cpython(self) -> None:
+        """CPython, whose collector is tuned from inside, gets no advice."""
+        self.assertIsNone(runtime.nursery_advice("cpython", {}))
+
+
+class TuneGCTests(unittest.TestCase):
+    """
+    L{runtime.tune_gc} freezes start-up's objects and raises the threshold
+    on CPython, and logs the nursery advice on PyPy.
+    """
+
+    def setUp(self) -> None:
+        self.events: List[Dict[str, Any]] = []
+        observer = cast(ILogObserver, self.events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+
+    def _no_freeze(self) -> None:
+        """Make this interpreter look like PyPy to tune_gc: no gc.freeze."""
+        if hasattr(gc, "freeze"):
+            self.patch(gc, "freeze", None)
+
+    def test_cpython_threshold(self) -> None:
+        """On CPython the young generation's threshold becomes GC_THRESHOLD and the rest stay."""
+        if not hasattr(gc, "freeze"):
+            raise unittest.SkipTest("no gc.freeze on this interpreter")
+        before = gc.get_threshold()
+        self.addCleanup(gc.set_threshold, *before)
+        self.addCleanup(gc.unfreeze)
+        runtime.tune_gc()
+        self.assertEqual(gc.get_threshold(), (runtime.GC_THRESHOLD, before[1], before[2]))
+        self.assertGreater(gc.get_freeze_count(), 0)
+
+    def test_advice_logged(self) -> None:
+        """On PyPy with the default nursery, tune_gc logs the advice once at info level."""
+        self.patch(sys, "implementation", _Implementation("pypy"))
+        self.patch(os, "environ", {})
+        self._no_freeze()
+        runtime.tune_gc()
+        advice = [e for e in self.events if e.get("log_namespace") == "conference.runtime"]
+        self.assertEqual(len(advice), 1)
+        self.assertEqual(advice[0]["log_level"], LogLevel.info)
+        self.assertIn(runtime.PYPY_NURSERY, advice[0]["advice"])
+
+    def test_no_advice_when_set(self) -> None:
+        """With the nursery set, tune_gc logs nothing."""
+        self.patch(sys, "implementation", _Implementation("pypy"))
+        self.patch(os, "environ", {runtime.NURSERY_VARIABLE: runtime.PYPY_NURSERY})
+        self._no_freeze()
+        runtime.tune_gc()
+        self.assertEqual(
+            [e for e in self.events if e.get("log_namespace") == "conference.runtime"], []
+        )
+
+
+class _Implementation:
+    """A stand-in for C{sys.implementation} naming another interpreter."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
