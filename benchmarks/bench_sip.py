@@ -38,10 +38,30 @@ from probe import LOOPBACK, invite_final, percentile, probe_during, probe_once
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+# The server's package from this tree, ahead of any installed copy: the
+# servers under test run from the tree (PYTHONPATH), and the benchmarks
+# share a few of its constants.
+if str(ROOT) not in sys.path:
+    sys.path.insert(1, str(ROOT))
 SCENARIOS = HERE / "scenarios"
 SERVER_CORE = 1
 LOAD_CORE = 0
 PYPY_MODULES = "twisted, lxml, icalendar, zope.interface, OpenSSL, dateutil, recurring_ical_events"
+
+
+def server_environment() -> Dict[str, str]:
+    """
+    The environment the servers under test run in: this one, with PyPy's
+    nursery at the size a PyPy server asks its operator for
+    (L{conference.runtime.PYPY_NURSERY}, docs/benchmarks.rst) unless it is
+    set already, so PyPy is measured as it should be deployed.  CPython
+    ignores the variable.
+    """
+    from conference.runtime import NURSERY_VARIABLE, PYPY_NURSERY
+
+    env = dict(os.environ)
+    env.setdefault(NURSERY_VARIABLE, PYPY_NURSERY)
+    return env
 
 
 @dataclass(frozen=True)
@@ -200,7 +220,7 @@ class Server:
         self.port = free_udp_port()
         self.folder = folder / name
         self.folder.mkdir(parents=True)
-        env = dict(os.environ)
+        env = server_environment()
         if kind == "full":
             plugins = self.folder / "pluginpath" / "twisted" / "plugins"
             plugins.mkdir(parents=True)

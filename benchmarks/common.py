@@ -18,7 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
-from bench_sip import LOAD_CORE, SERVER_CORE, Plan, RunResult, Server, pin, run_sipp, say
+from bench_sip import (
+    LOAD_CORE,
+    SERVER_CORE,
+    Plan,
+    RunResult,
+    Server,
+    pin,
+    run_sipp,
+    say,
+    server_environment,
+)
 from probe import LOOPBACK, percentile
 
 HERE = Path(__file__).resolve().parent
@@ -120,7 +130,7 @@ def conference_env(folder: Path) -> Dict[str, str]:
     plugins = folder / "pluginpath" / "twisted" / "plugins"
     plugins.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "twisted_plugins" / "conference_plugin.py", plugins)
-    env = dict(os.environ)
+    env = server_environment()
     env["PYTHONPATH"] = os.pathsep.join(
         [str(ROOT), str(folder / "pluginpath"), env.get("PYTHONPATH", "")]
     )

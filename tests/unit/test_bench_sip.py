@@ -72,3 +72,24 @@ class InterpreterTests(SynchronousTestCase):
     def test_missing(self) -> None:
         """A missing interpreter is skipped, not half-used."""
         self.assertIsNone(bench_sip.pypy_python("/nonexistent/pypy3"))
+
+
+class ServerEnvironmentTests(SynchronousTestCase):
+    """
+    L{bench_sip.server_environment}: servers run as a deployment should.
+    """
+
+    def test_pypy_nursery_default(self) -> None:
+        """Without a nursery set, servers get the size a PyPy server asks for."""
+        from conference.runtime import NURSERY_VARIABLE, PYPY_NURSERY
+
+        self.patch(os, "environ", {"PATH": "/usr/bin"})
+        env = bench_sip.server_environment()
+        self.assertEqual(env, {"PATH": "/usr/bin", NURSERY_VARIABLE: PYPY_NURSERY})
+
+    def test_pypy_nursery_kept(self) -> None:
+        """A nursery size set by whoever runs the benchmark is kept."""
+        from conference.runtime import NURSERY_VARIABLE
+
+        self.patch(os, "environ", {NURSERY_VARIABLE: "1MB"})
+        self.assertEqual(bench_sip.server_environment()[NURSERY_VARIABLE], "1MB")
