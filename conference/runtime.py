@@ -10,8 +10,8 @@ collector visits the live transactions again and again, and PyPy's nursery
 objects of requests in progress are copied into the old generation and
 collected there.  CPython can be tuned from inside the process; PyPy only
 from its environment (C{PYPY_GC_NURSERY}, read when the interpreter starts),
-so for PyPy the server says what to set (docs/benchmarks.rst, "Which
-runtime").
+so for PyPy the server says what to set (docs/benchmarks.rst, "PyPy's
+nursery").
 """
 
 from __future__ import annotations
