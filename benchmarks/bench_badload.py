@@ -47,6 +47,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 from bench_overload import offer
 from bench_sip import (
     RunResult,
+    conference_env,
     find_max_rate,
     free_udp_port,
     say,
@@ -54,7 +55,7 @@ from bench_sip import (
     stop_server,
     warm_up,
 )
-from common import FULL, QUICK, ROOT, CommandServer, conference_command, conference_env, pin_self
+from common import FULL, QUICK, ROOT, CommandServer, conference_command, pin_self
 from probe import LOOPBACK, invite_final, percentile, probe_once
 
 DOMAIN = "example.com"

@@ -33,14 +33,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, Generator, List, Optional, Sequence, Tuple
 
-from bench_sip import Plan, find_max_rate, free_udp_port, run_sipp, say, warm_up
+from bench_sip import Plan, conference_env, find_max_rate, free_udp_port, run_sipp, say, warm_up
 from common import (
     FULL,
     QUICK,
     SCENARIOS,
     CommandServer,
     conference_command,
-    conference_env,
     header_line,
     loaded_run,
     pin_self,

@@ -64,6 +64,22 @@ def server_environment() -> Dict[str, str]:
     return env
 
 
+def conference_env(folder: Path) -> Dict[str, str]:
+    """
+    A L{server_environment} in which C{twistd} finds this tree's
+    C{conference} package and its plugin (copied into a C{twisted/plugins}
+    folder under C{folder}), without installing anything.
+    """
+    plugins = folder / "pluginpath" / "twisted" / "plugins"
+    plugins.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "twisted_plugins" / "conference_plugin.py", plugins)
+    env = server_environment()
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT), str(folder / "pluginpath"), env.get("PYTHONPATH", "")]
+    )
+    return env
+
+
 @dataclass(frozen=True)
 class Plan:
     """
@@ -220,13 +236,8 @@ class Server:
         self.port = free_udp_port()
         self.folder = folder / name
         self.folder.mkdir(parents=True)
-        env = server_environment()
         if kind == "full":
-            plugins = self.folder / "pluginpath" / "twisted" / "plugins"
-            plugins.mkdir(parents=True)
-            shutil.copy(ROOT / "twisted_plugins" / "conference_plugin.py", plugins)
-            paths = [str(ROOT), str(self.folder / "pluginpath"), env.get("PYTHONPATH", "")]
-            env["PYTHONPATH"] = os.pathsep.join(paths)
+            env = conference_env(self.folder)
             args = [
                 python,
                 "-c",
@@ -245,6 +256,7 @@ class Server:
                 "0",
             ]
         else:
+            env = server_environment()
             script = str(HERE / "bare_responder.py")
             args = [python, script, "--port", str(self.port), "--final", str(final)]
         self.log_path = self.folder / "server.log"

@@ -10,7 +10,6 @@ their own), and a run at a fixed load that gives SIPp's response times.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -27,7 +26,6 @@ from bench_sip import (
     pin,
     run_sipp,
     say,
-    server_environment,
 )
 from probe import LOOPBACK, percentile
 
@@ -105,7 +103,7 @@ def conference_command(folder: Path, port: int, options: Sequence[str]) -> List[
     """
     The C{twistd -n conference} command line on UDP and TCP C{port} of
     127.0.0.1, from this source tree (the plugin file is copied into a
-    C{twisted/plugins} folder under C{folder}, see L{conference_env}).
+    C{twisted/plugins} folder under C{folder}, see L{bench_sip.conference_env}).
     """
     return [
         sys.executable,
@@ -120,21 +118,6 @@ def conference_command(folder: Path, port: int, options: Sequence[str]) -> List[
         f"tcp:{port}:interface={LOOPBACK}",
         *options,
     ]
-
-
-def conference_env(folder: Path) -> Dict[str, str]:
-    """
-    An environment in which C{twistd} finds this tree's C{conference}
-    package and its plugin, without installing anything.
-    """
-    plugins = folder / "pluginpath" / "twisted" / "plugins"
-    plugins.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ROOT / "twisted_plugins" / "conference_plugin.py", plugins)
-    env = server_environment()
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT), str(folder / "pluginpath"), env.get("PYTHONPATH", "")]
-    )
-    return env
 
 
 def run_child(script: Path, args: Sequence[str], timeout: float) -> str:
