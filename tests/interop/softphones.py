@@ -14,9 +14,11 @@ L{run_in_namespace} starts this module as a program in such a namespace;
 its L{main} starts the server on a given SQLite store, starts the phones,
 waits for them to hang up, stops the server and writes a JSON summary for
 the test to read.  A baresip plays a WAV file through its C{aufile} source
-and records what it hears with the C{sndfile} module; it dials and hangs
-up by itself (C{-e}, C{-t}).  linphonec (Debian's linphone-cli 5.1) is
-driven through its standard input: C{soundcard use files} puts WAV files
+and records what it hears with the C{sndfile} module; it dials by itself
+(C{-e}) and is hung up with C{SIGTERM} once every phone has been in the
+conference for the scenario's seconds (C{-t} is only a safety net).
+linphonec (Debian's linphone-cli 5.1) is driven through its standard
+input: C{soundcard use files} puts WAV files
 in place of the sound card, C{play} and C{record} name them (set before
 the call, they apply from its start), C{call}, then C{terminate} and
 C{quit}.
@@ -27,21 +29,27 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any, Dict, List, Optional, Sequence
+from typing import IO, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+import numpy as np
+import numpy.typing as npt
 from twisted.trial.unittest import SkipTest
 
 from tests.interop.harness import ServerProcess, free_port
 from tests.shared import PROJECT_ROOT
-from tests.unit.media.signals import tone, write_wav
+from tests.unit.media.signals import band_share, tone, write_wav
 
 BARESIP_MODULES = Path("/usr/lib/baresip/modules")
+# How long the phones get to have their calls up, all of them, before the scenario's
+# seconds together are counted anyway.
+JOIN_DEADLINE = 20
 NAMESPACE_SETUP = "ip link set lo up && ip route add default dev lo"
 # Each codec as baresip's audio_codecs names it (name/rate/channels; a
 # name alone means /8000/1), and the rate and channels its aufile source
@@ -57,6 +65,8 @@ BARESIP_CODECS = {
 LINPHONEC_RATE = 16000
 # What linphonec prints once its call is over (hung up by either side).
 LINPHONEC_ENDED = "ended ("
+# What it prints once its call is up.
+LINPHONEC_CONNECTED = " connected."
 
 
 def write_tone(
@@ -236,8 +246,8 @@ class Linphonec:
     """
     One linphonec, calling with WAV files for sound card, driven through
     its standard input by a thread: it dials at once, hangs up and quits
-    C{seconds} after it started (as baresip's C{-t}), or when its call
-    ends first.
+    on L{stop}, or C{seconds} after it started (as baresip's C{-t}), or
+    when its call ends first.
 
     @ivar process: the linphonec process.
     """
@@ -287,6 +297,11 @@ class Linphonec:
         """What linphonec printed so far."""
         return self.log_path.read_text(errors="replace")
 
+    def stop(self) -> None:
+        """Hang up and quit now, and return once both commands are typed."""
+        self._deadline = time.monotonic()
+        self._thread.join(5)
+
     def _hang_up(self) -> None:
         while time.monotonic() < self._deadline and self.process.poll() is None:
             if LINPHONEC_ENDED in self.output():
@@ -295,6 +310,61 @@ class Linphonec:
         self.send("terminate")
         time.sleep(0.5)
         self.send("quit")
+
+
+def established(folder: Path, phone: PhoneSpec) -> bool:
+    """Whether C{phone}, run in C{folder}, has printed that its call is up."""
+    if phone.kind == "linphonec":
+        log, marker = folder / "linphonec.log", LINPHONEC_CONNECTED
+    else:
+        log, marker = folder / "baresip.log", "Call established"
+    return log.exists() and marker in log.read_text(errors="replace")
+
+
+def wait_for_calls(folder: Path, phones: Sequence[PhoneSpec], deadline: float) -> bool:
+    """
+    Wait until every phone of C{phones} (each run in its own folder under
+    C{folder}) says that its call is up, for at most C{deadline} seconds;
+    return whether they all did.  A phone's start takes from a fraction of
+    a second to a few on a loaded machine, so the call's time together is
+    counted from here.
+    """
+    end = time.monotonic() + deadline
+    while not all(established(folder / phone.name, phone) for phone in phones):
+        if time.monotonic() >= end:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def together_part(samples: npt.NDArray[np.int16], rate: int, seconds: int) -> npt.NDArray[np.int16]:
+    """
+    The part of a phone's recording when every phone was in: the phones
+    are hung up C{seconds} after the last one joined, so it is the end of
+    the recording, less the first second of that time (media follows the
+    join) and the last half second (the others leave one by one).
+    """
+    return samples[-(seconds - 1) * rate : -rate // 2]
+
+
+def share_report(
+    heard: Mapping[str, Tuple[npt.NDArray[np.int16], int]], tones: Sequence[float]
+) -> List[str]:
+    """
+    For a failure message: how long each phone recorded, and each tone's
+    share of what it heard second by second, so that a miss says when a
+    tone was absent (a late phone, a stream lost midway), not only that
+    it was.
+    """
+    report = [f"{name}: {len(s) / r:.1f} s" for name, (s, r) in heard.items()]
+    for name, (samples, rate) in heard.items():
+        for frequency in tones:
+            shares = [
+                round(band_share(samples[i : i + rate], frequency, rate), 2)
+                for i in range(0, len(samples) - rate + 1, rate)
+            ]
+            report.append(f"{name} {frequency:.0f} Hz per second: {shares}")
+    return report
 
 
 def collect(folder: Path, phone: PhoneSpec) -> None:
@@ -324,19 +394,33 @@ def main(argv: Sequence[str]) -> int:
     processes: List[subprocess.Popen[bytes]] = []
     try:
         target = f"sip:{scenario['conference']}@127.0.0.1:{server.port}"
+        # Each phone quits by itself at the latest after this (a safety
+        # net); normally it is hung up below, once all have been there
+        # together for the scenario's seconds.
+        limit = scenario["seconds"] + JOIN_DEADLINE
+        linphonecs: List[Linphonec] = []
         for n, phone in enumerate(phones):
             phone_folder = folder / phone.name
             if phone.kind == "linphonec":
                 linphonec_config(phone_folder, phone, free_port(), 31000 + 20 * n)
-                linphonec = Linphonec(phone_folder, phone, target, scenario["seconds"])
-                processes.append(linphonec.process)
+                linphonecs.append(Linphonec(phone_folder, phone, target, limit))
+                processes.append(linphonecs[-1].process)
             else:
                 baresip_config(phone_folder, phone, free_port(), 31000 + 20 * n)
-                processes.append(start_phone(phone_folder, target, scenario["seconds"]))
+                processes.append(start_phone(phone_folder, target, limit))
             time.sleep(0.3)
+        started = time.monotonic()
+        together = wait_for_calls(folder, phones, JOIN_DEADLINE)
+        joined_after = time.monotonic() - started
+        time.sleep(scenario["seconds"])
+        for phone, process in zip(phones, processes):
+            if phone.kind != "linphonec" and process.poll() is None:
+                process.send_signal(signal.SIGTERM)  # baresip: hang up and quit, as -t
+        for linphonec in linphonecs:
+            linphonec.stop()
         for phone, process in zip(phones, processes):
             try:
-                phone.status = process.wait(scenario["seconds"] + 15)
+                phone.status = process.wait(15)
             except subprocess.TimeoutExpired:
                 process.kill()
                 phone.status = process.wait()
@@ -352,6 +436,8 @@ def main(argv: Sequence[str]) -> int:
     log = server.log_path.read_text(errors="replace")
     server.cleanup()
     summary = {
+        "together": together,
+        "joined_after": joined_after,
         "phones": [asdict(phone) for phone in phones],
         "server_log": log,
         "tracebacks": [line for line in log.splitlines() if "Traceback" in line],

@@ -31,7 +31,14 @@ from conference.sdp import parse_sdp
 from conference.sip.errors import RemoteProtocolError
 from tests.interop.harness import free_port, require_tool
 from tests.interop.janus import JanusProcess, janus_libraries
-from tests.interop.softphones import PhoneSpec, namespace_prefix, write_tone
+from tests.interop.softphones import (
+    JOIN_DEADLINE,
+    PhoneSpec,
+    namespace_prefix,
+    share_report,
+    together_part,
+    write_tone,
+)
 from tests.interop.test_focus import seed
 from tests.shared import PROJECT_ROOT
 from tests.unit.media.signals import band_share, read_wav, rms_db
@@ -152,7 +159,7 @@ def run_scenario(folder: Path, http_port: int, timeout: float) -> Dict[str, Any]
 class JanusSoftphoneTests(TestCase):
     """baresip phones mixed by Janus hear each other, not themselves."""
 
-    timeout = 60
+    timeout = 60 + JOIN_DEADLINE
 
     @inlineCallbacks
     def test_three_phones(self) -> Generator[Deferred[Any], Any, None]:
@@ -166,7 +173,7 @@ class JanusSoftphoneTests(TestCase):
         phones: List[Dict[str, Any]] = []
         for name, frequency, codec in PHONES:
             wav = folder / f"{name}.wav"
-            write_tone(wav, frequency, SECONDS + 6, codec)
+            write_tone(wav, frequency, SECONDS + JOIN_DEADLINE + 6, codec)
             phones.append({"name": name, "wav": str(wav), "codec": codec})
         http_port = 18088
         scenario = {
@@ -181,10 +188,12 @@ class JanusSoftphoneTests(TestCase):
             ],
         }
         (folder / "scenario.json").write_text(json.dumps(scenario))
-        summary = yield deferToThread(run_scenario, folder, http_port, 55)
+        summary = yield deferToThread(run_scenario, folder, http_port, 55 + JOIN_DEADLINE)
         log = summary["server_log"]
         self.assertEqual(summary["tracebacks"], [], log[-3000:])
         self.assertIn("Janus session", log)  # the media went through Janus
+        joined_after = summary["joined_after"]
+        self.assertTrue(summary["together"], f"not all calls were up in {joined_after:.1f} s")
         results = [PhoneSpec(**spec) for spec in summary["phones"]]
         heard: Dict[str, Any] = {}
         for phone, (name, _, codec) in zip(results, PHONES):
@@ -194,14 +203,7 @@ class JanusSoftphoneTests(TestCase):
             heard[name] = read_wav(Path(path))
         # Every share, second by second, goes into any failure message, so
         # that a miss says when the tone was absent, not only that it was.
-        report = [f"{name}: {len(s) / r:.1f} s" for name, (s, r) in heard.items()]
-        for name, (samples, rate) in heard.items():
-            for _, tone_hz, _ in PHONES:
-                shares = [
-                    round(band_share(samples[i : i + rate], tone_hz, rate), 2)
-                    for i in range(0, len(samples) - rate + 1, rate)
-                ]
-                report.append(f"{name} {tone_hz:.0f} Hz per second: {shares}")
+        report = share_report(heard, [tone_hz for _, tone_hz, _ in PHONES])
 
         def quiet(output: str) -> str:
             lines = [line for line in output.splitlines() if "bit/s" not in line]
@@ -212,7 +214,7 @@ class JanusSoftphoneTests(TestCase):
         for phone, (name, own, _) in zip(results, PHONES):
             samples, rate = heard[name]
             self.assertGreater(len(samples), 3 * rate, f"{name} recorded too little\n{context}")
-            samples = samples[rate:]
+            samples = together_part(samples, rate, SECONDS)
             self.assertGreater(rms_db(samples), MIN_LEVEL_DB, f"{name} hears too little\n{context}")
             own_share = band_share(samples, own, rate)
             self.assertLess(own_share, OWN_SHARE_MAX, f"{name} hears itself\n{context}")

@@ -28,7 +28,15 @@ from twisted.trial.unittest import SkipTest, TestCase
 
 from conference.media.wideband import G722, OPUS, unavailable
 from tests.interop.harness import ServerProcess, require_tool, run_sipp
-from tests.interop.softphones import PhoneSpec, namespace_prefix, run_in_namespace, write_tone
+from tests.interop.softphones import (
+    JOIN_DEADLINE,
+    PhoneSpec,
+    namespace_prefix,
+    run_in_namespace,
+    share_report,
+    together_part,
+    write_tone,
+)
 from tests.interop.test_focus import seed
 from tests.unit.media.signals import band_share, read_wav, rms_db
 
@@ -49,7 +57,7 @@ SRTP_MODULE = Path("/usr/lib/baresip/modules/srtp.so")
 # RFC 4733 events for the key 5, as Debian's sip-tester (SIPp) ships them.
 DTMF_PCAP = Path("/usr/share/sip-tester/dtmf_2833_5.pcap")
 SECONDS = 6
-# Of what a phone hears (after its first second): its own tone must be
+# Of what a phone hears (once all are in): its own tone must be
 # under 2 % of the energy, each other tone over 20 %, and the whole loud
 # enough to be the tones (each is sent at -12 dBFS peak, -15 dBFS RMS).
 OWN_SHARE_MAX = 0.02
@@ -81,7 +89,7 @@ class SoftphoneConferenceTests(TestCase):
     themselves.
     """
 
-    timeout = 60
+    timeout = 60 + JOIN_DEADLINE
 
     def test_four_phones(self) -> Deferred[List[PhoneSpec]]:
         """Four baresips (PCMU, PCMA, Opus, G.722) each hear the others' tones, not their own."""
@@ -132,7 +140,7 @@ class SoftphoneConferenceTests(TestCase):
         phones: List[Dict[str, Any]] = []
         for name, frequency, codec, mediaenc, kind in spec:
             wav = folder / f"{name}.wav"
-            write_tone(wav, frequency, SECONDS + 6, codec, kind)
+            write_tone(wav, frequency, SECONDS + JOIN_DEADLINE + 6, codec, kind)
             phones.append(
                 {"name": name, "wav": str(wav), "codec": codec, "mediaenc": mediaenc, "kind": kind}
             )
@@ -147,11 +155,14 @@ class SoftphoneConferenceTests(TestCase):
             ],
         }
         (folder / "scenario.json").write_text(json.dumps(scenario))
-        summary = yield deferToThread(run_in_namespace, folder, 50)
+        summary = yield deferToThread(run_in_namespace, folder, 50 + JOIN_DEADLINE)
         log = summary["server_log"]
         self.assertEqual(summary["tracebacks"], [], log[-3000:])
+        joined_after = summary["joined_after"]
+        self.assertTrue(summary["together"], f"not all calls were up in {joined_after:.1f} s")
         results = [PhoneSpec(**spec) for spec in summary["phones"]]
-        for phone, (name, own, codec, _, kind) in zip(results, spec):
+        heard: Dict[str, Any] = {}
+        for phone, (name, _, codec, _, kind) in zip(results, spec):
             if kind == "linphonec":
                 self.assertRegex(phone.output, r"Call 1 with sip:conf-now@\S+ connected\.")
             else:
@@ -159,15 +170,22 @@ class SoftphoneConferenceTests(TestCase):
                 self.assertIn(f"Set audio encoder: {codec}", phone.output)
             self.assertIn(f"sip:{name}@127.0.0.1 joined sip:conf-now@example.com", log)
             self.assertIsNotNone(phone.heard, f"{name} recorded {phone.recordings}")
-            samples, rate = read_wav(Path(str(phone.heard)))
+            heard[name] = read_wav(Path(str(phone.heard)))
+        # Every share, second by second, goes into a failure message.
+        context = "\n".join(share_report(heard, [phone.frequency for phone in spec]))
+        for phone_spec in spec:
+            name, own = phone_spec.name, phone_spec.frequency
+            samples, rate = heard[name]
             self.assertGreater(len(samples), 3 * rate, f"{name} recorded {len(samples)} samples")
-            samples = samples[rate:]
-            self.assertGreater(rms_db(samples), MIN_LEVEL_DB, f"{name} hears too little")
-            self.assertLess(band_share(samples, own, rate), OWN_SHARE_MAX, f"{name} hears itself")
-            for other_name, other, *_ in spec:
-                if other_name != name:
-                    share = band_share(samples, other, rate)
-                    self.assertGreater(share, OTHER_SHARE_MIN, f"{name} misses {other_name}")
+            samples = together_part(samples, rate, SECONDS)
+            self.assertGreater(rms_db(samples), MIN_LEVEL_DB, f"{name} hears too little\n{context}")
+            own_share = band_share(samples, own, rate)
+            self.assertLess(own_share, OWN_SHARE_MAX, f"{name} hears itself\n{context}")
+            for other in spec:
+                if other.name != name:
+                    share = band_share(samples, other.frequency, rate)
+                    message = f"{name} misses {other.name}\n{context}"
+                    self.assertGreater(share, OTHER_SHARE_MIN, message)
         return results
 
 
