@@ -50,6 +50,9 @@ EXEMPT_METHODS = frozenset({"ACK", "CANCEL", "BYE", "PRACK", "OPTIONS"})
 #: in an interval where the queue ran dry (4x) and in any other (2x).
 _DRY_GROWTH = 3.0
 _MOST_GROWTH = 1.0
+#: How fast (seconds of wait per second) a standing queue must fall for
+#: an interval to count as draining, not standing: 10% spare capacity.
+_DRAINING = 0.1
 #: The reason phrase of every overload refusal, parsed or not.
 OVERLOADED_REASON = "Service Unavailable (overloaded)"
 
@@ -109,8 +112,14 @@ class ProportionalShedding:
     Shedding starts only once the queue I{stands}: every datagram for
     C{start} seconds (whole intervals) waited more than C{target} (CoDel's
     rule, RFC 8289: a burst makes a queue that drains, overload one that
-    stands).  When the mean wait of an interval falls below a quarter of
-    the target the queue ran dry, capacity went unused, and the admitted
+    stands).  Two kinds of interval do not count towards that time: one in
+    which the queue fell by a tenth of the interval or more (the server
+    has spare capacity and is draining it), and the part of one the
+    collector took (L{paused}): a run of collector steps on PyPy leaves a
+    queue of a few hundred milliseconds that drains by itself, and
+    refusing while it does would lose calls to a pause, not to load.
+    When the mean wait of an interval falls below a quarter of the target
+    the queue ran dry, capacity went unused, and the admitted
     share quadruples; an idle gap between datagrams counts as such
     intervals, so after the load stops nothing is refused within a few
     intervals.
@@ -158,6 +167,7 @@ class ProportionalShedding:
         self.limit = 1.5 * target if limit is None else limit
         self.start = start
         self._stood = 0.0
+        self._paused = 0.0
         self._calm = float("inf")
         self.fraction = 0.0
         self.wait = 0.0
@@ -194,6 +204,15 @@ class ProportionalShedding:
         self._count += 1
         return self.fraction > 0
 
+    def paused(self, seconds: float) -> None:
+        """
+        Take note that the server did nothing else for C{seconds} (a step of
+        the garbage collector, L{conference.runtime.watch_collector}): the
+        queue such a pause leaves is a burst, whose own time does not count
+        towards the queue standing.
+        """
+        self._paused += max(0.0, seconds)
+
     def _correct(self, elapsed: float) -> None:
         """
         The controller's step at the end of an interval that lasted
@@ -202,6 +221,11 @@ class ProportionalShedding:
         """
         wait = self._total / self._count if self._count else 0.0
         standing = self._count > 0 and self._least > self.target
+        # A queue that falls by a tenth of the interval or more is being
+        # drained by spare capacity: what a pause left, not overload.
+        draining = wait <= self.wait - _DRAINING * self.interval
+        running = max(0.0, elapsed - self._paused)
+        self._paused = 0.0
         self._total, self._count = 0.0, 0
         before = self.fraction
         # The share actually refused, aged requests included: while the
@@ -213,7 +237,10 @@ class ProportionalShedding:
         self._candidates = self._refused = 0
         if before == 0:
             self._calm += elapsed
-            self._stood = self._stood + elapsed if standing else 0.0
+            if not standing:
+                self._stood = 0.0
+            elif not draining:
+                self._stood += running  # a pause's own time is not the queue standing
             # Shedding that stopped within the last second resumes at once.
             if self._stood < (self.start if self._calm > 1.0 + self._stood else self.interval):
                 self.wait = wait  # a burst, or no queue: nothing to correct

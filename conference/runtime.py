@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.unit.test_runtime -*-
 """
-The interpreter's memory manager, tuned for a long-running SIP server.
+The interpreter's memory manager, tuned and watched for a long-running SIP
+server.
 
 A loaded server keeps tens of thousands of transactions alive for their
 timers (Timer J: 32 s) while it makes and drops the objects of every
@@ -11,7 +12,9 @@ objects of requests in progress are copied into the old generation and
 collected there.  CPython can be tuned from inside the process; PyPy only
 from its environment (C{PYPY_GC_NURSERY}, read when the interpreter starts),
 so for PyPy the server says what to set (docs/benchmarks.rst, "PyPy's
-nursery").
+nursery").  Either way the old generation's collections still pause the
+server now and then; L{watch_collector} reports those pauses, so that the
+overload control does not take the queue they leave for load.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from typing import Mapping, Optional
+import time
+from typing import Any, Callable, Dict, Mapping, Optional
 
 from twisted.logger import Logger
 
@@ -69,6 +73,53 @@ def tune_gc() -> None:
     set_threshold(GC_THRESHOLD, older, oldest)
 
 
+def watch_collector(report: Callable[[float], None]) -> Callable[[], None]:
+    """
+    Call C{report} with the seconds each pause of the collector's old
+    generation took: on PyPy each step of a major collection (its
+    C{gc.hooks}, chained after any hook already set), on CPython each
+    collection of the oldest generation (C{gc.callbacks}).  Those are the
+    pauses that leave a queue of requests behind them on a loaded server
+    (L{conference.overload.ProportionalShedding.paused}).
+
+    @return: a function that stops the watch (and restores a hook that
+        was replaced).
+    """
+    hooks = getattr(gc, "hooks", None)
+    if hooks is not None:  # PyPy
+        previous = hooks.on_gc_collect_step
+
+        def step(stats: Any) -> None:
+            if previous is not None:
+                previous(stats)
+            report(stats.duration)
+
+        hooks.on_gc_collect_step = step
+
+        def unhook() -> None:
+            if hooks.on_gc_collect_step is step:
+                hooks.on_gc_collect_step = previous
+
+        return unhook
+    started = [0.0]
+
+    def callback(phase: str, info: Dict[str, int]) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            report(time.perf_counter() - started[0])
+
+    gc.callbacks.append(callback)
+
+    def remove() -> None:
+        if callback in gc.callbacks:
+            gc.callbacks.remove(callback)
+
+    return remove
+
+
 def nursery_advice(implementation: str, environ: Mapping[str, str]) -> Optional[str]:
     """
     What to tell the operator of a server on C{implementation} (the
@@ -86,4 +137,11 @@ def nursery_advice(implementation: str, environ: Mapping[str, str]) -> Optional[
     )
 
 
-__all__ = ["GC_THRESHOLD", "NURSERY_VARIABLE", "PYPY_NURSERY", "nursery_advice", "tune_gc"]
+__all__ = [
+    "GC_THRESHOLD",
+    "NURSERY_VARIABLE",
+    "PYPY_NURSERY",
+    "nursery_advice",
+    "tune_gc",
+    "watch_collector",
+]

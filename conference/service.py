@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from twisted.application.service import MultiService, Service
 from twisted.cred.checkers import ICredentialsChecker
@@ -45,7 +45,7 @@ from conference.overload import OverloadControl, ProportionalShedding
 from conference.overload_feedback import OverloadFeedback
 from conference.reactors import default_reactor
 from conference.records import StoreError
-from conference.runtime import tune_gc
+from conference.runtime import tune_gc, watch_collector
 from conference.sip.digest import DEFAULT_ALGORITHMS, DigestServer
 from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request
@@ -284,6 +284,7 @@ class ConferenceService(MultiService):
         )
         self.overload: Optional[OverloadControl] = None
         self.lag_probe: Optional[LagProbe] = None
+        self._unwatch_collector: Optional[Callable[[], None]] = None
         if config.overload_lag:
             self.overload = OverloadControl(config.overload_lag)
             self.sip.layer.admission = self.overload.check
@@ -821,6 +822,9 @@ class ConferenceService(MultiService):
         self._purge.start(60.0, now=False)
         if self.lag_probe is not None:
             self.lag_probe.start()
+        if self.sip.queue is not None and self._unwatch_collector is None:
+            # The collector's pauses are not load (ProportionalShedding.paused).
+            self._unwatch_collector = watch_collector(self.sip.queue.paused)
         self.autodial.start()
         if self.config.tune_gc:
             tune_gc()
@@ -847,6 +851,9 @@ class ConferenceService(MultiService):
             self._purge.stop()
         if self.lag_probe is not None:
             self.lag_probe.stop()
+        if self._unwatch_collector is not None:
+            self._unwatch_collector()
+            self._unwatch_collector = None
         names = ("subscriptions", "conference_events", "moderation", "lifecycle", "autodial")
         for name in (*names, "focus"):
             part = getattr(self, name, None)

@@ -1,5 +1,5 @@
 """
-Tests for L{conference.runtime}: the garbage collector tuned for a server.
+Tests for L{conference.runtime}: the garbage collector tuned and watched for a server.
 """
 
 from __future__ import annotations
@@ -94,3 +94,58 @@ class _Implementation:
 
     def __init__(self, name: str) -> None:
         self.name = name
+
+
+class WatchCollectorTests(unittest.TestCase):
+    """
+    L{runtime.watch_collector} reports the old generation's pauses, on the
+    interpreter the tests run on and through PyPy's hooks.
+    """
+
+    def test_full_collection_reported(self) -> None:
+        """A full collection is reported as a pause of some seconds, and not once unwatched."""
+        pauses: List[float] = []
+        stop = runtime.watch_collector(pauses.append)
+        gc.collect()
+        sum(range(1000))  # PyPy runs its hooks at the next bytecodes
+        self.assertTrue(pauses, "no pause reported")
+        self.assertTrue(all(0 <= p < 60 for p in pauses), pauses)
+        stop()
+        count = len(pauses)
+        gc.collect()
+        sum(range(1000))
+        self.assertEqual(len(pauses), count)
+
+    def test_pypy_hook_chained(self) -> None:
+        """On PyPy, a step hook already set still runs, and is set back when the watch stops."""
+        earlier: List[float] = []
+        hooks = _Hooks(lambda stats: earlier.append(stats.duration))
+        previous = hooks.on_gc_collect_step
+        self.patch(runtime, "gc", _PyPyGC(hooks))
+        pauses: List[float] = []
+        stop = runtime.watch_collector(pauses.append)
+        hooks.on_gc_collect_step(_Stats(0.04))
+        self.assertEqual((pauses, earlier), ([0.04], [0.04]))
+        stop()
+        self.assertIs(hooks.on_gc_collect_step, previous)
+
+
+class _Stats:
+    """What PyPy hands a step hook: the step's duration in seconds."""
+
+    def __init__(self, duration: float) -> None:
+        self.duration = duration
+
+
+class _Hooks:
+    """A stand-in for PyPy's C{gc.hooks}."""
+
+    def __init__(self, step: Any) -> None:
+        self.on_gc_collect_step = step
+
+
+class _PyPyGC:
+    """A stand-in for PyPy's C{gc} module, which has C{hooks}."""
+
+    def __init__(self, hooks: _Hooks) -> None:
+        self.hooks = hooks

@@ -18,6 +18,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import ILogObserver, Logger, LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
+import conference.service as service_module
 from conference.app.scheduler import SchedulingHandler
 from conference.errors import StartupError
 from conference.records import BindingRecord, ConferenceRecord, StoreError
@@ -120,6 +121,24 @@ class ServiceTests(SynchronousTestCase):
         probes = [e["log_format"] for e in lines if e.get("log_namespace") == "probe"]
         self.assertEqual(probes, ["loud {n}"])
         self.successResultOf(service.stopService())
+
+    def test_collector_pauses_reach_queue(self) -> None:
+        """While serving, the collector's pauses reach the queue's shedding; not once stopped."""
+        watched: List[Any] = []
+
+        def watch(report: Any) -> Any:
+            watched.append(report)
+            return lambda: watched.remove(report)
+
+        self.patch(service_module, "watch_collector", watch)
+        service, _ = self.make()
+        service.startService()
+        self.successResultOf(service.ready)
+        queue = service.sip.queue
+        assert queue is not None
+        self.assertEqual(watched, [queue.paused])
+        self.successResultOf(service.stopService())
+        self.assertEqual(watched, [])
 
     def test_stop(self) -> None:
         """Stopping closes the listeners and fires once transactions are done."""
