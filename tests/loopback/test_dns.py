@@ -19,6 +19,7 @@ from zope.interface import implementer
 from conference.sip.locate import NAPTR, SRV, Address, Alias, Query
 from conference.transport.dns import DNSLookup, convert, make_resolver, parse_resolver
 from tests.dnszone import LiveZone
+from tests.loopback.sameport import listen_same_port
 
 reactor: Any = _reactor
 
@@ -158,12 +159,13 @@ class QuietResolverTests(TestCase):
         many = [dns.Record_A(f"192.0.2.{i}") for i in range(1, 41)]
         zone = {"sip.example.net": [dns.Record_A("192.0.2.5")], "big.example.net": many}
         factory = server.DNSServerFactory(authorities=[LiveZone("example.net", lambda: zone)])
-        listening = reactor.listenUDP(0, udp(factory), interface="127.0.0.1")
+        listening, stream = listen_same_port(
+            lambda n: reactor.listenUDP(n, udp(factory), interface="127.0.0.1"),
+            lambda n: reactor.listenTCP(n, factory, interface="127.0.0.1"),
+        )
         self.addCleanup(listening.stopListening)
-        port = int(listening.getHost().port)
-        stream = reactor.listenTCP(port, factory, interface="127.0.0.1")
         self.addCleanup(stream.stopListening)
-        return port
+        return int(listening.getHost().port)
 
     def capture(self) -> List[str]:
         """

@@ -35,6 +35,7 @@ from conference.transport.server import SIPServer
 from conference.transport.stream import SIPStreamFactory
 from conference.transport.udp import SIPDatagramProtocol
 from tests.dnszone import LiveZone, naptr, srv
+from tests.loopback.sameport import listen_same_port
 
 reactor: Any = _reactor
 
@@ -148,11 +149,16 @@ class Loopback(TestCase):
         return int(port.getHost().port)
 
     def sip_server(
-        self, domains: Sequence[str], code: Optional[int] = None, t1: float = 0.5
+        self,
+        domains: Sequence[str],
+        code: Optional[int] = None,
+        t1: float = 0.5,
+        with_tcp: bool = False,
     ) -> Tuple[SIPServer, Any]:
         """
-        A SIP core for C{domains} on a loopback UDP port, answering
-        MESSAGE with C{code} when given.
+        A SIP core for C{domains} on a loopback UDP port (and TCP on the
+        same port number if C{with_tcp}), answering MESSAGE with C{code}
+        when given.
         """
         router = CoreRouter(domains, tag_factory=new_tag, accept_ip_literals=True)
         if code is not None:
@@ -160,9 +166,17 @@ class Loopback(TestCase):
             router.add_handler(answerer)
             router.answerer = answerer  # type: ignore[attr-defined]
         sip = SIPServer(router, reactor=reactor, layer=txn.TransactionLayer(t1=t1))
-        port = reactor.listenUDP(0, SIPDatagramProtocol(sip), interface="127.0.0.1")
-        self.addCleanup(port.stopListening)
         self.addCleanup(sip.stop, 0)
+        if not with_tcp:
+            port = reactor.listenUDP(0, SIPDatagramProtocol(sip), interface="127.0.0.1")
+            self.addCleanup(port.stopListening)
+            return sip, port
+        port, stream = listen_same_port(
+            lambda n: reactor.listenUDP(n, SIPDatagramProtocol(sip), interface="127.0.0.1"),
+            lambda n: reactor.listenTCP(n, SIPStreamFactory(sip, reactor), interface="127.0.0.1"),
+        )
+        self.addCleanup(port.stopListening)
+        self.addCleanup(stream.stopListening)
         return sip, port
 
     def foreign(self, code: int = 200, tls_name: Optional[str] = None) -> Tuple[Answerer, int, int]:
@@ -422,10 +436,8 @@ class SizeTests(Loopback):
     @inlineCallbacks
     def test_big_over_tcp(self) -> Any:
         """A 2 kB MESSAGE to a UDP target reaches the TCP listener on its port."""
-        sip, udp = self.sip_server(["example.net"], 200)
+        sip, udp = self.sip_server(["example.net"], 200, with_tcp=True)
         port = int(udp.getHost().port)
-        stream = reactor.listenTCP(port, SIPStreamFactory(sip, reactor), interface="127.0.0.1")
-        self.addCleanup(stream.stopListening)
         response = yield self.big(port)
         self.assertEqual(response.code, 200)
         [(transport, request)] = sip.router.answerer.received  # type: ignore[attr-defined]
@@ -443,10 +455,8 @@ class SizeTests(Loopback):
     @inlineCallbacks
     def test_small_stays_udp(self) -> Any:
         """A small request to a UDP target is sent over UDP."""
-        sip, udp = self.sip_server(["example.net"], 200)
+        sip, udp = self.sip_server(["example.net"], 200, with_tcp=True)
         port = int(udp.getHost().port)
-        stream = reactor.listenTCP(port, SIPStreamFactory(sip, reactor), interface="127.0.0.1")
-        self.addCleanup(stream.stopListening)
         self.zone = {
             "_sip._udp.example.net": [srv(0, 0, port, "sip1.example.net")],
             "sip1.example.net": [dns.Record_A("127.0.0.1")],
