@@ -6,7 +6,7 @@ number, tried again when the number is taken for TCP.
 
 from __future__ import annotations
 
-from typing import Any, List
+from typing import Any, Callable, List
 
 from twisted.internet import reactor as _reactor
 from twisted.internet.error import CannotListenError
@@ -32,6 +32,16 @@ class _Port:
         self.stopped = True
 
 
+def _numbered(first: int, made: List[_Port]) -> Callable[[int], Any]:
+    """A UDP listen stand-in that gets numbers from C{first} up, keeping its ports in C{made}."""
+
+    def listen(_: int) -> Any:
+        made.append(_Port(first + len(made)))
+        return made[-1]
+
+    return listen
+
+
 class ListenSamePortTests(TestCase):
     """L{listen_same_port} gives a pair on one number, or fails cleanly."""
 
@@ -48,10 +58,7 @@ class ListenSamePortTests(TestCase):
     def test_taken_number_retried(self) -> None:
         """A number taken for TCP closes its UDP port and the next number is tried."""
         udps: List[_Port] = []
-
-        def udp(_: int) -> Any:
-            udps.append(_Port(5000 + len(udps)))
-            return udps[-1]
+        udp = _numbered(5000, udps)
 
         def tcp(number: int) -> Any:
             if number == 5000:
@@ -65,10 +72,7 @@ class ListenSamePortTests(TestCase):
     def test_gives_up(self) -> None:
         """When every number is taken, the error comes out and no UDP port is left open."""
         udps: List[_Port] = []
-
-        def udp(_: int) -> Any:
-            udps.append(_Port(6000 + len(udps)))
-            return udps[-1]
+        udp = _numbered(6000, udps)
 
         def tcp(number: int) -> Any:
             raise CannotListenError("127.0.0.1", number, OSError("in use"))
