@@ -18,10 +18,9 @@ and records what it hears with the C{sndfile} module; it dials by itself
 (C{-e}) and is hung up with C{SIGTERM} once every phone has been in the
 conference for the scenario's seconds (C{-t} is only a safety net).
 linphonec (Debian's linphone-cli 5.1) is driven through its standard
-input: C{soundcard use files} puts WAV files
-in place of the sound card, C{play} and C{record} name them (set before
-the call, they apply from its start), C{call}, then C{terminate} and
-C{quit}.
+input: C{soundcard use files} puts WAV files in place of the sound card,
+C{play} and C{record} name them (set before the call, they apply from its
+start), C{call}, then C{terminate} and C{quit}.
 """
 
 from __future__ import annotations
@@ -47,8 +46,8 @@ from tests.shared import PROJECT_ROOT
 from tests.unit.media.signals import band_share, tone, write_wav
 
 BARESIP_MODULES = Path("/usr/lib/baresip/modules")
-# How long the phones get to have their calls up, all of them, before the scenario's
-# seconds together are counted anyway.
+# How long the phones get to have their calls up, all of them, before
+# the scenario's seconds together are counted anyway.
 JOIN_DEADLINE = 20
 NAMESPACE_SETUP = "ip link set lo up && ip route add default dev lo"
 # Each codec as baresip's audio_codecs names it (name/rate/channels; a
@@ -312,12 +311,15 @@ class Linphonec:
         self.send("quit")
 
 
+def output_path(folder: Path, phone: PhoneSpec) -> Path:
+    """Where C{phone}, run in C{folder}, prints what it does."""
+    return folder / ("linphonec.log" if phone.kind == "linphonec" else "baresip.log")
+
+
 def established(folder: Path, phone: PhoneSpec) -> bool:
     """Whether C{phone}, run in C{folder}, has printed that its call is up."""
-    if phone.kind == "linphonec":
-        log, marker = folder / "linphonec.log", LINPHONEC_CONNECTED
-    else:
-        log, marker = folder / "baresip.log", "Call established"
+    log = output_path(folder, phone)
+    marker = LINPHONEC_CONNECTED if phone.kind == "linphonec" else "Call established"
     return log.exists() and marker in log.read_text(errors="replace")
 
 
@@ -369,8 +371,7 @@ def share_report(
 
 def collect(folder: Path, phone: PhoneSpec) -> None:
     """Fill in what C{phone}, run in C{folder}, printed and recorded."""
-    log = "linphonec.log" if phone.kind == "linphonec" else "baresip.log"
-    phone.output = (folder / log).read_text(errors="replace")[-4000:]
+    phone.output = output_path(folder, phone).read_text(errors="replace")[-4000:]
     phone.recordings = sorted(str(p) for p in folder.glob("*.wav"))
     suffix = "heard.wav" if phone.kind == "linphonec" else "-dec.wav"
     heard = [p for p in phone.recordings if p.endswith(suffix)]
