@@ -193,10 +193,6 @@ class _MessageMixin:
     headers: Dict[str, List[str]]
     body: bytes
     _views: Dict[str, Tuple[Any, Any]]
-    # Set by compact(): header fields in tuples; the serialized form and
-    # the body it was made with.
-    _compact = False
-    _wire: Optional[Tuple[bytes, bytes]] = None
 
     # Header access -------------------------------------------------------
 
@@ -215,8 +211,6 @@ class _MessageMixin:
         """
         if "\r" in value or "\n" in value:
             raise LocalProtocolError(f"header {name} holds a line break")
-        if self._compact:
-            self._thaw()
         self.headers.setdefault(canonical_name(name), []).append(value)
 
     def set_header(self, name: str, value: Union[str, Iterable[str]]) -> None:
@@ -231,8 +225,6 @@ class _MessageMixin:
         """
         Remove every field of a header; nothing happens if there is none.
         """
-        if self._compact:
-            self._thaw()
         self.headers.pop(canonical_name(name), None)
 
     def header(self, name: str) -> Optional[str]:
@@ -325,8 +317,7 @@ class _MessageMixin:
             result = _shared(name, fields[0], lambda _: parse(fields))
         else:
             result = parse(fields)
-        # A compacted message's fields are a tuple: kept as they are.
-        views[name] = (fields if isinstance(fields, tuple) else list(fields), result)
+        views[name] = (list(fields), result)
         return result
 
     def _view_cache(self) -> Dict[str, Tuple[Any, Any]]:
@@ -348,26 +339,26 @@ class _MessageMixin:
 
     def compact(self, wire: Optional[bytes] = None) -> None:
         """
-        Hold a finished message compactly: what a completed transaction
-        keeps for its timer (tens of thousands of them on a loaded server).
-        The parsed views are dropped (L{forget_views}) and each header's
-        fields go in a tuple, which the garbage collector soon stops
-        visiting (as it does the dict holding only those); C{wire}, the
-        message as just serialized, is remembered for L{to_bytes}.  The
-        header methods make the message changeable again; do not change
-        C{headers} or C{body} of a compacted message directly.
+        Hold a finished message as its serialized form alone: what a
+        completed transaction keeps for its timer, tens of thousands of
+        them on a loaded server, each otherwise some seventy objects
+        (header fields, their texts, the URI, the views) that the garbage
+        collector would visit again and again.  C{wire} is the message as
+        just serialized (L{to_bytes} when not given); L{to_bytes} returns
+        it.  Reading anything dropped (the headers, the body, a request's
+        URI, a view) parses it again first, once, and the message is then
+        as it was, changeable.  Compacting a compacted message does nothing.
         """
-        self._views = {}
-        fields: Any = {name: tuple(values) for name, values in self.headers.items()}
-        self.headers = fields
-        self._compact = True
-        self._wire = (wire, self.body) if wire is not None else None
-
-    def _thaw(self) -> None:
-        """Make a compacted message's header fields lists again."""
-        self._compact = False
-        self._wire = None
-        self.headers = {name: list(values) for name, values in self.headers.items()}
+        compacted = _COMPACTED.get(type(self))
+        if compacted is None:
+            return  # compacted already, or a subclass this does not know
+        if wire is None:
+            wire = self.to_bytes()
+        fields = self.__dict__
+        for name in _DROPPED:
+            fields.pop(name, None)
+        fields["_wire"] = wire
+        self.__class__ = compacted
 
     def remember_view(self, name: str, value: str, parsed: Any) -> None:
         """
@@ -517,12 +508,8 @@ class _MessageMixin:
         """
         Serialize the message, setting Content-Length from the body.
         """
-        wire = self._wire
-        if wire is not None and wire[1] is self.body:
-            return wire[0]  # compacted as it was sent
         self.headers.pop("content-length", None)
-        length: Any = (str(len(self.body)),) if self._compact else [str(len(self.body))]
-        self.headers["content-length"] = length
+        self.headers["content-length"] = [str(len(self.body))]
         lines = [self._start_line()]
         for name, values in self.headers.items():
             shown = display_name(name)
@@ -617,6 +604,77 @@ class Response(_MessageMixin):
 
 
 Message = Union[Request, Response]
+
+
+class _Compacted:
+    """
+    What L{_MessageMixin.compact} turns a message into: its class keeps
+    only the serialized form (and the start line's fields), so normal
+    attribute reads on every other message stay as fast as they are; the
+    first read of a dropped attribute (L{__getattr__} is only asked then)
+    parses the form again and gives the message its own class back.
+    """
+
+    _wire: bytes
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or "_wire" not in self.__dict__:
+            raise AttributeError(name)
+        _expand(self)
+        return getattr(self, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Setting a dropped part (message.body = ...) changes the message:
+        # read back first, so the bytes are not sent for it.
+        if name in _DROPPED and "_wire" in self.__dict__:
+            _expand(self)
+        object.__setattr__(self, name, value)
+
+    def to_bytes(self) -> bytes:
+        """
+        The bytes the message was compacted with.
+        """
+        return self._wire
+
+
+class CompactRequest(_Compacted, Request):
+    """
+    A compacted L{Request} (see L{_MessageMixin.compact}).
+    """
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} (compacted)>"
+
+
+class CompactResponse(_Compacted, Response):
+    """
+    A compacted L{Response} (see L{_MessageMixin.compact}).
+    """
+
+
+# What compact() drops (a response has no "uri"), and the class it gives.
+_DROPPED = ("headers", "body", "_views", "uri")
+_COMPACTED: Dict[type, type] = {Request: CompactRequest, Response: CompactResponse}
+
+
+def _expand(message: _Compacted) -> None:
+    """
+    Give a compacted message back what L{_MessageMixin.compact} dropped,
+    parsed from its serialized form, and its own class.
+    """
+    from conference.sip.parser import parse_wire  # the parser builds on this module
+
+    wire = message._wire
+    parsed = parse_wire(wire)
+    fields = message.__dict__
+    del fields["_wire"]
+    fields["headers"] = parsed.headers
+    fields["body"] = parsed.body
+    fields["_views"] = {}
+    if isinstance(parsed, Request):
+        fields["uri"] = parsed.uri
+    object.__setattr__(message, "__class__", type(parsed))
+
 
 # Headers a response copies from its request (RFC 3261 section 8.2.6.2).
 _COPIED = ("via", "from", "to", "call-id", "cseq")

@@ -16,7 +16,12 @@ from __future__ import annotations
 import re
 from typing import Dict, List, Optional, Tuple, TypeVar
 
-from conference.sip.errors import MessageTooLarge, RemoteProtocolError, SIPProtocolError
+from conference.sip.errors import (
+    LocalProtocolError,
+    MessageTooLarge,
+    RemoteProtocolError,
+    SIPProtocolError,
+)
 from conference.sip.headers import (
     TOKEN_RE,
     contact_is_star,
@@ -35,7 +40,14 @@ from conference.sip.message import (
 )
 from conference.sip.uri import SIPURI, URI, AbsoluteURI, parse_uri
 
-__all__ = ["DEFAULT_MAX_SIZE", "StreamParser", "error_message", "parse_datagram", "validate"]
+__all__ = [
+    "DEFAULT_MAX_SIZE",
+    "StreamParser",
+    "error_message",
+    "parse_datagram",
+    "parse_wire",
+    "validate",
+]
 
 DEFAULT_MAX_SIZE = 65536
 
@@ -228,6 +240,23 @@ def parse_datagram(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Optional
         raise
     except Exception as e:  # pragma: no cover - a safety net for parser bugs
         raise _attach(_internal(e), None) from e
+
+
+def parse_wire(data: bytes) -> Message:
+    """
+    Read back a message this element serialized itself (a compacted
+    message's bytes, L{conference.sip.message.CompactRequest}): its start
+    line, header fields and body, framed by the blank line alone (it was
+    checked when it was made or received, and is not checked again).
+
+    @raise LocalProtocolError: if C{data} holds no start line.
+    """
+    head, _, body = data.partition(b"\r\n\r\n")
+    message, _, _ = _parse_head(head)
+    if message is None:
+        raise LocalProtocolError("serialized message has no start line")
+    message.body = body
+    return message
 
 
 def _parse_datagram(data: bytes, max_size: int) -> Optional[Message]:

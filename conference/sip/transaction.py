@@ -360,7 +360,7 @@ class TransactionLayer:
         if txn is None or txn.rfc3261:
             return txn
         # RFC 2543 matching also needs the To tag of the original request.
-        return txn if request.to.tag == txn.request.to.tag else None
+        return txn if request.to.tag == txn.request_to_tag else None
 
     def full(self) -> bool:
         """Whether C{max_server} server transactions are live (no new one may start)."""
@@ -389,6 +389,9 @@ class TransactionLayer:
         branch = request.top_via.branch
         txn = ServerTransaction(request, peer, key, now, has_cookie(branch))
         txn.branch = branch
+        if not txn.rfc3261:
+            # Kept apart: the request is compacted once answered.
+            txn.request_to_tag = request.to.tag
         if self._server.get(key) is not None:
             self._forget_branch(branch)  # replaced: counted again below
         self._server[key] = txn
@@ -515,9 +518,9 @@ class TransactionLayer:
         actions.append(TransactionCompleted(txn))
         accepted = txn.is_invite and response.code < 300
         if accepted:
-            # Keyed while the request's views are still there: compact()
-            # drops them, and reading them after would parse CSeq and From
-            # again and keep the new views for the transaction's life.
+            # Keyed now, from the views parsed already: the adapter
+            # compacts the request once it is done with it (which drops
+            # them), and reading them after would parse the request again.
             try:
                 req = txn.request
                 txn.accept_key = (req.call_id, req.cseq.number, req.from_.tag)
@@ -525,9 +528,9 @@ class TransactionLayer:
             except SIPProtocolError:
                 pass
         # From here on the transaction only waits (for retransmissions, an
-        # ACK, its timer): the request is held compactly, without its
-        # parsed views.  (The response is once it is sent: see the adapter.)
-        txn.request.compact()
+        # ACK, its timer), holding its request and response compacted
+        # (Message.compact): the adapter does that once it has sent the
+        # response and logged the outcome, which reads the request.
         if accepted:
             txn.state = S.ACCEPTED
             txn.interval = self.t1

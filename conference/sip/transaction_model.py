@@ -201,6 +201,8 @@ class ServerTransaction(_TransactionBase):
     @ivar merge_key: the section 8.2.2.2 key it is filed under, if any.
     @ivar accept_key: the key a 2xx ACK finds it by while Accepted.
     @ivar branch: the request's top Via branch, as counted by the layer.
+    @ivar request_to_tag: for RFC 2543 matching (not L{rfc3261}), the To
+        tag of the request that created it.
     """
 
     def __init__(
@@ -218,6 +220,7 @@ class ServerTransaction(_TransactionBase):
         # The top Via branch, kept as a string: the request's parsed views
         # are dropped once the final response is sent.
         self.branch: Optional[str] = None
+        self.request_to_tag: Optional[str] = None
 
 
 class ClientTransaction(_TransactionBase):

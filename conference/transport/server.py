@@ -335,6 +335,13 @@ class SIPServer(Refusals):
                 self._run_one(action)
             except Exception:
                 log.failure("Error running {action!r}", action=action)
+        for action in actions:
+            # A server transaction that completed only waits now: its
+            # request is held as bytes (its response was when sent).
+            if isinstance(action, txn.TransactionCompleted) and isinstance(
+                action.transaction, txn.ServerTransaction
+            ):
+                action.transaction.request.compact()
         self._rearm()
 
     def _run_one(self, action: Any) -> None:

@@ -11,10 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from conference.sip.errors import MessageTooLarge, RemoteProtocolError
+from conference.sip.errors import LocalProtocolError, MessageTooLarge, RemoteProtocolError
 from conference.sip.headers import Address
 from conference.sip.message import Message, Request, Response
-from conference.sip.parser import StreamParser, error_message, parse_datagram, validate
+from conference.sip.parser import (
+    StreamParser,
+    error_message,
+    parse_datagram,
+    parse_wire,
+    validate,
+)
 from conference.sip.uri import SIPURI
 from conference.sip.via import format_via, parse_via
 
@@ -321,7 +327,7 @@ class RoundTripTests(SynchronousTestCase):
     ) -> None:
         """
         Method, URI, addresses, CSeq, Via and body come back the same,
-        over datagrams and streams.
+        over datagrams and streams, and from a compacted message's bytes.
         """
         uri = SIPURI("example.com", user, params=params)
         m = Request(method, uri, body)
@@ -350,6 +356,11 @@ class RoundTripTests(SynchronousTestCase):
         v = back.top_via
         self.assertEqual((v.transport, v.port, v.branch), (transport, port, f"z9hG4bK{tag}"))
         self.assertEqual(back.to_bytes(), data)
+        fields = {name: list(values) for name, values in m.headers.items()}
+        m.compact(data)
+        self.assertIs(m.to_bytes(), data)
+        self.assertEqual((m.headers, m.uri, m.body), (fields, uri, body))
+        self.assertEqual(m.to_bytes(), data)
 
     @settings(max_examples=100, deadline=None)
     @given(st.integers(100, 699), _TEXT.map(str.strip))
@@ -365,6 +376,23 @@ class RoundTripTests(SynchronousTestCase):
         back = parse_datagram(m.to_bytes())
         assert isinstance(back, Response)
         self.assertEqual((back.code, back.phrase), (code, phrase))
+
+
+class WireTests(SynchronousTestCase):
+    """
+    parse_wire reads back what this element serialized.
+    """
+
+    def test_unchecked(self) -> None:
+        """A message is read back as written, without the checks a peer's message gets."""
+        data = b"SIP/2.0 200 OK\r\nCSeq: not a number\r\nContent-Length: 2\r\n\r\nhi"
+        back = parse_wire(data)
+        assert isinstance(back, Response)
+        self.assertEqual((back.code, back.header("cseq"), back.body), (200, "not a number", b"hi"))
+
+    def test_no_start_line(self) -> None:
+        """Bytes without a start line are a local error, not a peer's."""
+        self.assertRaises(LocalProtocolError, parse_wire, b"\r\n\r\n")
 
 
 class HeaderNameCacheTests(SynchronousTestCase):

@@ -22,7 +22,13 @@ from conference.overload import OverloadControl, ProportionalShedding
 from conference.overload_feedback import OverloadFeedback
 from conference.sip import message as message_module
 from conference.sip.errors import SIPProtocolError
-from conference.sip.message import Request, Response, make_response
+from conference.sip.message import (
+    CompactRequest,
+    CompactResponse,
+    Request,
+    Response,
+    make_response,
+)
 from conference.sip.transaction import Peer
 from conference.sip.transaction_model import new_branch, new_tag
 from conference.transport.server import TIMER_SLACK, SIPServer, response_destination
@@ -455,6 +461,25 @@ class TransactionLogTests(SynchronousTestCase):
         self.clock.pump([1.0] * 40)
         self.assertEqual(self.server.layer.pending(), 0)
         self.assertEqual(self.lines("log-1"), expected)
+
+    def test_completed_held_compacted(self) -> None:
+        """Once logged, a completed transaction holds its request and response as bytes alone."""
+        self.server.datagram_received(
+            request_bytes("INVITE", "sip:conf@example.com", call_id="log-3"), self.peer
+        )
+        request, d = self.handler.pending[0]
+        response = make_response(request, 486, to_tag="x")
+        d.callback(response)
+        self.assertEqual(
+            self.lines("log-3"),
+            ["INVITE sip:conf@example.com from 192.0.2.1:5060/UDP -> 486 (0.0 ms) call-id=log-3"],
+        )
+        self.assertIsInstance(request, CompactRequest)
+        self.assertIsInstance(response, CompactResponse)
+        sent = self.sender.sent[-1][0]
+        self.clock.advance(self.server.layer.t1)  # Timer G: the same bytes again
+        self.assertIs(self.sender.sent[-1][0], sent)
+        self.assertIsInstance(response, CompactResponse)
 
     def test_fields(self) -> None:
         """The event keeps method, status, latency and peer as fields for JSON logs."""
