@@ -349,16 +349,9 @@ class _MessageMixin:
         URI, a view) parses it again first, once, and the message is then
         as it was, changeable.  Compacting a compacted message does nothing.
         """
-        compacted = _COMPACTED.get(type(self))
-        if compacted is None:
-            return  # compacted already, or a subclass this does not know
-        if wire is None:
-            wire = self.to_bytes()
-        fields = self.__dict__
-        for name in _DROPPED:
-            fields.pop(name, None)
-        fields["_wire"] = wire
-        self.__class__ = compacted
+        from conference.sip.compacted import compact  # it builds on this module
+
+        compact(self, wire)  # type: ignore[arg-type]
 
     def remember_view(self, name: str, value: str, parsed: Any) -> None:
         """
@@ -604,76 +597,6 @@ class Response(_MessageMixin):
 
 
 Message = Union[Request, Response]
-
-
-class _Compacted:
-    """
-    What L{_MessageMixin.compact} turns a message into: its class keeps
-    only the serialized form (and the start line's fields), so normal
-    attribute reads on every other message stay as fast as they are; the
-    first read of a dropped attribute (L{__getattr__} is only asked then)
-    parses the form again and gives the message its own class back.
-    """
-
-    _wire: bytes
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or "_wire" not in self.__dict__:
-            raise AttributeError(name)
-        _expand(self)
-        return getattr(self, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Setting a dropped part (message.body = ...) changes the message:
-        # read back first, so the bytes are not sent for it.
-        if name in _DROPPED and "_wire" in self.__dict__:
-            _expand(self)
-        object.__setattr__(self, name, value)
-
-    def to_bytes(self) -> bytes:
-        """
-        The bytes the message was compacted with.
-        """
-        return self._wire
-
-
-class CompactRequest(_Compacted, Request):
-    """
-    A compacted L{Request} (see L{_MessageMixin.compact}).
-    """
-
-    def __repr__(self) -> str:
-        return f"<Request {self.method} (compacted)>"
-
-
-class CompactResponse(_Compacted, Response):
-    """
-    A compacted L{Response} (see L{_MessageMixin.compact}).
-    """
-
-
-# What compact() drops (a response has no "uri"), and the class it gives.
-_DROPPED = ("headers", "body", "_views", "uri")
-_COMPACTED: Dict[type, type] = {Request: CompactRequest, Response: CompactResponse}
-
-
-def _expand(message: _Compacted) -> None:
-    """
-    Give a compacted message back what L{_MessageMixin.compact} dropped,
-    parsed from its serialized form, and its own class.
-    """
-    from conference.sip.parser import parse_wire  # the parser builds on this module
-
-    wire = message._wire
-    parsed = parse_wire(wire)
-    fields = message.__dict__
-    del fields["_wire"]
-    fields["headers"] = parsed.headers
-    fields["body"] = parsed.body
-    fields["_views"] = {}
-    if isinstance(parsed, Request):
-        fields["uri"] = parsed.uri
-    object.__setattr__(message, "__class__", type(parsed))
 
 
 # Headers a response copies from its request (RFC 3261 section 8.2.6.2).

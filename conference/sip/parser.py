@@ -245,7 +245,7 @@ def parse_datagram(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Optional
 def parse_wire(data: bytes) -> Message:
     """
     Read back a message this element serialized itself (a compacted
-    message's bytes, L{conference.sip.message.CompactRequest}): its start
+    message's bytes, L{conference.sip.compacted}): its start
     line, header fields and body, framed by the blank line alone (it was
     checked when it was made or received, and is not checked again).
 

@@ -12,8 +12,9 @@ from typing import List, Optional, Sequence, Type, TypeVar
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from conference.sip.compacted import CompactRequest
 from conference.sip.errors import LocalProtocolError, RemoteProtocolError
-from conference.sip.message import CompactRequest, Message, Request, Response, make_response
+from conference.sip.message import Message, Request, Response, make_response
 from conference.sip.parser import parse_datagram
 from conference.sip.transaction import (
     AckReceived,

@@ -21,14 +21,9 @@ from conference.interfaces import IRequestHandler
 from conference.overload import OverloadControl, ProportionalShedding
 from conference.overload_feedback import OverloadFeedback
 from conference.sip import message as message_module
+from conference.sip.compacted import CompactRequest, CompactResponse
 from conference.sip.errors import SIPProtocolError
-from conference.sip.message import (
-    CompactRequest,
-    CompactResponse,
-    Request,
-    Response,
-    make_response,
-)
+from conference.sip.message import Request, Response, make_response
 from conference.sip.transaction import Peer
 from conference.sip.transaction_model import new_branch, new_tag
 from conference.transport.server import TIMER_SLACK, SIPServer, response_destination
