@@ -329,11 +329,11 @@ class _MessageMixin:
 
     def forget_views(self) -> None:
         """
-        Drop every remembered view (they are parsed again when asked for).
-        For messages kept long after they were handled, such as those of
-        a completed transaction waiting for its timer: the views are some
-        thirty small objects per message that the garbage collector would
-        otherwise visit again and again.
+        Drop every remembered view (they are parsed again when asked for),
+        for a message kept long after it was handled that may still be
+        read: the views are some thirty small objects per message for the
+        garbage collector.  A finished message nothing reads any more is
+        better L{compact}ed, which drops everything but its bytes.
         """
         self._views = {}
 
