@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any, Dict, Optional
 
 from conference.sip.message import Message, Request, Response
-from conference.sip.parser import parse_wire
 
 __all__ = ["CompactRequest", "CompactResponse", "compact"]
 
@@ -91,6 +90,10 @@ def _expand(message: _Compacted) -> None:
     Give a compacted message back what L{compact} dropped, parsed from its
     bytes, and its own class.
     """
+    # Imported here: the parser imports conference.sip.message, which
+    # imports this module once its classes are defined.
+    from conference.sip.parser import parse_wire
+
     wire = message._wire
     parsed = parse_wire(wire)
     fields = message.__dict__

@@ -349,9 +349,7 @@ class _MessageMixin:
         URI, a view) parses it again first, once, and the message is then
         as it was, changeable.  Compacting a compacted message does nothing.
         """
-        from conference.sip.compacted import compact  # it builds on this module
-
-        compact(self, wire)  # type: ignore[arg-type]
+        _compacted.compact(self, wire)  # type: ignore[arg-type]
 
     def remember_view(self, name: str, value: str, parsed: Any) -> None:
         """
@@ -667,3 +665,8 @@ def error_response(request: Request, error: SIPProtocolError, to_tag: str) -> Re
     its status, reason and extra header fields.
     """
     return make_response(request, error.status, error.reason, to_tag=to_tag, headers=error.headers)
+
+
+# Last: the compacted classes build on Request and Response (above), and
+# compact() is called for every response a transaction sends.
+import conference.sip.compacted as _compacted  # noqa: E402
