@@ -337,7 +337,9 @@ class SIPServer(Refusals):
                 log.failure("Error running {action!r}", action=action)
         for action in actions:
             # A server transaction that completed only waits now: its
-            # request is held as bytes (its response was when sent).
+            # request is held as bytes (its response was when sent).  After
+            # every action, since later ones may read it (the outcome line,
+            # a CancelReceived after the 487 it made).
             if isinstance(action, txn.TransactionCompleted) and isinstance(
                 action.transaction, txn.ServerTransaction
             ):
