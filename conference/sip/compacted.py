@@ -15,7 +15,7 @@ from typing import Any, Dict, Optional
 
 from conference.sip.message import Message, Request, Response
 
-__all__ = ["CompactRequest", "CompactResponse", "compact"]
+__all__ = ["CompactRequest", "CompactResponse", "compact", "from_wire"]
 
 
 class _Compacted:
@@ -83,6 +83,35 @@ def compact(message: Message, wire: Optional[bytes] = None) -> None:
         fields.pop(name, None)
     fields["_wire"] = wire
     message.__class__ = compacted
+
+
+def from_wire(wire: bytes) -> Message:
+    """
+    The compacted message of C{wire}, bytes a message serialized to (the
+    form a completed transaction holds its request and response in,
+    L{conference.sip.transaction_model.ServerTransaction.hold}): its start
+    line is read now (a request's method, a response's code and phrase),
+    the rest when first asked for, as for any compacted message.
+
+    @raise ValueError: if C{wire} has no start line of either kind.
+    """
+    line, _, _ = wire.partition(b"\r\n")
+    first, _, rest = line.partition(b" ")
+    message: Message
+    if first.startswith(b"SIP/"):
+        code, _, phrase = rest.partition(b" ")
+        message = object.__new__(CompactResponse)
+        fields = message.__dict__
+        fields["code"] = int(code)
+        fields["phrase"] = phrase.decode("utf-8")
+    elif first and rest:
+        message = object.__new__(CompactRequest)
+        fields = message.__dict__
+        fields["method"] = first.decode("ascii")
+    else:
+        raise ValueError("no SIP start line")
+    fields["_wire"] = wire
+    return message
 
 
 def _expand(message: _Compacted) -> None:

@@ -67,12 +67,14 @@ S = TransactionState
 # that sends 180 and then nothing cannot pin the transaction forever.
 PROCEEDING_GUARD = 180.0
 
-# Heap entries are (deadline, sequence number); the layer maps live sequence
-# numbers to their transaction and timer name.  A cancelled timer's entry
+# Heap entries are (deadline, sequence number, timer name); the layer maps
+# live sequence numbers to their transaction.  A cancelled timer's entry
 # stays in the heap until it comes up (or the heap is compacted), and holding
-# only two numbers it keeps no ended transaction alive meanwhile (nor gives
-# the garbage collector anything to visit).
-_TimerEntry = Tuple[float, int]
+# only two numbers and a name it keeps no ended transaction alive meanwhile.
+# Nor does it give the garbage collector anything to visit: CPython's stops
+# tracking such tuples, where a (transaction, name) pair per live timer was
+# one more object to visit per waiting transaction.
+_TimerEntry = Tuple[float, int, str]
 
 # Timers that only end a transaction or report that it timed out: firing
 # them a little late changes nothing a peer sees, so an adapter may wake
@@ -153,7 +155,7 @@ class TransactionLayer:
         # Exact timers, and the LAX_TIMERS apart.
         self._heap: List[_TimerEntry] = []
         self._lax_heap: List[_TimerEntry] = []
-        self._timers: Dict[int, Tuple[Transaction, str]] = {}
+        self._timers: Dict[int, Transaction] = {}
         self._seq = itertools.count()
 
     # Introspection ---------------------------------------------------------
@@ -227,11 +229,10 @@ class TransactionLayer:
                 break
             if source[0][0] > now:
                 break
-            at, seq = heapq.heappop(source)
-            owner = timers.pop(seq, None)
-            if owner is None:
+            at, seq, name = heapq.heappop(source)
+            txn = timers.pop(seq, None)
+            if txn is None:
                 continue
-            txn, name = owner
             del txn.timers[name]
             if not timers:
                 heap.clear()
@@ -246,8 +247,8 @@ class TransactionLayer:
         self._cancel(txn, name)
         seq = next(self._seq)
         txn.timers[name] = seq
-        self._timers[seq] = (txn, name)
-        heapq.heappush(self._lax_heap if name in LAX_TIMERS else self._heap, (at, seq))
+        self._timers[seq] = txn
+        heapq.heappush(self._lax_heap if name in LAX_TIMERS else self._heap, (at, seq, name))
 
     def _cancel(self, txn: Transaction, name: str) -> None:
         seq = txn.timers.pop(name, None)
@@ -479,10 +480,11 @@ class TransactionLayer:
             return self._respond(txn, self._answer(cancel, 481), now)
         tag = invite.to_tag or self.tag_factory()
         actions = self._respond(txn, make_response(cancel, 200, to_tag=tag), now)
-        if invite.final_response is None:
+        pending = invite.final_response is None
+        if pending:
             terminated = make_response(invite.request, 487, to_tag=tag)
             actions.extend(self._respond(invite, terminated, now))
-        actions.append(CancelReceived(cancel, invite))
+        actions.append(CancelReceived(cancel, invite, pending))
         return actions
 
     def respond(

@@ -337,13 +337,13 @@ class SIPServer(Refusals):
                 log.failure("Error running {action!r}", action=action)
         for action in actions:
             # A server transaction that completed only waits now: its
-            # request is held as bytes (its response was when sent).  After
-            # every action, since later ones may read it (the outcome line,
-            # a CancelReceived after the 487 it made).
+            # request and response are held as bytes alone.  After every
+            # action, since later ones may read them (the outcome line, a
+            # CancelReceived after the 487 it made).
             if isinstance(action, txn.TransactionCompleted) and isinstance(
                 action.transaction, txn.ServerTransaction
             ):
-                action.transaction.request.compact()
+                action.transaction.hold()
         self._rearm()
 
     def _run_one(self, action: Any) -> None:
@@ -354,7 +354,10 @@ class SIPServer(Refusals):
         elif isinstance(action, txn.AckReceived):
             self._notify("handle_ack", action.request, action.peer)
         elif isinstance(action, txn.CancelReceived):
-            self._notify("handle_cancel", action.transaction.request, action.transaction.peer)
+            # Only a CANCEL that ended the INVITE concerns its handler: after
+            # the final response it changes nothing (RFC 3261 section 9.2).
+            if action.terminated:
+                self._notify("handle_cancel", action.transaction.request, action.transaction.peer)
         elif isinstance(action, txn.ResponseReceived):
             self._client_response(action.response, action.transaction)
         elif isinstance(action, txn.TransactionTimedOut):

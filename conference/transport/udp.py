@@ -18,7 +18,7 @@ import errno
 import socket
 import struct
 import sys
-from typing import Any, Optional, Set, Tuple
+from typing import Any, Dict, Optional, Set, Tuple
 
 from twisted.internet import udp
 from twisted.internet.defer import Deferred, succeed
@@ -159,8 +159,12 @@ class SIPDatagramProtocol(DatagramProtocol):
     same socket (so NATs see replies come from where requests went).
     """
 
+    #: How many sources' L{Peer}s are kept for reuse (L{peer_for}).
+    MAX_PEERS = 4096
+
     def __init__(self, server: SIPServer) -> None:
         self.server = server
+        self._peers: Dict[Tuple[str, int], Peer] = {}
 
     def startProtocol(self) -> None:
         self.server.add_sender(self, self)
@@ -184,8 +188,22 @@ class SIPDatagramProtocol(DatagramProtocol):
         One datagram, with the time the kernel received it (L{None}: not
         known), on the clock of C{time.time}.
         """
-        host, port = addr[0], addr[1]
-        self.server.datagram_received(datagram, Peer("UDP", host, port, self), arrival)
+        self.server.datagram_received(datagram, self.peer_for(addr[0], addr[1]), arrival)
+
+    def peer_for(self, host: str, port: int) -> Peer:
+        """
+        The L{Peer} of datagrams from C{host}:C{port}: one object per source
+        (up to L{MAX_PEERS} of them), shared by all its transactions, so a
+        busy server holds one per phone or front end instead of one per
+        transaction waiting for its timer, and builds none per datagram.
+        """
+        peers = self._peers
+        peer = peers.get((host, port))
+        if peer is None:
+            if len(peers) >= self.MAX_PEERS:
+                peers.clear()  # sources rarely change: start over, rarely
+            peer = peers[host, port] = Peer("UDP", host, port, self)
+        return peer
 
     def local_address(self) -> Tuple[str, int]:
         """

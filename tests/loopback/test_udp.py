@@ -70,6 +70,20 @@ class UDPTests(SynchronousTestCase):
         [(_, addr)] = self.transport.written
         self.assertEqual(addr, ("2001:db8::5", 5060))
 
+    def test_peer_shared_per_source(self) -> None:
+        """Datagrams from one source share one Peer; a full table starts over."""
+        peer = self.protocol.peer_for("192.0.2.1", 5060)
+        self.assertIs(self.protocol.peer_for("192.0.2.1", 5060), peer)
+        self.assertEqual((peer.transport, peer.host, peer.port), ("UDP", "192.0.2.1", 5060))
+        self.assertIs(peer.connection, self.protocol)
+        other = self.protocol.peer_for("192.0.2.1", 5061)
+        self.assertIsNot(other, peer)
+        self.protocol.MAX_PEERS = 2
+        third = self.protocol.peer_for("192.0.2.2", 5060)
+        self.assertEqual(third.host, "192.0.2.2")
+        self.assertEqual(self.protocol.peer_for("192.0.2.1", 5060), peer)
+        self.assertIsNot(self.protocol.peer_for("192.0.2.1", 5060), peer)
+
     def test_send_error_contained(self) -> None:
         """A socket error on send is logged, not raised."""
         self.protocol.send_bytes(b"x", "203.0.113.99", 5060)

@@ -10,7 +10,7 @@ import platform
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from conference.sip.compacted import CompactRequest, CompactResponse
+from conference.sip.compacted import CompactRequest, CompactResponse, from_wire
 from conference.sip.message import Request, Response, make_response
 from conference.sip.uri import SIPURI
 from tests.unit.sip.test_message import invite
@@ -85,3 +85,38 @@ class CompactTests(SynchronousTestCase):
         if platform.python_implementation() == "CPython":
             gc.collect()
             self.assertFalse(any(gc.is_tracked(v) for v in vars(resp).values()))
+
+
+class FromWireTests(SynchronousTestCase):
+    """
+    from_wire() makes a compacted message of serialized bytes.
+    """
+
+    def test_request(self) -> None:
+        """A request's method is read from the start line; the rest when asked."""
+        data = invite().to_bytes()
+        r = from_wire(data)
+        self.assertIsInstance(r, CompactRequest)
+        self.assertEqual(sorted(vars(r)), ["_wire", "method"])
+        self.assertIs(r.to_bytes(), data)
+        assert isinstance(r, Request)
+        self.assertEqual(
+            (r.method, str(r.uri), r.cseq.number), ("INVITE", "sip:bob@example.com", 7)
+        )
+        self.assertEqual(r.to_bytes(), data)
+
+    def test_response(self) -> None:
+        """A response's code and phrase, spaces in it included, are those compact() keeps."""
+        resp = make_response(invite(), 480, "Temporarily Not Here", to_tag="t1")
+        data = resp.to_bytes()
+        made = from_wire(data)
+        resp.compact(data)
+        self.assertIsInstance(made, CompactResponse)
+        self.assertEqual(vars(made), vars(resp))
+        assert isinstance(made, Response)
+        self.assertEqual(made.to.tag, "t1")
+
+    def test_not_a_message(self) -> None:
+        """Bytes without a start line are refused."""
+        for data in (b"", b"\r\n\r\n", b"INVITE\r\n", b"SIP/2.0 abc OK\r\n\r\n"):
+            self.assertRaises(ValueError, from_wire, data)

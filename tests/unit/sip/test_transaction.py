@@ -468,13 +468,14 @@ class CancelTests(SynchronousTestCase):
         self.assertEqual(tags, ["early", "early"])
 
     def test_cancel_after_final(self) -> None:
-        """A CANCEL after the final response gets 200 and no 487."""
+        """A CANCEL after the final gets 200, no 487, and is reported as changing nothing."""
         layer = new_layer()
         txn = start(layer, request())
         layer.respond(txn, make_response(txn.request, 200, to_tag="x"), 0.1)
         actions = layer.receive(request("CANCEL"), UDP, 0.3)
         self.assertEqual(sent_codes(actions), [200])
-        self.assertEqual(len(only(actions, CancelReceived)), 1)
+        [received] = only(actions, CancelReceived)
+        self.assertEqual((received.transaction, received.terminated), (txn, False))
 
     def test_cancel_without_match(self) -> None:
         """A CANCEL matching no INVITE gets 481, and its retransmission 481 again."""

@@ -145,6 +145,41 @@ class SummaryTests(SynchronousTestCase):
         self.assertEqual((txn.status, txn.duration), (200, 2.5))
         self.assertIn("INVITE Proceeding status=200", repr(txn))
 
+    def test_hold(self) -> None:
+        """A held transaction keeps bytes alone and reads them back, once, when asked."""
+        txn = ServerTransaction(request(), UDP, "k", 10.0, True)
+        req = txn.request
+        txn.last_response = make_response(req, 180, to_tag="t")
+        txn.hold()  # before the final: the provisional is held too
+        self.assertTrue(txn.held)
+        self.assertIsInstance(txn._last, bytes)
+        self.assertEqual(txn.status, 180)
+        self.assertTrue(txn.held)  # status read the response, not the request
+        final = make_response(req, 486, to_tag="t")
+        txn.last_response = txn.final_response = final
+        txn.hold()
+        self.assertTrue(txn.held)
+        self.assertEqual((txn._request, txn._final), (req.to_bytes(), final.to_bytes()))
+        self.assertIs(txn._last, txn._final)
+        self.assertEqual(txn.status, 486)
+        self.assertIs(txn.last_response, txn.final_response)
+        self.assertIs(txn.final_response, txn.final_response)
+        back = txn.request
+        self.assertFalse(txn.held)
+        self.assertIs(txn.request, back)
+        self.assertEqual((back.method, back.call_id), ("INVITE", req.call_id))
+
+    def test_hold_last_read_first(self) -> None:
+        """Reading a held last response first gives the final response, the same object."""
+        txn = ServerTransaction(request(), UDP, "k", 10.0, True)
+        final = make_response(txn.request, 404, to_tag="t")
+        txn.last_response = txn.final_response = final
+        txn.hold()
+        last = txn.last_response
+        assert last is not None
+        self.assertEqual(last.code, 404)
+        self.assertIs(txn.final_response, last)
+
     def test_client_summary(self) -> None:
         """A client transaction that ended without a response lasts until it ended."""
         txn = ClientTransaction(request("NOTIFY"), UDP, "k", 1.0)

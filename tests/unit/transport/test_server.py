@@ -21,7 +21,7 @@ from conference.interfaces import IRequestHandler
 from conference.overload import OverloadControl, ProportionalShedding
 from conference.overload_feedback import OverloadFeedback
 from conference.sip import message as message_module
-from conference.sip.compacted import CompactRequest, CompactResponse
+from conference.sip.compacted import CompactResponse
 from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request, Response, make_response
 from conference.sip.transaction import Peer
@@ -186,6 +186,15 @@ class ServerTests(SynchronousTestCase):
         d.callback(make_response(request, 200, to_tag="x"))
         self.assertEqual(len(self.sender.responses()), 2)
 
+    def test_cancel_after_final_not_reported(self) -> None:
+        """A CANCEL after the final response gets 200 and is not handed to the handler."""
+        self.receive(request_bytes("INVITE", "sip:conf@example.com"))
+        request, d = self.handler.pending[0]
+        d.callback(make_response(request, 486, to_tag="x"))
+        self.receive(request_bytes("CANCEL", "sip:conf@example.com"))
+        self.assertEqual([r.code for r in self.sender.responses()], [486, 200])
+        self.assertEqual(self.handler.cancelled, [])
+
     def test_timers_run_on_clock(self) -> None:
         """A 486 is retransmitted on Timer G until the transaction ends."""
         self.receive(request_bytes("INVITE", "sip:conf@example.com"))
@@ -206,7 +215,10 @@ class ServerTests(SynchronousTestCase):
         self.clock.pump([4.0] * 7)
         self.assertEqual(self.handler.timed_out, [])
         self.clock.pump([4.0] * 2)
-        self.assertEqual(self.handler.timed_out, [request])
+        [timed_out] = self.handler.timed_out
+        # Held as bytes while it waited, the request is read back for it.
+        self.assertEqual(timed_out.to_bytes(), request.to_bytes())
+        self.assertEqual((timed_out.method, timed_out.call_id), ("INVITE", request.call_id))
 
     def test_auth_refusal(self) -> None:
         """A request the authenticator refuses gets its status and headers."""
@@ -469,12 +481,15 @@ class TransactionLogTests(SynchronousTestCase):
             self.lines("log-3"),
             ["INVITE sip:conf@example.com from 192.0.2.1:5060/UDP -> 486 (0.0 ms) call-id=log-3"],
         )
-        self.assertIsInstance(request, CompactRequest)
-        self.assertIsInstance(response, CompactResponse)
+        [held] = [t for t in self.server.layer._server.values() if t.method == "INVITE"]
+        self.assertTrue(held.held)
+        self.assertEqual((held._request, held._final), (request.to_bytes(), response.to_bytes()))
+        self.assertIs(held._last, held._final)
         sent = self.sender.sent[-1][0]
         self.clock.advance(self.server.layer.t1)  # Timer G: the same bytes again
-        self.assertIs(self.sender.sent[-1][0], sent)
-        self.assertIsInstance(response, CompactResponse)
+        self.assertEqual(self.sender.sent[-1][0], sent)
+        self.assertIsInstance(held.final_response, CompactResponse)
+        self.assertIs(held.last_response, held.final_response)
 
     def test_fields(self) -> None:
         """The event keeps method, status, latency and peer as fields for JSON logs."""
