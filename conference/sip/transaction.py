@@ -67,14 +67,16 @@ S = TransactionState
 # that sends 180 and then nothing cannot pin the transaction forever.
 PROCEEDING_GUARD = 180.0
 
-# Heap entries are (deadline, sequence number, timer name); the layer maps
-# live sequence numbers to their transaction.  A cancelled timer's entry
+# Heap entries are (deadline, sequence number); the layer maps live sequence
+# numbers to their transaction, whose own small map from timer name to
+# sequence number says which of its timers fired.  A cancelled timer's entry
 # stays in the heap until it comes up (or the heap is compacted), and holding
-# only two numbers and a name it keeps no ended transaction alive meanwhile.
-# Nor does it give the garbage collector anything to visit: CPython's stops
-# tracking such tuples, where a (transaction, name) pair per live timer was
-# one more object to visit per waiting transaction.
-_TimerEntry = Tuple[float, int, str]
+# only two numbers it keeps no ended transaction alive meanwhile.  Nor does it
+# give the garbage collector anything to visit: CPython's stops tracking such
+# tuples, where a (transaction, name) pair per live timer was one more object
+# to visit per waiting transaction.  Two floats-or-ints and no string also
+# keep the tuple one PyPy stores unboxed.
+_TimerEntry = Tuple[float, int]
 
 # Timers that only end a transaction or report that it timed out: firing
 # them a little late changes nothing a peer sees, so an adapter may wake
@@ -229,11 +231,15 @@ class TransactionLayer:
                 break
             if source[0][0] > now:
                 break
-            at, seq, name = heapq.heappop(source)
+            at, seq = heapq.heappop(source)
             txn = timers.pop(seq, None)
             if txn is None:
                 continue
-            del txn.timers[name]
+            own = txn.timers
+            for name in own:
+                if own[name] == seq:
+                    break
+            del own[name]
             if not timers:
                 heap.clear()
                 lax.clear()
@@ -248,7 +254,7 @@ class TransactionLayer:
         seq = next(self._seq)
         txn.timers[name] = seq
         self._timers[seq] = txn
-        heapq.heappush(self._lax_heap if name in LAX_TIMERS else self._heap, (at, seq, name))
+        heapq.heappush(self._lax_heap if name in LAX_TIMERS else self._heap, (at, seq))
 
     def _cancel(self, txn: Transaction, name: str) -> None:
         seq = txn.timers.pop(name, None)
