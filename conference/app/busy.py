@@ -214,11 +214,10 @@ class InConference:
         (or an hour from now if it has none, e.g. an open-ended room).
         """
         uris: Sequence[str] = self.roster.conferences_of(aor)
-        at = utc_datetime(now)
         if not uris:
-            d: Deferred[List[datetime]] = Deferred()
-            d.callback([])
-            return d
+            # Most callers are in no conference: no clock reading, no chain.
+            return succeed([])
+        at = utc_datetime(now)
 
         def ends(records: List[Optional[ConferenceRecord]]) -> List[datetime]:
             out = []
