@@ -107,6 +107,9 @@ class StatelessTags:
             L{None}.
         """
         self._secret = secret if secret is not None else os.urandom(32)
+        # Keyed once: each tag copies this state rather than keying a new
+        # hash (a third of the tag's cost), with the same digest.
+        self._keyed = blake2b(key=self._secret, digest_size=_TAG_DIGITS // 2)
 
     def tag(self, *parts: str) -> str:
         """
@@ -114,8 +117,9 @@ class StatelessTags:
         request: L{request_parts}; the quick path passes its raw lines).
         """
         text = "\x00".join(parts).encode("utf-8", "surrogateescape")
-        digest = blake2b(text, key=self._secret, digest_size=_TAG_DIGITS // 2).hexdigest()
-        return TAG_PREFIX + digest
+        keyed = self._keyed.copy()
+        keyed.update(text)
+        return TAG_PREFIX + keyed.hexdigest()
 
     def tag_for(self, request: Request) -> str:
         """

@@ -5,6 +5,8 @@ Tests for L{conference.sip.stateless}.
 
 from __future__ import annotations
 
+import hashlib
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
@@ -65,6 +67,16 @@ class TagTests(SynchronousTestCase):
             StatelessTags(SECRET).tag_for(request), StatelessTags(b"x" * 32).tag_for(request)
         )
         self.assertNotEqual(StatelessTags().tag_for(request), StatelessTags().tag_for(request))
+
+    @given(st.lists(st.text(min_size=0, max_size=40), min_size=1, max_size=3))
+    def test_keyed_blake2b(self, parts: list[str]) -> None:
+        """A tag is the keyed 64-bit BLAKE2b of the parts, however many came before."""
+        tags = StatelessTags(SECRET)
+        tags.tag("warm", "the", "copied state")
+        text = "\x00".join(parts).encode("utf-8", "surrogateescape")
+        digest = hashlib.blake2b(text, key=SECRET, digest_size=8).hexdigest()
+        self.assertEqual(tags.tag(*parts), TAG_PREFIX + digest)
+        self.assertEqual(tags.tag(*parts), TAG_PREFIX + digest)
 
     @given(st.lists(st.text(min_size=0, max_size=40), min_size=1, max_size=3))
     def test_form(self, parts: list[str]) -> None:
