@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib
 import os
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union, cast
 
 from conference.sip.errors import RemoteProtocolError
 from conference.sip.headers import TOKEN_RE
@@ -26,10 +27,31 @@ from conference.sip.headers import TOKEN_RE
 # hashlib names.  SHA-512-256 is left out: hashlib only has it when
 # OpenSSL does, and no SIP peer we test against offers it.
 HASHES: Mapping[str, str] = {"SHA-256": "sha256", "MD5": "md5"}
-# Their constructors: hashlib.new by name costs twice a direct call, and
-# every authenticated request computes three digests.
+
+
+def _constructor(name: str) -> Callable[[bytes], Any]:
+    """
+    The fastest constructor of hash C{name} this interpreter has: the
+    built-in C{_md5} module's for MD5 where there is one, else hashlib's.
+    Every authenticated request computes three MD5 digests of a few dozen
+    bytes, and PyPy reaches OpenSSL's through cffi: 1.8 us a digest there
+    against 0.2 us for its built-in one (on CPython 0.38 against 0.23 us).
+    Both compute the same MD5.  For SHA-256, hashlib's is the faster on
+    both.  (hashlib.new by name costs twice a direct call.)
+    """
+    if name == "md5":
+        try:
+            builtin = importlib.import_module("_md5")
+        except ImportError:
+            pass
+        else:
+            return cast(Callable[[bytes], Any], builtin.md5)
+    return cast(Callable[[bytes], Any], getattr(hashlib, name))
+
+
+# Their constructors.
 _CONSTRUCTORS: Mapping[str, Callable[[bytes], Any]] = {
-    algorithm: getattr(hashlib, name) for algorithm, name in HASHES.items()
+    algorithm: _constructor(name) for algorithm, name in HASHES.items()
 }
 
 # Offered by default: MD5 alone.  Every SIP client knows it, and some abort

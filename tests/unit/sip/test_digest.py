@@ -26,6 +26,7 @@ from conference.sip.digest import (
     DigestReplayError,
     DigestServer,
     NonceCounter,
+    _constructor,
     _parse_auth_header,
     _parse_plain,
     compute_ha1,
@@ -149,6 +150,27 @@ class VectorTests(SynchronousTestCase):
             cnonce=RFC_CNONCE,
         )
         self.assertEqual(got, RFC_SHA256)
+
+    @given(st.binary(max_size=300))
+    def test_md5_constructor_is_md5(self, data: bytes) -> None:
+        """The MD5 the server hashes with (built-in or hashlib's) is hashlib's MD5."""
+        self.assertEqual(hash_hex("MD5", data), hashlib.md5(data).hexdigest())
+        self.assertEqual(hash_hex("SHA-256", data), hashlib.sha256(data).hexdigest())
+
+    def test_md5_without_builtin(self) -> None:
+        """Without a built-in _md5 module, hashlib's constructor is used."""
+        import importlib
+
+        real = importlib.import_module
+
+        def no_md5(name: str, package: Optional[str] = None) -> object:
+            if name == "_md5":
+                raise ImportError(name)
+            return real(name, package)
+
+        self.patch(importlib, "import_module", no_md5)
+        self.assertIs(_constructor("md5"), hashlib.md5)
+        self.assertIs(_constructor("sha256"), hashlib.sha256)
 
     def test_parse_example_authorization(self) -> None:
         """The RFC's folded Authorization field parses to its parameters."""
