@@ -16,7 +16,6 @@ inactivity timeout ends the calls Janus dropped, not silent ones).
 
 from __future__ import annotations
 
-import random
 import secrets
 from typing import Any, Callable, Dict, Optional, Sequence, Set, Tuple, cast
 
@@ -28,6 +27,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from conference.app.janusclient import DEFAULT_TIMEOUT, JanusClient
+from conference.app.media import random_session_id
 from conference.interfaces import IJanusTransport, IMediaService, IMediaSession
 from conference.janus import protocol
 from conference.janus.protocol import JANUS_CODECS, JanusError, Joined
@@ -41,10 +41,6 @@ log = Logger()
 DEFAULT_MAX_SESSIONS = 1000
 DEFAULT_RETRY_AFTER = 30
 DEFAULT_CHECK_INTERVAL = 20.0
-
-
-def _random_session_id() -> str:
-    return str(random.SystemRandom().getrandbits(62))
 
 
 def unavailable(retry_after: int) -> RemoteProtocolError:
@@ -138,7 +134,7 @@ class JanusMediaService:
         retry_after: int = DEFAULT_RETRY_AFTER,
         check_interval: float = DEFAULT_CHECK_INTERVAL,
         sampling_rate: int = 16000,
-        session_ids: Callable[[], str] = _random_session_id,
+        session_ids: Callable[[], str] = random_session_id,
         room_secrets: Callable[[], str] = lambda: secrets.token_hex(16),
         client: Optional[JanusClient] = None,
     ) -> None:

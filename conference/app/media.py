@@ -12,7 +12,6 @@ it behind the same L{IMediaService} interface.
 
 from __future__ import annotations
 
-import random
 from typing import Callable, Dict, Optional, Sequence, Tuple, cast
 
 from twisted.internet.defer import Deferred, maybeDeferred
@@ -36,6 +35,7 @@ from conference.offeranswer import (
 from conference.reactors import default_reactor
 from conference.sdp import parse_sdp
 from conference.sip.errors import RemoteProtocolError
+from conference.sip.randomness import PooledSystemRandom
 
 log = Logger()
 
@@ -119,11 +119,15 @@ def srtp_policy(policy: Optional[str]) -> str:
     return policy
 
 
-_SYSTEM_RANDOM = random.SystemRandom()
+_RANDOM = PooledSystemRandom()
 
 
-def _random_session_id() -> str:
-    return str(_SYSTEM_RANDOM.getrandbits(62))
+def random_session_id() -> str:
+    """
+    An SDP session id (RFC 4566 section 5.2): 62 random bits as decimal,
+    from the pooled system randomness (no system call per session).
+    """
+    return str(_RANDOM.getrandbits(62))
 
 
 @implementer(IMediaService)
@@ -147,7 +151,7 @@ class NullMediaService:
         max_sessions: int = DEFAULT_MAX_SESSIONS,
         warn_agent: Optional[str] = None,
         codecs: Sequence[Codec] = SUPPORTED_CODECS,
-        session_ids: Callable[[], str] = _random_session_id,
+        session_ids: Callable[[], str] = random_session_id,
         srtp: Optional[str] = None,
     ) -> None:
         """

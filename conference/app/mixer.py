@@ -45,6 +45,7 @@ from conference.offeranswer import (
     Codec,
 )
 from conference.sip.errors import RemoteProtocolError
+from conference.sip.randomness import PooledSystemRandom
 
 log = Logger()
 
@@ -145,7 +146,7 @@ class MixerMediaService(NullMediaService):
             if not codec.is_event and codec_named(codec.name, codec.clock) is None:
                 raise ValueError(f"the mixer cannot code {codec.name}/{codec.clock}")
         self.on_dtmf = on_dtmf
-        self.rng = rng or random.SystemRandom()
+        self.rng = rng or PooledSystemRandom()
         self.cname = cname or f"conference-{self.rng.getrandbits(48):012x}@{self.address}"
         self.conferences: Dict[str, _Conference] = {}
         self.channels: Dict[int, Channel] = {}

@@ -77,6 +77,7 @@ from conference.media.rtp import (
     timestamp_delta,
 )
 from conference.media.srtp import SRTPContext, SRTPError, SRTPKeys
+from conference.sip.randomness import PooledSystemRandom
 
 Address = Tuple[str, int]
 
@@ -229,7 +230,7 @@ class Channel:
         frame: int = FRAME_SAMPLES,
         jitter: Optional[JitterBuffer] = None,
     ) -> None:
-        rng = rng or random.SystemRandom()
+        rng = rng or PooledSystemRandom()
         self.key = key
         self.cname = cname
         self.frame = frame

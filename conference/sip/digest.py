@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import importlib
-import os
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from conference.sip.errors import RemoteProtocolError
 from conference.sip.headers import TOKEN_RE
+from conference.sip.randomness import random_bytes
 
 # Digest algorithm names (IANA "HTTP Digest Hash Algorithms") and their
 # hashlib names.  SHA-512-256 is left out: hashlib only has it when
@@ -534,13 +534,15 @@ class DigestServer:
         lifetime: float = DEFAULT_NONCE_LIFETIME,
         algorithms: Sequence[str] = DEFAULT_ALGORITHMS,
         max_nonces: int = DEFAULT_MAX_NONCES,
-        random: Callable[[int], bytes] = os.urandom,
+        random: Callable[[int], bytes] = random_bytes,
     ) -> None:
         """
         @param secret: the HMAC key; share it between processes serving the
             same domains and keep it across restarts, or nonces issued before
             fail their check.  L{None} draws a random one.
-        @param random: source of the per-nonce salt (injectable for tests).
+        @param random: source of the per-nonce salt (injectable for tests;
+            by default the pooled system randomness, one system call per
+            few hundred nonces).
         @raise ValueError: for a short secret, a non-positive lifetime or an
             unknown algorithm.
         """
@@ -557,6 +559,9 @@ class DigestServer:
             if name not in HASHES:
                 raise ValueError(f"unsupported digest algorithm {name!r}")
         self._secret = secret
+        # Keyed once: each nonce's MAC copies this state rather than keying
+        # HMAC again (1.5 -> 1.0 us on CPython, 6.7 -> 5.0 on PyPy).
+        self._keyed_mac = hmac.new(secret, digestmod=hashlib.sha256)
         self._random = random
         self.lifetime = lifetime
         self.algorithms = names
@@ -570,8 +575,9 @@ class DigestServer:
     # Challenges -------------------------------------------------------------
 
     def _mac(self, stamp: bytes, realm: str) -> bytes:
-        data = _NONCE_LABEL + stamp + realm.lower().encode("utf-8")
-        return hmac.new(self._secret, data, hashlib.sha256).digest()[:_MAC_BYTES]
+        mac = self._keyed_mac.copy()
+        mac.update(_NONCE_LABEL + stamp + realm.lower().encode("utf-8"))
+        return mac.digest()[:_MAC_BYTES]
 
     def make_nonce(self, realm: str, now: float) -> str:
         """

@@ -12,55 +12,15 @@ module stays one responsibility.
 from __future__ import annotations
 
 import enum
-import os
-import threading
 from dataclasses import dataclass
 from typing import Any, Dict, Hashable, Optional, Tuple, Union, cast
 
 from conference.sip.compacted import from_wire
 from conference.sip.message import Request, Response
+from conference.sip.randomness import random_hex
 
 # RFC 3261 section 8.1.1.7: branches of RFC 3261 elements start with it.
 MAGIC_COOKIE = "z9hG4bK"
-
-
-class _RandomPool:
-    """
-    Cryptographically random bytes from the operating system, fetched in
-    batches: tags and branches need fresh randomness (RFC 3261 sections
-    8.1.1.7 and 19.3) but a system call each costs more than the rest of
-    making one.  Every byte is handed out once.
-    """
-
-    def __init__(self, batch: int = 4096) -> None:
-        self._batch = batch
-        self._buffer = b""
-        self._offset = 0
-        self._lock = threading.Lock()
-
-    def hex(self, nbytes: int) -> str:
-        """
-        C{nbytes} random bytes as lower-case hex.
-        """
-        with self._lock:
-            start = self._offset
-            if start + nbytes > len(self._buffer):
-                self._buffer = os.urandom(max(self._batch, nbytes))
-                start = 0
-            self._offset = start + nbytes
-            chunk = self._buffer[start : start + nbytes]
-        return chunk.hex()
-
-
-_POOL = _RandomPool()
-
-
-def random_hex(nbytes: int) -> str:
-    """
-    C{nbytes} bytes of cryptographic randomness as hex (like
-    L{secrets.token_hex}, drawn from a batch).
-    """
-    return _POOL.hex(nbytes)
 
 
 def new_tag() -> str:
