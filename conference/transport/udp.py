@@ -165,8 +165,10 @@ class SIPDatagramProtocol(DatagramProtocol):
     def __init__(self, server: SIPServer) -> None:
         self.server = server
         self._peers: Dict[Tuple[str, int], Peer] = {}
+        self._local: Optional[Tuple[str, int]] = None
 
     def startProtocol(self) -> None:
+        self._local = None
         self.server.add_sender(self, self)
         sock = getattr(self.transport, "socket", None)
         if sock is not None:
@@ -178,6 +180,7 @@ class SIPDatagramProtocol(DatagramProtocol):
                 log.info("Could not enlarge the UDP receive buffer: {error}", error=e)
 
     def stopProtocol(self) -> None:
+        self._local = None
         self.server.remove_sender(self)
 
     def datagramReceived(self, datagram: bytes, addr: Any) -> None:
@@ -207,10 +210,14 @@ class SIPDatagramProtocol(DatagramProtocol):
 
     def local_address(self) -> Tuple[str, int]:
         """
-        The address and port this socket is bound to.
+        The address and port this socket is bound to: asked of the socket
+        once per listening (a system call; every join's Contact needs it).
         """
-        host = self.transport.getHost()  # type: ignore[union-attr]
-        return str(host.host), int(host.port)
+        local = self._local
+        if local is None:
+            host = self.transport.getHost()  # type: ignore[union-attr]
+            local = self._local = (str(host.host), int(host.port))
+        return local
 
     def send_bytes(self, data: bytes, host: str, port: int) -> None:
         """

@@ -84,6 +84,27 @@ class UDPTests(SynchronousTestCase):
         self.assertEqual(self.protocol.peer_for("192.0.2.1", 5060), peer)
         self.assertIsNot(self.protocol.peer_for("192.0.2.1", 5060), peer)
 
+    def test_local_address_asked_once(self) -> None:
+        """The bound address is asked of the socket once per listening, again after a restart."""
+        asked: List[int] = []
+
+        class Host:
+            host, port = "127.0.0.1", 5062
+
+        def get_host() -> Host:
+            asked.append(1)
+            return Host()
+
+        self.transport.getHost = get_host  # type: ignore[attr-defined]
+        self.assertEqual(self.protocol.local_address(), ("127.0.0.1", 5062))
+        self.assertEqual(self.protocol.local_address(), ("127.0.0.1", 5062))
+        self.assertEqual(len(asked), 1)
+        self.protocol.stopProtocol()
+        Host.port = 5064
+        self.protocol.startProtocol()
+        self.assertEqual(self.protocol.local_address(), ("127.0.0.1", 5064))
+        self.assertEqual(len(asked), 2)
+
     def test_send_error_contained(self) -> None:
         """A socket error on send is logged, not raised."""
         self.protocol.send_bytes(b"x", "203.0.113.99", 5060)
