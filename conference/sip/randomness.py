@@ -9,6 +9,10 @@ for (0.5 us each on CPython, 4.9 us for C{os.urandom(8)} on PyPy).  One
 read of 4 KiB serves hundreds of them; every byte is handed out once, so
 the values are as unpredictable as the operating system's.
 
+A process forked after drawing would hand out the rest of its parent's
+batch a second time, so a child starts with empty batches
+(C{os.register_at_fork}).
+
 Sans-I/O in the sense that matters here: no reactor, no store; reading
 the kernel's random source is the whole point.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 import os
 import random
 import threading
+import weakref
 from typing import Optional
 
 __all__ = ["RandomPool", "PooledSystemRandom", "random_bytes", "random_hex"]
@@ -35,6 +40,13 @@ class RandomPool:
 
     def __init__(self, batch: int = 4096) -> None:
         self._batch = batch
+        self._empty()
+        _POOLS.add(self)
+
+    def _empty(self) -> None:
+        """
+        Start over with no bytes in hand (and a lock nobody holds).
+        """
         self._buffer = b""
         self._offset = 0
         self._lock = threading.Lock()
@@ -62,6 +74,19 @@ class RandomPool:
         """
         return self.bytes(nbytes).hex()
 
+
+def _forked() -> None:
+    """
+    In a child process: forget what the parent had read, so no value is
+    handed out by both.
+    """
+    for pool in list(_POOLS):
+        pool._empty()
+
+
+_POOLS: weakref.WeakSet[RandomPool] = weakref.WeakSet()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
 
 _POOL = RandomPool()
 

@@ -76,6 +76,35 @@ class SharedPoolTests(SynchronousTestCase):
         self.assertEqual(len(set(salts)), len(salts))
 
 
+class ForkTests(SynchronousTestCase):
+    """
+    A forked child does not hand out its parent's remaining bytes again.
+    """
+
+    if not hasattr(os, "fork") or not hasattr(os, "register_at_fork"):
+        skip = "needs os.fork and os.register_at_fork"
+
+    def test_child_draws_afresh(self) -> None:
+        """After a fork, the child's next bytes differ from the parent's next ones."""
+        pool = RandomPool()
+        pool.bytes(8)  # the batches are read: most is still to hand out
+        random_bytes(8)
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child
+            try:
+                os.write(write, pool.bytes(16) + random_bytes(16))
+            finally:
+                os._exit(0)
+        os.close(write)
+        with os.fdopen(read, "rb") as pipe:
+            child = pipe.read()
+        os.waitpid(pid, 0)
+        self.assertEqual(len(child), 32)
+        self.assertNotEqual(child[:16], pool.bytes(16))
+        self.assertNotEqual(child[16:], random_bytes(16))
+
+
 class PooledSystemRandomTests(SynchronousTestCase):
     """
     PooledSystemRandom: SystemRandom's numbers, from the pool.
