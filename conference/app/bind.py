@@ -54,6 +54,7 @@ from conference.bindings.logic import (
     BindPlan,
     accepted_dispositions,
     binding_headers,
+    headers_stable_until,
     plan_bind,
     plan_query,
 )
@@ -63,7 +64,7 @@ from conference.records import BindingRecord
 from conference.sip.errors import RemoteProtocolError, SIPProtocolError
 from conference.sip.message import Request, Response, make_response
 from conference.sip.transaction_model import new_tag
-from conference.store.cache import uncached
+from conference.store.cache import CachedBindingStore, uncached
 
 __all__ = [
     "BODY_TYPES",
@@ -107,6 +108,48 @@ def _failed_answer(failure: Failure, max_bindings: int) -> Deferred[Any]:
     except Exception:
         d.errback(Failure())
     return d
+
+
+#: Discovery answers kept at most (all are dropped when full: callers
+#: and owners come from peers).
+MAX_DISCOVERIES = 4096
+
+
+class _Discovery:
+    """
+    A discovery answer kept by L{BindHandler._discovery_now}: its headers,
+    what they were made from, and from and until when they hold.
+    """
+
+    __slots__ = (
+        "admins",
+        "bindings",
+        "dispositions",
+        "headers",
+        "owner",
+        "policy",
+        "since",
+        "until",
+    )
+
+    def __init__(
+        self,
+        snapshot: Tuple[object, object],
+        *,
+        owner: Owner,
+        policy: BindingPolicy,
+        admins: FrozenSet[str],
+        since: float,
+        until: float,
+        headers: Tuple[Tuple[str, str], ...],
+    ) -> None:
+        self.bindings, self.dispositions = snapshot
+        self.owner = owner
+        self.policy = policy
+        self.admins = admins
+        self.since = since
+        self.until = until
+        self.headers = headers
 
 
 @implementer(IRequestHandler)
@@ -154,6 +197,8 @@ class BindHandler:
         # Accept-Binding values already written, with the policy they were
         # written under (see _accept_value).
         self._accept_values: Dict[Tuple[Any, ...], Tuple[BindingPolicy, str]] = {}
+        # Discovery answers by (owner URI, caller), see _discovery_now.
+        self._discoveries: Dict[Tuple[str, Optional[str]], _Discovery] = {}
 
     # IRequestHandler -------------------------------------------------------
 
@@ -313,17 +358,77 @@ class BindHandler:
         once (see L{_query_now}); otherwise L{discovery_headers} itself,
         and store faults raised when they come at once, as the 503 (or 403)
         L{store_failure} makes of them.
+
+        Behind the binding cache, an answer made at once is kept with the
+        cache's entries it was made from (L{CachedBindingStore.snapshot})
+        and given again, without a read, while those entries stand and
+        time has not changed it (L{headers_stable_until}): every OPTIONS
+        to a user and every BIND query carries these headers, and the same
+        callers ask about the same owners again and again.
         """
+        store = self.store
+        cache = store if isinstance(store, CachedBindingStore) else None
+        if cache is not None:
+            snapshot = cache.snapshot(owner.uri, now)
+            known = self._discoveries.get((owner.uri, identity))
+            if (
+                snapshot is not None
+                and known is not None
+                and known.bindings is snapshot[0]
+                and known.dispositions is snapshot[1]
+                and known.since <= now < known.until
+                and known.policy is self.policy
+                and known.admins is self.admins
+                and (known.owner is owner or known.owner == owner)
+            ):
+                cache.hits += 2  # the two reads this answer stands for
+                return list(known.headers)
         max_bindings = self.policy.max_bindings
         try:
             records = self._query_now(owner, identity, now)
             if isinstance(records, Deferred):
                 d = records.addErrback(_first_error).addErrback(store_failure, max_bindings)
                 return d.addCallback(lambda found: self._with_accept(found, owner, identity, now))
-            return self._with_accept(records, owner, identity, now)
+            headers = self._with_accept(records, owner, identity, now)
         except Exception:
             store_failure(Failure(), max_bindings)  # raises a store fault's SIP answer
             raise
+        if cache is not None and not isinstance(headers, Deferred):
+            self._remember_discovery(
+                cache, owner, identity, now=now, records=records, headers=headers
+            )
+        return headers
+
+    def _remember_discovery(
+        self,
+        cache: CachedBindingStore,
+        owner: Owner,
+        identity: Optional[str],
+        *,
+        now: float,
+        records: List[BindingRecord],
+        headers: Headers,
+    ) -> None:
+        """
+        Keep the discovery answer C{headers}, just made at once from the
+        cache: nothing ran between its reads and this, so the cache's
+        entries now are the ones it was made from.
+        """
+        snapshot = cache.snapshot(owner.uri, now)
+        if snapshot is None:
+            return
+        kept = self._discoveries
+        if len(kept) >= MAX_DISCOVERIES:
+            kept.clear()
+        kept[owner.uri, identity] = _Discovery(
+            snapshot,
+            owner=owner,
+            policy=self.policy,
+            admins=self.admins,
+            since=now,
+            until=headers_stable_until(records, now),
+            headers=tuple(headers),
+        )
 
     def _with_accept(
         self, records: List[BindingRecord], owner: Owner, identity: Optional[str], now: float

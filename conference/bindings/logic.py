@@ -53,6 +53,7 @@ __all__ = [
     "accepted_dispositions",
     "binding_headers",
     "format_record",
+    "headers_stable_until",
     "interval_too_brief",
     "limit_refusal",
     "plan_bind",
@@ -362,6 +363,35 @@ def binding_headers(records: Sequence[BindingRecord], now: float) -> List[Tuple[
     BIND, an OPTIONS or REGISTER answer and a NOTIFY carry.
     """
     return [("Binding", format_record(r, now)) for r in records if r.expires_at > now]
+
+
+#: How much sooner than the exact moment L{headers_stable_until} says the
+#: headers may change: the float subtractions behind an expires value
+#: round, and a second written early costs one recomputation.
+STABLE_MARGIN = 0.001
+
+
+def headers_stable_until(records: Sequence[BindingRecord], now: float) -> float:
+    """
+    Until when L{binding_headers} of C{records} stays what it is at C{now}:
+    for every C{t} from C{now} to (not including) the time returned, the
+    headers at C{t} are the headers at C{now}.  The first change is a
+    record expiring or its expires value going down by a second (one-time
+    records always say 1, and a value never goes below 2); infinity when
+    nothing is live.  So an answer made of them can be kept until then.
+    """
+    until = math.inf
+    for record in records:
+        expires_at = record.expires_at
+        if expires_at <= now:
+            continue
+        if record.one_time:
+            change = expires_at
+        else:
+            left = math.ceil(expires_at - now)
+            change = expires_at if left <= 2 else expires_at - (left - 1)
+        until = min(until, change)
+    return until - STABLE_MARGIN
 
 
 @dataclass(frozen=True)

@@ -143,6 +143,25 @@ class CachedBindingStore:
         age = self._seconds() - read_at
         return 0.0 <= age < self._max_age
 
+    def snapshot(self, owner: str, now: float) -> Optional[Tuple[object, object]]:
+        """
+        What C{bindings} and C{owner_dispositions} of C{owner} would answer
+        from at C{now}, as an opaque pair, when both would answer from the
+        cache; else L{None}.  Entries are replaced, never changed, whenever
+        what is remembered of an owner changes (a read, a write, a notice,
+        an eviction), so a caller that kept a pair can tell by identity
+        (C{is}) that both reads would still answer what they answered
+        when it was taken.  Counts no hit: nothing is read.
+        """
+        bindings = self._bindings.get(owner)
+        dispositions = self._dispositions.get(owner)
+        if bindings is None or dispositions is None or now < bindings[1]:
+            return None
+        seconds, max_age = self._seconds(), self._max_age
+        if 0.0 <= seconds - bindings[0] < max_age and 0.0 <= seconds - dispositions[0] < max_age:
+            return bindings, dispositions
+        return None
+
     # Reads -------------------------------------------------------------------
 
     def bindings(

@@ -917,3 +917,117 @@ class CachedStoreTests(SynchronousTestCase):
         result_of(self.inner.apply(record.owner, [], [record], now, max_bindings=9))
         r = self.h.send("BIND", "sip:alice@example.com", bindings=["<http://a>;disposition=web"])
         self.assertEqual(parse_binding(r.header("binding") or "")[0].etag, "e-old")
+
+
+class DiscoveryMemoTests(SynchronousTestCase):
+    """
+    Discovery answers behind the binding cache are kept and given again
+    while what they were made from stands, and never past a change.
+    """
+
+    def setUp(self) -> None:
+        self.h = Harness()
+        self.cache = CachedBindingStore(self.h.stores.bindings, None, self.h.clock.seconds)
+        self.h.bind.store = self.cache
+
+    def options(self, identity: Optional[SIPIdentity] = None) -> Response:
+        return self.h.send(
+            "OPTIONS", "sip:alice@example.com", identity, uri="sip:alice@example.com"
+        )
+
+    def no_reads(self) -> None:
+        """Make every read of the cache fail the test."""
+
+        def refuse(*args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("the cache was read")
+
+        self.patch(self.cache, "bindings", refuse)
+        self.patch(self.cache, "owner_dispositions", refuse)
+
+    def test_repeat_without_reads(self) -> None:
+        """A repeated OPTIONS gets the same headers without a read, counted as two cache hits."""
+        self.h.send("BIND", "sip:alice@example.com", bindings=["<http://p>;disposition=web;public"])
+        first = self.options()
+        hits = self.cache.hits
+        self.no_reads()
+        again = self.options()
+        self.assertEqual(list(again.iter_headers())[5:], list(first.iter_headers())[5:])
+        self.assertEqual(uris(again), ["http://p"])
+        self.assertEqual(self.cache.hits, hits + 2)
+
+    def test_update_seen(self) -> None:
+        """An update through the handler is in the next answer."""
+        self.assertEqual(uris(self.options()), [])
+        self.h.send("BIND", "sip:alice@example.com", bindings=["<http://p>;disposition=web;public"])
+        self.assertEqual(uris(self.options()), ["http://p"])
+
+    def test_update_seen_after_another_read(self) -> None:
+        """An update is in the next answer even when another caller's read refilled the cache."""
+        self.assertEqual(uris(self.options()), [])
+        self.h.send("BIND", "sip:alice@example.com", bindings=["<http://p>;disposition=web;public"])
+        self.assertEqual(uris(self.options(BOB)), ["http://p"])
+        self.assertEqual(uris(self.options()), ["http://p"])
+
+    def test_change_elsewhere_seen(self) -> None:
+        """A change of another process, once noticed, is in the next answer."""
+        self.assertEqual(uris(self.options()), [])
+        now = self.h.clock.seconds()
+        record = BindingRecord(
+            "sip:alice@example.com", "web", "http://p", now + 600, "e", False, "x", public=True
+        )
+        result_of(self.h.stores.bindings.apply(record.owner, [], [record], now, max_bindings=9))
+        self.assertEqual(uris(self.options()), [])  # not noticed yet: the cache answers
+        self.cache.changed("binding", "sip:alice@example.com")
+        self.assertEqual(uris(self.options()), ["http://p"])
+
+    def test_expires_counts_down(self) -> None:
+        """The expires shown goes down with the clock, as if worked out afresh."""
+        self.cache = CachedBindingStore(
+            self.h.stores.bindings, None, self.h.clock.seconds, max_age=60
+        )
+        self.h.bind.store = self.cache
+        self.h.send(
+            "BIND",
+            "sip:alice@example.com",
+            bindings=["<http://p>;disposition=web;public;expires=3600"],
+        )
+        shown = []
+        for step in (0.0, 0.4, 0.7, 0.5, 2.0):
+            self.h.clock.advance(step)
+            shown.append(parse_binding(self.options().header("binding") or "")[0].expires)
+        self.assertEqual(shown, [3600, 3600, 3599, 3599, 3597])
+
+    def test_callers_apart(self) -> None:
+        """Each caller gets what it may see, however the answers alternate."""
+        self.h.send(
+            "BIND",
+            "sip:alice@example.com",
+            bindings=["<http://priv>;disposition=web", "<http://pub>;disposition=web;public"],
+        )
+        for _ in range(2):
+            self.assertEqual(uris(self.options()), ["http://pub"])
+            self.assertEqual(uris(self.options(ALICE)), ["http://priv", "http://pub"])
+            self.assertEqual(uris(self.options(BOB)), ["http://pub"])
+
+    def test_one_time_not_kept(self) -> None:
+        """A one-time binding is handed out once, then never again from a kept answer."""
+        self.h.send(
+            "BIND", "sip:alice@example.com", bindings=["<http://once>;disposition=boot;expires=1"]
+        )
+        self.assertEqual(uris(self.options(ALICE)), ["http://once"])
+        self.assertEqual(uris(self.options(ALICE)), [])
+        self.assertEqual(uris(self.options(ALICE)), [])
+
+    def test_policy_change(self) -> None:
+        """A new policy gives a new Accept-Binding at once."""
+        self.assertIn("web", self.options().header("accept-binding") or "")
+        self.h.bind.policy = BindingPolicy(dispositions=frozenset({"boot"}))
+        self.assertEqual(self.options().header("accept-binding"), "boot")
+
+    def test_bounded(self) -> None:
+        """At most MAX_DISCOVERIES answers are kept; answers stay right past it."""
+        self.patch(bind_module, "MAX_DISCOVERIES", 2)
+        for _ in range(2):
+            for identity in (None, ALICE, BOB, CAROL):
+                self.assertEqual(self.options(identity).code, 200)
+        self.assertLessEqual(len(self.h.bind._discoveries), 2)

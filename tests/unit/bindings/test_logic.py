@@ -8,6 +8,8 @@ from __future__ import annotations
 import itertools
 from typing import AbstractSet, Callable, Optional, Sequence
 
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from conference.bindings.access import CONFERENCE, SENT_BY, Owner
@@ -16,12 +18,14 @@ from conference.bindings.logic import (
     _FORMATTED,
     DEFAULT_DISPOSITIONS,
     FORMATTED_MAX,
+    STABLE_MARGIN,
     BindingPolicy,
     BindingRefused,
     BindPlan,
     accepted_dispositions,
     binding_headers,
     format_record,
+    headers_stable_until,
     interval_too_brief,
     limit_refusal,
     plan_bind,
@@ -474,6 +478,32 @@ class AnswerTests(SynchronousTestCase):
         )
         public = existing("web", "http://a", NOW + 10.5, public=True)
         self.assertTrue(format_record(public, NOW).endswith(";public"))
+
+    @given(
+        st.lists(
+            st.tuples(st.floats(-5, 200, allow_nan=False), st.booleans(), st.booleans()),
+            max_size=4,
+        ),
+        st.floats(0, 1, allow_nan=False),
+    )
+    def test_stable_until(self, specs: Sequence[tuple[float, bool, bool]], share: float) -> None:
+        """
+        The headers stay as they are until the time given, and change just
+        after it (nothing live: never).
+        """
+        records = [
+            existing("web", f"http://{i}", NOW + left, public=public, one_time=once)
+            for i, (left, once, public) in enumerate(specs)
+        ]
+        headers = binding_headers(records, NOW)
+        until = headers_stable_until(records, NOW)
+        if until == float("inf"):
+            self.assertEqual(headers, [])
+            return
+        self.assertGreater(until, NOW - STABLE_MARGIN)
+        if until > NOW:
+            self.assertEqual(binding_headers(records, NOW + share * (until - NOW)), headers)
+        self.assertNotEqual(binding_headers(records, until + 2 * STABLE_MARGIN), headers)
 
     def test_formatted_bounded(self) -> None:
         """

@@ -254,6 +254,35 @@ class CacheTests(SynchronousTestCase):
         self.read()
         self.assertEqual(self.store.reads, 1)
 
+    def test_snapshot(self) -> None:
+        """A snapshot comes once both reads of an owner are kept, the same until one changes."""
+        self.assertIsNone(self.cache.snapshot(CONF, NOW))
+        self.seed()
+        self.assertIsNone(self.cache.snapshot(CONF, NOW))  # dispositions not read yet
+        self.successResultOf(self.cache.owner_dispositions(CONF))
+        self.store.reads = 0
+        first = self.cache.snapshot(CONF, NOW)
+        assert first is not None
+        again = self.cache.snapshot(CONF, NOW + 0.5)
+        assert again is not None
+        self.assertTrue(first[0] is again[0] and first[1] is again[1])
+        self.assertEqual((self.cache.hits, self.store.reads), (0, 0))  # counts nothing
+        self.feed.publish(BINDING, CONF)
+        self.assertIsNone(self.cache.snapshot(CONF, NOW))
+        self.read()
+        self.successResultOf(self.cache.owner_dispositions(CONF))
+        later = self.cache.snapshot(CONF, NOW)
+        assert later is not None
+        self.assertIsNot(later[0], first[0])
+
+    def test_snapshot_only_when_reads_would_answer(self) -> None:
+        """No snapshot for a now before the read's, nor MAX_AGE after it."""
+        self.seed()
+        self.successResultOf(self.cache.owner_dispositions(CONF))
+        self.assertIsNone(self.cache.snapshot(CONF, NOW - 1))
+        self.clock.advance(MAX_AGE)
+        self.assertIsNone(self.cache.snapshot(CONF, NOW + MAX_AGE))
+
     def test_bounded(self) -> None:
         """At most max_owners owners are remembered, the oldest read forgotten first."""
         cache = CachedBindingStore(self.store, None, self.clock.seconds, max_owners=2)
