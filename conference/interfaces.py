@@ -86,6 +86,10 @@ class RequestContext:
     @ivar now: POSIX time at which it was received.
     @ivar transaction: the server transaction (opaque to handlers, used to
         send provisional responses through L{send_provisional}).
+    @ivar to_tag: the To tag the layer below chose for the final answer
+        (the stateless path's, for an OPTIONS: its 2xx never needs a
+        transaction), or L{None}: the handler chooses.  A handler that
+        answers with it spares the layer tagging the answer again.
     """
 
     peer: Peer
@@ -94,6 +98,7 @@ class RequestContext:
     transaction: Any = None
     send_provisional: Optional[Callable[[Response], None]] = None
     extra: Dict[str, Any] = field(default_factory=dict)
+    to_tag: Optional[str] = None
 
 
 class IRequestHandler(Interface):

@@ -600,10 +600,12 @@ class ConferenceService(MultiService):
 
     def authenticate(
         self, request: Request, now: float, tls_identity: Optional[ISIPIdentity] = None
-    ) -> Deferred[Optional[ISIPIdentity]]:
+    ) -> Optional[Deferred[Optional[ISIPIdentity]]]:
         """
         Authenticate C{request} in the realm of the domain it is for; with
-        no credential checkers configured, refuse what needs authentication.
+        no credential checkers configured, refuse what needs authentication
+        and answer L{None} at once (no identity, nothing to wait for) for
+        the rest (L{conference.transport.server.Authenticate}).
 
         @param tls_identity: the identity of the connection's verified TLS
             client certificate: it authenticates the request when that
@@ -627,7 +629,7 @@ class ConferenceService(MultiService):
                 return fail(
                     SIPProtocolError("No credentials configured on this server (--auth)", 403)
                 )
-            return succeed(None)
+            return None
         realm = self.router.realm_for(request)
         return self.authenticator.authenticate_request(request, realm, now)
 

@@ -35,7 +35,7 @@ from conference.interfaces import IRequestHandler, IRouter
 # Re-exported: handlers and their tests import it from here.
 from conference.interfaces import RequestContext as RequestContext  # noqa: PLC0414
 from conference.records import LimitExceededError, StoreError
-from conference.sip.errors import RemoteProtocolError, SIPProtocolError
+from conference.sip.errors import LocalProtocolError, RemoteProtocolError, SIPProtocolError
 from conference.sip.message import Request, Response, error_response, make_response
 
 log = Logger()
@@ -130,9 +130,9 @@ class CoreRouter:
         tag_factory: Callable[[], str],
         accept_ip_literals: bool = False,
     ) -> None:
-        # The Allow and Accept values of OPTIONS answers, worked out again
-        # when a handler is added (see add_handler).
-        self._capabilities: Optional[Tuple[str, str]] = None
+        # The capability fields of OPTIONS answers and the supported set
+        # they were worked out for (see _capability_fields, add_handler).
+        self._capabilities: Optional[Tuple[FrozenSet[str], Tuple[Tuple[str, str], ...]]] = None
         ordered = [d.lower() for d in domains]
         self.domains = set(ordered)
         self._default_domain = ordered[0] if ordered else "localhost"
@@ -246,7 +246,7 @@ class CoreRouter:
             raise RemoteProtocolError(f"Unsupported URI Scheme (sips: over {transport})", 416)
         if not self.is_local(getattr(request.uri, "host", "") or ""):
             raise RemoteProtocolError("Not Found (domain not served here)", 404)
-        if method not in ("ACK", "CANCEL"):
+        if method not in ("ACK", "CANCEL") and request.headers.get("require"):
             unsupported = [
                 tag
                 for tag in (t.strip() for t in request.header_values("require"))
@@ -294,25 +294,40 @@ class CoreRouter:
 
     # Answers the core gives itself ----------------------------------------
 
-    def options(self, request: Request) -> Response:
+    def options(self, request: Request, to_tag: Optional[str] = None) -> Response:
         """
-        Answer OPTIONS with what this server can do (RFC 3261 section 11.2).
+        Answer OPTIONS with what this server can do (RFC 3261 section 11.2),
+        with the To tag C{to_tag} (L{RequestContext.to_tag}), else a new one.
         """
-        if self._capabilities is None:
-            self._capabilities = (
-                ", ".join(self.allow),
-                ", ".join(["application/sdp", *(m for m in self.accept if m != "application/sdp")]),
-            )
-        allow, accept = self._capabilities
-        headers = [
-            ("Allow", allow),
-            ("Accept", accept),
-            ("Accept-Encoding", "identity"),
-            ("Accept-Language", "en"),
+        response = make_response(request, 200, to_tag=to_tag or self._tag_factory())
+        fields = response.headers
+        for name, value in self._capability_fields():
+            fields[name] = [value]
+        return response
+
+    def _capability_fields(self) -> Tuple[Tuple[str, str], ...]:
+        """
+        The header fields (canonical names) an OPTIONS answer lists the
+        server's capabilities in, worked out again when a handler is added
+        or L{supported} is replaced: every keep-alive carries them.
+        """
+        known = self._capabilities
+        if known is not None and known[0] is self.supported:
+            return known[1]
+        accept = ["application/sdp", *(m for m in self.accept if m != "application/sdp")]
+        fields = [
+            ("allow", ", ".join(self.allow)),
+            ("accept", ", ".join(accept)),
+            ("accept-encoding", "identity"),
+            ("accept-language", "en"),
         ]
         if self.supported:
-            headers.append(("Supported", ", ".join(sorted(self.supported))))
-        return make_response(request, 200, to_tag=self._tag_factory(), headers=headers)
+            fields.append(("supported", ", ".join(sorted(self.supported))))
+        for name, value in fields:
+            if "\r" in value or "\n" in value:
+                raise LocalProtocolError(f"header {name} holds a line break")
+        self._capabilities = (self.supported, tuple(fields))
+        return self._capabilities[1]
 
     def dispatch(self, request: Request, context: RequestContext) -> Answer:
         """
@@ -324,7 +339,7 @@ class CoreRouter:
             self.check(request, context.peer.transport)
             if request.method == "OPTIONS" and "OPTIONS" not in self._handlers:
                 if not self.options_hooks:
-                    return self.options(request)
+                    return self.options(request, context.to_tag)
                 answer: Answer = self._hooked_options(request, context)
             else:
                 handler = self._handlers.get(request.method)
@@ -353,7 +368,7 @@ class CoreRouter:
         at once when every hook answers at once (a plain value or a fired
         Deferred), else through a Deferred.
         """
-        response = self.options(request)
+        response = self.options(request, context.to_tag)
         hooks = self.options_hooks
         for index, hook in enumerate(hooks):
             headers = hook(request, context)

@@ -186,6 +186,8 @@ class Pending:
     @ivar request: the request.
     @ivar peer: where it came from.
     @ivar arrived: when it arrived (for the log line's latency).
+    @ivar tag: the To tag of its stateless answer, when chosen before the
+        answer (an OPTIONS: see L{StatelessUAS.start}), else L{None}.
     @ivar transaction: the server transaction made for it when its
         answer could not be stateless (L{None} until then).
     @ivar answered: whether a final answer went out statelessly.
@@ -193,12 +195,15 @@ class Pending:
         server was at its cap and refused it; later answers are dropped).
     """
 
-    __slots__ = ("answered", "arrived", "peer", "refused", "request", "transaction")
+    __slots__ = ("answered", "arrived", "peer", "refused", "request", "tag", "transaction")
 
-    def __init__(self, request: Request, peer: Any, arrived: float) -> None:
+    def __init__(
+        self, request: Request, peer: Any, arrived: float, tag: Optional[str] = None
+    ) -> None:
         self.request = request
         self.peer = peer
         self.arrived = arrived
+        self.tag = tag
         self.transaction: Any = None
         self.answered = False
         self.refused = False
@@ -290,7 +295,11 @@ class StatelessUAS:
             return None
         if layer.admission is not None:
             layer.admission(request)
-        return Pending(request, peer, now)
+        # An OPTIONS's 2xx always goes without a transaction (allowed), so
+        # its tag is chosen now and offered to the application, which then
+        # need not draw a random one that finish would replace.
+        tag = self.tags.tag_for(request) if request.method == "OPTIONS" else None
+        return Pending(request, peer, now, tag)
 
     def finish(self, pending: Pending, response: Response, now: float) -> bool:
         """
@@ -301,7 +310,11 @@ class StatelessUAS:
         request = pending.request
         if not pending.open or not (allowed(request, response) or self._stable(response, now)):
             return False
-        stamp(request, response, self.tags.tag_for(request))
+        tag = pending.tag
+        if tag is None:
+            stamp(request, response, self.tags.tag_for(request))
+        elif response.headers.get("to") != [request.headers["to"][0] + ";tag=" + tag]:
+            stamp(request, response, tag)  # the application chose another
         pending.answered = True
         if request.method == "INVITE":
             self.recent.add(request.top_via.branch or "", now)

@@ -60,12 +60,15 @@ class Sender(Protocol):
         """
 
 
-Authenticate = Callable[..., "Deferred[Any]"]
+Authenticate = Callable[..., Any]
 """
 Called as C{(request, now)}, or C{(request, now, tls_identity)} when the
 request came over a TLS connection with a verified client certificate;
 fires with the caller's identity (or L{None} when the request needs none and
 brought none), or fails with a L{SIPProtocolError} such as a 401 challenge.
+It returns a Deferred, or L{None} itself when it knows at once that the
+request needs no identity and brought none (no Deferred to build and read
+for every request of a server without accounts).
 """
 
 
@@ -482,6 +485,7 @@ class SIPServer(Refusals):
             now=self.now(),
             transaction=transaction,
             send_provisional=lambda r: self.respond(transaction, r),
+            to_tag=transaction.tag if isinstance(transaction, stateless.Pending) else None,
         )
         d: Optional[Deferred[Any]] = None
         identity: Any = None
@@ -492,9 +496,10 @@ class SIPServer(Refusals):
                 d = self.authenticate(request, context.now, tls_identity)
             else:
                 d = self.authenticate(request, context.now)
-            identity = fired_result(d)
-            if identity is not PENDING:
-                d = None
+            if d is not None:
+                identity = fired_result(d)
+                if identity is not PENDING:
+                    d = None
         if d is None:
             try:
                 answer = self._authenticated(request, context, identity)

@@ -26,6 +26,7 @@ from conference.service import ConferenceService, ServerConfig, listen_hosts
 from conference.store.cache import CachedBindingStore
 from conference.store.changes import BINDING, CONFERENCE, DISPOSITIONS, EVERYTHING, LocalChangeFeed
 from conference.testing import memory_stores
+from tests.builders import make_request
 
 
 class UDPMemoryReactor(MemoryReactorClock):
@@ -90,6 +91,14 @@ class ServiceTests(SynchronousTestCase):
             [(port, iface) for port, _, _, iface in reactor.tcpServers], [(5070, "127.0.0.1")]
         )
         self.assertIn("REGISTER", service.router.allow)
+
+    def test_no_accounts_authenticate(self) -> None:
+        """Without --auth a request needing no identity gets None at once; a BIND gets 403."""
+        service, _ = self.make()
+        self.assertIsNone(service.authenticate(make_request("OPTIONS", "sip:example.com"), 0.0))
+        refused = service.authenticate(make_request("BIND", "sip:example.com"), 0.0)
+        assert refused is not None
+        self.assertEqual(self.failureResultOf(refused).value.status, 403)
 
     def test_keepalive_events_follow_level(self) -> None:
         """Keep-alive OPTIONS events are emitted unless the log level writes no debug events."""

@@ -6,7 +6,7 @@ the sans-I/O core, driven by a fake clock and a recording transport.
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Tuple, cast
+from typing import Any, Callable, List, Optional, Tuple, cast
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -24,6 +24,7 @@ from conference.sip import message as message_module
 from conference.sip.compacted import CompactResponse
 from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request, Response, make_response
+from conference.sip.parser import parse_datagram
 from conference.sip.transaction import Peer
 from conference.sip.transaction_model import new_branch, new_tag
 from conference.transport.server import TIMER_SLACK, SIPServer, response_destination
@@ -102,6 +103,18 @@ class ServerTests(SynchronousTestCase):
         [(data, host, port)] = self.sender.sent
         self.assertEqual((host, port), ("192.0.2.1", 5060))
         self.assertEqual(parse_response(data).code, 200)
+
+    def test_authenticate_answering_none_at_once(self) -> None:
+        """An authenticate hook may answer None at once (no identity): the request is answered."""
+        asked: List[str] = []
+
+        def authenticate(request: Any, now: float) -> None:
+            asked.append(request.method)
+
+        self.server.authenticate = authenticate
+        self.receive(request_bytes("OPTIONS", "sip:example.com"))
+        [(data, _, _)] = self.sender.sent
+        self.assertEqual((asked, parse_response(data).code), (["OPTIONS"], 200))
 
     def test_rport(self) -> None:
         """With rport the response goes to the source address and port (RFC 3581)."""
@@ -801,10 +814,12 @@ class StatelessTests(SynchronousTestCase):
     one, and read exactly as the stateful answers.
     """
 
-    def make(self, stateless: bool = True) -> Tuple[SIPServer, RecordingSender]:
+    def make(
+        self, stateless: bool = True, tag_factory: Callable[[], str] = new_tag
+    ) -> Tuple[SIPServer, RecordingSender]:
         router = CoreRouter(
             ["example.com"],
-            tag_factory=new_tag,
+            tag_factory=tag_factory,
             accept_ip_literals=True,
             supported=["timer", "replaces"],
         )
@@ -855,6 +870,34 @@ class StatelessTests(SynchronousTestCase):
         self.assertEqual(self.server.layer.sizes()["server"], 0)
         self.assertIsNone(self.server.layer.next_deadline())
         self.assertEqual((self.server.stats["stateless"], self.server.stats["sent"]), (1, 1))
+
+    def test_options_tag_chosen_once(self) -> None:
+        """The stateless OPTIONS tag is offered to the core, which draws no tag of its own."""
+        drawn: List[str] = []
+
+        def draw() -> str:
+            drawn.append("drawn")
+            return "drawn"
+
+        self.server, self.sender = self.make(tag_factory=draw)
+        data = request_bytes("OPTIONS", "sip:example.com")
+        self.server.datagram_received(data, self.peer)
+        [response] = self.sender.responses()
+        request = parse_datagram(data)
+        assert isinstance(request, Request)
+        expected = self.server.uas.tags.tag_for(request)
+        self.assertEqual((response.to.tag, drawn), (expected, []))
+
+    def test_options_other_tag_replaced(self) -> None:
+        """An OPTIONS answer tagged otherwise (a 404 here) still goes with the stateless tag."""
+        data = request_bytes("OPTIONS", "sip:nobody@elsewhere.example")
+        self.server.datagram_received(data, self.peer)
+        [response] = self.sender.responses()
+        self.assertEqual(response.code, 404)
+        request = parse_datagram(data)
+        assert isinstance(request, Request)
+        self.assertEqual(response.to.tag, self.server.uas.tags.tag_for(request))
+        self.assertEqual(self.server.layer.sizes()["server"], 0)
 
     def test_retransmission_identical(self) -> None:
         """A retransmitted OPTIONS or INVITE gets the very same bytes again."""
