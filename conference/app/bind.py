@@ -368,12 +368,11 @@ class BindHandler:
         """
         store = self.store
         cache = store if isinstance(store, CachedBindingStore) else None
-        if cache is not None:
+        known = self._discoveries.get((owner.uri, identity)) if cache is not None else None
+        if cache is not None and known is not None:
             snapshot = cache.snapshot(owner.uri, now)
-            known = self._discoveries.get((owner.uri, identity))
             if (
                 snapshot is not None
-                and known is not None
                 and known.bindings is snapshot[0]
                 and known.dispositions is snapshot[1]
                 and known.since <= now < known.until

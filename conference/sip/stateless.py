@@ -310,11 +310,9 @@ class StatelessUAS:
         request = pending.request
         if not pending.open or not (allowed(request, response) or self._stable(response, now)):
             return False
-        tag = pending.tag
-        if tag is None:
-            stamp(request, response, self.tags.tag_for(request))
-        elif response.headers.get("to") != [request.headers["to"][0] + ";tag=" + tag]:
-            stamp(request, response, tag)  # the application chose another
+        # Stamped even when the application used the tag offered (as cheap
+        # as checking): a refusal may carry a tag of its own.
+        stamp(request, response, pending.tag or self.tags.tag_for(request))
         pending.answered = True
         if request.method == "INVITE":
             self.recent.add(request.top_via.branch or "", now)

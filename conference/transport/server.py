@@ -60,7 +60,7 @@ class Sender(Protocol):
         """
 
 
-Authenticate = Callable[..., Any]
+Authenticate = Callable[..., "Optional[Deferred[Any]]"]
 """
 Called as C{(request, now)}, or C{(request, now, tls_identity)} when the
 request came over a TLS connection with a verified client certificate;
