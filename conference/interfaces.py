@@ -90,6 +90,11 @@ class RequestContext:
         (the stateless path's, for an OPTIONS: its 2xx never needs a
         transaction), or L{None}: the handler chooses.  A handler that
         answers with it spares the layer tagging the answer again.
+    @ivar refusal_tag: given a refusal's status, the To tag the layer below
+        gives that refusal when it would send it without a transaction
+        (L{conference.sip.stateless.Pending.refusal_tag}), else L{None};
+        a handler or the core drawing a tag for a refusal asks it first.
+        L{None} when the request is not on the stateless path.
     """
 
     peer: Peer
@@ -99,6 +104,7 @@ class RequestContext:
     send_provisional: Optional[Callable[[Response], None]] = None
     extra: Dict[str, Any] = field(default_factory=dict)
     to_tag: Optional[str] = None
+    refusal_tag: Optional[Callable[[int], Optional[str]]] = None
 
 
 class IRequestHandler(Interface):

@@ -311,17 +311,31 @@ class UserAvailability:
         return out
 
     def answer(
-        self, request: Request, aor: str, now: float, formats: BodyFormats, to_tag: str
+        self,
+        request: Request,
+        aor: str,
+        now: float,
+        formats: BodyFormats,
+        to_tag: Callable[[], str],
     ) -> Deferred[Response]:
         """
         486 with VFREEBUSY when busy now, 302 to the contacts when free and
         registered, 480 with VFREEBUSY when known but not registered, 404
         for an address nobody registered, published or accepted anything as.
+
+        @param to_tag: draws the answer's To tag; called only for an answer
+            that has one to give (not the 404, whose tag the caller chooses
+            with the refusal: a stateless one replaces any drawn here).
         """
         return as_deferred(lambda: self.answer_now(request, aor, now, formats, to_tag))
 
     def answer_now(
-        self, request: Request, aor: str, now: float, formats: BodyFormats, to_tag: str
+        self,
+        request: Request,
+        aor: str,
+        now: float,
+        formats: BodyFormats,
+        to_tag: Callable[[], str],
     ) -> Union[Response, Deferred[Response]]:
         """
         L{answer}, given at once when the stores answer at once (else a
@@ -350,7 +364,7 @@ class UserAvailability:
         found: List[Any],
         *,
         formats: BodyFormats,
-        to_tag: str,
+        to_tag: Callable[[], str],
     ) -> Response:
         """
         L{answer} from what the stores gave: C{aor}'s calendar entries, the
@@ -380,7 +394,7 @@ class UserAvailability:
                 reason="Busy Here",
                 part=calendar_part(fb, formats, self.sign),
                 retry=retry_after(start, free_at),
-                to_tag=to_tag,
+                to_tag=to_tag(),
             )
         if contacts:
             headers = [
@@ -388,7 +402,9 @@ class UserAvailability:
                 for b in contacts
             ]
             self.outcomes["redirected"] += 1
-            return make_response(request, 302, "Moved Temporarily", to_tag=to_tag, headers=headers)
+            return make_response(
+                request, 302, "Moved Temporarily", to_tag=to_tag(), headers=headers
+            )
         self.outcomes["unavailable"] += 1
         return busy_response(
             request,
@@ -396,7 +412,7 @@ class UserAvailability:
             reason="Temporarily Unavailable",
             part=calendar_part(fb, formats, self.sign),
             retry=None,
-            to_tag=to_tag,
+            to_tag=to_tag(),
         )
 
 

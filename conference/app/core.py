@@ -261,12 +261,14 @@ class CoreRouter:
     def _check_body(self, request: Request) -> None:
         if not request.body:
             return
-        encodings = [e.strip().lower() for e in request.header_values("content-encoding")]
-        if any(e not in ("", "identity") for e in encodings):
-            raise RemoteProtocolError(
-                "Unsupported Content-Encoding", 415, [("Accept-Encoding", "identity")]
-            )
-        if request.has_header("content-transfer-encoding"):
+        headers = request.headers
+        if headers.get("content-encoding"):
+            encodings = [e.strip().lower() for e in request.header_values("content-encoding")]
+            if any(e not in ("", "identity") for e in encodings):
+                raise RemoteProtocolError(
+                    "Unsupported Content-Encoding", 415, [("Accept-Encoding", "identity")]
+                )
+        if headers.get("content-transfer-encoding"):
             # iSIP section 2.5: SIP is 8-bit clean, so no transfer encodings.
             raise RemoteProtocolError(
                 "Content-Transfer-Encoding not accepted", 415, self._accept_headers(request)
@@ -348,7 +350,7 @@ class CoreRouter:
                     raise RemoteProtocolError("Call/Transaction Does Not Exist", 481)
                 answer = handler.handle_request(request, context)
         except SIPProtocolError as e:
-            return error_response(request, e, self._tag_factory())
+            return error_response(request, e, self._refusal_tag(context, e.status))
         except StoreError as e:
             return error_response(request, store_refusal(e), self._tag_factory())
         if isinstance(answer, Deferred):
@@ -357,10 +359,19 @@ class CoreRouter:
                 error = failure.trap(SIPProtocolError, StoreError) and failure.value
                 if isinstance(error, StoreError):
                     error = store_refusal(error)
-                return error_response(request, error, self._tag_factory())
+                return error_response(request, error, self._refusal_tag(context, error.status))
 
             answer.addErrback(failed)
         return answer  # type: ignore[no-any-return]
+
+    def _refusal_tag(self, context: RequestContext, status: int) -> str:
+        """
+        The To tag of a refusal with C{status}: the one the layer below
+        offers (L{RequestContext.refusal_tag}: it would stamp its own
+        anyway), else a new one.
+        """
+        offered = context.refusal_tag(status) if context.refusal_tag is not None else None
+        return offered or self._tag_factory()
 
     def _hooked_options(self, request: Request, context: RequestContext) -> Answer:
         """

@@ -293,12 +293,14 @@ class Focus:
         check_formats(formats)
         target = self._target(request)
         timer = negotiate_session_timer(request, min_se=self.min_se)
-        tag = self._tag()
 
         def found(record: Optional[ConferenceRecord]) -> Response | Deferred[Response]:
+            # The To tag is drawn once there is an answer to give it to: a
+            # 404 (most INVITEs to an unknown address) is raised without
+            # one, and the refusal gets its own.
             if record is None:
-                return self.users.answer_now(request, target, context.now, formats, tag)
-            return self._join(_Join(request, context, record, formats, timer, tag))
+                return self.users.answer_now(request, target, context.now, formats, self._tag)
+            return self._join(_Join(request, context, record, formats, timer, self._tag()))
 
         return then(self.stores.conferences.get(target), found)
 

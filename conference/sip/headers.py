@@ -196,9 +196,12 @@ class Address:
         """
         Return a copy whose C{tag} parameter is C{tag}.
         """
-        params = dict(self.params)
+        copy = Address.__new__(Address)  # one copy of the parameters, not two
+        copy.uri = self.uri
+        copy.display_name = self.display_name
+        copy.params = params = dict(self.params)
         params["tag"] = tag
-        return Address(self.uri, self.display_name, params)
+        return copy
 
     def to_string(self) -> str:
         """

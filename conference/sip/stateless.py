@@ -186,8 +186,9 @@ class Pending:
     @ivar request: the request.
     @ivar peer: where it came from.
     @ivar arrived: when it arrived (for the log line's latency).
-    @ivar tag: the To tag of its stateless answer, when chosen before the
-        answer (an OPTIONS: see L{StatelessUAS.start}), else L{None}.
+    @ivar tag: the To tag of its stateless answer, once chosen (before
+        the answer for an OPTIONS, see L{StatelessUAS.start}; when a
+        refusal asks, L{refusal_tag}), else L{None}.
     @ivar transaction: the server transaction made for it when its
         answer could not be stateless (L{None} until then).
     @ivar answered: whether a final answer went out statelessly.
@@ -195,15 +196,34 @@ class Pending:
         server was at its cap and refused it; later answers are dropped).
     """
 
-    __slots__ = ("answered", "arrived", "peer", "refused", "request", "tag", "transaction")
+    __slots__ = (
+        "_tags",
+        "answered",
+        "arrived",
+        "peer",
+        "refused",
+        "request",
+        "tag",
+        "transaction",
+    )
 
     def __init__(
-        self, request: Request, peer: Any, arrived: float, tag: Optional[str] = None
+        self,
+        request: Request,
+        peer: Any,
+        arrived: float,
+        tag: Optional[str] = None,
+        tags: Optional[StatelessTags] = None,
     ) -> None:
+        """
+        @param tags: what L{refusal_tag} works the tag out with (L{None}:
+            it offers none).
+        """
         self.request = request
         self.peer = peer
         self.arrived = arrived
         self.tag = tag
+        self._tags = tags
         self.transaction: Any = None
         self.answered = False
         self.refused = False
@@ -214,6 +234,22 @@ class Pending:
         Whether an answer may still go out without a transaction.
         """
         return self.transaction is None and not self.answered and not self.refused
+
+    def refusal_tag(self, status: int) -> Optional[str]:
+        """
+        The To tag for the application's refusal with C{status}, when that
+        refusal would go without a transaction (one of
+        L{STATELESS_REFUSALS}, the request still L{open}): the stateless
+        tag, worked out once and stamped again by L{StatelessUAS.finish}.
+        Else L{None}, and the application draws a tag of its own: a
+        stateless tag on a transaction's answer would have its ACK dropped
+        unread (L{raw_stateless_ack}).
+        """
+        if status not in STATELESS_REFUSALS or not self.open or self._tags is None:
+            return None
+        if self.tag is None:
+            self.tag = self._tags.tag_for(self.request)
+        return self.tag
 
 
 class RecentInvites:
@@ -299,7 +335,7 @@ class StatelessUAS:
         # its tag is chosen now and offered to the application, which then
         # need not draw a random one that finish would replace.
         tag = self.tags.tag_for(request) if request.method == "OPTIONS" else None
-        return Pending(request, peer, now, tag)
+        return Pending(request, peer, now, tag, self.tags)
 
     def finish(self, pending: Pending, response: Response, now: float) -> bool:
         """

@@ -27,36 +27,75 @@ BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 STORE_NAMES = ("conferences", "calendars", "registrations", "bindings")
 
 
+class _Operation:
+    """
+    The histogram of one C{(store, operation)}: what L{TimedStore} updates
+    per call, found once per operation rather than per call.
+    """
+
+    __slots__ = ("counts", "failures", "seconds")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(BUCKETS) + 1)
+        self.seconds = 0.0
+        self.failures = 0
+
+    def observe(self, seconds: float, failed: bool = False) -> None:
+        """
+        Count one call that took C{seconds}.
+        """
+        self.counts[bisect_left(BUCKETS, seconds)] += 1
+        self.seconds += seconds
+        if failed:
+            self.failures += 1
+
+
 class StoreLatency:
     """
     Call durations by store and operation, bucketed as a Prometheus
     histogram (non-cumulative counts; the exporter accumulates).
-
-    @ivar counts: per C{(store, operation)}, a count per bucket of
-        L{BUCKETS} plus one for the overflow.
-    @ivar sums: per C{(store, operation)}, the total seconds.
-    @ivar failures: per C{(store, operation)}, the calls that failed.
     """
 
     def __init__(self) -> None:
-        self.counts: Dict[Tuple[str, str], List[int]] = {}
-        self.sums: Dict[Tuple[str, str], float] = {}
-        self.failures: Dict[Tuple[str, str], int] = {}
+        self._operations: Dict[Tuple[str, str], _Operation] = {}
+
+    def operation(self, store: str, operation: str) -> _Operation:
+        """
+        The histogram of C{operation} on C{store}, made on first use.
+        """
+        key = (store, operation)
+        found = self._operations.get(key)
+        if found is None:
+            found = self._operations[key] = _Operation()
+        return found
 
     def observe(self, store: str, operation: str, seconds: float, failed: bool = False) -> None:
         """
         Count one call of C{operation} on C{store} that took C{seconds}.
         """
-        key = (store, operation)
-        counts = self.counts.get(key)
-        if counts is None:
-            counts = self.counts[key] = [0] * (len(BUCKETS) + 1)
-            self.sums[key] = 0.0
-            self.failures[key] = 0
-        counts[bisect_left(BUCKETS, seconds)] += 1
-        self.sums[key] += seconds
-        if failed:
-            self.failures[key] += 1
+        self.operation(store, operation).observe(seconds, failed)
+
+    @property
+    def counts(self) -> Dict[Tuple[str, str], List[int]]:
+        """
+        Per C{(store, operation)}, a count per bucket of L{BUCKETS} plus
+        one for the overflow.
+        """
+        return {key: list(op.counts) for key, op in self._operations.items()}
+
+    @property
+    def sums(self) -> Dict[Tuple[str, str], float]:
+        """
+        Per C{(store, operation)}, the total seconds.
+        """
+        return {key: op.seconds for key, op in self._operations.items()}
+
+    @property
+    def failures(self) -> Dict[Tuple[str, str], int]:
+        """
+        Per C{(store, operation)}, the calls that failed.
+        """
+        return {key: op.failures for key, op in self._operations.items()}
 
 
 class TimedStore:
@@ -89,27 +128,24 @@ class TimedStore:
         return timed
 
     def _timed(self, operation: str, method: Callable[..., Any]) -> Callable[..., Any]:
-        latency, seconds, name = self._latency, self._seconds, self._name
+        seconds = self._seconds
+        observe = self._latency.operation(self._name, operation).observe
 
         def call(*args: Any, **kwargs: Any) -> Any:
             started = seconds()
             try:
                 result = method(*args, **kwargs)
             except BaseException:
-                latency.observe(name, operation, seconds() - started, failed=True)
+                observe(seconds() - started, True)
                 raise
-            if not isinstance(result, Deferred):
-                latency.observe(name, operation, seconds() - started)
-                return result
-            if fired_result(result) is not PENDING:
+            if not isinstance(result, Deferred) or fired_result(result) is not PENDING:
                 # Answered at once (the memory store's Deferreds): no
                 # callback to chain, the caller reads the value directly.
-                latency.observe(name, operation, seconds() - started)
+                observe(seconds() - started)
                 return result
 
             def done(value: Any) -> Any:
-                failed = isinstance(value, Failure)
-                latency.observe(name, operation, seconds() - started, failed=failed)
+                observe(seconds() - started, isinstance(value, Failure))
                 return value
 
             return result.addBoth(done)

@@ -10,11 +10,12 @@ It is the only place where the core meets the reactor.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from conference.deferreds import PENDING, fired_result
@@ -37,6 +38,25 @@ from conference.sip.transaction_model import new_branch, new_tag
 from conference.transport.refusals import Refusals
 
 log = Logger()
+
+
+def _emit(level: LogLevel, format: str, **fields: Any) -> None:
+    """
+    What L{log}'s C{emit} does for the one event of each transaction, less
+    its check that C{level} is a L{LogLevel} (which walks every level at
+    every event): the same event, with the keys L{twisted.logger} defines,
+    to the same observer.
+    """
+    fields.update(
+        log_logger=log,
+        log_level=level,
+        log_namespace=log.namespace,
+        log_source=log.source,
+        log_format=format,
+        log_time=time.time(),
+    )
+    log.observer(fields)
+
 
 # How late the timers that only end a transaction (Timer J, I, H...) may
 # fire, seconds; the retransmission timers fire on time.
@@ -431,7 +451,8 @@ class SIPServer(Refusals):
         # the log formatter's per-field lookups ({peer.host}, {x:.1f}) cost
         # more than the rest of the event.  The fields stay in the event
         # for JSON logs and observers that read them.
-        (log.debug if keepalive else log.info)(
+        _emit(
+            LogLevel.debug if keepalive else LogLevel.info,
             "{transaction_summary}",
             transaction_summary=(
                 f"{method} {uri} {direction} {peer.host}:{peer.port}/{peer.transport} -> "
@@ -480,12 +501,14 @@ class SIPServer(Refusals):
         same answers and the same logs.
         """
         peer = transaction.peer
+        pending = transaction if isinstance(transaction, stateless.Pending) else None
         context = RequestContext(
             peer=peer,
             now=self.now(),
             transaction=transaction,
             send_provisional=lambda r: self.respond(transaction, r),
-            to_tag=transaction.tag if isinstance(transaction, stateless.Pending) else None,
+            to_tag=pending.tag if pending is not None else None,
+            refusal_tag=pending.refusal_tag if pending is not None else None,
         )
         d: Optional[Deferred[Any]] = None
         identity: Any = None

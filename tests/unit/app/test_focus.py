@@ -472,6 +472,27 @@ class UserPathTests(FocusFixture):
         self.assertEqual(response.code, 302)
         self.assertEqual(response.header_values("contact"), ["<sip:bob@192.0.2.20:5070>;q=0.5"])
 
+    def test_tag_drawn_for_answers_only(self) -> None:
+        """A 404 to an unknown address draws no To tag; a user's 302 draws one, its own."""
+        drawn: List[str] = []
+
+        def tag() -> str:
+            drawn.append(f"t{len(drawn)}")
+            return drawn[-1]
+
+        self.focus._tag = tag
+        self.assertEqual(self.answer(self.invite("sip:nobody@example.com")).code, 404)
+        self.assertEqual(drawn, [])
+        binding = RegistrationBinding(
+            "sip:bob@192.0.2.20:5070", self.clock.seconds() + 600, None, "r", 1
+        )
+        self.successResultOf(
+            self.stores.registrations.set_bindings(self.USER, [binding], [], self.clock.seconds())
+        )
+        response = self.answer(self.invite(self.USER, call_id="u0"))
+        self.assertEqual(response.code, 302)
+        self.assertEqual((drawn, response.to.tag), (["t0"], "t0"))
+
     def test_user_in_conference_busy(self) -> None:
         """A user in a conference gets 486 with VFREEBUSY and Retry-After at its end."""
         self.answer(self.invite())  # bob joins the conference

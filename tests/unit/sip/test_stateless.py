@@ -158,6 +158,27 @@ class DecisionTests(SynchronousTestCase):
             setattr(pending, attribute, value)
             self.assertFalse(pending.open)
 
+    def test_refusal_tag(self) -> None:
+        """A refusal that may go statelessly is offered the stateless tag, worked out once."""
+        request = make_request("INVITE", "sip:nobody@example.com")
+        tags = StatelessTags(b"k")
+        pending = Pending(request, None, 0.0, tags=tags)
+        self.assertEqual(pending.refusal_tag(404), tags.tag_for(request))
+        self.assertEqual(pending.tag, tags.tag_for(request))
+        pending.tag = "sl-kept"
+        self.assertEqual(pending.refusal_tag(410), "sl-kept")
+
+    def test_refusal_tag_withheld(self) -> None:
+        """No tag for a transaction's refusal, for a request not open, or without tags."""
+        request = make_request("INVITE", "sip:nobody@example.com")
+        tags = StatelessTags(b"k")
+        for status in (403, 480, 486, 500, 503, 401):
+            self.assertIsNone(Pending(request, None, 0.0, tags=tags).refusal_tag(status))
+        adopted = Pending(request, None, 0.0, tags=tags)
+        adopted.transaction = object()
+        self.assertIsNone(adopted.refusal_tag(404))
+        self.assertIsNone(Pending(request, None, 0.0).refusal_tag(404))
+
 
 class RecentInvitesTests(SynchronousTestCase):
     """

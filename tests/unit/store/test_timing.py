@@ -51,6 +51,26 @@ class StoreLatencyTests(SynchronousTestCase):
         self.assertEqual(latency.failures[("s", "op")], 1)
         self.assertAlmostEqual(latency.sums[("s", "op")], BUCKETS[0] * 2.5 + BUCKETS[-1] * 2)
 
+    def test_operation_kept(self) -> None:
+        """Each (store, operation) has one histogram, found again by name."""
+        latency = StoreLatency()
+        first = latency.operation("s", "op")
+        self.assertIs(latency.operation("s", "op"), first)
+        self.assertIsNot(latency.operation("s", "other"), first)
+        first.observe(BUCKETS[0])
+        latency.observe("s", "op", BUCKETS[0], failed=True)
+        self.assertEqual(sum(latency.counts[("s", "op")]), 2)
+        self.assertEqual(latency.failures, {("s", "op"): 1, ("s", "other"): 0})
+
+    def test_snapshots(self) -> None:
+        """What counts, sums and failures give are copies: changing them changes nothing."""
+        latency = StoreLatency()
+        latency.observe("s", "op", BUCKETS[0])
+        latency.counts[("s", "op")][0] = 99
+        latency.sums[("s", "op")] = 99.0
+        self.assertEqual(latency.counts[("s", "op")][0], 1)
+        self.assertAlmostEqual(latency.sums[("s", "op")], BUCKETS[0])
+
 
 class TimedStoreTests(SynchronousTestCase):
     """

@@ -6,6 +6,7 @@ the sans-I/O core, driven by a fake clock and a recording transport.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable, List, Optional, Tuple, cast
 
 from hypothesis import given, settings
@@ -516,6 +517,23 @@ class TransactionLogTests(SynchronousTestCase):
         )
         self.assertEqual(event["peer"], self.peer)
 
+    def test_event_keys(self) -> None:
+        """The event has the keys Logger.emit gives, from the server's logger, at wall time."""
+        from conference.transport import server as module
+
+        before = time.time()
+        self.server.datagram_received(
+            request_bytes("OPTIONS", "sip:example.com", call_id="log-4"), self.peer
+        )
+        [event] = [e for e in self.events if e.get("call_id") == "log-4"]
+        self.assertIs(event["log_logger"], module.log)
+        self.assertEqual(
+            (event["log_namespace"], event["log_source"], event["log_format"]),
+            (module.log.namespace, None, "{transaction_summary}"),
+        )
+        self.assertIn(event["log_level"], list(LogLevel.iterconstants()))
+        self.assertTrue(before <= event["log_time"] <= time.time())
+
     def test_keepalives_at_debug(self) -> None:
         """An OPTIONS answered 200 is a debug event; any other outcome, and other methods, info."""
         self.server.datagram_received(
@@ -887,6 +905,33 @@ class StatelessTests(SynchronousTestCase):
         assert isinstance(request, Request)
         expected = self.server.uas.tags.tag_for(request)
         self.assertEqual((response.to.tag, drawn), (expected, []))
+
+    def test_refusal_tag_offered(self) -> None:
+        """A stateless 404 to an INVITE gets the stateless tag, none drawn; a 403 draws its own."""
+        drawn: List[str] = []
+
+        def draw() -> str:
+            drawn.append(f"drawn{len(drawn)}")
+            return drawn[-1]
+
+        self.server, self.sender = self.make(tag_factory=draw)
+        data = request_bytes("INVITE", "sip:nobody@example.com", call_id="r-1")
+        self.server.datagram_received(data, self.peer)
+        request = parse_datagram(data)
+        assert isinstance(request, Request)
+        [response] = self.sender.responses()
+        self.assertEqual(response.code, 404)
+        self.assertEqual((response.to.tag, drawn), (self.server.uas.tags.tag_for(request), []))
+
+        def forbid(request: Request, context: RequestContext) -> Response:
+            raise SIPProtocolError("Forbidden", 403)
+
+        self.handler.handle_request = forbid  # type: ignore[method-assign]
+        data = request_bytes("INVITE", "sip:room@example.com", call_id="r-2")
+        self.server.datagram_received(data, self.peer)
+        response = self.sender.responses()[-1]
+        self.assertEqual((response.code, response.to.tag, drawn), (403, "drawn0", ["drawn0"]))
+        self.assertEqual(self.server.layer.sizes()["server"], 1)
 
     def test_options_other_tag_replaced(self) -> None:
         """An OPTIONS answer tagged otherwise (a 404 here) still goes with the stateless tag."""
