@@ -323,9 +323,9 @@ class UserAvailability:
         registered, 480 with VFREEBUSY when known but not registered, 404
         for an address nobody registered, published or accepted anything as.
 
-        @param to_tag: draws the answer's To tag; called only for an answer
-            that has one to give (not the 404, whose tag the caller chooses
-            with the refusal: a stateless one replaces any drawn here).
+        @param to_tag: draws the answer's To tag, called only for an answer
+            made here: the 404 is raised, and whoever turns it into a
+            response tags it (on the stateless path, with the stateless tag).
         """
         return as_deferred(lambda: self.answer_now(request, aor, now, formats, to_tag))
 
