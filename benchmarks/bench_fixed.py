@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence
 
 from bench_sip import (
-    LOAD_CORE,
     QUICK,
     Server,
     run_sipp,
@@ -38,6 +37,7 @@ from bench_sip import (
     stop_server,
     warm_up,
 )
+from common import pin_self
 from probe import invite_final
 
 #: The servers, in the order each round runs them.
@@ -119,8 +119,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if sipp is None:
         say(f"{args.sipp} not found (Debian: apt-get install sip-tester)")
         return 2
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > LOAD_CORE:
-        os.sched_setaffinity(0, {LOAD_CORE})
+    pin_self()
     folder = Path(tempfile.mkdtemp(prefix="conference-bench-fixed-"))
     servers: Dict[str, Server] = {}
     started = time.monotonic()
