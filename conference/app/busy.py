@@ -42,7 +42,7 @@ from conference.calendar import values as cv
 from conference.calendar.errors import CalendarError
 from conference.calendar.freebusy import busy_intervals, merge
 from conference.calendar.model import Property
-from conference.deferreds import PENDING, as_deferred, fired_result
+from conference.deferreds import PENDING, fired_result
 from conference.interfaces import ICalendarStore, IConferenceStore, IRegistrationStore
 from conference.records import CalendarEntry, ConferenceRecord, RegistrationBinding
 from conference.sip.errors import RemoteProtocolError
@@ -310,25 +310,6 @@ class UserAvailability:
                 out.extend((kind, i) for i in intervals)
         return out
 
-    def answer(
-        self,
-        request: Request,
-        aor: str,
-        now: float,
-        formats: BodyFormats,
-        to_tag: Callable[[], str],
-    ) -> Deferred[Response]:
-        """
-        486 with VFREEBUSY when busy now, 302 to the contacts when free and
-        registered, 480 with VFREEBUSY when known but not registered, 404
-        for an address nobody registered, published or accepted anything as.
-
-        @param to_tag: draws the answer's To tag, called only for an answer
-            made here: the 404 is raised, and whoever turns it into a
-            response tags it (on the stateless path, with the stateless tag).
-        """
-        return as_deferred(lambda: self.answer_now(request, aor, now, formats, to_tag))
-
     def answer_now(
         self,
         request: Request,
@@ -338,8 +319,16 @@ class UserAvailability:
         to_tag: Callable[[], str],
     ) -> Union[Response, Deferred[Response]]:
         """
-        L{answer}, given at once when the stores answer at once (else a
-        Deferred); the 404 is then raised as a L{RemoteProtocolError}.
+        486 with VFREEBUSY when busy now, 302 to the contacts when free and
+        registered, 480 with VFREEBUSY when known but not registered, 404
+        for an address nobody registered, published or accepted anything as.
+        Given at once when the stores answer at once (else a Deferred); a
+        404 found at once is raised as a L{RemoteProtocolError}, a later
+        one fails the Deferred with it.
+
+        @param to_tag: draws the answer's To tag, called only for an answer
+            made here: the 404 is raised, and whoever turns it into a
+            response tags it (on the stateless path, with the stateless tag).
         """
         reads: List[Deferred[Any]] = [
             self.calendars.entries(aor),
@@ -367,7 +356,7 @@ class UserAvailability:
         to_tag: Callable[[], str],
     ) -> Response:
         """
-        L{answer} from what the stores gave: C{aor}'s calendar entries, the
+        L{answer_now} from what the stores gave: C{aor}'s calendar entries, the
         ends of the conferences they are in now, their registrations.
         """
         entries: List[CalendarEntry] = found[0]
