@@ -186,9 +186,8 @@ class Pending:
     @ivar request: the request.
     @ivar peer: where it came from.
     @ivar arrived: when it arrived (for the log line's latency).
-    @ivar tag: the To tag of its stateless answer, once chosen (before
-        the answer for an OPTIONS, see L{StatelessUAS.start}; when a
-        refusal asks, L{refusal_tag}), else L{None}.
+    @ivar tag: the To tag of its stateless answer once worked out
+        (L{stateless_tag}), else L{None}.
     @ivar transaction: the server transaction made for it when its
         answer could not be stateless (L{None} until then).
     @ivar answered: whether a final answer went out statelessly.
@@ -212,17 +211,16 @@ class Pending:
         request: Request,
         peer: Any,
         arrived: float,
-        tag: Optional[str] = None,
         tags: Optional[StatelessTags] = None,
     ) -> None:
         """
-        @param tags: what L{refusal_tag} works the tag out with (L{None}:
-            it offers none).
+        @param tags: what L{stateless_tag} works the tag out with (L{None}:
+            there is none to work out, and L{refusal_tag} offers none).
         """
         self.request = request
         self.peer = peer
         self.arrived = arrived
-        self.tag = tag
+        self.tag: Optional[str] = None
         self._tags = tags
         self.transaction: Any = None
         self.answered = False
@@ -247,7 +245,18 @@ class Pending:
         """
         if status not in STATELESS_REFUSALS or not self.open or self._tags is None:
             return None
+        return self.stateless_tag()
+
+    def stateless_tag(self) -> str:
+        """
+        The To tag of its stateless answer, worked out once by whoever asks
+        first: the start of an OPTIONS, a refusal, L{StatelessUAS.finish}.
+
+        @raise ValueError: for a pending request made without tags.
+        """
         if self.tag is None:
+            if self._tags is None:
+                raise ValueError("a Pending made without tags has no stateless tag")
             self.tag = self._tags.tag_for(self.request)
         return self.tag
 
@@ -334,8 +343,10 @@ class StatelessUAS:
         # An OPTIONS's 2xx always goes without a transaction (allowed), so
         # its tag is chosen now and offered to the application, which then
         # need not draw a random one that finish would replace.
-        tag = self.tags.tag_for(request) if request.method == "OPTIONS" else None
-        return Pending(request, peer, now, tag, self.tags)
+        pending = Pending(request, peer, now, self.tags)
+        if request.method == "OPTIONS":
+            pending.stateless_tag()
+        return pending
 
     def finish(self, pending: Pending, response: Response, now: float) -> bool:
         """
@@ -348,7 +359,7 @@ class StatelessUAS:
             return False
         # Stamped even when the application used the tag offered (as cheap
         # as checking): a refusal may carry a tag of its own.
-        stamp(request, response, pending.tag or self.tags.tag_for(request))
+        stamp(request, response, pending.stateless_tag())
         pending.answered = True
         if request.method == "INVITE":
             self.recent.add(request.top_via.branch or "", now)

@@ -168,6 +168,15 @@ class DecisionTests(SynchronousTestCase):
         pending.tag = "sl-kept"
         self.assertEqual(pending.refusal_tag(410), "sl-kept")
 
+    def test_stateless_tag_once(self) -> None:
+        """The stateless tag is worked out once, from the tags given; without them there is none."""
+        request = make_request("OPTIONS", "sip:example.com")
+        pending = Pending(request, None, 0.0, tags=StatelessTags(b"k"))
+        first = pending.stateless_tag()
+        pending.request = make_request("OPTIONS", "sip:other.example.com", call_id="other")
+        self.assertEqual((pending.stateless_tag(), pending.tag), (first, first))
+        self.assertRaises(ValueError, Pending(request, None, 0.0).stateless_tag)
+
     def test_refusal_tag_withheld(self) -> None:
         """No tag for a transaction's refusal, for a request not open, or without tags."""
         request = make_request("INVITE", "sip:nobody@example.com")
