@@ -13,7 +13,14 @@ same rate for ``--seconds``, ``--rounds`` times; what is reported is the
 median cost of each and the ratio of the medians, with the range of the
 per-round ratios, which says how far one round could be trusted.
 
+Scenarios C{options} and C{invite} (-> 404) run against the server on its
+memory store, as in C{bench_sip.py}; C{busy} (INVITE -> 486 with the
+VFREEBUSY -> ACK) and C{join} (INVITE -> 200 SDP + VEVENT -> ACK -> BYE)
+against the focus on the SQLite store C{bench_focus.py} seeds, with the
+bare responder answering the bodies the full server gave.
+
     python benchmarks/bench_fixed.py --scenario invite --rate 3000
+    python benchmarks/bench_fixed.py --scenario busy --rate 2000
 """
 
 from __future__ import annotations
@@ -28,6 +35,14 @@ import time
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence
 
+from bench_focus import (
+    LATER_USER,
+    OPEN_USER,
+    capture,
+    join_inf,
+    start_bare,
+    start_full,
+)
 from bench_sip import (
     QUICK,
     Server,
@@ -35,13 +50,16 @@ from bench_sip import (
     say,
     scenario_file,
     stop_server,
+    usable_python,
     warm_up,
 )
-from common import pin_self
+from common import SCENARIOS, pin_self
 from probe import invite_final
 
 #: The servers, in the order each round runs them.
 SERVERS = ("full", "bare")
+#: The focus flows, by scenario: the conference each calls.
+FOCUS = {"busy": LATER_USER, "join": OPEN_USER}
 
 
 def summary(costs: Mapping[str, Sequence[float]], scenario: str, rate: int) -> str:
@@ -79,12 +97,14 @@ def alternate(
     seconds: float,
     rounds: int,
     folder: Path,
+    extra: Sequence[str] = (),
 ) -> Dict[str, List[float]]:
     """
     C{rounds} rounds, each one run of C{seconds} at C{rate} per server in
     L{SERVERS} order: the CPU microseconds per call of each run, by
     server.  A run with failed calls is reported (the rate was past that
     server's capacity, so its cost is not the one at this load).
+    C{extra} are more SIPp arguments.
     """
     costs: Dict[str, List[float]] = {name: [] for name in SERVERS}
     for number in range(rounds):
@@ -92,7 +112,13 @@ def alternate(
             server = servers[name]
             server.settle(QUICK.settle_cap)
             run = run_sipp(
-                sipp, scenario, server=server, rate=rate, duration=seconds, folder=folder
+                sipp,
+                scenario,
+                server=server,
+                rate=rate,
+                duration=seconds,
+                folder=folder,
+                extra=extra,
             )
             cost = 1e6 * run.cpu_seconds / run.calls if run.calls else 0.0
             costs[name].append(cost)
@@ -106,7 +132,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     Start both servers, warm them up, alternate, print the report.
     """
     parser = argparse.ArgumentParser(description="full server vs bare responder at one rate")
-    parser.add_argument("--scenario", choices=["options", "invite"], default="invite")
+    parser.add_argument("--scenario", choices=["options", "invite", *FOCUS], default="invite")
     parser.add_argument("--rate", type=int, default=3000, help="calls per second (both)")
     parser.add_argument("--seconds", type=float, default=15.0, help="per run")
     parser.add_argument("--rounds", type=int, default=3)
@@ -115,6 +141,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.rate < 1 or args.seconds <= 0 or args.rounds < 1:
         parser.error("--rate, --seconds and --rounds must be positive")
+    python = usable_python(args.python, "--python", "nothing to measure")
+    if python is None:
+        return 2
     sipp = shutil.which(args.sipp)
     if sipp is None:
         say(f"{args.sipp} not found (Debian: apt-get install sip-tester)")
@@ -123,14 +152,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="conference-bench-fixed-"))
     servers: Dict[str, Server] = {}
     started = time.monotonic()
+    extra: List[str] = []
     try:
-        servers["full"] = Server("full", args.python, "full", 405, folder)
-        final = invite_final(servers["full"].port) or 405
-        # The bare responder answers the INVITE as the full server does.
-        servers["bare"] = Server("bare", args.python, "bare", final, folder)
-        scenario = scenario_file(args.scenario, final, folder)
+        if args.scenario in FOCUS:
+            servers["full"] = start_full(folder, python)
+            canned = capture(servers["full"].port)
+            final = int(canned["join" if args.scenario == "join" else "busy"]["code"])
+            servers["bare"] = start_bare(folder, canned, python)
+            scenario = SCENARIOS / f"focus_{args.scenario}.xml"
+            extra = ["-inf", str(join_inf(folder, FOCUS[args.scenario]))]
+        else:
+            servers["full"] = Server("full", python, "full", 405, folder)
+            final = invite_final(servers["full"].port) or 405
+            # The bare responder answers the INVITE as the full server does.
+            servers["bare"] = Server("bare", python, "bare", final, folder)
+            scenario = scenario_file(args.scenario, final, folder)
         for name in SERVERS:
-            warm_up(sipp, scenario, servers[name], QUICK, folder, label=args.scenario)
+            warm_up(sipp, scenario, servers[name], QUICK, folder, label=args.scenario, extra=extra)
         costs = alternate(
             sipp,
             scenario,
@@ -139,6 +177,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             seconds=args.seconds,
             rounds=args.rounds,
             folder=folder,
+            extra=extra,
         )
     except (RuntimeError, OSError) as e:
         say(f"could not run: {e}")
@@ -151,7 +190,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(
         f"{time.strftime('%Y-%m-%d %H:%M')}  {time.monotonic() - started:.0f} s, "
         f"load average {os.getloadavg()[0]:.1f}, INVITE final {final}, "
-        f"{Path(args.python).name}"
+        f"{Path(python).name}"
     )
     print(summary(costs, args.scenario, args.rate))
     return 0

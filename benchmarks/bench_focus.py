@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_benchmarks -*-
+# -*- test-case-name: tests.unit.test_bench_fixed -*-
 """
 Measures, with SIPp, the focus's two call paths, full joins (INVITE -> 200
 multipart/mixed with SDP and the VEVENT -> ACK -> BYE -> 200) and refusals
@@ -400,11 +400,12 @@ def run_server(
     return results
 
 
-def start_full(folder: Path) -> CommandServer:
+def start_full(folder: Path, python: str = sys.executable) -> CommandServer:
     """
-    The full server on a SQLite store seeded in C{folder} (a conference open
-    now, bench-now, and one later, bench-later), with the limits that would
-    refuse a benchmark's calls turned off.
+    The full server, run by C{python}, on a SQLite store seeded in
+    C{folder} (a conference open now, bench-now, and one later,
+    bench-later), with the limits that would refuse a benchmark's calls
+    turned off.
     """
     store = folder / "focus.sqlite"
     run_child(HERE / "bench_focus.py", ["--seed", str(store)], timeout=60)
@@ -415,9 +416,21 @@ def start_full(folder: Path) -> CommandServer:
     # Every SIPp call has the same anonymous From.
     options += ["--max-media-per-caller", "0"]
     env = conference_env(folder)
-    return CommandServer(
-        "full", conference_command(folder, port, options), folder, port=port, env=env
-    )
+    command = conference_command(folder, port, options, python)
+    return CommandServer("full", command, folder, port=port, env=env)
+
+
+def start_bare(folder: Path, canned: Dict[str, Any], python: str = sys.executable) -> CommandServer:
+    """
+    The bare responder, run by C{python}, answering the focus flows with
+    C{canned} (what L{capture} returned).
+    """
+    canned_path = folder / "canned.json"
+    canned_path.write_text(json.dumps(canned))
+    port = free_udp_port()
+    command = [python, str(HERE / "bench_focus.py"), "--serve-bare", str(port)]
+    command += ["--canned", str(canned_path)]
+    return CommandServer("bare", command, folder, port=port, env=conference_env(folder))
 
 
 def join_inf(folder: Path, user: str = OPEN_USER) -> Path:
@@ -459,9 +472,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     inf = {"join": join_inf(folder, OPEN_USER), "busy": join_inf(folder, LATER_USER)}
     try:
         full = start_full(folder)
-        port = full.port
         try:
-            canned = capture(port)
+            canned = capture(full.port)
         except (RuntimeError, OSError):
             full.stop()
             raise
@@ -474,12 +486,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         else:
             full.stop()
         if "bare" in only:
-            canned_path = folder / "canned.json"
-            canned_path.write_text(json.dumps(canned))
-            port = free_udp_port()
-            command = [sys.executable, str(HERE / "bench_focus.py"), "--serve-bare", str(port)]
-            command += ["--canned", str(canned_path)]
-            bare = CommandServer("bare", command, folder, port=port, env=conference_env(folder))
+            bare = start_bare(folder, canned)
             results += run_server(sipp, "bare", bare, inf, plan=plan, folder=folder)
     finally:
         if not os.environ.get("BENCH_KEEP"):

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_benchmarks -*-
+# -*- test-case-name: tests.unit.test_bench_sip -*-
 """
 Finds, with SIPp, the highest sustained call rate the full C{conference}
 server handles, and the same for a bare C{twisted.protocols.sip} responder
@@ -695,14 +695,15 @@ def table(results: Sequence[Measurement]) -> str:
     return "\n".join(lines)
 
 
-def pypy_python(path: str) -> Optional[str]:
+def usable_python(path: str, option: str, otherwise: str) -> Optional[str]:
     """
-    The PyPy interpreter to use, or None (with the reason said) when it is
-    missing or lacks the server's dependencies.
+    The interpreter C{path} names (for C{option}), made absolute, or None
+    (with the reason said, then C{otherwise}) when it is missing or lacks
+    the server's dependencies.
     """
     found = shutil.which(path)
     if found is None:
-        say(f"--pypy: {path} not found; skipping the PyPy rows")
+        say(f"{option}: {path} not found; {otherwise}")
         return None
     check = subprocess.run(
         [found, "-c", f"import {PYPY_MODULES}"],
@@ -713,10 +714,18 @@ def pypy_python(path: str) -> Optional[str]:
     )
     if check.returncode != 0:
         last = (check.stderr.strip().splitlines() or ["?"])[-1]
-        say(f"--pypy: {found} lacks the server's dependencies ({last}); skipping the PyPy rows")
+        say(f"{option}: {found} lacks the server's dependencies ({last}); {otherwise}")
         return None
     # Absolute: the servers start in folders of their own.
     return os.path.abspath(found)
+
+
+def pypy_python(path: str) -> Optional[str]:
+    """
+    The PyPy interpreter to use, or None (with the reason said) when it is
+    missing or lacks the server's dependencies (L{usable_python}).
+    """
+    return usable_python(path, "--pypy", "skipping the PyPy rows")
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_benchmarks -*-
+# -*- test-case-name: tests.unit.test_bench_fixed -*-
 """
 What the focus and BIND benchmarks share beyond C{bench_sip.py}: a server
 started from an arbitrary command line (still pinned to its core and
@@ -99,14 +99,17 @@ class CommandServer(Server):
         return self.log_tail(10**8).count("Traceback")
 
 
-def conference_command(folder: Path, port: int, options: Sequence[str]) -> List[str]:
+def conference_command(
+    folder: Path, port: int, options: Sequence[str], python: str = sys.executable
+) -> List[str]:
     """
     The C{twistd -n conference} command line on UDP and TCP C{port} of
     127.0.0.1, from this source tree (the plugin file is copied into a
-    C{twisted/plugins} folder under C{folder}, see L{bench_sip.conference_env}).
+    C{twisted/plugins} folder under C{folder}, see L{bench_sip.conference_env}),
+    run by C{python}.
     """
     return [
-        sys.executable,
+        python,
         "-c",
         "from twisted.scripts.twistd import run; run()",
         "--nodaemon",

@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.unit.test_bench_fixed -*-
 """
 Tests for the pieces of C{benchmarks/bench_fixed.py} that need no SIPp:
-the order of the runs and the report.
+the order of the runs, the report, the focus flows and the servers'
+interpreter.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from tests.shared import PROJECT_ROOT
 sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
 
 import bench_fixed
+import bench_focus
 import bench_sip
+import common
 
 
 class FakeServer:
@@ -89,3 +92,68 @@ class AlternateTests(SynchronousTestCase):
         )
         self.assertEqual(calls, [("full", 2000, 1.0), ("bare", 2000, 1.0)] * 2)
         self.assertEqual(costs, {"full": [150.0, 150.0], "bare": [75.0, 75.0]})
+
+    def test_extra_arguments(self) -> None:
+        """More SIPp arguments (a focus flow's injection file) reach every run."""
+        seen: List[Tuple[str, ...]] = []
+
+        def run_sipp(sipp: str, scenario: Path, **kwargs: Any) -> bench_sip.RunResult:
+            seen.append(tuple(kwargs["extra"]))
+            return bench_sip.RunResult(
+                rate=kwargs["rate"],
+                calls=100,
+                successful=100,
+                failed=0,
+                retransmissions=0,
+                elapsed=1.0,
+                cpu_seconds=0.01,
+                rtt_ms=[],
+            )
+
+        self.patch(bench_fixed, "run_sipp", run_sipp)
+        servers: Any = {name: FakeServer(name) for name in ("full", "bare")}
+        bench_fixed.alternate(
+            "sipp",
+            Path("focus_busy.xml"),
+            servers,
+            rate=100,
+            seconds=1.0,
+            rounds=1,
+            folder=Path("."),
+            extra=["-inf", "later.csv"],
+        )
+        self.assertEqual(seen, [("-inf", "later.csv")] * 2)
+
+
+class FocusFlowTests(SynchronousTestCase):
+    """
+    The focus flows: which conference each calls, and the servers' command.
+    """
+
+    def test_conferences(self) -> None:
+        """A 486 calls the conference not open yet, a join the one open now."""
+        self.assertEqual(
+            bench_fixed.FOCUS, {"busy": bench_focus.LATER_USER, "join": bench_focus.OPEN_USER}
+        )
+        for flow in bench_fixed.FOCUS:
+            self.assertTrue((common.SCENARIOS / f"focus_{flow}.xml").is_file())
+
+    def test_interpreter_runs_the_server(self) -> None:
+        """The twistd command line starts with the interpreter asked for."""
+        command = common.conference_command(Path("."), 5070, ["--store", "memory"], "/x/pypy3")
+        self.assertEqual(command[0], "/x/pypy3")
+        self.assertEqual(command[-2:], ["--store", "memory"])
+        self.assertEqual(common.conference_command(Path("."), 5070, [])[0], sys.executable)
+
+
+class InterpreterTests(SynchronousTestCase):
+    """
+    C{--python}: checked before any server starts.
+    """
+
+    def test_missing_interpreter(self) -> None:
+        """A --python that does not exist stops the benchmark with status 2."""
+        messages: List[str] = []
+        self.patch(bench_sip, "say", messages.append)
+        self.assertEqual(bench_fixed.main(["--python", "/nonexistent/python3"]), 2)
+        self.assertEqual(messages, ["--python: /nonexistent/python3 not found; nothing to measure"])
