@@ -176,6 +176,16 @@ def _shared(name: str, value: str, parse: Callable[[str], _T]) -> _T:
     return result
 
 
+def _parse_vias(fields: List[str]) -> List[Via]:
+    """
+    Every Via of a message's Via fields, topmost first.
+    """
+    out: List[Via] = []
+    for field in fields:
+        out.extend(parse_via(field))
+    return out
+
+
 class _MessageMixin:
     """
     What requests and responses share: headers, body, typed accessors.
@@ -407,14 +417,18 @@ class _MessageMixin:
         """
         Every Via, topmost first: the remembered list itself (read-only).
         """
-
-        def parse(fields: List[str]) -> List[Via]:
-            out: List[Via] = []
-            for field in fields:
-                out.extend(parse_via(field))
-            return out
-
-        return self._list_view("via", parse)
+        # Asked for several times per request (transaction key, stateless
+        # tag, where to answer): the remembered list is checked here first,
+        # as _list_view would, without its calls.
+        fields = self.headers.get("via")
+        try:
+            cached = self._views.get("via")
+        except AttributeError:  # built without __init__ (copy, unpickling)
+            cached = None
+        if cached is not None and fields is not None and cached[0] == fields:
+            result: List[Via] = cached[1]
+            return result
+        return self._list_view("via", _parse_vias)
 
     @property
     def vias(self) -> List[Via]:
@@ -488,6 +502,9 @@ class _MessageMixin:
 
         if not self.headers.get("content-type"):
             return None
+        cached: Optional[MediaType] = self._remembered("content-type")
+        if cached is not None:
+            return cached
         return self._first_view("content-type", parse_media_type)
 
     # Serialization -------------------------------------------------------
