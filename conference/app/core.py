@@ -29,7 +29,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from conference.calendar.itip import normalize_address
-from conference.deferreds import PENDING, as_deferred, fired_result
+from conference.deferreds import PENDING, as_deferred, fired_result, is_deferred
 from conference.interfaces import IRequestHandler, IRouter
 
 # Re-exported: handlers and their tests import it from here.
@@ -353,7 +353,7 @@ class CoreRouter:
             return error_response(request, e, self._refusal_tag(context, e.status))
         except StoreError as e:
             return error_response(request, store_refusal(e), self._tag_factory())
-        if isinstance(answer, Deferred):
+        if is_deferred(answer):
 
             def failed(failure: Any) -> Response:
                 error = failure.trap(SIPProtocolError, StoreError) and failure.value

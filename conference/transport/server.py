@@ -18,7 +18,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
-from conference.deferreds import PENDING, fired_result
+from conference.deferreds import PENDING, fired_result, is_deferred
 from conference.interfaces import IRouter, RequestContext
 from conference.limits import BodyLimits, RateLimiter
 from conference.overload import (
@@ -530,7 +530,7 @@ class SIPServer(Refusals):
                 answer = error_response(request, e, new_tag())
             except Exception:
                 answer = self._crashed(Failure(), request)
-            if isinstance(answer, Deferred):
+            if is_deferred(answer):
                 result = fired_result(answer)
                 if result is PENDING:
                     self._answer_later(answer, request, transaction)

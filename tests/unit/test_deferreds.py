@@ -10,8 +10,24 @@ from typing import Any
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.trial.unittest import SynchronousTestCase
 
-from conference.deferreds import PENDING, as_deferred, fired_result, then
+from conference.deferreds import PENDING, as_deferred, fired_result, is_deferred, then
 from conference.sip.errors import RemoteProtocolError
+
+
+class IsDeferredTests(SynchronousTestCase):
+    """
+    L{is_deferred}: C{isinstance(value, Deferred)} without the ABC check.
+    """
+
+    def test_same_answers_as_isinstance(self) -> None:
+        """Deferreds and their subclasses are Deferreds; plain values, None and classes are not."""
+
+        class Sub(Deferred[Any]):
+            pass
+
+        values: list[Any] = [Deferred(), Sub(), succeed(1), None, 1, "x", object(), Deferred, []]
+        for value in values:
+            self.assertEqual(is_deferred(value), isinstance(value, Deferred), value)
 
 
 class FiredResultTests(SynchronousTestCase):
