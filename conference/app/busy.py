@@ -337,7 +337,8 @@ class UserAvailability:
             self._external(aor, now),
         ]
         results = [fired_result(d) for d in reads]
-        if any(result is PENDING for result in results):
+        # By identity: no store value compares equal to the PENDING object.
+        if PENDING in results:
 
             def decide(found: List[Any]) -> Response:
                 return self._decide(request, aor, now, found, formats=formats, to_tag=to_tag)

@@ -519,8 +519,9 @@ class _MessageMixin:
         self.headers.pop("content-length", None)
         self.headers["content-length"] = [str(len(self.body))]
         lines = [self._start_line()]
+        known = _DISPLAY_NAMES
         for name, values in self.headers.items():
-            shown = display_name(name)
+            shown = known.get(name) or display_name(name)
             for value in values:
                 lines.append(f"{shown}: {value}")
         head = "\r\n".join(lines) + "\r\n\r\n"
