@@ -61,6 +61,22 @@ class SummaryTests(SynchronousTestCase):
             self.assertRaises(ValueError, bench_fixed.summary, costs, "options", 10)
 
 
+def passed_run(rate: int, calls: int, cpu_seconds: float) -> bench_sip.RunResult:
+    """
+    A SIPp run in which every call succeeded, the server using C{cpu_seconds}.
+    """
+    return bench_sip.RunResult(
+        rate=rate,
+        calls=calls,
+        successful=calls,
+        failed=0,
+        retransmissions=0,
+        elapsed=1.0,
+        cpu_seconds=cpu_seconds,
+        rtt_ms=[],
+    )
+
+
 class AlternateTests(SynchronousTestCase):
     """
     L{bench_fixed.alternate}: the servers take turns, round after round.
@@ -74,16 +90,7 @@ class AlternateTests(SynchronousTestCase):
             server = kwargs["server"]
             calls.append((server.name, kwargs["rate"], kwargs["duration"]))
             cpu = 0.3 if server.name == "full" else 0.15
-            return bench_sip.RunResult(
-                rate=kwargs["rate"],
-                calls=2000,
-                successful=2000,
-                failed=0,
-                retransmissions=0,
-                elapsed=1.0,
-                cpu_seconds=cpu,
-                rtt_ms=[],
-            )
+            return passed_run(kwargs["rate"], 2000, cpu)
 
         self.patch(bench_fixed, "run_sipp", run_sipp)
         servers: Any = {name: FakeServer(name) for name in ("full", "bare")}
@@ -99,16 +106,7 @@ class AlternateTests(SynchronousTestCase):
 
         def run_sipp(sipp: str, scenario: Path, **kwargs: Any) -> bench_sip.RunResult:
             seen.append(tuple(kwargs["extra"]))
-            return bench_sip.RunResult(
-                rate=kwargs["rate"],
-                calls=100,
-                successful=100,
-                failed=0,
-                retransmissions=0,
-                elapsed=1.0,
-                cpu_seconds=0.01,
-                rtt_ms=[],
-            )
+            return passed_run(kwargs["rate"], 100, 0.01)
 
         self.patch(bench_fixed, "run_sipp", run_sipp)
         servers: Any = {name: FakeServer(name) for name in ("full", "bare")}
