@@ -20,7 +20,7 @@ against the focus on the SQLite store C{bench_focus.py} seeds, with the
 bare responder answering the bodies the full server gave.
 
     python benchmarks/bench_fixed.py --scenario invite --rate 3000
-    python benchmarks/bench_fixed.py --scenario busy --rate 2000
+    python benchmarks/bench_fixed.py --scenario busy --rate 3000
 """
 
 from __future__ import annotations

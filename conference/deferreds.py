@@ -56,6 +56,7 @@ def fired_result(d: Deferred[_T]) -> _T:
     """
     if d.called and not d.paused:
         result: Any = d.result
+        # is_deferred, written out: this runs several times per request.
         if not isinstance(result, Failure) and Deferred not in type(result).__mro__:
             return result  # type: ignore[no-any-return]
     pending: _T = PENDING

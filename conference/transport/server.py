@@ -629,7 +629,7 @@ class SIPServer(Refusals):
         except Exception:
             log.failure("{hook} failed", hook=hook)
             return
-        if isinstance(result, Deferred):
+        if is_deferred(result):
             result.addErrback(lambda f: log.failure("{hook} failed", f, hook=hook))
 
     # Client transactions -------------------------------------------------
