@@ -303,7 +303,10 @@ class _MessageMixin:
         if not values:
             raise LocalProtocolError(f"message has no {display_name(name)}")
         value = values[0]
-        views = self._view_cache()
+        try:
+            views = self._views
+        except AttributeError:  # built without __init__ (copy, unpickling)
+            views = self._view_cache()
         cached = views.get(name)
         if cached is not None and cached[0] == value:
             result: _T = cached[1]
@@ -318,7 +321,10 @@ class _MessageMixin:
         the field list.
         """
         fields = self.headers.get(name) or []
-        views = self._view_cache()
+        try:
+            views = self._views
+        except AttributeError:  # built without __init__ (copy, unpickling)
+            views = self._view_cache()
         cached = views.get(name)
         if cached is not None and (cached[0] is fields or cached[0] == fields):
             result: _T = cached[1]
@@ -408,26 +414,12 @@ class _MessageMixin:
         The parsed CSeq.
         """
 
-        cached: Optional[CSeq] = self._remembered("cseq")
-        if cached is not None:
-            return cached
         return self._first_view("cseq", parse_cseq)
 
     def parsed_vias(self) -> List[Via]:
         """
         Every Via, topmost first: the remembered list itself (read-only).
         """
-        # Asked for several times per request (transaction key, stateless
-        # tag, where to answer): the remembered list is checked here first,
-        # as _list_view would, without its calls.
-        fields = self.headers.get("via")
-        try:
-            cached = self._views.get("via")
-        except AttributeError:  # built without __init__ (copy, unpickling)
-            cached = None
-        if cached is not None and fields is not None and cached[0] == fields:
-            result: List[Via] = cached[1]
-            return result
         return self._list_view("via", _parse_vias)
 
     @property
@@ -502,9 +494,6 @@ class _MessageMixin:
 
         if not self.headers.get("content-type"):
             return None
-        cached: Optional[MediaType] = self._remembered("content-type")
-        if cached is not None:
-            return cached
         return self._first_view("content-type", parse_media_type)
 
     # Serialization -------------------------------------------------------
