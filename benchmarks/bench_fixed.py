@@ -157,7 +157,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.scenario in FOCUS:
             servers["full"] = start_full(folder, python)
             canned = capture(servers["full"].port)
-            final = int(canned["join" if args.scenario == "join" else "busy"]["code"])
+            final = int(canned[args.scenario]["code"])
             servers["bare"] = start_bare(folder, canned, python)
             scenario = SCENARIOS / f"focus_{args.scenario}.xml"
             extra = ["-inf", str(join_inf(folder, FOCUS[args.scenario]))]
