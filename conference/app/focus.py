@@ -292,7 +292,6 @@ class Focus:
         formats = body_formats(request)
         check_formats(formats)
         target = self._target(request)
-        timer = negotiate_session_timer(request, min_se=self.min_se)
 
         def found(record: Optional[ConferenceRecord]) -> Response | Deferred[Response]:
             # The To tag is drawn once there is an answer to give it to: a
@@ -300,6 +299,10 @@ class Focus:
             # one, and the refusal gets its own.
             if record is None:
                 return self.users.answer_now(request, target, context.now, formats, self._tag)
+            # The session timer only matters to a session this INVITE may
+            # set up (RFC 4028 section 9: 422 is a UAS's alternative to
+            # accepting): not to a user's 404, 486 or 302.
+            timer = negotiate_session_timer(request, min_se=self.min_se)
             return self._join(_Join(request, context, record, formats, timer, self._tag()))
 
         return then(self.stores.conferences.get(target), found)

@@ -493,6 +493,20 @@ class UserPathTests(FocusFixture):
         self.assertEqual(response.code, 302)
         self.assertEqual((drawn, response.to.tag), (["t0"], "t0"))
 
+    def test_session_timer_left_to_sessions(self) -> None:
+        """A Session-Expires under Min-SE is no 422 to a user's 404 or 302 (no session)."""
+        small = (("Session-Expires", "10"),)
+        response = self.answer(self.invite("sip:nobody@example.com", headers=small))
+        self.assertEqual(response.code, 404)
+        binding = RegistrationBinding(
+            "sip:bob@192.0.2.20:5070", self.clock.seconds() + 600, None, "r", 1
+        )
+        self.successResultOf(
+            self.stores.registrations.set_bindings(self.USER, [binding], [], self.clock.seconds())
+        )
+        response = self.answer(self.invite(self.USER, call_id="u3", headers=small))
+        self.assertEqual(response.code, 302)
+
     def test_user_in_conference_busy(self) -> None:
         """A user in a conference gets 486 with VFREEBUSY and Retry-After at its end."""
         self.answer(self.invite())  # bob joins the conference
