@@ -274,11 +274,9 @@ class CoreRouter:
                 "Content-Transfer-Encoding not accepted", 415, self._accept_headers(request)
             )
         handler = self._handlers.get(request.method)
-        accepted: Sequence[str] = ()
-        if handler is not None:
-            accepted = dict(handler.accepts).get(request.method, ())
-        elif request.method not in ("BYE", "CANCEL", "ACK", "OPTIONS"):
+        if handler is None and request.method not in ("BYE", "CANCEL", "ACK", "OPTIONS"):
             return
+        accepted = self._accepted(request)
         ctype = request.content_type
         if ctype is None:
             raise RemoteProtocolError("Body without Content-Type", 400)
@@ -287,12 +285,20 @@ class CoreRouter:
                 f"Unsupported Media Type {ctype.mime}", 415, self._accept_headers(request)
             )
 
-    def _accept_headers(self, request: Request) -> List[tuple[str, str]]:
+    def _accepted(self, request: Request) -> Sequence[str]:
+        """
+        The body types the handler of C{request}'s method accepts for it
+        (none when no handler answers it): its C{accepts} mapping, read as
+        it is (no copy per request).
+        """
         handler = self._handlers.get(request.method)
-        accepted: Sequence[str] = ()
-        if handler is not None:
-            accepted = dict(handler.accepts).get(request.method, ())
-        return [("Accept", ", ".join(accepted))]
+        if handler is None:
+            return ()
+        accepted: Sequence[str] = handler.accepts.get(request.method, ())
+        return accepted
+
+    def _accept_headers(self, request: Request) -> List[tuple[str, str]]:
+        return [("Accept", ", ".join(self._accepted(request)))]
 
     # Answers the core gives itself ----------------------------------------
 
