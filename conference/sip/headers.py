@@ -366,6 +366,39 @@ class CSeq(NamedTuple):
         return f"{self.number} {self.method}"
 
 
+# The methods this server knows, each as one string object that every
+# message's method and CSeq share: each completed transaction keeps its
+# method (in its matching keys) until its timer, one object less each.
+_METHODS = {
+    name: name
+    for name in (
+        "ACK",
+        "BIND",
+        "BYE",
+        "CANCEL",
+        "INFO",
+        "INVITE",
+        "MESSAGE",
+        "NOTIFY",
+        "OPTIONS",
+        "PRACK",
+        "PUBLISH",
+        "REFER",
+        "REGISTER",
+        "SUBSCRIBE",
+        "UPDATE",
+    )
+}
+
+
+def shared_method(name: str) -> str:
+    """
+    C{name}, as the one string object of that method when it is one this
+    server knows (else C{name} itself).
+    """
+    return _METHODS.get(name, name)
+
+
 def parse_cseq(value: str) -> CSeq:
     """
     Parse C{number method}; the number must fit in 31 bits (RFC 3261
@@ -375,14 +408,15 @@ def parse_cseq(value: str) -> CSeq:
     """
     digits, _, method = value.partition(" ")
     if len(digits) < 10 and digits.isascii() and digits.isdigit() and TOKEN_RE.fullmatch(method):
-        return CSeq(int(digits), method)  # the usual form: below 2**31 by its length
+        # The usual form: below 2**31 by its length.
+        return CSeq(int(digits), _METHODS.get(method, method))
     m = _CSEQ_RE.fullmatch(value)
     if m is None:
         raise bad_header("CSeq", "not 'number method'")
     digits = m.group(1).lstrip("0") or "0"
     if len(digits) > 10 or int(digits) > MAX_CSEQ:
         raise bad_header("CSeq", "sequence number larger than 2**31-1")
-    return CSeq(int(digits), m.group(2))
+    return CSeq(int(digits), shared_method(m.group(2)))
 
 
 def parse_int_header(value: str, name: str, maximum: int = MAX_DELTA_SECONDS) -> int:

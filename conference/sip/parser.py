@@ -30,6 +30,7 @@ from conference.sip.headers import (
     parse_int_header,
     parse_retry_after,
     parse_warning,
+    shared_method,
 )
 from conference.sip.message import (
     COMPACT_FORMS,
@@ -128,7 +129,7 @@ def _request_line(line: str) -> Tuple[Optional[Message], Optional[RemoteProtocol
     except RemoteProtocolError as e:
         uri = AbsoluteURI.unchecked(uri_text)
         error = error or RemoteProtocolError(f"Bad Request-URI: {e.reason}")
-    request = Request(method, uri)
+    request = Request(shared_method(method), uri)
     return request, _check_version(version, request) or error
 
 

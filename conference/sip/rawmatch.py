@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from typing import Hashable, Optional, Tuple
 
-from conference.sip.transaction_model import has_cookie
+from conference.sip.transaction_model import has_cookie, rfc3261_key, shared_host
 
 __all__ = ["raw_branch", "raw_head", "raw_server_key"]
 
@@ -115,6 +115,5 @@ def _key(method: str, value: bytes) -> Optional[Tuple[str, Hashable]]:
             return None
     else:
         port = 5061 if transport == "TLS" else 5060
-    host = host_bytes.decode("ascii").lower()
     key_method = "INVITE" if method == "ACK" else method
-    return method, ("3261", branch, (host, port), key_method)
+    return method, rfc3261_key(branch, shared_host(host_bytes.decode("ascii")), port, key_method)

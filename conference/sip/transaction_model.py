@@ -102,6 +102,25 @@ class _TransactionBase:
     (L{conference.sip.compacted.from_wire}), kept from then on.
     """
 
+    # Slots: a loaded server holds tens of thousands of completed
+    # transactions for their timers, and a dictionary each is one more
+    # object per transaction for the collectors to track (and PyPy's to
+    # mark) and some hundred bytes more.
+    __slots__ = (
+        "_final",
+        "_last",
+        "_request",
+        "completed_at",
+        "created",
+        "ended",
+        "interval",
+        "key",
+        "method",
+        "peer",
+        "state",
+        "timers",
+    )
+
     def __init__(
         self,
         request: Request,
@@ -247,6 +266,16 @@ class ServerTransaction(_TransactionBase):
         tag of the request that created it.
     """
 
+    __slots__ = (
+        "accept_key",
+        "acked",
+        "branch",
+        "merge_key",
+        "request_to_tag",
+        "rfc3261",
+        "to_tag",
+    )
+
     def __init__(
         self, request: Request, peer: Peer, key: Hashable, created: float, rfc3261: bool
     ) -> None:
@@ -271,6 +300,8 @@ class ClientTransaction(_TransactionBase):
 
     @ivar ack: the ACK the layer built for a non-2xx final response.
     """
+
+    __slots__ = ("ack",)
 
     def __init__(self, request: Request, peer: Peer, key: Hashable, created: float) -> None:
         state = TransactionState.CALLING if request.method == "INVITE" else TransactionState.TRYING
@@ -403,6 +434,28 @@ def has_cookie(branch: object) -> bool:
     )
 
 
+# Via hosts as written -> their lower-case form, one string object per
+# peer: each completed transaction keeps its peer's host in its key until
+# its timer.  Bounded: past it, hosts are lowered each time, not kept.
+_HOSTS: Dict[str, str] = {}
+MAX_SHARED_HOSTS = 4096
+
+
+def shared_host(written: str) -> str:
+    """
+    The lower-case form of the Via host C{written}, the same string object
+    for every message from that host (while fewer than L{MAX_SHARED_HOSTS}
+    were seen).
+    """
+    host = _HOSTS.get(written)
+    if host is None:
+        host = written.lower()
+        if len(_HOSTS) < MAX_SHARED_HOSTS:
+            host = _HOSTS.setdefault(host, host)
+            _HOSTS[written] = host
+    return host
+
+
 def sent_by(via: Any) -> Tuple[str, int]:
     """
     The sent-by of a Via as (lower-case host, port with its default).
@@ -411,7 +464,17 @@ def sent_by(via: Any) -> Tuple[str, int]:
     port = via.port
     if port in (None, ""):
         port = 5061 if transport == "TLS" else 5060
-    return (str(via.host).lower(), int(port))
+    return (shared_host(str(via.host)), int(port))
+
+
+def rfc3261_key(branch: str, host: str, port: int, method: str) -> Hashable:
+    """
+    The key of a server transaction matched by an RFC 3261 branch (section
+    17.2.3): the branch, the sent-by's lower-case C{host} and C{port}, and
+    C{method} (INVITE for an ACK or a CANCEL's INVITE).  One flat tuple: it
+    is kept by every completed transaction until its timer.
+    """
+    return ("3261", branch, host, port, method)
 
 
 def server_key(request: Request, method: str) -> Hashable:
@@ -426,8 +489,10 @@ def server_key(request: Request, method: str) -> Hashable:
     carries the tag of the response rather than of the request.
     """
     via = request.top_via
-    if has_cookie(via.branch):
-        return ("3261", via.branch, sent_by(via), method)
+    branch = via.branch
+    if branch is not None and has_cookie(branch):
+        host, port = sent_by(via)
+        return rfc3261_key(branch, host, port, method)
     transport = str(via.transport or "").upper()
     via_id = (transport, *sent_by(via), via.branch)
     return (

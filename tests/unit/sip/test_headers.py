@@ -33,6 +33,7 @@ from conference.sip.headers import (
     parse_qvalue,
     parse_retry_after,
     parse_warning,
+    shared_method,
     split_list,
 )
 from conference.sip.uri import SIPURI, AbsoluteURI, parse_uri
@@ -246,6 +247,16 @@ class ScalarTests(SynchronousTestCase):
         self.assertEqual(parse_cseq("2147483647 A").number, 2**31 - 1)
         for bad in ("2147483648 A", "36893488147419103232 A", "1", "x A", "-1 A", "1 A B"):
             self.assertRaises(RemoteProtocolError, parse_cseq, bad)
+
+    def test_known_methods_shared(self) -> None:
+        """A known method is one string object wherever it is parsed; others are kept as written."""
+        written = "".join(["INV", "ITE"])
+        self.assertIsNot(written, "INVITE")
+        self.assertIs(parse_cseq("1 " + written).method, shared_method("INVITE"))
+        self.assertIs(shared_method(written), shared_method("INVITE"))
+        self.assertIs(parse_cseq(" 01 " + written).method, shared_method("INVITE"))
+        self.assertEqual(parse_cseq("1 FOO").method, "FOO")
+        self.assertEqual(shared_method("invite"), "invite")
 
     def test_int(self) -> None:
         """

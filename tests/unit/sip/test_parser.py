@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from conference.sip.errors import LocalProtocolError, MessageTooLarge, RemoteProtocolError
-from conference.sip.headers import Address
+from conference.sip.headers import Address, shared_method
 from conference.sip.message import Message, Request, Response
 from conference.sip.parser import (
     StreamParser,
@@ -72,6 +72,13 @@ class DatagramTests(SynchronousTestCase):
         assert isinstance(m, Request)
         self.assertEqual((m.method, str(m.uri), m.body), ("OPTIONS", "sip:bob@example.com", b"hi"))
         self.assertEqual(m.cseq.number, 1)
+
+    def test_known_method_shared(self) -> None:
+        """A request's known method is the one shared string of that method, as its CSeq's is."""
+        m = parse_datagram(raw())
+        assert isinstance(m, Request)
+        self.assertIs(m.method, shared_method("OPTIONS"))
+        self.assertIs(m.cseq.method, m.method)
 
     def test_keepAlive(self) -> None:
         """

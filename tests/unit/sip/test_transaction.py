@@ -728,7 +728,7 @@ class AbsorbTests(SynchronousTestCase):
     and RFC 3261 key alone, as receive would.
     """
 
-    KEY = ("3261", "z9hG4bKinv1", ("client.example.com", 5060), "INVITE")
+    KEY = ("3261", "z9hG4bKinv1", "client.example.com", 5060, "INVITE")
 
     def test_ack_of_non_2xx(self) -> None:
         """The ACK of a non-2xx is absorbed and starts Timer I, once; later ones do nothing."""
@@ -751,7 +751,7 @@ class AbsorbTests(SynchronousTestCase):
         txn = start(layer, request("OPTIONS", cseq_method="OPTIONS"))
         ok = make_response(txn.request, 200, to_tag="x")
         layer.respond(txn, ok, 0.0)
-        key = (*self.KEY[:3], "OPTIONS")
+        key = (*self.KEY[:4], "OPTIONS")
         moved = Peer("UDP", "192.0.2.1", 5999)
         self.assertIs(layer.absorbable("OPTIONS", key), txn)
         self.assertEqual(layer.absorb("OPTIONS", txn, moved, 0.5), [SendMessage(ok, moved)])
@@ -763,7 +763,7 @@ class AbsorbTests(SynchronousTestCase):
         self.assertIsNone(layer.absorbable("ACK", self.KEY))
         txn = start(layer, request())
         self.assertIsNone(layer.absorbable("ACK", self.KEY))  # no final yet
-        self.assertIsNone(layer.absorbable("BYE", (*self.KEY[:3], "INVITE")))
+        self.assertIsNone(layer.absorbable("BYE", (*self.KEY[:4], "INVITE")))
         layer.respond(txn, make_response(txn.request, 200, to_tag="x"), 0.0)
         self.assertIsNone(layer.absorbable("ACK", self.KEY))  # a 2xx's ACK is dialog business
         old = start(layer, request(branch="old1", call_id="c2"))

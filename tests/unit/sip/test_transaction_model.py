@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from conference.sip import transaction_model
 from conference.sip.message import make_response
 from conference.sip.transaction_model import (
     MAGIC_COOKIE,
@@ -23,6 +24,7 @@ from conference.sip.transaction_model import (
     merge_key,
     sent_by,
     server_key,
+    shared_host,
 )
 from tests.unit.sip.test_transaction import UDP, request, response_to
 
@@ -76,10 +78,42 @@ class KeyTests(SynchronousTestCase):
         a = server_key(request(via="SIP/2.0/UDP client.example.com"), "INVITE")
         b = server_key(request(via="SIP/2.0/UDP client.example.com:5060"), "INVITE")
         self.assertEqual(a, b)
-        self.assertEqual(a, ("3261", "z9hG4bKinv1", ("client.example.com", 5060), "INVITE"))
+        self.assertEqual(a, ("3261", "z9hG4bKinv1", "client.example.com", 5060, "INVITE"))
         self.assertNotEqual(a, server_key(request(), "CANCEL"))
         ack = request("ACK", to_tag="x")
         self.assertEqual(server_key(ack, "INVITE"), a)
+
+    HOSTS = ("Shared.Example.COM", "shared.example.com", "SHARED.example.com")
+
+    def test_hosts_shared(self) -> None:
+        """Keys of messages from one host hold one lower-case host string, however it is written."""
+        keys = [
+            server_key(request(via=f"SIP/2.0/UDP {host}", branch=f"z9hG4bK{n}"), "INVITE")
+            for n, host in enumerate(
+                ("Shared.Example.COM", "shared.example.com", "SHARED.example.com")
+            )
+        ]
+        hosts = [key[2] for key in keys]  # type: ignore[index]
+        self.assertEqual(hosts[0], "shared.example.com")
+        self.assertIs(hosts[0], hosts[1])
+        self.assertIs(hosts[0], hosts[2])
+
+    def test_hosts_bounded(self) -> None:
+        """Past the bound, hosts are still lowered, but no longer remembered."""
+        self.patch(transaction_model, "_HOSTS", {})
+        self.patch(transaction_model, "MAX_SHARED_HOSTS", 2)
+        self.assertEqual(shared_host("A.example"), "a.example")
+        self.assertEqual(shared_host("B.example"), "b.example")
+        self.assertEqual(len(transaction_model._HOSTS), 2)
+        self.assertEqual(shared_host("C.example"), "c.example")
+        self.assertEqual(len(transaction_model._HOSTS), 2)
+
+    def test_no_instance_dictionary(self) -> None:
+        """Transactions keep their attributes in slots: no dictionary per transaction."""
+        server = ServerTransaction(request(), UDP, "k", 0.0, True)
+        client = ClientTransaction(request(), UDP, "k", 0.0)
+        for txn in (server, client):
+            self.assertFalse(hasattr(txn, "__dict__"), txn)
 
     def test_rfc2543_key(self) -> None:
         """Without a cookie: Request-URI, From tag, Call-ID, CSeq and top Via count."""
