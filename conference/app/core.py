@@ -36,35 +36,13 @@ from conference.interfaces import IRequestHandler, IRouter
 from conference.interfaces import RequestContext as RequestContext  # noqa: PLC0414
 from conference.records import LimitExceededError, StoreError
 from conference.sip.errors import LocalProtocolError, RemoteProtocolError, SIPProtocolError
+from conference.sip.headers import KNOWN_METHODS
 from conference.sip.message import Request, Response, error_response, make_response
 
 log = Logger()
 
 #: Seconds a client is asked to wait (Retry-After) after a store fault.
 STORE_RETRY_AFTER = 5
-
-# Methods this stack knows the meaning of (RFC 3261, 3262, 3265/6665, 3428,
-# 3515, 3903, 3311, 6086, and the BIND draft).  A known method nobody
-# handles is 405; an unknown one is 501.
-KNOWN_METHODS = frozenset(
-    [
-        "INVITE",
-        "ACK",
-        "BYE",
-        "CANCEL",
-        "OPTIONS",
-        "REGISTER",
-        "PRACK",
-        "SUBSCRIBE",
-        "NOTIFY",
-        "PUBLISH",
-        "INFO",
-        "REFER",
-        "MESSAGE",
-        "UPDATE",
-        "BIND",
-    ]
-)
 
 # Methods the core always answers itself, whatever handlers exist.
 CORE_METHODS = frozenset(["OPTIONS", "ACK", "CANCEL", "BYE"])

@@ -19,27 +19,7 @@ from prometheus_client.registry import Collector
 from twisted.logger import ILogObserver, LogPublisher
 from zope.interface import implementer
 
-#: Methods counted by name; any other is counted as C{other}, so a client
-#: cannot create label values at will.
-KNOWN_METHODS = frozenset(
-    [
-        "ACK",
-        "BIND",
-        "BYE",
-        "CANCEL",
-        "INFO",
-        "INVITE",
-        "MESSAGE",
-        "NOTIFY",
-        "OPTIONS",
-        "PRACK",
-        "PUBLISH",
-        "REFER",
-        "REGISTER",
-        "SUBSCRIBE",
-        "UPDATE",
-    ]
-)
+from conference.sip.headers import KNOWN_METHODS
 
 #: Upper bounds (seconds) of the latency histogram's buckets.
 BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 32.0)

@@ -14,9 +14,9 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
 from twisted.trial.unittest import SynchronousTestCase
 
-from conference.app.core import KNOWN_METHODS
 from conference.records import BindingRecord, CalendarEntry, RegistrationBinding
 from conference.service import ConferenceService, ServerConfig
+from conference.sip.headers import KNOWN_METHODS
 from conference.sip.message import Response
 from conference.sip.transaction import Peer
 from conference.store.cache import CachedBindingStore
