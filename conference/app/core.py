@@ -252,7 +252,7 @@ class CoreRouter:
                 "Content-Transfer-Encoding not accepted", 415, self._accept_headers(request)
             )
         handler = self._handlers.get(request.method)
-        if handler is None and request.method not in ("BYE", "CANCEL", "ACK", "OPTIONS"):
+        if handler is None and request.method not in CORE_METHODS:
             return
         accepted = self._accepted(request)
         ctype = request.content_type

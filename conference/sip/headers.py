@@ -413,7 +413,7 @@ def parse_cseq(value: str) -> CSeq:
     """
     digits, _, method = value.partition(" ")
     if len(digits) < 10 and digits.isascii() and digits.isdigit() and TOKEN_RE.fullmatch(method):
-        # The usual form: below 2**31 by its length.
+        # The usual form: below 2**31 by its length (shared_method inline).
         return CSeq(int(digits), _METHODS.get(method, method))
     m = _CSEQ_RE.fullmatch(value)
     if m is None:
