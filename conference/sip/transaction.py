@@ -435,6 +435,8 @@ class TransactionLayer:
         if txn is not None:
             txn.acked = True
             self._cancel(txn, "2xx")
+            # Nothing sends the 2xx again: Timer L only waits now.
+            txn.release_responses()
         return [AckReceived(ack, peer)]
 
     def _absorb_ack(self, txn: ServerTransaction, now: float) -> List[Action]:
@@ -487,7 +489,7 @@ class TransactionLayer:
             return self._respond(txn, self._answer(cancel, 481), now)
         tag = invite.to_tag or self.tag_factory()
         actions = self._respond(txn, make_response(cancel, 200, to_tag=tag), now)
-        pending = invite.final_response is None
+        pending = invite.final_code is None
         if pending:
             terminated = make_response(invite.request, 487, to_tag=tag)
             actions.extend(self._respond(invite, terminated, now))
@@ -505,9 +507,9 @@ class TransactionLayer:
         """
         if transaction.state is S.TERMINATED:
             raise LocalProtocolError("cannot respond: transaction terminated")
-        if transaction.final_response is not None:
+        if transaction.final_code is not None:
             raise LocalProtocolError(
-                f"cannot respond: final response {transaction.final_response.code} already sent"
+                f"cannot respond: final response {transaction.final_code} already sent"
             )
         return self._respond(transaction, response, now)
 

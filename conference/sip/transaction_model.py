@@ -108,6 +108,7 @@ class _TransactionBase:
     # mark) and some hundred bytes more.
     __slots__ = (
         "_final",
+        "_final_code",
         "_last",
         "_request",
         "completed_at",
@@ -137,6 +138,7 @@ class _TransactionBase:
         self.state = state
         self._last: Union[Response, bytes, None] = None
         self._final: Union[Response, bytes, None] = None
+        self._final_code: Optional[int] = None
         self.completed_at: Optional[float] = None
         self.ended: Optional[float] = None
         self.timers: Dict[str, int] = {}
@@ -175,7 +177,8 @@ class _TransactionBase:
     @property
     def final_response(self) -> Optional[Response]:
         """
-        The final response, once there is one.
+        The final response, once there is one (and until
+        L{release_responses}: then L{final_code} alone says it was sent).
         """
         final = self._final
         if isinstance(final, bytes):
@@ -188,6 +191,26 @@ class _TransactionBase:
     @final_response.setter
     def final_response(self, response: Optional[Response]) -> None:
         self._final = response
+        self._final_code = response.code if response is not None else None
+
+    @property
+    def final_code(self) -> Optional[int]:
+        """
+        The status code of the final response, once there is one, even
+        after L{release_responses}.
+        """
+        return self._final_code
+
+    def release_responses(self) -> None:
+        """
+        Drop the responses, held or not, once nothing will send them again:
+        an INVITE's 2xx once its ACK arrived (RFC 6026: in the Accepted
+        state a retransmitted INVITE is absorbed, and the ACK ended the 2xx's
+        retransmissions).  The 2xx, with its SDP and VEVENT, is the largest
+        part of what a join leaves behind for Timer L's 32 s.
+        """
+        self._last = None
+        self._final = None
 
     def hold(self) -> None:
         """
@@ -232,7 +255,9 @@ class _TransactionBase:
         The status code of the final response, else of the last provisional,
         else L{None}.
         """
-        response = self.final_response or self.last_response
+        if self._final_code is not None:
+            return self._final_code
+        response = self.last_response
         return response.code if response is not None else None
 
     @property

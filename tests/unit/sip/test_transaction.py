@@ -294,8 +294,9 @@ class InviteServerTests(SynchronousTestCase):
         ack = request("ACK", branch="z9hG4bKack1", to_tag="x")
         self.assertEqual(layer.receive(ack, UDP, 8.0), [AckReceived(ack, UDP)])
         self.assertTrue(txn.acked)
-        # Retransmitted INVITEs are still answered while Accepted.
-        self.assertEqual(layer.receive(request(), UDP, 9.0), [SendMessage(ok, UDP)])
+        # Once acknowledged, a retransmitted INVITE is absorbed (RFC 6026
+        # section 7.1), and nothing will send the 2xx again.
+        self.assertEqual(layer.receive(request(), UDP, 9.0), [])
         events = run_timers(layer, 100.0)
         self.assertEqual([(t, type(a)) for t, a in events], [(32.0, TransactionTerminated)])
         assert_empty(self, layer)
@@ -476,6 +477,35 @@ class CancelTests(SynchronousTestCase):
         self.assertEqual(sent_codes(actions), [200])
         [received] = only(actions, CancelReceived)
         self.assertEqual((received.transaction, received.terminated), (txn, False))
+
+    def test_2xx_answers_retransmissions_until_ack(self) -> None:
+        """Before its ACK, a retransmitted INVITE gets the 2xx again; after, nothing."""
+        layer = new_layer()
+        txn = start(layer, request())
+        ok = make_response(txn.request, 200, to_tag="x")
+        layer.respond(txn, ok, 0.0)
+        self.assertEqual(layer.receive(request(), UDP, 0.2), [SendMessage(ok, UDP)])
+        ack = request("ACK", branch="z9hG4bKack1", to_tag="x")
+        layer.receive(ack, UDP, 0.3)
+        self.assertEqual(layer.receive(request(), UDP, 0.4), [])
+
+    def test_acked_2xx_released(self) -> None:
+        """The ACK releases the held 2xx; its code still counts as a final response sent."""
+        layer = new_layer()
+        txn = start(layer, request())
+        layer.respond(txn, make_response(txn.request, 200, to_tag="x"), 0.0)
+        txn.hold()
+        layer.receive(request("ACK", branch="z9hG4bKack1", to_tag="x"), UDP, 0.3)
+        self.assertIsNone(txn.final_response)
+        self.assertIsNone(txn.last_response)
+        self.assertEqual((txn.final_code, txn.status), (200, 200))
+        actions = layer.receive(request("CANCEL"), UDP, 0.4)
+        self.assertEqual(sent_codes(actions), [200])
+        [received] = only(actions, CancelReceived)
+        self.assertFalse(received.terminated)
+        self.assertRaises(
+            LocalProtocolError, layer.respond, txn, make_response(txn.request, 486), 0.5
+        )
 
     def test_cancel_without_match(self) -> None:
         """A CANCEL matching no INVITE gets 481, and its retransmission 481 again."""
