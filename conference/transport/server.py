@@ -413,11 +413,11 @@ class SIPServer(Refusals):
         C{timeout}; C{duration_ms} is the latency from the request's
         arrival (or sending) to that moment.
         """
-        final = transaction.final_response
+        code = transaction.final_code
         self._log_outcome(
             transaction.request,
             transaction.peer,
-            final.code if final is not None else "timeout",
+            code if code is not None else "timeout",
             transaction.duration,
             "to" if isinstance(transaction, txn.ClientTransaction) else "from",
         )

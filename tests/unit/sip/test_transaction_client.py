@@ -424,7 +424,7 @@ class LeakTests(SynchronousTestCase):
                 if servers:
                     txn = servers[n % len(servers)]
                     response = make_response(txn.request, code, to_tag=tag)
-                    if txn.final_response is None:
+                    if txn.final_code is None:
                         layer.respond(txn, response, now)
                     else:
                         self.assertRaises(LocalProtocolError, layer.respond, txn, response, now)
@@ -441,7 +441,7 @@ class LeakTests(SynchronousTestCase):
                 layer.advance(now)
         # Answer whatever the application still owes, then let time run out.
         for txn in list(layer._server.values()):
-            if txn.final_response is None:
+            if txn.final_code is None:
                 layer.respond(txn, make_response(txn.request, 500, to_tag="z"), now)
         for _ in range(4):
             now += 200.0
