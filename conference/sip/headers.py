@@ -413,8 +413,7 @@ def parse_cseq(value: str) -> CSeq:
     """
     digits, _, method = value.partition(" ")
     if len(digits) < 10 and digits.isascii() and digits.isdigit() and TOKEN_RE.fullmatch(method):
-        # The usual form: below 2**31 by its length (shared_method inline).
-        return CSeq(int(digits), _METHODS.get(method, method))
+        return CSeq(int(digits), shared_method(method))  # below 2**31 by its length
     m = _CSEQ_RE.fullmatch(value)
     if m is None:
         raise bad_header("CSeq", "not 'number method'")

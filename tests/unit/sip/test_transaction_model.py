@@ -89,9 +89,7 @@ class KeyTests(SynchronousTestCase):
         """Keys of messages from one host hold one lower-case host string, however it is written."""
         keys = [
             server_key(request(via=f"SIP/2.0/UDP {host}", branch=f"z9hG4bK{n}"), "INVITE")
-            for n, host in enumerate(
-                ("Shared.Example.COM", "shared.example.com", "SHARED.example.com")
-            )
+            for n, host in enumerate(self.HOSTS)
         ]
         hosts = [key[2] for key in keys]  # type: ignore[index]
         self.assertEqual(hosts[0], "shared.example.com")
@@ -107,6 +105,7 @@ class KeyTests(SynchronousTestCase):
         self.assertEqual(len(transaction_model._HOSTS), 2)
         self.assertEqual(shared_host("C.example"), "c.example")
         self.assertEqual(len(transaction_model._HOSTS), 2)
+        self.assertNotIn("C.example", transaction_model._HOSTS)
 
     def test_no_instance_dictionary(self) -> None:
         """Transactions keep their attributes in slots: no dictionary per transaction."""
