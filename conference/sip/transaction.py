@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from typing import Callable, Dict, Hashable, List, Optional, Tuple
+from typing import Callable, Dict, Hashable, List, Optional, Tuple, Union
 
+from conference.sip.completed import CompletedTable
 from conference.sip.errors import LocalProtocolError, RemoteProtocolError, SIPProtocolError
 from conference.sip.message import Message, Request, Response, make_response
 from conference.sip.transaction_model import (
@@ -153,8 +154,12 @@ class TransactionLayer:
         # Live server transactions by branch, for L{serving}.
         self._branches: Dict[str, int] = {}
         self._client: Dict[Hashable, ClientTransaction] = {}
-        self._merge: Dict[Hashable, ServerTransaction] = {}
+        # Merge keys of live transactions (to them) and retired ones (to
+        # their RFC 3261 key): only membership counts.
+        self._merge: Dict[Hashable, object] = {}
         self._accepted: Dict[Hashable, ServerTransaction] = {}
+        # Held transactions that only wait for Timer J or L (L{hold}).
+        self._completed = CompletedTable()
         # Exact timers, and the LAX_TIMERS apart.
         self._heap: List[_TimerEntry] = []
         self._lax_heap: List[_TimerEntry] = []
@@ -165,9 +170,10 @@ class TransactionLayer:
 
     def pending(self) -> int:
         """
-        How many transactions are not terminated yet.
+        How many transactions are not terminated yet, those retired to the
+        completed table (L{hold}) included.
         """
-        return len(self._server) + len(self._client)
+        return len(self._server) + len(self._client) + len(self._completed)
 
     def __len__(self) -> int:
         return self.pending()
@@ -181,6 +187,7 @@ class TransactionLayer:
             "client": len(self._client),
             "merge": len(self._merge),
             "accepted": len(self._accepted),
+            "completed": len(self._completed),
             "timers": len(self._heap) + len(self._lax_heap),
         }
 
@@ -206,9 +213,12 @@ class TransactionLayer:
         lax = self._lax_heap
         while lax and lax[0][1] not in timers:
             heapq.heappop(lax)
-        if not lax:
+        expiry = self._completed.next_deadline()
+        if lax and (expiry is None or lax[0][0] < expiry):
+            expiry = lax[0][0]
+        if expiry is None:
             return heap[0][0] if heap else None
-        later = lax[0][0] + slack
+        later = expiry + slack
         return min(heap[0][0], later) if heap else later
 
     def advance(self, now: float) -> List[Action]:
@@ -219,6 +229,10 @@ class TransactionLayer:
         C{now}, so a late call replays the exact schedule.
         """
         actions: List[Action] = []
+        for key, mkey in self._completed.expire(now):
+            self._forget_branch(key[1])  # type: ignore[index]
+            if mkey is not None and self._merge.get(mkey) is key:
+                del self._merge[mkey]
         timers = self._timers
         while True:
             # Earliest first across both heaps (either may be rebuilt by
@@ -324,6 +338,9 @@ class TransactionLayer:
         txn = self._match(key, message)
         if txn is not None:
             return self._retransmitted(txn, peer)
+        absorbed = self._completed.absorb(key, peer)
+        if absorbed is not None:
+            return absorbed
         if self.full():
             raise TransactionsExhausted(self.max_server or 0, self.retry_after)
         if message.method == "CANCEL":
@@ -371,8 +388,14 @@ class TransactionLayer:
         return txn if request.to.tag == txn.request_to_tag else None
 
     def full(self) -> bool:
-        """Whether C{max_server} server transactions are live (no new one may start)."""
-        return self.max_server is not None and len(self._server) >= self.max_server
+        """
+        Whether C{max_server} server transactions are live (no new one may
+        start), counting those retired to the completed table.
+        """
+        return (
+            self.max_server is not None
+            and len(self._server) + len(self._completed) >= self.max_server
+        )
 
     def serving(self, branch: str) -> bool:
         """
@@ -437,7 +460,49 @@ class TransactionLayer:
             self._cancel(txn, "2xx")
             # Nothing sends the 2xx again: Timer L only waits now.
             txn.release_responses()
+            if txn.released and txn.state is S.ACCEPTED:
+                self._retire(txn, txn.to_tag or "")
         return [AckReceived(ack, peer)]
+
+    def hold(self, transaction: ServerTransaction) -> None:
+        """
+        The caller is done with C{transaction}, which completed: keep its
+        messages as bytes alone (L{ServerTransaction.hold}), and once it
+        only waits for its timer (a non-INVITE's final sent over UDP, an
+        INVITE's 2xx acknowledged) retire it to the completed table, which
+        absorbs its retransmissions as it would until Timer J or L.  A
+        retired transaction is no longer the layer's: it stays in the
+        state it was in and no action names it again; L{pending}, L{full}
+        and L{serving} count it until its timer.
+        """
+        transaction.released = True
+        if transaction.rfc3261 and self._server.get(transaction.key) is transaction:
+            if transaction.state is S.ACCEPTED and transaction.acked:
+                self._retire(transaction, transaction.to_tag or "")
+                return
+            wire = transaction.final_wire()
+            if transaction.state is S.COMPLETED and not transaction.is_invite and wire:
+                self._retire(transaction, wire)
+                return
+        transaction.hold()
+
+    def _retire(self, txn: ServerTransaction, row: Union[bytes, str]) -> None:
+        """
+        Move C{txn}, which only waits for its Timer J or L, to the completed
+        table until that timer's deadline.
+        """
+        for name in list(txn.timers):
+            self._cancel(txn, name)
+        key, mkey = txn.key, txn.merge_key
+        del self._server[key]
+        if txn.accept_key is not None and self._accepted.get(txn.accept_key) is txn:
+            del self._accepted[txn.accept_key]
+        if mkey is not None and self._merge.get(mkey) is txn:
+            self._merge[mkey] = key
+        else:
+            mkey = None
+        assert txn.completed_at is not None
+        self._completed.add(key, row, mkey, txn.completed_at + 64 * self.t1)
 
     def _absorb_ack(self, txn: ServerTransaction, now: float) -> List[Action]:
         """
@@ -454,37 +519,54 @@ class TransactionLayer:
         self._later(txn, "I", now, 0.0 if txn.peer.reliable else self.t4, actions)
         return actions
 
-    def absorbable(self, method: str, key: Hashable) -> Optional[ServerTransaction]:
+    def absorbable(self, method: str, key: Hashable) -> Union[ServerTransaction, Hashable, None]:
         """
         The live server transaction a request known only by its method and
         RFC 3261 server key (L{conference.sip.rawmatch.raw_server_key})
         belongs to, when L{absorb} can handle that request without parsing
-        it: the ACK of a non-2xx final response, or a retransmission.
-        L{None} otherwise (the caller then parses the message and gives it
-        to L{receive}).  Changes nothing.
+        it: the ACK of a non-2xx final response, or a retransmission (of a
+        retired transaction too: then its key).  L{None} otherwise (the
+        caller then parses the message and gives it to L{receive}).
+        Changes nothing.
         """
         txn = self._server.get(key)
-        if txn is None or not txn.rfc3261:
+        if txn is None:
+            # A retired transaction absorbs its request's retransmissions;
+            # an ACK with an acknowledged INVITE's key is the dialog's.
+            return key if method != "ACK" and key in self._completed else None
+        if not txn.rfc3261:
             return None
         if method == "ACK":
             return txn if txn.state in (S.COMPLETED, S.CONFIRMED) else None
         return txn if method == txn.method else None
 
-    def absorb(self, method: str, txn: ServerTransaction, peer: Peer, now: float) -> List[Action]:
+    def absorb(
+        self, method: str, found: Union[ServerTransaction, Hashable], peer: Peer, now: float
+    ) -> List[Action]:
         """
-        Handle a request L{absorbable} found C{txn} for, as L{receive}
+        Handle a request L{absorbable} found C{found} for, as L{receive}
         would: an ACK absorbed (Timer I started by the first), a
         retransmission answered with the last response sent.
         """
+        if not isinstance(found, ServerTransaction):
+            return self._completed.absorb(found, peer) or []
         if method == "ACK":
-            return self._absorb_ack(txn, now)
-        return self._retransmitted(txn, peer)
+            return self._absorb_ack(found, now)
+        return self._retransmitted(found, peer)
 
     def _receive_cancel(
         self, cancel: Request, key: Hashable, peer: Peer, now: float
     ) -> List[Action]:
-        invite = self._match(server_key(cancel, "INVITE"), cancel)
+        invite_key = server_key(cancel, "INVITE")
+        invite = self._match(invite_key, cancel)
         txn = self._new_server(cancel, key, peer, now)
+        if invite is None:
+            # An INVITE whose 2xx was acknowledged still matches (section
+            # 9.2): the CANCEL gets 200 and changes nothing.
+            retired_tag = self._completed.invite_tag(invite_key)
+            if retired_tag is not None:
+                tag = retired_tag or self.tag_factory()
+                return self._respond(txn, make_response(cancel, 200, to_tag=tag), now)
         if invite is None or not invite.is_invite:
             return self._respond(txn, self._answer(cancel, 481), now)
         tag = invite.to_tag or self.tag_factory()

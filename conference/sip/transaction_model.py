@@ -201,6 +201,16 @@ class _TransactionBase:
         """
         return self._final_code
 
+    def final_wire(self) -> Optional[bytes]:
+        """
+        The final response's bytes, without reading a held one back
+        (L{None} before it is sent and after L{release_responses}).
+        """
+        final = self._final
+        if final is None or isinstance(final, bytes):
+            return final
+        return final.to_bytes()
+
     def release_responses(self) -> None:
         """
         Drop the responses, held or not, once nothing will send them again:
@@ -289,6 +299,9 @@ class ServerTransaction(_TransactionBase):
     @ivar branch: the request's top Via branch, as counted by the layer.
     @ivar request_to_tag: for RFC 2543 matching (not L{rfc3261}), the To
         tag of the request that created it.
+    @ivar released: whether the layer's caller is done with it
+        (L{conference.sip.transaction.TransactionLayer.hold}), so that the
+        layer may retire it once it only waits.
     """
 
     __slots__ = (
@@ -296,6 +309,7 @@ class ServerTransaction(_TransactionBase):
         "acked",
         "branch",
         "merge_key",
+        "released",
         "request_to_tag",
         "rfc3261",
         "to_tag",
@@ -317,6 +331,7 @@ class ServerTransaction(_TransactionBase):
         # are dropped once the final response is sent.
         self.branch: Optional[str] = None
         self.request_to_tag: Optional[str] = None
+        self.released = False
 
 
 class ClientTransaction(_TransactionBase):
@@ -481,6 +496,24 @@ def shared_host(written: str) -> str:
     return host
 
 
+# Ports likewise, one int object per port seen (CPython shares only the
+# small ones): the key of every completed transaction holds one.
+_PORTS: Dict[int, int] = {}
+
+
+def shared_port(port: int) -> int:
+    """
+    C{port}, the same int object for every key with that port (while fewer
+    than L{MAX_SHARED_HOSTS} ports were seen).
+    """
+    found = _PORTS.get(port)
+    if found is None:
+        found = port
+        if len(_PORTS) < MAX_SHARED_HOSTS:
+            _PORTS[port] = port
+    return found
+
+
 def sent_by(via: Any) -> Tuple[str, int]:
     """
     The sent-by of a Via as (lower-case host, port with its default).
@@ -497,9 +530,10 @@ def rfc3261_key(branch: str, host: str, port: int, method: str) -> Hashable:
     The key of a server transaction matched by an RFC 3261 branch (section
     17.2.3): the branch, the sent-by's lower-case C{host} and C{port}, and
     C{method} (INVITE for an ACK or a CANCEL's INVITE).  One flat tuple: it
-    is kept by every completed transaction until its timer.
+    is kept by every completed transaction until its timer, so its port is
+    a shared one (its host should be: L{shared_host}).
     """
-    return ("3261", branch, host, port, method)
+    return ("3261", branch, host, shared_port(port), method)
 
 
 def server_key(request: Request, method: str) -> Hashable:

@@ -358,15 +358,19 @@ class SIPServer(Refusals):
                 self._run_one(action)
             except Exception:
                 log.failure("Error running {action!r}", action=action)
+        layer = self.layer
         for action in actions:
-            # A server transaction that completed only waits now: its
-            # request and response are held as bytes alone.  After every
-            # action, since later ones may read them (the outcome line, a
-            # CancelReceived after the 487 it made).
+            # A server transaction that completed is done with here: its
+            # request and response are held as bytes alone, and once it
+            # only waits for its timer the layer retires it to a table row.
+            # After every action, since later ones may read them (the
+            # outcome line, a CancelReceived after the 487 it made).
             if isinstance(action, txn.TransactionCompleted) and isinstance(
                 action.transaction, txn.ServerTransaction
             ):
-                action.transaction.hold()
+                layer.hold(action.transaction)
+        if self._stopping is not None and layer.pending() == 0:
+            self._stopped()  # the last one in progress may have retired
         self._rearm()
 
     def _run_one(self, action: Any) -> None:

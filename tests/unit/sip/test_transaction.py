@@ -161,7 +161,8 @@ def assert_empty(case: SynchronousTestCase, layer: TransactionLayer) -> None:
     """
     case.assertEqual(layer.pending(), 0)
     case.assertEqual(
-        layer.sizes(), {"server": 0, "client": 0, "merge": 0, "accepted": 0, "timers": 0}
+        layer.sizes(),
+        {"server": 0, "client": 0, "merge": 0, "accepted": 0, "completed": 0, "timers": 0},
     )
     case.assertIsNone(layer.next_deadline())
 

@@ -7,7 +7,7 @@ fake clock: random interleavings never raise and never leak.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple, Union
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -307,12 +307,16 @@ class CompletionTests(SynchronousTestCase):
 class RecordingLayer(TransactionLayer):
     """
     A transaction layer that also keeps every action it returns, so a test
-    can check what holds across a whole run.
+    can check what holds across a whole run; with C{holds}, it also L{hold}s
+    each server transaction that completed, as the adapter does, and notes
+    which transactions that retired.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, holds: bool = False) -> None:
         super().__init__()
         self.actions: List[Action] = []
+        self.holds = holds
+        self.retired: Set[int] = set()
 
     def receive(self, message: Message, peer: Peer, now: float) -> List[Action]:
         return self._keep(super().receive(message, peer, now))
@@ -333,7 +337,17 @@ class RecordingLayer(TransactionLayer):
 
     def _keep(self, actions: List[Action]) -> List[Action]:
         self.actions.extend(actions)
+        if self.holds:
+            for action in actions:
+                if isinstance(action, TransactionCompleted) and isinstance(
+                    action.transaction, ServerTransaction
+                ):
+                    self.hold(action.transaction)
         return actions
+
+    def _retire(self, txn: ServerTransaction, row: Union[bytes, str]) -> None:
+        self.retired.add(id(txn))
+        super()._retire(txn, row)
 
 
 class LeakTests(SynchronousTestCase):
@@ -373,6 +387,7 @@ class LeakTests(SynchronousTestCase):
 
     @settings(max_examples=200, deadline=None)
     @given(
+        st.booleans(),
         st.lists(
             st.tuples(
                 st.sampled_from(
@@ -395,11 +410,13 @@ class LeakTests(SynchronousTestCase):
                 st.booleans(),
             ),
             max_size=40,
-        )
+        ),
     )
-    def test_random_interleavings(self, steps: List[Tuple[str, int, int, float, bool]]) -> None:
-        """Random retransmissions, answers and timer advances never raise nor leak."""
-        layer = RecordingLayer()
+    def test_random_interleavings(
+        self, holds: bool, steps: List[Tuple[str, int, int, float, bool]]
+    ) -> None:
+        """Random retransmissions, answers, holds and timer advances never raise nor leak."""
+        layer = RecordingLayer(holds)
         now = 0.0
         servers: List[ServerTransaction] = []
         clients: List[ClientTransaction] = []
@@ -423,7 +440,9 @@ class LeakTests(SynchronousTestCase):
                 servers = [t for t in layer._server.values() if t.method != "CANCEL"]
                 if servers:
                     txn = servers[n % len(servers)]
-                    response = make_response(txn.request, code, to_tag=tag)
+                    # Tagged as the ACKs of its call are (c1 -> t1).
+                    tagged = f"t{txn.request.call_id[1:]}"
+                    response = make_response(txn.request, code, to_tag=tagged)
                     if txn.final_code is None:
                         layer.respond(txn, response, now)
                     else:
@@ -447,7 +466,8 @@ class LeakTests(SynchronousTestCase):
             now += 200.0
             layer.advance(now)
         assert_empty(self, layer)
-        # Every transaction completed exactly once, and before it terminated.
+        # Every transaction completed exactly once, and before it terminated
+        # or retired (after which no action names it).
         seen: Dict[int, str] = {}
         for action in layer.actions:
             if isinstance(action, TransactionCompleted):
@@ -455,5 +475,9 @@ class LeakTests(SynchronousTestCase):
                 seen[id(action.transaction)] = "completed"
             elif isinstance(action, TransactionTerminated):
                 self.assertEqual(seen.get(id(action.transaction)), "completed")
+                self.assertNotIn(id(action.transaction), layer.retired)
                 seen[id(action.transaction)] = "terminated"
-        self.assertLessEqual(set(seen.values()), {"terminated"})
+        for retired in layer.retired:
+            self.assertEqual(seen.get(retired), "completed")
+            seen[retired] = "retired"
+        self.assertLessEqual(set(seen.values()), {"terminated", "retired"})

@@ -22,9 +22,11 @@ from conference.sip.transaction_model import (
     build_ack,
     has_cookie,
     merge_key,
+    rfc3261_key,
     sent_by,
     server_key,
     shared_host,
+    shared_port,
 )
 from tests.unit.sip.test_transaction import UDP, request, response_to
 
@@ -106,6 +108,16 @@ class KeyTests(SynchronousTestCase):
         self.assertEqual(shared_host("C.example"), "c.example")
         self.assertEqual(len(transaction_model._HOSTS), 2)
         self.assertNotIn("C.example", transaction_model._HOSTS)
+
+    def test_ports_shared(self) -> None:
+        """Keys with the same port hold one int object for it, within the bound."""
+        self.patch(transaction_model, "_PORTS", {})
+        self.patch(transaction_model, "MAX_SHARED_HOSTS", 1)
+        first = rfc3261_key("z9hG4bK1", "h", int("40123"), "INVITE")
+        second = rfc3261_key("z9hG4bK2", "h", int("40123"), "BYE")
+        self.assertIs(first[3], second[3])  # type: ignore[index]
+        self.assertEqual(shared_port(int("40124")), 40124)
+        self.assertNotIn(40124, transaction_model._PORTS)
 
     def test_no_instance_dictionary(self) -> None:
         """Transactions keep their attributes in slots: no dictionary per transaction."""

@@ -505,6 +505,23 @@ class TransactionLogTests(SynchronousTestCase):
         self.assertIsInstance(held.final_response, CompactResponse)
         self.assertIs(held.last_response, held.final_response)
 
+    def test_completed_retired(self) -> None:
+        """Once logged, an answered OPTIONS only waits: a table row that answers its copies."""
+        self.server.answer_statelessly = False
+        data = request_bytes("OPTIONS", "sip:example.com", call_id="log-5")
+        self.server.datagram_received(data, self.peer)
+        sizes = self.server.layer.sizes()
+        self.assertEqual((sizes["server"], sizes["completed"]), (0, 1))
+        sent = self.sender.sent[-1][0]
+        self.server.datagram_received(data, self.peer)  # the raw path absorbs it
+        parsed = parse_datagram(data)
+        assert parsed is not None
+        self.server.message_received(parsed, self.peer)  # and the full one
+        self.assertEqual([s[0] for s in self.sender.sent[-3:]], [sent] * 3)
+        self.assertEqual(len(self.lines("log-5")), 1)
+        self.clock.advance(64 * self.server.layer.t1 + 1)
+        self.assertEqual(self.server.layer.pending(), 0)
+
     def test_fields(self) -> None:
         """The event keeps method, status, latency and peer as fields for JSON logs."""
         self.server.datagram_received(
