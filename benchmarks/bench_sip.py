@@ -52,15 +52,16 @@ PYPY_MODULES = "twisted, lxml, icalendar, zope.interface, OpenSSL, dateutil, rec
 def server_environment() -> Dict[str, str]:
     """
     The environment the servers under test run in: this one, with PyPy's
-    nursery at the size a PyPy server asks its operator for
-    (L{conference.runtime.PYPY_NURSERY}, docs/benchmarks.rst) unless it is
-    set already, so PyPy is measured as it should be deployed.  CPython
-    ignores the variable.
+    nursery and collection step as a PyPy server asks its operator to set
+    them (L{conference.runtime.PYPY_ENVIRONMENT}, docs/benchmarks.rst)
+    unless they are set already, so PyPy is measured as it should be
+    deployed.  CPython ignores the variables.
     """
-    from conference.runtime import NURSERY_VARIABLE, PYPY_NURSERY
+    from conference.runtime import PYPY_ENVIRONMENT
 
     env = dict(os.environ)
-    env.setdefault(NURSERY_VARIABLE, PYPY_NURSERY)
+    for name, value in PYPY_ENVIRONMENT.items():
+        env.setdefault(name, value)
     return env
 
 

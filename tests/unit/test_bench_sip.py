@@ -80,12 +80,12 @@ class ServerEnvironmentTests(SynchronousTestCase):
     """
 
     def test_pypy_nursery_default(self) -> None:
-        """Without a nursery set, servers get the size a PyPy server asks for."""
-        from conference.runtime import NURSERY_VARIABLE, PYPY_NURSERY
+        """Without a nursery or step set, servers get what a PyPy server asks for."""
+        from conference.runtime import PYPY_ENVIRONMENT
 
         self.patch(os, "environ", {"PATH": "/usr/bin"})
         env = bench_sip.server_environment()
-        self.assertEqual(env, {"PATH": "/usr/bin", NURSERY_VARIABLE: PYPY_NURSERY})
+        self.assertEqual(env, {"PATH": "/usr/bin", **PYPY_ENVIRONMENT})
 
     def test_pypy_nursery_kept(self) -> None:
         """A nursery size set by whoever runs the benchmark is kept."""

@@ -20,19 +20,31 @@ class NurseryAdviceTests(unittest.TestCase):
     L{runtime.nursery_advice} tells a PyPy server's operator what to set.
     """
 
-    def test_pypy_default_nursery(self) -> None:
-        """PyPy with no nursery size set is told the variable and the size to set."""
+    def test_pypy_defaults(self) -> None:
+        """PyPy with neither variable set is told both, with their values."""
         advice = runtime.nursery_advice("pypy", {"PATH": "/usr/bin"})
         assert advice is not None
         self.assertIn(f"{runtime.NURSERY_VARIABLE}={runtime.PYPY_NURSERY}", advice)
+        self.assertIn(f"{runtime.INCREMENT_VARIABLE}={runtime.PYPY_INCREMENT_STEP}", advice)
 
-    def test_pypy_nursery_set(self) -> None:
-        """PyPy whose nursery the operator chose, whatever the size, gets no advice."""
-        self.assertIsNone(runtime.nursery_advice("pypy", {runtime.NURSERY_VARIABLE: "4MB"}))
+    def test_pypy_step_unset(self) -> None:
+        """With the nursery chosen, only the collection step is advised."""
+        advice = runtime.nursery_advice("pypy", {runtime.NURSERY_VARIABLE: "4MB"})
+        assert advice is not None
+        self.assertIn(runtime.INCREMENT_VARIABLE, advice)
+        self.assertNotIn(runtime.NURSERY_VARIABLE, advice)
+
+    def test_pypy_both_set(self) -> None:
+        """PyPy whose variables the operator chose, whatever the values, gets no advice."""
+        chosen = {runtime.NURSERY_VARIABLE: "4MB", runtime.INCREMENT_VARIABLE: "8MB"}
+        self.assertIsNone(runtime.nursery_advice("pypy", chosen))
 
     def test_pypy_nursery_blank(self) -> None:
-        """An empty variable is PyPy's default nursery, so the advice still comes."""
-        self.assertIsNotNone(runtime.nursery_advice("pypy", {runtime.NURSERY_VARIABLE: " "}))
+        """An empty variable is PyPy's default, so the advice still names it."""
+        blank = {runtime.NURSERY_VARIABLE: " ", runtime.INCREMENT_VARIABLE: "1MB"}
+        advice = runtime.nursery_advice("pypy", blank)
+        assert advice is not None
+        self.assertIn(runtime.NURSERY_VARIABLE, advice)
 
     def test_cpython(self) -> None:
         """CPython, whose collector is tuned from inside, gets no advice."""
@@ -79,9 +91,9 @@ class TuneGCTests(unittest.TestCase):
         self.assertIn(runtime.PYPY_NURSERY, advice[0]["advice"])
 
     def test_no_advice_when_set(self) -> None:
-        """With the nursery set, tune_gc logs nothing."""
+        """With the nursery and the step set, tune_gc logs nothing."""
         self.patch(sys, "implementation", _Implementation("pypy"))
-        self.patch(os, "environ", {runtime.NURSERY_VARIABLE: runtime.PYPY_NURSERY})
+        self.patch(os, "environ", dict(runtime.PYPY_ENVIRONMENT))
         self._no_freeze()
         runtime.tune_gc()
         self.assertEqual(
