@@ -20,15 +20,14 @@ from array import array
 from typing import Dict, Hashable, List, Optional, Tuple, Union
 
 from conference.sip.compacted import from_wire
-from conference.sip.message import Response
 from conference.sip.transaction_model import Action, Peer, SendMessage
 
 __all__ = ["CompletedTable"]
 
-#: What a row keeps: a non-INVITE's final response (as bytes once held),
-#: or the To tag of an INVITE's acknowledged 2xx (whose retransmissions
-#: are absorbed without an answer, RFC 6026 section 7.1).
-Row = Union[Response, bytes, str]
+#: What a row keeps: a non-INVITE's final response as the bytes it was
+#: sent as, or the To tag of an INVITE's acknowledged 2xx (whose
+#: retransmissions are absorbed without an answer, RFC 6026 section 7.1).
+Row = Union[bytes, str]
 
 # Consumed queue entries are dropped in one slice once they are this many
 # and half the queue: amortised constant time per entry.
@@ -78,15 +77,6 @@ class CompletedTable:
         self._keys.append(key)
         self._merge_keys.append(merge_key)
 
-    def hold(self, key: Hashable) -> None:
-        """
-        Keep the final response of C{key}'s row as its bytes alone, once the
-        response was sent (and compacted, so its bytes are at hand).
-        """
-        row = self._rows.get(key)
-        if isinstance(row, Response):
-            self._rows[key] = row.to_bytes()
-
     def absorb(self, key: Hashable, peer: Peer) -> Optional[List[Action]]:
         """
         What a retransmission of C{key}'s request, arrived from C{peer},
@@ -98,8 +88,7 @@ class CompletedTable:
             return None
         if isinstance(row, str):
             return []
-        response = row if isinstance(row, Response) else from_wire(row)
-        return [SendMessage(response, peer)]
+        return [SendMessage(from_wire(row), peer)]
 
     def invite_tag(self, key: Hashable) -> Optional[str]:
         """

@@ -460,7 +460,7 @@ class TransactionLayer:
             self._cancel(txn, "2xx")
             # Nothing sends the 2xx again: Timer L only waits now.
             txn.release_responses()
-            if txn.released and txn.state is S.ACCEPTED:
+            if txn.released and txn.state is S.ACCEPTED and self._retirable(txn):
                 self._retire(txn, txn.to_tag or "")
         return [AckReceived(ack, peer)]
 
@@ -476,7 +476,7 @@ class TransactionLayer:
         and L{serving} count it until its timer.
         """
         transaction.released = True
-        if transaction.rfc3261 and self._server.get(transaction.key) is transaction:
+        if self._retirable(transaction):
             if transaction.state is S.ACCEPTED and transaction.acked:
                 self._retire(transaction, transaction.to_tag or "")
                 return
@@ -485,6 +485,13 @@ class TransactionLayer:
                 self._retire(transaction, wire)
                 return
         transaction.hold()
+
+    def _retirable(self, txn: ServerTransaction) -> bool:
+        """
+        Whether C{txn} is the live transaction under its key, and that key
+        an RFC 3261 one (branch, sent-by, method), which the table keeps.
+        """
+        return txn.rfc3261 and self._server.get(txn.key) is txn
 
     def _retire(self, txn: ServerTransaction, row: Union[bytes, str]) -> None:
         """

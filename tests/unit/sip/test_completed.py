@@ -70,16 +70,6 @@ class CompletedTableTests(SynchronousTestCase):
         self.assertIsNone(table.absorb("other", UDP))
         self.assertIsNone(table.invite_tag("other"))
 
-    def test_hold_keeps_bytes(self) -> None:
-        """A row added with its response object keeps only the response's bytes once held."""
-        table = CompletedTable()
-        response = make_response(request("MESSAGE"), 200, to_tag="x")
-        table.add("k", response, None, 32.0)
-        table.hold("k")
-        self.assertIsInstance(table._rows["k"], bytes)
-        self.assertEqual(table._rows["k"], response.to_bytes())
-        table.hold("gone")  # nothing kept under it: nothing to do
-
     def test_expire_in_order(self) -> None:
         """Rows expire at their deadline, oldest first, giving back their merge keys."""
         table = CompletedTable()
@@ -337,6 +327,19 @@ class RetiredInviteTests(SynchronousTestCase):
         self.assertEqual((layer.sizes()["server"], layer.sizes()["completed"]), (1, 0))
         self.assertIs(txn.state, TransactionState.CONFIRMED)
         run_timers(layer, 100.0)
+        assert_empty(self, layer)
+
+    def test_rfc2543_invite_not_retired(self) -> None:
+        """An RFC 2543 INVITE acknowledged after its hold stays the layer's until Timer L."""
+        layer = new_layer()
+        txn = start(layer, request(branch=None))
+        layer.respond(txn, make_response(txn.request, 200, to_tag="dlg"), 0.0)
+        layer.hold(txn)
+        layer.receive(request("ACK", branch=None, to_tag="dlg"), UDP, 0.2)
+        self.assertTrue(txn.acked)
+        self.assertEqual((layer.sizes()["server"], layer.sizes()["completed"]), (1, 0))
+        events = run_timers(layer, 100.0)
+        self.assertEqual([a for _, a in events], [TransactionTerminated(txn)])
         assert_empty(self, layer)
 
     def test_rfc2543_not_retired(self) -> None:
