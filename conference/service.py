@@ -40,6 +40,7 @@ from conference.auth import Authenticator, AuthPolicy, CheckerAccounts, make_por
 from conference.errors import StartupError
 from conference.interfaces import ISIPIdentity
 from conference.limits import DEFAULT_BODY_LIMITS, DEFAULT_EXEMPT, BodyLimits, Rate, RateLimiter
+from conference.logbuffer import Batches, batch_text_observers
 from conference.logtext import speed_up_text_observers
 from conference.overload import OverloadControl, ProportionalShedding
 from conference.overload_feedback import OverloadFeedback
@@ -88,6 +89,9 @@ class ServerConfig:
     # Events below this level are not written (twistd's text log and the
     # JSON lines); None leaves an embedding application's logging as is.
     log_level: Optional[str] = None
+    # twistd's text log is written in batches at most this many seconds
+    # apart (warnings and worse at once); 0 writes every line as it comes.
+    log_flush: float = 0.05
     max_message_size: int = 65536
     max_connections: int = 1024
     idle_timeout: float = 300.0
@@ -285,6 +289,7 @@ class ConferenceService(MultiService):
         self.overload: Optional[OverloadControl] = None
         self.lag_probe: Optional[LagProbe] = None
         self._unwatch_collector: Optional[Callable[[], None]] = None
+        self._log_batches: Optional[Batches] = None
         if config.overload_lag:
             self.overload = OverloadControl(config.overload_lag)
             self.sip.layer.admission = self.overload.check
@@ -776,6 +781,9 @@ class ConferenceService(MultiService):
             globalLogPublisher.addObserver(observer)
         else:
             speed_up_text_observers(globalLogPublisher, level)
+            self._log_batches = batch_text_observers(
+                globalLogPublisher, self._reactor, self.config.log_flush
+            )
         log.info(
             "Conference server starting: listen={listen} domains={domains} store={store}",
             listen=self.config.listen,
@@ -868,7 +876,18 @@ class ConferenceService(MultiService):
         d.addCallback(lambda _: self.outbound.close())
         d.addCallback(lambda _: super(ConferenceService, self).stopService())
         d.addCallback(lambda _: self._close_stores())
+        d.addBoth(self._unbatch_log)
         return d
+
+    def _unbatch_log(self, result: Any) -> Any:
+        """
+        Write the log's last batch and let twistd's observers write each
+        line again, once the service has stopped (or failed to).
+        """
+        if self._log_batches is not None:
+            self._log_batches.stop()
+            self._log_batches = None
+        return result
 
     def _close_stores(self) -> Any:
         if self.stores is not None and self._own_stores:

@@ -254,6 +254,14 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "The least severe events written: debug, info, warn, error or critical.",
         ],
         [
+            "log-flush-ms",
+            None,
+            50.0,
+            "twistd's text log is written in batches at most this many ms apart "
+            "(warnings and worse at once). 0: every line as it comes.",
+            _non_negative(float, "log-flush-ms"),
+        ],
+        [
             "max-message-size",
             None,
             65536,
@@ -798,6 +806,7 @@ def config_from_options(options: Options) -> ServerConfig:
         max_transactions=options["max-transactions"] or None,
         overload_lag=float(options["overload-lag-ms"]) / 1000.0 or None,
         overload_queue=float(options["overload-queue-ms"]) / 1000.0 or None,
+        log_flush=float(options["log-flush-ms"]) / 1000.0,
         max_media_per_source=options["max-media-per-source"] or None,
         max_media_per_caller=options["max-media-per-caller"] or None,
         media_reserve_percent=float(options["media-reserve"]),

@@ -15,7 +15,14 @@ from typing import Any, List, Tuple, cast
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import CannotListenError
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import ILogObserver, Logger, LogLevel, formatEvent, globalLogPublisher
+from twisted.logger import (
+    ILogObserver,
+    Logger,
+    LogLevel,
+    formatEvent,
+    globalLogPublisher,
+    textFileLogObserver,
+)
 from twisted.trial.unittest import SynchronousTestCase
 
 import conference.service as service_module
@@ -130,6 +137,26 @@ class ServiceTests(SynchronousTestCase):
         probes = [e["log_format"] for e in lines if e.get("log_namespace") == "probe"]
         self.assertEqual(probes, ["loud {n}"])
         self.successResultOf(service.stopService())
+
+    def test_text_log_batched(self) -> None:
+        """twistd's text log is written in batches while serving, and directly once stopped."""
+        out = io.StringIO()
+        observer = textFileLogObserver(out)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        service, reactor = self.make(log_level="info")
+        service.startService()
+        self.successResultOf(service.ready)
+        reactor.advance(1.0)  # what start-up logged
+        Logger(namespace="probe").info("held {n}", n=1)
+        self.assertNotIn("held 1", out.getvalue())
+        reactor.advance(service.config.log_flush)
+        self.assertIn("held 1", out.getvalue())
+        Logger(namespace="probe").info("held {n}", n=2)
+        self.successResultOf(service.stopService())
+        self.assertIn("held 2", out.getvalue())
+        Logger(namespace="probe").info("direct {n}", n=3)
+        self.assertIn("direct 3", out.getvalue())
 
     def test_collector_pauses_reach_queue(self) -> None:
         """While serving, the collector's pauses reach the queue's shedding; not once stopped."""
