@@ -29,9 +29,10 @@ from conference.logtext import ClassicText
 #: interval: a burst of lines is not held in memory.
 BATCH_LIMIT = 64 * 1024
 
-# Events at this level and above are written at once, with what came
-# before them: what an operator looks for first is never held back.
-_URGENT = LogLevel.warn
+# Events at these levels are written at once, with what came before
+# them: what an operator looks for first is never held back.  A set, so
+# that an event with a stray level value is simply not one of them.
+_URGENT = frozenset({LogLevel.warn, LogLevel.error, LogLevel.critical})
 
 
 class BatchedWriter:
@@ -96,15 +97,14 @@ class BatchedWriter:
 class _UrgentFlush:
     """
     An observer after the batched ones: writes their batches at once when
-    an event at L{_URGENT} or above was logged.
+    a warning or worse was logged.
     """
 
     def __init__(self, writers: List[BatchedWriter]) -> None:
         self.writers = writers
 
     def __call__(self, event: Any) -> None:
-        level = event.get("log_level")
-        if level is not None and level >= _URGENT:
+        if event.get("log_level") in _URGENT:
             for writer in self.writers:
                 writer.flush_now()
 

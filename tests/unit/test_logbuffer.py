@@ -138,6 +138,18 @@ class BatchTextObserversTests(SynchronousTestCase):
         publisher(warn)
         self.assertEqual(out.getvalue(), twisted_text(summary_event()) + twisted_text(warn))
 
+    def test_odd_level_held(self) -> None:
+        """An event whose level is not a LogLevel is held like any other, without error."""
+        out, clock = CountingFile(), Clock()
+        publisher = text_publisher(out)
+        batch_text_observers(publisher, clock, 0.05)
+        publisher({**summary_event(), "log_level": LogLevel.info})
+        batches_urgent = publisher._observers[-1]
+        batches_urgent({"log_level": "loud"})
+        self.assertEqual(out.getvalue(), "")
+        clock.advance(0.05)
+        self.assertEqual(out.getvalue(), twisted_text(summary_event()))
+
     def test_stop(self) -> None:
         """Stopping writes what is held and lets the observer write each line again."""
         out, clock = CountingFile(), Clock()
