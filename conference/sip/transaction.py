@@ -1,11 +1,13 @@
-# -*- test-case-name: tests.unit.sip.test_transaction,tests.unit.sip.test_transaction_client -*-
+# -*- test-case-name: tests.unit.sip.test_transaction,tests.unit.sip.test_completed -*-
 """
 The RFC 3261 section 17 transaction layer as a sans-I/O state machine.
 
 Retransmissions, response absorption and the timers that end transactions
 are what make SIP work over UDP; keeping them here, driven by an injected
 clock and returning actions instead of sending, lets the Twisted adapter
-stay thin and lets tests run every timer path without waiting.
+stay thin and lets tests run every timer path without waiting.  The
+server half and the timers are here; the client half is in
+L{conference.sip.transaction_client}, which the layer inherits.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Callable, Dict, Hashable, List, Optional, Tuple, Union
 from conference.sip.completed import CompletedTable
 from conference.sip.errors import LocalProtocolError, RemoteProtocolError, SIPProtocolError
 from conference.sip.message import Message, Request, Response, make_response
+from conference.sip.transaction_client import ClientTransactions
 from conference.sip.transaction_model import (
     MAGIC_COOKIE,
     AckReceived,
@@ -33,7 +36,6 @@ from conference.sip.transaction_model import (
     TransactionState,
     TransactionTerminated,
     TransactionTimedOut,
-    build_ack,
     has_cookie,
     merge_key,
     new_branch,
@@ -62,11 +64,6 @@ __all__ = [
 ]
 
 S = TransactionState
-
-# How long an INVITE client transaction waits in Proceeding for a final
-# response before giving up (the value of RFC 3261 Timer C), so a peer
-# that sends 180 and then nothing cannot pin the transaction forever.
-PROCEEDING_GUARD = 180.0
 
 # Heap entries are (deadline, sequence number); the layer maps live sequence
 # numbers to their transaction, whose own small map from timer name to
@@ -104,7 +101,7 @@ class TransactionsExhausted(RemoteProtocolError):
         self.limit = limit
 
 
-class TransactionLayer:
+class TransactionLayer(ClientTransactions):
     """
     Server and client transactions of one SIP element.
 
@@ -681,123 +678,6 @@ class TransactionLayer:
             actions.append(TransactionTimedOut(txn, "no ACK for the 2xx response within 64*T1"))
             self._terminate(txn, at, actions)
         else:  # I, J, L after an ACK
-            self._terminate(txn, at, actions)
-
-    # Client side -----------------------------------------------------------
-
-    def new_branch(self) -> str:
-        """
-        A fresh branch parameter with the RFC 3261 magic cookie.
-        """
-        return self.branch_factory()
-
-    def send_request(
-        self, request: Request, peer: Peer, now: float
-    ) -> Tuple[ClientTransaction, List[Action]]:
-        """
-        Start a client transaction for a request this element originates.
-
-        The caller supplies the top Via (it knows its sent-by); its branch
-        must carry the magic cookie and be unique.
-
-        @raise LocalProtocolError: for ACK (it has no transaction), a Via
-            without a usable branch, or a branch already in use.
-        """
-        if request.method == "ACK":
-            raise LocalProtocolError("ACK is sent without a client transaction")
-        branch = request.top_via.branch
-        if not has_cookie(branch):
-            raise LocalProtocolError(f"top Via branch {branch!r} lacks the z9hG4bK cookie")
-        key = (branch, request.method)
-        if key in self._client:
-            raise LocalProtocolError(f"branch {branch} is already in use")
-        txn = ClientTransaction(request, peer, key, now)
-        self._client[key] = txn
-        txn.interval = self.t1
-        if txn.is_invite:
-            if not peer.reliable:
-                self._schedule(txn, "A", now + self.t1)
-            self._schedule(txn, "B", now + 64 * self.t1)
-        else:
-            if not peer.reliable:
-                self._schedule(txn, "E", now + self.t1)
-            self._schedule(txn, "F", now + 64 * self.t1)
-        return txn, [SendMessage(request, peer)]
-
-    def _receive_response(self, response: Response, now: float) -> List[Action]:
-        key = (response.top_via.branch, response.cseq.method)
-        txn = self._client.get(key)
-        if txn is None:
-            return []  # stray response (section 17.1.3): dropped
-        code = response.code
-        state = txn.state
-        actions: List[Action] = []
-        if txn.is_invite:
-            if state in (S.CALLING, S.PROCEEDING):
-                self._cancel(txn, "A")
-                self._cancel(txn, "B")
-                txn.last_response = response
-                if code < 200:
-                    txn.state = S.PROCEEDING
-                    self._schedule(txn, "C", now + PROCEEDING_GUARD)
-                    return [ResponseReceived(response, txn)]
-                self._cancel(txn, "C")
-                txn.final_response = response
-                txn.completed_at = now
-                actions.append(ResponseReceived(response, txn))
-                actions.append(TransactionCompleted(txn))
-                if code < 300:
-                    txn.state = S.ACCEPTED
-                    self._schedule(txn, "M", now + 64 * self.t1)
-                else:
-                    txn.state = S.COMPLETED
-                    txn.ack = build_ack(txn.request, response)
-                    actions.insert(0, SendMessage(txn.ack, txn.peer))
-                    delay = 0.0 if txn.peer.reliable else max(32.0, 64 * self.t1)
-                    self._later(txn, "D", now, delay, actions)
-            elif state is S.ACCEPTED and 200 <= code < 300:
-                actions.append(ResponseReceived(response, txn))
-            elif state is S.COMPLETED and code >= 300 and txn.ack is not None:
-                actions.append(SendMessage(txn.ack, txn.peer))
-            return actions
-        if state in (S.TRYING, S.PROCEEDING):
-            txn.last_response = response
-            actions.append(ResponseReceived(response, txn))
-            if code < 200:
-                txn.state = S.PROCEEDING
-            else:
-                txn.state = S.COMPLETED
-                txn.final_response = response
-                txn.completed_at = now
-                actions.append(TransactionCompleted(txn))
-                self._cancel(txn, "E")
-                self._cancel(txn, "F")
-                self._later(txn, "K", now, 0.0 if txn.peer.reliable else self.t4, actions)
-        return actions
-
-    def _fire_client(
-        self, txn: ClientTransaction, name: str, at: float, actions: List[Action]
-    ) -> None:
-        if name == "A":
-            actions.append(SendMessage(txn.request, txn.peer))
-            txn.interval *= 2
-            self._schedule(txn, "A", at + txn.interval)
-        elif name == "E":
-            actions.append(SendMessage(txn.request, txn.peer))
-            if txn.state is S.PROCEEDING:
-                txn.interval = self.t2
-            else:
-                txn.interval = min(2 * txn.interval, self.t2)
-            self._schedule(txn, "E", at + txn.interval)
-        elif name in ("B", "C", "F"):
-            reason = {
-                "B": "Timer B: no response to the INVITE",
-                "C": "no final response to the INVITE within 3 minutes",
-                "F": "Timer F: no final response",
-            }[name]
-            actions.append(TransactionTimedOut(txn, reason))
-            self._terminate(txn, at, actions)
-        else:  # D, K, M
             self._terminate(txn, at, actions)
 
 
