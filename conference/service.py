@@ -90,8 +90,9 @@ class ServerConfig:
     # JSON lines); None leaves an embedding application's logging as is.
     log_level: Optional[str] = None
     # twistd's text log is written in batches at most this many seconds
-    # apart (warnings and worse at once); 0 writes every line as it comes.
-    log_flush: float = 0.05
+    # apart (warnings and worse at once); 0 (the default) writes every
+    # line as it comes, so that whoever reads the log sees it at once.
+    log_flush: float = 0.0
     max_message_size: int = 65536
     max_connections: int = 1024
     idle_timeout: float = 300.0

@@ -256,8 +256,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         [
             "log-flush-ms",
             None,
-            50.0,
-            "twistd's text log is written in batches at most this many ms apart "
+            0.0,
+            "Write twistd's text log in batches at most this many ms apart "
             "(warnings and worse at once). 0: every line as it comes.",
             _non_negative(float, "log-flush-ms"),
         ],

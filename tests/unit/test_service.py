@@ -144,7 +144,7 @@ class ServiceTests(SynchronousTestCase):
         observer = textFileLogObserver(out)
         globalLogPublisher.addObserver(observer)
         self.addCleanup(globalLogPublisher.removeObserver, observer)
-        service, reactor = self.make(log_level="info")
+        service, reactor = self.make(log_level="info", log_flush=0.05)
         service.startService()
         self.successResultOf(service.ready)
         reactor.advance(1.0)  # what start-up logged
@@ -157,6 +157,19 @@ class ServiceTests(SynchronousTestCase):
         self.assertIn("held 2", out.getvalue())
         Logger(namespace="probe").info("direct {n}", n=3)
         self.assertIn("direct 3", out.getvalue())
+
+    def test_text_log_direct_by_default(self) -> None:
+        """By default every line of twistd's text log is written as it comes."""
+        out = io.StringIO()
+        observer = textFileLogObserver(out)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        service, _ = self.make(log_level="info")
+        service.startService()
+        self.successResultOf(service.ready)
+        Logger(namespace="probe").info("direct {n}", n=1)
+        self.assertIn("direct 1", out.getvalue())
+        self.successResultOf(service.stopService())
 
     def test_collector_pauses_reach_queue(self) -> None:
         """While serving, the collector's pauses reach the queue's shedding; not once stopped."""

@@ -180,9 +180,9 @@ class OptionsTests(SynchronousTestCase):
         self.assertRaises(usage.UsageError, self.parse, "--log-level", "verbose")
 
     def test_log_flush(self) -> None:
-        """--log-flush-ms is the text log's batch interval in seconds: 50 ms, 0 for none."""
-        self.assertEqual(config_from_options(self.parse()).log_flush, 0.05)
-        self.assertEqual(config_from_options(self.parse("--log-flush-ms", "0")).log_flush, 0.0)
+        """--log-flush-ms is the text log's batch interval in seconds: none by default."""
+        self.assertEqual(config_from_options(self.parse()).log_flush, 0.0)
+        self.assertEqual(config_from_options(self.parse("--log-flush-ms", "50")).log_flush, 0.05)
         self.assertRaises(usage.UsageError, self.parse, "--log-flush-ms", "-1")
 
     def test_log_format(self) -> None:
