@@ -457,8 +457,7 @@ class TransactionLayer(ClientTransactions):
             self._cancel(txn, "2xx")
             # Nothing sends the 2xx again: Timer L only waits now.
             txn.release_responses()
-            if txn.released and txn.state is S.ACCEPTED and self._retirable(txn):
-                self._retire(txn, txn.to_tag or "")
+            self._retire_if_waiting(txn)
         return [AckReceived(ack, peer)]
 
     def hold(self, transaction: ServerTransaction) -> None:
@@ -473,22 +472,28 @@ class TransactionLayer(ClientTransactions):
         and L{serving} count it until its timer.
         """
         transaction.released = True
-        if self._retirable(transaction):
-            if transaction.state is S.ACCEPTED and transaction.acked:
-                self._retire(transaction, transaction.to_tag or "")
-                return
-            wire = transaction.final_wire()
-            if transaction.state is S.COMPLETED and not transaction.is_invite and wire:
-                self._retire(transaction, wire)
-                return
-        transaction.hold()
+        if not self._retire_if_waiting(transaction):
+            transaction.hold()
 
-    def _retirable(self, txn: ServerTransaction) -> bool:
+    def _retire_if_waiting(self, txn: ServerTransaction) -> bool:
         """
-        Whether C{txn} is the live transaction under its key, and that key
-        an RFC 3261 one (branch, sent-by, method), which the table keeps.
+        Retire C{txn} if its caller released it (L{hold}), it is the live
+        transaction under an RFC 3261 key (branch, sent-by, method: what
+        the table keeps), and it only waits: an INVITE whose 2xx was
+        acknowledged, or a non-INVITE whose final went out over UDP (over
+        TCP or TLS it ended at once).  Whether it was retired.
         """
-        return txn.rfc3261 and self._server.get(txn.key) is txn
+        if not (txn.released and txn.rfc3261 and self._server.get(txn.key) is txn):
+            return False
+        if txn.state is S.ACCEPTED and txn.acked:
+            self._retire(txn, txn.to_tag or "")
+            return True
+        if txn.state is S.COMPLETED and not txn.is_invite:
+            wire = txn.final_wire()
+            if wire:
+                self._retire(txn, wire)
+                return True
+        return False
 
     def _retire(self, txn: ServerTransaction, row: Union[bytes, str]) -> None:
         """
