@@ -370,7 +370,9 @@ class SIPServer(Refusals):
             ):
                 layer.hold(action.transaction)
         if self._stopping is not None and layer.pending() == 0:
-            self._stopped()  # the last one in progress may have retired
+            # A graceful stop ends with the last transaction, however it
+            # went: terminated, retired, or its row expired (no action).
+            self._stopped()
         self._rearm()
 
     def _run_one(self, action: Any) -> None:
@@ -402,12 +404,6 @@ class SIPServer(Refusals):
                     handler.handle_timeout(action.transaction.request)
         elif isinstance(action, txn.TransactionCompleted):
             self._log_transaction(action.transaction)
-        elif (
-            isinstance(action, txn.TransactionTerminated)
-            and self._stopping is not None
-            and self.layer.pending() == 0
-        ):
-            self._stopped()
 
     def _log_transaction(self, transaction: txn.Transaction) -> None:
         """

@@ -312,6 +312,18 @@ class ServerTests(SynchronousTestCase):
         self.clock.pump([1.0] * 40)
         self.successResultOf(stopped)
 
+    def test_stop_when_last_row_expires(self) -> None:
+        """A graceful stop ends when the last transaction's row expires, before its timeout."""
+        self.server.answer_statelessly = False
+        self.receive(request_bytes("OPTIONS", "sip:example.com"))
+        self.assertEqual(self.server.layer.sizes()["completed"], 1)
+        stopped = self.server.stop(timeout=60.0)
+        self.clock.pump([1.0] * 31)
+        self.assertNoResult(stopped)
+        self.clock.pump([1.0] * 2)
+        self.successResultOf(stopped)
+        self.assertEqual(self.server.layer.pending(), 0)
+
     def test_stop_bounded(self) -> None:
         """Stop fires after its timeout even if a transaction never ends."""
         self.receive(request_bytes("INVITE", "sip:conf@example.com"))
