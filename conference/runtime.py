@@ -21,7 +21,9 @@ overload control does not take the queue they leave for load.
 from __future__ import annotations
 
 import gc
+import importlib
 import os
+import re
 import sys
 import time
 from typing import Any, Callable, Dict, Mapping, Optional
@@ -56,6 +58,20 @@ PYPY_ENVIRONMENT: Mapping[str, str] = {
     NURSERY_VARIABLE: PYPY_NURSERY,
     INCREMENT_VARIABLE: PYPY_INCREMENT_STEP,
 }
+
+#: The JIT parameters a PyPy server sets once it serves (C{pypyjit.set_param},
+#: twistd's C{--pypy-jit}).  PyPy decays every JIT counter by 4% at each
+#: minor collection, so the busier the server, the faster its counters
+#: decay: with joins at full load a path taken some hundreds of times a
+#: second is compiled after ten seconds or more, and one taken first under
+#: overload (its refusals) stays interpreted while the overload lasts.
+#: C{decay=0} keeps the counts, so such a path is compiled within a second
+#: or two (docs/benchmarks.rst, "PyPy's JIT counters").
+PYPY_JIT = "decay=0"
+
+# What pypyjit.set_param takes: a word, or name=value pairs.
+_JIT_WORDS = frozenset({"default", "off"})
+_JIT_PAIR = re.compile(r"[a-z_]+=[^,=\s]+\Z")
 
 # Why, for the advice: what each variable left at PyPy's default costs.
 _DEFAULT_COST = {
@@ -96,6 +112,56 @@ def tune_gc() -> None:
     freeze()
     _, older, oldest = get_threshold()
     set_threshold(GC_THRESHOLD, older, oldest)
+
+
+def check_jit_parameters(text: str) -> str:
+    """
+    Check the form of a JIT parameter string for L{tune_jit}: empty, one of
+    PyPy's words (C{default}, C{off}), or comma-separated C{name=value}
+    pairs.  Whether PyPy knows each name only PyPy can say (L{tune_jit}).
+
+    @return: C{text} without surrounding blanks.
+    @raise ValueError: naming what is malformed.
+    """
+    value = text.strip()
+    if not value or value in _JIT_WORDS:
+        return value
+    for pair in value.split(","):
+        if not _JIT_PAIR.match(pair):
+            raise ValueError(
+                f"{pair!r} is not NAME=VALUE (PyPy's JIT parameters, such as {PYPY_JIT})"
+            )
+    return value
+
+
+def tune_jit(parameters: str, set_param: Optional[Callable[[str], None]] = None) -> bool:
+    """
+    Set PyPy's JIT parameters to C{parameters} (L{PYPY_JIT}, unless the
+    operator chose others); nothing on CPython, or for an empty string (the
+    JIT keeps what the interpreter was started with, C{pypy --jit ...}).
+    A string PyPy refuses is logged, not raised: the server serves on with
+    the JIT as it was.
+
+    @param set_param: PyPy's C{pypyjit.set_param} (looked up when L{None}).
+    @return: whether the parameters were set.
+    """
+    if not parameters:
+        return False
+    if set_param is None:
+        try:
+            set_param = importlib.import_module("pypyjit").set_param
+        except ImportError:
+            return False  # CPython: no JIT to tune
+    try:
+        set_param(parameters)
+    except ValueError:
+        log.error(
+            "PyPy refused the JIT parameters {parameters!r} (--pypy-jit); "
+            "its JIT runs as it was started",
+            parameters=parameters,
+        )
+        return False
+    return True
 
 
 def watch_collector(report: Callable[[float], None]) -> Callable[[], None]:
@@ -173,8 +239,11 @@ __all__ = [
     "NURSERY_VARIABLE",
     "PYPY_ENVIRONMENT",
     "PYPY_INCREMENT_STEP",
+    "PYPY_JIT",
     "PYPY_NURSERY",
+    "check_jit_parameters",
     "nursery_advice",
     "tune_gc",
+    "tune_jit",
     "watch_collector",
 ]

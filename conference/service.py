@@ -46,7 +46,7 @@ from conference.overload import OverloadControl, ProportionalShedding
 from conference.overload_feedback import OverloadFeedback
 from conference.reactors import default_reactor
 from conference.records import StoreError
-from conference.runtime import tune_gc, watch_collector
+from conference.runtime import tune_gc, tune_jit, watch_collector
 from conference.sip.digest import DEFAULT_ALGORITHMS, DigestServer
 from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request
@@ -176,6 +176,10 @@ class ServerConfig:
     # Whether the server may tune this process's garbage collector once it
     # is serving (see tune_gc); on for twistd, off for embedding.
     tune_gc: bool = False
+    # PyPy's JIT parameters, set once the server is serving
+    # (conference.runtime.tune_jit); empty (embedding's default) leaves the
+    # JIT as the interpreter was started.  twistd's --pypy-jit.
+    pypy_jit: str = ""
     # The cluster's front end (docs/deployment.rst), a SIP URI: automatic
     # dial-out is handed to the node it routes the conference to.
     front_end: Optional[str] = None
@@ -839,6 +843,7 @@ class ConferenceService(MultiService):
         self.autodial.start()
         if self.config.tune_gc:
             tune_gc()
+        tune_jit(self.config.pypy_jit)
         self.ready.callback(None)
 
     def _start_failed(self, failure: Failure) -> None:

@@ -24,6 +24,7 @@ from conference.limits import (
     parse_body_limit,
 )
 from conference.records import StoreError
+from conference.runtime import PYPY_JIT, check_jit_parameters
 from conference.service import DEFAULT_LISTEN, ConferenceService, ServerConfig
 from conference.sip.digest import DEFAULT_ALGORITHMS, HASHES
 from conference.startup import cannot_start, exit_on_failure, usage_exit
@@ -100,6 +101,16 @@ def _positive(kind: type, name: str) -> Any:
 
 def _non_negative(kind: type, name: str) -> Any:
     return _number(kind, name, allow_zero=True)
+
+
+def _jit_parameters(text: Any) -> str:
+    """
+    Check C{--pypy-jit}: PyPy's JIT parameters, C{NAME=VALUE,...}.
+    """
+    try:
+        return check_jit_parameters(str(text))
+    except ValueError as e:
+        raise usage.UsageError(f"--pypy-jit: {e}") from None
 
 
 def _front_end(text: Any) -> Optional[str]:
@@ -325,6 +336,14 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "Mean wait (ms) in the UDP receive queue held by refusing a share of new "
             "requests 503 before parsing, adjusted every 50 ms. 0: off.",
             _non_negative(float, "overload-queue-ms"),
+        ],
+        [
+            "pypy-jit",
+            None,
+            PYPY_JIT,
+            "PyPy's JIT parameters (pypyjit.set_param), set once serving; '' keeps "
+            "the interpreter's (pypy --jit ...). Ignored on CPython.",
+            _jit_parameters,
         ],
         [
             "stop-timeout",
@@ -807,6 +826,7 @@ def config_from_options(options: Options) -> ServerConfig:
         overload_lag=float(options["overload-lag-ms"]) / 1000.0 or None,
         overload_queue=float(options["overload-queue-ms"]) / 1000.0 or None,
         log_flush=float(options["log-flush-ms"]) / 1000.0,
+        pypy_jit=options["pypy-jit"],
         max_media_per_source=options["max-media-per-source"] or None,
         max_media_per_caller=options["max-media-per-caller"] or None,
         media_reserve_percent=float(options["media-reserve"]),

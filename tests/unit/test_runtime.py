@@ -1,5 +1,6 @@
 """
-Tests for L{conference.runtime}: the garbage collector tuned and watched for a server.
+Tests for L{conference.runtime}: the garbage collector tuned and watched for a server,
+and PyPy's JIT tuned.
 """
 
 from __future__ import annotations
@@ -99,6 +100,69 @@ class TuneGCTests(unittest.TestCase):
         self.assertEqual(
             [e for e in self.events if e.get("log_namespace") == "conference.runtime"], []
         )
+
+
+class CheckJITParametersTests(unittest.TestCase):
+    """
+    L{runtime.check_jit_parameters} checks the form of C{--pypy-jit}.
+    """
+
+    def test_pairs(self) -> None:
+        """Comma-separated NAME=VALUE pairs pass, without surrounding blanks."""
+        checked = runtime.check_jit_parameters(" decay=0,threshold=500 ")
+        self.assertEqual(checked, "decay=0,threshold=500")
+        self.assertEqual(runtime.check_jit_parameters(runtime.PYPY_JIT), runtime.PYPY_JIT)
+
+    def test_words_and_empty(self) -> None:
+        """PyPy's words (default, off) and the empty string (keep the JIT as started) pass."""
+        for text in ("default", "off", "", "  "):
+            self.assertEqual(runtime.check_jit_parameters(text), text.strip())
+
+    def test_malformed(self) -> None:
+        """A name without a value, an empty pair or blanks between pairs are refused, named."""
+        for text, bad in [("decay", "'decay'"), ("decay=0,,a=1", "''"), ("decay=0 a=1", "a=1")]:
+            with self.assertRaises(ValueError) as caught:
+                runtime.check_jit_parameters(text)
+            self.assertIn(bad, str(caught.exception))
+
+
+class TuneJITTests(unittest.TestCase):
+    """
+    L{runtime.tune_jit} sets PyPy's JIT parameters, and only those asked.
+    """
+
+    def setUp(self) -> None:
+        self.events: List[Dict[str, Any]] = []
+        observer = cast(ILogObserver, self.events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        self.set: List[str] = []
+
+    def test_set(self) -> None:
+        """The parameters go to PyPy's set_param as one string."""
+        self.assertTrue(runtime.tune_jit("decay=0", self.set.append))
+        self.assertEqual(self.set, ["decay=0"])
+
+    def test_empty_keeps(self) -> None:
+        """An empty string sets nothing: the JIT stays as the interpreter was started."""
+        self.assertFalse(runtime.tune_jit("", self.set.append))
+        self.assertEqual(self.set, [])
+
+    def test_refused_logged(self) -> None:
+        """Parameters PyPy refuses are logged once as an error, not raised."""
+
+        def refuse(text: str) -> None:
+            raise ValueError("error in JIT parameters string")
+
+        self.assertFalse(runtime.tune_jit("nosuch=1", refuse))
+        errors = [e for e in self.events if e.get("log_level") == LogLevel.error]
+        self.assertEqual(len(errors), 1)
+        self.assertEqual(errors[0]["parameters"], "nosuch=1")
+
+    def test_interpreter(self) -> None:
+        """Without a stand-in it sets PyPy's own JIT, and does nothing on CPython."""
+        pypy = sys.implementation.name == "pypy"
+        self.assertEqual(runtime.tune_jit(runtime.PYPY_JIT), pypy)
 
 
 class _Implementation:

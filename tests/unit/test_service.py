@@ -158,6 +158,18 @@ class ServiceTests(SynchronousTestCase):
         Logger(namespace="probe").info("direct {n}", n=3)
         self.assertIn("direct 3", out.getvalue())
 
+    def test_jit_tuned_when_serving(self) -> None:
+        """The service hands config.pypy_jit to tune_jit once it serves ('' by default)."""
+        asked: List[str] = []
+        self.patch(service_module, "tune_jit", asked.append)
+        for parameters in ("decay=0", ""):
+            service, _ = self.make(pypy_jit=parameters)
+            service.startService()
+            self.successResultOf(service.ready)
+            self.successResultOf(service.stopService())
+        self.assertEqual(asked, ["decay=0", ""])
+        self.assertEqual(ServerConfig().pypy_jit, "")
+
     def test_text_log_direct_by_default(self) -> None:
         """By default every line of twistd's text log is written as it comes."""
         out = io.StringIO()

@@ -19,6 +19,7 @@ from zope.interface.verify import verifyObject
 
 from conference import startup
 from conference.errors import StartupError
+from conference.runtime import PYPY_JIT
 from conference.service import ConferenceService, ServerConfig
 from conference.tap import Options, config_from_options, makeService
 from tests.shared import PROJECT_ROOT
@@ -178,6 +179,14 @@ class OptionsTests(SynchronousTestCase):
         config = config_from_options(self.parse("--log-level", "debug"))
         self.assertEqual(config.log_level, "debug")
         self.assertRaises(usage.UsageError, self.parse, "--log-level", "verbose")
+
+    def test_pypy_jit(self) -> None:
+        """--pypy-jit: PyPy's JIT parameters, decay=0 by default; '' keeps them; bad forms fail."""
+        self.assertEqual(config_from_options(self.parse()).pypy_jit, PYPY_JIT)
+        chosen = self.parse("--pypy-jit", "decay=10,threshold=500")
+        self.assertEqual(config_from_options(chosen).pypy_jit, "decay=10,threshold=500")
+        self.assertEqual(config_from_options(self.parse("--pypy-jit", "")).pypy_jit, "")
+        self.assertRaises(usage.UsageError, self.parse, "--pypy-jit", "decay")
 
     def test_log_flush(self) -> None:
         """--log-flush-ms is the text log's batch interval in seconds: none by default."""
