@@ -47,12 +47,20 @@ __all__ = [
 #: BYE, PRACK) or keep a front end's view of this node honest (OPTIONS).
 EXEMPT_METHODS = frozenset({"ACK", "CANCEL", "BYE", "PRACK", "OPTIONS"})
 #: How much the admitted share of L{ProportionalShedding} grows, at most,
-#: in an interval where the queue ran dry (4x) and in any other (2x).
-_DRY_GROWTH = 3.0
+#: in one interval (2x), and by how much in one where the queue ran dry.
+#: More overshoots: at 2x capacity a share of 0.25 that ran the queue dry
+#: once quadrupled to 1, and the queue it then admitted was the next
+#: interval's backlog.
 _MOST_GROWTH = 1.0
 #: How fast (seconds of wait per second) a standing queue must fall for
 #: an interval to count as draining, not standing: 10% spare capacity.
 _DRAINING = 0.1
+#: How long (seconds) after the share last fell to 0 the limit on a new
+#: request's own wait still holds, and shedding resumes after one standing
+#: interval: the share of a server at 2x its capacity can reach 0 for an
+#: interval or two when its queue runs dry, and the queue it then admits
+#: must not be served late.
+_RECENT = 1.0
 #: The reason phrase of every overload refusal, parsed or not.
 OVERLOADED_REASON = "Service Unavailable (overloaded)"
 
@@ -100,11 +108,15 @@ class ProportionalShedding:
     per interval) and M{a} never goes below M{1 - max_fraction}.
 
     The per-request rule of CoDel stays beside it for what the share
-    cannot fix at once: while shedding, a new request that itself waited
-    more than C{limit} is refused too.  When overload starts, a backlog
+    cannot fix at once: while shedding, and for a second after the share
+    last fell to 0, a new request that itself waited more than C{limit} is
+    refused too.  When overload starts, a backlog
     builds before the share has been cut; refusing its aged requests
     (cheaply) drains it fast and keeps what is admitted under the limit,
     instead of admitting them late and cutting the share further to drain.
+    The share of a server well past its capacity can reach 0 for an
+    interval or two, when refusals ran its queue dry; the queue it admits
+    meanwhile is held at the limit too, rather than served late.
     Each correction starts from the share actually refused in the interval,
     aged requests included: while the limit holds the queue, that share is
     what the controller must adopt, and it does so at once.
@@ -120,7 +132,7 @@ class ProportionalShedding:
     refusing while it does would lose calls to a pause, not to load.
     When the mean wait of an interval falls below a quarter of the target
     the queue ran dry, capacity went unused, and the admitted
-    share quadruples; an idle gap between datagrams counts as such
+    share doubles; an idle gap between datagrams counts as such
     intervals, so after the load stops nothing is refused within a few
     intervals.
 
@@ -202,7 +214,7 @@ class ProportionalShedding:
         self._total += waited
         self._least = waited if self._count == 0 else min(self._least, waited)
         self._count += 1
-        return self.fraction > 0
+        return self.fraction > 0 or (waited > self.limit and self._calm <= _RECENT)
 
     def paused(self, seconds: float) -> None:
         """
@@ -242,7 +254,7 @@ class ProportionalShedding:
             elif not draining:
                 self._stood += running  # a pause's own time is not the queue standing
             # Shedding that stopped within the last second resumes at once.
-            if self._stood < (self.start if self._calm > 1.0 + self._stood else self.interval):
+            if self._stood < (self.start if self._calm > _RECENT + self._stood else self.interval):
                 self.wait = wait  # a burst, or no queue: nothing to correct
                 return
             self._stood = 0.0
@@ -251,7 +263,7 @@ class ProportionalShedding:
         for _ in range(min(8, max(1, int(elapsed / self.interval)))):
             excess = (wait - self.wait) / self.interval + (wait - self.target) / self.drain
             if wait < self.target / 4:
-                excess = -_DRY_GROWTH  # the queue ran dry: capacity went unused
+                excess = -_MOST_GROWTH  # the queue ran dry: capacity went unused
             else:
                 excess = max(-_MOST_GROWTH, excess)
             admitted *= 1.0 - min(0.5, excess)
@@ -264,13 +276,17 @@ class ProportionalShedding:
         """
         Whether to refuse the new request at hand, which waited C{waited}
         seconds (call it for new requests only, so the fraction is of
-        those): every M{1/fraction}-th one, and, while shedding, any that
-        waited past C{limit}.
+        those): every M{1/fraction}-th one, and, while shedding or within
+        L{_RECENT} seconds of it, any that waited past C{limit}.
         """
         fraction = self.fraction
         if fraction <= 0:
             self._credit = 0.0
-            return False
+            # The share fell to 0 a moment ago: the overload may not be
+            # over, and a request that already waited past the limit would
+            # only be answered late (out of the share's count, which is of
+            # the intervals that shed).
+            return waited > self.limit and self._calm <= _RECENT
         self._candidates += 1
         if waited > self.limit:
             self._refused += 1

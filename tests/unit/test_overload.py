@@ -282,6 +282,32 @@ class ProportionalSheddingTests(SynchronousTestCase):
         shedding.fraction = 0.0
         self.assertFalse(shedding.refuse_next(1.0))
 
+    def test_aged_refused_just_after_shedding(self) -> None:
+        """For a second after the share fell to 0, a request past the limit is still refused."""
+        shedding = ProportionalShedding(0.02, limit=0.03)
+        now = 0.0
+        while shedding.fraction == 0 and now < 1.0:  # a standing queue: shedding starts
+            shedding.observe(0.05, now)
+            now += 0.05
+        self.assertGreater(shedding.fraction, 0)
+        while shedding.fraction > 0:  # the queue runs dry: the share falls to 0
+            shedding.observe(0.0, now)
+            now += 0.05
+        self.assertEqual([shedding.observe(0.04, now), shedding.refuse_next(0.04)], [True, True])
+        self.assertEqual([shedding.observe(0.01, now), shedding.refuse_next(0.01)], [False, False])
+        self.assertEqual(shedding.fraction, 0.0)  # not counted in the share
+        for _ in range(22):  # over a second of a dry queue
+            now += 0.05
+            shedding.observe(0.0, now)
+        self.assertEqual([shedding.observe(0.04, now), shedding.refuse_next(0.04)], [False, False])
+
+    def test_collector_steps_at_2x_p99(self) -> None:
+        """At 2x with half a second of collector steps every second, p99 stays under 40 ms."""
+        steps = [(second + 0.3 + 0.02 * n, 0.008) for second in range(10) for n in range(25)]
+        run = simulate(ProportionalShedding(0.02), 2.0, 10.0, refusal=0.06, pauses=steps)
+        self.assertLess(run.p99(1.0), 0.04)
+        self.assertGreaterEqual(run.goodput(1.0, 10.0), 0.7)  # the steps take a fifth
+
     def test_onset_p99(self) -> None:
         """Over 30 s of 2x or 4x, onset included, p99 of what is admitted stays under 50 ms."""
         for offered in (2.0, 4.0):
