@@ -61,6 +61,15 @@ _DRAINING = 0.1
 #: interval or two when its queue runs dry, and the queue it then admits
 #: must not be served late.
 _RECENT = 1.0
+#: How fast (seconds of wait per second of work) the mean wait must rise
+#: through L{_RISING_INTERVALS} intervals in a row, ending above the
+#: target, for shedding to start without waiting for C{start}: new
+#: requests offered at 1.25x the rate the server reads them or more.  A
+#: pause or a burst raises the wait once, by its own length, and draining
+#: then lowers it; only load past capacity raises it interval after
+#: interval.
+_RISING = 0.2
+_RISING_INTERVALS = 2
 #: The reason phrase of every overload refusal, parsed or not.
 OVERLOADED_REASON = "Service Unavailable (overloaded)"
 
@@ -127,9 +136,15 @@ class ProportionalShedding:
     stands).  Two kinds of interval do not count towards that time: one in
     which the queue fell by a tenth of the interval or more (the server
     has spare capacity and is draining it), and the part of one the
-    collector took (L{paused}): a run of collector steps on PyPy leaves a
-    queue of a few hundred milliseconds that drains by itself, and
-    refusing while it does would lose calls to a pause, not to load.
+    collector took (L{paused}) or the JIT spent compiling (C{compiling}):
+    a run of collector steps on PyPy leaves a queue of a few hundred
+    milliseconds that drains by itself, and refusing while it does would
+    lose calls to a pause, not to load.  A step of load starts it sooner:
+    when the mean wait rose by at least a fifth of each interval's working
+    time (the pauses taken out) through two intervals in a row and is
+    above C{target}, new requests are offered at 1.25x the rate they are
+    read or more, and waiting out C{start} would only admit a queue of
+    100 ms or more, served late.
     When the mean wait of an interval falls below a quarter of the target
     the queue ran dry, capacity went unused, and the admitted
     share doubles; an idle gap between datagrams counts as such
@@ -151,6 +166,7 @@ class ProportionalShedding:
         max_fraction: float = 0.98,
         limit: Optional[float] = None,
         start: float = 0.2,
+        compiling: Optional[Callable[[], float]] = None,
     ) -> None:
         """
         @param target: the mean queue wait (seconds) above which the
@@ -165,6 +181,9 @@ class ProportionalShedding:
         @param start: how long (seconds) every datagram must have waited
             more than C{target} before shedding starts (one interval when
             it stopped less than a second before).
+        @param compiling: a clock of the seconds the runtime has spent
+            compiling (L{conference.runtime.compile_clock}), read at each
+            correction: that time counts as a pause (L{paused}).
         @raise ValueError: unless target, interval and drain are positive
             and max_fraction is in (0, 1).
         """
@@ -178,7 +197,10 @@ class ProportionalShedding:
         self.max_fraction = max_fraction
         self.limit = 1.5 * target if limit is None else limit
         self.start = start
+        self._compiling = compiling
+        self._compiled = compiling() if compiling is not None else 0.0
         self._stood = 0.0
+        self._rising = 0
         self._paused = 0.0
         self._calm = float("inf")
         self.fraction = 0.0
@@ -231,12 +253,20 @@ class ProportionalShedding:
         C{elapsed} seconds (longer when no datagram came for a while: then
         the queue was empty for the intervals after the first).
         """
+        if self._compiling is not None:
+            compiled = self._compiling()
+            self.paused(compiled - self._compiled)
+            self._compiled = compiled
         wait = self._total / self._count if self._count else 0.0
         standing = self._count > 0 and self._least > self.target
         # A queue that falls by a tenth of the interval or more is being
         # drained by spare capacity: what a pause left, not overload.
         draining = wait <= self.wait - _DRAINING * self.interval
         running = max(0.0, elapsed - self._paused)
+        # The wait's rise per second of work, less what the pauses (the
+        # collector's, the JIT's) added to it: a pause raises every wait
+        # by its own length.
+        rise = (wait - self.wait - self._paused) / running if running > 0 else 0.0
         self._paused = 0.0
         self._total, self._count = 0.0, 0
         before = self.fraction
@@ -253,11 +283,15 @@ class ProportionalShedding:
                 self._stood = 0.0
             elif not draining:
                 self._stood += running  # a pause's own time is not the queue standing
+            self._rising = self._rising + 1 if rise >= _RISING else 0
             # Shedding that stopped within the last second resumes at once.
-            if self._stood < (self.start if self._calm > _RECENT + self._stood else self.interval):
+            if self._stood < (
+                self.start if self._calm > _RECENT + self._stood else self.interval
+            ) and (self._rising < _RISING_INTERVALS or wait <= self.target):
                 self.wait = wait  # a burst, or no queue: nothing to correct
                 return
             self._stood = 0.0
+            self._rising = 0
         self._calm = 0.0
         admitted = 1.0 - max(before, refused)
         for _ in range(min(8, max(1, int(elapsed / self.interval)))):

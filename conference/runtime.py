@@ -14,7 +14,8 @@ from its environment (C{PYPY_GC_NURSERY} and C{PYPY_GC_INCREMENT_STEP},
 read when the interpreter starts), so for PyPy the server says what to set
 (docs/benchmarks.rst, "PyPy's nursery" and "Completed transactions as
 table rows").  Either way the old generation's collections still pause the
-server now and then; L{watch_collector} reports those pauses, so that the
+server now and then; L{watch_collector} reports those pauses (and
+L{compile_clock} the time PyPy's JIT spends compiling), so that the
 overload control does not take the queue they leave for load.
 """
 
@@ -211,6 +212,28 @@ def watch_collector(report: Callable[[float], None]) -> Callable[[], None]:
     return remove
 
 
+def compile_clock() -> Optional[Callable[[], float]]:
+    """
+    On PyPy, a clock of the seconds its JIT has spent compiling so far
+    (tracing, aborted traces included, and the backend), read from the
+    JIT's own counters; elsewhere L{None}.  While the JIT compiles, the
+    server reads no requests, as in a collector's pause: a queue that time
+    leaves is warming up, not load (L{conference.overload.ProportionalShedding}).
+    Reading it costs a few microseconds, and it sets no hook.
+    """
+    try:
+        pypyjit = importlib.import_module("pypyjit")
+        snapshot = pypyjit.get_stats_snapshot
+    except (ImportError, AttributeError):
+        return None
+
+    def seconds() -> float:
+        times = snapshot().counter_times
+        return float(times.get("TRACING", 0.0)) + float(times.get("BACKEND", 0.0))
+
+    return seconds
+
+
 def nursery_advice(implementation: str, environ: Mapping[str, str]) -> Optional[str]:
     """
     What to tell the operator of a server on C{implementation} (the
@@ -242,6 +265,7 @@ __all__ = [
     "PYPY_JIT",
     "PYPY_NURSERY",
     "check_jit_parameters",
+    "compile_clock",
     "nursery_advice",
     "tune_gc",
     "tune_jit",

@@ -46,7 +46,7 @@ from conference.overload import OverloadControl, ProportionalShedding
 from conference.overload_feedback import OverloadFeedback
 from conference.reactors import default_reactor
 from conference.records import StoreError
-from conference.runtime import tune_gc, tune_jit, watch_collector
+from conference.runtime import compile_clock, tune_gc, tune_jit, watch_collector
 from conference.sip.digest import DEFAULT_ALGORITHMS, DigestServer
 from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request
@@ -302,7 +302,9 @@ class ConferenceService(MultiService):
             self.sip.overload = self.overload
             self.sip.feedback = OverloadFeedback()
             if config.overload_queue:
-                self.sip.queue = ProportionalShedding(config.overload_queue)
+                self.sip.queue = ProportionalShedding(
+                    config.overload_queue, compiling=compile_clock()
+                )
                 self.lag_probe.queue = self.sip.queue
         self.stream_factory = SIPStreamFactory(
             self.sip,

@@ -325,6 +325,44 @@ class ProportionalSheddingTests(SynchronousTestCase):
         self.assertTrue(shedding.observe(0.03, 2.12))
         self.assertEqual(shedding.transitions, 2)
 
+    def test_rising_queue_starts_early(self) -> None:
+        """A wait rising by half of each interval starts shedding at 150 ms, not 200 ms standing."""
+        shedding = ProportionalShedding(0.02)
+        waits = [0.0, 0.025, 0.05, 0.075]
+        started = [shedding.observe(w, n * 0.05) for n, w in enumerate(waits)]
+        self.assertEqual(started, [False, False, False, True])
+        self.assertEqual(shedding.transitions, 1)
+
+    def test_slow_rise_waits(self) -> None:
+        """A wait rising by a tenth of each interval waits for the queue to stand 200 ms."""
+        shedding = ProportionalShedding(0.02)
+        started = [shedding.observe(0.021 + 0.005 * n, n * 0.05) for n in range(6)]
+        self.assertEqual(started, [False] * 5 + [True])
+
+    def test_pause_does_not_rise(self) -> None:
+        """The same rise made by reported pauses does not start shedding early."""
+        shedding = ProportionalShedding(0.02)
+        for n, wait in enumerate((0.0, 0.025, 0.05, 0.075)):
+            if n:
+                shedding.paused(0.025)
+            self.assertFalse(shedding.observe(wait, n * 0.05))
+        self.assertEqual(shedding.transitions, 0)
+
+    def test_compiling_counts_as_pause(self) -> None:
+        """Time the JIT spent compiling, read from its clock, is a pause: no early start."""
+        compiled = [0.0]
+        shedding = ProportionalShedding(0.02, compiling=lambda: compiled[0])
+        for n, wait in enumerate((0.0, 0.025, 0.05, 0.075)):
+            compiled[0] = 0.025 * n
+            self.assertFalse(shedding.observe(wait, n * 0.05))
+        self.assertEqual(shedding.transitions, 0)
+
+    def test_onset_at_2x(self) -> None:
+        """From idle to 2x, under 1% of the first second's admitted requests wait 50 ms or more."""
+        run = simulate(ProportionalShedding(0.02), 2.0, 1.0)
+        late = [t for arrival, t in run.admitted if t > 0.05]
+        self.assertLess(len(late), len(run.admitted) // 100)
+
     def test_never_refuses_all(self) -> None:
         """However long the queue, some new requests are let in."""
         shedding = ProportionalShedding(0.02, max_fraction=0.9)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
+import types
 from typing import Any, Dict, List, cast
 
 from twisted.logger import ILogObserver, LogLevel, globalLogPublisher
@@ -163,6 +164,40 @@ class TuneJITTests(unittest.TestCase):
         """Without a stand-in it sets PyPy's own JIT, and does nothing on CPython."""
         pypy = sys.implementation.name == "pypy"
         self.assertEqual(runtime.tune_jit(runtime.PYPY_JIT), pypy)
+
+
+class CompileClockTests(unittest.TestCase):
+    """
+    L{runtime.compile_clock} reads how long PyPy's JIT has compiled.
+    """
+
+    def test_counters(self) -> None:
+        """The clock is the JIT's tracing plus backend seconds, read at each call."""
+        times = {"TRACING": 0.5, "BACKEND": 0.25, "OPTIMIZER": 9.0}
+        snapshot = types.SimpleNamespace(counter_times=times)
+        fake = types.ModuleType("pypyjit")
+        fake.get_stats_snapshot = lambda: snapshot  # type: ignore[attr-defined]
+        real = sys.modules.get("pypyjit")
+        sys.modules["pypyjit"] = fake
+        if real is None:
+            self.addCleanup(sys.modules.pop, "pypyjit")
+        else:
+            self.addCleanup(sys.modules.__setitem__, "pypyjit", real)
+        clock = runtime.compile_clock()
+        assert clock is not None
+        self.assertEqual(clock(), 0.75)
+        times["TRACING"] = 1.5
+        self.assertEqual(clock(), 1.75)
+
+    def test_interpreter(self) -> None:
+        """On PyPy the clock reads its JIT and never goes back; elsewhere there is none."""
+        clock = runtime.compile_clock()
+        if sys.implementation.name != "pypy":
+            self.assertIsNone(clock)
+            return
+        assert clock is not None
+        first = clock()
+        self.assertGreaterEqual(clock(), first)
 
 
 class _Implementation:
