@@ -65,11 +65,17 @@ _RECENT = 1.0
 #: through L{_RISING_INTERVALS} intervals in a row, ending above the
 #: target, for shedding to start without waiting for C{start}: new
 #: requests offered at 1.25x the rate the server reads them or more.  A
-#: pause or a burst raises the wait once, by its own length, and draining
-#: then lowers it; only load past capacity raises it interval after
-#: interval.
+#: pause raises the wait once, by its own length, and draining then lowers
+#: it; load past capacity raises it interval after interval, and so does a
+#: burst while its own requests are read (one with more than about 100 ms
+#: of work starts shedding, where 200 ms did before).
 _RISING = 0.2
 _RISING_INTERVALS = 2
+#: The fewest datagrams an interval must have read for its rise to count:
+#: the rise is a difference of means, noise over a handful of datagrams
+#: (a client keeping 20 slow requests in flight on a server still
+#: warming up reads five to fifteen an interval).
+_RISING_SAMPLES = 20
 #: The reason phrase of every overload refusal, parsed or not.
 OVERLOADED_REASON = "Service Unavailable (overloaded)"
 
@@ -141,10 +147,10 @@ class ProportionalShedding:
     milliseconds that drains by itself, and refusing while it does would
     lose calls to a pause, not to load.  A step of load starts it sooner:
     when the mean wait rose by at least a fifth of each interval's working
-    time (the pauses taken out) through two intervals in a row and is
-    above C{target}, new requests are offered at 1.25x the rate they are
-    read or more, and waiting out C{start} would only admit a queue of
-    100 ms or more, served late.
+    time (the pauses taken out) through two intervals in a row, each of
+    at least twenty datagrams, and is above C{target}, new requests are
+    offered at 1.25x the rate they are read or more, and waiting out
+    C{start} would only admit a queue of 100 ms or more, served late.
     When the mean wait of an interval falls below a quarter of the target
     the queue ran dry, capacity went unused, and the admitted
     share doubles; an idle gap between datagrams counts as such
@@ -267,6 +273,8 @@ class ProportionalShedding:
         # collector's, the JIT's) added to it: a pause raises every wait
         # by its own length.
         rise = (wait - self.wait - self._paused) / running if running > 0 else 0.0
+        if self._count < _RISING_SAMPLES:
+            rise = 0.0  # too few datagrams to tell a rise from noise
         self._paused = 0.0
         self._total, self._count = 0.0, 0
         before = self.fraction

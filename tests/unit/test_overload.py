@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import List, Sequence, Tuple
+from typing import Callable, List, Sequence, Tuple
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -325,37 +325,68 @@ class ProportionalSheddingTests(SynchronousTestCase):
         self.assertTrue(shedding.observe(0.03, 2.12))
         self.assertEqual(shedding.transitions, 2)
 
+    def intervals(
+        self,
+        shedding: ProportionalShedding,
+        waits: Sequence[float],
+        *,
+        reads: int = 25,
+        before: Callable[[int], None] = lambda n: None,
+    ) -> List[bool]:
+        """
+        Feed C{shedding} one 50 ms interval per wait, C{reads} datagrams in
+        each (all with that wait); call C{before(n)} ahead of interval n.
+        Whether it refused new requests after each interval's first read.
+        """
+        started = []
+        for n, wait in enumerate(waits):
+            before(n)
+            for k in range(reads):
+                shedding.observe(wait, n * 0.05 + k * 0.05 / reads)
+                if k == 0:
+                    started.append(shedding.standing)
+        return started
+
     def test_rising_queue_starts_early(self) -> None:
         """A wait rising by half of each interval starts shedding at 150 ms, not 200 ms standing."""
         shedding = ProportionalShedding(0.02)
-        waits = [0.0, 0.025, 0.05, 0.075]
-        started = [shedding.observe(w, n * 0.05) for n, w in enumerate(waits)]
+        started = self.intervals(shedding, [0.0, 0.025, 0.05, 0.075])
         self.assertEqual(started, [False, False, False, True])
         self.assertEqual(shedding.transitions, 1)
+
+    def test_few_reads_do_not_rise(self) -> None:
+        """The same rise over a handful of datagrams an interval is noise: no early start."""
+        shedding = ProportionalShedding(0.02)
+        started = self.intervals(shedding, [0.0, 0.025, 0.05, 0.075], reads=10)
+        self.assertEqual(started, [False] * 4)
 
     def test_slow_rise_waits(self) -> None:
         """A wait rising by a tenth of each interval waits for the queue to stand 200 ms."""
         shedding = ProportionalShedding(0.02)
-        started = [shedding.observe(0.021 + 0.005 * n, n * 0.05) for n in range(6)]
+        started = self.intervals(shedding, [0.021 + 0.005 * n for n in range(6)])
         self.assertEqual(started, [False] * 5 + [True])
 
     def test_pause_does_not_rise(self) -> None:
         """The same rise made by reported pauses does not start shedding early."""
         shedding = ProportionalShedding(0.02)
-        for n, wait in enumerate((0.0, 0.025, 0.05, 0.075)):
+
+        def pause(n: int) -> None:
             if n:
                 shedding.paused(0.025)
-            self.assertFalse(shedding.observe(wait, n * 0.05))
-        self.assertEqual(shedding.transitions, 0)
+
+        started = self.intervals(shedding, [0.0, 0.025, 0.05, 0.075], before=pause)
+        self.assertEqual(started, [False] * 4)
 
     def test_compiling_counts_as_pause(self) -> None:
         """Time the JIT spent compiling, read from its clock, is a pause: no early start."""
         compiled = [0.0]
         shedding = ProportionalShedding(0.02, compiling=lambda: compiled[0])
-        for n, wait in enumerate((0.0, 0.025, 0.05, 0.075)):
+
+        def compile(n: int) -> None:
             compiled[0] = 0.025 * n
-            self.assertFalse(shedding.observe(wait, n * 0.05))
-        self.assertEqual(shedding.transitions, 0)
+
+        started = self.intervals(shedding, [0.0, 0.025, 0.05, 0.075], before=compile)
+        self.assertEqual(started, [False] * 4)
 
     def test_onset_at_2x(self) -> None:
         """From idle to 2x, under 1% of the first second's admitted requests wait 50 ms or more."""
