@@ -126,6 +126,19 @@ def offer(
     )
 
 
+def recovered(failed_per_second: List[int]) -> str:
+    """
+    From when the run after the load answered every call, by the seconds
+    SIPp counted failures in (the goal: within 2 s).
+    """
+    failing = [n for n, failed in enumerate(failed_per_second) if failed]
+    if not failing:
+        return "every call answered"
+    if failing[-1] == len(failed_per_second) - 1:
+        return "calls still failing in its last second"
+    return f"every call answered after its first {failing[-1] + 1} s"
+
+
 def report(
     capacity: int,
     runs: List[Overloaded],
@@ -155,6 +168,8 @@ def report(
             f"{recovery.successful}/{recovery.calls} answered, {recovery.failed} failed, "
             f"{recovery.retransmissions} retransmissions, "
             f"p99 {percentile(recovery.rtt_ms, 99):.1f} ms",
+            f"failed per second: {recovery.failed_per_second} "
+            f"({recovered(recovery.failed_per_second)})",
         ]
     return "\n".join(lines)
 

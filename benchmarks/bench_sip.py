@@ -136,6 +136,8 @@ class RunResult:
     elapsed: float
     cpu_seconds: float
     rtt_ms: List[float] = field(default_factory=list)
+    #: Calls failed in each second of the run (SIPp's periodic counts).
+    failed_per_second: List[int] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -372,7 +374,7 @@ def run_sipp(
     args += ["-p", "0", "-t", "u1", "-nostdin", "-r", str(rate), "-m", str(calls)]
     args += ["-buff_size", str(4 * 1024 * 1024)]
     args += ["-l", str(calls), "-timeout", f"{int(duration * 3 + 30)}s"]
-    args += ["-trace_stat", "-stf", str(stat), "-fd", "3600"]
+    args += ["-trace_stat", "-stf", str(stat), "-fd", "1"]
     if rtt:
         args += ["-trace_rtt", "-rtt_freq", "1"]
     args += list(extra)
@@ -396,6 +398,7 @@ def run_sipp(
     elapsed = time.monotonic() - started
     cpu = server.cpu_seconds() - cpu_before
     counts = read_stat(stat)
+    failed_per_second = per_second(stat, "FailedCall(P)")
     times: List[float] = []
     if rtt:
         for path in work.glob("*_rtt.csv"):
@@ -413,6 +416,7 @@ def run_sipp(
         elapsed=elapsed,
         cpu_seconds=cpu,
         rtt_ms=times,
+        failed_per_second=failed_per_second,
     )
 
 
@@ -431,6 +435,41 @@ def read_stat(path: Path) -> Dict[str, int]:
         if value.isdigit():
             result[name] = int(value)
     return result
+
+
+def per_second(path: Path, name: str) -> List[int]:
+    """
+    The per-period counter C{name} of a SIPp statistics file written with
+    C{-fd 1}, summed by the second of the run it counts (index 0: the
+    first second).  SIPp labels each line with the whole seconds elapsed
+    when it was written; the lines it adds at the end of a run, with the
+    label of the line before, count the part of a second after it.
+    """
+    try:
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+    except OSError:
+        return []
+    header = lines[0].split(";") if lines else []
+    if name not in header or "ElapsedTime(C)" not in header:
+        return []
+    column, clock = header.index(name), header.index("ElapsedTime(C)")
+    seconds: List[int] = []
+    previous = 0
+    for line in lines[1:]:
+        fields = line.split(";")
+        try:
+            hours, minutes, whole = (int(part) for part in fields[clock].split(":"))
+            value = int(fields[column])
+        except (IndexError, ValueError):
+            continue
+        label = hours * 3600 + minutes * 60 + whole
+        if label == 0:
+            continue  # the line written as the run starts
+        index = label - 1 if label > previous else label
+        previous = label
+        seconds.extend([0] * (index + 1 - len(seconds)))
+        seconds[index] += value
+    return seconds
 
 
 # The search -------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -93,3 +94,27 @@ class ServerEnvironmentTests(SynchronousTestCase):
 
         self.patch(os, "environ", {NURSERY_VARIABLE: "1MB"})
         self.assertEqual(bench_sip.server_environment()[NURSERY_VARIABLE], "1MB")
+
+
+class PerSecondTests(SynchronousTestCase):
+    """
+    L{bench_sip.per_second}: SIPp's periodic counts, by the second of the run.
+    """
+
+    def write(self, rows: list[tuple[str, int]]) -> Path:
+        path = Path(self.mktemp())
+        lines = ["StartTime;ElapsedTime(C);FailedCall(P)"]
+        lines += [f"x;{label};{value}" for label, value in rows]
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def test_by_second(self) -> None:
+        """Each line counts the second before its label; the end's extra lines, the one after."""
+        rows = [("00:00:00", 0), ("00:00:01", 7), ("00:00:02", 0), ("00:00:02", 3), ("00:00:02", 0)]
+        self.assertEqual(bench_sip.per_second(self.write(rows), "FailedCall(P)"), [7, 0, 3])
+
+    def test_missing(self) -> None:
+        """No file, or no such counter: nothing."""
+        self.assertEqual(bench_sip.per_second(Path(self.mktemp()), "FailedCall(P)"), [])
+        path = self.write([("00:00:01", 1)])
+        self.assertEqual(bench_sip.per_second(path, "OutgoingCall(P)"), [])
