@@ -301,7 +301,10 @@ class ProportionalShedding:
             self._stood = 0.0
             self._rising = 0
         self._calm = 0.0
-        admitted = 1.0 - max(before, refused)
+        # Never below the least share admitted: growth multiplies it, and an
+        # interval whose few new requests were all refused would otherwise
+        # leave nothing to grow from, however idle the server then is.
+        admitted = 1.0 - min(self.max_fraction, max(before, refused))
         for _ in range(min(8, max(1, int(elapsed / self.interval)))):
             excess = (wait - self.wait) / self.interval + (wait - self.target) / self.drain
             if wait < self.target / 4:

@@ -394,6 +394,16 @@ class ProportionalSheddingTests(SynchronousTestCase):
         late = [t for arrival, t in run.admitted if t > 0.05]
         self.assertLess(len(late), len(run.admitted) // 100)
 
+    def test_all_refused_then_idle_recovers(self) -> None:
+        """An interval whose few new requests were all refused does not lock the share at 98%."""
+        shedding = ProportionalShedding(0.02)
+        shedding.fraction = 0.98
+        shedding.observe(0.0, 0.0)
+        self.assertTrue(shedding.refuse_next(1.0))  # the interval's one new request, refused
+        self.assertFalse(shedding.observe(0.0, 1.0))  # then a second with nothing to read
+        self.assertEqual(shedding.fraction, 0.0)
+        self.assertFalse(shedding.refuse_next())
+
     def test_never_refuses_all(self) -> None:
         """However long the queue, some new requests are let in."""
         shedding = ProportionalShedding(0.02, max_fraction=0.9)
