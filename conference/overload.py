@@ -263,18 +263,13 @@ class ProportionalShedding:
             compiled = self._compiling()
             self.paused(compiled - self._compiled)
             self._compiled = compiled
-        wait = self._total / self._count if self._count else 0.0
-        standing = self._count > 0 and self._least > self.target
+        count, paused = self._count, self._paused
+        wait = self._total / count if count else 0.0
+        standing = count > 0 and self._least > self.target
         # A queue that falls by a tenth of the interval or more is being
         # drained by spare capacity: what a pause left, not overload.
         draining = wait <= self.wait - _DRAINING * self.interval
-        running = max(0.0, elapsed - self._paused)
-        # The wait's rise per second of work, less what the pauses (the
-        # collector's, the JIT's) added to it: a pause raises every wait
-        # by its own length.
-        rise = (wait - self.wait - self._paused) / running if running > 0 else 0.0
-        if self._count < _RISING_SAMPLES:
-            rise = 0.0  # too few datagrams to tell a rise from noise
+        running = max(0.0, elapsed - paused)
         self._paused = 0.0
         self._total, self._count = 0.0, 0
         before = self.fraction
@@ -291,7 +286,16 @@ class ProportionalShedding:
                 self._stood = 0.0
             elif not draining:
                 self._stood += running  # a pause's own time is not the queue standing
-            self._rising = self._rising + 1 if rise >= _RISING else 0
+            # The wait's rise per second of work, less what the pauses (the
+            # collector's, the JIT's) added to it: a pause raises every
+            # wait by its own length.  Over a handful of datagrams it is
+            # noise, and does not count.
+            rising = (
+                count >= _RISING_SAMPLES
+                and running > 0
+                and (wait - self.wait - paused) / running >= _RISING
+            )
+            self._rising = self._rising + 1 if rising else 0
             # Shedding that stopped within the last second resumes at once.
             if self._stood < (
                 self.start if self._calm > _RECENT + self._stood else self.interval
