@@ -420,18 +420,26 @@ def run_sipp(
     )
 
 
+def stat_lines(path: Path) -> List[List[str]]:
+    """
+    The lines of a SIPp statistics file, split into fields, the header
+    first; none when it cannot be read.
+    """
+    try:
+        return [line.split(";") for line in path.read_text().splitlines() if line.strip()]
+    except OSError:
+        return []
+
+
 def read_stat(path: Path) -> Dict[str, int]:
     """
     The cumulative counters on the last line of a SIPp statistics file.
     """
-    try:
-        lines = [line for line in path.read_text().splitlines() if line.strip()]
-    except OSError:
-        return {}
+    lines = stat_lines(path)
     if len(lines) < 2:
         return {}
     result: Dict[str, int] = {}
-    for name, value in zip(lines[0].split(";"), lines[-1].split(";")):
+    for name, value in zip(lines[0], lines[-1]):
         if value.isdigit():
             result[name] = int(value)
     return result
@@ -445,18 +453,14 @@ def per_second(path: Path, name: str) -> List[int]:
     when it was written; the lines it adds at the end of a run, with the
     label of the line before, count the part of a second after it.
     """
-    try:
-        lines = [line for line in path.read_text().splitlines() if line.strip()]
-    except OSError:
-        return []
-    header = lines[0].split(";") if lines else []
+    lines = stat_lines(path)
+    header = lines[0] if lines else []
     if name not in header or "ElapsedTime(C)" not in header:
         return []
     column, clock = header.index(name), header.index("ElapsedTime(C)")
     seconds: List[int] = []
     previous = 0
-    for line in lines[1:]:
-        fields = line.split(";")
+    for fields in lines[1:]:
         try:
             hours, minutes, whole = (int(part) for part in fields[clock].split(":"))
             value = int(fields[column])
