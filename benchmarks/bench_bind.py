@@ -292,7 +292,6 @@ def start_server(
     port = free_udp_port()
     options = ["--domain", DOMAIN, "--store", description, "--auth", f"file:{users}"]
     options += ["--rate-limit", "off", "--identity-rate-limit", "off"]
-    options += ["--max-transactions", "0"]  # capacity is measured, not shedding
     return CommandServer(
         name, conference_command(folder, port, options), folder, port=port, env=env
     )

@@ -254,9 +254,6 @@ class Server:
                 f"tcp:{self.port}:interface={LOOPBACK}",
                 "--store",
                 "memory",
-                # Capacity is measured, not the transaction cap's shedding.
-                "--max-transactions",
-                "0",
             ]
         else:
             env = server_environment()

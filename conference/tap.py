@@ -318,7 +318,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "max-transactions",
             None,
             100000,
-            "Most live server transactions; new requests past it get 503. 0: no cap.",
+            "Most live server transactions (and retired rows, the oldest dropped early "
+            "past it); new requests past it get 503. 0: no cap.",
             _non_negative(int, "max-transactions"),
         ],
         [

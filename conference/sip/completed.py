@@ -51,6 +51,8 @@ class CompletedTable:
         self._keys: List[Hashable] = []
         self._merge_keys: List[Optional[Hashable]] = []
         self._head = 0
+        #: Rows dropped before their deadline by L{trim}.
+        self.dropped_early = 0
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -111,13 +113,33 @@ class CompletedTable:
         Drop the rows whose deadline is C{now} or earlier; their keys and
         merge keys, oldest first, for the caller's own tables.
         """
+        return self._drop(now, 0)
+
+    def trim(self, limit: int) -> List[Tuple[Hashable, Optional[Hashable]]]:
+        """
+        Drop the oldest rows beyond C{limit}, before their deadline (the
+        ones nearest it); their keys and merge keys, as L{expire}.  Counted
+        in L{dropped_early}.
+        """
+        excess = len(self._rows) - limit
+        if excess <= 0:
+            return []
+        self.dropped_early += excess
+        return self._drop(float("-inf"), excess)
+
+    def _drop(self, now: float, extra: int) -> List[Tuple[Hashable, Optional[Hashable]]]:
+        """Drop the rows due at C{now}, then C{extra} more, oldest first."""
         deadlines, head = self._deadlines, self._head
         end = len(deadlines)
-        if head >= end or deadlines[head] > now:
+        if head >= end or (deadlines[head] > now and extra <= 0):
             return []
         rows, keys, merge_keys = self._rows, self._keys, self._merge_keys
         gone: List[Tuple[Hashable, Optional[Hashable]]] = []
-        while head < end and deadlines[head] <= now:
+        while head < end:
+            if deadlines[head] > now:
+                if extra <= 0:
+                    break
+                extra -= 1
             key = keys[head]
             del rows[key]
             gone.append((key, merge_keys[head]))

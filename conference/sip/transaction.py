@@ -226,10 +226,7 @@ class TransactionLayer(ClientTransactions):
         C{now}, so a late call replays the exact schedule.
         """
         actions: List[Action] = []
-        for key, mkey in self._completed.expire(now):
-            self._forget_branch(key[1])  # type: ignore[index]
-            if mkey is not None and self._merge.get(mkey) is key:
-                del self._merge[mkey]
+        self._forget_retired(self._completed.expire(now))
         timers = self._timers
         while True:
             # Earliest first across both heaps (either may be rebuilt by
@@ -387,12 +384,18 @@ class TransactionLayer(ClientTransactions):
     def full(self) -> bool:
         """
         Whether C{max_server} server transactions are live (no new one may
-        start), counting those retired to the completed table.
+        start).  Those retired to the completed table do not count: it
+        holds at most C{max_server} rows of its own, dropping the oldest
+        early past that (L{CompletedTable.trim}).
         """
-        return (
-            self.max_server is not None
-            and len(self._server) + len(self._completed) >= self.max_server
-        )
+        return self.max_server is not None and len(self._server) >= self.max_server
+
+    def _forget_retired(self, rows: List[Tuple[Hashable, Optional[Hashable]]]) -> None:
+        """The branches and merge keys of rows the completed table dropped."""
+        for key, mkey in rows:
+            self._forget_branch(key[1])  # type: ignore[index]
+            if mkey is not None and self._merge.get(mkey) is key:
+                del self._merge[mkey]
 
     def serving(self, branch: str) -> bool:
         """
@@ -512,6 +515,10 @@ class TransactionLayer(ClientTransactions):
             mkey = None
         assert txn.completed_at is not None
         self._completed.add(key, row, mkey, txn.completed_at + 64 * self.t1)
+        if self.max_server is not None and len(self._completed) > self.max_server:
+            # Rows are bounded like live transactions, by dropping the
+            # oldest, nearest their deadline, rather than by refusing work.
+            self._forget_retired(self._completed.trim(self.max_server))
 
     def _absorb_ack(self, txn: ServerTransaction, now: float) -> List[Action]:
         """

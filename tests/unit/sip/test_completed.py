@@ -92,6 +92,17 @@ class CompletedTableTests(SynchronousTestCase):
         self.assertEqual(table.expire(11.5), [])
         self.assertEqual([k for k, _ in table.expire(12.0)], ["a", "b"])
 
+    def test_trim_drops_oldest(self) -> None:
+        """Past a limit the oldest rows go early, with their merge keys, and are counted."""
+        table = CompletedTable()
+        for n, name in enumerate("abcde"):
+            table.add(name, "t", (name, 1), 10.0 + n)
+        self.assertEqual(table.trim(5), [])
+        self.assertEqual(table.trim(3), [("a", ("a", 1)), ("b", ("b", 1))])
+        self.assertEqual((len(table), table.dropped_early), (3, 2))
+        self.assertEqual(table.next_deadline(), 12.0)
+        self.assertEqual([k for k, _ in table.expire(20.0)], ["c", "d", "e"])
+
     def test_duplicate_key_refused(self) -> None:
         """A key already kept cannot be added again (it would expire early)."""
         table = CompletedTable()
@@ -199,13 +210,22 @@ class RetiredNonInviteTests(SynchronousTestCase):
         again = layer.receive(request("MESSAGE"), UDP, 34.0)
         self.assertEqual(len(only(again, RequestReceived)), 1)
 
-    def test_counts_toward_cap(self) -> None:
-        """A retired transaction still counts toward max_server until its timer."""
-        layer = new_layer(max_server=1)
-        retired_message(layer)
-        self.assertTrue(layer.full())
-        layer.advance(33.0)
-        self.assertFalse(layer.full())
+    def test_rows_bounded_apart(self) -> None:
+        """Rows hold no place under max_server; past as many rows the oldest goes early."""
+        layer = new_layer(max_server=2)
+        for n in range(3):
+            txn = start(layer, request("MESSAGE", branch=f"z9hG4bKm{n}", call_id=f"m{n}"))
+            layer.respond(txn, make_response(txn.request, 200, to_tag="x"), 1.0)
+            layer.hold(txn)
+            self.assertFalse(layer.full())
+        sizes = layer.sizes()
+        self.assertEqual((sizes["server"], sizes["completed"], sizes["merge"]), (0, 2, 2))
+        self.assertFalse(layer.serving("z9hG4bKm0"))
+        self.assertTrue(layer.serving("z9hG4bKm1"))
+        kept = layer.receive(request("MESSAGE", branch="z9hG4bKm2", call_id="m2"), UDP, 2.0)
+        self.assertEqual(sent_codes(kept), [200])
+        dropped = layer.receive(request("MESSAGE", branch="z9hG4bKm0", call_id="m0"), UDP, 2.0)
+        self.assertEqual(len(only(dropped, RequestReceived)), 1)
 
     def test_reliable_not_kept(self) -> None:
         """Over TCP Timer J is zero: the transaction ended, nothing is kept."""

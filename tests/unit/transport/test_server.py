@@ -402,9 +402,13 @@ class TransactionCapTests(SynchronousTestCase):
         self.peer = Peer("UDP", "127.0.0.1", 5070, "udp")
 
     def flood(self, count: int, first: int = 0) -> List[int]:
+        """
+        INVITEs that are refused and never acknowledged: each stays a live
+        transaction until Timer H (answered and retired ones hold no place).
+        """
         for n in range(first, first + count):
             data = request_bytes(
-                "OPTIONS",
+                "INVITE",
                 "sip:example.com",
                 branch=f"z9hG4bKflood{n}",
                 call_id=f"flood-{n}",
@@ -416,7 +420,7 @@ class TransactionCapTests(SynchronousTestCase):
     def test_exempt_flood_shed_past_cap(self) -> None:
         """Past the cap, new requests get a stateless 503 with Retry-After; none is unanswered."""
         codes = self.flood(12)
-        self.assertEqual(codes, [200] * 5 + [503] * 7)
+        self.assertEqual(codes, [405] * 5 + [503] * 7)
         shed = self.sender.responses()[-1]
         self.assertEqual(shed.header("retry-after"), "10")
         self.assertEqual(self.server.layer.pending(), 5)
@@ -441,15 +445,30 @@ class TransactionCapTests(SynchronousTestCase):
         self.server.answer_statelessly = False
         self.flood(5, first=8)
         self.server.answer_statelessly = True
-        self.assertEqual(self.flood(2, first=13), [200] * 13 + [503] * 2)
+        self.assertEqual(self.flood(2, first=13), [405] * 13 + [503] * 2)
         self.assertEqual((self.server.stats["shed"], self.server.stats["stateless"]), (2, 8))
 
-    def test_served_again_after_timer_j(self) -> None:
-        """When the live transactions end (Timer J, up to TIMER_SLACK late), new requests pass."""
+    def test_served_again_after_timer_h(self) -> None:
+        """When the live transactions end (Timer H, up to TIMER_SLACK late), new requests pass."""
         self.flood(6)
         self.clock.advance(64 * self.server.layer.t1 + TIMER_SLACK)
         self.assertEqual(self.server.layer.pending(), 0)
-        self.assertEqual(self.flood(1, first=100)[-1], 200)
+        self.assertEqual(self.flood(1, first=100)[-1], 405)
+
+    def test_answered_requests_take_no_place(self) -> None:
+        """Answered and retired requests never reach the cap: the oldest rows go early."""
+        for n in range(12):
+            data = request_bytes(
+                "OPTIONS",
+                "sip:example.com",
+                branch=f"z9hG4bKok{n}",
+                call_id=f"ok-{n}",
+                via_host="127.0.0.1:5070",
+            )
+            self.server.datagram_received(data, self.peer)
+        self.assertEqual([r.code for r in self.sender.responses()], [200] * 12)
+        self.assertEqual(self.server.layer.sizes()["completed"], 5)
+        self.assertEqual(self.server.stats["shed"], 0)
 
 
 class TransactionLogTests(SynchronousTestCase):
