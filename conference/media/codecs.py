@@ -112,6 +112,15 @@ class Encoder:
         """The payload of one frame (L{None}: nothing to send this time)."""
         raise NotImplementedError
 
+    def at_rest(self) -> Optional[bytes]:
+        """
+        The payload of a frame of silence, if encoding one would give it
+        without changing the encoder's state (so it can be sent as is,
+        however many times); L{None} when the state must be run, as by
+        default.
+        """
+        return None
+
 
 class AudioCodec:
     """
@@ -204,6 +213,7 @@ class G711(AudioCodec):
         narrow, histories = decimate_rows(frames, histories, self._factor)
         for encoder, history in zip(mine, histories):
             encoder.history = history
+            encoder.quiet = None
         return [row.tobytes() for row in self.encode(to_int16(narrow))]
 
 
@@ -223,6 +233,19 @@ class _G711Encoder(Encoder):
     def __init__(self, codec: G711) -> None:
         self.codec = codec
         self.history = decimation_history(INTERNAL_RATE // codec.rate)
+        self._silence = codec.silence * codec.frame_step()
+        # The silent frame while the history is all zeros (the filter's
+        # input was silence for long enough), else None.
+        self.quiet: Optional[bytes] = self._silence
+
+    def at_rest(self) -> Optional[bytes]:
+        """
+        Silence (the zero sample's byte) once the resampler's history is all
+        zeros: the filter then turns zeros into zeros and keeps its history.
+        """
+        if self.quiet is None and not self.history.any():
+            self.quiet = self._silence
+        return self.quiet
 
     def encode(self, frame: Samples) -> Optional[bytes]:
         return self.codec.encode_frames([self], frame[None, :])[0]

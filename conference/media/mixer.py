@@ -101,9 +101,26 @@ class Mixer:
         if not count:
             return []
         self._cue_alone(channels)
-        frames = np.zeros((count, self.frame), dtype=np.float32)
-        gains_in = np.zeros(count, dtype=np.float32)
-        gains_out = np.zeros(count, dtype=np.float32)
+        heard = self._mix(channels)
+        if heard is None:
+            payloads = self._encode_silence(channels)
+        else:
+            payloads = self._encode(channels, heard)
+        out: List[Datagram] = []
+        for channel, payload in zip(channels, payloads):
+            out.extend(channel.packets(payload))
+            out.extend(channel.rtcp_report(now))
+        return out
+
+    def _mix(self, channels: List[Channel]) -> Optional[npt.NDArray[np.int16]]:
+        """
+        Take this tick's frame from every participant and mix them; L{None}
+        for a silent tick (no frame to mix and no tone to play), which
+        builds no matrix at all: everyone hears silence.
+        """
+        count = len(channels)
+        frames: Optional[Matrix] = None
+        gains_in: Optional[npt.NDArray[np.float32]] = None
         overlay: Optional[Matrix] = None
         for row, channel in enumerate(channels):
             tone = channel.overlay()
@@ -113,17 +130,21 @@ class Mixer:
                 overlay[row] = tone
             frame = channel.pop()
             if frame is not None and not channel.mute_in:
+                if frames is None or gains_in is None:
+                    frames = np.zeros((count, self.frame), dtype=np.float32)
+                    gains_in = np.zeros(count, dtype=np.float32)
                 frames[row] = frame
                 gains_in[row] = channel.gain_in
-            if not channel.mute_out:
-                gains_out[row] = channel.gain_out
-        heard = mix_minus(frames, gains_in, gains_out, overlay)
-        payloads = self._encode(channels, heard)
-        out: List[Datagram] = []
-        for channel, payload in zip(channels, payloads):
-            out.extend(channel.packets(payload))
-            out.extend(channel.rtcp_report(now))
-        return out
+        if frames is None or gains_in is None:
+            if overlay is None:
+                return None
+            frames = np.zeros((count, self.frame), dtype=np.float32)
+            gains_in = np.zeros(count, dtype=np.float32)
+        gains_out = np.array(
+            [0.0 if channel.mute_out else channel.gain_out for channel in channels],
+            dtype=np.float32,
+        )
+        return mix_minus(frames, gains_in, gains_out, overlay)
 
     def _cue_alone(self, channels: List[Channel]) -> None:
         """Play the alone cue to a lone participant when it is due."""
@@ -156,6 +177,30 @@ class Mixer:
             encoded = codec.encode_frames(encoders, heard[indices])
             for index, payload in zip(indices, encoded):
                 payloads[index] = payload
+        return payloads
+
+    def _encode_silence(self, channels: List[Channel]) -> List[Optional[bytes]]:
+        """
+        Each participant's frame of a silent tick: the encoder's own
+        payload for silence when its state is at rest (L{Encoder.at_rest}),
+        so a quiet conference costs no numpy work per tick; the others
+        encode a frame of zeros as in any tick.
+        """
+        payloads: List[Optional[bytes]] = [None] * len(channels)
+        busy: List[int] = []
+        for row, channel in enumerate(channels):
+            encoder = channel.encoder
+            if channel.sends and encoder is not None:
+                payload = encoder.at_rest()
+                if payload is None:
+                    busy.append(row)
+                else:
+                    payloads[row] = payload
+        if busy:
+            zeros = np.zeros((len(busy), self.frame), dtype=np.int16)
+            encoded = self._encode([channels[row] for row in busy], zeros)
+            for row, payload in zip(busy, encoded):
+                payloads[row] = payload
         return payloads
 
     def skip(self, frames: int) -> None:

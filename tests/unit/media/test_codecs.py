@@ -175,3 +175,36 @@ class CodecRoundTripTests(SynchronousTestCase):
     def test_opus(self) -> None:
         """Opus (wideband, 20 ms) keeps a 1 kHz tone at -10 and -30 dBFS."""
         self.round_trip(OPUS)
+
+
+class AtRestTests(SynchronousTestCase):
+    """
+    An encoder's silence sent as is while encoding silence would change
+    nothing.
+    """
+
+    def test_g711_at_rest(self) -> None:
+        """A fresh G.711 encoder's silence is what encoding a zero frame gives."""
+        for codec in (PCMU, PCMA):
+            encoder = codec.encoder()
+            rest = encoder.at_rest()
+            self.assertEqual(rest, codec.silence * 160)
+            self.assertEqual(encoder.encode(np.zeros(FRAME_SAMPLES, dtype=np.int16)), rest)
+
+    def test_g711_after_sound(self) -> None:
+        """After sound the resampler's history must drain first; one silent frame does it."""
+        encoder = PCMU.encoder()
+        encoder.encode(tone(440.0, FRAME_SAMPLES / INTERNAL_RATE, -12))
+        self.assertIsNone(encoder.at_rest())
+        zeros = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        drained = encoder.encode(zeros)
+        self.assertNotEqual(drained, PCMU.silence * 160)
+        self.assertEqual(encoder.at_rest(), PCMU.silence * 160)
+        self.assertEqual(encoder.encode(zeros), PCMU.silence * 160)
+
+    def test_stateful_codecs_run(self) -> None:
+        """G.722 and Opus keep state that silence changes: never at rest."""
+        for codec in (G722, OPUS):
+            if unavailable(codec):
+                continue
+            self.assertIsNone(codec.encoder().at_rest())

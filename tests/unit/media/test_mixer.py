@@ -7,7 +7,7 @@ and whole conferences of channels on a simulated 20 ms clock.
 from __future__ import annotations
 
 import random
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from hypothesis import given, settings
@@ -250,3 +250,52 @@ class MixerTests(SynchronousTestCase):
         conference.mixer.skip(5)
         after = [parse_rtp(d.data).timestamp for d in conference.mixer.tick(0.2)]
         self.assertEqual([(b - a) % 2**32 for a, b in zip(before, after)], [6 * 160] * 2)
+
+
+class _EveryTickMixed(Mixer):
+    """The mixer as it was: silent ticks encode a matrix of zeros like any other."""
+
+    def _encode_silence(self, channels: List[Channel]) -> List[Optional[bytes]]:
+        return self._encode(channels, np.zeros((len(channels), self.frame), dtype=np.int16))
+
+
+class SilentTickTests(SynchronousTestCase):
+    """
+    Ticks where nobody is heard and no tone plays skip the mix, and
+    encoders at rest send their silence as is.
+    """
+
+    def codecs(self) -> List[Tuple[AudioCodec, int]]:
+        codecs: List[Tuple[AudioCodec, int]] = [(PCMU, 0), (PCMA, 8), (PCMU, 0)]
+        codecs += [(codec, pt) for codec, pt in ((G722, 9), (OPUS, 111)) if not unavailable(codec)]
+        return codecs
+
+    def sent(self, conference: Conference, ticks: int, tone_at: int) -> List[bytes]:
+        """Every datagram the mixer sends in C{ticks} ticks (talk stops at 100)."""
+        out: List[bytes] = []
+        for k in range(ticks):
+            if k == tone_at:
+                conference.mixer.channels["p2"].play(warning_tone(INTERNAL_RATE))
+            for key, stream in conference.streams.items():
+                if k < len(stream) and key != "p2":
+                    channel = conference.mixer.channels[key]
+                    channel.receive_rtp(stream[k], conference.peers[key], k * TICK)
+            out.extend(d.data for d in conference.mixer.tick(k * TICK + 0.01))
+        return out
+
+    def test_same_bytes_as_mixing_every_tick(self) -> None:
+        """Talk, then silence, then a tone over silence: the same packets as the full mix."""
+        codecs = self.codecs()
+        freqs = [440.0, 700.0, 1100.0, 1500.0, 1900.0][: len(codecs)]
+        fast, full = Conference(codecs, freqs), Conference(codecs, freqs)
+        full.mixer.__class__ = _EveryTickMixed
+        ours, theirs = self.sent(fast, 200, 150), self.sent(full, 200, 150)
+        self.assertEqual(len(ours), len(theirs))
+        self.assertEqual(ours, theirs)
+
+    def test_quiet_conference_sends_silence(self) -> None:
+        """Nobody talking: every G.711 listener gets its codec's silence, 160 bytes a frame."""
+        conference = Conference([(PCMU, 0), (PCMA, 8)], [440.0, 700.0])
+        sent = [d for d in conference.mixer.tick(0.0) if not d.rtcp]
+        payloads = {d.key: parse_rtp(d.data).payload for d in sent}
+        self.assertEqual(payloads, {"p0": b"\xff" * 160, "p1": b"\xd5" * 160})
