@@ -460,12 +460,13 @@ class ConferenceControl:
         if mute is None or participant.session is None:
             return
         waiting = participant.pin_entry is not None
+        incoming = participant.muted or waiting or _listen_only(participant)
+        told = participant.media_told
+        if told is not None and told == (participant.session, incoming, waiting):
+            return  # as it is already: every change of the conference comes here
         with suppress(RemoteProtocolError):  # the session closed meanwhile
-            mute(
-                participant.session,
-                incoming=participant.muted or waiting or _listen_only(participant),
-                outgoing=waiting,
-            )
+            mute(participant.session, incoming=incoming, outgoing=waiting)
+        participant.media_told = (participant.session, incoming, waiting)
 
 
 def _ending_note(ends: Optional[float]) -> Optional[str]:

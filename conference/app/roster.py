@@ -52,6 +52,9 @@ class Participant:
         hears them, subscribers do not see them.
     @ivar direction: what they do with the audio, from their side of the
         last offer/answer (C{sendonly} or C{inactive}: they hold).
+    @ivar media_told: what the media plane was last told of their mute
+        (the session, incoming, outgoing), so that a change elsewhere in the
+        conference does not tell it again.
     """
 
     conference: str
@@ -69,6 +72,7 @@ class Participant:
     referred_by: Optional[str] = None
     pin_entry: Any = None
     direction: str = "sendrecv"
+    media_told: Any = None
 
 
 @dataclass
@@ -100,7 +104,16 @@ class Roster:
         entry = self._conferences.setdefault(participant.conference, _Conference())
         if maximum is not None and len(entry.members) >= maximum:
             raise ConferenceFullError(participant.conference)
-        entry.members[participant.key] = participant
+        members = entry.members
+        last = next(reversed(members.values()), None) if members else None
+        members[participant.key] = participant
+        if last is not None and participant.joined < last.joined:
+            # Joined before the last one in (a call the focus made, adopted
+            # once answered): keep the members in join order, so listing
+            # them needs no sort.
+            ordered = sorted(members.values(), key=lambda p: p.joined)
+            members.clear()
+            members.update((p.key, p) for p in ordered)
         entry.version += 1
         self._by_key[participant.key] = participant
         self._schedule(participant)
@@ -145,7 +158,7 @@ class Roster:
         entry = self._conferences.get(conference)
         if entry is None:
             return []
-        return sorted(entry.members.values(), key=lambda p: p.joined)
+        return list(entry.members.values())  # kept in join order by add
 
     def version(self, conference: str) -> int:
         """

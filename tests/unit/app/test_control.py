@@ -7,7 +7,7 @@ moderator actions with their conference-info updates.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from lxml import etree
 from twisted.trial.unittest import SynchronousTestCase
@@ -260,12 +260,14 @@ class MutingMedia(FakeMedia):
     def __init__(self, clock: Any) -> None:
         super().__init__(clock)
         self.muted: Dict[Any, Tuple[Optional[bool], Optional[bool]]] = {}
+        self.told: List[Any] = []  # the session of each call of mute, in order
         self.on_dtmf: Optional[Callable[[Any, str], None]] = None
 
     def mute(
         self, session: Any, *, incoming: Optional[bool] = None, outgoing: Optional[bool] = None
     ) -> None:
         self.muted[session] = (incoming, outgoing)
+        self.told.append(session)
 
 
 class MediaContractTests(SynchronousTestCase):
@@ -284,6 +286,29 @@ class MediaContractTests(SynchronousTestCase):
             [(p.name, p.kind) for p in expected.values()],
         )
         self.assertIn("on_dtmf", inspect.signature(MixerMediaService.__init__).parameters)
+
+
+class MediaToldOnceTests(ControlFixture):
+    """
+    The media plane hears of a participant's mute when it changes, not at
+    every change of the conference.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.muting = self.media = MutingMedia(self.clock)
+        self.focus.media = self.media
+
+    def test_joins_tell_once(self) -> None:
+        """Three joins tell the media plane of three participants, once each; a mute once more."""
+        self.join(ALICE)
+        self.join(BOB)
+        self.join(CAROL)
+        sessions = [p.session for p in self.focus.roster.participants(CONF)]
+        self.assertEqual(self.muting.told, sessions)
+        self.successResultOf(self.control.set_muted(CONF, "sip:bob@example.com", ALICE.aor, True))
+        self.assertEqual(self.muting.told, [*sessions, sessions[1]])
+        self.assertEqual(self.muting.muted[sessions[1]], (True, False))
 
 
 class DTMFPinTests(ControlFixture):
