@@ -26,6 +26,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from conference.sip.errors import RemoteProtocolError
+from conference.udpport import listen_checked
 
 log = Logger()
 
@@ -215,14 +216,14 @@ class PortPairPool:
                 continue
             rtp, rtcp = RTPSink(), RTPSink()
             try:
-                rtp_listener = self._reactor.listenUDP(
-                    port, rtp, interface=self.address, maxPacketSize=MAX_PACKET_SIZE
+                rtp_listener = listen_checked(
+                    self._reactor, port, rtp, self.address, MAX_PACKET_SIZE
                 )
             except CannotListenError:
                 continue
             try:
-                rtcp_listener = self._reactor.listenUDP(
-                    port + 1, rtcp, interface=self.address, maxPacketSize=MAX_PACKET_SIZE
+                rtcp_listener = listen_checked(
+                    self._reactor, port + 1, rtcp, self.address, MAX_PACKET_SIZE
                 )
             except CannotListenError:
                 rtp_listener.stopListening()

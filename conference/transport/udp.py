@@ -14,23 +14,21 @@ is not a POSIX one, datagrams come without it.
 
 from __future__ import annotations
 
-import errno
 import socket
 import struct
 import sys
-from typing import Any, Dict, Optional, Set, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from twisted.internet import udp
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.error import MessageLengthError
 from twisted.internet.interfaces import IListeningPort, IReactorUDP
-from twisted.internet.posixbase import PosixReactorBase
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from conference.sip.transaction import Peer
 from conference.transport.listening import ListenerService
 from conference.transport.server import SIPServer
+from conference.udpport import CheckedPort, listen_checked
 
 log = Logger()
 
@@ -46,7 +44,7 @@ _READ_IGNORE = frozenset(udp._sockErrReadIgnore)
 _READ_REFUSE = frozenset(udp._sockErrReadRefuse)
 
 
-class TimestampedPort(udp.Port):  # type: ignore[misc]
+class TimestampedPort(CheckedPort):
     """
     A UDP port that hands its protocol each datagram with the kernel's
     receive time (C{datagram_received_at}), or reads as Twisted's does
@@ -77,36 +75,6 @@ class TimestampedPort(udp.Port):  # type: ignore[misc]
             else:
                 self.stamps = True
         return sock
-
-    #: How many destination hosts to remember as checked, at most.
-    MAX_CHECKED = 4096
-    _checked: Optional[Set[str]] = None
-
-    def write(self, datagram: bytes, addr: Optional[Tuple[str, int]] = None) -> None:
-        """
-        Twisted's write, without its checks that the host is an IP address
-        of this socket's family for a host it already checked: the server
-        answers the same few peers (a front end, its phones) thousands of
-        times a second, and those checks cost a fifth of the send.
-        """
-        checked = self._checked
-        if checked is None:
-            checked = self._checked = set()
-        if addr is None or self._connectedAddr or addr[0] not in checked:
-            super().write(datagram, addr)  # raises for a bad address
-            if addr is not None and len(checked) < self.MAX_CHECKED:
-                checked.add(addr[0])
-            return
-        try:
-            self.socket.sendto(datagram, addr)
-        except OSError as e:
-            # What Twisted's write does with these.
-            if e.args[0] == errno.EINTR:
-                self.write(datagram, addr)
-            elif e.args[0] == errno.EMSGSIZE:
-                raise MessageLengthError("message too long") from None
-            elif e.args[0] != errno.ECONNREFUSED:
-                raise
 
     def doRead(self) -> None:
         if not self.stamps:
@@ -146,11 +114,7 @@ def listen_udp(
     Listen with a L{TimestampedPort} on a POSIX reactor, with the
     reactor's own C{listenUDP} on any other (tests' memory reactors).
     """
-    if isinstance(reactor, PosixReactorBase):
-        listening = TimestampedPort(port, protocol, interface, max_packet_size, reactor)
-        listening.startListening()
-        return listening  # type: ignore[no-any-return]
-    return reactor.listenUDP(port, protocol, interface=interface, maxPacketSize=max_packet_size)
+    return listen_checked(reactor, port, protocol, interface, max_packet_size, kind=TimestampedPort)
 
 
 class SIPDatagramProtocol(DatagramProtocol):

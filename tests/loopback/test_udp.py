@@ -10,7 +10,6 @@ import time
 from typing import Any, List, Optional, Tuple
 
 from twisted.internet.defer import Deferred
-from twisted.internet.error import InvalidAddressError, MessageLengthError
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
@@ -245,34 +244,4 @@ class TimestampTests(TestCase):
         port.doRead()  # type: ignore[attr-defined]
         self.assertEqual(
             [data for data, _, _ in recorder.got], [b"%d" % n for n in range(budget + 5)]
-        )
-
-    async def test_write_checks_each_host_once(self) -> None:
-        """Sends arrive; a hostname is refused every time; a checked IP is not checked again."""
-        from twisted.internet import reactor
-
-        recorder = StampRecorder()
-        port = listen_udp(reactor, 0, recorder, "127.0.0.1")  # type: ignore[arg-type]
-        self.addCleanup(port.stopListening)
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            sock.settimeout(5)
-            target = sock.getsockname()
-            for n in range(3):
-                port.write(b"%d" % n, target)  # type: ignore[attr-defined]
-            self.assertEqual([sock.recv(100) for _ in range(3)], [b"0", b"1", b"2"])
-        self.assertEqual(port._checked, {"127.0.0.1"})  # type: ignore[attr-defined]
-        for _ in range(2):
-            self.assertRaises(
-                InvalidAddressError,
-                port.write,  # type: ignore[attr-defined]
-                b"x",
-                ("localhost", target[1]),
-            )
-        self.assertNotIn("localhost", port._checked)  # type: ignore[attr-defined]
-        self.assertRaises(
-            MessageLengthError,
-            port.write,  # type: ignore[attr-defined]
-            b"x" * 70000,
-            target,
         )
