@@ -335,7 +335,11 @@ class TransactionLayer(ClientTransactions):
         absorbed = self._completed.absorb(key, peer)
         if absorbed is not None:
             return absorbed
-        if self.full():
+        if self.full() and message.method != "BYE":
+            # A BYE passes: the caller ends the call whatever we answer
+            # (RFC 3261 section 15.1.1), so refusing it would only keep the
+            # call's state; it is answered at once and its transaction
+            # retires to a row, which holds no place under the cap.
             raise TransactionsExhausted(self.max_server or 0, self.retry_after)
         if message.method == "CANCEL":
             return self._receive_cancel(message, key, peer, now)

@@ -725,6 +725,15 @@ class TransactionCapTests(SynchronousTestCase):
         with self.assertRaises(TransactionsExhausted):
             layer.receive(request("CANCEL"), UDP, 0.0)
 
+    def test_bye_passes_cap(self) -> None:
+        """A BYE is taken at the cap: refusing it would keep the call the caller ended."""
+        layer = new_layer(max_server=1)
+        self.fill(layer, 1)
+        bye = request("BYE", branch="z9hG4bKbye", to_tag="tt1", cseq=2)
+        self.assertEqual(len(only(layer.receive(bye, UDP, 0.0), RequestReceived)), 1)
+        with self.assertRaises(TransactionsExhausted):
+            layer.receive(request("OPTIONS", branch="z9hG4bKnew", call_id="n"), UDP, 0.0)
+
     def test_retransmission_and_ack_pass(self) -> None:
         """Retransmissions of live transactions and ACKs are handled as usual at the cap."""
         layer = new_layer(max_server=1, retry_after=3)
