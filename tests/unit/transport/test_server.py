@@ -401,14 +401,15 @@ class TransactionCapTests(SynchronousTestCase):
         self.server.add_sender("udp", self.sender)
         self.peer = Peer("UDP", "127.0.0.1", 5070, "udp")
 
-    def flood(self, count: int, first: int = 0) -> List[int]:
+    def flood(self, count: int, first: int = 0, method: str = "INVITE") -> List[int]:
         """
-        INVITEs that are refused and never acknowledged: each stays a live
+        New requests from one source; the codes of every answer so far.
+        INVITEs are refused and never acknowledged: each stays a live
         transaction until Timer H (answered and retired ones hold no place).
         """
         for n in range(first, first + count):
             data = request_bytes(
-                "INVITE",
+                method,
                 "sip:example.com",
                 branch=f"z9hG4bKflood{n}",
                 call_id=f"flood-{n}",
@@ -457,16 +458,7 @@ class TransactionCapTests(SynchronousTestCase):
 
     def test_answered_requests_take_no_place(self) -> None:
         """Answered and retired requests never reach the cap: the oldest rows go early."""
-        for n in range(12):
-            data = request_bytes(
-                "OPTIONS",
-                "sip:example.com",
-                branch=f"z9hG4bKok{n}",
-                call_id=f"ok-{n}",
-                via_host="127.0.0.1:5070",
-            )
-            self.server.datagram_received(data, self.peer)
-        self.assertEqual([r.code for r in self.sender.responses()], [200] * 12)
+        self.assertEqual(self.flood(12, method="OPTIONS"), [200] * 12)
         self.assertEqual(self.server.layer.sizes()["completed"], 5)
         self.assertEqual(self.server.stats["shed"], 0)
 
