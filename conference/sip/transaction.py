@@ -175,6 +175,14 @@ class TransactionLayer(ClientTransactions):
     def __len__(self) -> int:
         return self.pending()
 
+    def dropped_early(self) -> int:
+        """
+        How many retired transactions were dropped before their timer, the
+        completed table being at C{max_server} rows (their retransmissions
+        would be taken as new requests).
+        """
+        return self._completed.dropped_early
+
     def sizes(self) -> Dict[str, int]:
         """
         The size of every internal table, for leak checks and metrics.

@@ -117,6 +117,12 @@ class ServerCollector(Collector):
             "Requests shed with 503 because --max-transactions were alive",
             value=float(stats.get("shed", 0)),
         )
+        yield CounterMetricFamily(
+            "conference_sip_retired_dropped_early",
+            "Answered transactions dropped before their 32 s (Timer J or L) because "
+            "--max-transactions rows were kept",
+            value=float(sip.layer.dropped_early()),
+        )
         overload: Optional[Any] = getattr(self.server, "overload", None)
         if overload is not None:
             yield from overload_metrics(overload)

@@ -220,6 +220,7 @@ class RetiredNonInviteTests(SynchronousTestCase):
             self.assertFalse(layer.full())
         sizes = layer.sizes()
         self.assertEqual((sizes["server"], sizes["completed"], sizes["merge"]), (0, 2, 2))
+        self.assertEqual(layer.dropped_early(), 1)
         self.assertFalse(layer.serving("z9hG4bKm0"))
         self.assertTrue(layer.serving("z9hG4bKm1"))
         kept = layer.receive(request("MESSAGE", branch="z9hG4bKm2", call_id="m2"), UDP, 2.0)

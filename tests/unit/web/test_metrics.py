@@ -53,6 +53,7 @@ class CollectorTests(WebFixture):
         self.assertIn('conference_sip_messages_total{kind="stateless"} 5.0', text)
         self.assertIn("conference_sip_rate_limited_total 2.0", text)
         self.assertIn("conference_sip_shed_total 3.0", text)
+        self.assertIn("conference_sip_retired_dropped_early_total 0.0", text)
         self.assertIn('conference_sip_transactions{table="server"} 0.0', text)
 
     def test_overload(self) -> None:
