@@ -462,7 +462,7 @@ class ConferenceControl:
         waiting = participant.pin_entry is not None
         incoming = participant.muted or waiting or _listen_only(participant)
         told = participant.media_told
-        if told is not None and told == (participant.session, incoming, waiting):
+        if told is not None and told[0] is participant.session and told[1:] == (incoming, waiting):
             return  # as it is already: every change of the conference comes here
         with suppress(RemoteProtocolError):  # the session closed meanwhile
             mute(participant.session, incoming=incoming, outgoing=waiting)

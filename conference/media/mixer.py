@@ -14,7 +14,10 @@ around) and encode: the rows of all G.711
 listeners with one resampling product and one table lookup, each Opus or
 G.722 listener with its own encoder (one C call).  Python loops only over
 participants, never over samples; participants with different codecs
-hear each other because everything meets at the internal rate.
+hear each other because everything meets at the internal rate.  A
+silent tick (no frame from anyone, no tone) builds no matrix: each
+G.711 listener whose resampler has settled gets its codec's silence as
+is, which a quiet conference sends 50 times a second to everyone.
 """
 
 from __future__ import annotations
