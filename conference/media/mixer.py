@@ -22,13 +22,20 @@ is, which a quiet conference sends 50 times a second to everyone.
 
 from __future__ import annotations
 
-from typing import Dict, Hashable, List, Optional, cast
+from typing import Dict, Hashable, List, Optional, Tuple, cast
 
 import numpy as np
 import numpy.typing as npt
 
 from conference.media.channel import Channel, Datagram
-from conference.media.codecs import FRAME_MS, FRAME_SAMPLES, INTERNAL_RATE, AudioCodec, Encoder
+from conference.media.codecs import (
+    FRAME_MS,
+    FRAME_SAMPLES,
+    INTERNAL_RATE,
+    AudioCodec,
+    Encoder,
+    Samples,
+)
 from conference.media.tone import alone_tone
 
 Matrix = npt.NDArray[np.float32]
@@ -122,8 +129,7 @@ class Mixer:
         builds no matrix at all: everyone hears silence.
         """
         count = len(channels)
-        frames: Optional[Matrix] = None
-        gains_in: Optional[npt.NDArray[np.float32]] = None
+        spoken: List[Tuple[int, Samples, float]] = []  # row, frame, incoming gain
         overlay: Optional[Matrix] = None
         for row, channel in enumerate(channels):
             tone = channel.overlay()
@@ -133,16 +139,14 @@ class Mixer:
                 overlay[row] = tone
             frame = channel.pop()
             if frame is not None and not channel.mute_in:
-                if frames is None or gains_in is None:
-                    frames = np.zeros((count, self.frame), dtype=np.float32)
-                    gains_in = np.zeros(count, dtype=np.float32)
-                frames[row] = frame
-                gains_in[row] = channel.gain_in
-        if frames is None or gains_in is None:
-            if overlay is None:
-                return None
-            frames = np.zeros((count, self.frame), dtype=np.float32)
-            gains_in = np.zeros(count, dtype=np.float32)
+                spoken.append((row, frame, channel.gain_in))
+        if not spoken and overlay is None:
+            return None
+        frames = np.zeros((count, self.frame), dtype=np.float32)
+        gains_in = np.zeros(count, dtype=np.float32)
+        for row, frame, gain in spoken:
+            frames[row] = frame
+            gains_in[row] = gain
         gains_out = np.array(
             [0.0 if channel.mute_out else channel.gain_out for channel in channels],
             dtype=np.float32,
