@@ -105,7 +105,7 @@ class Roster:
         if maximum is not None and len(entry.members) >= maximum:
             raise ConferenceFullError(participant.conference)
         members = entry.members
-        last = next(reversed(members.values()), None) if members else None
+        last = next(reversed(members.values()), None)
         members[participant.key] = participant
         if last is not None and participant.joined < last.joined:
             # Joined before the last one in (a call the focus made, adopted
