@@ -79,11 +79,15 @@ class Refusals:
         the full path.
         """
         control = self.overload
-        request = quick.peek(data)
-        if request is None or control is None:
+        if control is None:
             return False
-        if request.method == "ACK":
-            return stateless.is_stateless_tag(request.to_tag)
+        if data.startswith(b"ACK "):
+            # Most are the ACKs of refusals: told from their To tag alone,
+            # as the full path would (any other ACK takes it).
+            return stateless.raw_stateless_ack(data)
+        request = quick.peek(data)
+        if request is None:
+            return False
         if (
             request.method in EXEMPT_METHODS
             or request.to_tag is not None

@@ -22,6 +22,7 @@ from conference.interfaces import IRequestHandler
 from conference.overload import OverloadControl, ProportionalShedding
 from conference.overload_feedback import OverloadFeedback
 from conference.sip import message as message_module
+from conference.sip import quick
 from conference.sip.compacted import CompactResponse
 from conference.sip.errors import SIPProtocolError
 from conference.sip.message import Request, Response, make_response
@@ -708,6 +709,23 @@ class UnparsedRefusalTests(SynchronousTestCase):
         # Its ACK carries our tag and is absorbed the same way.
         self.receive("ACK", 1, 0.5, to=f"<sip:room@example.com>;tag={response.to.tag}")
         self.assertEqual((len(self.sender.sent), self.server.stats["received"]), (1, 0))
+
+    def test_ack_told_by_tag(self) -> None:
+        """Shedding, an ACK is told by its To tag alone: a refusal's absorbed, a 2xx's parsed."""
+        read: List[bytes] = []
+        peek = quick.peek
+
+        def recording(data: bytes) -> Any:
+            read.append(data)
+            return peek(data)
+
+        self.patch(quick, "peek", recording)
+        self.receive("INVITE", 7, 0.5)
+        tag = self.sender.responses()[-1].to.tag
+        self.receive("ACK", 7, 0.5, to=f"<sip:room@example.com>;tag={tag}")
+        self.assertEqual((len(read), self.server.stats["received"]), (1, 0))
+        self.receive("ACK", 8, 0.5, to="<sip:room@example.com>;tag=dialog1")
+        self.assertEqual((len(read), self.server.stats["received"]), (1, 1))
 
     def test_not_shedding_serves(self) -> None:
         """With nothing to refuse, a new request reaches the application."""
