@@ -9,9 +9,11 @@ to see it recover.
 Reported per offered load: goodput (INVITEs answered 404, per second) as a
 ratio of the capacity, how many were refused 503 (shed) or failed
 otherwise, SIPp's retransmissions, the p99 response time of the admitted
-calls, and the server's resident memory before and after.  Goals (the
-overload issue): goodput >= 90% of capacity, no retransmission storm, p99
-of admitted calls < 50 ms, recovery within 2 s, memory flat.
+calls, the server's CPU (of one core: a busy core means the refusals and
+the calls admitted beside them used it all, an idle one that shedding
+refused more than it had to) and its resident memory before and after.  Goals (the overload issue):
+goodput >= 90% of capacity, no retransmission storm, p99 of admitted
+calls < 50 ms, recovery within 2 s, memory flat.
 
     python benchmarks/bench_overload.py [--quick] [--duration S] [--factors 2,4]
         [--flow invite|join]
@@ -144,22 +146,31 @@ def report(
     runs: List[Overloaded],
     recovery: Optional[RunResult],
     flow: str = "INVITE -> 404",
+    capacity_cpu: Optional[float] = None,
 ) -> str:
     """
-    The result table.
+    The result table.  Its C{cpu%} column (the server's, of one core)
+    tells a server that ran out of CPU from one that shed more than it
+    had to: goodput under capacity with the core busy is the cost of the
+    refusals and of what the calls admitted beside them cost; with the
+    core idle, it is the shedding's own doing.
+
+    @param capacity_cpu: the server's CPU % in the run that set the
+        capacity, if known.
     """
+    at = "" if capacity_cpu is None else f" (server at {capacity_cpu:.0f}% of its core)"
     lines = [
-        f"capacity ({flow}, every call answered, no retransmission): {capacity}/s",
+        f"capacity ({flow}, every call answered, no retransmission): {capacity}/s{at}",
         "",
         f"{'offered':>10} {'goodput':>9} {'ratio':>6} {'shed/failed':>12} {'retrans':>8} "
-        f"{'p99 ms':>7} {'RSS KiB before -> after':>26}",
+        f"{'p99 ms':>7} {'cpu%':>5} {'RSS KiB before -> after':>26}",
     ]
     for r in runs:
         lines.append(
             f"{r.factor:>4.0f}x {r.offered:>4d}/s {r.goodput():>7.0f}/s "
             f"{r.goodput_ratio(capacity):>6.2f} {r.run.failed:>12d} "
             f"{r.run.retransmissions:>8d} {percentile(r.run.rtt_ms, 99):>7.1f} "
-            f"{r.rss_before_kb:>12d} -> {r.rss_after_kb:<10d}"
+            f"{r.run.cpu_percent:>5.0f} {r.rss_before_kb:>12d} -> {r.rss_after_kb:<10d}"
         )
     if recovery is not None:
         lines += [
@@ -204,6 +215,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     runs: List[Overloaded] = []
     recovery: Optional[RunResult] = None
     capacity = 0
+    capacity_cpu: Optional[float] = None
     try:
         extra: List[str] = []
         if args.flow == "join":
@@ -217,7 +229,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                 final = invite_final(server.port) or 404
                 scenario = scenario_file("invite", final, folder)
             warm_up(sipp, scenario, server, plan, folder, label=args.flow, extra=extra)
-            capacity, _, _ = find_max_rate(sipp, scenario, server, plan, folder, extra=extra)
+            capacity, _, capacity_cpu = find_max_rate(
+                sipp, scenario, server, plan, folder, extra=extra
+            )
             if capacity == 0:
                 say("  no rate passed; nothing to overload")
                 return 1
@@ -229,7 +243,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 runs.append(Overloaded(factor, rate, run, before, rss_kb(server.process.pid)))
                 say(
                     f"  {factor:.0f}x {rate}/s: ok={run.successful}/{run.calls} "
-                    f"failed={run.failed} retrans={run.retransmissions}"
+                    f"failed={run.failed} retrans={run.retransmissions} cpu={run.cpu_percent:.0f}%"
                 )
             # No settling: how soon does it serve normally again?
             recovery = offer(
@@ -246,7 +260,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         f"{os.cpu_count()}, load average {os.getloadavg()[0]:.1f}, "
         f"{Path(sys.executable).name} {sys.version.split()[0]}"
     )
-    print(report(capacity, runs, recovery, FLOWS[args.flow]))
+    print(report(capacity, runs, recovery, FLOWS[args.flow], capacity_cpu))
     return 0
 
 
