@@ -167,12 +167,16 @@ def tune_jit(parameters: str, set_param: Optional[Callable[[str], None]] = None)
 
 def watch_collector(report: Callable[[float], None]) -> Callable[[], None]:
     """
-    Call C{report} with the seconds each pause of the collector's old
-    generation took: on PyPy each step of a major collection (its
-    C{gc.hooks}, chained after any hook already set), on CPython each
-    collection of the oldest generation (C{gc.callbacks}).  Those are the
-    pauses that leave a queue of requests behind them on a loaded server
-    (L{conference.overload.ProportionalShedding.paused}).
+    Call C{report} with the seconds each pause of the collector took: on
+    PyPy each step of a major collection (its C{gc.hooks}, chained after
+    any hook already set), on CPython each collection of any generation
+    (C{gc.callbacks}).  Those are the pauses that leave a queue of
+    requests behind them on a loaded server
+    (L{conference.overload.ProportionalShedding.paused}).  On CPython the
+    young generation counts too: L{tune_gc} lets it grow to
+    L{GC_THRESHOLD} objects, and collecting that many takes tens of
+    milliseconds, as long as the queue's target (docs/benchmarks.rst,
+    "The young generation's pauses").
 
     @return: a function that stops the watch (and restores a hook that
         was replaced).
@@ -196,8 +200,6 @@ def watch_collector(report: Callable[[float], None]) -> Callable[[], None]:
     started = [0.0]
 
     def callback(phase: str, info: Dict[str, int]) -> None:
-        if info.get("generation") != 2:
-            return
         if phase == "start":
             started[0] = time.perf_counter()
         else:

@@ -209,7 +209,7 @@ class _Implementation:
 
 class WatchCollectorTests(unittest.TestCase):
     """
-    L{runtime.watch_collector} reports the old generation's pauses, on the
+    L{runtime.watch_collector} reports the collector's pauses, on the
     interpreter the tests run on and through PyPy's hooks.
     """
 
@@ -226,6 +226,16 @@ class WatchCollectorTests(unittest.TestCase):
         gc.collect()
         sum(range(1000))
         self.assertEqual(len(pauses), count)
+
+    def test_young_collection_reported(self) -> None:
+        """A collection of the young generation alone is reported as a pause too."""
+        pauses: List[float] = []
+        stop = runtime.watch_collector(pauses.append)
+        self.addCleanup(stop)
+        gc.collect(0)
+        sum(range(1000))  # PyPy runs its hooks at the next bytecodes
+        self.assertTrue(pauses, "no pause reported")
+        self.assertTrue(all(0 <= p < 60 for p in pauses), pauses)
 
     def test_pypy_hook_chained(self) -> None:
         """On PyPy, a step hook already set still runs, and is set back when the watch stops."""
