@@ -11,9 +11,9 @@ ratio of the capacity, how many were refused 503 (shed) or failed
 otherwise, SIPp's retransmissions, the p99 response time of the admitted
 calls, the server's CPU (of one core: a busy core means the refusals and
 the calls admitted beside them used it all, an idle one that shedding
-refused more than it had to) and its resident memory before and after.  Goals (the overload issue):
-goodput >= 90% of capacity, no retransmission storm, p99 of admitted
-calls < 50 ms, recovery within 2 s, memory flat.
+refused more than it had to) and its resident memory before and after.
+Goals (the overload issue): goodput >= 90% of capacity, no retransmission
+storm, p99 of admitted calls < 50 ms, recovery within 2 s, memory flat.
 
     python benchmarks/bench_overload.py [--quick] [--duration S] [--factors 2,4]
         [--flow invite|join]
