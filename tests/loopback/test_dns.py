@@ -167,6 +167,15 @@ class QuietResolverTests(TestCase):
         self.addCleanup(stream.stopListening)
         return int(listening.getHost().port)
 
+    def settled(self) -> Deferred[None]:
+        """
+        One turn of the reactor, in which a UDP port that L{serve} tried
+        and gave up (its TCP number was taken) finishes closing: Twisted
+        logs its "Closed" and "Stopping protocol" lines then, not at
+        C{stopListening}, and they are not the resolver's.
+        """
+        return deferLater(reactor, 0, lambda: None)
+
     def capture(self) -> List[str]:
         """
         The log lines about ports, protocols and factories from now on.
@@ -187,6 +196,7 @@ class QuietResolverTests(TestCase):
     def test_no_port_noise(self) -> Generator[Deferred[Any], Any, None]:
         """The answer comes back and no 'starting on', 'Closed' or protocol line is logged."""
         port = self.serve(dns.DNSDatagramProtocol)
+        yield self.settled()
         seen = self.capture()
         resolver = make_resolver(("127.0.0.1", port), reactor)
         lookup = DNSLookup(lambda: resolver)
@@ -200,6 +210,7 @@ class QuietResolverTests(TestCase):
     def test_tcp_fallback_quiet(self) -> Generator[Deferred[Any], Any, None]:
         """A truncated answer is asked again over TCP, and no factory line is logged either."""
         port = self.serve(Truncating)
+        yield self.settled()
         seen = self.capture()
         resolver: Any = make_resolver(("127.0.0.1", port), reactor)
         lookup = DNSLookup(lambda: resolver)
