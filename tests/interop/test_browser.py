@@ -25,7 +25,7 @@ import urllib.request
 from base64 import b64encode
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Dict, Generator, List, Optional
+from typing import Any, Callable, Dict, Generator, List, Optional, Tuple, Union
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
@@ -78,8 +78,21 @@ def _calendar(
     return to_xcal(parse_ical_calendar("\r\n".join(lines)))
 
 
-#: (room user, summary, start offset, organizer, attendee lines)
-CONFERENCES = [
+def later_today(now: datetime) -> timedelta:
+    """
+    Two hours from C{now} if that hour still ends today (UTC), else three
+    hours before it: the timeline shows today and this week, so a
+    conference two hours ahead falls off both late on a Sunday.
+    """
+    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return timedelta(hours=2) if now + timedelta(hours=3) <= midnight else timedelta(hours=-3)
+
+
+#: (room user, summary, start offset from now or how to work it out from
+#: now, organizer, attendee lines)
+CONFERENCES: List[
+    Tuple[str, str, Union[timedelta, Callable[[datetime], timedelta]], str, List[str]]
+] = [
     (
         "ops-review",
         "Ops review",
@@ -93,7 +106,7 @@ CONFERENCES = [
     (
         "planning",
         "Release planning",
-        timedelta(hours=2),
+        later_today,
         "sip:alice@example.com",
         ["ATTENDEE;PARTSTAT=NEEDS-ACTION:sip:bob@example.com"],
     ),
@@ -121,7 +134,7 @@ def seed(path: Path) -> Generator[Deferred[Any], Any, None]:
                 f"{user}@example.com",
                 uri,
                 summary,
-                now + offset,
+                now + (offset if isinstance(offset, timedelta) else offset(now)),
                 organizer=organizer,
                 attendees=attendees,
             )
@@ -377,3 +390,25 @@ class BrowserTests(TestCase):
         carol = self.dom("/", user="carol")
         self.assertIn("Carol private", carol)
         self.assertNotIn("Ops review", carol)
+
+
+class LaterTodayTests(TestCase):
+    """
+    L{later_today}: the seeded conference stays on today's timeline at any hour.
+    """
+
+    def test_morning(self) -> None:
+        """In the morning the conference is two hours ahead."""
+        now = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
+        self.assertEqual(later_today(now), timedelta(hours=2))
+
+    def test_ends_at_midnight(self) -> None:
+        """At 21:00 its hour ends at midnight, still today: two hours ahead."""
+        now = datetime(2026, 12, 6, 21, 0, tzinfo=UTC)
+        self.assertEqual(later_today(now), timedelta(hours=2))
+
+    def test_late_on_sunday(self) -> None:
+        """At 22:08 on a Sunday it is three hours back, not on Monday of the next week."""
+        now = datetime(2026, 12, 6, 22, 8, tzinfo=UTC)
+        self.assertEqual(later_today(now), timedelta(hours=-3))
+        self.assertEqual((now + later_today(now)).date(), now.date())
