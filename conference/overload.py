@@ -134,7 +134,11 @@ class ProportionalShedding:
     meanwhile is held at the limit too, rather than served late.
     Each correction starts from the share actually refused in the interval,
     aged requests included: while the limit holds the queue, that share is
-    what the controller must adopt, and it does so at once.
+    what the controller must adopt, and it does so at once.  If the queue
+    then runs dry, the aged requests were a backlog that a pause or a
+    slowdown left, not the load: the share goes back to the one before
+    them, instead of climbing from the 2% they left at 2x per interval
+    with nothing queued.
 
     Shedding starts only once the queue I{stands}: every datagram for
     C{start} seconds (whole intervals) waited more than C{target} (CoDel's
@@ -219,6 +223,8 @@ class ProportionalShedding:
         self._credit = 0.0
         self._candidates = 0
         self._refused = 0
+        self._aged = 0
+        self._unaged: Optional[float] = None
 
     @property
     def standing(self) -> bool:
@@ -279,7 +285,8 @@ class ProportionalShedding:
             refused = self._refused / self._candidates
         else:
             refused = before
-        self._candidates = self._refused = 0
+        aged = self._aged
+        self._candidates = self._refused = self._aged = 0
         if before == 0:
             self._calm += elapsed
             if not standing:
@@ -308,7 +315,26 @@ class ProportionalShedding:
         # Never below the least share admitted: growth multiplies it, and an
         # interval whose few new requests were all refused would otherwise
         # leave nothing to grow from, however idle the server then is.
-        admitted = 1.0 - min(self.max_fraction, max(before, refused))
+        share = max(before, refused)
+        if draining or wait < self.target / 4:
+            # The queue falls or ran dry: aged refusals are clearing a
+            # backlog that a pause or a slowdown left, not matching the
+            # load, and those that raised the share earlier were too.  Back
+            # to the share from before them, rather than refusing fresh
+            # requests while it drains and then doubling up from 2% for six
+            # intervals with the queue empty (a traced episode refused 400
+            # calls so).
+            if aged:
+                share = before
+            if self._unaged is not None:
+                share, self._unaged = min(share, self._unaged), None
+        elif aged and refused > before:
+            # The limit holds the queue: its share is the one to adopt.
+            if self._unaged is None:
+                self._unaged = before
+        else:
+            self._unaged = None  # the queue holds without them: the share matches
+        admitted = 1.0 - min(self.max_fraction, share)
         for _ in range(min(8, max(1, int(elapsed / self.interval)))):
             excess = (wait - self.wait) / self.interval + (wait - self.target) / self.drain
             if wait < self.target / 4:
@@ -318,6 +344,8 @@ class ProportionalShedding:
             admitted *= 1.0 - min(0.5, excess)
             self.wait, wait = wait, 0.0
         self.fraction = min(self.max_fraction, max(0.0, 1.0 - admitted))
+        if self.fraction == 0:
+            self._unaged = None
         if before == 0 and self.fraction > 0:
             self.transitions += 1
 
@@ -339,6 +367,7 @@ class ProportionalShedding:
         self._candidates += 1
         if waited > self.limit:
             self._refused += 1
+            self._aged += 1
             return True
         self._credit += fraction
         if self._credit >= 1.0:
