@@ -135,10 +135,11 @@ class ProportionalShedding:
     Each correction starts from the share actually refused in the interval,
     aged requests included: while the limit holds the queue, that share is
     what the controller must adopt, and it does so at once.  If the queue
-    then runs dry, the aged requests were a backlog that a pause or a
-    slowdown left, not the load: the share goes back to the one before
-    them, instead of climbing from the 2% they left at 2x per interval
-    with nothing queued.
+    then falls (by a tenth of an interval or more) or runs dry, the aged
+    requests were a backlog that a pause or a slowdown left, not the load:
+    the share goes back to the one before them, instead of refusing fresh
+    requests while the queue drains and then climbing from the 2% they
+    left at 2x per interval with nothing queued.
 
     Shedding starts only once the queue I{stands}: every datagram for
     C{start} seconds (whole intervals) waited more than C{target} (CoDel's
