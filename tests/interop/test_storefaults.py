@@ -148,14 +148,13 @@ class CrashTests(TestCase):
                 send()
             else:
                 time.sleep(0.001)
-            for call_id in self._drain(client, pending, acknowledged, codes):
-                refused.append((time.monotonic() + 0.1, pending.pop(call_id)))
+            for uid in self._drain(client, pending, acknowledged, codes):
+                refused.append((time.monotonic() + 0.1, uid))
         for _ in range(20):  # a last volley, so the kill surely finds work in flight
             send()
         os.kill(first.process.pid, 9)
         first.process.wait()
-        for call_id in self._drain(client, pending, acknowledged, codes):
-            refused.append((0.0, pending.pop(call_id)))
+        refused += [(0.0, uid) for uid in self._drain(client, pending, acknowledged, codes)]
         for n, (_, uid) in enumerate(refused):  # sent again after the restart too
             pending[f"refused-{n}"] = uid
         self.assertGreaterEqual(len(acknowledged), 40, (codes[-20:], first.log()[-2000:]))
@@ -203,9 +202,10 @@ class CrashTests(TestCase):
         self, client: SIPClient, pending: Dict[str, str], acknowledged: Set[str], codes: List[int]
     ) -> List[str]:
         """
-        Read the answers that arrived: a 200 acknowledges its request.
+        Read the answers that arrived: a 200 acknowledges its request, a
+        503 takes it out of C{pending} too.
 
-        @return: the Call-IDs of the pending requests refused 503.
+        @return: the UIDs of the pending requests refused 503.
         """
         refused: List[str] = []
         while True:
@@ -222,7 +222,7 @@ class CrashTests(TestCase):
                 if answer.code == 200:
                     acknowledged.add(pending.pop(call_id))
                 elif answer.code == 503:
-                    refused.append(call_id)
+                    refused.append(pending.pop(call_id))
 
 
 class CorruptStartTests(TestCase):
