@@ -30,7 +30,6 @@ C{r} and the goodput it allows at 2x and 4x capacity.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import socket
 import statistics
@@ -42,6 +41,7 @@ from typing import Any, Callable, List, Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench_sip import SERVER_CORE, pin
 from twisted.internet.task import Clock
 
 from conference.app.core import CoreRouter
@@ -50,12 +50,11 @@ from conference.sip.transaction_model import new_tag
 from conference.transport.server import SIPServer
 from conference.transport.udp import SIPDatagramProtocol, listen_udp
 
-#: The core the measuring process runs on (the live benchmarks' server core).
-SERVER_CORE = 1
-#: The offer SIPp's join scenario makes (benchmarks/scenarios/focus_join.xml).
+#: The offer of SIPp's join scenario (benchmarks/scenarios/focus_join.xml),
+#: its fields filled in.
 SDP = (
-    b"v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\n"
-    b"c=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+    b"v=0\r\no=sipp 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+    b"t=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
 )
 _TAG = re.compile(rb"\r\nTo: [^\r]*;tag=([^\r;]+)")
 
@@ -73,16 +72,19 @@ class Round:
 
 
 def invite(n: int, port: int) -> bytes:
-    """The INVITE of call C{n} from 127.0.0.1:C{port}, as SIPp writes one."""
+    """
+    The INVITE of call C{n} from 127.0.0.1:C{port}, as the join scenario
+    has SIPp write it.
+    """
     head = (
-        f"INVITE sip:room@127.0.0.1:5060 SIP/2.0\r\n"
-        f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-{n}-1-0\r\n"
-        f"From: sipp <sip:sipp@127.0.0.1:{port}>;tag={n}SIPpTag00{n}\r\n"
-        f"To: <sip:room@127.0.0.1:5060>\r\n"
-        f"Call-ID: {n}-bench@127.0.0.1\r\nCSeq: 1 INVITE\r\n"
-        f"Contact: sip:sipp@127.0.0.1:{port}\r\nMax-Forwards: 70\r\n"
-        f"Subject: Performance Test\r\nContent-Type: application/sdp\r\n"
-        f"Content-Length: {len(SDP)}\r\n\r\n"
+        f"INVITE sip:room@example.com SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-{n}-1-0;rport\r\n"
+        f"From: <sip:sipp@example.com>;tag={n}SIPpTag00{n}\r\n"
+        f"To: <sip:room@example.com>\r\n"
+        f"Call-ID: {n}-bench@127.0.0.1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n"
+        f"Contact: <sip:sipp@127.0.0.1:{port}>\r\n"
+        f"Accept: application/sdp, application/calendar+xml\r\n"
+        f"Content-Type: application/sdp\r\nContent-Length: {len(SDP)}\r\n\r\n"
     )
     return head.encode("ascii") + SDP
 
@@ -90,10 +92,10 @@ def invite(n: int, port: int) -> bytes:
 def ack(n: int, port: int, tag: bytes) -> bytes:
     """The ACK of call C{n}'s 503, which carried To tag C{tag}."""
     return (
-        f"ACK sip:room@127.0.0.1:5060 SIP/2.0\r\n"
-        f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-{n}-1-0\r\n"
-        f"From: sipp <sip:sipp@127.0.0.1:{port}>;tag={n}SIPpTag00{n}\r\n"
-        f"To: <sip:room@127.0.0.1:5060>;tag={tag.decode('ascii')}\r\n"
+        f"ACK sip:room@example.com SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-{n}-1-0;rport\r\n"
+        f"From: <sip:sipp@example.com>;tag={n}SIPpTag00{n}\r\n"
+        f"To: <sip:room@example.com>;tag={tag.decode('ascii')}\r\n"
         f"Call-ID: {n}-bench@127.0.0.1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\n"
         f"Content-Length: 0\r\n\r\n"
     ).encode("ascii")
@@ -285,8 +287,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.calls < 1 or args.rounds < 1 or args.warm_up < 0:
         parser.error("--calls and --rounds must be positive, --warm-up not negative")
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > SERVER_CORE:
-        os.sched_setaffinity(0, {SERVER_CORE})
+    pin(SERVER_CORE)()  # the live benchmarks' server core
     from twisted.internet import reactor
 
     try:
