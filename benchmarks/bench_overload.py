@@ -42,7 +42,6 @@ from bench_focus import join_inf, start_full
 # Beside this file (run as a script, its folder is first on sys.path).
 from bench_sip import (
     FULL,
-    LOAD_CORE,
     QUICK,
     RunResult,
     Server,
@@ -53,7 +52,7 @@ from bench_sip import (
     stop_server,
     warm_up,
 )
-from common import SCENARIOS
+from common import SCENARIOS, pin_self
 from probe import invite_final, percentile
 
 #: The flows that can be overloaded, and how the table names them.
@@ -206,8 +205,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if sipp is None:
         say(f"{args.sipp} not found (Debian: apt-get install sip-tester)")
         return 2
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > LOAD_CORE:
-        os.sched_setaffinity(0, {LOAD_CORE})
+    pin_self()
     plan = QUICK if args.quick else FULL
     duration = args.duration or (5.0 if args.quick else 30.0)
     folder = Path(tempfile.mkdtemp(prefix="conference-overload-"))

@@ -796,8 +796,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if sipp is None:
         say(f"{args.sipp} not found (Debian: apt-get install sip-tester)")
         return 2
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > LOAD_CORE:
-        os.sched_setaffinity(0, {LOAD_CORE})
+    pin(LOAD_CORE)()
     plan = QUICK if args.quick else FULL
     # The full server first: the bare one answers INVITE as it does.
     servers: List[Tuple[str, str, str]] = [

@@ -227,5 +227,4 @@ def pin_self() -> None:
     """
     Move this process (and the SIPp it starts) to the load core.
     """
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > LOAD_CORE:
-        os.sched_setaffinity(0, {LOAD_CORE})
+    pin(LOAD_CORE)()
